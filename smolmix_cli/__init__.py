@@ -1,0 +1,3 @@
+"""smolmix: curl, websocat and dig over the Nym mixnet."""
+
+__version__ = "0.1.0"

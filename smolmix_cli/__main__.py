@@ -1,0 +1,3 @@
+from smolmix_cli.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Command-line front end: option parsing, rendering and exit codes only."""

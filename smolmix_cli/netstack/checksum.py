@@ -1,0 +1,38 @@
+"""Internet checksum (RFC 1071), computed with one big-integer reduction.
+
+2**16 is congruent to 1 modulo 0xFFFF, so the ones'-complement sum of the
+16-bit words of a buffer equals the buffer read as one big-endian integer
+modulo 0xFFFF. CPython does that reduction in C, which makes it far faster
+than a Python loop over words.
+"""
+
+from __future__ import annotations
+
+
+def ones_complement_sum(*parts: bytes | bytearray | memoryview) -> int:
+    """Fold the parts (each of even length, except possibly the last) into a 16-bit sum.
+
+    Returns a value in 0..0xFFFF where a non-zero multiple of 0xFFFF is 0xFFFF,
+    as the ones'-complement arithmetic requires.
+    """
+    total = 0
+    for part in parts:
+        data = bytes(part)
+        if len(data) & 1:
+            data += b"\x00"
+        if data:
+            total += int.from_bytes(data, "big") % 0xFFFF or (0xFFFF if any(data) else 0)
+    if total == 0:
+        return 0
+    folded = total % 0xFFFF
+    return folded or 0xFFFF
+
+
+def internet_checksum(*parts: bytes | bytearray | memoryview) -> int:
+    """The checksum to write into a header: the complement of the ones'-complement sum."""
+    return (~ones_complement_sum(*parts)) & 0xFFFF
+
+
+def is_valid(*parts: bytes | bytearray | memoryview) -> bool:
+    """True when the parts, checksum field included, sum to all ones."""
+    return ones_complement_sum(*parts) == 0xFFFF

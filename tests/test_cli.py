@@ -1,0 +1,37 @@
+"""The command group itself: version, help, and that nothing unfinished is listed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from smolmix_cli import __version__
+from smolmix_cli.cli.main import cli
+
+
+def test_version_prints_package_version() -> None:
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"smolmix, version {__version__}"
+
+
+def test_help_lists_only_finished_commands() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    assert "Usage: smolmix" in result.output
+    # Every subcommand listed must be registered; none is registered yet.
+    assert sorted(cli.commands) == []
+
+
+def test_unknown_option_is_usage_error_without_traceback() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "smolmix_cli", "--no-such-flag"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "No such option" in proc.stderr
+    assert "Traceback" not in proc.stderr
