@@ -11,7 +11,7 @@ import click
 from smolmix_cli import __version__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="smolmix", context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="smolmix")
 def cli() -> None:
     """curl, websocat and dig over the Nym mixnet.
