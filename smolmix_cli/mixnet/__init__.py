@@ -1,0 +1,1 @@
+"""Nym's packet layer and mixnet client: keys, Sphinx, payloads, fragments, SURBs."""
