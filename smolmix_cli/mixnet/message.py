@@ -14,6 +14,7 @@ import struct
 from dataclasses import dataclass
 
 from smolmix_cli.mixnet.address import Recipient
+from smolmix_cli.mixnet.base58 import b58decode, b58encode
 from smolmix_cli.mixnet.errors import MalformedData, MixnetError
 from smolmix_cli.mixnet.fragment import Fragment, number_of_required_fragments, split_into_sets
 from smolmix_cli.mixnet.packet_size import (
@@ -95,6 +96,9 @@ class RepliableMessage:
             raise MessageError(f"sender tag must be {SENDER_TAG_SIZE} bytes")
         if self.data and not self.content_tag.carries_data:
             raise MessageError(f"{self.content_tag.name} carries no data")
+        if not self.content_tag.is_v2 and self.key_rotation is not SphinxKeyRotation.UNKNOWN:
+            # v1 encoding has no rotation byte; Nym files v1 SURBs as Unknown (`to_legacy`)
+            raise MessageError("v1 SURB encodings carry no key rotation")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +119,27 @@ class ReplyMessage:
 
 
 NymMessage = PlainMessage | RepliableMessage | ReplyMessage
+
+
+def new_sender_tag(rng: random.Random) -> bytes:
+    """A fresh AnonymousSenderTag: 16 random bytes the receiver files our SURBs under."""
+    return rng.randbytes(SENDER_TAG_SIZE)
+
+
+def sender_tag_to_base58(tag: bytes) -> str:
+    if len(tag) != SENDER_TAG_SIZE:
+        raise MessageError(f"sender tag must be {SENDER_TAG_SIZE} bytes")
+    return b58encode(tag)
+
+
+def sender_tag_from_base58(text: str) -> bytes:
+    try:
+        tag = b58decode(text)
+    except MixnetError as exc:
+        raise MessageError(f"sender tag is not base58: {exc}") from exc
+    if len(tag) != SENDER_TAG_SIZE:
+        raise MessageError(f"sender tag must decode to {SENDER_TAG_SIZE} bytes, got {len(tag)}")
+    return tag
 
 
 # --- encoding ---------------------------------------------------------------------------

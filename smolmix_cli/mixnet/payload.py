@@ -10,6 +10,7 @@ recipient is everything after the SURB-ACK.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -136,3 +137,20 @@ def cover_plaintext(size: int) -> bytes:
 
 def is_cover(fragment_plaintext: bytes) -> bool:
     return fragment_plaintext.startswith(COVER_MARKER)
+
+
+def recover_fragment(
+    message: bytes, recipient_private: bytes, reply_keys: Mapping[bytes, bytes]
+) -> tuple[bytes, bool]:
+    """Fragment bytes of a pushed message, and whether it came back through one of our SURBs.
+
+    A reply starts with the BLAKE3 digest of a reply key we handed out (`reply_keys`
+    maps digest -> key); anything else is a regular packet whose first 32 bytes are
+    the sender's ephemeral key (spec 2.5, receiver-side recognition).
+    """
+    if len(message) < VARIANT_DATA_SIZE:
+        raise PayloadError("pushed message shorter than its 32-byte prefix")
+    reply_key = reply_keys.get(bytes(message[:VARIANT_DATA_SIZE]))
+    if reply_key is not None:
+        return decrypt_reply(message, reply_key), True
+    return decrypt_regular(message, recipient_private), False

@@ -204,12 +204,9 @@ class MessagePreparer:
             if self.sphinx_version == VERSION_PAYLOAD_KEY_SEEDS
             else RepliableContentTag.DATA
         )
+        rotation = topology.key_rotation if tag.is_v2 else SphinxKeyRotation.UNKNOWN
         return RepliableMessage(
-            sender_tag,
-            tag,
-            tuple(self.reply_surbs(surbs, topology)),
-            data,
-            topology.key_rotation,
+            sender_tag, tag, tuple(self.reply_surbs(surbs, topology)), data, rotation
         )
 
     def cover_packet(self, topology: Topology) -> PreparedFragment:

@@ -4,22 +4,36 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from smolmix_cli.mixnet.ack import SurbAck, recover_fragment_id
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.fragment import Fragment
 from smolmix_cli.mixnet.message import (
+    MessageError,
+    RepliableContentTag,
     RepliableMessage,
     ReplyContentTag,
     ReplyMessage,
     decode_message,
     encode_message,
+    new_sender_tag,
+    sender_tag_from_base58,
+    sender_tag_to_base58,
     split_message,
     unpad_message,
 )
 from smolmix_cli.mixnet.mix_packet import MixPacket
-from smolmix_cli.mixnet.payload import NymPayload, decrypt_regular, decrypt_reply, is_cover
+from smolmix_cli.mixnet.payload import (
+    NymPayload,
+    decrypt_regular,
+    decrypt_reply,
+    is_cover,
+    recover_fragment,
+)
 from smolmix_cli.mixnet.preparer import COVER_SPHINX_VERSION, DATA_SPHINX_VERSION, MessagePreparer
 from smolmix_cli.mixnet.reassembly import Reassembler
+from smolmix_cli.mixnet.reply_surb import ReplySurb, v1_reply_surb_len
 from tests.mixnet.recorded_net import SPHINX, recorded_topology, route_through
 from tests.mixnet.replay_rng import RecordedSetIds
 from tests.vectors import h, load_vector
@@ -157,3 +171,69 @@ def test_repliable_message_and_reply_through_our_own_surbs() -> None:
         assert ack_final.destination == IPR.identity
         assert recover_fragment_id(ipr_ack_key, ack_final.plaintext()) == fragment.fragment_id
     assert answer == reply
+
+
+def test_legacy_v1_surbs_and_reply_through_them() -> None:
+    """Sphinx 258 / v1 SURB encoding (the spec's default client setting, not seen in the capture)."""
+    topology = recorded_topology()
+    client = MessagePreparer(
+        CLIENT, CLIENT_ACK_KEY, rng=random.Random(21), sphinx_version=COVER_SPHINX_VERSION
+    )
+    request = client.repliable_message(b"legacy", 2, topology, new_sender_tag(random.Random(22)))
+    assert request.content_tag is RepliableContentTag.DATA
+    encoded = encode_message(request)
+    assert all(len(s) == v1_reply_surb_len(4) and not s.uses_seeds for s in request.reply_surbs)
+    assert encoded[18:22] == len(request.reply_surbs).to_bytes(
+        4, "big"
+    )  # u32 count, no hops/rotation
+    parsed = decode_message(encoded)
+    assert parsed == request
+    assert isinstance(parsed, RepliableMessage)
+
+    ipr = MessagePreparer(IPR, bytes(16), rng=random.Random(23))
+    (fragment,) = ipr.split(ReplyMessage(ReplyContentTag.DATA, b"legacy answer"))
+    prepared = ipr.prepare_reply_fragment(fragment, parsed.reply_surbs[0], topology)
+    final, hops = route_through(prepared.mix_packet.next_hop, prepared.mix_packet.packet)
+    assert [r.version for r in hops] == [COVER_SPHINX_VERSION] * len(hops)
+    reply_keys = {s.key_digest: s.reply_key for s in request.reply_surbs}
+    data, is_reply = recover_fragment(
+        NymPayload.from_bytes(final.plaintext()).message,
+        h(SPHINX["client"]["x25519_encryption_private"]),
+        reply_keys,
+    )
+    assert is_reply
+    assert decode_message(unpad_message(Fragment.from_bytes(data).payload)) == ReplyMessage(
+        ReplyContentTag.DATA, b"legacy answer"
+    )
+
+
+def test_recover_fragment_tells_replies_from_regular_pushes() -> None:
+    stage2 = load_vector("official-client", "ipr-exchange.json")["stage2_connect_reply"]
+    surb = ReplySurb.from_bytes(h(stage2["surb_used"]["hex"]))
+    pushed = h(stage2["gateway_push"]["plaintext_1643"])
+    assert recover_fragment(pushed, bytes(32), {surb.key_digest: surb.reply_key}) == (
+        h(stage2["fragment_plaintext_1611"]),
+        True,
+    )
+    cover_push = next(
+        p for p in RECORDED_COVER["gateway_pushes_to_client"] if p["what"] == "message"
+    )
+    fragment, is_reply = recover_fragment(
+        h(cover_push["plaintext"]),
+        h(SPHINX["client"]["x25519_encryption_private"]),
+        {surb.key_digest: surb.reply_key},
+    )
+    assert not is_reply and fragment == h(
+        RECORDED_COVER["final"]["fragment_decryption"]["plaintext"]
+    )
+
+
+def test_sender_tag_text_form() -> None:
+    recorded = load_vector("official-client", "ipr-messages.json")["messages"][0]["parsed"][
+        "sender_tag"
+    ]
+    tag = h(recorded)
+    assert sender_tag_from_base58(sender_tag_to_base58(tag)) == tag
+    with pytest.raises(MessageError):
+        sender_tag_from_base58(sender_tag_to_base58(tag)[:-2])
+    assert len(new_sender_tag(random.Random(1))) == len(tag)
