@@ -145,6 +145,8 @@ def sender_tag_from_base58(text: str) -> bytes:
 # --- encoding ---------------------------------------------------------------------------
 
 
+# The v1 SURB encoding (u32 count, 1164-byte 258 SURBs) follows the spec's reading of
+# nym `requests/v1.rs`; UNVERIFIED: the official client was only seen sending v2.
 def _surbs_v1(surbs: tuple[ReplySurb, ...]) -> bytes:
     return struct.pack(">I", len(surbs)) + b"".join(s.to_bytes() for s in surbs)
 

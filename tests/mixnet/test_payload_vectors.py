@@ -8,6 +8,7 @@ import pytest
 
 from smolmix_cli.mixnet.ack import SurbAck, ack_plaintext, recover_fragment_id
 from smolmix_cli.mixnet.address import NodeAddress
+from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.mixnet.fragment import Fragment, FragmentId
 from smolmix_cli.mixnet.keys import x25519
 from smolmix_cli.mixnet.payload import (
@@ -156,3 +157,22 @@ def test_gateway_pushes_are_message_and_ack(packet: dict[str, Any]) -> None:
     assert recover_fragment_id(h(DATA["client"]["ack_key_aes128"]), pushes["ack"]) == (
         FragmentId.from_bytes(h(packet["surb_ack"]["fragment_id_5"]))
     )
+
+
+def test_ctr_counter_wraps_in_the_low_64_bits_only() -> None:
+    """Nym's AES-CTR is RustCrypto Ctr64BE: the counter never carries into the IV's first half."""
+    key, prefix = bytes(range(16)), bytes(range(8))
+    iv_last = prefix + b"\xff" * 8
+    stream = aes128_ctr(key, bytes(48), iv_last)
+    assert stream[:16] == aes128_ctr(key, bytes(16), iv_last)
+    assert stream[16:] == aes128_ctr(key, bytes(32), prefix + bytes(8))
+    carried = bytes(range(7)) + bytes([8]) + bytes(8)  # where a 128-bit counter would go instead
+    assert stream[16:32] != aes128_ctr(key, bytes(16), carried)
+
+
+def test_surb_ack_rejects_wrong_sizes() -> None:
+    final = PACKETS[0]["final"]
+    raw = h(final["surb_ack_first_hop_19"]) + h(final["surb_ack_packet_386"])
+    for bad in (raw[:-1], raw + b"\x00", b"\x09" + raw[1:]):
+        with pytest.raises(MixnetError):
+            SurbAck.from_bytes(bad)

@@ -173,8 +173,9 @@ def test_repliable_message_and_reply_through_our_own_surbs() -> None:
     assert answer == reply
 
 
-def test_legacy_v1_surbs_and_reply_through_them() -> None:
-    """Sphinx 258 / v1 SURB encoding (the spec's default client setting, not seen in the capture)."""
+def test_unverified_legacy_v1_surbs_and_reply_through_them() -> None:
+    """UNVERIFIED: Sphinx 258 / v1 SURB encoding (spec 2.5 default) never appeared in the capture;
+    only our own encoder and parser meet here."""
     topology = recorded_topology()
     client = MessagePreparer(
         CLIENT, CLIENT_ACK_KEY, rng=random.Random(21), sphinx_version=COVER_SPHINX_VERSION
