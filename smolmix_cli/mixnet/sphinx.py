@@ -59,7 +59,10 @@ VERSION_UPDATED_LEGACY = 257
 VERSION_X25519_EXPLICIT_PAYLOAD_KEYS = 258
 VERSION_PAYLOAD_KEY_SEEDS = 259
 SUPPORTED_VERSIONS = frozenset({VERSION_X25519_EXPLICIT_PAYLOAD_KEYS, VERSION_PAYLOAD_KEY_SEEDS})
-DEFAULT_VERSION = VERSION_X25519_EXPLICIT_PAYLOAD_KEYS  # spec §1.3: what Nym clients emit
+# Spec §1.3 says clients emit 258 by default; the published client's captured packets
+# (spec §9.3, vectors/official-client) send data messages, their SURB-ACKs and reply SURBs
+# as 259 and only loop cover traffic as 258. The vectors win: default 259, covers pass 258.
+DEFAULT_VERSION = VERSION_PAYLOAD_KEY_SEEDS
 
 EXPANDED_SHARED_SECRET_HKDF_INFO = (
     b"Dwste mou enan moxlo arketa makru kai ena upomoxlio gia na ton topothetisw kai tha "
