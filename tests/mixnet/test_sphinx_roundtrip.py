@@ -53,7 +53,9 @@ def test_round_trip(hops: int, version: int) -> None:
 
 
 @pytest.mark.parametrize("payload_size", [ACK_PAYLOAD_SIZE, EXTENDED8_PAYLOAD_SIZE])
-def test_other_payload_sizes(payload_size: int) -> None:
+def test_other_payload_sizes_extended_unverified_against_rust(payload_size: int) -> None:
+    # Ack size (38) is confirmed by the captured SURB-ACKs; extended sizes are not
+    # (vectors README: only 2413 and 386 seen), so this is self-consistency for those.
     nodes, route = make_nodes(4)
     plaintext = os.urandom(max_plaintext_size(payload_size))
     packet = build_packet(route, random_destination(), [0, 0, 0], plaintext, payload_size)

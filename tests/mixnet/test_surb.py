@@ -60,11 +60,18 @@ def test_build_serialize_parse_use_recover(hops: int, version: int) -> None:
     assert [r.delay_ns for r in results[:-1] if isinstance(r, ForwardHop)] == [7] * (hops - 1)
 
 
-def test_nym_sizes_for_four_hops() -> None:
-    # spec §1.10: 444 bytes (v259) and 1148 bytes (v258) for a 4-hop Nym SURB.
+def test_nym_size_for_four_hops_v259() -> None:
+    # spec §1.10: 444 bytes; the captured reply SURBs are 460 = 16-byte reply key + 444.
     _, route = make_nodes(4)
     assert len(Surb.build(route, random_destination(), [0] * 4, 259).to_bytes()) == 444
-    assert len(Surb.build(route, random_destination(), [0] * 4, 258).to_bytes()) == 1148
+
+
+def test_nym_size_for_four_hops_v258_unverified_no_captured_v1_surb() -> None:
+    # spec §1.10: 1148 bytes with 192-byte keys = E[32:224]; no 258 SURB was captured.
+    _, route = make_nodes(4)
+    surb = Surb.build(route, random_destination(), [0] * 4, 258)
+    assert len(surb.to_bytes()) == 1148
+    assert all(len(k) == 192 for k in surb.payload_keys())
 
 
 def test_same_surb_fixed_randomness_is_reproducible() -> None:
