@@ -119,3 +119,11 @@ def test_decode_key_base58_errors_are_invalid_key() -> None:
         decode_key_base58("abc", "gateway key")
     with pytest.raises(InvalidKey, match="base58"):
         decode_key_base58("0" * 44, "gateway key")
+
+
+def test_decode_key_base58_max_length() -> None:
+    # 32 bytes take at most 44 base58 characters (all-zero key: 32 '1's).
+    assert decode_key_base58("1" * 32, "k") == bytes(32)
+    assert len(b58encode(b"\xff" * 32)) == 44
+    with pytest.raises(InvalidKey, match="too long"):
+        decode_key_base58("2" * 45, "k")

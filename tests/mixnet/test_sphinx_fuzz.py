@@ -17,7 +17,14 @@ from hypothesis import strategies as st
 from smolmix_cli.mixnet.address import NodeAddress, Recipient
 from smolmix_cli.mixnet.base58 import ALPHABET, b58decode
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.keys import decode_key_base58, ed25519_verify, x25519
+from smolmix_cli.mixnet.keys import (
+    Ed25519KeyPair,
+    X25519KeyPair,
+    decode_key_base58,
+    ed25519_verify,
+    validate_ed25519_public,
+    x25519,
+)
 from smolmix_cli.mixnet.lioness import Lioness
 from smolmix_cli.mixnet.sphinx import (
     HEADER_SIZE,
@@ -136,6 +143,18 @@ CASES: dict[str, tuple[st.SearchStrategy[Any], Callable[[Any], None]]] = {
     "lioness": (
         st.binary(max_size=100),
         lambda b: _only_mixnet_errors(lambda: Lioness(_KEY).decrypt(bytes(b))),
+    ),
+    "x25519_keypair": (
+        st.binary(max_size=40),
+        lambda b: _only_mixnet_errors(lambda: X25519KeyPair.from_private_bytes(b)),
+    ),
+    "ed25519_keypair": (
+        st.binary(max_size=40),
+        lambda b: _only_mixnet_errors(lambda: Ed25519KeyPair.from_private_bytes(b)),
+    ),
+    "validate_ed25519_public": (
+        st.binary(max_size=40),
+        lambda b: _only_mixnet_errors(lambda: validate_ed25519_public(b)),
     ),
     "x25519": (
         st.tuples(st.binary(max_size=33), st.binary(max_size=33)),
