@@ -17,6 +17,7 @@ from smolmix_cli.mixnet.errors import IntegrityError, InvalidKey, MalformedData
 
 KEY_LENGTH = 32
 SIGNATURE_LENGTH = 64
+_MAX_KEY_BASE58_LENGTH = 44  # 32 bytes never need more (a zero byte alone is one '1')
 
 _P = 2**255 - 19
 _D = (-121665 * pow(121666, _P - 2, _P)) % _P
@@ -72,6 +73,8 @@ def validate_ed25519_public(data: bytes) -> bytes:
 
 def decode_key_base58(text: str, what: str) -> bytes:
     """32 key bytes from base58 text; InvalidKey on a bad character or length."""
+    if len(text) > _MAX_KEY_BASE58_LENGTH:  # refuse before the quadratic big-int decode
+        raise InvalidKey(f"{what}: {len(text)} characters is too long for a 32-byte key")
     try:
         raw = b58decode(text)
     except MalformedData as exc:
