@@ -101,3 +101,8 @@ def build_surb_ack(
         random_bytes=rng.randbytes,
     )
     return SurbAck(route[0].address, packet, sum(delays[:-1]))
+
+
+def is_ack_push(pushed: bytes) -> bool:
+    """Whether a plaintext the gateway pushed is an ack (exactly 21 bytes, spec 2.11)."""
+    return len(pushed) == ACK_PLAINTEXT_SIZE

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from smolmix_cli.mixnet.ack import SurbAck, ack_plaintext, recover_fragment_id
+from smolmix_cli.mixnet.ack import SurbAck, ack_plaintext, is_ack_push, recover_fragment_id
 from smolmix_cli.mixnet.address import NodeAddress
 from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.mixnet.fragment import Fragment, FragmentId
@@ -176,3 +176,9 @@ def test_surb_ack_rejects_wrong_sizes() -> None:
     for bad in (raw[:-1], raw + b"\x00", b"\x09" + raw[1:]):
         with pytest.raises(MixnetError):
             SurbAck.from_bytes(bad)
+
+
+def test_pushes_classified_by_length() -> None:
+    for packet in PACKETS:
+        for push in packet["gateway_pushes_to_client"]:
+            assert is_ack_push(h(push["plaintext"])) == (push["what"] == "ack")
