@@ -96,9 +96,19 @@ class RepliableMessage:
             raise MessageError(f"sender tag must be {SENDER_TAG_SIZE} bytes")
         if self.data and not self.content_tag.carries_data:
             raise MessageError(f"{self.content_tag.name} carries no data")
-        if not self.content_tag.is_v2 and self.key_rotation is not SphinxKeyRotation.UNKNOWN:
-            # v1 encoding has no rotation byte; Nym files v1 SURBs as Unknown (`to_legacy`)
-            raise MessageError("v1 SURB encodings carry no key rotation")
+        if self.content_tag.is_v2:
+            # one hop count for all SURBs, seeds only; anything else would not parse back
+            if (
+                any(not s.uses_seeds for s in self.reply_surbs)
+                or len({s.hops for s in self.reply_surbs}) > 1
+            ):
+                raise MessageError("v2 envelopes carry seed SURBs of one hop count")
+        else:
+            if self.key_rotation is not SphinxKeyRotation.UNKNOWN:
+                # v1 encoding has no rotation byte; Nym files v1 SURBs as Unknown (`to_legacy`)
+                raise MessageError("v1 SURB encodings carry no key rotation")
+            if any(s.uses_seeds or s.hops != V1_SURB_HOPS for s in self.reply_surbs):
+                raise MessageError("v1 envelopes carry 4-hop SURBs with 192-byte keys")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ import pytest
 
 from smolmix_cli.mixnet.fragment import Fragment, split_into_sets
 from smolmix_cli.mixnet.message import (
+    MessageError,
     PlainMessage,
     RepliableContentTag,
     RepliableMessage,
@@ -23,6 +24,7 @@ from smolmix_cli.mixnet.packet_size import PacketSize, SphinxKeyRotation
 from smolmix_cli.mixnet.payload import aes128_ctr
 from smolmix_cli.mixnet.reassembly import Reassembler
 from smolmix_cli.mixnet.reply_surb import ReplySurb
+from smolmix_cli.mixnet.surb import Surb
 from tests.mixnet.replay_rng import RecordedSetIds
 from tests.vectors import h, load_vector
 
@@ -203,3 +205,32 @@ def test_additional_surbs_v2_answer_layout() -> None:
 
 def test_plain_message_round_trip() -> None:
     assert decode_message(encode_message(PlainMessage(b""))) == PlainMessage(b"")
+
+
+def test_envelope_refuses_surbs_its_encoding_cannot_carry() -> None:
+    recorded = decode_message(h(MESSAGES[1]["nym_message"]))
+    assert isinstance(recorded, RepliableMessage)
+    seed_surb = recorded.reply_surbs[0]
+    with pytest.raises(MessageError):  # v1 encoding expects 192-byte keys
+        RepliableMessage(recorded.sender_tag, RepliableContentTag.DATA, (seed_surb,), b"x")
+    with pytest.raises(MessageError):  # v1 encoding has no key rotation byte
+        RepliableMessage(
+            recorded.sender_tag, RepliableContentTag.DATA, (), b"x", SphinxKeyRotation.EVEN
+        )
+    shorter = ReplySurb(
+        seed_surb.reply_key,
+        Surb(
+            seed_surb.header,
+            seed_surb.first_hop,
+            seed_surb.key_material[:3],
+            seed_surb.surb.version,
+        ),
+    )
+    with pytest.raises(MessageError):  # one hop count per v2 envelope
+        RepliableMessage(
+            recorded.sender_tag, RepliableContentTag.DATA_V2, (seed_surb, shorter), b"x"
+        )
+    body = bytearray(h(MESSAGES[1]["nym_message"]))
+    body[20] = len(h(MESSAGES[1]["parsed"]["reply_surbs_460_each"][0])) // 16  # absurd hop count
+    with pytest.raises(MessageError):
+        decode_message(bytes(body))
