@@ -166,8 +166,8 @@ class MessagePreparer:
         key_rotation: SphinxKeyRotation = SphinxKeyRotation.UNKNOWN,
     ) -> PreparedFragment:
         """One fragment sent back through a reply SURB (the ack still comes to us)."""
-        version = VERSION_PAYLOAD_KEY_SEEDS if reply_surb.uses_seeds else COVER_SPHINX_VERSION
-        ack = self.surb_ack(fragment.fragment_id, topology, version)
+        # As Nym: the ack uses our own Sphinx version, whatever version the SURB was built with.
+        ack = self.surb_ack(fragment.fragment_id, topology, self.sphinx_version)
         plaintext = reply_payload(ack.to_bytes(), fragment.to_bytes(), reply_surb.reply_key)
         if len(plaintext) != self.packet_size.plaintext_size:
             raise ReplySurbError("reply fragment does not fill the packet; was it padded?")
