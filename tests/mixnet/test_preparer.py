@@ -184,9 +184,9 @@ def test_unverified_legacy_v1_surbs_and_reply_through_them() -> None:
     assert request.content_tag is RepliableContentTag.DATA
     encoded = encode_message(request)
     assert all(len(s) == v1_reply_surb_len(4) and not s.uses_seeds for s in request.reply_surbs)
-    assert encoded[18:22] == len(request.reply_surbs).to_bytes(
-        4, "big"
-    )  # u32 count, no hops/rotation
+    count_at = 1 + len(request.sender_tag) + 1  # after type, sender tag and content tag
+    count = len(request.reply_surbs).to_bytes(4, "big")  # u32, no hops or rotation bytes
+    assert encoded[count_at : count_at + 4] == count
     parsed = decode_message(encoded)
     assert parsed == request
     assert isinstance(parsed, RepliableMessage)
