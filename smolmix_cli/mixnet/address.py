@@ -94,7 +94,11 @@ class NodeAddress:
         return cls(ip, port)
 
     def to_unpadded(self) -> bytes:
-        """7 bytes (IPv4) or 19 bytes (IPv6): tag ‖ port BE ‖ octets."""
+        """7 bytes (IPv4) or 19 bytes (IPv6): tag ‖ port BE ‖ octets.
+
+        The IPv4 form is confirmed by captured packets; the IPv6 form follows spec §1.6
+        only (unverified: the capture had no IPv6 node).
+        """
         tag = _IPV4_TAG if self.ip.version == 4 else _IPV6_TAG
         return bytes([tag]) + self.port.to_bytes(2, "big") + self.ip.packed
 

@@ -107,7 +107,11 @@ class Surb:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Surb:
-        """Parse; key material under 192 bytes is seeds (multiple of 16), else 192-byte keys."""
+        """Parse; key material under 192 bytes is seeds (multiple of 16), else 192-byte keys.
+
+        The rule is spec §1.10 (read from the 0.6.0 source). The seeds branch is confirmed
+        by the captured reply SURBs; the 192-byte-key branch is unverified (none captured).
+        """
         if len(data) < MIN_SURB_LENGTH:
             raise MalformedData(f"SURB too short: {len(data)} < {MIN_SURB_LENGTH} bytes")
         data = bytes(data)

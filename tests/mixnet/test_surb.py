@@ -100,9 +100,14 @@ def test_parse_rejects_bad_lengths(length: int) -> None:
         Surb.from_bytes(bytes(length))
 
 
-def test_parse_length_rule_seeds_below_192_else_keys() -> None:
+def test_parse_length_rule_seeds_below_192() -> None:
+    # Confirmed for 4 hops by the captured reply SURBs (see the recorded tests below).
     assert Surb.from_bytes(bytes(380 + 16)).version == 259
     assert Surb.from_bytes(bytes(380 + 80)).hops == 5
+
+
+def test_parse_length_rule_keys_from_192_unverified_no_captured_v258_surb() -> None:
+    # spec §1.10 rule for full keys, read from the 0.6.0 source; no 258 SURB was captured.
     assert Surb.from_bytes(bytes(380 + PAYLOAD_KEY_SIZE)).version == 258
     assert Surb.from_bytes(bytes(380 + 5 * PAYLOAD_KEY_SIZE)).hops == 5
 
