@@ -537,7 +537,7 @@ class GatewayConnection:
         except MixnetError as exc:
             return self._close_with_error(exc)
         if self.state is GatewayConnState.HANDSHAKE:
-            return self._handshake_text(msg)
+            return self._handshake_text(msg, now)
         return self._fresh_text(msg, now)
 
     def receive_binary(self, data: bytes, *, now: float) -> list[GatewayEvent]:
@@ -626,9 +626,9 @@ class GatewayConnection:
             current_version=self._registry.protocol_version,
         )
         self.state = GatewayConnState.HANDSHAKE
-        return self._handshake_text(msg, now=now)
+        return self._handshake_text(msg, now)
 
-    def _handshake_text(self, msg: object, now: float | None = None) -> list[GatewayEvent]:
+    def _handshake_text(self, msg: object, now: float) -> list[GatewayEvent]:
         handshake = self._handshake
         assert handshake is not None
         if not isinstance(msg, (HandshakePayload, HandshakeError)):
@@ -646,7 +646,7 @@ class GatewayConnection:
                 exc, f"Failed to perform registration handshake: {exc}"
             )
         if handshake.result is None:
-            self._deadline = (now if now is not None else 0.0) + HANDSHAKE_STEP_TIMEOUT_S
+            self._deadline = now + HANDSHAKE_STEP_TIMEOUT_S
             return [SendText(reply.to_json())]
         return [SendText(reply.to_json()), *self._finish_registration(handshake)]
 

@@ -449,7 +449,8 @@ def test_handshake_timeouts_both_sides() -> None:
     assert isinstance(step1, SendText)
     conn.receive_text(step1.text, now=NOW)
     assert conn.state is GatewayConnState.HANDSHAKE
-    events2 = conn.check_timeout(now=NOW + 6)
+    assert conn.check_timeout(now=NOW + HANDSHAKE_STEP_TIMEOUT_S) == []
+    events2 = conn.check_timeout(now=NOW + HANDSHAKE_STEP_TIMEOUT_S + 0.01)
     assert isinstance(events2[-1], Failed) and conn.state is GatewayConnState.CLOSED
 
 
