@@ -254,7 +254,9 @@ class GatewayClientSession:
         try:
             msg = parse_server_message(text)
         except MixnetError as exc:
-            if self.state is ClientState.READY:
+            # Rust drops stray text during the handshake and while forwarding;
+            # an unparseable reply to a control request is fatal.
+            if self.state in (ClientState.READY, ClientState.HANDSHAKE):
                 return [Dropped(exc)]
             return self._fail(exc)
         try:

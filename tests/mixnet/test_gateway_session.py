@@ -501,3 +501,17 @@ def test_gateway_handshake_failure_sends_handshake_error_then_error() -> None:
     )
     assert conn.state is GatewayConnState.CLOSED
     assert ed25519_public_bytes(client_id) not in registry.clients and not registry.connected
+
+
+def test_client_drops_garbage_during_handshake_but_fails_on_garbage_reply() -> None:
+    client = GatewayClientSession(Ed25519PrivateKey.generate(), bytes(32))
+    client.start()
+    [failed] = client.receive_text("{", now=NOW)
+    assert isinstance(failed, Failed) and isinstance(failed.error, MalformedData)
+    client = GatewayClientSession(Ed25519PrivateKey.generate(), bytes(32))
+    client.start()
+    client.receive_text(SupportedProtocol(6).to_json(), now=NOW)
+    [dropped] = client.receive_text("{", now=NOW)
+    assert isinstance(dropped, Dropped) and client.state is ClientState.HANDSHAKE
+    [dropped] = client.receive_text(Bandwidth(5).to_json(), now=NOW)
+    assert isinstance(dropped, Dropped) and client.state is ClientState.HANDSHAKE
