@@ -12,6 +12,7 @@ from smolmix_cli.mixnet.errors import MalformedData
 from smolmix_cli.mixnet.gateway_frames import RequestKind, encrypt_push, encrypt_request
 from smolmix_cli.mixnet.gateway_handshake import (
     CURRENT_PROTOCOL_VERSION,
+    MAX_REQUEST_TIMESTAMP_SKEW_S,
     ExcessiveTimestampSkew,
     IncompatibleProtocol,
     NotRegistered,
@@ -60,7 +61,7 @@ from smolmix_cli.mixnet.gateway_session import (
     mix_packet_cost,
 )
 from tests.mixnet.gateway_vectors import frames, handshake_vector, packets_vector
-from tests.vectors import h
+from tests.vectors import h, spec_text
 
 NOW = 1_800_000_000.0
 
@@ -515,3 +516,15 @@ def test_client_drops_garbage_during_handshake_but_fails_on_garbage_reply() -> N
     assert isinstance(dropped, Dropped) and client.state is ClientState.HANDSHAKE
     [dropped] = client.receive_text(Bandwidth(5).to_json(), now=NOW)
     assert isinstance(dropped, Dropped) and client.state is ClientState.HANDSHAKE
+
+
+def test_constants_match_spec_and_recording() -> None:
+    spec = spec_text("nym-mixnet.md")
+    recorded_total = json.loads(frames("authentication")[5]["text"])["available_total"]
+    assert recorded_total == FREE_TESTNET_BANDWIDTH
+    assert f"({FREE_TESTNET_BANDWIDTH:,} bytes)" in spec
+    assert f"bandwidth < {CLAIM_THRESHOLD:,} bytes" in spec
+    assert f"|skew| <= {MAX_REQUEST_TIMESTAMP_SKEW_S} s" in spec
+    assert f"time out after {HANDSHAKE_STEP_TIMEOUT_S:g} s" in spec
+    own = json.loads(frames("registration")[1]["text"])["version"]
+    assert own == CURRENT_PROTOCOL_VERSION
