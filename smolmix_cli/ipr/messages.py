@@ -38,7 +38,7 @@ class ServiceProviderType(enum.IntEnum):
 # --- the timestamp: time 0.3's OffsetDateTime as a 9-field tuple ----------------------------
 
 
-def _days_in_year(year: int) -> int:
+def days_in_year(year: int) -> int:
     leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
     return 366 if leap else 365
 
@@ -61,7 +61,7 @@ class OffsetDateTime:
         # the ranges time 0.3 enforces when it deserializes (default ±9999 year range)
         checks = (
             -9999 <= self.year <= 9999,
-            1 <= self.ordinal <= _days_in_year(self.year),
+            1 <= self.ordinal <= days_in_year(self.year),
             0 <= self.hour < 24,
             0 <= self.minute < 60,
             0 <= self.second < 60,
