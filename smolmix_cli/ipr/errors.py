@@ -30,3 +30,7 @@ class UnsupportedVersion(MalformedMessage):
 
 class MalformedBundle(IprError):
     """A MultiIpPacketCodec bundle that ends inside a length prefix or a packet."""
+
+
+class MalformedIpPacket(IprError):
+    """An IP packet inside a bundle without a usable IPv4/IPv6 header and transport header."""
