@@ -14,7 +14,7 @@ MESSAGES: dict[str, Any] = load_vector("official-client", "ipr-messages.json")
 STAGE1 = EXCHANGE["stage1_connect_messages"]
 STAGE2 = EXCHANGE["stage2_connect_reply"]
 STAGE3: list[dict[str, Any]] = EXCHANGE["stage3_ip_exchange"]
-V10 = EXCHANGE["variants"]["v10"]
+V10_VARIANT = EXCHANGE["variants"]["v10"]
 REQUEST_ID_PLACEHOLDER = "<request id>"
 
 

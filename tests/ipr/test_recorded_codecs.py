@@ -30,7 +30,7 @@ from tests.ipr.recorded import (
     STAGE1,
     STAGE2,
     STAGE3,
-    V10,
+    V10_VARIANT,
     check_slices,
     fields_by_name,
     sender_tag_and_frame,
@@ -219,12 +219,14 @@ def test_connect_success_v9_fields() -> None:
 
 
 def test_connect_success_v10_fields() -> None:
-    request = check_request_fields(h(V10["connect_request_hex"]), V10["connect_request_fields"])
-    raw = h(V10["accepted_reply_message_data_hex"])
+    request = check_request_fields(
+        h(V10_VARIANT["connect_request_hex"]), V10_VARIANT["connect_request_fields"]
+    )
+    raw = h(V10_VARIANT["accepted_reply_message_data_hex"])
     frame = LpFrame.decode(raw)
     assert frame.msg_type is MsgType.DATA and frame.seq == 0
-    assert frame.content == h(V10["accepted_reply_ipr_response_hex"])
-    response = check_response_fields(frame.content, V10["accepted_reply_fields"])
+    assert frame.content == h(V10_VARIANT["accepted_reply_ipr_response_hex"])
+    response = check_response_fields(frame.content, V10_VARIANT["accepted_reply_fields"])
     assert isinstance(response.body, ConnectSuccess)
     assert response.request_id == request.request_id
     assert EXCHANGE["mtu"]["v10_mtu_1280_reported"]["implied_ip_mtu"] == response.body.mtu
@@ -232,9 +234,9 @@ def test_connect_success_v10_fields() -> None:
 
 def test_v10_connect_success_without_mtu_is_refused_as_v10() -> None:
     """A v9-shaped reply carrying byte 10 does not parse as v10 (the client ignored it)."""
-    request = IpPacketRequest.decode(h(V10["connect_request_hex"]))
+    request = IpPacketRequest.decode(h(V10_VARIANT["connect_request_hex"]))
     assert request.request_id is not None
-    template = V10["v9_shaped_reply_to_v10_request"]["reply_ipr_response_hex"]
+    template = V10_VARIANT["v9_shaped_reply_to_v10_request"]["reply_ipr_response_hex"]
     v9_shaped = with_request_id(template, request.request_id)
     assert IpPacketResponse.decode(v9_shaped).version == 9
     with pytest.raises(MalformedMessage):

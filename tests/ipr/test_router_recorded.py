@@ -29,7 +29,7 @@ from tests.ipr.recorded import (
     STAGE1,
     STAGE2,
     STAGE3,
-    V10,
+    V10_VARIANT,
     sender_tag_and_frame,
     with_request_id,
 )
@@ -100,16 +100,16 @@ def test_stage3_uplink_packets_and_downlink_replies_reproduce_the_recording() ->
 
 
 def test_v10_connect_gets_the_recorded_reply_with_mtu() -> None:
-    expected = LpFrame.decode(h(V10["accepted_reply_message_data_hex"]))
+    expected = LpFrame.decode(h(V10_VARIANT["accepted_reply_message_data_hex"]))
     response = IpPacketResponse.decode(expected.content)
     assert isinstance(response.body, ConnectSuccess) and response.body.mtu is not None
     router = IprRouter(
         ScriptedRandom(ints=[host_number(response.body.ipv4)]),
         RouterConfig(mtu=response.body.mtu),
     )
-    request = LpFrame(expected.stream_id, MsgType.DATA, 0, h(V10["connect_request_hex"]))
+    request = LpFrame(expected.stream_id, MsgType.DATA, 0, h(V10_VARIANT["connect_request_hex"]))
     router.on_message(bytes(16), request.encode(), 12, now=0.0)
-    assert replies(router) == [h(V10["accepted_reply_message_data_hex"])]
+    assert replies(router) == [h(V10_VARIANT["accepted_reply_message_data_hex"])]
 
 
 def test_surb_request_follows_the_connect_success() -> None:
