@@ -13,6 +13,7 @@ from smolmix_cli.ipr.client_logic import (
     ConnectFailed,
     IprClient,
     PacketsReceived,
+    SendAdditionalSurbs,
     SendToIpr,
     version_for_exit,
 )
@@ -205,3 +206,16 @@ def test_exit_version_choice_from_the_directory() -> None:
     triggering, not_triggering = re.findall(r"'(\d+\.\d+\.\d+)'", V10_VARIANT["trigger"])
     assert version_for_exit(triggering) == V10
     assert version_for_exit(not_triggering) == V9
+
+
+def test_recorded_surb_request_gets_one_answer_of_the_recorded_size() -> None:
+    variant = EXCHANGE["variants"]["surb_request_exchange"]
+    requested = next(f for f in variant["ipr_surb_request_fields"] if f["field"] == "amount")
+    answered = next(
+        f for f in variant["client_answer"]["envelope_fields"] if f["field"] == "surb_count"
+    )
+    client = main_client()
+    client.pop_transmits()
+    client.on_reply(h(STAGE2["message_data_hex"]), 0.1)
+    client.on_surb_request(requested["value"], 0.2)
+    assert client.pop_transmits() == [SendAdditionalSurbs(answered["value"])]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from ipaddress import IPv4Address
 from typing import Any
 
 import pytest
 
+from smolmix_cli.ipr.bincode import Writer
 from smolmix_cli.ipr.bundle import LENGTH_PREFIX_SIZE, BundleDecoder, decode_bundle
 from smolmix_cli.ipr.errors import MalformedMessage
 from smolmix_cli.ipr.lp_frame import HEADER_SIZE, FrameKind, LpFrame, MsgType, is_stream_frame
@@ -23,6 +25,7 @@ from smolmix_cli.ipr.messages import (
     IpPacketResponse,
     RequestKind,
     ServiceProviderType,
+    utc_timestamp,
 )
 from tests.ipr.recorded import (
     EXCHANGE,
@@ -307,3 +310,30 @@ def test_stage3_sequence_numbers() -> None:
     ]
     assert client == list(range(1, len(client) + 1))
     assert ipr == list(range(1, len(ipr) + 1))
+
+
+# --- where the recording corrects the spec (regressions at codec level) -----------------------
+
+
+def test_day_of_year_above_250_takes_three_bytes() -> None:
+    """Spec §8.2's 29-byte ConnectRequest holds only up to day 250; day 328 made it 31 bytes."""
+    recorded = STAGE1["connect_request"]
+    fields = fields_by_name(recorded["ipr_request_fields"])
+    ordinal = fields["timestamp.ordinal"]
+    w = Writer()
+    w.u16(ordinal["value"])
+    assert w.getvalue() == h(ordinal["hex"]) and ordinal["len"] == len(w.getvalue())
+    request = IpPacketRequest.decode(h(recorded["ipr_request_hex"]))
+    lp_content = next(f for f in recorded["lp_frame_fields"] if f["field"] == "content")
+    assert len(request.encode()) == lp_content["len"]
+
+
+def test_published_client_timestamps_are_whole_milliseconds() -> None:
+    nanos = fields_by_name(STAGE1["connect_request"]["ipr_request_fields"])["timestamp.nanosecond"]
+    stamp = utc_timestamp(
+        IpPacketRequest.decode(
+            h(STAGE1["connect_request"]["ipr_request_hex"])
+        ).body.timestamp.to_datetime()  # type: ignore[union-attr]
+        + timedelta(microseconds=123)
+    )
+    assert stamp.nanosecond == nanos["value"] and stamp.nanosecond % 1_000_000 == 0

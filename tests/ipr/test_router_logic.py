@@ -6,6 +6,7 @@ import random
 from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv6Address
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -255,8 +256,7 @@ def _mutate(data: bytes, position: int, value: int) -> bytes:
     return data[:position] + bytes([value]) + data[position + 1 :]
 
 
-@settings(max_examples=300, deadline=None)
-@given(
+_router_inputs = (
     st.lists(
         st.one_of(
             st.binary(max_size=80),
@@ -273,7 +273,9 @@ def _mutate(data: bytes, position: int, value: int) -> bytes:
     ),
     st.integers(0, 20),
 )
-def test_any_input_is_handled_without_raising(payloads: list[bytes], surbs: int) -> None:
+
+
+def _feed_router(payloads: list[bytes], surbs: int) -> None:
     router = IprRouter(random.Random(3))
     now = 0.0
     for payload in payloads:
@@ -288,3 +290,16 @@ def test_any_input_is_handled_without_raising(payloads: list[bytes], surbs: int)
                 payload = LpFrame.decode(payload).content
             assert IpPacketResponse.decode(payload).encode() == payload
     assert all(parse_packet(p) for p in router.pop_uplink())
+
+
+@settings(max_examples=300, deadline=None)
+@given(*_router_inputs)
+def test_any_input_is_handled_without_raising(payloads: list[bytes], surbs: int) -> None:
+    _feed_router(payloads, surbs)
+
+
+@pytest.mark.fuzz
+@settings(max_examples=10_000, deadline=None)
+@given(*_router_inputs)
+def test_fuzz_router_inputs(payloads: list[bytes], surbs: int) -> None:
+    _feed_router(payloads, surbs)

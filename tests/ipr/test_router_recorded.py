@@ -24,6 +24,8 @@ from smolmix_cli.ipr.router_logic import (
     RouterConfig,
     address_pair,
 )
+from smolmix_cli.mixnet.address import Recipient
+from smolmix_cli.mixnet.message import ReplyContentTag, ReplyMessage, encode_message
 from tests.ipr.recorded import (
     EXCHANGE,
     STAGE1,
@@ -128,6 +130,13 @@ def test_surb_request_follows_the_connect_success() -> None:
         for f in EXCHANGE["variants"]["surb_request_exchange"]["ipr_surb_request_fields"]
     }
     assert request.amount == fields["amount"]["value"]
+    # what the mixnet layer makes of it: the recorded SurbRequest message, byte for byte
+    recipient = Recipient.from_bytes(
+        b"".join(h(f["hex"]) for name, f in fields.items() if name.startswith("recipient."))
+    )
+    message = ReplyMessage(ReplyContentTag.SURB_REQUEST, recipient=recipient, amount=request.amount)
+    recorded = EXCHANGE["variants"]["surb_request_exchange"]["ipr_surb_request_nym_message_hex"]
+    assert encode_message(message) == h(recorded)
     assert router.surbs_available(tag) == open_surbs + surbs - 2
 
 
