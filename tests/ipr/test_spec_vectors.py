@@ -36,6 +36,7 @@ from smolmix_cli.ipr.messages import (
     OffsetDateTime,
     PingRequest,
     PongResponse,
+    RequestBody,
     UnrequestedDisconnect,
     UnrequestedDisconnectReason,
 )
@@ -93,10 +94,14 @@ def test_disconnect_ping_health_requests() -> None:
     alternatives, rest = tail.split("}", 1)
     codes = [int(c, 16) for c in re.findall(r"\b[0-9A-F]{2}\b", alternatives)]
     stamp = OffsetDateTime(STAMP.year, STAMP.ordinal, STAMP.hour, STAMP.minute, STAMP.second, 0)
-    kinds = (DisconnectRequest, PingRequest, HealthRequest)
-    for code, kind in zip(codes, kinds, strict=True):
+    bodies: tuple[RequestBody, ...] = (
+        DisconnectRequest(REQUEST, stamp),
+        PingRequest(REQUEST, stamp),
+        HealthRequest(REQUEST, stamp),
+    )
+    for code, body in zip(codes, bodies, strict=True):
         expected = leading_hex(head) + bytes([code]) + leading_hex(rest)
-        request = IpPacketRequest(V9, kind(REQUEST, stamp))
+        request = IpPacketRequest(V9, body)
         assert request.encode() == expected
         assert IpPacketRequest.decode(expected) == request
 
