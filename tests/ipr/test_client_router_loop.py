@@ -22,7 +22,7 @@ from smolmix_cli.ipr.client_logic import (
 )
 from smolmix_cli.ipr.messages import V9, V10
 from smolmix_cli.ipr.router_logic import IprRouter, ReplyToClient, RequestSurbs, RouterConfig
-from tests.ipr.test_router_logic import udp_packet
+from tests.ipr.packets import udp_packet
 
 WALL = datetime(2026, 11, 24, 22, 0, tzinfo=UTC)
 TAG = bytes(range(16))

@@ -46,6 +46,7 @@ from smolmix_cli.ipr.router_logic import (
     parse_packet,
     socket_text,
 )
+from tests.ipr.packets import udp_packet
 from tests.ipr.scripted_rng import ScriptedRandom
 from tests.ipr.strategies import requests
 
@@ -57,21 +58,6 @@ PLENTY = 1000
 
 def framed(stream: int, body: RequestBody, version: int = V9, seq: int = 0) -> bytes:
     return LpFrame(stream, MsgType.DATA, seq, IpPacketRequest(version, body).encode()).encode()
-
-
-def udp_packet(
-    src: IPv4Address | IPv6Address, dst: IPv4Address | IPv6Address, size: int = 8
-) -> bytes:
-    """A minimal IPv4/IPv6 UDP packet to port 53 (checksums are not looked at by the exit)."""
-    udp = (1234).to_bytes(2, "big") + (53).to_bytes(2, "big") + (8 + size).to_bytes(2, "big")
-    udp += bytes(2) + bytes(size)
-    if isinstance(src, IPv4Address):
-        header = bytes([0x45, 0]) + (20 + len(udp)).to_bytes(2, "big") + bytes(4)
-        header += bytes([64, 17]) + bytes(2) + src.packed + dst.packed
-    else:
-        header = bytes([0x60, 0, 0, 0]) + len(udp).to_bytes(2, "big") + bytes([17, 64])
-        header += src.packed + dst.packed
-    return header + udp
 
 
 def responses(router: IprRouter) -> list[tuple[LpFrame, IpPacketResponse]]:
