@@ -5,7 +5,8 @@ tag, data packets to their SOURCE address; addresses come from 10.0.0.0/16 and
 fc00::/112; inline control replies use LP seq 0 on the requesting frame's stream,
 data replies the stream bound at connect with seq 1, 2, … (0 skipped on wrap);
 downlink packets are bundled up to 1500 bytes and flushed every buffer timeout;
-a client with no uplink data for 60 s is forgotten silently (swept every 10 s).
+a client with no uplink data for 60 s, or no downlink packet for 5 min, is
+forgotten silently (swept every 10 s).
 Replies spend the client's reply SURBs, keeping a reserve of 10 for SURB
 requests, and the exit asks for more when it runs low.
 
@@ -75,7 +76,8 @@ class RouterConfig:
     mtu: int = 1420  # the exit TUN's MTU, reported to v10 clients
     max_bundle: int = MAX_BUNDLE_SIZE
     default_buffer_timeout: float = BUFFER_TIMEOUT_S
-    idle_timeout: float = 60.0  # CLIENT_MIXNET_INACTIVITY_TIMEOUT
+    idle_timeout: float = 60.0  # CLIENT_MIXNET_INACTIVITY_TIMEOUT (no uplink data)
+    handler_idle_timeout: float = 300.0  # CLIENT_HANDLER_ACTIVITY_TIMEOUT (no downlink packet)
     sweep_interval: float = 10.0  # DISCONNECT_TIMER_INTERVAL
     allocation_attempts: int = 100
     surb_reserve: int = 10  # minimum_reply_surb_storage_threshold
@@ -175,6 +177,7 @@ class _Client:
     buffer_timeout: float
     last_activity: float
     last_emit: float
+    last_downlink: float
     encoder: BundleEncoder
     seq: int = 0
 
@@ -346,6 +349,7 @@ class IprRouter:
                 timeout,
                 now,
                 now,
+                now,
                 BundleEncoder(self.config.max_bundle),
             )
             self._clients[sender_tag] = client
@@ -424,6 +428,7 @@ class IprRouter:
         if client is None:
             self.stats["downlink to nobody"] += 1
             return
+        client.last_downlink = now
         try:
             bundles = client.encoder.push(packet)
         except IprError:
@@ -518,6 +523,9 @@ class IprRouter:
                 if now - client.last_activity >= self.config.idle_timeout:
                     self._remove(client)  # silently, as upstream (its notice is a TODO)
                     self.stats["idle client removed"] += 1
+                elif now - client.last_downlink >= self.config.handler_idle_timeout:
+                    self._remove(client)  # its handler stopped for want of downlink traffic
+                    self.stats["quiet client removed"] += 1
             for tag, account in list(self._accounts.items()):
                 idle = now - account.last_seen >= self.config.idle_timeout
                 if tag not in self._clients and idle and not account.queue:

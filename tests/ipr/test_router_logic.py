@@ -180,6 +180,20 @@ def test_idle_clients_are_forgotten_silently_on_the_sweep() -> None:
     assert router.pop_uplink() == [] and router.stats["unknown source"] == 1
 
 
+def test_clients_without_downlink_for_5_min_are_removed_too() -> None:
+    router = IprRouter(random.Random(3))
+    ok = connect(router, TAG_A, 5, now=0.0)
+    uplink = framed(5, DataRequest(encode_bundle([udp_packet(ok.ipv4, IPv4Address("9.9.9.9"))])))
+    t = 0.0
+    while router.client_addresses(TAG_A) is not None:
+        t += CFG.sweep_interval
+        router.on_message(TAG_A, uplink, 2, t)  # uplink keeps coming, nothing comes back
+        router.handle_timeout(t)
+        assert t < 2 * CFG.handler_idle_timeout
+    assert CFG.handler_idle_timeout <= t < CFG.handler_idle_timeout + CFG.sweep_interval
+    assert router.stats["quiet client removed"] == 1
+
+
 def test_exit_policy_refusal_answers_with_info() -> None:
     router = IprRouter(random.Random(3), allow_destination=lambda ip, port: port != 53)
     ok = connect(router, TAG_A, 5)
@@ -289,3 +303,44 @@ def test_any_input_is_handled_without_raising(payloads: list[bytes], surbs: int)
 @given(*_router_inputs)
 def test_fuzz_router_inputs(payloads: list[bytes], surbs: int) -> None:
     _feed_router(payloads, surbs)
+
+
+_connected_inputs = (
+    st.lists(
+        st.tuples(st.binary(min_size=1, max_size=120), st.integers(0, 119), st.integers(0, 255)),
+        max_size=10,
+    ),
+)
+
+
+def _feed_connected_router(packets: list[tuple[bytes, int, int]]) -> None:
+    """Data from a connected client: its real source address spliced into mangled packets."""
+    router = IprRouter(random.Random(3))
+    ok = connect(router, TAG_A, 5)
+    for i, (raw, position, value) in enumerate(packets):
+        packet = bytearray(udp_packet(ok.ipv4, IPv4Address("9.9.9.9"), len(raw)))
+        packet[28:] = raw
+        packet[position % len(packet)] = value
+        bundle = encode_bundle([bytes(packet)])
+        cut = bundle[: len(bundle) - (value % 3)]
+        router.on_message(TAG_A, framed(5, DataRequest(cut), seq=i + 1), 2, 1.0 + i)
+        router.on_downlink(bytes(packet), 1.0 + i)
+        router.handle_timeout(1.0 + i)
+    for packet in router.pop_uplink():
+        assert parse_packet(packet).source == ok.ipv4
+    for transmit in router.pop_transmits():
+        if isinstance(transmit, ReplyToClient):
+            assert LpFrame.decode(transmit.payload).stream_id == 5
+
+
+@settings(max_examples=300, deadline=None)
+@given(*_connected_inputs)
+def test_mangled_client_packets_are_handled(packets: list[tuple[bytes, int, int]]) -> None:
+    _feed_connected_router(packets)
+
+
+@pytest.mark.fuzz
+@settings(max_examples=10_000, deadline=None)
+@given(*_connected_inputs)
+def test_fuzz_connected_router(packets: list[tuple[bytes, int, int]]) -> None:
+    _feed_connected_router(packets)
