@@ -326,8 +326,8 @@ def _feed_connected_router(packets: list[tuple[bytes, int, int]]) -> None:
         router.on_message(TAG_A, framed(5, DataRequest(cut), seq=i + 1), 2, 1.0 + i)
         router.on_downlink(bytes(packet), 1.0 + i)
         router.handle_timeout(1.0 + i)
-    for packet in router.pop_uplink():
-        assert parse_packet(packet).source == ok.ipv4
+    for sent in router.pop_uplink():
+        assert parse_packet(sent).source == ok.ipv4
     for transmit in router.pop_transmits():
         if isinstance(transmit, ReplyToClient):
             assert LpFrame.decode(transmit.payload).stream_id == 5
