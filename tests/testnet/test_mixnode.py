@@ -10,9 +10,9 @@ import anyio
 import anyio.abc
 import pytest
 
+from smolmix_cli.mixnet.keys import X25519KeyPair
 from smolmix_cli.mixnet.packet_size import FrameVersion, PacketSize, SphinxKeyRotation
 from smolmix_cli.mixnet.sphinx import FinalHop, ForwardHop, SphinxNode
-from smolmix_cli.mixnet.keys import X25519KeyPair
 from smolmix_cli.mixnet.topology import NodeRole
 from smolmix_cli.testnet.mixnode import MixNode
 from smolmix_cli.testnet.node_spec import NodeSpec
