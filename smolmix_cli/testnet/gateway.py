@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,10 +68,12 @@ from smolmix_cli.testnet.replay import DEFAULT_CAPACITY
 MAX_WS_MESSAGE = 64 * 1024
 WS_HANDSHAKE_TIMEOUT_S = 10.0
 OUTBOUND_QUEUE = 4096
+MAX_CLIENTS = 1024  # concurrent WebSocket connections; more are closed at once
 POLL_S = 1.0  # how often an idle connection checks its registration-handshake deadline
 GATEWAY_COUNTERS = (
     "ws_connections",
     "ws_handshake_failures",
+    "ws_refused",
     "ws_closed_by_protocol",
     "ws_dropped",
     "ws_slow_client",
@@ -93,6 +96,12 @@ class _Client:
 
     connection: GatewayConnection
     outbound: MemoryObjectSendStream[str | bytes]
+    scope: anyio.CancelScope | None = None
+
+    def abort(self) -> None:
+        """End the connection now (e.g. the client does not read what we push)."""
+        if self.scope is not None:
+            self.scope.cancel()
 
 
 class GatewayNode(PacketNode):
@@ -117,7 +126,8 @@ class GatewayNode(PacketNode):
         link_queue: int = DEFAULT_QUEUE_SIZE,
         replay_capacity: int = DEFAULT_CAPACITY,
         max_delay_s: float = DEFAULT_MAX_DELAY_S,
-        wall_clock: Any = time.time,
+        max_clients: int = MAX_CLIENTS,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if not spec.is_gateway:
             raise ValueError("GatewayNode needs an entry or exit gateway spec")
@@ -146,6 +156,8 @@ class GatewayNode(PacketNode):
         self.store = MessageStore(ttl_s=store_ttl_s, per_client=store_per_client, total=store_total)
         self._clients: dict[bytes, _Client] = {}
         self._wall_clock = wall_clock
+        self.max_clients = max_clients
+        self._ws_active = 0
 
     # -- lifecycle
 
@@ -202,6 +214,19 @@ class GatewayNode(PacketNode):
         self, stream: anyio.abc.SocketStream, context: ssl.SSLContext | None
     ) -> None:
         self.counters["ws_connections"] += 1
+        if self._ws_active >= self.max_clients:
+            self.counters["ws_refused"] += 1
+            await anyio.aclose_forcefully(stream)
+            return
+        self._ws_active += 1
+        try:
+            await self._serve_client(stream, context)
+        finally:
+            self._ws_active -= 1
+
+    async def _serve_client(
+        self, stream: anyio.abc.SocketStream, context: ssl.SSLContext | None
+    ) -> None:
         try:
             ws = await serve_websocket_connection(
                 stream,
@@ -217,6 +242,7 @@ class GatewayNode(PacketNode):
         client = _Client(connection, send)
         try:
             async with anyio.create_task_group() as tg:
+                client.scope = tg.cancel_scope
                 tg.start_soon(self._write_ws, ws, receive, tg.cancel_scope)
                 try:
                     await self._read_ws(ws, client)
@@ -341,8 +367,10 @@ class GatewayNode(PacketNode):
             self.counters["acks_forwarded"] += 1
             self._schedule(decision.ack)
         client = self._clients.get(decision.destination)
-        if client is not None and self._apply(client, client.connection.push(decision.message)):
-            self.counters["pushed"] += 1
-            return
+        if client is not None:
+            if self._apply(client, client.connection.push(decision.message)):
+                self.counters["pushed"] += 1
+                return
+            client.abort()  # its queue is full: drop the connection, keep the message
         self.store.put(decision.destination, decision.message, anyio.current_time())
         self.counters["stored"] += 1

@@ -31,9 +31,9 @@ from tests.testnet.nodes_util import frame_bytes, make_packet, send_raw
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @dataclass
@@ -334,3 +334,22 @@ async def test_restart_with_the_same_registry_object() -> None:
 def test_gateway_refuses_a_mixnode_spec() -> None:
     with pytest.raises(ValueError):
         GatewayNode(NodeSpec.generate(1, NodeRole.MIXNODE, layer=1))
+
+
+async def test_connections_beyond_the_limit_are_closed_at_once() -> None:
+    spec = NodeSpec.generate(30, NodeRole.EXIT_GATEWAY)
+    node = GatewayNode(spec, max_clients=1)
+    client = GwClient(spec.identity.public_bytes)
+    async with anyio.create_task_group() as tg:
+        spec = await tg.start(node.serve)
+        url = spec.ws_url() or ""
+        async with client.connect(url):
+            with pytest.raises(WebSocketError):
+                await connect_websocket(url, timeout=3)
+            assert node.counters["ws_refused"] == 1
+        with anyio.fail_after(3):
+            while node.connected_clients:
+                await anyio.sleep(0.01)
+        async with client.connect(url) as c:  # the slot is free again
+            assert c.session.state.value == "ready"
+        tg.cancel_scope.cancel()
