@@ -276,3 +276,58 @@ def test_node_spec_refuses_inconsistent_descriptions(kwargs: dict[str, object]) 
 def test_node_spec_from_json_raises_only_its_error(data: dict[str, object]) -> None:
     with pytest.raises(NodeSpecError):
         NodeSpec.from_json(data)
+
+
+_FUZZ_KEY = X25519KeyPair.generate()
+_FUZZ_PROCESSORS = [
+    PacketProcessor(
+        SphinxKey.from_private(_FUZZ_KEY.private_bytes, SphinxKeyRotation.ODD),
+        SphinxKey.from_private(X25519KeyPair.generate().private_bytes, SphinxKeyRotation.EVEN),
+        accept_final=final,
+    )
+    for final in (False, True)
+]
+
+
+@given(
+    st.sampled_from([PacketSize.ACK, PacketSize.REGULAR]),
+    st.sampled_from(list(SphinxKeyRotation)),
+    st.randoms(use_true_random=False),
+    st.booleans(),
+)
+def test_processor_turns_any_packet_bytes_into_a_drop(
+    size: PacketSize, rotation: SphinxKeyRotation, rng: random.Random, final: bool
+) -> None:
+    packet = rng.randbytes(size.size)
+    frame = Frame(packet, size, PacketType.MIX, rotation, FrameVersion.KEY_ROTATION)
+    decision = _FUZZ_PROCESSORS[final].process(frame)
+    assert isinstance(decision, Drop)
+
+
+_, _FUZZ_OWN = _hop(_FUZZ_KEY, 1001)
+_, _FUZZ_NEXT = _hop(X25519KeyPair.generate(), 1002)
+_FUZZ_ACK = SurbAck(
+    NodeAddress.from_host_port("127.0.0.1", 1002),
+    make_packet([_FUZZ_NEXT], b"a" * 21, size=PacketSize.ACK),
+).to_bytes()
+
+
+@given(st.integers(0, PacketSize.REGULAR.size - 1), st.integers(0, 7), st.booleans())
+def test_processor_drops_every_single_bit_flip(index: int, bit: int, final: bool) -> None:
+    route = [_FUZZ_OWN] if final else [_FUZZ_OWN, _FUZZ_NEXT]
+    original = make_packet(route, _FUZZ_ACK + b"flip me", destination=bytes(32))
+    fresh = PacketProcessor(
+        SphinxKey.from_private(_FUZZ_KEY.private_bytes, SphinxKeyRotation.ODD),
+        accept_final=final,
+    )
+    expected = Deliver if final else Forward
+    assert isinstance(fresh.process(Frame.for_packet(original)), expected)  # control
+    packet = bytearray(original)
+    packet[index] ^= 1 << bit
+    decision = _FUZZ_PROCESSORS[final].process(Frame.for_packet(bytes(packet)))
+    if index >= 348 and not final:
+        # payload bits are not authenticated per hop (Lioness): the hop forwards them and
+        # the final hop's zero-prefix check catches the change
+        assert isinstance(decision, Forward)
+    else:
+        assert isinstance(decision, Drop)
