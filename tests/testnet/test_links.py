@@ -72,3 +72,39 @@ async def test_queue_is_bounded_while_the_hop_is_unreachable_and_drains_when_it_
 async def test_send_before_run_is_a_programming_error() -> None:
     with pytest.raises(RuntimeError):
         LinkPool().send(NodeAddress.from_host_port("127.0.0.1", 1), b"x")
+
+
+async def test_idle_links_close_and_come_back_on_demand() -> None:
+    sink = FrameSink()
+    dead = NodeAddress.from_host_port("127.0.0.1", await free_port())
+    pool = LinkPool(idle_timeout=0.1, backoff_initial=0.02, backoff_max=0.02)
+    async with anyio.create_task_group() as tg:
+        await tg.start(sink.serve)
+        await tg.start(pool.run)
+        assert pool.send(sink.address, frame_bytes(packet(1)))
+        assert pool.send(dead, frame_bytes(packet(2)))  # never connects
+        await sink.wait_for(1)
+        with anyio.fail_after(3):
+            while pool.counters["link_idle_closed"] < 1:
+                await anyio.sleep(0.02)
+        assert not pool.is_connected(sink.address)
+        assert pool.send(sink.address, frame_bytes(packet(3)))
+        await sink.wait_for(2)
+        tg.cancel_scope.cancel()
+    assert pool.counters["link_connects"] == 2
+    # an unreachable hop keeps its queued frame (and keeps retrying) rather than idling out
+    assert pool.counters["link_idle_closed"] == 1
+
+
+async def test_number_of_links_is_bounded() -> None:
+    pool = LinkPool(max_links=2, backoff_initial=0.5)
+    async with anyio.create_task_group() as tg:
+        await tg.start(pool.run)
+        ports = [await free_port() for _ in range(3)]
+        results = [
+            pool.send(NodeAddress.from_host_port("127.0.0.1", p), frame_bytes(packet(0)))
+            for p in ports
+        ]
+        tg.cancel_scope.cancel()
+    assert results == [True, True, False]
+    assert pool.counters["dropped_too_many_links"] == 1
