@@ -34,6 +34,7 @@ from smolmix_cli.testnet.processing import (
 from smolmix_cli.testnet.replay import DEFAULT_CAPACITY, ReplayGuard
 
 DEFAULT_MAX_QUEUE = 50_000
+MAX_MIX_CONNECTIONS = 1024  # inbound mix-port connections at once; more are closed
 READ_SIZE = 65536
 COUNTER_NAMES = (
     "connections",
@@ -52,6 +53,7 @@ COUNTER_NAMES = (
     "dropped_queue_full",
     "dropped_link_error",
     "connections_closed_malformed",
+    "connections_refused",
 )
 
 
@@ -78,8 +80,11 @@ class PacketNode:
         link_queue: int = DEFAULT_QUEUE_SIZE,
         replay_capacity: int = DEFAULT_CAPACITY,
         max_delay_s: float = DEFAULT_MAX_DELAY_S,
+        max_connections: int = MAX_MIX_CONNECTIONS,
     ) -> None:
         self.spec = spec
+        self.max_connections = max_connections
+        self._mix_active = 0
         self.counters: Counter[str] = Counter(dict.fromkeys(COUNTER_NAMES, 0))
         primary = SphinxKey.from_private(spec.sphinx.private_bytes, spec.key_rotation)
         secondary = (
@@ -152,6 +157,17 @@ class PacketNode:
 
     async def _handle_mix(self, stream: anyio.abc.SocketStream) -> None:
         self.counters["connections"] += 1
+        if self._mix_active >= self.max_connections:
+            self.counters["connections_refused"] += 1
+            await anyio.aclose_forcefully(stream)
+            return
+        self._mix_active += 1
+        try:
+            await self._read_mix(stream)
+        finally:
+            self._mix_active -= 1
+
+    async def _read_mix(self, stream: anyio.abc.SocketStream) -> None:
         decoder = FrameDecoder()
         async with stream:
             while True:

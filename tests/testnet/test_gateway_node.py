@@ -15,6 +15,7 @@ import pytest
 
 from smolmix_cli.mixnet.ack import SurbAck
 from smolmix_cli.mixnet.gateway_frames import RequestKind, encrypt_request
+from smolmix_cli.mixnet.gateway_key import SharedKey
 from smolmix_cli.mixnet.gateway_messages import parse_server_message
 from smolmix_cli.mixnet.mix_packet import MixPacket
 from smolmix_cli.mixnet.packet_size import PacketSize, SphinxKeyRotation
@@ -217,7 +218,7 @@ async def test_wss_listener_serves_the_same_protocol() -> None:
             assert await c.wait_pushes(1) == [b"over tls"]
 
 
-async def deliver_ack_size(
+async def _deliver_ack_size(
     net: Net, client_conn_pushes: int, c: object, client: GwClient, text: bytes
 ) -> None:
     del client_conn_pushes, c
@@ -263,8 +264,6 @@ async def test_bad_input_on_every_port_is_refused_and_delivery_still_works() -> 
             with pytest.raises(WebSocketError):
                 await ws.receive(timeout=5)
         impostor = GwClient(gw.spec.identity.public_bytes, identity=client.identity)
-        from smolmix_cli.mixnet.gateway_key import SharedKey
-
         impostor.shared_key = SharedKey(bytes(32))  # right identity, wrong key
         with pytest.raises(ClientFailed):
             async with impostor.connect(net.url(gw)):
@@ -274,9 +273,52 @@ async def test_bad_input_on_every_port_is_refused_and_delivery_still_works() -> 
         assert gw.counters["ws_dropped"] >= 1
         # the gateway still registers, authenticates and delivers
         async with client.connect(net.url(gw)) as c:
-            await deliver_ack_size(net, 0, c, client, b"still serving")
+            await _deliver_ack_size(net, 0, c, client, b"still serving")
             pushes = await c.wait_pushes(2)
     assert b"still serving" in pushes and b"once" in pushes
+
+
+async def test_replayed_authentication_and_client_frames_are_refused() -> None:
+    async with network() as net:
+        gw = net.exit
+        client = GwClient(gw.spec.identity.public_bytes)
+        async with client.connect(net.url(gw)):
+            pass
+        async with client.connect(net.url(gw)) as c:
+            [auth_text] = [t for t in c.sent_texts if "authenticateV2" in t]
+            assert client.shared_key is not None
+            packet = make_packet(
+                net.route(gw),
+                net.ack_for(client, gw) + b"just once",
+                destination=client.identity_public,
+            )
+            raw = MixPacket(net.mixes[0].spec.mix_address, packet).to_v2_bytes()
+            frame = encrypt_request(RequestKind.FORWARD_SPHINX_V2, raw, client.shared_key)
+            await c.ws.send_binary(frame)
+            await c.ws.send_binary(frame)  # the gateway relays it; layer 1 drops the replay
+            await wait_counter(net.mixes[0], "dropped_replay", 1)
+            pushes = await c.wait_pushes(2)
+            await anyio.sleep(0.05)
+        assert sorted(pushes) == sorted([b"A" * 21, b"just once"])
+        assert gw.counters["client_packets_forwarded"] == 2
+        # the captured authenticateV2 request, replayed on a new connection
+        async with await connect_websocket(net.url(gw), timeout=5) as ws:
+            await ws.send_text('{"type":"supportedProtocol"}')
+            assert (
+                parse_server_message(str(await ws.receive(timeout=5))).TYPE == "supportedProtocol"
+            )
+            await ws.send_text(auth_text)
+            assert parse_server_message(str(await ws.receive(timeout=5))).TYPE == "error"
+            with pytest.raises(WebSocketError):
+                await ws.receive(timeout=5)
+        # a packet for another node's key at the gateway's mix port
+        stranger = NodeSpec.generate(99, NodeRole.EXIT_GATEWAY, mix_port=gw.spec.mix_port)
+        wrong = make_packet([stranger.route_hop], b"x", size=PacketSize.ACK)
+        await send_raw(gw.spec.mix_port, frame_bytes(wrong))
+        await wait_counter(gw, "dropped_bad_mac", 1)
+        async with client.connect(net.url(gw)) as c:
+            await _deliver_ack_size(net, 0, c, client, b"still fine")
+            assert await c.wait_pushes(1) == [b"still fine"]
 
 
 async def test_restarted_gateway_keeps_its_clients(tmp_path: Path) -> None:

@@ -268,3 +268,19 @@ async def test_forward_hop_result_matches_direct_processing() -> None:
         [arrival] = await sink.wait_for(1)
     assert isinstance(expected, ForwardHop)
     assert arrival.frame.packet == expected.packet
+
+
+async def test_inbound_connections_are_bounded() -> None:
+    sink = FrameSink()
+    node = MixNode(mix_specs(1)[0], max_connections=1)
+    async with running([node], sink):
+        route = [node.spec.route_hop, sink.route_hop]
+        async with await anyio.connect_tcp("127.0.0.1", node.spec.mix_port) as held:
+            await held.send(frame_bytes(make_packet(route, b"held")))
+            await sink.wait_for(1)
+            assert await send_raw(node.spec.mix_port, b"", wait_close=True)
+            assert node.counters["connections_refused"] == 1
+        with anyio.fail_after(3):
+            while len(sink.arrivals) < 2:
+                await send_raw(node.spec.mix_port, frame_bytes(make_packet(route, b"next")))
+                await anyio.sleep(0.05)
