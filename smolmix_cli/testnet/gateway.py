@@ -68,6 +68,7 @@ from smolmix_cli.testnet.replay import DEFAULT_CAPACITY
 MAX_WS_MESSAGE = 64 * 1024
 WS_HANDSHAKE_TIMEOUT_S = 10.0
 OUTBOUND_QUEUE = 4096
+PING_INTERVAL_S = 30.0  # gateways ping their clients (spec 3.1); a late pong ends the connection
 MAX_CLIENTS = 1024  # concurrent WebSocket connections; more are closed at once
 POLL_S = 1.0  # how often an idle connection checks its registration-handshake deadline
 GATEWAY_COUNTERS = (
@@ -77,6 +78,7 @@ GATEWAY_COUNTERS = (
     "ws_closed_by_protocol",
     "ws_dropped",
     "ws_slow_client",
+    "ws_keepalive_timeouts",
     "clients_registered",
     "clients_authenticated",
     "client_packets",
@@ -127,6 +129,7 @@ class GatewayNode(PacketNode):
         replay_capacity: int = DEFAULT_CAPACITY,
         max_delay_s: float = DEFAULT_MAX_DELAY_S,
         max_clients: int = MAX_CLIENTS,
+        ping_interval_s: float | None = PING_INTERVAL_S,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if not spec.is_gateway:
@@ -157,6 +160,7 @@ class GatewayNode(PacketNode):
         self._clients: dict[bytes, _Client] = {}
         self._wall_clock = wall_clock
         self.max_clients = max_clients
+        self.ping_interval_s = ping_interval_s
         self._ws_active = 0
 
     # -- lifecycle
@@ -244,6 +248,8 @@ class GatewayNode(PacketNode):
             async with anyio.create_task_group() as tg:
                 client.scope = tg.cancel_scope
                 tg.start_soon(self._write_ws, ws, receive, tg.cancel_scope)
+                if self.ping_interval_s is not None:
+                    tg.start_soon(self._keepalive, ws, self.ping_interval_s, tg.cancel_scope)
                 try:
                     await self._read_ws(ws, client)
                 finally:
@@ -277,12 +283,25 @@ class GatewayNode(PacketNode):
                 return
             await anyio.lowlevel.checkpoint()
 
+    async def _keepalive(
+        self, ws: WebSocketConnection, interval: float, scope: anyio.CancelScope
+    ) -> None:
+        try:
+            await ws.keepalive(interval, timeout=interval)
+        except WebSocketTimeout:
+            self.counters["ws_keepalive_timeouts"] += 1
+            scope.cancel()
+        except WebSocketError:
+            scope.cancel()
+
     @staticmethod
     async def _write_ws(
         ws: WebSocketConnection,
         outbound: MemoryObjectReceiveStream[str | bytes],
         scope: anyio.CancelScope,
     ) -> None:
+        """Send queued messages until the reader closes the queue; then end the connection's
+        other tasks (keepalive) too, so it is torn down once everything is flushed."""
         try:
             async with outbound:
                 async for item in outbound:
@@ -291,7 +310,8 @@ class GatewayNode(PacketNode):
                     else:
                         await ws.send_binary(item)
         except (WebSocketError, WebSocketClosed):
-            scope.cancel()
+            pass
+        scope.cancel()
 
     def _apply(self, client: _Client, events: list[GatewayEvent]) -> bool:
         """Carry out a connection's events; False when the connection must close."""

@@ -395,3 +395,20 @@ async def test_connections_beyond_the_limit_are_closed_at_once() -> None:
         async with client.connect(url) as c:  # the slot is free again
             assert c.session.state.value == "ready"
         tg.cancel_scope.cancel()
+
+
+async def test_a_client_that_never_answers_pings_is_disconnected() -> None:
+    spec = NodeSpec.generate(31, NodeRole.EXIT_GATEWAY)
+    node = GatewayNode(spec, ping_interval_s=0.1)
+    client = GwClient(spec.identity.public_bytes)
+    async with anyio.create_task_group() as tg:
+        spec = await tg.start(node.serve)
+        url = spec.ws_url() or ""
+        async with client.connect(url) as c:  # a reading client answers pings
+            await anyio.sleep(0.35)
+            assert not c.closed.is_set()
+        silent = await connect_websocket(url, timeout=3)  # never reads: no pongs
+        await wait_counter(node, "ws_keepalive_timeouts", 1)
+        await silent.aclose(timeout=0.5)
+        tg.cancel_scope.cancel()
+    assert node.counters["ws_keepalive_timeouts"] == 1
