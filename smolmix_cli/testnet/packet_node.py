@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -18,6 +19,7 @@ import anyio.abc
 from anyio.abc import SocketAttribute
 
 from smolmix_cli.mixnet.framing import FrameDecoder, FramingError
+from smolmix_cli.mixnet.keys import X25519KeyPair
 from smolmix_cli.mixnet.packet_size import SphinxKeyRotation
 from smolmix_cli.testnet.delay_queue import DelayQueue
 from smolmix_cli.testnet.links import DEFAULT_QUEUE_SIZE, LinkPool
@@ -139,6 +141,24 @@ class PacketNode:
                 self.started.set()
                 task_status.started(self.spec)
         self._scope = None
+
+    def rotate_keys(self, new_key: X25519KeyPair, rotation_id: int) -> None:
+        """Enter key rotation `rotation_id` with `new_key` (spec 1.11).
+
+        The current key becomes the secondary, so packets built against the previous
+        directory state still pass; the key before that is dropped with its replay tags.
+        """
+        processor = self.processor
+        dropped = processor.secondary
+        processor.secondary = processor.primary
+        processor.primary = SphinxKey.from_private(
+            new_key.private_bytes, SphinxKeyRotation.from_rotation_id(rotation_id)
+        )
+        if dropped is not None:
+            processor.replay.forget(dropped.node.public_key)
+        self.spec = replace(
+            self.spec, sphinx=new_key, sphinx_secondary=self.spec.sphinx, rotation_id=rotation_id
+        )
 
     def stop(self) -> None:
         """End `serve` (listeners closed, connections and links dropped)."""

@@ -18,6 +18,7 @@ from smolmix_cli.mixnet.packet_size import FrameVersion, PacketSize, PacketType,
 from smolmix_cli.mixnet.sphinx import RouteHop
 from smolmix_cli.mixnet.topology import NodeRole, parse_node
 from smolmix_cli.testnet.delay_queue import DelayQueue
+from smolmix_cli.testnet.mixnode import MixNode
 from smolmix_cli.testnet.node_spec import NodeSpec, NodeSpecError
 from smolmix_cli.testnet.processing import (
     DROPPED_BAD_MAC,
@@ -331,3 +332,30 @@ def test_processor_drops_every_single_bit_flip(index: int, bit: int, final: bool
         assert isinstance(decision, Forward)
     else:
         assert isinstance(decision, Drop)
+
+
+def test_key_rotation_keeps_the_previous_key_and_drops_the_one_before() -> None:
+    spec = NodeSpec.generate(1, NodeRole.MIXNODE, layer=1, mix_port=1789, rotation_id=1)
+    node = MixNode(spec)
+    _, nxt = _hop(X25519KeyPair.generate(), 1002)
+    k1 = spec.sphinx
+    k2, k3 = X25519KeyPair.generate(), X25519KeyPair.generate()
+
+    def frame(key: X25519KeyPair, rotation: SphinxKeyRotation) -> Frame:
+        hop = RouteHop(spec.route_hop.address, key.public_bytes)
+        return Frame.for_packet(
+            make_packet([hop, nxt]), key_rotation=rotation, version=FrameVersion.KEY_ROTATION
+        )
+
+    assert isinstance(node.processor.process(frame(k1, SphinxKeyRotation.ODD)), Forward)
+    node.rotate_keys(k2, 2)
+    assert node.spec.sphinx == k2 and node.spec.sphinx_secondary == k1
+    assert node.spec.key_rotation is SphinxKeyRotation.EVEN
+    assert isinstance(node.processor.process(frame(k2, SphinxKeyRotation.EVEN)), Forward)
+    assert isinstance(node.processor.process(frame(k1, SphinxKeyRotation.ODD)), Forward)
+    assert isinstance(node.processor.process(frame(k1, SphinxKeyRotation.UNKNOWN)), Forward)
+    node.rotate_keys(k3, 3)
+    assert reason(node.processor.process(frame(k1, SphinxKeyRotation.UNKNOWN))) == DROPPED_BAD_MAC
+    assert isinstance(node.processor.process(frame(k3, SphinxKeyRotation.ODD)), Forward)
+    assert isinstance(node.processor.process(frame(k2, SphinxKeyRotation.EVEN)), Forward)
+    assert len(node.processor.replay) == 3  # k1's tags forgotten; k2 holds two, k3 one
