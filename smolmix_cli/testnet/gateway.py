@@ -187,6 +187,10 @@ class GatewayNode(PacketNode):
             raise
         return listeners
 
+    async def _close_listeners(self, extra: Any) -> None:
+        for listener, _ in extra:
+            await listener.aclose()
+
     def _start_extra(self, tg: anyio.abc.TaskGroup, extra: Any) -> None:
         for listener, context in extra:
             tg.start_soon(self._serve_ws, listener, context, tg)

@@ -129,18 +129,22 @@ class PacketNode:
         except BaseException:
             await mix_listener.aclose()
             raise
-        with anyio.CancelScope() as scope:
-            self._scope = scope
-            if self._stop_requested:
-                scope.cancel()
-            async with mix_listener, anyio.create_task_group() as tg:
-                await tg.start(self.links.run)
-                tg.start_soon(self._release_loop)
-                tg.start_soon(mix_listener.serve, self._handle_mix, tg)
-                self._start_extra(tg, extra)
-                self.started.set()
-                task_status.started(self.spec)
-        self._scope = None
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                if self._stop_requested:
+                    scope.cancel()
+                async with mix_listener, anyio.create_task_group() as tg:
+                    await tg.start(self.links.run)
+                    tg.start_soon(self._release_loop)
+                    tg.start_soon(mix_listener.serve, self._handle_mix, tg)
+                    self._start_extra(tg, extra)
+                    self.started.set()
+                    task_status.started(self.spec)
+        finally:
+            self._scope = None
+            with anyio.CancelScope(shield=True):
+                await self._close_listeners(extra)
 
     def rotate_keys(self, new_key: X25519KeyPair, rotation_id: int) -> None:
         """Enter key rotation `rotation_id` with `new_key` (spec 1.11).
@@ -172,6 +176,10 @@ class PacketNode:
 
     def _start_extra(self, tg: anyio.abc.TaskGroup, extra: Any) -> None:
         del tg, extra
+
+    async def _close_listeners(self, extra: Any) -> None:
+        """Close what `_open_listeners` bound, even if serving never began (idempotent)."""
+        del extra
 
     # -- mix port
 

@@ -412,3 +412,16 @@ async def test_a_client_that_never_answers_pings_is_disconnected() -> None:
         await silent.aclose(timeout=0.5)
         tg.cancel_scope.cancel()
     assert node.counters["ws_keepalive_timeouts"] == 1
+
+
+async def test_stop_before_serving_closes_every_listener() -> None:
+    node = GatewayNode(
+        NodeSpec.generate(32, NodeRole.ENTRY_GATEWAY), ssl_context=self_signed_tls().server
+    )
+    node.stop()
+    with anyio.fail_after(3):
+        await node.serve()
+    for port in (node.spec.mix_port, node.spec.ws_port, node.spec.wss_port):
+        assert port
+        with pytest.raises(OSError):
+            await anyio.connect_tcp("127.0.0.1", port)
