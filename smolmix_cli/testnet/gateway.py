@@ -89,6 +89,7 @@ GATEWAY_COUNTERS = (
     "pushed",
     "stored",
     "pushed_from_store",
+    "state_save_failures",
 )
 
 
@@ -208,9 +209,16 @@ class GatewayNode(PacketNode):
             await listener.serve(handle, tg)
 
     def save_state(self) -> None:
-        """Write the registry (keys, bandwidth, last auth time) to `state_path`, if set."""
-        if self.state_path is not None:
+        """Write the registry (keys, bandwidth, last auth time) to `state_path`, if set.
+
+        A failed write is counted, not raised: clients keep being served from memory.
+        """
+        if self.state_path is None:
+            return
+        try:
             save_registry(self.registry, self.state_path)
+        except OSError:
+            self.counters["state_save_failures"] += 1
 
     @property
     def connected_clients(self) -> frozenset[bytes]:
@@ -252,6 +260,7 @@ class GatewayNode(PacketNode):
             async with anyio.create_task_group() as tg:
                 client.scope = tg.cancel_scope
                 tg.start_soon(self._write_ws, ws, receive, tg.cancel_scope)
+                tg.start_soon(self._handshake_deadline, client)
                 if self.ping_interval_s is not None:
                     tg.start_soon(self._keepalive, ws, self.ping_interval_s, tg.cancel_scope)
                 try:
@@ -271,11 +280,7 @@ class GatewayNode(PacketNode):
         connection = client.connection
         while True:
             try:
-                message = await ws.receive(timeout=POLL_S)
-            except WebSocketTimeout:
-                if not self._apply(client, connection.check_timeout(now=self._wall_clock())):
-                    return
-                continue
+                message = await ws.receive()
             except WebSocketError:
                 return
             now = self._wall_clock()
@@ -286,6 +291,16 @@ class GatewayNode(PacketNode):
             if not self._apply(client, events):
                 return
             await anyio.lowlevel.checkpoint()
+
+    async def _handshake_deadline(self, client: _Client) -> None:
+        # A timer beside the reader rather than a receive timeout: cancelling a receive
+        # could cut a pong or close frame it is writing in half.
+        while True:
+            await anyio.sleep(POLL_S)
+            events = client.connection.check_timeout(now=self._wall_clock())
+            if not self._apply(client, events):
+                client.outbound.close()  # the writer flushes the error, then ends it all
+                return
 
     async def _keepalive(
         self, ws: WebSocketConnection, interval: float, scope: anyio.CancelScope

@@ -12,9 +12,11 @@ from pathlib import Path
 import anyio
 import anyio.abc
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from smolmix_cli.mixnet.ack import SurbAck
 from smolmix_cli.mixnet.gateway_frames import RequestKind, encrypt_request
+from smolmix_cli.mixnet.gateway_handshake import ClientHandshake
 from smolmix_cli.mixnet.gateway_key import SharedKey
 from smolmix_cli.mixnet.gateway_messages import parse_server_message
 from smolmix_cli.mixnet.mix_packet import MixPacket
@@ -425,3 +427,42 @@ async def test_stop_before_serving_closes_every_listener() -> None:
         assert port
         with pytest.raises(OSError):
             await anyio.connect_tcp("127.0.0.1", port)
+
+
+async def test_a_stalled_registration_handshake_times_out() -> None:
+    clock = [1_800_000_000.0]
+    spec = NodeSpec.generate(33, NodeRole.EXIT_GATEWAY)
+    node = GatewayNode(spec, wall_clock=lambda: clock[0])
+    async with anyio.create_task_group() as tg:
+        spec = await tg.start(node.serve)
+        async with await connect_websocket(spec.ws_url() or "", timeout=3) as ws:
+            handshake = ClientHandshake(Ed25519PrivateKey.generate(), spec.identity.public_bytes, 6)
+            await ws.send_text(handshake.start().to_json())
+            reply = parse_server_message(str(await ws.receive(timeout=3)))
+            assert reply.TYPE == "handshakePayload"  # step 2; we never send step 3
+            clock[0] += 6  # past the 5 s step deadline
+            texts = [parse_server_message(str(await ws.receive(timeout=3))).TYPE for _ in range(2)]
+            assert texts == ["handshakeError", "error"]
+            with pytest.raises(WebSocketError):
+                await ws.receive(timeout=3)
+        tg.cancel_scope.cancel()
+    assert node.counters["ws_closed_by_protocol"] == 1
+    assert spec.identity.public_bytes not in node.registry.clients
+
+
+async def test_a_state_file_that_cannot_be_written_is_counted_not_fatal(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    spec = NodeSpec.generate(34, NodeRole.EXIT_GATEWAY)
+    node = GatewayNode(spec, state_path=state_dir / "registry.json")
+    state_dir.rmdir()
+    state_dir.write_text("a file where the directory was")
+    client = GwClient(spec.identity.public_bytes)
+    async with anyio.create_task_group() as tg:
+        spec = await tg.start(node.serve)
+        async with client.connect(spec.ws_url() or ""):
+            pass
+        async with client.connect(spec.ws_url() or "") as c:
+            assert c.session.state.value == "ready"
+        tg.cancel_scope.cancel()
+    assert node.counters["state_save_failures"] >= 2
