@@ -11,6 +11,7 @@ pushed to the connected client or stored briefly and pushed on its next login.
 
 from __future__ import annotations
 
+import logging
 import random
 import ssl
 import time
@@ -62,6 +63,8 @@ from smolmix_cli.testnet.packet_node import DEFAULT_MAX_QUEUE, PacketNode
 from smolmix_cli.testnet.processing import DEFAULT_MAX_DELAY_S, Deliver
 from smolmix_cli.testnet.registry_state import load_registry, save_registry
 from smolmix_cli.testnet.replay import DEFAULT_CAPACITY
+
+logger = logging.getLogger(__name__)
 
 # A regular ForwardSphinxV2 frame is 2452 bytes and extended32 about 33 kB; control
 # messages are small. Anything bigger is not the gateway protocol.
@@ -237,6 +240,9 @@ class GatewayNode(PacketNode):
         self._ws_active += 1
         try:
             await self._serve_client(stream, context)
+        except Exception:  # a bug must cost one client connection, never the gateway
+            self.counters["internal_errors"] += 1
+            logger.exception("client connection handler failed")
         finally:
             self._ws_active -= 1
 
@@ -407,9 +413,13 @@ class GatewayNode(PacketNode):
             self._schedule(decision.ack)
         client = self._clients.get(decision.destination)
         if client is not None:
-            if self._apply(client, client.connection.push(decision.message)):
+            try:
+                events = client.connection.push(decision.message)
+            except MixnetError:  # the connection is no longer authenticated
+                events = []
+            if events and self._apply(client, events):
                 self.counters["pushed"] += 1
                 return
-            client.abort()  # its queue is full: drop the connection, keep the message
+            client.abort()  # its queue is full or it is closing: keep the message
         self.store.put(decision.destination, decision.message, anyio.current_time())
         self.counters["stored"] += 1

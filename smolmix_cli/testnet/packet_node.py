@@ -8,6 +8,7 @@ Sphinx checks is dropped and the connection stays open.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from collections import Counter
@@ -35,6 +36,8 @@ from smolmix_cli.testnet.processing import (
 )
 from smolmix_cli.testnet.replay import DEFAULT_CAPACITY, ReplayGuard
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_MAX_QUEUE = 50_000
 MAX_MIX_CONNECTIONS = 1024  # inbound mix-port connections at once; more are closed
 READ_SIZE = 65536
@@ -56,6 +59,7 @@ COUNTER_NAMES = (
     "dropped_link_error",
     "connections_closed_malformed",
     "connections_refused",
+    "internal_errors",
 )
 
 
@@ -192,6 +196,9 @@ class PacketNode:
         self._mix_active += 1
         try:
             await self._read_mix(stream)
+        except Exception:  # a bug must cost one connection, never the node
+            self.counters["internal_errors"] += 1
+            logger.exception("mix connection handler failed on %s", self.spec.mix_address)
         finally:
             self._mix_active -= 1
 
@@ -201,7 +208,12 @@ class PacketNode:
             while True:
                 try:
                     data = await stream.receive(READ_SIZE)
-                except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                except (
+                    anyio.EndOfStream,
+                    anyio.BrokenResourceError,
+                    anyio.ClosedResourceError,
+                    OSError,
+                ):
                     if decoder.buffered:
                         self.counters["dropped_truncated"] += 1
                     return
