@@ -219,7 +219,8 @@ class PacketNode:
                     return
                 try:
                     frames = decoder.feed(data)
-                except FramingError:
+                except FramingError as exc:
+                    logger.debug("node %d: closing a mix stream: %s", self.spec.node_id, exc)
                     self.counters[DROPPED_MALFORMED] += 1
                     self.counters["connections_closed_malformed"] += 1
                     return
@@ -232,6 +233,7 @@ class PacketNode:
     def _on_decision(self, decision: Forward | Deliver | Drop) -> None:
         if isinstance(decision, Drop):
             self.counters[decision.reason] += 1
+            logger.debug("node %d: %s (%s)", self.spec.node_id, decision.reason, decision.error)
         elif isinstance(decision, Forward):
             self._schedule(decision)
         else:
