@@ -466,3 +466,23 @@ async def test_a_state_file_that_cannot_be_written_is_counted_not_fatal(tmp_path
             assert c.session.state.value == "ready"
         tg.cancel_scope.cancel()
     assert node.counters["state_save_failures"] >= 2
+
+
+async def test_a_delay_at_one_hop_of_the_route_delays_the_push() -> None:
+    async with network() as net:
+        client = GwClient(net.exit.spec.identity.public_bytes)
+        async with client.connect(net.url(net.exit)) as c:
+            route = net.route(net.exit)
+            late = make_packet(
+                route, b"late", [0, 200_000_000, 0], PacketSize.ACK, client.identity_public
+            )
+            quick = make_packet(route, b"quick", [0, 0, 0], PacketSize.ACK, client.identity_public)
+            sent = anyio.current_time()
+            await send_raw(net.mixes[0].spec.mix_port, frame_bytes(late) + frame_bytes(quick))
+            await c.wait_pushes(1)
+            first_at = anyio.current_time()
+            await c.wait_pushes(2)
+            second_at = anyio.current_time()
+    assert c.pushes == [b"quick", b"late"]
+    assert first_at - sent < 0.2 <= second_at - sent
+    assert net.mixes[1].counters["delayed"] == 1
