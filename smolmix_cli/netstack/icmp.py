@@ -78,7 +78,9 @@ def decode_icmp(data: bytes, pseudo: bytes = b"") -> IcmpMessage:
 
 def encode_icmp(msg: IcmpMessage, pseudo: bytes = b"") -> bytes:
     head = _HEAD.pack(msg.type, msg.code, 0, msg.rest)
-    csum = internet_checksum(pseudo, head, msg.body) if pseudo else internet_checksum(head, msg.body)
+    csum = (
+        internet_checksum(pseudo, head, msg.body) if pseudo else internet_checksum(head, msg.body)
+    )
     return head[:2] + csum.to_bytes(2, "big") + head[4:] + msg.body
 
 
@@ -122,7 +124,9 @@ def parse_quote(body: bytes, version: int) -> Quote:
 
 
 def echo_reply(request: IcmpMessage, version: int) -> IcmpMessage:
-    return IcmpMessage(V4_ECHO_REPLY if version == 4 else V6_ECHO_REPLY, 0, request.rest, request.body)
+    return IcmpMessage(
+        V4_ECHO_REPLY if version == 4 else V6_ECHO_REPLY, 0, request.rest, request.body
+    )
 
 
 def error_for(raw: bytes, version: int, typ: int, code: int, rest: int = 0) -> IcmpMessage:

@@ -243,7 +243,9 @@ def encode_ipv6(
     return _V6.pack(0x60000000, len(payload), next_header, hop_limit, src, dst) + payload
 
 
-def encode_ip(src: bytes, dst: bytes, protocol: int, payload: bytes, ttl: int = DEFAULT_TTL) -> bytes:
+def encode_ip(
+    src: bytes, dst: bytes, protocol: int, payload: bytes, ttl: int = DEFAULT_TTL
+) -> bytes:
     if len(src) == 4:
         return encode_ipv4(src, dst, protocol, payload, ttl)
     return encode_ipv6(src, dst, protocol, payload, ttl)

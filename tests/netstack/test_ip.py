@@ -97,7 +97,10 @@ def test_ipv4_options_tolerated() -> None:
         (_v4(total=200), "bad_length"),
         (_v4()[:10] + b"\x00\x00" + _v4()[12:], "bad_checksum"),
         (bytes([0x44]) + _v4()[1:], "bad_length"),  # IHL 4
-        (encode_ipv6(A6, B6, 6, b"abc")[:4] + b"\x00\x10" + encode_ipv6(A6, B6, 6, b"abc")[6:], "bad_length"),
+        (
+            encode_ipv6(A6, B6, 6, b"abc")[:4] + b"\x00\x10" + encode_ipv6(A6, B6, 6, b"abc")[6:],
+            "bad_length",
+        ),
         (encode_ipv6(A6, B6, 59, b"abcdefgh"), "no_next_header"),
     ],
 )
@@ -173,10 +176,7 @@ def _v6_fragments(inner: bytes, next_header: int, size: int, ident: int = 5) -> 
 @pytest.mark.parametrize("version", [4, 6])
 def test_reassembly_any_order(version: int) -> None:
     payload = bytes(random.Random(1).getrandbits(8) for _ in range(3000))
-    if version == 4:
-        frags = _v4_fragments(payload, 800)
-    else:
-        frags = _v6_fragments(payload, PROTO_UDP, 800)
+    frags = _v4_fragments(payload, 800) if version == 4 else _v6_fragments(payload, PROTO_UDP, 800)
     for seed in range(5):
         order = frags[:]
         random.Random(seed).shuffle(order)
