@@ -64,6 +64,8 @@ class SimLink:
         self._events: list[tuple[float, int, int, bytes]] = []
         self._seq = itertools.count()
         self.packets = 0
+        self.record = False  # when set, sizes of packets sent, per side, go to `sent`
+        self.sent: tuple[list[int], list[int]] = ([], [])
 
     def _collect(self) -> bool:
         moved = False
@@ -73,6 +75,8 @@ class SimLink:
                 continue
             moved = True
             imp = self.imp[i]
+            if self.record:
+                self.sent[i].extend(len(p) for p in out)
             for packet in out:
                 self.packets += 1
                 for delay in imp.fates():
