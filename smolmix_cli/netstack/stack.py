@@ -170,7 +170,7 @@ class NetStack:
         base = tcp_config or TcpConfig()
         self.tcp_config_v4 = dataclasses.replace(base, mss=min(base.mss, mtu - 40))
         self.tcp_config_v6 = dataclasses.replace(base, mss=min(base.mss, mtu - 60))
-        self.reassembler = reassembler or Reassembler()
+        self.reassembler = reassembler if reassembler is not None else Reassembler()
         self.orphan_timeout = orphan_timeout
         self.counters: Counter[str] = Counter()
         self._tcp: dict[_TcpKey, TcpSocket] = {}

@@ -135,7 +135,7 @@ async def test_udp_datagrams() -> None:
 def _self_signed(tmp: Path) -> tuple[Path, Path, bytes]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "server.test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -185,7 +185,10 @@ async def test_tls_handshake_over_two_stacks() -> None:
                 tg.start_soon(server)
                 raw = await ra.connect_tcp(B4, 443)
                 tls = await TLSStream.wrap(raw, hostname="server.test", ssl_context=client_ctx)
-                assert tls.extra(anyio.streams.tls.TLSAttribute.tls_version) in ("TLSv1.3", "TLSv1.2")
+                assert tls.extra(anyio.streams.tls.TLSAttribute.tls_version) in (
+                    "TLSv1.3",
+                    "TLSv1.2",
+                )
                 await tls.send(payload)
                 digest = await tls.receive()
                 assert digest == hashlib.sha256(payload).digest()

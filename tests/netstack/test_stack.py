@@ -165,7 +165,7 @@ def test_rst_for_unknown_segment(version: int) -> None:
 
 @pytest.mark.parametrize("version", [4, 6])
 def test_connect_to_closed_port_refused(version: int) -> None:
-    a, b, link = _pair()
+    a, _b, link = _pair()
     sock = a.tcp_connect((ADDRS[version][1], 81), 0.0)
     link.run(lambda now: sock.conn.error is not None, 2.0)
     assert isinstance(sock.conn.error, ConnectionRefused)
@@ -241,9 +241,7 @@ def test_icmp_unreachable_fails_connect_fast(version: int) -> None:
         reply = encode_ip(b_addr.packed, a_addr.packed, PROTO_ICMP, icmp.encode_icmp(err))
     else:
         pseudo = pseudo_header_raw(b_addr.packed, a_addr.packed, PROTO_ICMPV6, 8 + len(err.body))
-        reply = encode_ip(
-            b_addr.packed, a_addr.packed, PROTO_ICMPV6, icmp.encode_icmp(err, pseudo)
-        )
+        reply = encode_ip(b_addr.packed, a_addr.packed, PROTO_ICMPV6, icmp.encode_icmp(err, pseudo))
     a.receive_packet(reply, 0.01)
     assert a.counters["icmp_unreachable_connect"] == 1
     assert isinstance(sock.conn.error, ConnectionRefused)

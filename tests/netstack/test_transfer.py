@@ -32,6 +32,8 @@ CONDITIONS: dict[str, dict[str, float]] = {
     "dup": {"duplicate": 0.05},
     "reorder": {"delay_mean": 0.02},
 }
+
+
 def run_transfer(
     version: int, size: int, condition: dict[str, float], direction: str, seed: int = 1
 ) -> tuple[SimLink, float]:
