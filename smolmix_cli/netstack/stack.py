@@ -17,6 +17,7 @@ import dataclasses
 import heapq
 import itertools
 import logging
+import struct
 from collections import Counter, deque
 from collections.abc import Iterable
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 from . import icmp
 from .errors import AddressInUse, ConnectionRefused, MalformedPacket, NetstackError
 from .ip import (
+    DEFAULT_TTL,
     PROTO_ICMP,
     PROTO_ICMPV6,
     PROTO_TCP,
@@ -65,6 +67,7 @@ class TcpSocket:
 
     __slots__ = (
         "_deadline",
+        "_ip_base",
         "_key",
         "_orphan_deadline",
         "_pseudo0",
@@ -81,6 +84,7 @@ class TcpSocket:
         self._key = key
         # pseudo header with length 0: encode_tcp's checksum is fixed up for the length
         self._pseudo0 = pseudo_header_raw(key[0], key[2], PROTO_TCP, 0)
+        self._ip_base = _ipv4_base_sum(key[0], key[2]) if len(key[0]) == 4 else -1
         self.owns_port = owns_port
         self.listener: TcpListener | None = None
         self.released = False
@@ -374,6 +378,7 @@ class NetStack:
         return dirty
 
     def poll_deadline(self) -> float | None:
+        """The next time `handle_timeout` has work (may be early, never late)."""
         timers = self._timers
         while timers:
             when, _, sock = timers[0]
@@ -393,6 +398,13 @@ class NetStack:
             if sock._deadline != when or self._tcp.get(sock._key) is not sock:
                 continue
             sock._deadline = None
+            real = self._deadline_of(sock)
+            if real is None:
+                continue
+            if real > now:  # the timer moved later since it was scheduled (lazy timers)
+                sock._deadline = real
+                heapq.heappush(timers, (real, next(self._timer_seq), sock))
+                continue
             try:
                 if sock._orphan_deadline is not None and now >= sock._orphan_deadline:
                     self.counters["tcp_orphan_aborted"] += 1
@@ -586,10 +598,10 @@ class NetStack:
         segs = conn.poll_transmit(now)
         if segs:
             key = sock._key
-            src, dst, pseudo0 = key[0], key[2], sock._pseudo0
+            src, dst, pseudo0, base = key[0], key[2], sock._pseudo0, sock._ip_base
             out = self._out
             for seg in segs:
-                out.append(encode_ip(src, dst, PROTO_TCP, _encode_tcp_fixup(seg, pseudo0)))
+                out.append(_tcp_packet(src, dst, seg, pseudo0, base))
         self._dirty.add(sock)
         listener = sock.listener
         if listener is not None:
@@ -610,12 +622,21 @@ class NetStack:
             deadline is None or sock._orphan_deadline < deadline
         ):
             deadline = sock._orphan_deadline
-        if deadline != sock._deadline:
+        # Lazy timers: reschedule only when the deadline moves earlier; an entry that
+        # fires early re-arms itself (the RTO moves later on nearly every ACK).
+        if deadline is not None and (sock._deadline is None or deadline < sock._deadline):
             sock._deadline = deadline
-            if deadline is not None:
-                heapq.heappush(self._timers, (deadline, next(self._timer_seq), sock))
-                if len(self._timers) > 64 + 4 * len(self._tcp):
-                    self._compact_timers()
+            heapq.heappush(self._timers, (deadline, next(self._timer_seq), sock))
+            if len(self._timers) > 64 + 4 * len(self._tcp):
+                self._compact_timers()
+
+    @staticmethod
+    def _deadline_of(sock: TcpSocket) -> float | None:
+        deadline = sock.conn.poll_deadline()
+        orphan = sock._orphan_deadline
+        if orphan is not None and (deadline is None or orphan < deadline):
+            return orphan
+        return deadline
 
     def _compact_timers(self) -> None:
         self._timers = [
@@ -625,7 +646,8 @@ class NetStack:
 
     def _emit_tcp(self, src: bytes, dst: bytes, seg: TcpSegment) -> None:
         pseudo0 = pseudo_header_raw(src, dst, PROTO_TCP, 0)
-        self._out.append(encode_ip(src, dst, PROTO_TCP, _encode_tcp_fixup(seg, pseudo0)))
+        base = _ipv4_base_sum(src, dst) if len(src) == 4 else -1
+        self._out.append(_tcp_packet(src, dst, seg, pseudo0, base))
 
     def _send_icmp(self, src: bytes, dst: bytes, msg: icmp.IcmpMessage) -> None:
         self.counters["icmp_sent"] += 1
@@ -645,15 +667,36 @@ class NetStack:
         }
 
 
-def _encode_tcp_fixup(seg: TcpSegment, pseudo0: bytes) -> bytes:
-    """Encode with a length-0 pseudo header, then add the length into the checksum.
+_V4_TCP_HEAD = struct.Struct("!BBHHHBBH4s4s")
+_V6_TCP_HEAD = struct.Struct("!IHBB16s16s")
 
-    The ones'-complement sum is linear, so adding the segment length (the only
-    pseudo-header field we left out) to the sum gives the real checksum without
-    knowing the option length before encoding.
+
+def _ipv4_base_sum(src: bytes, dst: bytes) -> int:
+    """Ones'-complement sum of an IPv4+TCP header (ID 0, DF, TTL 64) without length and checksum."""
+    head = _V4_TCP_HEAD.pack(0x45, 0, 0, 0, 0x4000, DEFAULT_TTL, PROTO_TCP, 0, src, dst)
+    return int.from_bytes(head, "big") % 0xFFFF
+
+
+def _tcp_packet(src: bytes, dst: bytes, seg: TcpSegment, pseudo0: bytes, base: int) -> bytes:
+    """One IP+TCP packet, built with a single join (this is the per-segment hot path).
+
+    encode_tcp runs with a length-0 pseudo header; the ones'-complement sum is
+    linear, so adding the segment length to the sum gives the real checksum
+    without knowing the option length beforehand. The IPv4 header checksum is
+    likewise the per-connection base sum plus the total length.
     """
     raw = encode_tcp(seg, pseudo0)
-    total = ((~((raw[16] << 8) | raw[17])) & 0xFFFF) + len(raw)
+    n = len(raw)
+    total = ((~((raw[16] << 8) | raw[17])) & 0xFFFF) + n
     total = (total & 0xFFFF) + (total >> 16)
-    csum = (~total) & 0xFFFF
-    return raw[:16] + csum.to_bytes(2, "big") + raw[18:]
+    csum = ((~total) & 0xFFFF).to_bytes(2, "big")
+    if base >= 0:
+        s = base + 20 + n
+        s = (s & 0xFFFF) + (s >> 16)
+        ip_csum = (~s) & 0xFFFF
+        head = _V4_TCP_HEAD.pack(
+            0x45, 0, 20 + n, 0, 0x4000, DEFAULT_TTL, PROTO_TCP, ip_csum, src, dst
+        )
+    else:
+        head = _V6_TCP_HEAD.pack(0x60000000, n, PROTO_TCP, DEFAULT_TTL, src, dst)
+    return b"".join((head, raw[:16], csum, raw[18:]))

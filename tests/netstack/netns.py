@@ -70,9 +70,13 @@ class Namespace:
     """
 
     def __init__(
-        self, v4: str = "192.0.2.1/24", v6: str = "fd00:e7a1::1/64", tun: str = "tun0"
+        self,
+        v4: str = "192.0.2.1/24",
+        v6: str = "fd00:e7a1::1/64",
+        tun: str = "tun0",
+        mtu: int = 1500,
     ) -> None:
-        self.v4, self.v6, self.tun = v4, v6, tun
+        self.v4, self.v6, self.tun, self.mtu = v4, v6, tun, mtu
         self.tun_fd = -1
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: socket.socket | None = None
@@ -86,7 +90,7 @@ class Namespace:
         server.listen(1)
         server.settimeout(HELPER_TIMEOUT)
         cmd = ["unshare", "-n", sys.executable, os.path.abspath(__file__), path]
-        cmd += [self.tun, self.v4, self.v6]
+        cmd += [self.tun, self.v4, self.v6, str(self.mtu)]
         self._proc = subprocess.Popen(cmd, stderr=subprocess.PIPE)
         try:
             self._conn, _ = server.accept()
@@ -133,7 +137,7 @@ class Namespace:
             self._dir = None
 
 
-def _helper(path: str, tun: str, v4: str, v6: str) -> None:
+def _helper(path: str, tun: str, v4: str, v6: str, mtu: str) -> None:
     import fcntl
     import struct
 
@@ -143,6 +147,7 @@ def _helper(path: str, tun: str, v4: str, v6: str) -> None:
         ["link", "set", "lo", "up"],
         ["addr", "add", v4, "dev", tun],
         ["-6", "addr", "add", v6, "dev", tun, "nodad"],
+        ["link", "set", tun, "mtu", mtu],
         ["link", "set", tun, "up"],
     ):
         subprocess.run(["ip", *args], check=True)
@@ -168,4 +173,4 @@ def _helper(path: str, tun: str, v4: str, v6: str) -> None:
 
 
 if __name__ == "__main__":
-    _helper(*sys.argv[1:5])
+    _helper(*sys.argv[1:6])
