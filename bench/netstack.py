@@ -18,8 +18,8 @@ import argparse
 import cProfile
 import io
 import json
-import random
 import pstats
+import random
 import socket
 import statistics
 import sys
@@ -33,11 +33,11 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from smolmix_cli.netstack.aio import run_stack  # noqa: E402
-from smolmix_cli.netstack.device import TunDevice, memory_link  # noqa: E402
-from smolmix_cli.netstack.stack import NetStack  # noqa: E402
-from tests.netstack.netns import Namespace, unavailable_reason  # noqa: E402
-from tests.netstack.relay import Impairment, relay  # noqa: E402
+from smolmix_cli.netstack.aio import run_stack
+from smolmix_cli.netstack.device import TunDevice, memory_link
+from smolmix_cli.netstack.stack import NetStack
+from tests.netstack.netns import Namespace, unavailable_reason
+from tests.netstack.relay import Impairment, relay
 
 MiB = 1 << 20
 KiB = 1 << 10
