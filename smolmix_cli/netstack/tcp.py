@@ -619,6 +619,8 @@ class TcpConnection:
                 return
             if plen and seq + plen <= rcv_nxt and self._sack_ok:
                 self._dsack = (seq, seq + plen)  # RFC 2883: report the duplicate
+            if st is TIME_WAIT and flags & FIN:
+                self._tw_at = now + self.config.time_wait  # retransmitted FIN: restart 2MSL
             self._ack_now = True
             return
         self._last_rx = now
@@ -831,7 +833,9 @@ class TcpConnection:
                 delivered += rec.end - rec.start
                 self._rack_update(rec, now)
                 if rec.retrans and self._undo_retrans > 0:
+                    self._pipe = pipe  # an undo re-adds segments to the pipe
                     self._eifel_check(rec, seg, now)
+                    pipe = self._pipe
                 sample_rec = rec  # SACKed ones were delivered earlier: no RTT sample
             rec.delivered = True
             rec.lost = False
@@ -885,7 +889,9 @@ class TcpConnection:
                 self._cwnd += min(acked, mss)  # slow start after the timeout
             return
         if self._cwnd < self._ssthresh:
-            self._cwnd += min(acked, 2 * mss)  # RFC 3465 ABC, L = 2
+            # Byte counting without RFC 3465's L limit: stretch ACKs (one per burst,
+            # as after receive coalescing) must not slow down slow start.
+            self._cwnd += acked
         else:
             self._ca_acc += acked
             if self._ca_acc >= self._cwnd:
@@ -1328,6 +1334,9 @@ class TcpConnection:
                 self._retransmit(rec, now, out)
         # 2. New data (and the FIN) within both windows.
         fin_wanted = self._fin_pending and not self._fin_sent
+        if out and self._tlp_pending:
+            self._tlp_pending = False  # retransmissions already elicit ACKs
+            self._arm_tlp(now)
         tlp = self._tlp_pending and not lost_q
         while True:
             unsent = self._unsent()
