@@ -46,6 +46,7 @@ HALF = 0x80000000
 DEFAULT_MSS = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
 TS_OPTION_LEN = 12  # NOP NOP + 10-byte timestamp option on every segment
 _G = 0.001  # clock granularity for RFC 6298
+_QUICKACKS = 16  # immediate ACKs at start and after loss, as Linux does
 
 
 class TcpState(enum.Enum):
@@ -131,6 +132,7 @@ class _Sent:
         "delivered",
         "end",
         "fin",
+        "first_xmit",
         "in_flight",
         "lost",
         "retrans",
@@ -143,6 +145,7 @@ class _Sent:
         self.start = start
         self.end = end
         self.xmit_ts = xmit_ts
+        self.first_xmit = xmit_ts
         self.fin = fin
         self.sacked = False
         self.lost = False
@@ -153,6 +156,10 @@ class _Sent:
 
 def _sent_start(s: _Sent) -> int:
     return s.start
+
+
+def _sent_xmit(s: _Sent) -> float:
+    return s.xmit_ts
 
 
 def _unwrap(ref: int, value: int) -> int:
@@ -215,6 +222,7 @@ class TcpConnection:
         self._peer_fin_seq: int | None = None
         self._fin_received = False
         self._rcv_unacked = 0
+        self._quickacks = _QUICKACKS  # ack every segment while the sender slow-starts
         self._rcv_mss = DEFAULT_MSS
         self._ack_now = False
         self._last_ack_sent = 0
@@ -479,6 +487,8 @@ class TcpConnection:
         if self._rack_at is not None and now >= self._rack_at:
             self._rack_at = None
             self._detect_loss(now)
+            if self._tlp_at is None and self._rack_at is None:
+                self._arm_tlp(now)
         if self._tlp_at is not None and now >= self._tlp_at:
             self._tlp_at = None
             if self._snd_una < self._snd_nxt:
@@ -609,6 +619,8 @@ class TcpConnection:
                 return
             if plen and seq + plen <= rcv_nxt and self._sack_ok:
                 self._dsack = (seq, seq + plen)  # RFC 2883: report the duplicate
+            if st is TIME_WAIT and flags & FIN:
+                self._tw_at = now + self.config.time_wait  # retransmitted FIN: restart 2MSL
             self._ack_now = True
             return
         self._last_rx = now
@@ -820,8 +832,14 @@ class TcpConnection:
             if not rec.sacked:
                 delivered += rec.end - rec.start
                 self._rack_update(rec, now)
+                if rec.retrans and self._undo_retrans > 0:
+                    self._pipe = pipe  # an undo re-adds segments to the pipe
+                    self._eifel_check(rec, seg, now)
+                    pipe = self._pipe
+                sample_rec = rec  # SACKed ones were delivered earlier: no RTT sample
             rec.delivered = True
-            sample_rec = rec
+            rec.lost = False
+            rec.in_flight = False
             k += 1
         if k:
             del sent[:k]
@@ -871,7 +889,9 @@ class TcpConnection:
                 self._cwnd += min(acked, mss)  # slow start after the timeout
             return
         if self._cwnd < self._ssthresh:
-            self._cwnd += min(acked, 2 * mss)  # RFC 3465 ABC, L = 2
+            # Byte counting without RFC 3465's L limit: stretch ACKs (one per burst,
+            # as after receive coalescing) must not slow down slow start.
+            self._cwnd += acked
         else:
             self._ca_acc += acked
             if self._ca_acc >= self._cwnd:
@@ -880,6 +900,17 @@ class TcpConnection:
         limit = 2 * max(self._max_snd_wnd, self.config.send_buffer) + 4 * mss
         if self._cwnd > limit:
             self._cwnd = limit
+
+    def _eifel_check(self, rec: _Sent, seg: TcpSegment, now: float) -> None:
+        """RFC 3522: an ACK echoing a TSval older than the retransmission acks the original."""
+        ts = seg.timestamps
+        if ts is None or not self._ts_ok:
+            return
+        if (ts[1] - self._ts_val(rec.xmit_ts)) & MASK >= HALF:
+            self._learn_reordering(now - rec.first_xmit - self._rack_rtt)
+            self._undo_retrans = max(0, self._undo_retrans - rec.retrans)
+            if self._undo_retrans == 0 and self._prior_cwnd:
+                self._undo()
 
     def _eifel_spurious(self, seg: TcpSegment) -> bool:
         """RFC 3522: the ACK echoes a TSval older than our first retransmission."""
@@ -895,6 +926,7 @@ class TcpConnection:
         self._undo_retrans = 0
 
     def _undo(self) -> None:
+        """The recovery was spurious: restore cwnd and un-mark segments judged lost."""
         self.stats.undos += 1
         self._cwnd = max(self._cwnd, self._prior_cwnd)
         self._ssthresh = max(self._ssthresh, self._prior_ssthresh)
@@ -902,6 +934,21 @@ class TcpConnection:
         self._undo_retrans = -1
         self._in_recovery = False
         self._rto_recovery = False
+        if self._lost_q:
+            for rec in self._lost_q:
+                if rec.lost and not rec.delivered and not rec.sacked:
+                    rec.lost = False
+                    rec.in_flight = True
+                    self._pipe += rec.end - rec.start
+            self._lost_q.clear()
+            live = [r for r in self._sent if r.in_flight and not r.sacked and not r.delivered]
+            live.sort(key=_sent_xmit)
+            self._xmit_q = deque((r.xmit_ts, r) for r in live)
+
+    def _learn_reordering(self, excess: float) -> None:
+        self._reo_seen = True
+        if excess > self._reo_meas:
+            self._reo_meas = excess
 
     def _process_sack(self, blocks: tuple[tuple[int, int], ...], ack: int, now: float) -> None:
         snd_una = self._snd_una
@@ -962,7 +1009,8 @@ class TcpConnection:
         if self._snd_una >= self._dsack_round:
             self._dsack_round = self._snd_nxt
             self._reo_mult = min(self._reo_mult + 1, 64)
-            self._reo_seen = True
+            # The duplicate's original was late by more than the window allowed.
+            self._learn_reordering(max(self._reo_meas * 1.5, self._reo_wnd() * 2))
 
     # ------------------------------------------------------------------ RACK-TLP
 
@@ -975,10 +1023,7 @@ class TcpConnection:
             self._min_rtt = rtt
         if rec.end < self._rack_fack and not rec.retrans:
             # Overtaken by a later segment: measure how late it was (time reordering).
-            self._reo_seen = True
-            excess = rtt - self._rack_rtt
-            if excess > self._reo_meas:
-                self._reo_meas = excess
+            self._learn_reordering(rtt - self._rack_rtt)
         elif rec.end > self._rack_fack:
             self._rack_fack = rec.end
         if rec.xmit_ts > self._rack_xmit_ts or (
@@ -989,13 +1034,21 @@ class TcpConnection:
             self._rack_rtt = rtt
 
     def _reo_wnd(self) -> float:
+        """RACK reordering window: RFC 8985's min_RTT/4 steps, or measured reordering.
+
+        RFC 8985 caps the window at SRTT; on a link whose per-packet delay is
+        exponential that cap is hit constantly and every flight has a "loss".
+        A window learnt from reordering actually seen may grow to SRTT + 2*RTTVAR,
+        still well below the RTO, so real losses are found before a timeout.
+        """
         if self._min_rtt == float("inf"):
             return 0.0
-        base = self._min_rtt / 4 * self._reo_mult
-        if self._reo_meas > base:
-            base = self._reo_meas
-        srtt = self._srtt if self._srtt is not None else base
-        return min(base, srtt)
+        srtt = self._srtt if self._srtt is not None else 0.0
+        base = min(self._min_rtt / 4 * self._reo_mult, srtt)
+        meas = self._reo_meas
+        if meas > base:
+            return min(meas, srtt + 2 * self._rttvar)
+        return base
 
     def _detect_loss(self, now: float) -> None:
         """RFC 8985 §6.2: a segment sent before a delivered one is lost after a reorder window."""
@@ -1058,11 +1111,13 @@ class TcpConnection:
         self._first_retrans_tsval = None
 
     def _arm_tlp(self, now: float) -> None:
+        """(Re)schedule the probe timeout from now (RFC 8985 §7.2)."""
+        self._tlp_at = None
         if not self.config.tlp or self._tlp_out or self._srtt is None:
             return
-        if self._rack_at is not None:
+        if self._rack_at is not None or self._snd_una >= self._snd_nxt:
             return
-        pto = max(2 * self._srtt, 0.01)
+        pto = max(2 * self._srtt, 2 * _G)
         if self._snd_nxt - self._snd_una <= self._mss:
             pto += self.config.peer_delayed_ack
         at = now + pto
@@ -1117,9 +1172,19 @@ class TcpConnection:
                 for chunk in chunks:
                     self._rcvbuf += chunk
                 self._ack_now = True  # a hole was filled: tell the sender at once
+                # The sender is recovering with a small window; delayed ACKs would
+                # stall it for a whole delayed-ACK timeout per round (cf. Linux quickack).
+                self._quickacks = _QUICKACKS
             self._rcv_nxt = rcv_nxt
             self._rcv_unacked += n
-            if self._rcv_unacked >= 2 * self._rcv_mss or self.config.delayed_ack <= 0 or self._ooo:
+            if (
+                self._rcv_unacked >= 2 * self._rcv_mss
+                or self.config.delayed_ack <= 0
+                or self._ooo
+                or self._quickacks > 0
+            ):
+                if self._quickacks > 0:
+                    self._quickacks -= 1
                 self._ack_now = True
             elif self._delack_at is None:
                 self._delack_at = now + self.config.delayed_ack
@@ -1269,7 +1334,10 @@ class TcpConnection:
                 self._retransmit(rec, now, out)
         # 2. New data (and the FIN) within both windows.
         fin_wanted = self._fin_pending and not self._fin_sent
-        tlp = self._tlp_pending
+        if out and self._tlp_pending:
+            self._tlp_pending = False  # retransmissions already elicit ACKs
+            self._arm_tlp(now)
+        tlp = self._tlp_pending and not lost_q
         while True:
             unsent = self._unsent()
             if unsent <= 0 and not (fin_wanted and not self._fin_sent):
@@ -1306,9 +1374,15 @@ class TcpConnection:
             if self._fin_sent:
                 break
         if tlp:
-            # TLP with nothing new to send: retransmit the highest unSACKed segment.
+            # TLP with nothing new to send: retransmit a segment already judged lost
+            # (cwnd kept it back and no ACK came), else the highest unSACKed one.
             self._tlp_pending = False
-            for rec in reversed(self._sent):
+            while lost_q and not (
+                lost_q[0].lost and not lost_q[0].sacked and not lost_q[0].delivered
+            ):
+                lost_q.popleft()
+            candidates = [lost_q.popleft()] if lost_q else reversed(self._sent)
+            for rec in candidates:
                 if not rec.sacked:
                     self.stats.tlp_probes += 1
                     self._tlp_out = True
@@ -1345,7 +1419,7 @@ class TcpConnection:
         out.append(self._mk(start, flags, payload, now))
         if self._rto_at is None:
             self._rto_at = now + self._current_rto()
-        if self._tlp_at is None and not self._tlp_pending:
+        if not self._tlp_pending:
             self._arm_tlp(now)
 
     def _retransmit(self, rec: _Sent, now: float, out: list[TcpSegment]) -> None:
@@ -1373,6 +1447,21 @@ class TcpConnection:
                 self._first_retrans_tsval = seg.timestamps[0]
         if self._rto_at is None:
             self._rto_at = now + self._current_rto()
+
+
+def check_invariants(conn: TcpConnection) -> None:
+    """Internal consistency checks for tests (pipe accounting, queue order, buffers)."""
+    pipe = sum(r.end - r.start for r in conn._sent if r.in_flight)
+    assert pipe == conn._pipe, (pipe, conn._pipe)
+    prev = conn._snd_una
+    for r in conn._sent:
+        assert r.start >= prev and r.end > r.start, (r.start, r.end, prev)
+        assert not (r.sacked and r.in_flight) and not (r.lost and r.in_flight)
+        prev = r.end
+    assert prev <= conn._snd_nxt
+    assert conn._snd_una <= conn._snd_nxt
+    assert conn._rcv_adv >= conn._rcv_nxt or conn.state is CLOSED
+    assert len(conn._sndbuf) <= conn.config.send_buffer
 
 
 def reset_for(seg: TcpSegment) -> TcpSegment | None:

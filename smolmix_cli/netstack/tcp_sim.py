@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
-from smolmix_cli.netstack.tcp import Endpoint, TcpConfig, TcpConnection
-from smolmix_cli.netstack.tcp_wire import TcpSegment, decode_tcp, encode_tcp
+from smolmix_cli.netstack.tcp import Endpoint, TcpConfig, TcpConnection, check_invariants
+from smolmix_cli.netstack.tcp_wire import ACK, SYN, TcpSegment, decode_tcp, encode_tcp
 
 A_END: Endpoint = (IPv4Address("192.0.2.1"), 40000)
 B_END: Endpoint = (IPv4Address("192.0.2.2"), 80)
@@ -56,7 +56,9 @@ class SimLink:
         seed: int = 0,
         wire: bool = False,
         filter_fn: Callable[[int, TcpSegment], bool] | None = None,
+        check: bool = False,
     ) -> None:
+        self.check = check  # run internal invariant checks after every step
         self.params = params
         self.rng = random.Random(seed)
         self.wire = wire
@@ -130,8 +132,6 @@ class SimLink:
     def _deliver(self, dst: int, seg: TcpSegment) -> None:
         conn = self.conns[dst]
         if conn is None and dst == 1:
-            from smolmix_cli.netstack.tcp_wire import ACK, SYN
-
             if seg.flags & SYN and not seg.flags & ACK:
                 conn = TcpConnection.accept(
                     seg, B_END, A_END, self._cfg_b, self.now, iss=self._iss_b
@@ -172,6 +172,10 @@ class SimLink:
             self._app_wake[i] = app(now)
             del w
         self.flush()
+        if self.check:
+            for conn in self.conns:
+                if conn is not None:
+                    check_invariants(conn)
         return True
 
     def run_until(self, cond: Callable[[], bool], budget: float) -> float:
