@@ -436,6 +436,11 @@ class NetStack:
 
     def _receive(self, data: bytes, now: float) -> None:
         pkt = decode_ip(data)
+        if not _unicast(pkt.src):
+            raise PacketError("bad_source", "multicast, broadcast or unspecified source")
+        if pkt.dst not in self._ours and not _unicast(pkt.dst):
+            self.counters["not_unicast"] += 1  # multicast (MLD, mDNS...): never ours to answer
+            return
         if pkt.frag is not None:
             self.counters["fragments"] += 1
             whole = self.reassembler.add(pkt, now)
@@ -665,6 +670,13 @@ class NetStack:
             "fragments_pending": len(self.reassembler),
             **self.counters,
         }
+
+
+def _unicast(addr: bytes) -> bool:
+    """Not multicast, limited broadcast or unspecified (RFC 1122 3.2.1.3, RFC 4291 2.7)."""
+    if len(addr) == 4:
+        return addr[0] < 224 and addr != b"\x00\x00\x00\x00"
+    return addr[0] != 0xFF and addr != bytes(16)
 
 
 _V4_TCP_HEAD = struct.Struct("!BBHHHBBH4s4s")

@@ -291,3 +291,18 @@ def test_malformed_counted_not_raised() -> None:
     s.receive_packet(tcp_bad, 0.0)
     assert s.counters["bad_checksum"] >= 2
     assert s.counters["internal_error"] == 0
+
+
+def test_multicast_never_answered_even_in_any_destination_mode() -> None:
+    exit_ = NetStack([IPv4Address("10.0.0.1"), IPv6Address("fd00::1")])
+    exit_.tcp_listen_any()
+    catch = exit_.udp_bind_any()
+    mdns6 = IPv6Address("ff02::fb")
+    exit_.receive_packet(_udp_packet(A6, mdns6, 5353, 5353, b"mdns"), 0.0)
+    exit_.receive_packet(_udp_packet(A4, IPv4Address("224.0.0.251"), 5353, 5353, b"mdns"), 0.0)
+    syn = TcpSegment(40000, 80, 1, 0, SYN, 1000)
+    exit_.receive_packet(_tcp_packet(A4, IPv4Address("255.255.255.255"), syn), 0.0)
+    exit_.receive_packet(_tcp_packet(IPv4Address("0.0.0.0"), B4, syn), 0.0)
+    assert catch.readable == 0 and exit_.connections == []
+    assert exit_.poll_transmit(0.0) == []
+    assert exit_.counters["not_unicast"] == 3 and exit_.counters["bad_source"] == 1
