@@ -103,9 +103,9 @@ class Namespace:
             server.close()
         return self
 
-    def socket(self, family: int, kind: int = socket.SOCK_STREAM) -> socket.socket:
+    def socket(self, family: int, kind: int = socket.SOCK_STREAM, proto: int = 0) -> socket.socket:
         assert self._conn is not None
-        self._conn.sendall(f"socket {int(family)} {int(kind)}\n".encode())
+        self._conn.sendall(f"socket {int(family)} {int(kind)} {int(proto)}\n".encode())
         return socket.socket(fileno=_recv_fd(self._conn))
 
     def __exit__(
@@ -167,7 +167,7 @@ def _helper(path: str, tun: str, v4: str, v6: str, mtu: str) -> None:
             if not parts or parts[0] == "quit":
                 return
             if parts[0] == "socket":
-                s = socket.socket(int(parts[1]), int(parts[2]))
+                s = socket.socket(int(parts[1]), int(parts[2]), int(parts[3]))
                 _send_fd(conn, s.fileno())
                 s.close()
 
