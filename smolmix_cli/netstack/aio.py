@@ -22,7 +22,7 @@ from anyio.abc import ByteStream, SocketAttribute, TaskStatus
 from .device import PacketDevice
 from .errors import NetstackError
 from .ip import Endpoint, IPAddress
-from .stack import NetStack, TcpListener, TcpSocket
+from .stack import ECHO_REPLIES, NetStack, TcpListener, TcpSocket
 from .udp import Datagram
 from .udp import UdpSocket as _UdpState
 
@@ -46,6 +46,7 @@ class StackRunner:
         self._wake_event: anyio.Event | None = None
         self._wake_pending = False
         self._failure: BaseException | None = None
+        self._ping_seq = 0
 
     # ---- driver ----
 
@@ -121,8 +122,13 @@ class StackRunner:
 
     async def _drive(self) -> None:
         stack, device, clock = self.stack, self.device, self.clock
+        busy = 0
         while True:
             now = clock()
+            busy += 1
+            if busy >= 16:  # devices that never block must not starve the other tasks
+                busy = 0
+                await anyio.lowlevel.checkpoint()
             deadline = stack.poll_deadline()
             if deadline is not None and deadline <= now:
                 stack.handle_timeout(now)
@@ -139,6 +145,7 @@ class StackRunner:
             deadline = stack.poll_deadline()
             self._wake_event = ev = anyio.Event()
             delay = math.inf if deadline is None else max(deadline - clock(), 0.0)
+            busy = 0
             with anyio.move_on_after(delay):
                 await ev.wait()
             self._wake_event = None
@@ -173,6 +180,24 @@ class StackRunner:
     def listen_tcp_any(self, backlog: int = 1024) -> TcpStreamListener:
         """Accept connections to any address and port (exit NAT mode)."""
         return TcpStreamListener(self, self.stack.tcp_listen_any(backlog))
+
+    # ---- ICMP ----
+
+    async def ping(
+        self, host: IPAddress, payload: bytes = b"smolmix", timeout: float = 5.0
+    ) -> float:
+        """Round-trip time of one ICMP echo in seconds; TimeoutError when no reply comes."""
+        self._ping_seq = (self._ping_seq + 1) & 0xFFFF
+        ident, seq = 0x5D5D, self._ping_seq
+        start = self.clock()
+        self.stack.icmp_echo(host, ident, seq, payload)
+        self.wake()
+        with anyio.fail_after(timeout):
+            while True:
+                for src, rid, rseq, body in self.stack.echo_replies:
+                    if (src, rid, rseq) == (host, ident, seq) and body == payload:
+                        return self.clock() - start
+                await self.wait_for(ECHO_REPLIES)
 
     # ---- UDP ----
 

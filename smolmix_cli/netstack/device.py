@@ -113,6 +113,9 @@ class TunDevice:
         os.set_blocking(fd, False)
 
     async def receive(self) -> bytes:
+        # always yield once: under a packet flood the read never blocks, and the
+        # stack's other tasks (the transmitter) must still get to run
+        await anyio.lowlevel.checkpoint()
         while True:
             if self._closed:
                 raise anyio.ClosedResourceError

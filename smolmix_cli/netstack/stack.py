@@ -51,7 +51,8 @@ EPHEMERAL_FIRST = 49152
 EPHEMERAL_LAST = 65535
 ORPHAN_TIMEOUT = 60.0  # a connection the application released must finish within this
 
-_TcpKey = tuple[bytes, int, bytes, int]  # (local addr, local port, remote addr, remote port)
+_TcpKey = tuple[bytes, int, bytes, int]
+ECHO_REPLIES = "echo-replies"  # take_events() token: `echo_replies` grew  # (local addr, local port, remote addr, remote port)
 
 
 class NoRoute(NetstackError):
@@ -188,6 +189,8 @@ class NetStack:
         self._next_port = EPHEMERAL_FIRST
         self._timers: list[tuple[float, int, TcpSocket]] = []
         self._timer_seq = itertools.count()
+        # (from, id, seq, payload) of echo replies to us, newest kept; see icmp_echo()
+        self.echo_replies: deque[tuple[IPAddress, int, int, bytes]] = deque(maxlen=64)
 
     # ---- addressing and ports ----
 
@@ -354,7 +357,7 @@ class NetStack:
         self._out.append(encode_ip(s, d, PROTO_UDP, encode_udp(sport, dport, bytes(data), pseudo)))
 
     def icmp_echo(self, dest: IPAddress, ident: int, seq: int, payload: bytes = b"") -> None:
-        """Queue an echo request (replies are counted as `icmp_echo_reply`)."""
+        """Queue an echo request; replies land in `echo_replies` (event `ECHO_REPLIES`)."""
         src = self.source_for(dest)
         s, d = src.packed, dest.packed
         if dest.version == 4:
@@ -540,6 +543,9 @@ class NetStack:
             return
         if msg.type == (icmp.V4_ECHO_REPLY if v == 4 else icmp.V6_ECHO_REPLY):
             self.counters["icmp_echo_reply"] += 1
+            if ours:
+                self.echo_replies.append((to_address(pkt.src), msg.echo_id, msg.echo_seq, msg.body))
+                self._dirty.add(ECHO_REPLIES)
             return
         if msg.type not in (icmp.V4_ERROR_TYPES if v == 4 else icmp.V6_ERROR_TYPES):
             self.counters["icmp_ignored"] += 1

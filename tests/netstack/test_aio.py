@@ -195,3 +195,11 @@ async def test_tls_handshake_over_two_stacks() -> None:
                 with pytest.raises(anyio.EndOfStream):
                     await tls.receive()
                 await tls.aclose()
+
+
+async def test_ping_between_stacks() -> None:
+    async with two_stacks() as (ra, _rb):
+        for host in (B4, B6):
+            rtt = await ra.ping(host)
+            assert 0 <= rtt < 5
+        assert ra.stack.counters["icmp_echo_reply"] == 2

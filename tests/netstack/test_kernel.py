@@ -36,9 +36,9 @@ BULK = 4 << 20
 TIMEOUT = 20.0
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -285,6 +285,7 @@ async def test_kernel_ping_answered(netns: Namespace, version: int) -> None:
                     return body
         raise AssertionError("no echo reply")
 
-    async with our_stack(netns):
+    async with our_stack(netns) as runner:
         reply = await _in_thread(kernel_ping)
+        assert await runner.ping(KERNEL[version]) < TIMEOUT  # and the kernel answers ours
     assert reply[4:8] == struct.pack("!I", 0x12340001) and reply[8:] == b"smolmix"
