@@ -203,3 +203,46 @@ async def test_ping_between_stacks() -> None:
             rtt = await ra.ping(host)
             assert 0 <= rtt < 5
         assert ra.stack.counters["icmp_echo_reply"] == 2
+
+
+async def test_send_backpressure_when_peer_does_not_read() -> None:
+    async with two_stacks() as (ra, rb):
+        listener = rb.listen_tcp(5001)
+        client = await ra.connect_tcp(B4, 5001)
+        server = await listener.accept()
+        sent = 0
+        with anyio.move_on_after(0.5):
+            while True:
+                await client.send(b"z" * 8192)
+                sent += 8192
+        # the sender stopped once the peer's receive window and our send buffer were full
+        cfg = ra.stack.tcp_config_v4
+        assert sent <= cfg.send_buffer + cfg.recv_buffer + 8192
+        assert sent >= cfg.recv_buffer // 2
+        got = 0
+        while got < sent:
+            got += len(await server.receive())
+        assert got == sent
+        await client.aclose()
+        await server.aclose()
+
+
+async def test_listener_close_and_stack_stop_wake_waiters() -> None:
+    async with two_stacks() as (ra, rb):
+        listener = rb.listen_tcp(5002)
+        client = await ra.connect_tcp(B4, 5002)
+        async with anyio.create_task_group() as tg:
+
+            async def accept_after_close() -> None:
+                await listener.accept()  # the queued connection
+                with pytest.raises(anyio.ClosedResourceError):
+                    await listener.accept()
+
+            tg.start_soon(accept_after_close)
+            await anyio.sleep(0.05)
+            await listener.aclose()
+    # the stacks have stopped: a waiting operation fails instead of hanging
+    with anyio.fail_after(1), pytest.raises(anyio.BrokenResourceError):
+        await client.receive()
+    with pytest.raises(anyio.ClosedResourceError):
+        await listener.accept()
