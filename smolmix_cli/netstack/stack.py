@@ -479,8 +479,8 @@ class NetStack:
             listener = self._listeners.get((pkt.dst, seg.dst_port)) or self._listeners.get(
                 (None, seg.dst_port)
             )
-        if listener is None:
-            listener = self._any_listener
+        elif self._any_listener is not None:
+            listener = self._any_listener  # NAT mode covers other hosts, never our own ports
         if listener is None and not ours:
             self.counters["not_ours"] += 1
             return
@@ -510,10 +510,8 @@ class NetStack:
         )
         ours = pkt.dst in self._ours
         sock = self._udp.get((pkt.dst, dport))
-        if sock is None and ours:
-            sock = self._udp.get((None, dport))
         if sock is None:
-            sock = self._udp_any
+            sock = self._udp.get((None, dport)) if ours else self._udp_any
         if sock is None:
             self.counters["udp_no_socket"] += 1
             if ours:

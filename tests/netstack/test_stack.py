@@ -209,6 +209,10 @@ def test_listener_any_destination() -> None:
     assert all(s.conn.is_established for s in socks)
     socks[0].send(b"GET", link.now)
     link.run(lambda now: accepted[targets[0]].conn.readable == 3, 1.0)
+    # the exit's own address is not a NAT target: a closed port there is refused
+    own = client.tcp_connect((IPv4Address("10.0.0.1"), 22), link.now)
+    link.run(lambda now: own.conn.error is not None, 1.0)
+    assert isinstance(own.conn.error, ConnectionRefused) and not catch.ready
 
 
 def test_backlog_full_drops_syn() -> None:
