@@ -245,6 +245,7 @@ class TcpConnection:
         self._cwnd = 0
         self._ssthresh = 1 << 30
         self._ca_acc = 0
+        self._dupacks = 0
         self._in_recovery = False
         self._recovery_point = 0
         self._rto_recovery = False
@@ -554,9 +555,10 @@ class TcpConnection:
         self._rto_recovery = True
         self._recovery_point = self._snd_nxt
         self._first_retrans_tsval = None
-        # RFC 8985 §6.3: on RTO every unSACKed segment is lost.
+        # RFC 8985 §6.3: on RTO every unSACKed segment is lost; resend oldest first.
+        self._lost_q.clear()
         for rec in self._sent:
-            if not rec.sacked and not rec.lost:
+            if not rec.sacked:
                 self._mark_lost(rec)
         self._tlp_at = None
         self._tlp_pending = False
@@ -782,7 +784,28 @@ class TcpConnection:
         self._persist_unanswered = 0
         newly = ack > snd_una
         if newly:
+            self._dupacks = 0
             self._on_new_ack(ack, seg, now)
+            if self._in_recovery and not self._sack_ok and self._sent:
+                # RFC 6582 NewReno: a partial ACK means the next segment was lost too.
+                head = self._sent[0]
+                if not head.retrans and not head.lost:
+                    self._mark_lost(head)
+        elif (
+            not self._sack_ok
+            and ack == snd_una
+            and snd_una < self._snd_nxt
+            and not seg.payload
+            and not seg.flags & (SYN | FIN)
+            and self._sent
+        ):
+            # Without SACK only duplicate ACKs reveal loss (RFC 5681 §3.2).
+            self._dupacks += 1
+            if self._dupacks == 3 and not self._in_recovery:
+                head = self._sent[0]
+                if not head.lost:
+                    self._mark_lost(head)
+                self._enter_recovery()
         if self._sack_ok and seg.sack_blocks and self._sent:
             self._process_sack(seg.sack_blocks, ack, now)
         # Window update (RFC 9293 §3.10.7.4), guarded against old segments.
