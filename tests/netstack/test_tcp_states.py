@@ -462,7 +462,7 @@ def test_paws_drops_old_timestamp() -> None:
     a.poll_transmit(5.0)
     old = TcpSegment(80, 40000, seg.seq, seg.ack, ACK, 100, b"old", timestamps=(0, 0))
     assert seg.timestamps is not None
-    old.timestamps = ((seg.timestamps[0] - 1000) & MASK, 0)
+    old.timestamps = ((seg.timestamps[0] - 100_000) & MASK, 0)
     old.seq = (seg.seq + 3) & MASK
     a.handle_segment(old, 5.0)
     assert a.recv(100) == b"new"
