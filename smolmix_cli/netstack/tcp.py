@@ -134,9 +134,9 @@ class _Sent:
         "end",
         "fin",
         "first_xmit",
-        "rack_retx",
         "in_flight",
         "lost",
+        "rack_retx",
         "retrans",
         "sacked",
         "start",
@@ -452,6 +452,15 @@ class TcpConnection:
         self._aborted = True
         self._app_closed = True
         self._enter_closed()
+
+    def on_unreachable(self, now: float) -> None:
+        """An ICMP destination-unreachable (or similar hard error) for this connection.
+
+        RFC 1122 §4.2.3.9: fatal only while connecting (-> ConnectionRefused);
+        later it is a soft error and retransmission carries on.
+        """
+        if self.state is SYN_SENT or self.state is SYN_RECEIVED:
+            self._fail(ConnectionRefused(f"{self.remote} unreachable"))
 
     # ------------------------------------------------------------------ timers
 

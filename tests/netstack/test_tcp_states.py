@@ -466,3 +466,46 @@ def test_paws_drops_old_timestamp() -> None:
     old.seq = (seg.seq + 3) & MASK
     a.handle_segment(old, 5.0)
     assert a.recv(100) == b"new"
+
+
+def test_icmp_unreachable_is_fatal_only_while_connecting() -> None:
+    a = TcpConnection.connect(A, B, cfg(), 0.0)
+    a.poll_transmit(0.0)
+    a.on_unreachable(0.1)
+    assert isinstance(a.error, ConnectionRefused) and a.is_closed
+    c, _d = handshake()
+    c.on_unreachable(0.1)
+    assert c.state is TcpState.ESTABLISHED and c.error is None
+
+
+def test_idle_connection_survives_with_keepalives() -> None:
+    c = cfg(keepalive_idle=1.0, keepalive_interval=1.0, keepalive_probes=2)
+    a, b = handshake(c, c)
+    now = 0.0
+    while now < 100.0:
+        deadlines = [x for x in (a.poll_deadline(), b.poll_deadline()) if x is not None]
+        now = min(deadlines)
+        for conn in (a, b):
+            conn.handle_timeout(now)
+        settle(a, b, now)
+    assert a.state is TcpState.ESTABLISHED and b.state is TcpState.ESTABLISHED
+    a.send(b"still here")
+    settle(a, b, now)
+    assert b.recv(100) == b"still here"
+
+
+def test_segments_with_bad_numbers_never_raise() -> None:
+    a, b = handshake()
+    junk = [
+        TcpSegment(80, 40000, 0, 0, 0, 0),
+        TcpSegment(80, 40000, 123, 456, ACK | SYN | FIN | RST, 65535, b"x" * 3000),
+        TcpSegment(80, 40000, MASK, MASK, ACK, 0, b"y", sack_blocks=((5, 1), (MASK, 0))),
+        TcpSegment(80, 40000, b._snd_nxt & MASK, a._snd_nxt & MASK, ACK, 0, sack_blocks=((1, 2),)),
+        TcpSegment(
+            80, 40000, b._snd_nxt & MASK, a._snd_nxt & MASK, ACK | FIN, 7, timestamps=(0, 0)
+        ),
+    ]
+    for seg in junk:
+        a.handle_segment(seg, 0.5)
+        a.poll_transmit(0.5)
+        check_invariants(a)
