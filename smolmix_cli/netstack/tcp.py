@@ -620,7 +620,9 @@ class TcpConnection:
             acceptable = seq == rcv_nxt if wnd == 0 else rcv_nxt <= seq <= rcv_nxt + wnd
         else:
             end = seq + seglen
-            acceptable = wnd > 0 and seq < rcv_nxt + wnd and end > rcv_nxt
+            acceptable = (wnd > 0 and seq < rcv_nxt + wnd and end > rcv_nxt) or (
+                not plen and seq == rcv_nxt  # a bare FIN takes no buffer space
+            )
         if not acceptable:
             if flags & RST:
                 return
@@ -1408,8 +1410,8 @@ class TcpConnection:
                     and not self._fin_pending
                 ):
                     break  # Nagle: one small segment in flight at a time
-            elif wnd_room < 0:
-                break
+            elif wnd_room < 1:
+                break  # the FIN needs one sequence number of window (as Linux)
             self._send_new(now, out, max(n, 0))
             if tlp:
                 tlp = False
@@ -1434,7 +1436,9 @@ class TcpConnection:
                     self._retransmit(rec, now, out)
                     break
         # 3. Persist timer: data waiting, nothing in flight, window shut.
-        if self._snd_una >= self._snd_nxt and self._unsent() > 0:
+        if self._snd_una >= self._snd_nxt and (
+            self._unsent() > 0 or (self._fin_pending and not self._fin_sent)
+        ):
             if self._persist_at is None:
                 rto = self._current_rto() * (1 << min(self._persist_backoff, 16))
                 self._persist_at = now + min(rto, self.config.rto_max)

@@ -509,3 +509,20 @@ def test_segments_with_bad_numbers_never_raise() -> None:
         a.handle_segment(seg, 0.5)
         a.poll_transmit(0.5)
         check_invariants(a)
+
+
+def test_fin_waits_for_window_and_is_sent_after_probe() -> None:
+    a, b = handshake(cfg(keepalive_idle=None), cfg(recv_buffer=2000, window_scaling=False))
+    a.send(b"w" * 2000)
+    settle(a, b, 0.0)
+    assert b.readable == 2000 and a._snd_wnd == 0
+    a.close()
+    assert not any(s.flags & FIN for s in a.poll_transmit(0.0))
+    d = a.poll_deadline()
+    assert d is not None  # persist timer armed for the FIN alone
+    a.handle_timeout(d)
+    (probe,) = a.poll_transmit(d)
+    assert not probe.flags & FIN
+    b.recv(2000)
+    settle(a, b, d)
+    assert b.at_eof and a.state is TcpState.FIN_WAIT_2
