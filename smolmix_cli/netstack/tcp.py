@@ -46,6 +46,7 @@ HALF = 0x80000000
 DEFAULT_MSS = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
 TS_OPTION_LEN = 12  # NOP NOP + 10-byte timestamp option on every segment
 _G = 0.001  # clock granularity for RFC 6298
+_PAWS_TOLERANCE = 60_000  # timestamp ticks (60 s at 1 ms); see handle_segment
 _QUICKACKS = 16  # immediate ACKs at start and after loss, as Linux does
 
 
@@ -135,6 +136,7 @@ class _Sent:
         "first_xmit",
         "in_flight",
         "lost",
+        "rack_retx",
         "retrans",
         "sacked",
         "start",
@@ -146,6 +148,7 @@ class _Sent:
         self.end = end
         self.xmit_ts = xmit_ts
         self.first_xmit = xmit_ts
+        self.rack_retx = False  # last retransmission came from RACK, not RTO/TLP
         self.fin = fin
         self.sacked = False
         self.lost = False
@@ -245,6 +248,7 @@ class TcpConnection:
         self._cwnd = 0
         self._ssthresh = 1 << 30
         self._ca_acc = 0
+        self._dupacks = 0
         self._in_recovery = False
         self._recovery_point = 0
         self._rto_recovery = False
@@ -449,6 +453,15 @@ class TcpConnection:
         self._app_closed = True
         self._enter_closed()
 
+    def on_unreachable(self, now: float) -> None:
+        """An ICMP destination-unreachable (or similar hard error) for this connection.
+
+        RFC 1122 §4.2.3.9: fatal only while connecting (-> ConnectionRefused);
+        later it is a soft error and retransmission carries on.
+        """
+        if self.state is SYN_SENT or self.state is SYN_RECEIVED:
+            self._fail(ConnectionRefused(f"{self.remote} unreachable"))
+
     # ------------------------------------------------------------------ timers
 
     def poll_deadline(self) -> float | None:
@@ -554,9 +567,10 @@ class TcpConnection:
         self._rto_recovery = True
         self._recovery_point = self._snd_nxt
         self._first_retrans_tsval = None
-        # RFC 8985 §6.3: on RTO every unSACKed segment is lost.
+        # RFC 8985 §6.3: on RTO every unSACKed segment is lost; resend oldest first.
+        self._lost_q.clear()
         for rec in self._sent:
-            if not rec.sacked and not rec.lost:
+            if not rec.sacked:
                 self._mark_lost(rec)
         self._tlp_at = None
         self._tlp_pending = False
@@ -589,12 +603,15 @@ class TcpConnection:
         plen = len(payload)
         seglen = plen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
         ts = seg.timestamps
-        # PAWS (RFC 7323 §5): an older TSval than TS.Recent means an old duplicate.
+        # PAWS (RFC 7323 §5), with a tolerance: on a reordering link a retransmission
+        # that fills a hole raises TS.Recent above originals still in flight, and
+        # strict PAWS would discard those as "old" although they carry new data.
+        # Old duplicates from a previous trip round the sequence space are far older.
         if (
             ts is not None
             and self._ts_ok
             and not flags & RST
-            and (ts[0] - self._ts_recent) & MASK >= HALF
+            and _PAWS_TOLERANCE < (self._ts_recent - ts[0]) & MASK < HALF
         ):
             self._ack_now = True
             return
@@ -603,7 +620,9 @@ class TcpConnection:
             acceptable = seq == rcv_nxt if wnd == 0 else rcv_nxt <= seq <= rcv_nxt + wnd
         else:
             end = seq + seglen
-            acceptable = wnd > 0 and seq < rcv_nxt + wnd and end > rcv_nxt
+            acceptable = (wnd > 0 and seq < rcv_nxt + wnd and end > rcv_nxt) or (
+                not plen and seq == rcv_nxt  # a bare FIN takes no buffer space
+            )
         if not acceptable:
             if flags & RST:
                 return
@@ -618,7 +637,7 @@ class TcpConnection:
                     self._ack_now = True
                 return
             if plen and seq + plen <= rcv_nxt and self._sack_ok:
-                self._dsack = (seq, seq + plen)  # RFC 2883: report the duplicate
+                self._report_dsack(seq, seq + plen, now)  # RFC 2883
             if st is TIME_WAIT and flags & FIN:
                 self._tw_at = now + self.config.time_wait  # retransmitted FIN: restart 2MSL
             self._ack_now = True
@@ -782,8 +801,29 @@ class TcpConnection:
         self._persist_unanswered = 0
         newly = ack > snd_una
         if newly:
+            self._dupacks = 0
             self._on_new_ack(ack, seg, now)
-        if self._sack_ok and seg.sack_blocks and self._sent:
+            if self._in_recovery and not self._sack_ok and self._sent:
+                # RFC 6582 NewReno: a partial ACK means the next segment was lost too.
+                head = self._sent[0]
+                if not head.retrans and not head.lost:
+                    self._mark_lost(head)
+        elif (
+            not self._sack_ok
+            and ack == snd_una
+            and snd_una < self._snd_nxt
+            and not seg.payload
+            and not seg.flags & (SYN | FIN)
+            and self._sent
+        ):
+            # Without SACK only duplicate ACKs reveal loss (RFC 5681 §3.2).
+            self._dupacks += 1
+            if self._dupacks == 3 and not self._in_recovery:
+                head = self._sent[0]
+                if not head.lost:
+                    self._mark_lost(head)
+                self._enter_recovery()
+        if self._sack_ok and seg.sack_blocks:
             self._process_sack(seg.sack_blocks, ack, now)
         # Window update (RFC 9293 §3.10.7.4), guarded against old segments.
         if self._snd_wl1 < seq or (self._snd_wl1 == seq and self._snd_wl2 <= ack):
@@ -907,7 +947,9 @@ class TcpConnection:
         if ts is None or not self._ts_ok:
             return
         if (ts[1] - self._ts_val(rec.xmit_ts)) & MASK >= HALF:
-            self._learn_reordering(now - rec.first_xmit - self._rack_rtt)
+            if rec.rack_retx:
+                # RACK gave up on the original too early: it was late, not lost.
+                self._learn_reordering(now - rec.first_xmit - self._rack_rtt)
             self._undo_retrans = max(0, self._undo_retrans - rec.retrans)
             if self._undo_retrans == 0 and self._prior_cwnd:
                 self._undo()
@@ -1009,8 +1051,6 @@ class TcpConnection:
         if self._snd_una >= self._dsack_round:
             self._dsack_round = self._snd_nxt
             self._reo_mult = min(self._reo_mult + 1, 64)
-            # The duplicate's original was late by more than the window allowed.
-            self._learn_reordering(max(self._reo_meas * 1.5, self._reo_wnd() * 2))
 
     # ------------------------------------------------------------------ RACK-TLP
 
@@ -1155,7 +1195,7 @@ class TcpConnection:
             self._ack_now = True
         if seq < rcv_nxt:
             if self._sack_ok:
-                self._dsack = (seq, min(end, rcv_nxt))
+                self._report_dsack(seq, min(end, rcv_nxt), now)
             payload = payload[rcv_nxt - seq :]
             seq = rcv_nxt
             self._ack_now = True
@@ -1190,8 +1230,15 @@ class TcpConnection:
                 self._delack_at = now + self.config.delayed_ack
         else:
             if not self._ooo.insert(seq, payload) and self._sack_ok:
-                self._dsack = (seq, end)
+                self._report_dsack(seq, end, now)
             self._ack_now = True  # RFC 5681 §4.2: out-of-order data is acked at once
+
+    def _report_dsack(self, left: int, right: int, now: float) -> None:
+        """One D-SACK block per ACK: flush a pending one first, so the sender's
+        undo bookkeeping sees every duplicate."""
+        if self._dsack is not None and self._dsack != (left, right):
+            self._ctrl.append(self._mk(self._snd_nxt, ACK, b"", now))
+        self._dsack = (left, right)
 
     def _window_to_advertise(self) -> int:
         """Raw window field; the right edge never shrinks, grows in SWS-safe steps."""
@@ -1331,7 +1378,7 @@ class TcpConnection:
         while lost_q and self._pipe < self._cwnd:
             rec = lost_q.popleft()
             if rec.lost and not rec.sacked and not rec.delivered:
-                self._retransmit(rec, now, out)
+                self._retransmit(rec, now, out, rack=not self._rto_recovery)
         # 2. New data (and the FIN) within both windows.
         fin_wanted = self._fin_pending and not self._fin_sent
         if out and self._tlp_pending:
@@ -1363,8 +1410,8 @@ class TcpConnection:
                     and not self._fin_pending
                 ):
                     break  # Nagle: one small segment in flight at a time
-            elif wnd_room < 0:
-                break
+            elif wnd_room < 1:
+                break  # the FIN needs one sequence number of window (as Linux)
             self._send_new(now, out, max(n, 0))
             if tlp:
                 tlp = False
@@ -1389,7 +1436,9 @@ class TcpConnection:
                     self._retransmit(rec, now, out)
                     break
         # 3. Persist timer: data waiting, nothing in flight, window shut.
-        if self._snd_una >= self._snd_nxt and self._unsent() > 0:
+        if self._snd_una >= self._snd_nxt and (
+            self._unsent() > 0 or (self._fin_pending and not self._fin_sent)
+        ):
             if self._persist_at is None:
                 rto = self._current_rto() * (1 << min(self._persist_backoff, 16))
                 self._persist_at = now + min(rto, self.config.rto_max)
@@ -1422,7 +1471,9 @@ class TcpConnection:
         if not self._tlp_pending:
             self._arm_tlp(now)
 
-    def _retransmit(self, rec: _Sent, now: float, out: list[TcpSegment]) -> None:
+    def _retransmit(
+        self, rec: _Sent, now: float, out: list[TcpSegment], rack: bool = False
+    ) -> None:
         start = rec.start
         data_end = rec.end - (1 if rec.fin else 0)
         off = start - self._sndbuf_start
@@ -1434,6 +1485,7 @@ class TcpConnection:
             rec.in_flight = True
             self._pipe += rec.end - start
         rec.retrans += 1
+        rec.rack_retx = rack
         rec.xmit_ts = now
         self._xmit_q.append((now, rec))
         seg = self._mk(start, flags, payload, now)
@@ -1447,6 +1499,8 @@ class TcpConnection:
                 self._first_retrans_tsval = seg.timestamps[0]
         if self._rto_at is None:
             self._rto_at = now + self._current_rto()
+        if not self._rto_recovery and not self._tlp_pending:
+            self._arm_tlp(now)  # a lost retransmission is then found before the RTO
 
 
 def check_invariants(conn: TcpConnection) -> None:

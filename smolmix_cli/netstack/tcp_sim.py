@@ -16,7 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
-from smolmix_cli.netstack.tcp import Endpoint, TcpConfig, TcpConnection, check_invariants
+from smolmix_cli.netstack.tcp import (
+    Endpoint,
+    TcpConfig,
+    TcpConnection,
+    check_invariants,
+    reset_for,
+)
 from smolmix_cli.netstack.tcp_wire import ACK, SYN, TcpSegment, decode_tcp, encode_tcp
 
 A_END: Endpoint = (IPv4Address("192.0.2.1"), 40000)
@@ -139,6 +145,12 @@ class SimLink:
                 self.conns[1] = conn
             return
         if conn is None:
+            return
+        if conn.is_closed:
+            # The connection is forgotten; a stack answers with a RST (RFC 9293 §3.10.7.1).
+            rst = reset_for(seg)
+            if rst is not None:
+                self._transmit(dst, rst)
             return
         conn.handle_segment(seg, self.now)
 

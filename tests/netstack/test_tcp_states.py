@@ -377,19 +377,13 @@ def test_nagle_on_coalesces_small_writes_and_off_sends_each() -> None:
         sent: list[bytes] = []
         for ch in b"abcd":
             a.send(bytes([ch]))
-            sent += [s.payload for s in a.poll_transmit(0.0) if s.payload]
-        # The ACK for "a" releases the rest as one segment when Nagle holds them.
-        for s in b.poll_transmit(0.0):
-            a.handle_segment(s, 0.0)
-        settle_segments = [s for s in deliver(b, a, 0.0)]
-        del settle_segments
-        a.handle_segment(
-            TcpSegment(
-                80, 40000, b._snd_nxt & MASK, a._snd_nxt & MASK, ACK, 1000, timestamps=(1, 1)
-            ),
-            0.0,
-        )
-        sent += [s.payload for s in a.poll_transmit(0.0) if s.payload]
+            for seg in a.poll_transmit(0.0):
+                sent.append(seg.payload)
+                b.handle_segment(seg, 0.001)
+        # B's ACK for "a" releases what Nagle held back, as one segment.
+        for seg in b.poll_transmit(0.001):
+            a.handle_segment(seg, 0.002)
+        sent += [seg.payload for seg in a.poll_transmit(0.002) if seg.payload]
         assert sent == expect, (nagle, sent)
 
 
@@ -468,7 +462,67 @@ def test_paws_drops_old_timestamp() -> None:
     a.poll_transmit(5.0)
     old = TcpSegment(80, 40000, seg.seq, seg.ack, ACK, 100, b"old", timestamps=(0, 0))
     assert seg.timestamps is not None
-    old.timestamps = ((seg.timestamps[0] - 1000) & MASK, 0)
+    old.timestamps = ((seg.timestamps[0] - 100_000) & MASK, 0)
     old.seq = (seg.seq + 3) & MASK
     a.handle_segment(old, 5.0)
     assert a.recv(100) == b"new"
+
+
+def test_icmp_unreachable_is_fatal_only_while_connecting() -> None:
+    a = TcpConnection.connect(A, B, cfg(), 0.0)
+    a.poll_transmit(0.0)
+    a.on_unreachable(0.1)
+    assert isinstance(a.error, ConnectionRefused) and a.is_closed
+    c, _d = handshake()
+    c.on_unreachable(0.1)
+    assert c.state is TcpState.ESTABLISHED and c.error is None
+
+
+def test_idle_connection_survives_with_keepalives() -> None:
+    c = cfg(keepalive_idle=1.0, keepalive_interval=1.0, keepalive_probes=2)
+    a, b = handshake(c, c)
+    now = 0.0
+    while now < 100.0:
+        deadlines = [x for x in (a.poll_deadline(), b.poll_deadline()) if x is not None]
+        now = min(deadlines)
+        for conn in (a, b):
+            conn.handle_timeout(now)
+        settle(a, b, now)
+    assert a.state is TcpState.ESTABLISHED and b.state is TcpState.ESTABLISHED
+    a.send(b"still here")
+    settle(a, b, now)
+    assert b.recv(100) == b"still here"
+
+
+def test_segments_with_bad_numbers_never_raise() -> None:
+    a, b = handshake()
+    junk = [
+        TcpSegment(80, 40000, 0, 0, 0, 0),
+        TcpSegment(80, 40000, 123, 456, ACK | SYN | FIN | RST, 65535, b"x" * 3000),
+        TcpSegment(80, 40000, MASK, MASK, ACK, 0, b"y", sack_blocks=((5, 1), (MASK, 0))),
+        TcpSegment(80, 40000, b._snd_nxt & MASK, a._snd_nxt & MASK, ACK, 0, sack_blocks=((1, 2),)),
+        TcpSegment(
+            80, 40000, b._snd_nxt & MASK, a._snd_nxt & MASK, ACK | FIN, 7, timestamps=(0, 0)
+        ),
+    ]
+    for seg in junk:
+        a.handle_segment(seg, 0.5)
+        a.poll_transmit(0.5)
+        check_invariants(a)
+
+
+def test_fin_waits_for_window_and_is_sent_after_probe() -> None:
+    a, b = handshake(cfg(keepalive_idle=None), cfg(recv_buffer=2000, window_scaling=False))
+    a.send(b"w" * 2000)
+    settle(a, b, 0.0)
+    assert b.readable == 2000 and a._snd_wnd == 0
+    a.close()
+    assert not any(s.flags & FIN for s in a.poll_transmit(0.0))
+    d = a.poll_deadline()
+    assert d is not None  # persist timer armed for the FIN alone
+    a.handle_timeout(d)
+    (probe,) = a.poll_transmit(d)
+    assert not probe.flags & FIN
+    b.recv(2000)
+    settle(a, b, d)
+    assert b.at_eof and a.state is TcpState.FIN_WAIT_2
