@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from . import icmp
-from .errors import AddressInUse, ConnectionRefused, MalformedPacket, NetstackError
+from .errors import AddressInUse, MalformedPacket, NetstackError
 from .ip import (
     DEFAULT_TTL,
     PROTO_ICMP,
@@ -569,14 +569,7 @@ class NetStack:
             return
         if icmp.is_hard_unreachable(msg, v) and not conn.is_established:
             self.counters["icmp_unreachable_connect"] += 1
-            err = ConnectionRefused(f"ICMP unreachable (type {msg.type} code {msg.code})")
-            handler = getattr(conn, "handle_icmp_unreachable", None)
-            if handler is not None:
-                handler(err, now)
-            else:
-                conn.abort()
-                if conn.error is None:
-                    conn.error = err
+            conn.on_unreachable(now)  # fatal only while connecting (RFC 1122 4.2.3.9)
             self._after_input(sock, now)
             return
         self.counters["icmp_error_ignored"] += 1
