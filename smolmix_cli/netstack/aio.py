@@ -12,6 +12,7 @@ That is what `anyio.streams.tls.TLSStream` and other stream layers expect.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -47,6 +48,9 @@ class StackRunner:
         self._wake_pending = False
         self._failure: BaseException | None = None
         self._ping_seq = 0
+        self._txq: deque[bytes] = deque()
+        self._sending = False  # the driver is in a blocking device send
+        self._sleep_until = -math.inf  # when the sleeping driver will wake by itself
 
     # ---- driver ----
 
@@ -80,10 +84,35 @@ class StackRunner:
             ev.set()
 
     def wake(self) -> None:
-        """Something changed (application call): let the driver flush and reschedule."""
+        """Let the driver run a round (flush, timers, reschedule) soon."""
         self._wake_pending = True
         if self._wake_event is not None:
             self._wake_event.set()
+
+    def flush(self) -> None:
+        """Send what the stack queued, without blocking; wake waiters and, when needed, the driver.
+
+        Called after every input (received batch, application call), so packets
+        leave at once instead of one event-loop round later. Packets the device
+        cannot take now stay queued, in order, for the driver's blocking sends;
+        only the driver ever blocks on the device, so the receive path never does
+        (two stacks blocked on each other's full queues would deadlock).
+        """
+        out = self.stack.poll_transmit(self.clock())
+        txq = self._txq
+        if out:
+            txq.extend(out)
+        self._notify()
+        if txq and not self._sending:
+            send = self.device.send_nowait
+            while txq and send(txq[0]):
+                txq.popleft()
+        if txq:
+            self.wake()
+        else:
+            deadline = self.stack.poll_deadline()
+            if deadline is not None and deadline < self._sleep_until:
+                self.wake()  # the driver sleeps past a timer that just moved earlier
 
     def _notify(self) -> None:
         events = self.stack.take_events()
@@ -117,39 +146,43 @@ class StackRunner:
                 if more is None:
                     break
                 stack.receive_packet(more, now)
-            self._notify()
-            self.wake()
+            self.flush()
 
     async def _drive(self) -> None:
-        stack, device, clock = self.stack, self.device, self.clock
+        """Timers and blocking sends; everything else happens in `flush`."""
+        stack, clock, txq = self.stack, self.clock, self._txq
         busy = 0
         while True:
+            self._wake_pending = False
             now = clock()
-            busy += 1
-            if busy >= 16:  # devices that never block must not starve the other tasks
-                busy = 0
-                await anyio.lowlevel.checkpoint()
             deadline = stack.poll_deadline()
             if deadline is not None and deadline <= now:
                 stack.handle_timeout(now)
-            packets = stack.poll_transmit(now)
-            self._notify()
-            if packets:
-                for packet in packets:
-                    await device.send(packet)
+            self.flush()
+            if txq:
+                self._sending = True
+                try:
+                    while txq:
+                        await self.device.send(txq.popleft())
+                finally:
+                    self._sending = False
                 continue
             if self._wake_pending:
-                self._wake_pending = False
-                await anyio.lowlevel.checkpoint()
+                busy += 1
+                if busy >= 16:  # never starve other tasks while work keeps appearing
+                    busy = 0
+                    await anyio.lowlevel.checkpoint()
                 continue
             deadline = stack.poll_deadline()
+            self._sleep_until = math.inf if deadline is None else deadline
             self._wake_event = ev = anyio.Event()
-            delay = math.inf if deadline is None else max(deadline - clock(), 0.0)
             busy = 0
-            with anyio.move_on_after(delay):
-                await ev.wait()
-            self._wake_event = None
-            self._wake_pending = False
+            try:
+                with anyio.move_on_after(max(self._sleep_until - clock(), 0.0)):
+                    await ev.wait()
+            finally:
+                self._wake_event = None
+                self._sleep_until = -math.inf
 
     # ---- TCP ----
 
@@ -158,7 +191,7 @@ class StackRunner:
     ) -> TcpStream:
         """Open a connection; raises ConnectionRefused / ConnectionTimedOut / StackClosed."""
         sock = self.stack.tcp_connect((host, port), self.clock(), local=local)
-        self.wake()
+        self.flush()
         try:
             while not sock.conn.is_established:
                 if sock.conn.error is not None:
@@ -168,7 +201,7 @@ class StackRunner:
                 await self.wait_for(sock)
         except BaseException:
             sock.release(self.clock())
-            self.wake()
+            self.flush()
             raise
         return TcpStream(self, sock)
 
@@ -191,7 +224,7 @@ class StackRunner:
         ident, seq = 0x5D5D, self._ping_seq
         start = self.clock()
         self.stack.icmp_echo(host, ident, seq, payload)
-        self.wake()
+        self.flush()
         with anyio.fail_after(timeout):
             while True:
                 for src, rid, rseq, body in self.stack.echo_replies:
@@ -257,7 +290,7 @@ class TcpStream(ByteStream):
                 raise anyio.ClosedResourceError
             if conn.readable:
                 data = sock.recv(max_bytes, runner.clock())
-                runner.wake()
+                runner.flush()
                 return data
             if conn.at_eof:
                 raise anyio.EndOfStream
@@ -282,7 +315,7 @@ class TcpStream(ByteStream):
                 raise self._broken() from exc
             if n:
                 view = view[n:]
-                runner.wake()
+                runner.flush()
                 continue
             try:
                 await runner.wait_for(sock)
@@ -299,13 +332,13 @@ class TcpStream(ByteStream):
             self._sock.close(self._runner.clock())
         except NetstackError as exc:
             raise self._broken() from exc
-        self._runner.wake()
+        self._runner.flush()
 
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
             self._sock.release(self._runner.clock())
-            self._runner.wake()
+            self._runner.flush()
         await anyio.lowlevel.checkpoint()
 
     def abort(self) -> None:
@@ -314,7 +347,7 @@ class TcpStream(ByteStream):
             self._closed = True
             self._sock.abort(self._runner.clock())
             self._sock.release(self._runner.clock())
-            self._runner.wake()
+            self._runner.flush()
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
@@ -345,7 +378,7 @@ class TcpStreamListener:
     async def aclose(self) -> None:
         self._runner.stack.close_listener(self.listener, self._runner.clock())
         self._runner._fail_one(self.listener)
-        self._runner.wake()
+        self._runner.flush()
         await anyio.lowlevel.checkpoint()
 
 
@@ -366,7 +399,7 @@ class UdpSocket:
         if self.state.closed:
             raise anyio.ClosedResourceError
         self._runner.stack.udp_sendto(self.state, data, (host, port), src)
-        self._runner.wake()
+        self._runner.flush()
         await anyio.lowlevel.checkpoint()
 
     async def receive_datagram(self) -> Datagram:

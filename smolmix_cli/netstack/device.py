@@ -20,6 +20,8 @@ TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 MAX_PACKET = 65535
+# write errors that mean "this packet is lost", not "the device is gone"
+_DROP_ERRNOS = frozenset({errno.EINVAL, errno.EIO, errno.ENOBUFS, errno.ENOMEM})
 
 
 class PacketDevice(Protocol):
@@ -29,6 +31,10 @@ class PacketDevice(Protocol):
 
     def receive_nowait(self) -> bytes | None:
         """A packet if one is ready now, else None (lets the shell batch work)."""
+        ...
+
+    def send_nowait(self, packet: bytes) -> bool:
+        """Send (or drop) now; False when the device would block and the packet was not taken."""
         ...
 
     async def send(self, packet: bytes) -> None: ...
@@ -62,6 +68,17 @@ class MemoryDevice:
             return self._rx.receive_nowait()
         except anyio.WouldBlock:
             return None
+
+    def send_nowait(self, packet: bytes) -> bool:
+        try:
+            self._tx.send_nowait(packet)
+        except anyio.WouldBlock:
+            if not self.drop_when_full:
+                return False
+            self.dropped += 1
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self.dropped += 1
+        return True
 
     async def send(self, packet: bytes) -> None:
         if self.drop_when_full:
@@ -136,6 +153,17 @@ class TunDevice:
         except BlockingIOError:
             return None
 
+    def send_nowait(self, packet: bytes) -> bool:
+        try:
+            os.write(self.fd, packet)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            if exc.errno not in _DROP_ERRNOS:
+                raise
+            self.dropped += 1
+        return True
+
     async def send(self, packet: bytes) -> None:
         while True:
             try:
@@ -146,7 +174,7 @@ class TunDevice:
             except OSError as exc:
                 # the kernel refused the packet (bad header, interface down, no buffers):
                 # a lossy link drops, it does not crash the stack
-                if exc.errno in (errno.EINVAL, errno.EIO, errno.ENOBUFS, errno.ENOMEM):
+                if exc.errno in _DROP_ERRNOS:
                     self.dropped += 1
                     return
                 raise
