@@ -135,6 +135,13 @@ async def relay(a: PacketDevice, b: PacketDevice, ab: Impairment, ba: Impairment
 
 
 async def _pump(src: PacketDevice, dst: PacketDevice, imp: Impairment) -> None:
+    try:
+        await _pump_until_eof(src, dst, imp)
+    except (anyio.EndOfStream, anyio.ClosedResourceError):
+        return  # that side is gone: nothing more to carry
+
+
+async def _pump_until_eof(src: PacketDevice, dst: PacketDevice, imp: Impairment) -> None:
     if not imp.delay_mean and not imp.base_delay:
         while True:
             packet = await src.receive()

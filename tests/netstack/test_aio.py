@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import random
+import socket
 import ssl
 import tempfile
 from collections.abc import AsyncIterator
@@ -21,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from smolmix_cli.netstack.aio import StackRunner, TcpStream, run_stack
-from smolmix_cli.netstack.device import memory_link
+from smolmix_cli.netstack.device import DatagramSocketDevice, memory_link
 from smolmix_cli.netstack.errors import ConnectionRefused, ConnectionReset
 from smolmix_cli.netstack.stack import NetStack
 from smolmix_cli.netstack.tcp import TcpConfig
@@ -246,3 +247,29 @@ async def test_listener_close_and_stack_stop_wake_waiters() -> None:
         await client.receive()
     with pytest.raises(anyio.ClosedResourceError):
         await listener.accept()
+
+
+async def test_stacks_over_a_packet_socketpair() -> None:
+    """DatagramSocketDevice: the device that lets a stack live in another process."""
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    a = NetStack([A4], tcp_config=_cfg())
+    b = NetStack([B4], tcp_config=_cfg())
+    data = random.Random(11).randbytes(200_000)
+    with anyio.fail_after(20):
+        async with (
+            run_stack(a, DatagramSocketDevice(left)) as ra,
+            run_stack(b, DatagramSocketDevice(right)) as rb,
+        ):
+            listener = rb.listen_tcp(9000)
+            client = await ra.connect_tcp(B4, 9000)
+            server = await listener.accept()
+
+            async def upload() -> None:
+                await client.send(data)
+                await client.send_eof()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(upload)
+                assert await _read_all(server) == data
+            await client.aclose()
+            await server.aclose()
