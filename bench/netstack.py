@@ -15,7 +15,6 @@ Needs root (unshare -n, /dev/net/tun); without it only our stack is measured.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import io
 import json
@@ -31,12 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import anyio.streams.text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from smolmix_cli.netstack.aio import run_stack
-from smolmix_cli.netstack.device import DatagramSocketDevice, TunDevice, memory_link
+from smolmix_cli.netstack.device import TunDevice, memory_link
 from smolmix_cli.netstack.stack import NetStack
 from tests.netstack.netns import Namespace, unavailable_reason
 from tests.netstack.relay import Impairment, relay
@@ -99,82 +97,6 @@ async def ours(size: int, imp: dict[str, float], seed: int) -> float:
                 await client.aclose()
             tg.cancel_scope.cancel()
     return result["end"] - start
-
-
-async def _child(args: argparse.Namespace) -> None:
-    """One stack in its own process, on a datagram socket to the parent's relay."""
-    dev = DatagramSocketDevice(socket.socket(fileno=args.fd), drop_when_full=True)
-    server = args.child == "server"
-    stack = NetStack([B if server else A], mtu=MTU)
-    async with run_stack(stack, dev) as runner:
-        if server:
-            listener = runner.listen_tcp(args.port)
-            print("ready", flush=True)
-            stream = await listener.accept()
-            n = 0
-            while n < args.size:
-                n += len(await stream.receive())
-            result = {"end": time.monotonic()}
-            await stream.send_eof()
-        else:
-            data = random.Random(args.seed).randbytes(args.size)
-            stream = await runner.connect_tcp(B, args.port)
-            result = {"start": time.monotonic()}
-            await stream.send(data)
-            await stream.send_eof()
-            with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
-                await stream.receive()  # the server's FIN: it has everything
-        result["cpu_s"] = time.process_time()
-        print(json.dumps(result), flush=True)
-        await anyio.sleep(0.05)  # let the last ACK/FIN leave
-
-
-async def ours_processes(size: int, imp: dict[str, float], seed: int) -> float:
-    """Like `ours`, but each stack in its own process (both cores), the relay in this one."""
-    port = next(_port)
-    # SOCK_SEQPACKET: packet boundaries like datagrams, but queued by bytes (AF_UNIX
-    # datagram sockets queue only net.unix.max_dgram_qlen packets, often 10)
-    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(2)]
-    for pair in pairs:
-        for end in pair:
-            end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, QUEUE * 1500)
-    devices = [DatagramSocketDevice(relay_end, drop_when_full=True) for _, relay_end in pairs]
-    procs = []
-    results: dict[str, dict[str, float]] = {}
-    with anyio.fail_after(TIMEOUT):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(
-                relay,
-                devices[0],
-                devices[1],
-                Impairment(seed=seed, **imp),
-                Impairment(seed=seed + 1, **imp),
-            )
-            for role, (child_end, _) in zip(("client", "server"), pairs, strict=True):
-                cmd = [sys.executable, __file__, "--child", role, "--fd", str(child_end.fileno())]
-                cmd += ["--port", str(port), "--size", str(size), "--seed", str(seed)]
-                procs.append((role, cmd, child_end))
-            _, server_cmd, server_end = procs[1]
-            server = await anyio.open_process(server_cmd, pass_fds=[server_end.fileno()])
-            server_end.close()
-            assert server.stdout is not None
-            server_out = anyio.streams.text.TextReceiveStream(server.stdout)
-            line = await server_out.receive()
-            assert line.strip() == "ready", line
-            _, client_cmd, client_end = procs[0]
-            client = await anyio.open_process(client_cmd, pass_fds=[client_end.fileno()])
-            client_end.close()
-            for role, proc in (("server", server), ("client", client)):
-                assert proc.stdout is not None
-                text = b""
-                async for chunk in proc.stdout:
-                    text += chunk
-                results[role] = json.loads(text.decode().strip().splitlines()[-1])
-                await proc.wait()
-            tg.cancel_scope.cancel()
-    for dev in devices:
-        await dev.aclose()
-    return results["server"]["end"] - results["client"]["start"]
 
 
 async def kernel(
@@ -272,15 +194,6 @@ async def main(args: argparse.Namespace) -> None:
                     args.trials,
                     lambda seed, s=size, i=imp: kernel(ns_a, ns_b, s, i, seed),  # type: ignore[misc]
                 )
-    if args.processes:
-        for name, size, imp in cases:
-            results.setdefault(name, {})["ours_2proc"] = await measure(
-                "ours_2proc",
-                name,
-                size,
-                args.trials,
-                lambda seed, s=size, i=imp: ours_processes(s, i, seed),  # type: ignore[misc]
-            )
     for name, size, imp in cases:
         results.setdefault(name, {})["ours"] = await measure(
             "ours",
@@ -295,8 +208,6 @@ async def main(args: argparse.Namespace) -> None:
                 "name": f"netstack.{name}.ratio",
                 "ours_over_kernel_time": round(r["ours"] / r["kernel"], 2),
             }
-            if "ours_2proc" in r:
-                line["ours_2proc_over_kernel_time"] = round(r["ours_2proc"] / r["kernel"], 2)
             emit(line)
     if args.profile:
         prof = cProfile.Profile()
@@ -320,14 +231,6 @@ if __name__ == "__main__":
         "--profile", action="store_true", help="cProfile our lossless path (stderr)"
     )
     parser.add_argument("--cases", default="", help="comma-separated subset of case names")
-    parser.add_argument(
-        "--processes", action="store_true", help="also run each stack in its own process"
-    )
-    parser.add_argument("--child", choices=["client", "server"], help=argparse.SUPPRESS)
-    parser.add_argument("--fd", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--backend", default="asyncio", choices=["asyncio", "trio"])
     parsed = parser.parse_args()
-    anyio.run(_child if parsed.child else main, parsed, backend=parsed.backend)
+    anyio.run(main, parsed, backend=parsed.backend)

@@ -179,7 +179,11 @@ async def _pump_until_eof(src: PacketDevice, dst: PacketDevice, imp: Impairment)
     async with anyio.create_task_group() as tg:
         tg.start_soon(deliver)
         while True:
-            packet = await src.receive()
+            try:
+                packet = await src.receive()
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                tg.cancel_scope.cancel()
+                return
             now = anyio.current_time()
             for delay in imp.fates():
                 heapq.heappush(heap, (now + delay, next(seq), packet))
