@@ -869,7 +869,11 @@ class TcpConnection:
                 break
             if rec.in_flight:
                 pipe -= rec.end - rec.start
-            if not rec.sacked:
+            was_sacked = rec.sacked
+            rec.delivered = True  # before any undo below, which must skip it
+            rec.lost = False
+            rec.in_flight = False
+            if not was_sacked:
                 delivered += rec.end - rec.start
                 self._rack_update(rec, now)
                 if rec.retrans and self._undo_retrans > 0:
@@ -877,9 +881,6 @@ class TcpConnection:
                     self._eifel_check(rec, seg, now)
                     pipe = self._pipe
                 sample_rec = rec  # SACKed ones were delivered earlier: no RTT sample
-            rec.delivered = True
-            rec.lost = False
-            rec.in_flight = False
             k += 1
         if k:
             del sent[:k]
