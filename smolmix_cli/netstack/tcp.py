@@ -364,7 +364,8 @@ class TcpConnection:
 
     @property
     def is_established(self) -> bool:
-        return self.state in _ESTABLISHED_LIKE
+        st = self.state
+        return st is ESTABLISHED or st in _ESTABLISHED_LIKE
 
     @property
     def is_closed(self) -> bool:
@@ -421,7 +422,7 @@ class TcpConnection:
         else:
             out = bytes(buf[:max_bytes])
             del buf[:max_bytes]
-        if self.state in _RECV_DATA_STATES:
+        if self.state is ESTABLISHED or self.state in _RECV_DATA_STATES:
             self._maybe_window_update()
         return out
 
@@ -667,7 +668,7 @@ class TcpConnection:
         if not self._process_ack(seg, seq, now):
             return
         st = self.state
-        if plen and st in _RECV_DATA_STATES:
+        if plen and (st is ESTABLISHED or st in _RECV_DATA_STATES):
             self._receive_data(seq, payload, now)
         if flags & FIN:
             fin_seq = seq + plen
@@ -1352,7 +1353,7 @@ class TcpConnection:
             return out
         if st is SYN_SENT or st is SYN_RECEIVED:
             return out
-        if st in _SEND_STATES:
+        if st is ESTABLISHED or st in _SEND_STATES:
             self._send_data(now, out)
         if self._probe_pending:
             self._probe_pending = False
@@ -1373,6 +1374,16 @@ class TcpConnection:
             self._persist_at = now + min(rto, self.config.rto_max)
 
     def _send_data(self, now: float, out: list[TcpSegment]) -> None:
+        if (
+            not self._lost_q
+            and not self._tlp_pending
+            and self._sndbuf_start + len(self._sndbuf) <= self._snd_nxt
+            and (self._fin_sent or not self._fin_pending)
+        ):
+            if self._persist_at is not None:  # nothing waits to be sent (fast path)
+                self._persist_at = None
+                self._persist_backoff = 0
+            return
         mss = self._mss
         # 1. Retransmit segments marked lost, within the congestion window.
         lost_q = self._lost_q
