@@ -175,7 +175,7 @@ def test_property_byte_exact_and_clean_close(
 
 
 @pytest.mark.fuzz
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**32 - 1),
     loss=st.floats(0.0, 0.2),
