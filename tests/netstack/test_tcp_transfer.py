@@ -219,3 +219,50 @@ def test_fuzz_impairments(
         wire=True,
         budget=3600.0,
     )
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), n_junk=st.integers(1, 40))
+def test_property_blind_injection_never_breaks_invariants(seed: int, n_junk: int) -> None:
+    """Off-path segments (random RST/SYN/ACK/FIN near the live numbers) never raise,
+    never corrupt state, and only an exact-sequence RST may end the connection."""
+    from smolmix_cli.netstack.tcp import check_invariants
+    from smolmix_cli.netstack.tcp_wire import ACK, FIN, RST, TcpSegment
+
+    rng = random.Random(seed)
+    link = SimLink(LinkParams(exp_delay=0.002, loss=0.02), seed=seed, check=True)
+    cfg = TcpConfig(time_wait=0.5)
+    a, b = link.connect(cfg, cfg)
+    data = rng.randbytes(50_000)
+    link.add_app(BulkSender(a, data))
+    reader = Reader(b)
+    link.add_app(reader)
+    junk_left = [n_junk]
+
+    def inject(now: float) -> float | None:
+        if junk_left[0] <= 0 or b.is_closed:
+            return None
+        junk_left[0] -= 1
+        base_seq = a._snd_una + rng.randint(-70_000, 70_000)
+        base_ack = b._snd_nxt + rng.randint(-70_000, 70_000)
+        flags = rng.choice([RST, SYN, ACK, ACK | FIN, RST | ACK, SYN | ACK, 0])
+        seg = TcpSegment(
+            a.local[1],
+            b.local[1],
+            base_seq & 0xFFFFFFFF,
+            base_ack & 0xFFFFFFFF,
+            flags,
+            rng.randint(0, 0xFFFF),
+            sack_blocks=((rng.getrandbits(32), rng.getrandbits(32)),) if rng.random() < 0.3 else (),
+        )
+        b.handle_segment(seg, now)
+        check_invariants(b)
+        return now + 0.001
+
+    link.add_app(inject)
+    link.run_until(lambda: reader.eof_at is not None or b.is_closed, 300.0)
+    if b.error is None:
+        assert bytes(reader.buf) == data
+    else:
+        # Only a RST can kill it, and RFC 5961 demands an exact RCV.NXT hit for that.
+        assert bytes(reader.buf) == data[: len(reader.buf)]
