@@ -255,6 +255,8 @@ class TcpConnection:
         self._prior_cwnd = 0
         self._prior_ssthresh = 0
         self._undo_retrans = -1  # -1: nothing to undo
+        self._undo_marker = 0  # SND.UNA when the undoable episode began
+        self._undo_expires = 0.0  # a new episode before this extends the old one
         self._first_retrans_tsval: int | None = None
         # --- RACK-TLP ---
         self._rack_xmit_ts = -1.0
@@ -559,7 +561,7 @@ class TcpConnection:
         self._backoff += 1
         if not self._rto_recovery:
             if not self._in_recovery:
-                self._save_undo()
+                self._save_undo(now)
             flight = self._snd_nxt - self._snd_una
             self._ssthresh = max(min(self._cwnd, flight) // 2, 2 * self._mss)
         self._cwnd = self._mss
@@ -823,7 +825,7 @@ class TcpConnection:
                 head = self._sent[0]
                 if not head.lost:
                     self._mark_lost(head)
-                self._enter_recovery()
+                self._enter_recovery(now)
         if self._sack_ok and seg.sack_blocks:
             self._process_sack(seg.sack_blocks, ack, now)
         # Window update (RFC 9293 §3.10.7.4), guarded against old segments.
@@ -904,7 +906,7 @@ class TcpConnection:
         self._retries = 0
         self._backoff = 0
         self._tlp_out = False
-        self._cc_on_ack(acked, delivered, ack, seg)
+        self._cc_on_ack(acked, delivered, ack, seg, now)
 
     def _after_new_ack(self, ack: int, seg: TcpSegment, now: float) -> None:
         if self._snd_una >= self._snd_nxt:
@@ -915,7 +917,7 @@ class TcpConnection:
             self._rto_at = now + self._current_rto()  # RFC 6298 (5.3)
             self._arm_tlp(now)
 
-    def _cc_on_ack(self, acked: int, delivered: int, ack: int, seg: TcpSegment) -> None:
+    def _cc_on_ack(self, acked: int, delivered: int, ack: int, seg: TcpSegment, now: float) -> None:
         mss = self._mss
         if self._in_recovery:
             if ack >= self._recovery_point:
@@ -926,6 +928,9 @@ class TcpConnection:
                     self._undo()
                 else:
                     self._cwnd = max(self._ssthresh, 2 * mss)
+                    # DSACKs proving this episode spurious may still be on their way.
+                    srtt = self._srtt if self._srtt is not None else 1.0
+                    self._undo_expires = now + 2 * srtt
                 return
             if self._rto_recovery:
                 self._cwnd += min(acked, mss)  # slow start after the timeout
@@ -964,10 +969,16 @@ class TcpConnection:
             return False
         return (ts[1] - first) & MASK >= HALF
 
-    def _save_undo(self) -> None:
+    def _save_undo(self, now: float) -> None:
+        if self._prior_cwnd and self._undo_retrans > 0 and now < self._undo_expires:
+            # The previous episode may still prove spurious (its DSACKs are in
+            # flight): keep its larger prior state and keep counting, so an undo
+            # restores what the first spurious reduction took away.
+            return
         self._prior_cwnd = self._cwnd
         self._prior_ssthresh = self._ssthresh
         self._undo_retrans = 0
+        self._undo_marker = self._snd_una
 
     def _undo(self) -> None:
         """The recovery was spurious: restore cwnd and un-mark segments judged lost."""
@@ -1045,7 +1056,7 @@ class TcpConnection:
     def _on_dsack(self, left: int, right: int) -> None:
         """A duplicate arrived at the peer: our retransmission was spurious."""
         self.stats.dsacks_in += 1
-        if self._undo_retrans > 0:
+        if self._undo_retrans > 0 and left >= self._undo_marker:
             self._undo_retrans -= 1
             if self._undo_retrans == 0 and not self._in_recovery and self._prior_cwnd:
                 self._undo()
@@ -1095,7 +1106,7 @@ class TcpConnection:
     def _detect_loss(self, now: float) -> None:
         """RFC 8985 §6.2: a segment sent before a delivered one is lost after a reorder window."""
         if not self.config.rack:
-            self._detect_loss_dupthresh()
+            self._detect_loss_dupthresh(now)
             return
         q = self._xmit_q
         rack_ts = self._rack_xmit_ts
@@ -1121,9 +1132,9 @@ class TcpConnection:
                     self._rack_at = at
                 break
         if self._lost_q and not self._in_recovery:
-            self._enter_recovery()
+            self._enter_recovery(now)
 
-    def _detect_loss_dupthresh(self) -> None:
+    def _detect_loss_dupthresh(self, now: float) -> None:
         """Classic rule for comparison: lost once 3 segments above it are SACKed."""
         sacked_above = 0
         for rec in reversed(self._sent):
@@ -1132,7 +1143,7 @@ class TcpConnection:
             elif sacked_above >= 3 and not rec.lost and rec.in_flight and not rec.retrans:
                 self._mark_lost(rec)
         if self._lost_q and not self._in_recovery:
-            self._enter_recovery()
+            self._enter_recovery(now)
 
     def _mark_lost(self, rec: _Sent) -> None:
         rec.lost = True
@@ -1141,9 +1152,9 @@ class TcpConnection:
             self._pipe -= rec.end - rec.start
         self._lost_q.append(rec)
 
-    def _enter_recovery(self) -> None:
+    def _enter_recovery(self, now: float) -> None:
         self.stats.recoveries += 1
-        self._save_undo()
+        self._save_undo(now)
         flight = self._snd_nxt - self._snd_una
         self._ssthresh = max(min(self._cwnd, flight) // 2, 2 * self._mss)
         self._cwnd = self._ssthresh
@@ -1233,7 +1244,10 @@ class TcpConnection:
         else:
             if not self._ooo.insert(seq, payload) and self._sack_ok:
                 self._report_dsack(seq, end, now)
-            self._ack_now = True  # RFC 5681 §4.2: out-of-order data is acked at once
+            # RFC 5681 §4.2: one immediate duplicate ACK per out-of-order segment,
+            # even when several arrive before the next poll (peers without SACK
+            # count them; with SACK each carries the newest block).
+            self._ctrl.append(self._mk(self._snd_nxt, ACK, b"", now))
 
     def _report_dsack(self, left: int, right: int, now: float) -> None:
         """One D-SACK block per ACK: flush a pending one first, so the sender's

@@ -418,13 +418,16 @@ def test_out_of_order_generates_sack_newest_first_and_dsack() -> None:
     b.handle_segment(segs[1], 0.0)
     b.handle_segment(segs[3], 0.0)
     b.handle_segment(segs[5], 0.0)
-    (ack,) = b.poll_transmit(0.0)
+    acks = b.poll_transmit(0.0)
+    assert len(acks) == 3  # one immediate duplicate ACK per out-of-order segment
+    ack = acks[-1]
     base = segs[0].seq
     rel = [((lo - base) & MASK, (r - base) & MASK) for lo, r in ack.sack_blocks]
     assert rel == [(5 * mss, 6 * mss), (3 * mss, 4 * mss), (mss, 2 * mss)]
     assert ack.ack == base
     b.handle_segment(segs[3], 0.0)  # a duplicate of held data: DSACK first
     (dup,) = b.poll_transmit(0.0)
+    assert len(dup.sack_blocks) == 3  # the D-SACK block plus the two newest
     assert ((dup.sack_blocks[0][0] - base) & MASK) == 3 * mss
     b.handle_segment(segs[0], 0.0)
     (ack2,) = b.poll_transmit(0.0)

@@ -266,3 +266,18 @@ def test_property_blind_injection_never_breaks_invariants(seed: int, n_junk: int
     else:
         # Only a RST can kill it, and RFC 5961 demands an exact RCV.NXT hit for that.
         assert bytes(reader.buf) == data[: len(reader.buf)]
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {"rack": False},  # classic 3-SACKed-segments rule instead of RACK
+        {"sack": False},  # NewReno on duplicate ACKs
+        {"sack": False, "timestamps": False, "window_scaling": False, "tlp": False},
+    ],
+)
+def test_loss_with_fallback_loss_detection(opts: dict[str, bool]) -> None:
+    cfg = TcpConfig(time_wait=0.5, **opts)  # type: ignore[arg-type]
+    _, a, _, t = transfer(LinkParams(loss=0.03), 300_000, seed=11, cfg_a=cfg, cfg_b=cfg)
+    assert a.stats.retransmits > 0 and a.stats.recoveries > 0
+    assert t < 10.0, t
