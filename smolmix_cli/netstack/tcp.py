@@ -47,7 +47,8 @@ DEFAULT_MSS = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
 TS_OPTION_LEN = 12  # NOP NOP + 10-byte timestamp option on every segment
 _G = 0.001  # clock granularity for RFC 6298
 _PAWS_TOLERANCE = 60_000  # timestamp ticks (60 s at 1 ms); see handle_segment
-_QUICKACKS = 16  # immediate ACKs at start and after loss, as Linux does
+_QUICKACKS = 16
+_CHALLENGE_ACKS_PER_S = 10  # immediate ACKs at start and after loss, as Linux does
 
 
 class TcpState(enum.Enum):
@@ -284,6 +285,8 @@ class TcpConnection:
         self._ka_probes = 0
         self._ka_last = now
         self._ctrl: list[TcpSegment] = []
+        self._chal_window = -1.0
+        self._chal_count = 0
 
     # ------------------------------------------------------------------ opening
 
@@ -651,10 +654,10 @@ class TcpConnection:
             if seq == rcv_nxt:
                 self._on_rst()
             else:
-                self._challenge_ack()  # RFC 5961 §3.2
+                self._challenge_ack(now)  # RFC 5961 §3.2
             return
         if flags & SYN:
-            self._challenge_ack()  # RFC 5961 §4.2
+            self._challenge_ack(now)  # RFC 5961 §4.2
             return
         if not flags & ACK:
             return
@@ -732,7 +735,14 @@ class TcpConnection:
         self._syn_pending = False
         self.state = FIN_WAIT_1 if self._fin_pending else ESTABLISHED
 
-    def _challenge_ack(self) -> None:
+    def _challenge_ack(self, now: float) -> None:
+        """RFC 5961 §7: challenge ACKs are rate-limited so they cannot be used to flood."""
+        if now - self._chal_window >= 1.0:
+            self._chal_window = now
+            self._chal_count = 0
+        if self._chal_count >= _CHALLENGE_ACKS_PER_S:
+            return
+        self._chal_count += 1
         self.stats.challenge_acks += 1
         self._ack_now = True
 
@@ -799,7 +809,7 @@ class TcpConnection:
             self._ack_now = True  # acks something not yet sent (RFC 9293 §3.10.7.4)
             return False
         if ack < snd_una - max(self._max_snd_wnd, 1):
-            self._challenge_ack()  # RFC 5961 §5.2
+            self._challenge_ack(now)  # RFC 5961 §5.2
             return False
         self._persist_unanswered = 0
         newly = ack > snd_una

@@ -529,3 +529,37 @@ def test_fin_waits_for_window_and_is_sent_after_probe() -> None:
     b.recv(2000)
     settle(a, b, d)
     assert b.at_eof and a.state is TcpState.FIN_WAIT_2
+
+
+def test_challenge_acks_rate_limited() -> None:
+    a, _b = handshake()
+    nxt = a._rcv_nxt
+    for i in range(50):
+        a.handle_segment(TcpSegment(80, 40000, (nxt + 10 + i) & MASK, 0, RST, 0), 0.5)
+    assert a.stats.challenge_acks == 10 and a.state is TcpState.ESTABLISHED
+    a.handle_segment(TcpSegment(80, 40000, (nxt + 5) & MASK, 0, RST, 0), 1.6)
+    assert a.stats.challenge_acks == 11
+
+
+def test_rtt_sample_from_timestamp_echo_after_retransmission() -> None:
+    ca = cfg(rto_initial=1.0, rto_min=0.2, tlp=False)
+    a = TcpConnection.connect(A, B, ca, 0.0, iss=1)
+    (syn,) = a.poll_transmit(0.0)
+    b = TcpConnection.accept(syn, B, A, cfg(), 0.0)
+    (synack,) = b.poll_transmit(0.3)
+    a.handle_segment(synack, 0.6)  # SYN RTT 0.6 s
+    b.handle_segment(a.poll_transmit(0.6)[0], 0.9)
+    assert a.srtt == pytest.approx(0.6)
+    a.send(b"data")
+    (lost,) = a.poll_transmit(1.0)
+    d = a.poll_deadline()
+    assert d is not None
+    a.handle_timeout(d)
+    (retx,) = a.poll_transmit(d)
+    assert retx.payload == lost.payload and a.stats.rto_events == 1
+    b.handle_segment(retx, d + 0.05)
+    (ack,) = b.poll_transmit(d + 0.05)
+    a.handle_segment(ack, d + 0.1)
+    # Karn forbids a sample from the retransmitted segment's send time; the echoed
+    # timestamp is unambiguous: about 0.1 s, pulling SRTT down from 0.6 s.
+    assert a.srtt is not None and 0.5 < a.srtt < 0.6

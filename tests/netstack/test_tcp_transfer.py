@@ -80,15 +80,20 @@ def test_loss(loss: float, reverse: bool) -> None:
     assert t < 5.0, t
 
 
+@pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("mean", [0.02, 0.1])
-def test_exponential_delay_reordering(mean: float) -> None:
-    _, a, _, t = transfer(LinkParams(exp_delay=mean), 256 << 10, seed=3)
-    assert t < 60 * mean, t  # tens of mean delays, no RTO spiral
-    assert a.stats.undos >= 1 or a.stats.retransmits <= 2
+def test_exponential_delay_reordering(mean: float, reverse: bool) -> None:
+    _, a, b, t = transfer(LinkParams(exp_delay=mean), 256 << 10, seed=3, reverse=reverse)
+    sender = b if reverse else a
+    # Linux needs about 20 mean delays here; allow 2x that, i.e. no RTO spiral.
+    assert t < 40 * mean, t
+    # Reordering fools loss detection at first; the spurious reductions are undone.
+    assert sender.stats.undos >= 1 or sender.stats.retransmits <= 2
 
 
 def test_duplication_and_reordering_together() -> None:
-    _, a, b, _ = transfer(LinkParams(dup=0.1, exp_delay=0.005, loss=0.02), 200_000, both=True)
+    params = LinkParams(dup=0.1, exp_delay=0.005, loss=0.02)
+    _, a, b, _ = transfer(params, 1_200_000, both=True)
     # Duplicates reach the receivers, which report them as DSACKs.
     assert a.stats.dsacks_in > 0 and b.stats.dsacks_in > 0
 
