@@ -661,7 +661,12 @@ class TcpConnection:
             return
         if not flags & ACK:
             return
-        if ts is not None and self._ts_ok and seq <= self._last_ack_sent:
+        if (
+            ts is not None
+            and self._ts_ok
+            and seq <= self._last_ack_sent
+            and (ts[0] - self._ts_recent) & MASK < HALF  # never move TS.Recent back
+        ):
             self._ts_recent = ts[0]
         if st is SYN_RECEIVED:
             ack = _unwrap(self._snd_una, seg.ack)
@@ -1382,7 +1387,7 @@ class TcpConnection:
         if self._probe_pending:
             self._probe_pending = False
             self._send_probe(now, out)
-        if self._ack_now and not out:
+        if self._ack_now:  # every segment built since the flag was set clears it
             out.append(self._mk(self._snd_nxt, ACK, b"", now))
         return out
 
