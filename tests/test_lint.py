@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,9 +15,6 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.skipif(
-    shutil.which("ruff") is None and not (ROOT / ".venv").exists(), reason="ruff not installed"
-)
 def test_ruff_clean() -> None:
     proc = _run("ruff", "check", "smolmix_cli", "tests", "bench")
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -13,19 +13,17 @@ def ones_complement_sum(*parts: bytes | bytearray | memoryview) -> int:
     """Fold the parts (each of even length, except possibly the last) into a 16-bit sum.
 
     Returns a value in 0..0xFFFF where a non-zero multiple of 0xFFFF is 0xFFFF,
-    as the ones'-complement arithmetic requires.
+    as the ones'-complement arithmetic requires (only all-zero input sums to 0).
     """
     total = 0
     for part in parts:
-        data = bytes(part)
-        if len(data) & 1:
-            data += b"\x00"
-        if data:
-            total += int.from_bytes(data, "big") % 0xFFFF or (0xFFFF if any(data) else 0)
+        value = int.from_bytes(part, "big")
+        if len(part) & 1:
+            value <<= 8  # an odd tail is padded with one zero byte
+        total += value
     if total == 0:
         return 0
-    folded = total % 0xFFFF
-    return folded or 0xFFFF
+    return total % 0xFFFF or 0xFFFF
 
 
 def internet_checksum(*parts: bytes | bytearray | memoryview) -> int:
