@@ -233,6 +233,7 @@ class TcpConnection:
         self._dsack: tuple[int, int] | None = None
         # --- negotiated options ---
         self._mss = min(config.mss, DEFAULT_MSS)
+        self._mss_clamp = config.mss  # lowered by set_mss (path MTU)
         self._ts_ok = False
         self._ts_recent = 0
         self._ts_offset = secrets.randbits(32)
@@ -348,7 +349,7 @@ class TcpConnection:
             self._rcv_space = min(cfg.recv_buffer, 0xFFFF)
         self._sack_ok = cfg.sack and syn.sack_permitted
         peer_mss = syn.mss if syn.mss else DEFAULT_MSS
-        mss = min(cfg.mss, peer_mss) - (TS_OPTION_LEN if self._ts_ok else 0)
+        mss = min(cfg.mss, peer_mss, self._mss_clamp) - (TS_OPTION_LEN if self._ts_ok else 0)
         self._mss = max(mss, 64)
         self._rcv_mss = self._mss
         self._cwnd = min(cfg.initial_window_segments * self._mss, max(2 * self._mss, 14600))
@@ -459,14 +460,34 @@ class TcpConnection:
         self._app_closed = True
         self._enter_closed()
 
-    def on_unreachable(self, now: float) -> None:
+    def handle_icmp_unreachable(self, error: NetstackError, now: float) -> None:
         """An ICMP destination-unreachable (or similar hard error) for this connection.
 
-        RFC 1122 §4.2.3.9: fatal only while connecting (-> ConnectionRefused);
-        later it is a soft error and retransmission carries on.
+        RFC 1122 §4.2.3.9: fatal only while connecting (the stack chooses the
+        error, e.g. ConnectionRefused for port unreachable); in synchronized
+        states it is a soft error and retransmission carries on.
         """
         if self.state is SYN_SENT or self.state is SYN_RECEIVED:
-            self._fail(ConnectionRefused(f"{self.remote} unreachable"))
+            self._fail(error)
+
+    def on_unreachable(self, now: float) -> None:
+        """Shorthand for `handle_icmp_unreachable(ConnectionRefused(...), now)`."""
+        self.handle_icmp_unreachable(ConnectionRefused(f"{self.remote} unreachable"), now)
+
+    def set_mss(self, mss: int) -> None:
+        """Path MTU dropped (ICMP fragmentation-needed / packet-too-big): lower the MSS.
+
+        `mss` counts payload without options, like the MSS option and
+        `TcpConfig.mss`; the timestamp option is subtracted as at negotiation.
+        Segments already in flight keep their size (they are retransmitted as
+        sent); new data uses the smaller size.
+        """
+        self._mss_clamp = min(self._mss_clamp, mss)  # applies at negotiation too
+        new = max(mss - (TS_OPTION_LEN if self._ts_ok else 0), 64)
+        if new < self._mss:
+            self._mss = new
+            if self._cwnd > 0:
+                self._cwnd = max(self._cwnd, 2 * new)
 
     # ------------------------------------------------------------------ timers
 

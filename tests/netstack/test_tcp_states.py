@@ -563,3 +563,23 @@ def test_rtt_sample_from_timestamp_echo_after_retransmission() -> None:
     # Karn forbids a sample from the retransmitted segment's send time; the echoed
     # timestamp is unambiguous: about 0.1 s, pulling SRTT down from 0.6 s.
     assert a.srtt is not None and 0.5 < a.srtt < 0.6
+
+
+def test_handle_icmp_unreachable_uses_the_stacks_error() -> None:
+    a = TcpConnection.connect(A, B, cfg(), 0.0)
+    a.poll_transmit(0.0)
+    err = ConnectionTimedOut("host unreachable")
+    a.handle_icmp_unreachable(err, 0.1)
+    assert a.error is err and a.is_closed and a.poll_transmit(0.1) == []
+
+
+def test_set_mss_lowers_segment_size_for_new_data() -> None:
+    a, _b = handshake(cfg(nagle=False))
+    assert a.effective_mss == 1368
+    a.set_mss(1000)
+    assert a.effective_mss == 1000 - 12
+    a.set_mss(1400)  # never raised again
+    assert a.effective_mss == 988
+    a.send(b"p" * 5000)
+    sizes = [len(s.payload) for s in a.poll_transmit(0.0)]
+    assert sizes == [988] * 5 + [5000 - 988 * 5]
