@@ -1446,6 +1446,7 @@ class TcpConnection:
         if out and self._tlp_pending:
             self._tlp_pending = False  # retransmissions already elicit ACKs
             self._arm_tlp(now)
+        # A probe carries new data unless lost segments wait (then it resends one).
         tlp = self._tlp_pending and not lost_q
         while True:
             unsent = self._unsent()
@@ -1482,7 +1483,7 @@ class TcpConnection:
                 self._tlp_out = True
             if self._fin_sent:
                 break
-        if tlp:
+        if self._tlp_pending:
             # TLP with nothing new to send: retransmit a segment already judged lost
             # (cwnd kept it back and no ACK came), else the highest unSACKed one.
             self._tlp_pending = False
