@@ -77,7 +77,10 @@ def test_loss(loss: float, reverse: bool) -> None:
     _, a, b, t = transfer(LinkParams(loss=loss), 1 << 20, seed=7, reverse=reverse)
     sender = b if reverse else a
     assert sender.stats.retransmits > 0
-    assert t < 5.0, t
+    # SACK + RACK-TLP repair losses within round trips; a timeout (0.2 s floor here,
+    # 200 RTTs) is a rare last resort, not the recovery mechanism.
+    assert sender.stats.rto_events <= 1
+    assert t < 0.5, t
 
 
 @pytest.mark.parametrize("reverse", [False, True])
