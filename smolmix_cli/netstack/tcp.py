@@ -48,7 +48,8 @@ TS_OPTION_LEN = 12  # NOP NOP + 10-byte timestamp option on every segment
 _G = 0.001  # clock granularity for RFC 6298
 _PAWS_TOLERANCE = 60_000  # timestamp ticks (60 s at 1 ms); see handle_segment
 _QUICKACKS = 16
-_CHALLENGE_ACKS_PER_S = 10  # immediate ACKs at start and after loss, as Linux does
+_CHALLENGE_ACKS_PER_S = 10
+_MAX_OOO_RANGES = 256  # bounds per-segment work on hostile out-of-order patterns  # immediate ACKs at start and after loss, as Linux does
 
 
 class TcpState(enum.Enum):
@@ -1278,7 +1279,9 @@ class TcpConnection:
             elif self._delack_at is None:
                 self._delack_at = now + self.config.delayed_ack
         else:
-            if not self._ooo.insert(seq, payload) and self._sack_ok:
+            if len(self._ooo.ranges) >= _MAX_OOO_RANGES:
+                pass  # a peer slicing the window into crumbs: drop, it will resend
+            elif not self._ooo.insert(seq, payload) and self._sack_ok:
                 self._report_dsack(seq, end, now)
             # RFC 5681 §4.2: one immediate duplicate ACK per out-of-order segment,
             # even when several arrive before the next poll (peers without SACK

@@ -584,3 +584,16 @@ def test_set_mss_lowers_segment_size_for_new_data() -> None:
     a.send(b"p" * 5000)
     sizes = [len(s.payload) for s in a.poll_transmit(0.0)]
     assert sizes == [988] * 5 + [5000 - 988 * 5]
+
+
+def test_out_of_order_crumbs_are_bounded() -> None:
+    _a, b = handshake(cfg(), cfg(recv_buffer=1 << 20))
+    base = b._rcv_nxt
+    for i in range(1000):  # 1-byte segments with 1-byte gaps: 1000 ranges if kept
+        b.handle_segment(
+            TcpSegment(40000, 80, (base + 2 + 2 * i) & MASK, b._snd_nxt & MASK, ACK, 100, b"c"),
+            0.0,
+        )
+    assert len(b._ooo.ranges) == 256
+    b.poll_transmit(0.0)
+    check_invariants(b)
