@@ -12,11 +12,26 @@ in two places instead of scattered through every comparison.
 
 Loss recovery is SACK-based (RFC 2018, RFC 6675 pipe) with RACK-TLP
 (RFC 8985) as the loss detector, because the mixnet reorders nearly every
-packet and three duplicate ACKs would fire constantly. The RACK reordering
-window adapts to measured reordering and to DSACKs; spurious recoveries are
-undone (Eifel via timestamps, RFC 3522, and DSACK counting). Congestion
-control is RFC 5681 / NewReno-style (one reduction per recovery episode,
-RFC 6582) with the RFC 6928 initial window; RTO per RFC 6298.
+packet and three duplicate ACKs would fire constantly (peers without SACK
+get RFC 5681/6582 duplicate-ACK NewReno). Congestion control is RFC 5681
+with one reduction per recovery episode and the RFC 6928 initial window;
+RTO per RFC 6298.
+
+Deliberate departures, each measured with bench/tcp_sim.py on a reordering
+link (exponential per-packet delay):
+- RACK's reordering window also learns from reordering it sees (late
+  originals, Eifel-proven spurious retransmissions) and may reach
+  SRTT + 2*RTTVAR instead of RFC 8985's SRTT cap.
+- Spurious recoveries are undone (Eifel on TSecr, RFC 3522, and DSACK
+  counting, RFC 2883); an episode starting within 2 SRTT of one still
+  awaiting its DSACKs keeps the earlier saved cwnd/ssthresh.
+- PAWS (RFC 7323 §5) tolerates TSvals up to 60 s of ticks older than
+  TS.Recent: strictly applied, it discards late originals once a
+  retransmission has filled the hole before them.
+- Slow start counts all newly acked bytes (no RFC 3465 L limit), and the
+  receiver acks immediately for 16 segments at start and after a hole is
+  filled (Linux's quickack), so coalesced ACKs and delayed ACKs do not stall
+  a small window.
 """
 
 from __future__ import annotations
@@ -25,7 +40,7 @@ import enum
 import secrets
 from bisect import bisect_left
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
 from smolmix_cli.netstack.errors import (
@@ -125,7 +140,6 @@ class TcpStats:
     undos: int = 0
     dsacks_in: int = 0
     challenge_acks: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 class _Sent:
@@ -193,7 +207,6 @@ class TcpConnection:
         self._rport = remote[1]
         iss = secrets.randbits(32) if iss is None else iss & MASK
         self._iss = iss
-        self._created = now
         # --- send sequence space (unwrapped) ---
         self._snd_una = iss
         self._snd_nxt = iss  # next new sequence number; never moves back
@@ -268,7 +281,6 @@ class TcpConnection:
         self._rack_fack = 0
         self._reo_mult = 1
         self._reo_meas = 0.0
-        self._reo_seen = False
         self._dsack_round = 0
         self._tlp_pending = False
         self._tlp_out = False
@@ -897,7 +909,6 @@ class TcpConnection:
         k = 0
         n = len(sent)
         sample_rec: _Sent | None = None
-        delivered = 0
         pipe = self._pipe
         while k < n:
             rec = sent[k]
@@ -914,7 +925,6 @@ class TcpConnection:
             rec.lost = False
             rec.in_flight = False
             if not was_sacked:
-                delivered += rec.end - rec.start
                 self._rack_update(rec, now)
                 if rec.retrans and self._undo_retrans > 0:
                     self._pipe = pipe  # an undo re-adds segments to the pipe
@@ -943,7 +953,7 @@ class TcpConnection:
         self._retries = 0
         self._backoff = 0
         self._tlp_out = False
-        self._cc_on_ack(acked, delivered, ack, seg, now)
+        self._cc_on_ack(acked, ack, seg, now)
 
     def _after_new_ack(self, ack: int, seg: TcpSegment, now: float) -> None:
         if self._snd_una >= self._snd_nxt:
@@ -954,7 +964,7 @@ class TcpConnection:
             self._rto_at = now + self._current_rto()  # RFC 6298 (5.3)
             self._arm_tlp(now)
 
-    def _cc_on_ack(self, acked: int, delivered: int, ack: int, seg: TcpSegment, now: float) -> None:
+    def _cc_on_ack(self, acked: int, ack: int, seg: TcpSegment, now: float) -> None:
         mss = self._mss
         if self._in_recovery:
             if ack >= self._recovery_point:
@@ -1038,7 +1048,6 @@ class TcpConnection:
             self._xmit_q = deque((r.xmit_ts, r) for r in live)
 
     def _learn_reordering(self, excess: float) -> None:
-        self._reo_seen = True
         if excess > self._reo_meas:
             self._reo_meas = excess
 
