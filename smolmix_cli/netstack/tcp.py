@@ -492,15 +492,46 @@ class TcpConnection:
 
         `mss` counts payload without options, like the MSS option and
         `TcpConfig.mss`; the timestamp option is subtracted as at negotiation.
-        Segments already in flight keep their size (they are retransmitted as
-        sent); new data uses the smaller size.
+        Unacknowledged segments larger than the new size were (or will be)
+        dropped by the path, so they are split and resent at once without a
+        congestion response, as Linux's tcp_simple_retransmit does.
         """
         self._mss_clamp = min(self._mss_clamp, mss)  # applies at negotiation too
         new = max(mss - (TS_OPTION_LEN if self._ts_ok else 0), 64)
-        if new < self._mss:
-            self._mss = new
-            if self._cwnd > 0:
-                self._cwnd = max(self._cwnd, 2 * new)
+        if new >= self._mss:
+            return
+        self._mss = new
+        if self._cwnd > 0:
+            self._cwnd = max(self._cwnd, 2 * new)
+        if not any(r.end - r.start - r.fin > new and not r.sacked for r in self._sent):
+            return
+        pieces: list[_Sent] = []
+        for rec in self._sent:
+            data_len = rec.end - rec.start - (1 if rec.fin else 0)
+            if rec.sacked or data_len <= new:
+                pieces.append(rec)
+                continue
+            if rec.in_flight:
+                rec.in_flight = False
+                self._pipe -= rec.end - rec.start
+            end, fin = rec.end, rec.fin
+            start = rec.start
+            first = True
+            while start < end:
+                stop = min(start + new, end - (1 if fin else 0))
+                last = stop >= end - (1 if fin else 0)
+                if last:
+                    stop = end
+                piece = rec if first else _Sent(start, stop, rec.xmit_ts, False)
+                piece.start, piece.end, piece.fin = start, stop, fin and last
+                piece.first_xmit, piece.retrans = rec.first_xmit, rec.retrans
+                piece.lost = True
+                piece.in_flight = False
+                pieces.append(piece)
+                first = False
+                start = stop
+        self._sent = pieces
+        self._lost_q = deque(r for r in pieces if r.lost and not r.sacked)
 
     # ------------------------------------------------------------------ timers
 

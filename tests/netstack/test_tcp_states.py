@@ -597,3 +597,22 @@ def test_out_of_order_crumbs_are_bounded() -> None:
     assert len(b._ooo.ranges) == 256
     b.poll_transmit(0.0)
     check_invariants(b)
+
+
+def test_set_mss_splits_and_resends_segments_in_flight() -> None:
+    a, b = handshake(cfg(nagle=False))
+    data = bytes(range(256)) * 16
+    a.send(data)
+    a.close()
+    first = a.poll_transmit(0.0)  # these never arrive: the path MTU shrank
+    assert [len(s.payload) for s in first] == [1368, 1368, 1360]
+    a.set_mss(600)
+    check_invariants(a)
+    resent = a.poll_transmit(0.001)
+    assert resent and all(len(s.payload) <= 588 for s in resent)
+    assert a.stats.recoveries == 0  # not a congestion signal
+    for s in resent:
+        b.handle_segment(s, 0.002)
+    settle(a, b, 0.003)
+    assert b.recv(1 << 16) == data and b.at_eof
+    assert a.state is TcpState.FIN_WAIT_2
