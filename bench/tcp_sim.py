@@ -7,6 +7,11 @@ CPU cost of the simulation. A good TCP should need only a few RTTs more than
 the lossless case, never seconds of RTO stalls.
 
     python bench/tcp_sim.py [--seeds 10] [--wire] [--rate BYTES_PER_S] [--only NAME]
+
+A second measurement ("tcp_engine_cpu") is wall-clock: two connections joined by
+an in-memory FIFO, one segment delivered at a time and each encoded and decoded
+by the wire codec, so every data segment and ACK costs what it would in the
+stack (minus IP). It bounds what the whole stack can reach in CPython.
 """
 
 from __future__ import annotations
@@ -65,6 +70,63 @@ def run_one(
     }
 
 
+def engine_cpu(size: int, wire: bool) -> dict[str, float]:
+    """Wall-clock MB/s of TCP alone: segment-at-a-time FIFO, optional codec round trip."""
+    from collections import deque
+
+    from smolmix_cli.netstack.tcp import TcpConnection
+    from smolmix_cli.netstack.tcp_sim import A_END, B_END
+    from smolmix_cli.netstack.tcp_wire import TcpSegment, decode_tcp, encode_tcp
+
+    pseudo = b"\xc0\x00\x02\x01\xc0\x00\x02\x02\x00\x06\x00\x00"
+    cfg = TcpConfig()
+    now = 0.0
+    a = TcpConnection.connect(A_END, B_END, cfg, now)
+    b: TcpConnection | None = None
+    fifo: deque[tuple[int, TcpSegment | bytes]] = deque()
+    data = os.urandom(size)
+    view = memoryview(data)
+    pos = got = 0
+
+    def push(dst: int, segs: list[TcpSegment]) -> None:
+        for seg in segs:
+            fifo.append((dst, encode_tcp(seg, pseudo) if wire else seg))
+
+    t0 = time.perf_counter()
+    push(1, a.poll_transmit(now))
+    while got < size:
+        now += 1e-5
+        if pos < size and a.is_established:
+            pos += a.send(view[pos : pos + 65536])
+            push(1, a.poll_transmit(now))
+        if not fifo:
+            deadline = a.poll_deadline()
+            if deadline is not None:
+                now = max(now, deadline)
+                a.handle_timeout(now)
+                push(1, a.poll_transmit(now))
+            continue
+        dst, item = fifo.popleft()
+        seg = decode_tcp(item, pseudo) if isinstance(item, bytes) else item
+        if dst == 1:
+            if b is None:
+                b = TcpConnection.accept(seg, B_END, A_END, cfg, now)
+            else:
+                b.handle_segment(seg, now)
+                got += len(b.recv(1 << 20))
+            push(0, b.poll_transmit(now))
+        else:
+            a.handle_segment(seg, now)
+            push(1, a.poll_transmit(now))
+    wall = time.perf_counter() - t0
+    assert b is not None
+    return {
+        "MBps": round(size / wall / 1e6, 1),
+        "data_segments": a.stats.segments_out,
+        "acks": b.stats.segments_out,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=10)
@@ -72,7 +134,12 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=None, help="link rate, bytes/s per direction")
     ap.add_argument("--only", default=None)
     ap.add_argument("--reverse", action="store_true", help="send from the accepting side")
+    ap.add_argument("--cpu-mib", type=int, default=16, help="size of the CPU measurement")
     args = ap.parse_args()
+    if args.only is None or "cpu" in args.only:
+        for wire in (False, True):
+            res = engine_cpu(args.cpu_mib << 20, wire)
+            print(json.dumps({"name": "tcp_engine_cpu", "wire_codec": wire, **res}), flush=True)
     for name, params, size in SCENARIOS:
         if args.only and args.only not in name:
             continue

@@ -12,11 +12,26 @@ in two places instead of scattered through every comparison.
 
 Loss recovery is SACK-based (RFC 2018, RFC 6675 pipe) with RACK-TLP
 (RFC 8985) as the loss detector, because the mixnet reorders nearly every
-packet and three duplicate ACKs would fire constantly. The RACK reordering
-window adapts to measured reordering and to DSACKs; spurious recoveries are
-undone (Eifel via timestamps, RFC 3522, and DSACK counting). Congestion
-control is RFC 5681 / NewReno-style (one reduction per recovery episode,
-RFC 6582) with the RFC 6928 initial window; RTO per RFC 6298.
+packet and three duplicate ACKs would fire constantly (peers without SACK
+get RFC 5681/6582 duplicate-ACK NewReno). Congestion control is RFC 5681
+with one reduction per recovery episode and the RFC 6928 initial window;
+RTO per RFC 6298.
+
+Deliberate departures, each measured with bench/tcp_sim.py on a reordering
+link (exponential per-packet delay):
+- RACK's reordering window also learns from reordering it sees (late
+  originals, Eifel-proven spurious retransmissions) and may reach
+  SRTT + 2*RTTVAR instead of RFC 8985's SRTT cap.
+- Spurious recoveries are undone (Eifel on TSecr, RFC 3522, and DSACK
+  counting, RFC 2883); an episode starting within 2 SRTT of one still
+  awaiting its DSACKs keeps the earlier saved cwnd/ssthresh.
+- PAWS (RFC 7323 §5) tolerates TSvals up to 60 s of ticks older than
+  TS.Recent: strictly applied, it discards late originals once a
+  retransmission has filled the hole before them.
+- Slow start counts all newly acked bytes (no RFC 3465 L limit), and the
+  receiver acks immediately for 16 segments at start and after a hole is
+  filled (Linux's quickack), so coalesced ACKs and delayed ACKs do not stall
+  a small window.
 """
 
 from __future__ import annotations
@@ -25,7 +40,7 @@ import enum
 import secrets
 from bisect import bisect_left
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
 from smolmix_cli.netstack.errors import (
@@ -47,7 +62,9 @@ DEFAULT_MSS = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
 TS_OPTION_LEN = 12  # NOP NOP + 10-byte timestamp option on every segment
 _G = 0.001  # clock granularity for RFC 6298
 _PAWS_TOLERANCE = 60_000  # timestamp ticks (60 s at 1 ms); see handle_segment
-_QUICKACKS = 16  # immediate ACKs at start and after loss, as Linux does
+_QUICKACKS = 16
+_CHALLENGE_ACKS_PER_S = 10
+_MAX_OOO_RANGES = 256  # bounds per-segment work on hostile out-of-order patterns  # immediate ACKs at start and after loss, as Linux does
 
 
 class TcpState(enum.Enum):
@@ -123,7 +140,6 @@ class TcpStats:
     undos: int = 0
     dsacks_in: int = 0
     challenge_acks: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 class _Sent:
@@ -191,7 +207,6 @@ class TcpConnection:
         self._rport = remote[1]
         iss = secrets.randbits(32) if iss is None else iss & MASK
         self._iss = iss
-        self._created = now
         # --- send sequence space (unwrapped) ---
         self._snd_una = iss
         self._snd_nxt = iss  # next new sequence number; never moves back
@@ -232,6 +247,7 @@ class TcpConnection:
         self._dsack: tuple[int, int] | None = None
         # --- negotiated options ---
         self._mss = min(config.mss, DEFAULT_MSS)
+        self._mss_clamp = config.mss  # lowered by set_mss (path MTU)
         self._ts_ok = False
         self._ts_recent = 0
         self._ts_offset = secrets.randbits(32)
@@ -255,6 +271,8 @@ class TcpConnection:
         self._prior_cwnd = 0
         self._prior_ssthresh = 0
         self._undo_retrans = -1  # -1: nothing to undo
+        self._undo_marker = 0  # SND.UNA when the undoable episode began
+        self._undo_expires = 0.0  # a new episode before this extends the old one
         self._first_retrans_tsval: int | None = None
         # --- RACK-TLP ---
         self._rack_xmit_ts = -1.0
@@ -263,7 +281,6 @@ class TcpConnection:
         self._rack_fack = 0
         self._reo_mult = 1
         self._reo_meas = 0.0
-        self._reo_seen = False
         self._dsack_round = 0
         self._tlp_pending = False
         self._tlp_out = False
@@ -282,6 +299,8 @@ class TcpConnection:
         self._ka_probes = 0
         self._ka_last = now
         self._ctrl: list[TcpSegment] = []
+        self._chal_window = -1.0
+        self._chal_count = 0
 
     # ------------------------------------------------------------------ opening
 
@@ -343,7 +362,7 @@ class TcpConnection:
             self._rcv_space = min(cfg.recv_buffer, 0xFFFF)
         self._sack_ok = cfg.sack and syn.sack_permitted
         peer_mss = syn.mss if syn.mss else DEFAULT_MSS
-        mss = min(cfg.mss, peer_mss) - (TS_OPTION_LEN if self._ts_ok else 0)
+        mss = min(cfg.mss, peer_mss, self._mss_clamp) - (TS_OPTION_LEN if self._ts_ok else 0)
         self._mss = max(mss, 64)
         self._rcv_mss = self._mss
         self._cwnd = min(cfg.initial_window_segments * self._mss, max(2 * self._mss, 14600))
@@ -364,7 +383,8 @@ class TcpConnection:
 
     @property
     def is_established(self) -> bool:
-        return self.state in _ESTABLISHED_LIKE
+        st = self.state
+        return st is ESTABLISHED or st in _ESTABLISHED_LIKE
 
     @property
     def is_closed(self) -> bool:
@@ -421,7 +441,7 @@ class TcpConnection:
         else:
             out = bytes(buf[:max_bytes])
             del buf[:max_bytes]
-        if self.state in _RECV_DATA_STATES:
+        if self.state is ESTABLISHED or self.state in _RECV_DATA_STATES:
             self._maybe_window_update()
         return out
 
@@ -453,14 +473,65 @@ class TcpConnection:
         self._app_closed = True
         self._enter_closed()
 
-    def on_unreachable(self, now: float) -> None:
+    def handle_icmp_unreachable(self, error: NetstackError, now: float) -> None:
         """An ICMP destination-unreachable (or similar hard error) for this connection.
 
-        RFC 1122 §4.2.3.9: fatal only while connecting (-> ConnectionRefused);
-        later it is a soft error and retransmission carries on.
+        RFC 1122 §4.2.3.9: fatal only while connecting (the stack chooses the
+        error, e.g. ConnectionRefused for port unreachable); in synchronized
+        states it is a soft error and retransmission carries on.
         """
         if self.state is SYN_SENT or self.state is SYN_RECEIVED:
-            self._fail(ConnectionRefused(f"{self.remote} unreachable"))
+            self._fail(error)
+
+    def on_unreachable(self, now: float) -> None:
+        """Shorthand for `handle_icmp_unreachable(ConnectionRefused(...), now)`."""
+        self.handle_icmp_unreachable(ConnectionRefused(f"{self.remote} unreachable"), now)
+
+    def set_mss(self, mss: int) -> None:
+        """Path MTU dropped (ICMP fragmentation-needed / packet-too-big): lower the MSS.
+
+        `mss` counts payload without options, like the MSS option and
+        `TcpConfig.mss`; the timestamp option is subtracted as at negotiation.
+        Unacknowledged segments larger than the new size were (or will be)
+        dropped by the path, so they are split and resent at once without a
+        congestion response, as Linux's tcp_simple_retransmit does.
+        """
+        self._mss_clamp = min(self._mss_clamp, mss)  # applies at negotiation too
+        new = max(mss - (TS_OPTION_LEN if self._ts_ok else 0), 64)
+        if new >= self._mss:
+            return
+        self._mss = new
+        if self._cwnd > 0:
+            self._cwnd = max(self._cwnd, 2 * new)
+        if not any(r.end - r.start - r.fin > new and not r.sacked for r in self._sent):
+            return
+        pieces: list[_Sent] = []
+        for rec in self._sent:
+            data_len = rec.end - rec.start - (1 if rec.fin else 0)
+            if rec.sacked or data_len <= new:
+                pieces.append(rec)
+                continue
+            if rec.in_flight:
+                rec.in_flight = False
+                self._pipe -= rec.end - rec.start
+            end, fin = rec.end, rec.fin
+            start = rec.start
+            first = True
+            while start < end:
+                stop = min(start + new, end - (1 if fin else 0))
+                last = stop >= end - (1 if fin else 0)
+                if last:
+                    stop = end
+                piece = rec if first else _Sent(start, stop, rec.xmit_ts, False)
+                piece.start, piece.end, piece.fin = start, stop, fin and last
+                piece.first_xmit, piece.retrans = rec.first_xmit, rec.retrans
+                piece.lost = True
+                piece.in_flight = False
+                pieces.append(piece)
+                first = False
+                start = stop
+        self._sent = pieces
+        self._lost_q = deque(r for r in pieces if r.lost and not r.sacked)
 
     # ------------------------------------------------------------------ timers
 
@@ -558,7 +629,7 @@ class TcpConnection:
         self._backoff += 1
         if not self._rto_recovery:
             if not self._in_recovery:
-                self._save_undo()
+                self._save_undo(now)
             flight = self._snd_nxt - self._snd_una
             self._ssthresh = max(min(self._cwnd, flight) // 2, 2 * self._mss)
         self._cwnd = self._mss
@@ -648,14 +719,19 @@ class TcpConnection:
             if seq == rcv_nxt:
                 self._on_rst()
             else:
-                self._challenge_ack()  # RFC 5961 §3.2
+                self._challenge_ack(now)  # RFC 5961 §3.2
             return
         if flags & SYN:
-            self._challenge_ack()  # RFC 5961 §4.2
+            self._challenge_ack(now)  # RFC 5961 §4.2
             return
         if not flags & ACK:
             return
-        if ts is not None and self._ts_ok and seq <= self._last_ack_sent:
+        if (
+            ts is not None
+            and self._ts_ok
+            and seq <= self._last_ack_sent
+            and (ts[0] - self._ts_recent) & MASK < HALF  # never move TS.Recent back
+        ):
             self._ts_recent = ts[0]
         if st is SYN_RECEIVED:
             ack = _unwrap(self._snd_una, seg.ack)
@@ -667,7 +743,7 @@ class TcpConnection:
         if not self._process_ack(seg, seq, now):
             return
         st = self.state
-        if plen and st in _RECV_DATA_STATES:
+        if plen and (st is ESTABLISHED or st in _RECV_DATA_STATES):
             self._receive_data(seq, payload, now)
         if flags & FIN:
             fin_seq = seq + plen
@@ -729,7 +805,14 @@ class TcpConnection:
         self._syn_pending = False
         self.state = FIN_WAIT_1 if self._fin_pending else ESTABLISHED
 
-    def _challenge_ack(self) -> None:
+    def _challenge_ack(self, now: float) -> None:
+        """RFC 5961 §7: challenge ACKs are rate-limited so they cannot be used to flood."""
+        if now - self._chal_window >= 1.0:
+            self._chal_window = now
+            self._chal_count = 0
+        if self._chal_count >= _CHALLENGE_ACKS_PER_S:
+            return
+        self._chal_count += 1
         self.stats.challenge_acks += 1
         self._ack_now = True
 
@@ -796,7 +879,7 @@ class TcpConnection:
             self._ack_now = True  # acks something not yet sent (RFC 9293 §3.10.7.4)
             return False
         if ack < snd_una - max(self._max_snd_wnd, 1):
-            self._challenge_ack()  # RFC 5961 §5.2
+            self._challenge_ack(now)  # RFC 5961 §5.2
             return False
         self._persist_unanswered = 0
         newly = ack > snd_una
@@ -822,7 +905,7 @@ class TcpConnection:
                 head = self._sent[0]
                 if not head.lost:
                     self._mark_lost(head)
-                self._enter_recovery()
+                self._enter_recovery(now)
         if self._sack_ok and seg.sack_blocks:
             self._process_sack(seg.sack_blocks, ack, now)
         # Window update (RFC 9293 §3.10.7.4), guarded against old segments.
@@ -857,7 +940,6 @@ class TcpConnection:
         k = 0
         n = len(sent)
         sample_rec: _Sent | None = None
-        delivered = 0
         pipe = self._pipe
         while k < n:
             rec = sent[k]
@@ -869,17 +951,17 @@ class TcpConnection:
                 break
             if rec.in_flight:
                 pipe -= rec.end - rec.start
-            if not rec.sacked:
-                delivered += rec.end - rec.start
+            was_sacked = rec.sacked
+            rec.delivered = True  # before any undo below, which must skip it
+            rec.lost = False
+            rec.in_flight = False
+            if not was_sacked:
                 self._rack_update(rec, now)
                 if rec.retrans and self._undo_retrans > 0:
                     self._pipe = pipe  # an undo re-adds segments to the pipe
                     self._eifel_check(rec, seg, now)
                     pipe = self._pipe
                 sample_rec = rec  # SACKed ones were delivered earlier: no RTT sample
-            rec.delivered = True
-            rec.lost = False
-            rec.in_flight = False
             k += 1
         if k:
             del sent[:k]
@@ -902,7 +984,7 @@ class TcpConnection:
         self._retries = 0
         self._backoff = 0
         self._tlp_out = False
-        self._cc_on_ack(acked, delivered, ack, seg)
+        self._cc_on_ack(acked, ack, seg, now)
 
     def _after_new_ack(self, ack: int, seg: TcpSegment, now: float) -> None:
         if self._snd_una >= self._snd_nxt:
@@ -913,7 +995,7 @@ class TcpConnection:
             self._rto_at = now + self._current_rto()  # RFC 6298 (5.3)
             self._arm_tlp(now)
 
-    def _cc_on_ack(self, acked: int, delivered: int, ack: int, seg: TcpSegment) -> None:
+    def _cc_on_ack(self, acked: int, ack: int, seg: TcpSegment, now: float) -> None:
         mss = self._mss
         if self._in_recovery:
             if ack >= self._recovery_point:
@@ -924,6 +1006,9 @@ class TcpConnection:
                     self._undo()
                 else:
                     self._cwnd = max(self._ssthresh, 2 * mss)
+                    # DSACKs proving this episode spurious may still be on their way.
+                    srtt = self._srtt if self._srtt is not None else 1.0
+                    self._undo_expires = now + 2 * srtt
                 return
             if self._rto_recovery:
                 self._cwnd += min(acked, mss)  # slow start after the timeout
@@ -962,10 +1047,16 @@ class TcpConnection:
             return False
         return (ts[1] - first) & MASK >= HALF
 
-    def _save_undo(self) -> None:
+    def _save_undo(self, now: float) -> None:
+        if self._prior_cwnd and self._undo_retrans > 0 and now < self._undo_expires:
+            # The previous episode may still prove spurious (its DSACKs are in
+            # flight): keep its larger prior state and keep counting, so an undo
+            # restores what the first spurious reduction took away.
+            return
         self._prior_cwnd = self._cwnd
         self._prior_ssthresh = self._ssthresh
         self._undo_retrans = 0
+        self._undo_marker = self._snd_una
 
     def _undo(self) -> None:
         """The recovery was spurious: restore cwnd and un-mark segments judged lost."""
@@ -988,7 +1079,6 @@ class TcpConnection:
             self._xmit_q = deque((r.xmit_ts, r) for r in live)
 
     def _learn_reordering(self, excess: float) -> None:
-        self._reo_seen = True
         if excess > self._reo_meas:
             self._reo_meas = excess
 
@@ -1043,7 +1133,7 @@ class TcpConnection:
     def _on_dsack(self, left: int, right: int) -> None:
         """A duplicate arrived at the peer: our retransmission was spurious."""
         self.stats.dsacks_in += 1
-        if self._undo_retrans > 0:
+        if self._undo_retrans > 0 and left >= self._undo_marker:
             self._undo_retrans -= 1
             if self._undo_retrans == 0 and not self._in_recovery and self._prior_cwnd:
                 self._undo()
@@ -1093,7 +1183,7 @@ class TcpConnection:
     def _detect_loss(self, now: float) -> None:
         """RFC 8985 §6.2: a segment sent before a delivered one is lost after a reorder window."""
         if not self.config.rack:
-            self._detect_loss_dupthresh()
+            self._detect_loss_dupthresh(now)
             return
         q = self._xmit_q
         rack_ts = self._rack_xmit_ts
@@ -1119,9 +1209,9 @@ class TcpConnection:
                     self._rack_at = at
                 break
         if self._lost_q and not self._in_recovery:
-            self._enter_recovery()
+            self._enter_recovery(now)
 
-    def _detect_loss_dupthresh(self) -> None:
+    def _detect_loss_dupthresh(self, now: float) -> None:
         """Classic rule for comparison: lost once 3 segments above it are SACKed."""
         sacked_above = 0
         for rec in reversed(self._sent):
@@ -1130,7 +1220,7 @@ class TcpConnection:
             elif sacked_above >= 3 and not rec.lost and rec.in_flight and not rec.retrans:
                 self._mark_lost(rec)
         if self._lost_q and not self._in_recovery:
-            self._enter_recovery()
+            self._enter_recovery(now)
 
     def _mark_lost(self, rec: _Sent) -> None:
         rec.lost = True
@@ -1139,9 +1229,9 @@ class TcpConnection:
             self._pipe -= rec.end - rec.start
         self._lost_q.append(rec)
 
-    def _enter_recovery(self) -> None:
+    def _enter_recovery(self, now: float) -> None:
         self.stats.recoveries += 1
-        self._save_undo()
+        self._save_undo(now)
         flight = self._snd_nxt - self._snd_una
         self._ssthresh = max(min(self._cwnd, flight) // 2, 2 * self._mss)
         self._cwnd = self._ssthresh
@@ -1229,9 +1319,14 @@ class TcpConnection:
             elif self._delack_at is None:
                 self._delack_at = now + self.config.delayed_ack
         else:
-            if not self._ooo.insert(seq, payload) and self._sack_ok:
+            if len(self._ooo.ranges) >= _MAX_OOO_RANGES:
+                pass  # a peer slicing the window into crumbs: drop, it will resend
+            elif not self._ooo.insert(seq, payload) and self._sack_ok:
                 self._report_dsack(seq, end, now)
-            self._ack_now = True  # RFC 5681 §4.2: out-of-order data is acked at once
+            # RFC 5681 §4.2: one immediate duplicate ACK per out-of-order segment,
+            # even when several arrive before the next poll (peers without SACK
+            # count them; with SACK each carries the newest block).
+            self._ctrl.append(self._mk(self._snd_nxt, ACK, b"", now))
 
     def _report_dsack(self, left: int, right: int, now: float) -> None:
         """One D-SACK block per ACK: flush a pending one first, so the sender's
@@ -1351,12 +1446,12 @@ class TcpConnection:
             return out
         if st is SYN_SENT or st is SYN_RECEIVED:
             return out
-        if st in _SEND_STATES:
+        if st is ESTABLISHED or st in _SEND_STATES:
             self._send_data(now, out)
         if self._probe_pending:
             self._probe_pending = False
             self._send_probe(now, out)
-        if self._ack_now and not out:
+        if self._ack_now:  # every segment built since the flag was set clears it
             out.append(self._mk(self._snd_nxt, ACK, b"", now))
         return out
 
@@ -1372,6 +1467,16 @@ class TcpConnection:
             self._persist_at = now + min(rto, self.config.rto_max)
 
     def _send_data(self, now: float, out: list[TcpSegment]) -> None:
+        if (
+            not self._lost_q
+            and not self._tlp_pending
+            and self._sndbuf_start + len(self._sndbuf) <= self._snd_nxt
+            and (self._fin_sent or not self._fin_pending)
+        ):
+            if self._persist_at is not None:  # nothing waits to be sent (fast path)
+                self._persist_at = None
+                self._persist_backoff = 0
+            return
         mss = self._mss
         # 1. Retransmit segments marked lost, within the congestion window.
         lost_q = self._lost_q
@@ -1384,6 +1489,7 @@ class TcpConnection:
         if out and self._tlp_pending:
             self._tlp_pending = False  # retransmissions already elicit ACKs
             self._arm_tlp(now)
+        # A probe carries new data unless lost segments wait (then it resends one).
         tlp = self._tlp_pending and not lost_q
         while True:
             unsent = self._unsent()
@@ -1420,7 +1526,7 @@ class TcpConnection:
                 self._tlp_out = True
             if self._fin_sent:
                 break
-        if tlp:
+        if self._tlp_pending:
             # TLP with nothing new to send: retransmit a segment already judged lost
             # (cwnd kept it back and no ACK came), else the highest unSACKed one.
             self._tlp_pending = False

@@ -174,6 +174,12 @@ class SimLink:
         while heap and heap[0][0] <= now:
             _, _, dst, seg = heapq.heappop(heap)
             self._deliver(dst, seg)
+            # Like the stack: poll the receiving connection after every input, so
+            # segments arriving together still get their own ACKs (no batching).
+            conn = self.conns[dst]
+            if conn is not None:
+                for out in conn.poll_transmit(now):
+                    self._transmit(dst, out)
         for conn in self.conns:
             if conn is not None:
                 d = conn.poll_deadline()

@@ -171,7 +171,10 @@ def encode_tcp(seg: TcpSegment, pseudo_header: bytes) -> bytes:
     """Serialise a segment with its checksum over `pseudo_header` ‖ segment."""
     opts = encode_options(seg)
     hlen = HEADER_LEN + len(opts)
-    header = _HDR.pack(
+    header = bytearray(hlen)
+    _HDR.pack_into(
+        header,
+        0,
         seg.src_port,
         seg.dst_port,
         seg.seq & 0xFFFFFFFF,
@@ -182,5 +185,6 @@ def encode_tcp(seg: TcpSegment, pseudo_header: bytes) -> bytes:
         0,
         seg.urgent,
     )
-    csum = internet_checksum(pseudo_header, header, opts, seg.payload)
-    return b"".join((header[:16], _U16.pack(csum), header[18:], opts, seg.payload))
+    header[HEADER_LEN:] = opts
+    _U16.pack_into(header, 16, internet_checksum(pseudo_header, header, seg.payload))
+    return bytes(header) + seg.payload

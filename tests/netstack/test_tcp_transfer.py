@@ -77,18 +77,26 @@ def test_loss(loss: float, reverse: bool) -> None:
     _, a, b, t = transfer(LinkParams(loss=loss), 1 << 20, seed=7, reverse=reverse)
     sender = b if reverse else a
     assert sender.stats.retransmits > 0
-    assert t < 5.0, t
+    # SACK + RACK-TLP repair losses within round trips; a timeout (0.2 s floor here,
+    # 200 RTTs) is a rare last resort, not the recovery mechanism.
+    assert sender.stats.rto_events <= 1
+    assert t < 0.5, t
 
 
+@pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("mean", [0.02, 0.1])
-def test_exponential_delay_reordering(mean: float) -> None:
-    _, a, _, t = transfer(LinkParams(exp_delay=mean), 256 << 10, seed=3)
-    assert t < 60 * mean, t  # tens of mean delays, no RTO spiral
-    assert a.stats.undos >= 1 or a.stats.retransmits <= 2
+def test_exponential_delay_reordering(mean: float, reverse: bool) -> None:
+    _, a, b, t = transfer(LinkParams(exp_delay=mean), 256 << 10, seed=3, reverse=reverse)
+    sender = b if reverse else a
+    # Linux needs about 20 mean delays here; allow 2x that, i.e. no RTO spiral.
+    assert t < 40 * mean, t
+    # Reordering fools loss detection at first; the spurious reductions are undone.
+    assert sender.stats.undos >= 1 or sender.stats.retransmits <= 2
 
 
 def test_duplication_and_reordering_together() -> None:
-    _, a, b, _ = transfer(LinkParams(dup=0.1, exp_delay=0.005, loss=0.02), 200_000, both=True)
+    params = LinkParams(dup=0.1, exp_delay=0.005, loss=0.02)
+    _, a, b, _ = transfer(params, 1_200_000, both=True)
     # Duplicates reach the receivers, which report them as DSACKs.
     assert a.stats.dsacks_in > 0 and b.stats.dsacks_in > 0
 
@@ -175,7 +183,7 @@ def test_property_byte_exact_and_clean_close(
 
 
 @pytest.mark.fuzz
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**32 - 1),
     loss=st.floats(0.0, 0.2),
@@ -219,3 +227,65 @@ def test_fuzz_impairments(
         wire=True,
         budget=3600.0,
     )
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), n_junk=st.integers(1, 40))
+def test_property_blind_injection_never_breaks_invariants(seed: int, n_junk: int) -> None:
+    """Off-path segments (random RST/SYN/ACK/FIN near the live numbers) never raise,
+    never corrupt state, and only an exact-sequence RST may end the connection."""
+    from smolmix_cli.netstack.tcp import check_invariants
+    from smolmix_cli.netstack.tcp_wire import ACK, FIN, RST, TcpSegment
+
+    rng = random.Random(seed)
+    link = SimLink(LinkParams(exp_delay=0.002, loss=0.02), seed=seed, check=True)
+    cfg = TcpConfig(time_wait=0.5)
+    a, b = link.connect(cfg, cfg)
+    data = rng.randbytes(50_000)
+    link.add_app(BulkSender(a, data))
+    reader = Reader(b)
+    link.add_app(reader)
+    junk_left = [n_junk]
+
+    def inject(now: float) -> float | None:
+        if junk_left[0] <= 0 or b.is_closed:
+            return None
+        junk_left[0] -= 1
+        base_seq = a._snd_una + rng.randint(-70_000, 70_000)
+        base_ack = b._snd_nxt + rng.randint(-70_000, 70_000)
+        flags = rng.choice([RST, SYN, ACK, ACK | FIN, RST | ACK, SYN | ACK, 0])
+        seg = TcpSegment(
+            a.local[1],
+            b.local[1],
+            base_seq & 0xFFFFFFFF,
+            base_ack & 0xFFFFFFFF,
+            flags,
+            rng.randint(0, 0xFFFF),
+            sack_blocks=((rng.getrandbits(32), rng.getrandbits(32)),) if rng.random() < 0.3 else (),
+        )
+        b.handle_segment(seg, now)
+        check_invariants(b)
+        return now + 0.001
+
+    link.add_app(inject)
+    link.run_until(lambda: reader.eof_at is not None or b.is_closed, 300.0)
+    if b.error is None:
+        assert bytes(reader.buf) == data
+    else:
+        # Only a RST can kill it, and RFC 5961 demands an exact RCV.NXT hit for that.
+        assert bytes(reader.buf) == data[: len(reader.buf)]
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {"rack": False},  # classic 3-SACKed-segments rule instead of RACK
+        {"sack": False},  # NewReno on duplicate ACKs
+        {"sack": False, "timestamps": False, "window_scaling": False, "tlp": False},
+    ],
+)
+def test_loss_with_fallback_loss_detection(opts: dict[str, bool]) -> None:
+    cfg = TcpConfig(time_wait=0.5, **opts)  # type: ignore[arg-type]
+    _, a, _, t = transfer(LinkParams(loss=0.03), 300_000, seed=11, cfg_a=cfg, cfg_b=cfg)
+    assert a.stats.retransmits > 0 and a.stats.recoveries > 0
+    assert t < 10.0, t
