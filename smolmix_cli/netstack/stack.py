@@ -562,9 +562,7 @@ class NetStack:
             self.counters["icmp_packet_too_big"] += 1
             floor = 576 if v == 4 else 1280
             mtu = max(min(mtu, self.mtu), floor)
-            set_mss = getattr(conn, "set_mss", None)
-            if set_mss is not None:
-                set_mss(mtu - (40 if v == 4 else 60))
+            conn.set_mss(mtu - (40 if v == 4 else 60))
             self._after_input(sock, now)
             return
         if icmp.is_hard_unreachable(msg, v) and not conn.is_established:

@@ -269,13 +269,13 @@ def test_packet_too_big_lowers_mss(version: int) -> None:
         packet = encode_ip(src, dst, PROTO_ICMPV6, icmp.encode_icmp(err, pseudo))
     a.receive_packet(packet, link.now)
     assert a.counters["icmp_packet_too_big"] == 1
-    if not hasattr(sock.conn, "set_mss"):
-        pytest.skip("TCP engine has no set_mss yet (contract-changes request 2)")
     link.record = True
     sock.send(b"e" * 4000, link.now)
-    link.run(lambda now: sock.conn.send_space() == sock.conn.send_space() and now > 1.0, 3.0)
+    full = a.config_for(version).send_buffer
+    link.run(lambda now: sock.conn.send_space() == full, 3.0)  # everything acknowledged
     sizes = link.sent[0]
     assert sizes and max(sizes) <= 1280
+    assert b.connections[0].conn.readable == 8000
 
 
 def test_malformed_counted_not_raised() -> None:
