@@ -164,6 +164,7 @@ class NetStack:
         tcp_config: TcpConfig | None = None,
         reassembler: Reassembler | None = None,
         orphan_timeout: float = ORPHAN_TIMEOUT,
+        icmp_error_rate: tuple[float, float] = (100.0, 50.0),
     ) -> None:
         self.addresses = list(addresses)
         if mtu < 1280 and any(a.version == 6 for a in self.addresses):
@@ -177,6 +178,9 @@ class NetStack:
         self.tcp_config_v6 = dataclasses.replace(base, mss=min(base.mss, mtu - 60))
         self.reassembler = reassembler if reassembler is not None else Reassembler()
         self.orphan_timeout = orphan_timeout
+        self.icmp_error_rate = icmp_error_rate  # (errors per second, burst)
+        self._icmp_tokens = icmp_error_rate[1]
+        self._icmp_last = 0.0
         self.counters: Counter[str] = Counter()
         self._tcp: dict[_TcpKey, TcpSocket] = {}
         self._listeners: dict[tuple[bytes | None, int], TcpListener] = {}
@@ -455,7 +459,7 @@ class NetStack:
         if proto == PROTO_TCP:
             self._receive_tcp(pkt, now)
         elif proto == PROTO_UDP:
-            self._receive_udp(pkt)
+            self._receive_udp(pkt, now)
         elif (proto == PROTO_ICMP and pkt.version == 4) or (
             proto == PROTO_ICMPV6 and pkt.version == 6
         ):
@@ -463,7 +467,9 @@ class NetStack:
         else:
             self.counters["unknown_protocol"] += 1
             if pkt.dst in self._ours:
-                self._send_icmp(pkt.dst, pkt.src, icmp.protocol_unreachable(pkt.raw, pkt.version))
+                self._send_icmp_error(
+                    pkt.dst, pkt.src, icmp.protocol_unreachable(pkt.raw, pkt.version), now
+                )
 
     def _receive_tcp(self, pkt: IpPacket, now: float) -> None:
         payload = pkt.payload
@@ -504,7 +510,7 @@ class NetStack:
         if rst is not None:
             self._emit_tcp(pkt.dst, pkt.src, rst)
 
-    def _receive_udp(self, pkt: IpPacket) -> None:
+    def _receive_udp(self, pkt: IpPacket, now: float) -> None:
         sport, dport, data = decode_udp(
             pkt.payload, pseudo_header_raw(pkt.src, pkt.dst, PROTO_UDP, len(pkt.payload))
         )
@@ -515,7 +521,9 @@ class NetStack:
         if sock is None:
             self.counters["udp_no_socket"] += 1
             if ours:
-                self._send_icmp(pkt.dst, pkt.src, icmp.port_unreachable(pkt.raw, pkt.version))
+                self._send_icmp_error(
+                    pkt.dst, pkt.src, icmp.port_unreachable(pkt.raw, pkt.version), now
+                )
             else:
                 self.counters["not_ours"] += 1
             return
@@ -648,6 +656,17 @@ class NetStack:
         pseudo0 = pseudo_header_raw(src, dst, PROTO_TCP, 0)
         base = _ipv4_base_sum(src, dst) if len(src) == 4 else -1
         self._out.append(_tcp_packet(src, dst, seg, pseudo0, base))
+
+    def _send_icmp_error(self, src: bytes, dst: bytes, msg: icmp.IcmpMessage, now: float) -> None:
+        """ICMP errors go through a token bucket (RFC 4443 §2.4 f; RFC 1812 4.3.2.8)."""
+        rate, burst = self.icmp_error_rate
+        self._icmp_tokens = min(burst, self._icmp_tokens + (now - self._icmp_last) * rate)
+        self._icmp_last = now
+        if self._icmp_tokens < 1.0:
+            self.counters["icmp_rate_limited"] += 1
+            return
+        self._icmp_tokens -= 1.0
+        self._send_icmp(src, dst, msg)
 
     def _send_icmp(self, src: bytes, dst: bytes, msg: icmp.IcmpMessage) -> None:
         self.counters["icmp_sent"] += 1

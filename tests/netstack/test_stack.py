@@ -310,3 +310,14 @@ def test_multicast_never_answered_even_in_any_destination_mode() -> None:
     assert catch.readable == 0 and exit_.connections == []
     assert exit_.poll_transmit(0.0) == []
     assert exit_.counters["not_unicast"] == 3 and exit_.counters["bad_source"] == 1
+
+
+def test_icmp_errors_rate_limited() -> None:
+    s = NetStack([A4], icmp_error_rate=(10.0, 5.0))
+    for _ in range(20):
+        s.receive_packet(_udp_packet(B4, A4, 1000, 9, b"x"), 0.0)
+    assert len(s.poll_transmit(0.0)) == 5  # the burst
+    assert s.counters["icmp_rate_limited"] == 15
+    for i in range(20):
+        s.receive_packet(_udp_packet(B4, A4, 1000, 9, b"x"), 1.0 + i * 0.01)
+    assert len(s.poll_transmit(1.2)) == 5 + 1  # refilled to the burst, +10/s for 0.19 s
