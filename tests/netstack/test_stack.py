@@ -321,3 +321,20 @@ def test_icmp_errors_rate_limited() -> None:
     for i in range(20):
         s.receive_packet(_udp_packet(B4, A4, 1000, 9, b"x"), 1.0 + i * 0.01)
     assert len(s.poll_transmit(1.2)) == 5 + 1  # refilled to the burst, +10/s for 0.19 s
+
+
+def test_released_connection_is_reaped_after_orphan_timeout() -> None:
+    a = NetStack([A4], tcp_config=_cfg(), orphan_timeout=2.0)
+    b = NetStack([B4], tcp_config=TcpConfig(keepalive_idle=None, delayed_ack=0.0))
+    link = SimLink(a, b, Impairment(base_delay=0.005), Impairment(base_delay=0.005))
+    b.tcp_listen(80)
+    sock = a.tcp_connect((B4, 80), 0.0)
+    link.run(lambda now: sock.conn.is_established, 1.0)
+    port = sock.local[1]
+    sock.release(link.now)  # FIN sent; the peer application never closes its side
+    link.run(lambda now: now > 1.0, 2.0)
+    assert a.connections == [sock]  # half-closed, waiting for the peer's FIN
+    link.run(lambda now: not a.connections, 5.0)
+    assert a.counters["tcp_orphan_aborted"] == 1
+    assert not a._ports[port]  # the ephemeral port is free again
+    link.run(lambda now: not b.connections, 5.0)  # our RST closed the peer's side too
