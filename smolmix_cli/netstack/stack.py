@@ -430,7 +430,7 @@ class NetStack:
     def receive_packet(self, data: bytes | bytearray | memoryview, now: float) -> None:
         """Take one IP packet from the interface; never raises for bad input."""
         try:
-            self._receive(bytes(data), now)
+            self._receive(data if data.__class__ is bytes else bytes(data), now)
         except PacketError as exc:
             self.counters[exc.reason] += 1
         except MalformedPacket as exc:
@@ -443,8 +443,11 @@ class NetStack:
 
     def _receive(self, data: bytes, now: float) -> None:
         pkt = decode_ip(data)
-        if not _unicast(pkt.src):
-            raise PacketError("bad_source", "multicast, broadcast or unspecified source")
+        src = pkt.src
+        if src[0] >= 224 if len(src) == 4 else src[0] == 0xFF:
+            raise PacketError("bad_source", "multicast or broadcast source")
+        if src in _UNSPECIFIED:
+            raise PacketError("bad_source", "unspecified source")
         if pkt.dst not in self._ours and not _unicast(pkt.dst):
             self.counters["not_unicast"] += 1  # multicast (MLD, mDNS...): never ours to answer
             return
@@ -473,7 +476,11 @@ class NetStack:
 
     def _receive_tcp(self, pkt: IpPacket, now: float) -> None:
         payload = pkt.payload
-        seg = decode_tcp(payload, pseudo_header_raw(pkt.src, pkt.dst, PROTO_TCP, len(payload)))
+        if pkt.version == 4:
+            pseudo = pkt.src + pkt.dst + _TCP4_TAIL.pack(PROTO_TCP, len(payload))
+        else:
+            pseudo = pseudo_header_raw(pkt.src, pkt.dst, PROTO_TCP, len(payload))
+        seg = decode_tcp(payload, pseudo)
         sock = self._tcp.get((pkt.dst, seg.dst_port, pkt.src, seg.src_port))
         if sock is not None:
             sock.conn.handle_segment(seg, now)
@@ -686,6 +693,9 @@ class NetStack:
         }
 
 
+_UNSPECIFIED = frozenset({bytes(4), bytes(16)})
+
+
 def _unicast(addr: bytes) -> bool:
     """Not multicast, limited broadcast or unspecified (RFC 1122 3.2.1.3, RFC 4291 2.7)."""
     if len(addr) == 4:
@@ -693,6 +703,7 @@ def _unicast(addr: bytes) -> bool:
     return addr[0] != 0xFF and addr != bytes(16)
 
 
+_TCP4_TAIL = struct.Struct("!HH")  # IPv4 pseudo header tail: (zero, protocol), length
 _V4_TCP_HEAD = struct.Struct("!BBHHHBBH4s4s")
 _V6_TCP_HEAD = struct.Struct("!IHBB16s16s")
 
