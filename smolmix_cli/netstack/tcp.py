@@ -829,6 +829,8 @@ class TcpConnection:
         self._peer_fin_seq = None
         self._fin_received = True
         self._rcv_nxt += 1
+        if self._rcv_adv < self._rcv_nxt:
+            self._rcv_adv = self._rcv_nxt  # a FIN just past a full window
         self._ack_now = True
         st = self.state
         if st is ESTABLISHED:
