@@ -536,16 +536,25 @@ class TcpConnection:
     # ------------------------------------------------------------------ timers
 
     def poll_deadline(self) -> float | None:
-        best: float | None = None
-        for t in (
-            self._rto_at,
-            self._tlp_at,
-            self._rack_at,
-            self._delack_at,
-            self._persist_at,
-            self._tw_at,
-            self._keepalive_at(),
-        ):
+        # Unrolled: the stack asks after every packet.
+        best = self._rto_at
+        t = self._tlp_at
+        if t is not None and (best is None or t < best):
+            best = t
+        t = self._rack_at
+        if t is not None and (best is None or t < best):
+            best = t
+        t = self._delack_at
+        if t is not None and (best is None or t < best):
+            best = t
+        t = self._persist_at
+        if t is not None and (best is None or t < best):
+            best = t
+        t = self._tw_at
+        if t is not None and (best is None or t < best):
+            best = t
+        if self.config.keepalive_idle is not None:
+            t = self._keepalive_at()
             if t is not None and (best is None or t < best):
                 best = t
         return best
