@@ -1194,6 +1194,9 @@ class TcpConnection:
     def _detect_loss(self, now: float) -> None:
         """RFC 8985 §6.2: a segment sent before a delivered one is lost after a reorder window."""
         if not self.config.rack:
+            q = self._xmit_q  # unused in this mode: keep it from growing
+            while q and (q[0][1].delivered or q[0][1].sacked):
+                q.popleft()
             self._detect_loss_dupthresh(now)
             return
         q = self._xmit_q
