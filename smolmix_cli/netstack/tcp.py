@@ -586,6 +586,7 @@ class TcpConnection:
             self._tlp_at = None
             if self._snd_una < self._snd_nxt:
                 self._tlp_pending = True
+                self._rto_at = now + self._current_rto()  # RFC 8985 §7.3
         if self._rto_at is not None and now >= self._rto_at:
             self._rto_at = None
             self._on_rto(now)
@@ -1266,7 +1267,10 @@ class TcpConnection:
             pto += self.config.peer_delayed_ack
         at = now + pto
         if self._rto_at is not None and at >= self._rto_at:
-            return
+            # As Linux: probe when the RTO would fire, and push the RTO back. With
+            # long, variable RTTs (the mixnet) 2*SRTT often exceeds the RTO, and a
+            # probe costs one segment where a timeout collapses cwnd to one.
+            at = self._rto_at
         self._tlp_at = at
 
     # ------------------------------------------------------------------ RTT
@@ -1617,7 +1621,10 @@ class TcpConnection:
                 self._undo_retrans += 1
             if self._first_retrans_tsval is None and seg.timestamps is not None:
                 self._first_retrans_tsval = seg.timestamps[0]
-        if self._rto_at is None:
+        if self._rto_at is None or (not self._rto_recovery and self._sent and self._sent[0] is rec):
+            # Resending the oldest segment restarts the RTO (as Linux does): its ACK
+            # needs a round trip from now, and with RTTs near the RTO (the mixnet)
+            # the old deadline would fire spuriously and collapse cwnd.
             self._rto_at = now + self._current_rto()
         if not self._rto_recovery and not self._tlp_pending:
             self._arm_tlp(now)  # a lost retransmission is then found before the RTO
