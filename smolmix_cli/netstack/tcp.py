@@ -64,6 +64,7 @@ _G = 0.001  # clock granularity for RFC 6298
 _PAWS_TOLERANCE = 60_000  # timestamp ticks (60 s at 1 ms); see handle_segment
 _QUICKACKS = 16
 _CHALLENGE_ACKS_PER_S = 10
+_OOW_ACK_INTERVAL = 0.5  # seconds between ACKs answering out-of-window pure ACKs
 _MAX_OOO_RANGES = 256  # bounds per-segment work on hostile out-of-order patterns  # immediate ACKs at start and after loss, as Linux does
 
 
@@ -301,6 +302,7 @@ class TcpConnection:
         self._ctrl: list[TcpSegment] = []
         self._chal_window = -1.0
         self._chal_count = 0
+        self._oow_ack_time = -1.0
 
     # ------------------------------------------------------------------ opening
 
@@ -715,13 +717,16 @@ class TcpConnection:
                     self._ka_probes = 0
                     self._process_ack(seg, seq, now)
                 if seq == rcv_nxt - 1:
-                    self._ack_now = True
+                    self._oow_ack(now)
                 return
             if plen and seq + plen <= rcv_nxt and self._sack_ok:
                 self._report_dsack(seq, seq + plen, now)  # RFC 2883
             if st is TIME_WAIT and flags & FIN:
                 self._tw_at = now + self.config.time_wait  # retransmitted FIN: restart 2MSL
-            self._ack_now = True
+            if seglen == 0:
+                self._oow_ack(now)
+            else:
+                self._ack_now = True
             return
         self._last_rx = now
         self._ka_probes = 0
@@ -814,6 +819,16 @@ class TcpConnection:
         self._rto_at = None
         self._syn_pending = False
         self.state = FIN_WAIT_1 if self._fin_pending else ESTABLISHED
+
+    def _oow_ack(self, now: float) -> None:
+        """ACK an out-of-window segment without data, at most every 0.5 s.
+
+        Two ends that each find the other's ACKs out of window would otherwise
+        answer every ACK with an ACK forever (Linux: tcp_oow_rate_limited).
+        """
+        if now - self._oow_ack_time >= _OOW_ACK_INTERVAL:
+            self._oow_ack_time = now
+            self._ack_now = True
 
     def _challenge_ack(self, now: float) -> None:
         """RFC 5961 §7: challenge ACKs are rate-limited so they cannot be used to flood."""
@@ -1575,7 +1590,11 @@ class TcpConnection:
         off = start - self._sndbuf_start
         payload = bytes(self._sndbuf[off : off + n]) if n else b""
         end = start + n
-        fin = self._fin_pending and end == self._sndbuf_start + len(self._sndbuf)
+        fin = (
+            self._fin_pending
+            and end == self._sndbuf_start + len(self._sndbuf)
+            and end < self._snd_una + self._snd_wnd  # the FIN needs window too
+        )
         flags = ACK
         if fin:
             flags |= FIN
