@@ -64,6 +64,7 @@ _G = 0.001  # clock granularity for RFC 6298
 _PAWS_TOLERANCE = 60_000  # timestamp ticks (60 s at 1 ms); see handle_segment
 _QUICKACKS = 16
 _CHALLENGE_ACKS_PER_S = 10
+_OOW_ACK_INTERVAL = 0.5  # seconds between ACKs answering out-of-window pure ACKs
 _MAX_OOO_RANGES = 256  # bounds per-segment work on hostile out-of-order patterns  # immediate ACKs at start and after loss, as Linux does
 
 
@@ -301,6 +302,7 @@ class TcpConnection:
         self._ctrl: list[TcpSegment] = []
         self._chal_window = -1.0
         self._chal_count = 0
+        self._oow_ack_time = -1.0
 
     # ------------------------------------------------------------------ opening
 
@@ -536,16 +538,25 @@ class TcpConnection:
     # ------------------------------------------------------------------ timers
 
     def poll_deadline(self) -> float | None:
-        best: float | None = None
-        for t in (
-            self._rto_at,
-            self._tlp_at,
-            self._rack_at,
-            self._delack_at,
-            self._persist_at,
-            self._tw_at,
-            self._keepalive_at(),
-        ):
+        # Unrolled: the stack asks after every packet.
+        best = self._rto_at
+        t = self._tlp_at
+        if t is not None and (best is None or t < best):
+            best = t
+        t = self._rack_at
+        if t is not None and (best is None or t < best):
+            best = t
+        t = self._delack_at
+        if t is not None and (best is None or t < best):
+            best = t
+        t = self._persist_at
+        if t is not None and (best is None or t < best):
+            best = t
+        t = self._tw_at
+        if t is not None and (best is None or t < best):
+            best = t
+        if self.config.keepalive_idle is not None:
+            t = self._keepalive_at()
             if t is not None and (best is None or t < best):
                 best = t
         return best
@@ -577,6 +588,7 @@ class TcpConnection:
             self._tlp_at = None
             if self._snd_una < self._snd_nxt:
                 self._tlp_pending = True
+                self._rto_at = now + self._current_rto()  # RFC 8985 §7.3
         if self._rto_at is not None and now >= self._rto_at:
             self._rto_at = None
             self._on_rto(now)
@@ -705,13 +717,16 @@ class TcpConnection:
                     self._ka_probes = 0
                     self._process_ack(seg, seq, now)
                 if seq == rcv_nxt - 1:
-                    self._ack_now = True
+                    self._oow_ack(now)
                 return
             if plen and seq + plen <= rcv_nxt and self._sack_ok:
                 self._report_dsack(seq, seq + plen, now)  # RFC 2883
             if st is TIME_WAIT and flags & FIN:
                 self._tw_at = now + self.config.time_wait  # retransmitted FIN: restart 2MSL
-            self._ack_now = True
+            if seglen == 0:
+                self._oow_ack(now)
+            else:
+                self._ack_now = True
             return
         self._last_rx = now
         self._ka_probes = 0
@@ -805,6 +820,16 @@ class TcpConnection:
         self._syn_pending = False
         self.state = FIN_WAIT_1 if self._fin_pending else ESTABLISHED
 
+    def _oow_ack(self, now: float) -> None:
+        """ACK an out-of-window segment without data, at most every 0.5 s.
+
+        Two ends that each find the other's ACKs out of window would otherwise
+        answer every ACK with an ACK forever (Linux: tcp_oow_rate_limited).
+        """
+        if now - self._oow_ack_time >= _OOW_ACK_INTERVAL:
+            self._oow_ack_time = now
+            self._ack_now = True
+
     def _challenge_ack(self, now: float) -> None:
         """RFC 5961 §7: challenge ACKs are rate-limited so they cannot be used to flood."""
         if now - self._chal_window >= 1.0:
@@ -829,6 +854,8 @@ class TcpConnection:
         self._peer_fin_seq = None
         self._fin_received = True
         self._rcv_nxt += 1
+        if self._rcv_adv < self._rcv_nxt:
+            self._rcv_adv = self._rcv_nxt  # a FIN just past a full window
         self._ack_now = True
         st = self.state
         if st is ESTABLISHED:
@@ -1183,6 +1210,9 @@ class TcpConnection:
     def _detect_loss(self, now: float) -> None:
         """RFC 8985 §6.2: a segment sent before a delivered one is lost after a reorder window."""
         if not self.config.rack:
+            q = self._xmit_q  # unused in this mode: keep it from growing
+            while q and (q[0][1].delivered or q[0][1].sacked):
+                q.popleft()
             self._detect_loss_dupthresh(now)
             return
         q = self._xmit_q
@@ -1252,7 +1282,10 @@ class TcpConnection:
             pto += self.config.peer_delayed_ack
         at = now + pto
         if self._rto_at is not None and at >= self._rto_at:
-            return
+            # As Linux: probe when the RTO would fire, and push the RTO back. With
+            # long, variable RTTs (the mixnet) 2*SRTT often exceeds the RTO, and a
+            # probe costs one segment where a timeout collapses cwnd to one.
+            at = self._rto_at
         self._tlp_at = at
 
     # ------------------------------------------------------------------ RTT
@@ -1557,7 +1590,11 @@ class TcpConnection:
         off = start - self._sndbuf_start
         payload = bytes(self._sndbuf[off : off + n]) if n else b""
         end = start + n
-        fin = self._fin_pending and end == self._sndbuf_start + len(self._sndbuf)
+        fin = (
+            self._fin_pending
+            and end == self._sndbuf_start + len(self._sndbuf)
+            and end < self._snd_una + self._snd_wnd  # the FIN needs window too
+        )
         flags = ACK
         if fin:
             flags |= FIN
@@ -1603,7 +1640,10 @@ class TcpConnection:
                 self._undo_retrans += 1
             if self._first_retrans_tsval is None and seg.timestamps is not None:
                 self._first_retrans_tsval = seg.timestamps[0]
-        if self._rto_at is None:
+        if self._rto_at is None or (not self._rto_recovery and self._sent and self._sent[0] is rec):
+            # Resending the oldest segment restarts the RTO (as Linux does): its ACK
+            # needs a round trip from now, and with RTTs near the RTO (the mixnet)
+            # the old deadline would fire spuriously and collapse cwnd.
             self._rto_at = now + self._current_rto()
         if not self._rto_recovery and not self._tlp_pending:
             self._arm_tlp(now)  # a lost retransmission is then found before the RTO

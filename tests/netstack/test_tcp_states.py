@@ -290,12 +290,12 @@ def test_rto_backoff_retransmit_limit_and_clamp() -> None:
         for s in a.poll_transmit(now):
             if s.payload:
                 times.append(round(now, 3))
-    # A tail loss probe at 2*SRTT (+ the peer's delayed-ACK allowance for a lone
-    # segment), then RTOs from the 0.2 s floor doubling until rto_max clamps them,
-    # and the fifth timeout exceeds max_retransmits.
-    assert times == [0.052, 0.2, 0.6, 1.4, 2.4]
+    # A tail loss probe at 2*SRTT (+ the peer delayed-ACK allowance for a lone
+    # segment) restarts the RTO (RFC 8985 §7.3); then RTOs from the 0.2 s floor
+    # double until rto_max clamps them, and the fifth exceeds max_retransmits.
+    assert times == [0.052, 0.252, 0.652, 1.452, 2.452]
     assert a.stats.tlp_probes == 1 and a.stats.rto_events == 4
-    assert now == pytest.approx(3.4) and isinstance(a.error, ConnectionTimedOut)
+    assert now == pytest.approx(3.452) and isinstance(a.error, ConnectionTimedOut)
 
 
 def test_keepalive_probes_then_timeout() -> None:
