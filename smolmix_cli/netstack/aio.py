@@ -1,0 +1,424 @@
+"""anyio shell around `NetStack`: one driver per stack, byte streams for TCP.
+
+Errors: a connect that fails raises the stack's own `NetstackError` subclass
+(`ConnectionRefused`, `ConnectionTimedOut`) so callers can tell them apart.
+Once a stream exists it behaves as an `anyio.abc.ByteStream`: a connection
+that breaks (reset, timeout) raises `anyio.BrokenResourceError` whose
+`__cause__` is the `NetstackError`; the end of the peer's data raises
+`anyio.EndOfStream`; use after `aclose` raises `anyio.ClosedResourceError`.
+That is what `anyio.streams.tls.TLSStream` and other stream layers expect.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from anyio.abc import ByteStream, SocketAttribute, TaskStatus
+
+from .device import PacketDevice
+from .errors import NetstackError
+from .ip import Endpoint, IPAddress
+from .stack import ECHO_REPLIES, NetStack, TcpListener, TcpSocket
+from .udp import Datagram
+from .udp import UdpSocket as _UdpState
+
+RX_BATCH = 64  # packets handled per wake-up before the output is flushed
+
+
+class StackClosed(NetstackError):
+    """The stack's driver has stopped (device gone or the runner left its context)."""
+
+
+class StackRunner:
+    """Drives a `NetStack` with a device and the clock; hands out streams."""
+
+    def __init__(
+        self, stack: NetStack, device: PacketDevice, clock: Callable[[], float] | None = None
+    ) -> None:
+        self.stack = stack
+        self.device = device
+        self.clock = clock or anyio.current_time
+        self._waiters: dict[object, anyio.Event] = {}
+        self._wake_event: anyio.Event | None = None
+        self._wake_pending = False
+        self._failure: BaseException | None = None
+        self._ping_seq = 0
+        self._txq: deque[bytes] = deque()
+        self._sending = False  # the driver is in a blocking device send
+        self._sleep_until = -math.inf  # when the sleeping driver will wake by itself
+
+    # ---- driver ----
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled or the device ends."""
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._receive_loop)
+                task_status.started()
+                await self._drive()
+        except anyio.get_cancelled_exc_class():
+            self._fail(StackClosed("stack stopped"))
+            raise
+        except BaseException as exc:
+            self._fail(exc)
+            raise
+        finally:
+            if self._failure is None:
+                self._fail(StackClosed("stack stopped"))
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._failure is None:
+            self._failure = exc if isinstance(exc, NetstackError) else StackClosed(repr(exc))
+        for ev in self._waiters.values():
+            ev.set()
+        self._waiters.clear()
+
+    def _fail_one(self, obj: object) -> None:
+        ev = self._waiters.pop(obj, None)
+        if ev is not None:
+            ev.set()
+
+    def wake(self) -> None:
+        """Let the driver run a round (flush, timers, reschedule) soon."""
+        self._wake_pending = True
+        if self._wake_event is not None:
+            self._wake_event.set()
+
+    def flush(self) -> None:
+        """Send what the stack queued, without blocking; wake waiters and, when needed, the driver.
+
+        Called after every input (received batch, application call), so packets
+        leave at once instead of one event-loop round later. Packets the device
+        cannot take now stay queued, in order, for the driver's blocking sends;
+        only the driver ever blocks on the device, so the receive path never does
+        (two stacks blocked on each other's full queues would deadlock).
+        """
+        out = self.stack.poll_transmit(self.clock())
+        txq = self._txq
+        if out:
+            txq.extend(out)
+        self._notify()
+        if txq and not self._sending:
+            send = self.device.send_nowait
+            while txq and send(txq[0]):
+                txq.popleft()
+        if txq:
+            self.wake()
+        else:
+            deadline = self.stack.poll_deadline()
+            if deadline is not None and deadline < self._sleep_until:
+                self.wake()  # the driver sleeps past a timer that just moved earlier
+
+    def _notify(self) -> None:
+        events = self.stack.take_events()
+        if events and self._waiters:
+            for obj in events:
+                ev = self._waiters.pop(obj, None)
+                if ev is not None:
+                    ev.set()
+
+    async def wait_for(self, obj: object) -> None:
+        """Sleep until the stack reports a change on `obj` (a socket or listener)."""
+        if self._failure is not None:
+            raise StackClosed("stack is not running") from self._failure
+        ev = self._waiters.get(obj)
+        if ev is None:
+            ev = self._waiters[obj] = anyio.Event()
+        await ev.wait()
+
+    async def _receive_loop(self) -> None:
+        stack, device, clock = self.stack, self.device, self.clock
+        while True:
+            try:
+                packet = await device.receive()
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                self._fail(StackClosed("device closed"))
+                return
+            now = clock()
+            stack.receive_packet(packet, now)
+            for _ in range(RX_BATCH - 1):
+                more = device.receive_nowait()
+                if more is None:
+                    break
+                stack.receive_packet(more, now)
+            self.flush()
+
+    async def _drive(self) -> None:
+        """Timers and blocking sends; everything else happens in `flush`."""
+        stack, clock, txq = self.stack, self.clock, self._txq
+        busy = 0
+        while True:
+            self._wake_pending = False
+            now = clock()
+            deadline = stack.poll_deadline()
+            if deadline is not None and deadline <= now:
+                stack.handle_timeout(now)
+            self.flush()
+            if txq:
+                self._sending = True
+                try:
+                    while txq:
+                        await self.device.send(txq.popleft())
+                finally:
+                    self._sending = False
+                continue
+            if self._wake_pending:
+                busy += 1
+                if busy >= 16:  # never starve other tasks while work keeps appearing
+                    busy = 0
+                    await anyio.lowlevel.checkpoint()
+                continue
+            deadline = stack.poll_deadline()
+            self._sleep_until = math.inf if deadline is None else deadline
+            self._wake_event = ev = anyio.Event()
+            busy = 0
+            try:
+                with anyio.move_on_after(max(self._sleep_until - clock(), 0.0)):
+                    await ev.wait()
+            finally:
+                self._wake_event = None
+                self._sleep_until = -math.inf
+
+    # ---- TCP ----
+
+    async def connect_tcp(
+        self, host: IPAddress, port: int, local: Endpoint | None = None
+    ) -> TcpStream:
+        """Open a connection; raises ConnectionRefused / ConnectionTimedOut / StackClosed."""
+        sock = self.stack.tcp_connect((host, port), self.clock(), local=local)
+        self.flush()
+        try:
+            while not sock.conn.is_established:
+                if sock.conn.error is not None:
+                    raise sock.conn.error
+                if sock.conn.is_closed:
+                    raise StackClosed("connection closed during connect")
+                await self.wait_for(sock)
+        except BaseException:
+            sock.release(self.clock())
+            self.flush()
+            raise
+        return TcpStream(self, sock)
+
+    def listen_tcp(
+        self, port: int, address: IPAddress | None = None, backlog: int = 128
+    ) -> TcpStreamListener:
+        return TcpStreamListener(self, self.stack.tcp_listen(port, address, backlog))
+
+    def listen_tcp_any(self, backlog: int = 1024) -> TcpStreamListener:
+        """Accept connections to any address and port (exit NAT mode)."""
+        return TcpStreamListener(self, self.stack.tcp_listen_any(backlog))
+
+    # ---- ICMP ----
+
+    async def ping(
+        self, host: IPAddress, payload: bytes = b"smolmix", timeout: float = 5.0
+    ) -> float:
+        """Round-trip time of one ICMP echo in seconds; TimeoutError when no reply comes."""
+        self._ping_seq = (self._ping_seq + 1) & 0xFFFF
+        ident, seq = 0x5D5D, self._ping_seq
+        start = self.clock()
+        self.stack.icmp_echo(host, ident, seq, payload)
+        self.flush()
+        with anyio.fail_after(timeout):
+            while True:
+                for src, rid, rseq, body in self.stack.echo_replies:
+                    if (src, rid, rseq) == (host, ident, seq) and body == payload:
+                        return self.clock() - start
+                await self.wait_for(ECHO_REPLIES)
+
+    # ---- UDP ----
+
+    def bind_udp(self, port: int = 0, address: IPAddress | None = None) -> UdpSocket:
+        return UdpSocket(self, self.stack.udp_bind(port, address))
+
+    def bind_udp_any(self) -> UdpSocket:
+        return UdpSocket(self, self.stack.udp_bind_any())
+
+
+@asynccontextmanager
+async def run_stack(
+    stack: NetStack, device: PacketDevice, clock: Callable[[], float] | None = None
+) -> AsyncIterator[StackRunner]:
+    """Run the stack's driver for the duration of the block."""
+    runner = StackRunner(stack, device, clock)
+    async with anyio.create_task_group() as tg:
+        await tg.start(runner.run)
+        try:
+            yield runner
+        finally:
+            tg.cancel_scope.cancel()
+
+
+class TcpStream(ByteStream):
+    """A TCP connection as an anyio byte stream (see the module docstring for errors)."""
+
+    def __init__(self, runner: StackRunner, sock: TcpSocket) -> None:
+        self._runner = runner
+        self._sock = sock
+        self._closed = False
+        self._eof_sent = False
+
+    @property
+    def socket(self) -> TcpSocket:
+        return self._sock
+
+    @property
+    def local(self) -> Endpoint:
+        return self._sock.local
+
+    @property
+    def remote(self) -> Endpoint:
+        return self._sock.remote
+
+    def _broken(self) -> anyio.BrokenResourceError:
+        err = self._sock.conn.error
+        exc = anyio.BrokenResourceError(str(err) if err else "connection closed")
+        exc.__cause__ = err or self._runner._failure
+        return exc
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        sock, runner = self._sock, self._runner
+        conn = sock.conn
+        while True:
+            if self._closed:
+                raise anyio.ClosedResourceError
+            if conn.readable:
+                data = sock.recv(max_bytes, runner.clock())
+                runner.flush()
+                return data
+            if conn.at_eof:
+                raise anyio.EndOfStream
+            if conn.error is not None:
+                raise self._broken()
+            if conn.is_closed:
+                raise anyio.EndOfStream
+            try:
+                await runner.wait_for(sock)
+            except StackClosed as exc:
+                raise anyio.BrokenResourceError("stack stopped") from exc
+
+    async def send(self, item: bytes) -> None:
+        sock, runner = self._sock, self._runner
+        view = memoryview(item)
+        while view:
+            if self._closed or self._eof_sent:
+                raise anyio.ClosedResourceError
+            try:
+                n = sock.send(view, runner.clock())
+            except NetstackError as exc:
+                raise self._broken() from exc
+            if n:
+                view = view[n:]
+                runner.flush()
+                continue
+            try:
+                await runner.wait_for(sock)
+            except StackClosed as exc:
+                raise anyio.BrokenResourceError("stack stopped") from exc
+
+    async def send_eof(self) -> None:
+        if self._closed:
+            raise anyio.ClosedResourceError
+        if self._eof_sent:
+            return
+        self._eof_sent = True
+        try:
+            self._sock.close(self._runner.clock())
+        except NetstackError as exc:
+            raise self._broken() from exc
+        self._runner.flush()
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._sock.release(self._runner.clock())
+            self._runner.flush()
+        await anyio.lowlevel.checkpoint()
+
+    def abort(self) -> None:
+        """Reset the connection (RST) instead of closing it gracefully."""
+        if not self._closed:
+            self._closed = True
+            self._sock.abort(self._runner.clock())
+            self._sock.release(self._runner.clock())
+            self._runner.flush()
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        return {
+            SocketAttribute.local_address: lambda: (str(self.local[0]), self.local[1]),
+            SocketAttribute.remote_address: lambda: (str(self.remote[0]), self.remote[1]),
+            SocketAttribute.local_port: lambda: self.local[1],
+            SocketAttribute.remote_port: lambda: self.remote[1],
+        }
+
+
+class TcpStreamListener:
+    """Accepts `TcpStream`s from a stack listener."""
+
+    def __init__(self, runner: StackRunner, listener: TcpListener) -> None:
+        self._runner = runner
+        self.listener = listener
+
+    async def accept(self) -> TcpStream:
+        while True:
+            if self.listener.closed:
+                raise anyio.ClosedResourceError
+            sock = self.listener.accept()
+            if sock is not None:
+                return TcpStream(self._runner, sock)
+            await self._runner.wait_for(self.listener)
+
+    async def aclose(self) -> None:
+        self._runner.stack.close_listener(self.listener, self._runner.clock())
+        self._runner._fail_one(self.listener)
+        self._runner.flush()
+        await anyio.lowlevel.checkpoint()
+
+
+class UdpSocket:
+    """A bound UDP port (or the any-destination catch-all) as an async datagram socket."""
+
+    def __init__(self, runner: StackRunner, state: _UdpState) -> None:
+        self._runner = runner
+        self.state = state
+
+    @property
+    def port(self) -> int:
+        return self.state.port
+
+    async def sendto(
+        self, data: bytes, host: IPAddress, port: int, src: Endpoint | None = None
+    ) -> None:
+        if self.state.closed:
+            raise anyio.ClosedResourceError
+        self._runner.stack.udp_sendto(self.state, data, (host, port), src)
+        self._runner.flush()
+        await anyio.lowlevel.checkpoint()
+
+    async def receive_datagram(self) -> Datagram:
+        while True:
+            if self.state.closed:
+                raise anyio.ClosedResourceError
+            dgram = self.state.recv()
+            if dgram is not None:
+                return dgram
+            try:
+                await self._runner.wait_for(self.state)
+            except StackClosed as exc:
+                raise anyio.BrokenResourceError("stack stopped") from exc
+
+    async def receive(self) -> tuple[bytes, Endpoint]:
+        dgram = await self.receive_datagram()
+        return dgram.data, dgram.src
+
+    async def aclose(self) -> None:
+        self._runner.stack.udp_close(self.state)
+        self._runner._fail_one(self.state)
+        await anyio.lowlevel.checkpoint()

@@ -1,0 +1,275 @@
+"""The anyio shell in real time, on asyncio and trio: streams, TLS, UDP, errors."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import random
+import socket
+import ssl
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from ipaddress import IPv4Address, IPv6Address
+from pathlib import Path
+
+import anyio
+import pytest
+from anyio.streams.tls import TLSStream
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from smolmix_cli.netstack.aio import StackRunner, TcpStream, run_stack
+from smolmix_cli.netstack.device import DatagramSocketDevice, memory_link
+from smolmix_cli.netstack.errors import ConnectionRefused, ConnectionReset
+from smolmix_cli.netstack.stack import NetStack
+from smolmix_cli.netstack.tcp import TcpConfig
+
+from .relay import Impairment, relay
+
+pytestmark = pytest.mark.anyio
+
+A4, B4 = IPv4Address("192.0.2.1"), IPv4Address("192.0.2.2")
+A6, B6 = IPv6Address("fd00:e7a1::1"), IPv6Address("fd00:e7a1::2")
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _cfg() -> TcpConfig:
+    return TcpConfig(rto_min=0.05, rto_initial=0.3, time_wait=0.2)
+
+
+@asynccontextmanager
+async def two_stacks(
+    imp: Impairment | None = None,
+) -> AsyncIterator[tuple[StackRunner, StackRunner]]:
+    a_dev, a_far = memory_link()
+    b_dev, b_far = memory_link()
+    a = NetStack([A4, A6], tcp_config=_cfg())
+    b = NetStack([B4, B6], tcp_config=_cfg())
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(relay, a_far, b_far, imp or Impairment(), Impairment(seed=7))
+            async with run_stack(a, a_dev) as ra, run_stack(b, b_dev) as rb:
+                yield ra, rb
+            tg.cancel_scope.cancel()
+
+
+async def _read_all(stream: TcpStream) -> bytes:
+    parts = []
+    while True:
+        try:
+            parts.append(await stream.receive())
+        except anyio.EndOfStream:
+            return b"".join(parts)
+
+
+@pytest.mark.parametrize("host", [B4, B6], ids=["v4", "v6"])
+async def test_echo_both_directions(host: IPv4Address | IPv6Address) -> None:
+    data = random.Random(3).randbytes(300_000)
+    async with two_stacks(Impairment(loss=0.01, seed=5)) as (ra, rb):
+        listener = rb.listen_tcp(7)
+
+        async def echo_server() -> None:
+            stream = await listener.accept()
+            async with stream:
+                while True:
+                    try:
+                        chunk = await stream.receive()
+                    except anyio.EndOfStream:
+                        break
+                    await stream.send(chunk)
+                await stream.send_eof()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(echo_server)
+            client = await ra.connect_tcp(host, 7)
+            assert client.remote == (host, 7)
+
+            async def writer() -> None:
+                for i in range(0, len(data), 10_000):
+                    await client.send(data[i : i + 10_000])
+                await client.send_eof()
+
+            tg.start_soon(writer)
+            echoed = await _read_all(client)
+            await client.aclose()
+        assert hashlib.sha256(echoed).digest() == hashlib.sha256(data).digest()
+        with pytest.raises(anyio.ClosedResourceError):
+            await client.receive()
+
+
+async def test_connect_refused_and_reset() -> None:
+    async with two_stacks() as (ra, rb):
+        with pytest.raises(ConnectionRefused):
+            await ra.connect_tcp(B4, 9)
+        listener = rb.listen_tcp(80)
+        client = await ra.connect_tcp(B4, 80)
+        server = await listener.accept()
+        await client.send(b"x")
+        assert await server.receive() == b"x"
+        server.abort()
+        with pytest.raises(anyio.BrokenResourceError) as info:
+            await client.receive()
+        assert isinstance(info.value.__cause__, ConnectionReset)
+        await client.aclose()
+
+
+async def test_udp_datagrams() -> None:
+    async with two_stacks() as (ra, rb):
+        server = rb.bind_udp(53)
+        client = ra.bind_udp()
+        await client.sendto(b"query", B6, 53)
+        data, src = await server.receive()
+        assert data == b"query" and src == (A6, client.port)
+        await server.sendto(b"answer", *src)
+        assert await client.receive() == (b"answer", (B6, 53))
+        await client.aclose()
+        await server.aclose()
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path, bytes]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "server.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("server.test")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(pem)
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path, pem
+
+
+async def test_tls_handshake_over_two_stacks() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        cert, key, pem = _self_signed(Path(tmp))
+        server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server_ctx.load_cert_chain(cert, key)
+        client_ctx = ssl.create_default_context(cadata=pem.decode())
+        client_ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        payload = random.Random(9).randbytes(100_000)
+        async with two_stacks(Impairment(delay_mean=0.002)) as (ra, rb):
+            listener = rb.listen_tcp(443)
+
+            async def server() -> None:
+                raw = await listener.accept()
+                tls = await TLSStream.wrap(raw, server_side=True, ssl_context=server_ctx)
+                body = b""
+                while len(body) < len(payload):
+                    body += await tls.receive()
+                await tls.send(hashlib.sha256(body).digest())
+                await tls.aclose()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(server)
+                raw = await ra.connect_tcp(B4, 443)
+                tls = await TLSStream.wrap(raw, hostname="server.test", ssl_context=client_ctx)
+                assert tls.extra(anyio.streams.tls.TLSAttribute.tls_version) in (
+                    "TLSv1.3",
+                    "TLSv1.2",
+                )
+                await tls.send(payload)
+                digest = await tls.receive()
+                assert digest == hashlib.sha256(payload).digest()
+                with pytest.raises(anyio.EndOfStream):
+                    await tls.receive()
+                await tls.aclose()
+
+
+async def test_ping_between_stacks() -> None:
+    async with two_stacks() as (ra, _rb):
+        for host in (B4, B6):
+            rtt = await ra.ping(host)
+            assert 0 <= rtt < 5
+        assert ra.stack.counters["icmp_echo_reply"] == 2
+
+
+async def test_send_backpressure_when_peer_does_not_read() -> None:
+    async with two_stacks() as (ra, rb):
+        listener = rb.listen_tcp(5001)
+        client = await ra.connect_tcp(B4, 5001)
+        server = await listener.accept()
+        sent = 0
+        with anyio.move_on_after(0.5):
+            while True:
+                await client.send(b"z" * 8192)
+                sent += 8192
+        # the sender stopped once the peer's receive window and our send buffer were full
+        cfg = ra.stack.tcp_config_v4
+        assert sent <= cfg.send_buffer + cfg.recv_buffer + 8192
+        assert sent >= cfg.recv_buffer // 2
+        got = 0
+        while got < sent:
+            got += len(await server.receive())
+        assert got == sent
+        await client.aclose()
+        await server.aclose()
+
+
+async def test_listener_close_and_stack_stop_wake_waiters() -> None:
+    async with two_stacks() as (ra, rb):
+        listener = rb.listen_tcp(5002)
+        client = await ra.connect_tcp(B4, 5002)
+        async with anyio.create_task_group() as tg:
+
+            async def accept_after_close() -> None:
+                await listener.accept()  # the queued connection
+                with pytest.raises(anyio.ClosedResourceError):
+                    await listener.accept()
+
+            tg.start_soon(accept_after_close)
+            await anyio.sleep(0.05)
+            await listener.aclose()
+    # the stacks have stopped: a waiting operation fails instead of hanging
+    with anyio.fail_after(1), pytest.raises(anyio.BrokenResourceError):
+        await client.receive()
+    with pytest.raises(anyio.ClosedResourceError):
+        await listener.accept()
+
+
+async def test_stacks_over_a_packet_socketpair() -> None:
+    """DatagramSocketDevice: the device that lets a stack live in another process."""
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    a = NetStack([A4], tcp_config=_cfg())
+    b = NetStack([B4], tcp_config=_cfg())
+    data = random.Random(11).randbytes(200_000)
+    with anyio.fail_after(20):
+        async with (
+            run_stack(a, DatagramSocketDevice(left)) as ra,
+            run_stack(b, DatagramSocketDevice(right)) as rb,
+        ):
+            listener = rb.listen_tcp(9000)
+            client = await ra.connect_tcp(B4, 9000)
+            server = await listener.accept()
+
+            async def upload() -> None:
+                await client.send(data)
+                await client.send_eof()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(upload)
+                assert await _read_all(server) == data
+            await client.aclose()
+            await server.aclose()
