@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 import anyio.abc
 import h11
+from anyio.streams.tls import TLSStream
 
 from smolmix_cli.mixnet.base58 import b58encode
 from smolmix_cli.mixnet.topology import EntryDetails, NodeRole, SupportedRoles
@@ -331,8 +333,15 @@ def _head_bytes(conn: h11.Connection, answer: Answer, keep_alive: bool) -> bytes
 class DirectoryServer:
     """Serves a DirectoryState on a loopback TCP port (0 = pick a free one)."""
 
-    def __init__(self, state: DirectoryState, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        state: DirectoryState,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.state = state
+        self.ssl_context = ssl_context
         self.host = host
         self.port = port
         self.counters = {"requests": 0, "bad_requests": 0, "connections": 0}
@@ -342,7 +351,9 @@ class DirectoryServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}/api/"
+        scheme = "https" if self.ssl_context is not None else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}/api/"
 
     async def serve(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -360,8 +371,27 @@ class DirectoryServer:
         if self._scope is not None:
             self._scope.cancel()
 
-    async def _handle_guarded(self, stream: anyio.abc.SocketStream) -> None:
-        async with stream:
+    async def _handle_guarded(self, tcp: anyio.abc.SocketStream) -> None:
+        stream: anyio.abc.ByteStream = tcp
+        async with tcp:
+            if self.ssl_context is not None:
+                try:
+                    with anyio.fail_after(IDLE_TIMEOUT):
+                        stream = await TLSStream.wrap(
+                            tcp,
+                            server_side=True,
+                            ssl_context=self.ssl_context,
+                            standard_compatible=False,
+                        )
+                except (
+                    ssl.SSLError,
+                    OSError,
+                    TimeoutError,
+                    anyio.BrokenResourceError,
+                    anyio.EndOfStream,
+                ):
+                    self.counters["bad_requests"] += 1
+                    return
             if self._slots.value == 0:
                 return  # over the connection cap: close at once
             async with self._slots:
@@ -374,7 +404,7 @@ class DirectoryServer:
                     self.counters["errors"] = self.counters.get("errors", 0) + 1
                     log.debug("directory connection failed: %r", exc)
 
-    async def _handle(self, stream: anyio.abc.SocketStream) -> None:
+    async def _handle(self, stream: anyio.abc.ByteStream) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD)
         while True:
             request: h11.Request | None = None
@@ -406,7 +436,7 @@ class DirectoryServer:
 
     @staticmethod
     async def _read_request(
-        conn: h11.Connection, stream: anyio.abc.SocketStream
+        conn: h11.Connection, stream: anyio.abc.ByteStream
     ) -> h11.Request | None:
         request: h11.Request | None = None
         body_size = 0
@@ -430,7 +460,7 @@ class DirectoryServer:
                     raise h11.RemoteProtocolError("request body too large")
 
     @staticmethod
-    async def _send_error(conn: h11.Connection, stream: anyio.abc.SocketStream) -> None:
+    async def _send_error(conn: h11.Connection, stream: anyio.abc.ByteStream) -> None:
         if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
         answer = _json_answer(400, {"message": "bad request"})
