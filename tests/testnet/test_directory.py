@@ -158,7 +158,11 @@ def test_key_rotation_info_agrees_with_node_metadata() -> None:
     assert parsed.current_key_rotation_id == page["metadata"]["rotation_id"] == 5
     assert parsed.current_absolute_epoch_id == page["metadata"]["absolute_epoch_id"] == 57
     progress = info["progress"]
-    assert progress["current_rotation_starting_epoch"] <= 57 <= progress["current_rotation_ending_epoch"]
+    assert (
+        progress["current_rotation_starting_epoch"]
+        <= 57
+        <= progress["current_rotation_ending_epoch"]
+    )
 
 
 def test_status_endpoint_serves_the_provider() -> None:
