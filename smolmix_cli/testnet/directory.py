@@ -26,6 +26,7 @@ from anyio.streams.tls import TLSStream
 
 from smolmix_cli.mixnet.base58 import b58encode
 from smolmix_cli.mixnet.topology import EntryDetails, NodeRole, SupportedRoles
+from smolmix_cli.testnet.node_spec import NodeSpec
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,24 @@ class DirectoryNode:
     performance: str = "1.0"
     ipr_address: str | None = None  # exit gateways: the IPR's Recipient text
     build_version: str = "1.31.0"
+
+    @classmethod
+    def from_spec(cls, spec: NodeSpec, ipr_address: str | None = None) -> DirectoryNode:
+        """What a started node (ports bound) looks like in the directory."""
+        text = str(spec.performance)
+        return cls(
+            node_id=spec.node_id,
+            identity=spec.identity.public_bytes,
+            sphinx_key=spec.sphinx.public_bytes,
+            ip=spec.host,
+            mix_port=spec.mix_port,
+            role=spec.role,
+            layer=spec.layer,
+            entry=spec.entry,
+            supported_roles=spec.supported_roles,
+            performance=text if "." in text else text + ".0",
+            ipr_address=ipr_address,
+        )
 
     def role_json(self) -> Any:
         if self.role is NodeRole.MIXNODE:

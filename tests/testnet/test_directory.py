@@ -174,3 +174,33 @@ def test_duplicate_node_ids_are_refused() -> None:
     nodes = probe_like_state().nodes
     with pytest.raises(ValueError):
         DirectoryState([*nodes, nodes[0]])
+
+
+def test_node_specs_become_directory_nodes() -> None:
+    from decimal import Decimal
+
+    from smolmix_cli.mixnet.topology import NodeRole
+    from smolmix_cli.testnet.directory import DirectoryNode
+    from smolmix_cli.testnet.node_spec import NodeSpec
+
+    specs = [
+        NodeSpec.generate(1, NodeRole.ENTRY_GATEWAY, mix_port=4001, ws_port=4002),
+        NodeSpec.generate(2, NodeRole.EXIT_GATEWAY, mix_port=4003, ws_port=4004),
+        *(
+            NodeSpec.generate(10 + n, NodeRole.MIXNODE, layer=n, mix_port=4010 + n)
+            for n in (1, 2, 3)
+        ),
+        NodeSpec.generate(20, NodeRole.MIXNODE, layer=1, mix_port=4020, performance=Decimal("0.3")),
+    ]
+    state = DirectoryState([DirectoryNode.from_spec(s) for s in specs], rotation_id=1)
+    _, rewarded = _get(state, "/api/v1/nym-nodes/rewarded-set")
+    _, mix = _get(state, "/api/v2/unstable/nym-nodes/skimmed/mixnodes/active")
+    _, gws = _get(state, "/api/v2/unstable/nym-nodes/skimmed/entry-gateways")
+    topology = Topology.from_directory(
+        parse_rewarded_set(rewarded), [parse_nodes_page(mix), parse_nodes_page(gws)]
+    )
+    assert topology.key_rotation == specs[0].key_rotation
+    for spec in specs[:5]:
+        assert topology.nodes[spec.node_id] == spec.to_topology_node()
+    assert 20 not in topology.nodes  # below the 50 % performance floor
+    assert {n["performance"] for n in mix["nodes"]["data"]} == {"1.0", "0.3"}
