@@ -105,14 +105,15 @@ def frame_bytes(
 
 
 async def send_raw(port: int, data: bytes, *, wait_close: bool = False) -> bool:
-    """Write bytes to a node's port; with wait_close, True if the node closed the stream."""
+    """Write bytes to a node's port; with wait_close, True once the node closed the stream
+    (whatever it answered before closing)."""
     async with await anyio.connect_tcp("127.0.0.1", port) as stream:
         await stream.send(data)
         if not wait_close:
             return False
         with anyio.fail_after(3):
             try:
-                await stream.receive()
+                while True:
+                    await stream.receive()
             except (anyio.EndOfStream, anyio.BrokenResourceError):
                 return True
-        return False
