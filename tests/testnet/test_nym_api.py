@@ -227,3 +227,34 @@ def test_bad_urls_are_refused() -> None:
         ApiUrl("ftp://example.org/")
     with pytest.raises(DirectoryUnavailable):
         ApiUrl("http://127.0.0.1:99999/")
+
+
+def test_directory_server_survives_bad_http_and_keeps_alive() -> None:
+    state = probe_like_state()
+
+    async def exchange(port: int, data: bytes) -> bytes:
+        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+            await stream.send(data)
+            out = b""
+            with anyio.fail_after(5):
+                try:
+                    while True:
+                        out += await stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    return out
+
+    async def body(server: DirectoryServer) -> None:
+        assert (await exchange(server.port, bytes(range(256)) * 8)).startswith(b"HTTP/1.1 400")
+        huge = b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 100_000 + b"\r\n\r\n"
+        assert (await exchange(server.port, huge)).startswith(b"HTTP/1.1 400")
+        two = (
+            b"GET /api/v1/nym-nodes/rewarded-set HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"OPTIONS /api/v1/epoch/key-rotation-info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        answer = await exchange(server.port, two)
+        assert answer.count(b"HTTP/1.1 ") == 2 and b"HTTP/1.1 204" in answer
+        assert server.counters["bad_requests"] == 2
+        client = NymApiClient([ApiUrl(server.base_url)], timeout=5)
+        assert (await client.rewarded_set()).layer2 == (12,)
+
+    _with_server(state, body)
