@@ -70,6 +70,9 @@ def classify(exc: BaseException) -> CliError:
 # Errors of modules other branches own, matched by class name so this table does not
 # import them (and fail) before they exist.
 _BY_NAME: dict[str, tuple[ExitCode, str]] = {
+    "GatewayUnavailable": (ExitCode.NETWORK_UNREACHABLE, "gateway unreachable"),
+    "GatewayHandshakeTimeout": (ExitCode.GATEWAY_REFUSED, "gateway handshake timed out"),
+    "GatewayClientError": (ExitCode.GATEWAY_REFUSED, "gateway refused"),
     "GatewayUnreachable": (ExitCode.NETWORK_UNREACHABLE, "gateway unreachable"),
     "GatewayConnectError": (ExitCode.NETWORK_UNREACHABLE, "gateway unreachable"),
     "WebSocketError": (ExitCode.NETWORK_UNREACHABLE, "gateway connection failed"),
