@@ -98,9 +98,9 @@ def start_background(state_dir: Path, timeout: float = START_TIMEOUT) -> Network
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         network = running_network(state_dir)
-        if network is not None and network.extra.get("pid") == proc.pid:
-            return network
-        if proc.poll() is not None:
+        if network is not None:
+            return network  # ours, or one a concurrent command started first
+        if proc.poll() is not None and read_pid(state_dir) is None:
             raise CliError(
                 f"the local test network failed to start (exit {proc.returncode}); see {log_path}",
                 ExitCode.TESTNET_UNAVAILABLE,
@@ -195,14 +195,7 @@ def up(mix_delay_ms: float, loss: float, state_dir: Path | None, nodes: int, por
 
     state_dir = (state_dir or default_testnet_dir()).expanduser().resolve()
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    other = read_pid(state_dir)
-    if other is not None and other != os.getpid():
-        raise CliError(
-            f"a local test network is already running in {state_dir} (pid {other})",
-            ExitCode.TESTNET_UNAVAILABLE,
-        )
-    pid_file = state_dir / PID_FILE
-    pid_file.write_text(f"{os.getpid()}\n")
+    _claim_pid_file(state_dir)
     options = LocalNetworkOptions(
         state_dir=state_dir,
         mean_delay_ms=mix_delay_ms,
@@ -229,6 +222,16 @@ def up(mix_delay_ms: float, loss: float, state_dir: Path | None, nodes: int, por
 
     try:
         anyio.run(main)
+    except (OSError, BaseExceptionGroup) as exc:
+        inner: BaseException = exc
+        while isinstance(inner, BaseExceptionGroup) and inner.exceptions:
+            inner = inner.exceptions[0]
+        if isinstance(inner, OSError):
+            raise CliError(
+                f"cannot start the local network: {inner.strerror or inner}",
+                ExitCode.TESTNET_UNAVAILABLE,
+            ) from None
+        raise
     finally:
         for name in (NETWORK_FILE, PID_FILE):
             path = state_dir / name
@@ -236,6 +239,28 @@ def up(mix_delay_ms: float, loss: float, state_dir: Path | None, nodes: int, por
                 if name != PID_FILE or path.read_text().strip() == str(os.getpid()):
                     path.unlink()
     click.echo("smolmix: local network stopped", err=True)
+
+
+def _claim_pid_file(state_dir: Path) -> None:
+    """Create the pid file exclusively, so two starters cannot both run a network here."""
+    path = state_dir / PID_FILE
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            other = read_pid(state_dir)
+            if other is not None:
+                raise CliError(
+                    f"a local test network is already running in {state_dir} (pid {other})",
+                    ExitCode.TESTNET_UNAVAILABLE,
+                ) from None
+            with contextlib.suppress(OSError):
+                path.unlink()  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"{os.getpid()}\n")
+        return
+    raise CliError(f"cannot claim {path}", ExitCode.TESTNET_UNAVAILABLE)
 
 
 @testnet.command(name="down")

@@ -120,3 +120,26 @@ def test_foreground_up_stops_on_sigterm(env: dict[str, str], tmp_path: Path) -> 
     out, err = proc.communicate()
     assert out.strip() == str(network_file)  # stdout: the network file path, for scripts
     assert "local network stopped" in err
+
+
+def test_port_in_use_is_a_one_line_testnet_error(env: dict[str, str], tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = _run(["testnet", "up", "--dir", str(tmp_path / "busy"), "--port", str(port)], env)
+    assert result.returncode == 112
+    assert result.stderr.startswith("smolmix: cannot start the local network")
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "busy" / "testnet.pid").exists()
+
+
+def test_stale_pid_file_is_replaced(env: dict[str, str], tmp_path: Path) -> None:
+    state_dir = tmp_path / "stale"
+    state_dir.mkdir()
+    (state_dir / "testnet.pid").write_text("999999\n")  # no such process
+    assert read_pid(state_dir) is None
+    result = _run(["testnet", "status", "--dir", str(state_dir)], env)
+    assert result.returncode == 112
