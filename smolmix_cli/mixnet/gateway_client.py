@@ -32,6 +32,7 @@ from smolmix_cli.mixnet.gateway_session import (
     Authenticated,
     BandwidthChanged,
     ClientEvent,
+    ClientState,
     Dropped,
     Failed,
     GatewayClientSession,
@@ -51,6 +52,18 @@ from smolmix_cli.mixnet.websocket import (
 )
 
 
+def _is_transient_rejection(error: BaseException) -> bool:
+    """A refusal that a later retry with the same key can overcome.
+
+    The gateway still holds our previous connection ("There is already an open
+    connection to this client"), or the request timestamp was not newer than the
+    last one or outside the allowed skew. Gateways say so only in the error text,
+    so this is a text match; anything else means the key is unknown to it.
+    """
+    text = str(error).lower()
+    return any(word in text for word in ("already", "timestamp", "skew"))
+
+
 @contextmanager
 def unwrap_single_exception() -> Iterator[None]:
     """Re-raise a task group's lone exception as itself, so callers can catch it by type."""
@@ -63,6 +76,10 @@ def unwrap_single_exception() -> Iterator[None]:
         if inner is group:
             raise
         raise inner from inner.__cause__
+
+
+MAX_HELD_FRAMES = 4096
+"""Pushed frames kept while registration has not yet produced the key."""
 
 
 class GatewayClientError(MixnetError):
@@ -161,6 +178,7 @@ class GatewayClient:
         self._connected = False
         self._closed = False
         self._started = False
+        self._last_auth_timestamp = 0
         self._failure: GatewayUnavailable | None = None
         self._ws: WebSocketConnection | None = None
         self._tg: anyio.abc.TaskGroup | None = None
@@ -309,11 +327,15 @@ class GatewayClient:
                 await ws.aclose(timeout=1.0)
         if errors:
             error = errors[0]
-            if authenticating and isinstance(error, GatewayRejected | AuthenticationFailed):
+            if (
+                authenticating
+                and not ready.is_set()
+                and isinstance(error, GatewayRejected | AuthenticationFailed)
+                and not _is_transient_rejection(error)
+            ):
                 # The gateway does not know our key (any more): register afresh.
                 self._forget_key()
-                if not ready.is_set():
-                    return True
+                return True
             raise _ConnectionEnded(error)
         if self._closed:
             return False
@@ -366,12 +388,32 @@ class GatewayClient:
     async def _reader(
         self, ws: WebSocketConnection, session: GatewayClientSession, ready: anyio.Event
     ) -> None:
+        # A gateway pushes stored messages while it handles register/authenticate, before
+        # its text reply (spec 3.8); during registration the session has no key yet, so
+        # such frames wait here until the reply gives it one.
+        held: list[bytes] = []
         while True:
             message = await ws.receive()
             if isinstance(message, str):
-                events = session.receive_text(message, now=self._clock())
+                now = self._clock()
+                if session.state is ClientState.AWAIT_VERSION and session.shared_key is not None:
+                    # This reply triggers authenticateV2, whose whole-second timestamp must
+                    # be newer than the last one this gateway saw from us (spec 3.5).
+                    now = max(now, self._last_auth_timestamp + 1)
+                    self._last_auth_timestamp = int(now)
+                events = session.receive_text(message, now=now)
+            elif session.shared_key is None:
+                if len(held) >= MAX_HELD_FRAMES:
+                    self.stats.frames_dropped += 1
+                else:
+                    held.append(message)
+                continue
             else:
                 events = session.receive_binary(message)
+            if held and session.shared_key is not None:
+                for frame in held:
+                    events.extend(session.receive_binary(frame))
+                held.clear()
             for event in events:
                 await self._apply(ws, event)
                 if isinstance(event, Ready):
