@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from smolmix_cli import __version__
+from smolmix_cli.cli.ping import ping
 from smolmix_cli.cli.testnet import testnet
 
 
@@ -31,10 +32,12 @@ def cli(ctx: click.Context, network: str) -> None:
     Examples:
       smolmix --version
       smolmix testnet up --mix-delay-ms 0
+      smolmix --network testnet ping
     """
     ctx.obj = {"network": network}
 
 
+cli.add_command(ping)
 cli.add_command(testnet)
 
 

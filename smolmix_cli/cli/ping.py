@@ -10,11 +10,12 @@ docs/exit-codes.md.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import click
@@ -24,6 +25,9 @@ from smolmix_cli.config import Network
 from smolmix_cli.mixnet.nym_api import NymApiClient
 from smolmix_cli.mixnet.ping import PingTracker, Summary
 from smolmix_cli.mixnet.topology import Topology
+
+if TYPE_CHECKING:
+    from smolmix_cli.mixnet.client import ClientConfig, MixnetClient
 
 DEFAULT_BOOT_TIMEOUT = 30.0
 
@@ -42,15 +46,43 @@ async def fetch_topology(network: Network, timeout: float) -> Topology:
     return topology
 
 
+def client_config(network: Network, mean_delay_ms: float | None) -> ClientConfig:
+    """Local networks: no traffic shaping, the network's mean delay; mainnet: Nym's defaults."""
+    from smolmix_cli.mixnet.client import ClientConfig
+
+    delay_ms = mean_delay_ms
+    if delay_ms is None and network.is_local:
+        delay_ms = network.mean_delay_ms
+    delays: dict[str, object] = {}
+    if delay_ms is not None:
+        delays = {"average_packet_delay": delay_ms / 1000.0, "average_ack_delay": delay_ms / 1000.0}
+    if network.is_local:
+        return ClientConfig.fast(**delays)
+    return ClientConfig(**delays)  # type: ignore[arg-type]
+
+
 @asynccontextmanager
 async def open_client(
-    network: Network, topology: Topology, *, mean_delay_ms: float | None = None
-) -> AsyncIterator[Any]:
-    """A started mixnet client on the network's entry gateway (cover and Poisson off)."""
-    del topology, mean_delay_ms
-    if network.name:  # the mixnet client lands with the mixnet-client branch
-        raise CliError("the mixnet client is not available in this build", ExitCode.INTERNAL)
-    yield None
+    network: Network,
+    topology: Topology,
+    *,
+    mean_delay_ms: float | None = None,
+    config: ClientConfig | None = None,
+    gateway: bytes | None = None,
+) -> AsyncIterator[MixnetClient]:
+    """A started mixnet client with fresh keys; on a local network, on its entry gateway."""
+    from smolmix_cli.mixnet.client import MixnetClient
+    from smolmix_cli.mixnet.keys import decode_key_base58
+
+    if gateway is None and network.is_local and network.entry_gateway is not None:
+        gateway = decode_key_base58(network.entry_gateway.identity, "entry gateway identity")
+    async with MixnetClient.start(
+        topology,
+        gateway=gateway,
+        ssl_context=network.ssl_context() if network.is_local else None,
+        config=config if config is not None else client_config(network, mean_delay_ms),
+    ) as client:
+        yield client
 
 
 class Printer:
@@ -74,22 +106,27 @@ async def run_ping(
 ) -> Summary:
     topology = await fetch_topology(network, boot_timeout)
     tracker = PingTracker(os.urandom(8), size=size)
-    with anyio.fail_after(boot_timeout):
-        client_cm = open_client(network, topology, mean_delay_ms=mean_delay_ms)
-        client = await client_cm.__aenter__()
-    try:
-        address = str(client.address)
-        out.line(
-            f"PING {address} via the mixnet ({network.name}): {tracker.size} data bytes",
-            {"type": "start", "address": address, "network": network.name, "size": tracker.size},
-        )
-        done = anyio.Event()
+    with anyio.fail_after(boot_timeout) as boot:  # the gateway phase only
+        async with open_client(network, topology, mean_delay_ms=mean_delay_ms) as client:
+            boot.deadline = math.inf
+            address = str(client.address)
+            out.line(
+                f"PING {address} via the mixnet ({network.name}): {tracker.size} data bytes",
+                {
+                    "type": "start",
+                    "address": address,
+                    "network": network.name,
+                    "size": tracker.size,
+                },
+            )
+            done = anyio.Event()
 
-        async def receiver() -> None:
-            while True:
-                data = await client.receive()
-                reply = tracker.receive(bytes(data), time.monotonic())
-                if reply is not None:
+            async def receiver() -> None:
+                while True:
+                    message = await client.receive()
+                    reply = tracker.receive(message.data, time.monotonic())
+                    if reply is None:
+                        continue
                     out.line(
                         f"{reply.size} bytes from self: seq={reply.seq} time={reply.rtt_ms:.1f} ms",
                         {
@@ -102,17 +139,15 @@ async def run_ping(
                     if len(tracker.replies) == count:
                         done.set()
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(receiver)
-            for seq in range(count):
-                if seq:
-                    await anyio.sleep(interval)
-                await client.send(client.address, tracker.probe(seq, time.monotonic()))
-            with anyio.move_on_after(wait):
-                await done.wait()
-            tg.cancel_scope.cancel()
-    finally:
-        await client_cm.__aexit__(None, None, None)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(receiver)
+                for seq in range(count):
+                    if seq:
+                        await anyio.sleep(interval)
+                    await client.send(client.address, tracker.probe(seq, time.monotonic()))
+                with anyio.move_on_after(wait):
+                    await done.wait()
+                tg.cancel_scope.cancel()
     return tracker.summary(time.monotonic())
 
 
