@@ -5,20 +5,25 @@ Prints JSON lines, one object per measurement.
 - `mixnode_packets_per_s`: one MixNode on loopback, zero delays, a recording sink as its
   next hop; pre-built Sphinx packets are written over one TCP connection and timed until
   the sink has them all (Sphinx processing + framing + both sockets).
-- `mixnet_rtt_ms`, `client_messages_per_s`, `client_mb_per_s`: a LocalNetwork with zero
-  mix delay and a MixnetClient with cover and Poisson traffic off, sending to itself;
-  measured only when the client module is present.
+- `mixnet_rtt_ms`, `client_messages_per_s`, `client_mb_per_s`: `smolmix testnet up` in
+  its own process with zero mix delay and a MixnetClient with cover and Poisson traffic off,
+  sending to itself; the bulk transfer is measured again paced by Poisson sending
+  (3 ms mean), which avoids retransmitting packets still queued in the client.
 
-Usage: python bench/mixnet.py [--packets 2000] [--messages 50] [--skip-client]
+Usage: python bench/mixnet.py [--packets 2000] [--messages 50] [--bulk-kib 256] [--skip-client]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import anyio
 import anyio.abc
 
+from smolmix_cli.config import Network, load_network_file
 from smolmix_cli.mixnet.address import NodeAddress
 from smolmix_cli.mixnet.framing import Frame, FrameDecoder
 from smolmix_cli.mixnet.keys import X25519KeyPair
@@ -98,18 +104,111 @@ async def mixnode_rate(count: int) -> dict[str, Any]:
     }
 
 
-async def client_measurements(messages: int) -> list[dict[str, Any]]:
+@contextmanager
+def network_process(state_dir: Path) -> Iterator[Network]:
+    """`smolmix testnet up` in its own process (its own core), zero mix delay."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "smolmix_cli",
+            "testnet",
+            "up",
+            "--dir",
+            str(state_dir),
+            "--mix-delay-ms",
+            "0",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     try:
-        from smolmix_cli.cli.ping import bench_client  # needs the mixnet client
-    except ImportError as exc:
-        return [{"name": "client_skipped", "reason": str(exc)}]
-    from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
+        path = state_dir / "network.json"
+        deadline = time.monotonic() + 30
+        while not path.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the local network did not start")
+            time.sleep(0.05)
+        yield load_network_file(path, name="testnet")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        local = LocalNetwork(LocalNetworkOptions(Path(tmp), mean_delay_ms=0.0))
+
+async def client_measurements(messages: int, bulk_kib: int) -> list[dict[str, Any]]:
+    from smolmix_cli.cli.ping import client_config, fetch_topology, open_client
+    from smolmix_cli.mixnet.client import ClientConfig
+
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp, network_process(Path(tmp)) as network:
         async with anyio.create_task_group() as tg:
-            network = await tg.start(local.serve)
-            results = await bench_client(network, messages)
+            topology = await fetch_topology(network, 10)
+            fast = client_config(network, 0.0)  # cover and Poisson off, zero delays
+            async with open_client(network, topology, config=fast) as client:
+                # round trip of one small message to ourselves, one at a time
+                rtts = []
+                for i in range(20):
+                    start = time.perf_counter()
+                    await client.send(client.address, b"rtt %d" % i)
+                    await client.receive(timeout=30)
+                    rtts.append((time.perf_counter() - start) * 1000)
+                rtts.sort()
+                results.append(
+                    {
+                        "name": "mixnet_rtt_ms",
+                        "samples": len(rtts),
+                        "median_ms": round(rtts[len(rtts) // 2], 2),
+                        "min_ms": round(rtts[0], 2),
+                        "p90_ms": round(rtts[int(len(rtts) * 0.9)], 2),
+                    }
+                )
+                # small messages, all queued at once, until every one came back
+                payload = bytes(1000)
+                start = time.perf_counter()
+                for _ in range(messages):
+                    await client.send(client.address, payload)
+                for _ in range(messages):
+                    await client.receive(timeout=60)
+                elapsed = time.perf_counter() - start
+                results.append(
+                    {
+                        "name": "client_messages_per_s",
+                        "messages": messages,
+                        "message_bytes": len(payload),
+                        "seconds": round(elapsed, 3),
+                        "messages_per_s": round(messages / elapsed, 1),
+                    }
+                )
+            for label, config in (
+                ("no_pacing", fast),
+                (
+                    "poisson_3ms",
+                    ClientConfig.fast(poisson=True, message_sending_average_delay=0.003),
+                ),
+            ):
+                async with open_client(network, topology, config=config) as client:
+                    data = bytes(bulk_kib * 1024)
+                    start = time.perf_counter()
+                    await client.send(client.address, data)
+                    got = await client.receive(timeout=120)
+                    elapsed = time.perf_counter() - start
+                    assert got.data == data
+                    results.append(
+                        {
+                            "name": "client_mb_per_s",
+                            "pacing": label,
+                            "message_bytes": len(data),
+                            "seconds": round(elapsed, 3),
+                            "mb_per_s": round(len(data) / elapsed / 1e6, 3),
+                            "packets_sent": client.stats.packets_sent,
+                            "retransmissions": client.stats.retransmissions,
+                        }
+                    )
             tg.cancel_scope.cancel()
     return results
 
@@ -118,11 +217,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packets", type=int, default=2000)
     parser.add_argument("--messages", type=int, default=50)
+    parser.add_argument("--bulk-kib", type=int, default=256)
     parser.add_argument("--skip-client", action="store_true")
     args = parser.parse_args()
     emit(anyio.run(mixnode_rate, args.packets))
     if not args.skip_client:
-        for record in anyio.run(client_measurements, args.messages):
+        for record in anyio.run(client_measurements, args.messages, args.bulk_kib):
             emit(record)
 
 
