@@ -57,8 +57,16 @@ def test_background_start_status_and_down(
         assert report["running"] and report["directory_alive"]
         assert len(report["nodes"]) == 5 and all(n["alive"] for n in report["nodes"])
         assert all("received" in n["counters"] for n in report["nodes"])
+        # the global option reaches the running network (no second start)
+        pinged = _run(["--network", "testnet", "ping", "-c", "1", "--json"], env)
+        assert pinged.returncode == 0, pinged.stderr
+        assert json.loads(pinged.stdout.splitlines()[-1])["received"] == 1
+        assert "starting one in the background" not in pinged.stderr
         table = _run(["testnet", "status"], env)
         assert table.returncode == 0 and "mixnode" in table.stdout
+        # after the ping, the counters show packets at every mix layer
+        report = json.loads(_run(["testnet", "status", "--json"], env).stdout)
+        assert all(n["counters"]["received"] > 0 for n in report["nodes"] if n["role"] == "mixnode")
         twice = _run(["testnet", "up"], env)
         assert twice.returncode == 112 and "already running" in twice.stderr
         # a network file can be selected by path, as on another host
@@ -143,3 +151,15 @@ def test_stale_pid_file_is_replaced(env: dict[str, str], tmp_path: Path) -> None
     assert read_pid(state_dir) is None
     result = _run(["testnet", "status", "--dir", str(state_dir)], env)
     assert result.returncode == 112
+
+
+def test_network_testnet_starts_one_on_a_fresh_machine(env: dict[str, str], tmp_path: Path) -> None:
+    state_dir = tmp_path / "state" / "smolmix" / "testnet"
+    try:
+        result = _run(["--network", "testnet", "ping", "-c", "1"], env)
+        assert result.returncode == 0, result.stderr
+        assert "starting one in the background" in result.stderr
+        assert "1 received" in result.stdout
+    finally:
+        _run(["testnet", "down"], env)
+    assert read_pid(state_dir) is None
