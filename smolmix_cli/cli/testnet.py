@@ -9,6 +9,7 @@ a detached process and waits for both.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import signal
@@ -188,13 +189,26 @@ _DIR_OPTION = click.option(
     help="Mix nodes in total, spread over the 3 layers.",
 )
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help="Directory port (0: any).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="IP address every node and the directory listen on and advertise "
+    "(another address lets other hosts use the network file).",
+)
 @one_line_errors
-def up(mix_delay_ms: float, loss: float, state_dir: Path | None, nodes: int, port: int) -> None:
+def up(
+    mix_delay_ms: float, loss: float, state_dir: Path | None, nodes: int, port: int, host: str
+) -> None:
     """Start the local network in the foreground until interrupted."""
     from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
 
     state_dir = (state_dir or default_testnet_dir()).expanduser().resolve()
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise click.BadParameter(f"{host!r} is not an IP address", param_hint="--host") from None
     _claim_pid_file(state_dir)
     options = LocalNetworkOptions(
         state_dir=state_dir,
@@ -202,6 +216,7 @@ def up(mix_delay_ms: float, loss: float, state_dir: Path | None, nodes: int, por
         loss=loss,
         mix_nodes=nodes,
         directory_port=port,
+        host=host,
     )
 
     async def main() -> None:

@@ -124,16 +124,29 @@ def create_ca(
     return paths
 
 
-def load_or_create_ca(directory: Path) -> CertPaths:
-    """Reuse the CA in `directory` if all files are there, else make a new one."""
+DEFAULT_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def server_hosts(host: str) -> tuple[str, ...]:
+    """The names the server certificate must cover when the network listens on `host`."""
+    return tuple(dict.fromkeys((host, *DEFAULT_HOSTS)))
+
+
+def load_or_create_ca(directory: Path, hosts: tuple[str, ...] = DEFAULT_HOSTS) -> CertPaths:
+    """Reuse the CA in `directory` if its server cert is valid for a day more and covers
+    `hosts`; else make a new one."""
     paths = CertPaths(directory / CA_CERT, directory / SERVER_CERT, directory / SERVER_KEY)
     if all(p.is_file() for p in (paths.ca_cert, paths.server_cert, paths.server_key)):
         try:
             cert = x509.load_pem_x509_certificate(paths.server_cert.read_bytes())
-            if cert.not_valid_after_utc > datetime.datetime.now(datetime.UTC) + datetime.timedelta(
-                days=1
-            ):
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            covered = {str(ip) for ip in san.get_values_for_type(x509.IPAddress)}
+            covered |= set(san.get_values_for_type(x509.DNSName))
+            fresh = cert.not_valid_after_utc > datetime.datetime.now(
+                datetime.UTC
+            ) + datetime.timedelta(days=1)
+            if fresh and {str(h) for h in hosts} <= covered:
                 return paths
-        except ValueError:
+        except (ValueError, x509.ExtensionNotFound):
             pass
-    return create_ca(directory)
+    return create_ca(directory, hosts)

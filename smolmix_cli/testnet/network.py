@@ -30,7 +30,7 @@ from smolmix_cli.config import (
 )
 from smolmix_cli.mixnet.gateway_session import GatewayRegistry
 from smolmix_cli.mixnet.topology import NodeRole
-from smolmix_cli.testnet.ca import load_or_create_ca
+from smolmix_cli.testnet.ca import load_or_create_ca, server_hosts
 from smolmix_cli.testnet.directory import (
     STATUS_PATH,
     DirectoryNode,
@@ -130,7 +130,7 @@ class LocalNetwork:
     ) -> None:
         opts = self.options
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        certs = load_or_create_ca(self.state_dir)
+        certs = load_or_create_ca(self.state_dir, server_hosts(opts.host))
         specs = load_or_create_specs(self.state_dir, opts.mix_nodes, opts.host)
         with anyio.CancelScope() as scope:
             self._scope = scope

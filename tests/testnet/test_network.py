@@ -118,3 +118,23 @@ def test_options_are_checked(tmp_path: Path) -> None:
         LocalNetworkOptions(tmp_path, loss=1.0)
     with pytest.raises(ValueError):
         LocalNetworkOptions(tmp_path, mean_delay_ms=-1)
+
+
+def test_another_listen_address_is_advertised_and_certified(tmp_path: Path) -> None:
+    async def run(host: str) -> None:
+        local = LocalNetwork(LocalNetworkOptions(tmp_path, host=host))
+        async with anyio.create_task_group() as tg:
+            network = await tg.start(local.serve)
+            with anyio.fail_after(20):
+                assert network.api_urls[0].host == host
+                client = NymApiClient(
+                    network.api_urls, ssl_context=network.ssl_context(), timeout=5
+                )
+                topology = await client.topology()  # TLS verifies the certificate for `host`
+                assert {str(n.ip_addresses[0]) for n in topology.nodes.values()} == {host}
+                assert network.entry_gateway is not None
+                assert network.entry_gateway.ws_url.startswith(f"ws://{host}:")
+            tg.cancel_scope.cancel()
+
+    anyio.run(run, "127.0.0.1")
+    anyio.run(run, "127.0.0.2")  # node keys are regenerated for the new address, the cert too
