@@ -7,13 +7,16 @@ crosses all three mix layers to the exit gateway.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import anyio.abc
+import pytest
 
 from smolmix_cli.mixnet.address import Recipient
+from smolmix_cli.mixnet.gateway_key import SharedKey
 from smolmix_cli.mixnet.keys import Ed25519KeyPair, X25519KeyPair
 from smolmix_cli.mixnet.nym_api import NymApiClient
 from smolmix_cli.mixnet.preparer import MessagePreparer
@@ -21,7 +24,7 @@ from smolmix_cli.mixnet.sphinx import RouteHop
 from smolmix_cli.mixnet.topology import Topology
 from smolmix_cli.mixnet.websocket import WebSocketError, connect_websocket
 from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
-from tests.testnet.gw_client import GwClient
+from tests.testnet.gw_client import ClientFailed, GwClient
 from tests.testnet.nodes_util import frame_bytes, make_packet, send_raw
 
 GARBAGE = bytes(range(256)) * 16  # not a frame header, not HTTP, not TLS
@@ -123,6 +126,20 @@ def test_every_port_rejects_hostile_input_and_keeps_serving(tmp_path: Path) -> N
                         pass  # the gateway closed on us
             finally:
                 await ws.aclose(timeout=1)
+
+        # 3b. wrong keys at the WebSocket: authenticateV2 with a key the gateway never issued
+        for node_id in (1, 2):
+            impostor = GwClient(
+                specs[node_id].identity.public_bytes, shared_key=SharedKey(os.urandom(32))
+            )
+            with pytest.raises((ClientFailed, WebSocketError)):
+                async with impostor.connect(f"ws://127.0.0.1:{specs[node_id].ws_port}/"):
+                    pass
+            # and a client that expects another gateway's identity is refused by the signature check
+            wrong = GwClient(specs[3 - node_id].identity.public_bytes)
+            with pytest.raises((ClientFailed, WebSocketError)):
+                async with wrong.connect(f"ws://127.0.0.1:{specs[node_id].ws_port}/"):
+                    pass
 
         # 4. the directory's TLS port: garbage, plain HTTP, a truncated TLS record
         directory = local.directory
