@@ -14,7 +14,7 @@ import json
 import logging
 import ssl
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -232,6 +232,14 @@ class DirectoryState:
         self.epoch_start = _rfc3339(moment - timedelta(minutes=5))
         self.status_provider = status_provider
         self.requests = 0
+
+    def update_node(self, node_id: int, **changes: Any) -> None:
+        """Change what is served for one node (e.g. an exit's IPR address once it runs)."""
+        for index, node in enumerate(self.nodes):
+            if node.node_id == node_id:
+                self.nodes[index] = replace(node, **changes)
+                return
+        raise KeyError(node_id)
 
     # --- node selections (which list a node appears in) --------------------------------
 

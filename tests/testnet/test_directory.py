@@ -204,3 +204,18 @@ def test_node_specs_become_directory_nodes() -> None:
         assert topology.nodes[spec.node_id] == spec.to_topology_node()
     assert 20 not in topology.nodes  # below the 50 % performance floor
     assert {n["performance"] for n in mix["nodes"]["data"]} == {"1.0", "0.3"}
+
+
+def test_an_exit_ipr_address_appears_in_described() -> None:
+    state = probe_like_state()
+    _, before = _get(state, "/api/v2/nym-nodes/described?page=0")
+    assert all(d["description"]["ip_packet_router"] is None for d in before["data"])
+    address = "yg2uf8d47x41HxttwDcqC1GGTc1Zobu5ahofGHfpkPu.93oLFBTTJhB85LHc7RR1n6nXFKMLpyiimhnsSx17Esb2@AVizt8jS9L3qNi9WmCeWWRHpZKEYpF8tLnhyfFoaEnqu"
+    state.update_node(2, ipr_address=address)
+    _, after = _get(state, "/api/v2/nym-nodes/described?page=0")
+    by_id = {d["node_id"]: d["description"] for d in after["data"]}
+    assert by_id[2]["ip_packet_router"] == {"address": address}
+    assert by_id[2]["build_information"]["build_version"] == "1.31.0"  # >= 1.30.0: IPR v9
+    assert by_id[1]["ip_packet_router"] is None
+    with pytest.raises(KeyError):
+        state.update_node(99, performance="0.1")
