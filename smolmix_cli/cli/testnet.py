@@ -332,10 +332,16 @@ async def collect_status(network: Network) -> dict[str, Any]:
         root, _, path = network.status_url.partition("/smolmix/")
         client = NymApiClient([ApiUrl(root + "/")], ssl_context=network.ssl_context(), timeout=5)
         try:
-            served = await client.get_json("smolmix/" + path)
+            answer = await client.get_json("smolmix/" + path)
         except DirectoryUnavailable as exc:
             error = str(exc)
-    counters = {n["node_id"]: n.get("counters", {}) for n in served.get("nodes", [])}
+        else:
+            served = answer if isinstance(answer, dict) else {}
+    counters = {
+        n.get("node_id"): n.get("counters", {})
+        for n in served.get("nodes", [])
+        if isinstance(n, dict)
+    }
     nodes = []
     for node in network.extra.get("nodes", []):
         host = node.get("host", "127.0.0.1")
