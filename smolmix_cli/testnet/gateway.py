@@ -11,9 +11,11 @@ pushed to the connected client or stored briefly and pushed on its next login.
 
 from __future__ import annotations
 
+import logging
 import random
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,18 +64,24 @@ from smolmix_cli.testnet.processing import DEFAULT_MAX_DELAY_S, Deliver
 from smolmix_cli.testnet.registry_state import load_registry, save_registry
 from smolmix_cli.testnet.replay import DEFAULT_CAPACITY
 
+logger = logging.getLogger(__name__)
+
 # A regular ForwardSphinxV2 frame is 2452 bytes and extended32 about 33 kB; control
 # messages are small. Anything bigger is not the gateway protocol.
 MAX_WS_MESSAGE = 64 * 1024
 WS_HANDSHAKE_TIMEOUT_S = 10.0
 OUTBOUND_QUEUE = 4096
+PING_INTERVAL_S = 30.0  # gateways ping their clients (spec 3.1); a late pong ends the connection
+MAX_CLIENTS = 1024  # concurrent WebSocket connections; more are closed at once
 POLL_S = 1.0  # how often an idle connection checks its registration-handshake deadline
 GATEWAY_COUNTERS = (
     "ws_connections",
     "ws_handshake_failures",
+    "ws_refused",
     "ws_closed_by_protocol",
     "ws_dropped",
     "ws_slow_client",
+    "ws_keepalive_timeouts",
     "clients_registered",
     "clients_authenticated",
     "client_packets",
@@ -84,6 +92,7 @@ GATEWAY_COUNTERS = (
     "pushed",
     "stored",
     "pushed_from_store",
+    "state_save_failures",
 )
 
 
@@ -93,6 +102,12 @@ class _Client:
 
     connection: GatewayConnection
     outbound: MemoryObjectSendStream[str | bytes]
+    scope: anyio.CancelScope | None = None
+
+    def abort(self) -> None:
+        """End the connection now (e.g. the client does not read what we push)."""
+        if self.scope is not None:
+            self.scope.cancel()
 
 
 class GatewayNode(PacketNode):
@@ -117,7 +132,9 @@ class GatewayNode(PacketNode):
         link_queue: int = DEFAULT_QUEUE_SIZE,
         replay_capacity: int = DEFAULT_CAPACITY,
         max_delay_s: float = DEFAULT_MAX_DELAY_S,
-        wall_clock: Any = time.time,
+        max_clients: int = MAX_CLIENTS,
+        ping_interval_s: float | None = PING_INTERVAL_S,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if not spec.is_gateway:
             raise ValueError("GatewayNode needs an entry or exit gateway spec")
@@ -146,6 +163,9 @@ class GatewayNode(PacketNode):
         self.store = MessageStore(ttl_s=store_ttl_s, per_client=store_per_client, total=store_total)
         self._clients: dict[bytes, _Client] = {}
         self._wall_clock = wall_clock
+        self.max_clients = max_clients
+        self.ping_interval_s = ping_interval_s
+        self._ws_active = 0
 
     # -- lifecycle
 
@@ -171,6 +191,10 @@ class GatewayNode(PacketNode):
             raise
         return listeners
 
+    async def _close_listeners(self, extra: Any) -> None:
+        for listener, _ in extra:
+            await listener.aclose()
+
     def _start_extra(self, tg: anyio.abc.TaskGroup, extra: Any) -> None:
         for listener, context in extra:
             tg.start_soon(self._serve_ws, listener, context, tg)
@@ -188,9 +212,16 @@ class GatewayNode(PacketNode):
             await listener.serve(handle, tg)
 
     def save_state(self) -> None:
-        """Write the registry (keys, bandwidth, last auth time) to `state_path`, if set."""
-        if self.state_path is not None:
+        """Write the registry (keys, bandwidth, last auth time) to `state_path`, if set.
+
+        A failed write is counted, not raised: clients keep being served from memory.
+        """
+        if self.state_path is None:
+            return
+        try:
             save_registry(self.registry, self.state_path)
+        except OSError:
+            self.counters["state_save_failures"] += 1
 
     @property
     def connected_clients(self) -> frozenset[bytes]:
@@ -202,6 +233,22 @@ class GatewayNode(PacketNode):
         self, stream: anyio.abc.SocketStream, context: ssl.SSLContext | None
     ) -> None:
         self.counters["ws_connections"] += 1
+        if self._ws_active >= self.max_clients:
+            self.counters["ws_refused"] += 1
+            await anyio.aclose_forcefully(stream)
+            return
+        self._ws_active += 1
+        try:
+            await self._serve_client(stream, context)
+        except Exception:  # a bug must cost one client connection, never the gateway
+            self.counters["internal_errors"] += 1
+            logger.exception("client connection handler failed")
+        finally:
+            self._ws_active -= 1
+
+    async def _serve_client(
+        self, stream: anyio.abc.SocketStream, context: ssl.SSLContext | None
+    ) -> None:
         try:
             ws = await serve_websocket_connection(
                 stream,
@@ -217,7 +264,11 @@ class GatewayNode(PacketNode):
         client = _Client(connection, send)
         try:
             async with anyio.create_task_group() as tg:
+                client.scope = tg.cancel_scope
                 tg.start_soon(self._write_ws, ws, receive, tg.cancel_scope)
+                tg.start_soon(self._handshake_deadline, client)
+                if self.ping_interval_s is not None:
+                    tg.start_soon(self._keepalive, ws, self.ping_interval_s, tg.cancel_scope)
                 try:
                     await self._read_ws(ws, client)
                 finally:
@@ -235,11 +286,7 @@ class GatewayNode(PacketNode):
         connection = client.connection
         while True:
             try:
-                message = await ws.receive(timeout=POLL_S)
-            except WebSocketTimeout:
-                if not self._apply(client, connection.check_timeout(now=self._wall_clock())):
-                    return
-                continue
+                message = await ws.receive()
             except WebSocketError:
                 return
             now = self._wall_clock()
@@ -251,12 +298,35 @@ class GatewayNode(PacketNode):
                 return
             await anyio.lowlevel.checkpoint()
 
+    async def _handshake_deadline(self, client: _Client) -> None:
+        # A timer beside the reader rather than a receive timeout: cancelling a receive
+        # could cut a pong or close frame it is writing in half.
+        while True:
+            await anyio.sleep(POLL_S)
+            events = client.connection.check_timeout(now=self._wall_clock())
+            if not self._apply(client, events):
+                client.outbound.close()  # the writer flushes the error, then ends it all
+                return
+
+    async def _keepalive(
+        self, ws: WebSocketConnection, interval: float, scope: anyio.CancelScope
+    ) -> None:
+        try:
+            await ws.keepalive(interval, timeout=interval)
+        except WebSocketTimeout:
+            self.counters["ws_keepalive_timeouts"] += 1
+            scope.cancel()
+        except WebSocketError:
+            scope.cancel()
+
     @staticmethod
     async def _write_ws(
         ws: WebSocketConnection,
         outbound: MemoryObjectReceiveStream[str | bytes],
         scope: anyio.CancelScope,
     ) -> None:
+        """Send queued messages until the reader closes the queue; then end the connection's
+        other tasks (keepalive) too, so it is torn down once everything is flushed."""
         try:
             async with outbound:
                 async for item in outbound:
@@ -265,7 +335,8 @@ class GatewayNode(PacketNode):
                     else:
                         await ws.send_binary(item)
         except (WebSocketError, WebSocketClosed):
-            scope.cancel()
+            pass
+        scope.cancel()
 
     def _apply(self, client: _Client, events: list[GatewayEvent]) -> bool:
         """Carry out a connection's events; False when the connection must close."""
@@ -341,8 +412,14 @@ class GatewayNode(PacketNode):
             self.counters["acks_forwarded"] += 1
             self._schedule(decision.ack)
         client = self._clients.get(decision.destination)
-        if client is not None and self._apply(client, client.connection.push(decision.message)):
-            self.counters["pushed"] += 1
-            return
+        if client is not None:
+            try:
+                events = client.connection.push(decision.message)
+            except MixnetError:  # the connection is no longer authenticated
+                events = []
+            if events and self._apply(client, events):
+                self.counters["pushed"] += 1
+                return
+            client.abort()  # its queue is full or it is closing: keep the message
         self.store.put(decision.destination, decision.message, anyio.current_time())
         self.counters["stored"] += 1

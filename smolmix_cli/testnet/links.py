@@ -23,6 +23,8 @@ CONNECT_TIMEOUT_S = 3.0
 BACKOFF_INITIAL_S = 0.05
 BACKOFF_MAX_S = 2.0
 MAX_BATCH = 64
+IDLE_TIMEOUT_S = 300.0  # a link with nothing to send for this long is closed
+MAX_LINKS = 1024  # distinct next hops; clients choose a MixPacket's, so bound them
 
 _NETWORK_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream)
 
@@ -35,6 +37,21 @@ class _Link:
         self.send_stream: MemoryObjectSendStream[bytes] = send
         self.receive_stream: MemoryObjectReceiveStream[bytes] = receive
         self.connected = False
+        self.last_used = anyio.current_time()
+
+    def _idle(self) -> bool:
+        stats = self.send_stream.statistics()
+        return (
+            stats.current_buffer_used == 0
+            and anyio.current_time() - self.last_used >= self.pool.idle_timeout
+        )
+
+    def _retire(self) -> None:
+        # No await between the idle check and here, so nothing can be queued meanwhile.
+        if self.pool._links.get(self.address) is self:
+            del self.pool._links[self.address]
+        self.send_stream.close()
+        self.pool.counters["link_idle_closed"] += 1
 
     async def run(self) -> None:
         counters = self.pool.counters
@@ -46,25 +63,40 @@ class _Link:
                         stream = await anyio.connect_tcp(str(self.address.ip), self.address.port)
                 except (OSError, TimeoutError):
                     counters["link_connect_failures"] += 1
+                    if self._idle():
+                        self._retire()
+                        return
                     await anyio.sleep(backoff)
                     backoff = min(backoff * 2, self.pool.backoff_max)
                     continue
                 backoff = self.pool.backoff_initial
                 counters["link_connects"] += 1
                 async with stream:
-                    await self._pump(stream)
+                    retired = await self._pump(stream)
                 self.connected = False
+                if retired:
+                    return
 
-    async def _pump(self, stream: anyio.abc.SocketStream) -> None:
-        """Write queued frames until the connection breaks (or the peer closes it)."""
+    async def _pump(self, stream: anyio.abc.SocketStream) -> bool:
+        """Write queued frames until the connection breaks, the peer closes it (False)
+        or the link has been idle long enough to retire (True)."""
         self.connected = True
+        retired = False
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watch_peer, stream, tg.cancel_scope)
             counters = self.pool.counters
             batch: list[bytes] = []
             try:
                 while True:
-                    batch = [await self.receive_stream.receive()]
+                    with anyio.move_on_after(self.pool.idle_timeout):
+                        batch = [await self.receive_stream.receive()]
+                    if not batch:
+                        if self._idle():
+                            retired = True
+                            self._retire()
+                            tg.cancel_scope.cancel()
+                            break
+                        continue
                     while len(batch) < MAX_BATCH:
                         try:
                             batch.append(self.receive_stream.receive_nowait())
@@ -79,6 +111,7 @@ class _Link:
             finally:
                 # frames taken from the queue but not written: lost with the connection
                 counters["dropped_link_error"] += len(batch)
+        return retired
 
     @staticmethod
     async def _watch_peer(stream: anyio.abc.SocketStream, scope: anyio.CancelScope) -> None:
@@ -102,12 +135,16 @@ class LinkPool:
         connect_timeout: float = CONNECT_TIMEOUT_S,
         backoff_initial: float = BACKOFF_INITIAL_S,
         backoff_max: float = BACKOFF_MAX_S,
+        idle_timeout: float = IDLE_TIMEOUT_S,
+        max_links: int = MAX_LINKS,
         counters: Counter[str] | None = None,
     ) -> None:
         self.queue_size = queue_size
         self.connect_timeout = connect_timeout
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
+        self.idle_timeout = idle_timeout
+        self.max_links = max_links
         self.counters: Counter[str] = counters if counters is not None else Counter()
         self._links: dict[NodeAddress, _Link] = {}
         self._tg: anyio.abc.TaskGroup | None = None
@@ -133,8 +170,12 @@ class LinkPool:
         if link is None:
             if self._tg is None:
                 raise RuntimeError("LinkPool.send before run() started")
+            if len(self._links) >= self.max_links:
+                self.counters["dropped_too_many_links"] += 1
+                return False
             link = self._links[address] = _Link(self, address)
             self._tg.start_soon(link.run, name=f"link to {address}")
+        link.last_used = anyio.current_time()
         try:
             link.send_stream.send_nowait(data)
         except anyio.WouldBlock:

@@ -45,14 +45,17 @@ class MessageStore:
         """Keep `message`; evicts the oldest (this client's, else anyone's) beyond a bound."""
         self.expire(now)
         queue = self._queues.get(client)
-        if queue is None:
-            queue = self._queues[client] = deque()
-        if len(queue) >= self.per_client:
+        if queue is not None and len(queue) >= self.per_client:
             queue.popleft()
             self._count -= 1
             self.evicted += 1
+            if not queue:
+                del self._queues[client]
         while self._count >= self.total:
             self._evict_oldest()
+        queue = self._queues.get(client)  # eviction may have emptied and removed it
+        if queue is None:
+            queue = self._queues[client] = deque()
         queue.append((now, message))
         self._count += 1
 
@@ -77,6 +80,7 @@ class MessageStore:
                 del self._queues[client]
 
     def _evict_oldest(self) -> None:
+        # every queue in the dict is non-empty (emptied ones are removed at once)
         oldest_client = min(self._queues, key=lambda c: self._queues[c][0][0])
         queue = self._queues[oldest_client]
         queue.popleft()

@@ -8,9 +8,11 @@ Sphinx checks is dropped and the connection stays open.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -18,6 +20,7 @@ import anyio.abc
 from anyio.abc import SocketAttribute
 
 from smolmix_cli.mixnet.framing import FrameDecoder, FramingError
+from smolmix_cli.mixnet.keys import X25519KeyPair
 from smolmix_cli.mixnet.packet_size import SphinxKeyRotation
 from smolmix_cli.testnet.delay_queue import DelayQueue
 from smolmix_cli.testnet.links import DEFAULT_QUEUE_SIZE, LinkPool
@@ -33,7 +36,10 @@ from smolmix_cli.testnet.processing import (
 )
 from smolmix_cli.testnet.replay import DEFAULT_CAPACITY, ReplayGuard
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_MAX_QUEUE = 50_000
+MAX_MIX_CONNECTIONS = 1024  # inbound mix-port connections at once; more are closed
 READ_SIZE = 65536
 COUNTER_NAMES = (
     "connections",
@@ -52,6 +58,8 @@ COUNTER_NAMES = (
     "dropped_queue_full",
     "dropped_link_error",
     "connections_closed_malformed",
+    "connections_refused",
+    "internal_errors",
 )
 
 
@@ -78,8 +86,11 @@ class PacketNode:
         link_queue: int = DEFAULT_QUEUE_SIZE,
         replay_capacity: int = DEFAULT_CAPACITY,
         max_delay_s: float = DEFAULT_MAX_DELAY_S,
+        max_connections: int = MAX_MIX_CONNECTIONS,
     ) -> None:
         self.spec = spec
+        self.max_connections = max_connections
+        self._mix_active = 0
         self.counters: Counter[str] = Counter(dict.fromkeys(COUNTER_NAMES, 0))
         primary = SphinxKey.from_private(spec.sphinx.private_bytes, spec.key_rotation)
         secondary = (
@@ -122,18 +133,40 @@ class PacketNode:
         except BaseException:
             await mix_listener.aclose()
             raise
-        with anyio.CancelScope() as scope:
-            self._scope = scope
-            if self._stop_requested:
-                scope.cancel()
-            async with mix_listener, anyio.create_task_group() as tg:
-                await tg.start(self.links.run)
-                tg.start_soon(self._release_loop)
-                tg.start_soon(mix_listener.serve, self._handle_mix, tg)
-                self._start_extra(tg, extra)
-                self.started.set()
-                task_status.started(self.spec)
-        self._scope = None
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                if self._stop_requested:
+                    scope.cancel()
+                async with mix_listener, anyio.create_task_group() as tg:
+                    await tg.start(self.links.run)
+                    tg.start_soon(self._release_loop)
+                    tg.start_soon(mix_listener.serve, self._handle_mix, tg)
+                    self._start_extra(tg, extra)
+                    self.started.set()
+                    task_status.started(self.spec)
+        finally:
+            self._scope = None
+            with anyio.CancelScope(shield=True):
+                await self._close_listeners(extra)
+
+    def rotate_keys(self, new_key: X25519KeyPair, rotation_id: int) -> None:
+        """Enter key rotation `rotation_id` with `new_key` (spec 1.11).
+
+        The current key becomes the secondary, so packets built against the previous
+        directory state still pass; the key before that is dropped with its replay tags.
+        """
+        processor = self.processor
+        dropped = processor.secondary
+        processor.secondary = processor.primary
+        processor.primary = SphinxKey.from_private(
+            new_key.private_bytes, SphinxKeyRotation.from_rotation_id(rotation_id)
+        )
+        if dropped is not None:
+            processor.replay.forget(dropped.node.public_key)
+        self.spec = replace(
+            self.spec, sphinx=new_key, sphinx_secondary=self.spec.sphinx, rotation_id=rotation_id
+        )
 
     def stop(self) -> None:
         """End `serve` (listeners closed, connections and links dropped)."""
@@ -148,22 +181,46 @@ class PacketNode:
     def _start_extra(self, tg: anyio.abc.TaskGroup, extra: Any) -> None:
         del tg, extra
 
+    async def _close_listeners(self, extra: Any) -> None:
+        """Close what `_open_listeners` bound, even if serving never began (idempotent)."""
+        del extra
+
     # -- mix port
 
     async def _handle_mix(self, stream: anyio.abc.SocketStream) -> None:
         self.counters["connections"] += 1
+        if self._mix_active >= self.max_connections:
+            self.counters["connections_refused"] += 1
+            await anyio.aclose_forcefully(stream)
+            return
+        self._mix_active += 1
+        try:
+            await self._read_mix(stream)
+        except Exception:  # a bug must cost one connection, never the node
+            self.counters["internal_errors"] += 1
+            logger.exception("mix connection handler failed on %s", self.spec.mix_address)
+        finally:
+            self._mix_active -= 1
+
+    async def _read_mix(self, stream: anyio.abc.SocketStream) -> None:
         decoder = FrameDecoder()
         async with stream:
             while True:
                 try:
                     data = await stream.receive(READ_SIZE)
-                except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                except (
+                    anyio.EndOfStream,
+                    anyio.BrokenResourceError,
+                    anyio.ClosedResourceError,
+                    OSError,
+                ):
                     if decoder.buffered:
                         self.counters["dropped_truncated"] += 1
                     return
                 try:
                     frames = decoder.feed(data)
-                except FramingError:
+                except FramingError as exc:
+                    logger.debug("node %d: closing a mix stream: %s", self.spec.node_id, exc)
                     self.counters[DROPPED_MALFORMED] += 1
                     self.counters["connections_closed_malformed"] += 1
                     return
@@ -176,6 +233,7 @@ class PacketNode:
     def _on_decision(self, decision: Forward | Deliver | Drop) -> None:
         if isinstance(decision, Drop):
             self.counters[decision.reason] += 1
+            logger.debug("node %d: %s (%s)", self.spec.node_id, decision.reason, decision.error)
         elif isinstance(decision, Forward):
             self._schedule(decision)
         else:

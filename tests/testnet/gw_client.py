@@ -87,11 +87,13 @@ class LiveConnection:
     ready: anyio.Event = field(default_factory=anyio.Event)
     closed: anyio.Event = field(default_factory=anyio.Event)
     bandwidth_updates: int = 0
+    sent_texts: list[str] = field(default_factory=list)
     _changed: anyio.Event = field(default_factory=anyio.Event)
 
     async def apply(self, events: list[ClientEvent]) -> None:
         for event in events:
             if isinstance(event, SendText):
+                self.sent_texts.append(event.text)
                 await self.ws.send_text(event.text)
             elif isinstance(event, SendBinary):
                 await self.ws.send_binary(event.data)
