@@ -81,6 +81,8 @@ class ClientConfig:
     ack_wait_multiplier: float = 1.5
     ack_wait_addition: float = 1.5
     max_retransmissions: int | None = 20
+    reply_surb_request_threshold: int = 0
+    reply_surb_request_amount: int = 20
     packet_size: PacketSize = PacketSize.REGULAR
     connect_timeout: float = 10.0
     reconnect_max_delay: float = 30.0
@@ -111,6 +113,8 @@ class ClientConfig:
             ack_wait_multiplier=self.ack_wait_multiplier,
             ack_wait_addition=self.ack_wait_addition,
             max_retransmissions=self.max_retransmissions,
+            reply_surb_request_threshold=self.reply_surb_request_threshold,
+            reply_surb_request_amount=self.reply_surb_request_amount,
         )
 
 
@@ -130,6 +134,8 @@ class ClientStats:
     messages_failed: int
     messages_received: int
     reply_surbs_received: int
+    surb_requests_sent: int
+    surb_requests_served: int
     dropped_pushes: int
     gateway_connects: int
     gateway_connection_losses: int
@@ -310,6 +316,13 @@ class MixnetClient:
     def reply_surbs_available(self, sender_tag: bytes) -> int:
         return self._core.reply_surbs_available(sender_tag)
 
+    async def request_reply_surbs(self, sender_tag: bytes, amount: int) -> int:
+        """Ask the anonymous sender for `amount` more SURBs (spends one SURB)."""
+        self._check_open()
+        message_id = self._core.request_reply_surbs(sender_tag, amount, now=anyio.current_time())
+        self._wake.set()
+        return message_id
+
     async def receive(self, *, timeout: float | None = None) -> ReceivedMessage:
         """The next whole message that arrived (TimeoutError after `timeout` seconds)."""
         with anyio.fail_after(timeout):
@@ -348,6 +361,8 @@ class MixnetClient:
             messages_failed=core.messages_failed,
             messages_received=core.messages_received,
             reply_surbs_received=core.reply_surbs_received,
+            surb_requests_sent=core.surb_requests_sent,
+            surb_requests_served=core.surb_requests_served,
             dropped_pushes=core.dropped_pushes,
             gateway_connects=gateway.connects if gateway else 0,
             gateway_connection_losses=gateway.connection_losses if gateway else 0,

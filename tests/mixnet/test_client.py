@@ -66,6 +66,14 @@ async def test_two_clients_exchange_100k_and_a_reply_through_surbs() -> None:
             with pytest.raises(NoReplySurbs):
                 await bob.send_reply(b"\x01" * 16, b"nobody gave me surbs")
 
+            # Bob asks Alice for more SURBs; they arrive under the same tag.
+            before = bob.reply_surbs_available(got.sender_tag)
+            await bob.request_reply_surbs(got.sender_tag, 30)
+            with anyio.fail_after(30):
+                while bob.reply_surbs_available(got.sender_tag) != before - 1 + 30:
+                    await anyio.sleep(0.01)
+            assert alice.stats.surb_requests_served == 1
+
 
 @pytest.mark.anyio
 async def test_lost_acks_are_retransmitted_until_delivered() -> None:

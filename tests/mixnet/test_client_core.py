@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.client_core import (
@@ -373,3 +375,32 @@ def test_surb_request_from_a_stranger_is_ignored() -> None:
     b.preparer.sender = real
     world.run_until(2.0)
     assert a.stats.surb_requests_ignored == 1 and a.stats.surb_requests_served == 0
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    size=st.integers(min_value=1, max_value=4000),
+    losses=st.lists(st.booleans(), max_size=40),
+)
+def test_any_loss_pattern_ends_in_exactly_one_outcome(size: int, losses: list[bool]) -> None:
+    """Whatever is lost (data or acks): one Delivered or Failed, never a duplicate message."""
+    net = build_simnet()
+    config = CoreConfig(poisson=False, cover=False, max_retransmissions=3)
+    a, b = make_core(net, 0, 50, config), make_core(net, 1, 51)
+    world = World(net, [a, b])
+    pattern = iter(losses)
+    world.drop = lambda packet: next(pattern, False)
+    data = _payload(size, size)
+    mid = a.send_message(b.address, data, now=0.0)
+    fragments = a.queued
+    world.run_until(60.0)
+    outcomes = [e for e in world.events[0] if isinstance(e, MessageDelivered | MessageFailed)]
+    assert len(outcomes) == 1 and outcomes[0].message_id == mid
+    assert a.pending_acks == 0 and a.queued == 0 and a.outstanding_messages() == set()
+    assert a.stats.retransmissions <= 3 * fragments
+    received = [e for e in world.events[1] if isinstance(e, ReceivedMessage)]
+    assert received in ([], [ReceivedMessage(data, None, False)])
+    if isinstance(outcomes[0], MessageDelivered):
+        assert received == [ReceivedMessage(data, None, False)]
+    if not any(losses):
+        assert isinstance(outcomes[0], MessageDelivered) and a.stats.retransmissions == 0
