@@ -266,6 +266,7 @@ class MixnetClient:
                 on_push=client._on_push,
                 shared_key=store.gateway_key(node.identity),
                 on_shared_key=remember_key,
+                on_connection_change=lambda _up: client._wake.set(),
                 ssl_context=ssl_context,
                 connect_timeout=config.connect_timeout,
                 reconnect_max_delay=config.reconnect_max_delay,
@@ -399,14 +400,21 @@ class MixnetClient:
                 self._outcome_signal.set()
 
     async def _drive(self) -> None:
-        assert self._gateway_client is not None
+        gateway = self._gateway_client
+        assert gateway is not None
         core = self._core
         try:
             while not self._closed:
+                if not gateway.connected:
+                    # Nothing leaves and no ack clock runs while the gateway is away.
+                    core.suspend(anyio.current_time())
+                    await gateway.wait_connected()
+                    core.resume(anyio.current_time())
+                    continue
                 now = anyio.current_time()
                 core.handle_timeout(now)
                 while (packet := core.poll_transmit(now)) is not None:
-                    await self._gateway_client.send_mix_packet(packet)
+                    await gateway.send_mix_packet(packet)
                 self._dispatch()
                 deadline = core.poll_deadline()
                 wait = math.inf if deadline is None else deadline - anyio.current_time()

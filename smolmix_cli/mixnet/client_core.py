@@ -246,6 +246,7 @@ class ClientCore:
         self._next_slot = now + self._draw(self.config.message_sending_average_delay)
         self._next_loop_cover = now + self._draw(self.config.loop_cover_traffic_average_delay)
         self._next_housekeeping = now + HOUSEKEEPING_INTERVAL
+        self._suspended_at: float | None = None
 
     @property
     def address(self) -> Recipient:
@@ -350,8 +351,35 @@ class ClientCore:
 
     # -- the traffic schedule -------------------------------------------------------------
 
+    def suspend(self, now: float) -> None:
+        """The gateway is unreachable: stop sending and stop the ack clocks.
+
+        Without this, every fragment in flight would be retransmitted (and its
+        message eventually failed) for an outage that no retransmission can cure.
+        """
+        if self._suspended_at is None:
+            self._suspended_at = now
+
+    def resume(self, now: float) -> None:
+        """The gateway is back: timers continue where they stopped."""
+        if self._suspended_at is None:
+            return
+        delta = max(0.0, now - self._suspended_at)
+        self._suspended_at = None
+        for pending in self._pending.values():
+            if pending.deadline is not None:
+                pending.deadline += delta
+        self._next_slot += delta
+        self._next_loop_cover += delta
+
+    @property
+    def suspended(self) -> bool:
+        return self._suspended_at is not None
+
     def poll_transmit(self, now: float) -> MixPacket | None:
         """The next packet due at `now` (call until None), starting its ack timer."""
+        if self._suspended_at is not None:
+            return None
         if self.config.cover and now >= self._next_loop_cover:
             self._next_loop_cover = now + self._draw(self.config.loop_cover_traffic_average_delay)
             return self._cover(now)
@@ -390,8 +418,10 @@ class ClientCore:
         """When `handle_timeout`/`poll_transmit` next have something to do.
 
         A value at or before the current time (-inf when packets wait and Poisson is
-        off) means: call them now.
+        off) means: call them now. While suspended: None (nothing until `resume`).
         """
+        if self._suspended_at is not None:
+            return None
         candidates = [self._next_housekeeping]
         if self.config.cover:
             candidates.append(self._next_loop_cover)
@@ -404,6 +434,8 @@ class ClientCore:
 
     def handle_timeout(self, now: float) -> None:
         """Resend fragments whose ack is overdue; fail their message past the retry limit."""
+        if self._suspended_at is not None:
+            return
         if (
             not self._queue
             and self.config.poisson

@@ -404,3 +404,28 @@ def test_any_loss_pattern_ends_in_exactly_one_outcome(size: int, losses: list[bo
         assert received == [ReceivedMessage(data, None, False)]
     if not any(losses):
         assert isinstance(outcomes[0], MessageDelivered) and a.stats.retransmissions == 0
+
+
+def test_suspend_stops_sending_and_ack_clocks() -> None:
+    net = build_simnet()
+    config = CoreConfig(poisson=False, cover=True, loop_cover_traffic_average_delay=0.5)
+    a, b = make_core(net, 0, 60, config), make_core(net, 1, 61)
+    a.send_message(b.address, b"in flight", now=0.0)
+    assert a.poll_transmit(0.0) is not None  # its ack would be due at 1.5
+    a.send_message(b.address, b"queued", now=0.5)
+    a.suspend(1.0)
+    assert a.suspended and a.poll_deadline() is None
+    a.handle_timeout(500.0)
+    assert a.poll_transmit(500.0) is None and a.stats.retransmissions == 0
+    a.resume(1000.0)
+    # The in-flight fragment's ack clock kept its remaining 0.5 s.
+    deadlines = sorted(p.deadline for p in a._pending.values() if p.deadline is not None)
+    assert deadlines == [pytest.approx(1000.5)]
+    sent = []
+    while (packet := a.poll_transmit(1000.0)) is not None:
+        sent.append(packet)
+    # Only the queued message (plus a loop cover that was already due before the pause).
+    assert a.stats.real_packets_sent == 2 and a.stats.cover_packets_sent <= 1
+    assert len(sent) == 1 + a.stats.cover_packets_sent
+    a.handle_timeout(1000.6)
+    assert a.stats.retransmissions == 0 and a.queued == 1  # the overdue one is back in line
