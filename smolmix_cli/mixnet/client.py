@@ -81,6 +81,8 @@ class ClientConfig:
     ack_wait_multiplier: float = 1.5
     ack_wait_addition: float = 1.5
     max_retransmissions: int | None = 20
+    reply_surb_request_threshold: int = 0
+    reply_surb_request_amount: int = 20
     packet_size: PacketSize = PacketSize.REGULAR
     connect_timeout: float = 10.0
     reconnect_max_delay: float = 30.0
@@ -111,6 +113,8 @@ class ClientConfig:
             ack_wait_multiplier=self.ack_wait_multiplier,
             ack_wait_addition=self.ack_wait_addition,
             max_retransmissions=self.max_retransmissions,
+            reply_surb_request_threshold=self.reply_surb_request_threshold,
+            reply_surb_request_amount=self.reply_surb_request_amount,
         )
 
 
@@ -130,6 +134,8 @@ class ClientStats:
     messages_failed: int
     messages_received: int
     reply_surbs_received: int
+    surb_requests_sent: int
+    surb_requests_served: int
     dropped_pushes: int
     gateway_connects: int
     gateway_connection_losses: int
@@ -260,6 +266,7 @@ class MixnetClient:
                 on_push=client._on_push,
                 shared_key=store.gateway_key(node.identity),
                 on_shared_key=remember_key,
+                on_connection_change=lambda _up: client._wake.set(),
                 ssl_context=ssl_context,
                 connect_timeout=config.connect_timeout,
                 reconnect_max_delay=config.reconnect_max_delay,
@@ -310,6 +317,13 @@ class MixnetClient:
     def reply_surbs_available(self, sender_tag: bytes) -> int:
         return self._core.reply_surbs_available(sender_tag)
 
+    async def request_reply_surbs(self, sender_tag: bytes, amount: int) -> int:
+        """Ask the anonymous sender for `amount` more SURBs (spends one SURB)."""
+        self._check_open()
+        message_id = self._core.request_reply_surbs(sender_tag, amount, now=anyio.current_time())
+        self._wake.set()
+        return message_id
+
     async def receive(self, *, timeout: float | None = None) -> ReceivedMessage:
         """The next whole message that arrived (TimeoutError after `timeout` seconds)."""
         with anyio.fail_after(timeout):
@@ -348,6 +362,8 @@ class MixnetClient:
             messages_failed=core.messages_failed,
             messages_received=core.messages_received,
             reply_surbs_received=core.reply_surbs_received,
+            surb_requests_sent=core.surb_requests_sent,
+            surb_requests_served=core.surb_requests_served,
             dropped_pushes=core.dropped_pushes,
             gateway_connects=gateway.connects if gateway else 0,
             gateway_connection_losses=gateway.connection_losses if gateway else 0,
@@ -384,14 +400,21 @@ class MixnetClient:
                 self._outcome_signal.set()
 
     async def _drive(self) -> None:
-        assert self._gateway_client is not None
+        gateway = self._gateway_client
+        assert gateway is not None
         core = self._core
         try:
             while not self._closed:
+                if not gateway.connected:
+                    # Nothing leaves and no ack clock runs while the gateway is away.
+                    core.suspend(anyio.current_time())
+                    await gateway.wait_connected()
+                    core.resume(anyio.current_time())
+                    continue
                 now = anyio.current_time()
                 core.handle_timeout(now)
                 while (packet := core.poll_transmit(now)) is not None:
-                    await self._gateway_client.send_mix_packet(packet)
+                    await gateway.send_mix_packet(packet)
                 self._dispatch()
                 deadline = core.poll_deadline()
                 wait = math.inf if deadline is None else deadline - anyio.current_time()

@@ -142,6 +142,7 @@ class GatewayClient:
         on_push: Callable[[bytes], None],
         shared_key: SharedKey | None = None,
         on_shared_key: Callable[[SharedKey | None], None] | None = None,
+        on_connection_change: Callable[[bool], None] | None = None,
         ssl_context: ssl.SSLContext | None = None,
         connect_timeout: float = 10.0,
         handshake_timeout: float = 15.0,
@@ -160,6 +161,7 @@ class GatewayClient:
         self._on_push = on_push
         self.shared_key = shared_key
         self._on_shared_key = on_shared_key
+        self._on_connection_change = on_connection_change
         self._ssl_context = ssl_context
         self._connect_timeout = connect_timeout
         self._handshake_timeout = handshake_timeout
@@ -175,6 +177,7 @@ class GatewayClient:
         self._outbox: deque[MixPacket] = deque()
         self._outbox_changed = _Signal()
         self._space = _Signal()
+        self._state_changed = _Signal()  # see _notify_state
         self._connected = False
         self._closed = False
         self._started = False
@@ -209,6 +212,18 @@ class GatewayClient:
     def queued(self) -> int:
         return len(self._outbox)
 
+    async def wait_connected(self) -> None:
+        """Return once connected and authenticated; GatewayUnavailable if that will not happen."""
+        while not self._connected:
+            if self._closed or self._failure is not None:
+                raise self._failure or GatewayUnavailable("gateway client is closed")
+            await self._state_changed.wait()
+
+    async def wait_disconnected(self) -> None:
+        """Return once the connection is down (or the client closed)."""
+        while self._connected and not self._closed:
+            await self._state_changed.wait()
+
     async def send_mix_packet(self, packet: MixPacket) -> None:
         """Queue a packet for the gateway; waits while the outbox is full."""
         while True:
@@ -226,6 +241,7 @@ class GatewayClient:
             return
         self._closed = True
         self._space.set()
+        self._notify_state()
         ws = self._ws
         if ws is not None:
             await ws.aclose(timeout=2.0)
@@ -259,6 +275,7 @@ class GatewayClient:
                         f"{self.stats.last_error}"
                     )
                     self._space.set()
+                    self._notify_state()
                     return
                 delay = min(self._backoff_max, self._backoff_initial * 2 ** (failures - 1))
                 await anyio.sleep(delay)
@@ -306,6 +323,7 @@ class GatewayClient:
                         tg.cancel_scope.cancel()
                     else:
                         self._connected = True
+                        self._notify_state()
                         if task_status is not None:
                             task_status.started()
                             task_status = None
@@ -323,6 +341,7 @@ class GatewayClient:
             if self._connected and not self._closed:
                 self.stats.connection_losses += 1
             self._connected = False
+            self._notify_state()
             with anyio.CancelScope(shield=True):
                 await ws.aclose(timeout=1.0)
         if errors:
@@ -342,6 +361,11 @@ class GatewayClient:
         if self._reauthenticate and not authenticating and ready.is_set():
             return True
         raise _ConnectionEnded(GatewayClientError("connection ended"))
+
+    def _notify_state(self) -> None:
+        self._state_changed.set()
+        if self._on_connection_change is not None:
+            self._on_connection_change(self._connected)
 
     def _is_closed(self) -> bool:
         return self._closed

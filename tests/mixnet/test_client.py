@@ -66,6 +66,14 @@ async def test_two_clients_exchange_100k_and_a_reply_through_surbs() -> None:
             with pytest.raises(NoReplySurbs):
                 await bob.send_reply(b"\x01" * 16, b"nobody gave me surbs")
 
+            # Bob asks Alice for more SURBs; they arrive under the same tag.
+            before = bob.reply_surbs_available(got.sender_tag)
+            await bob.request_reply_surbs(got.sender_tag, 30)
+            with anyio.fail_after(30):
+                while bob.reply_surbs_available(got.sender_tag) != before - 1 + 30:
+                    await anyio.sleep(0.01)
+            assert alice.stats.surb_requests_served == 1
+
 
 @pytest.mark.anyio
 async def test_lost_acks_are_retransmitted_until_delivered() -> None:
@@ -192,3 +200,27 @@ def test_gateway_choice_and_url() -> None:
 
     tls = dataclasses.replace(best, entry=EntryDetails("gw.example", 9000, 9001))
     assert gateway_url(tls) == "wss://gw.example:9001/"
+
+
+@pytest.mark.anyio
+async def test_gateway_outage_pauses_retransmission_instead_of_failing() -> None:
+    async with loopback_net() as net:
+        config = ClientConfig.fast(
+            keepalive_interval=None, ack_wait_addition=0.1, max_retransmissions=1
+        )
+        async with (
+            MixnetClient.start(net.topology, config=config) as alice,
+            MixnetClient.start(net.topology, config=FAST) as bob,
+        ):
+            gateway = net.gateway_by_identity(alice.address.gateway)
+            gateway.refuse = True
+            await gateway.drop_client(alice.address.identity)
+            with anyio.fail_after(5):
+                while alice.stats.gateway_connection_losses == 0:
+                    await anyio.sleep(0.01)
+            mid = await alice.send(bob.address, b"sent during the outage")
+            await anyio.sleep(1.0)  # ten ack waits: without the pause the message would fail
+            gateway.refuse = False
+            await alice.wait_delivered(mid, timeout=20)
+            assert (await bob.receive(timeout=5)).data == b"sent during the outage"
+            assert alice.stats.retransmissions == 0 and alice.stats.messages_failed == 0
