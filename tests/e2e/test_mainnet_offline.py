@@ -51,3 +51,33 @@ def test_mainnet_hanging_network_is_bounded_by_the_timeout(monkeypatch: pytest.M
     assert 1.0 <= elapsed < 4
     assert result.exit_code in (ExitCode.NETWORK_UNREACHABLE, ExitCode.TIMEOUT)
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_real_command_offline_exits_5_with_one_line() -> None:
+    """The installed command, as a user runs it, on a machine without internet."""
+    import os
+    import subprocess
+    import sys
+
+    try:
+        socket.getaddrinfo("validator.nymtech.net", 443)
+    except OSError:
+        pass
+    else:
+        pytest.skip("this machine resolves validator.nymtech.net (has internet)")
+    env = {k: v for k, v in os.environ.items() if k != "SMOLMIX_NETWORK"}
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "smolmix_cli", "ping", "-c", "1", "--timeout", "10"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert time.monotonic() - start < 30
+    assert proc.returncode == 5
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith(
+        "smolmix: Nym directory unavailable: https://validator.nymtech.net/api/"
+    )
