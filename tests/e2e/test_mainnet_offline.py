@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -73,6 +74,7 @@ def test_real_command_offline_exits_5_with_one_line() -> None:
         text=True,
         timeout=60,
         env=env,
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert time.monotonic() - start < 30
     assert proc.returncode == 5
