@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -103,6 +105,7 @@ async def run_ping(
     boot_timeout: float,
     mean_delay_ms: float | None,
     out: Printer,
+    stop_on_sigint: bool = False,
 ) -> Summary:
     topology = await fetch_topology(network, boot_timeout)
     tracker = PingTracker(os.urandom(8), size=size)
@@ -141,14 +144,25 @@ async def run_ping(
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(receiver)
-                for seq in range(count):
-                    if seq:
-                        await anyio.sleep(interval)
-                    await client.send(client.address, tracker.probe(seq, time.monotonic()))
-                with anyio.move_on_after(wait):
-                    await done.wait()
+                with anyio.CancelScope() as probing:
+                    if stop_on_sigint:
+                        tg.start_soon(_cancel_on_sigint, probing)
+                    for seq in range(count):
+                        if seq:
+                            await anyio.sleep(interval)
+                        await client.send(client.address, tracker.probe(seq, time.monotonic()))
+                    with anyio.move_on_after(wait):
+                        await done.wait()
                 tg.cancel_scope.cancel()
     return tracker.summary(time.monotonic())
+
+
+async def _cancel_on_sigint(scope: anyio.CancelScope) -> None:
+    """Ctrl-C ends the probing, not the program: the summary still prints, as ping(8)."""
+    with anyio.open_signal_receiver(signal.SIGINT) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return
 
 
 @click.command(name="ping")
@@ -232,6 +246,7 @@ def ping(
             boot_timeout=boot_timeout,
             mean_delay_ms=mix_delay_ms,
             out=out,
+            stop_on_sigint=threading.current_thread() is threading.main_thread(),
         )
     )
     if as_json:

@@ -112,3 +112,48 @@ def test_ping_with_a_bad_network_file_is_one_line(tmp_path: Path) -> None:
     result = _ping(["--network", str(bad), "ping", "-c", "1"])
     assert result.returncode == 112
     assert result.stderr.count("\n") == 1 and "not a smolmix network file" in result.stderr
+
+
+def test_ctrl_c_ends_probing_and_prints_the_summary(network_file: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "smolmix_cli",
+            "--network",
+            str(network_file),
+            "ping",
+            "-c",
+            "1000",
+            "-i",
+            "0.1",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 30
+        lines: list[str] = []
+        while time.monotonic() < deadline:  # wait for the first reply
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if json.loads(line)["type"] == "reply":
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    records = [json.loads(x) for x in lines + out.splitlines()]
+    assert proc.returncode == 0, err
+    summary = records[-1]
+    assert summary["type"] == "summary"
+    assert 1 <= summary["received"] <= summary["transmitted"] < 1000
+    assert "Traceback" not in err
