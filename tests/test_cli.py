@@ -21,8 +21,15 @@ def test_help_lists_only_finished_commands() -> None:
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
     assert "Usage: smolmix" in result.output
-    # Every subcommand listed must be registered; none is registered yet.
-    assert sorted(cli.commands) == []
+    # Every subcommand listed must be registered and finished.
+    assert sorted(cli.commands) == ["ping", "testnet"]
+    for name in cli.commands:
+        assert name in result.output
+
+
+def test_network_option_is_global_and_documented() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert "--network" in result.output and "SMOLMIX_NETWORK" in result.output
 
 
 def test_unknown_option_is_usage_error_without_traceback() -> None:

@@ -13,9 +13,11 @@ every Exp(mean). Every real fragment waits for its SURB-ACK; when none comes in
 ack) and resent, up to `max_retransmissions` times, then its message fails.
 All packet building is `MessagePreparer`'s and all unwrapping `MessageReceiver`'s.
 
-Not done yet: answering a peer's SURB request (ReplyMessage SURB_REQUEST) and
-asking a peer for more SURBs when ours run low; topology refresh is the
-caller's (`set_topology`).
+Reply SURBs: SURBs that arrive in repliable messages are stored per sender tag
+and spent one per fragment by `send_reply`; `request_reply_surbs` (or the
+automatic threshold) asks the sender for more, and a SURB request from a peer we
+gave SURBs to is answered with fresh ones. Topology refresh is the caller's
+(`set_topology`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.mixnet.fragment import Fragment, FragmentId
 from smolmix_cli.mixnet.message import (
     PlainMessage,
+    RepliableContentTag,
     RepliableMessage,
     ReplyContentTag,
     ReplyMessage,
@@ -45,9 +48,12 @@ from smolmix_cli.mixnet.receiver import (
 )
 from smolmix_cli.mixnet.receiver import MessageReceived as ReceiverMessage
 from smolmix_cli.mixnet.reply_surb import ReplySurb
+from smolmix_cli.mixnet.sphinx import VERSION_PAYLOAD_KEY_SEEDS
 from smolmix_cli.mixnet.topology import Topology
 
 NS_PER_S = 1_000_000_000
+SURB_REQUEST_RETRY = 10.0
+"""Seconds before another automatic SURB request for the same tag if none arrived."""
 HOUSEKEEPING_INTERVAL = 60.0
 """How often stale reassembly buffers and old reply keys are dropped."""
 
@@ -85,6 +91,11 @@ class CoreConfig:
     ack_wait_addition: float = 1.5
     max_retransmissions: int | None = 20
     """None: retry forever (as Nym does); else the message fails after that many resends."""
+    reply_surb_request_threshold: int = 0
+    """Ask the anonymous sender for more SURBs when a reply leaves fewer than this (0: never)."""
+    reply_surb_request_amount: int = 20
+    max_reply_surbs_per_request: int = 500
+    """Most SURBs sent in answer to one SURB request (Nym allows 500)."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -97,6 +108,13 @@ class CoreConfig:
                 raise InvalidConfig(f"{name} must not be negative")
         if self.max_retransmissions is not None and self.max_retransmissions < 0:
             raise InvalidConfig("max_retransmissions must not be negative")
+        for name in (
+            "reply_surb_request_threshold",
+            "reply_surb_request_amount",
+            "max_reply_surbs_per_request",
+        ):
+            if getattr(self, name) < 0:
+                raise InvalidConfig(f"{name} must not be negative")
 
 
 # --------------------------------------------------------------------------- events
@@ -144,6 +162,9 @@ class CoreStats:
     messages_received: int = 0
     replies_sent: int = 0
     reply_surbs_received: int = 0
+    surb_requests_sent: int = 0
+    surb_requests_served: int = 0
+    surb_requests_ignored: int = 0
     dropped_pushes: int = 0
 
     @property
@@ -221,9 +242,11 @@ class ClientCore:
         self._events: deque[CoreEvent] = deque()
         self._surbs: dict[bytes, _SurbStore] = {}
         self._our_tags: dict[Recipient, bytes] = {}
+        self._surb_requested: dict[bytes, float] = {}
         self._next_slot = now + self._draw(self.config.message_sending_average_delay)
         self._next_loop_cover = now + self._draw(self.config.loop_cover_traffic_average_delay)
         self._next_housekeeping = now + HOUSEKEEPING_INTERVAL
+        self._suspended_at: float | None = None
 
     @property
     def address(self) -> Recipient:
@@ -264,14 +287,40 @@ class ClientCore:
         return self._enqueue_message(fragments, destination)
 
     def send_reply(self, sender_tag: bytes, data: bytes, *, now: float) -> int:
-        """Queue a reply through SURBs the tagged sender gave us; NoReplySurbs when too few."""
-        del now
+        """Queue a reply through SURBs the tagged sender gave us; NoReplySurbs when too few.
+
+        With `reply_surb_request_threshold` set, a reply that leaves fewer SURBs than
+        that also asks the sender for more (spending one SURB on the request).
+        """
+        tag = bytes(sender_tag)
         fragments = self.preparer.split(ReplyMessage(ReplyContentTag.DATA, bytes(data)))
-        available = self.reply_surbs_available(sender_tag)
+        available = self.reply_surbs_available(tag)
         if available < len(fragments):
             raise NoReplySurbs(len(fragments), available)
         self.stats.replies_sent += 1
-        return self._enqueue_message(fragments, _ThroughSurbs(bytes(sender_tag)))
+        message_id = self._enqueue_message(fragments, _ThroughSurbs(tag))
+        threshold = self.config.reply_surb_request_threshold
+        left = self.reply_surbs_available(tag)
+        asked = self._surb_requested.get(tag)
+        if (
+            threshold
+            and 1 <= left < threshold
+            and (asked is None or now - asked >= SURB_REQUEST_RETRY)
+        ):
+            self.request_reply_surbs(tag, self.config.reply_surb_request_amount, now=now)
+        return message_id
+
+    def request_reply_surbs(self, sender_tag: bytes, amount: int, *, now: float) -> int:
+        """Ask the tagged sender (through one of its SURBs) to send `amount` more SURBs."""
+        tag = bytes(sender_tag)
+        request = ReplyMessage(ReplyContentTag.SURB_REQUEST, recipient=self.address, amount=amount)
+        fragments = self.preparer.split(request)
+        available = self.reply_surbs_available(tag)
+        if available < len(fragments):
+            raise NoReplySurbs(len(fragments), available)
+        self._surb_requested[tag] = now
+        self.stats.surb_requests_sent += 1
+        return self._enqueue_message(fragments, _ThroughSurbs(tag))
 
     def reply_surbs_available(self, sender_tag: bytes) -> int:
         store = self._surbs.get(bytes(sender_tag))
@@ -302,8 +351,35 @@ class ClientCore:
 
     # -- the traffic schedule -------------------------------------------------------------
 
+    def suspend(self, now: float) -> None:
+        """The gateway is unreachable: stop sending and stop the ack clocks.
+
+        Without this, every fragment in flight would be retransmitted (and its
+        message eventually failed) for an outage that no retransmission can cure.
+        """
+        if self._suspended_at is None:
+            self._suspended_at = now
+
+    def resume(self, now: float) -> None:
+        """The gateway is back: timers continue where they stopped."""
+        if self._suspended_at is None:
+            return
+        delta = max(0.0, now - self._suspended_at)
+        self._suspended_at = None
+        for pending in self._pending.values():
+            if pending.deadline is not None:
+                pending.deadline += delta
+        self._next_slot += delta
+        self._next_loop_cover += delta
+
+    @property
+    def suspended(self) -> bool:
+        return self._suspended_at is not None
+
     def poll_transmit(self, now: float) -> MixPacket | None:
         """The next packet due at `now` (call until None), starting its ack timer."""
+        if self._suspended_at is not None:
+            return None
         if self.config.cover and now >= self._next_loop_cover:
             self._next_loop_cover = now + self._draw(self.config.loop_cover_traffic_average_delay)
             return self._cover(now)
@@ -342,8 +418,10 @@ class ClientCore:
         """When `handle_timeout`/`poll_transmit` next have something to do.
 
         A value at or before the current time (-inf when packets wait and Poisson is
-        off) means: call them now.
+        off) means: call them now. While suspended: None (nothing until `resume`).
         """
+        if self._suspended_at is not None:
+            return None
         candidates = [self._next_housekeeping]
         if self.config.cover:
             candidates.append(self._next_loop_cover)
@@ -356,6 +434,8 @@ class ClientCore:
 
     def handle_timeout(self, now: float) -> None:
         """Resend fragments whose ack is overdue; fail their message past the retry limit."""
+        if self._suspended_at is not None:
+            return
         if (
             not self._queue
             and self.config.poisson
@@ -418,7 +498,7 @@ class ClientCore:
             self.stats.fragments_received += 1
         elif isinstance(event, ReceiverMessage):
             self.stats.fragments_received += 1
-            self._on_message(event)
+            self._on_message(event, now)
 
     def _on_ack(self, fid: FragmentId) -> None:
         if fid.is_cover:
@@ -438,7 +518,7 @@ class ClientCore:
             self.stats.messages_delivered += 1
             self._events.append(MessageDelivered(pending.message_id))
 
-    def _on_message(self, event: ReceiverMessage) -> None:
+    def _on_message(self, event: ReceiverMessage, now: float) -> None:
         message = event.message
         if isinstance(message, PlainMessage):
             self._deliver(ReceivedMessage(message.data, None, event.via_reply))
@@ -447,11 +527,36 @@ class ClientCore:
                 store = self._surbs.setdefault(message.sender_tag, _SurbStore())
                 store.surbs.extend((s, message.key_rotation) for s in message.reply_surbs)
                 self.stats.reply_surbs_received += len(message.reply_surbs)
+                self._surb_requested.pop(message.sender_tag, None)
             if message.content_tag.carries_data:
                 self._deliver(ReceivedMessage(message.data, message.sender_tag, event.via_reply))
         elif message.content_tag is ReplyContentTag.DATA:
             self._deliver(ReceivedMessage(message.data, None, True))
-        # SURB requests from the other side are not served yet (see module docstring).
+        else:
+            self._serve_surb_request(message, now)
+
+    def _serve_surb_request(self, request: ReplyMessage, now: float) -> None:
+        """Send more SURBs to whoever we gave SURBs before (same sender tag)."""
+        recipient = request.recipient
+        tag = self._our_tags.get(recipient) if recipient is not None else None
+        if recipient is None or tag is None or request.amount == 0:
+            # Only a peer we sent repliable messages to can ask; otherwise the request
+            # would make us send SURBs to an address of the requester's choosing.
+            self.stats.surb_requests_ignored += 1
+            return
+        amount = min(request.amount, self.config.max_reply_surbs_per_request)
+        v2 = self.preparer.sphinx_version == VERSION_PAYLOAD_KEY_SEEDS
+        surbs = tuple(self.preparer.reply_surbs(amount, self.topology))
+        message = RepliableMessage(
+            tag,
+            RepliableContentTag.ADDITIONAL_SURBS_V2 if v2 else RepliableContentTag.ADDITIONAL_SURBS,
+            surbs,
+            b"",
+            self.topology.key_rotation if v2 else SphinxKeyRotation.UNKNOWN,
+        )
+        self.receiver.remember_reply_surbs(surbs, now)
+        self.stats.surb_requests_served += 1
+        self._enqueue_message(self.preparer.split(message), _ToRecipient(recipient))
 
     def _deliver(self, received: ReceivedMessage) -> None:
         self.stats.messages_received += 1

@@ -32,6 +32,7 @@ from smolmix_cli.mixnet.gateway_session import (
     Authenticated,
     BandwidthChanged,
     ClientEvent,
+    ClientState,
     Dropped,
     Failed,
     GatewayClientSession,
@@ -51,6 +52,18 @@ from smolmix_cli.mixnet.websocket import (
 )
 
 
+def _is_transient_rejection(error: BaseException) -> bool:
+    """A refusal that a later retry with the same key can overcome.
+
+    The gateway still holds our previous connection ("There is already an open
+    connection to this client"), or the request timestamp was not newer than the
+    last one or outside the allowed skew. Gateways say so only in the error text,
+    so this is a text match; anything else means the key is unknown to it.
+    """
+    text = str(error).lower()
+    return any(word in text for word in ("already", "timestamp", "skew"))
+
+
 @contextmanager
 def unwrap_single_exception() -> Iterator[None]:
     """Re-raise a task group's lone exception as itself, so callers can catch it by type."""
@@ -63,6 +76,10 @@ def unwrap_single_exception() -> Iterator[None]:
         if inner is group:
             raise
         raise inner from inner.__cause__
+
+
+MAX_HELD_FRAMES = 4096
+"""Pushed frames kept while registration has not yet produced the key."""
 
 
 class GatewayClientError(MixnetError):
@@ -125,6 +142,7 @@ class GatewayClient:
         on_push: Callable[[bytes], None],
         shared_key: SharedKey | None = None,
         on_shared_key: Callable[[SharedKey | None], None] | None = None,
+        on_connection_change: Callable[[bool], None] | None = None,
         ssl_context: ssl.SSLContext | None = None,
         connect_timeout: float = 10.0,
         handshake_timeout: float = 15.0,
@@ -143,6 +161,7 @@ class GatewayClient:
         self._on_push = on_push
         self.shared_key = shared_key
         self._on_shared_key = on_shared_key
+        self._on_connection_change = on_connection_change
         self._ssl_context = ssl_context
         self._connect_timeout = connect_timeout
         self._handshake_timeout = handshake_timeout
@@ -158,9 +177,11 @@ class GatewayClient:
         self._outbox: deque[MixPacket] = deque()
         self._outbox_changed = _Signal()
         self._space = _Signal()
+        self._state_changed = _Signal()  # see _notify_state
         self._connected = False
         self._closed = False
         self._started = False
+        self._last_auth_timestamp = 0
         self._failure: GatewayUnavailable | None = None
         self._ws: WebSocketConnection | None = None
         self._tg: anyio.abc.TaskGroup | None = None
@@ -191,6 +212,18 @@ class GatewayClient:
     def queued(self) -> int:
         return len(self._outbox)
 
+    async def wait_connected(self) -> None:
+        """Return once connected and authenticated; GatewayUnavailable if that will not happen."""
+        while not self._connected:
+            if self._closed or self._failure is not None:
+                raise self._failure or GatewayUnavailable("gateway client is closed")
+            await self._state_changed.wait()
+
+    async def wait_disconnected(self) -> None:
+        """Return once the connection is down (or the client closed)."""
+        while self._connected and not self._closed:
+            await self._state_changed.wait()
+
     async def send_mix_packet(self, packet: MixPacket) -> None:
         """Queue a packet for the gateway; waits while the outbox is full."""
         while True:
@@ -208,6 +241,7 @@ class GatewayClient:
             return
         self._closed = True
         self._space.set()
+        self._notify_state()
         ws = self._ws
         if ws is not None:
             await ws.aclose(timeout=2.0)
@@ -241,6 +275,7 @@ class GatewayClient:
                         f"{self.stats.last_error}"
                     )
                     self._space.set()
+                    self._notify_state()
                     return
                 delay = min(self._backoff_max, self._backoff_initial * 2 ** (failures - 1))
                 await anyio.sleep(delay)
@@ -288,6 +323,7 @@ class GatewayClient:
                         tg.cancel_scope.cancel()
                     else:
                         self._connected = True
+                        self._notify_state()
                         if task_status is not None:
                             task_status.started()
                             task_status = None
@@ -305,21 +341,31 @@ class GatewayClient:
             if self._connected and not self._closed:
                 self.stats.connection_losses += 1
             self._connected = False
+            self._notify_state()
             with anyio.CancelScope(shield=True):
                 await ws.aclose(timeout=1.0)
         if errors:
             error = errors[0]
-            if authenticating and isinstance(error, GatewayRejected | AuthenticationFailed):
+            if (
+                authenticating
+                and not ready.is_set()
+                and isinstance(error, GatewayRejected | AuthenticationFailed)
+                and not _is_transient_rejection(error)
+            ):
                 # The gateway does not know our key (any more): register afresh.
                 self._forget_key()
-                if not ready.is_set():
-                    return True
+                return True
             raise _ConnectionEnded(error)
         if self._closed:
             return False
         if self._reauthenticate and not authenticating and ready.is_set():
             return True
         raise _ConnectionEnded(GatewayClientError("connection ended"))
+
+    def _notify_state(self) -> None:
+        self._state_changed.set()
+        if self._on_connection_change is not None:
+            self._on_connection_change(self._connected)
 
     def _is_closed(self) -> bool:
         return self._closed
@@ -366,12 +412,32 @@ class GatewayClient:
     async def _reader(
         self, ws: WebSocketConnection, session: GatewayClientSession, ready: anyio.Event
     ) -> None:
+        # A gateway pushes stored messages while it handles register/authenticate, before
+        # its text reply (spec 3.8); during registration the session has no key yet, so
+        # such frames wait here until the reply gives it one.
+        held: list[bytes] = []
         while True:
             message = await ws.receive()
             if isinstance(message, str):
-                events = session.receive_text(message, now=self._clock())
+                now = self._clock()
+                if session.state is ClientState.AWAIT_VERSION and session.shared_key is not None:
+                    # This reply triggers authenticateV2, whose whole-second timestamp must
+                    # be newer than the last one this gateway saw from us (spec 3.5).
+                    now = max(now, self._last_auth_timestamp + 1)
+                    self._last_auth_timestamp = int(now)
+                events = session.receive_text(message, now=now)
+            elif session.shared_key is None:
+                if len(held) >= MAX_HELD_FRAMES:
+                    self.stats.frames_dropped += 1
+                else:
+                    held.append(message)
+                continue
             else:
                 events = session.receive_binary(message)
+            if held and session.shared_key is not None:
+                for frame in held:
+                    events.extend(session.receive_binary(frame))
+                held.clear()
             for event in events:
                 await self._apply(ws, event)
                 if isinstance(event, Ready):

@@ -211,3 +211,17 @@ async def test_gives_up_after_max_attempts() -> None:
                         assert "2 reconnect attempts" in str(exc)
                         break
                     await anyio.sleep(0.02)
+
+
+@pytest.mark.anyio
+async def test_keepalive_pings_keep_a_healthy_connection() -> None:
+    h = Harness()
+    async with run_gateway(h.gateway) as gw:
+        gw_id = ed25519_public_bytes(gw.identity)
+        async with GatewayClient.connect(
+            gw.url, h.identity, gw_id, **h.options(keepalive_interval=0.02, keepalive_timeout=1.0)
+        ) as client:
+            await anyio.sleep(0.4)
+            assert client.stats.connection_losses == 0 and client.stats.connects == 1
+            await client.send_mix_packet(_packet(4))
+            await _wait_for(lambda: len(h.forwarded) == 1)

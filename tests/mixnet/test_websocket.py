@@ -275,3 +275,57 @@ def test_url_parts() -> None:
     )
     v = parse_websocket_url("ws://[::1]")
     assert (v.port, v.target, v.host_header) == (80, "/", "[::1]")
+
+
+@pytest.mark.anyio
+async def test_keepalive_closes_when_pongs_stop() -> None:
+    """A peer that completed the handshake but stopped reading gets 1011 after a late pong."""
+
+    async def mute(stream: anyio.abc.SocketStream) -> None:
+        ws = WSConnection(ConnectionType.SERVER)
+        while True:
+            ws.receive_data(await stream.receive())
+            if any(isinstance(e, Request) for e in ws.events()):
+                break
+        await stream.send(ws.send(AcceptConnection()))
+        await anyio.sleep(10)
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, mute)
+        client = await connect_websocket(f"ws://127.0.0.1:{port}/", timeout=5)
+        with anyio.fail_after(5), pytest.raises(WebSocketTimeout):
+            await client.keepalive(0.01, 0.1)
+        assert client.closed is not None and client.closed.code == 1011
+        tg.cancel_scope.cancel()
+    await listener.aclose()
+
+
+@pytest.mark.anyio
+async def test_keepalive_with_a_live_peer_and_close_while_receiving() -> None:
+    async with ws_server(_echo) as server:
+        client = await connect_websocket(f"ws://127.0.0.1:{server.port}/", timeout=5)
+        results: list[BaseException] = []
+        async with anyio.create_task_group() as tg:
+
+            async def reader() -> None:
+                try:
+                    while True:
+                        await client.receive()
+                except WebSocketClosed as exc:
+                    results.append(exc)
+
+            tg.start_soon(reader)
+            with anyio.move_on_after(0.3):
+                await client.keepalive(0.02, 1.0)  # pongs keep coming: runs until cancelled
+            # Many concurrent senders share the stream without interleaving frames.
+            async with anyio.create_task_group() as senders:
+                for i in range(20):
+                    senders.start_soon(client.send_binary, bytes([i]) * 5000)
+            await anyio.sleep(0.1)
+            # Closing while another task is inside receive(): it ends with our close.
+            with anyio.fail_after(5):
+                await client.aclose(1000, "done")
+        assert len(results) == 1 and isinstance(results[0], WebSocketClosed)
+        assert results[0].local and results[0].code == 1000

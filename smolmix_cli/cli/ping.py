@@ -1,0 +1,259 @@
+"""`smolmix ping`: messages through the mixnet to our own address, reported like ping(8).
+
+Phases, each bounded: the directory (topology), the gateway (register or
+authenticate), then `--count` probes `--interval` apart, then up to `--wait`
+seconds for the last replies. Exit 0 when at least one reply came back, 1 when
+none did (as ping(8)); failures before the first probe exit with the codes in
+docs/exit-codes.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import click
+
+from smolmix_cli.cli.errors import CliError, ExitCode, one_line_errors
+from smolmix_cli.config import Network
+from smolmix_cli.mixnet.nym_api import NymApiClient
+from smolmix_cli.mixnet.ping import PingTracker, Summary
+from smolmix_cli.mixnet.topology import Topology
+
+if TYPE_CHECKING:
+    from smolmix_cli.mixnet.client import ClientConfig, MixnetClient
+
+DEFAULT_BOOT_TIMEOUT = 30.0
+
+
+async def fetch_topology(network: Network, timeout: float) -> Topology:
+    """The network's topology, within `timeout` seconds for all directory URLs together."""
+    per_url = max(1.0, min(10.0, timeout / max(1, len(network.api_urls))))
+    client = NymApiClient(network.api_urls, ssl_context=network.ssl_context(), timeout=per_url)
+    with anyio.fail_after(timeout):
+        topology = await client.topology()
+    if not topology.is_usable:
+        raise CliError(
+            "the directory's topology has no usable route (an empty mix layer or no gateway)",
+            ExitCode.DIRECTORY_INVALID,
+        )
+    return topology
+
+
+def client_config(network: Network, mean_delay_ms: float | None) -> ClientConfig:
+    """Local networks: no traffic shaping, the network's mean delay; mainnet: Nym's defaults."""
+    from smolmix_cli.mixnet.client import ClientConfig
+
+    delay_ms = mean_delay_ms
+    if delay_ms is None and network.is_local:
+        delay_ms = network.mean_delay_ms
+    delays: dict[str, object] = {}
+    if delay_ms is not None:
+        delays = {"average_packet_delay": delay_ms / 1000.0, "average_ack_delay": delay_ms / 1000.0}
+    if network.is_local:
+        return ClientConfig.fast(**delays)
+    return ClientConfig(**delays)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def open_client(
+    network: Network,
+    topology: Topology,
+    *,
+    mean_delay_ms: float | None = None,
+    config: ClientConfig | None = None,
+    gateway: bytes | None = None,
+) -> AsyncIterator[MixnetClient]:
+    """A started mixnet client with fresh keys; on a local network, on its entry gateway."""
+    from smolmix_cli.mixnet.client import MixnetClient
+    from smolmix_cli.mixnet.keys import decode_key_base58
+
+    if gateway is None and network.is_local and network.entry_gateway is not None:
+        gateway = decode_key_base58(network.entry_gateway.identity, "entry gateway identity")
+    async with MixnetClient.start(
+        topology,
+        gateway=gateway,
+        ssl_context=network.ssl_context() if network.is_local else None,
+        config=config if config is not None else client_config(network, mean_delay_ms),
+    ) as client:
+        yield client
+
+
+class Printer:
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def line(self, text: str, record: dict[str, Any]) -> None:
+        click.echo(json.dumps(record) if self.as_json else text)
+
+
+async def run_ping(
+    network: Network,
+    *,
+    count: int,
+    interval: float,
+    size: int,
+    wait: float,
+    boot_timeout: float,
+    mean_delay_ms: float | None,
+    out: Printer,
+    stop_on_sigint: bool = False,
+) -> Summary:
+    topology = await fetch_topology(network, boot_timeout)
+    tracker = PingTracker(os.urandom(8), size=size)
+    with anyio.fail_after(boot_timeout) as boot:  # the gateway phase only
+        async with open_client(network, topology, mean_delay_ms=mean_delay_ms) as client:
+            boot.deadline = math.inf
+            address = str(client.address)
+            out.line(
+                f"PING {address} via the mixnet ({network.name}): {tracker.size} data bytes",
+                {
+                    "type": "start",
+                    "address": address,
+                    "network": network.name,
+                    "size": tracker.size,
+                },
+            )
+            done = anyio.Event()
+
+            async def receiver() -> None:
+                while True:
+                    message = await client.receive()
+                    reply = tracker.receive(message.data, time.monotonic())
+                    if reply is None:
+                        continue
+                    out.line(
+                        f"{reply.size} bytes from self: seq={reply.seq} time={reply.rtt_ms:.1f} ms",
+                        {
+                            "type": "reply",
+                            "seq": reply.seq,
+                            "size": reply.size,
+                            "rtt_ms": round(reply.rtt_ms, 3),
+                        },
+                    )
+                    if len(tracker.replies) == count:
+                        done.set()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(receiver)
+                with anyio.CancelScope() as probing:
+                    if stop_on_sigint:
+                        tg.start_soon(_cancel_on_sigint, probing)
+                    for seq in range(count):
+                        if seq:
+                            await anyio.sleep(interval)
+                        await client.send(client.address, tracker.probe(seq, time.monotonic()))
+                    with anyio.move_on_after(wait):
+                        await done.wait()
+                tg.cancel_scope.cancel()
+    return tracker.summary(time.monotonic())
+
+
+async def _cancel_on_sigint(scope: anyio.CancelScope) -> None:
+    """Ctrl-C ends the probing, not the program: the summary still prints, as ping(8)."""
+    with anyio.open_signal_receiver(signal.SIGINT) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return
+
+
+@click.command(name="ping")
+@click.option(
+    "-c",
+    "--count",
+    type=click.IntRange(min=1, max=100_000),
+    default=4,
+    show_default=True,
+    help="Messages to send.",
+)
+@click.option(
+    "-i",
+    "--interval",
+    type=click.FloatRange(min=0.0),
+    default=1.0,
+    show_default=True,
+    help="Seconds between messages.",
+)
+@click.option(
+    "-s",
+    "--size",
+    type=click.IntRange(min=0, max=1 << 20),
+    default=56,
+    show_default=True,
+    help="Bytes per message (at least the 25-byte probe header).",
+)
+@click.option(
+    "-W",
+    "--wait",
+    type=click.FloatRange(min=0.0),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for replies after the last message.",
+)
+@click.option(
+    "--timeout",
+    "boot_timeout",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULT_BOOT_TIMEOUT,
+    show_default=True,
+    help="Seconds allowed for the directory and the gateway each.",
+)
+@click.option(
+    "--mix-delay-ms",
+    type=click.FloatRange(min=0.0),
+    default=None,
+    help="Mean per-hop delay to choose (default: the network's).",
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON lines: start, each reply, summary.")
+@click.pass_context
+@one_line_errors
+def ping(
+    ctx: click.Context,
+    count: int,
+    interval: float,
+    size: int,
+    wait: float,
+    boot_timeout: float,
+    mix_delay_ms: float | None,
+    as_json: bool,
+) -> None:
+    """Send messages to ourselves through the mixnet and report each round trip.
+
+    \b
+    Examples:
+      smolmix ping
+      smolmix --network testnet ping -c 10 -i 0.2 --json
+    """
+    from smolmix_cli.cli.testnet import resolve_network
+
+    network = resolve_network((ctx.obj or {}).get("network"))
+    out = Printer(as_json)
+    summary = anyio.run(
+        lambda: run_ping(
+            network,
+            count=count,
+            interval=interval,
+            size=size,
+            wait=wait,
+            boot_timeout=boot_timeout,
+            mean_delay_ms=mix_delay_ms,
+            out=out,
+            stop_on_sigint=threading.current_thread() is threading.main_thread(),
+        )
+    )
+    if as_json:
+        click.echo(json.dumps(summary.to_json()))
+    else:
+        click.echo("--- smolmix ping statistics ---")
+        for line in summary.text():
+            click.echo(line)
+    if summary.received == 0:
+        raise CliError("no reply came back through the mixnet", ExitCode.FAILURE)

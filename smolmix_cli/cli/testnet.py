@@ -1,0 +1,414 @@
+"""`smolmix testnet up|down|status` and the on-demand start behind `--network testnet`.
+
+The running network is found through two files in its state dir: the pid file
+(written first, removed last) and the network file (written once every node
+and the directory listen). A background start runs this same `up` command in
+a detached process and waits for both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import click
+
+from smolmix_cli.cli.errors import CliError, ExitCode, one_line_errors
+from smolmix_cli.config import (
+    LOG_FILE,
+    MAINNET,
+    NETWORK_FILE,
+    PID_FILE,
+    Network,
+    NetworkChoice,
+    NetworkConfigError,
+    default_testnet_dir,
+    load_network_file,
+)
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+PROBE_TIMEOUT = 1.0
+
+
+# --- process bookkeeping --------------------------------------------------------------------
+
+
+def read_pid(state_dir: Path) -> int | None:
+    """The pid of a live `testnet up` for this dir, or None (stale files are ignored)."""
+    try:
+        pid = int((state_dir / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _is_our_process(pid) else None
+
+
+def _is_our_process(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False  # someone else's process reuses the number
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists():
+        try:
+            words = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return b"testnet" in words and b"up" in words
+    return True
+
+
+def running_network(state_dir: Path) -> Network | None:
+    """The network file of a live network in `state_dir`, if there is one."""
+    pid = read_pid(state_dir)
+    if pid is None:
+        return None
+    try:
+        network = load_network_file(state_dir / NETWORK_FILE, name="testnet")
+    except NetworkConfigError:
+        return None
+    return network if network.extra.get("pid") == pid else None
+
+
+def start_background(state_dir: Path, timeout: float = START_TIMEOUT) -> Network:
+    """Run `smolmix testnet up --dir DIR` detached; wait until its network file is ready."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    log_path = state_dir / LOG_FILE
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "smolmix_cli", "testnet", "up", "--dir", str(state_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        network = running_network(state_dir)
+        if network is not None:
+            return network  # ours, or one a concurrent command started first
+        if proc.poll() is not None and read_pid(state_dir) is None:
+            raise CliError(
+                f"the local test network failed to start (exit {proc.returncode}); see {log_path}",
+                ExitCode.TESTNET_UNAVAILABLE,
+            )
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGTERM)
+    raise CliError(
+        f"the local test network did not start within {timeout:g} s; see {log_path}",
+        ExitCode.TESTNET_UNAVAILABLE,
+    )
+
+
+def resolve_network(value: str | None, *, start: bool = True) -> Network:
+    """The network behind `--network` / SMOLMIX_NETWORK (starting a testnet if needed)."""
+    choice = NetworkChoice.parse(value)
+    if choice.kind == "mainnet":
+        return MAINNET
+    assert choice.path is not None
+    if choice.kind == "file":
+        try:
+            return load_network_file(choice.path)
+        except NetworkConfigError as exc:
+            raise CliError(str(exc), ExitCode.TESTNET_UNAVAILABLE) from None
+    state_dir = choice.path.parent
+    network = running_network(state_dir)
+    if network is not None:
+        return network
+    if not start:
+        raise CliError("no local test network is running", ExitCode.TESTNET_UNAVAILABLE)
+    click.echo(
+        f"smolmix: no local test network running; starting one in the background "
+        f"(state in {state_dir}; stop it with `smolmix testnet down`)",
+        err=True,
+    )
+    return start_background(state_dir)
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+@click.group(name="testnet")
+def testnet() -> None:
+    """Run a local Nym network on loopback (directory, 3 mix layers, 2 gateways).
+
+    \b
+    Examples:
+      smolmix testnet up --mix-delay-ms 0      # foreground, Ctrl-C stops it
+      smolmix --network testnet ping           # starts one in the background if needed
+      smolmix testnet status --json
+      smolmix testnet down
+    """
+
+
+_DIR_OPTION = click.option(
+    "--dir",
+    "state_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="State directory (default: the XDG state dir's smolmix/testnet).",
+)
+
+
+@testnet.command(name="up")
+@click.option(
+    "--mix-delay-ms",
+    type=click.FloatRange(min=0.0),
+    default=10.0,
+    show_default=True,
+    help="Mean per-hop delay advertised to clients (senders choose delays; 0 allowed).",
+)
+@click.option(
+    "--loss",
+    type=click.FloatRange(min=0.0, max=1.0, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Fraction of packets every mix node drops (reliability tests).",
+)
+@_DIR_OPTION
+@click.option(
+    "--nodes",
+    type=click.IntRange(min=3),
+    default=3,
+    show_default=True,
+    help="Mix nodes in total, spread over the 3 layers.",
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Directory port (0: any).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="IP address every node and the directory listen on and advertise "
+    "(another address lets other hosts use the network file).",
+)
+@one_line_errors
+def up(
+    mix_delay_ms: float, loss: float, state_dir: Path | None, nodes: int, port: int, host: str
+) -> None:
+    """Start the local network in the foreground until interrupted."""
+    from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
+
+    state_dir = (state_dir or default_testnet_dir()).expanduser().resolve()
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise click.BadParameter(f"{host!r} is not an IP address", param_hint="--host") from None
+    _claim_pid_file(state_dir)
+    options = LocalNetworkOptions(
+        state_dir=state_dir,
+        mean_delay_ms=mix_delay_ms,
+        loss=loss,
+        mix_nodes=nodes,
+        directory_port=port,
+        host=host,
+    )
+
+    async def main() -> None:
+        network = LocalNetwork(options)
+        async with anyio.create_task_group() as tg:
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as sigs:
+                info = await tg.start(network.serve)
+                click.echo(
+                    f"smolmix: local network up: directory {info.api_urls[0].url}, "
+                    f"{nodes} mix nodes, mean delay {mix_delay_ms:g} ms, loss {loss:g}; "
+                    f"network file {network.network_file} (Ctrl-C stops it)",
+                    err=True,
+                )
+                click.echo(str(network.network_file))
+                async for _ in sigs:
+                    break
+                tg.cancel_scope.cancel()
+
+    try:
+        anyio.run(main)
+    except (OSError, BaseExceptionGroup) as exc:
+        inner: BaseException = exc
+        while isinstance(inner, BaseExceptionGroup) and inner.exceptions:
+            inner = inner.exceptions[0]
+        if isinstance(inner, OSError):
+            raise CliError(
+                f"cannot start the local network: {inner.strerror or inner}",
+                ExitCode.TESTNET_UNAVAILABLE,
+            ) from None
+        raise
+    finally:
+        for name in (NETWORK_FILE, PID_FILE):
+            path = state_dir / name
+            with contextlib.suppress(OSError):
+                if name != PID_FILE or path.read_text().strip() == str(os.getpid()):
+                    path.unlink()
+    click.echo("smolmix: local network stopped", err=True)
+
+
+def _claim_pid_file(state_dir: Path) -> None:
+    """Create the pid file exclusively, so two starters cannot both run a network here."""
+    path = state_dir / PID_FILE
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            other = read_pid(state_dir)
+            if other is not None:
+                raise CliError(
+                    f"a local test network is already running in {state_dir} (pid {other})",
+                    ExitCode.TESTNET_UNAVAILABLE,
+                ) from None
+            with contextlib.suppress(OSError):
+                path.unlink()  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"{os.getpid()}\n")
+        return
+    raise CliError(f"cannot claim {path}", ExitCode.TESTNET_UNAVAILABLE)
+
+
+@testnet.command(name="down")
+@_DIR_OPTION
+@one_line_errors
+def down(state_dir: Path | None) -> None:
+    """Stop the local network started by `up` (or in the background)."""
+    state_dir = (state_dir or default_testnet_dir()).expanduser().resolve()
+    pid = read_pid(state_dir)
+    if pid is None:
+        click.echo("smolmix: no local test network is running", err=True)
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while time.monotonic() < deadline and _is_our_process(pid):
+        _reap(pid)
+        time.sleep(0.05)
+    if _is_our_process(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        for name in (NETWORK_FILE, PID_FILE):
+            with contextlib.suppress(OSError):
+                (state_dir / name).unlink()
+        click.echo(f"smolmix: local network (pid {pid}) killed after {STOP_TIMEOUT:g} s", err=True)
+        return
+    click.echo(f"smolmix: local network (pid {pid}) stopped", err=True)
+
+
+def _reap(pid: int) -> None:
+    """Collect a child we started ourselves (a zombie would look alive)."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+async def _probe(host: str, port: int | None) -> bool | None:
+    if port is None:
+        return None
+    try:
+        with anyio.fail_after(PROBE_TIMEOUT):
+            stream = await anyio.connect_tcp(host, port)
+    except (OSError, TimeoutError):
+        return False
+    await stream.aclose()
+    return True
+
+
+async def collect_status(network: Network) -> dict[str, Any]:
+    """Liveness of every node's ports (TCP connect) and the counters the network serves."""
+    from smolmix_cli.mixnet.nym_api import ApiUrl, DirectoryUnavailable, NymApiClient
+
+    served: dict[str, Any] = {}
+    error = None
+    if network.status_url:
+        root, _, path = network.status_url.partition("/smolmix/")
+        client = NymApiClient([ApiUrl(root + "/")], ssl_context=network.ssl_context(), timeout=5)
+        try:
+            answer = await client.get_json("smolmix/" + path)
+        except DirectoryUnavailable as exc:
+            error = str(exc)
+        else:
+            served = answer if isinstance(answer, dict) else {}
+    counters = {
+        n.get("node_id"): n.get("counters", {})
+        for n in served.get("nodes", [])
+        if isinstance(n, dict)
+    }
+    nodes = []
+    for node in network.extra.get("nodes", []):
+        host = node.get("host", "127.0.0.1")
+        mix = await _probe(host, node.get("mix_port"))
+        ws = await _probe(host, node.get("ws_port"))
+        nodes.append(
+            {
+                "node_id": node.get("node_id"),
+                "role": node.get("role"),
+                "layer": node.get("layer"),
+                "mix_port": node.get("mix_port"),
+                "ws_port": node.get("ws_port"),
+                "alive": bool(mix) and ws is not False,
+                "counters": counters.get(node.get("node_id"), {}),
+            }
+        )
+    return {
+        "running": True,
+        "pid": network.extra.get("pid"),
+        "directory_url": network.api_urls[0].url,
+        "directory_alive": error is None,
+        "directory_error": error,
+        "uptime_s": served.get("uptime_s"),
+        "mean_delay_ms": network.mean_delay_ms,
+        "loss": network.extra.get("loss"),
+        "network_file": str(network.file),
+        "nodes": nodes,
+    }
+
+
+@testnet.command(name="status")
+@_DIR_OPTION
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+@one_line_errors
+def status(state_dir: Path | None, as_json: bool) -> None:
+    """Report each node's liveness and packet counters; exit 112 when not running."""
+    state_dir = (state_dir or default_testnet_dir()).expanduser().resolve()
+    network = running_network(state_dir)
+    if network is None:
+        if as_json:
+            click.echo(json.dumps({"running": False, "state_dir": str(state_dir)}))
+        raise CliError(
+            f"no local test network is running in {state_dir}", ExitCode.TESTNET_UNAVAILABLE
+        )
+    report = anyio.run(collect_status, network)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    click.echo(
+        f"local network pid {report['pid']}, directory {report['directory_url']} "
+        f"({'up' if report['directory_alive'] else 'DOWN'}), mean delay "
+        f"{report['mean_delay_ms']:g} ms, loss {report['loss']}"
+    )
+    click.echo(
+        f"{'node':>5} {'role':<8} {'layer':>5} {'mix':>6} {'ws':>6} {'alive':<5} "
+        f"{'received':>9} {'forwarded':>9} {'dropped':>8}"
+    )
+    for node in report["nodes"]:
+        c = node["counters"]
+        dropped = sum(v for k, v in c.items() if k.startswith("dropped_"))
+        click.echo(
+            f"{node['node_id']:>5} {node['role']:<8} {node['layer'] or '-':>5} "
+            f"{node['mix_port']:>6} {node['ws_port'] or '-':>6} "
+            f"{'yes' if node['alive'] else 'NO':<5} {c.get('received', 0):>9} "
+            f"{c.get('forwarded', 0):>9} {dropped:>8}"
+        )
+    if not all(n["alive"] for n in report["nodes"]) or not report["directory_alive"]:
+        raise CliError(
+            "some nodes of the local network are not answering", ExitCode.TESTNET_UNAVAILABLE
+        )

@@ -1,0 +1,209 @@
+"""Which Nym network a command talks to, and where local state lives.
+
+`--network` (or `SMOLMIX_NETWORK`) is `mainnet` (the default: the real nym-api
+URLs of spec 4.1), `testnet` (the local network in the state dir, started on
+demand by the CLI), or the path of a network file, so a local network running
+on another host can be used. The network file is JSON written by
+`smolmix testnet up`; it is self-contained (the CA is inline), so it can be
+copied to another machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from smolmix_cli.mixnet.nym_api import MAINNET_API_URLS, ApiUrl, make_ssl_context
+
+APP = "smolmix"
+NETWORK_ENV = "SMOLMIX_NETWORK"
+NETWORK_FILE = "network.json"
+PID_FILE = "testnet.pid"
+LOG_FILE = "testnet.log"
+FILE_FORMAT = "smolmix-network"
+FILE_VERSION = 1
+MAINNET_MEAN_DELAY_MS = 50.0  # Nym's default average per-hop delay (spec 2.10)
+
+
+class NetworkConfigError(Exception):
+    """A network name or file that cannot be used."""
+
+
+def state_dir() -> Path:
+    """XDG state dir for smolmix (testnet state lives below it)."""
+    return platformdirs.user_state_path(APP)
+
+
+def default_testnet_dir() -> Path:
+    return state_dir() / "testnet"
+
+
+def runtime_dir() -> Path:
+    """XDG runtime dir (0700) for sockets; falls back to the state dir."""
+    try:
+        path = platformdirs.user_runtime_path(APP)
+    except Exception:  # platformdirs may not know one on this OS
+        path = state_dir() / "run"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayInfo:
+    node_id: int
+    identity: str  # base58 ed25519
+    ws_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """Everything a client needs to use one Nym network."""
+
+    name: str
+    api_urls: tuple[ApiUrl, ...]
+    mean_delay_ms: float = MAINNET_MEAN_DELAY_MS
+    ca_pem: str | None = None  # trust only this CA (local networks); None = certifi
+    entry_gateway: GatewayInfo | None = None
+    exit_gateway: GatewayInfo | None = None
+    status_url: str | None = None
+    file: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_local(self) -> bool:
+        return self.name != "mainnet"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        if self.ca_pem is None:
+            return make_ssl_context(None)
+        return ssl.create_default_context(cadata=self.ca_pem)
+
+
+MAINNET = Network(name="mainnet", api_urls=MAINNET_API_URLS)
+
+
+def network_file_json(
+    *,
+    directory_url: str,
+    ca_pem: str,
+    mean_delay_ms: float,
+    entry_gateway: GatewayInfo,
+    exit_gateway: GatewayInfo,
+    status_url: str,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "format": FILE_FORMAT,
+        "version": FILE_VERSION,
+        "directory_url": directory_url,
+        "status_url": status_url,
+        "mean_delay_ms": mean_delay_ms,
+        "entry_gateway": _gateway_json(entry_gateway),
+        "exit_gateway": _gateway_json(exit_gateway),
+        "ca_pem": ca_pem,
+        **(extra or {}),
+    }
+
+
+def _gateway_json(g: GatewayInfo) -> dict[str, Any]:
+    return {"node_id": g.node_id, "identity": g.identity, "ws_url": g.ws_url}
+
+
+def _gateway(value: Any, where: str) -> GatewayInfo:
+    if not isinstance(value, dict):
+        raise NetworkConfigError(f"{where}: expected an object")
+    try:
+        node_id, identity, ws_url = value["node_id"], value["identity"], value["ws_url"]
+    except KeyError as exc:
+        raise NetworkConfigError(f"{where}: missing {exc.args[0]!r}") from None
+    if not isinstance(node_id, int) or not isinstance(identity, str) or not isinstance(ws_url, str):
+        raise NetworkConfigError(f"{where}: bad field types")
+    return GatewayInfo(node_id, identity, ws_url)
+
+
+def load_network_file(path: Path, name: str | None = None) -> Network:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise NetworkConfigError(f"no network file at {path}") from None
+    except (OSError, ValueError) as exc:
+        raise NetworkConfigError(f"cannot read network file {path}: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != FILE_FORMAT:
+        raise NetworkConfigError(f"{path} is not a smolmix network file")
+    if data.get("version") != FILE_VERSION:
+        raise NetworkConfigError(
+            f"{path}: unsupported network file version {data.get('version')!r}"
+        )
+    url = data.get("directory_url")
+    ca = data.get("ca_pem")
+    delay = data.get("mean_delay_ms", 0.0)
+    if not isinstance(url, str) or not (ca is None or isinstance(ca, str)):
+        raise NetworkConfigError(f"{path}: bad directory_url or ca_pem")
+    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
+        raise NetworkConfigError(f"{path}: mean_delay_ms must be a non-negative number")
+    from smolmix_cli.mixnet.nym_api import DirectoryUnavailable
+
+    try:
+        api = ApiUrl(url)
+    except DirectoryUnavailable:
+        raise NetworkConfigError(f"{path}: bad directory_url {url!r}") from None
+    status = data.get("status_url")
+    return Network(
+        name=name or str(path),
+        api_urls=(api,),
+        mean_delay_ms=float(delay),
+        ca_pem=ca,
+        entry_gateway=_gateway(data.get("entry_gateway"), "entry_gateway"),
+        exit_gateway=_gateway(data.get("exit_gateway"), "exit_gateway"),
+        status_url=status if isinstance(status, str) else None,
+        file=path,
+        extra={k: v for k, v in data.items() if k not in _KNOWN},
+    )
+
+
+_KNOWN = {
+    "format",
+    "version",
+    "directory_url",
+    "status_url",
+    "mean_delay_ms",
+    "entry_gateway",
+    "exit_gateway",
+    "ca_pem",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkChoice:
+    """The user's `--network` value, before anything is started or read."""
+
+    kind: str  # "mainnet" | "testnet" | "file"
+    path: Path | None = None
+
+    @classmethod
+    def parse(cls, value: str | None) -> NetworkChoice:
+        text = (value if value is not None else os.environ.get(NETWORK_ENV, "")).strip()
+        if text in ("", "mainnet"):
+            return cls("mainnet")
+        if text == "testnet":
+            return cls("testnet", default_testnet_dir() / NETWORK_FILE)
+        return cls("file", Path(text).expanduser())
+
+    def describe(self) -> str:
+        return self.kind if self.kind != "file" else str(self.path)
+
+
+def write_private_json(path: Path, data: Any) -> None:
+    """Write JSON atomically, 0600 (network files hold no private keys, state files may)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=1)
+    os.replace(tmp, path)
