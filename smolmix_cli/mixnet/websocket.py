@@ -241,7 +241,7 @@ class WebSocketConnection:
         for event in self._ws.events():
             if isinstance(event, TextMessage):
                 self._text_parts.append(event.data)
-                self._partial_size += len(event.data) * 4 if event.data else 0
+                self._partial_size += len(event.data.encode())
                 if await self._check_size():
                     return
                 if event.message_finished:
@@ -270,7 +270,6 @@ class WebSocketConnection:
                 return
 
     async def _check_size(self) -> bool:
-        # Text length is counted pessimistically (4 bytes per character).
         if self._partial_size <= self._max_message_size:
             return False
         await self._fail(CLOSE_MESSAGE_TOO_BIG, "message too big")
