@@ -415,6 +415,8 @@ class MixnetClient:
                 core.handle_timeout(now)
                 while (packet := core.poll_transmit(now)) is not None:
                     await gateway.send_mix_packet(packet)
+                    # Building packets is CPU work: let pushes (acks) and the socket run.
+                    await anyio.lowlevel.checkpoint()
                 self._dispatch()
                 deadline = core.poll_deadline()
                 wait = math.inf if deadline is None else deadline - anyio.current_time()

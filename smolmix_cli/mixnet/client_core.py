@@ -197,12 +197,15 @@ class _Pending:
     message_id: int
     retries: int = 0
     deadline: float | None = None  # None while it waits in the queue
+    expected_rtt: float = 0.0  # of the copy sent last (seconds)
 
 
 @dataclass
 class _Queued:
+    """A fragment waiting for its slot; built just in time unless SURBs had to be reserved."""
+
     fragment_id: FragmentId
-    prepared: PreparedFragment
+    prepared: PreparedFragment | None = None
     retransmission: bool = False
 
 
@@ -333,7 +336,13 @@ class ClientCore:
         self._messages[message_id] = message
         self.stats.messages_sent += 1
         for fragment in fragments:
-            prepared = self._prepare(fragment, destination)
+            # Packets to an address are built when their slot comes (a big message does
+            # not stall the caller); a reply takes its SURBs now so no other reply can.
+            prepared = (
+                self._prepare(fragment, destination)
+                if isinstance(destination, _ThroughSurbs)
+                else None
+            )
             fid = fragment.fragment_id
             message.outstanding.add(fid)
             self._pending[fid] = _Pending(fragment, destination, message_id)
@@ -404,14 +413,23 @@ class ClientCore:
             pending = self._pending.get(item.fragment_id)
             if pending is None:
                 continue  # acknowledged (or failed) while it waited
-            rtt = item.prepared.total_delay_ns / NS_PER_S
+            prepared = item.prepared
+            if prepared is None:
+                try:
+                    prepared = self._prepare(pending.fragment, pending.destination)
+                except MixnetError as exc:
+                    what = "retransmit" if item.retransmission else "send"
+                    self._fail_message(pending.message_id, f"cannot {what}: {exc}")
+                    continue
+            rtt = prepared.total_delay_ns / NS_PER_S
+            pending.expected_rtt = rtt
             pending.deadline = (
                 now + rtt * self.config.ack_wait_multiplier + self.config.ack_wait_addition
             )
             self.stats.real_packets_sent += 1
             if item.retransmission:
                 self.stats.retransmissions += 1
-            return item.prepared.mix_packet
+            return prepared.mix_packet
         return None
 
     def poll_deadline(self) -> float | None:
@@ -456,14 +474,10 @@ class ClientCore:
             if limit is not None and pending.retries >= limit:
                 self._fail_message(pending.message_id, f"no ack after {limit} retransmissions")
                 continue
-            try:
-                prepared = self._prepare(pending.fragment, pending.destination)
-            except MixnetError as exc:
-                self._fail_message(pending.message_id, f"cannot retransmit: {exc}")
-                continue
             pending.retries += 1
             pending.deadline = None
-            retransmit.append(_Queued(fid, prepared, retransmission=True))
+            # Rebuilt when its turn comes: fresh route, fresh ack (or the next reply SURB).
+            retransmit.append(_Queued(fid, None, retransmission=True))
         # Retransmissions go ahead of new data, oldest first.
         self._queue.extendleft(reversed(retransmit))
         if now >= self._next_housekeeping:
