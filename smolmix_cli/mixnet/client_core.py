@@ -22,6 +22,7 @@ gave SURBs to is answered with fresh ones. Topology refresh is the caller's
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import deque
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ from smolmix_cli.mixnet.receiver import MessageReceived as ReceiverMessage
 from smolmix_cli.mixnet.reply_surb import ReplySurb
 from smolmix_cli.mixnet.sphinx import VERSION_PAYLOAD_KEY_SEEDS
 from smolmix_cli.mixnet.topology import Topology
+
+log = logging.getLogger(__name__)
 
 NS_PER_S = 1_000_000_000
 SURB_REQUEST_RETRY = 10.0
@@ -491,6 +494,7 @@ class ClientCore:
         for fid in message.outstanding:
             self._pending.pop(fid, None)
         self.stats.messages_failed += 1
+        log.debug("message %d failed: %s", message_id, reason)
         self._events.append(MessageFailed(message_id, reason))
 
     # -- receiving --------------------------------------------------------------------
@@ -499,8 +503,9 @@ class ClientCore:
         """One message the gateway pushed: an ack, cover, a fragment, maybe a whole message."""
         try:
             event = self.receiver.on_push(plaintext, now)
-        except MixnetError:
+        except MixnetError as exc:
             self.stats.dropped_pushes += 1
+            log.debug("dropped a %d-byte push: %s", len(plaintext), exc)
             return
         if isinstance(event, AckReceived):
             self._on_ack(event.fragment_id)
