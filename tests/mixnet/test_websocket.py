@@ -74,6 +74,9 @@ async def test_wss_rejects_untrusted_certificate() -> None:
             await connect_websocket(
                 f"wss://localhost:{server.port}/", ssl_context=other.client, timeout=5
             )
+        # The default context (system + certifi CAs) does not trust it either.
+        with pytest.raises(WebSocketHandshakeError):
+            await connect_websocket(f"wss://localhost:{server.port}/", timeout=5)
 
 
 @pytest.mark.anyio
