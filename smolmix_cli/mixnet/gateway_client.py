@@ -216,15 +216,13 @@ class GatewayClient:
         return len(self._outbox)
 
     async def wait_connected(self) -> None:
-        """Return once connected and authenticated; GatewayUnavailable if that will not happen."""
+        """Return once connected and authenticated; GatewayUnavailable if that will not happen.
+
+        One waiter at a time (the client's driver).
+        """
         while not self._connected:
             if self._closed or self._failure is not None:
                 raise self._failure or GatewayUnavailable("gateway client is closed")
-            await self._state_changed.wait()
-
-    async def wait_disconnected(self) -> None:
-        """Return once the connection is down (or the client closed)."""
-        while self._connected and not self._closed:
             await self._state_changed.wait()
 
     async def send_mix_packet(self, packet: MixPacket) -> None:
