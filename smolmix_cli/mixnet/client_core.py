@@ -7,11 +7,13 @@ gateway pushes to `handle_push`, reads `poll_event()`, and sleeps until
 
 Traffic shape follows the Nym client (spec 2.10): with Poisson on, the main
 stream sends one packet per Exp(mean) interval, a real one when queued, else a
-cover packet (when cover is on); a separate loop-cover stream adds cover packets
-every Exp(mean). Every real fragment waits for its SURB-ACK; when none comes in
-`expected_rtt * 1.5 + 1.5 s` (spec 2.3) it is prepared again (fresh route, fresh
-ack) and resent, up to `max_retransmissions` times, then its message fails.
-All packet building is `MessagePreparer`'s and all unwrapping `MessageReceiver`'s.
+cover packet (`poisson_cover`); a separate loop-cover stream (`cover`) adds cover
+packets every Exp(mean). Packets are built when their slot comes. Every real
+fragment waits for its SURB-ACK; when none comes in `expected_rtt * 1.5 + 1.5 s`
+(spec 2.3) it is built again (fresh route, fresh ack) and resent, up to
+`max_retransmissions` times, then its message fails. `suspend`/`resume` stop all
+clocks while the gateway is unreachable. All packet building is
+`MessagePreparer`'s and all unwrapping `MessageReceiver`'s.
 
 Reply SURBs: SURBs that arrive in repliable messages are stored per sender tag
 and spent one per fragment by `send_reply`; `request_reply_surbs` (or the
