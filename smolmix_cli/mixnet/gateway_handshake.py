@@ -14,11 +14,11 @@ import os
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
+from smolmix_cli.mixnet import keys
 from smolmix_cli.mixnet.errors import (
     IntegrityError,
     InvalidKey,
@@ -138,11 +138,10 @@ def ed25519_public_bytes(key: Ed25519PrivateKey) -> bytes:
 
 
 def ed25519_verify(public: bytes, signature: bytes, message: bytes) -> bool:
-    if len(public) != ED25519_PUBLIC_LEN or len(signature) != ED25519_SIGNATURE_LEN:
-        return False
+    """keys.ed25519_verify as a yes/no answer, for the handshake's own error types."""
     try:
-        Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
-    except (_CryptoInvalidSignature, ValueError):
+        keys.ed25519_verify(public, message, signature)
+    except MixnetError:
         return False
     return True
 

@@ -63,6 +63,7 @@ from smolmix_cli.mixnet.gateway_messages import (
     parse_client_message,
     parse_server_message,
 )
+from smolmix_cli.mixnet.mix_packet import MixPacket
 
 FREE_TESTNET_BANDWIDTH = 64 * 1024**3  # 68,719,476,736 bytes (spec §3.7)
 CLAIM_THRESHOLD = 40_000_000  # client claims below this (spec §3.7)
@@ -443,22 +444,12 @@ class GatewayClientSession:
 def mix_packet_cost(kind: RequestKind, mix_packet: bytes) -> int:
     """Bandwidth a forwarded packet costs: the Sphinx packet's length (spec §3.6).
 
-    Only the MixPacket prefix is read (type, key rotation for v2, unpadded next hop
-    whose first byte says IPv4 (7 bytes) or IPv6 (19 bytes)).
+    The MixPacket is parsed in full, so a packet of no known size is refused
+    (MixPacketError) before it costs anything or gets forwarded.
     """
-    offset = 2 if kind is RequestKind.FORWARD_SPHINX_V2 else 1
-    if len(mix_packet) <= offset:
-        raise MalformedData("MixPacket too short for its header")
-    family = mix_packet[offset]
-    if family == 4:
-        offset += 7
-    elif family == 6:
-        offset += 19
-    else:
-        raise MalformedData(f"MixPacket next hop has unknown address family {family}")
-    if len(mix_packet) <= offset:
-        raise MalformedData("MixPacket holds no packet after its header")
-    return len(mix_packet) - offset
+    if kind is RequestKind.FORWARD_SPHINX_V2:
+        return len(MixPacket.from_v2_bytes(mix_packet).packet)
+    return len(MixPacket.from_v1_bytes(mix_packet).packet)
 
 
 @dataclass

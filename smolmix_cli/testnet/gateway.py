@@ -11,6 +11,7 @@ pushed to the connected client or stored briefly and pushed on its next login.
 
 from __future__ import annotations
 
+import logging
 import random
 import ssl
 import time
@@ -63,6 +64,8 @@ from smolmix_cli.testnet.processing import DEFAULT_MAX_DELAY_S, Deliver
 from smolmix_cli.testnet.registry_state import load_registry, save_registry
 from smolmix_cli.testnet.replay import DEFAULT_CAPACITY
 
+logger = logging.getLogger(__name__)
+
 # A regular ForwardSphinxV2 frame is 2452 bytes and extended32 about 33 kB; control
 # messages are small. Anything bigger is not the gateway protocol.
 MAX_WS_MESSAGE = 64 * 1024
@@ -89,6 +92,7 @@ GATEWAY_COUNTERS = (
     "pushed",
     "stored",
     "pushed_from_store",
+    "state_save_failures",
 )
 
 
@@ -208,9 +212,16 @@ class GatewayNode(PacketNode):
             await listener.serve(handle, tg)
 
     def save_state(self) -> None:
-        """Write the registry (keys, bandwidth, last auth time) to `state_path`, if set."""
-        if self.state_path is not None:
+        """Write the registry (keys, bandwidth, last auth time) to `state_path`, if set.
+
+        A failed write is counted, not raised: clients keep being served from memory.
+        """
+        if self.state_path is None:
+            return
+        try:
             save_registry(self.registry, self.state_path)
+        except OSError:
+            self.counters["state_save_failures"] += 1
 
     @property
     def connected_clients(self) -> frozenset[bytes]:
@@ -229,6 +240,9 @@ class GatewayNode(PacketNode):
         self._ws_active += 1
         try:
             await self._serve_client(stream, context)
+        except Exception:  # a bug must cost one client connection, never the gateway
+            self.counters["internal_errors"] += 1
+            logger.exception("client connection handler failed")
         finally:
             self._ws_active -= 1
 
@@ -252,6 +266,7 @@ class GatewayNode(PacketNode):
             async with anyio.create_task_group() as tg:
                 client.scope = tg.cancel_scope
                 tg.start_soon(self._write_ws, ws, receive, tg.cancel_scope)
+                tg.start_soon(self._handshake_deadline, client)
                 if self.ping_interval_s is not None:
                     tg.start_soon(self._keepalive, ws, self.ping_interval_s, tg.cancel_scope)
                 try:
@@ -271,11 +286,7 @@ class GatewayNode(PacketNode):
         connection = client.connection
         while True:
             try:
-                message = await ws.receive(timeout=POLL_S)
-            except WebSocketTimeout:
-                if not self._apply(client, connection.check_timeout(now=self._wall_clock())):
-                    return
-                continue
+                message = await ws.receive()
             except WebSocketError:
                 return
             now = self._wall_clock()
@@ -286,6 +297,16 @@ class GatewayNode(PacketNode):
             if not self._apply(client, events):
                 return
             await anyio.lowlevel.checkpoint()
+
+    async def _handshake_deadline(self, client: _Client) -> None:
+        # A timer beside the reader rather than a receive timeout: cancelling a receive
+        # could cut a pong or close frame it is writing in half.
+        while True:
+            await anyio.sleep(POLL_S)
+            events = client.connection.check_timeout(now=self._wall_clock())
+            if not self._apply(client, events):
+                client.outbound.close()  # the writer flushes the error, then ends it all
+                return
 
     async def _keepalive(
         self, ws: WebSocketConnection, interval: float, scope: anyio.CancelScope
@@ -392,9 +413,13 @@ class GatewayNode(PacketNode):
             self._schedule(decision.ack)
         client = self._clients.get(decision.destination)
         if client is not None:
-            if self._apply(client, client.connection.push(decision.message)):
+            try:
+                events = client.connection.push(decision.message)
+            except MixnetError:  # the connection is no longer authenticated
+                events = []
+            if events and self._apply(client, events):
                 self.counters["pushed"] += 1
                 return
-            client.abort()  # its queue is full: drop the connection, keep the message
+            client.abort()  # its queue is full or it is closing: keep the message
         self.store.put(decision.destination, decision.message, anyio.current_time())
         self.counters["stored"] += 1

@@ -8,6 +8,7 @@ Sphinx checks is dropped and the connection stays open.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from collections import Counter
@@ -35,6 +36,8 @@ from smolmix_cli.testnet.processing import (
 )
 from smolmix_cli.testnet.replay import DEFAULT_CAPACITY, ReplayGuard
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_MAX_QUEUE = 50_000
 MAX_MIX_CONNECTIONS = 1024  # inbound mix-port connections at once; more are closed
 READ_SIZE = 65536
@@ -56,6 +59,7 @@ COUNTER_NAMES = (
     "dropped_link_error",
     "connections_closed_malformed",
     "connections_refused",
+    "internal_errors",
 )
 
 
@@ -192,6 +196,9 @@ class PacketNode:
         self._mix_active += 1
         try:
             await self._read_mix(stream)
+        except Exception:  # a bug must cost one connection, never the node
+            self.counters["internal_errors"] += 1
+            logger.exception("mix connection handler failed on %s", self.spec.mix_address)
         finally:
             self._mix_active -= 1
 
@@ -201,13 +208,19 @@ class PacketNode:
             while True:
                 try:
                     data = await stream.receive(READ_SIZE)
-                except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                except (
+                    anyio.EndOfStream,
+                    anyio.BrokenResourceError,
+                    anyio.ClosedResourceError,
+                    OSError,
+                ):
                     if decoder.buffered:
                         self.counters["dropped_truncated"] += 1
                     return
                 try:
                     frames = decoder.feed(data)
-                except FramingError:
+                except FramingError as exc:
+                    logger.debug("node %d: closing a mix stream: %s", self.spec.node_id, exc)
                     self.counters[DROPPED_MALFORMED] += 1
                     self.counters["connections_closed_malformed"] += 1
                     return
@@ -220,6 +233,7 @@ class PacketNode:
     def _on_decision(self, decision: Forward | Deliver | Drop) -> None:
         if isinstance(decision, Drop):
             self.counters[decision.reason] += 1
+            logger.debug("node %d: %s (%s)", self.spec.node_id, decision.reason, decision.error)
         elif isinstance(decision, Forward):
             self._schedule(decision)
         else:

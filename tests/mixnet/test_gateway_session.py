@@ -311,9 +311,17 @@ def test_mix_packet_cost() -> None:
     assert mix_packet_cost(RequestKind.FORWARD_SPHINX_V2, _mix_packet()) == _sphinx_len()
     v1 = _mix_packet()[:1] + _mix_packet()[2:]
     assert mix_packet_cost(RequestKind.FORWARD_SPHINX, v1) == _sphinx_len()
-    v6 = _mix_packet()[:2] + b"\x06" + bytes(18) + b"pkt"
-    assert mix_packet_cost(RequestKind.FORWARD_SPHINX_V2, v6) == 3
-    for bad in (b"", b"\x00\x02", b"\x00\x02\x05" + bytes(10), _mix_packet()[:9]):
+    sphinx = _mix_packet()[-_sphinx_len() :]
+    v6 = _mix_packet()[:2] + b"\x06" + bytes(18) + sphinx
+    assert mix_packet_cost(RequestKind.FORWARD_SPHINX_V2, v6) == _sphinx_len()
+    not_a_packet_size = _mix_packet()[:2] + b"\x06" + bytes(18) + b"pkt"
+    for bad in (
+        b"",
+        b"\x00\x02",
+        b"\x00\x02\x05" + bytes(10),
+        _mix_packet()[:9],
+        not_a_packet_size,
+    ):
         with pytest.raises(MalformedData):
             mix_packet_cost(RequestKind.FORWARD_SPHINX_V2, bad)
 

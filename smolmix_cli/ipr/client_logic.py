@@ -1,0 +1,459 @@
+"""The client side of IPR v9/v10, sans-io: connect, carry IP packets, notice when the exit forgot us.
+
+What the published client does (spec §2.4, §12): an empty LP Open frame with 10
+reply SURBs, then the ConnectRequest as LP Data seq 0 with 2 SURBs, both under
+one sender tag; the reply is matched by stream id and request id. v10 is tried
+first when the exit's build is new enough and must be answered with version
+byte 10; after 15 s the client retries as v9 (new request id, same stream, no new
+Open), whose reply's version byte it does not check. Every IP packet then goes
+in its own Data message with 2 SURBs, LP seq 1, 2, … . Incoming sequence numbers
+are ignored: TCP reorders by itself.
+
+The exit drops a client silently after 60 s without uplink data, so the client
+tracks its own uplink and reports `ReconnectNeeded` rather than waiting for a
+notice that never comes.
+
+No I/O here: the shell passes monotonic `now` (seconds) and, once per connect, the
+wall clock; it carries `SendToIpr` / `SendAdditionalSurbs` through the mixnet
+(building the reply SURBs) and acts on the events.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from ipaddress import IPv4Address, IPv6Address
+
+from smolmix_cli.ipr.bundle import BundleDecoder, encode_bundle
+from smolmix_cli.ipr.errors import IprError, MalformedMessage
+from smolmix_cli.ipr.lp_frame import MAX_SEQ, LpFrame, MsgType
+from smolmix_cli.ipr.messages import (
+    V9,
+    V10,
+    ConnectFailure,
+    ConnectRequest,
+    ConnectSuccess,
+    DataRequest,
+    DataResponse,
+    DisconnectRequest,
+    DisconnectResponse,
+    HealthRequest,
+    HealthResponse,
+    InfoResponse,
+    IpPacketRequest,
+    IpPacketResponse,
+    OffsetDateTime,
+    PingRequest,
+    PongResponse,
+    RequestBody,
+    UnrequestedDisconnect,
+    utc_timestamp,
+)
+
+# The lowest exit build seen to make the published client try v10 (1.31.0 did not);
+# the real threshold lies in between and is unknown (vectors/official-client README).
+V10_MIN_BUILD = (1, 99, 0)
+
+
+class NotConnected(IprError):
+    """Packets or requests handed to the client before it is connected."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    open_reply_surbs: int = 10
+    data_reply_surbs: int = 2
+    connect_timeout: float = 60.0
+    v10_fallback_after: float = 15.0
+    idle_timeout: float = 60.0  # the exit's CLIENT_MIXNET_INACTIVITY_TIMEOUT
+    keepalive_after: float = 45.0  # when to ask the shell for some uplink data
+    ping_timeout: float = 30.0
+    max_missed_pongs: int = 2
+    default_mtu: int = 1420  # the exit TUN's MTU when the reply reports none
+    max_surbs_answered: int = 500  # client-core's maximum_allowed_reply_surb_request_size
+    surbs_per_message: int = 100  # at most this many SURBs in one AdditionalSurbs message
+
+
+# --- what the shell must send ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SendToIpr:
+    """An anonymous (repliable) message to the IPR with `payload` and this many fresh reply SURBs."""
+
+    payload: bytes
+    reply_surbs: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendAdditionalSurbs:
+    """An AdditionalSurbs message (no data) with this many reply SURBs, same sender tag."""
+
+    count: int
+
+
+Transmit = SendToIpr | SendAdditionalSurbs
+
+
+# --- what happened ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    ipv4: IPv4Address
+    ipv6: IPv6Address
+    mtu: int
+    mtu_reported: bool
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectFailed:
+    """`reason` is the exit's ConnectFailureReason name, "timeout" or "unexpected response"."""
+
+    reason: str
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PacketsReceived:
+    packets: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PongReceived:
+    request_id: int
+    round_trip: float
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReceived:
+    response: HealthResponse
+
+
+@dataclass(frozen=True, slots=True)
+class InfoReceived:
+    response: InfoResponse
+
+
+@dataclass(frozen=True, slots=True)
+class KeepaliveDue:
+    """No uplink data for `idle_for` s: send some soon, or the exit forgets this client."""
+
+    idle_for: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectNeeded:
+    """The exit has (or will have) dropped this client: "idle", "pongs missing", "disconnected"."""
+
+    reason: str
+
+
+Event = (
+    Connected
+    | ConnectFailed
+    | PacketsReceived
+    | PongReceived
+    | HealthReceived
+    | InfoReceived
+    | KeepaliveDue
+    | ReconnectNeeded
+)
+
+
+class ClientState(enum.Enum):
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    FAILED = "failed"  # connect refused or timed out
+    LOST = "lost"  # was connected; the exit dropped us or will have
+
+
+def parse_build_version(text: str) -> tuple[int, int, int] | None:
+    match = re.match(r"\s*v?(\d+)\.(\d+)\.(\d+)", text)
+    if match is None:
+        return None
+    major, minor, patch = (int(g) for g in match.groups())
+    return major, minor, patch
+
+
+def version_for_exit(
+    build_version: str | None, v10_min_build: tuple[int, int, int] = V10_MIN_BUILD
+) -> int:
+    """The IPR version to try first for an exit whose directory entry shows this build."""
+    parsed = parse_build_version(build_version) if build_version else None
+    return V10 if parsed is not None and parsed >= v10_min_build else V9
+
+
+@dataclass(slots=True)
+class _Attempt:
+    version: int
+    request_id: int
+    started: float
+
+
+class IprClient:
+    """One tunnel's IPR session. Feed it replies and time; drain transmits and events."""
+
+    def __init__(
+        self, rng: random.Random | None = None, config: ClientConfig | None = None
+    ) -> None:
+        self._rng = rng if rng is not None else random.SystemRandom()
+        self.config = config if config is not None else ClientConfig()
+        self.state = ClientState.IDLE
+        self.stream_id: int | None = None
+        self.version: int | None = None
+        self.ipv4: IPv4Address | None = None
+        self.ipv6: IPv6Address | None = None
+        self.mtu: int | None = None
+        self.dropped = 0  # replies we could not use (wrong stream, garbage, stale)
+        self._transmits: list[Transmit] = []
+        self._events: list[Event] = []
+        self._attempt: _Attempt | None = None
+        self._connect_started = 0.0
+        self._wall_anchor: tuple[float, datetime] | None = None
+        self._seq = 0
+        self._last_uplink = 0.0
+        self._keepalive_signalled = False
+        self._pings: dict[int, float] = {}
+        self._missed_pongs = 0
+
+    # --- drained by the shell ---------------------------------------------------------------
+
+    def pop_transmits(self) -> list[Transmit]:
+        out, self._transmits = self._transmits, []
+        return out
+
+    def pop_events(self) -> list[Event]:
+        out, self._events = self._events, []
+        return out
+
+    # --- connecting ---------------------------------------------------------------------------
+
+    def connect(self, now: float, wall_clock: datetime, *, version: int = V9) -> None:
+        """Start (or restart) a session: a fresh stream, Open with SURBs, then the ConnectRequest."""
+        if version not in (V9, V10):
+            raise IprError(f"the LP transport speaks v9 or v10, not v{version}")
+        self._reset()
+        self.state = ClientState.CONNECTING
+        self._connect_started = now
+        self._wall_anchor = (now, wall_clock)
+        self.stream_id = self._rng.getrandbits(64)
+        open_frame = LpFrame(self.stream_id, MsgType.OPEN, 0)
+        self._transmits.append(SendToIpr(open_frame.encode(), self.config.open_reply_surbs))
+        self._send_connect(version, now)
+
+    def _reset(self) -> None:
+        self.version = self.ipv4 = self.ipv6 = self.mtu = None
+        self._attempt = None
+        self._seq = 0
+        self._pings.clear()
+        self._missed_pongs = 0
+        self._keepalive_signalled = False
+
+    def _timestamp(self, now: float) -> OffsetDateTime:
+        assert self._wall_anchor is not None
+        anchor_now, anchor_wall = self._wall_anchor
+        return utc_timestamp(anchor_wall + timedelta(seconds=max(0.0, now - anchor_now)))
+
+    def _send_connect(self, version: int, now: float) -> None:
+        assert self.stream_id is not None
+        request_id = self._rng.getrandbits(64)
+        self._attempt = _Attempt(version, request_id, now)
+        request = IpPacketRequest(version, ConnectRequest(request_id, self._timestamp(now)))
+        frame = LpFrame(self.stream_id, MsgType.DATA, 0, request.encode())
+        self._transmits.append(SendToIpr(frame.encode(), self.config.data_reply_surbs))
+
+    # --- sending --------------------------------------------------------------------------------
+
+    def _next_seq(self) -> int:
+        self._seq = 1 if self._seq >= MAX_SEQ else self._seq + 1
+        return self._seq
+
+    def _send_request(self, body: RequestBody) -> None:
+        assert self.stream_id is not None and self.version is not None
+        request = IpPacketRequest(self.version, body).encode()
+        frame = LpFrame(self.stream_id, MsgType.DATA, self._next_seq(), request)
+        self._transmits.append(SendToIpr(frame.encode(), self.config.data_reply_surbs))
+
+    def _require_connected(self) -> None:
+        if self.state is not ClientState.CONNECTED:
+            raise NotConnected(f"IPR session is {self.state.value}")
+
+    def send_packet(self, packet: bytes, now: float) -> None:
+        """One IP packet in its own Data message (as the published client sends them)."""
+        self._require_connected()
+        self._send_request(DataRequest(encode_bundle([packet])))
+        self._last_uplink = now
+        self._keepalive_signalled = False
+
+    def ping(self, now: float) -> int:
+        """Send a Ping; pings do not keep the session alive at the exit."""
+        self._require_connected()
+        request_id = self._rng.getrandbits(64)
+        self._send_request(PingRequest(request_id, self._timestamp(now)))
+        self._pings[request_id] = now
+        return request_id
+
+    def health(self, now: float) -> int:
+        self._require_connected()
+        request_id = self._rng.getrandbits(64)
+        self._send_request(HealthRequest(request_id, self._timestamp(now)))
+        return request_id
+
+    def disconnect(self, now: float) -> None:
+        """Tell the exit to free our addresses; the session is over either way."""
+        if self.state is ClientState.CONNECTED:
+            self._send_request(DisconnectRequest(self._rng.getrandbits(64), self._timestamp(now)))
+        self.state = ClientState.IDLE
+
+    def on_surb_request(self, amount: int, now: float) -> None:
+        """The exit asked for more reply SURBs: answer with AdditionalSurbs, bounded and batched."""
+        if self.state not in (ClientState.CONNECTING, ClientState.CONNECTED):
+            self.dropped += 1
+            return
+        left = max(0, min(amount, self.config.max_surbs_answered))
+        while left > 0:
+            batch = min(left, self.config.surbs_per_message)
+            self._transmits.append(SendAdditionalSurbs(batch))
+            left -= batch
+
+    # --- receiving ------------------------------------------------------------------------------
+
+    def on_reply(self, payload: bytes, now: float) -> None:
+        """The data of a reply message (a Reply NymMessage's content) from the mixnet."""
+        try:
+            frame = LpFrame.decode(payload)
+        except IprError:
+            self.dropped += 1
+            return
+        if frame.stream_id != self.stream_id or frame.msg_type is not MsgType.DATA:
+            self.dropped += 1
+            return
+        if self.state is ClientState.CONNECTING:
+            self._on_connect_reply(frame.content, now)
+        elif self.state is ClientState.CONNECTED:
+            self._on_session_reply(frame.content, now)
+        else:
+            self.dropped += 1
+
+    def _on_connect_reply(self, content: bytes, now: float) -> None:
+        attempt = self._attempt
+        assert attempt is not None
+        try:
+            if attempt.version >= V10:
+                response = IpPacketResponse.decode(content)
+                if response.version != attempt.version:
+                    raise MalformedMessage(f"v{response.version} reply to a v10 request")
+            else:  # the v9 path reads any reply as v9 and does not check its version byte
+                response = IpPacketResponse.decode(content, layout_version=V9)
+        except IprError:
+            self.dropped += 1
+            return
+        if response.request_id != attempt.request_id:
+            self.dropped += 1
+            return
+        body = response.body
+        if isinstance(body, ConnectSuccess):
+            self.state = ClientState.CONNECTED
+            self.version = attempt.version
+            self.ipv4, self.ipv6 = body.ipv4, body.ipv6
+            self.mtu = body.mtu if body.mtu is not None else self.config.default_mtu
+            self._last_uplink = now
+            self._events.append(
+                Connected(body.ipv4, body.ipv6, self.mtu, body.mtu is not None, attempt.version)
+            )
+        elif isinstance(body, ConnectFailure):
+            self.state = ClientState.FAILED
+            self._events.append(ConnectFailed(body.reason.name, body.message))
+        else:
+            self.state = ClientState.FAILED
+            self._events.append(ConnectFailed("unexpected response", type(body).__name__))
+
+    def _on_session_reply(self, content: bytes, now: float) -> None:
+        assert self.version is not None
+        try:
+            response = IpPacketResponse.decode(content, layout_version=self.version)
+        except IprError:
+            self.dropped += 1
+            return
+        body = response.body
+        if isinstance(body, DataResponse):
+            decoder = BundleDecoder()
+            packets = decoder.feed(body.ip_packet)
+            if decoder.pending:
+                self.dropped += 1  # a torn tail: keep the whole packets, as upstream does
+            if packets:
+                self._events.append(PacketsReceived(tuple(packets)))
+        elif isinstance(body, PongResponse):
+            sent = self._pings.pop(body.request_id, None)
+            if sent is None:
+                self.dropped += 1
+                return
+            self._missed_pongs = 0
+            self._events.append(PongReceived(body.request_id, now - sent))
+        elif isinstance(body, HealthResponse):
+            self._events.append(HealthReceived(body))
+        elif isinstance(body, InfoResponse):
+            self._events.append(InfoReceived(body))
+        elif isinstance(body, DisconnectResponse | UnrequestedDisconnect):
+            self._lose("disconnected")
+        else:
+            self.dropped += 1  # a late or repeated connect reply
+
+    def _lose(self, reason: str) -> None:
+        self.state = ClientState.LOST
+        self._events.append(ReconnectNeeded(reason))
+
+    # --- time ---------------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """When `handle_timeout` next has something to do."""
+        cfg = self.config
+        if self.state is ClientState.CONNECTING:
+            assert self._attempt is not None
+            deadline = self._connect_started + cfg.connect_timeout
+            if self._attempt.version >= V10:
+                deadline = min(deadline, self._attempt.started + cfg.v10_fallback_after)
+            return deadline
+        if self.state is ClientState.CONNECTED:
+            deadline = self._last_uplink + cfg.idle_timeout
+            if not self._keepalive_signalled:
+                deadline = min(deadline, self._last_uplink + cfg.keepalive_after)
+            if self._pings:
+                deadline = min(deadline, min(self._pings.values()) + cfg.ping_timeout)
+            return deadline
+        return None
+
+    def handle_timeout(self, now: float) -> None:
+        cfg = self.config
+        if self.state is ClientState.CONNECTING:
+            assert self._attempt is not None
+            if now - self._connect_started >= cfg.connect_timeout:
+                self.state = ClientState.FAILED
+                self._events.append(ConnectFailed("timeout"))
+            elif (
+                self._attempt.version >= V10
+                and now - self._attempt.started >= cfg.v10_fallback_after
+            ):
+                self._send_connect(V9, now)
+            return
+        if self.state is not ClientState.CONNECTED:
+            return
+        idle = now - self._last_uplink
+        if idle >= cfg.idle_timeout:
+            self._lose("idle")
+            return
+        if idle >= cfg.keepalive_after and not self._keepalive_signalled:
+            self._keepalive_signalled = True
+            self._events.append(KeepaliveDue(idle))
+        for request_id, sent in list(self._pings.items()):
+            if now - sent >= cfg.ping_timeout:
+                del self._pings[request_id]
+                self._missed_pongs += 1
+        if self._missed_pongs >= cfg.max_missed_pongs:
+            self._lose("pongs missing")

@@ -1,0 +1,149 @@
+"""Our client against our exit logic, with the mixnet reduced to passing payloads and SURB counts."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from ipaddress import IPv4Address
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from smolmix_cli.ipr.client_logic import (
+    ClientState,
+    Connected,
+    Event,
+    IprClient,
+    PacketsReceived,
+    PongReceived,
+    SendAdditionalSurbs,
+    SendToIpr,
+)
+from smolmix_cli.ipr.messages import V9, V10
+from smolmix_cli.ipr.router_logic import IprRouter, ReplyToClient, RequestSurbs, RouterConfig
+from tests.ipr.packets import udp_packet
+
+WALL = datetime(2026, 11, 24, 22, 0, tzinfo=UTC)
+TAG = bytes(range(16))
+REMOTE = IPv4Address("93.184.216.34")
+
+
+@dataclass
+class Loop:
+    """Carries every transmit at once; counts SURBs the way the mixnet layer would."""
+
+    client: IprClient
+    router: IprRouter
+    events: list[Event] = field(default_factory=list)
+    surb_requests: int = 0
+
+    def pump(self, now: float) -> None:
+        for _ in range(50):
+            moved = False
+            for t in self.client.pop_transmits():
+                moved = True
+                if isinstance(t, SendToIpr):
+                    self.router.on_message(TAG, t.payload, t.reply_surbs, now)
+                else:
+                    assert isinstance(t, SendAdditionalSurbs)
+                    self.router.on_additional_surbs(TAG, t.count, now)
+            for r in self.router.pop_transmits():
+                moved = True
+                if isinstance(r, ReplyToClient):
+                    self.client.on_reply(r.payload, now)
+                else:
+                    assert isinstance(r, RequestSurbs)
+                    self.surb_requests += 1
+                    self.client.on_surb_request(r.amount, now)
+            self.events += self.client.pop_events()
+            if not moved:
+                return
+        raise AssertionError("client and exit keep talking")
+
+    def advance(self, now: float) -> None:
+        for _ in range(5):
+            deadline = self.router.next_deadline()
+            if deadline is not None and deadline <= now:
+                self.router.handle_timeout(now)
+            deadline = self.client.next_deadline()
+            if deadline is not None and deadline <= now:
+                self.client.handle_timeout(now)
+            self.pump(now)
+
+
+def connected_loop(version: int = V9, mtu: int = 1420) -> Loop:
+    loop = Loop(IprClient(random.Random(5)), IprRouter(random.Random(6), RouterConfig(mtu=mtu)))
+    loop.client.connect(0.0, WALL, version=version)
+    loop.pump(0.0)
+    assert loop.client.state is ClientState.CONNECTED
+    return loop
+
+
+def test_connect_v9_and_v10() -> None:
+    loop = connected_loop()
+    (event,) = [e for e in loop.events if isinstance(e, Connected)]
+    assert event.version == V9 and not event.mtu_reported
+    assert loop.router.client_addresses(TAG) == (event.ipv4, event.ipv6)
+    loop = connected_loop(V10, mtu=1280)
+    (event,) = [e for e in loop.events if isinstance(e, Connected)]
+    assert event.version == V10 and event.mtu == 1280
+
+
+def test_ping_through_the_exit() -> None:
+    loop = connected_loop()
+    request_id = loop.client.ping(1.0)
+    loop.pump(1.5)
+    assert PongReceived(request_id, 0.5) in loop.events
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["up", "down", "wait"]),
+            st.integers(0, 1400),
+            st.floats(0, 1.4),  # 40 steps stay under the 60 s idle drop
+        ),
+        max_size=40,
+    )
+)
+def test_packets_flow_both_ways_in_order(steps: list[tuple[str, int, float]]) -> None:
+    loop = connected_loop()
+    assert loop.client.ipv4 is not None
+    sent_up: list[bytes] = []
+    sent_down: list[bytes] = []
+    now = 0.0
+    for kind, size, dt in steps:
+        now += dt
+        if kind == "up":
+            packet = udp_packet(loop.client.ipv4, REMOTE, size)
+            loop.client.send_packet(packet, now)
+            sent_up.append(packet)
+        elif kind == "down":
+            packet = udp_packet(REMOTE, loop.client.ipv4, size)
+            loop.router.on_downlink(packet, now)
+            sent_down.append(packet)
+        else:
+            loop.client.send_packet(udp_packet(loop.client.ipv4, REMOTE, 0), now)
+            sent_up.append(udp_packet(loop.client.ipv4, REMOTE, 0))
+        loop.pump(now)
+        loop.advance(now)
+    loop.advance(now + 1.0)
+    assert loop.router.pop_uplink() == sent_up
+    received = [p for e in loop.events if isinstance(e, PacketsReceived) for p in e.packets]
+    assert received == sent_down
+    assert loop.client.dropped == 0
+    assert set(loop.router.stats) == {"stream open"}
+
+
+def test_downlink_burst_needs_surb_top_ups() -> None:
+    """20 replies with 12 SURBs: the exit asks for SURBs and the client supplies them."""
+    loop = connected_loop()
+    assert loop.client.ipv4 is not None
+    packets = [udp_packet(REMOTE, loop.client.ipv4, 1400) for _ in range(20)]
+    for packet in packets:
+        loop.router.on_downlink(packet, 1.0)
+    loop.advance(1.1)
+    received = [p for e in loop.events if isinstance(e, PacketsReceived) for p in e.packets]
+    assert received == packets and loop.surb_requests >= 1
