@@ -225,3 +225,21 @@ async def test_keepalive_pings_keep_a_healthy_connection() -> None:
             assert client.stats.connection_losses == 0 and client.stats.connects == 1
             await client.send_mix_packet(_packet(4))
             await _wait_for(lambda: len(h.forwarded) == 1)
+
+
+@pytest.mark.anyio
+async def test_pushes_before_the_register_reply_are_kept() -> None:
+    """A gateway pushes stored messages while registering, before its reply (spec 3.8)."""
+    h = Harness()
+    async with run_gateway(h.gateway) as gw:
+        gw_id = ed25519_public_bytes(gw.identity)
+        async with GatewayClient.connect(gw.url, h.identity, gw_id, **h.options()):
+            pass
+        await _wait_for(lambda: h.client_id not in gw.connections)
+        await gw.push(h.client_id, b"stored while away")
+        assert len(gw.registry.clients[h.client_id].stored_messages) == 1
+        # Same identity, key lost: registers again; the stored push precedes `register`.
+        async with GatewayClient.connect(gw.url, h.identity, gw_id, **h.options()) as again:
+            assert again.stats.registrations == 1
+            await _wait_for(lambda: h.pushes == [b"stored while away"])
+            assert again.stats.frames_dropped == 0
