@@ -167,16 +167,19 @@ def choose_gateway(
     """The named gateway, else the remembered one if still listed, else the best performer.
 
     Low performers are already gone from a Topology built by `from_directory`
-    (spec 4.3); ties are broken at random.
+    (spec 4.3), nodes that also declare the mixnode role are avoided; ties are
+    broken at random.
     """
     if explicit is not None:
         node = topology.node_by_identity(explicit)
         if node.entry is None:
             raise NoRoute(f"node {explicit.hex()} is not a gateway clients can connect to")
         return node
-    candidates = [n for n in topology.gateways() if n.entry is not None]
-    if not candidates:
+    reachable = [n for n in topology.gateways() if n.entry is not None]
+    if not reachable:
         raise NoRoute("the topology lists no gateway with a client WebSocket")
+    # Spec 4.3: skip gateways that also declare the mixnode role (unless that is all).
+    candidates = [n for n in reachable if not n.supported_roles.mixnode] or reachable
     if remembered is not None:
         for node in candidates:
             if node.identity == remembered:

@@ -201,6 +201,16 @@ def test_gateway_choice_and_url() -> None:
     tls = dataclasses.replace(best, entry=EntryDetails("gw.example", 9000, 9001))
     assert gateway_url(tls) == "wss://gw.example:9001/"
 
+    # A gateway that also mixes is passed over while another gateway exists.
+    from smolmix_cli.mixnet.topology import SupportedRoles
+
+    nodes = dict(sim.topology.nodes)
+    nodes[best.node_id] = dataclasses.replace(
+        best, supported_roles=SupportedRoles(mixnode=True, entry=True)
+    )
+    mixed = dataclasses.replace(sim.topology, nodes=nodes)
+    assert choose_gateway(mixed) == sim.gateways[1].node
+
 
 @pytest.mark.anyio
 async def test_gateway_outage_pauses_retransmission_instead_of_failing() -> None:
