@@ -47,11 +47,15 @@ from smolmix_cli.mixnet.receiver import MessageReceiver
 from smolmix_cli.mixnet.topology import Node, NoRoute, Topology
 
 __all__ = [
+    "ClientClosed",
     "ClientConfig",
+    "ClientError",
     "ClientStats",
     "DeliveryFailed",
+    "GatewayUnavailable",
     "MixnetClient",
     "NoReplySurbs",
+    "NoRoute",
     "ReceivedMessage",
     "choose_gateway",
     "gateway_url",
