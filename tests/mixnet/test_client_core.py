@@ -106,6 +106,29 @@ class World:
             self.now = max(self.now, deadline)
 
 
+def _route_delays(net: SimNet, packet: MixPacket) -> float:
+    """Sum of the Sphinx delays the mix layers read from the data packet and its ack."""
+    from smolmix_cli.mixnet.ack import SurbAck
+    from smolmix_cli.mixnet.address import NodeAddress
+    from smolmix_cli.mixnet.payload import SURB_ACK_SIZE
+    from smolmix_cli.mixnet.sphinx import FinalHop
+
+    total = 0
+    todo = [(str(packet.next_hop), packet.packet)]
+    while todo:
+        address, data = todo.pop()
+        while True:
+            result = net.nodes[address].sphinx.process(data)
+            if isinstance(result, FinalHop):
+                break
+            total += result.delay_ns
+            address, data = str(NodeAddress.from_bytes(result.next_hop)), result.packet
+        if len(data) != PacketSize.ACK.size:
+            ack = SurbAck.from_bytes(result.plaintext()[:SURB_ACK_SIZE])
+            todo.append((str(ack.first_hop), ack.packet))
+    return total / 1e9
+
+
 def _payload(n: int, seed: int = 5) -> bytes:
     return random.Random(seed).randbytes(n)
 
@@ -166,11 +189,15 @@ def test_ack_timeout_uses_expected_round_trip() -> None:
     a = make_core(net, 0, 12, packet_delay_ns=50_000_000, ack_delay_ns=20_000_000)
     b = make_core(net, 1, 22)
     a.send_message(b.address, b"x", now=0.0)
-    item = a._queue[0]
-    rtt = item.prepared.total_delay_ns / 1e9
+    packet = a.poll_transmit(5.0)
+    assert packet is not None
+    # Recompute the expected RTT from what the nodes will read: data hops, then the ack's.
+    pending = next(iter(a._pending.values()))
+    rtt = pending.expected_rtt
     assert rtt > 0
-    assert a.poll_transmit(5.0) is not None
     assert a.poll_deadline() == pytest.approx(5.0 + rtt * 1.5 + 1.5)
+    pushes_delay = _route_delays(net, packet)
+    assert rtt == pytest.approx(pushes_delay, abs=1e-9)
 
 
 def test_retry_limit_fails_the_message() -> None:
@@ -377,13 +404,27 @@ def test_surb_request_from_a_stranger_is_ignored() -> None:
     assert a.stats.surb_requests_ignored == 1 and a.stats.surb_requests_served == 0
 
 
+_SIZES = st.integers(min_value=1, max_value=4000)
+_LOSSES = st.lists(st.booleans(), max_size=40)
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    size=st.integers(min_value=1, max_value=4000),
-    losses=st.lists(st.booleans(), max_size=40),
-)
+@given(size=_SIZES, losses=_LOSSES)
 def test_any_loss_pattern_ends_in_exactly_one_outcome(size: int, losses: list[bool]) -> None:
     """Whatever is lost (data or acks): one Delivered or Failed, never a duplicate message."""
+    _check_loss_pattern(size, losses)
+
+
+@pytest.mark.fuzz
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    size=st.integers(min_value=1, max_value=20_000), losses=st.lists(st.booleans(), max_size=120)
+)
+def test_any_loss_pattern_fuzz(size: int, losses: list[bool]) -> None:
+    _check_loss_pattern(size, losses)
+
+
+def _check_loss_pattern(size: int, losses: list[bool]) -> None:
     net = build_simnet()
     config = CoreConfig(poisson=False, cover=False, max_retransmissions=3)
     a, b = make_core(net, 0, 50, config), make_core(net, 1, 51)
