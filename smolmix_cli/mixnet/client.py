@@ -447,9 +447,10 @@ class MixnetClient:
                     await gateway.wait_connected()
                     core.resume(anyio.current_time())
                     continue
-                now = anyio.current_time()
-                core.handle_timeout(now)
-                while (packet := core.poll_transmit(now)) is not None:
+                core.handle_timeout(anyio.current_time())
+                # A fresh clock per packet: its ack timer must start when it really
+                # leaves, not when the loop began (sends can wait on a full outbox).
+                while (packet := core.poll_transmit(anyio.current_time())) is not None:
                     await gateway.send_mix_packet(packet)
                     # Building packets is CPU work: let pushes (acks) and the socket run.
                     await anyio.lowlevel.checkpoint()

@@ -203,6 +203,7 @@ class _Pending:
     retries: int = 0
     deadline: float | None = None  # None while it waits in the queue
     expected_rtt: float = 0.0  # of the copy sent last (seconds)
+    sent_at: float = 0.0  # when the copy sent last left the queue
 
 
 @dataclass
@@ -255,6 +256,13 @@ class ClientCore:
         self._next_loop_cover = now + self._draw(self.config.loop_cover_traffic_average_delay)
         self._next_housekeeping = now + HOUSEKEEPING_INTERVAL
         self._suspended_at: float | None = None
+        # Ack round trips measured on first transmissions (Karn's rule), smoothed as
+        # RFC 6298 does for TCP. Nym's static timeout (sum of delays x 1.5 + 1.5 s)
+        # ignores queueing before the first hop and processing on the way, so a burst
+        # larger than the path drains in 1.5 s would be resent wholesale; the measured
+        # estimate stretches the timeout instead. It never shortens Nym's.
+        self._srtt: float | None = None
+        self._rttvar = 0.0
 
     @property
     def address(self) -> Recipient:
@@ -428,14 +436,31 @@ class ClientCore:
                     continue
             rtt = prepared.total_delay_ns / NS_PER_S
             pending.expected_rtt = rtt
-            pending.deadline = (
-                now + rtt * self.config.ack_wait_multiplier + self.config.ack_wait_addition
-            )
+            pending.sent_at = now
+            pending.deadline = now + self._ack_timeout(rtt)
             self.stats.real_packets_sent += 1
             if item.retransmission:
                 self.stats.retransmissions += 1
             return prepared.mix_packet
         return None
+
+    def _ack_timeout(self, expected_rtt: float) -> float:
+        static = expected_rtt * self.config.ack_wait_multiplier + self.config.ack_wait_addition
+        if self._srtt is None:
+            return static
+        return max(static, self._srtt + 4 * self._rttvar)
+
+    def _sample_ack_rtt(self, sample: float) -> None:
+        if self._srtt is None:
+            self._srtt, self._rttvar = sample, sample / 2
+            return
+        self._rttvar = 0.75 * self._rttvar + 0.25 * abs(self._srtt - sample)
+        self._srtt = 0.875 * self._srtt + 0.125 * sample
+
+    @property
+    def smoothed_ack_rtt(self) -> float | None:
+        """Measured ack round trip (seconds), None before the first sample."""
+        return self._srtt
 
     def poll_deadline(self) -> float | None:
         """When `handle_timeout`/`poll_transmit` next have something to do.
@@ -510,7 +535,7 @@ class ClientCore:
             log.debug("dropped a %d-byte push: %s", len(plaintext), exc)
             return
         if isinstance(event, AckReceived):
-            self._on_ack(event.fragment_id)
+            self._on_ack(event.fragment_id, now)
             return
         self.stats.packets_received += 1
         if isinstance(event, CoverReceived):
@@ -521,7 +546,7 @@ class ClientCore:
             self.stats.fragments_received += 1
             self._on_message(event, now)
 
-    def _on_ack(self, fid: FragmentId) -> None:
+    def _on_ack(self, fid: FragmentId, now: float) -> None:
         if fid.is_cover:
             self.stats.cover_acks_received += 1
             return
@@ -530,6 +555,8 @@ class ClientCore:
             self.stats.stray_acks += 1  # duplicate ack of a retransmitted fragment, or late
             return
         self.stats.acks_received += 1
+        if pending.retries == 0 and pending.deadline is not None:
+            self._sample_ack_rtt(max(0.0, now - pending.sent_at))
         message = self._messages.get(pending.message_id)
         if message is None:
             return

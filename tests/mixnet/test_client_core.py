@@ -470,3 +470,37 @@ def test_suspend_stops_sending_and_ack_clocks() -> None:
     assert len(sent) == 1 + a.stats.cover_packets_sent
     a.handle_timeout(1000.6)
     assert a.stats.retransmissions == 0 and a.queued == 1  # the overdue one is back in line
+
+
+def test_measured_ack_round_trip_stretches_the_timeout_but_never_shortens_it() -> None:
+    """Queueing before the first hop is invisible to Nym's static timeout; samples see it."""
+    net = build_simnet()
+    a, b = make_core(net, 0, 13), make_core(net, 1, 23)
+    assert a.smoothed_ack_rtt is None
+
+    def send_and_ack(at: float, ack_after: float) -> float:
+        a.send_message(b.address, b"x", now=at)
+        packet = a.poll_transmit(at)
+        assert packet is not None
+        [pending] = a._pending.values()
+        deadline = pending.deadline
+        assert deadline is not None
+        pushes = net.route(packet, None)
+        for push in pushes:  # the data reaches b at once; its ack comes back late
+            if push.client == a.address.identity:
+                a.handle_push(push.plaintext, at + ack_after)
+            else:
+                b.handle_push(push.plaintext, at)
+        assert a.pending_acks == 0
+        return deadline - at
+
+    # Zero mix delays: Nym's timeout is 0 * 1.5 + 1.5 s, used until a sample exists.
+    assert send_and_ack(0.0, 1.2) == pytest.approx(1.5)
+    assert a.smoothed_ack_rtt == pytest.approx(1.2)
+    # srtt 1.2 s, rttvar 0.6 s: the next timeout is 1.2 + 4 * 0.6 = 3.6 s, not 1.5 s.
+    assert send_and_ack(10.0, 0.01) == pytest.approx(3.6)
+    # Fast acks pull the estimate down, but the timeout stays at least Nym's 1.5 s.
+    for i in range(40):
+        send_and_ack(20.0 + i, 0.01)
+    assert a.smoothed_ack_rtt is not None and a.smoothed_ack_rtt < 0.1
+    assert send_and_ack(100.0, 0.01) == pytest.approx(1.5)
