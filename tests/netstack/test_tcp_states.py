@@ -616,3 +616,26 @@ def test_set_mss_splits_and_resends_segments_in_flight() -> None:
     settle(a, b, 0.003)
     assert b.recv(1 << 16) == data and b.at_eof
     assert a.state is TcpState.FIN_WAIT_2
+
+
+def test_fin_never_beyond_the_window_and_no_ack_storm() -> None:
+    a, b = handshake(cfg(recv_buffer=3000, window_scaling=False), cfg(nagle=False))
+    b.send(b"f" * 3000)
+    b.close()
+    segs = b.poll_transmit(0.0)
+    assert sum(len(s.payload) for s in segs) == 3000
+    assert not any(s.flags & FIN for s in segs)  # it would lie past A's window
+    for s in segs:
+        a.handle_segment(s, 0.0)
+    settle(a, b, 0.0)
+    assert not a.at_eof and a.readable == 3000
+    a.recv(3000)
+    settle(a, b, 0.01)
+    assert a.at_eof and b.state is TcpState.FIN_WAIT_2
+    # Pure ACKs beyond the window are answered at most every 0.5 s.
+    beyond = TcpSegment(80, 40000, (a._rcv_adv + 5) & MASK, a._snd_nxt & MASK, ACK, 100)
+    answers = 0
+    for i in range(100):
+        a.handle_segment(beyond, 1.0 + i * 0.01)
+        answers += len(a.poll_transmit(1.0 + i * 0.01))
+    assert answers == 2
