@@ -69,6 +69,8 @@ _MAX_OOO_RANGES = 256  # bounds per-segment work on hostile out-of-order pattern
 
 
 class TcpState(enum.Enum):
+    """RFC 9293 §3.3.2 states (LISTEN is the stack's business: accept() starts in SYN-RECEIVED)."""
+
     CLOSED = "CLOSED"
     LISTEN = "LISTEN"
     SYN_SENT = "SYN-SENT"
@@ -104,6 +106,8 @@ _ESTABLISHED_LIKE = frozenset(
 
 @dataclass
 class TcpConfig:
+    """Per-connection tunables; defaults suit a LAN-ish path, the mixnet raises the RTO floor."""
+
     mss: int = 1380  # clamp from path MTU; stack computes mtu - 40 (v4) / - 60 (v6)
     send_buffer: int = 65536
     recv_buffer: int = 65536
@@ -377,19 +381,23 @@ class TcpConnection:
 
     @property
     def readable(self) -> int:
+        """Bytes recv() can return now."""
         return len(self._rcvbuf)
 
     @property
     def at_eof(self) -> bool:
+        """The peer sent FIN and every byte before it has been read."""
         return self._fin_received and not self._rcvbuf
 
     @property
     def is_established(self) -> bool:
+        """The handshake completed (any state from ESTABLISHED on)."""
         st = self.state
         return st is ESTABLISHED or st in _ESTABLISHED_LIKE
 
     @property
     def is_closed(self) -> bool:
+        """Nothing left to do: the stack may forget the connection."""
         return self.state is CLOSED
 
     @property
@@ -399,22 +407,27 @@ class TcpConnection:
 
     @property
     def srtt(self) -> float | None:
+        """Smoothed RTT in seconds (None before the first sample)."""
         return self._srtt
 
     @property
     def rto(self) -> float:
+        """Current retransmission timeout, backoff included."""
         return self._current_rto()
 
     @property
     def cwnd(self) -> int:
+        """Congestion window in bytes."""
         return self._cwnd
 
     def send_space(self) -> int:
+        """Free bytes in the send buffer (0 after close)."""
         if self._app_closed or self.state is CLOSED:
             return 0
         return max(0, self.config.send_buffer - len(self._sndbuf))
 
     def send(self, data: bytes | bytearray | memoryview) -> int:
+        """Queue what fits in the send buffer; returns the count (0 when full)."""
         if self.error is not None:
             raise self.error
         if self._app_closed or self.state is CLOSED:
@@ -430,6 +443,7 @@ class TcpConnection:
         return n
 
     def recv(self, max_bytes: int) -> bytes:
+        """In-order bytes; b"" when none now. Buffered data outlives a reset."""
         buf = self._rcvbuf
         if not buf:
             if self.error is not None:
@@ -538,6 +552,7 @@ class TcpConnection:
     # ------------------------------------------------------------------ timers
 
     def poll_deadline(self) -> float | None:
+        """Earliest timer as an absolute time, or None."""
         # Unrolled: the stack asks after every packet.
         best = self._rto_at
         t = self._tlp_at
@@ -570,6 +585,7 @@ class TcpConnection:
         return self._last_rx + idle
 
     def handle_timeout(self, now: float) -> None:
+        """Fire every timer due at `now`; poll_transmit then sends what they queued."""
         if self.state is CLOSED:
             return
         if self._tw_at is not None and now >= self._tw_at:
