@@ -1512,7 +1512,7 @@ class TcpConnection:
         else:
             out.append(self._mk(self._snd_una - 1, ACK, b"", now))
         if self._persist_backoff and self._snd_una >= self._snd_nxt:
-            rto = min(self._current_rto() * (1 << min(self._persist_backoff, 16)), 60.0)
+            rto = self._current_rto() * (1 << min(self._persist_backoff, 16))
             self._persist_at = now + min(rto, self.config.rto_max)
 
     def _send_data(self, now: float, out: list[TcpSegment]) -> None:
