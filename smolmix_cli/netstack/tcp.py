@@ -62,7 +62,6 @@ DEFAULT_MSS = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
 TS_OPTION_LEN = 12  # NOP NOP + 10-byte timestamp option on every segment
 _G = 0.001  # clock granularity for RFC 6298
 _PAWS_TOLERANCE = 60_000  # timestamp ticks (60 s at 1 ms); see handle_segment
-_QUICKACKS = 16
 _CHALLENGE_ACKS_PER_S = 10
 _OOW_ACK_INTERVAL = 0.5  # seconds between ACKs answering out-of-window pure ACKs
 _MAX_OOO_RANGES = 256  # bounds per-segment work on hostile out-of-order patterns  # immediate ACKs at start and after loss, as Linux does
@@ -129,6 +128,9 @@ class TcpConfig:
     peer_delayed_ack: float = 0.05  # RFC 8985 WCDelAckT: added to the PTO for 1-segment flights
     tlp: bool = True  # tail loss probes (RFC 8985 §7)
     rack: bool = True  # time-based loss detection; False = 3 SACKed segments above a hole
+    # Immediate ACKs at start and after a hole fills (Linux's quickack). Each ACK is a
+    # packet; over the mixnet a lower value saves reply SURBs at some cost in ramp-up.
+    quickack_segments: int = 16
 
 
 @dataclass
@@ -245,7 +247,7 @@ class TcpConnection:
         self._peer_fin_seq: int | None = None
         self._fin_received = False
         self._rcv_unacked = 0
-        self._quickacks = _QUICKACKS  # ack every segment while the sender slow-starts
+        self._quickacks = config.quickack_segments  # ack each segment in slow start
         self._rcv_mss = DEFAULT_MSS
         self._ack_now = False
         self._last_ack_sent = 0
@@ -1353,7 +1355,7 @@ class TcpConnection:
                 self._ack_now = True  # a hole was filled: tell the sender at once
                 # The sender is recovering with a small window; delayed ACKs would
                 # stall it for a whole delayed-ACK timeout per round (cf. Linux quickack).
-                self._quickacks = _QUICKACKS
+                self._quickacks = self.config.quickack_segments
             self._rcv_nxt = rcv_nxt
             self._rcv_unacked += n
             if (
