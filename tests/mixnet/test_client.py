@@ -1,0 +1,202 @@
+"""MixnetClient end to end: real WebSockets, real gateway protocol, real Sphinx mixing."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import anyio
+import pytest
+
+from smolmix_cli.mixnet.client import (
+    ClientConfig,
+    DeliveryFailed,
+    MixnetClient,
+    NoReplySurbs,
+    ReceivedMessage,
+    choose_gateway,
+    gateway_url,
+)
+from smolmix_cli.mixnet.key_store import KeyStore
+from smolmix_cli.mixnet.packet_size import PacketSize
+from smolmix_cli.mixnet.topology import NoRoute
+from tests.mixnet.loopback_net import loopback_net
+
+FAST = ClientConfig.fast(keepalive_interval=None)
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.mark.anyio
+async def test_two_clients_exchange_100k_and_a_reply_through_surbs() -> None:
+    async with loopback_net() as net:
+        gw_a = net.sim.gateways[0].node.identity
+        gw_b = net.sim.gateways[1].node.identity
+        async with (
+            MixnetClient.start(net.topology, gateway=gw_a, config=FAST) as alice,
+            MixnetClient.start(net.topology, gateway=gw_b, config=FAST) as bob,
+        ):
+            assert alice.address.gateway == gw_a and bob.address.gateway == gw_b
+            request = random.Random(1).randbytes(100 * 1024)
+            mid = await alice.send(bob.address, request, reply_surbs=20)
+            got = await bob.receive(timeout=30)
+            assert got.data == request and got.sender_tag is not None and not got.via_reply
+            await alice.wait_delivered(mid, timeout=30)
+            assert bob.reply_surbs_available(got.sender_tag) == 20
+
+            reply = random.Random(2).randbytes(5000)
+            reply_id = await bob.send_reply(got.sender_tag, reply)
+            answer = await alice.receive(timeout=30)
+            assert answer == ReceivedMessage(reply, None, True)
+            await bob.wait_delivered(reply_id, timeout=30)
+            assert bob.reply_surbs_available(got.sender_tag) < 20
+
+            a, b = alice.stats, bob.stats
+            assert a.messages_delivered == 1 and b.messages_delivered == 1
+            assert (
+                a.real_packets_sent == a.acks_received > 60
+            )  # 100 KiB + 20 SURBs in ~1.6 KB fragments
+            assert a.retransmissions == 0 and a.cover_packets_sent == 0
+            assert b.messages_received == 1 and a.messages_received == 1
+            assert a.gateway_connects == 1 and a.bandwidth_remaining > 0
+
+            with pytest.raises(NoReplySurbs):
+                await bob.send_reply(b"\x01" * 16, b"nobody gave me surbs")
+
+            # Bob asks Alice for more SURBs; they arrive under the same tag.
+            before = bob.reply_surbs_available(got.sender_tag)
+            await bob.request_reply_surbs(got.sender_tag, 30)
+            with anyio.fail_after(30):
+                while bob.reply_surbs_available(got.sender_tag) != before - 1 + 30:
+                    await anyio.sleep(0.01)
+            assert alice.stats.surb_requests_served == 1
+
+
+@pytest.mark.anyio
+async def test_lost_acks_are_retransmitted_until_delivered() -> None:
+    async with loopback_net() as net:
+        dropped = 0
+
+        def drop_two_acks(packet: object) -> bool:
+            nonlocal dropped
+            from smolmix_cli.mixnet.mix_packet import MixPacket
+
+            assert isinstance(packet, MixPacket)
+            if len(packet.packet) == PacketSize.ACK.size and dropped < 2:
+                dropped += 1
+                return True
+            return False
+
+        net.drop = drop_two_acks
+        config = ClientConfig.fast(keepalive_interval=None, ack_wait_addition=0.2)
+        async with (
+            MixnetClient.start(net.topology, config=config) as alice,
+            MixnetClient.start(net.topology, config=config) as bob,
+        ):
+            mid = await alice.send(bob.address, b"are you there?")
+            await alice.wait_delivered(mid, timeout=10)
+            assert alice.stats.retransmissions == 2
+            assert (await bob.receive(timeout=5)).data == b"are you there?"
+            with pytest.raises(TimeoutError):
+                await bob.receive(timeout=0.3)  # duplicates are not delivered twice
+
+
+@pytest.mark.anyio
+async def test_delivery_failure_is_reported() -> None:
+    async with loopback_net() as net:
+        net.drop = lambda packet: len(packet.packet) == PacketSize.ACK.size
+        config = ClientConfig.fast(
+            keepalive_interval=None, ack_wait_addition=0.05, max_retransmissions=2
+        )
+        async with (
+            MixnetClient.start(net.topology, config=config) as alice,
+            MixnetClient.start(net.topology, config=config) as bob,
+        ):
+            mid = await alice.send(bob.address, b"x")
+            with pytest.raises(DeliveryFailed):
+                await alice.wait_delivered(mid, timeout=10)
+            assert alice.stats.messages_failed == 1 and alice.stats.retransmissions == 2
+
+
+@pytest.mark.anyio
+async def test_traffic_shaping_and_cover_run_in_real_time() -> None:
+    async with loopback_net() as net:
+        config = ClientConfig(
+            average_packet_delay=0.0,
+            average_ack_delay=0.0,
+            message_sending_average_delay=0.01,
+            loop_cover_traffic_average_delay=0.05,
+            keepalive_interval=None,
+        )
+        async with (
+            MixnetClient.start(net.topology, config=config) as alice,
+            MixnetClient.start(net.topology, config=FAST) as bob,
+        ):
+            await anyio.sleep(0.3)
+            mid = await alice.send(bob.address, b"shaped")
+            assert (await bob.receive(timeout=10)).data == b"shaped"
+            await alice.wait_delivered(mid, timeout=10)
+            await anyio.sleep(0.2)
+            stats = alice.stats
+            assert stats.cover_packets_sent > 10 and stats.cover_received > 5
+            assert stats.real_packets_sent == 1
+            # Bob sends nothing on his own.
+            assert bob.stats.packets_sent == 0
+
+
+@pytest.mark.anyio
+async def test_persistent_keys_keep_the_address_and_survive_gateway_drops(
+    tmp_path: Path,
+) -> None:
+    async with loopback_net() as net:
+        store_dir = tmp_path / "alice"
+        async with MixnetClient.start(
+            net.topology, key_store=KeyStore.open(store_dir), config=FAST
+        ) as alice:
+            first_address = alice.address
+        gateway = net.gateway_by_identity(first_address.gateway)
+        assert gateway.registered == [first_address.identity]
+        async with (
+            MixnetClient.start(
+                net.topology, key_store=KeyStore.open(store_dir), config=FAST
+            ) as alice,
+            MixnetClient.start(net.topology, config=FAST) as bob,
+        ):
+            assert alice.address == first_address
+            assert gateway.authenticated == [first_address.identity]  # no second registration
+            # The gateway drops Alice; Bob's message waits at the gateway, Alice reconnects.
+            await gateway.drop_client(first_address.identity)
+            mid = await bob.send(alice.address, b"while you were out")
+            assert (await alice.receive(timeout=10)).data == b"while you were out"
+            await bob.wait_delivered(mid, timeout=10)
+            assert alice.stats.gateway_connection_losses == 1
+            assert alice.stats.gateway_connects >= 2
+            # Reconnected with the stored key, never registered again.
+            assert gateway.registered.count(first_address.identity) == 1
+
+
+def test_gateway_choice_and_url() -> None:
+    from tests.mixnet.simnet import build_simnet
+
+    sim = build_simnet(gateways=3)
+    best = sim.gateways[0].node  # performance 0.95, the others lower
+    assert choose_gateway(sim.topology) == best
+    other = sim.gateways[2].node
+    assert choose_gateway(sim.topology, explicit=other.identity) == other
+    assert choose_gateway(sim.topology, remembered=other.identity) == other
+    assert choose_gateway(sim.topology, remembered=b"\x00" * 32) == best
+    with pytest.raises(NoRoute):
+        choose_gateway(sim.topology, explicit=b"\x00" * 32)
+    mix = sim.topology.layer(1)[0]
+    with pytest.raises(NoRoute):
+        choose_gateway(sim.topology, explicit=mix.identity)
+    assert gateway_url(best) == f"ws://{best.ip_addresses[0]}:9000/"
+    import dataclasses
+
+    from smolmix_cli.mixnet.topology import EntryDetails
+
+    tls = dataclasses.replace(best, entry=EntryDetails("gw.example", 9000, 9001))
+    assert gateway_url(tls) == "wss://gw.example:9001/"

@@ -1,0 +1,406 @@
+"""The sans-io client core on a virtual clock, its packets carried by real Sphinx nodes."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from smolmix_cli.mixnet.address import Recipient
+from smolmix_cli.mixnet.client_core import (
+    ClientCore,
+    CoreConfig,
+    CoreEvent,
+    InvalidConfig,
+    MessageDelivered,
+    MessageFailed,
+    NoReplySurbs,
+    ReceivedMessage,
+)
+from smolmix_cli.mixnet.keys import Ed25519KeyPair, X25519KeyPair
+from smolmix_cli.mixnet.mix_packet import MixPacket
+from smolmix_cli.mixnet.packet_size import PacketSize
+from smolmix_cli.mixnet.preparer import MessagePreparer
+from smolmix_cli.mixnet.receiver import MessageReceiver
+from tests.mixnet.simnet import SimNet, build_simnet
+
+QUIET = CoreConfig(poisson=False, cover=False)
+
+
+def make_core(
+    net: SimNet,
+    gateway: int,
+    seed: int,
+    config: CoreConfig = QUIET,
+    *,
+    packet_delay_ns: int = 0,
+    ack_delay_ns: int = 0,
+) -> ClientCore:
+    rng = random.Random(seed)
+    identity = Ed25519KeyPair.from_private_bytes(rng.randbytes(32))
+    encryption = X25519KeyPair.from_private_bytes(rng.randbytes(32))
+    ack_key = rng.randbytes(16)
+    address = Recipient(
+        identity.public_bytes, encryption.public_bytes, net.gateways[gateway].node.identity
+    )
+    preparer = MessagePreparer(
+        address,
+        ack_key,
+        rng=random.Random(seed + 1),
+        average_packet_delay_ns=packet_delay_ns,
+        average_ack_delay_ns=ack_delay_ns,
+    )
+    receiver = MessageReceiver(encryption.private_bytes, ack_key)
+    return ClientCore(
+        preparer, receiver, net.topology, config=config, rng=random.Random(seed + 2), now=0.0
+    )
+
+
+@dataclass
+class World:
+    """Clients attached to a SimNet, stepped on a virtual clock with instant delivery."""
+
+    net: SimNet
+    clients: list[ClientCore]
+    now: float = 0.0
+    drop: Callable[[MixPacket], bool] | None = None
+    route: bool = True
+    """False: only record what is sent (for schedule statistics)."""
+    sent: list[tuple[float, int, MixPacket]] = field(default_factory=list)
+    events: list[list[CoreEvent]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.events = [[] for _ in self.clients]
+
+    def by_identity(self, identity: bytes) -> ClientCore:
+        return next(c for c in self.clients if c.address.identity == identity)
+
+    def step(self) -> None:
+        for index, core in enumerate(self.clients):
+            core.handle_timeout(self.now)
+            while (packet := core.poll_transmit(self.now)) is not None:
+                self.sent.append((self.now, index, packet))
+                if not self.route:
+                    continue
+                for push in self.net.route(packet, self.drop):
+                    self.by_identity(push.client).handle_push(push.plaintext, self.now)
+        for index, core in enumerate(self.clients):
+            while (event := core.poll_event()) is not None:
+                self.events[index].append(event)
+
+    def run_until(self, end: float) -> None:
+        """Jump from deadline to deadline until `end`."""
+        while True:
+            self.step()
+            deadline = min(d for c in self.clients if (d := c.poll_deadline()) is not None)
+            if deadline > end:
+                self.now = end
+                self.step()
+                return
+            self.now = max(self.now, deadline)
+
+
+def _payload(n: int, seed: int = 5) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+def test_message_delivered_and_acknowledged() -> None:
+    net = build_simnet()
+    a, b = make_core(net, 0, 10), make_core(net, 1, 20)
+    world = World(net, [a, b])
+    data = _payload(5000)
+    mid = a.send_message(b.address, data, now=0.0)
+    fragments = a.queued
+    assert fragments == 4 and a.pending_acks == 4
+    world.run_until(1.0)
+    assert world.events[1] == [ReceivedMessage(data, None, False)]
+    assert world.events[0] == [MessageDelivered(mid)]
+    assert a.pending_acks == 0 and a.outstanding_messages() == set()
+    assert a.stats.real_packets_sent == fragments and a.stats.acks_received == fragments
+    assert a.stats.retransmissions == 0 and a.stats.cover_packets_sent == 0
+    assert b.stats.messages_received == 1 and b.stats.fragments_received == fragments
+    # Quiet configuration: nothing more is sent when idle.
+    before = len(world.sent)
+    world.run_until(100.0)
+    assert len(world.sent) == before
+
+
+def test_lost_acks_are_retransmitted_on_time_with_fresh_packets() -> None:
+    net = build_simnet()
+    a, b = make_core(net, 0, 11), make_core(net, 1, 21)
+    world = World(net, [a, b])
+    acks_to_drop = 2
+
+    def drop(packet: MixPacket) -> bool:
+        nonlocal acks_to_drop
+        if len(packet.packet) == PacketSize.ACK.size and acks_to_drop > 0:
+            acks_to_drop -= 1
+            return True
+        return False
+
+    world.drop = drop
+    data = _payload(100)
+    mid = a.send_message(b.address, data, now=0.0)
+    world.run_until(1.49)  # zero mix delays: the ack wait is 0 * 1.5 + 1.5 s
+    assert a.stats.retransmissions == 0 and a.pending_acks == 1
+    assert a.poll_deadline() == pytest.approx(1.5)
+    world.run_until(10.0)
+    times = [t for t, who, _ in world.sent if who == 0]
+    assert times == pytest.approx([0.0, 1.5, 3.0])
+    packets = [p for _, who, p in world.sent if who == 0]
+    assert len({p.packet for p in packets}) == 3  # every retransmission is a new Sphinx packet
+    assert a.stats.retransmissions == 2 and a.stats.stray_acks == 0
+    assert world.events[0] == [MessageDelivered(mid)]
+    # The receiver got the fragment three times and delivered the message once.
+    assert world.events[1] == [ReceivedMessage(data, None, False)]
+
+
+def test_ack_timeout_uses_expected_round_trip() -> None:
+    net = build_simnet()
+    a = make_core(net, 0, 12, packet_delay_ns=50_000_000, ack_delay_ns=20_000_000)
+    b = make_core(net, 1, 22)
+    a.send_message(b.address, b"x", now=0.0)
+    item = a._queue[0]
+    rtt = item.prepared.total_delay_ns / 1e9
+    assert rtt > 0
+    assert a.poll_transmit(5.0) is not None
+    assert a.poll_deadline() == pytest.approx(5.0 + rtt * 1.5 + 1.5)
+
+
+def test_retry_limit_fails_the_message() -> None:
+    net = build_simnet()
+    config = CoreConfig(poisson=False, cover=False, max_retransmissions=2)
+    a, b = make_core(net, 0, 13, config), make_core(net, 1, 23)
+    world = World(net, [a, b])
+    world.drop = lambda packet: len(packet.packet) == PacketSize.ACK.size
+    mid = a.send_message(b.address, _payload(3000), now=0.0)
+    world.run_until(20.0)
+    assert world.events[0] == [MessageFailed(mid, "no ack after 2 retransmissions")]
+    assert a.pending_acks == 0 and a.outstanding_messages() == set()
+    assert a.stats.messages_failed == 1
+    sent_by_a = [t for t, who, _ in world.sent if who == 0]
+    assert len(sent_by_a) == 2 * 3  # two fragments, each sent three times
+    assert max(sent_by_a) == pytest.approx(3.0)
+
+
+def test_repliable_message_and_reply_through_surbs() -> None:
+    net = build_simnet()
+    a, b = make_core(net, 0, 14), make_core(net, 1, 24)
+    world = World(net, [a, b])
+    request = _payload(200, 1)
+    a.send_message(b.address, request, reply_surbs=5, now=0.0)
+    world.run_until(1.0)
+    received = [e for e in world.events[1] if isinstance(e, ReceivedMessage)]
+    assert len(received) == 1 and received[0].data == request
+    tag = received[0].sender_tag
+    assert tag is not None and len(tag) == 16
+    assert b.reply_surbs_available(tag) == 5 and b.stats.reply_surbs_received == 5
+    # A second message to the same recipient carries the same tag.
+    a.send_message(b.address, b"again", reply_surbs=1, now=1.0)
+    world.run_until(2.0)
+    again = [e for e in world.events[1] if isinstance(e, ReceivedMessage)][1]
+    assert again.sender_tag == tag and b.reply_surbs_available(tag) == 6
+
+    reply = _payload(3000, 2)
+    mid = b.send_reply(tag, reply, now=2.0)
+    used = b.queued
+    assert used >= 2 and b.reply_surbs_available(tag) == 6 - used
+    world.run_until(3.0)
+    assert ReceivedMessage(reply, None, True) in world.events[0]
+    assert MessageDelivered(mid) in world.events[1]
+
+    with pytest.raises(NoReplySurbs) as info:
+        b.send_reply(tag, _payload(10_000, 3), now=3.0)
+    assert info.value.needed > info.value.available == 6 - used
+    assert b.reply_surbs_available(tag) == 6 - used  # nothing consumed by the refusal
+    with pytest.raises(NoReplySurbs):
+        b.send_reply(b"\x00" * 16, b"hi", now=3.0)
+
+
+def test_reply_retransmission_spends_another_surb_then_fails_when_none_left() -> None:
+    net = build_simnet()
+    a, b = make_core(net, 0, 15), make_core(net, 1, 25)
+    world = World(net, [a, b])
+    a.send_message(b.address, b"q", reply_surbs=2, now=0.0)
+    world.run_until(1.0)
+    tag = next(e for e in world.events[1] if isinstance(e, ReceivedMessage)).sender_tag
+    assert tag is not None
+    world.drop = lambda packet: len(packet.packet) == PacketSize.ACK.size
+    mid = b.send_reply(tag, b"r", now=1.0)
+    world.run_until(10.0)
+    assert b.reply_surbs_available(tag) == 0
+    failed = [e for e in world.events[1] if isinstance(e, MessageFailed)]
+    assert len(failed) == 1 and failed[0].message_id == mid
+    assert "cannot retransmit" in failed[0].reason
+    # The reply itself arrived (twice); the sender saw it once.
+    assert [e for e in world.events[0] if isinstance(e, ReceivedMessage)] == [
+        ReceivedMessage(b"r", None, True)
+    ]
+
+
+def test_poisson_main_stream_spacing_is_exponential() -> None:
+    net = build_simnet()
+    config = CoreConfig(poisson=True, cover=False, poisson_cover=True)
+    a = make_core(net, 0, 16, config)
+    world = World(net, [a], route=False)
+    world.run_until(20.0)
+    times = [t for t, _, _ in world.sent]
+    gaps = [y - x for x, y in itertools.pairwise(times)]
+    assert len(gaps) > 800
+    mean = statistics.fmean(gaps)
+    assert mean == pytest.approx(0.020, rel=0.1)
+    # Exponential: standard deviation equals the mean.
+    assert statistics.pstdev(gaps) == pytest.approx(mean, rel=0.15)
+    assert a.stats.cover_packets_sent == len(times) and a.stats.real_packets_sent == 0
+
+
+def test_poisson_paces_real_packets_and_takes_them_before_cover() -> None:
+    net = build_simnet()
+    config = CoreConfig(poisson=True, cover=False, poisson_cover=False)
+    a, b = make_core(net, 0, 17, config), make_core(net, 1, 27, QUIET)
+    world = World(net, [a, b])
+    data = _payload(60_000)
+    mid = a.send_message(b.address, data, now=0.0)
+    n = a.queued
+    world.run_until(30.0)
+    times = [t for t, who, _ in world.sent if who == 0]
+    assert len(times) == n  # nothing but the message: no cover in empty slots
+    gaps = [y - x for x, y in itertools.pairwise(times)]
+    assert min(gaps) > 0 and statistics.fmean(gaps) == pytest.approx(0.020, rel=0.35)
+    assert ReceivedMessage(data, None, False) in world.events[1]
+    assert MessageDelivered(mid) in world.events[0]
+
+
+def test_poisson_off_sends_at_once() -> None:
+    net = build_simnet()
+    a, b = make_core(net, 0, 18), make_core(net, 1, 28)
+    a.send_message(b.address, _payload(20_000), now=7.0)
+    assert a.poll_deadline() == float("-inf")
+    n = a.queued
+    sent = 0
+    while a.poll_transmit(7.0) is not None:
+        sent += 1
+    assert sent == n and a.queued == 0
+
+
+@pytest.mark.parametrize("cover", [False, True])
+def test_loop_cover_stream_switch(cover: bool) -> None:
+    net = build_simnet()
+    config = CoreConfig(poisson=False, cover=cover, loop_cover_traffic_average_delay=0.2)
+    a = make_core(net, 0, 19, config)
+    world = World(net, [a])
+    world.run_until(50.0)
+    if not cover:
+        assert world.sent == [] and a.stats.packets_sent == 0
+        return
+    count = len(world.sent)
+    assert 180 < count < 320  # Poisson with mean 250 over 50 s
+    assert a.stats.cover_packets_sent == count and a.stats.real_packets_sent == 0
+    # Each cover packet comes back to us as cover, and so does its ack.
+    assert a.stats.cover_received == count and a.stats.cover_acks_received == count
+
+
+def test_garbage_push_is_counted_and_dropped() -> None:
+    net = build_simnet()
+    a = make_core(net, 0, 30)
+    a.handle_push(b"\x00" * 1643, now=0.0)
+    a.handle_push(b"short", now=0.0)
+    assert a.stats.dropped_pushes == 2 and a.poll_event() is None
+
+
+def test_bad_config_is_typed() -> None:
+    with pytest.raises(InvalidConfig):
+        CoreConfig(message_sending_average_delay=-1)
+    with pytest.raises(InvalidConfig):
+        CoreConfig(max_retransmissions=-1)
+
+
+def test_surb_request_is_answered_with_fresh_surbs() -> None:
+    net = build_simnet()
+    a, b = make_core(net, 0, 40), make_core(net, 1, 41)
+    world = World(net, [a, b])
+    a.send_message(b.address, b"hi", reply_surbs=2, now=0.0)
+    world.run_until(1.0)
+    tag = next(e for e in world.events[1] if isinstance(e, ReceivedMessage)).sender_tag
+    assert tag is not None and b.reply_surbs_available(tag) == 2
+    b.request_reply_surbs(tag, 15, now=1.0)
+    assert b.reply_surbs_available(tag) == 1  # the request travels through one SURB
+    world.run_until(2.0)
+    assert a.stats.surb_requests_served == 1
+    assert b.reply_surbs_available(tag) == 16 and b.stats.reply_surbs_received == 17
+    # The new SURBs work: a reply through them reaches A.
+    b.send_reply(tag, b"through a new surb", now=2.0)
+    world.run_until(3.0)
+    assert ReceivedMessage(b"through a new surb", None, True) in world.events[0]
+    # No application message was produced by the SURB traffic itself.
+    assert [e.data for e in world.events[1] if isinstance(e, ReceivedMessage)] == [b"hi"]
+
+
+def test_automatic_surb_request_when_running_low() -> None:
+    net = build_simnet()
+    config = CoreConfig(
+        poisson=False, cover=False, reply_surb_request_threshold=3, reply_surb_request_amount=10
+    )
+    a, b = make_core(net, 0, 42), make_core(net, 1, 43, config)
+    world = World(net, [a, b])
+    a.send_message(b.address, b"hi", reply_surbs=4, now=0.0)
+    world.run_until(1.0)
+    tag = next(e for e in world.events[1] if isinstance(e, ReceivedMessage)).sender_tag
+    assert tag is not None
+    b.send_reply(tag, b"one", now=1.0)  # leaves 3: not below the threshold
+    assert b.stats.surb_requests_sent == 0
+    b.send_reply(tag, b"two", now=1.0)  # leaves 2 -> asks, spending one
+    assert b.stats.surb_requests_sent == 1 and b.reply_surbs_available(tag) == 1
+    world.run_until(2.0)
+    assert b.reply_surbs_available(tag) == 11
+
+
+def test_surb_request_from_a_stranger_is_ignored() -> None:
+    net = build_simnet()
+    a, b, c = make_core(net, 0, 44), make_core(net, 1, 45), make_core(net, 1, 46)
+    world = World(net, [a, b, c])
+    a.send_message(b.address, b"hi", reply_surbs=2, now=0.0)
+    world.run_until(1.0)
+    tag = next(e for e in world.events[1] if isinstance(e, ReceivedMessage)).sender_tag
+    assert tag is not None
+    # B asks on behalf of C's address: A never gave C SURBs, so it does not answer.
+    b.preparer.sender, real = c.address, b.preparer.sender
+    b.request_reply_surbs(tag, 5, now=1.0)
+    b.preparer.sender = real
+    world.run_until(2.0)
+    assert a.stats.surb_requests_ignored == 1 and a.stats.surb_requests_served == 0
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    size=st.integers(min_value=1, max_value=4000),
+    losses=st.lists(st.booleans(), max_size=40),
+)
+def test_any_loss_pattern_ends_in_exactly_one_outcome(size: int, losses: list[bool]) -> None:
+    """Whatever is lost (data or acks): one Delivered or Failed, never a duplicate message."""
+    net = build_simnet()
+    config = CoreConfig(poisson=False, cover=False, max_retransmissions=3)
+    a, b = make_core(net, 0, 50, config), make_core(net, 1, 51)
+    world = World(net, [a, b])
+    pattern = iter(losses)
+    world.drop = lambda packet: next(pattern, False)
+    data = _payload(size, size)
+    mid = a.send_message(b.address, data, now=0.0)
+    fragments = a.queued
+    world.run_until(60.0)
+    outcomes = [e for e in world.events[0] if isinstance(e, MessageDelivered | MessageFailed)]
+    assert len(outcomes) == 1 and outcomes[0].message_id == mid
+    assert a.pending_acks == 0 and a.queued == 0 and a.outstanding_messages() == set()
+    assert a.stats.retransmissions <= 3 * fragments
+    received = [e for e in world.events[1] if isinstance(e, ReceivedMessage)]
+    assert received in ([], [ReceivedMessage(data, None, False)])
+    if isinstance(outcomes[0], MessageDelivered):
+        assert received == [ReceivedMessage(data, None, False)]
+    if not any(losses):
+        assert isinstance(outcomes[0], MessageDelivered) and a.stats.retransmissions == 0
