@@ -172,7 +172,7 @@ async def test_server_closed_idle_connection_is_replaced(
         for conns in client._idle.values():
             for conn in conns:
                 await conn.stream.aclose()
-        out, t = await get(client, base(origin) + "/echo")
+        _out, t = await get(client, base(origin) + "/echo")
     assert t.http_code == 200
     assert client.connections_opened == 2
 
@@ -218,7 +218,7 @@ async def test_redirect_method_rules(
 
 async def test_redirect_not_followed_without_L(origin: DemoOrigin, connector: OsConnector) -> None:
     async with HttpClient(connector) as client:
-        out, t = await get(client, base(origin) + "/redirect/2")
+        _out, t = await get(client, base(origin) + "/redirect/2")
     assert t.http_code == 302
     assert t.redirect_url == base(origin) + "/redirect/1"
     assert t.num_redirects == 0
@@ -226,13 +226,13 @@ async def test_redirect_not_followed_without_L(origin: DemoOrigin, connector: Os
 
 async def test_redirect_chain_and_limit(origin: DemoOrigin, connector: OsConnector) -> None:
     async with HttpClient(connector) as client:
-        out, t = await get(client, base(origin) + "/redirect/5", follow_redirects=True)
+        _, t = await get(client, base(origin) + "/redirect/5", follow_redirects=True)
         assert t.num_redirects == 5
         assert t.http_code == 200
         with pytest.raises(TooManyRedirects) as info:
             await get(client, base(origin) + "/redirect/6", follow_redirects=True)
         assert info.value.exit_code == 47
-        out, t = await get(
+        _out, t = await get(
             client, base(origin) + "/redirect/3", follow_redirects=True, max_redirects=3
         )
         assert t.num_redirects == 3
@@ -372,7 +372,7 @@ async def test_timeouts(origin: DemoOrigin, connector: OsConnector) -> None:
             await get(client, base(origin) + "/slow/5", max_time=0.3)
         assert info.value.exit_code == 28
         assert info.value.transfer.time_total < 2  # type: ignore[attr-defined]
-        out, t = await get(client, base(origin) + "/slow/0.1", max_time=5)
+        _out, t = await get(client, base(origin) + "/slow/0.1", max_time=5)
         assert t.http_code == 200
 
 
