@@ -18,7 +18,7 @@ SERVER_NAMES = ("demo.smolmix.test", "www.demo.smolmix.test", "localhost")
 
 
 @dataclass
-class TestPki:
+class DemoPki:
     ca_pem: bytes
     cert_pem: bytes
     key_pem: bytes
@@ -40,7 +40,7 @@ def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def make_pki(directory: Path | None = None) -> TestPki:
+def make_pki(directory: Path | None = None) -> DemoPki:
     directory = directory or Path(tempfile.mkdtemp(prefix="smolmix-pki-"))
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -94,7 +94,7 @@ def make_pki(directory: Path | None = None) -> TestPki:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    pki = TestPki(
+    pki = DemoPki(
         ca_pem=ca.public_bytes(serialization.Encoding.PEM),
         cert_pem=cert.public_bytes(serialization.Encoding.PEM),
         key_pem=key.private_bytes(

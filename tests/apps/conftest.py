@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from smolmix_cli.testnet.origin import DemoOrigin
-from tests.apps.certs import TestPki, make_pki
+from tests.apps.certs import DemoPki, make_pki
 from tests.apps.os_connector import OsConnector
 
 DEMO = "demo.smolmix.test"
@@ -20,12 +20,12 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+def pki(tmp_path_factory: pytest.TempPathFactory) -> DemoPki:
     return make_pki(Path(tmp_path_factory.mktemp("pki")))
 
 
 @pytest.fixture
-async def origin(pki: TestPki) -> AsyncIterator[DemoOrigin]:
+async def origin(pki: DemoPki) -> AsyncIterator[DemoOrigin]:
     async with DemoOrigin(ssl_context=pki.server_context()) as demo:
         yield demo
 
