@@ -51,11 +51,12 @@ async def test_https_with_test_ca(origin: DemoOrigin, connector: OsConnector, pk
         assert echo["scheme"] == "https"
         assert t.tls_version in ("TLSv1.2", "TLSv1.3")
         assert 0 < t.time_connect <= t.time_appconnect <= t.time_total
-        # Keep-alive over TLS, and a 10 MiB body through it.
+        # Keep-alive over TLS, and a 1 MiB body through it.
         out2, t2 = await get(
             client, https(origin) + f"/bytes/{1 << 20}", cafile=str(pki.ca_file), keep=False
         )
         assert out2.sha.hexdigest() == out2.heads[0].header("x-sha256")
+        assert t2.size_download == 1 << 20 and t2.reused_connection
     assert client.connections_opened == 1
 
 
