@@ -201,8 +201,9 @@ class DnsLookupFailed(ResolveError):
 
 # -- WebSocket ----------------------------------------------------------------
 
-WS_ABNORMAL_CLOSE_EXIT = 3
-"""Exit code of `smolmix ws` when the peer closed with a code other than 1000/1001."""
+WS_ABNORMAL_CLOSE_EXIT = 12
+"""Exit code of `smolmix ws` when the connection ended with a code other than 1000/1001
+(a proposal: curl gives 12 no meaning a ws user could meet)."""
 
 
 class WsError(AppError):
