@@ -19,10 +19,12 @@ import hashlib
 import itertools
 import json
 import re
+import ssl
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from functools import lru_cache
+from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
@@ -296,7 +298,7 @@ async def serve_http_connection(
                 return
     except (h11.RemoteProtocolError, h11.LocalProtocolError):
         with contextlib.suppress(Exception):
-            if conn.our_state is h11.SEND_RESPONSE:
+            if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                 await stream.send(
                     conn.send(h11.Response(status_code=400, headers=[("Content-Length", "0")]))
                     or b""
@@ -304,6 +306,17 @@ async def serve_http_connection(
     except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError):
         pass
     finally:
+        await _close(stream)
+
+
+async def _close(stream: anyio.abc.ByteStream) -> None:
+    """Graceful close (TLS close_notify) when the peer is still there, bounded."""
+    with anyio.move_on_after(1.0, shield=True) as scope:
+        try:
+            await stream.aclose()
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, ssl.SSLError):
+            scope.cancel()
+    if scope.cancelled_caught:
         await anyio.aclose_forcefully(stream)
 
 
@@ -365,7 +378,13 @@ async def _send_response(
         headers.append(("Content-Length", str(resp.length)))
     else:
         headers.append(("Transfer-Encoding", "chunked"))
-    await stream.send(conn.send(h11.Response(status_code=resp.status, headers=headers)))
+    try:
+        reason = HTTPStatus(resp.status).phrase
+    except ValueError:
+        reason = ""
+    await stream.send(
+        conn.send(h11.Response(status_code=resp.status, headers=headers, reason=reason))
+    )
     if not head_only:
         if isinstance(resp.body, bytes):
             if resp.body:
