@@ -143,6 +143,8 @@ class Transfer:
     time_redirect: float = 0.0
     time_total: float = 0.0
     remote_host: str = ""
+    remote_ip: str = ""
+    """Peer address if the stream reports one (the tunnel may, or may not)."""
     remote_port: int = 0
     scheme: str = ""
     tls_version: str = ""
@@ -191,7 +193,7 @@ class Transfer:
             "time_starttransfer": round(self.time_starttransfer, 6),
             "time_redirect": round(self.time_redirect, 6),
             "time_total": round(self.time_total, 6),
-            "remote_ip": None,
+            "remote_ip": self.remote_ip or None,
             "remote_port": self.remote_port,
             "scheme": self.scheme.upper(),
             "exitcode": self.exitcode,
@@ -317,6 +319,8 @@ class HttpClient:
     ) -> None:
         transfer.num_redirects = 0
         transfer.time_redirect = 0.0
+        transfer.size_header = 0
+        transfer.size_download = 0
         try:
             with anyio.fail_after(opts.max_time):
                 await self._chain(url, sink, opts, transfer, on_head, may_retry)
@@ -451,6 +455,7 @@ class HttpClient:
                 f"Connection timed out after {transfer.elapsed() * 1000:.0f} milliseconds"
             ) from None
         self.connections_opened += 1
+        transfer.remote_ip = _remote_ip(stream)
         transfer.num_connects += 1
         transfer.reused_connection = False
         transfer.remote_host, transfer.remote_port, transfer.scheme = url.host, url.port, url.scheme
@@ -466,9 +471,7 @@ class HttpClient:
             raise OperationTimeout(
                 f"Failed to connect to {url.host} port {url.port}: timed out"
             ) from None
-        except (OSError, anyio.BrokenResourceError, Exception) as exc:
-            if isinstance(exc, anyio.get_cancelled_exc_class()):
-                raise
+        except Exception as exc:  # the tunnel's own error types included
             raise ConnectError(f"Failed to connect to {url.host} port {url.port}: {exc}") from None
 
     def _release(self, conn: _Conn) -> bool:
@@ -566,7 +569,9 @@ class HttpClient:
             return
         try:
             await conn.stream.send(data)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, ssl.SSLError) as exc:
+        except AppError:
+            raise
+        except Exception as exc:  # anyio, OS, TLS or tunnel errors alike
             raise SendError(f"Failure when sending data to the peer: {exc!r}") from None
 
     async def _next_event(self, conn: _Conn, transfer: Transfer, *, head: bool) -> Any:
@@ -586,12 +591,9 @@ class HttpClient:
                     data = await conn.stream.receive(_READ_SIZE)
                 except anyio.EndOfStream:
                     data = b""
-                except (
-                    anyio.BrokenResourceError,
-                    anyio.ClosedResourceError,
-                    OSError,
-                    ssl.SSLError,
-                ) as exc:
+                except AppError:
+                    raise
+                except Exception as exc:  # anyio, OS, TLS or tunnel errors alike
                     if head and conn.received == 0:
                         raise EmptyReply(f"Empty reply from server ({exc!r})") from None
                     raise RecvError(f"Failure when receiving data from the peer: {exc!r}") from None
@@ -670,6 +672,16 @@ class HttpClient:
         await self._finish(conn)
         if failed:
             raise HttpStatusError(f"The requested URL returned error: {head.status}", head.status)
+
+
+def _remote_ip(stream: anyio.abc.ByteStream) -> str:
+    try:
+        address = stream.extra(anyio.abc.SocketAttribute.remote_address, None)
+    except Exception:
+        return ""
+    if isinstance(address, tuple) and address:
+        return str(address[0])
+    return ""
 
 
 async def _write(sink: BodySink, data: bytes) -> None:
