@@ -499,9 +499,9 @@ class HttpClient:
         conn, reused = await self._acquire(request.url, opts, transfer)
         try:
             return conn, await self._send_and_read_head(conn, request, transfer)
-        except (EmptyReply, SendError, RecvError) as exc:
+        except (EmptyReply, SendError, RecvError):
             await conn.aclose()
-            if not reused or isinstance(exc, BadResponse):
+            if not reused or (request.body is not None and not request.body.replayable):
                 raise
         # A kept-alive connection the server had already closed: one fresh try (seed rule).
         conn, _ = await self._acquire(request.url, opts, transfer, fresh=True)
