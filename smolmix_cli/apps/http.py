@@ -351,7 +351,13 @@ class HttpClient:
             transfer.content_type = head.header("content-type") or ""
             transfer.size_header += len(head.raw())
             if on_head is not None:
-                await on_head(head)
+                try:
+                    await on_head(head)
+                except BaseException as exc:
+                    await conn.aclose()
+                    if isinstance(exc, OSError):
+                        raise WriteError(f"Failure writing output to destination: {exc}") from None
+                    raise
             location = head.header("location")
             transfer.redirect_url = ""
             if location is not None and 300 <= head.status < 400 and head.status != 304:
