@@ -78,9 +78,7 @@ class ExitIprOptions:
     address_map: AddressMap | None = None
     router: RouterConfig = field(default_factory=RouterConfig)
     nat: NatConfig = field(default_factory=NatConfig)
-    client: ClientConfig = field(
-        default_factory=lambda: ClientConfig.fast(keepalive_interval=None)
-    )
+    client: ClientConfig = field(default_factory=lambda: ClientConfig.fast(keepalive_interval=None))
 
 
 class ExitIpr:
@@ -120,7 +118,9 @@ class ExitIpr:
 
     # --- lifecycle --------------------------------------------------------------------------
 
-    async def serve(self, *, task_status: TaskStatus[Recipient] = anyio.TASK_STATUS_IGNORED) -> None:
+    async def serve(
+        self, *, task_status: TaskStatus[Recipient] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         async with MixnetClient.start(
             self.topology,
             gateway=self.gateway,
@@ -223,9 +223,12 @@ class ExitIpr:
             known = self.router.surbs_available(tag)
             if held > known:
                 self.router.on_additional_surbs(tag, held - known, now)
-            elif held == 0 and self.router.client_addresses(tag) is None:
-                if not self.router.queued_replies(tag):
-                    self._tags.discard(tag)
+            elif (
+                held == 0
+                and self.router.client_addresses(tag) is None
+                and not self.router.queued_replies(tag)
+            ):
+                self._tags.discard(tag)
 
     async def _drive(self, client: MixnetClient) -> None:
         """The router's clock (bundle flushes, sweeps, SURB re-requests) and its output."""
@@ -243,5 +246,3 @@ class ExitIpr:
             self._wake = anyio.Event()
             with anyio.move_on_after(wait):
                 await self._wake.wait()
-
-
