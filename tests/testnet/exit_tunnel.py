@@ -18,8 +18,8 @@ import anyio
 import anyio.abc
 
 from smolmix_cli.ipr.client_logic import (
-    ConnectFailed,
     Connected,
+    ConnectFailed,
     InfoReceived,
     IprClient,
     PacketsReceived,
