@@ -7,9 +7,6 @@ gateway), the exit's IprRouter and its userspace NAT, and real OS sockets.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -19,15 +16,9 @@ import pytest
 from anyio.streams.tls import TLSStream
 from dnslib import DNSRecord
 
-from smolmix_cli.config import Network
-from smolmix_cli.mixnet.address import Recipient
-from smolmix_cli.mixnet.client import ClientConfig, MixnetClient
-from smolmix_cli.mixnet.keys import decode_key_base58
-from smolmix_cli.mixnet.nym_api import NymApiClient
-from smolmix_cli.mixnet.topology import Topology
+from smolmix_cli.netstack.aio import StackRunner
 from smolmix_cli.netstack.errors import ConnectionRefused
-from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
-from tests.testnet.exit_tunnel import MiniTunnel, mini_tunnel, read_all
+from tests.testnet.exit_tunnel import MiniTunnel, exit_net, mini_tunnel, read_all, serve_tcp
 
 pytestmark = pytest.mark.anyio
 
@@ -37,52 +28,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@dataclass
-class ExitNet:
-    local: LocalNetwork
-    network: Network
-    topology: Topology
-    client: MixnetClient
-
-    def ipr(self, index: int = 0) -> Recipient:
-        return Recipient.parse(self.network.exits[index].ipr_address)
-
-
-@asynccontextmanager
-async def exit_net(tmp_path: Path, **options: object) -> AsyncIterator[ExitNet]:
-    opts = LocalNetworkOptions(tmp_path, mean_delay_ms=0.0, **options)  # type: ignore[arg-type]
-    local = LocalNetwork(opts)
-    async with anyio.create_task_group() as tg:
-        network: Network = await tg.start(local.serve)
-        api = NymApiClient(network.api_urls, ssl_context=network.ssl_context(), timeout=5)
-        topology = await api.topology()
-        assert network.entry_gateway is not None
-        entry = decode_key_base58(network.entry_gateway.identity, "entry")
-        async with MixnetClient.start(
-            topology,
-            gateway=entry,
-            ssl_context=network.ssl_context(),
-            config=ClientConfig.fast(keepalive_interval=None),
-        ) as client:
-            yield ExitNet(local, network, topology, client)
-        tg.cancel_scope.cancel()
-
-
-@asynccontextmanager
-async def serve_tcp(
-    handler: object,
-) -> AsyncIterator[int]:
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-    port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, handler)  # type: ignore[arg-type]
-        try:
-            yield port
-        finally:
-            tg.cancel_scope.cancel()
-
-
-def _runner(tunnel: MiniTunnel):  # type: ignore[no-untyped-def]
+def _runner(tunnel: MiniTunnel) -> StackRunner:
     assert tunnel.runner is not None
     return tunnel.runner
 
