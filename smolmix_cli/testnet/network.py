@@ -138,6 +138,8 @@ def load_or_create_specs(
     except (OSError, ValueError, KeyError, TypeError, NodeSpecError):
         pass
     specs = _fresh_specs(mix_nodes, host, exits)
+    for stale in state_dir.glob("gateway-*.json"):
+        stale.unlink()  # registrations at gateways whose keys are gone (they name the old key)
     write_private_json(path, {"nodes": [s.to_json(private=True) for s in specs]})
     return specs
 
