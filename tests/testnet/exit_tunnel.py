@@ -35,7 +35,9 @@ from smolmix_cli.mixnet.keys import decode_key_base58
 from smolmix_cli.mixnet.nym_api import NymApiClient
 from smolmix_cli.mixnet.topology import Topology
 from smolmix_cli.netstack.aio import StackRunner
+from smolmix_cli.netstack.ip import PROTO_UDP, encode_ip, pseudo_header_raw
 from smolmix_cli.netstack.stack import NetStack
+from smolmix_cli.netstack.udp import encode_udp
 from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
 
 
@@ -201,3 +203,9 @@ async def serve_tcp(
             yield port
         finally:
             tg.cancel_scope.cancel()
+
+
+def udp_packet(src: IPv4Address, dst: IPv4Address, sport: int, dport: int, data: bytes) -> bytes:
+    s, d = src.packed, dst.packed
+    pseudo = pseudo_header_raw(s, d, PROTO_UDP, 8 + len(data))
+    return encode_ip(s, d, PROTO_UDP, encode_udp(sport, dport, data, pseudo))

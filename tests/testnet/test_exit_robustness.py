@@ -21,9 +21,7 @@ from smolmix_cli.ipr.lp_frame import LpFrame, MsgType
 from smolmix_cli.ipr.messages import V8, V9, DataRequest, IpPacketRequest
 from smolmix_cli.mixnet.client import ClientConfig, MixnetClient
 from smolmix_cli.mixnet.keys import decode_key_base58
-from smolmix_cli.netstack.ip import PROTO_UDP, encode_ip, pseudo_header_raw
-from smolmix_cli.netstack.udp import encode_udp
-from tests.testnet.exit_tunnel import ExitNet, exit_net, mini_tunnel
+from tests.testnet.exit_tunnel import ExitNet, exit_net, mini_tunnel, udp_packet
 
 pytestmark = pytest.mark.anyio
 
@@ -63,12 +61,6 @@ async def udp_sink() -> AsyncIterator[tuple[int, list[bytes]]]:
             yield port, seen
         finally:
             tg.cancel_scope.cancel()
-
-
-def udp_packet(src: IPv4Address, dst: IPv4Address, sport: int, dport: int, data: bytes) -> bytes:
-    s, d = src.packed, dst.packed
-    pseudo = pseudo_header_raw(s, d, PROTO_UDP, 8 + len(data))
-    return encode_ip(s, d, PROTO_UDP, encode_udp(sport, dport, data, pseudo))
 
 
 async def wait_for_stats(net: ExitNet, expected: dict[str, int], timeout: float = 10) -> None:
