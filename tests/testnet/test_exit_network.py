@@ -1,0 +1,133 @@
+"""Exits in the local network: published in the directory and the network file, several at once,
+with IPR addresses that survive a restart; `smolmix testnet up --exits N`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import anyio
+import pytest
+
+from smolmix_cli.config import load_network_file
+from smolmix_cli.mixnet.address import Recipient
+from smolmix_cli.mixnet.nym_api import PATH_DESCRIBED, NymApiClient
+from tests.testnet.exit_tunnel import exit_net, mini_tunnel, read_all
+
+pytestmark = pytest.mark.anyio
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def test_two_exits_are_published_serve_and_keep_their_addresses(tmp_path: Path) -> None:
+    with anyio.fail_after(50):
+        async with exit_net(tmp_path, exits=2) as net:
+            exits = net.network.exits
+            assert [e.node_id for e in exits] == [2, 3]
+            addresses = [Recipient.parse(e.ipr_address) for e in exits]
+            assert addresses[0] != addresses[1]
+            for info, address in zip(exits, addresses, strict=True):
+                assert address.gateway == net.local.specs[info.node_id].identity.public_bytes
+            # the directory's described answer names each IPR (discovery, spec 2.11)
+            api = NymApiClient(net.network.api_urls, ssl_context=net.network.ssl_context())
+            described = await api.get_json(PATH_DESCRIBED)
+            published = {
+                item["node_id"]: item["description"]
+                for item in described["data"]
+                if item["description"]["ip_packet_router"] is not None
+            }
+            assert {i: d["ip_packet_router"]["address"] for i, d in published.items()} == {
+                e.node_id: e.ipr_address for e in exits
+            }
+            assert {d["build_information"]["build_version"] for d in published.values()} == {
+                "1.31.0"
+            }
+            # the second exit carries traffic as well as the first
+            demo = net.network.demo
+            assert demo is not None
+            async with mini_tunnel(net.client, addresses[1]) as tunnel:
+                assert tunnel.runner is not None
+                stream = await tunnel.runner.connect_tcp(IPv4Address(demo.ipv4), 80)
+                await stream.send(b"GET / HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+                assert (await read_all(stream)).startswith(b"HTTP/1.1 200")
+            assert net.local.exits[3].nat.counters["tcp spliced"] == 1
+            assert net.local.exits[2].nat.counters["tcp spliced"] == 0
+            first = [e.ipr_address for e in exits]
+        async with exit_net(tmp_path, exits=2) as again:
+            assert [e.ipr_address for e in again.network.exits] == first
+
+
+def test_testnet_up_with_exits_writes_them_to_the_network_file(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    env.pop("SMOLMIX_NETWORK", None)
+    state_dir = tmp_path / "net"
+    command = [sys.executable, "-m", "smolmix_cli", "testnet"]
+    proc = subprocess.Popen(
+        [*command, "up", "--dir", str(state_dir), "--mix-delay-ms", "0", "--exits", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+    try:
+        network_file = state_dir.resolve() / "network.json"
+        deadline = time.monotonic() + 30
+        while not network_file.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        network = load_network_file(network_file)
+        assert [e.node_id for e in network.exits] == [2, 3, 4]
+        assert network.dns_resolver == "198.18.0.1:53"
+        assert network.demo is not None and network.demo.ports["https"] == 443
+        status = subprocess.run(
+            [*command, "status", "--dir", str(state_dir), "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO,
+            timeout=30,
+        )
+        assert status.returncode == 0, status.stderr
+        report = json.loads(status.stdout)
+        assert [e["ipr_address"] for e in report["exits"]] == [e.ipr_address for e in network.exits]
+        assert len(report["nodes"]) == 1 + 3 + 3
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    _, err = proc.communicate()
+    assert "3 exits" in err
+
+
+def test_exits_option_is_bounded(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "smolmix_cli",
+            "testnet",
+            "up",
+            "--dir",
+            str(tmp_path),
+            "--exits",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=30,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
