@@ -1,0 +1,188 @@
+// Drives the official @nymproject/mix-tunnel client (unmodified) in headless Chromium.
+//
+// Usage: node driver.mjs <config.json>
+// The config names the local network (directory port, gateway, IPR, demo URLs); see
+// test_official_client.py. Output: one JSON line per stage on stdout
+// ({"stage", "ok", "ms", ...}); the browser/worker console goes to config.logFile.
+// Stages run in order; a failed stage stops the ones that depend on it, the rest still run.
+
+import { createServer } from 'node:http';
+import { readFileSync, appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const cfg = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+const logFile = cfg.logFile || '/dev/null';
+const log = (line) => appendFileSync(logFile, `${new Date().toISOString()} ${line}\n`);
+const emit = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
+
+// --- the page, served on loopback (localhost is a secure context) ---------------------------
+const files = {
+  '/': ['text/html', readFileSync(join(here, 'index.html'))],
+  '/mix-tunnel.js': [
+    'text/javascript',
+    readFileSync(join(here, 'node_modules/@nymproject/mix-tunnel/dist/esm/index.js')),
+  ],
+};
+const server = createServer((req, res) => {
+  const f = files[req.url.split('?')[0]];
+  if (!f) { res.writeHead(404); res.end(); return; }
+  res.writeHead(200, { 'content-type': f[0], 'cache-control': 'no-store' });
+  res.end(f[1]);
+});
+await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+const pageUrl = `http://localhost:${server.address().port}/`;
+
+// --- the browser ----------------------------------------------------------------------------
+// Nym's API host (baked into the wasm) goes to the local directory; everything else that is
+// not loopback fails to resolve, so nothing leaves the machine.
+const rules = [
+  `MAP ${cfg.apiHost || 'validator.nymtech.net'} 127.0.0.1:${cfg.directoryPort}`,
+  'MAP * ~NOTFOUND',
+  'EXCLUDE localhost',
+  'EXCLUDE 127.0.0.1',
+].join(', ');
+const profile = mkdtempSync(join(tmpdir(), 'smolmix-interop-'));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: cfg.chromium || '/usr/bin/chromium',
+  headless: true,
+  ignoreHTTPSErrors: true,
+  args: [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    `--host-resolver-rules=${rules}`, '--ignore-certificate-errors',
+  ],
+});
+const apiRequests = [];
+context.on('request', (r) => {
+  const u = r.url();
+  if (u.startsWith(pageUrl)) return;
+  apiRequests.push(`${r.method()} ${u}`);
+  log(`REQUEST ${r.method()} ${u}`);
+});
+context.on('requestfailed', (r) => log(`REQUESTFAILED ${r.url()} ${r.failure()?.errorText}`));
+context.on('response', (r) => log(`RESPONSE ${r.status()} ${r.url()}`));
+const page = context.pages()[0] || (await context.newPage());
+page.on('console', (m) => log(`CONSOLE ${m.type()} ${m.text()}`));
+page.on('pageerror', (e) => log(`PAGEERROR ${e}`));
+page.on('websocket', (ws) => {
+  log(`WEBSOCKET ${ws.url()}`);
+  ws.on('close', () => log(`WEBSOCKET-CLOSED ${ws.url()}`));
+});
+
+const withTimeout = (promise, ms, what) => Promise.race([
+  promise,
+  new Promise((_, bad) => setTimeout(() => bad(new Error(`${what}: timed out after ${ms} ms`)), ms)),
+]);
+
+const results = {};
+async function stage(name, needs, ms, fn) {
+  const missing = needs.filter((n) => !results[n]);
+  if (missing.length) {
+    emit({ stage: name, ok: false, skipped: true, reason: `needs ${missing.join(', ')}` });
+    return;
+  }
+  const t0 = performance.now();
+  try {
+    const value = await withTimeout(fn(), ms, name);
+    const elapsed = performance.now() - t0;
+    results[name] = true;
+    emit({ stage: name, ok: true, ms: Math.round(elapsed * 10) / 10, ...value });
+  } catch (e) {
+    const elapsed = performance.now() - t0;
+    emit({ stage: name, ok: false, ms: Math.round(elapsed), error: String(e?.message || e) });
+  }
+  log(`STAGE ${name} done`);
+}
+
+const T = cfg.timeouts || {};
+await stage('page', [], 30000, async () => {
+  await page.goto(pageUrl);
+  await page.waitForFunction(() => window.mtLoaded === true, null, { timeout: 20000 });
+  return {};
+});
+
+await stage('ready', ['page'], T.ready || 60000, async () => {
+  const opts = {
+    preferredGateway: cfg.gateway,
+    preferredIpr: cfg.ipr,
+    forceTls: false,
+    disableCoverTraffic: !!cfg.disableCoverTraffic,
+    disablePoissonTraffic: !!cfg.disablePoissonTraffic,
+    primaryDns: cfg.dns,
+    debug: true,
+  };
+  await page.evaluate((o) => window.mt.setupMixTunnel(o), opts);
+  const state = await page.evaluate(() => window.mt.getTunnelState());
+  if (state.state !== 'ready') throw new Error(`state after setup: ${JSON.stringify(state)}`);
+  return { state: state.state };
+});
+
+// mixFetch in the page: body length, sha256 (WebCrypto) and the first bytes as text.
+async function fetchStage(url) {
+  const r = await page.evaluate(async (u) => {
+    const h = await window.mt.getMixTunnel();
+    const t0 = performance.now();
+    const res = await h.mixFetch(u, { method: 'GET' });
+    const ms = performance.now() - t0;
+    const digest = await crypto.subtle.digest('SHA-256', res.body);
+    const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+    return {
+      status: res.status,
+      length: res.body.length,
+      sha256: hex,
+      headers: res.headers,
+      head: new TextDecoder().decode(res.body.slice(0, 200)),
+      fetch_ms: Math.round(ms * 10) / 10,
+    };
+  }, url);
+  if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
+  return r;
+}
+
+await stage('dns', ['ready'], T.dns || 30000, async () => {
+  const address = await page.evaluate(async (name) => {
+    const h = await window.mt.getMixTunnel();
+    return await h.mixDNS(name);
+  }, cfg.dnsName);
+  return { name: cfg.dnsName, address };
+});
+
+await stage('fetch_page', ['ready'], T.fetch || 60000, () => fetchStage(cfg.pageUrl));
+await stage('fetch_1mib', ['ready'], T.big || 120000, () => fetchStage(cfg.bigUrl));
+
+await stage('websocket', ['ready'], T.ws || 30000, async () => {
+  return await page.evaluate(async ({ url, message }) => {
+    const h = await window.mt.getMixTunnel();
+    const events = [];
+    let wake = null;
+    const onEvent = window.mt.proxy((id, type, data) => {
+      events.push({ type, data: typeof data === 'string' ? data : String(data) });
+      if (wake) wake();
+    });
+    const until = async (pred) => {
+      while (!events.some(pred)) await new Promise((ok) => { wake = ok; });
+    };
+    const t0 = performance.now();
+    const handle = await h.mixWebSocket(url, undefined, onEvent);
+    await until((e) => e.type === 'open' || e.type === 'error' || e.type === 'close');
+    const opened = performance.now() - t0;
+    const t1 = performance.now();
+    await h.wsSend(handle, message);
+    await until((e) => e.type === 'text' || e.type === 'error' || e.type === 'close');
+    const echoMs = performance.now() - t1;
+    const text = events.find((e) => e.type === 'text');
+    await h.wsClose(handle, 1000, 'done');
+    if (!text) throw new Error(`no echo: ${JSON.stringify(events)}`);
+    return { echo: text.data, open_ms: Math.round(opened), echo_ms: Math.round(echoMs), events };
+  }, { url: cfg.wsUrl, message: cfg.wsMessage || 'hello from the official client' });
+});
+
+emit({ stage: 'summary', api_requests: apiRequests });
+await context.close();
+server.close();
+rmSync(profile, { recursive: true, force: true });
+process.exit(0);

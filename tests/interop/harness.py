@@ -1,0 +1,105 @@
+"""Run the official client (tests/interop/driver.mjs) against a LocalNetwork.
+
+Shared by the interop test and bench/interop.py. The network runs in this
+process; the driver (node + playwright-core + Debian chromium) is a child
+process that prints one JSON line per stage.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from smolmix_cli.config import Network
+from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
+
+HERE = Path(__file__).resolve().parent
+CHROMIUM = Path("/usr/bin/chromium")
+NODE_MODULES = HERE / "node_modules"
+PACKAGE = NODE_MODULES / "@nymproject" / "mix-tunnel" / "dist" / "esm" / "index.js"
+BIG = 1024 * 1024
+WS_MESSAGE = "hello from the official client"
+
+
+def missing_prerequisites() -> str | None:
+    """Why the interop test cannot run here, or None."""
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} missing (tests/interop/setup.sh installs Debian's chromium)"
+    if shutil.which("node") is None:
+        return "node missing"
+    if not PACKAGE.exists() or not (NODE_MODULES / "playwright-core").exists():
+        return "tests/interop/node_modules missing (run tests/interop/setup.sh: npm ci)"
+    return None
+
+
+@dataclass
+class Interop:
+    local: LocalNetwork
+    network: Network
+    state_dir: Path
+
+    def driver_config(self, log_file: Path, **overrides: Any) -> dict[str, Any]:
+        net = self.network
+        demo = net.demo
+        assert demo is not None and net.entry_gateway is not None and net.exits
+        directory = self.local.directory
+        assert directory is not None
+        cfg: dict[str, Any] = {
+            "chromium": str(CHROMIUM),
+            "directoryPort": directory.port,
+            "gateway": net.entry_gateway.identity,
+            "ipr": net.exits[0].ipr_address,
+            "dns": net.dns_resolver,
+            "dnsName": demo.zone,
+            "pageUrl": f"http://{demo.zone}/",
+            "bigUrl": f"http://{demo.zone}/bytes/{BIG}",
+            "wsUrl": f"ws://{demo.zone}:{demo.ports['ws']}/",
+            "wsMessage": WS_MESSAGE,
+            "disableCoverTraffic": True,
+            "disablePoissonTraffic": True,
+            "logFile": str(log_file),
+        }
+        cfg.update(overrides)
+        return cfg
+
+
+@asynccontextmanager
+async def interop_network(state_dir: Path, **options: Any) -> AsyncIterator[Interop]:
+    """A LocalNetwork with one exit and the demo origin, on loopback, for the official client."""
+    local = LocalNetwork(LocalNetworkOptions(state_dir, **{"mean_delay_ms": 0.0, **options}))
+    async with anyio.create_task_group() as tg:
+        network = await tg.start(local.serve)
+        try:
+            yield Interop(local, network, state_dir)
+        finally:
+            tg.cancel_scope.cancel()
+
+
+async def run_driver(cfg: dict[str, Any], config_path: Path, timeout: float) -> list[dict[str, Any]]:
+    """Run driver.mjs with this config; its stage lines (a killed driver gives what it printed)."""
+    config_path.write_text(json.dumps(cfg))
+    lines: list[dict[str, Any]] = []
+    async with await anyio.open_process(
+        ["node", str(HERE / "driver.mjs"), str(config_path)], cwd=HERE
+    ) as proc:
+        assert proc.stdout is not None
+        buffer = b""
+        with anyio.move_on_after(timeout):
+            async for chunk in proc.stdout:
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    try:
+                        lines.append(json.loads(line))
+                    except ValueError:
+                        continue
+        if proc.returncode is None:
+            proc.kill()
+    return lines
