@@ -36,6 +36,7 @@ MAX_REQUEST_HEAD = 16 * 1024
 IDLE_TIMEOUT = 30.0  # seconds a client connection may sit without a complete request
 MAX_CONNECTIONS = 256
 STATUS_PATH = "/smolmix/status"
+DEFAULT_WS_PORT = 9000  # nym-node's default mixnet websocket port (described answer)
 
 CORS_HEADERS: tuple[tuple[str, str], ...] = (("Access-Control-Allow-Origin", "*"),)
 PREFLIGHT_HEADERS: tuple[tuple[str, str], ...] = (
@@ -163,7 +164,9 @@ class DirectoryNode:
                 else {"address": self.ipr_address},
                 "authenticator": None,
                 "wireguard": None,
-                "mixnet_websockets": None
+                # required (not an Option) in NymNodeData: nym-node reports its websocket
+                # ports in every mode, so nodes without an entry show the default port
+                "mixnet_websockets": {"ws_port": DEFAULT_WS_PORT, "wss_port": None}
                 if self.entry is None
                 else {"ws_port": self.entry.ws_port, "wss_port": self.entry.wss_port},
                 "lewes_protocol": None,

@@ -219,3 +219,16 @@ def test_an_exit_ipr_address_appears_in_described() -> None:
     assert by_id[1]["ip_packet_router"] is None
     with pytest.raises(KeyError):
         state.update_node(99, performance="0.1")
+
+
+def test_described_mixnet_websockets_is_never_null() -> None:
+    """The official client (mix-tunnel 0.2.1) rejects the whole described page when any node
+    has `mixnet_websockets: null` ("invalid type: null, expected struct WebSocketsV1"), so the
+    IPR version lookup failed and discovery had nothing to pick from."""
+    _, described = _get(probe_like_state(), "/api/v2/nym-nodes/described?page=0")
+    assert any(not d["description"]["declared_role"]["entry"] for d in described["data"])
+    for item in described["data"]:
+        ws = item["description"]["mixnet_websockets"]
+        assert isinstance(ws, dict)
+        assert isinstance(ws["ws_port"], int) and 0 < ws["ws_port"] < 65536
+        assert ws["wss_port"] is None or isinstance(ws["wss_port"], int)
