@@ -79,7 +79,9 @@ const withTimeout = (promise, ms, what) => Promise.race([
 ]);
 
 const results = {};
+const selected = cfg.stages ? new Set(['page', 'ready', ...cfg.stages]) : null;
 async function stage(name, needs, ms, fn) {
+  if (selected && !selected.has(name)) return;
   const missing = needs.filter((n) => !results[n]);
   if (missing.length) {
     emit({ stage: name, ok: false, skipped: true, reason: `needs ${missing.join(', ')}` });
@@ -179,6 +181,12 @@ await stage('websocket', ['ready'], T.ws || 30000, async () => {
     if (!text) throw new Error(`no echo: ${JSON.stringify(events)}`);
     return { echo: text.data, open_ms: Math.round(opened), echo_ms: Math.round(echoMs), events };
   }, { url: cfg.wsUrl, message: cfg.wsMessage || 'hello from the official client' });
+});
+
+await stage('disconnect', ['ready'], 20000, async () => {
+  await page.evaluate(() => window.mt.disconnectMixTunnel());
+  const state = await page.evaluate(() => window.mt.getTunnelState());
+  return { state: state.state };
 });
 
 emit({ stage: 'summary', api_requests: apiRequests });

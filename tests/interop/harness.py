@@ -82,7 +82,9 @@ async def interop_network(state_dir: Path, **options: Any) -> AsyncIterator[Inte
             tg.cancel_scope.cancel()
 
 
-async def run_driver(cfg: dict[str, Any], config_path: Path, timeout: float) -> list[dict[str, Any]]:
+async def run_driver(
+    cfg: dict[str, Any], config_path: Path, timeout: float
+) -> list[dict[str, Any]]:
     """Run driver.mjs with this config; its stage lines (a killed driver gives what it printed)."""
     config_path.write_text(json.dumps(cfg))
     lines: list[dict[str, Any]] = []

@@ -1,0 +1,122 @@
+"""The official Nym client, unmodified, against our local network (issue 8).
+
+npm `@nymproject/mix-tunnel` 0.2.1 (the compiled smolmix-wasm) runs in headless
+Chromium. Chromium's resolver sends Nym's API host (baked into the wasm) to the
+local directory; every packet goes through our Python gateway, mix nodes and
+exit IPR, and out to the demo origin the exit maps from 198.18.0.1.
+Each stage is asserted on its own, so a failure names the furthest stage reached.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from smolmix_cli.testnet.origin_http import bytes_sha256
+from tests.interop.harness import BIG, WS_MESSAGE, interop_network, run_driver
+
+pytestmark = [pytest.mark.interop, pytest.mark.anyio]
+
+STAGES = ("page", "ready", "dns", "fetch_page", "fetch_1mib", "websocket", "disconnect")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _by_stage(lines: list[dict[str, Any]], log: Path) -> dict[str, dict[str, Any]]:
+    stages = {line["stage"]: line for line in lines}
+    reached = [s for s in STAGES if stages.get(s, {}).get("ok")]
+    failed = [stages[s] for s in STAGES if s in stages and not stages[s]["ok"]]
+    print(f"interop stages reached: {reached}; failures: {failed}; console log: {log}")
+    return stages
+
+
+def _assert_local_only(stages: dict[str, dict[str, Any]]) -> None:
+    """Nothing but the page, the wasm worker and the (mapped) Nym API host was requested."""
+    requests = stages["summary"]["api_requests"]
+    assert any("/api/v1/epoch/key-rotation-info" in r for r in requests)
+    for request in requests:
+        url = request.split(" ", 1)[1]
+        assert url.startswith(("https://validator.nymtech.net/api/", "blob:http://localhost:"))
+
+
+async def test_official_client_tunnel_fetch_dns_websocket(tmp_path: Path) -> None:
+    log = tmp_path / "console.log"
+    with anyio.fail_after(170):
+        async with interop_network(tmp_path / "net") as net:
+            cfg = net.driver_config(log)
+            lines = await run_driver(cfg, tmp_path / "driver.json", timeout=150)
+            stages = _by_stage(lines, log)
+            demo = net.network.demo
+            assert demo is not None
+            gateways = {i: dict(g.counters) for i, g in net.local.gateways.items()}
+            exit_stats = net.local.exits[net.network.exits[0].node_id].stats()
+
+    assert stages["page"]["ok"], stages["page"]
+    assert stages["ready"]["ok"], stages["ready"]
+    assert stages["ready"]["state"] == "ready"
+
+    assert stages["dns"]["ok"], stages["dns"]
+    assert stages["dns"]["address"] == demo.ipv4
+
+    page = stages["fetch_page"]
+    assert page["ok"], page
+    assert page["status"] == 200
+    assert "smolmix demo origin" in page["head"]
+
+    big = stages["fetch_1mib"]
+    assert big["ok"], big
+    assert big["length"] == BIG
+    assert big["sha256"] == bytes_sha256(BIG)  # computed here, not taken from the origin
+
+    ws = stages["websocket"]
+    assert ws["ok"], ws
+    assert ws["echo"] == WS_MESSAGE
+
+    assert stages["disconnect"]["ok"], stages["disconnect"]
+    assert stages["disconnect"]["state"] in ("shutdown", "shutting_down")
+    _assert_local_only(stages)
+
+    # it all went through our nodes: the client's gateway, the mix layers and the exit IPR
+    entry = gateways[1]
+    assert entry["clients_registered"] == 1 and entry["clients_authenticated"] == 1
+    assert entry["client_packets"] > BIG // 2048  # uplink: TCP ACKs and the requests
+    assert entry["pushed"] > BIG // 2048  # downlink: the 1 MiB in reply-SURB packets
+    assert exit_stats["nat_tcp connected"] >= 2  # HTTP and ws
+    assert exit_stats["nat_udp relayed up"] >= 1  # DNS
+    assert all(node.counters["dropped_bad_mac"] == 0 for node in net.local.mixnodes.values())
+
+
+async def test_official_client_discovers_the_ipr_and_uses_v10_with_cover_traffic(
+    tmp_path: Path,
+) -> None:
+    """No preferredIpr: the client reads `described` (it rejected the page while a mix node's
+    `mixnet_websockets` was null), picks our exit's IPR, sees build 1.99.0 and speaks IPR v10;
+    loop cover and Poisson traffic are on and cross our nodes as well."""
+    log = tmp_path / "console.log"
+    with anyio.fail_after(120):
+        async with interop_network(tmp_path / "net", ipr_build_version="1.99.0") as net:
+            cfg = net.driver_config(
+                log,
+                ipr=None,
+                gateway=None,
+                disableCoverTraffic=False,
+                disablePoissonTraffic=False,
+                stages=["dns", "fetch_page"],
+            )
+            lines = await run_driver(cfg, tmp_path / "driver.json", timeout=100)
+            stages = _by_stage(lines, log)
+            address = net.network.exits[0].ipr_address
+            exit_stats = net.local.exits[net.network.exits[0].node_id].stats()
+    console = log.read_text()
+    assert stages["ready"]["ok"], stages["ready"]
+    assert f"auto-discovered IPR (v1.99.0): {address}" in console
+    assert "MTU: Some(" in console  # only a v10 ConnectSuccess carries the MTU
+    assert stages["dns"]["ok"] and stages["fetch_page"]["ok"], stages
+    assert stages["fetch_page"]["status"] == 200
+    assert exit_stats["nat_tcp connected"] >= 1
