@@ -28,6 +28,7 @@ const files = {
   ],
 };
 const server = createServer((req, res) => {
+  if (req.url === '/favicon.ico') { res.writeHead(204); res.end(); return; }
   const f = files[req.url.split('?')[0]];
   if (!f) { res.writeHead(404); res.end(); return; }
   res.writeHead(200, { 'content-type': f[0], 'cache-control': 'no-store' });
@@ -79,7 +80,9 @@ const withTimeout = (promise, ms, what) => Promise.race([
 ]);
 
 const results = {};
-const selected = cfg.stages ? new Set(['page', 'ready', ...cfg.stages]) : null;
+const selected = cfg.stages
+  ? new Set(['page', 'ready', ...cfg.stages, ...(cfg.extraFetches || []).map((x) => x.name)])
+  : null;
 async function stage(name, needs, ms, fn) {
   if (selected && !selected.has(name)) return;
   const missing = needs.filter((n) => !results[n]);
@@ -107,28 +110,39 @@ await stage('page', [], 30000, async () => {
   return {};
 });
 
+const setupOpts = {
+  preferredGateway: cfg.gateway,
+  preferredIpr: cfg.ipr,
+  forceTls: false,
+  disableCoverTraffic: !!cfg.disableCoverTraffic,
+  disablePoissonTraffic: !!cfg.disablePoissonTraffic,
+  primaryDns: cfg.dns,
+  debug: true,
+};
 await stage('ready', ['page'], T.ready || 60000, async () => {
-  const opts = {
-    preferredGateway: cfg.gateway,
-    preferredIpr: cfg.ipr,
-    forceTls: false,
-    disableCoverTraffic: !!cfg.disableCoverTraffic,
-    disablePoissonTraffic: !!cfg.disablePoissonTraffic,
-    primaryDns: cfg.dns,
-    debug: true,
-  };
-  await page.evaluate((o) => window.mt.setupMixTunnel(o), opts);
+  await page.evaluate((o) => window.mt.setupMixTunnel(o), setupOpts);
   const state = await page.evaluate(() => window.mt.getTunnelState());
   if (state.state !== 'ready') throw new Error(`state after setup: ${JSON.stringify(state)}`);
   return { state: state.state };
 });
 
 // mixFetch in the page: body length, sha256 (WebCrypto) and the first bytes as text.
-async function fetchStage(url) {
-  const r = await page.evaluate(async (u) => {
+// `upload` > 0 sends that many pseudo-random bytes as a POST body (a Uint8Array).
+async function fetchStage(url, upload = 0, expectStatus = 200) {
+  const r = await page.evaluate(async ({ u, upload }) => {
     const h = await window.mt.getMixTunnel();
+    const init = { method: 'GET' };
+    if (upload > 0) {
+      const body = new Uint8Array(upload);
+      for (let i = 0; i < upload; i++) body[i] = (i * 7919 + (i >> 8)) & 0xff;
+      const d = await crypto.subtle.digest('SHA-256', body);
+      init.method = 'POST';
+      init.body = body;
+      init.headers = { 'content-type': 'application/octet-stream' };
+      window.lastUploadSha = [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, '0')).join('');
+    }
     const t0 = performance.now();
-    const res = await h.mixFetch(u, { method: 'GET' });
+    const res = await h.mixFetch(u, init);
     const ms = performance.now() - t0;
     const digest = await crypto.subtle.digest('SHA-256', res.body);
     const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
@@ -139,9 +153,10 @@ async function fetchStage(url) {
       headers: res.headers,
       head: new TextDecoder().decode(res.body.slice(0, 200)),
       fetch_ms: Math.round(ms * 10) / 10,
+      upload_sha256: upload > 0 ? window.lastUploadSha : undefined,
     };
-  }, url);
-  if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
+  }, { u: url, upload });
+  if (expectStatus && r.status !== expectStatus) throw new Error(`HTTP ${r.status}`);
   return r;
 }
 
@@ -183,10 +198,27 @@ await stage('websocket', ['ready'], T.ws || 30000, async () => {
   }, { url: cfg.wsUrl, message: cfg.wsMessage || 'hello from the official client' });
 });
 
+// Extra fetches (exploration and regression variants): [{name, url, upload, timeoutMs}].
+for (const x of cfg.extraFetches || []) {
+  await stage(x.name, ['ready'], x.timeoutMs || 60000, () => fetchStage(x.url, x.upload || 0, 0));
+}
+
 await stage('disconnect', ['ready'], 20000, async () => {
   await page.evaluate(() => window.mt.disconnectMixTunnel());
   const state = await page.evaluate(() => window.mt.getTunnelState());
   return { state: state.state };
+});
+
+// A reload keeps the browser profile: the client finds its stored gateway registration and
+// only authenticates (no second register), then fetches again.
+await stage('reconnect', ['ready'], T.reconnect || 60000, async () => {
+  await page.reload();
+  await page.waitForFunction(() => window.mtLoaded === true, null, { timeout: 20000 });
+  await page.evaluate((o) => window.mt.setupMixTunnel(o), setupOpts);
+  const state = await page.evaluate(() => window.mt.getTunnelState());
+  if (state.state !== 'ready') throw new Error(`state after setup: ${JSON.stringify(state)}`);
+  const r = await fetchStage(cfg.pageUrl);
+  return { state: state.state, status: r.status, length: r.length };
 });
 
 emit({ stage: 'summary', api_requests: apiRequests });

@@ -9,6 +9,7 @@ Each stage is asserted on its own, so a failure names the furthest stage reached
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,18 @@ from tests.interop.harness import BIG, WS_MESSAGE, interop_network, run_driver
 
 pytestmark = [pytest.mark.interop, pytest.mark.anyio]
 
-STAGES = ("page", "ready", "dns", "fetch_page", "fetch_1mib", "websocket", "disconnect")
+STAGES = (
+    "page",
+    "ready",
+    "dns",
+    "fetch_page",
+    "fetch_1mib",
+    "websocket",
+    "upload",
+    "disconnect",
+    "reconnect",
+)
+UPLOAD = 256 * 1024
 
 
 @pytest.fixture
@@ -49,11 +61,12 @@ async def test_official_client_tunnel_fetch_dns_websocket(tmp_path: Path) -> Non
     log = tmp_path / "console.log"
     with anyio.fail_after(170):
         async with interop_network(tmp_path / "net") as net:
-            cfg = net.driver_config(log)
-            lines = await run_driver(cfg, tmp_path / "driver.json", timeout=150)
-            stages = _by_stage(lines, log)
             demo = net.network.demo
             assert demo is not None
+            upload = {"name": "upload", "url": f"http://{demo.zone}/upload", "upload": UPLOAD}
+            cfg = net.driver_config(log, extraFetches=[upload])
+            lines = await run_driver(cfg, tmp_path / "driver.json", timeout=150)
+            stages = _by_stage(lines, log)
             gateways = {i: dict(g.counters) for i, g in net.local.gateways.items()}
             exit_stats = net.local.exits[net.network.exits[0].node_id].stats()
 
@@ -78,13 +91,21 @@ async def test_official_client_tunnel_fetch_dns_websocket(tmp_path: Path) -> Non
     assert ws["ok"], ws
     assert ws["echo"] == WS_MESSAGE
 
+    # uplink: every IP packet is a 2-fragment DataV2 message (2 SURBs + up to 1420 bytes)
+    up = stages["upload"]
+    assert up["ok"], up
+    assert json.loads(up["head"]) == {"length": UPLOAD, "sha256": up["upload_sha256"]}
+
     assert stages["disconnect"]["ok"], stages["disconnect"]
     assert stages["disconnect"]["state"] in ("shutdown", "shutting_down")
+    # after a reload the stored registration is reused: authenticate only, no second register
+    assert stages["reconnect"]["ok"], stages["reconnect"]
+    assert stages["reconnect"]["status"] == 200
     _assert_local_only(stages)
 
     # it all went through our nodes: the client's gateway, the mix layers and the exit IPR
     entry = gateways[1]
-    assert entry["clients_registered"] == 1 and entry["clients_authenticated"] == 1
+    assert entry["clients_registered"] == 1 and entry["clients_authenticated"] == 2
     assert entry["client_packets"] > BIG // 2048  # uplink: TCP ACKs and the requests
     assert entry["pushed"] > BIG // 2048  # downlink: the 1 MiB in reply-SURB packets
     assert exit_stats["nat_tcp connected"] >= 2  # HTTP and ws
