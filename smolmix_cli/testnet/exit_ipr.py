@@ -59,7 +59,9 @@ from smolmix_cli.testnet.exit_policy import ExitPolicy
 log = logging.getLogger(__name__)
 
 IpAddress = IPv4Address | IPv6Address
-SURB_SYNC_INTERVAL = 0.01  # how often SURBs that came without data are noticed
+SURB_SYNC_INTERVAL = 0.01  # how soon SURBs that came without data are noticed, when needed
+IDLE_SYNC_INTERVAL = 0.5
+MAX_QUEUED_REPLIES = 4096  # downlink packets beyond this (waiting for SURBs) are dropped
 _REPLY_HEADER = 2  # a Reply NymMessage: type byte + content tag
 
 
@@ -115,6 +117,8 @@ class ExitIpr:
         self._wake = anyio.Event()
         self._denied = False
         self._tags: set[bytes] = set()
+        self._downlink_count = 0
+        self._queued = 0  # replies waiting for SURBs, recounted every 64 downlink packets
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -198,6 +202,14 @@ class ExitIpr:
     # --- to the mixnet ------------------------------------------------------------------------
 
     def _on_downlink(self, packet: bytes) -> None:
+        self._downlink_count += 1
+        if self._downlink_count % 64 == 0:
+            self._queued = sum(self.router.queued_replies(tag) for tag in self._tags)
+        if self._queued >= MAX_QUEUED_REPLIES:
+            # Replies wait for SURBs that do not come: drop as a full TUN queue would
+            # (TCP backs off; a UDP flood cannot grow the exit's memory).
+            self.counters["downlink dropped (reply queue full)"] += 1
+            return
         self.router.on_downlink(packet, anyio.current_time())
         self._wake.set()
 
@@ -223,12 +235,8 @@ class ExitIpr:
             known = self.router.surbs_available(tag)
             if held > known:
                 self.router.on_additional_surbs(tag, held - known, now)
-            elif (
-                held == 0
-                and self.router.client_addresses(tag) is None
-                and not self.router.queued_replies(tag)
-            ):
-                self._tags.discard(tag)
+            elif self.router.client_addresses(tag) is None and not self.router.queued_replies(tag):
+                self._tags.discard(tag)  # a later message from it is credited all it holds
 
     async def _drive(self, client: MixnetClient) -> None:
         """The router's clock (bundle flushes, sweeps, SURB re-requests) and its output."""
@@ -240,7 +248,10 @@ class ExitIpr:
             self._sync_surbs(client, now)
             await self._transmit(client)
             deadline = self.router.next_deadline()
-            wait = SURB_SYNC_INTERVAL if self._tags else 1.0
+            if any(self.router.queued_replies(tag) for tag in self._tags):
+                wait = SURB_SYNC_INTERVAL  # replies wait for SURBs: notice them soon
+            else:
+                wait = IDLE_SYNC_INTERVAL
             if deadline is not None:
                 wait = min(wait, max(0.0, deadline - anyio.current_time()))
             self._wake = anyio.Event()
