@@ -80,7 +80,12 @@ class ExitIprOptions:
     address_map: AddressMap | None = None
     router: RouterConfig = field(default_factory=RouterConfig)
     nat: NatConfig = field(default_factory=NatConfig)
-    client: ClientConfig = field(default_factory=lambda: ClientConfig.fast(keepalive_interval=None))
+    # No retransmission of replies (upstream sends data replies with max_retransmissions
+    # = 0; TCP recovers): a resent reply fragment would spend a SURB the router did not
+    # count. Upstream does retransmit inline control replies; here they are not.
+    client: ClientConfig = field(
+        default_factory=lambda: ClientConfig.fast(keepalive_interval=None, max_retransmissions=0)
+    )
 
 
 class ExitIpr:
