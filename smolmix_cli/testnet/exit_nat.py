@@ -222,9 +222,19 @@ class ExitNat:
                     self.counters["tcp syn while connecting"] += 1
                     return
                 if key not in self._tcp:
-                    self._start_connect(key, pkt)
+                    if self._valid_tcp(pkt):  # no OS connection for a corrupt SYN
+                        self._start_connect(key, pkt)
                     return
         self._to_stack(packet)
+
+    def _valid_tcp(self, pkt: IpPacket) -> bool:
+        pseudo = pseudo_header_raw(pkt.src, pkt.dst, PROTO_TCP, len(pkt.payload))
+        try:
+            decode_tcp(pkt.payload, pseudo)
+        except (PacketError, NetstackError):
+            self.counters["bad tcp syn"] += 1
+            return False
+        return True
 
     def _to_stack(self, packet: bytes) -> None:
         self.stack.receive_packet(packet, self.runner.clock())
