@@ -148,6 +148,11 @@ class ExitIpr:
             finally:
                 self._client = None
 
+    @property
+    def mixnet_client(self) -> MixnetClient | None:
+        """The IPR's own Nym client while it runs."""
+        return self._client
+
     def stats(self) -> dict[str, int]:
         out = {f"ipr_{k}": int(v) for k, v in self.router.stats.items()}
         out.update({f"exit_{k}": int(v) for k, v in self.counters.items()})
