@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 import anyio
 import anyio.abc
@@ -36,13 +36,15 @@ def anyio_backend() -> str:
 
 @asynccontextmanager
 async def wired(
-    config: NatConfig | None = None, address_map: AddressMap | None = None
+    config: NatConfig | None = None,
+    address_map: AddressMap | None = None,
+    client: IPv4Address | IPv6Address = CLIENT,
 ) -> AsyncIterator[tuple[StackRunner, ExitNat]]:
     """A client stack whose packets go into the NAT and back, through queues (as the mixnet)."""
     up_tx, up_rx = anyio.create_memory_object_stream[bytes](10_000)
     down_tx, down_rx = anyio.create_memory_object_stream[bytes](10_000)
     nat = ExitNat(down_tx.send_nowait, config=config, address_map=address_map)
-    runner = StackRunner(NetStack([CLIENT]), _Device(up_tx.send_nowait))
+    runner = StackRunner(NetStack([client]), _Device(up_tx.send_nowait))
 
     async def uplink() -> None:
         async for packet in up_rx:
@@ -180,4 +182,29 @@ async def test_mangled_packets_are_dropped_and_the_nat_keeps_working() -> None:
             assert nat.stats()["nat_tcp_flows"] == 0  # no mangled SYN opened anything
             stream = await runner.connect_tcp(LOOP, port)
             assert await read_all(stream) == b"still here"
+            tg.cancel_scope.cancel()
+
+
+async def test_ipv6_tunnel_side_reaches_a_mapped_ipv4_loopback_server() -> None:
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
+
+    async def hello(stream: anyio.abc.SocketStream) -> None:
+        await stream.send(b"v6 ok")
+        await stream.aclose()
+
+    demo = IPv6Address("2001:2::1")
+    amap = AddressMap()
+    amap.map_port(demo, 80, "127.0.0.1", port)
+    with anyio.fail_after(10):
+        async with (
+            listener,
+            anyio.create_task_group() as tg,
+            wired(address_map=amap, client=IPv6Address("fc00::5")) as (runner, nat),
+        ):
+            tg.start_soon(listener.serve, hello)
+            stream = await runner.connect_tcp(demo, 80)
+            assert await read_all(stream) == b"v6 ok"
+            assert await runner.ping(IPv6Address("2606:4700::1111"), timeout=2) > 0
+            assert nat.counters["icmp echo answered"] == 1
             tg.cancel_scope.cancel()
