@@ -170,14 +170,21 @@ class ExitIpr:
                 self.router.on_message(None, message.data, 0, now)
                 continue
             self._tags.add(tag)
-            fresh = max(0, client.reply_surbs_available(tag) - self.router.surbs_available(tag))
-            self._denied = False
-            self.router.on_message(tag, message.data, fresh, now)
-            if self._denied:
-                self._reject_denied(tag, message.data)
-            for packet in self.router.pop_uplink():
-                self.nat.feed(packet)
+            try:
+                self._handle(client, tag, message.data, now)
+            except Exception:  # a bug here must not take the whole local network down
+                log.exception("exit IPR failed on a message")
+                self.counters["internal error"] += 1
             await self._transmit(client)
+
+    def _handle(self, client: MixnetClient, tag: bytes, data: bytes, now: float) -> None:
+        fresh = max(0, client.reply_surbs_available(tag) - self.router.surbs_available(tag))
+        self._denied = False
+        self.router.on_message(tag, data, fresh, now)
+        if self._denied:
+            self._reject_denied(tag, data)
+        for packet in self.router.pop_uplink():
+            self.nat.feed(packet)
 
     def _allowed(self, destination: IpAddress, port: int) -> bool:
         if destination in (TUN_IPV4, TUN_IPV6):

@@ -319,6 +319,12 @@ class ExitNat:
                 typ = icmp.V4_DEST_UNREACHABLE if pkt.version == 4 else icmp.V6_DEST_UNREACHABLE
                 self._send_icmp(pkt, icmp.error_for(pkt.raw, pkt.version, typ, code))
             return
+        except Exception:  # e.g. a mapping to something anyio cannot connect to
+            log.exception("exit NAT connect failed")
+            self._pending.discard(key)
+            self.counters["internal error"] += 1
+            self._reset(pkt)
+            return
         except BaseException:
             self._pending.discard(key)
             raise
@@ -379,6 +385,10 @@ class ExitNat:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(pump, tunnel, os_stream, tg.cancel_scope)
                 tg.start_soon(pump, os_stream, tunnel, tg.cancel_scope)
+        except Exception:  # a bug in one flow must not end the NAT
+            log.exception("TCP splice failed")
+            self.counters["internal error"] += 1
+            broken = True
         finally:
             self._tcp.pop(key, None)
             if broken:
