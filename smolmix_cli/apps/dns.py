@@ -265,14 +265,19 @@ async def _tcp_try(
 
 async def tcp_exchange(connector: Connector, server: str, port: int, wire: bytes) -> bytes:
     """One query over TCP with RFC 1035 2-byte length framing."""
-    if len(wire) > 65535:
-        raise DnsUsageError("query too large for TCP framing")
     try:
         stream = await connector.open_tcp(server, port)
     except AppError:
         raise
     except Exception as exc:
         raise DnsNoReply(f"TCP connection to {server}#{port} failed: {exc!r}") from None
+    return await framed_exchange(stream, wire, f"{server}#{port}")
+
+
+async def framed_exchange(stream: anyio.abc.ByteStream, wire: bytes, label: str) -> bytes:
+    """Send one length-prefixed query on `stream` (TCP or TLS), read one reply, close."""
+    if len(wire) > 65535:
+        raise DnsUsageError("query too large for TCP framing")
     try:
         await stream.send(len(wire).to_bytes(2, "big") + wire)
         buffer = bytearray()
@@ -283,7 +288,7 @@ async def tcp_exchange(connector: Connector, server: str, port: int, wire: bytes
     except AppError:
         raise
     except Exception:  # EndOfStream, broken stream, OS or tunnel errors
-        raise DnsNoReply(f"TCP connection to {server}#{port} closed before a reply") from None
+        raise DnsNoReply(f"connection to {label} closed before a reply") from None
     finally:
         await anyio.aclose_forcefully(stream)
 

@@ -212,6 +212,7 @@ class _Conn:
         self.received = 0
         """Bytes received since the current request was sent (0 at EOF = empty reply)."""
         self.tls_version = tls_version
+        self.remote_ip = ""
 
     async def aclose(self) -> None:
         await anyio.aclose_forcefully(self.stream)
@@ -350,7 +351,13 @@ class HttpClient:
             transfer.content_type = head.header("content-type") or ""
             transfer.size_header += len(head.raw())
             if on_head is not None:
-                await on_head(head)
+                try:
+                    await on_head(head)
+                except BaseException as exc:
+                    await conn.aclose()
+                    if isinstance(exc, OSError):
+                        raise WriteError(f"Failure writing output to destination: {exc}") from None
+                    raise
             location = head.header("location")
             transfer.redirect_url = ""
             if location is not None and 300 <= head.status < 400 and head.status != 304:
@@ -435,8 +442,10 @@ class HttpClient:
         if idle and not fresh:
             conn = idle.pop()
             now = transfer.elapsed()
-            transfer.time_connect = transfer.time_appconnect = now
+            transfer.time_connect = now
+            transfer.time_appconnect = now if url.scheme == "https" else 0.0
             transfer.reused_connection = True
+            self._describe(transfer, url, conn)
             return conn, True
         context: ssl.SSLContext | None = None
         if url.scheme == "https":
@@ -449,18 +458,26 @@ class HttpClient:
                 if context is not None:
                     stream = await tls.wrap_client(stream, url.host, context)
                     tls_version = tls.negotiated(stream).get("tls_version", "")
-                transfer.time_appconnect = transfer.elapsed()
+                    transfer.time_appconnect = transfer.elapsed()
+                else:
+                    transfer.time_appconnect = 0.0
         except TimeoutError:
             raise OperationTimeout(
                 f"Connection timed out after {transfer.elapsed() * 1000:.0f} milliseconds"
             ) from None
         self.connections_opened += 1
-        transfer.remote_ip = _remote_ip(stream)
         transfer.num_connects += 1
         transfer.reused_connection = False
+        conn = _Conn(stream, key, tls_version)
+        conn.remote_ip = _remote_ip(stream)
+        self._describe(transfer, url, conn)
+        return conn, False
+
+    @staticmethod
+    def _describe(transfer: Transfer, url: Url, conn: _Conn) -> None:
         transfer.remote_host, transfer.remote_port, transfer.scheme = url.host, url.port, url.scheme
-        transfer.tls_version = tls_version
-        return _Conn(stream, key, tls_version), False
+        transfer.remote_ip = conn.remote_ip
+        transfer.tls_version = conn.tls_version
 
     async def _open(self, url: Url) -> anyio.abc.ByteStream:
         try:

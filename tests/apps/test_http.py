@@ -48,6 +48,7 @@ async def test_get_small_page(origin: DemoOrigin, connector: OsConnector) -> Non
     assert t.content_type.startswith("text/html")
     assert t.url_effective == base(origin) + "/"
     assert 0 <= t.time_connect <= t.time_starttransfer <= t.time_total
+    assert t.time_appconnect == 0.0  # no TLS, as curl reports it
 
 
 async def test_request_shape_and_default_user_agent(
