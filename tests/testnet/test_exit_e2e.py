@@ -121,6 +121,23 @@ async def test_demo_origin_dns_http_https_and_ping_through_mapped_addresses(
                 b"GET / HTTP/1.1\r\nHost: demo.smolmix.test\r\nConnection: close\r\n\r\n"
             )
             assert (await read_all(tls)).startswith(b"HTTP/1.1 200")
+            # DNS over TLS on 853 (length-prefixed messages, RFC 7858)
+            raw = await runner.connect_tcp(IPv4Address(demo.ipv4), demo.ports["dot"])
+            dot = await TLSStream.wrap(
+                raw,
+                hostname=demo.zone,
+                ssl_context=net.network.ssl_context(),
+                standard_compatible=False,
+            )
+            query = DNSRecord.question(f"www.{demo.zone}", "A")
+            wire = query.pack()
+            await dot.send(len(wire).to_bytes(2, "big") + wire)
+            reply = b""
+            while len(reply) < 2 or len(reply) < 2 + int.from_bytes(reply[:2], "big"):
+                reply += await dot.receive()
+            answer = DNSRecord.parse(reply[2:])
+            assert answer.header.id == query.header.id
+            assert demo.ipv4 in [str(rr.rdata) for rr in answer.rr]
             # ICMP echo: answered by the exit for any destination
             for target in (demo.ipv4, "1.1.1.1", "10.0.0.1"):
                 rtt = await runner.ping(IPv4Address(target), timeout=5)
