@@ -59,7 +59,9 @@ from smolmix_cli.testnet.exit_policy import ExitPolicy
 log = logging.getLogger(__name__)
 
 IpAddress = IPv4Address | IPv6Address
-SURB_SYNC_INTERVAL = 0.01  # how often SURBs that came without data are noticed
+SURB_SYNC_INTERVAL = 0.01  # how soon SURBs that came without data are noticed, when needed
+IDLE_SYNC_INTERVAL = 0.5
+MAX_QUEUED_REPLIES = 4096  # downlink packets beyond this (waiting for SURBs) are dropped
 _REPLY_HEADER = 2  # a Reply NymMessage: type byte + content tag
 
 
@@ -78,7 +80,12 @@ class ExitIprOptions:
     address_map: AddressMap | None = None
     router: RouterConfig = field(default_factory=RouterConfig)
     nat: NatConfig = field(default_factory=NatConfig)
-    client: ClientConfig = field(default_factory=lambda: ClientConfig.fast(keepalive_interval=None))
+    # No retransmission of replies (upstream sends data replies with max_retransmissions
+    # = 0; TCP recovers): a resent reply fragment would spend a SURB the router did not
+    # count. Upstream does retransmit inline control replies; here they are not.
+    client: ClientConfig = field(
+        default_factory=lambda: ClientConfig.fast(keepalive_interval=None, max_retransmissions=0)
+    )
 
 
 class ExitIpr:
@@ -115,6 +122,8 @@ class ExitIpr:
         self._wake = anyio.Event()
         self._denied = False
         self._tags: set[bytes] = set()
+        self._downlink_count = 0
+        self._queued = 0  # replies waiting for SURBs, recounted every 64 downlink packets
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -139,6 +148,11 @@ class ExitIpr:
             finally:
                 self._client = None
 
+    @property
+    def mixnet_client(self) -> MixnetClient | None:
+        """The IPR's own Nym client while it runs."""
+        return self._client
+
     def stats(self) -> dict[str, int]:
         out = {f"ipr_{k}": int(v) for k, v in self.router.stats.items()}
         out.update({f"exit_{k}": int(v) for k, v in self.counters.items()})
@@ -156,14 +170,21 @@ class ExitIpr:
                 self.router.on_message(None, message.data, 0, now)
                 continue
             self._tags.add(tag)
-            fresh = max(0, client.reply_surbs_available(tag) - self.router.surbs_available(tag))
-            self._denied = False
-            self.router.on_message(tag, message.data, fresh, now)
-            if self._denied:
-                self._reject_denied(tag, message.data)
-            for packet in self.router.pop_uplink():
-                self.nat.feed(packet)
+            try:
+                self._handle(client, tag, message.data, now)
+            except Exception:  # a bug here must not take the whole local network down
+                log.exception("exit IPR failed on a message")
+                self.counters["internal error"] += 1
             await self._transmit(client)
+
+    def _handle(self, client: MixnetClient, tag: bytes, data: bytes, now: float) -> None:
+        fresh = max(0, client.reply_surbs_available(tag) - self.router.surbs_available(tag))
+        self._denied = False
+        self.router.on_message(tag, data, fresh, now)
+        if self._denied:
+            self._reject_denied(tag, data)
+        for packet in self.router.pop_uplink():
+            self.nat.feed(packet)
 
     def _allowed(self, destination: IpAddress, port: int) -> bool:
         if destination in (TUN_IPV4, TUN_IPV6):
@@ -198,6 +219,14 @@ class ExitIpr:
     # --- to the mixnet ------------------------------------------------------------------------
 
     def _on_downlink(self, packet: bytes) -> None:
+        self._downlink_count += 1
+        if self._downlink_count % 64 == 0:
+            self._queued = sum(self.router.queued_replies(tag) for tag in self._tags)
+        if self._queued >= MAX_QUEUED_REPLIES:
+            # Replies wait for SURBs that do not come: drop as a full TUN queue would
+            # (TCP backs off; a UDP flood cannot grow the exit's memory).
+            self.counters["downlink dropped (reply queue full)"] += 1
+            return
         self.router.on_downlink(packet, anyio.current_time())
         self._wake.set()
 
@@ -223,12 +252,8 @@ class ExitIpr:
             known = self.router.surbs_available(tag)
             if held > known:
                 self.router.on_additional_surbs(tag, held - known, now)
-            elif (
-                held == 0
-                and self.router.client_addresses(tag) is None
-                and not self.router.queued_replies(tag)
-            ):
-                self._tags.discard(tag)
+            elif self.router.client_addresses(tag) is None and not self.router.queued_replies(tag):
+                self._tags.discard(tag)  # a later message from it is credited all it holds
 
     async def _drive(self, client: MixnetClient) -> None:
         """The router's clock (bundle flushes, sweeps, SURB re-requests) and its output."""
@@ -240,7 +265,10 @@ class ExitIpr:
             self._sync_surbs(client, now)
             await self._transmit(client)
             deadline = self.router.next_deadline()
-            wait = SURB_SYNC_INTERVAL if self._tags else 1.0
+            if any(self.router.queued_replies(tag) for tag in self._tags):
+                wait = SURB_SYNC_INTERVAL  # replies wait for SURBs: notice them soon
+            else:
+                wait = IDLE_SYNC_INTERVAL
             if deadline is not None:
                 wait = min(wait, max(0.0, deadline - anyio.current_time()))
             self._wake = anyio.Event()

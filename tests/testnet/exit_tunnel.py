@@ -20,6 +20,7 @@ import anyio.abc
 
 from smolmix_cli.config import Network
 from smolmix_cli.ipr.client_logic import (
+    ClientConfig,
     Connected,
     ConnectFailed,
     InfoReceived,
@@ -30,7 +31,8 @@ from smolmix_cli.ipr.client_logic import (
 )
 from smolmix_cli.ipr.messages import V9, InfoResponse
 from smolmix_cli.mixnet.address import Recipient
-from smolmix_cli.mixnet.client import ClientConfig, MixnetClient
+from smolmix_cli.mixnet.client import ClientConfig as MixnetConfig
+from smolmix_cli.mixnet.client import MixnetClient
 from smolmix_cli.mixnet.keys import decode_key_base58
 from smolmix_cli.mixnet.nym_api import NymApiClient
 from smolmix_cli.mixnet.topology import Topology
@@ -123,11 +125,16 @@ class MiniTunnel:
 
 @asynccontextmanager
 async def mini_tunnel(
-    client: MixnetClient, ipr: Recipient, *, version: int = V9, seed: int | None = None
+    client: MixnetClient,
+    ipr: Recipient,
+    *,
+    version: int = V9,
+    seed: int | None = None,
+    config: ClientConfig | None = None,
 ) -> AsyncIterator[MiniTunnel]:
     """Connect to the exit at `ipr` and run a client stack on the address it gives."""
     rng = random.Random(seed) if seed is not None else None
-    tunnel = MiniTunnel(client, ipr, IprClient(rng))
+    tunnel = MiniTunnel(client, ipr, IprClient(rng, config))
     connected = anyio.Event()
     failed: list[str] = []
     async with anyio.create_task_group() as tg:
@@ -185,7 +192,7 @@ async def exit_net(tmp_path: Path, **options: object) -> AsyncIterator[ExitNet]:
             topology,
             gateway=entry,
             ssl_context=network.ssl_context(),
-            config=ClientConfig.fast(keepalive_interval=None),
+            config=MixnetConfig.fast(keepalive_interval=None),
         ) as client:
             yield ExitNet(local, network, topology, client)
         tg.cancel_scope.cancel()

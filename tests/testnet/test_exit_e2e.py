@@ -16,6 +16,7 @@ import pytest
 from anyio.streams.tls import TLSStream
 from dnslib import DNSRecord
 
+from smolmix_cli.ipr.client_logic import ClientConfig
 from smolmix_cli.netstack.aio import StackRunner
 from smolmix_cli.netstack.errors import ConnectionRefused
 from tests.testnet.exit_tunnel import MiniTunnel, exit_net, mini_tunnel, read_all, serve_tcp
@@ -74,6 +75,11 @@ async def test_one_mebibyte_download_is_byte_exact(tmp_path: Path) -> None:
             data = await read_all(stream)
             assert len(data) == len(blob)
             assert data == blob
+            stats = net.local.exits[2].stats()
+            # ~1000 replies from 2 SURBs per uplink message: the exit asked for more, and got them
+            assert stats["exit_surb requests sent"] > 0
+            assert stats.get("exit_reply dropped (no surbs)", 0) == 0
+            assert stats["exit_replies sent"] > 700
 
 
 async def test_demo_origin_dns_http_https_and_ping_through_mapped_addresses(
@@ -115,6 +121,23 @@ async def test_demo_origin_dns_http_https_and_ping_through_mapped_addresses(
                 b"GET / HTTP/1.1\r\nHost: demo.smolmix.test\r\nConnection: close\r\n\r\n"
             )
             assert (await read_all(tls)).startswith(b"HTTP/1.1 200")
+            # DNS over TLS on 853 (length-prefixed messages, RFC 7858)
+            raw = await runner.connect_tcp(IPv4Address(demo.ipv4), demo.ports["dot"])
+            dot = await TLSStream.wrap(
+                raw,
+                hostname=demo.zone,
+                ssl_context=net.network.ssl_context(),
+                standard_compatible=False,
+            )
+            query = DNSRecord.question(f"www.{demo.zone}", "A")
+            wire = query.pack()
+            await dot.send(len(wire).to_bytes(2, "big") + wire)
+            reply = b""
+            while len(reply) < 2 or len(reply) < 2 + int.from_bytes(reply[:2], "big"):
+                reply += await dot.receive()
+            answer = DNSRecord.parse(reply[2:])
+            assert answer.header.id == query.header.id
+            assert demo.ipv4 in [str(rr.rdata) for rr in answer.rr]
             # ICMP echo: answered by the exit for any destination
             for target in (demo.ipv4, "1.1.1.1", "10.0.0.1"):
                 rtt = await runner.ping(IPv4Address(target), timeout=5)
@@ -160,3 +183,13 @@ async def test_policy_denial_and_refusal_fail_fast_with_distinct_signals(
             assert stats["ipr_exit policy"] == 2
             assert stats["nat_rejected by policy"] == 2
             assert stats["nat_tcp connect refused"] == 1
+
+
+async def test_connect_with_few_surbs_waits_for_a_surb_request(tmp_path: Path) -> None:
+    """5 + 2 SURBs leave the exit below its reserve of 10: it must ask before answering."""
+    config = ClientConfig(open_reply_surbs=5)
+    with anyio.fail_after(30):
+        async with exit_net(tmp_path) as net, mini_tunnel(net.client, net.ipr(), config=config):
+            stats = net.local.exits[2].stats()
+            assert stats["exit_surb requests sent"] >= 1
+            assert net.client.stats.surb_requests_served >= 1

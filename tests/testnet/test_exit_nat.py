@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 import anyio
 import anyio.abc
@@ -14,9 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smolmix_cli.mixnet.message import ReplyContentTag, ReplyMessage, split_message
+from smolmix_cli.netstack import icmp
 from smolmix_cli.netstack.aio import StackRunner
 from smolmix_cli.netstack.errors import ConnectionRefused
+from smolmix_cli.netstack.ip import PROTO_ICMP, PROTO_TCP, encode_ip, pseudo_header_raw
 from smolmix_cli.netstack.stack import NetStack
+from smolmix_cli.netstack.tcp_wire import SYN, TcpSegment, encode_tcp
 from smolmix_cli.testnet.exit_ipr import reply_surb_cost
 from smolmix_cli.testnet.exit_nat import AddressMap, ExitNat, NatConfig
 from tests.testnet.exit_tunnel import _Device, read_all, udp_packet
@@ -33,13 +36,15 @@ def anyio_backend() -> str:
 
 @asynccontextmanager
 async def wired(
-    config: NatConfig | None = None, address_map: AddressMap | None = None
+    config: NatConfig | None = None,
+    address_map: AddressMap | None = None,
+    client: IPv4Address | IPv6Address = CLIENT,
 ) -> AsyncIterator[tuple[StackRunner, ExitNat]]:
     """A client stack whose packets go into the NAT and back, through queues (as the mixnet)."""
     up_tx, up_rx = anyio.create_memory_object_stream[bytes](10_000)
     down_tx, down_rx = anyio.create_memory_object_stream[bytes](10_000)
     nat = ExitNat(down_tx.send_nowait, config=config, address_map=address_map)
-    runner = StackRunner(NetStack([CLIENT]), _Device(up_tx.send_nowait))
+    runner = StackRunner(NetStack([client]), _Device(up_tx.send_nowait))
 
     async def uplink() -> None:
         async for packet in up_rx:
@@ -131,3 +136,75 @@ async def test_rejected_udp_gets_admin_prohibited_and_flows_expire_and_are_bound
 def test_reply_surb_cost_is_the_fragment_count(size: int) -> None:
     message = ReplyMessage(ReplyContentTag.DATA, bytes(size))
     assert reply_surb_cost(size) == len(split_message(message, random.Random(1)))
+
+
+async def test_mangled_packets_are_dropped_and_the_nat_keeps_working() -> None:
+    """Truncated, bit-flipped and random packets: counted, never raised, service goes on."""
+    rng = random.Random(11)
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
+
+    async def hello(stream: anyio.abc.SocketStream) -> None:
+        await stream.send(b"still here")
+        await stream.aclose()
+
+    closed = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    closed_port = int(closed.extra(anyio.abc.SocketAttribute.local_port))
+    await closed.aclose()
+    s, d = CLIENT.packed, LOOP.packed
+    syn = TcpSegment(40000, closed_port, 1, 0, SYN, 65535)
+    echo = icmp.IcmpMessage(icmp.V4_ECHO_REQUEST, 0, 0x10001, b"ping")
+    seeds = [
+        udp_packet(CLIENT, LOOP, 5353, port, b"dns?"),
+        udp_packet(CLIENT, IPv4Address("198.18.0.1"), 1, 2, b""),
+        encode_ip(s, d, PROTO_ICMP, icmp.encode_icmp(echo)),
+        encode_ip(s, d, PROTO_TCP, encode_tcp(syn, pseudo_header_raw(s, d, PROTO_TCP, 20))),
+    ]
+    with anyio.fail_after(20):
+        async with listener, anyio.create_task_group() as tg, wired() as (runner, nat):
+            tg.start_soon(listener.serve, hello)
+            for _ in range(3000):
+                packet = bytearray(rng.choice(seeds))
+                for _ in range(rng.randint(1, 4)):
+                    choice = rng.random()
+                    if choice < 0.4 and packet:
+                        packet[rng.randrange(len(packet))] ^= 1 << rng.randrange(8)
+                    elif choice < 0.7:
+                        del packet[rng.randrange(len(packet) + 1) :]
+                    else:
+                        packet += rng.randbytes(rng.randint(1, 40))
+                nat.feed(bytes(packet))
+            nat.feed(rng.randbytes(0))
+            for _ in range(200):
+                nat.feed(rng.randbytes(rng.randint(1, 100)))
+            bad = sum(v for k, v in nat.counters.items() if k.startswith("bad"))
+            assert bad > 1000
+            assert nat.stats()["nat_tcp_flows"] == 0  # no mangled SYN opened anything
+            stream = await runner.connect_tcp(LOOP, port)
+            assert await read_all(stream) == b"still here"
+            tg.cancel_scope.cancel()
+
+
+async def test_ipv6_tunnel_side_reaches_a_mapped_ipv4_loopback_server() -> None:
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
+
+    async def hello(stream: anyio.abc.SocketStream) -> None:
+        await stream.send(b"v6 ok")
+        await stream.aclose()
+
+    demo = IPv6Address("2001:2::1")
+    amap = AddressMap()
+    amap.map_port(demo, 80, "127.0.0.1", port)
+    with anyio.fail_after(10):
+        async with (
+            listener,
+            anyio.create_task_group() as tg,
+            wired(address_map=amap, client=IPv6Address("fc00::5")) as (runner, nat),
+        ):
+            tg.start_soon(listener.serve, hello)
+            stream = await runner.connect_tcp(demo, 80)
+            assert await read_all(stream) == b"v6 ok"
+            assert await runner.ping(IPv6Address("2606:4700::1111"), timeout=2) > 0
+            assert nat.counters["icmp echo answered"] == 1
+            tg.cancel_scope.cancel()

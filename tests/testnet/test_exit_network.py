@@ -131,3 +131,26 @@ def test_exits_option_is_bounded(tmp_path: Path) -> None:
         timeout=30,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+async def test_the_exit_serves_again_after_its_gateway_restarts(tmp_path: Path) -> None:
+    with anyio.fail_after(60):
+        async with exit_net(tmp_path) as net, mini_tunnel(net.client, net.ipr()) as tunnel:
+            assert tunnel.runner is not None
+            demo = net.network.demo
+            assert demo is not None
+            address = IPv4Address(demo.ipv4)
+            await tunnel.runner.ping(address, timeout=5)
+            await net.local.restart_gateway(2, down_for=0.2)
+            # the IPR's client reconnects to its gateway by itself; the session survives
+            for _ in range(100):
+                try:
+                    await tunnel.runner.ping(address, timeout=0.5)
+                    break
+                except TimeoutError:
+                    continue
+            stream = await tunnel.runner.connect_tcp(address, 80)
+            await stream.send(b"GET / HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+            assert (await read_all(stream)).startswith(b"HTTP/1.1 200")
+            exit_client = net.local.exits[2].mixnet_client
+            assert exit_client is not None and exit_client.stats.gateway_connects == 2
