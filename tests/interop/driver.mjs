@@ -81,7 +81,7 @@ const withTimeout = (promise, ms, what) => Promise.race([
 
 const results = {};
 const selected = cfg.stages
-  ? new Set(['page', 'ready', ...cfg.stages, ...(cfg.extraFetches || []).map((x) => x.name)])
+  ? new Set(['page', 'ready', ...cfg.stages, ...(cfg.extraFetches || []).map((x) => x.name), ...(cfg.optional || [])])
   : null;
 async function stage(name, needs, ms, fn) {
   if (selected && !selected.has(name)) return;
@@ -197,6 +197,53 @@ await stage('websocket', ['ready'], T.ws || 30000, async () => {
     return { echo: text.data, open_ms: Math.round(opened), echo_ms: Math.round(echoMs), events };
   }, { url: cfg.wsUrl, message: cfg.wsMessage || 'hello from the official client' });
 });
+
+// Optional stages (cfg.optional): concurrent fetches on one tunnel; a binary ws echo.
+const optional = new Set(cfg.optional || []);
+if (optional.has('parallel')) {
+  await stage('parallel', ['ready'], 120000, async () => {
+    return await page.evaluate(async (url) => {
+      const h = await window.mt.getMixTunnel();
+      const t0 = performance.now();
+      const all = await Promise.all([0, 1, 2, 3].map(() => h.mixFetch(url, { method: 'GET' })));
+      const out = [];
+      for (const r of all) {
+        const d = await crypto.subtle.digest('SHA-256', r.body);
+        out.push({ status: r.status, length: r.body.length,
+          sha256: [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, '0')).join('') });
+      }
+      return { results: out, total_ms: Math.round(performance.now() - t0) };
+    }, cfg.parallelUrl);
+  });
+}
+if (optional.has('ws_binary')) {
+  await stage('ws_binary', ['ready'], 60000, async () => {
+    return await page.evaluate(async ({ url, size }) => {
+      const h = await window.mt.getMixTunnel();
+      const events = [];
+      let wake = null;
+      const onEvent = window.mt.proxy((id, type, data) => {
+        events.push({ type, data });
+        if (wake) wake();
+      });
+      const until = async (pred) => {
+        while (!events.some(pred)) await new Promise((ok) => { wake = ok; });
+      };
+      const handle = await h.mixWebSocket(url, undefined, onEvent);
+      await until((e) => e.type !== 'text' && e.type !== 'binary');
+      const msg = new Uint8Array(size);
+      for (let i = 0; i < size; i++) msg[i] = (i * 31) & 0xff;
+      await h.wsSend(handle, msg);
+      await until((e) => e.type === 'binary' || e.type === 'error' || e.type === 'close');
+      const got = events.find((e) => e.type === 'binary');
+      await h.wsClose(handle, 1000, 'done');
+      if (!got) throw new Error(`no echo: ${JSON.stringify(events.map((e) => e.type))}`);
+      const bytes = new Uint8Array(got.data);
+      const same = bytes.length === size && bytes.every((b, i) => b === ((i * 31) & 0xff));
+      return { length: bytes.length, same, dataType: Object.prototype.toString.call(got.data) };
+    }, { url: cfg.wsUrl, size: cfg.wsBinarySize || 65536 });
+  });
+}
 
 // Extra fetches (exploration and regression variants): [{name, url, upload, timeoutMs}].
 for (const x of cfg.extraFetches || []) {

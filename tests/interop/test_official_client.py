@@ -28,11 +28,15 @@ STAGES = (
     "fetch_page",
     "fetch_1mib",
     "websocket",
+    "parallel",
+    "ws_binary",
     "upload",
     "disconnect",
     "reconnect",
 )
 UPLOAD = 256 * 1024
+# below the client's 8-packet uplink burst (see NOTES.md), so no RTO stall
+WS_BINARY = 8 * 1024
 
 
 @pytest.fixture
@@ -64,7 +68,13 @@ async def test_official_client_tunnel_fetch_dns_websocket(tmp_path: Path) -> Non
             demo = net.network.demo
             assert demo is not None
             upload = {"name": "upload", "url": f"http://{demo.zone}/upload", "upload": UPLOAD}
-            cfg = net.driver_config(log, extraFetches=[upload])
+            cfg = net.driver_config(
+                log,
+                extraFetches=[upload],
+                optional=["parallel", "ws_binary"],
+                parallelUrl=f"http://{demo.zone}/",
+                wsBinarySize=WS_BINARY,
+            )
             lines = await run_driver(cfg, tmp_path / "driver.json", timeout=150)
             stages = _by_stage(lines, log)
             gateways = {i: dict(g.counters) for i, g in net.local.gateways.items()}
@@ -90,6 +100,16 @@ async def test_official_client_tunnel_fetch_dns_websocket(tmp_path: Path) -> Non
     ws = stages["websocket"]
     assert ws["ok"], ws
     assert ws["echo"] == WS_MESSAGE
+
+    # four mixFetch calls at once on one tunnel
+    parallel = stages["parallel"]
+    assert parallel["ok"], parallel
+    assert [r["status"] for r in parallel["results"]] == [200] * 4
+    assert len({r["sha256"] for r in parallel["results"]} | {page["sha256"]}) == 1
+
+    binary = stages["ws_binary"]
+    assert binary["ok"], binary
+    assert binary["length"] == WS_BINARY and binary["same"] is True
 
     # uplink: every IP packet is a 2-fragment DataV2 message (2 SURBs + up to 1420 bytes)
     up = stages["upload"]
