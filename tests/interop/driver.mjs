@@ -245,6 +245,16 @@ if (optional.has('ws_binary')) {
   });
 }
 
+// Idle for cfg.idleSeconds, then fetch again (the exit IPR drops clients idle for 60 s).
+if (optional.has('after_idle')) {
+  await stage('after_idle', ['ready'], (cfg.idleSeconds + 60) * 1000, async () => {
+    await new Promise((ok) => setTimeout(ok, cfg.idleSeconds * 1000));
+    const state = await page.evaluate(() => window.mt.getTunnelState());
+    const r = await fetchStage(cfg.pageUrl);
+    return { state: state.state, status: r.status, idle_s: cfg.idleSeconds };
+  });
+}
+
 // Extra fetches (exploration and regression variants): [{name, url, upload, timeoutMs}].
 for (const x of cfg.extraFetches || []) {
   await stage(x.name, ['ready'], x.timeoutMs || 60000, () => fetchStage(x.url, x.upload || 0, 0));
