@@ -249,6 +249,12 @@ def up(
                     f"network file {network.network_file} (Ctrl-C stops it)",
                     err=True,
                 )
+                if info.demo is not None:
+                    click.echo(
+                        f"smolmix: demo origin {info.demo.zone} at {info.demo.ipv4} through the "
+                        f"tunnel (http, https, ws :8080, wss :8443, DNS {info.dns_resolver})",
+                        err=True,
+                    )
                 click.echo(str(network.network_file))
                 async for _ in sigs:
                     break
