@@ -200,3 +200,21 @@ async def test_a_custom_exit_policy_is_enforced(tmp_path: Path) -> None:
                 "198.18.0.1:443",
                 "1.1.1.1:443",
             ]
+
+
+async def test_the_exit_works_through_lossy_mix_nodes(tmp_path: Path) -> None:
+    """10 % loss at every mix node: client messages are retransmitted by the client, lost
+    control replies by the exit, lost data replies are left to TCP (as upstream)."""
+    with anyio.fail_after(60):
+        async with exit_net(tmp_path, loss=0.1, seed=3) as net:
+            for _ in range(3):
+                async with mini_tunnel(net.client, net.ipr()) as tunnel:
+                    assert tunnel.runner is not None
+                    stream = await tunnel.runner.connect_tcp(IPv4Address("198.18.0.1"), 80)
+                    await stream.send(
+                        b"GET /bytes/20000 HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n"
+                    )
+                    head, _, body = (await read_all(stream)).partition(b"\r\n\r\n")
+                    assert head.startswith(b"HTTP/1.1 200") and len(body) == 20000
+            dropped = sum(n.counters["dropped_loss"] for n in net.local.mixnodes.values())
+            assert dropped > 0
