@@ -134,6 +134,7 @@ class ExitIpr:
         self._wake = anyio.Event()
         self._denied = False
         self._tags: set[bytes] = set()
+        self._addresses: dict[bytes, tuple[IPv4Address, IPv6Address]] = {}
         self._downlink_count = 0
         self._tg: anyio.abc.TaskGroup | None = None
         self._queued = 0  # replies waiting for SURBs, recounted every 64 downlink packets
@@ -196,10 +197,22 @@ class ExitIpr:
         fresh = max(0, client.reply_surbs_available(tag) - self.router.surbs_available(tag))
         self._denied = False
         self.router.on_message(tag, data, fresh, now)
+        self._note_addresses(tag)
         if self._denied:
             self._reject_denied(tag, data)
         for packet in self.router.pop_uplink():
             self.nat.feed(packet)
+
+    def _note_addresses(self, tag: bytes) -> None:
+        """When the router drops or replaces a client's addresses, the NAT drops its flows."""
+        current = self.router.client_addresses(tag)
+        previous = self._addresses.get(tag)
+        if previous is not None and previous != current:
+            self.nat.forget(previous)
+        if current is None:
+            self._addresses.pop(tag, None)
+        else:
+            self._addresses[tag] = current
 
     def _allowed(self, destination: IpAddress, port: int) -> bool:
         if destination in (TUN_IPV4, TUN_IPV6):
@@ -300,6 +313,8 @@ class ExitIpr:
             deadline = self.router.next_deadline()
             if deadline is not None and deadline <= now:
                 self.router.handle_timeout(now)
+                for tag in list(self._addresses):
+                    self._note_addresses(tag)  # the sweep forgets idle clients
             self._sync_surbs(client, now)
             await self._transmit(client)
             deadline = self.router.next_deadline()

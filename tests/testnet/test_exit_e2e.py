@@ -19,7 +19,14 @@ from dnslib import DNSRecord
 from smolmix_cli.ipr.client_logic import ClientConfig
 from smolmix_cli.netstack.aio import StackRunner
 from smolmix_cli.netstack.errors import ConnectionRefused
-from tests.testnet.exit_tunnel import MiniTunnel, exit_net, mini_tunnel, read_all, serve_tcp
+from tests.testnet.exit_tunnel import (
+    ExitNet,
+    MiniTunnel,
+    exit_net,
+    mini_tunnel,
+    read_all,
+    serve_tcp,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -193,3 +200,41 @@ async def test_connect_with_few_surbs_waits_for_a_surb_request(tmp_path: Path) -
             stats = net.local.exits[2].stats()
             assert stats["exit_surb requests sent"] >= 1
             assert net.client.stats.surb_requests_served >= 1
+
+
+async def test_flows_of_a_replaced_session_are_closed_at_the_origin(tmp_path: Path) -> None:
+    """A reconnect (new LP stream, same sender tag) gets new addresses; the NAT then ends
+    the old session's connections instead of keeping OS sockets for a client that is gone."""
+    ended = anyio.Event()
+
+    async def hold(stream: anyio.abc.SocketStream) -> None:
+        await stream.send(b"hello")
+        try:
+            while await stream.receive():
+                pass
+        except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+            pass
+        ended.set()
+
+    with anyio.fail_after(40):
+        async with exit_net(tmp_path) as net, serve_tcp(hold) as port:
+            async with mini_tunnel(net.client, net.ipr()) as first:
+                stream = await _runner(first).connect_tcp(IPv4Address("127.0.0.1"), port)
+                assert await stream.receive() == b"hello"
+                udp = _runner(first).bind_udp()
+                await udp.sendto(DNSRecord.question("demo.smolmix.test").pack(), *_resolver(net))
+                await udp.receive()
+            nat = net.local.exits[2].nat
+            assert nat.stats()["nat_tcp_flows"] == 1 and nat.stats()["nat_udp_flows"] == 1
+            async with mini_tunnel(net.client, net.ipr()):
+                with anyio.fail_after(5):
+                    await ended.wait()
+                assert nat.stats()["nat_tcp_flows"] == 0
+                assert nat.stats()["nat_udp_flows"] == 0
+                assert nat.counters["tcp flow of a gone client"] == 1
+
+
+def _resolver(net: ExitNet) -> tuple[IPv4Address, int]:
+    assert net.network.dns_resolver is not None
+    host, _, port = net.network.dns_resolver.rpartition(":")
+    return IPv4Address(host), int(port)
