@@ -17,6 +17,11 @@ Two things the router does not see by itself, and this shell supplies:
   Info (ExitPolicyFilterCheckFailed) and drops it; this shell also has the
   NAT answer it with ICMP "administratively prohibited", so the client's
   connect fails within one round trip.
+- when a client is gone. The router forgets or replaces a client's addresses
+  silently; the shell notices and has the NAT end that client's flows.
+Replies are not retransmitted by the mixnet client (a resent fragment would
+spend a SURB the router did not count; upstream sends data replies that way
+too); lost control replies are resent by the shell.
 """
 
 from __future__ import annotations
