@@ -6,6 +6,7 @@ gateway), the exit's IprRouter and its userspace NAT, and real OS sockets.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -17,8 +18,12 @@ from anyio.streams.tls import TLSStream
 from dnslib import DNSRecord
 
 from smolmix_cli.ipr.client_logic import ClientConfig
+from smolmix_cli.ipr.router_logic import RouterConfig
+from smolmix_cli.mixnet.keys import decode_key_base58
 from smolmix_cli.netstack.aio import StackRunner
 from smolmix_cli.netstack.errors import ConnectionRefused
+from smolmix_cli.testnet.exit_ipr import ExitIpr, ExitIprOptions
+from smolmix_cli.testnet.exit_policy import ExitPolicy
 from tests.testnet.exit_tunnel import (
     ExitNet,
     MiniTunnel,
@@ -238,3 +243,41 @@ def _resolver(net: ExitNet) -> tuple[IPv4Address, int]:
     assert net.network.dns_resolver is not None
     host, _, port = net.network.dns_resolver.rpartition(":")
     return IPv4Address(host), int(port)
+
+
+async def test_an_idle_client_is_forgotten_and_its_flows_closed(tmp_path: Path) -> None:
+    """The router's idle sweep (60 s upstream; 1 s here) drops the client silently; the
+    NAT then closes its connection to the origin."""
+    ended = anyio.Event()
+
+    async def hold(stream: anyio.abc.SocketStream) -> None:
+        await stream.send(b"hi")
+        with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+            while await stream.receive():
+                pass
+        ended.set()
+
+    router = RouterConfig(idle_timeout=1.0, sweep_interval=0.25)
+    with anyio.fail_after(30):
+        async with (
+            exit_net(tmp_path, exit_ipr=False) as net,
+            serve_tcp(hold) as port,
+            anyio.create_task_group() as tg,
+        ):
+            assert net.network.exit_gateway is not None
+            exit_ipr = ExitIpr(
+                net.topology,
+                decode_key_base58(net.network.exit_gateway.identity, "exit"),
+                ssl_context=net.network.ssl_context(),
+                options=ExitIprOptions(policy=ExitPolicy.local_network(), router=router),
+            )
+            address = await tg.start(exit_ipr.serve)
+            async with mini_tunnel(net.client, address) as tunnel:
+                stream = await _runner(tunnel).connect_tcp(IPv4Address("127.0.0.1"), port)
+                assert await stream.receive() == b"hi"
+                assert exit_ipr.nat.stats()["nat_tcp_flows"] == 1
+                with anyio.fail_after(5):
+                    await ended.wait()  # no uplink data for 1 s: forgotten, flow closed
+                assert exit_ipr.router.stats["idle client removed"] == 1
+                assert exit_ipr.nat.counters["tcp flow of a gone client"] == 1
+            tg.cancel_scope.cancel()
