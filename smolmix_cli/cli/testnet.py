@@ -199,6 +199,15 @@ _DIR_OPTION = click.option(
     show_default=True,
     help="Exit gateways, each running an exit IP packet router (IPR).",
 )
+@click.option(
+    "--exit-policy",
+    "exit_policy",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Exit policy file, torrc style (`accept|reject[6] ADDR[/MASK]:PORTS` lines; "
+    "first match wins, no match denies). Default: loopback, the demo range and "
+    "global addresses.",
+)
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help="Directory port (0: any).")
 @click.option(
     "--host",
@@ -214,11 +223,22 @@ def up(
     state_dir: Path | None,
     nodes: int,
     exits: int,
+    exit_policy: Path | None,
     port: int,
     host: str,
 ) -> None:
     """Start the local network in the foreground until interrupted."""
+    from smolmix_cli.testnet.exit_errors import ExitPolicyError
+    from smolmix_cli.testnet.exit_policy import ExitPolicy
     from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
+
+    policy_text = None
+    if exit_policy is not None:
+        try:
+            policy_text = exit_policy.read_text()
+            ExitPolicy.parse(policy_text)
+        except (OSError, UnicodeDecodeError, ExitPolicyError) as exc:
+            raise click.BadParameter(str(exc), param_hint="--exit-policy") from None
 
     state_dir = (state_dir or default_testnet_dir()).expanduser().resolve()
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -235,6 +255,7 @@ def up(
         directory_port=port,
         host=host,
         exits=exits,
+        exit_policy=policy_text,
     )
 
     async def main() -> None:
@@ -249,6 +270,12 @@ def up(
                     f"network file {network.network_file} (Ctrl-C stops it)",
                     err=True,
                 )
+                if info.demo is not None:
+                    click.echo(
+                        f"smolmix: demo origin {info.demo.zone} at {info.demo.ipv4} through the "
+                        f"tunnel (http, https, ws :8080, wss :8443, DNS {info.dns_resolver})",
+                        err=True,
+                    )
                 click.echo(str(network.network_file))
                 async for _ in sigs:
                     break

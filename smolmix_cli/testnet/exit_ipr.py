@@ -17,6 +17,11 @@ Two things the router does not see by itself, and this shell supplies:
   Info (ExitPolicyFilterCheckFailed) and drops it; this shell also has the
   NAT answer it with ICMP "administratively prohibited", so the client's
   connect fails within one round trip.
+- when a client is gone. The router forgets or replaces a client's addresses
+  silently; the shell notices and has the NAT end that client's flows.
+Replies are not retransmitted by the mixnet client (a resent fragment would
+spend a SURB the router did not count; upstream sends data replies that way
+too); lost control replies are resent by the shell.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from smolmix_cli.ipr.router_logic import (
     parse_packet,
 )
 from smolmix_cli.mixnet.address import Recipient
-from smolmix_cli.mixnet.client import ClientConfig, MixnetClient
+from smolmix_cli.mixnet.client import ClientConfig, DeliveryFailed, MixnetClient
 from smolmix_cli.mixnet.client_core import NoReplySurbs
 from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.mixnet.fragment import number_of_required_fragments
@@ -61,8 +66,20 @@ log = logging.getLogger(__name__)
 IpAddress = IPv4Address | IPv6Address
 SURB_SYNC_INTERVAL = 0.01  # how soon SURBs that came without data are noticed, when needed
 IDLE_SYNC_INTERVAL = 0.5
+CONTROL_RESENDS = 3  # a lost control reply is sent again at most this often
+CONTROL_CONFIRM_TIMEOUT = 60.0
 MAX_QUEUED_REPLIES = 4096  # downlink packets beyond this (waiting for SURBs) are dropped
 _REPLY_HEADER = 2  # a Reply NymMessage: type byte + content tag
+
+
+def _is_control_reply(payload: bytes) -> bool:
+    """The router sends inline control replies with LP seq 0, data with seq 1, 2, ..."""
+    if not is_stream_frame(payload):
+        return False
+    try:
+        return LpFrame.decode(payload).seq == 0
+    except IprError:
+        return False
 
 
 def reply_surb_cost(payload_size: int) -> int:
@@ -80,9 +97,9 @@ class ExitIprOptions:
     address_map: AddressMap | None = None
     router: RouterConfig = field(default_factory=RouterConfig)
     nat: NatConfig = field(default_factory=NatConfig)
-    # No retransmission of replies (upstream sends data replies with max_retransmissions
-    # = 0; TCP recovers): a resent reply fragment would spend a SURB the router did not
-    # count. Upstream does retransmit inline control replies; here they are not.
+    # No retransmission of replies by the mixnet client (upstream sends data replies with
+    # max_retransmissions = 0; TCP recovers): a resent fragment would spend a SURB the
+    # router did not count. Control replies are resent by the shell (`_confirm_control`).
     client: ClientConfig = field(
         default_factory=lambda: ClientConfig.fast(keepalive_interval=None, max_retransmissions=0)
     )
@@ -122,7 +139,9 @@ class ExitIpr:
         self._wake = anyio.Event()
         self._denied = False
         self._tags: set[bytes] = set()
+        self._addresses: dict[bytes, tuple[IPv4Address, IPv6Address]] = {}
         self._downlink_count = 0
+        self._tg: anyio.abc.TaskGroup | None = None
         self._queued = 0  # replies waiting for SURBs, recounted every 64 downlink packets
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -141,12 +160,14 @@ class ExitIpr:
             self.address = client.address
             try:
                 async with anyio.create_task_group() as tg:
+                    self._tg = tg
                     await tg.start(self.nat.run)
                     tg.start_soon(self._receive_loop, client)
                     tg.start_soon(self._drive, client)
                     task_status.started(client.address)
             finally:
                 self._client = None
+                self._tg = None
 
     @property
     def mixnet_client(self) -> MixnetClient | None:
@@ -181,10 +202,22 @@ class ExitIpr:
         fresh = max(0, client.reply_surbs_available(tag) - self.router.surbs_available(tag))
         self._denied = False
         self.router.on_message(tag, data, fresh, now)
+        self._note_addresses(tag)
         if self._denied:
             self._reject_denied(tag, data)
         for packet in self.router.pop_uplink():
             self.nat.feed(packet)
+
+    def _note_addresses(self, tag: bytes) -> None:
+        """When the router drops or replaces a client's addresses, the NAT drops its flows."""
+        current = self.router.client_addresses(tag)
+        previous = self._addresses.get(tag)
+        if previous is not None and previous != current:
+            self.nat.forget(previous)
+        if current is None:
+            self._addresses.pop(tag, None)
+        else:
+            self._addresses[tag] = current
 
     def _allowed(self, destination: IpAddress, port: int) -> bool:
         if destination in (TUN_IPV4, TUN_IPV6):
@@ -234,8 +267,10 @@ class ExitIpr:
         for transmit in self.router.pop_transmits():
             try:
                 if isinstance(transmit, ReplyToClient):
-                    await client.send_reply(transmit.sender_tag, transmit.payload)
+                    message_id = await client.send_reply(transmit.sender_tag, transmit.payload)
                     self.counters["replies sent"] += 1
+                    if self._tg is not None and _is_control_reply(transmit.payload):
+                        self._tg.start_soon(self._confirm_control, client, transmit, message_id)
                 elif isinstance(transmit, RequestSurbs):
                     await client.request_reply_surbs(transmit.sender_tag, transmit.amount)
                     self.counters["surb requests sent"] += 1
@@ -244,6 +279,27 @@ class ExitIpr:
             except MixnetError as exc:
                 self.counters["reply failed"] += 1
                 log.debug("exit IPR reply failed: %s", exc)
+
+    async def _confirm_control(
+        self, client: MixnetClient, reply: ReplyToClient, message_id: int
+    ) -> None:
+        """Resend a lost control reply (ConnectSuccess, Pong, Info...), as upstream does.
+
+        Each resend spends SURBs the router did not count; its reserve of 10 absorbs
+        the few this costs, and they are rare (control replies only)."""
+        for _ in range(CONTROL_RESENDS):
+            try:
+                await client.wait_delivered(message_id, timeout=CONTROL_CONFIRM_TIMEOUT)
+                return
+            except DeliveryFailed:
+                pass
+            except (TimeoutError, MixnetError):
+                return
+            try:
+                message_id = await client.send_reply(reply.sender_tag, reply.payload)
+            except MixnetError:
+                return
+            self.counters["control reply resent"] += 1
 
     def _sync_surbs(self, client: MixnetClient, now: float) -> None:
         """Credit the router with SURBs that arrived in messages without data."""
@@ -262,6 +318,8 @@ class ExitIpr:
             deadline = self.router.next_deadline()
             if deadline is not None and deadline <= now:
                 self.router.handle_timeout(now)
+                for tag in list(self._addresses):
+                    self._note_addresses(tag)  # the sweep forgets idle clients
             self._sync_surbs(client, now)
             await self._transmit(client)
             deadline = self.router.next_deadline()

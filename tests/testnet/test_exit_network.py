@@ -16,8 +16,10 @@ import anyio
 import pytest
 
 from smolmix_cli.config import load_network_file
+from smolmix_cli.ipr.messages import V10
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.nym_api import PATH_DESCRIBED, NymApiClient
+from smolmix_cli.netstack.errors import ConnectionRefused
 from tests.testnet.exit_tunnel import exit_net, mini_tunnel, read_all
 
 pytestmark = pytest.mark.anyio
@@ -154,3 +156,85 @@ async def test_the_exit_serves_again_after_its_gateway_restarts(tmp_path: Path) 
             assert (await read_all(stream)).startswith(b"HTTP/1.1 200")
             exit_client = net.local.exits[2].mixnet_client
             assert exit_client is not None and exit_client.stats.gateway_connects == 2
+
+
+def test_a_bad_exit_policy_file_is_a_usage_error(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.txt"
+    policy.write_text("accept 127.0.0.1:*\npermit *:*\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "smolmix_cli",
+            "testnet",
+            "up",
+            "--dir",
+            str(tmp_path / "n"),
+            "--exit-policy",
+            str(policy),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=30,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "line 2" in result.stderr and "permit" in result.stderr
+    assert not (tmp_path / "n" / "testnet.pid").exists()
+
+
+async def test_a_custom_exit_policy_is_enforced(tmp_path: Path) -> None:
+    policy = "reject 127.0.0.0/8:*\naccept 198.18.0.0/15:80\n"  # nothing else: denied
+    with anyio.fail_after(30):
+        async with (
+            exit_net(tmp_path, exit_policy=policy) as net,
+            mini_tunnel(net.client, net.ipr()) as tunnel,
+        ):
+            assert tunnel.runner is not None
+            stream = await tunnel.runner.connect_tcp(IPv4Address("198.18.0.1"), 80)
+            await stream.aclose()
+            for host, port in (("127.0.0.1", 80), ("198.18.0.1", 443), ("1.1.1.1", 443)):
+                with pytest.raises(ConnectionRefused, match="unreachable"):
+                    await tunnel.runner.connect_tcp(IPv4Address(host), port)
+            assert [i.message for i in tunnel.infos] == [
+                "127.0.0.1:80",
+                "198.18.0.1:443",
+                "1.1.1.1:443",
+            ]
+
+
+async def test_the_exit_works_through_lossy_mix_nodes(tmp_path: Path) -> None:
+    """10 % loss at every mix node: client messages are retransmitted by the client, lost
+    control replies by the exit, lost data replies are left to TCP (as upstream)."""
+    with anyio.fail_after(60):
+        async with exit_net(tmp_path, loss=0.1, seed=3) as net:
+            for _ in range(3):
+                async with mini_tunnel(net.client, net.ipr()) as tunnel:
+                    assert tunnel.runner is not None
+                    stream = await tunnel.runner.connect_tcp(IPv4Address("198.18.0.1"), 80)
+                    await stream.send(
+                        b"GET /bytes/20000 HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n"
+                    )
+                    head, _, body = (await read_all(stream)).partition(b"\r\n\r\n")
+                    assert head.startswith(b"HTTP/1.1 200") and len(body) == 20000
+            dropped = sum(n.counters["dropped_loss"] for n in net.local.mixnodes.values())
+            assert dropped > 0
+
+
+async def test_a_v10_exit_reports_its_mtu(tmp_path: Path) -> None:
+    with anyio.fail_after(30):
+        async with exit_net(tmp_path, ipr_build_version="1.99.0") as net:
+            api = NymApiClient(net.network.api_urls, ssl_context=net.network.ssl_context())
+            described = await api.get_json(PATH_DESCRIBED)
+            versions = {
+                item["node_id"]: item["description"]["build_information"]["build_version"]
+                for item in described["data"]
+            }
+            assert versions[2] == "1.99.0"
+            async with mini_tunnel(net.client, net.ipr(), version=V10) as tunnel:
+                assert tunnel.ipr_client.version == V10
+                assert tunnel.ipr_client.mtu == 1420
+                assert tunnel.runner is not None
+                stream = await tunnel.runner.connect_tcp(IPv4Address("198.18.0.1"), 80)
+                await stream.send(b"GET / HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+                assert (await read_all(stream)).startswith(b"HTTP/1.1 200")
