@@ -163,6 +163,7 @@ class LocalNetwork:
         self._tg: anyio.abc.TaskGroup | None = None
         self._scope: anyio.CancelScope | None = None
         self._finished: dict[int, anyio.Event] = {}
+        self._gateway_tls: ssl.SSLContext | None = None
 
     @property
     def state_dir(self) -> Path:
@@ -180,6 +181,9 @@ class LocalNetwork:
         hosts = server_hosts(opts.host) + (DEMO_NAMES if opts.demo_origin else ())
         certs = load_or_create_ca(self.state_dir, hosts)
         specs = load_or_create_specs(self.state_dir, opts.mix_nodes, opts.host, opts.exits)
+        # Gateways also listen for wss with a certificate from the network's CA. They
+        # announce no hostname, so clients (ours and the official one) keep ws unless told.
+        self._gateway_tls = certs.server_context() if opts.tls else None
         with anyio.CancelScope() as scope:
             self._scope = scope
             async with anyio.create_task_group() as tg:
@@ -367,6 +371,7 @@ class LocalNetwork:
         node = GatewayNode(
             spec,
             registry=registry,
+            ssl_context=self._gateway_tls,
             state_path=self._gateway_state(spec.node_id),
             loss=0.0,
             rng=random.Random(self.rng.random()),

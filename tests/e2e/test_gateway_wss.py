@@ -1,0 +1,54 @@
+"""The local network's gateways also speak wss, with a certificate from the network's CA."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import anyio
+import pytest
+
+from smolmix_cli.cli.ping import client_config, fetch_topology
+from smolmix_cli.mixnet.client import MixnetClient
+from smolmix_cli.mixnet.errors import MixnetError
+from smolmix_cli.mixnet.keys import decode_key_base58
+from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
+
+
+def test_client_registers_and_loops_a_message_over_wss(tmp_path: Path) -> None:
+    async def main() -> None:
+        local = LocalNetwork(LocalNetworkOptions(tmp_path, mean_delay_ms=0.0, demo_origin=False))
+        async with anyio.create_task_group() as tg:
+            network = await tg.start(local.serve)
+            with anyio.fail_after(60):
+                assert network.entry_gateway is not None
+                spec = local.specs[network.entry_gateway.node_id]
+                assert spec.wss_port is not None and spec.wss_port != spec.ws_port
+                url = f"wss://127.0.0.1:{spec.wss_port}"
+                topology = await fetch_topology(network, 10)
+                # the directory announces the wss port (no hostname, so ws stays the default)
+                entry = topology.nodes[spec.node_id].entry
+                assert entry is not None and entry.wss_port == spec.wss_port
+                gateway = decode_key_base58(network.entry_gateway.identity, "gateway")
+                async with MixnetClient.start(
+                    topology,
+                    gateway=gateway,
+                    ssl_context=network.ssl_context(),
+                    gateway_url=url,
+                    config=client_config(network, 0.0),
+                ) as client:
+                    await client.send(client.address, b"over wss")
+                    assert (await client.receive(timeout=20)).data == b"over wss"
+                # without the network's CA the gateway's certificate is refused
+                with pytest.raises(MixnetError):
+                    async with MixnetClient.start(
+                        topology,
+                        gateway=gateway,
+                        ssl_context=ssl.create_default_context(),
+                        gateway_url=url,
+                        config=client_config(network, 0.0),
+                    ):
+                        pass
+            tg.cancel_scope.cancel()
+
+    anyio.run(main)
