@@ -1,0 +1,67 @@
+"""-w rendering, from a real transfer against the demo origin and from fixed records."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from smolmix_cli.apps.http import HttpClient, Transfer
+from smolmix_cli.apps.http_writeout import render
+from smolmix_cli.testnet.origin import DemoOrigin
+from tests.apps.helpers import get
+from tests.apps.os_connector import OsConnector
+
+pytestmark = pytest.mark.anyio
+
+
+def test_escapes_and_literals() -> None:
+    t = Transfer(url="http://x/", http_code=204, size_download=12, time_total=1.5)
+    out = render(r"%{http_code}\t%{size_download}\n100%% %{time_total}\\", t)
+    assert out.text() == "204\t12\n100% 1.500000\\"
+    assert out.unknown == []
+
+
+def test_unknown_variable_reported_and_empty() -> None:
+    out = render("a%{nope}b", Transfer(url="u"))
+    assert out.text() == "ab"
+    assert out.unknown == ["nope"]
+
+
+def test_stream_switch_and_onerror() -> None:
+    t = Transfer(url="u", http_code=200)
+    out = render("x%{stderr}y%{stdout}z", t)
+    assert out.pieces == [("stdout", "x"), ("stderr", "y"), ("stdout", "z")]
+    assert render("ok%{onerror}failed", t).text() == "ok"
+    t.exitcode = 7
+    t.errormsg = "Failed to connect"
+    assert render("ok%{onerror}failed %{exitcode}: %{errormsg}", t).text() == (
+        "okfailed 7: Failed to connect"
+    )
+
+
+async def test_variables_from_a_real_transfer(origin: DemoOrigin, connector: OsConnector) -> None:
+    url = f"http://127.0.0.1:{origin.http_port}/redirect/2"
+    async with HttpClient(connector) as client:
+        _, t = await get(client, url, follow_redirects=True)
+    fmt = (
+        "%{http_code} %{num_redirects} %{url_effective} %{content_type} "
+        "%header{x-connection-id} %header{Content-Type}"
+    )
+    out = render(fmt, t).text()
+    code, redirects, effective, ctype, conn_id, ctype2 = out.split(" ")
+    assert (code, redirects) == ("200", "2")
+    assert effective == f"http://127.0.0.1:{origin.http_port}/echo"
+    assert ctype == ctype2 == "application/json"
+    assert conn_id.isdigit()
+    data = json.loads(render("%{json}", t).text())
+    assert data["http_code"] == 200 and data["num_redirects"] == 2
+    assert data["size_download"] == t.size_download > 0
+    for key in ("time_connect", "time_appconnect", "time_starttransfer", "time_total"):
+        assert 0 <= data[key] <= data["time_total"]
+    times = render("%{time_connect} %{time_total}", t).text().split()
+    assert all(len(x.split(".")[1]) == 6 for x in times)
+    headers = json.loads(render("%{header_json}", t).text())
+    assert headers["content-type"] == ["application/json"]
+    extra = render("%{time_tunnel}", t, {"time_tunnel": 1.25}).text()
+    assert extra == "1.250000"
