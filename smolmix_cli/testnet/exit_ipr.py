@@ -1,0 +1,248 @@
+"""The local network's exit IPR: a Nym client behind the exit gateway, `IprRouter`, and the NAT.
+
+Upstream runs the IPR inside nym-node as its own Nym client (spec 6.1); so
+does this one: a `MixnetClient` registered at the exit gateway receives the
+clients' repliable messages, `IprRouter` (sans-io, byte-exact with the
+published client) decides what they mean, and its replies go back through
+the clients' reply SURBs. Allowed IP packets go into `ExitNat`; what the NAT
+sends back is bundled by the router.
+
+Two things the router does not see by itself, and this shell supplies:
+- how many SURBs each message brought. The mixnet client stores them; the
+  router and the client spend them in lock step (one per reply fragment,
+  one per SURB request), so any surplus the client holds over the router's
+  count is what arrived since, including AdditionalSurbs messages, which
+  carry no data and so never reach `receive()`.
+- the packet of a policy denial. The router answers it with the upstream
+  Info (ExitPolicyFilterCheckFailed) and drops it; this shell also has the
+  NAT answer it with ICMP "administratively prohibited", so the client's
+  connect fails within one round trip.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+from collections import Counter
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
+
+import anyio
+import anyio.abc
+from anyio.abc import TaskStatus
+
+from smolmix_cli.ipr.bundle import BundleDecoder
+from smolmix_cli.ipr.errors import IprError
+from smolmix_cli.ipr.lp_frame import LpFrame, is_stream_frame
+from smolmix_cli.ipr.messages import DataRequest, IpPacketRequest
+from smolmix_cli.ipr.router_logic import (
+    TUN_IPV4,
+    TUN_IPV6,
+    IprRouter,
+    ReplyToClient,
+    RequestSurbs,
+    RouterConfig,
+    parse_packet,
+)
+from smolmix_cli.mixnet.address import Recipient
+from smolmix_cli.mixnet.client import ClientConfig, MixnetClient
+from smolmix_cli.mixnet.client_core import NoReplySurbs
+from smolmix_cli.mixnet.errors import MixnetError
+from smolmix_cli.mixnet.fragment import number_of_required_fragments
+from smolmix_cli.mixnet.key_store import KeyStore
+from smolmix_cli.mixnet.message import MIN_PADDING_OVERHEAD, available_plaintext_per_packet
+from smolmix_cli.mixnet.topology import Topology
+from smolmix_cli.testnet.exit_nat import AddressMap, ExitNat, NatConfig
+from smolmix_cli.testnet.exit_policy import ExitPolicy
+
+log = logging.getLogger(__name__)
+
+IpAddress = IPv4Address | IPv6Address
+SURB_SYNC_INTERVAL = 0.01  # how often SURBs that came without data are noticed
+_REPLY_HEADER = 2  # a Reply NymMessage: type byte + content tag
+
+
+def reply_surb_cost(payload_size: int) -> int:
+    """Reply SURBs (= fragments) a reply of `payload_size` bytes takes."""
+    per_packet = available_plaintext_per_packet()
+    needed, _ = number_of_required_fragments(
+        _REPLY_HEADER + payload_size + MIN_PADDING_OVERHEAD, per_packet
+    )
+    return needed
+
+
+@dataclass(frozen=True)
+class ExitIprOptions:
+    policy: ExitPolicy = field(default_factory=ExitPolicy.default)
+    address_map: AddressMap | None = None
+    router: RouterConfig = field(default_factory=RouterConfig)
+    nat: NatConfig = field(default_factory=NatConfig)
+    client: ClientConfig = field(default_factory=lambda: ClientConfig.fast(keepalive_interval=None))
+
+
+class ExitIpr:
+    """Start with `address = await tg.start(exit_ipr.serve)`; cancel the group to stop."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        gateway: bytes,
+        *,
+        key_store: KeyStore | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        options: ExitIprOptions | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.topology = topology
+        self.gateway = gateway
+        self.key_store = key_store if key_store is not None else KeyStore.ephemeral()
+        self.ssl_context = ssl_context
+        self.options = options if options is not None else ExitIprOptions()
+        self.policy = self.options.policy
+        self.router = IprRouter(
+            rng,
+            self.options.router,
+            allow_destination=self._allowed,
+            reply_surb_cost=reply_surb_cost,
+        )
+        self.nat = ExitNat(
+            self._on_downlink, address_map=self.options.address_map, config=self.options.nat
+        )
+        self.counters: Counter[str] = Counter()
+        self.address: Recipient | None = None
+        self._client: MixnetClient | None = None
+        self._wake = anyio.Event()
+        self._denied = False
+        self._tags: set[bytes] = set()
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def serve(
+        self, *, task_status: TaskStatus[Recipient] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        async with MixnetClient.start(
+            self.topology,
+            gateway=self.gateway,
+            key_store=self.key_store,
+            ssl_context=self.ssl_context,
+            config=self.options.client,
+        ) as client:
+            self._client = client
+            self.address = client.address
+            try:
+                async with anyio.create_task_group() as tg:
+                    await tg.start(self.nat.run)
+                    tg.start_soon(self._receive_loop, client)
+                    tg.start_soon(self._drive, client)
+                    task_status.started(client.address)
+            finally:
+                self._client = None
+
+    def stats(self) -> dict[str, int]:
+        out = {f"ipr_{k}": int(v) for k, v in self.router.stats.items()}
+        out.update({f"exit_{k}": int(v) for k, v in self.counters.items()})
+        out.update(self.nat.stats())
+        return out
+
+    # --- from the mixnet ----------------------------------------------------------------------
+
+    async def _receive_loop(self, client: MixnetClient) -> None:
+        while True:
+            message = await client.receive()
+            now = anyio.current_time()
+            tag = message.sender_tag
+            if tag is None:
+                self.router.on_message(None, message.data, 0, now)
+                continue
+            self._tags.add(tag)
+            fresh = max(0, client.reply_surbs_available(tag) - self.router.surbs_available(tag))
+            self._denied = False
+            self.router.on_message(tag, message.data, fresh, now)
+            if self._denied:
+                self._reject_denied(tag, message.data)
+            for packet in self.router.pop_uplink():
+                self.nat.feed(packet)
+            await self._transmit(client)
+
+    def _allowed(self, destination: IpAddress, port: int) -> bool:
+        if destination in (TUN_IPV4, TUN_IPV6):
+            return True  # the exit itself: the stack answers (echo, RST, port unreachable)
+        if self.policy.allows(destination, port):
+            return True
+        self._denied = True
+        return False
+
+    def _reject_denied(self, tag: bytes, payload: bytes) -> None:
+        """Find the packets the router refused for policy and answer each with ICMP."""
+        try:
+            content = LpFrame.decode(payload).content if is_stream_frame(payload) else payload
+            body = IpPacketRequest.decode(content).body
+        except IprError:
+            return
+        if not isinstance(body, DataRequest):
+            return
+        owned = self.router.client_addresses(tag)
+        if owned is None:
+            return
+        for packet in BundleDecoder().feed(body.ip_packets):
+            try:
+                info = parse_packet(packet)
+            except IprError:
+                continue
+            if info.source not in owned or info.destination in (TUN_IPV4, TUN_IPV6):
+                continue
+            if not self.policy.allows(info.destination, info.destination_port):
+                self.nat.reject(packet)
+
+    # --- to the mixnet ------------------------------------------------------------------------
+
+    def _on_downlink(self, packet: bytes) -> None:
+        self.router.on_downlink(packet, anyio.current_time())
+        self._wake.set()
+
+    async def _transmit(self, client: MixnetClient) -> None:
+        for transmit in self.router.pop_transmits():
+            try:
+                if isinstance(transmit, ReplyToClient):
+                    await client.send_reply(transmit.sender_tag, transmit.payload)
+                    self.counters["replies sent"] += 1
+                elif isinstance(transmit, RequestSurbs):
+                    await client.request_reply_surbs(transmit.sender_tag, transmit.amount)
+                    self.counters["surb requests sent"] += 1
+            except NoReplySurbs:
+                self.counters["reply dropped (no surbs)"] += 1
+            except MixnetError as exc:
+                self.counters["reply failed"] += 1
+                log.debug("exit IPR reply failed: %s", exc)
+
+    def _sync_surbs(self, client: MixnetClient, now: float) -> None:
+        """Credit the router with SURBs that arrived in messages without data."""
+        for tag in list(self._tags):
+            held = client.reply_surbs_available(tag)
+            known = self.router.surbs_available(tag)
+            if held > known:
+                self.router.on_additional_surbs(tag, held - known, now)
+            elif (
+                held == 0
+                and self.router.client_addresses(tag) is None
+                and not self.router.queued_replies(tag)
+            ):
+                self._tags.discard(tag)
+
+    async def _drive(self, client: MixnetClient) -> None:
+        """The router's clock (bundle flushes, sweeps, SURB re-requests) and its output."""
+        while True:
+            now = anyio.current_time()
+            deadline = self.router.next_deadline()
+            if deadline is not None and deadline <= now:
+                self.router.handle_timeout(now)
+            self._sync_surbs(client, now)
+            await self._transmit(client)
+            deadline = self.router.next_deadline()
+            wait = SURB_SYNC_INTERVAL if self._tags else 1.0
+            if deadline is not None:
+                wait = min(wait, max(0.0, deadline - anyio.current_time()))
+            self._wake = anyio.Event()
+            with anyio.move_on_after(wait):
+                await self._wake.wait()

@@ -1,0 +1,216 @@
+"""The exit IPR end to end: a client tunnel through a real local network to loopback servers.
+
+Every byte crosses real Sphinx packets (entry gateway, three mix nodes, exit
+gateway), the exit's IprRouter and its userspace NAT, and real OS sockets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import anyio
+import anyio.abc
+import pytest
+from anyio.streams.tls import TLSStream
+from dnslib import DNSRecord
+
+from smolmix_cli.config import Network
+from smolmix_cli.mixnet.address import Recipient
+from smolmix_cli.mixnet.client import ClientConfig, MixnetClient
+from smolmix_cli.mixnet.keys import decode_key_base58
+from smolmix_cli.mixnet.nym_api import NymApiClient
+from smolmix_cli.mixnet.topology import Topology
+from smolmix_cli.netstack.errors import ConnectionRefused
+from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
+from tests.testnet.exit_tunnel import MiniTunnel, mini_tunnel, read_all
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass
+class ExitNet:
+    local: LocalNetwork
+    network: Network
+    topology: Topology
+    client: MixnetClient
+
+    def ipr(self, index: int = 0) -> Recipient:
+        return Recipient.parse(self.network.exits[index].ipr_address)
+
+
+@asynccontextmanager
+async def exit_net(tmp_path: Path, **options: object) -> AsyncIterator[ExitNet]:
+    opts = LocalNetworkOptions(tmp_path, mean_delay_ms=0.0, **options)  # type: ignore[arg-type]
+    local = LocalNetwork(opts)
+    async with anyio.create_task_group() as tg:
+        network: Network = await tg.start(local.serve)
+        api = NymApiClient(network.api_urls, ssl_context=network.ssl_context(), timeout=5)
+        topology = await api.topology()
+        assert network.entry_gateway is not None
+        entry = decode_key_base58(network.entry_gateway.identity, "entry")
+        async with MixnetClient.start(
+            topology,
+            gateway=entry,
+            ssl_context=network.ssl_context(),
+            config=ClientConfig.fast(keepalive_interval=None),
+        ) as client:
+            yield ExitNet(local, network, topology, client)
+        tg.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def serve_tcp(
+    handler: object,
+) -> AsyncIterator[int]:
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handler)  # type: ignore[arg-type]
+        try:
+            yield port
+        finally:
+            tg.cancel_scope.cancel()
+
+
+def _runner(tunnel: MiniTunnel):  # type: ignore[no-untyped-def]
+    assert tunnel.runner is not None
+    return tunnel.runner
+
+
+async def test_http_get_to_a_loopback_server_through_the_exit(tmp_path: Path) -> None:
+    async def http(stream: anyio.abc.SocketStream) -> None:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += await stream.receive()
+        body = b"hello " + request.split(b" ")[1]
+        await stream.send(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await stream.aclose()
+
+    with anyio.fail_after(40):
+        async with exit_net(tmp_path) as net, serve_tcp(http) as port:
+            async with mini_tunnel(net.client, net.ipr()) as tunnel:
+                stream = await _runner(tunnel).connect_tcp(IPv4Address("127.0.0.1"), port)
+                await stream.send(b"GET /through-the-mixnet HTTP/1.0\r\nHost: x\r\n\r\n")
+                response = await read_all(stream)
+                assert response.startswith(b"HTTP/1.0 200 OK")
+                assert response.endswith(b"hello /through-the-mixnet")
+            stats = net.local.exits[2].stats()
+            assert stats["nat_tcp spliced"] == 1
+            assert stats["exit_replies sent"] >= 2  # connect success, then bundled packets
+
+
+async def test_one_mebibyte_download_is_byte_exact(tmp_path: Path) -> None:
+    blob = hashlib.shake_256(b"smolmix").digest(1 << 20)
+
+    async def source(stream: anyio.abc.SocketStream) -> None:
+        await stream.receive()
+        await stream.send(blob)
+        await stream.aclose()
+
+    with anyio.fail_after(60):
+        async with (
+            exit_net(tmp_path) as net,
+            serve_tcp(source) as port,
+            mini_tunnel(net.client, net.ipr()) as tunnel,
+        ):
+            stream = await _runner(tunnel).connect_tcp(IPv4Address("127.0.0.1"), port)
+            await stream.send(b"go")
+            data = await read_all(stream)
+            assert len(data) == len(blob)
+            assert data == blob
+
+
+async def test_demo_origin_dns_http_https_and_ping_through_mapped_addresses(
+    tmp_path: Path,
+) -> None:
+    with anyio.fail_after(40):
+        async with exit_net(tmp_path) as net, mini_tunnel(net.client, net.ipr()) as tunnel:
+            runner = _runner(tunnel)
+            demo = net.network.demo
+            assert demo is not None and net.network.dns_resolver == "198.18.0.1:53"
+            # DNS over UDP to the resolver named in the network file
+            host, _, port = net.network.dns_resolver.rpartition(":")
+            udp = runner.bind_udp()
+            query = DNSRecord.question(demo.zone, "A")
+            await udp.sendto(query.pack(), IPv4Address(host), int(port))
+            data, source = await udp.receive()
+            assert source == (IPv4Address(host), int(port))  # answered from where we asked
+            answer = DNSRecord.parse(data)
+            assert answer.header.id == query.header.id
+            assert [str(rr.rdata) for rr in answer.rr] == [demo.ipv4]
+            # plain HTTP on the mapped port 80
+            stream = await runner.connect_tcp(IPv4Address(demo.ipv4), demo.ports["http"])
+            await stream.send(
+                b"GET /bytes/3000 HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n"
+            )
+            response = await read_all(stream)
+            head, _, body = response.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200")
+            assert len(body) == 3000
+            # HTTPS on 443 with the network CA's certificate for the demo name
+            raw = await runner.connect_tcp(IPv4Address(demo.ipv4), demo.ports["https"])
+            tls = await TLSStream.wrap(
+                raw,
+                hostname=demo.zone,
+                ssl_context=net.network.ssl_context(),
+                standard_compatible=False,
+            )
+            await tls.send(
+                b"GET / HTTP/1.1\r\nHost: demo.smolmix.test\r\nConnection: close\r\n\r\n"
+            )
+            assert (await read_all(tls)).startswith(b"HTTP/1.1 200")
+            # ICMP echo: answered by the exit for any destination
+            for target in (demo.ipv4, "1.1.1.1", "10.0.0.1"):
+                rtt = await runner.ping(IPv4Address(target), timeout=5)
+                assert rtt > 0
+            counters = net.local.exits[2].nat.counters
+            assert counters["icmp echo answered"] == 2  # 10.0.0.1 is the stack's own
+            assert counters["udp relayed down"] == 1
+
+
+async def test_policy_denial_and_refusal_fail_fast_with_distinct_signals(
+    tmp_path: Path,
+) -> None:
+    with anyio.fail_after(40):
+        async with exit_net(tmp_path) as net, mini_tunnel(net.client, net.ipr()) as tunnel:
+            runner = _runner(tunnel)
+            rtt = await runner.ping(IPv4Address("198.18.0.1"), timeout=5)
+            # denied by the exit policy: Info + ICMP administratively prohibited
+            start = anyio.current_time()
+            with pytest.raises(ConnectionRefused, match="unreachable"):
+                await runner.connect_tcp(IPv4Address("192.168.77.1"), 80)
+            denied_after = anyio.current_time() - start
+            assert denied_after < 1.0  # before the first SYN retransmission: one round trip
+            assert [i.message for i in tunnel.infos] == ["192.168.77.1:80"]
+            assert tunnel.infos[0].kind.name == "EXIT_POLICY_FILTER_CHECK_FAILED"
+            # allowed, but nobody listens: the exit's OS connect is refused -> RST, no Info
+            closed = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+            port = int(closed.extra(anyio.abc.SocketAttribute.local_port))
+            await closed.aclose()
+            start = anyio.current_time()
+            with pytest.raises(ConnectionRefused) as refused:
+                await runner.connect_tcp(IPv4Address("127.0.0.1"), port)
+            assert "unreachable" not in str(refused.value)
+            assert anyio.current_time() - start < 1.0
+            assert len(tunnel.infos) == 1
+            # denied UDP: the Info names it too
+            udp = runner.bind_udp()
+            await udp.sendto(b"x", IPv4Address("169.254.1.1"), 53)
+            with anyio.fail_after(max(2.0, 20 * rtt)):
+                while len(tunnel.infos) < 2:
+                    await anyio.sleep(0.01)
+            assert tunnel.infos[1].message == "169.254.1.1:53"
+            stats = net.local.exits[2].stats()
+            assert stats["ipr_exit policy"] == 2
+            assert stats["nat_rejected by policy"] == 2
+            assert stats["nat_tcp connect refused"] == 1
