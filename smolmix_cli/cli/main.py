@@ -11,10 +11,12 @@ from typing import Any
 import click
 
 from smolmix_cli import __version__
+from smolmix_cli.cli.connect import connect
 from smolmix_cli.cli.fetch import fetch
 from smolmix_cli.cli.options import from_params, global_option_decorators
 from smolmix_cli.cli.ping import ping
 from smolmix_cli.cli.resolve import resolve
+from smolmix_cli.cli.session import session
 from smolmix_cli.cli.testnet import testnet
 from smolmix_cli.cli.ws import ws
 
@@ -36,6 +38,7 @@ def cli(ctx: click.Context, **params: Any) -> None:
       smolmix --network testnet fetch https://demo.smolmix.test/
       smolmix --network testnet ws ws://demo.smolmix.test:8080/
       smolmix --network testnet resolve demo.smolmix.test MX +short
+      smolmix --network testnet session start --socks5 1080
     """
     ctx.obj = {"network": params.get("network"), "globals": from_params(params)}
 
@@ -43,6 +46,8 @@ def cli(ctx: click.Context, **params: Any) -> None:
 cli.add_command(fetch)
 cli.add_command(ws)
 cli.add_command(resolve)
+cli.add_command(connect)
+cli.add_command(session)
 cli.add_command(ping)
 cli.add_command(testnet)
 

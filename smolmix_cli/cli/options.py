@@ -32,6 +32,7 @@ class GlobalOptions:
     open_surbs: int | None = None
     data_surbs: int | None = None
     tcp_connect_timeout: float | None = None
+    session: str = "auto"  # "auto" | "start" | "off" (--no-session)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -128,6 +129,25 @@ _OPTIONS: list[Callable[[F], F]] = [
         default=None,
         help="Seconds one TCP open through the tunnel may take. Example: --tcp-connect-timeout 30",
     ),
+    click.option(
+        "--session",
+        "session",
+        type=click.Choice(["auto", "start"]),
+        envvar="SMOLMIX_SESSION",
+        default="auto",
+        show_default=True,
+        help="Background session use (like ssh's ControlMaster): auto = attach to this "
+        "network's running session, else boot in-process; start = also start one on first "
+        "use (it stops after its idle timeout). Env: SMOLMIX_SESSION. Example: --session start",
+    ),
+    click.option(
+        "--no-session",
+        "no_session",
+        is_flag=True,
+        envvar="SMOLMIX_NO_SESSION",
+        help="Always boot a tunnel in-process for this command; never attach to or start a "
+        "background session. Env: SMOLMIX_NO_SESSION=1. Example: --no-session",
+    ),
 ]
 
 
@@ -153,6 +173,7 @@ def from_params(params: dict[str, Any]) -> GlobalOptions:
         open_surbs=params.get("open_surbs"),
         data_surbs=params.get("data_surbs"),
         tcp_connect_timeout=params.get("tcp_connect_timeout"),
+        session="off" if params.get("no_session") else (params.get("session") or "auto"),
     )
 
 

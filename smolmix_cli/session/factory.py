@@ -1,10 +1,17 @@
-"""The one place commands get a tunnel.
+"""The one place commands get a tunnel: booted in-process, or a background session's.
 
-For now every command boots its own tunnel in-process (0.2 s on the local
-network, seconds on mainnet); a background session that keeps one warm will
-plug in here without the commands changing. The factory also owns what the
-tunnel's users must trust: on a local network the network's CA, so
-`https://demo.smolmix.test/` verifies without `-k`.
+`--session auto` (the default) attaches to this network's running session if
+one answers on its socket, else boots in-process (and a stale socket left by a
+killed session is removed on the way); `--session start` starts a background
+session first if there is none (one boot shared by concurrent callers, under
+the boot lock) and leaves it running until its idle timeout; `--no-session`
+always boots in-process. Either way the command gets a `Session` whose
+`tunnel` is a Connector with `resolve` and `stats`, so its output is the same.
+The factory also owns what the tunnel's users must trust: on a local network
+the network's CA, so `https://demo.smolmix.test/` verifies without `-k`.
+
+Heavy imports (the tunnel, the mixnet) happen only on the in-process path, so
+attaching stays cheap.
 """
 
 from __future__ import annotations
@@ -17,16 +24,21 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from smolmix_cli.apps.errors import CaFileError
 from smolmix_cli.cli.options import GlobalOptions
 from smolmix_cli.config import GatewayInfo, Network
-from smolmix_cli.tunnel.options import TunnelOptions, for_local_network
-from smolmix_cli.tunnel.tunnel import Tunnel
+
+if TYPE_CHECKING:
+    from smolmix_cli.session.remote import RemoteTunnel
+    from smolmix_cli.tunnel.options import TunnelOptions
+    from smolmix_cli.tunnel.tunnel import Tunnel
 
 PhaseCallback = Callable[[str], None]
+SPAWN_TIMEOUT = 20.0  # a new session process must listen within this (imports + bind)
 
 
 class SessionError(Exception):
@@ -50,6 +62,8 @@ def load_network(options: GlobalOptions) -> Network:
 
 
 def tunnel_options(network: Network, options: GlobalOptions) -> TunnelOptions:
+    from smolmix_cli.tunnel.options import TunnelOptions, for_local_network
+
     base = for_local_network() if network.is_local else TunnelOptions()
     changes: dict[str, object] = {}
     if options.ipr:
@@ -82,9 +96,10 @@ class Session:
     """A ready tunnel plus what its users need to know about the network behind it."""
 
     network: Network
-    tunnel: Tunnel
+    tunnel: Tunnel | RemoteTunnel
     boot_seconds: float = 0.0
     _tmp: Path | None = field(default=None, repr=False)
+    reused: bool = False  # True: attached to a background session (nothing booted here)
 
     def cafile(self, user_cacert: str | None) -> str | None:
         """A CA bundle: the network's own CA (local networks) plus the user's `--cacert`."""
@@ -115,7 +130,30 @@ async def open_tunnel(
     network: Network | None = None,
     on_phase: PhaseCallback | None = None,
 ) -> AsyncIterator[Session]:
+    """A ready tunnel for this command, per `--session` (see the module docstring)."""
+    if network is None:
+        network = load_network(options)
+    mode = getattr(options, "session", "auto")
+    if mode in ("auto", "start"):
+        remote = await _attach(options, network, start=mode == "start")
+        if remote is not None:
+            async with _attached(network, remote) as session:
+                yield session
+            return
+    async with boot_in_process(options, network=network, on_phase=on_phase) as session:
+        yield session
+
+
+@asynccontextmanager
+async def boot_in_process(
+    options: GlobalOptions,
+    *,
+    network: Network | None = None,
+    on_phase: PhaseCallback | None = None,
+) -> AsyncIterator[Session]:
     """Boot a tunnel (bounded by `--boot-timeout`) and yield it ready; closed on exit."""
+    from smolmix_cli.tunnel.tunnel import Tunnel
+
     if network is None:
         network = load_network(options)
     topts = tunnel_options(network, options)
@@ -136,6 +174,138 @@ async def open_tunnel(
                 yield session
             finally:
                 session._tmp = None
+
+
+@asynccontextmanager
+async def _attached(network: Network, remote: RemoteTunnel) -> AsyncIterator[Session]:
+    with tempfile.TemporaryDirectory(prefix="smolmix-") as tmp:
+        os.chmod(tmp, 0o700)
+        session = Session(network, remote, 0.0, Path(tmp), reused=True)
+        try:
+            yield session
+        finally:
+            session._tmp = None
+
+
+async def _attach(options: GlobalOptions, network: Network, *, start: bool) -> RemoteTunnel | None:
+    """This network's background session, ready (starting one if `start`); None: boot here.
+
+    Waiting for the session's tunnel counts against `--boot-timeout`, and a
+    boot failure in the session is raised here as the in-process boot raises it.
+    """
+    from smolmix_cli.session.paths import (
+        SessionPathError,
+        SessionPaths,
+        boot_lock,
+        clear_stale,
+        probe,
+    )
+    from smolmix_cli.session.remote import RemoteTunnel, SessionUnavailable
+
+    try:
+        paths = SessionPaths.for_network(options.network)
+    except SessionPathError:
+        if start:
+            raise
+        return None
+    for _attempt in range(2):
+        alive = probe(paths.socket)
+        if not alive:
+            if not start:
+                if alive is False and paths.socket.exists():
+                    with boot_lock(paths, options.boot_timeout):
+                        clear_stale(paths)
+                return None
+            with boot_lock(paths, options.boot_timeout):
+                if not probe(paths.socket):
+                    clear_stale(paths)
+                    await anyio.to_thread.run_sync(
+                        lambda: spawn_session(options, paths, idle_timeout=None, socks5=None)
+                    )
+        remote = RemoteTunnel(paths.socket)
+        try:
+            await remote.status(wait=options.boot_timeout)
+        except SessionUnavailable:
+            continue  # it went away between the probe and the request: look again
+        return remote
+    if start:
+        raise SessionUnavailable(f"the background session on {paths.socket} does not answer")
+    return None
+
+
+def global_args(options: GlobalOptions) -> list[str]:
+    """The command line that gives a session process the same tunnel as `options`."""
+    args: list[str] = []
+    if options.network is not None:
+        args += ["--network", options.network]
+    for flag, value in (
+        ("--ipr", options.ipr),
+        ("--gateway", options.gateway),
+        ("--mix-delay-ms", options.mix_delay_ms),
+        ("--tcp-buffer-size", options.tcp_buffer_size),
+        ("--mtu", options.mtu),
+        ("--open-surbs", options.open_surbs),
+        ("--data-surbs", options.data_surbs),
+        ("--tcp-connect-timeout", options.tcp_connect_timeout),
+    ):
+        if value is not None:
+            args += [flag, str(value)]
+    if options.cover is False:
+        args.append("--no-cover")
+    if options.poisson is False:
+        args.append("--no-poisson")
+    for server in options.dns_servers:
+        args += ["--dns-server", server]
+    args += ["--boot-timeout", str(options.boot_timeout), "--no-session"]
+    return args
+
+
+def spawn_session(
+    options: GlobalOptions,
+    paths: Any,
+    *,
+    idle_timeout: float | None,
+    socks5: str | None,
+    timeout: float = SPAWN_TIMEOUT,
+) -> int:
+    """Start `smolmix session start --foreground` detached; return its pid once it listens."""
+    import subprocess
+    import sys
+    import time
+
+    from smolmix_cli.session.paths import probe
+    from smolmix_cli.session.remote import SessionUnavailable
+
+    command = [sys.executable, "-m", "smolmix_cli", *global_args(options), "session", "start"]
+    command.append("--foreground")
+    if idle_timeout is not None:
+        command += ["--idle-timeout", f"{idle_timeout:g}"]
+    if socks5 is not None:
+        command += ["--socks5", socks5]
+    fd = os.open(paths.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=fd,
+            start_new_session=True,
+            close_fds=True,
+        )
+    finally:
+        os.close(fd)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if probe(paths.socket):
+            return proc.pid
+        if proc.poll() is not None:
+            raise SessionUnavailable(
+                f"the background session exited at start (status {proc.returncode}); "
+                f"see {paths.log_file}"
+            )
+        time.sleep(0.02)
+    proc.terminate()
+    raise SessionUnavailable(f"the background session did not listen within {timeout:g} s")
 
 
 async def _wait_ready(tunnel: Tunnel, timeout: float, on_phase: PhaseCallback | None) -> None:
