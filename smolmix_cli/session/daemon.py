@@ -308,8 +308,7 @@ class SessionDaemon:
             if uid is None or uid != self.config.allowed_uid:
                 self.counters.refused_peers += 1
                 log(f"refused a connection from uid {uid}")
-                with contextlib.suppress(Exception):
-                    await conn.send(proto.error_frame("PermissionError", "not your session", 77))
+                await _refuse(conn, proto.error_frame("PermissionError", "not your session", 77))
                 return
             decoder = proto.FrameDecoder()
             try:
@@ -317,8 +316,7 @@ class SessionDaemon:
                     frame = await _read_frame(conn, decoder)
                 request = proto.parse_request(frame)
             except (proto.ProtocolError, TimeoutError, anyio.EndOfStream, OSError) as exc:
-                with contextlib.suppress(Exception):
-                    await conn.send(proto.error_frame("ProtocolError", str(exc), 70))
+                await _refuse(conn, proto.error_frame("ProtocolError", str(exc), 70))
                 return
             except anyio.BrokenResourceError:
                 return
@@ -405,6 +403,17 @@ class SessionDaemon:
             "requests": c.requests,
             "refused_peers": c.refused_peers,
         }
+
+
+async def _refuse(conn: anyio.abc.SocketStream, answer: bytes) -> None:
+    """Send a last error frame and let the client read it: closing with its request
+    unread would reset the connection and lose the answer."""
+    with contextlib.suppress(Exception):
+        await conn.send(answer)
+        await conn.send_eof()
+        with anyio.move_on_after(1.0):
+            while await conn.receive():
+                pass
 
 
 async def _read_frame(
