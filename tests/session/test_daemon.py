@@ -90,7 +90,9 @@ async def test_udp_resolve_status_and_errors_keep_type_text_and_code(rundir: Pat
         udp_port = await tg.start(echo_udp_server)
         async with running_daemon(paths, Source(NAMES)):
             remote = RemoteTunnel(paths.socket)
-            assert await remote.udp_exchange("echo.test", udp_port, b"\x00hello", 5) == b"re:\x00hello"
+            assert (
+                await remote.udp_exchange("echo.test", udp_port, b"\x00hello", 5) == b"re:\x00hello"
+            )
             assert await remote.resolve("echo.test") == ["127.0.0.1"]
             with pytest.raises(ResolveError) as resolve_error:
                 await remote.resolve("nowhere.test")
