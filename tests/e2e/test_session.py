@@ -225,15 +225,30 @@ def test_curl_through_the_socks5_port_is_byte_exact(net: Net, session: dict[str,
         pytest.skip("curl is not installed (Debian package `curl`)")
     proxy = session["socks5"]
     done = subprocess.run(
-        [curl, "-sS", "--max-time", "30", "--socks5-hostname", proxy,
-         "http://demo.smolmix.test/bytes/200000"],
+        [
+            curl,
+            "-sS",
+            "--max-time",
+            "30",
+            "--socks5-hostname",
+            proxy,
+            "http://demo.smolmix.test/bytes/200000",
+        ],
         capture_output=True,
         timeout=40,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == net.origin("/bytes/200000")
     refused = subprocess.run(
-        [curl, "-sS", "--max-time", "30", "--socks5-hostname", proxy, "http://nowhere.smolmix.test/"],
+        [
+            curl,
+            "-sS",
+            "--max-time",
+            "30",
+            "--socks5-hostname",
+            proxy,
+            "http://nowhere.smolmix.test/",
+        ],
         capture_output=True,
         timeout=40,
     )
@@ -275,7 +290,9 @@ def test_python_socks5_client_through_the_session(net: Net, session: dict[str, A
 
             query = dnslib.DNSRecord.question("demo.smolmix.test", "A")
             udp.settimeout(20)
-            udp.sendto(socks5.udp_datagram("198.18.0.1", 53, query.pack()), (relay_host, relay_port))
+            udp.sendto(
+                socks5.udp_datagram("198.18.0.1", 53, query.pack()), (relay_host, relay_port)
+            )
             answer, _ = udp.recvfrom(65536)
             _, _, payload = socks5.parse_udp(answer)
             record = dnslib.DNSRecord.parse(payload)
@@ -295,7 +312,10 @@ def test_connect_pipes_data_both_ways(net: Net, session: dict[str, Any]) -> None
         assert done.returncode == 0, done.stderr
         head, _, answer = done.stdout.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200")
-        assert json.loads(answer) == {"sha256": hashlib.sha256(body).hexdigest(), "length": len(body)}
+        assert json.loads(answer) == {
+            "sha256": hashlib.sha256(body).hexdigest(),
+            "length": len(body),
+        }
     refused = net.run("connect", "demo.smolmix.test", "81", input=b"")
     alone = net.run("--no-session", "connect", "demo.smolmix.test", "81", input=b"")
     assert refused.returncode == alone.returncode == 7
@@ -308,8 +328,18 @@ def test_concurrent_first_callers_share_one_session(net: Net) -> None:
     before = log.read_text().count("listening on") if log.exists() else 0
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "smolmix_cli", "--network", "testnet", "--session", "start",
-             "fetch", "-sS", "http://demo.smolmix.test/"],
+            [
+                sys.executable,
+                "-m",
+                "smolmix_cli",
+                "--network",
+                "testnet",
+                "--session",
+                "start",
+                "fetch",
+                "-sS",
+                "http://demo.smolmix.test/",
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=net.env,
@@ -327,8 +357,21 @@ def test_concurrent_first_callers_share_one_session(net: Net) -> None:
 
 
 def test_status_table_json_and_side_by_side_sessions(net: Net, session: dict[str, Any]) -> None:
-    for key in ("network", "gateway", "exit", "ipv4", "ipv6", "uptime_s", "state", "bytes_up",
-                "bytes_down", "packets_up", "packets_down", "streams_open", "rtt_ms"):
+    for key in (
+        "network",
+        "gateway",
+        "exit",
+        "ipv4",
+        "ipv6",
+        "uptime_s",
+        "state",
+        "bytes_up",
+        "bytes_down",
+        "packets_up",
+        "packets_down",
+        "streams_open",
+        "rtt_ms",
+    ):
         assert key in session
     assert session["running"] is True and session["state"] == "ready"
     assert session["ipv4"] and session["gateway"] and session["rtt_ms"] > 0
@@ -338,7 +381,10 @@ def test_status_table_json_and_side_by_side_sessions(net: Net, session: dict[str
     file_net = str(net.state / "network.json")
     other = subprocess.run(
         [sys.executable, "-m", "smolmix_cli", "--network", file_net, "session", "start"],
-        capture_output=True, timeout=RUN_TIMEOUT, env=net.env, cwd=REPO,
+        capture_output=True,
+        timeout=RUN_TIMEOUT,
+        env=net.env,
+        cwd=REPO,
     )
     assert other.returncode == 0, other.stderr
     try:
@@ -348,7 +394,10 @@ def test_status_table_json_and_side_by_side_sessions(net: Net, session: dict[str
     finally:
         stopped = subprocess.run(
             [sys.executable, "-m", "smolmix_cli", "--network", file_net, "session", "stop"],
-            capture_output=True, timeout=RUN_TIMEOUT, env=net.env, cwd=REPO,
+            capture_output=True,
+            timeout=RUN_TIMEOUT,
+            env=net.env,
+            cwd=REPO,
         )
     assert stopped.returncode == 0
     assert [p.name for p in net.runtime.glob("*.sock")] == ["testnet.sock"]
