@@ -104,6 +104,7 @@ class SessionDaemon:
         self.socks5_address: tuple[str, int] | None = None
         self.booted: Any = None
         self._boot_error: BaseException | None = None
+        self._restart_error: BaseException | None = None
         self._changed = anyio.Event()
         self._active = 0
         self._last_activity = time.monotonic()
@@ -207,6 +208,7 @@ class SessionDaemon:
                     self.generation += 1
                     self.ready_since = time.time()
                     failures = 0
+                    self._restart_error = None
                     self._notify()
                     log(f"generation {self.generation} ready: {_short_stats(booted.tunnel)}")
                     await self._until_failed(booted.tunnel)
@@ -222,6 +224,7 @@ class SessionDaemon:
                     self.stop()
                     return
                 log(f"restart failed: {type(exc).__name__}: {exc}")
+                self._restart_error = exc
                 failures += 1
             finally:
                 self.booted = None
@@ -241,12 +244,10 @@ class SessionDaemon:
                 booted = self.booted
                 if booted is not None and _state(booted.tunnel) == "ready":
                     return booted.tunnel
-                if booted is not None and hasattr(booted.tunnel, "wait_ready"):
-                    with anyio.move_on_after(0.2):
-                        await self._changed.wait()
-                    continue
-                with anyio.move_on_after(0.2):
+                with anyio.move_on_after(0.2):  # the state is polled: tunnels have no event for it
                     await self._changed.wait()
+        if self._restart_error is not None:
+            raise self._restart_error  # why the replacement tunnel is not up
         from smolmix_cli.tunnel.errors import TunnelTimeout
 
         raise TunnelTimeout(f"the session's tunnel was not ready within {timeout:g} s")
@@ -368,6 +369,13 @@ class SessionDaemon:
 
     # -- status ------------------------------------------------------------------------------
 
+    def _waiting_reason(self) -> str:
+        if self._boot_error is not None:
+            return f"boot failed: {self._boot_error}"
+        if self._restart_error is not None:
+            return f"restarting after: {self._restart_error}"
+        return "booting" if self.generation == 0 else "restarting"
+
     def status(self) -> dict[str, Any]:
         booted = self.booted
         tunnel = booted.tunnel if booted is not None else None
@@ -380,7 +388,7 @@ class SessionDaemon:
             "socket": str(self.paths.socket),
             "socks5": _hostport(self.socks5_address),
             "state": stats.get("state", "failed" if self._boot_error else "connecting"),
-            "reason": stats.get("reason", str(self._boot_error or "booting")),
+            "reason": stats.get("reason", self._waiting_reason()),
             "generation": self.generation,
             "uptime_s": round(time.time() - self.started, 3),
             "tunnel_uptime_s": round(time.time() - self.ready_since, 3)

@@ -323,3 +323,22 @@ async def test_garbage_and_silent_clients_get_an_error_not_a_crash(rundir: Path)
             assert isinstance(answer, proto.RemoteError) and answer.kind == "ProtocolError"
         assert daemon.counters.requests == 0
         assert (await RemoteTunnel(paths.socket).status())["state"] == "ready"
+
+
+async def test_failing_restarts_are_reported_then_recovered(rundir: Path) -> None:
+    paths = unused_paths(rundir)
+    source = Source(NAMES)
+    async with running_daemon(paths, source):
+        remote = RemoteTunnel(paths.socket)
+        assert (await remote.status(wait=5))["generation"] == 1
+        source.fail = TunnelUnavailable("no exit answers")
+        source.tunnels[0].state = "failed"
+        with pytest.raises(TunnelUnavailable, match="no exit answers"):
+            await remote.status(wait=1.5)  # the restart's own error, not a bare timeout
+        report = await remote.status()
+        assert report["state"] == "connecting"
+        assert report["reason"] == "restarting after: no exit answers"
+        source.fail = None
+        with anyio.fail_after(15):
+            recovered = await remote.status(wait=14)
+        assert recovered["state"] == "ready" and recovered["generation"] == 2
