@@ -232,7 +232,9 @@ async def run_fetch(settings: Settings, globals_: GlobalOptions) -> int:
     start = time.monotonic()
     try:
         with anyio.fail_after(settings.max_time if settings.max_time else math.inf):
-            async with open_tunnel(globals_, on_phase=phases) as session:
+            async with open_tunnel(
+                globals_, on_phase=phases, progress=settings.progress
+            ) as session:
                 settings.extra["time_tunnel"] = round(session.boot_seconds, 6)
                 stats = session.tunnel.stats()
                 settings.extra["exit_gateway"] = stats.get("exit")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import sys
 import time
 from typing import Any
 
@@ -108,7 +107,10 @@ def start(ctx: click.Context, idle_timeout: str, socks5: str | None, foreground:
             return
         clear_stale(paths)
         pid = spawn_session(options, paths, idle_timeout=idle or 0, socks5=socks5)
-    status = anyio.run(_wait_with_progress, paths, options.boot_timeout)
+    from smolmix_cli.session.factory import wait_attached
+    from smolmix_cli.session.remote import RemoteTunnel
+
+    status = anyio.run(wait_attached, RemoteTunnel(paths.socket), options.boot_timeout, True)
     where = f", SOCKS5 on {status['socks5']}" if status.get("socks5") else ""
     click.echo(
         f"smolmix: {paths.name} session ready (pid {pid}, exit {status.get('exit')}, "
@@ -143,33 +145,6 @@ def _run_foreground(
     except SessionDaemonError as exc:
         raise CliError(str(exc), ExitCode.FAILURE) from None
     log("stopped")
-
-
-async def _wait_with_progress(paths: Any, timeout: float) -> dict[str, Any]:
-    """Poll the new session until its tunnel is ready, showing its phases on a terminal."""
-    from smolmix_cli.session.remote import RemoteTunnel
-
-    remote = RemoteTunnel(paths.socket)
-    show = sys.stderr.isatty()
-    status: Any = None
-    if show:
-        from rich.console import Console
-
-        status = Console(stderr=True).status("booting the tunnel")
-        status.start()
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            report = await remote.status()
-            if report.get("state") != "connecting":
-                break
-            if status is not None:
-                status.update(f"tunnel: {report.get('reason')}")
-            await anyio.sleep(0.1)
-        return await remote.status(wait=max(0.1, deadline - time.monotonic()))
-    finally:
-        if status is not None:
-            status.stop()
 
 
 @session.command(name="stop")

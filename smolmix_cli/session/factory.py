@@ -16,11 +16,13 @@ attaching stays cheap.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,18 +131,25 @@ async def open_tunnel(
     *,
     network: Network | None = None,
     on_phase: PhaseCallback | None = None,
+    progress: bool = False,
 ) -> AsyncIterator[Session]:
-    """A ready tunnel for this command, per `--session` (see the module docstring)."""
+    """A ready tunnel for this command, per `--session` (see the module docstring).
+
+    `progress`: the command may draw on stderr (a terminal, not -s/--json); the
+    boot's phases then show as a rich status line, removed once the tunnel is up.
+    """
     if network is None:
         network = load_network(options)
     mode = getattr(options, "session", "auto")
     if mode in ("auto", "start"):
-        remote = await _attach(options, network, start=mode == "start")
+        remote = await _attach(options, network, start=mode == "start", progress=progress)
         if remote is not None:
             async with _attached(network, remote) as session:
                 yield session
             return
-    async with boot_in_process(options, network=network, on_phase=on_phase) as session:
+    async with boot_in_process(
+        options, network=network, on_phase=on_phase, progress=progress
+    ) as session:
         yield session
 
 
@@ -150,6 +159,7 @@ async def boot_in_process(
     *,
     network: Network | None = None,
     on_phase: PhaseCallback | None = None,
+    progress: bool = False,
 ) -> AsyncIterator[Session]:
     """Boot a tunnel (bounded by `--boot-timeout`) and yield it ready; closed on exit."""
     from smolmix_cli.tunnel.tunnel import Tunnel
@@ -163,7 +173,8 @@ async def boot_in_process(
         async with Tunnel.open(network, topts) as tunnel:
             if on_phase is not None:
                 on_phase(f"booting the tunnel on {network.name}")
-            await _wait_ready(tunnel, options.boot_timeout, on_phase)
+            with _spinner(progress and on_phase is None) as spin:
+                await _wait_ready(tunnel, options.boot_timeout, on_phase or spin)
             session = Session(network, tunnel, time.monotonic() - start, Path(tmp))
             if on_phase is not None:
                 on_phase(
@@ -187,7 +198,9 @@ async def _attached(network: Network, remote: RemoteTunnel) -> AsyncIterator[Ses
             session._tmp = None
 
 
-async def _attach(options: GlobalOptions, network: Network, *, start: bool) -> RemoteTunnel | None:
+async def _attach(
+    options: GlobalOptions, network: Network, *, start: bool, progress: bool = False
+) -> RemoteTunnel | None:
     """This network's background session, ready (starting one if `start`); None: boot here.
 
     Waiting for the session's tunnel counts against `--boot-timeout`, and a
@@ -224,13 +237,46 @@ async def _attach(options: GlobalOptions, network: Network, *, start: bool) -> R
                     )
         remote = RemoteTunnel(paths.socket)
         try:
-            await remote.status(wait=options.boot_timeout)
+            await wait_attached(remote, options.boot_timeout, progress)
         except SessionUnavailable:
             continue  # it went away between the probe and the request: look again
         return remote
     if start:
         raise SessionUnavailable(f"the background session on {paths.socket} does not answer")
     return None
+
+
+@contextlib.contextmanager
+def _spinner(show: bool) -> Iterator[PhaseCallback | None]:
+    """A rich status line on stderr for the boot's phases, if asked for and on a terminal."""
+    if not show or not sys.stderr.isatty() or os.environ.get("TERM") == "dumb":
+        yield None
+        return
+    from rich.console import Console
+
+    status = Console(stderr=True).status("booting the tunnel")
+    status.start()
+    try:
+        yield lambda text: status.update(text if len(text) <= 72 else text[:69] + "...")
+    finally:
+        status.stop()
+
+
+async def wait_attached(remote: RemoteTunnel, timeout: float, progress: bool) -> dict[str, Any]:
+    """The session's status once its tunnel is ready (its boot's phases shown if `progress`)."""
+    deadline = time.monotonic() + timeout
+    with _spinner(progress) as spin:
+        if spin is not None:
+            last = ""
+            while time.monotonic() < deadline:
+                report = await remote.status()
+                if report.get("state") != "connecting":
+                    break
+                if report.get("reason") != last:
+                    last = str(report.get("reason"))
+                    spin(f"session tunnel: {last}")
+                await anyio.sleep(0.1)
+        return await remote.status(wait=max(0.1, deadline - time.monotonic()))
 
 
 def global_args(options: GlobalOptions) -> list[str]:
