@@ -276,28 +276,29 @@ def test_python_socks5_client_through_the_session(net: Net, session: dict[str, A
     expected = net.origin("/bytes/50000")
     assert _socks_get((host, port), "demo.smolmix.test", "/bytes/50000") == expected
     assert _socks_get((host, port), "198.18.0.1", "/bytes/50000") == expected  # IPv4 literal
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:  # DNS through UDP ASSOCIATE
-        with socket.create_connection((host, port), timeout=20) as control:
-            control.sendall(socks5.client_greeting())
-            assert control.recv(2) == b"\x05\x00"
-            control.sendall(socks5.client_request(socks5.CMD_UDP_ASSOCIATE, "0.0.0.0", 0))
-            buf = b""
-            while (parsed := socks5.parse_reply(buf)) is None:
-                buf += control.recv(1)
-            code, relay_host, relay_port, _ = parsed
-            assert code == socks5.REP_SUCCEEDED
-            import dnslib
+    # DNS through UDP ASSOCIATE
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+        socket.create_connection((host, port), timeout=20) as control,
+    ):
+        control.sendall(socks5.client_greeting())
+        assert control.recv(2) == b"\x05\x00"
+        control.sendall(socks5.client_request(socks5.CMD_UDP_ASSOCIATE, "0.0.0.0", 0))
+        buf = b""
+        while (parsed := socks5.parse_reply(buf)) is None:
+            buf += control.recv(1)
+        code, relay_host, relay_port, _ = parsed
+        assert code == socks5.REP_SUCCEEDED
+        import dnslib
 
-            query = dnslib.DNSRecord.question("demo.smolmix.test", "A")
-            udp.settimeout(20)
-            udp.sendto(
-                socks5.udp_datagram("198.18.0.1", 53, query.pack()), (relay_host, relay_port)
-            )
-            answer, _ = udp.recvfrom(65536)
-            _, _, payload = socks5.parse_udp(answer)
-            record = dnslib.DNSRecord.parse(payload)
-            assert record.header.id == query.header.id
-            assert [str(rr.rdata) for rr in record.rr] == ["198.18.0.1"]
+        query = dnslib.DNSRecord.question("demo.smolmix.test", "A")
+        udp.settimeout(20)
+        udp.sendto(socks5.udp_datagram("198.18.0.1", 53, query.pack()), (relay_host, relay_port))
+        answer, _ = udp.recvfrom(65536)
+        _, _, payload = socks5.parse_udp(answer)
+        record = dnslib.DNSRecord.parse(payload)
+        assert record.header.id == query.header.id
+        assert [str(rr.rdata) for rr in record.rr] == ["198.18.0.1"]
 
 
 def test_connect_pipes_data_both_ways(net: Net, session: dict[str, Any]) -> None:
@@ -410,3 +411,19 @@ def test_stop_and_status_without_a_session(net: Net) -> None:
     status = net.run("session", "status", "--json")
     assert status.returncode == 1
     assert json.loads(status.stdout) == {"running": False, "session": "testnet"}
+
+
+def test_resolve_attached_matches_and_sigterm_stops_cleanly(net: Net) -> None:
+    started = net.run("session", "start")
+    assert started.returncode == 0, started.stderr
+    pid = net.status()["pid"]
+    for args in (("demo.smolmix.test", "TXT", "+short"), ("nowhere.smolmix.test", "+short")):
+        attached = net.run("resolve", *args)
+        alone = net.run("--no-session", "resolve", *args)
+        assert (attached.returncode, attached.stdout) == (alone.returncode, alone.stdout)
+        assert attached.returncode == 0
+    assert b"hello from the demo origin" in net.run("resolve", "demo.smolmix.test", "TXT").stdout
+    assert net.status()["udp_exchanges"] >= 3
+    os.kill(pid, signal.SIGTERM)
+    assert _wait_gone(net.socket, 10)
+    assert not (net.runtime / "testnet.pid").exists()
