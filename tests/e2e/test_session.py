@@ -120,7 +120,7 @@ def _kill_sessions(runtime: Path) -> None:
             os.kill(int(pid_file.read_text()), signal.SIGKILL)
 
 
-@pytest.fixture
+@pytest.fixture(scope="class")
 def session(net: Net) -> Iterator[dict[str, Any]]:
     started = net.run("session", "start", "--socks5", "127.0.0.1:0")
     assert started.returncode == 0, started.stderr
@@ -137,43 +137,6 @@ def _wait_gone(path: Path, timeout: float) -> bool:
     while path.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     return not path.exists()
-
-
-def test_twenty_fetches_attach_and_match_no_session(net: Net, session: dict[str, Any]) -> None:
-    url = "http://demo.smolmix.test/bytes/3000"
-    cases = [
-        ("-sS", url),
-        ("-sS", "-f", "http://demo.smolmix.test/status/404"),
-        ("-sS", "http://nowhere.smolmix.test/"),
-        ("-sS", "http://demo.smolmix.test:81/"),
-    ]
-    alone = [net.run("--no-session", "fetch", *case) for case in cases]
-    assert [p.returncode for p in alone] == [0, 22, 6, 7]
-    assert alone[0].stdout == net.origin("/bytes/3000")
-    before = net.status()
-    for _ in range(20):
-        attached = net.run("fetch", *cases[0])
-        assert (attached.returncode, attached.stdout, attached.stderr) == (
-            0,
-            alone[0].stdout,
-            alone[0].stderr,
-        )
-    after = net.status()
-    # nobody booted: the same daemon and tunnel generation carried all twenty
-    assert after["pid"] == before["pid"] == session["pid"]
-    assert after["generation"] == before["generation"] == 1
-    assert after["streams_total"] - before["streams_total"] == 20
-    assert after["bytes_down"] - before["bytes_down"] > 20 * 3000
-    for case, reference in zip(cases[1:], alone[1:], strict=True):
-        attached = net.run("fetch", *case)
-        assert (attached.returncode, attached.stdout, attached.stderr) == (
-            reference.returncode,
-            reference.stdout,
-            reference.stderr,
-        ), case
-    # -w tells the two apart, as curl's %{json} keys are documented to
-    shown = net.run("fetch", "-sS", "-o", "/dev/null", "-w", "%{reused_tunnel}", url)
-    assert shown.stdout == b"True"
 
 
 def test_sigkill_leaves_a_stale_socket_that_the_next_command_cleans(net: Net) -> None:
@@ -219,42 +182,6 @@ def test_idle_timeout_stops_the_session(net: Net) -> None:
     assert "idle for 2 s" in (net.runtime / "testnet.log").read_text()
 
 
-def test_curl_through_the_socks5_port_is_byte_exact(net: Net, session: dict[str, Any]) -> None:
-    curl = shutil.which("curl")
-    if curl is None:
-        pytest.skip("curl is not installed (Debian package `curl`)")
-    proxy = session["socks5"]
-    done = subprocess.run(
-        [
-            curl,
-            "-sS",
-            "--max-time",
-            "30",
-            "--socks5-hostname",
-            proxy,
-            "http://demo.smolmix.test/bytes/200000",
-        ],
-        capture_output=True,
-        timeout=40,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == net.origin("/bytes/200000")
-    refused = subprocess.run(
-        [
-            curl,
-            "-sS",
-            "--max-time",
-            "30",
-            "--socks5-hostname",
-            proxy,
-            "http://nowhere.smolmix.test/",
-        ],
-        capture_output=True,
-        timeout=40,
-    )
-    assert refused.returncode == 97  # curl: SOCKS5 proxy handshake failed (host unreachable)
-
-
 def _socks_get(proxy: tuple[str, int], host: str, path: str) -> bytes:
     with socket.create_connection(proxy, timeout=20) as s:
         s.sendall(socks5.client_greeting())
@@ -269,58 +196,6 @@ def _socks_get(proxy: tuple[str, int], host: str, path: str) -> bytes:
         while chunk := s.recv(65536):
             data += chunk
     return data.split(b"\r\n\r\n", 1)[1]
-
-
-def test_python_socks5_client_through_the_session(net: Net, session: dict[str, Any]) -> None:
-    host, port = socks5.parse_listen(session["socks5"])
-    expected = net.origin("/bytes/50000")
-    assert _socks_get((host, port), "demo.smolmix.test", "/bytes/50000") == expected
-    assert _socks_get((host, port), "198.18.0.1", "/bytes/50000") == expected  # IPv4 literal
-    # DNS through UDP ASSOCIATE
-    with (
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
-        socket.create_connection((host, port), timeout=20) as control,
-    ):
-        control.sendall(socks5.client_greeting())
-        assert control.recv(2) == b"\x05\x00"
-        control.sendall(socks5.client_request(socks5.CMD_UDP_ASSOCIATE, "0.0.0.0", 0))
-        buf = b""
-        while (parsed := socks5.parse_reply(buf)) is None:
-            buf += control.recv(1)
-        code, relay_host, relay_port, _ = parsed
-        assert code == socks5.REP_SUCCEEDED
-        import dnslib
-
-        query = dnslib.DNSRecord.question("demo.smolmix.test", "A")
-        udp.settimeout(20)
-        udp.sendto(socks5.udp_datagram("198.18.0.1", 53, query.pack()), (relay_host, relay_port))
-        answer, _ = udp.recvfrom(65536)
-        _, _, payload = socks5.parse_udp(answer)
-        record = dnslib.DNSRecord.parse(payload)
-        assert record.header.id == query.header.id
-        assert [str(rr.rdata) for rr in record.rr] == ["198.18.0.1"]
-
-
-def test_connect_pipes_data_both_ways(net: Net, session: dict[str, Any]) -> None:
-    body = os.urandom(20000).hex().encode()
-    request = (
-        b"POST /upload HTTP/1.0\r\nHost: demo.smolmix.test\r\n"
-        + f"Content-Length: {len(body)}\r\n\r\n".encode()
-        + body
-    )
-    for mode in ((), ("--no-session",)):
-        done = net.run(*mode, "connect", "demo.smolmix.test", "80", input=request)
-        assert done.returncode == 0, done.stderr
-        head, _, answer = done.stdout.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 200")
-        assert json.loads(answer) == {
-            "sha256": hashlib.sha256(body).hexdigest(),
-            "length": len(body),
-        }
-    refused = net.run("connect", "demo.smolmix.test", "81", input=b"")
-    alone = net.run("--no-session", "connect", "demo.smolmix.test", "81", input=b"")
-    assert refused.returncode == alone.returncode == 7
-    assert refused.stderr == alone.stderr
 
 
 def test_concurrent_first_callers_share_one_session(net: Net) -> None:
@@ -357,53 +232,6 @@ def test_concurrent_first_callers_share_one_session(net: Net) -> None:
     net.stop()
 
 
-def test_status_table_json_and_side_by_side_sessions(net: Net, session: dict[str, Any]) -> None:
-    for key in (
-        "network",
-        "gateway",
-        "exit",
-        "ipv4",
-        "ipv6",
-        "uptime_s",
-        "state",
-        "bytes_up",
-        "bytes_down",
-        "packets_up",
-        "packets_down",
-        "streams_open",
-        "rtt_ms",
-    ):
-        assert key in session
-    assert session["running"] is True and session["state"] == "ready"
-    assert session["ipv4"] and session["gateway"] and session["rtt_ms"] > 0
-    table = net.run("session", "status")
-    assert table.returncode == 0 and b"streams open" in table.stdout
-    # a second network (the same local network selected by its file) gets its own session
-    file_net = str(net.state / "network.json")
-    other = subprocess.run(
-        [sys.executable, "-m", "smolmix_cli", "--network", file_net, "session", "start"],
-        capture_output=True,
-        timeout=RUN_TIMEOUT,
-        env=net.env,
-        cwd=REPO,
-    )
-    assert other.returncode == 0, other.stderr
-    try:
-        sockets = sorted(p.name for p in net.runtime.glob("*.sock"))
-        assert len(sockets) == 2 and "testnet.sock" in sockets
-        assert net.status()["pid"] == session["pid"]
-    finally:
-        stopped = subprocess.run(
-            [sys.executable, "-m", "smolmix_cli", "--network", file_net, "session", "stop"],
-            capture_output=True,
-            timeout=RUN_TIMEOUT,
-            env=net.env,
-            cwd=REPO,
-        )
-    assert stopped.returncode == 0
-    assert [p.name for p in net.runtime.glob("*.sock")] == ["testnet.sock"]
-
-
 def test_stop_and_status_without_a_session(net: Net) -> None:
     assert not net.socket.exists()
     stop = net.run("session", "stop")
@@ -427,3 +255,184 @@ def test_resolve_attached_matches_and_sigterm_stops_cleanly(net: Net) -> None:
     os.kill(pid, signal.SIGTERM)
     assert _wait_gone(net.socket, 10)
     assert not (net.runtime / "testnet.pid").exists()
+
+
+class TestWithSession:
+    """Tests that share one session (with a SOCKS5 port), started once for the class."""
+
+    def test_twenty_fetches_attach_and_match_no_session(
+        self, net: Net, session: dict[str, Any]
+    ) -> None:
+        url = "http://demo.smolmix.test/bytes/3000"
+        cases = [
+            ("-sS", url),
+            ("-sS", "-f", "http://demo.smolmix.test/status/404"),
+            ("-sS", "http://nowhere.smolmix.test/"),
+            ("-sS", "http://demo.smolmix.test:81/"),
+        ]
+        alone = [net.run("--no-session", "fetch", *case) for case in cases]
+        assert [p.returncode for p in alone] == [0, 22, 6, 7]
+        assert alone[0].stdout == net.origin("/bytes/3000")
+        before = net.status()
+        for _ in range(20):
+            attached = net.run("fetch", *cases[0])
+            assert (attached.returncode, attached.stdout, attached.stderr) == (
+                0,
+                alone[0].stdout,
+                alone[0].stderr,
+            )
+        after = net.status()
+        # nobody booted: the same daemon and tunnel generation carried all twenty
+        assert after["pid"] == before["pid"] == session["pid"]
+        assert after["generation"] == before["generation"] == 1
+        assert after["streams_total"] - before["streams_total"] == 20
+        assert after["bytes_down"] - before["bytes_down"] > 20 * 3000
+        for case, reference in zip(cases[1:], alone[1:], strict=True):
+            attached = net.run("fetch", *case)
+            assert (attached.returncode, attached.stdout, attached.stderr) == (
+                reference.returncode,
+                reference.stdout,
+                reference.stderr,
+            ), case
+        # -w tells the two apart, as curl's %{json} keys are documented to
+        shown = net.run("fetch", "-sS", "-o", "/dev/null", "-w", "%{reused_tunnel}", url)
+        assert shown.stdout == b"True"
+
+    def test_curl_through_the_socks5_port_is_byte_exact(
+        self, net: Net, session: dict[str, Any]
+    ) -> None:
+        curl = shutil.which("curl")
+        if curl is None:
+            pytest.skip("curl is not installed (Debian package `curl`)")
+        proxy = session["socks5"]
+        done = subprocess.run(
+            [
+                curl,
+                "-sS",
+                "--max-time",
+                "30",
+                "--socks5-hostname",
+                proxy,
+                "http://demo.smolmix.test/bytes/200000",
+            ],
+            capture_output=True,
+            timeout=40,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == net.origin("/bytes/200000")
+        refused = subprocess.run(
+            [
+                curl,
+                "-sS",
+                "--max-time",
+                "30",
+                "--socks5-hostname",
+                proxy,
+                "http://nowhere.smolmix.test/",
+            ],
+            capture_output=True,
+            timeout=40,
+        )
+        assert refused.returncode == 97  # curl: SOCKS5 proxy handshake failed (host unreachable)
+
+    def test_python_socks5_client_through_the_session(
+        self, net: Net, session: dict[str, Any]
+    ) -> None:
+        host, port = socks5.parse_listen(session["socks5"])
+        expected = net.origin("/bytes/50000")
+        assert _socks_get((host, port), "demo.smolmix.test", "/bytes/50000") == expected
+        assert _socks_get((host, port), "198.18.0.1", "/bytes/50000") == expected  # IPv4 literal
+        # DNS through UDP ASSOCIATE
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+            socket.create_connection((host, port), timeout=20) as control,
+        ):
+            control.sendall(socks5.client_greeting())
+            assert control.recv(2) == b"\x05\x00"
+            control.sendall(socks5.client_request(socks5.CMD_UDP_ASSOCIATE, "0.0.0.0", 0))
+            buf = b""
+            while (parsed := socks5.parse_reply(buf)) is None:
+                buf += control.recv(1)
+            code, relay_host, relay_port, _ = parsed
+            assert code == socks5.REP_SUCCEEDED
+            import dnslib
+
+            query = dnslib.DNSRecord.question("demo.smolmix.test", "A")
+            udp.settimeout(20)
+            udp.sendto(
+                socks5.udp_datagram("198.18.0.1", 53, query.pack()), (relay_host, relay_port)
+            )
+            answer, _ = udp.recvfrom(65536)
+            _, _, payload = socks5.parse_udp(answer)
+            record = dnslib.DNSRecord.parse(payload)
+            assert record.header.id == query.header.id
+            assert [str(rr.rdata) for rr in record.rr] == ["198.18.0.1"]
+
+    def test_connect_pipes_data_both_ways(self, net: Net, session: dict[str, Any]) -> None:
+        body = os.urandom(20000).hex().encode()
+        request = (
+            b"POST /upload HTTP/1.0\r\nHost: demo.smolmix.test\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        for mode in ((), ("--no-session",)):
+            done = net.run(*mode, "connect", "demo.smolmix.test", "80", input=request)
+            assert done.returncode == 0, done.stderr
+            head, _, answer = done.stdout.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200")
+            assert json.loads(answer) == {
+                "sha256": hashlib.sha256(body).hexdigest(),
+                "length": len(body),
+            }
+        refused = net.run("connect", "demo.smolmix.test", "81", input=b"")
+        alone = net.run("--no-session", "connect", "demo.smolmix.test", "81", input=b"")
+        assert refused.returncode == alone.returncode == 7
+        assert refused.stderr == alone.stderr
+
+    def test_status_table_json_and_side_by_side_sessions(
+        self, net: Net, session: dict[str, Any]
+    ) -> None:
+        for key in (
+            "network",
+            "gateway",
+            "exit",
+            "ipv4",
+            "ipv6",
+            "uptime_s",
+            "state",
+            "bytes_up",
+            "bytes_down",
+            "packets_up",
+            "packets_down",
+            "streams_open",
+            "rtt_ms",
+        ):
+            assert key in session
+        assert session["running"] is True and session["state"] == "ready"
+        assert session["ipv4"] and session["gateway"] and session["rtt_ms"] > 0
+        table = net.run("session", "status")
+        assert table.returncode == 0 and b"streams open" in table.stdout
+        # a second network (the same local network selected by its file) gets its own session
+        file_net = str(net.state / "network.json")
+        other = subprocess.run(
+            [sys.executable, "-m", "smolmix_cli", "--network", file_net, "session", "start"],
+            capture_output=True,
+            timeout=RUN_TIMEOUT,
+            env=net.env,
+            cwd=REPO,
+        )
+        assert other.returncode == 0, other.stderr
+        try:
+            sockets = sorted(p.name for p in net.runtime.glob("*.sock"))
+            assert len(sockets) == 2 and "testnet.sock" in sockets
+            assert net.status()["pid"] == session["pid"]
+        finally:
+            stopped = subprocess.run(
+                [sys.executable, "-m", "smolmix_cli", "--network", file_net, "session", "stop"],
+                capture_output=True,
+                timeout=RUN_TIMEOUT,
+                env=net.env,
+                cwd=REPO,
+            )
+        assert stopped.returncode == 0
+        assert [p.name for p in net.runtime.glob("*.sock")] == ["testnet.sock"]
