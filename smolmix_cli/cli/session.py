@@ -134,16 +134,12 @@ def _run_foreground(
     )
     daemon = SessionDaemon(paths, config, lambda: boot_in_process(options))
 
-    async def main() -> None:
-        async with anyio.create_task_group() as tg:
-            await tg.start(daemon.serve)
-            where = f", SOCKS5 on {daemon.socks5_address}" if daemon.socks5_address else ""
-            log(f"listening on {paths.socket}{where}")
-
     try:
-        anyio.run(main)
+        anyio.run(daemon.serve)
     except SessionDaemonError as exc:
         raise CliError(str(exc), ExitCode.FAILURE) from None
+    except OSError as exc:  # the SOCKS5 port is taken, the runtime dir vanished...
+        raise CliError(f"cannot listen: {exc.strerror or exc}", ExitCode.FAILURE) from None
     log("stopped")
 
 

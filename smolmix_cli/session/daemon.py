@@ -76,18 +76,21 @@ class DaemonConfig:
     allowed_uid: int = field(default_factory=os.getuid)
 
 
-def peer_uid(stream: anyio.abc.SocketStream) -> int | None:
-    """The connecting process's uid (Linux SO_PEERCRED), None where it cannot be read."""
-    raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+def peer_allowed(stream: anyio.abc.SocketStream, uid: int) -> tuple[bool, int | None]:
+    """(allowed, peer uid): Linux asks SO_PEERCRED; elsewhere the 0700 directory and 0600
+    socket are the check (the peer uid is then unknown)."""
     option = getattr(socket, "SO_PEERCRED", None)
-    if raw is None or option is None:
-        return None
+    if option is None:
+        return True, None
+    raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+    if raw is None:
+        return False, None
     try:
         data = raw.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
-    except OSError:
-        return None
-    _pid, uid, _gid = struct.unpack("3i", data)
-    return int(uid)
+        _pid, peer, _gid = struct.unpack("3i", data)
+    except (OSError, struct.error):
+        return False, None
+    return peer == uid, int(peer)
 
 
 class SessionDaemon:
@@ -124,7 +127,18 @@ class SessionDaemon:
     async def serve(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        listener = await self._bind()
+        socks_listener: anyio.abc.Listener[anyio.abc.SocketStream] | None = None
+        if self.config.socks5 is not None:  # before the socket: a busy port fails the start
+            host, port = self.config.socks5
+            socks_listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+            bound = socks_listener.extra(anyio.abc.SocketAttribute.local_address)
+            self.socks5_address = (str(bound[0]), int(bound[1]))
+        try:
+            listener = await self._bind()
+        except BaseException:
+            if socks_listener is not None:
+                await socks_listener.aclose()
+            raise
         try:
             with anyio.CancelScope() as scope:
                 self._scope = scope
@@ -133,18 +147,23 @@ class SessionDaemon:
                     tg.start_soon(self._idle_watch)
                     if self.config.handle_signals:
                         tg.start_soon(self._signals)
-                    if self.config.socks5 is not None:
+                    if socks_listener is not None:
                         from smolmix_cli.session.socks5 import Socks5Server
 
                         server = Socks5Server(self, on_stream=self._stream_hook)
-                        host, port = self.config.socks5
-                        self.socks5_address = await tg.start(server.serve, host, port)
+                        tg.start_soon(server.serve_listener, socks_listener)
                     tg.start_soon(self._accept, listener)
                     self._write_pid()
+                    where = (
+                        f", SOCKS5 on {_hostport(self.socks5_address)}" if socks_listener else ""
+                    )
+                    log(f"listening on {self.paths.socket}{where}")
                     task_status.started()
         finally:
             with anyio.CancelScope(shield=True):
                 await listener.aclose()
+                if socks_listener is not None:
+                    await socks_listener.aclose()
             self._cleanup()
 
     async def _bind(self) -> anyio.abc.SocketListener:
@@ -305,8 +324,8 @@ class SessionDaemon:
 
     async def _handle(self, conn: anyio.abc.SocketStream) -> None:
         async with conn, self._activity():
-            uid = peer_uid(conn)
-            if uid is None or uid != self.config.allowed_uid:
+            allowed, uid = peer_allowed(conn, self.config.allowed_uid)
+            if not allowed:
                 self.counters.refused_peers += 1
                 log(f"refused a connection from uid {uid}")
                 await _refuse(conn, proto.error_frame("PermissionError", "not your session", 77))

@@ -346,12 +346,20 @@ def spawn_session(
             return proc.pid
         if proc.poll() is not None:
             raise SessionUnavailable(
-                f"the background session exited at start (status {proc.returncode}); "
-                f"see {paths.log_file}"
+                f"the background session exited at start (status {proc.returncode}): "
+                f"{_last_line(paths.log_file)}"
             )
         time.sleep(0.02)
     proc.terminate()
     raise SessionUnavailable(f"the background session did not listen within {timeout:g} s")
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return f"see {path}"
+    return lines[-1] if lines else f"see {path}"
 
 
 async def _wait_ready(tunnel: Tunnel, timeout: float, on_phase: PhaseCallback | None) -> None:

@@ -18,13 +18,17 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 
+from smolmix_cli.apps.errors import AppError
 from smolmix_cli.session import protocol as proto
 
 CONNECT_TIMEOUT = 5.0
 
 
-class SessionUnavailable(Exception):
-    """No session answers on the socket (gone, stale, or not ours)."""
+class SessionUnavailable(AppError):
+    """No session answers on the socket (gone, stale, not ours, or it could not start).
+
+    Exit 5, curl's "could not resolve proxy": the session is this command's proxy.
+    """
 
     exit_code = 5
 

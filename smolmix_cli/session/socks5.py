@@ -219,9 +219,12 @@ class Socks5Server:
         task_status: anyio.abc.TaskStatus[tuple[str, int]] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+        bound = listener.extra(anyio.abc.SocketAttribute.local_address)
+        task_status.started((str(bound[0]), int(bound[1])))
+        await self.serve_listener(listener)
+
+    async def serve_listener(self, listener: anyio.abc.Listener[anyio.abc.SocketStream]) -> None:
         async with listener:
-            bound = listener.extra(anyio.abc.SocketAttribute.local_address)
-            task_status.started((str(bound[0]), int(bound[1])))
             await listener.serve(self.handle)
 
     async def handle(self, conn: anyio.abc.SocketStream) -> None:

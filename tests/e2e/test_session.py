@@ -436,3 +436,14 @@ class TestWithSession:
             )
         assert stopped.returncode == 0
         assert [p.name for p in net.runtime.glob("*.sock")] == ["testnet.sock"]
+
+
+def test_a_busy_socks5_port_fails_the_start_with_its_reason(net: Net) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = net.run("session", "start", "--socks5", f"127.0.0.1:{port}")
+    assert done.returncode == 5
+    assert b"cannot listen: Address already in use" in done.stderr
+    assert not net.socket.exists()
