@@ -13,13 +13,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
 RUN_TIMEOUT = 60.0
+_SMOLMIX = (sys.executable, "-m", "smolmix_cli")
 
 
 def start_network(state_dir: Path) -> Iterator[Path]:
     """`smolmix testnet up --dir state_dir --mix-delay-ms 0` until the generator is closed."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "smolmix_cli", "testnet", "up", "--dir", str(state_dir)]
-        + ["--mix-delay-ms", "0"],
+        [*_SMOLMIX, "testnet", "up", "--dir", str(state_dir), "--mix-delay-ms", "0"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         cwd=REPO,
