@@ -23,7 +23,7 @@ from smolmix_cli.cli.ws import ws
 @click.version_option(__version__, "-V", "--version", prog_name="smolmix")
 @global_option_decorators
 @click.pass_context
-def cli(ctx: click.Context, **params: Any) -> None:
+def cli(ctx: click.Context, /, **params: Any) -> None:
     """curl, websocat and dig over the Nym mixnet.
 
     Global options go before the command; each command has its own `--help`.
