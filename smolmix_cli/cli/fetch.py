@@ -334,18 +334,6 @@ def _report(settings: Settings, error: CliError) -> None:
         stderr(f"smolmix: ({int(error.code)}) {error}")
 
 
-_EXAMPLES = """
-\b
-Examples:
-  smolmix --network testnet fetch https://demo.smolmix.test/
-  smolmix fetch -sS -o page.html -w '%{http_code} %{time_total}\\n' https://example.com/
-  smolmix fetch -L --max-redirs 3 -i http://example.com/old
-  smolmix fetch --json '{"a":1}' https://httpbin.org/post
-  smolmix fetch -F name=value -F file=@photo.jpg https://example.com/upload
-  smolmix fetch -C - -o big.iso https://example.com/big.iso
-"""
-
-
 def _opt(*decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return click.option(*decls, **kw)
 
@@ -565,6 +553,15 @@ def fetch(ctx: click.Context, /, urls: tuple[str, ...], **kw: Any) -> None:
     Exit codes: curl's (3 malformed URL, 6 name, 7 connect, 22 HTTP error with -f,
     28 timeout, 35 TLS, 47 redirects, 52 empty reply, 56 receive, 60 certificate)
     plus 5 (Nym network unreachable) and 97 (exit IPR refused or silent).
+
+    \b
+    Examples:
+      smolmix --network testnet fetch https://demo.smolmix.test/
+      smolmix fetch -sS -o page.html -w '%{http_code} %{time_total}\\n' https://example.com/
+      smolmix fetch -L --max-redirs 3 -i http://example.com/old
+      smolmix fetch --json '{"a":1}' https://httpbin.org/post
+      smolmix fetch -F name=value -F file=@photo.jpg https://example.com/upload
+      smolmix fetch -C - -o big.iso https://example.com/big.iso
     """
     silent = bool(kw["silent"])
     show_error = bool(kw["show_error"])
@@ -591,9 +588,6 @@ def fetch(ctx: click.Context, /, urls: tuple[str, ...], **kw: Any) -> None:
             stderr(f"smolmix: ({int(err.code)}) {err}")
         sys.exit(int(err.code))
     sys.exit(code)
-
-
-fetch.help = (fetch.help or "") + _EXAMPLES
 
 
 def parse_settings(urls: tuple[str, ...], kw: dict[str, Any]) -> Settings:

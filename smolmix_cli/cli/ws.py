@@ -80,11 +80,22 @@ class StdinReader:
     regular files and /dev/null are read directly, they never block."""
 
     def __init__(self) -> None:
-        self.fd = sys.stdin.fileno()
+        self._drained = False
+        try:
+            self.fd: int | None = sys.stdin.fileno()
+        except (AttributeError, OSError, ValueError):  # no descriptor (embedded, tests)
+            self.fd = None
+            self.pollable = False
+            return
         mode = os.fstat(self.fd).st_mode
         self.pollable = not (stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not os.isatty(self.fd)))
 
     async def read(self) -> bytes:
+        if self.fd is None:  # one blocking read of whatever stdin object there is
+            if self._drained:
+                return b""
+            self._drained = True
+            return bytes(sys.stdin.buffer.read())
         if self.pollable:
             await anyio.wait_readable(self.fd)
         return os.read(self.fd, READ_SIZE)
@@ -104,8 +115,8 @@ async def run_ws(args: WsArgs, globals_: GlobalOptions) -> int:
     from smolmix_cli.session import open_tunnel
 
     printer = Printer(args.jsonl)
-    stdin = StdinReader()
     async with open_tunnel(globals_) as session:
+        stdin = StdinReader()
         cafile = None if args.insecure else session.cafile(args.cacert)
         options = ws_app.WsOptions(
             header_edits=args.headers,
