@@ -9,13 +9,19 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from smolmix_cli.testnet.origin_http import pseudo_random_bytes
-from tests.e2e.cli_net import smolmix, start_network
+from tests.e2e.cli_net import REPO, hermetic_env, smolmix, start_network
 
 DEMO = "demo.smolmix.test"
 HTTP = f"http://{DEMO}"
@@ -307,3 +313,52 @@ def test_unknown_name_and_refused_port(net: Path) -> None:
     assert nx.returncode == 6 and nx.stderr.count(b"\n") == 1
     refused = smolmix(net, "fetch", "-sS", "--connect-timeout", "20", "http://demo.smolmix.test:9/")
     assert refused.returncode == 7
+
+
+def _stderr_on_a_terminal(net: Path, *args: str) -> tuple[int, bytes, bytes]:
+    """Run fetch with stderr on a pseudo-terminal (stdout a pipe); returns (rc, stdout, tty)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smolmix_cli", "--network", str(net), "fetch", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        cwd=REPO,
+        env={**hermetic_env(), "PYTHONPATH": str(REPO), "TERM": "xterm", "COLUMNS": "80"},
+    )
+    os.close(slave)
+    seen = b""
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            elif proc.poll() is not None:
+                break
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        return proc.wait(timeout=30), out, seen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+def test_progress_bar_only_on_a_terminal_and_never_on_stdout(net: Path, tmp_path: Path) -> None:
+    target = tmp_path / "out.bin"
+    rc, out, tty = _stderr_on_a_terminal(net, "-o", str(target), f"{HTTP}/bytes/{LARGE}")
+    assert rc == 0 and out == b""
+    assert target.read_bytes() == pseudo_random_bytes(LARGE)
+    assert b"\x1b[" in tty and b"KB" in tty.upper()  # rich's bar and byte counter
+    rc, out, tty = _stderr_on_a_terminal(net, "-s", "-o", str(target), f"{HTTP}/bytes/1000")
+    assert rc == 0 and tty == b""
+    piped = smolmix(net, "fetch", "-o", str(target), f"{HTTP}/bytes/1000")
+    assert piped.returncode == 0 and piped.stderr == b""  # stderr not a terminal: no bar
