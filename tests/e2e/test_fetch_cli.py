@@ -362,3 +362,13 @@ def test_progress_bar_only_on_a_terminal_and_never_on_stdout(net: Path, tmp_path
     assert rc == 0 and tty == b""
     piped = smolmix(net, "fetch", "-o", str(target), f"{HTTP}/bytes/1000")
     assert piped.returncode == 0 and piped.stderr == b""  # stderr not a terminal: no bar
+
+
+def test_pinned_exit_and_gateway_without_shaping(net: Path) -> None:
+    data = json.loads(net.read_text())
+    exit_ipr, entry = data["exits"][0]["ipr_address"], data["entry_gateway"]["identity"]
+    args = ["--ipr", exit_ipr, "--gateway", entry, "--no-cover", "--no-poisson"]
+    fmt = "%{http_code} %{exit_gateway}"
+    result = smolmix(net, *args, "fetch", "-sS", "-o", "/dev/null", "-w", fmt, f"{HTTP}/")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode() == f"200 {exit_ipr}"
