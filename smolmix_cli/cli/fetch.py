@@ -288,7 +288,9 @@ async def _one(client: HttpClient, job: Job, settings: Settings) -> int:
             if settings.progress and progress is None and 200 <= head.status < 300:
                 length = head.header("content-length")
                 total = int(length) if length and length.isdigit() else None
-                if job.output.path is not None or (total or 0) >= PROGRESS_MIN_BYTES:
+                to_file = job.output.path is not None
+                large = (total or 0) >= PROGRESS_MIN_BYTES and not _isatty(sys.stdout)
+                if to_file or large:  # never over a body that scrolls on the same terminal
                     progress = Progress()
                     progress.start(total)
 

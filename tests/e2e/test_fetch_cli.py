@@ -119,25 +119,42 @@ def test_connection_reused_per_origin(net: Path) -> None:
 
 
 def test_redirects_follow_limit_and_method_rules(net: Path) -> None:
-    ok = smolmix(
-        net, "fetch", "-sSL", "-w", "\n%{http_code} %{num_redirects}", f"{HTTP}/redirect/3"
+    fmt = "\n%{exitcode} %{http_code} %{num_redirects}\n"
+    chain = smolmix(
+        net,
+        "fetch",
+        "-sSL",
+        "--max-redirs",
+        "2",
+        "-w",
+        fmt,
+        f"{HTTP}/redirect/2",
+        f"{HTTP}/redirect/3",
     )
-    assert ok.returncode == 0, ok.stderr
-    body, _, tail = ok.stdout.rpartition(b"\n")
-    assert tail == b"200 3" and json.loads(body)["target"] == "/echo"
-    too_many = smolmix(net, "fetch", "-sSL", "--max-redirs", "2", f"{HTTP}/redirect/3")
-    assert too_many.returncode == 47
-    assert too_many.stderr.count(b"\n") == 1 and b"Traceback" not in too_many.stderr
+    assert chain.returncode == 47  # the last failure is the exit status, as in curl
+    first, tail = chain.stdout.split(b"\n0 200 2\n")
+    assert json.loads(first)["target"] == "/echo"
+    assert tail.split()[:1] == [b"47"]
+    assert chain.stderr.count(b"\n") == 1 and b"Traceback" not in chain.stderr
     not_followed = smolmix(
         net, "fetch", "-s", "-w", "%{http_code} %{redirect_url}", f"{HTTP}/redirect/1"
     )
     assert not_followed.stdout.endswith(b"302 http://demo.smolmix.test/echo")
     # 302 after POST: curl switches to GET and drops the body; 307 keeps both
-    post302 = smolmix(net, "fetch", "-sSL", "-d", "x=1", f"{HTTP}/redirect-to?url=/echo&status=302")
-    assert json.loads(post302.stdout)["method"] == "GET"
-    post307 = smolmix(net, "fetch", "-sSL", "-d", "x=1", f"{HTTP}/redirect-to?url=/echo&status=307")
-    echoed = json.loads(post307.stdout)
-    assert echoed["method"] == "POST" and echoed["body"] == "x=1"
+    posts = smolmix(
+        net,
+        "fetch",
+        "-sSL",
+        "-d",
+        "x=1",
+        "-w",
+        "\n",
+        f"{HTTP}/redirect-to?url=/echo&status=302",
+        f"{HTTP}/redirect-to?url=/echo&status=307",
+    )
+    after302, after307 = (json.loads(line) for line in posts.stdout.splitlines())
+    assert after302["method"] == "GET" and after302["body_length"] == 0
+    assert after307["method"] == "POST" and after307["body"] == "x=1"
 
 
 def test_compressed_gzip_and_deflate(net: Path) -> None:
@@ -261,10 +278,21 @@ def test_retry_transient_and_timeouts(net: Path) -> None:
     assert retried.returncode == 0 and retried.stdout == b"ok after 2 failures\n 2"
     timed_out = smolmix(net, "fetch", "-sS", "-m", "2", f"{HTTP}/slow/10")
     assert timed_out.returncode == 28 and b"timed out" in timed_out.stderr
-    empty = smolmix(net, "fetch", "-sS", f"{HTTP}/empty")
-    assert empty.returncode == 52
-    partial = smolmix(net, "fetch", "-sS", "-o", "/dev/null", f"{HTTP}/partial/2000")
-    assert partial.returncode == 18
+    broken = smolmix(
+        net,
+        "fetch",
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{exitcode}\n",
+        f"{HTTP}/empty",
+        f"{HTTP}/partial/2000",
+    )
+    assert broken.stdout == b"52\n18\n" and broken.returncode == 18
+    assert broken.stderr.count(b"\n") == 2
 
 
 def test_verbose_shows_request_response_and_tunnel(net: Path) -> None:
