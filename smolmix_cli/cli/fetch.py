@@ -115,9 +115,14 @@ def _stdin_bytes() -> bytes:
     return sys.stdin.buffer.read()
 
 
+def _read1() -> bytes:
+    reader: Any = sys.stdin.buffer
+    return bytes(reader.read1(65536))
+
+
 async def _stdin_chunks() -> AsyncIterator[bytes]:
     while True:
-        chunk = await anyio.to_thread.run_sync(sys.stdin.buffer.read1, 65536)
+        chunk = await anyio.to_thread.run_sync(_read1)
         if not chunk:
             return
         yield chunk
@@ -263,6 +268,7 @@ async def _one(client: HttpClient, job: Job, settings: Settings) -> int:
     dump = settings.dump_header
     progress: Progress | None = None
     head_out = job.output
+    transfer: Transfer | None = None
     try:
 
         async def on_head(head: ResponseHead) -> None:
@@ -284,7 +290,9 @@ async def _one(client: HttpClient, job: Job, settings: Settings) -> int:
             if settings.progress and progress is None and 200 <= head.status < 300:
                 length = head.header("content-length")
                 total = int(length) if length and length.isdigit() else None
-                if job.output.path is not None or (total or 0) >= PROGRESS_MIN_BYTES:
+                to_file = job.output.path is not None
+                large = (total or 0) >= PROGRESS_MIN_BYTES and not _isatty(sys.stdout)
+                if to_file or large:  # never over a body that scrolls on the same terminal
                     progress = Progress()
                     progress.start(total)
 
@@ -330,18 +338,6 @@ def _report(settings: Settings, error: CliError) -> None:
         stderr(f"smolmix: ({int(error.code)}) {error}")
 
 
-_EXAMPLES = """
-\b
-Examples:
-  smolmix --network testnet fetch https://demo.smolmix.test/
-  smolmix fetch -sS -o page.html -w '%{http_code} %{time_total}\\n' https://example.com/
-  smolmix fetch -L --max-redirs 3 -i http://example.com/old
-  smolmix fetch --json '{"a":1}' https://httpbin.org/post
-  smolmix fetch -F name=value -F file=@photo.jpg https://example.com/upload
-  smolmix fetch -C - -o big.iso https://example.com/big.iso
-"""
-
-
 def _opt(*decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return click.option(*decls, **kw)
 
@@ -367,7 +363,12 @@ def _opt(*decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[...,
     help="POST urlencoded data; @file reads a file without CR/LF/NUL, @- stdin; repeats are "
     "joined with &. Example: -d a=1 -d @form.txt",
 )
-@_opt("--data-raw", multiple=True, metavar="DATA", help="Like -d, @ has no meaning. Example: --data-raw @x")
+@_opt(
+    "--data-raw",
+    multiple=True,
+    metavar="DATA",
+    help="Like -d, @ has no meaning. Example: --data-raw @x",
+)
 @_opt(
     "--data-binary",
     multiple=True,
@@ -398,7 +399,13 @@ def _opt(*decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[...,
     help="multipart/form-data field; name=@file uploads a file, name=<file sends its text. "
     "Example: -F file=@a.png",
 )
-@_opt("-G", "--get", "get", is_flag=True, help="Put the -d data in the URL query and GET. Example: -G -d q=x")
+@_opt(
+    "-G",
+    "--get",
+    "get",
+    is_flag=True,
+    help="Put the -d data in the URL query and GET. Example: -G -d q=x",
+)
 @_opt(
     "-T",
     "--upload-file",
@@ -422,9 +429,13 @@ def _opt(*decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[...,
     is_flag=True,
     help="Write each body to a file named like the URL's last path segment. Example: -O",
 )
-@_opt("--create-dirs", is_flag=True, help="Create missing directories for -o. Example: --create-dirs")
+@_opt(
+    "--create-dirs", is_flag=True, help="Create missing directories for -o. Example: --create-dirs"
+)
 @_opt("-i", "--include", is_flag=True, help="Put the response headers before the body. Example: -i")
-@_opt("-I", "--head", is_flag=True, help="Send HEAD and print only the response headers. Example: -I")
+@_opt(
+    "-I", "--head", is_flag=True, help="Send HEAD and print only the response headers. Example: -I"
+)
 @_opt(
     "-D",
     "--dump-header",
@@ -457,7 +468,11 @@ def _opt(*decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[...,
     "%{exit_gateway}... Example: -w '%{http_code}\\n'",
 )
 @_opt("-f", "--fail", is_flag=True, help="HTTP >= 400: no body, exit 22. Example: -f")
-@_opt("--fail-with-body", is_flag=True, help="HTTP >= 400: keep the body, exit 22. Example: --fail-with-body")
+@_opt(
+    "--fail-with-body",
+    is_flag=True,
+    help="HTTP >= 400: keep the body, exit 22. Example: --fail-with-body",
+)
 @_opt("--fail-early", is_flag=True, help="Stop at the first URL that fails. Example: --fail-early")
 @_opt(
     "-m",
@@ -480,9 +495,23 @@ def _opt(*decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[...,
     show_default=True,
     help="Retry transient failures (timeouts, HTTP 408/429/500/502/503/504). Example: --retry 3",
 )
-@_opt("--retry-delay", type=click.FloatRange(min=0.0), metavar="SECONDS", help="Fixed delay between retries (default: 1 s doubling). Example: --retry-delay 2")
-@_opt("--retry-max-time", type=click.FloatRange(min=0.0), metavar="SECONDS", help="No retry after this much time. Example: --retry-max-time 60")
-@_opt("--retry-all-errors", is_flag=True, help="Retry on every error, not only transient ones. Example: --retry-all-errors")
+@_opt(
+    "--retry-delay",
+    type=click.FloatRange(min=0.0),
+    metavar="SECONDS",
+    help="Fixed delay between retries (default: 1 s doubling). Example: --retry-delay 2",
+)
+@_opt(
+    "--retry-max-time",
+    type=click.FloatRange(min=0.0),
+    metavar="SECONDS",
+    help="No retry after this much time. Example: --retry-max-time 60",
+)
+@_opt(
+    "--retry-all-errors",
+    is_flag=True,
+    help="Retry on every error, not only transient ones. Example: --retry-all-errors",
+)
 @_opt("-k", "--insecure", is_flag=True, help="Do not verify TLS certificates (warns). Example: -k")
 @_opt(
     "--cacert",
@@ -497,24 +526,46 @@ def _opt(*decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[...,
     help="User-Agent to send (default: a common curl string, never smolmix's). Example: -A 'x/1'",
 )
 @_opt("-e", "--referer", metavar="URL", help="Referer header. Example: -e https://example.com/")
-@_opt("-u", "--user", metavar="USER:PASSWORD", help="Basic authentication. Example: -u alice:secret")
-@_opt("--compressed", is_flag=True, help="Ask for gzip/deflate and decode the body. Example: --compressed")
-@_opt("-r", "--range", "byte_range", metavar="A-B", help="Byte range to request. Example: -r 0-1023")
+@_opt(
+    "-u", "--user", metavar="USER:PASSWORD", help="Basic authentication. Example: -u alice:secret"
+)
+@_opt(
+    "--compressed",
+    is_flag=True,
+    help="Ask for gzip/deflate and decode the body. Example: --compressed",
+)
+@_opt(
+    "-r", "--range", "byte_range", metavar="A-B", help="Byte range to request. Example: -r 0-1023"
+)
 @_opt(
     "-C",
     "--continue-at",
     metavar="-",
     help="Resume: '-' continues after the bytes already in the -o file. Example: -C - -o f.iso",
 )
-@_opt("--http1.1", "http11", is_flag=True, help="Use HTTP/1.1 (always the case; accepted for curl scripts). Example: --http1.1")
+@_opt(
+    "--http1.1",
+    "http11",
+    is_flag=True,
+    help="Use HTTP/1.1 (always the case; accepted for curl scripts). Example: --http1.1",
+)
 @click.pass_context
-def fetch(ctx: click.Context, urls: tuple[str, ...], **kw: Any) -> None:
+def fetch(ctx: click.Context, /, urls: tuple[str, ...], **kw: Any) -> None:
     """Fetch URLs over the mixnet with curl's options and exit codes.
 
     Body bytes go to stdout untouched (or to -o files); diagnostics go to stderr.
     Exit codes: curl's (3 malformed URL, 6 name, 7 connect, 22 HTTP error with -f,
     28 timeout, 35 TLS, 47 redirects, 52 empty reply, 56 receive, 60 certificate)
     plus 5 (Nym network unreachable) and 97 (exit IPR refused or silent).
+
+    \b
+    Examples:
+      smolmix --network testnet fetch https://demo.smolmix.test/
+      smolmix fetch -sS -o page.html -w '%{http_code} %{time_total}\\n' https://example.com/
+      smolmix fetch -L --max-redirs 3 -i http://example.com/old
+      smolmix fetch --json '{"a":1}' https://httpbin.org/post
+      smolmix fetch -F name=value -F file=@photo.jpg https://example.com/upload
+      smolmix fetch -C - -o big.iso https://example.com/big.iso
     """
     silent = bool(kw["silent"])
     show_error = bool(kw["show_error"])
@@ -541,9 +592,6 @@ def fetch(ctx: click.Context, urls: tuple[str, ...], **kw: Any) -> None:
             stderr(f"smolmix: ({int(err.code)}) {err}")
         sys.exit(int(err.code))
     sys.exit(code)
-
-
-fetch.help = (fetch.help or "") + _EXAMPLES
 
 
 def parse_settings(urls: tuple[str, ...], kw: dict[str, Any]) -> Settings:
@@ -663,4 +711,3 @@ def _isatty(stream: Any) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError):
         return False
-

@@ -165,7 +165,11 @@ async def run_resolve(plan: Plan, globals_: GlobalOptions) -> int:
     metavar="TYPE",
     help="Record type for names given without one (default A). Example: -t AAAA",
 )
-@click.option("--short", is_flag=True, help="Only the answers' data, one per line (= +short). Example: --short")
+@click.option(
+    "--short",
+    is_flag=True,
+    help="Only the answers' data, one per line (= +short). Example: --short",
+)
 @click.option("--tcp", is_flag=True, help="Ask over TCP from the start (= +tcp). Example: --tcp")
 @click.option(
     "--json",

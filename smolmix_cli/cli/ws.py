@@ -12,6 +12,7 @@ numbers for transport failures (7, 28, 35, 60), 22 when the upgrade is refused.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import stat
@@ -69,8 +70,8 @@ class Printer:
                 data = base64.b64encode(message).decode()
                 self.event({"event": "message", "type": "binary", "data_base64": data})
             return
-        data = message.encode() if isinstance(message, str) else message
-        self.out.write(data + b"\n")
+        raw = message.encode() if isinstance(message, str) else message
+        self.out.write(raw + b"\n")
         self.out.flush()
 
 
@@ -79,11 +80,22 @@ class StdinReader:
     regular files and /dev/null are read directly, they never block."""
 
     def __init__(self) -> None:
-        self.fd = sys.stdin.fileno()
+        self._drained = False
+        try:
+            self.fd: int | None = sys.stdin.fileno()
+        except (AttributeError, OSError, ValueError):  # no descriptor (embedded, tests)
+            self.fd = None
+            self.pollable = False
+            return
         mode = os.fstat(self.fd).st_mode
-        self.pollable = not (stat.S_ISREG(mode) or stat.S_ISCHR(mode) and not os.isatty(self.fd))
+        self.pollable = not (stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not os.isatty(self.fd)))
 
     async def read(self) -> bytes:
+        if self.fd is None:  # one blocking read of whatever stdin object there is
+            if self._drained:
+                return b""
+            self._drained = True
+            return bytes(sys.stdin.buffer.read())
         if self.pollable:
             await anyio.wait_readable(self.fd)
         return os.read(self.fd, READ_SIZE)
@@ -103,8 +115,8 @@ async def run_ws(args: WsArgs, globals_: GlobalOptions) -> int:
     from smolmix_cli.session import open_tunnel
 
     printer = Printer(args.jsonl)
-    stdin = StdinReader()
     async with open_tunnel(globals_) as session:
+        stdin = StdinReader()
         cafile = None if args.insecure else session.cafile(args.cacert)
         options = ws_app.WsOptions(
             header_edits=args.headers,
@@ -124,6 +136,15 @@ async def run_ws(args: WsArgs, globals_: GlobalOptions) -> int:
             closed_by_us = True
             with anyio.move_on_after(args.close_timeout + 1):
                 await conn.close(1000, "", timeout=args.close_timeout)
+
+        async def flush() -> None:
+            """A ping as a barrier: its pong comes after every reply the server already sent,
+            so replies to the last lines are printed before our close frame goes out."""
+            with (
+                anyio.move_on_after(args.ping_timeout),
+                contextlib.suppress(OperationTimeout, WsClosed),
+            ):
+                await conn.ping(timeout=args.ping_timeout)
 
         async def receiver(tg: anyio.abc.TaskGroup) -> None:
             nonlocal closed
@@ -152,6 +173,7 @@ async def run_ws(args: WsArgs, globals_: GlobalOptions) -> int:
             if pending:
                 await conn.send(_payload(pending, args.binary))
             if not args.no_close:
+                await flush()
                 await close()
 
         try:
@@ -182,7 +204,9 @@ async def run_ws(args: WsArgs, globals_: GlobalOptions) -> int:
 
 @click.command(name="ws")
 @click.argument("url")
-@click.option("-t", "--text", "text_mode", is_flag=True, help="Send text messages (the default). Example: -t")
+@click.option(
+    "-t", "--text", "text_mode", is_flag=True, help="Send text messages (the default). Example: -t"
+)
 @click.option("-b", "--binary", is_flag=True, help="Send binary messages. Example: -b")
 @click.option(
     "-1",
@@ -212,7 +236,9 @@ async def run_ws(args: WsArgs, globals_: GlobalOptions) -> int:
     metavar="NAME",
     help="Offer a subprotocol (Sec-WebSocket-Protocol); repeatable. Example: --protocol echo",
 )
-@click.option("--origin", metavar="URL", help="Origin header. Example: --origin https://example.com")
+@click.option(
+    "--origin", metavar="URL", help="Origin header. Example: --origin https://example.com"
+)
 @click.option(
     "--ping-interval",
     type=click.FloatRange(min=0.0),
@@ -249,7 +275,9 @@ async def run_ws(args: WsArgs, globals_: GlobalOptions) -> int:
     is_flag=True,
     help="One JSON event per line on stdout: open, message, close (code, reason). Example: --jsonl",
 )
-@click.option("-k", "--insecure", is_flag=True, help="Do not verify the wss:// certificate. Example: -k")
+@click.option(
+    "-k", "--insecure", is_flag=True, help="Do not verify the wss:// certificate. Example: -k"
+)
 @click.option(
     "--cacert",
     type=click.Path(dir_okay=False),
@@ -257,7 +285,7 @@ async def run_ws(args: WsArgs, globals_: GlobalOptions) -> int:
     help="Also trust the CAs in this PEM file. Example: --cacert ca.pem",
 )
 @click.pass_context
-def ws(ctx: click.Context, url: str, **kw: Any) -> None:
+def ws(ctx: click.Context, /, url: str, **kw: Any) -> None:
     """Talk to a WebSocket (ws:// or wss://) through the mixnet, like websocat.
 
     Each stdin line is one message; each message received is printed on its own

@@ -49,10 +49,29 @@ class SessionError(Exception):
     exit_code = 2
 
 
+def check_options(options: GlobalOptions) -> None:
+    """`--ipr` and `--gateway` must parse before anything starts (exit 2, one line)."""
+    from smolmix_cli.mixnet.address import Recipient
+    from smolmix_cli.mixnet.errors import MixnetError
+    from smolmix_cli.mixnet.keys import decode_key_base58
+
+    if options.ipr:
+        try:
+            Recipient.parse(options.ipr)
+        except (MixnetError, ValueError) as exc:
+            raise SessionError(f"bad --ipr address: {exc}") from None
+    if options.gateway:
+        try:
+            decode_key_base58(options.gateway, "--gateway")
+        except (MixnetError, ValueError) as exc:
+            raise SessionError(f"bad --gateway identity: {exc}") from None
+
+
 def load_network(options: GlobalOptions) -> Network:
     """The network behind `--network`, starting the local one on demand (as `ping`)."""
     from smolmix_cli.cli.testnet import resolve_network
 
+    check_options(options)
     network = resolve_network(options.network)
     if options.gateway:
         if not network.is_local:

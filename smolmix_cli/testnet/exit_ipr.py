@@ -46,7 +46,7 @@ from smolmix_cli.ipr.router_logic import (
     parse_packet,
 )
 from smolmix_cli.mixnet.address import Recipient
-from smolmix_cli.mixnet.client import ClientConfig, MixnetClient
+from smolmix_cli.mixnet.client import ClientConfig, DeliveryFailed, MixnetClient
 from smolmix_cli.mixnet.client_core import NoReplySurbs
 from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.mixnet.fragment import number_of_required_fragments
@@ -59,8 +59,22 @@ from smolmix_cli.testnet.exit_policy import ExitPolicy
 log = logging.getLogger(__name__)
 
 IpAddress = IPv4Address | IPv6Address
-SURB_SYNC_INTERVAL = 0.01  # how often SURBs that came without data are noticed
+SURB_SYNC_INTERVAL = 0.01  # how soon SURBs that came without data are noticed, when needed
+IDLE_SYNC_INTERVAL = 0.5
+CONTROL_RESENDS = 3  # a lost control reply is sent again at most this often
+CONTROL_CONFIRM_TIMEOUT = 60.0
+MAX_QUEUED_REPLIES = 4096  # downlink packets beyond this (waiting for SURBs) are dropped
 _REPLY_HEADER = 2  # a Reply NymMessage: type byte + content tag
+
+
+def _is_control_reply(payload: bytes) -> bool:
+    """The router sends inline control replies with LP seq 0, data with seq 1, 2, ..."""
+    if not is_stream_frame(payload):
+        return False
+    try:
+        return LpFrame.decode(payload).seq == 0
+    except IprError:
+        return False
 
 
 def reply_surb_cost(payload_size: int) -> int:
@@ -78,7 +92,12 @@ class ExitIprOptions:
     address_map: AddressMap | None = None
     router: RouterConfig = field(default_factory=RouterConfig)
     nat: NatConfig = field(default_factory=NatConfig)
-    client: ClientConfig = field(default_factory=lambda: ClientConfig.fast(keepalive_interval=None))
+    # No retransmission of replies by the mixnet client (upstream sends data replies with
+    # max_retransmissions = 0; TCP recovers): a resent fragment would spend a SURB the
+    # router did not count. Control replies are resent by the shell (`_confirm_control`).
+    client: ClientConfig = field(
+        default_factory=lambda: ClientConfig.fast(keepalive_interval=None, max_retransmissions=0)
+    )
 
 
 class ExitIpr:
@@ -115,6 +134,9 @@ class ExitIpr:
         self._wake = anyio.Event()
         self._denied = False
         self._tags: set[bytes] = set()
+        self._downlink_count = 0
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._queued = 0  # replies waiting for SURBs, recounted every 64 downlink packets
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -132,12 +154,19 @@ class ExitIpr:
             self.address = client.address
             try:
                 async with anyio.create_task_group() as tg:
+                    self._tg = tg
                     await tg.start(self.nat.run)
                     tg.start_soon(self._receive_loop, client)
                     tg.start_soon(self._drive, client)
                     task_status.started(client.address)
             finally:
                 self._client = None
+                self._tg = None
+
+    @property
+    def mixnet_client(self) -> MixnetClient | None:
+        """The IPR's own Nym client while it runs."""
+        return self._client
 
     def stats(self) -> dict[str, int]:
         out = {f"ipr_{k}": int(v) for k, v in self.router.stats.items()}
@@ -156,14 +185,21 @@ class ExitIpr:
                 self.router.on_message(None, message.data, 0, now)
                 continue
             self._tags.add(tag)
-            fresh = max(0, client.reply_surbs_available(tag) - self.router.surbs_available(tag))
-            self._denied = False
-            self.router.on_message(tag, message.data, fresh, now)
-            if self._denied:
-                self._reject_denied(tag, message.data)
-            for packet in self.router.pop_uplink():
-                self.nat.feed(packet)
+            try:
+                self._handle(client, tag, message.data, now)
+            except Exception:  # a bug here must not take the whole local network down
+                log.exception("exit IPR failed on a message")
+                self.counters["internal error"] += 1
             await self._transmit(client)
+
+    def _handle(self, client: MixnetClient, tag: bytes, data: bytes, now: float) -> None:
+        fresh = max(0, client.reply_surbs_available(tag) - self.router.surbs_available(tag))
+        self._denied = False
+        self.router.on_message(tag, data, fresh, now)
+        if self._denied:
+            self._reject_denied(tag, data)
+        for packet in self.router.pop_uplink():
+            self.nat.feed(packet)
 
     def _allowed(self, destination: IpAddress, port: int) -> bool:
         if destination in (TUN_IPV4, TUN_IPV6):
@@ -198,6 +234,14 @@ class ExitIpr:
     # --- to the mixnet ------------------------------------------------------------------------
 
     def _on_downlink(self, packet: bytes) -> None:
+        self._downlink_count += 1
+        if self._downlink_count % 64 == 0:
+            self._queued = sum(self.router.queued_replies(tag) for tag in self._tags)
+        if self._queued >= MAX_QUEUED_REPLIES:
+            # Replies wait for SURBs that do not come: drop as a full TUN queue would
+            # (TCP backs off; a UDP flood cannot grow the exit's memory).
+            self.counters["downlink dropped (reply queue full)"] += 1
+            return
         self.router.on_downlink(packet, anyio.current_time())
         self._wake.set()
 
@@ -205,8 +249,10 @@ class ExitIpr:
         for transmit in self.router.pop_transmits():
             try:
                 if isinstance(transmit, ReplyToClient):
-                    await client.send_reply(transmit.sender_tag, transmit.payload)
+                    message_id = await client.send_reply(transmit.sender_tag, transmit.payload)
                     self.counters["replies sent"] += 1
+                    if self._tg is not None and _is_control_reply(transmit.payload):
+                        self._tg.start_soon(self._confirm_control, client, transmit, message_id)
                 elif isinstance(transmit, RequestSurbs):
                     await client.request_reply_surbs(transmit.sender_tag, transmit.amount)
                     self.counters["surb requests sent"] += 1
@@ -216,6 +262,27 @@ class ExitIpr:
                 self.counters["reply failed"] += 1
                 log.debug("exit IPR reply failed: %s", exc)
 
+    async def _confirm_control(
+        self, client: MixnetClient, reply: ReplyToClient, message_id: int
+    ) -> None:
+        """Resend a lost control reply (ConnectSuccess, Pong, Info...), as upstream does.
+
+        Each resend spends SURBs the router did not count; its reserve of 10 absorbs
+        the few this costs, and they are rare (control replies only)."""
+        for _ in range(CONTROL_RESENDS):
+            try:
+                await client.wait_delivered(message_id, timeout=CONTROL_CONFIRM_TIMEOUT)
+                return
+            except DeliveryFailed:
+                pass
+            except (TimeoutError, MixnetError):
+                return
+            try:
+                message_id = await client.send_reply(reply.sender_tag, reply.payload)
+            except MixnetError:
+                return
+            self.counters["control reply resent"] += 1
+
     def _sync_surbs(self, client: MixnetClient, now: float) -> None:
         """Credit the router with SURBs that arrived in messages without data."""
         for tag in list(self._tags):
@@ -223,12 +290,8 @@ class ExitIpr:
             known = self.router.surbs_available(tag)
             if held > known:
                 self.router.on_additional_surbs(tag, held - known, now)
-            elif (
-                held == 0
-                and self.router.client_addresses(tag) is None
-                and not self.router.queued_replies(tag)
-            ):
-                self._tags.discard(tag)
+            elif self.router.client_addresses(tag) is None and not self.router.queued_replies(tag):
+                self._tags.discard(tag)  # a later message from it is credited all it holds
 
     async def _drive(self, client: MixnetClient) -> None:
         """The router's clock (bundle flushes, sweeps, SURB re-requests) and its output."""
@@ -240,7 +303,10 @@ class ExitIpr:
             self._sync_surbs(client, now)
             await self._transmit(client)
             deadline = self.router.next_deadline()
-            wait = SURB_SYNC_INTERVAL if self._tags else 1.0
+            if any(self.router.queued_replies(tag) for tag in self._tags):
+                wait = SURB_SYNC_INTERVAL  # replies wait for SURBs: notice them soon
+            else:
+                wait = IDLE_SYNC_INTERVAL
             if deadline is not None:
                 wait = min(wait, max(0.0, deadline - anyio.current_time()))
             self._wake = anyio.Event()

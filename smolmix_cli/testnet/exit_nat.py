@@ -222,9 +222,19 @@ class ExitNat:
                     self.counters["tcp syn while connecting"] += 1
                     return
                 if key not in self._tcp:
-                    self._start_connect(key, pkt)
+                    if self._valid_tcp(pkt):  # no OS connection for a corrupt SYN
+                        self._start_connect(key, pkt)
                     return
         self._to_stack(packet)
+
+    def _valid_tcp(self, pkt: IpPacket) -> bool:
+        pseudo = pseudo_header_raw(pkt.src, pkt.dst, PROTO_TCP, len(pkt.payload))
+        try:
+            decode_tcp(pkt.payload, pseudo)
+        except (PacketError, NetstackError):
+            self.counters["bad tcp syn"] += 1
+            return False
+        return True
 
     def _to_stack(self, packet: bytes) -> None:
         self.stack.receive_packet(packet, self.runner.clock())
@@ -309,6 +319,12 @@ class ExitNat:
                 typ = icmp.V4_DEST_UNREACHABLE if pkt.version == 4 else icmp.V6_DEST_UNREACHABLE
                 self._send_icmp(pkt, icmp.error_for(pkt.raw, pkt.version, typ, code))
             return
+        except Exception:  # e.g. a mapping to something anyio cannot connect to
+            log.exception("exit NAT connect failed")
+            self._pending.discard(key)
+            self.counters["internal error"] += 1
+            self._reset(pkt)
+            return
         except BaseException:
             self._pending.discard(key)
             raise
@@ -369,6 +385,10 @@ class ExitNat:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(pump, tunnel, os_stream, tg.cancel_scope)
                 tg.start_soon(pump, os_stream, tunnel, tg.cancel_scope)
+        except Exception:  # a bug in one flow must not end the NAT
+            log.exception("TCP splice failed")
+            self.counters["internal error"] += 1
+            broken = True
         finally:
             self._tcp.pop(key, None)
             if broken:

@@ -10,8 +10,9 @@ the clients registered with its gateways.
 
 Demo addresses: the demo zone hands out 198.18.0.1 / 2001:2::1 (the
 benchmarking ranges, never routed on the internet); every exit maps them to
-the loopback servers: port 80 HTTP, 443 HTTPS, 8080 ws, 8443 wss, 53 DNS
-(UDP and TCP). Through the tunnel the resolver is 198.18.0.1:53.
+the loopback servers: port 80 HTTP, 443 HTTPS (also DoH at /dns-query), 8080
+ws, 8443 wss, 53 DNS (UDP and TCP), 853 DNS over TLS. Through the tunnel the
+resolver is 198.18.0.1:53.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ MAX_EXITS = 9
 FIRST_MIX_ID = 11
 DEMO_IPV4 = IPv4Address("198.18.0.1")
 DEMO_IPV6 = IPv6Address("2001:2::1")
-DEMO_PORTS = {"http": 80, "https": 443, "ws": 8080, "wss": 8443, "dns": 53}
+DEMO_PORTS = {"http": 80, "https": 443, "ws": 8080, "wss": 8443, "dns": 53, "dot": 853}
 DEMO_NAMES = (ZONE, f"www.{ZONE}", f"alias.{ZONE}", f"*.{ZONE}")
 IPR_BUILD_VERSION = "1.31.0"  # what the exits' directory entries show (v9 for the client)
 VALIDITY_EPOCHS = 10
@@ -138,6 +139,8 @@ def load_or_create_specs(
     except (OSError, ValueError, KeyError, TypeError, NodeSpecError):
         pass
     specs = _fresh_specs(mix_nodes, host, exits)
+    for stale in state_dir.glob("gateway-*.json"):
+        stale.unlink()  # registrations at gateways whose keys are gone (they name the old key)
     write_private_json(path, {"nodes": [s.to_json(private=True) for s in specs]})
     return specs
 
@@ -266,6 +269,7 @@ class LocalNetwork:
                 "ws": origin.ws_port,
                 "wss": origin.wss_port,
                 "dns": origin.dns_port,
+                "dot": origin.dot_port,
             },
         )
 
@@ -301,6 +305,7 @@ class LocalNetwork:
                 "ws": origin.ws_port,
                 "wss": origin.wss_port,
                 "dns": origin.dns_port,
+                "dot": origin.dot_port,
             }
             for service, port in DEMO_PORTS.items():
                 if targets[service]:

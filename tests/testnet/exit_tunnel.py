@@ -13,11 +13,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from ipaddress import IPv4Address
+from pathlib import Path
 
 import anyio
 import anyio.abc
 
+from smolmix_cli.config import Network
 from smolmix_cli.ipr.client_logic import (
+    ClientConfig,
     Connected,
     ConnectFailed,
     InfoReceived,
@@ -28,9 +31,16 @@ from smolmix_cli.ipr.client_logic import (
 )
 from smolmix_cli.ipr.messages import V9, InfoResponse
 from smolmix_cli.mixnet.address import Recipient
+from smolmix_cli.mixnet.client import ClientConfig as MixnetConfig
 from smolmix_cli.mixnet.client import MixnetClient
+from smolmix_cli.mixnet.keys import decode_key_base58
+from smolmix_cli.mixnet.nym_api import NymApiClient
+from smolmix_cli.mixnet.topology import Topology
 from smolmix_cli.netstack.aio import StackRunner
+from smolmix_cli.netstack.ip import PROTO_UDP, encode_ip, pseudo_header_raw
 from smolmix_cli.netstack.stack import NetStack
+from smolmix_cli.netstack.udp import encode_udp
+from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
 
 
 class _Device:
@@ -115,11 +125,16 @@ class MiniTunnel:
 
 @asynccontextmanager
 async def mini_tunnel(
-    client: MixnetClient, ipr: Recipient, *, version: int = V9, seed: int | None = None
+    client: MixnetClient,
+    ipr: Recipient,
+    *,
+    version: int = V9,
+    seed: int | None = None,
+    config: ClientConfig | None = None,
 ) -> AsyncIterator[MiniTunnel]:
     """Connect to the exit at `ipr` and run a client stack on the address it gives."""
     rng = random.Random(seed) if seed is not None else None
-    tunnel = MiniTunnel(client, ipr, IprClient(rng))
+    tunnel = MiniTunnel(client, ipr, IprClient(rng, config))
     connected = anyio.Event()
     failed: list[str] = []
     async with anyio.create_task_group() as tg:
@@ -150,3 +165,54 @@ async def read_all(stream: anyio.abc.ByteStream) -> bytes:
             chunks.append(await stream.receive())
         except anyio.EndOfStream:
             return b"".join(chunks)
+
+
+@dataclass
+class ExitNet:
+    local: LocalNetwork
+    network: Network
+    topology: Topology
+    client: MixnetClient
+
+    def ipr(self, index: int = 0) -> Recipient:
+        return Recipient.parse(self.network.exits[index].ipr_address)
+
+
+@asynccontextmanager
+async def exit_net(tmp_path: Path, **options: object) -> AsyncIterator[ExitNet]:
+    opts = LocalNetworkOptions(tmp_path, mean_delay_ms=0.0, **options)  # type: ignore[arg-type]
+    local = LocalNetwork(opts)
+    async with anyio.create_task_group() as tg:
+        network: Network = await tg.start(local.serve)
+        api = NymApiClient(network.api_urls, ssl_context=network.ssl_context(), timeout=5)
+        topology = await api.topology()
+        assert network.entry_gateway is not None
+        entry = decode_key_base58(network.entry_gateway.identity, "entry")
+        async with MixnetClient.start(
+            topology,
+            gateway=entry,
+            ssl_context=network.ssl_context(),
+            config=MixnetConfig.fast(keepalive_interval=None),
+        ) as client:
+            yield ExitNet(local, network, topology, client)
+        tg.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def serve_tcp(
+    handler: object,
+) -> AsyncIterator[int]:
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handler)  # type: ignore[arg-type]
+        try:
+            yield port
+        finally:
+            tg.cancel_scope.cancel()
+
+
+def udp_packet(src: IPv4Address, dst: IPv4Address, sport: int, dport: int, data: bytes) -> bytes:
+    s, d = src.packed, dst.packed
+    pseudo = pseudo_header_raw(s, d, PROTO_UDP, 8 + len(data))
+    return encode_ip(s, d, PROTO_UDP, encode_udp(sport, dport, data, pseudo))

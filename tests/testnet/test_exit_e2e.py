@@ -7,9 +7,6 @@ gateway), the exit's IprRouter and its userspace NAT, and real OS sockets.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -19,15 +16,10 @@ import pytest
 from anyio.streams.tls import TLSStream
 from dnslib import DNSRecord
 
-from smolmix_cli.config import Network
-from smolmix_cli.mixnet.address import Recipient
-from smolmix_cli.mixnet.client import ClientConfig, MixnetClient
-from smolmix_cli.mixnet.keys import decode_key_base58
-from smolmix_cli.mixnet.nym_api import NymApiClient
-from smolmix_cli.mixnet.topology import Topology
+from smolmix_cli.ipr.client_logic import ClientConfig
+from smolmix_cli.netstack.aio import StackRunner
 from smolmix_cli.netstack.errors import ConnectionRefused
-from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
-from tests.testnet.exit_tunnel import MiniTunnel, mini_tunnel, read_all
+from tests.testnet.exit_tunnel import MiniTunnel, exit_net, mini_tunnel, read_all, serve_tcp
 
 pytestmark = pytest.mark.anyio
 
@@ -37,52 +29,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@dataclass
-class ExitNet:
-    local: LocalNetwork
-    network: Network
-    topology: Topology
-    client: MixnetClient
-
-    def ipr(self, index: int = 0) -> Recipient:
-        return Recipient.parse(self.network.exits[index].ipr_address)
-
-
-@asynccontextmanager
-async def exit_net(tmp_path: Path, **options: object) -> AsyncIterator[ExitNet]:
-    opts = LocalNetworkOptions(tmp_path, mean_delay_ms=0.0, **options)  # type: ignore[arg-type]
-    local = LocalNetwork(opts)
-    async with anyio.create_task_group() as tg:
-        network: Network = await tg.start(local.serve)
-        api = NymApiClient(network.api_urls, ssl_context=network.ssl_context(), timeout=5)
-        topology = await api.topology()
-        assert network.entry_gateway is not None
-        entry = decode_key_base58(network.entry_gateway.identity, "entry")
-        async with MixnetClient.start(
-            topology,
-            gateway=entry,
-            ssl_context=network.ssl_context(),
-            config=ClientConfig.fast(keepalive_interval=None),
-        ) as client:
-            yield ExitNet(local, network, topology, client)
-        tg.cancel_scope.cancel()
-
-
-@asynccontextmanager
-async def serve_tcp(
-    handler: object,
-) -> AsyncIterator[int]:
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-    port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, handler)  # type: ignore[arg-type]
-        try:
-            yield port
-        finally:
-            tg.cancel_scope.cancel()
-
-
-def _runner(tunnel: MiniTunnel):  # type: ignore[no-untyped-def]
+def _runner(tunnel: MiniTunnel) -> StackRunner:
     assert tunnel.runner is not None
     return tunnel.runner
 
@@ -128,6 +75,11 @@ async def test_one_mebibyte_download_is_byte_exact(tmp_path: Path) -> None:
             data = await read_all(stream)
             assert len(data) == len(blob)
             assert data == blob
+            stats = net.local.exits[2].stats()
+            # ~1000 replies from 2 SURBs per uplink message: the exit asked for more, and got them
+            assert stats["exit_surb requests sent"] > 0
+            assert stats.get("exit_reply dropped (no surbs)", 0) == 0
+            assert stats["exit_replies sent"] > 700
 
 
 async def test_demo_origin_dns_http_https_and_ping_through_mapped_addresses(
@@ -169,6 +121,23 @@ async def test_demo_origin_dns_http_https_and_ping_through_mapped_addresses(
                 b"GET / HTTP/1.1\r\nHost: demo.smolmix.test\r\nConnection: close\r\n\r\n"
             )
             assert (await read_all(tls)).startswith(b"HTTP/1.1 200")
+            # DNS over TLS on 853 (length-prefixed messages, RFC 7858)
+            raw = await runner.connect_tcp(IPv4Address(demo.ipv4), demo.ports["dot"])
+            dot = await TLSStream.wrap(
+                raw,
+                hostname=demo.zone,
+                ssl_context=net.network.ssl_context(),
+                standard_compatible=False,
+            )
+            query = DNSRecord.question(f"www.{demo.zone}", "A")
+            wire = query.pack()
+            await dot.send(len(wire).to_bytes(2, "big") + wire)
+            reply = b""
+            while len(reply) < 2 or len(reply) < 2 + int.from_bytes(reply[:2], "big"):
+                reply += await dot.receive()
+            answer = DNSRecord.parse(reply[2:])
+            assert answer.header.id == query.header.id
+            assert demo.ipv4 in [str(rr.rdata) for rr in answer.rr]
             # ICMP echo: answered by the exit for any destination
             for target in (demo.ipv4, "1.1.1.1", "10.0.0.1"):
                 rtt = await runner.ping(IPv4Address(target), timeout=5)
@@ -214,3 +183,13 @@ async def test_policy_denial_and_refusal_fail_fast_with_distinct_signals(
             assert stats["ipr_exit policy"] == 2
             assert stats["nat_rejected by policy"] == 2
             assert stats["nat_tcp connect refused"] == 1
+
+
+async def test_connect_with_few_surbs_waits_for_a_surb_request(tmp_path: Path) -> None:
+    """5 + 2 SURBs leave the exit below its reserve of 10: it must ask before answering."""
+    config = ClientConfig(open_reply_surbs=5)
+    with anyio.fail_after(30):
+        async with exit_net(tmp_path) as net, mini_tunnel(net.client, net.ipr(), config=config):
+            stats = net.local.exits[2].stats()
+            assert stats["exit_surb requests sent"] >= 1
+            assert net.client.stats.surb_requests_served >= 1
