@@ -8,6 +8,7 @@ an attached `fetch` never imports the tunnel or the mixnet.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -15,7 +16,7 @@ import click
 from smolmix_cli import __version__
 from smolmix_cli.cli.options import from_params, global_option_decorators
 
-# name -> module holding a click command of that name (in `--help` order)
+# name -> module holding a click command of that name
 COMMANDS = {
     "fetch": "smolmix_cli.cli.fetch",
     "ws": "smolmix_cli.cli.ws",
@@ -27,26 +28,65 @@ COMMANDS = {
 }
 
 
-class LazyGroup(click.Group):
-    """A group whose subcommands are imported on first use."""
+class LazyCommands(dict[str, click.Command]):
+    """The group's command table, importing a command's module when it is first looked up.
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(COMMANDS)
+    Naming one command (`smolmix fetch ...`) imports only that module; listing them
+    all (`--help`, the docs generator) imports them all. A plain dict to click.
+    """
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        module = COMMANDS.get(cmd_name)
-        if module is None:
-            return None
-        command = getattr(importlib.import_module(module), cmd_name)
-        assert isinstance(command, click.Command)
-        return command
+    def __init__(self, modules: dict[str, str]) -> None:
+        super().__init__()
+        self._modules = dict(modules)
+
+    def _load(self, name: str) -> None:
+        module = self._modules.pop(name, None)
+        if module is not None:
+            command = getattr(importlib.import_module(module), name)
+            assert isinstance(command, click.Command)
+            super().__setitem__(name, command)
+
+    def _load_all(self) -> None:
+        for name in list(self._modules):
+            self._load(name)
+
+    def __getitem__(self, name: str) -> click.Command:
+        self._load(name)
+        return super().__getitem__(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        self._load(name)
+        return super().get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._modules or super().__contains__(name)
+
+    def __iter__(self) -> Iterator[str]:
+        self._load_all()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        return super().__len__() + len(self._modules)
+
+    def keys(self) -> Any:
+        self._load_all()
+        return super().keys()
+
+    def values(self) -> Any:
+        self._load_all()
+        return super().values()
+
+    def items(self) -> Any:
+        self._load_all()
+        return super().items()
+
+    def __delitem__(self, name: str) -> None:
+        self._modules.pop(name, None)
+        if super().__contains__(name):
+            super().__delitem__(name)
 
 
-@click.group(
-    name="smolmix",
-    cls=LazyGroup,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+@click.group(name="smolmix", context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="smolmix")
 @global_option_decorators
 @click.pass_context
@@ -66,6 +106,9 @@ def cli(ctx: click.Context, /, **params: Any) -> None:
       smolmix --network testnet session start --socks5 1080
     """
     ctx.obj = {"network": params.get("network"), "globals": from_params(params)}
+
+
+cli.commands = LazyCommands(COMMANDS)
 
 
 def main() -> None:
