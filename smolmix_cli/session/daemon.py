@@ -150,7 +150,9 @@ class SessionDaemon:
                     if socks_listener is not None:
                         from smolmix_cli.session.socks5 import Socks5Server
 
-                        server = Socks5Server(self, on_stream=self._stream_hook)
+                        server = Socks5Server(
+                            self, on_stream=self._stream_hook, allowed_uid=self.config.allowed_uid
+                        )
                         tg.start_soon(server.serve_listener, socks_listener)
                     tg.start_soon(self._accept, listener)
                     self._write_pid()

@@ -4,7 +4,8 @@
 domain name (resolved through the tunnel, never here), an IPv4 or an IPv6
 literal; UDP ASSOCIATE for request/response datagrams such as DNS (each
 datagram is one exchange through the tunnel; no fragments). No
-authentication, so the server binds loopback unless told otherwise; BIND is
+authentication, so the server binds loopback unless told otherwise, and on
+Linux refuses loopback clients whose socket another user owns; BIND is
 refused. The codec below is sans-io; `Socks5Server` is its anyio shell.
 """
 
@@ -14,6 +15,7 @@ import contextlib
 import ipaddress
 import socket
 import struct
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -200,16 +202,65 @@ def error_reply_code(exc: BaseException) -> int:
     return REP_GENERAL_FAILURE
 
 
+def proc_net_address(host: str, port: int) -> str:
+    """An endpoint as /proc/net/tcp{,6} spells it: the address in host-order 32-bit words."""
+    packed = ipaddress.ip_address(host).packed
+    words = [
+        packed[i : i + 4][::-1] if sys.byteorder == "little" else packed[i : i + 4]
+        for i in range(0, len(packed), 4)
+    ]
+    return b"".join(words).hex().upper() + f":{port:04X}"
+
+
+def socket_owner(table: str, local: tuple[str, int], remote: tuple[str, int]) -> int | None:
+    """The uid owning the TCP socket local->remote in a /proc/net/tcp{,6} table, if listed."""
+    want_local, want_remote = proc_net_address(*local), proc_net_address(*remote)
+    for line in table.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 7 and fields[1] == want_local and fields[2] == want_remote:
+            try:
+                return int(fields[7])
+            except ValueError:
+                return None
+    return None
+
+
 # -- anyio shell ---------------------------------------------------------------------------------
+
+
+def loopback_peer_uid(conn: anyio.abc.SocketStream) -> int | None:
+    """Which local user connected (Linux, loopback peers only): the owner of the peer's socket.
+
+    None when that cannot be known (another OS, a remote peer, the entry already gone).
+    """
+    try:
+        local = conn.extra(anyio.abc.SocketAttribute.local_address)
+        remote = conn.extra(anyio.abc.SocketAttribute.remote_address)
+        peer = (str(remote[0]), int(remote[1]))
+        ours = (str(local[0]), int(local[1]))
+        if not ipaddress.ip_address(peer[0]).is_loopback:
+            return None
+        name = "/proc/net/tcp6" if ":" in peer[0] else "/proc/net/tcp"
+        with open(name) as handle:
+            return socket_owner(handle.read(), peer, ours)
+    except (OSError, ValueError, TypeError, IndexError):
+        return None
 
 
 class Socks5Server:
     """Serve SOCKS5 on host:port through `connector` (open_tcp, udp_exchange)."""
 
-    def __init__(self, connector: Any, on_stream: Callable[[int, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        connector: Any,
+        on_stream: Callable[[int, int], None] | None = None,
+        allowed_uid: int | None = None,
+    ) -> None:
         self.connector = connector
         self.on_stream = on_stream
         self.counters: Any = getattr(connector, "counters", None)
+        self.allowed_uid = allowed_uid  # refuse loopback clients of other users (Linux)
+        self.refused = 0
 
     async def serve(
         self,
@@ -229,6 +280,13 @@ class Socks5Server:
 
     async def handle(self, conn: anyio.abc.SocketStream) -> None:
         async with conn:
+            if self.allowed_uid is not None:
+                owner = loopback_peer_uid(conn)
+                if owner is not None and owner != self.allowed_uid:
+                    self.refused += 1
+                    if self.counters is not None:
+                        self.counters.refused_peers += 1
+                    return  # another local user: no tunnel for them
             buf = b""
             try:
                 with anyio.fail_after(HANDSHAKE_TIMEOUT):

@@ -6,6 +6,7 @@ import contextlib
 import os
 import socket
 import struct
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -262,3 +263,57 @@ async def test_udp_associate_relays_request_response_datagrams(rundir: Path) -> 
 def test_reply_struct_is_rfc_layout() -> None:
     ver, rep, rsv, atyp = struct.unpack_from("4B", socks5.reply(socks5.REP_NOT_ALLOWED))
     assert (ver, rep, rsv, atyp) == (5, 2, 0, 1)
+
+
+def test_proc_net_tcp_addresses_and_owner_lookup() -> None:
+    if sys.byteorder != "little":
+        pytest.skip("vectors are for little-endian hosts")
+    assert socks5.proc_net_address("127.0.0.1", 8080) == "0100007F:1F90"
+    assert socks5.proc_net_address("::1", 1080) == "0" * 24 + "01000000:0438"
+    table = (
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid\n"
+        "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0 0 1\n"
+        "   1: 0100007F:C350 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1000 0 2\n"
+    )
+    assert socks5.socket_owner(table, ("127.0.0.1", 50000), ("127.0.0.1", 8080)) == 1000
+    assert socks5.socket_owner(table, ("127.0.0.1", 50001), ("127.0.0.1", 8080)) is None
+
+
+def _socks_greeting_as(uid: int, address: tuple[str, int]) -> bytes:
+    """Fork; the child drops to `uid`, greets the SOCKS5 port, and reports what came back."""
+    import encodings.idna  # noqa: F401  (the child, as another user, may not read the stdlib)
+
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        result = b"?"
+        try:
+            os.setgid(uid)
+            os.setuid(uid)
+            with socket.create_connection(address, timeout=5) as s:
+                s.sendall(socks5.client_greeting())
+                result = b"reply:" + s.recv(16)
+        except BaseException as exc:
+            result = repr(exc).encode()
+        os.write(write_fd, result[:200])
+        os._exit(0)
+    os.close(write_fd)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_fd, "rb") as handle:
+        return handle.read()
+
+
+@pytest.mark.anyio
+@pytest.mark.skipif(os.getuid() != 0 or sys.platform != "linux", reason="needs root on Linux")
+async def test_socks5_refuses_other_local_users(rundir: Path) -> None:
+    async with running_daemon(
+        unused_paths(rundir), Source({"echo.test": "127.0.0.1"}), socks5=("127.0.0.1", 0)
+    ) as daemon:
+        proxy = daemon.socks5_address
+        assert proxy is not None
+        outcome = await anyio.to_thread.run_sync(_socks_greeting_as, 65534, proxy)
+        assert outcome in (b"reply:", b"ConnectionResetError(104, 'Connection reset by peer')")
+        assert daemon.counters.refused_peers == 1
+        mine = await anyio.to_thread.run_sync(_socks_greeting_as, os.getuid(), proxy)
+        assert mine == b"reply:\x05\x00"
+        assert daemon.counters.refused_peers == 1
