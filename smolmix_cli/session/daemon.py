@@ -34,6 +34,7 @@ import anyio.abc
 from smolmix_cli.session import protocol as proto
 from smolmix_cli.session.paths import SessionPaths, probe
 from smolmix_cli.session.splice import Counters, splice
+from smolmix_cli.session.unix import UnixListener
 
 REQUEST_TIMEOUT = 10.0  # a command has this long to send its request frame
 RETRY_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)
@@ -74,6 +75,7 @@ class DaemonConfig:
     boot_timeout: float = 60.0
     handle_signals: bool = False
     allowed_uid: int = field(default_factory=os.getuid)
+    tunnel_args: tuple[str, ...] = ()  # the options that shaped the tunnel (factory.tunnel_args)
 
 
 def peer_allowed(stream: anyio.abc.SocketStream, uid: int) -> tuple[bool, int | None]:
@@ -168,7 +170,7 @@ class SessionDaemon:
                     await socks_listener.aclose()
             self._cleanup()
 
-    async def _bind(self) -> anyio.abc.SocketListener:
+    async def _bind(self) -> UnixListener:
         path = self.paths.socket
         alive = probe(path)
         if alive:
@@ -176,11 +178,7 @@ class SessionDaemon:
         if alive is False:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-        old = os.umask(0o177)
-        try:
-            listener = await anyio.create_unix_listener(path, mode=0o600)
-        finally:
-            os.umask(old)
+        listener = UnixListener(path)
         self._socket_ino = os.stat(path).st_ino
         return listener
 
@@ -318,7 +316,7 @@ class SessionDaemon:
 
     # -- the control socket ------------------------------------------------------------------
 
-    async def _accept(self, listener: anyio.abc.SocketListener) -> None:
+    async def _accept(self, listener: UnixListener) -> None:
         async with anyio.create_task_group() as tg:
             while True:
                 conn = await listener.accept()
@@ -416,6 +414,7 @@ class SessionDaemon:
             if self.ready_since
             else None,
             "idle_timeout_s": self.config.idle_timeout,
+            "tunnel_args": list(self.config.tunnel_args),
             "gateway": _gateway(tunnel),
             "exit": stats.get("exit"),
             "ipv4": stats.get("ipv4"),

@@ -256,6 +256,16 @@ async def _attach(
                     )
         remote = RemoteTunnel(paths.socket)
         try:
+            theirs = (await remote.status()).get("tunnel_args")
+            if theirs != tunnel_args(options):
+                # another exit, gateway or shaping than asked for: never hand that out silently
+                if start:
+                    raise SessionError(
+                        f"the running {paths.name} session was started with other tunnel "
+                        f"options ({' '.join(map(str, theirs or [])) or 'none'}); stop it "
+                        f"(`smolmix session stop`) or use --no-session"
+                    )
+                return None
             await wait_attached(remote, options.boot_timeout, progress)
         except SessionUnavailable:
             continue  # it went away between the probe and the request: look again
@@ -298,11 +308,9 @@ async def wait_attached(remote: RemoteTunnel, timeout: float, progress: bool) ->
         return await remote.status(wait=max(0.1, deadline - time.monotonic()))
 
 
-def global_args(options: GlobalOptions) -> list[str]:
-    """The command line that gives a session process the same tunnel as `options`."""
+def tunnel_args(options: GlobalOptions) -> list[str]:
+    """The options that shape a tunnel, as command-line words (a session's identity)."""
     args: list[str] = []
-    if options.network is not None:
-        args += ["--network", options.network]
     for flag, value in (
         ("--ipr", options.ipr),
         ("--gateway", options.gateway),
@@ -321,6 +329,15 @@ def global_args(options: GlobalOptions) -> list[str]:
         args.append("--no-poisson")
     for server in options.dns_servers:
         args += ["--dns-server", server]
+    return args
+
+
+def global_args(options: GlobalOptions) -> list[str]:
+    """The command line that gives a session process the same tunnel as `options`."""
+    args: list[str] = []
+    if options.network is not None:
+        args += ["--network", options.network]
+    args += tunnel_args(options)
     args += ["--boot-timeout", str(options.boot_timeout), "--no-session"]
     return args
 

@@ -9,7 +9,6 @@ type, so a command prints and exits exactly as with an in-process tunnel.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from anyio.abc import SocketAttribute
 
 from smolmix_cli.apps.errors import AppError
 from smolmix_cli.session import protocol as proto
+from smolmix_cli.session.unix import connect_unix
 
 CONNECT_TIMEOUT = 5.0
 
@@ -114,7 +114,7 @@ class RemoteTunnel:
         """Send one request; the open connection, the answer frame and the decoder's leftovers."""
         try:
             with anyio.fail_after(CONNECT_TIMEOUT):
-                conn = await anyio.connect_unix(os.fspath(self.path))
+                conn = await connect_unix(self.path, CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as exc:
             raise SessionUnavailable(f"no session on {self.path}: {exc}") from None
         decoder = proto.FrameDecoder()
