@@ -109,6 +109,7 @@ def main() -> None:
         common = ["--network", "testnet"]
         fetch = ["fetch", "-sS", "-o", "/dev/null", URL]
         report("smolmix --version", timed(["--version"], env, opts.runs))
+        report("smolmix --help", timed(["--help"], env, opts.runs))
         report(
             "fetch small page, --no-session (boot in-process)",
             timed([*common, "--no-session", *fetch], env, opts.runs),
