@@ -45,7 +45,12 @@ async def run(args: argparse.Namespace) -> None:
             async with Tunnel.open(h.network, options) as tunnel:
                 start = time.perf_counter()
                 await tunnel.wait_ready()
-                emit({"name": "tunnel_ready", "ready_ms": round((time.perf_counter() - start) * 1e3, 1)})
+                emit(
+                    {
+                        "name": "tunnel_ready",
+                        "ready_ms": round((time.perf_counter() - start) * 1e3, 1),
+                    }
+                )
                 session = tunnel.session
                 assert session is not None
                 rtts = [await session.link.ping(10) * 1e3 for _ in range(args.pings)]

@@ -92,7 +92,9 @@ class LocalExit:
                     costs[size] = len(preparer.split(message))
                 return costs[size]
 
-            router = IprRouter(config=self.router_config, allow_destination=allow, reply_surb_cost=cost)
+            router = IprRouter(
+                config=self.router_config, allow_destination=allow, reply_surb_cost=cost
+            )
             self.router = router
             stack = NetStack(
                 [TUN_IPV4, TUN_IPV6, ECHO_HOST], tcp_config=TcpConfig(rto_min=0.2, delayed_ack=0.0)
