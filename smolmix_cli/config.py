@@ -62,6 +62,33 @@ class GatewayInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ExitInfo:
+    """An exit gateway and the address of the IP packet router behind it."""
+
+    node_id: int
+    identity: str  # base58 ed25519 of the gateway
+    ws_url: str
+    ipr_address: str  # Recipient text: <id>.<enc>@<gateway id>
+
+
+@dataclass(frozen=True, slots=True)
+class DemoInfo:
+    """The local network's demo origin as clients see it through the tunnel.
+
+    `ipv4`/`ipv6` are what the zone's names resolve to; `ports` the service
+    ports there (http, https, ws, wss, dns). The exits map those to the
+    loopback servers at `loopback_host`:`loopback_ports` (for diagnostics).
+    """
+
+    zone: str
+    ipv4: str
+    ipv6: str
+    ports: dict[str, int]
+    loopback_host: str
+    loopback_ports: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
 class Network:
     """Everything a client needs to use one Nym network."""
 
@@ -73,6 +100,9 @@ class Network:
     exit_gateway: GatewayInfo | None = None
     status_url: str | None = None
     file: Path | None = None
+    exits: tuple[ExitInfo, ...] = ()  # local networks: every exit IPR (mainnet: discovered)
+    dns_resolver: str | None = None  # "ip:port" to query through the tunnel (None: default)
+    demo: DemoInfo | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -96,6 +126,9 @@ def network_file_json(
     entry_gateway: GatewayInfo,
     exit_gateway: GatewayInfo,
     status_url: str,
+    exits: list[ExitInfo] | None = None,
+    dns_resolver: str | None = None,
+    demo: DemoInfo | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
@@ -106,12 +139,69 @@ def network_file_json(
         "mean_delay_ms": mean_delay_ms,
         "entry_gateway": _gateway_json(entry_gateway),
         "exit_gateway": _gateway_json(exit_gateway),
+        "exits": [{**_gateway_json(e), "ipr_address": e.ipr_address} for e in exits or []],
+        "dns_resolver": dns_resolver,
+        "demo": None if demo is None else _demo_json(demo),
         "ca_pem": ca_pem,
         **(extra or {}),
     }
 
 
-def _gateway_json(g: GatewayInfo) -> dict[str, Any]:
+def _demo_json(d: DemoInfo) -> dict[str, Any]:
+    return {
+        "zone": d.zone,
+        "ipv4": d.ipv4,
+        "ipv6": d.ipv6,
+        "ports": dict(d.ports),
+        "loopback_host": d.loopback_host,
+        "loopback_ports": dict(d.loopback_ports),
+    }
+
+
+def _exits(value: Any) -> tuple[ExitInfo, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise NetworkConfigError("exits: expected a list")
+    out = []
+    for index, item in enumerate(value):
+        gateway = _gateway(item, f"exits[{index}]")
+        address = item.get("ipr_address")
+        if not isinstance(address, str):
+            raise NetworkConfigError(f"exits[{index}]: missing ipr_address")
+        out.append(ExitInfo(gateway.node_id, gateway.identity, gateway.ws_url, address))
+    return tuple(out)
+
+
+def _ports(value: Any, where: str) -> dict[str, int]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+        for k, v in value.items()
+    ):
+        raise NetworkConfigError(f"{where}: expected an object of port numbers")
+    return dict(value)
+
+
+def _demo(value: Any) -> DemoInfo | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise NetworkConfigError("demo: expected an object")
+    texts = [value.get(k) for k in ("zone", "ipv4", "ipv6", "loopback_host")]
+    if not all(isinstance(t, str) for t in texts):
+        raise NetworkConfigError("demo: zone, ipv4, ipv6 and loopback_host must be strings")
+    zone, ipv4, ipv6, host = (str(t) for t in texts)
+    return DemoInfo(
+        zone,
+        ipv4,
+        ipv6,
+        _ports(value.get("ports"), "demo.ports"),
+        host,
+        _ports(value.get("loopback_ports"), "demo.loopback_ports"),
+    )
+
+
+def _gateway_json(g: GatewayInfo | ExitInfo) -> dict[str, Any]:
     return {"node_id": g.node_id, "identity": g.identity, "ws_url": g.ws_url}
 
 
@@ -154,6 +244,9 @@ def load_network_file(path: Path, name: str | None = None) -> Network:
     except DirectoryUnavailable:
         raise NetworkConfigError(f"{path}: bad directory_url {url!r}") from None
     status = data.get("status_url")
+    resolver = data.get("dns_resolver")
+    if resolver is not None and not isinstance(resolver, str):
+        raise NetworkConfigError(f"{path}: dns_resolver must be a string")
     return Network(
         name=name or str(path),
         api_urls=(api,),
@@ -163,6 +256,9 @@ def load_network_file(path: Path, name: str | None = None) -> Network:
         exit_gateway=_gateway(data.get("exit_gateway"), "exit_gateway"),
         status_url=status if isinstance(status, str) else None,
         file=path,
+        exits=_exits(data.get("exits")),
+        dns_resolver=resolver,
+        demo=_demo(data.get("demo")),
         extra={k: v for k, v in data.items() if k not in _KNOWN},
     )
 
@@ -176,6 +272,9 @@ _KNOWN = {
     "entry_gateway",
     "exit_gateway",
     "ca_pem",
+    "exits",
+    "dns_resolver",
+    "demo",
 }
 
 

@@ -231,6 +231,9 @@ async def query(
             continue
         except AppError as exc:
             raise DnsNoReply(f"communications error to {server}#{port}: {exc}") from None
+        except Exception as exc:  # the tunnel's own error types: count as a failed try
+            last = DnsNoReply(f"{server}#{port}: {exc!r}")
+            continue
         if response.header.tc:
             wire, response = await _tcp_try(connector, server, port, q, timeout)
             return DnsResult(
@@ -262,9 +265,19 @@ async def _tcp_try(
 
 async def tcp_exchange(connector: Connector, server: str, port: int, wire: bytes) -> bytes:
     """One query over TCP with RFC 1035 2-byte length framing."""
+    try:
+        stream = await connector.open_tcp(server, port)
+    except AppError:
+        raise
+    except Exception as exc:
+        raise DnsNoReply(f"TCP connection to {server}#{port} failed: {exc!r}") from None
+    return await framed_exchange(stream, wire, f"{server}#{port}")
+
+
+async def framed_exchange(stream: anyio.abc.ByteStream, wire: bytes, label: str) -> bytes:
+    """Send one length-prefixed query on `stream` (TCP or TLS), read one reply, close."""
     if len(wire) > 65535:
         raise DnsUsageError("query too large for TCP framing")
-    stream = await connector.open_tcp(server, port)
     try:
         await stream.send(len(wire).to_bytes(2, "big") + wire)
         buffer = bytearray()
@@ -272,8 +285,10 @@ async def tcp_exchange(connector: Connector, server: str, port: int, wire: bytes
             buffer += await stream.receive(65536)
         size = int.from_bytes(buffer[:2], "big")
         return bytes(buffer[2 : 2 + size])
-    except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-        raise DnsNoReply(f"TCP connection to {server}#{port} closed before a reply") from None
+    except AppError:
+        raise
+    except Exception:  # EndOfStream, broken stream, OS or tunnel errors
+        raise DnsNoReply(f"connection to {label} closed before a reply") from None
     finally:
         await anyio.aclose_forcefully(stream)
 

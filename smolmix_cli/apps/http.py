@@ -143,6 +143,8 @@ class Transfer:
     time_redirect: float = 0.0
     time_total: float = 0.0
     remote_host: str = ""
+    remote_ip: str = ""
+    """Peer address if the stream reports one (the tunnel may, or may not)."""
     remote_port: int = 0
     scheme: str = ""
     tls_version: str = ""
@@ -191,7 +193,7 @@ class Transfer:
             "time_starttransfer": round(self.time_starttransfer, 6),
             "time_redirect": round(self.time_redirect, 6),
             "time_total": round(self.time_total, 6),
-            "remote_ip": None,
+            "remote_ip": self.remote_ip or None,
             "remote_port": self.remote_port,
             "scheme": self.scheme.upper(),
             "exitcode": self.exitcode,
@@ -210,6 +212,7 @@ class _Conn:
         self.received = 0
         """Bytes received since the current request was sent (0 at EOF = empty reply)."""
         self.tls_version = tls_version
+        self.remote_ip = ""
 
     async def aclose(self) -> None:
         await anyio.aclose_forcefully(self.stream)
@@ -317,6 +320,8 @@ class HttpClient:
     ) -> None:
         transfer.num_redirects = 0
         transfer.time_redirect = 0.0
+        transfer.size_header = 0
+        transfer.size_download = 0
         try:
             with anyio.fail_after(opts.max_time):
                 await self._chain(url, sink, opts, transfer, on_head, may_retry)
@@ -346,7 +351,13 @@ class HttpClient:
             transfer.content_type = head.header("content-type") or ""
             transfer.size_header += len(head.raw())
             if on_head is not None:
-                await on_head(head)
+                try:
+                    await on_head(head)
+                except BaseException as exc:
+                    await conn.aclose()
+                    if isinstance(exc, OSError):
+                        raise WriteError(f"Failure writing output to destination: {exc}") from None
+                    raise
             location = head.header("location")
             transfer.redirect_url = ""
             if location is not None and 300 <= head.status < 400 and head.status != 304:
@@ -431,8 +442,10 @@ class HttpClient:
         if idle and not fresh:
             conn = idle.pop()
             now = transfer.elapsed()
-            transfer.time_connect = transfer.time_appconnect = now
+            transfer.time_connect = now
+            transfer.time_appconnect = now if url.scheme == "https" else 0.0
             transfer.reused_connection = True
+            self._describe(transfer, url, conn)
             return conn, True
         context: ssl.SSLContext | None = None
         if url.scheme == "https":
@@ -445,7 +458,9 @@ class HttpClient:
                 if context is not None:
                     stream = await tls.wrap_client(stream, url.host, context)
                     tls_version = tls.negotiated(stream).get("tls_version", "")
-                transfer.time_appconnect = transfer.elapsed()
+                    transfer.time_appconnect = transfer.elapsed()
+                else:
+                    transfer.time_appconnect = 0.0
         except TimeoutError:
             raise OperationTimeout(
                 f"Connection timed out after {transfer.elapsed() * 1000:.0f} milliseconds"
@@ -453,9 +468,16 @@ class HttpClient:
         self.connections_opened += 1
         transfer.num_connects += 1
         transfer.reused_connection = False
+        conn = _Conn(stream, key, tls_version)
+        conn.remote_ip = _remote_ip(stream)
+        self._describe(transfer, url, conn)
+        return conn, False
+
+    @staticmethod
+    def _describe(transfer: Transfer, url: Url, conn: _Conn) -> None:
         transfer.remote_host, transfer.remote_port, transfer.scheme = url.host, url.port, url.scheme
-        transfer.tls_version = tls_version
-        return _Conn(stream, key, tls_version), False
+        transfer.remote_ip = conn.remote_ip
+        transfer.tls_version = conn.tls_version
 
     async def _open(self, url: Url) -> anyio.abc.ByteStream:
         try:
@@ -466,9 +488,7 @@ class HttpClient:
             raise OperationTimeout(
                 f"Failed to connect to {url.host} port {url.port}: timed out"
             ) from None
-        except (OSError, anyio.BrokenResourceError, Exception) as exc:
-            if isinstance(exc, anyio.get_cancelled_exc_class()):
-                raise
+        except Exception as exc:  # the tunnel's own error types included
             raise ConnectError(f"Failed to connect to {url.host} port {url.port}: {exc}") from None
 
     def _release(self, conn: _Conn) -> bool:
@@ -496,9 +516,9 @@ class HttpClient:
         conn, reused = await self._acquire(request.url, opts, transfer)
         try:
             return conn, await self._send_and_read_head(conn, request, transfer)
-        except (EmptyReply, SendError, RecvError) as exc:
+        except (EmptyReply, SendError, RecvError):
             await conn.aclose()
-            if not reused or isinstance(exc, BadResponse):
+            if not reused or (request.body is not None and not request.body.replayable):
                 raise
         # A kept-alive connection the server had already closed: one fresh try (seed rule).
         conn, _ = await self._acquire(request.url, opts, transfer, fresh=True)
@@ -566,7 +586,9 @@ class HttpClient:
             return
         try:
             await conn.stream.send(data)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, ssl.SSLError) as exc:
+        except AppError:
+            raise
+        except Exception as exc:  # anyio, OS, TLS or tunnel errors alike
             raise SendError(f"Failure when sending data to the peer: {exc!r}") from None
 
     async def _next_event(self, conn: _Conn, transfer: Transfer, *, head: bool) -> Any:
@@ -586,12 +608,9 @@ class HttpClient:
                     data = await conn.stream.receive(_READ_SIZE)
                 except anyio.EndOfStream:
                     data = b""
-                except (
-                    anyio.BrokenResourceError,
-                    anyio.ClosedResourceError,
-                    OSError,
-                    ssl.SSLError,
-                ) as exc:
+                except AppError:
+                    raise
+                except Exception as exc:  # anyio, OS, TLS or tunnel errors alike
                     if head and conn.received == 0:
                         raise EmptyReply(f"Empty reply from server ({exc!r})") from None
                     raise RecvError(f"Failure when receiving data from the peer: {exc!r}") from None
@@ -670,6 +689,16 @@ class HttpClient:
         await self._finish(conn)
         if failed:
             raise HttpStatusError(f"The requested URL returned error: {head.status}", head.status)
+
+
+def _remote_ip(stream: anyio.abc.ByteStream) -> str:
+    try:
+        address = stream.extra(anyio.abc.SocketAttribute.remote_address, None)
+    except Exception:
+        return ""
+    if isinstance(address, tuple) and address:
+        return str(address[0])
+    return ""
 
 
 async def _write(sink: BodySink, data: bytes) -> None:

@@ -121,4 +121,7 @@ def join_url(base: Url, location: str) -> Url:
         raise MalformedUrl("empty Location header")
     port = f":{base.port}" if base.explicit_port else ""
     absolute = urljoin(f"{base.scheme}://{base.host_for_url}{port}{base.target}", location)
+    scheme = absolute.partition(":")[0].lower()
+    if scheme not in DEFAULT_PORTS:
+        raise UnsupportedProtocol(f"redirect to unsupported protocol {scheme!r}")
     return parse_url(absolute)

@@ -87,6 +87,9 @@ async def wrap_client(
     except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
         await anyio.aclose_forcefully(stream)
         raise TlsError("TLS handshake failed: connection closed by peer") from None
+    except Exception as exc:  # the tunnel's own stream errors
+        await anyio.aclose_forcefully(stream)
+        raise TlsError(f"TLS handshake failed: {exc!r}") from None
 
 
 def negotiated(stream: TLSStream) -> dict[str, str]:

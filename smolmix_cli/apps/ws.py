@@ -107,6 +107,10 @@ class WsSession:
             raise WsClosed(exc.code, exc.reason, local=exc.local) from None
         except WebSocketTimeout as exc:
             raise OperationTimeout(str(exc)) from None
+        except AppError:
+            raise
+        except Exception as exc:  # the tunnel's own stream errors
+            raise WsClosed(1006, f"connection lost: {exc!r}") from None
 
     async def receive(self, *, timeout: float | None = None) -> str | bytes:
         """Next message (str text / bytes binary); WsClosed when the connection ends."""
@@ -116,6 +120,10 @@ class WsSession:
             raise WsClosed(exc.code, exc.reason, local=exc.local) from None
         except WebSocketTimeout as exc:
             raise OperationTimeout(str(exc)) from None
+        except AppError:
+            raise
+        except Exception as exc:  # the tunnel's own stream errors
+            raise WsClosed(1006, f"connection lost: {exc!r}") from None
 
     async def ping(self, *, timeout: float = DEFAULT_PING_TIMEOUT) -> float:
         """Round trip of one ping in seconds (for --print-ping-rtts)."""
@@ -165,7 +173,7 @@ async def connect(connector: Connector, url: str, options: WsOptions | None = No
                 stream = await connector.open_tcp(parsed.host, parsed.port)
             except AppError:
                 raise
-            except OSError as exc:
+            except Exception as exc:  # OS or tunnel errors
                 raise ConnectError(
                     f"Failed to connect to {parsed.host} port {parsed.port}: {exc}"
                 ) from None

@@ -145,11 +145,15 @@ def resolve_network(value: str | None, *, start: bool = True) -> Network:
 
 @click.group(name="testnet")
 def testnet() -> None:
-    """Run a local Nym network on loopback (directory, 3 mix layers, 2 gateways).
+    """Run a local Nym network on loopback (directory, 3 mix layers, gateways, exit IPRs).
+
+    Each exit gateway runs an exit IP packet router with a userspace NAT; a demo
+    origin (HTTP, HTTPS, ws, wss, DNS for demo.smolmix.test) runs beside it.
 
     \b
     Examples:
       smolmix testnet up --mix-delay-ms 0      # foreground, Ctrl-C stops it
+      smolmix testnet up --exits 3             # three exits: discovery and failover
       smolmix --network testnet ping           # starts one in the background if needed
       smolmix testnet status --json
       smolmix testnet down
@@ -188,6 +192,22 @@ _DIR_OPTION = click.option(
     show_default=True,
     help="Mix nodes in total, spread over the 3 layers.",
 )
+@click.option(
+    "--exits",
+    type=click.IntRange(min=1, max=9),
+    default=1,
+    show_default=True,
+    help="Exit gateways, each running an exit IP packet router (IPR).",
+)
+@click.option(
+    "--exit-policy",
+    "exit_policy",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Exit policy file, torrc style (`accept|reject[6] ADDR[/MASK]:PORTS` lines; "
+    "first match wins, no match denies). Default: loopback, the demo range and "
+    "global addresses.",
+)
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help="Directory port (0: any).")
 @click.option(
     "--host",
@@ -198,10 +218,27 @@ _DIR_OPTION = click.option(
 )
 @one_line_errors
 def up(
-    mix_delay_ms: float, loss: float, state_dir: Path | None, nodes: int, port: int, host: str
+    mix_delay_ms: float,
+    loss: float,
+    state_dir: Path | None,
+    nodes: int,
+    exits: int,
+    exit_policy: Path | None,
+    port: int,
+    host: str,
 ) -> None:
     """Start the local network in the foreground until interrupted."""
+    from smolmix_cli.testnet.exit_errors import ExitPolicyError
+    from smolmix_cli.testnet.exit_policy import ExitPolicy
     from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
+
+    policy_text = None
+    if exit_policy is not None:
+        try:
+            policy_text = exit_policy.read_text()
+            ExitPolicy.parse(policy_text)
+        except (OSError, UnicodeDecodeError, ExitPolicyError) as exc:
+            raise click.BadParameter(str(exc), param_hint="--exit-policy") from None
 
     state_dir = (state_dir or default_testnet_dir()).expanduser().resolve()
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -217,6 +254,8 @@ def up(
         mix_nodes=nodes,
         directory_port=port,
         host=host,
+        exits=exits,
+        exit_policy=policy_text,
     )
 
     async def main() -> None:
@@ -226,10 +265,17 @@ def up(
                 info = await tg.start(network.serve)
                 click.echo(
                     f"smolmix: local network up: directory {info.api_urls[0].url}, "
-                    f"{nodes} mix nodes, mean delay {mix_delay_ms:g} ms, loss {loss:g}; "
+                    f"{nodes} mix nodes, {exits} exit{'s' if exits > 1 else ''}, "
+                    f"mean delay {mix_delay_ms:g} ms, loss {loss:g}; "
                     f"network file {network.network_file} (Ctrl-C stops it)",
                     err=True,
                 )
+                if info.demo is not None:
+                    click.echo(
+                        f"smolmix: demo origin {info.demo.zone} at {info.demo.ipv4} through the "
+                        f"tunnel (http, https, ws :8080, wss :8443, DNS {info.dns_resolver})",
+                        err=True,
+                    )
                 click.echo(str(network.network_file))
                 async for _ in sigs:
                     break
@@ -342,6 +388,11 @@ async def collect_status(network: Network) -> dict[str, Any]:
         for n in served.get("nodes", [])
         if isinstance(n, dict)
     }
+    ipr_counters = {
+        n.get("node_id"): n.get("ipr_counters", {})
+        for n in served.get("nodes", [])
+        if isinstance(n, dict) and "ipr_counters" in n
+    }
     nodes = []
     for node in network.extra.get("nodes", []):
         host = node.get("host", "127.0.0.1")
@@ -356,6 +407,7 @@ async def collect_status(network: Network) -> dict[str, Any]:
                 "ws_port": node.get("ws_port"),
                 "alive": bool(mix) and ws is not False,
                 "counters": counters.get(node.get("node_id"), {}),
+                "ipr_counters": ipr_counters.get(node.get("node_id"), {}),
             }
         )
     return {
@@ -368,6 +420,8 @@ async def collect_status(network: Network) -> dict[str, Any]:
         "mean_delay_ms": network.mean_delay_ms,
         "loss": network.extra.get("loss"),
         "network_file": str(network.file),
+        "exits": [{"node_id": e.node_id, "ipr_address": e.ipr_address} for e in network.exits],
+        "dns_resolver": network.dns_resolver,
         "nodes": nodes,
     }
 
@@ -408,6 +462,10 @@ def status(state_dir: Path | None, as_json: bool) -> None:
             f"{'yes' if node['alive'] else 'NO':<5} {c.get('received', 0):>9} "
             f"{c.get('forwarded', 0):>9} {dropped:>8}"
         )
+    for exit_info in report["exits"]:
+        click.echo(f"exit {exit_info['node_id']}: IPR {exit_info['ipr_address']}")
+    if report["dns_resolver"]:
+        click.echo(f"DNS resolver (through the tunnel): {report['dns_resolver']}")
     if not all(n["alive"] for n in report["nodes"]) or not report["directory_alive"]:
         raise CliError(
             "some nodes of the local network are not answering", ExitCode.TESTNET_UNAVAILABLE

@@ -14,7 +14,7 @@ import math
 import random
 import ssl
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -33,6 +33,7 @@ from smolmix_cli.mixnet.client_core import (
     NoReplySurbs,
     ReceivedMessage,
 )
+from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.mixnet.gateway_client import (
     GatewayClient,
     GatewayUnavailable,
@@ -46,11 +47,15 @@ from smolmix_cli.mixnet.receiver import MessageReceiver
 from smolmix_cli.mixnet.topology import Node, NoRoute, Topology
 
 __all__ = [
+    "ClientClosed",
     "ClientConfig",
+    "ClientError",
     "ClientStats",
     "DeliveryFailed",
+    "GatewayUnavailable",
     "MixnetClient",
     "NoReplySurbs",
+    "NoRoute",
     "ReceivedMessage",
     "choose_gateway",
     "gateway_url",
@@ -89,6 +94,8 @@ class ClientConfig:
     max_reconnect_attempts: int | None = None
     keepalive_interval: float | None = 30.0
     reauthenticate_after_register: bool = False
+    topology_refresh_interval: float = 300.0
+    """Seconds between calls of `start(topology_source=...)` (Nym refreshes every 5 min)."""
 
     @classmethod
     def fast(cls, **overrides: object) -> ClientConfig:
@@ -164,16 +171,19 @@ def choose_gateway(
     """The named gateway, else the remembered one if still listed, else the best performer.
 
     Low performers are already gone from a Topology built by `from_directory`
-    (spec 4.3); ties are broken at random.
+    (spec 4.3), nodes that also declare the mixnode role are avoided; ties are
+    broken at random.
     """
     if explicit is not None:
         node = topology.node_by_identity(explicit)
         if node.entry is None:
             raise NoRoute(f"node {explicit.hex()} is not a gateway clients can connect to")
         return node
-    candidates = [n for n in topology.gateways() if n.entry is not None]
-    if not candidates:
+    reachable = [n for n in topology.gateways() if n.entry is not None]
+    if not reachable:
         raise NoRoute("the topology lists no gateway with a client WebSocket")
+    # Spec 4.3: skip gateways that also declare the mixnode role (unless that is all).
+    candidates = [n for n in reachable if not n.supported_roles.mixnode] or reachable
     if remembered is not None:
         for node in candidates:
             if node.identity == remembered:
@@ -213,6 +223,9 @@ class MixnetClient:
         self._outcome_signal = _Signal()
         self._failure: BaseException | None = None
         self._closed = False
+        self.topology_refreshes = 0
+        self.topology_refresh_failures = 0
+        self.last_topology_error = ""
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -228,8 +241,14 @@ class MixnetClient:
         gateway_url: str | None = None,
         config: ClientConfig | None = None,
         rng: random.Random | None = None,
+        topology_source: Callable[[], Awaitable[Topology]] | None = None,
     ) -> AsyncIterator[MixnetClient]:
-        """Connect to the gateway (registering on first use) and run until the block ends."""
+        """Connect to the gateway (registering on first use) and run until the block ends.
+
+        `topology_source` (e.g. a nym-api fetch) is called every
+        `config.topology_refresh_interval` seconds; a failing call or a topology
+        without our gateway keeps the previous one.
+        """
         config = config if config is not None else ClientConfig()
         store = key_store if key_store is not None else KeyStore.ephemeral()
         keys = store.client_keys()
@@ -278,6 +297,8 @@ class MixnetClient:
                 store.set_active_gateway(node.identity)
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(client._drive)
+                    if topology_source is not None:
+                        tg.start_soon(client._refresh_topology, topology_source)
                     try:
                         yield client
                     finally:
@@ -399,6 +420,21 @@ class MixnetClient:
                     self._outcomes.popitem(last=False)
                 self._outcome_signal.set()
 
+    async def _refresh_topology(self, source: Callable[[], Awaitable[Topology]]) -> None:
+        while True:
+            await anyio.sleep(self.config.topology_refresh_interval)
+            try:
+                topology = await source()
+                topology.node_by_identity(self.gateway.identity)
+                if not topology.is_usable:
+                    raise NoRoute("refreshed topology has an empty layer or no gateway")
+            except (MixnetError, OSError) as exc:
+                self.topology_refresh_failures += 1
+                self.last_topology_error = f"{type(exc).__name__}: {exc}"
+                continue
+            self._core.set_topology(topology)
+            self.topology_refreshes += 1
+
     async def _drive(self) -> None:
         gateway = self._gateway_client
         assert gateway is not None
@@ -411,10 +447,13 @@ class MixnetClient:
                     await gateway.wait_connected()
                     core.resume(anyio.current_time())
                     continue
-                now = anyio.current_time()
-                core.handle_timeout(now)
-                while (packet := core.poll_transmit(now)) is not None:
+                core.handle_timeout(anyio.current_time())
+                # A fresh clock per packet: its ack timer must start when it really
+                # leaves, not when the loop began (sends can wait on a full outbox).
+                while (packet := core.poll_transmit(anyio.current_time())) is not None:
                     await gateway.send_mix_packet(packet)
+                    # Building packets is CPU work: let pushes (acks) and the socket run.
+                    await anyio.lowlevel.checkpoint()
                 self._dispatch()
                 deadline = core.poll_deadline()
                 wait = math.inf if deadline is None else deadline - anyio.current_time()

@@ -7,11 +7,13 @@ gateway pushes to `handle_push`, reads `poll_event()`, and sleeps until
 
 Traffic shape follows the Nym client (spec 2.10): with Poisson on, the main
 stream sends one packet per Exp(mean) interval, a real one when queued, else a
-cover packet (when cover is on); a separate loop-cover stream adds cover packets
-every Exp(mean). Every real fragment waits for its SURB-ACK; when none comes in
-`expected_rtt * 1.5 + 1.5 s` (spec 2.3) it is prepared again (fresh route, fresh
-ack) and resent, up to `max_retransmissions` times, then its message fails.
-All packet building is `MessagePreparer`'s and all unwrapping `MessageReceiver`'s.
+cover packet (`poisson_cover`); a separate loop-cover stream (`cover`) adds cover
+packets every Exp(mean). Packets are built when their slot comes. Every real
+fragment waits for its SURB-ACK; when none comes in `expected_rtt * 1.5 + 1.5 s`
+(spec 2.3) it is built again (fresh route, fresh ack) and resent, up to
+`max_retransmissions` times, then its message fails. `suspend`/`resume` stop all
+clocks while the gateway is unreachable. All packet building is
+`MessagePreparer`'s and all unwrapping `MessageReceiver`'s.
 
 Reply SURBs: SURBs that arrive in repliable messages are stored per sender tag
 and spent one per fragment by `send_reply`; `request_reply_surbs` (or the
@@ -22,6 +24,7 @@ gave SURBs to is answered with fresh ones. Topology refresh is the caller's
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import deque
 from dataclasses import dataclass, field
@@ -50,6 +53,8 @@ from smolmix_cli.mixnet.receiver import MessageReceived as ReceiverMessage
 from smolmix_cli.mixnet.reply_surb import ReplySurb
 from smolmix_cli.mixnet.sphinx import VERSION_PAYLOAD_KEY_SEEDS
 from smolmix_cli.mixnet.topology import Topology
+
+log = logging.getLogger(__name__)
 
 NS_PER_S = 1_000_000_000
 SURB_REQUEST_RETRY = 10.0
@@ -197,12 +202,16 @@ class _Pending:
     message_id: int
     retries: int = 0
     deadline: float | None = None  # None while it waits in the queue
+    expected_rtt: float = 0.0  # of the copy sent last (seconds)
+    sent_at: float = 0.0  # when the copy sent last left the queue
 
 
 @dataclass
 class _Queued:
+    """A fragment waiting for its slot; built just in time unless SURBs had to be reserved."""
+
     fragment_id: FragmentId
-    prepared: PreparedFragment
+    prepared: PreparedFragment | None = None
     retransmission: bool = False
 
 
@@ -247,6 +256,13 @@ class ClientCore:
         self._next_loop_cover = now + self._draw(self.config.loop_cover_traffic_average_delay)
         self._next_housekeeping = now + HOUSEKEEPING_INTERVAL
         self._suspended_at: float | None = None
+        # Ack round trips measured on first transmissions (Karn's rule), smoothed as
+        # RFC 6298 does for TCP. Nym's static timeout (sum of delays x 1.5 + 1.5 s)
+        # ignores queueing before the first hop and processing on the way, so a burst
+        # larger than the path drains in 1.5 s would be resent wholesale; the measured
+        # estimate stretches the timeout instead. It never shortens Nym's.
+        self._srtt: float | None = None
+        self._rttvar = 0.0
 
     @property
     def address(self) -> Recipient:
@@ -333,7 +349,13 @@ class ClientCore:
         self._messages[message_id] = message
         self.stats.messages_sent += 1
         for fragment in fragments:
-            prepared = self._prepare(fragment, destination)
+            # Packets to an address are built when their slot comes (a big message does
+            # not stall the caller); a reply takes its SURBs now so no other reply can.
+            prepared = (
+                self._prepare(fragment, destination)
+                if isinstance(destination, _ThroughSurbs)
+                else None
+            )
             fid = fragment.fragment_id
             message.outstanding.add(fid)
             self._pending[fid] = _Pending(fragment, destination, message_id)
@@ -404,15 +426,41 @@ class ClientCore:
             pending = self._pending.get(item.fragment_id)
             if pending is None:
                 continue  # acknowledged (or failed) while it waited
-            rtt = item.prepared.total_delay_ns / NS_PER_S
-            pending.deadline = (
-                now + rtt * self.config.ack_wait_multiplier + self.config.ack_wait_addition
-            )
+            prepared = item.prepared
+            if prepared is None:
+                try:
+                    prepared = self._prepare(pending.fragment, pending.destination)
+                except MixnetError as exc:
+                    what = "retransmit" if item.retransmission else "send"
+                    self._fail_message(pending.message_id, f"cannot {what}: {exc}")
+                    continue
+            rtt = prepared.total_delay_ns / NS_PER_S
+            pending.expected_rtt = rtt
+            pending.sent_at = now
+            pending.deadline = now + self._ack_timeout(rtt)
             self.stats.real_packets_sent += 1
             if item.retransmission:
                 self.stats.retransmissions += 1
-            return item.prepared.mix_packet
+            return prepared.mix_packet
         return None
+
+    def _ack_timeout(self, expected_rtt: float) -> float:
+        static = expected_rtt * self.config.ack_wait_multiplier + self.config.ack_wait_addition
+        if self._srtt is None:
+            return static
+        return max(static, self._srtt + 4 * self._rttvar)
+
+    def _sample_ack_rtt(self, sample: float) -> None:
+        if self._srtt is None:
+            self._srtt, self._rttvar = sample, sample / 2
+            return
+        self._rttvar = 0.75 * self._rttvar + 0.25 * abs(self._srtt - sample)
+        self._srtt = 0.875 * self._srtt + 0.125 * sample
+
+    @property
+    def smoothed_ack_rtt(self) -> float | None:
+        """Measured ack round trip (seconds), None before the first sample."""
+        return self._srtt
 
     def poll_deadline(self) -> float | None:
         """When `handle_timeout`/`poll_transmit` next have something to do.
@@ -456,14 +504,10 @@ class ClientCore:
             if limit is not None and pending.retries >= limit:
                 self._fail_message(pending.message_id, f"no ack after {limit} retransmissions")
                 continue
-            try:
-                prepared = self._prepare(pending.fragment, pending.destination)
-            except MixnetError as exc:
-                self._fail_message(pending.message_id, f"cannot retransmit: {exc}")
-                continue
             pending.retries += 1
             pending.deadline = None
-            retransmit.append(_Queued(fid, prepared, retransmission=True))
+            # Rebuilt when its turn comes: fresh route, fresh ack (or the next reply SURB).
+            retransmit.append(_Queued(fid, None, retransmission=True))
         # Retransmissions go ahead of new data, oldest first.
         self._queue.extendleft(reversed(retransmit))
         if now >= self._next_housekeeping:
@@ -477,6 +521,7 @@ class ClientCore:
         for fid in message.outstanding:
             self._pending.pop(fid, None)
         self.stats.messages_failed += 1
+        log.debug("message %d failed: %s", message_id, reason)
         self._events.append(MessageFailed(message_id, reason))
 
     # -- receiving --------------------------------------------------------------------
@@ -485,11 +530,12 @@ class ClientCore:
         """One message the gateway pushed: an ack, cover, a fragment, maybe a whole message."""
         try:
             event = self.receiver.on_push(plaintext, now)
-        except MixnetError:
+        except MixnetError as exc:
             self.stats.dropped_pushes += 1
+            log.debug("dropped a %d-byte push: %s", len(plaintext), exc)
             return
         if isinstance(event, AckReceived):
-            self._on_ack(event.fragment_id)
+            self._on_ack(event.fragment_id, now)
             return
         self.stats.packets_received += 1
         if isinstance(event, CoverReceived):
@@ -500,7 +546,7 @@ class ClientCore:
             self.stats.fragments_received += 1
             self._on_message(event, now)
 
-    def _on_ack(self, fid: FragmentId) -> None:
+    def _on_ack(self, fid: FragmentId, now: float) -> None:
         if fid.is_cover:
             self.stats.cover_acks_received += 1
             return
@@ -509,6 +555,8 @@ class ClientCore:
             self.stats.stray_acks += 1  # duplicate ack of a retransmitted fragment, or late
             return
         self.stats.acks_received += 1
+        if pending.retries == 0 and pending.deadline is not None:
+            self._sample_ack_rtt(max(0.0, now - pending.sent_at))
         message = self._messages.get(pending.message_id)
         if message is None:
             return

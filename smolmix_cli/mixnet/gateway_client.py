@@ -11,6 +11,7 @@ outbox only once its frame was written, so a drop never loses one silently
 
 from __future__ import annotations
 
+import logging
 import ssl
 import time
 from collections import deque
@@ -77,6 +78,8 @@ def unwrap_single_exception() -> Iterator[None]:
             raise
         raise inner from inner.__cause__
 
+
+log = logging.getLogger(__name__)
 
 MAX_HELD_FRAMES = 4096
 """Pushed frames kept while registration has not yet produced the key."""
@@ -213,15 +216,13 @@ class GatewayClient:
         return len(self._outbox)
 
     async def wait_connected(self) -> None:
-        """Return once connected and authenticated; GatewayUnavailable if that will not happen."""
+        """Return once connected and authenticated; GatewayUnavailable if that will not happen.
+
+        One waiter at a time (the client's driver).
+        """
         while not self._connected:
             if self._closed or self._failure is not None:
                 raise self._failure or GatewayUnavailable("gateway client is closed")
-            await self._state_changed.wait()
-
-    async def wait_disconnected(self) -> None:
-        """Return once the connection is down (or the client closed)."""
-        while self._connected and not self._closed:
             await self._state_changed.wait()
 
     async def send_mix_packet(self, packet: MixPacket) -> None:
@@ -278,6 +279,7 @@ class GatewayClient:
                     self._notify_state()
                     return
                 delay = min(self._backoff_max, self._backoff_initial * 2 ** (failures - 1))
+                log.debug("gateway %s: %s; reconnecting in %.2f s", self.url, error, delay)
                 await anyio.sleep(delay)
 
     async def _connection(self, task_status: anyio.abc.TaskStatus[None] | None) -> bool:
@@ -353,6 +355,7 @@ class GatewayClient:
                 and not _is_transient_rejection(error)
             ):
                 # The gateway does not know our key (any more): register afresh.
+                log.debug("gateway %s refused our key (%s): registering again", self.url, error)
                 self._forget_key()
                 return True
             raise _ConnectionEnded(error)
@@ -402,8 +405,10 @@ class GatewayClient:
             # and the client core retransmits it.
             self.stats.gateway_errors += 1
             self.stats.last_error = event.message
+            log.debug("gateway %s reported: %s", self.url, event.message)
         elif isinstance(event, Dropped):
             self.stats.frames_dropped += 1
+            log.debug("gateway %s: dropped a frame: %s", self.url, event.error)
         elif isinstance(event, Failed):
             raise event.error
         elif isinstance(event, Ready):

@@ -241,7 +241,7 @@ class WebSocketConnection:
         for event in self._ws.events():
             if isinstance(event, TextMessage):
                 self._text_parts.append(event.data)
-                self._partial_size += len(event.data) * 4 if event.data else 0
+                self._partial_size += len(event.data.encode())
                 if await self._check_size():
                     return
                 if event.message_finished:
@@ -270,7 +270,6 @@ class WebSocketConnection:
                 return
 
     async def _check_size(self) -> bool:
-        # Text length is counted pessimistically (4 bytes per character).
         if self._partial_size <= self._max_message_size:
             return False
         await self._fail(CLOSE_MESSAGE_TOO_BIG, "message too big")
@@ -479,6 +478,18 @@ async def client_handshake(
         raise
 
 
+def default_ssl_context() -> ssl.SSLContext:
+    """System CAs plus certifi's bundle (minimal systems and containers often lack the former)."""
+    context = ssl.create_default_context()
+    try:
+        import certifi
+
+        context.load_verify_locations(certifi.where())
+    except (ImportError, OSError):
+        pass
+    return context
+
+
 async def connect_websocket(
     url: str,
     *,
@@ -487,12 +498,12 @@ async def connect_websocket(
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     subprotocols: Sequence[str] = (),
 ) -> WebSocketConnection:
-    """Open ws:// (plain TCP) or wss:// (TLS; system CAs unless `ssl_context`)."""
+    """Open ws:// (plain TCP) or wss:// (TLS; system + certifi CAs unless `ssl_context`)."""
     parsed = parse_websocket_url(url)
     try:
         with anyio.fail_after(timeout):
             if parsed.secure:
-                context = ssl_context or ssl.create_default_context()
+                context = ssl_context or default_ssl_context()
                 stream: anyio.abc.ByteStream = await anyio.connect_tcp(
                     parsed.host,
                     parsed.port,

@@ -62,13 +62,14 @@ DEFAULT_MSS = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
 TS_OPTION_LEN = 12  # NOP NOP + 10-byte timestamp option on every segment
 _G = 0.001  # clock granularity for RFC 6298
 _PAWS_TOLERANCE = 60_000  # timestamp ticks (60 s at 1 ms); see handle_segment
-_QUICKACKS = 16
 _CHALLENGE_ACKS_PER_S = 10
 _OOW_ACK_INTERVAL = 0.5  # seconds between ACKs answering out-of-window pure ACKs
 _MAX_OOO_RANGES = 256  # bounds per-segment work on hostile out-of-order patterns  # immediate ACKs at start and after loss, as Linux does
 
 
 class TcpState(enum.Enum):
+    """RFC 9293 §3.3.2 states (LISTEN is the stack's business: accept() starts in SYN-RECEIVED)."""
+
     CLOSED = "CLOSED"
     LISTEN = "LISTEN"
     SYN_SENT = "SYN-SENT"
@@ -104,6 +105,8 @@ _ESTABLISHED_LIKE = frozenset(
 
 @dataclass
 class TcpConfig:
+    """Per-connection tunables; defaults suit a LAN-ish path, the mixnet raises the RTO floor."""
+
     mss: int = 1380  # clamp from path MTU; stack computes mtu - 40 (v4) / - 60 (v6)
     send_buffer: int = 65536
     recv_buffer: int = 65536
@@ -125,6 +128,9 @@ class TcpConfig:
     peer_delayed_ack: float = 0.05  # RFC 8985 WCDelAckT: added to the PTO for 1-segment flights
     tlp: bool = True  # tail loss probes (RFC 8985 §7)
     rack: bool = True  # time-based loss detection; False = 3 SACKed segments above a hole
+    # Immediate ACKs at start and after a hole fills (Linux's quickack). Each ACK is a
+    # packet; over the mixnet a lower value saves reply SURBs at some cost in ramp-up.
+    quickack_segments: int = 16
 
 
 @dataclass
@@ -241,7 +247,7 @@ class TcpConnection:
         self._peer_fin_seq: int | None = None
         self._fin_received = False
         self._rcv_unacked = 0
-        self._quickacks = _QUICKACKS  # ack every segment while the sender slow-starts
+        self._quickacks = config.quickack_segments  # ack each segment in slow start
         self._rcv_mss = DEFAULT_MSS
         self._ack_now = False
         self._last_ack_sent = 0
@@ -377,19 +383,23 @@ class TcpConnection:
 
     @property
     def readable(self) -> int:
+        """Bytes recv() can return now."""
         return len(self._rcvbuf)
 
     @property
     def at_eof(self) -> bool:
+        """The peer sent FIN and every byte before it has been read."""
         return self._fin_received and not self._rcvbuf
 
     @property
     def is_established(self) -> bool:
+        """The handshake completed (any state from ESTABLISHED on)."""
         st = self.state
         return st is ESTABLISHED or st in _ESTABLISHED_LIKE
 
     @property
     def is_closed(self) -> bool:
+        """Nothing left to do: the stack may forget the connection."""
         return self.state is CLOSED
 
     @property
@@ -399,22 +409,27 @@ class TcpConnection:
 
     @property
     def srtt(self) -> float | None:
+        """Smoothed RTT in seconds (None before the first sample)."""
         return self._srtt
 
     @property
     def rto(self) -> float:
+        """Current retransmission timeout, backoff included."""
         return self._current_rto()
 
     @property
     def cwnd(self) -> int:
+        """Congestion window in bytes."""
         return self._cwnd
 
     def send_space(self) -> int:
+        """Free bytes in the send buffer (0 after close)."""
         if self._app_closed or self.state is CLOSED:
             return 0
         return max(0, self.config.send_buffer - len(self._sndbuf))
 
     def send(self, data: bytes | bytearray | memoryview) -> int:
+        """Queue what fits in the send buffer; returns the count (0 when full)."""
         if self.error is not None:
             raise self.error
         if self._app_closed or self.state is CLOSED:
@@ -430,6 +445,7 @@ class TcpConnection:
         return n
 
     def recv(self, max_bytes: int) -> bytes:
+        """In-order bytes; b"" when none now. Buffered data outlives a reset."""
         buf = self._rcvbuf
         if not buf:
             if self.error is not None:
@@ -538,6 +554,7 @@ class TcpConnection:
     # ------------------------------------------------------------------ timers
 
     def poll_deadline(self) -> float | None:
+        """Earliest timer as an absolute time, or None."""
         # Unrolled: the stack asks after every packet.
         best = self._rto_at
         t = self._tlp_at
@@ -570,6 +587,7 @@ class TcpConnection:
         return self._last_rx + idle
 
     def handle_timeout(self, now: float) -> None:
+        """Fire every timer due at `now`; poll_transmit then sends what they queued."""
         if self.state is CLOSED:
             return
         if self._tw_at is not None and now >= self._tw_at:
@@ -1337,7 +1355,7 @@ class TcpConnection:
                 self._ack_now = True  # a hole was filled: tell the sender at once
                 # The sender is recovering with a small window; delayed ACKs would
                 # stall it for a whole delayed-ACK timeout per round (cf. Linux quickack).
-                self._quickacks = _QUICKACKS
+                self._quickacks = self.config.quickack_segments
             self._rcv_nxt = rcv_nxt
             self._rcv_unacked += n
             if (
@@ -1496,7 +1514,7 @@ class TcpConnection:
         else:
             out.append(self._mk(self._snd_una - 1, ACK, b"", now))
         if self._persist_backoff and self._snd_una >= self._snd_nxt:
-            rto = min(self._current_rto() * (1 << min(self._persist_backoff, 16)), 60.0)
+            rto = self._current_rto() * (1 << min(self._persist_backoff, 16))
             self._persist_at = now + min(rto, self.config.rto_max)
 
     def _send_data(self, now: float, out: list[TcpSegment]) -> None:

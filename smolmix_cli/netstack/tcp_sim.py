@@ -77,7 +77,6 @@ class SimLink:
         self._n = 0
         self._link_free = [0.0, 0.0]
         self.stats = LinkStats()
-        self.on_unmatched: Callable[[int, TcpSegment], None] | None = None
 
     # -------------------------------------------------------------- wiring
     def connect(
@@ -186,9 +185,7 @@ class SimLink:
                 if d is not None and d <= now:
                     conn.handle_timeout(now)
         for i, app in enumerate(self.apps):
-            w = self._app_wake[i]
             self._app_wake[i] = app(now)
-            del w
         self.flush()
         if self.check:
             for conn in self.conns:

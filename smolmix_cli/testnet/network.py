@@ -1,10 +1,18 @@
-"""A whole local Nym network in one task group: directory, mix layers, two gateways.
+"""A whole local Nym network in one task group: directory, mix layers, gateways, exits.
 
 `LocalNetwork.serve` starts every node on loopback (free ports), then the
-directory built from the nodes' bound specs, then writes the network file
-clients select with `--network`. Node keys and gateway registrations are kept
-in the state dir, so a restarted network keeps its identities and the
-clients registered with its gateways.
+directory built from the nodes' bound specs, then one exit IPR behind each
+exit gateway (its address published in the directory's `described` answer)
+and the demo origin, then writes the network file clients select with
+`--network`. Node keys, IPR keys and gateway registrations are kept in the
+state dir, so a restarted network keeps its identities, its IPR addresses and
+the clients registered with its gateways.
+
+Demo addresses: the demo zone hands out 198.18.0.1 / 2001:2::1 (the
+benchmarking ranges, never routed on the internet); every exit maps them to
+the loopback servers: port 80 HTTP, 443 HTTPS (also DoH at /dns-query), 8080
+ws, 8443 wss, 53 DNS (UDP and TCP), 853 DNS over TLS. Through the tunnel the
+resolver is 198.18.0.1:53.
 """
 
 from __future__ import annotations
@@ -12,8 +20,10 @@ from __future__ import annotations
 import json
 import os
 import random
+import ssl
 import time
 from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +32,8 @@ import anyio.abc
 
 from smolmix_cli.config import (
     NETWORK_FILE,
+    DemoInfo,
+    ExitInfo,
     GatewayInfo,
     Network,
     load_network_file,
@@ -29,6 +41,8 @@ from smolmix_cli.config import (
     write_private_json,
 )
 from smolmix_cli.mixnet.gateway_session import GatewayRegistry
+from smolmix_cli.mixnet.key_store import KeyStore
+from smolmix_cli.mixnet.nym_api import ApiUrl, NymApiClient
 from smolmix_cli.mixnet.topology import NodeRole
 from smolmix_cli.testnet.ca import load_or_create_ca, server_hosts
 from smolmix_cli.testnet.directory import (
@@ -37,14 +51,25 @@ from smolmix_cli.testnet.directory import (
     DirectoryServer,
     DirectoryState,
 )
+from smolmix_cli.testnet.exit_ipr import ExitIpr, ExitIprOptions
+from smolmix_cli.testnet.exit_nat import AddressMap
+from smolmix_cli.testnet.exit_policy import ExitPolicy
 from smolmix_cli.testnet.gateway import GatewayNode
 from smolmix_cli.testnet.mixnode import MixNode
 from smolmix_cli.testnet.node_spec import NodeSpec, NodeSpecError
+from smolmix_cli.testnet.origin import DemoOrigin
+from smolmix_cli.testnet.origin_dns import ZONE
 
 NODES_FILE = "nodes.json"
 ENTRY_ID = 1
-EXIT_ID = 2
+EXIT_ID = 2  # the first exit; more exits take 3, 4, ... (at most MAX_EXITS)
+MAX_EXITS = 9
 FIRST_MIX_ID = 11
+DEMO_IPV4 = IPv4Address("198.18.0.1")
+DEMO_IPV6 = IPv6Address("2001:2::1")
+DEMO_PORTS = {"http": 80, "https": 443, "ws": 8080, "wss": 8443, "dns": 53, "dot": 853}
+DEMO_NAMES = (ZONE, f"www.{ZONE}", f"alias.{ZONE}", f"*.{ZONE}")
+IPR_BUILD_VERSION = "1.31.0"  # what the exits' directory entries show (v9 for the client)
 VALIDITY_EPOCHS = 10
 DEFAULT_MEAN_DELAY_MS = 10.0
 
@@ -59,6 +84,11 @@ class LocalNetworkOptions:
     directory_port: int = 0
     tls: bool = True
     seed: int | None = None
+    exits: int = 1  # exit gateways, each with an exit IPR
+    exit_ipr: bool = True
+    demo_origin: bool = True
+    exit_policy: str | None = None  # torrc-style text; None = the local network's policy
+    ipr_build_version: str = IPR_BUILD_VERSION
 
     def __post_init__(self) -> None:
         if self.mean_delay_ms < 0:
@@ -67,17 +97,21 @@ class LocalNetworkOptions:
             raise ValueError("loss must be in [0, 1)")
         if self.mix_nodes < 3:
             raise ValueError("a network needs at least 3 mix nodes (one per layer)")
+        if not 1 <= self.exits <= MAX_EXITS:
+            raise ValueError(f"exits must be 1..{MAX_EXITS}")
 
 
 def _layer_of(index: int) -> int:
     return index % 3 + 1
 
 
-def _fresh_specs(mix_nodes: int, host: str) -> list[NodeSpec]:
-    specs = [
-        NodeSpec.generate(ENTRY_ID, NodeRole.ENTRY_GATEWAY, host=host),
-        NodeSpec.generate(EXIT_ID, NodeRole.EXIT_GATEWAY, host=host),
-    ]
+def exit_ids(exits: int) -> list[int]:
+    return [EXIT_ID + i for i in range(exits)]
+
+
+def _fresh_specs(mix_nodes: int, host: str, exits: int = 1) -> list[NodeSpec]:
+    specs = [NodeSpec.generate(ENTRY_ID, NodeRole.ENTRY_GATEWAY, host=host)]
+    specs += [NodeSpec.generate(i, NodeRole.EXIT_GATEWAY, host=host) for i in exit_ids(exits)]
     specs += [
         NodeSpec.generate(FIRST_MIX_ID + i, NodeRole.MIXNODE, layer=_layer_of(i), host=host)
         for i in range(mix_nodes)
@@ -85,18 +119,28 @@ def _fresh_specs(mix_nodes: int, host: str) -> list[NodeSpec]:
     return specs
 
 
-def load_or_create_specs(state_dir: Path, mix_nodes: int, host: str) -> list[NodeSpec]:
+def load_or_create_specs(
+    state_dir: Path, mix_nodes: int, host: str, exits: int = 1
+) -> list[NodeSpec]:
     """The node keys of earlier runs if they fit this shape, else new ones (saved 0600)."""
     path = state_dir / NODES_FILE
     try:
         data = json.loads(path.read_text())
         specs = [NodeSpec.from_json(d) for d in data["nodes"]]
         mixes = [s for s in specs if s.role is NodeRole.MIXNODE]
-        if len(mixes) == mix_nodes and len(specs) == mix_nodes + 2 and specs[0].host == host:
+        exit_nodes = [s.node_id for s in specs if s.role is NodeRole.EXIT_GATEWAY]
+        if (
+            len(mixes) == mix_nodes
+            and exit_nodes == exit_ids(exits)
+            and len(specs) == mix_nodes + 1 + exits
+            and specs[0].host == host
+        ):
             return specs
     except (OSError, ValueError, KeyError, TypeError, NodeSpecError):
         pass
-    specs = _fresh_specs(mix_nodes, host)
+    specs = _fresh_specs(mix_nodes, host, exits)
+    for stale in state_dir.glob("gateway-*.json"):
+        stale.unlink()  # registrations at gateways whose keys are gone (they name the old key)
     write_private_json(path, {"nodes": [s.to_json(private=True) for s in specs]})
     return specs
 
@@ -111,6 +155,9 @@ class LocalNetwork:
         self.gateways: dict[int, GatewayNode] = {}
         self.specs: dict[int, NodeSpec] = {}
         self.directory: DirectoryServer | None = None
+        self.directory_state: DirectoryState | None = None
+        self.exits: dict[int, ExitIpr] = {}
+        self.origin: DemoOrigin | None = None
         self.network: Network | None = None
         self.started_at = 0.0
         self._tg: anyio.abc.TaskGroup | None = None
@@ -130,8 +177,9 @@ class LocalNetwork:
     ) -> None:
         opts = self.options
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        certs = load_or_create_ca(self.state_dir, server_hosts(opts.host))
-        specs = load_or_create_specs(self.state_dir, opts.mix_nodes, opts.host)
+        hosts = server_hosts(opts.host) + (DEMO_NAMES if opts.demo_origin else ())
+        certs = load_or_create_ca(self.state_dir, hosts)
+        specs = load_or_create_specs(self.state_dir, opts.mix_nodes, opts.host, opts.exits)
         with anyio.CancelScope() as scope:
             self._scope = scope
             async with anyio.create_task_group() as tg:
@@ -157,6 +205,11 @@ class LocalNetwork:
                 )
                 await tg.start(directory.serve)
                 self.directory = directory
+                self.directory_state = state
+                if opts.demo_origin:
+                    self.origin = await self._start_origin(certs.server_context())
+                if opts.exit_ipr:
+                    await self._start_exits(certs.client_context())
                 self.started_at = time.time()
                 write_private_json(self.network_file, self._network_json(certs.ca_cert.read_text()))
                 self.network = load_network_file(self.network_file, name="testnet")
@@ -178,6 +231,9 @@ class LocalNetwork:
             entry_gateway=self._gateway_info(ENTRY_ID),
             exit_gateway=self._gateway_info(EXIT_ID),
             status_url=root + STATUS_PATH.lstrip("/"),
+            exits=[self._exit_info(i) for i in exit_ids(self.options.exits) if i in self.exits],
+            dns_resolver=f"{DEMO_IPV4}:53" if self.origin is not None else None,
+            demo=self._demo_info(),
             extra={
                 "pid": os.getpid(),
                 "loss": self.options.loss,
@@ -190,6 +246,96 @@ class LocalNetwork:
         url = spec.ws_url()
         assert url is not None
         return GatewayInfo(node_id, spec.identity.public_base58(), url + "/")
+
+    def _exit_info(self, node_id: int) -> ExitInfo:
+        gateway = self._gateway_info(node_id)
+        address = self.exits[node_id].address
+        assert address is not None
+        return ExitInfo(gateway.node_id, gateway.identity, gateway.ws_url, str(address))
+
+    def _demo_info(self) -> DemoInfo | None:
+        origin = self.origin
+        if origin is None:
+            return None
+        return DemoInfo(
+            zone=ZONE,
+            ipv4=str(DEMO_IPV4),
+            ipv6=str(DEMO_IPV6),
+            ports=dict(DEMO_PORTS),
+            loopback_host=origin.host,
+            loopback_ports={
+                "http": origin.http_port,
+                "https": origin.https_port,
+                "ws": origin.ws_port,
+                "wss": origin.wss_port,
+                "dns": origin.dns_port,
+                "dot": origin.dot_port,
+            },
+        )
+
+    # --- the exits and the demo origin -------------------------------------------------------
+
+    async def _start_origin(self, ssl_context: ssl.SSLContext) -> DemoOrigin:
+        assert self._tg is not None
+        origin = DemoOrigin(
+            host="127.0.0.1", ssl_context=ssl_context, ipv4=[str(DEMO_IPV4)], ipv6=[str(DEMO_IPV6)]
+        )
+        started = anyio.Event()
+
+        async def run() -> None:
+            async with origin:
+                started.set()
+                await anyio.sleep_forever()
+
+        self._tg.start_soon(run)
+        await started.wait()
+        return origin
+
+    def address_map(self) -> AddressMap:
+        """Demo addresses to the loopback servers (what every exit of this network does)."""
+        amap = AddressMap()
+        origin = self.origin
+        for address in (DEMO_IPV4, DEMO_IPV6):
+            amap.map_address(address, "127.0.0.1")
+            if origin is None:
+                continue
+            targets = {
+                "http": origin.http_port,
+                "https": origin.https_port,
+                "ws": origin.ws_port,
+                "wss": origin.wss_port,
+                "dns": origin.dns_port,
+                "dot": origin.dot_port,
+            }
+            for service, port in DEMO_PORTS.items():
+                if targets[service]:
+                    amap.map_port(address, port, "127.0.0.1", targets[service])
+        return amap
+
+    async def _start_exits(self, ssl_context: ssl.SSLContext | None) -> None:
+        assert self._tg is not None and self.directory is not None
+        assert self.directory_state is not None
+        api = NymApiClient([ApiUrl(self.directory.base_url)], ssl_context=ssl_context, timeout=5)
+        topology = await api.topology()
+        policy = (
+            ExitPolicy.parse(self.options.exit_policy)
+            if self.options.exit_policy is not None
+            else ExitPolicy.local_network()
+        )
+        for node_id in exit_ids(self.options.exits):
+            exit_ipr = ExitIpr(
+                topology,
+                self.specs[node_id].identity.public_bytes,
+                key_store=KeyStore.open(self.state_dir / f"exit-ipr-{node_id}"),
+                ssl_context=ssl_context,
+                options=ExitIprOptions(policy=policy, address_map=self.address_map()),
+                rng=random.Random(self.rng.random()) if self.options.seed is not None else None,
+            )
+            address = await self._tg.start(exit_ipr.serve)
+            self.exits[node_id] = exit_ipr
+            self.directory_state.update_node(
+                node_id, ipr_address=str(address), build_version=self.options.ipr_build_version
+            )
 
     # --- nodes ---------------------------------------------------------------------------
 
@@ -262,6 +408,10 @@ class LocalNetwork:
                     "counters": {k: int(v) for k, v in node.counters.items()},
                 }
             )
+            if node_id in self.exits:
+                exit_ipr = self.exits[node_id]
+                nodes[-1]["ipr_address"] = str(exit_ipr.address)
+                nodes[-1]["ipr_counters"] = exit_ipr.stats()
         return {
             "pid": os.getpid(),
             "uptime_s": round(time.time() - self.started_at, 3) if self.started_at else 0.0,

@@ -1,5 +1,6 @@
 """The demo origin: real HTTP, HTTPS, WebSocket (ws/wss) and DNS servers on loopback.
 
+DNS is served over UDP, TCP, TLS (DoT) and HTTPS (DoH, `/dns-query`).
 The local network's exit maps the demo zone's addresses onto these servers,
 so `smolmix fetch https://demo.smolmix.test/` exercises every layer end to
 end. The HTTPS/wss certificate comes from the caller (the network's CA issues
@@ -39,14 +40,16 @@ class DemoOrigin:
     ) -> None:
         self.host = host
         self.ssl_context = ssl_context
-        self.app = OriginApp()
         self.zone = DemoZone(ipv4=ipv4 or ["10.0.0.1"], ipv6=ipv6 or ["fd00::1"])
+        self.app = OriginApp(self.zone)
         self.http_port = 0
         self.https_port = 0
         self.ws_port = 0
         self.wss_port = 0
         self.dns_port = 0
         """UDP and TCP on the same port number."""
+        self.dot_port = 0
+        """DNS over TLS (with an SSLContext); DoH is `/dns-query` on the HTTP(S) ports."""
         self._tg: anyio.abc.TaskGroup | None = None
         self._closers: list[anyio.abc.AsyncResource] = []
 
@@ -91,6 +94,9 @@ class DemoOrigin:
             wss = await self._listen()
             self.wss_port = _port(wss)
             tg.start_soon(wss.serve, self._tls_ws, tg)
+            dot = await self._listen()
+            self.dot_port = _port(dot)
+            tg.start_soon(dot.serve, self._dot, tg)
         udp, tcp = await self._dns_sockets()
         self.dns_port = _port(tcp)
         tg.start_soon(serve_dns_udp, udp, self.zone)
@@ -130,6 +136,11 @@ class DemoOrigin:
 
     async def _dns_tcp(self, stream: anyio.abc.SocketStream) -> None:
         await serve_dns_tcp_connection(stream, self.zone)
+
+    async def _dot(self, stream: anyio.abc.SocketStream) -> None:
+        tls = await self._tls(stream)
+        if tls is not None:
+            await serve_dns_tcp_connection(tls, self.zone)
 
     async def _tls(self, stream: anyio.abc.SocketStream) -> TLSStream | None:
         assert self.ssl_context is not None

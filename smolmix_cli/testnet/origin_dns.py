@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import anyio
 import anyio.abc
-from dnslib import CLASS, EDNS0, QTYPE, RCODE, RR, DNSLabel, DNSRecord
+from dnslib import CLASS, EDNS0, QTYPE, RCODE, RR, DNSLabel, DNSRecord, EDNSOption
 
 ZONE = "demo.smolmix.test"
 DEFAULT_TTL = 300
@@ -23,6 +23,7 @@ MAX_UDP_NO_EDNS = 512
 MAX_UDP_EDNS = 1232
 """We never answer bigger over UDP (DNS flag day 2020 size), whatever the client offers."""
 
+PADDING_OPTION = 12
 BIG_TXT_STRINGS = 24
 BIG_TXT_LEN = 200
 
@@ -127,9 +128,23 @@ def _udp_limit(query: DNSRecord) -> int:
     return MAX_UDP_NO_EDNS
 
 
+RESPONSE_PAD_BLOCK = 468
+"""RFC 8467 recommended server policy: pad responses to padded queries to 468-byte blocks."""
+
+
 def _with_edns(query: DNSRecord, reply: DNSRecord) -> None:
-    if any(rr.rtype == QTYPE.OPT for rr in query.ar):
+    opt = next((rr for rr in query.ar if rr.rtype == QTYPE.OPT), None)
+    if opt is None:
+        return
+    padded = any(option.code == PADDING_OPTION for option in opt.rdata)
+    if not padded:
         reply.add_ar(EDNS0(udp_len=MAX_UDP_EDNS))
+        return
+    probe = DNSRecord(header=reply.header, questions=list(reply.questions))
+    probe.rr, probe.auth, probe.ar = list(reply.rr), list(reply.auth), list(reply.ar)
+    probe.add_ar(EDNS0(udp_len=MAX_UDP_EDNS, opts=[EDNSOption(PADDING_OPTION, b"")]))
+    n = (-len(probe.pack())) % RESPONSE_PAD_BLOCK
+    reply.add_ar(EDNS0(udp_len=MAX_UDP_EDNS, opts=[EDNSOption(PADDING_OPTION, b"\x00" * n)]))
 
 
 def answer_bytes(zone: DemoZone, data: bytes, *, udp: bool) -> bytes | None:

@@ -6,7 +6,8 @@ support; `/redirect/N`; `/redirect-to?url=&status=`; `/status/CODE` (with
 `?retry_after=S`); `/flaky/KEY/N` (503 N times per key, then 200);
 `/chunked/N`; `/gzip`; `/deflate`; `/echo`; `/headers`; `/upload`;
 `/basic-auth/USER/PASS`; `/slow/SECONDS` (at most 30); `/empty` (closes
-without a reply); `/partial/N` (announces N bytes, sends half, closes).
+without a reply); `/partial/N` (announces N bytes, sends half, closes);
+`/dns-query` (DoH for the demo zone).
 Every response carries `X-Connection-Id` so clients can count reuse.
 """
 
@@ -30,6 +31,8 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 import anyio.abc
 import h11
+
+from smolmix_cli.testnet.origin_dns import DemoZone, answer_bytes
 
 BLOCK = 65536
 MAX_BYTES = 256 * 1024 * 1024
@@ -102,9 +105,13 @@ HTML = (
 
 
 class OriginApp:
-    """Routes to responses; holds the little state some routes need (flaky counters)."""
+    """Routes to responses; holds the little state some routes need (flaky counters).
 
-    def __init__(self) -> None:
+    With a `zone`, `/dns-query` answers DNS over HTTPS (RFC 8484, POST or GET ?dns=).
+    """
+
+    def __init__(self, zone: DemoZone | None = None) -> None:
+        self.zone = zone
         self.flaky_counts: dict[str, int] = {}
         self.requests_served = 0
         self.connections = 0
@@ -173,6 +180,8 @@ class OriginApp:
             )
         if path == "/echo":
             return _json(200, _echo(req))
+        if path == "/dns-query" and self.zone is not None:
+            return _doh(self.zone, req, query)
         if path == "/headers":
             return _json(200, {"headers": [[k, v] for k, v in req.headers]})
         if path == "/upload":
@@ -226,6 +235,25 @@ def _echo(req: OriginRequest) -> dict[str, object]:
         "body_sha256": req.body_sha256,
         "body_length": req.body_length,
     }
+
+
+def _doh(zone: DemoZone, req: OriginRequest, query: dict[str, str]) -> OriginResponse:
+    if req.method == "POST":
+        if (req.header("content-type") or "").lower() != "application/dns-message":
+            return _text(415, "application/dns-message only\n")
+        wire = req.body_head
+    elif req.method == "GET" and "dns" in query:
+        text = query["dns"]
+        try:
+            wire = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        except ValueError:
+            return _text(400, "bad dns parameter\n")
+    else:
+        return _text(400, "POST a DNS message or GET ?dns=\n")
+    answer = answer_bytes(zone, wire, udp=False)
+    if answer is None:
+        return _text(400, "not a DNS query\n")
+    return OriginResponse(200, [("Content-Type", "application/dns-message")], answer)
 
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")

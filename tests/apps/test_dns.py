@@ -119,6 +119,17 @@ def test_random_ids() -> None:
     assert len(ids) > 40
 
 
+async def test_server_pads_replies_to_padded_queries(
+    origin: DemoOrigin, connector: OsConnector
+) -> None:
+    for name, qtype in ((Z, "A"), (f"www.{Z}", "A"), (Z, "TXT"), (f"missing.{Z}", "A")):
+        padded = await ask(connector, origin, name, qtype)
+        assert len(padded.wire) % 468 == 0
+        plain = await ask(connector, origin, name, qtype, pad_block=None)
+        assert len(plain.wire) < len(padded.wire)
+        assert short_text(plain) == short_text(padded)
+
+
 async def test_padded_query_reaches_server_padded(origin: DemoOrigin) -> None:
     seen: list[int] = []
 

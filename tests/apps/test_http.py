@@ -48,6 +48,7 @@ async def test_get_small_page(origin: DemoOrigin, connector: OsConnector) -> Non
     assert t.content_type.startswith("text/html")
     assert t.url_effective == base(origin) + "/"
     assert 0 <= t.time_connect <= t.time_starttransfer <= t.time_total
+    assert t.time_appconnect == 0.0  # no TLS, as curl reports it
 
 
 async def test_request_shape_and_default_user_agent(
@@ -461,3 +462,52 @@ async def test_head_request(origin: DemoOrigin, connector: OsConnector) -> None:
 async def test_basic_auth_header_format() -> None:
     token = base64.b64encode(b"u:p").decode()
     assert token == "dTpw"
+
+
+class _TunnelBroke(Exception):
+    """Stands for an error type of some lower layer the engine does not know."""
+
+
+async def test_foreign_stream_error_mid_body_is_56(origin: DemoOrigin) -> None:
+    import anyio.abc
+
+    class Breaking(anyio.abc.ByteStream):
+        def __init__(self, inner: anyio.abc.ByteStream) -> None:
+            self.inner = inner
+            self.received = 0
+
+        async def receive(self, max_bytes: int = 65536) -> bytes:
+            if self.received > 20000:
+                raise _TunnelBroke("exit went away")
+            data = await self.inner.receive(min(max_bytes, 4096))
+            self.received += len(data)
+            return data
+
+        async def send(self, item: bytes) -> None:
+            await self.inner.send(item)
+
+        async def send_eof(self) -> None:
+            await self.inner.send_eof()
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    class BreakingConnector(OsConnector):
+        async def open_tcp(self, host: str, port: int) -> anyio.abc.ByteStream:
+            return Breaking(await super().open_tcp(host, port))
+
+    from smolmix_cli.apps.errors import RecvError
+
+    async with HttpClient(BreakingConnector()) as client:
+        with pytest.raises(RecvError) as info:
+            await get(client, base(origin) + "/bytes/100000")
+    assert info.value.exit_code == 56
+    assert 20000 < info.value.transfer.size_download < 100000  # type: ignore[attr-defined]
+
+
+async def test_remote_ip_reported(origin: DemoOrigin, connector: OsConnector) -> None:
+    connector.names["demo.smolmix.test"] = "127.0.0.1"
+    async with HttpClient(connector) as client:
+        _, t = await get(client, f"http://demo.smolmix.test:{origin.http_port}/")
+    assert t.remote_ip == "127.0.0.1"
+    assert t.as_dict()["remote_ip"] == "127.0.0.1"

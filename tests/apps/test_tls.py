@@ -57,6 +57,7 @@ async def test_https_with_test_ca(origin: DemoOrigin, connector: OsConnector, pk
         )
         assert out2.sha.hexdigest() == out2.heads[0].header("x-sha256")
         assert t2.size_download == 1 << 20 and t2.reused_connection
+        assert t2.tls_version == t.tls_version and t2.scheme == "https"
     assert client.connections_opened == 1
 
 

@@ -201,6 +201,16 @@ def test_gateway_choice_and_url() -> None:
     tls = dataclasses.replace(best, entry=EntryDetails("gw.example", 9000, 9001))
     assert gateway_url(tls) == "wss://gw.example:9001/"
 
+    # A gateway that also mixes is passed over while another gateway exists.
+    from smolmix_cli.mixnet.topology import SupportedRoles
+
+    nodes = dict(sim.topology.nodes)
+    nodes[best.node_id] = dataclasses.replace(
+        best, supported_roles=SupportedRoles(mixnode=True, entry=True)
+    )
+    mixed = dataclasses.replace(sim.topology, nodes=nodes)
+    assert choose_gateway(mixed) == sim.gateways[1].node
+
 
 @pytest.mark.anyio
 async def test_gateway_outage_pauses_retransmission_instead_of_failing() -> None:
@@ -224,3 +234,35 @@ async def test_gateway_outage_pauses_retransmission_instead_of_failing() -> None
             await alice.wait_delivered(mid, timeout=20)
             assert (await bob.receive(timeout=5)).data == b"sent during the outage"
             assert alice.stats.retransmissions == 0 and alice.stats.messages_failed == 0
+
+
+@pytest.mark.anyio
+async def test_topology_refresh_keeps_only_usable_topologies() -> None:
+    import dataclasses
+
+    from smolmix_cli.mixnet.topology import RewardedSet, Topology
+
+    async with loopback_net() as net:
+        good = dataclasses.replace(net.topology, rotation_id=7)
+        empty = Topology(RewardedSet(epoch_id=2), {}, 0)
+        answers: list[Topology | Exception] = [empty, good, NoRoute("directory down")]
+
+        async def source() -> Topology:
+            answer = answers.pop(0) if answers else good
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+        config = ClientConfig.fast(keepalive_interval=None, topology_refresh_interval=0.05)
+        async with (
+            MixnetClient.start(net.topology, config=config, topology_source=source) as alice,
+            MixnetClient.start(net.topology, config=FAST) as bob,
+        ):
+            with anyio.fail_after(5):
+                while alice.topology_refreshes < 2:
+                    await anyio.sleep(0.01)
+            assert alice.topology_refresh_failures == 2  # the empty one and the error
+            assert alice._core.topology.rotation_id == 7
+            mid = await alice.send(bob.address, b"after refresh")
+            assert (await bob.receive(timeout=10)).data == b"after refresh"
+            await alice.wait_delivered(mid, timeout=10)

@@ -106,6 +106,29 @@ class World:
             self.now = max(self.now, deadline)
 
 
+def _route_delays(net: SimNet, packet: MixPacket) -> float:
+    """Sum of the Sphinx delays the mix layers read from the data packet and its ack."""
+    from smolmix_cli.mixnet.ack import SurbAck
+    from smolmix_cli.mixnet.address import NodeAddress
+    from smolmix_cli.mixnet.payload import SURB_ACK_SIZE
+    from smolmix_cli.mixnet.sphinx import FinalHop
+
+    total = 0
+    todo = [(str(packet.next_hop), packet.packet)]
+    while todo:
+        address, data = todo.pop()
+        while True:
+            result = net.nodes[address].sphinx.process(data)
+            if isinstance(result, FinalHop):
+                break
+            total += result.delay_ns
+            address, data = str(NodeAddress.from_bytes(result.next_hop)), result.packet
+        if len(data) != PacketSize.ACK.size:
+            ack = SurbAck.from_bytes(result.plaintext()[:SURB_ACK_SIZE])
+            todo.append((str(ack.first_hop), ack.packet))
+    return total / 1e9
+
+
 def _payload(n: int, seed: int = 5) -> bytes:
     return random.Random(seed).randbytes(n)
 
@@ -166,11 +189,15 @@ def test_ack_timeout_uses_expected_round_trip() -> None:
     a = make_core(net, 0, 12, packet_delay_ns=50_000_000, ack_delay_ns=20_000_000)
     b = make_core(net, 1, 22)
     a.send_message(b.address, b"x", now=0.0)
-    item = a._queue[0]
-    rtt = item.prepared.total_delay_ns / 1e9
+    packet = a.poll_transmit(5.0)
+    assert packet is not None
+    # Recompute the expected RTT from what the nodes will read: data hops, then the ack's.
+    pending = next(iter(a._pending.values()))
+    rtt = pending.expected_rtt
     assert rtt > 0
-    assert a.poll_transmit(5.0) is not None
     assert a.poll_deadline() == pytest.approx(5.0 + rtt * 1.5 + 1.5)
+    pushes_delay = _route_delays(net, packet)
+    assert rtt == pytest.approx(pushes_delay, abs=1e-9)
 
 
 def test_retry_limit_fails_the_message() -> None:
@@ -377,13 +404,27 @@ def test_surb_request_from_a_stranger_is_ignored() -> None:
     assert a.stats.surb_requests_ignored == 1 and a.stats.surb_requests_served == 0
 
 
+_SIZES = st.integers(min_value=1, max_value=4000)
+_LOSSES = st.lists(st.booleans(), max_size=40)
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    size=st.integers(min_value=1, max_value=4000),
-    losses=st.lists(st.booleans(), max_size=40),
-)
+@given(size=_SIZES, losses=_LOSSES)
 def test_any_loss_pattern_ends_in_exactly_one_outcome(size: int, losses: list[bool]) -> None:
     """Whatever is lost (data or acks): one Delivered or Failed, never a duplicate message."""
+    _check_loss_pattern(size, losses)
+
+
+@pytest.mark.fuzz
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    size=st.integers(min_value=1, max_value=20_000), losses=st.lists(st.booleans(), max_size=120)
+)
+def test_any_loss_pattern_fuzz(size: int, losses: list[bool]) -> None:
+    _check_loss_pattern(size, losses)
+
+
+def _check_loss_pattern(size: int, losses: list[bool]) -> None:
     net = build_simnet()
     config = CoreConfig(poisson=False, cover=False, max_retransmissions=3)
     a, b = make_core(net, 0, 50, config), make_core(net, 1, 51)
@@ -429,3 +470,37 @@ def test_suspend_stops_sending_and_ack_clocks() -> None:
     assert len(sent) == 1 + a.stats.cover_packets_sent
     a.handle_timeout(1000.6)
     assert a.stats.retransmissions == 0 and a.queued == 1  # the overdue one is back in line
+
+
+def test_measured_ack_round_trip_stretches_the_timeout_but_never_shortens_it() -> None:
+    """Queueing before the first hop is invisible to Nym's static timeout; samples see it."""
+    net = build_simnet()
+    a, b = make_core(net, 0, 13), make_core(net, 1, 23)
+    assert a.smoothed_ack_rtt is None
+
+    def send_and_ack(at: float, ack_after: float) -> float:
+        a.send_message(b.address, b"x", now=at)
+        packet = a.poll_transmit(at)
+        assert packet is not None
+        [pending] = a._pending.values()
+        deadline = pending.deadline
+        assert deadline is not None
+        pushes = net.route(packet, None)
+        for push in pushes:  # the data reaches b at once; its ack comes back late
+            if push.client == a.address.identity:
+                a.handle_push(push.plaintext, at + ack_after)
+            else:
+                b.handle_push(push.plaintext, at)
+        assert a.pending_acks == 0
+        return deadline - at
+
+    # Zero mix delays: Nym's timeout is 0 * 1.5 + 1.5 s, used until a sample exists.
+    assert send_and_ack(0.0, 1.2) == pytest.approx(1.5)
+    assert a.smoothed_ack_rtt == pytest.approx(1.2)
+    # srtt 1.2 s, rttvar 0.6 s: the next timeout is 1.2 + 4 * 0.6 = 3.6 s, not 1.5 s.
+    assert send_and_ack(10.0, 0.01) == pytest.approx(3.6)
+    # Fast acks pull the estimate down, but the timeout stays at least Nym's 1.5 s.
+    for i in range(40):
+        send_and_ack(20.0 + i, 0.01)
+    assert a.smoothed_ack_rtt is not None and a.smoothed_ack_rtt < 0.1
+    assert send_and_ack(100.0, 0.01) == pytest.approx(1.5)

@@ -32,7 +32,7 @@ class Net:
 
 
 @asynccontextmanager
-async def running_net(*, tls: bool = False) -> AsyncIterator[Net]:
+async def running_net(*, tls: bool = False, loss: float = 0.0) -> AsyncIterator[Net]:
     pair = self_signed_tls() if tls else None
     specs = [NodeSpec.generate(i + 1, NodeRole.MIXNODE, layer=i + 1) for i in range(3)]
     gw_specs = [
@@ -45,7 +45,7 @@ async def running_net(*, tls: bool = False) -> AsyncIterator[Net]:
         for i in range(2)
     ]
     async with anyio.create_task_group() as tg:
-        mixnodes = [MixNode(s) for s in specs]
+        mixnodes = [MixNode(s, loss=loss, rng=random.Random(s.node_id)) for s in specs]
         started = [await tg.start(m.serve) for m in mixnodes]
         gateways = [
             GatewayNode(s, ssl_context=pair.server if pair else None, ping_interval_s=None)
@@ -126,3 +126,28 @@ async def test_shaped_traffic_with_mix_delays_and_cover() -> None:
         assert stats.messages_delivered == 1
         for node in net.mixnodes:
             assert node.counters["delayed"] > 0
+
+
+@pytest.mark.anyio
+async def test_lossy_mix_nodes_are_overcome_by_retransmission() -> None:
+    """Each mix node drops 15 % of packets; SURB-ACKs and retransmission deliver anyway."""
+    config = ClientConfig.fast(
+        keepalive_interval=None,
+        ack_wait_addition=0.3,
+        max_retransmissions=40,
+        reauthenticate_after_register=True,
+    )
+    async with (
+        running_net(loss=0.15) as net,
+        MixnetClient.start(net.topology, config=config) as alice,
+        MixnetClient.start(net.topology, config=config) as bob,
+    ):
+        data = random.Random(9).randbytes(30_000)
+        mid = await alice.send(bob.address, data)
+        assert (await bob.receive(timeout=60)).data == data
+        await alice.wait_delivered(mid, timeout=60)
+        assert sum(node.counters["dropped_loss"] for node in net.mixnodes) > 0
+        assert alice.stats.retransmissions > 0
+        assert alice.stats.gateway_connects == 2  # registered, then authenticated
+        with pytest.raises(TimeoutError):
+            await bob.receive(timeout=0.5)  # retransmitted fragments never duplicate it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import anyio
@@ -16,8 +17,9 @@ from smolmix_cli.mixnet.gateway_key import SharedKey
 from smolmix_cli.mixnet.gateway_session import FREE_TESTNET_BANDWIDTH, ForwardPacket
 from smolmix_cli.mixnet.mix_packet import MixPacket
 from smolmix_cli.mixnet.packet_size import PacketSize, PacketType, SphinxKeyRotation
+from smolmix_cli.mixnet.websocket import WebSocketClosed, WebSocketConnection
 from tests.mixnet.gateway_server import LoopbackGateway, run_gateway
-from tests.mixnet.wsutil import self_signed_tls
+from tests.mixnet.wsutil import self_signed_tls, ws_server
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -225,3 +227,52 @@ async def test_keepalive_pings_keep_a_healthy_connection() -> None:
             assert client.stats.connection_losses == 0 and client.stats.connects == 1
             await client.send_mix_packet(_packet(4))
             await _wait_for(lambda: len(h.forwarded) == 1)
+
+
+@pytest.mark.anyio
+async def test_pushes_before_the_register_reply_are_kept() -> None:
+    """A gateway pushes stored messages while registering, before its reply (spec 3.8)."""
+    h = Harness()
+    async with run_gateway(h.gateway) as gw:
+        gw_id = ed25519_public_bytes(gw.identity)
+        async with GatewayClient.connect(gw.url, h.identity, gw_id, **h.options()):
+            pass
+        await _wait_for(lambda: h.client_id not in gw.connections)
+        await gw.push(h.client_id, b"stored while away")
+        assert len(gw.registry.clients[h.client_id].stored_messages) == 1
+        # Same identity, key lost: registers again; the stored push precedes `register`.
+        async with GatewayClient.connect(gw.url, h.identity, gw_id, **h.options()) as again:
+            assert again.stats.registrations == 1
+            await _wait_for(lambda: h.pushes == [b"stored while away"])
+            assert again.stats.frames_dropped == 0
+
+
+@pytest.mark.anyio
+async def test_garbage_from_the_gateway_is_dropped_or_typed() -> None:
+    h = Harness()
+    async with run_gateway(h.gateway) as gw:
+        gw_id = ed25519_public_bytes(gw.identity)
+        async with GatewayClient.connect(gw.url, h.identity, gw_id, **h.options()) as client:
+            ws = gw.connections[h.client_id]
+            await ws.send_binary(b"\x01\x01" + os.urandom(40))  # does not decrypt
+            await ws.send_binary(b"")
+            await ws.send_text("{not json")
+            await ws.send_text('{"type":"noSuchThing"}')
+            await _wait_for(lambda: client.stats.frames_dropped >= 4)
+            await gw.push(h.client_id, b"still fine")
+            await _wait_for(lambda: h.pushes == [b"still fine"])
+            assert client.stats.connection_losses == 0
+
+    # A "gateway" that answers the first request with nonsense: a typed error at start.
+    async def nonsense(conn: WebSocketConnection) -> None:
+        await conn.receive(timeout=5)
+        await conn.send_text('{"type":"supportedProtocol","version":"six"}')
+        with contextlib.suppress(WebSocketClosed):
+            await conn.receive(timeout=5)  # answers the client's close
+
+    async with ws_server(nonsense) as server:
+        with pytest.raises(GatewayUnavailable):
+            async with GatewayClient.connect(
+                f"ws://127.0.0.1:{server.port}/", h.identity, os.urandom(32), **h.options()
+            ):
+                pass

@@ -5,6 +5,8 @@ from __future__ import annotations
 import anyio
 import anyio.abc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Ping, Pong, Request, TextMessage
 
@@ -72,6 +74,9 @@ async def test_wss_rejects_untrusted_certificate() -> None:
             await connect_websocket(
                 f"wss://localhost:{server.port}/", ssl_context=other.client, timeout=5
             )
+        # The default context (system + certifi CAs) does not trust it either.
+        with pytest.raises(WebSocketHandshakeError):
+            await connect_websocket(f"wss://localhost:{server.port}/", timeout=5)
 
 
 @pytest.mark.anyio
@@ -329,3 +334,37 @@ async def test_keepalive_with_a_live_peer_and_close_while_receiving() -> None:
                 await client.aclose(1000, "done")
         assert len(results) == 1 and isinstance(results[0], WebSocketClosed)
         assert results[0].local and results[0].code == 1000
+
+
+_MESSAGES = st.lists(
+    st.one_of(st.text(max_size=3000), st.binary(max_size=70_000)), min_size=1, max_size=12
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(messages=_MESSAGES)
+def test_any_message_sequence_round_trips_in_order(messages: list[str | bytes]) -> None:
+    async def run() -> list[str | bytes]:
+        async def same(conn: WebSocketConnection) -> None:
+            try:
+                while True:
+                    message = await conn.receive(timeout=10)
+                    if isinstance(message, str):
+                        await conn.send_text(message)
+                    else:
+                        await conn.send_binary(message)
+            except WebSocketClosed:
+                return
+
+        async with (
+            ws_server(same) as server,
+            await connect_websocket(f"ws://127.0.0.1:{server.port}/", timeout=5) as client,
+        ):
+            for message in messages:
+                if isinstance(message, str):
+                    await client.send_text(message)
+                else:
+                    await client.send_binary(message)
+            return [await client.receive(timeout=10) for _ in messages]
+
+    assert anyio.run(run) == messages
