@@ -39,7 +39,14 @@ async def harness(
     setup: Callable[[LocalExit], None] | None = None,
 ) -> AsyncIterator[Harness]:
     local = LocalNetwork(
-        LocalNetworkOptions(tmp_path / "net", mean_delay_ms=0.0, loss=loss, seed=5)
+        LocalNetworkOptions(
+            tmp_path / "net",
+            mean_delay_ms=0.0,
+            loss=loss,
+            seed=5,
+            exit_ipr=False,
+            demo_origin=False,
+        )
     )
     async with anyio.create_task_group() as tg:
         network = await tg.start(local.serve)
