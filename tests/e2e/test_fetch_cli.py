@@ -412,3 +412,26 @@ def test_silent_exit_fails_the_boot_within_its_bound(net: Path) -> None:
     assert result.returncode == 28, result.stderr
     assert time.monotonic() - started < 20
     assert result.stderr.count(b"\n") == 1 and b"tunnel not ready" in result.stderr
+
+
+def test_remote_name_create_dirs_and_dump_header(net: Path, tmp_path: Path) -> None:
+    result = smolmix(
+        net,
+        "fetch",
+        "-sS",
+        "--create-dirs",
+        "-o",
+        "a/b/first.bin",
+        "-O",
+        "-D",
+        "heads.txt",
+        f"{HTTP}/bytes/3000",
+        f"{HTTP}/bytes/5000",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b""
+    assert (tmp_path / "a" / "b" / "first.bin").read_bytes() == pseudo_random_bytes(3000)
+    assert (tmp_path / "5000").read_bytes() == pseudo_random_bytes(5000)
+    heads = (tmp_path / "heads.txt").read_bytes()
+    assert heads.count(b"HTTP/1.1 200 OK\r\n") == 2 and b"Content-Length: 5000\r\n" in heads
