@@ -60,7 +60,7 @@ _OPTIONS: list[Callable[[F], F]] = [
         metavar="ID",
         default=None,
         help="Entry gateway identity (base58 ed25519) to connect through, instead of the "
-        "network's choice. Example: --gateway 4yRf...",
+        "network's choice (local networks only for now). Example: --gateway 4yRf...",
     ),
     click.option(
         "--no-cover",

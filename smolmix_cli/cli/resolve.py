@@ -61,6 +61,8 @@ def parse_tokens(
     server: DnsServer | None = None
     typed = True  # the last question already has an explicit type
     for token in tokens:
+        if token.startswith("-") and len(token) > 1:
+            raise DnsUsageError(f"unknown option {token!r}")
         if token.startswith("@"):
             server = parse_server(token[1:])
         elif token.startswith("+"):

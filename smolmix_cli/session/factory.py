@@ -95,10 +95,8 @@ def tunnel_options(network: Network, options: GlobalOptions) -> TunnelOptions:
         changes["poisson"] = options.poisson
     if options.mix_delay_ms is not None:
         changes["mean_delay_ms"] = options.mix_delay_ms
-    if options.dns_servers:
+    if options.dns_servers:  # else the tunnel asks the network's resolver (or mainnet's)
         changes["dns_servers"] = options.dns_servers
-    elif network.dns_resolver:
-        changes["dns_servers"] = (network.dns_resolver,)
     for name, target in (
         ("tcp_buffer_size", "tcp_buffer_size"),
         ("mtu", "mtu"),

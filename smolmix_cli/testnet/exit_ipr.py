@@ -17,6 +17,11 @@ Two things the router does not see by itself, and this shell supplies:
   Info (ExitPolicyFilterCheckFailed) and drops it; this shell also has the
   NAT answer it with ICMP "administratively prohibited", so the client's
   connect fails within one round trip.
+- when a client is gone. The router forgets or replaces a client's addresses
+  silently; the shell notices and has the NAT end that client's flows.
+Replies are not retransmitted by the mixnet client (a resent fragment would
+spend a SURB the router did not count; upstream sends data replies that way
+too); lost control replies are resent by the shell.
 """
 
 from __future__ import annotations
@@ -134,6 +139,7 @@ class ExitIpr:
         self._wake = anyio.Event()
         self._denied = False
         self._tags: set[bytes] = set()
+        self._addresses: dict[bytes, tuple[IPv4Address, IPv6Address]] = {}
         self._downlink_count = 0
         self._tg: anyio.abc.TaskGroup | None = None
         self._queued = 0  # replies waiting for SURBs, recounted every 64 downlink packets
@@ -196,10 +202,22 @@ class ExitIpr:
         fresh = max(0, client.reply_surbs_available(tag) - self.router.surbs_available(tag))
         self._denied = False
         self.router.on_message(tag, data, fresh, now)
+        self._note_addresses(tag)
         if self._denied:
             self._reject_denied(tag, data)
         for packet in self.router.pop_uplink():
             self.nat.feed(packet)
+
+    def _note_addresses(self, tag: bytes) -> None:
+        """When the router drops or replaces a client's addresses, the NAT drops its flows."""
+        current = self.router.client_addresses(tag)
+        previous = self._addresses.get(tag)
+        if previous is not None and previous != current:
+            self.nat.forget(previous)
+        if current is None:
+            self._addresses.pop(tag, None)
+        else:
+            self._addresses[tag] = current
 
     def _allowed(self, destination: IpAddress, port: int) -> bool:
         if destination in (TUN_IPV4, TUN_IPV6):
@@ -300,6 +318,8 @@ class ExitIpr:
             deadline = self.router.next_deadline()
             if deadline is not None and deadline <= now:
                 self.router.handle_timeout(now)
+                for tag in list(self._addresses):
+                    self._note_addresses(tag)  # the sweep forgets idle clients
             self._sync_surbs(client, now)
             await self._transmit(client)
             deadline = self.router.next_deadline()

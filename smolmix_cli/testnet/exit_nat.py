@@ -26,7 +26,7 @@ from __future__ import annotations
 import errno
 import logging
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 
@@ -102,6 +102,8 @@ class _TcpFlow:
     os_stream: anyio.abc.SocketStream | None
     opened_at: float
     spliced: bool = False
+    scope: anyio.CancelScope | None = None  # the splice's, to end it from outside
+    forgotten: bool = False  # its client is gone: reset, do not close gracefully
 
 
 @dataclass(slots=True)
@@ -381,10 +383,16 @@ class ExitNat:
                 broken = True
                 scope.cancel()
 
+        flow = self._tcp.get(key)
         try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(pump, tunnel, os_stream, tg.cancel_scope)
-                tg.start_soon(pump, os_stream, tunnel, tg.cancel_scope)
+            with anyio.CancelScope() as outer:
+                if flow is not None:
+                    flow.scope = outer
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(pump, tunnel, os_stream, tg.cancel_scope)
+                    tg.start_soon(pump, os_stream, tunnel, tg.cancel_scope)
+            if flow is not None and flow.forgotten:
+                broken = True
         except Exception:  # a bug in one flow must not end the NAT
             log.exception("TCP splice failed")
             self.counters["internal error"] += 1
@@ -399,6 +407,26 @@ class ExitNat:
                 with anyio.CancelScope(shield=True):
                     await tunnel.aclose()
                     await anyio.aclose_forcefully(os_stream)
+
+    def forget(self, addresses: Iterable[IpAddress]) -> None:
+        """The client that owned `addresses` is gone: end its flows and free their sockets."""
+        gone = set(addresses)
+        packed = {a.packed for a in gone}
+        for key, flow in list(self._tcp.items()):
+            if key[0] not in packed:
+                continue
+            self.counters["tcp flow of a gone client"] += 1
+            flow.forgotten = True
+            if flow.scope is not None:
+                flow.scope.cancel()
+            else:
+                del self._tcp[key]
+                if flow.os_stream is not None and self._tg is not None:
+                    self._tg.start_soon(anyio.aclose_forcefully, flow.os_stream)
+        for udp_key in list(self._udp):
+            if udp_key[0] in gone:
+                self.counters["udp flow of a gone client"] += 1
+                self._close_udp(udp_key)
 
     # --- UDP ------------------------------------------------------------------------------------
 

@@ -47,6 +47,7 @@ from smolmix_cli.tunnel.exits import ExitCandidate
 
 IpAddress = IPv4Address | IPv6Address
 DEVICE_QUEUE = 512  # uplink packets held before the stack is back-pressured
+WINDOW_POLL = 0.005
 
 
 class _Signal:
@@ -142,6 +143,7 @@ class IprLink:
         *,
         rng: random.Random | None = None,
         packets_per_message: int = 1,
+        max_in_flight: int = 0,
         on_keepalive_due: Callable[[], None] | None = None,
         on_policy_denied: Callable[[IpAddress, int], None] | None = None,
     ) -> None:
@@ -150,6 +152,7 @@ class IprLink:
         self.client = IprClient(rng, config)
         self.device = IprDevice()
         self.packets_per_message = packets_per_message
+        self.max_in_flight = max_in_flight
         self.on_keepalive_due = on_keepalive_due
         self.on_policy_denied = on_policy_denied
         self.connected: Connected | None = None
@@ -205,6 +208,7 @@ class IprLink:
             if client.state is not ClientState.CONNECTED:
                 device.dropped += len(packets)
                 continue
+            await self._wait_for_window()
             now = anyio.current_time()
             if per_message == 1:
                 for packet in packets:
@@ -215,6 +219,21 @@ class IprLink:
             self.packets_up += len(packets)
             await self._flush()
             self._wake.set()  # the idle deadline moved
+
+    async def _wait_for_window(self) -> None:
+        """Hold uplink packets while too many fragments await their SURB-ACKs.
+
+        Without a window, a burst (many TCP streams opening at once) queues more
+        fragments than the mixnet carries within the ack timeout; the client then
+        retransmits packets that were merely late, and the load feeds itself. Held
+        packets stay in the device queue, and TCP sees the delay as RTT.
+        """
+        limit = self.max_in_flight
+        if limit <= 0:
+            return
+        core = self.mixnet._core  # no public accessor yet (asked of the mixnet client's owner)
+        while core.pending_acks > limit:
+            await anyio.sleep(WINDOW_POLL)
 
     async def _flush(self) -> None:
         for transmit in self.client.pop_transmits():

@@ -32,12 +32,14 @@ class TunnelOptions:
     data_reply_surbs: int = 2  # SURBs on the ConnectRequest and on every data message
     cover: bool = True  # loop cover traffic
     poisson: bool = True  # Poisson pacing of real messages
+    sending_delay: float = 0.020  # mean gap between real messages when Poisson pacing is on
     mean_delay_ms: float | None = None  # per-hop mix delay; None = network default
     ipr: str | None = None  # pin one exit IPR (Recipient text); None = discover
     dns_servers: tuple[str, ...] | None = None  # "ip:port"; None = the network's or MAINNET_DNS
     exit_attempts: int = 3  # exits tried before the tunnel fails
     ping_timeout: float = 30.0  # the readiness ping after the connect
     keep_alive_idle: bool = True  # keep the IPR session alive while no stream is open
+    max_in_flight: int = 64  # uplink fragments awaiting SURB-ACKs before packets wait; 0 = no limit
     packets_per_message: int = 1  # >1: bundle queued uplink packets (u16 codec) in one message
     data_dir: Path | None = None  # keys + remembered exit; None = ephemeral, nothing saved
     idle_timeout: float = 60.0  # the exit's inactivity timeout (tests shorten it)
@@ -76,6 +78,7 @@ class TunnelOptions:
             poisson_cover=self.poisson and self.cover,
             average_packet_delay=delay,
             average_ack_delay=delay,
+            message_sending_average_delay=self.sending_delay,
         )
 
 

@@ -113,11 +113,8 @@ def dns_servers_for(network: Network, options: TunnelOptions) -> list[tuple[str,
     """Explicit servers, else the local network's own DNS server, else the mainnet defaults."""
     if options.dns_servers:
         return [parse_server(s) for s in options.dns_servers]
-    named = network.extra.get("dns_servers") or network.extra.get("dns_server")
-    if isinstance(named, str):
-        named = [named]
-    if isinstance(named, list) and all(isinstance(s, str) for s in named) and named:
-        return [parse_server(s) for s in named]
+    if network.dns_resolver:
+        return [parse_server(network.dns_resolver)]
     return [parse_server(s) for s in MAINNET_DNS]
 
 
@@ -327,6 +324,7 @@ class Tunnel:
             config,
             rng=self.rng if isinstance(self.rng, random.Random) else None,
             packets_per_message=options.packets_per_message,
+            max_in_flight=options.max_in_flight,
             on_keepalive_due=lambda: self._keepalive(holder),
             on_policy_denied=lambda addr, port: self._policy_denied(holder, addr, port),
         )

@@ -167,6 +167,7 @@ def test_app_errors_classify_to_their_exit_codes() -> None:
         (["ws", "http://a.test/"], 1),
         (["resolve", "a..b"], 1),
         (["resolve", "-t", "BOGUS", "a.test"], 1),
+        (["resolve", "--bogus", "a.test"], 1),
         (["resolve", "a.test", "@[::1]:70000"], 1),
         (["--ipr", "bogus", "fetch", "http://a.test/"], 2),
         (["--gateway", "notbase58", "resolve", "a.test"], 2),

@@ -400,3 +400,38 @@ def test_pinned_exit_and_gateway_without_shaping(net: Path) -> None:
     result = smolmix(net, *args, "fetch", "-sS", "-o", "/dev/null", "-w", fmt, f"{HTTP}/")
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode() == f"200 {exit_ipr}"
+
+
+def test_silent_exit_fails_the_boot_within_its_bound(net: Path) -> None:
+    """An exit address nobody answers for: the boot gives up at --boot-timeout (28), one line."""
+    data = json.loads(net.read_text())
+    gateway = data["exits"][0]["identity"]
+    ghost = f"{data['entry_gateway']['identity']}.{gateway}@{gateway}"
+    started = time.monotonic()
+    result = smolmix(net, "--ipr", ghost, "--boot-timeout", "2", "fetch", "-sS", f"{HTTP}/")
+    assert result.returncode == 28, result.stderr
+    assert time.monotonic() - started < 20
+    assert result.stderr.count(b"\n") == 1 and b"tunnel not ready" in result.stderr
+
+
+def test_remote_name_create_dirs_and_dump_header(net: Path, tmp_path: Path) -> None:
+    result = smolmix(
+        net,
+        "fetch",
+        "-sS",
+        "--create-dirs",
+        "-o",
+        "a/b/first.bin",
+        "-O",
+        "-D",
+        "heads.txt",
+        f"{HTTP}/bytes/3000",
+        f"{HTTP}/bytes/5000",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b""
+    assert (tmp_path / "a" / "b" / "first.bin").read_bytes() == pseudo_random_bytes(3000)
+    assert (tmp_path / "5000").read_bytes() == pseudo_random_bytes(5000)
+    heads = (tmp_path / "heads.txt").read_bytes()
+    assert heads.count(b"HTTP/1.1 200 OK\r\n") == 2 and b"Content-Length: 5000\r\n" in heads

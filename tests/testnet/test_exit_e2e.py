@@ -6,6 +6,7 @@ gateway), the exit's IprRouter and its userspace NAT, and real OS sockets.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -17,9 +18,20 @@ from anyio.streams.tls import TLSStream
 from dnslib import DNSRecord
 
 from smolmix_cli.ipr.client_logic import ClientConfig
+from smolmix_cli.ipr.router_logic import RouterConfig
+from smolmix_cli.mixnet.keys import decode_key_base58
 from smolmix_cli.netstack.aio import StackRunner
 from smolmix_cli.netstack.errors import ConnectionRefused
-from tests.testnet.exit_tunnel import MiniTunnel, exit_net, mini_tunnel, read_all, serve_tcp
+from smolmix_cli.testnet.exit_ipr import ExitIpr, ExitIprOptions
+from smolmix_cli.testnet.exit_policy import ExitPolicy
+from tests.testnet.exit_tunnel import (
+    ExitNet,
+    MiniTunnel,
+    exit_net,
+    mini_tunnel,
+    read_all,
+    serve_tcp,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -193,3 +205,79 @@ async def test_connect_with_few_surbs_waits_for_a_surb_request(tmp_path: Path) -
             stats = net.local.exits[2].stats()
             assert stats["exit_surb requests sent"] >= 1
             assert net.client.stats.surb_requests_served >= 1
+
+
+async def test_flows_of_a_replaced_session_are_closed_at_the_origin(tmp_path: Path) -> None:
+    """A reconnect (new LP stream, same sender tag) gets new addresses; the NAT then ends
+    the old session's connections instead of keeping OS sockets for a client that is gone."""
+    ended = anyio.Event()
+
+    async def hold(stream: anyio.abc.SocketStream) -> None:
+        await stream.send(b"hello")
+        try:
+            while await stream.receive():
+                pass
+        except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+            pass
+        ended.set()
+
+    with anyio.fail_after(40):
+        async with exit_net(tmp_path) as net, serve_tcp(hold) as port:
+            async with mini_tunnel(net.client, net.ipr()) as first:
+                stream = await _runner(first).connect_tcp(IPv4Address("127.0.0.1"), port)
+                assert await stream.receive() == b"hello"
+                udp = _runner(first).bind_udp()
+                await udp.sendto(DNSRecord.question("demo.smolmix.test").pack(), *_resolver(net))
+                await udp.receive()
+            nat = net.local.exits[2].nat
+            assert nat.stats()["nat_tcp_flows"] == 1 and nat.stats()["nat_udp_flows"] == 1
+            async with mini_tunnel(net.client, net.ipr()):
+                with anyio.fail_after(5):
+                    await ended.wait()
+                assert nat.stats()["nat_tcp_flows"] == 0
+                assert nat.stats()["nat_udp_flows"] == 0
+                assert nat.counters["tcp flow of a gone client"] == 1
+
+
+def _resolver(net: ExitNet) -> tuple[IPv4Address, int]:
+    assert net.network.dns_resolver is not None
+    host, _, port = net.network.dns_resolver.rpartition(":")
+    return IPv4Address(host), int(port)
+
+
+async def test_an_idle_client_is_forgotten_and_its_flows_closed(tmp_path: Path) -> None:
+    """The router's idle sweep (60 s upstream; 1 s here) drops the client silently; the
+    NAT then closes its connection to the origin."""
+    ended = anyio.Event()
+
+    async def hold(stream: anyio.abc.SocketStream) -> None:
+        await stream.send(b"hi")
+        with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+            while await stream.receive():
+                pass
+        ended.set()
+
+    router = RouterConfig(idle_timeout=1.0, sweep_interval=0.25)
+    with anyio.fail_after(30):
+        async with (
+            exit_net(tmp_path, exit_ipr=False) as net,
+            serve_tcp(hold) as port,
+            anyio.create_task_group() as tg,
+        ):
+            assert net.network.exit_gateway is not None
+            exit_ipr = ExitIpr(
+                net.topology,
+                decode_key_base58(net.network.exit_gateway.identity, "exit"),
+                ssl_context=net.network.ssl_context(),
+                options=ExitIprOptions(policy=ExitPolicy.local_network(), router=router),
+            )
+            address = await tg.start(exit_ipr.serve)
+            async with mini_tunnel(net.client, address) as tunnel:
+                stream = await _runner(tunnel).connect_tcp(IPv4Address("127.0.0.1"), port)
+                assert await stream.receive() == b"hi"
+                assert exit_ipr.nat.stats()["nat_tcp_flows"] == 1
+                with anyio.fail_after(5):
+                    await ended.wait()  # no uplink data for 1 s: forgotten, flow closed
+                assert exit_ipr.router.stats["idle client removed"] == 1
+                assert exit_ipr.nat.counters["tcp flow of a gone client"] == 1
+            tg.cancel_scope.cancel()

@@ -16,6 +16,7 @@ import anyio
 import pytest
 
 from smolmix_cli.config import load_network_file
+from smolmix_cli.ipr.messages import V10
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.nym_api import PATH_DESCRIBED, NymApiClient
 from smolmix_cli.netstack.errors import ConnectionRefused
@@ -218,3 +219,22 @@ async def test_the_exit_works_through_lossy_mix_nodes(tmp_path: Path) -> None:
                     assert head.startswith(b"HTTP/1.1 200") and len(body) == 20000
             dropped = sum(n.counters["dropped_loss"] for n in net.local.mixnodes.values())
             assert dropped > 0
+
+
+async def test_a_v10_exit_reports_its_mtu(tmp_path: Path) -> None:
+    with anyio.fail_after(30):
+        async with exit_net(tmp_path, ipr_build_version="1.99.0") as net:
+            api = NymApiClient(net.network.api_urls, ssl_context=net.network.ssl_context())
+            described = await api.get_json(PATH_DESCRIBED)
+            versions = {
+                item["node_id"]: item["description"]["build_information"]["build_version"]
+                for item in described["data"]
+            }
+            assert versions[2] == "1.99.0"
+            async with mini_tunnel(net.client, net.ipr(), version=V10) as tunnel:
+                assert tunnel.ipr_client.version == V10
+                assert tunnel.ipr_client.mtu == 1420
+                assert tunnel.runner is not None
+                stream = await tunnel.runner.connect_tcp(IPv4Address("198.18.0.1"), 80)
+                await stream.send(b"GET / HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+                assert (await read_all(stream)).startswith(b"HTTP/1.1 200")

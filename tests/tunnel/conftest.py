@@ -25,7 +25,8 @@ class Harness:
     ipr: str
 
     def options(self, **changes: object) -> TunnelOptions:
-        return for_local_network(ipr=self.ipr, **changes)
+        changes.setdefault("ipr", self.ipr)
+        return for_local_network(**changes)
 
 
 @asynccontextmanager
@@ -37,7 +38,16 @@ async def harness(
     publish: bool = True,
     setup: Callable[[LocalExit], None] | None = None,
 ) -> AsyncIterator[Harness]:
-    local = LocalNetwork(LocalNetworkOptions(tmp_path / "net", mean_delay_ms=0.0, loss=loss, seed=5))
+    local = LocalNetwork(
+        LocalNetworkOptions(
+            tmp_path / "net",
+            mean_delay_ms=0.0,
+            loss=loss,
+            seed=5,
+            exit_ipr=False,
+            demo_origin=False,
+        )
+    )
     async with anyio.create_task_group() as tg:
         network = await tg.start(local.serve)
         topology = await fetch_topology(network, 10)

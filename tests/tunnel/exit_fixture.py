@@ -75,7 +75,9 @@ class LocalExit:
         info = self.network.exit_gateway
         assert info is not None
         gateway = decode_key_base58(info.identity, "exit gateway")
-        config = ClientConfig.fast(keepalive_interval=None)
+        # upstream sends data replies with max_retransmissions = 0 (spec §5.7): TCP recovers losses,
+        # and retransmitting through fresh SURBs would drain the reserve
+        config = ClientConfig.fast(keepalive_interval=None, max_retransmissions=0)
         async with MixnetClient.start(
             self.topology, gateway=gateway, ssl_context=self.network.ssl_context(), config=config
         ) as client:
@@ -90,7 +92,9 @@ class LocalExit:
                     costs[size] = len(preparer.split(message))
                 return costs[size]
 
-            router = IprRouter(config=self.router_config, allow_destination=allow, reply_surb_cost=cost)
+            router = IprRouter(
+                config=self.router_config, allow_destination=allow, reply_surb_cost=cost
+            )
             self.router = router
             stack = NetStack(
                 [TUN_IPV4, TUN_IPV6, ECHO_HOST], tcp_config=TcpConfig(rto_min=0.2, delayed_ack=0.0)
@@ -100,11 +104,16 @@ class LocalExit:
             wake = anyio.Event()
             known: dict[bytes, int] = {}
 
-            def sync(tag: bytes) -> int:
-                available = client.reply_surbs_available(tag)
-                delta = available - known.get(tag, 0)
-                known[tag] = available
-                return delta
+            def sync(tag: bytes, now: float) -> None:
+                """Mirror the client's real SURB count into the router's account."""
+                real = client.reply_surbs_available(tag)
+                delta = real - known.get(tag, 0)
+                known[tag] = real
+                account = router._accounts.get(tag)
+                if account is not None:
+                    account.available = real - max(0, delta)
+                if delta > 0:  # settles pending SURB requests too (cannot tell them apart)
+                    router.on_additional_surbs(tag, delta, now)
 
             async def flush() -> None:
                 nonlocal wake
@@ -125,8 +134,10 @@ class LocalExit:
                 while True:
                     message = await client.receive()
                     tag = message.sender_tag
-                    delta = sync(tag) if tag is not None else 0
-                    router.on_message(tag, message.data, max(0, delta), anyio.current_time())
+                    now = anyio.current_time()
+                    if tag is not None:
+                        sync(tag, now)
+                    router.on_message(tag, message.data, 0, now)
                     await flush()
 
             async def from_stack() -> None:
@@ -143,9 +154,7 @@ class LocalExit:
                 while True:
                     now = anyio.current_time()
                     for tag in list(known):
-                        delta = sync(tag)
-                        if delta > 0:
-                            router.on_additional_surbs(tag, delta, now)
+                        sync(tag, now)
                     deadline = router.next_deadline()
                     if deadline is not None and deadline <= now:
                         router.handle_timeout(now)

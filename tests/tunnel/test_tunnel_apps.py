@@ -46,7 +46,9 @@ def guarded_resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     yield asked
 
 
-def test_dns_http_and_policy_through_the_tunnel(tmp_path: Path, guarded_resolver: list[str]) -> None:
+def test_dns_http_and_policy_through_the_tunnel(
+    tmp_path: Path, guarded_resolver: list[str]
+) -> None:
     async def main() -> None:
         async with DemoOrigin(ipv4=[str(WEB_HOST)], ipv6=["fd00::80"]) as origin:
 
