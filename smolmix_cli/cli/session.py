@@ -123,7 +123,7 @@ def _run_foreground(
     options: Any, paths: Any, idle: float | None, listen: tuple[str, int] | None
 ) -> None:
     from smolmix_cli.session.daemon import DaemonConfig, SessionDaemon, SessionDaemonError, log
-    from smolmix_cli.session.factory import boot_in_process
+    from smolmix_cli.session.factory import boot_in_process, tunnel_args
 
     config = DaemonConfig(
         network_name=paths.name,
@@ -131,6 +131,7 @@ def _run_foreground(
         socks5=listen,
         boot_timeout=options.boot_timeout,
         handle_signals=True,
+        tunnel_args=tuple(tunnel_args(options)),
     )
     daemon = SessionDaemon(paths, config, lambda: boot_in_process(options))
 
