@@ -447,3 +447,20 @@ def test_a_busy_socks5_port_fails_the_start_with_its_reason(net: Net) -> None:
     assert done.returncode == 5
     assert b"cannot listen: Address already in use" in done.stderr
     assert not net.socket.exists()
+
+
+def test_commands_attach_only_with_the_same_tunnel_options(net: Net) -> None:
+    started = net.run("--mtu", "1400", "session", "start")
+    assert started.returncode == 0, started.stderr
+    try:
+        assert net.status()["tunnel_args"] == ["--mtu", "1400"]
+        other = net.run("fetch", "-sS", "http://demo.smolmix.test/")  # boots in-process
+        assert other.returncode == 0 and other.stdout == net.origin("/")
+        assert net.status()["streams_total"] == 0
+        same = net.run("--mtu", "1400", "fetch", "-sS", "http://demo.smolmix.test/")
+        assert same.returncode == 0 and same.stdout == other.stdout
+        assert net.status()["streams_total"] == 1
+        refused = net.run("--session", "start", "fetch", "-sS", "http://demo.smolmix.test/")
+        assert refused.returncode == 2 and b"other tunnel options" in refused.stderr
+    finally:
+        net.stop()
