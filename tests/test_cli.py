@@ -22,7 +22,15 @@ def test_help_lists_only_finished_commands() -> None:
     assert result.exit_code == 0
     assert "Usage: smolmix" in result.output
     # Every subcommand listed must be registered and finished.
-    assert sorted(cli.commands) == ["ping", "testnet"]
+    assert sorted(cli.commands) == [
+        "connect",
+        "fetch",
+        "ping",
+        "resolve",
+        "session",
+        "testnet",
+        "ws",
+    ]
     for name in cli.commands:
         assert name in result.output
 

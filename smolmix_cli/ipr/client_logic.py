@@ -23,6 +23,7 @@ from __future__ import annotations
 import enum
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from ipaddress import IPv4Address, IPv6Address
@@ -288,6 +289,15 @@ class IprClient:
         """One IP packet in its own Data message (as the published client sends them)."""
         self._require_connected()
         self._send_request(DataRequest(encode_bundle([packet])))
+        self._last_uplink = now
+        self._keepalive_signalled = False
+
+    def send_packets(self, packets: Sequence[bytes], now: float) -> None:
+        """Several IP packets in one Data message (u16 bundle; the exit unbundles any count)."""
+        self._require_connected()
+        if not packets:
+            return
+        self._send_request(DataRequest(encode_bundle(packets)))
         self._last_uplink = now
         self._keepalive_signalled = False
 

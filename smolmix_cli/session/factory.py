@@ -1,0 +1,418 @@
+"""The one place commands get a tunnel: booted in-process, or a background session's.
+
+`--session auto` (the default) attaches to this network's running session if
+one answers on its socket, else boots in-process (and a stale socket left by a
+killed session is removed on the way); `--session start` starts a background
+session first if there is none (one boot shared by concurrent callers, under
+the boot lock) and leaves it running until its idle timeout; `--no-session`
+always boots in-process. Either way the command gets a `Session` whose
+`tunnel` is a Connector with `resolve` and `stats`, so its output is the same.
+The factory also owns what the tunnel's users must trust: on a local network
+the network's CA, so `https://demo.smolmix.test/` verifies without `-k`.
+
+Heavy imports (the tunnel, the mixnet) happen only on the in-process path, so
+attaching stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from smolmix_cli.apps.errors import CaFileError
+from smolmix_cli.cli.options import GlobalOptions
+from smolmix_cli.config import GatewayInfo, Network
+
+if TYPE_CHECKING:
+    from smolmix_cli.session.remote import RemoteTunnel
+    from smolmix_cli.tunnel.options import TunnelOptions
+    from smolmix_cli.tunnel.tunnel import Tunnel
+
+PhaseCallback = Callable[[str], None]
+SPAWN_TIMEOUT = 20.0  # a new session process must listen within this (imports + bind)
+
+
+class SessionError(Exception):
+    """A global option the chosen network cannot honour (exit 2)."""
+
+    exit_code = 2
+
+
+def check_options(options: GlobalOptions) -> None:
+    """`--ipr` and `--gateway` must parse before anything starts (exit 2, one line)."""
+    from smolmix_cli.mixnet.address import Recipient
+    from smolmix_cli.mixnet.errors import MixnetError
+    from smolmix_cli.mixnet.keys import decode_key_base58
+
+    if options.ipr:
+        try:
+            Recipient.parse(options.ipr)
+        except (MixnetError, ValueError) as exc:
+            raise SessionError(f"bad --ipr address: {exc}") from None
+    if options.gateway:
+        try:
+            decode_key_base58(options.gateway, "--gateway")
+        except (MixnetError, ValueError) as exc:
+            raise SessionError(f"bad --gateway identity: {exc}") from None
+
+
+def load_network(options: GlobalOptions) -> Network:
+    """The network behind `--network`, starting the local one on demand (as `ping`)."""
+    from smolmix_cli.cli.testnet import resolve_network
+
+    check_options(options)
+    network = resolve_network(options.network)
+    if options.gateway:
+        if not network.is_local:
+            raise SessionError("--gateway is only supported on local networks for now")
+        network = dataclasses.replace(
+            network, entry_gateway=GatewayInfo(node_id=0, identity=options.gateway, ws_url="")
+        )
+    return network
+
+
+def tunnel_options(network: Network, options: GlobalOptions) -> TunnelOptions:
+    from smolmix_cli.tunnel.options import TunnelOptions, for_local_network
+
+    base = for_local_network() if network.is_local else TunnelOptions()
+    changes: dict[str, object] = {}
+    if options.ipr:
+        changes["ipr"] = options.ipr
+    if options.cover is not None:
+        changes["cover"] = options.cover
+    if options.poisson is not None:
+        changes["poisson"] = options.poisson
+    if options.mix_delay_ms is not None:
+        changes["mean_delay_ms"] = options.mix_delay_ms
+    if options.dns_servers:  # else the tunnel asks the network's resolver (or mainnet's)
+        changes["dns_servers"] = options.dns_servers
+    for name, target in (
+        ("tcp_buffer_size", "tcp_buffer_size"),
+        ("mtu", "mtu"),
+        ("open_surbs", "open_reply_surbs"),
+        ("data_surbs", "data_reply_surbs"),
+        ("tcp_connect_timeout", "tcp_connect_timeout"),
+    ):
+        value = getattr(options, name)
+        if value is not None:
+            changes[target] = value
+    return base.replace(**changes)
+
+
+@dataclass
+class Session:
+    """A ready tunnel plus what its users need to know about the network behind it."""
+
+    network: Network
+    tunnel: Tunnel | RemoteTunnel
+    boot_seconds: float = 0.0
+    _tmp: Path | None = field(default=None, repr=False)
+    reused: bool = False  # True: attached to a background session (nothing booted here)
+
+    def cafile(self, user_cacert: str | None) -> str | None:
+        """A CA bundle: the network's own CA (local networks) plus the user's `--cacert`."""
+        if self.network.ca_pem is None:
+            return user_cacert
+        if self._tmp is None:
+            raise CaFileError("session closed")
+        extra = ""
+        if user_cacert is not None:
+            try:
+                extra = Path(user_cacert).read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CaFileError(f"cannot read CA file {user_cacert}: {exc}") from None
+        path = self._tmp / f"ca-{abs(hash(user_cacert))}.pem"
+        if not path.exists():
+            path.write_text(self.network.ca_pem + "\n" + extra)
+        return str(path)
+
+    def describe(self) -> dict[str, object]:
+        stats = self.tunnel.stats()
+        return {"network": self.network.name, "exit": stats.get("exit"), "ipv4": stats.get("ipv4")}
+
+
+@asynccontextmanager
+async def open_tunnel(
+    options: GlobalOptions,
+    *,
+    network: Network | None = None,
+    on_phase: PhaseCallback | None = None,
+    progress: bool = False,
+) -> AsyncIterator[Session]:
+    """A ready tunnel for this command, per `--session` (see the module docstring).
+
+    `progress`: the command may draw on stderr (a terminal, not -s/--json); the
+    boot's phases then show as a rich status line, removed once the tunnel is up.
+    """
+    if network is None:
+        network = load_network(options)
+    mode = getattr(options, "session", "auto")
+    if mode in ("auto", "start"):
+        remote = await _attach(options, network, start=mode == "start", progress=progress)
+        if remote is not None:
+            async with _attached(network, remote) as session:
+                yield session
+            return
+    async with boot_in_process(
+        options, network=network, on_phase=on_phase, progress=progress
+    ) as session:
+        yield session
+
+
+@asynccontextmanager
+async def boot_in_process(
+    options: GlobalOptions,
+    *,
+    network: Network | None = None,
+    on_phase: PhaseCallback | None = None,
+    progress: bool = False,
+) -> AsyncIterator[Session]:
+    """Boot a tunnel (bounded by `--boot-timeout`) and yield it ready; closed on exit."""
+    from smolmix_cli.tunnel.tunnel import Tunnel
+
+    if network is None:
+        network = load_network(options)
+    topts = tunnel_options(network, options)
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="smolmix-") as tmp:
+        os.chmod(tmp, 0o700)
+        async with Tunnel.open(network, topts) as tunnel:
+            if on_phase is not None:
+                on_phase(f"booting the tunnel on {network.name}")
+            with _spinner(progress and on_phase is None) as spin:
+                await _wait_ready(tunnel, options.boot_timeout, on_phase or spin)
+            session = Session(network, tunnel, time.monotonic() - start, Path(tmp))
+            if on_phase is not None:
+                on_phase(
+                    f"tunnel ready in {session.boot_seconds:.3f} s "
+                    f"(exit {tunnel.exit.key if tunnel.exit else '?'}, address {tunnel.stats()['ipv4']})"
+                )
+            try:
+                yield session
+            finally:
+                session._tmp = None
+
+
+@asynccontextmanager
+async def _attached(network: Network, remote: RemoteTunnel) -> AsyncIterator[Session]:
+    with tempfile.TemporaryDirectory(prefix="smolmix-") as tmp:
+        os.chmod(tmp, 0o700)
+        session = Session(network, remote, 0.0, Path(tmp), reused=True)
+        try:
+            yield session
+        finally:
+            session._tmp = None
+
+
+async def _attach(
+    options: GlobalOptions, network: Network, *, start: bool, progress: bool = False
+) -> RemoteTunnel | None:
+    """This network's background session, ready (starting one if `start`); None: boot here.
+
+    Waiting for the session's tunnel counts against `--boot-timeout`, and a
+    boot failure in the session is raised here as the in-process boot raises it.
+    """
+    from smolmix_cli.session.paths import (
+        SessionPathError,
+        SessionPaths,
+        boot_lock,
+        clear_stale,
+        probe,
+    )
+    from smolmix_cli.session.remote import RemoteTunnel, SessionUnavailable
+
+    try:
+        paths = SessionPaths.for_network(options.network)
+    except SessionPathError:
+        if start:
+            raise
+        return None
+    for _attempt in range(2):
+        alive = probe(paths.socket)
+        if not alive:
+            if not start:
+                if alive is False and paths.socket.exists():
+                    with boot_lock(paths, options.boot_timeout):
+                        clear_stale(paths)
+                return None
+            with boot_lock(paths, options.boot_timeout):
+                if not probe(paths.socket):
+                    clear_stale(paths)
+                    await anyio.to_thread.run_sync(
+                        lambda: spawn_session(options, paths, idle_timeout=None, socks5=None)
+                    )
+        remote = RemoteTunnel(paths.socket)
+        try:
+            theirs = (await remote.status()).get("tunnel_args")
+            if theirs != tunnel_args(options):
+                # another exit, gateway or shaping than asked for: never hand that out silently
+                if start:
+                    raise SessionError(
+                        f"the running {paths.name} session was started with other tunnel "
+                        f"options ({' '.join(map(str, theirs or [])) or 'none'}); stop it "
+                        f"(`smolmix session stop`) or use --no-session"
+                    )
+                return None
+            await wait_attached(remote, options.boot_timeout, progress)
+        except SessionUnavailable:
+            continue  # it went away between the probe and the request: look again
+        return remote
+    if start:
+        raise SessionUnavailable(f"the background session on {paths.socket} does not answer")
+    return None
+
+
+@contextlib.contextmanager
+def _spinner(show: bool) -> Iterator[PhaseCallback | None]:
+    """A rich status line on stderr for the boot's phases, if asked for and on a terminal."""
+    if not show or not sys.stderr.isatty() or os.environ.get("TERM") == "dumb":
+        yield None
+        return
+    from rich.console import Console
+
+    status = Console(stderr=True).status("booting the tunnel")
+    status.start()
+    try:
+        yield lambda text: status.update(text if len(text) <= 72 else text[:69] + "...")
+    finally:
+        status.stop()
+
+
+async def wait_attached(remote: RemoteTunnel, timeout: float, progress: bool) -> dict[str, Any]:
+    """The session's status once its tunnel is ready (its boot's phases shown if `progress`)."""
+    deadline = time.monotonic() + timeout
+    with _spinner(progress) as spin:
+        if spin is not None:
+            last = ""
+            while time.monotonic() < deadline:
+                report = await remote.status()
+                if report.get("state") != "connecting":
+                    break
+                if report.get("reason") != last:
+                    last = str(report.get("reason"))
+                    spin(f"session tunnel: {last}")
+                await anyio.sleep(0.1)
+        return await remote.status(wait=max(0.1, deadline - time.monotonic()))
+
+
+def tunnel_args(options: GlobalOptions) -> list[str]:
+    """The options that shape a tunnel, as command-line words (a session's identity)."""
+    args: list[str] = []
+    for flag, value in (
+        ("--ipr", options.ipr),
+        ("--gateway", options.gateway),
+        ("--mix-delay-ms", options.mix_delay_ms),
+        ("--tcp-buffer-size", options.tcp_buffer_size),
+        ("--mtu", options.mtu),
+        ("--open-surbs", options.open_surbs),
+        ("--data-surbs", options.data_surbs),
+        ("--tcp-connect-timeout", options.tcp_connect_timeout),
+    ):
+        if value is not None:
+            args += [flag, str(value)]
+    if options.cover is False:
+        args.append("--no-cover")
+    if options.poisson is False:
+        args.append("--no-poisson")
+    for server in options.dns_servers:
+        args += ["--dns-server", server]
+    return args
+
+
+def global_args(options: GlobalOptions) -> list[str]:
+    """The command line that gives a session process the same tunnel as `options`."""
+    args: list[str] = []
+    if options.network is not None:
+        args += ["--network", options.network]
+    args += tunnel_args(options)
+    args += ["--boot-timeout", str(options.boot_timeout), "--no-session"]
+    return args
+
+
+def spawn_session(
+    options: GlobalOptions,
+    paths: Any,
+    *,
+    idle_timeout: float | None,
+    socks5: str | None,
+    timeout: float = SPAWN_TIMEOUT,
+) -> int:
+    """Start `smolmix session start --foreground` detached; return its pid once it listens."""
+    import subprocess
+    import sys
+    import time
+
+    from smolmix_cli.session.paths import probe
+    from smolmix_cli.session.remote import SessionUnavailable
+
+    command = [sys.executable, "-m", "smolmix_cli", *global_args(options), "session", "start"]
+    command.append("--foreground")
+    if idle_timeout is not None:
+        command += ["--idle-timeout", f"{idle_timeout:g}"]
+    if socks5 is not None:
+        command += ["--socks5", socks5]
+    fd = os.open(paths.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=fd,
+            start_new_session=True,
+            close_fds=True,
+        )
+    finally:
+        os.close(fd)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if probe(paths.socket):
+            return proc.pid
+        if proc.poll() is not None:
+            raise SessionUnavailable(
+                f"the background session exited at start (status {proc.returncode}): "
+                f"{_last_line(paths.log_file)}"
+            )
+        time.sleep(0.02)
+    proc.terminate()
+    raise SessionUnavailable(f"the background session did not listen within {timeout:g} s")
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return f"see {path}"
+    return lines[-1] if lines else f"see {path}"
+
+
+async def _wait_ready(tunnel: Tunnel, timeout: float, on_phase: PhaseCallback | None) -> None:
+    """The ready gate, reporting each phase the tunnel passes through (for -v)."""
+    if on_phase is None:
+        await tunnel.wait_ready(timeout)
+        return
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            last = ""
+            while True:
+                if tunnel.reason != last:
+                    last = tunnel.reason
+                    on_phase(f"tunnel: {last}")
+                await anyio.sleep(0.05)
+
+        tg.start_soon(watch)
+        try:
+            await tunnel.wait_ready(timeout)
+        finally:
+            tg.cancel_scope.cancel()

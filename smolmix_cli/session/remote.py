@@ -1,0 +1,181 @@
+"""`RemoteTunnel`: the apps Connector (+ resolve, status) of a running background session.
+
+Each operation is one connection to the session's Unix socket (see
+protocol.py). A TCP stream is that connection itself once the daemon said
+yes, so reading and writing it costs no framing. Errors come back as the
+daemon's error type, text and exit code and are raised here as the same
+type, so a command prints and exits exactly as with an in-process tunnel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute
+
+from smolmix_cli.apps.errors import AppError
+from smolmix_cli.session import protocol as proto
+from smolmix_cli.session.unix import connect_unix
+
+CONNECT_TIMEOUT = 5.0
+
+
+class SessionUnavailable(AppError):
+    """No session answers on the socket (gone, stale, not ours, or it could not start).
+
+    Exit 5, curl's "could not resolve proxy": the session is this command's proxy.
+    """
+
+    exit_code = 5
+
+
+class AttachedStream(anyio.abc.ByteStream):
+    """The spliced connection as a byte stream; bytes read past the answer frame come first."""
+
+    def __init__(
+        self, conn: anyio.abc.SocketStream, first: bytes, remote: tuple[str, int] | None
+    ) -> None:
+        self._conn = conn
+        self._first = first
+        self._remote = remote
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        if self._first:
+            data, self._first = self._first[:max_bytes], self._first[max_bytes:]
+            return data
+        return await self._conn.receive(max_bytes)
+
+    async def send(self, item: bytes) -> None:
+        await self._conn.send(item)
+
+    async def send_eof(self) -> None:
+        await self._conn.send_eof()
+
+    async def aclose(self) -> None:
+        await self._conn.aclose()
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        remote = self._remote
+        if remote is None:
+            return {}
+        return {
+            SocketAttribute.remote_address: lambda: remote,
+            SocketAttribute.remote_port: lambda: remote[1],
+        }
+
+
+def rebuild_error(error: proto.RemoteError) -> Exception:
+    """The daemon's error as the exception type the in-process path would have raised."""
+    if error.kind == "CliError":
+        from smolmix_cli.cli.errors import CliError
+
+        return CliError(error.message, error.exit_code)
+    import smolmix_cli.tunnel.errors  # noqa: F401  (registers the tunnel's AppError subclasses)
+    from smolmix_cli.apps.errors import AppError
+
+    cls = _find_subclass(AppError, error.kind)
+    exc: Exception
+    try:
+        exc = cls(error.message) if cls is not None else AppError(error.message)
+    except TypeError:  # a subclass with a wider constructor
+        exc = AppError(error.message)
+    if isinstance(exc, AppError) and exc.exit_code != error.exit_code:
+        exc.exit_code = error.exit_code
+    if error.kind in ("PermissionError", "ProtocolError"):
+        return SessionUnavailable(error.message)
+    return exc
+
+
+def _find_subclass(base: type[Any], name: str) -> type[Any] | None:
+    stack = [base]
+    while stack:
+        cls = stack.pop()
+        if cls.__name__ == name:
+            return cls
+        stack.extend(cls.__subclasses__())
+    return None
+
+
+class RemoteTunnel:
+    """A Connector backed by the session daemon listening on `path`."""
+
+    def __init__(self, path: Path, status: dict[str, Any] | None = None) -> None:
+        self.path = path
+        self.last_status: dict[str, Any] = status or {}
+
+    async def _call(
+        self, request: proto.Request
+    ) -> tuple[anyio.abc.SocketStream, proto.Frame, proto.FrameDecoder]:
+        """Send one request; the open connection, the answer frame and the decoder's leftovers."""
+        try:
+            with anyio.fail_after(CONNECT_TIMEOUT):
+                conn = await connect_unix(self.path, CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
+            raise SessionUnavailable(f"no session on {self.path}: {exc}") from None
+        decoder = proto.FrameDecoder()
+        try:
+            await conn.send(proto.request_frame(request))
+            while (frame := decoder.next_frame()) is None:
+                decoder.feed(await conn.receive())
+        except (anyio.EndOfStream, anyio.BrokenResourceError, OSError, proto.ProtocolError) as exc:
+            await conn.aclose()
+            raise SessionUnavailable(f"the session on {self.path} hung up: {exc}") from None
+        except BaseException:
+            await conn.aclose()
+            raise
+        answer = proto.parse_answer(frame)
+        if isinstance(answer, proto.RemoteError):
+            await conn.aclose()
+            raise rebuild_error(answer)
+        return conn, frame, decoder
+
+    async def _simple(self, request: proto.Request) -> proto.Frame:
+        conn, frame, _ = await self._call(request)
+        await conn.aclose()
+        return frame
+
+    async def open_tcp(self, host: str, port: int) -> anyio.abc.ByteStream:
+        conn, frame, decoder = await self._call(proto.Request("open_tcp", host=host, port=port))
+        remote = frame.header.get("remote")
+        address: tuple[str, int] | None = None
+        if (
+            isinstance(remote, list)
+            and len(remote) == 2
+            and isinstance(remote[0], str)
+            and isinstance(remote[1], int)
+        ):
+            address = (remote[0], remote[1])
+        return AttachedStream(conn, decoder.rest(), address)
+
+    async def udp_exchange(self, host: str, port: int, payload: bytes, timeout: float) -> bytes:
+        request = proto.Request(
+            "udp_exchange", host=host, port=port, timeout=timeout, payload=payload
+        )
+        return (await self._simple(request)).data
+
+    async def resolve(self, name: str) -> list[str]:
+        found = (await self._simple(proto.Request("resolve", name=name))).header.get("addresses")
+        if not isinstance(found, list) or not all(isinstance(a, str) for a in found):
+            raise SessionUnavailable("the session sent a malformed resolve answer")
+        return found
+
+    async def status(self, wait: float = 0.0) -> dict[str, Any]:
+        """The daemon's status; with `wait`, first wait up to that long for its tunnel to be ready."""
+        frame = await self._simple(proto.Request("status", timeout=wait))
+        status = frame.header.get("status")
+        if not isinstance(status, dict):
+            raise SessionUnavailable("the session sent a malformed status answer")
+        self.last_status = status
+        return status
+
+    async def stop(self) -> None:
+        await self._simple(proto.Request("stop"))
+
+    def stats(self) -> dict[str, Any]:
+        """The status as of the last `status()` call (the in-process tunnel's stats() keys)."""
+        return dict(self.last_status)

@@ -1,0 +1,68 @@
+"""Joining two byte streams: what an attached TCP stream costs in the daemon (one copy)."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import anyio
+import anyio.abc
+
+SPLICE_CHUNK = 65536
+
+
+@dataclass
+class Counters:
+    bytes_up: int = 0
+    bytes_down: int = 0
+    streams_open: int = 0
+    streams_total: int = 0
+    udp_exchanges: int = 0
+    resolves: int = 0
+    requests: int = 0
+    refused_peers: int = 0
+
+
+async def splice(
+    local: anyio.abc.ByteStream,
+    remote: anyio.abc.ByteStream,
+    first: bytes,
+    counters: Counters | None = None,
+) -> tuple[int, int]:
+    """Copy both ways until both directions ended; EOF is passed on as a half-close.
+
+    Returns (bytes local->remote, bytes remote->local). One copy per chunk: the
+    bytes a receive returns are the bytes the send takes.
+    """
+    moved = [0, 0]
+    if counters is not None:
+        counters.streams_open += 1
+        counters.streams_total += 1
+
+    async def pump(src: anyio.abc.ByteStream, dst: anyio.abc.ByteStream, index: int) -> None:
+        try:
+            while True:
+                try:
+                    chunk = await src.receive(SPLICE_CHUNK)
+                except anyio.EndOfStream:
+                    with contextlib.suppress(Exception):
+                        await dst.send_eof()
+                    return
+                await dst.send(chunk)
+                moved[index] += len(chunk)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            tg.cancel_scope.cancel()  # one side broke: the stream is over both ways
+
+    try:
+        if first:
+            await remote.send(first)
+            moved[0] += len(first)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pump, local, remote, 0)
+            tg.start_soon(pump, remote, local, 1)
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        pass
+    finally:
+        if counters is not None:
+            counters.streams_open -= 1
+    return moved[0], moved[1]

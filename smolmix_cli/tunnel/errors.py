@@ -1,0 +1,45 @@
+"""Tunnel failures, as the apps layer's transport errors so engines map them without knowing us.
+
+`TunnelUnavailable` covers the tunnel itself (no exit, the exit refused or went
+silent, shut down); the others belong to one connection.
+"""
+
+from __future__ import annotations
+
+from smolmix_cli.apps.errors import ConnectError, OperationTimeout, TransportError
+
+IPR_HANDSHAKE_EXIT_CODE = 97  # cli.errors.ExitCode.IPR_HANDSHAKE
+
+
+class TunnelError(TransportError):
+    """Base class of every tunnel failure."""
+
+
+class TunnelUnavailable(TunnelError):
+    """The tunnel is not (or no longer) carrying traffic; `reason` says why."""
+
+    exit_code = IPR_HANDSHAKE_EXIT_CODE
+
+
+class NoExitAvailable(TunnelUnavailable):
+    """The directory lists no usable exit (IPR address, recent build, performance > 0)."""
+
+
+class IprHandshakeFailed(TunnelUnavailable):
+    """The exit IPR refused the connect, never answered, or did not answer a ping."""
+
+
+class TunnelClosed(TunnelUnavailable):
+    """The tunnel was shut down (or failed) while the operation waited."""
+
+
+class TunnelConnectError(TunnelError, ConnectError):
+    """A TCP connection through the tunnel was refused or reset while opening."""
+
+
+class ExitPolicyDenied(TunnelConnectError):
+    """The exit's policy refuses this destination (it answered with an exit-policy notice)."""
+
+
+class TunnelTimeout(TunnelError, OperationTimeout):
+    """A connect or UDP exchange through the tunnel got no answer in time."""

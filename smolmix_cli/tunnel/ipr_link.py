@@ -1,0 +1,340 @@
+"""The anyio shell around `IprClient`: one IPR session over a running `MixnetClient`.
+
+The link owns no socket: the tunnel's dispatcher hands it every reply payload
+(`on_reply`), one driver task runs the client's clock and one pump task moves
+the stack's outgoing packets into Data messages (no task per packet). Incoming
+IP packets go to the `IprDevice`, the stack runner's packet device.
+
+SURB requests from the exit are answered by the mixnet client itself (it serves
+requests from peers it sent repliable messages to); every Data message also
+carries `data_reply_surbs` fresh SURBs, so the budget follows the traffic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from ipaddress import IPv4Address, IPv6Address, ip_address
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+
+from smolmix_cli.ipr.client_logic import (
+    ClientConfig,
+    ClientState,
+    Connected,
+    ConnectFailed,
+    InfoReceived,
+    IprClient,
+    KeepaliveDue,
+    PacketsReceived,
+    PongReceived,
+    ReconnectNeeded,
+    SendAdditionalSurbs,
+    SendToIpr,
+    version_for_exit,
+)
+from smolmix_cli.ipr.messages import InfoKind
+from smolmix_cli.mixnet.client import MixnetClient
+from smolmix_cli.mixnet.errors import MixnetError
+from smolmix_cli.tunnel.errors import IprHandshakeFailed, TunnelClosed
+from smolmix_cli.tunnel.exits import ExitCandidate
+
+IpAddress = IPv4Address | IPv6Address
+DEVICE_QUEUE = 512  # uplink packets held before the stack is back-pressured
+WINDOW_POLL = 0.005
+
+
+class _Signal:
+    """A re-armable wake-up (anyio.Event is one-shot)."""
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+        self._event = anyio.Event()
+
+
+class IprDevice:
+    """The stack's point-to-point interface whose far end is the exit IPR."""
+
+    def __init__(self, max_queue: int = DEVICE_QUEUE) -> None:
+        self.max_queue = max_queue
+        self._rx: deque[bytes] = deque()
+        self._tx: deque[bytes] = deque()
+        self._rx_signal = _Signal()
+        self._tx_signal = _Signal()
+        self._space = _Signal()
+        self.closed = False
+        self.dropped = 0
+
+    # -- the stack's side (PacketDevice) --
+    async def receive(self) -> bytes:
+        while not self._rx:
+            if self.closed:
+                raise anyio.EndOfStream
+            await self._rx_signal.wait()
+        return self._rx.popleft()
+
+    def receive_nowait(self) -> bytes | None:
+        return self._rx.popleft() if self._rx else None
+
+    def send_nowait(self, packet: bytes) -> bool:
+        if self.closed:
+            self.dropped += 1
+            return True
+        if len(self._tx) >= self.max_queue:
+            return False
+        self._tx.append(packet)
+        self._tx_signal.set()
+        return True
+
+    async def send(self, packet: bytes) -> None:
+        while not self.send_nowait(packet):
+            await self._space.wait()
+
+    async def aclose(self) -> None:
+        self.close()
+        await anyio.lowlevel.checkpoint()
+
+    def close(self) -> None:
+        self.closed = True
+        self._rx_signal.set()
+        self._tx_signal.set()
+        self._space.set()
+
+    # -- the link's side --
+    def deliver(self, packets: tuple[bytes, ...]) -> None:
+        if not self.closed:
+            self._rx.extend(packets)
+            self._rx_signal.set()
+
+    def take_uplink(self, limit: int) -> list[bytes]:
+        out: list[bytes] = []
+        tx = self._tx
+        while tx and len(out) < limit:
+            out.append(tx.popleft())
+        if out:
+            self._space.set()
+        return out
+
+    async def wait_uplink(self) -> None:
+        while not self._tx and not self.closed:
+            await self._tx_signal.wait()
+
+
+class IprLink:
+    """One IPR session: `connect`, then packets both ways until `lost` is set."""
+
+    def __init__(
+        self,
+        mixnet: MixnetClient,
+        exit_: ExitCandidate,
+        config: ClientConfig,
+        *,
+        rng: random.Random | None = None,
+        packets_per_message: int = 1,
+        max_in_flight: int = 0,
+        on_keepalive_due: Callable[[], None] | None = None,
+        on_policy_denied: Callable[[IpAddress, int], None] | None = None,
+    ) -> None:
+        self.mixnet = mixnet
+        self.exit = exit_
+        self.client = IprClient(rng, config)
+        self.device = IprDevice()
+        self.packets_per_message = packets_per_message
+        self.max_in_flight = max_in_flight
+        self.on_keepalive_due = on_keepalive_due
+        self.on_policy_denied = on_policy_denied
+        self.connected: Connected | None = None
+        self.connect_failure: ConnectFailed | None = None
+        self.lost = anyio.Event()
+        self.lost_reason = ""
+        self.packets_up = 0
+        self.packets_down = 0
+        self.messages_up = 0
+        self._connect_done = anyio.Event()
+        self._wake = _Signal()
+        self._pongs: dict[int, float] = {}
+        self._pong_signal = _Signal()
+
+    # -- driving -----------------------------------------------------------------------
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """The clock and the uplink pump; runs until cancelled or the mixnet client stops."""
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._pump)
+                task_status.started()
+                await self._drive()
+        except MixnetError as exc:
+            self._lose(f"mixnet client stopped: {exc}")
+        finally:
+            self.device.close()
+
+    async def _drive(self) -> None:
+        client = self.client
+        while True:
+            now = anyio.current_time()
+            deadline = client.next_deadline()
+            if deadline is not None and deadline <= now:
+                client.handle_timeout(now)
+                self._process_events()
+            await self._flush()
+            deadline = client.next_deadline()
+            wait = math.inf if deadline is None else max(0.0, deadline - anyio.current_time())
+            with anyio.move_on_after(wait):
+                await self._wake.wait()
+
+    async def _pump(self) -> None:
+        device, client = self.device, self.client
+        per_message = self.packets_per_message
+        while True:
+            await device.wait_uplink()
+            if device.closed:
+                return
+            packets = device.take_uplink(64 * per_message)
+            if client.state is not ClientState.CONNECTED:
+                device.dropped += len(packets)
+                continue
+            await self._wait_for_window()
+            now = anyio.current_time()
+            if per_message == 1:
+                for packet in packets:
+                    client.send_packet(packet, now)
+            else:
+                for start in range(0, len(packets), per_message):
+                    client.send_packets(packets[start : start + per_message], now)
+            self.packets_up += len(packets)
+            await self._flush()
+            self._wake.set()  # the idle deadline moved
+
+    async def _wait_for_window(self) -> None:
+        """Hold uplink packets while too many fragments await their SURB-ACKs.
+
+        Without a window, a burst (many TCP streams opening at once) queues more
+        fragments than the mixnet carries within the ack timeout; the client then
+        retransmits packets that were merely late, and the load feeds itself. Held
+        packets stay in the device queue, and TCP sees the delay as RTT.
+        """
+        limit = self.max_in_flight
+        if limit <= 0:
+            return
+        core = self.mixnet._core  # no public accessor yet (asked of the mixnet client's owner)
+        while core.pending_acks > limit:
+            await anyio.sleep(WINDOW_POLL)
+
+    async def _flush(self) -> None:
+        for transmit in self.client.pop_transmits():
+            if isinstance(transmit, SendToIpr):
+                self.messages_up += 1
+                await self.mixnet.send(
+                    self.exit.ipr, transmit.payload, reply_surbs=transmit.reply_surbs
+                )
+            elif isinstance(transmit, SendAdditionalSurbs):  # pragma: no cover - see docstring
+                pass
+
+    # -- from the dispatcher -----------------------------------------------------------
+
+    def on_reply(self, payload: bytes) -> None:
+        self.client.on_reply(payload, anyio.current_time())
+        self._process_events()
+        self._wake.set()
+
+    def _process_events(self) -> None:
+        for event in self.client.pop_events():
+            if isinstance(event, PacketsReceived):
+                self.packets_down += len(event.packets)
+                self.device.deliver(event.packets)
+            elif isinstance(event, PongReceived):
+                self._pongs[event.request_id] = event.round_trip
+                self._pong_signal.set()
+            elif isinstance(event, InfoReceived):
+                self._on_info(event)
+            elif isinstance(event, KeepaliveDue):
+                if self.on_keepalive_due is not None:
+                    self.on_keepalive_due()
+            elif isinstance(event, Connected):
+                self.connected = event
+                self._connect_done.set()
+            elif isinstance(event, ConnectFailed):
+                self.connect_failure = event
+                self._connect_done.set()
+            elif isinstance(event, ReconnectNeeded):
+                self._lose(event.reason)
+
+    def _on_info(self, event: InfoReceived) -> None:
+        info = event.response
+        if info.kind is not InfoKind.EXIT_POLICY_FILTER_CHECK_FAILED:
+            return
+        target = parse_socket_text(info.message)
+        if target is not None and self.on_policy_denied is not None:
+            self.on_policy_denied(*target)
+
+    def _lose(self, reason: str) -> None:
+        if not self.lost.is_set():
+            self.lost_reason = reason
+            self.lost.set()
+        self._connect_done.set()
+        self._pong_signal.set()
+
+    # -- the session -------------------------------------------------------------------
+
+    async def connect(self) -> Connected:
+        """Open the stream and connect (v10 first if the exit's build is new enough)."""
+        version = version_for_exit(self.exit.build_version)
+        self.client.connect(anyio.current_time(), datetime.now(UTC), version=version)
+        self._wake.set()
+        await self._connect_done.wait()
+        if self.connected is not None:
+            return self.connected
+        if self.connect_failure is not None:
+            failure = self.connect_failure
+            detail = f": {failure.message}" if failure.message else ""
+            raise IprHandshakeFailed(
+                f"exit {self.exit.key} refused the connect ({failure.reason}{detail})"
+            )
+        raise TunnelClosed(f"IPR session ended while connecting: {self.lost_reason}")
+
+    async def ping(self, timeout: float) -> float:
+        """An IPR ping round trip (seconds); IprHandshakeFailed when no pong comes in time."""
+        request_id = self.client.ping(anyio.current_time())
+        self._wake.set()
+        with anyio.move_on_after(timeout):
+            while request_id not in self._pongs:
+                if self.lost.is_set():
+                    raise TunnelClosed(f"IPR session lost: {self.lost_reason}")
+                await self._pong_signal.wait()
+            return self._pongs.pop(request_id)
+        raise IprHandshakeFailed(f"exit {self.exit.key} did not answer a ping within {timeout:g} s")
+
+    async def disconnect(self) -> None:
+        """Tell the exit to free our addresses (best effort, nothing awaited)."""
+        if self.client.state is ClientState.CONNECTED:
+            self.client.disconnect(anyio.current_time())
+            with contextlib.suppress(MixnetError):
+                await self._flush()
+
+
+def parse_socket_text(text: str) -> tuple[IpAddress, int] | None:
+    """`1.2.3.4:80` or `[::1]:80` (Rust's SocketAddr display) as an address and port."""
+    host, sep, port_text = text.strip().rpartition(":")
+    if not sep or not port_text.isdigit():
+        return None
+    try:
+        address = ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+    port = int(port_text)
+    return (address, port) if port <= 0xFFFF else None

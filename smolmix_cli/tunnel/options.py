@@ -1,0 +1,88 @@
+"""Tunnel tuning, with the published client's defaults (seed README "Tuning", spec §2.2, §12).
+
+Local networks have zero-delay mixes, so `for_network` lowers the TCP RTO floor
+there; on mainnet a mixnet round trip is seconds and a low floor only causes
+spurious retransmissions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from smolmix_cli.mixnet.client import ClientConfig
+from smolmix_cli.netstack.tcp import TcpConfig
+
+MAINNET_DNS = ("8.8.8.8:53", "1.1.1.1:53")  # spec §2.7: primary, then fallback
+MAX_TCP_BUFFER = 0xFFFF  # the seed caps tcpBufferSize at u16::MAX
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelOptions:
+    connect_timeout: float = 60.0  # IPR connect handshake (connectTimeoutMs)
+    dns_timeout: float = 30.0  # per DNS attempt (dnsTimeoutMs)
+    dns_tries: int = 2  # UDP tries per server before the fallback server
+    tcp_keepalive: float | None = 10.0  # tcpKeepaliveMs; None = off
+    tcp_buffer_size: int = 65535  # tcpBufferSize, per direction and stream
+    tcp_connect_timeout: float = 60.0  # one TCP open through the tunnel
+    tcp_rto_min: float = 1.0  # mainnet RTTs are seconds
+    mtu: int | None = None  # None: what the exit reports, else 1420
+    open_reply_surbs: int = 10  # SURBs on the LP Open frame
+    data_reply_surbs: int = 2  # SURBs on the ConnectRequest and on every data message
+    cover: bool = True  # loop cover traffic
+    poisson: bool = True  # Poisson pacing of real messages
+    sending_delay: float = 0.020  # mean gap between real messages when Poisson pacing is on
+    mean_delay_ms: float | None = None  # per-hop mix delay; None = network default
+    ipr: str | None = None  # pin one exit IPR (Recipient text); None = discover
+    dns_servers: tuple[str, ...] | None = None  # "ip:port"; None = the network's or MAINNET_DNS
+    exit_attempts: int = 3  # exits tried before the tunnel fails
+    ping_timeout: float = 30.0  # the readiness ping after the connect
+    keep_alive_idle: bool = True  # keep the IPR session alive while no stream is open
+    max_in_flight: int = 64  # uplink fragments awaiting SURB-ACKs before packets wait; 0 = no limit
+    packets_per_message: int = 1  # >1: bundle queued uplink packets (u16 codec) in one message
+    data_dir: Path | None = None  # keys + remembered exit; None = ephemeral, nothing saved
+    idle_timeout: float = 60.0  # the exit's inactivity timeout (tests shorten it)
+    keepalive_after: float = 45.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.tcp_buffer_size <= MAX_TCP_BUFFER:
+            raise ValueError(f"tcp_buffer_size must be in 1..{MAX_TCP_BUFFER}")
+        if self.mtu is not None and not 576 <= self.mtu <= 9000:
+            raise ValueError("mtu must be in 576..9000")
+        if self.open_reply_surbs < 0 or self.data_reply_surbs < 0:
+            raise ValueError("SURB counts must not be negative")
+        if self.packets_per_message < 1:
+            raise ValueError("packets_per_message must be at least 1")
+        if self.exit_attempts < 1:
+            raise ValueError("exit_attempts must be at least 1")
+
+    def replace(self, **changes: object) -> TunnelOptions:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def tcp_config(self) -> TcpConfig:
+        return TcpConfig(
+            send_buffer=self.tcp_buffer_size,
+            recv_buffer=self.tcp_buffer_size,
+            rto_min=self.tcp_rto_min,
+            keepalive_idle=self.tcp_keepalive,
+            keepalive_interval=self.tcp_keepalive or 10.0,
+        )
+
+    def mixnet_config(self, local: bool, network_delay_ms: float) -> ClientConfig:
+        delay_ms = self.mean_delay_ms if self.mean_delay_ms is not None else network_delay_ms
+        delay = delay_ms / 1000.0
+        return ClientConfig(
+            poisson=self.poisson,
+            cover=self.cover,
+            poisson_cover=self.poisson and self.cover,
+            average_packet_delay=delay,
+            average_ack_delay=delay,
+            message_sending_average_delay=self.sending_delay,
+        )
+
+
+def for_local_network(**changes: object) -> TunnelOptions:
+    """Defaults for the embedded local network: no shaping, a low RTO floor."""
+    base = TunnelOptions(cover=False, poisson=False, tcp_rto_min=0.2, connect_timeout=20.0)
+    return base.replace(**changes)

@@ -1,0 +1,527 @@
+"""`Tunnel`: TCP streams, UDP exchanges and DNS through one exit IPR, as an apps Connector.
+
+Start-up (state `connecting`): read the topology, start the mixnet client on
+the entry gateway, choose an exit (pinned, remembered, or discovered), run the
+IPR handshake and a ping, then build the userspace stack on the addresses the
+exit allocated (`ready`). Operations wait at the ready gate.
+
+A session that is lost (the exit's 60 s idle drop, a Disconnect, missing pongs)
+is replaced at once: a new handshake, new addresses, a new stack. Streams of
+the old session fail with BrokenResourceError; new ones use the new session.
+An exit that refuses or stays silent is left for another one, up to
+`exit_attempts` (never with a pinned exit).
+
+Names are resolved through the tunnel (apps.dns over our own `udp_exchange` /
+`open_tcp`); the OS resolver is never asked about a destination.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from smolmix_cli.apps.dns import Resolver
+from smolmix_cli.apps.errors import ResolveError
+from smolmix_cli.config import Network
+from smolmix_cli.ipr.client_logic import ClientConfig as IprClientConfig
+from smolmix_cli.ipr.router_logic import TUN_IPV4
+from smolmix_cli.mixnet.address import Recipient
+from smolmix_cli.mixnet.client import MixnetClient
+from smolmix_cli.mixnet.errors import MixnetError
+from smolmix_cli.mixnet.gateway_client import unwrap_single_exception
+from smolmix_cli.mixnet.key_store import KeyStore
+from smolmix_cli.mixnet.keys import decode_key_base58
+from smolmix_cli.mixnet.nym_api import NymApiClient
+from smolmix_cli.netstack.aio import StackClosed, StackRunner, TcpStream, UdpSocket
+from smolmix_cli.netstack.errors import (
+    ConnectionRefused,
+    ConnectionReset,
+    ConnectionTimedOut,
+    NetstackError,
+)
+from smolmix_cli.netstack.stack import NetStack
+from smolmix_cli.tunnel.errors import (
+    ExitPolicyDenied,
+    IprHandshakeFailed,
+    TunnelClosed,
+    TunnelConnectError,
+    TunnelTimeout,
+    TunnelUnavailable,
+)
+from smolmix_cli.tunnel.exits import ExitCandidate, ExitMemory, discover_exits, draw_exit
+from smolmix_cli.tunnel.ipr_link import IpAddress, IprLink
+from smolmix_cli.tunnel.options import MAINNET_DNS, TunnelOptions, for_local_network
+
+KEEPALIVE_ECHO_ID = 0x534D  # "SM": the idle keep-alive's ICMP echo identifier
+DIRECTORY_TIMEOUT = 10.0
+
+
+class TunnelState(enum.Enum):
+    CONNECTING = "connecting"
+    READY = "ready"
+    SHUTTING_DOWN = "shutting down"
+    SHUT_DOWN = "shut down"
+    FAILED = "failed"
+
+
+class _PolicyDenied(ConnectionRefused):
+    """The stack-level error a denied connect fails with (mapped to ExitPolicyDenied)."""
+
+
+@dataclass(eq=False)
+class Session:
+    """One IPR session: its link, the allocated addresses and the stack built on them."""
+
+    link: IprLink
+    runner: StackRunner
+    ipv4: IPv4Address
+    ipv6: IPv6Address
+    mtu: int
+    ping_rtt: float
+    udp_denials: dict[tuple[IpAddress, int], anyio.Event] = field(default_factory=dict)
+    ended: anyio.Event = field(default_factory=anyio.Event)
+
+    @property
+    def stack(self) -> NetStack:
+        return self.runner.stack
+
+
+def parse_server(text: str) -> tuple[str, int]:
+    """`ip:port`, `[v6]:port` or a bare IP (port 53) — never a name: no resolver to ask."""
+    text = text.strip()
+    host, port = text, 53
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest.startswith(":"):
+            port = int(rest[1:])
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+        port = int(port_text)
+    return str(ip_address(host)), port
+
+
+def dns_servers_for(network: Network, options: TunnelOptions) -> list[tuple[str, int]]:
+    """Explicit servers, else the local network's own DNS server, else the mainnet defaults."""
+    if options.dns_servers:
+        return [parse_server(s) for s in options.dns_servers]
+    if network.dns_resolver:
+        return [parse_server(network.dns_resolver)]
+    return [parse_server(s) for s in MAINNET_DNS]
+
+
+class Tunnel:
+    """Use `async with Tunnel.open(network, options) as tunnel:`."""
+
+    def __init__(
+        self, network: Network, options: TunnelOptions, rng: random.Random | None = None
+    ) -> None:
+        self.network = network
+        self.options = options
+        self.rng = rng if rng is not None else random.SystemRandom()
+        self.state = TunnelState.CONNECTING
+        self.reason = "starting"
+        self.failure: BaseException | None = None
+        self.exit: ExitCandidate | None = None
+        self.session: Session | None = None
+        self.sessions_started = 0
+        self.exits_failed: list[str] = []
+        self._changed = anyio.Event()
+        self._link: IprLink | None = None
+        self._mixnet: MixnetClient | None = None
+        self._memory = ExitMemory(options.data_dir)
+        self._keepalive_seq = 0
+        self._resolvers = [
+            Resolver(
+                self, server=host, port=port, timeout=options.dns_timeout, tries=options.dns_tries
+            )
+            for host, port in dns_servers_for(network, options)
+        ]
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        network: Network,
+        options: TunnelOptions | None = None,
+        *,
+        rng: random.Random | None = None,
+    ) -> AsyncIterator[Tunnel]:
+        """Start connecting in the background and hand out the tunnel at once (see `wait_ready`)."""
+        if options is None:
+            options = for_local_network() if network.is_local else TunnelOptions()
+        tunnel = cls(network, options, rng)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(tunnel._run)
+            try:
+                yield tunnel
+            finally:
+                tunnel._set_state(TunnelState.SHUTTING_DOWN, "closing")
+                tg.cancel_scope.cancel()
+        tunnel._set_state(TunnelState.SHUT_DOWN, "closed")
+
+    def _set_state(self, state: TunnelState, reason: str) -> None:
+        if self.state in (TunnelState.SHUT_DOWN, TunnelState.FAILED):
+            return  # terminal
+        if self.state is TunnelState.SHUTTING_DOWN and state is not TunnelState.SHUT_DOWN:
+            return
+        self.state, self.reason = state, reason
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    def _fail(self, exc: BaseException) -> None:
+        self.failure = exc
+        self._set_state(TunnelState.FAILED, f"{type(exc).__name__}: {exc}")
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Return once the tunnel carries traffic; raise if it failed or closed meanwhile."""
+        with anyio.move_on_after(timeout if timeout is not None else float("inf")):
+            while True:
+                if self.state is TunnelState.READY:
+                    return
+                if self.state is TunnelState.FAILED:
+                    raise self._failure_error()
+                if self.state in (TunnelState.SHUTTING_DOWN, TunnelState.SHUT_DOWN):
+                    raise TunnelClosed(f"tunnel is {self.state.value}")
+                await self._changed.wait()
+        raise TunnelTimeout(f"tunnel not ready after {timeout:g} s ({self.reason})")
+
+    def _failure_error(self) -> BaseException:
+        failure = self.failure
+        if isinstance(failure, TunnelUnavailable | MixnetError):
+            return failure  # typed already: the CLI maps it to its exit code
+        error = TunnelUnavailable(f"tunnel failed: {self.reason}")
+        error.__cause__ = failure
+        return error
+
+    async def _ready_session(self) -> Session:
+        await self.wait_ready(self.options.connect_timeout + self.options.ping_timeout)
+        session = self.session
+        if session is None:  # pragma: no cover - READY implies a session
+            raise TunnelClosed("no session")
+        return session
+
+    async def _run(self) -> None:
+        try:
+            with unwrap_single_exception():
+                await self._run_inner()
+        except Exception as exc:
+            self._fail(exc)
+
+    async def _run_inner(self) -> None:
+        network, options = self.network, self.options
+        local = network.is_local
+        api = NymApiClient(
+            network.api_urls,
+            ssl_context=network.ssl_context() if local else None,
+            timeout=DIRECTORY_TIMEOUT,
+        )
+        self.reason = "reading the directory"
+        topology = await api.topology()
+        if not topology.is_usable:
+            raise TunnelUnavailable("the directory's topology has no usable route")
+        store = (
+            KeyStore.open(options.data_dir / "client")
+            if options.data_dir is not None
+            else KeyStore.ephemeral()
+        )
+        gateway = None
+        if local and network.entry_gateway is not None:
+            gateway = decode_key_base58(network.entry_gateway.identity, "entry gateway")
+        self.reason = "connecting to the gateway"
+        async with MixnetClient.start(
+            topology,
+            gateway=gateway,
+            key_store=store,
+            ssl_context=network.ssl_context() if local else None,
+            config=options.mixnet_config(local, network.mean_delay_ms if local else 50.0),
+            rng=None,
+        ) as mixnet:
+            self._mixnet = mixnet
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._dispatch, mixnet)
+                await self._sessions(api, mixnet, tg)
+
+    async def _dispatch(self, mixnet: MixnetClient) -> None:
+        """Every message from the mixnet goes to the current IPR link (old streams' replies drop)."""
+        while True:
+            message = await mixnet.receive()
+            link = self._link
+            if link is not None:
+                link.on_reply(message.data)
+
+    async def _sessions(
+        self, api: NymApiClient, mixnet: MixnetClient, tg: anyio.abc.TaskGroup
+    ) -> None:
+        options = self.options
+        candidates: list[ExitCandidate] | None = None
+        tried: set[str] = set()
+        prefer = self._memory.load()
+        attempts = 0
+        while True:
+            if options.ipr is not None:
+                exit_ = ExitCandidate(Recipient.parse(options.ipr))
+            else:
+                if candidates is None:
+                    self.reason = "discovering exits"
+                    candidates = await discover_exits(api)
+                exit_ = draw_exit(candidates, self.rng, exclude=tried, prefer=prefer)
+            attempts += 1
+            self.reason = f"connecting to exit {exit_.key}"
+            try:
+                session: Session = await tg.start(self._session_task, mixnet, exit_)
+            except (IprHandshakeFailed, TunnelClosed) as exc:
+                tried.add(exit_.key)
+                self.exits_failed.append(exit_.key)
+                if options.ipr is not None or attempts >= options.exit_attempts:
+                    raise
+                self.reason = f"exit failed ({exc}); trying another"
+                prefer = None
+                continue
+            attempts = 0
+            tried.clear()
+            self.exit = exit_
+            self._memory.save(exit_)
+            self.session = session
+            self.sessions_started += 1
+            self._set_state(TunnelState.READY, f"via {exit_.key} as {session.ipv4}")
+            await session.link.lost.wait()
+            self.session = None
+            self._set_state(TunnelState.CONNECTING, f"reconnecting ({session.link.lost_reason})")
+            await session.ended.wait()
+            prefer = exit_.key
+
+    async def _session_task(
+        self,
+        mixnet: MixnetClient,
+        exit_: ExitCandidate,
+        *,
+        task_status: anyio.abc.TaskStatus[Session] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        options = self.options
+        config = IprClientConfig(
+            open_reply_surbs=options.open_reply_surbs,
+            data_reply_surbs=options.data_reply_surbs,
+            connect_timeout=options.connect_timeout,
+            ping_timeout=options.ping_timeout,
+            idle_timeout=options.idle_timeout,
+            keepalive_after=options.keepalive_after,
+        )
+        holder: list[Session] = []
+        link = IprLink(
+            mixnet,
+            exit_,
+            config,
+            rng=self.rng if isinstance(self.rng, random.Random) else None,
+            packets_per_message=options.packets_per_message,
+            max_in_flight=options.max_in_flight,
+            on_keepalive_due=lambda: self._keepalive(holder),
+            on_policy_denied=lambda addr, port: self._policy_denied(holder, addr, port),
+        )
+        self._link = link
+        try:
+            with unwrap_single_exception():
+                async with anyio.create_task_group() as stg:
+                    await stg.start(link.run)
+                    connected = await link.connect()
+                    rtt = await link.ping(options.ping_timeout)
+                    mtu = options.mtu if options.mtu is not None else connected.mtu
+                    addresses: list[IPv4Address | IPv6Address] = [connected.ipv4]
+                    if mtu >= 1280:
+                        addresses.append(connected.ipv6)
+                    stack = NetStack(addresses, mtu=mtu, tcp_config=options.tcp_config())
+                    runner = StackRunner(stack, link.device)
+                    await stg.start(runner.run)
+                    session = Session(link, runner, connected.ipv4, connected.ipv6, mtu, rtt)
+                    holder.append(session)
+                    task_status.started(session)
+                    await link.lost.wait()
+                    stg.cancel_scope.cancel()
+        finally:
+            link.device.close()
+            if self._link is link:
+                self._link = None
+            for session in holder:
+                session.ended.set()
+
+    def _keepalive(self, holder: list[Session]) -> None:
+        """No uplink for a while: one ICMP echo to the exit's TUN address keeps our session."""
+        if not self.options.keep_alive_idle or not holder:
+            return
+        runner = holder[0].runner
+        self._keepalive_seq = (self._keepalive_seq + 1) & 0xFFFF
+        with contextlib.suppress(NetstackError):
+            runner.stack.icmp_echo(TUN_IPV4, KEEPALIVE_ECHO_ID, self._keepalive_seq)
+            runner.flush()
+
+    def _policy_denied(self, holder: list[Session], address: IpAddress, port: int) -> None:
+        """The exit refused a destination: fail the connects (and UDP exchanges) waiting on it."""
+        if not holder:
+            return
+        session = holder[0]
+        now = session.runner.clock()
+        for sock in session.stack.connections:
+            if sock.remote == (address, port) and not sock.conn.is_established:
+                sock.conn.handle_icmp_unreachable(
+                    _PolicyDenied(f"the exit's policy refuses {address}:{port}"), now
+                )
+                session.stack._after_input(sock, now)
+        event = session.udp_denials.get((address, port))
+        if event is not None:
+            event.set()
+        session.runner.flush()
+
+    # -- the Connector API ---------------------------------------------------------------------
+
+    async def resolve(self, name: str) -> list[str]:
+        """Addresses for `name` through the tunnel (A first, AAAA if none); ResolveError if none."""
+        literal = _literal(name)
+        if literal is not None:
+            return [str(literal)]
+        errors: list[str] = []
+        for resolver in self._resolvers:
+            for ipv6 in (False, True):
+                try:
+                    return await resolver.resolve_addresses(name, ipv6=ipv6)
+                except ResolveError as exc:
+                    errors.append(str(exc))
+        raise ResolveError(errors[-1] if errors else f"Could not resolve host: {name}")
+
+    async def _addresses(self, host: str) -> list[IpAddress]:
+        literal = _literal(host)
+        if literal is not None:
+            return [literal]
+        found = [ip_address(a) for a in await self.resolve(host)]
+        found.sort(key=lambda a: a.version)  # IPv4 first, as the published client
+        return found
+
+    async def open_tcp(self, host: str, port: int) -> TcpStream:
+        if not 0 < port <= 0xFFFF:
+            raise TunnelConnectError(f"port {port} out of range")
+        addresses = await self._addresses(host)
+        session = await self._ready_session()
+        last: Exception | None = None
+        for address in addresses:
+            if address.version == 6 and session.stack.mtu < 1280:
+                continue
+            try:
+                return await self._connect(session, address, port)
+            except ExitPolicyDenied:
+                raise
+            except (TunnelConnectError, TunnelTimeout) as exc:
+                last = exc
+        raise last or TunnelConnectError(f"no usable address for {host}")
+
+    async def _connect(self, session: Session, address: IpAddress, port: int) -> TcpStream:
+        timeout = self.options.tcp_connect_timeout
+        with anyio.move_on_after(timeout):
+            try:
+                return await session.runner.connect_tcp(address, port)
+            except _PolicyDenied:
+                raise ExitPolicyDenied(
+                    f"the exit's policy refuses {_where(address, port)}"
+                ) from None
+            except (ConnectionRefused, ConnectionReset):
+                raise TunnelConnectError(f"connection to {_where(address, port)} refused") from None
+            except ConnectionTimedOut:
+                raise TunnelTimeout(f"connection to {_where(address, port)} timed out") from None
+            except StackClosed:
+                raise TunnelClosed("the tunnel session ended while connecting") from None
+            except NetstackError as exc:
+                raise TunnelConnectError(f"{_where(address, port)}: {exc}") from None
+        raise TunnelTimeout(f"connection to {_where(address, port)} timed out after {timeout:g} s")
+
+    async def udp_exchange(self, host: str, port: int, payload: bytes, timeout: float) -> bytes:
+        """One datagram out, the first datagram back from that address and port."""
+        if not 0 < port <= 0xFFFF:
+            raise TunnelConnectError(f"port {port} out of range")
+        address = (await self._addresses(host))[0]
+        session = await self._ready_session()
+        sock = session.runner.bind_udp()
+        key = (address, port)
+        denied = session.udp_denials.setdefault(key, anyio.Event())
+        reply: bytes | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+
+                async def watch() -> None:
+                    await denied.wait()
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(watch)
+                with anyio.move_on_after(timeout):
+                    try:
+                        await sock.sendto(payload, address, port)
+                    except NetstackError as exc:
+                        raise TunnelConnectError(f"{_where(address, port)}: {exc}") from None
+                    reply = await _receive_from(sock, address, port)
+                tg.cancel_scope.cancel()
+        except anyio.BrokenResourceError:
+            raise TunnelClosed("the tunnel session ended during a UDP exchange") from None
+        finally:
+            if session.udp_denials.get(key) is denied and not denied.is_set():
+                del session.udp_denials[key]
+            await sock.aclose()
+        if reply is not None:
+            return reply
+        if denied.is_set():
+            session.udp_denials.pop(key, None)
+            raise ExitPolicyDenied(f"the exit's policy refuses {_where(address, port)}")
+        raise TunnelTimeout(f"no UDP reply from {_where(address, port)} within {timeout:g} s")
+
+    async def ping(self, host: str, timeout: float = 10.0, payload: bytes = b"smolmix") -> float:
+        """ICMP echo round trip through the tunnel (seconds); TunnelTimeout without a reply."""
+        address = (await self._addresses(host))[0]
+        session = await self._ready_session()
+        try:
+            return await session.runner.ping(address, payload, timeout)
+        except TimeoutError:
+            raise TunnelTimeout(f"no echo reply from {address} within {timeout:g} s") from None
+        except StackClosed:
+            raise TunnelClosed("the tunnel session ended during a ping") from None
+
+    # -- observation ---------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        session = self.session
+        link = session.link if session else None
+        return {
+            "state": self.state.value,
+            "reason": self.reason,
+            "exit": self.exit.key if self.exit else None,
+            "ipv4": str(session.ipv4) if session else None,
+            "sessions_started": self.sessions_started,
+            "exits_failed": list(self.exits_failed),
+            "packets_up": link.packets_up if link else 0,
+            "packets_down": link.packets_down if link else 0,
+            "messages_up": link.messages_up if link else 0,
+            "ipr_dropped": link.client.dropped if link else 0,
+        }
+
+
+def _literal(host: str) -> IpAddress | None:
+    try:
+        return ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def _where(address: IpAddress, port: int) -> str:
+    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
+
+
+async def _receive_from(sock: UdpSocket, address: IpAddress, port: int) -> bytes:
+    while True:
+        data, source = await sock.receive()
+        if source == (address, port):
+            return data
