@@ -1,15 +1,14 @@
-"""Tunnel overhead on the local network: bulk TCP download, TCP connect + first byte, beside the
-mixnet round trip to the exit.
+"""Tunnel overhead on the local network: one bulk TCP download, TCP connect + first byte,
+beside the mixnet round trip to the exit.
 
-In one process: a LocalNetwork with zero mix delay, the test exit from `tests/tunnel`
-(MixnetClient + IprRouter + accept-any NetStack), and a Tunnel with cover and Poisson traffic
-off. Prints JSON lines.
+In one process: `LocalNetwork(exits=1)` with zero mix delay (its exit IPR, NAT and demo
+origin), and a Tunnel with cover and Poisson traffic off. Prints JSON lines.
 
-- `ipr_ping_rtt_ms`: an IPR Ping/Pong, i.e. one mixnet round trip client -> exit -> client
-  (the reply travels on a SURB); median of --pings.
-- `tcp_connect_ms` / `tcp_first_byte_ms`: open_tcp to the exit's echo service, then one byte
-  echoed; median of --connects.
-- `bulk_mb_per_s`: one TCP stream downloading --mib MiB from the exit's source service.
+- `ipr_ping_rtt_ms`: an IPR Ping/Pong = one mixnet round trip client -> exit -> client
+  (the reply rides a SURB), median of --pings. This is the floor under every TCP exchange.
+- `tcp_connect_ms`: open_tcp to the demo origin's HTTP port (SYN through the exit's NAT);
+  `tcp_first_byte_ms`: connect + `GET /` until the first response byte; medians of --connects.
+- `bulk_mb_per_s`: one stream, `GET /bytes/N` (--mib MiB), body checked against X-Sha256.
 
 Usage: python bench/tunnel.py [--mib 4] [--pings 10] [--connects 10] [--packets-per-message 1]
 """
@@ -17,6 +16,7 @@ Usage: python bench/tunnel.py [--mib 4] [--pings 10] [--connects 10] [--packets-
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import sys
@@ -29,62 +29,69 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import anyio
 
+from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
+from smolmix_cli.tunnel.options import for_local_network
 from smolmix_cli.tunnel.tunnel import Tunnel
-from tests.tunnel.conftest import harness
-from tests.tunnel.exit_fixture import ECHO_PORT, SERVICE_HOST, SOURCE_PORT
 
 
 def emit(record: dict[str, Any]) -> None:
     print(json.dumps(record), flush=True)
 
 
+async def get(tunnel: Tunnel, host: str, path: str) -> tuple[float, float, bytes]:
+    """(connect s, first byte s, whole response)."""
+    t0 = time.perf_counter()
+    stream = await tunnel.open_tcp(host, 80)
+    t1 = time.perf_counter()
+    await stream.send(f"GET {path} HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n".encode())
+    chunks = [await stream.receive()]
+    t2 = time.perf_counter()
+    try:
+        while True:
+            chunks.append(await stream.receive())
+    except anyio.EndOfStream:
+        pass
+    await stream.aclose()
+    return t1 - t0, t2 - t0, b"".join(chunks)
+
+
 async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        async with harness(Path(tmp)) as h:
-            options = h.options(packets_per_message=args.packets_per_message)
-            async with Tunnel.open(h.network, options) as tunnel:
+        local = LocalNetwork(LocalNetworkOptions(Path(tmp), mean_delay_ms=0.0, exits=1))
+        async with anyio.create_task_group() as tg:
+            network = await tg.start(local.serve)
+            assert network.demo is not None
+            host = network.demo.ipv4
+            options = for_local_network(packets_per_message=args.packets_per_message)
+            async with Tunnel.open(network, options) as tunnel:
                 start = time.perf_counter()
                 await tunnel.wait_ready()
-                emit(
-                    {
-                        "name": "tunnel_ready",
-                        "ready_ms": round((time.perf_counter() - start) * 1e3, 1),
-                    }
-                )
+                ready_ms = round((time.perf_counter() - start) * 1e3, 1)
+                emit({"name": "tunnel_ready", "ready_ms": ready_ms})
                 session = tunnel.session
                 assert session is not None
                 rtts = [await session.link.ping(10) * 1e3 for _ in range(args.pings)]
-                emit({"name": "ipr_ping_rtt", "ipr_ping_rtt_ms": round(statistics.median(rtts), 2)})
-                connects, firsts = [], []
-                for _ in range(args.connects):
-                    t0 = time.perf_counter()
-                    stream = await tunnel.open_tcp(str(SERVICE_HOST), ECHO_PORT)
-                    t1 = time.perf_counter()
-                    await stream.send(b"x")
-                    await stream.receive()
-                    t2 = time.perf_counter()
-                    await stream.aclose()
-                    connects.append((t1 - t0) * 1e3)
-                    firsts.append((t2 - t0) * 1e3)
+                emit({"name": "ipr_ping", "ipr_ping_rtt_ms": round(statistics.median(rtts), 2)})
+                opens = [await get(tunnel, host, "/") for _ in range(args.connects)]
                 emit(
                     {
                         "name": "tcp_open",
-                        "tcp_connect_ms": round(statistics.median(connects), 2),
-                        "tcp_first_byte_ms": round(statistics.median(firsts), 2),
+                        "tcp_connect_ms": round(statistics.median(o[0] for o in opens) * 1e3, 2),
+                        "tcp_first_byte_ms": round(statistics.median(o[1] for o in opens) * 1e3, 2),
                     }
                 )
                 size = args.mib << 20
-                stream = await tunnel.open_tcp(str(SERVICE_HOST), SOURCE_PORT)
                 t0 = time.perf_counter()
-                await stream.send(f"{size}\n".encode())
-                total = 0
-                try:
-                    while True:
-                        total += len(await stream.receive())
-                except anyio.EndOfStream:
-                    pass
+                _, _, reply = await get(tunnel, host, f"/bytes/{size}")
                 elapsed = time.perf_counter() - t0
-                assert total == size
+                head, _, body = reply.partition(b"\r\n\r\n")
+                assert len(body) == size, len(body)
+                expected = [
+                    line.split(b":", 1)[1].strip().decode()
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"x-sha256:")
+                ]
+                assert expected == [hashlib.sha256(body).hexdigest()]
                 stats = tunnel.stats()
                 emit(
                     {
@@ -98,6 +105,7 @@ async def run(args: argparse.Namespace) -> None:
                         "packets_down": stats["packets_down"],
                     }
                 )
+            tg.cancel_scope.cancel()
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from smolmix_cli.apps.connector import Connector
 from smolmix_cli.tunnel.tunnel import Tunnel, TunnelState
 from tests.tunnel.conftest import harness
 from tests.tunnel.exit_fixture import ECHO_HOST, ECHO_PORT, SERVICE_HOST, SOURCE_PORT, source_bytes
@@ -20,6 +21,7 @@ def test_ready_then_tcp_echo_udp_echo_and_icmp(tmp_path: Path) -> None:
                 assert tunnel.state is TunnelState.CONNECTING
                 await tunnel.wait_ready()
                 assert tunnel.state is TunnelState.READY
+                assert isinstance(tunnel, Connector)
                 assert tunnel.session is not None
                 assert str(tunnel.session.ipv4).startswith("10.0.")
                 stream = await tunnel.open_tcp(str(SERVICE_HOST), ECHO_PORT)

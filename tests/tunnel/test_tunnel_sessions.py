@@ -14,7 +14,7 @@ from smolmix_cli.ipr.router_logic import RouterConfig
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.keys import decode_key_base58
 from smolmix_cli.testnet.network import ENTRY_ID
-from smolmix_cli.tunnel.errors import IprHandshakeFailed
+from smolmix_cli.tunnel.errors import IprHandshakeFailed, TunnelTimeout
 from smolmix_cli.tunnel.exits import EXIT_FILE
 from smolmix_cli.tunnel.tunnel import Tunnel, TunnelState
 from tests.tunnel.conftest import harness
@@ -63,7 +63,13 @@ def test_bulk_concurrent_streams_and_icmp(tmp_path: Path, loss: float) -> None:
                 async with anyio.create_task_group() as tg:
                     for i in range(STREAMS):
                         tg.start_soon(echo_round, tunnel, os.urandom(2000 + 37 * i))
-                assert await tunnel.ping(str(ECHO_HOST), timeout=20) > 0
+                # one echo is one unretransmitted reply: with loss, allow a few tries (as ping -c 3)
+                for attempt in range(4):
+                    try:
+                        assert await tunnel.ping(str(ECHO_HOST), timeout=8) > 0
+                        break
+                    except TunnelTimeout:
+                        assert loss and attempt < 3
                 assert tunnel.sessions_started == 1
             if loss:
                 drops = sum(n.counters["dropped_loss"] for n in h.local.mixnodes.values())

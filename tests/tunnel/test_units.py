@@ -136,3 +136,27 @@ def test_bundled_uplink_packets_all_reach_the_exit() -> None:
     assert isinstance(message, SendToIpr)
     router.on_message(tag, message.payload, message.reply_surbs, 1.0)
     assert router.pop_uplink() == packets
+
+
+def test_an_unreachable_directory_fails_the_tunnel_with_a_reason() -> None:
+    import anyio
+
+    from smolmix_cli.config import Network
+    from smolmix_cli.mixnet.nym_api import ApiUrl, DirectoryUnavailable
+    from smolmix_cli.tunnel.options import for_local_network
+    from smolmix_cli.tunnel.tunnel import Tunnel, TunnelState
+
+    network = Network(name="nowhere", api_urls=(ApiUrl("http://127.0.0.1:9/api/"),))
+
+    async def main() -> None:
+        with anyio.fail_after(30):
+            async with Tunnel.open(network, for_local_network()) as tunnel:
+                with pytest.raises(DirectoryUnavailable):
+                    await tunnel.wait_ready()
+                assert tunnel.state is TunnelState.FAILED
+                assert "DirectoryUnavailable" in tunnel.reason
+                with pytest.raises(DirectoryUnavailable):
+                    await tunnel.open_tcp("192.0.2.1", 80)
+            assert tunnel.state is TunnelState.FAILED  # failed stays failed
+
+    anyio.run(main)
