@@ -39,7 +39,7 @@ class TunnelOptions:
     exit_attempts: int = 3  # exits tried before the tunnel fails
     ping_timeout: float = 30.0  # the readiness ping after the connect
     keep_alive_idle: bool = True  # keep the IPR session alive while no stream is open
-    max_in_flight: int = 64  # uplink fragments awaiting SURB-ACKs before packets wait; 0 = no limit
+    max_in_flight: int = 128  # uplink fragments awaiting SURB-ACKs before packets wait; 0 = off
     packets_per_message: int = 1  # >1: bundle queued uplink packets (u16 codec) in one message
     data_dir: Path | None = None  # keys + remembered exit; None = ephemeral, nothing saved
     idle_timeout: float = 60.0  # the exit's inactivity timeout (tests shorten it)
@@ -84,5 +84,7 @@ class TunnelOptions:
 
 def for_local_network(**changes: object) -> TunnelOptions:
     """Defaults for the embedded local network: no shaping, a low RTO floor."""
-    base = TunnelOptions(cover=False, poisson=False, tcp_rto_min=0.2, connect_timeout=20.0)
+    base = TunnelOptions(
+        cover=False, poisson=False, tcp_rto_min=0.2, connect_timeout=20.0, max_in_flight=64
+    )
     return base.replace(**changes)
