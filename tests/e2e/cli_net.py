@@ -55,7 +55,8 @@ def hermetic_env() -> dict[str, str]:
             "SSL_CERT_DIR",
         }
     }
-    env.pop("SMOLMIX_NETWORK", None)
+    for name in ("SMOLMIX_NETWORK", "SMOLMIX_SESSION", "SMOLMIX_NO_SESSION", "SMOLMIX_RUNTIME_DIR"):
+        env.pop(name, None)  # a developer's session settings must not leak into the tests
     return env
 
 
