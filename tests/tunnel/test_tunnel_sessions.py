@@ -53,7 +53,7 @@ async def download(tunnel: Tunnel, size: int) -> None:
 @pytest.mark.parametrize("loss", [0.0, 0.05])
 def test_bulk_concurrent_streams_and_icmp(tmp_path: Path, loss: float) -> None:
     async def main() -> None:
-        with anyio.fail_after(240):
+        with anyio.fail_after(120 + 60 * BULK // MIB):
             async with (
                 harness(tmp_path, loss=loss) as h,
                 Tunnel.open(h.network, h.options()) as tunnel,
