@@ -161,14 +161,16 @@ class Tunnel:
         if options is None:
             options = for_local_network() if network.is_local else TunnelOptions()
         tunnel = cls(network, options, rng)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(tunnel._run)
-            try:
-                yield tunnel
-            finally:
-                tunnel._set_state(TunnelState.SHUTTING_DOWN, "closing")
-                tg.cancel_scope.cancel()
-        tunnel._set_state(TunnelState.SHUT_DOWN, "closed")
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(tunnel._run)
+                try:
+                    yield tunnel
+                finally:
+                    tunnel._set_state(TunnelState.SHUTTING_DOWN, "closing")
+                    tg.cancel_scope.cancel()
+        finally:
+            tunnel._set_state(TunnelState.SHUT_DOWN, "closed")
 
     def _set_state(self, state: TunnelState, reason: str) -> None:
         if self.state in (TunnelState.SHUT_DOWN, TunnelState.FAILED):
