@@ -36,6 +36,7 @@ from anyio.abc import TaskStatus
 
 from smolmix_cli.netstack import icmp
 from smolmix_cli.netstack.aio import StackRunner, TcpStream, TcpStreamListener, UdpSocket
+from smolmix_cli.netstack.device import CallbackDevice
 from smolmix_cli.netstack.errors import NetstackError
 from smolmix_cli.netstack.ip import (
     PROTO_ICMP,
@@ -115,32 +116,6 @@ class _UdpFlow:
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
 
 
-class _DownlinkDevice:
-    """The stack's device: packets it sends go to the router; nothing arrives through it
-    (uplink packets are fed straight into the stack by `ExitNat.feed`)."""
-
-    def __init__(self, deliver: Callable[[bytes], None]) -> None:
-        self._deliver = deliver
-        self._closed = anyio.Event()
-
-    async def receive(self) -> bytes:
-        await self._closed.wait()
-        raise anyio.EndOfStream
-
-    def receive_nowait(self) -> bytes | None:
-        return None
-
-    def send_nowait(self, packet: bytes) -> bool:
-        self._deliver(packet)
-        return True
-
-    async def send(self, packet: bytes) -> None:
-        self._deliver(packet)
-
-    async def aclose(self) -> None:
-        self._closed.set()
-
-
 class ExitNat:
     """Run with `await tg.start(nat.run)`; then `feed()` uplink packets.
 
@@ -159,7 +134,7 @@ class ExitNat:
         self._deliver = deliver
         self.counters: Counter[str] = Counter()
         self.stack = NetStack([EXIT_IPV4, EXIT_IPV6], mtu=self.config.mtu)
-        self._device = _DownlinkDevice(self._downlink)
+        self._device = CallbackDevice(self._downlink)
         self.runner = StackRunner(self.stack, self._device)
         self._tg: anyio.abc.TaskGroup | None = None
         self._pending: set[FlowKey] = set()

@@ -8,7 +8,7 @@ fed back into the stack, Info responses kept for inspection.
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,35 +37,11 @@ from smolmix_cli.mixnet.keys import decode_key_base58
 from smolmix_cli.mixnet.nym_api import NymApiClient
 from smolmix_cli.mixnet.topology import Topology
 from smolmix_cli.netstack.aio import StackRunner
+from smolmix_cli.netstack.device import CallbackDevice
 from smolmix_cli.netstack.ip import PROTO_UDP, encode_ip, pseudo_header_raw
 from smolmix_cli.netstack.stack import NetStack
 from smolmix_cli.netstack.udp import encode_udp
 from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
-
-
-class _Device:
-    """The client stack's device: sent packets go to the IPR, nothing arrives by itself."""
-
-    def __init__(self, send: Callable[[bytes], None]) -> None:
-        self._send = send
-        self._closed = anyio.Event()
-
-    async def receive(self) -> bytes:
-        await self._closed.wait()
-        raise anyio.EndOfStream
-
-    def receive_nowait(self) -> bytes | None:
-        return None
-
-    def send_nowait(self, packet: bytes) -> bool:
-        self._send(packet)
-        return True
-
-    async def send(self, packet: bytes) -> None:
-        self._send(packet)
-
-    async def aclose(self) -> None:
-        self._closed.set()
 
 
 @dataclass
@@ -148,7 +124,7 @@ async def mini_tunnel(
         assert tunnel.ipv4 is not None
         mtu = tunnel.ipr_client.mtu or 1420
         stack = NetStack([tunnel.ipv4], mtu=mtu)
-        runner = StackRunner(stack, _Device(tunnel._uplink))
+        runner = StackRunner(stack, CallbackDevice(tunnel._uplink))
         tunnel.runner = runner
         await tg.start(runner.run)
         tg.start_soon(tunnel._send_loop)

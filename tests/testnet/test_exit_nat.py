@@ -16,13 +16,14 @@ from hypothesis import strategies as st
 from smolmix_cli.mixnet.message import ReplyContentTag, ReplyMessage, split_message
 from smolmix_cli.netstack import icmp
 from smolmix_cli.netstack.aio import StackRunner
+from smolmix_cli.netstack.device import CallbackDevice
 from smolmix_cli.netstack.errors import ConnectionRefused
 from smolmix_cli.netstack.ip import PROTO_ICMP, PROTO_TCP, encode_ip, pseudo_header_raw
 from smolmix_cli.netstack.stack import NetStack
 from smolmix_cli.netstack.tcp_wire import SYN, TcpSegment, encode_tcp
 from smolmix_cli.testnet.exit_ipr import reply_surb_cost
 from smolmix_cli.testnet.exit_nat import AddressMap, ExitNat, NatConfig
-from tests.testnet.exit_tunnel import _Device, read_all, udp_packet
+from tests.testnet.exit_tunnel import read_all, udp_packet
 
 pytestmark = pytest.mark.anyio
 CLIENT = IPv4Address("10.0.7.7")
@@ -44,7 +45,7 @@ async def wired(
     up_tx, up_rx = anyio.create_memory_object_stream[bytes](10_000)
     down_tx, down_rx = anyio.create_memory_object_stream[bytes](10_000)
     nat = ExitNat(down_tx.send_nowait, config=config, address_map=address_map)
-    runner = StackRunner(NetStack([client]), _Device(up_tx.send_nowait))
+    runner = StackRunner(NetStack([client]), CallbackDevice(up_tx.send_nowait))
 
     async def uplink() -> None:
         async for packet in up_rx:
