@@ -319,6 +319,11 @@ class MixnetClient:
     def address(self) -> Recipient:
         return self._core.address
 
+    @property
+    def fragments_awaiting_ack(self) -> int:
+        """Real fragments sent or queued whose SURB-ACK has not come back yet."""
+        return self._core.pending_acks
+
     async def send(self, recipient: Recipient, data: bytes, *, reply_surbs: int = 0) -> int:
         """Queue `data` for `recipient`; returns the id `wait_delivered` takes."""
         self._check_open()

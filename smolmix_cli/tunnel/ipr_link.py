@@ -231,8 +231,7 @@ class IprLink:
         limit = self.max_in_flight
         if limit <= 0:
             return
-        core = self.mixnet._core  # no public accessor yet (asked of the mixnet client's owner)
-        while core.pending_acks > limit:
+        while self.mixnet.fragments_awaiting_ack > limit:
             await anyio.sleep(WINDOW_POLL)
 
     async def _flush(self) -> None:
