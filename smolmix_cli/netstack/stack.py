@@ -189,6 +189,9 @@ class NetStack:
         self._udp_any: UdpSocket | None = None
         self._out: list[bytes] = []
         self._dirty: set[object] = set()
+        # Established sockets that took input since the last poll, with the input's
+        # time: their output is built once per batch of packets (see _receive_tcp).
+        self._pending: dict[TcpSocket, float] = {}
         self._ports: Counter[int] = Counter()
         self._next_port = EPHEMERAL_FIRST
         self._timers: list[tuple[float, int, TcpSocket]] = []
@@ -376,16 +379,27 @@ class NetStack:
 
     def poll_transmit(self, now: float) -> list[bytes]:
         """IP packets to send now (everything queued since the last call)."""
+        if self._pending:
+            self._flush_pending()
         out, self._out = self._out, []
         return out
 
     def take_events(self) -> set[object]:
         """Sockets and listeners whose state changed since the last call (for the shell)."""
+        if self._pending:
+            self._flush_pending()
         dirty, self._dirty = self._dirty, set()
         return dirty
 
+    def _flush_pending(self) -> None:
+        pending, self._pending = self._pending, {}
+        for sock, when in pending.items():
+            self._after_input(sock, when)
+
     def poll_deadline(self) -> float | None:
         """The next time `handle_timeout` has work (may be early, never late)."""
+        if self._pending:
+            self._flush_pending()
         timers = self._timers
         while timers:
             when, _, sock = timers[0]
@@ -399,6 +413,8 @@ class NetStack:
         return first
 
     def handle_timeout(self, now: float) -> None:
+        if self._pending:
+            self._flush_pending()
         timers = self._timers
         while timers and timers[0][0] <= now:
             when, _, sock = heapq.heappop(timers)
@@ -483,8 +499,18 @@ class NetStack:
         seg = decode_tcp(payload, pseudo)
         sock = self._tcp.get((pkt.dst, seg.dst_port, pkt.src, seg.src_port))
         if sock is not None:
-            sock.conn.handle_segment(seg, now)
-            self._after_input(sock, now)
+            conn = sock.conn
+            conn.handle_segment(seg, now)
+            if sock.listener is None and not conn.is_closed:
+                # Output waits for the end of the batch (the next poll), as a NIC's
+                # receive coalescing lets a kernel do: a burst of segments gets one
+                # cumulative ACK, and a burst of ACKs one round of sending, instead
+                # of one per segment. Out-of-order segments still get their
+                # immediate duplicate ACKs (queued by the connection itself).
+                self._pending[sock] = now
+            else:
+                self._pending.pop(sock, None)
+                self._after_input(sock, now)
             return
         ours = pkt.dst in self._ours
         listener = None

@@ -64,6 +64,7 @@ _G = 0.001  # clock granularity for RFC 6298
 _PAWS_TOLERANCE = 60_000  # timestamp ticks (60 s at 1 ms); see handle_segment
 _CHALLENGE_ACKS_PER_S = 10
 _OOW_ACK_INTERVAL = 0.5  # seconds between ACKs answering out-of-window pure ACKs
+_STRETCH_ACK_SEGMENTS = 8  # in-order segments one coalesced ACK may cover at most
 _MAX_OOO_RANGES = 256  # bounds per-segment work on hostile out-of-order patterns  # immediate ACKs at start and after loss, as Linux does
 
 
@@ -216,6 +217,7 @@ class TcpConnection:
         self._iss = iss
         # --- send sequence space (unwrapped) ---
         self._snd_una = iss
+        self._small_end = iss  # end of the last sub-MSS segment sent (Nagle/Minshall)
         self._snd_nxt = iss  # next new sequence number; never moves back
         self._snd_wnd = 0
         self._snd_wl1 = 0
@@ -1358,17 +1360,27 @@ class TcpConnection:
                 self._quickacks = self.config.quickack_segments
             self._rcv_nxt = rcv_nxt
             self._rcv_unacked += n
-            if (
-                self._rcv_unacked >= 2 * self._rcv_mss
-                or self.config.delayed_ack <= 0
-                or self._ooo
-                or self._quickacks > 0
-            ):
+            if self._quickacks > 0 or self._ooo:
+                # Recovering or starting: every segment is acked at once, even inside
+                # a batch, so one lost ACK cannot stall a small window.
                 if self._quickacks > 0:
                     self._quickacks -= 1
+                self._ctrl.append(self._mk(self._snd_nxt, ACK, b"", now))
+            elif self._rcv_unacked >= _STRETCH_ACK_SEGMENTS * self._rcv_mss:
+                self._ctrl.append(self._mk(self._snd_nxt, ACK, b"", now))
+            elif self._rcv_unacked >= 2 * self._rcv_mss or self.config.delayed_ack <= 0:
+                # Acked at the next poll: a batch of segments taken together (the
+                # stack polls once per batch) gets one cumulative ACK, as with a
+                # NIC's receive coalescing.
                 self._ack_now = True
             elif self._delack_at is None:
-                self._delack_at = now + self.config.delayed_ack
+                # Never hold an ACK longer than a round trip: past 2*SRTT the sender's
+                # tail-loss probe fires first (one wasted segment), and when our last
+                # ACK was lost the sender's lone probe would wait the whole delay.
+                delay = self.config.delayed_ack
+                if self._srtt is not None and self._srtt < delay:
+                    delay = max(self._srtt, _G)
+                self._delack_at = now + delay
         else:
             if len(self._ooo.ranges) >= _MAX_OOO_RANGES:
                 pass  # a peer slicing the window into crumbs: drop, it will resend
@@ -1563,10 +1575,13 @@ class TcpConnection:
                 elif (
                     n < mss
                     and self.config.nagle
-                    and self._snd_nxt > self._snd_una
+                    and self._small_end > self._snd_una
                     and not self._fin_pending
                 ):
-                    break  # Nagle: one small segment in flight at a time
+                    # Nagle, Minshall's variant (as Linux): a runt waits only while an
+                    # earlier runt is unacknowledged, so the tail of a bulk write does
+                    # not wait for the peer's delayed ACK of full-sized segments.
+                    break
             elif wnd_room < 1:
                 break  # the FIN needs one sequence number of window (as Linux)
             self._send_new(now, out, max(n, 0))
@@ -1620,6 +1635,8 @@ class TcpConnection:
             self._fin_seq = end
         if n and end == self._sndbuf_start + len(self._sndbuf):
             flags |= PSH
+        if n < self._mss:
+            self._small_end = end
         seq_end = end + (1 if fin else 0)
         rec = _Sent(start, seq_end, now, fin)
         self._sent.append(rec)

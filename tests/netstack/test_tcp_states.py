@@ -15,6 +15,7 @@ from smolmix_cli.netstack.errors import (
     ConnectionTimedOut,
 )
 from smolmix_cli.netstack.tcp import (
+    _STRETCH_ACK_SEGMENTS,
     TcpConfig,
     TcpConnection,
     TcpState,
@@ -390,9 +391,23 @@ def test_nagle_on_coalesces_small_writes_and_off_sends_each() -> None:
         assert sent == expect, (nagle, sent)
 
 
+def test_nagle_minshall_tail_of_bulk_write_is_not_held() -> None:
+    # Only an unacknowledged runt holds the next one back (Minshall, as Linux):
+    # the tail of a bulk write goes out with full-sized segments still in flight,
+    # instead of waiting for the peer's (possibly delayed) ACK.
+    a, _b = handshake(cfg(nagle=True))
+    mss = a.effective_mss
+    a.send(b"x" * (mss * 2 + 100))
+    sizes = [len(s.payload) for s in a.poll_transmit(0.0)]
+    assert sizes == [mss, mss, 100]
+    a.send(b"y" * 10)  # the 100-byte runt is unacked: this one waits
+    assert a.poll_transmit(0.0) == []
+
+
 def test_delayed_ack_every_second_segment_or_timer() -> None:
     a, b = handshake(cfg(), cfg(delayed_ack=0.04))
     b._quickacks = 0
+    b._srtt = 0.5  # a mixnet-like round trip: the configured delay applies in full
     a.send(b"z" * a.effective_mss)
     (s1,) = a.poll_transmit(0.0)
     b.handle_segment(s1, 0.0)
@@ -409,6 +424,60 @@ def test_delayed_ack_every_second_segment_or_timer() -> None:
     assert b.poll_transmit(0.002) == []
     b.handle_timeout(0.042)
     assert len(b.poll_transmit(0.042)) == 1
+
+
+def test_delayed_ack_never_waits_longer_than_a_round_trip() -> None:
+    # Past 2*SRTT the sender's tail-loss probe would fire first; and when our last
+    # ACK was lost, the sender's one-segment probe would wait out the whole delay.
+    a, b = handshake(cfg(), cfg(delayed_ack=0.04))
+    b._quickacks = 0
+    for srtt, expect in ((0.003, 0.003), (0.0001, 0.001), (None, 0.04)):
+        b._srtt = srtt
+        a.send(b"z" * a.effective_mss)
+        (seg,) = a.poll_transmit(1.0)
+        b.handle_segment(seg, 1.0)
+        assert b.poll_transmit(1.0) == []
+        assert b.poll_deadline() == pytest.approx(1.0 + expect), srtt
+        b.handle_timeout(1.0 + expect)
+        (ack,) = b.poll_transmit(1.0 + expect)
+        a.handle_segment(ack, 1.0 + expect)
+
+
+def test_coalesced_ack_covers_a_batch_up_to_the_stretch_limit() -> None:
+    # Segments handled before one poll (a receive batch) get one cumulative ACK,
+    # but never more than _STRETCH_ACK_SEGMENTS of them go unacknowledged.
+    a, b = handshake(cfg(nagle=False), cfg(delayed_ack=0.04))
+    b._quickacks = 0
+    mss = a.effective_mss
+    a.send(b"s" * (mss * 10))
+    segs = a.poll_transmit(0.0)
+    assert len(segs) == 10 and _STRETCH_ACK_SEGMENTS == 8
+    for seg in segs[:3]:
+        b.handle_segment(seg, 0.001)
+    acks = b.poll_transmit(0.001)
+    assert [x.ack for x in acks] == [(segs[2].seq + mss) & MASK]  # 3 segments, one ACK
+    a2, b2 = handshake(cfg(nagle=False), cfg(delayed_ack=0.04))
+    b2._quickacks = 0
+    a2.send(b"s" * (mss * 10))
+    segs = a2.poll_transmit(0.0)
+    for seg in segs:
+        b2.handle_segment(seg, 0.001)
+    acks = b2.poll_transmit(0.001)
+    # ten in one batch: an ACK as the eighth arrives, one more at the poll
+    assert [x.ack for x in acks] == [(segs[7].seq + mss) & MASK, (segs[9].seq + mss) & MASK]
+
+
+def test_quickack_acks_every_segment_inside_a_batch() -> None:
+    # At start and after a hole fills, each segment is acked on arrival, so a
+    # single lost ACK cannot stall a small window.
+    a, b = handshake(cfg(nagle=False), cfg(delayed_ack=0.04))
+    mss = a.effective_mss
+    a.send(b"q" * (mss * 4))
+    segs = a.poll_transmit(0.0)
+    for seg in segs:
+        b.handle_segment(seg, 0.001)
+    acks = b.poll_transmit(0.001)
+    assert [x.ack for x in acks] == [s.seq + mss & MASK for s in segs]
 
 
 def test_out_of_order_generates_sack_newest_first_and_dsack() -> None:
