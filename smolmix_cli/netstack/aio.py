@@ -11,6 +11,7 @@ That is what `anyio.streams.tls.TLSStream` and other stream layers expect.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -34,6 +35,19 @@ class StackClosed(NetstackError):
     """The stack's driver has stopped (device gone or the runner left its context)."""
 
 
+def _backend_clock() -> Callable[[], float]:
+    """The running backend's own clock, looked up once.
+
+    `anyio.current_time` finds the backend anew on every call, which the shell
+    makes several times per packet batch; the bound clock reads the same time.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio (trio): keep anyio's lookup
+        return anyio.current_time
+    return loop.time
+
+
 class StackRunner:
     """Drives a `NetStack` with a device and the clock; hands out streams."""
 
@@ -43,6 +57,7 @@ class StackRunner:
         self.stack = stack
         self.device = device
         self.clock = clock or anyio.current_time
+        self._default_clock = clock is None
         self._waiters: dict[object, anyio.Event] = {}
         self._wake_event: anyio.Event | None = None
         self._wake_pending = False
@@ -56,6 +71,8 @@ class StackRunner:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled or the device ends."""
+        if self._default_clock:
+            self.clock = _backend_clock()
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._receive_loop)
