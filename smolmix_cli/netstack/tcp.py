@@ -252,6 +252,7 @@ class TcpConnection:
         self._quickacks = config.quickack_segments  # ack each segment in slow start
         self._rcv_mss = DEFAULT_MSS
         self._ack_now = False
+        self._batch_acked = False  # an ACK already left during this batch of input
         self._last_ack_sent = 0
         self._dsack: tuple[int, int] | None = None
         # --- negotiated options ---
@@ -1365,13 +1366,17 @@ class TcpConnection:
                 # a batch, so one lost ACK cannot stall a small window.
                 if self._quickacks > 0:
                     self._quickacks -= 1
-                self._ctrl.append(self._mk(self._snd_nxt, ACK, b"", now))
+                self._ack_at_once(now)
+            elif self._rcv_unacked >= 2 * self._rcv_mss and not self._batch_acked:
+                # The first ACK of a batch goes at once and the last at the poll, so
+                # a batch of 3+ segments is never covered by a single (losable) ACK.
+                self._ack_at_once(now)
             elif self._rcv_unacked >= _STRETCH_ACK_SEGMENTS * self._rcv_mss:
-                self._ctrl.append(self._mk(self._snd_nxt, ACK, b"", now))
+                self._ack_at_once(now)
             elif self._rcv_unacked >= 2 * self._rcv_mss or self.config.delayed_ack <= 0:
-                # Acked at the next poll: a batch of segments taken together (the
-                # stack polls once per batch) gets one cumulative ACK, as with a
-                # NIC's receive coalescing.
+                # Acked at the next poll: the rest of a batch of segments taken
+                # together (the stack polls once per batch) gets one cumulative ACK,
+                # as with a NIC's receive coalescing.
                 self._ack_now = True
             elif self._delack_at is None:
                 # Never hold an ACK longer than a round trip: past 2*SRTT the sender's
@@ -1386,10 +1391,20 @@ class TcpConnection:
                 pass  # a peer slicing the window into crumbs: drop, it will resend
             elif not self._ooo.insert(seq, payload) and self._sack_ok:
                 self._report_dsack(seq, end, now)
-            # RFC 5681 §4.2: one immediate duplicate ACK per out-of-order segment,
-            # even when several arrive before the next poll (peers without SACK
-            # count them; with SACK each carries the newest block).
-            self._ctrl.append(self._mk(self._snd_nxt, ACK, b"", now))
+            if self._sack_ok and self._batch_acked:
+                # The rest of the batch shares one ACK at the poll: its first SACK
+                # block covers the newest range.
+                self._ack_now = True
+            elif self._sack_ok:
+                self._ack_at_once(now)
+            else:
+                # RFC 5681 §4.2: one immediate duplicate ACK per out-of-order
+                # segment, even inside a batch: peers without SACK count them.
+                self._ctrl.append(self._mk(self._snd_nxt, ACK, b"", now))
+
+    def _ack_at_once(self, now: float) -> None:
+        self._ctrl.append(self._mk(self._snd_nxt, ACK, b"", now))
+        self._batch_acked = True
 
     def _report_dsack(self, left: int, right: int, now: float) -> None:
         """One D-SACK block per ACK: flush a pending one first, so the sender's
@@ -1495,6 +1510,7 @@ class TcpConnection:
     def poll_transmit(self, now: float) -> list[TcpSegment]:
         """Segments to send now, in order. Call after every input, app call and timeout."""
         out: list[TcpSegment] = []
+        self._batch_acked = False  # a poll ends the batch of input (see _receive_data)
         if self._ctrl:
             out.extend(self._ctrl)
             self._ctrl.clear()
