@@ -27,6 +27,7 @@ from .ip import Endpoint, IPAddress
 from .stack import ECHO_REPLIES, NetStack, TcpListener, TcpSocket
 from .udp import Datagram
 from .udp import UdpSocket as _UdpState
+from .wakeup import Wakeup, new_wakeup
 
 RX_BATCH = 64  # packets handled per wake-up before the output is flushed
 
@@ -58,8 +59,8 @@ class StackRunner:
         self.device = device
         self.clock = clock or anyio.current_time
         self._default_clock = clock is None
-        self._waiters: dict[object, anyio.Event] = {}
-        self._wake_event: anyio.Event | None = None
+        self._waiters: dict[object, Wakeup] = {}
+        self._wake_event: Wakeup | None = None
         self._wake_pending = False
         self._failure: BaseException | None = None
         self._ping_seq = 0
@@ -145,7 +146,7 @@ class StackRunner:
             raise StackClosed("stack is not running") from self._failure
         ev = self._waiters.get(obj)
         if ev is None:
-            ev = self._waiters[obj] = anyio.Event()
+            ev = self._waiters[obj] = new_wakeup()
         await ev.wait()
 
     async def _receive_loop(self) -> None:
@@ -192,7 +193,7 @@ class StackRunner:
                 continue
             deadline = stack.poll_deadline()
             self._sleep_until = math.inf if deadline is None else deadline
-            self._wake_event = ev = anyio.Event()
+            self._wake_event = ev = new_wakeup()
             busy = 0
             try:
                 with anyio.move_on_after(max(self._sleep_until - clock(), 0.0)):

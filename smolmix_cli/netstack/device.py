@@ -18,6 +18,8 @@ from typing import Protocol
 
 import anyio
 
+from .wakeup import Wakeup, new_wakeup
+
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
@@ -60,8 +62,8 @@ class _Pipe:
         self.limit = limit
         self.reader_closed = False
         self.writer_closed = False
-        self._readable: anyio.Event | None = None
-        self._writable: anyio.Event | None = None
+        self._readable: Wakeup | None = None
+        self._writable: Wakeup | None = None
 
     def wake_reader(self) -> None:
         ev = self._readable
@@ -78,13 +80,13 @@ class _Pipe:
     async def readable(self) -> None:
         ev = self._readable
         if ev is None:
-            ev = self._readable = anyio.Event()
+            ev = self._readable = new_wakeup()
         await ev.wait()
 
     async def writable(self) -> None:
         ev = self._writable
         if ev is None:
-            ev = self._writable = anyio.Event()
+            ev = self._writable = new_wakeup()
         await ev.wait()
 
 

@@ -1,0 +1,45 @@
+"""The shell's wake-up flag behaves like anyio.Event on both backends."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from smolmix_cli.netstack.wakeup import new_wakeup
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def test_every_waiter_wakes_and_a_cancelled_one_does_not_disturb_the_rest() -> None:
+    w = new_wakeup()
+    woke: list[str] = []
+
+    async def waiter(name: str) -> None:
+        await w.wait()
+        woke.append(name)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter, "a")
+        tg.start_soon(waiter, "b")
+        with anyio.move_on_after(0.01) as scope:
+            await w.wait()  # a third waiter gives up before the flag is set
+        assert scope.cancelled_caught and not w.is_set()
+        w.set()
+        w.set()  # idempotent
+    assert sorted(woke) == ["a", "b"] and w.is_set()
+    with anyio.fail_after(1):
+        await w.wait()  # already set: returns at once
+
+
+async def test_waiting_is_cancellable() -> None:
+    w = new_wakeup()
+    with anyio.move_on_after(0.01) as scope:
+        await w.wait()
+    assert scope.cancelled_caught
+    w.set()  # setting after a cancelled wait is harmless
+    assert w.is_set()
