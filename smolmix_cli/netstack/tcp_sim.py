@@ -173,8 +173,9 @@ class SimLink:
         while heap and heap[0][0] <= now:
             _, _, dst, seg = heapq.heappop(heap)
             self._deliver(dst, seg)
-            # Like the stack: poll the receiving connection after every input, so
-            # segments arriving together still get their own ACKs (no batching).
+            # Poll the receiving connection after every input: one-segment batches,
+            # the finest grain (the stack polls once per received batch, so segments
+            # arriving together may share an ACK there).
             conn = self.conns[dst]
             if conn is not None:
                 for out in conn.poll_transmit(now):
