@@ -458,6 +458,8 @@ class NetStack:
     # ---- receive path ----
 
     def _receive(self, data: bytes, now: float) -> None:
+        if data and data[0] == 0x45 and self._fast_tcp4(data, now):
+            return
         pkt = decode_ip(data)
         src = pkt.src
         if src[0] >= 224 if len(src) == 4 else src[0] == 0xFF:
@@ -490,6 +492,49 @@ class NetStack:
                     pkt.dst, pkt.src, icmp.protocol_unreachable(pkt.raw, pkt.version), now
                 )
 
+    def _segment_for(self, sock: TcpSocket, seg: TcpSegment, now: float) -> None:
+        conn = sock.conn
+        conn.handle_segment(seg, now)
+        if sock.listener is None and not conn.is_closed:
+            # Output waits for the end of the batch (the next poll), as a NIC's
+            # receive coalescing lets a kernel do: a burst of segments gets one
+            # cumulative ACK, and a burst of ACKs one round of sending, instead
+            # of one per segment. Out-of-order segments still get their
+            # immediate duplicate ACKs (queued by the connection itself).
+            self._pending[sock] = now
+        else:
+            self._pending.pop(sock, None)
+            self._after_input(sock, now)
+
+    def _fast_tcp4(self, data: bytes, now: float) -> bool:
+        """A plain IPv4 TCP packet for an open connection, without building an IpPacket.
+
+        Anything else (options, fragments, not for us, odd sources, no connection)
+        returns False before counting anything, and the general path takes it.
+        """
+        n = len(data)
+        if n < 40 or data[9] != PROTO_TCP or data[6] & 0x3F or data[7]:
+            return False
+        total = (data[2] << 8) | data[3]
+        dst = data[16:20]
+        if (
+            total < 40
+            or total > n
+            or data[12] >= 224
+            or dst not in self._ours
+            or int.from_bytes(data[:20], "big") % 0xFFFF
+        ):
+            return False
+        src = data[12:16]
+        if src == _ZERO4:
+            return False
+        seg = decode_tcp(data[20:total], src + dst + _TCP4_TAIL.pack(PROTO_TCP, total - 20))
+        sock = self._tcp.get((dst, seg.dst_port, src, seg.src_port))
+        if sock is None:
+            return False  # listeners, resets: the general path (decodes again, rare)
+        self._segment_for(sock, seg, now)
+        return True
+
     def _receive_tcp(self, pkt: IpPacket, now: float) -> None:
         payload = pkt.payload
         if pkt.version == 4:
@@ -499,18 +544,7 @@ class NetStack:
         seg = decode_tcp(payload, pseudo)
         sock = self._tcp.get((pkt.dst, seg.dst_port, pkt.src, seg.src_port))
         if sock is not None:
-            conn = sock.conn
-            conn.handle_segment(seg, now)
-            if sock.listener is None and not conn.is_closed:
-                # Output waits for the end of the batch (the next poll), as a NIC's
-                # receive coalescing lets a kernel do: a burst of segments gets one
-                # cumulative ACK, and a burst of ACKs one round of sending, instead
-                # of one per segment. Out-of-order segments still get their
-                # immediate duplicate ACKs (queued by the connection itself).
-                self._pending[sock] = now
-            else:
-                self._pending.pop(sock, None)
-                self._after_input(sock, now)
+            self._segment_for(sock, seg, now)
             return
         ours = pkt.dst in self._ours
         listener = None
@@ -720,6 +754,7 @@ class NetStack:
 
 
 _UNSPECIFIED = frozenset({bytes(4), bytes(16)})
+_ZERO4 = bytes(4)
 
 
 def _unicast(addr: bytes) -> bool:
