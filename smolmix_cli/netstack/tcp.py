@@ -32,6 +32,16 @@ link (exponential per-packet delay):
   receiver acks immediately for 16 segments at start and after a hole is
   filled (Linux's quickack), so coalesced ACKs and delayed ACKs do not stall
   a small window.
+- Segments taken in one batch (the stack polls once per received batch) share
+  ACKs: the first leaves once two segments are unacked, the rest of the batch
+  gets one more at the poll, never more than 8 segments per ACK (RFC 5681 asks
+  for every second segment; NIC receive coalescing gives kernels the same
+  stretch ACKs). For SACK peers out-of-order segments of a batch likewise get
+  one immediate duplicate ACK and one at the poll.
+- A delayed ACK waits at most SRTT (RFC 5681's 500 ms and the 40 ms default
+  both exceed 2*SRTT on a LAN, where the peer's tail-loss probe would fire first).
+- Nagle follows Minshall's variant (as Linux): a runt waits only while an
+  earlier runt is unacknowledged.
 """
 
 from __future__ import annotations
