@@ -190,7 +190,7 @@ class NetStack:
         self._out: list[bytes] = []
         self._dirty: set[object] = set()
         # Established sockets that took input since the last poll, with the input's
-        # time: their output is built once per batch of packets (see _receive_tcp).
+        # time: their output is built once per batch of packets (see _segment_for).
         self._pending: dict[TcpSocket, float] = {}
         self._ports: Counter[int] = Counter()
         self._next_port = EPHEMERAL_FIRST
@@ -499,8 +499,8 @@ class NetStack:
             # Output waits for the end of the batch (the next poll), as a NIC's
             # receive coalescing lets a kernel do: a burst of segments gets one
             # cumulative ACK, and a burst of ACKs one round of sending, instead
-            # of one per segment. Out-of-order segments still get their
-            # immediate duplicate ACKs (queued by the connection itself).
+            # of one per segment. ACKs that must leave at once (quickack,
+            # duplicate ACKs) the connection queues itself.
             self._pending[sock] = now
         else:
             self._pending.pop(sock, None)

@@ -1410,7 +1410,7 @@ class TcpConnection:
             else:
                 # RFC 5681 §4.2: one immediate duplicate ACK per out-of-order
                 # segment, even inside a batch: peers without SACK count them.
-                self._ctrl.append(self._mk(self._snd_nxt, ACK, b"", now))
+                self._ack_at_once(now)
 
     def _ack_at_once(self, now: float) -> None:
         self._ctrl.append(self._mk(self._snd_nxt, ACK, b"", now))
