@@ -45,6 +45,7 @@ from smolmix_cli.mixnet.packet_size import PacketSize
 from smolmix_cli.mixnet.preparer import MessagePreparer
 from smolmix_cli.mixnet.receiver import MessageReceiver
 from smolmix_cli.mixnet.topology import Node, NoRoute, Topology
+from smolmix_cli.wakeup import Signal
 
 __all__ = [
     "ClientClosed",
@@ -193,18 +194,6 @@ def choose_gateway(
     return (rng or random.SystemRandom()).choice(top)
 
 
-class _Signal:
-    def __init__(self) -> None:
-        self._event = anyio.Event()
-
-    def set(self) -> None:
-        self._event.set()
-
-    async def wait(self) -> None:
-        await self._event.wait()
-        self._event = anyio.Event()
-
-
 class MixnetClient:
     """A running client; create it with `MixnetClient.start(...)`."""
 
@@ -216,11 +205,11 @@ class MixnetClient:
         self.key_store = key_store
         self.config = config
         self._gateway_client: GatewayClient | None = None
-        self._wake = _Signal()
+        self._wake = Signal()
         self._inbox: deque[ReceivedMessage] = deque()
-        self._inbox_signal = _Signal()
+        self._inbox_signal = Signal()
         self._outcomes: OrderedDict[int, MessageDelivered | MessageFailed] = OrderedDict()
-        self._outcome_signal = _Signal()
+        self._outcome_signal = Signal()
         self._failure: BaseException | None = None
         self._closed = False
         self.topology_refreshes = 0

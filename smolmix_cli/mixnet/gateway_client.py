@@ -51,6 +51,7 @@ from smolmix_cli.mixnet.websocket import (
     WebSocketError,
     connect_websocket,
 )
+from smolmix_cli.wakeup import Signal
 
 
 def _is_transient_rejection(error: BaseException) -> bool:
@@ -111,20 +112,6 @@ class GatewayClientStats:
     last_error: str = ""
 
 
-class _Signal:
-    """A level-triggered wake-up that can be waited for again after it fired."""
-
-    def __init__(self) -> None:
-        self._event = anyio.Event()
-
-    def set(self) -> None:
-        self._event.set()
-
-    async def wait(self) -> None:
-        await self._event.wait()
-        self._event = anyio.Event()
-
-
 class _ConnectionEnded(Exception):
     """Internal: this WebSocket is finished (error kept in `error`)."""
 
@@ -178,9 +165,9 @@ class GatewayClient:
         self._clock = wall_clock
         self.stats = GatewayClientStats()
         self._outbox: deque[MixPacket] = deque()
-        self._outbox_changed = _Signal()
-        self._space = _Signal()
-        self._state_changed = _Signal()  # see _notify_state
+        self._outbox_changed = Signal()
+        self._space = Signal()
+        self._state_changed = Signal()  # see _notify_state
         self._connected = False
         self._closed = False
         self._started = False

@@ -21,13 +21,13 @@ from typing import Any
 import anyio
 from anyio.abc import ByteStream, SocketAttribute, TaskStatus
 
+from ..wakeup import Wakeup, new_wakeup
 from .device import PacketDevice
 from .errors import NetstackError
 from .ip import Endpoint, IPAddress
 from .stack import ECHO_REPLIES, NetStack, TcpListener, TcpSocket
 from .udp import Datagram
 from .udp import UdpSocket as _UdpState
-from .wakeup import Wakeup, new_wakeup
 
 RX_BATCH = 64  # packets handled per wake-up before the output is flushed
 

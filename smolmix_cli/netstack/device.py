@@ -18,7 +18,7 @@ from typing import Protocol
 
 import anyio
 
-from .wakeup import Wakeup, new_wakeup
+from ..wakeup import Wakeup, new_wakeup
 
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001

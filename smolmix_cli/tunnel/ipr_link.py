@@ -44,24 +44,11 @@ from smolmix_cli.mixnet.client import MixnetClient
 from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.tunnel.errors import IprHandshakeFailed, TunnelClosed
 from smolmix_cli.tunnel.exits import ExitCandidate
+from smolmix_cli.wakeup import Signal
 
 IpAddress = IPv4Address | IPv6Address
 DEVICE_QUEUE = 512  # uplink packets held before the stack is back-pressured
 WINDOW_POLL = 0.005
-
-
-class _Signal:
-    """A re-armable wake-up (anyio.Event is one-shot)."""
-
-    def __init__(self) -> None:
-        self._event = anyio.Event()
-
-    def set(self) -> None:
-        self._event.set()
-
-    async def wait(self) -> None:
-        await self._event.wait()
-        self._event = anyio.Event()
 
 
 class IprDevice:
@@ -71,9 +58,9 @@ class IprDevice:
         self.max_queue = max_queue
         self._rx: deque[bytes] = deque()
         self._tx: deque[bytes] = deque()
-        self._rx_signal = _Signal()
-        self._tx_signal = _Signal()
-        self._space = _Signal()
+        self._rx_signal = Signal()
+        self._tx_signal = Signal()
+        self._space = Signal()
         self.closed = False
         self.dropped = 0
 
@@ -163,9 +150,9 @@ class IprLink:
         self.packets_down = 0
         self.messages_up = 0
         self._connect_done = anyio.Event()
-        self._wake = _Signal()
+        self._wake = Signal()
         self._pongs: dict[int, float] = {}
-        self._pong_signal = _Signal()
+        self._pong_signal = Signal()
 
     # -- driving -----------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
-"""A one-shot wake-up flag for the shell's hot paths.
+"""Wake-up primitives shared by the anyio shells.
 
-Same contract as `anyio.Event` (set once, any number of waiters, waiting is
+`new_wakeup()`: a one-shot flag for the netstack shell's hot paths. Same contract as `anyio.Event` (set once, any number of waiters, waiting is
 cancellable), but on asyncio it is one future per waiter: a fresh
 `anyio.Event` per wake-up costs a backend lookup and an asyncio.Event that
 takes a global lock the first time it is awaited, and the shell makes
@@ -59,3 +59,22 @@ def new_wakeup() -> Wakeup:
     except RuntimeError:  # not asyncio (trio)
         return anyio.Event()
     return _LoopWakeup(loop)
+
+
+class Signal:
+    """A re-armable wake-up: `wait` returns once per `set` (anyio.Event is one-shot).
+
+    Level-triggered: a `set` with nobody waiting is kept for the next `wait`.
+    """
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+        self._event = anyio.Event()

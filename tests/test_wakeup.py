@@ -1,11 +1,11 @@
-"""The shell's wake-up flag behaves like anyio.Event on both backends."""
+"""Wake-up primitives: the one-shot flag behaves like anyio.Event, the signal re-arms."""
 
 from __future__ import annotations
 
 import anyio
 import pytest
 
-from smolmix_cli.netstack.wakeup import new_wakeup
+from smolmix_cli.wakeup import Signal, new_wakeup
 
 pytestmark = pytest.mark.anyio
 
@@ -43,3 +43,17 @@ async def test_waiting_is_cancellable() -> None:
     assert scope.cancelled_caught
     w.set()  # setting after a cancelled wait is harmless
     assert w.is_set()
+
+
+async def test_signal_rearms_and_keeps_a_set_made_before_the_wait() -> None:
+    sig = Signal()
+    sig.set()  # nobody waits yet: kept
+    with anyio.fail_after(1):
+        await sig.wait()
+    with anyio.move_on_after(0.01) as scope:
+        await sig.wait()  # consumed: waits again
+    assert scope.cancelled_caught
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sig.wait)
+        await anyio.sleep(0.01)
+        sig.set()
