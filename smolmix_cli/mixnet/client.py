@@ -10,6 +10,7 @@ next deadline or until something new arrives.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import ssl
@@ -112,18 +113,13 @@ class ClientConfig:
         return cls(**values)  # type: ignore[arg-type]
 
     def core_config(self) -> CoreConfig:
-        return CoreConfig(
-            poisson=self.poisson,
-            cover=self.cover,
-            poisson_cover=self.poisson_cover,
-            message_sending_average_delay=self.message_sending_average_delay,
-            loop_cover_traffic_average_delay=self.loop_cover_traffic_average_delay,
-            ack_wait_multiplier=self.ack_wait_multiplier,
-            ack_wait_addition=self.ack_wait_addition,
-            max_retransmissions=self.max_retransmissions,
-            reply_surb_request_threshold=self.reply_surb_request_threshold,
-            reply_surb_request_amount=self.reply_surb_request_amount,
-        )
+        """The core's settings: every CoreConfig field this config also has, by name."""
+        return CoreConfig(**{name: getattr(self, name) for name in _SHARED_WITH_CORE})
+
+
+_SHARED_WITH_CORE = tuple(
+    f.name for f in dataclasses.fields(CoreConfig) if f.name in ClientConfig.__dataclass_fields__
+)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import fields
 from pathlib import Path
 
 import anyio
@@ -17,6 +18,7 @@ from smolmix_cli.mixnet.client import (
     choose_gateway,
     gateway_url,
 )
+from smolmix_cli.mixnet.client_core import CoreConfig
 from smolmix_cli.mixnet.key_store import KeyStore
 from smolmix_cli.mixnet.packet_size import PacketSize
 from smolmix_cli.mixnet.topology import NoRoute
@@ -266,3 +268,21 @@ async def test_topology_refresh_keeps_only_usable_topologies() -> None:
             mid = await alice.send(bob.address, b"after refresh")
             assert (await bob.receive(timeout=10)).data == b"after refresh"
             await alice.wait_delivered(mid, timeout=10)
+
+
+def test_core_config_carries_every_shared_setting() -> None:
+    # ClientConfig hands the core each setting they share by name; a changed value
+    # in any of them must reach the core (and the list must not silently shrink).
+    shared = [f for f in fields(CoreConfig) if f.name in {g.name for g in fields(ClientConfig)}]
+    assert len(shared) == 10
+    changed: dict[str, object] = {}
+    for f in shared:
+        default = getattr(ClientConfig(), f.name)
+        if isinstance(default, bool):
+            changed[f.name] = not default
+        elif default is None or isinstance(default, int):
+            changed[f.name] = 7
+        else:
+            changed[f.name] = 0.75
+    core = ClientConfig(**changed).core_config()  # type: ignore[arg-type]
+    assert {name: getattr(core, name) for name in changed} == changed
