@@ -16,10 +16,10 @@ RUN_TIMEOUT = 60.0
 _SMOLMIX = (sys.executable, "-m", "smolmix_cli")
 
 
-def start_network(state_dir: Path) -> Iterator[Path]:
-    """`smolmix testnet up --dir state_dir --mix-delay-ms 0` until the generator is closed."""
+def start_network(state_dir: Path, mix_delay_ms: float = 0) -> Iterator[Path]:
+    """`smolmix testnet up --dir state_dir --mix-delay-ms N` until the generator is closed."""
     proc = subprocess.Popen(
-        [*_SMOLMIX, "testnet", "up", "--dir", str(state_dir), "--mix-delay-ms", "0"],
+        [*_SMOLMIX, "testnet", "up", "--dir", str(state_dir), "--mix-delay-ms", str(mix_delay_ms)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         cwd=REPO,

@@ -13,42 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.cli_net import start_network
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def network_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    state_dir = tmp_path_factory.mktemp("net")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "smolmix_cli",
-            "testnet",
-            "up",
-            "--dir",
-            str(state_dir),
-            "--mix-delay-ms",
-            "20",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        cwd=REPO,
-    )
-    path = state_dir.resolve() / "network.json"
-    try:
-        deadline = time.monotonic() + 30
-        while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert path.exists(), "the local network did not start"
-        yield path
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    yield from start_network(tmp_path_factory.mktemp("net"), mix_delay_ms=20)
 
 
 def _ping(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
