@@ -273,3 +273,41 @@ async def test_stacks_over_a_packet_socketpair() -> None:
                 assert await _read_all(server) == data
             await client.aclose()
             await server.aclose()
+
+
+async def test_timer_moved_earlier_while_the_driver_sleeps_still_fires() -> None:
+    """An idle connection's driver sleeps until the keepalive (10 s); a send arms the
+    retransmission timer far earlier, and the retransmission must come on that time
+    (on asyncio the sleeping driver's alarm is moved, on trio the driver is woken)."""
+    a_dev, a_far = memory_link()
+    b_dev, b_far = memory_link()
+    a = NetStack([A4], tcp_config=_cfg())
+    b = NetStack([B4], tcp_config=_cfg())
+    cut = False
+    from_a: list[tuple[float, int]] = []
+
+    async def wire(src: object, dst: object, record: bool) -> None:
+        while True:
+            packet = await src.receive()  # type: ignore[attr-defined]
+            if record:
+                from_a.append((anyio.current_time(), len(packet)))
+            if not cut:
+                await dst.send(packet)  # type: ignore[attr-defined]
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wire, a_far, b_far, True)
+            tg.start_soon(wire, b_far, a_far, False)
+            async with run_stack(a, a_dev) as ra, run_stack(b, b_dev) as rb:
+                listener = rb.listen_tcp(5003)
+                client = await ra.connect_tcp(B4, 5003)
+                await listener.accept()
+                await anyio.sleep(0.2)  # idle: only the keepalive timer is left
+                cut = True
+                start = anyio.current_time()
+                await client.send(b"x")
+                await anyio.sleep(1.0)
+            tg.cancel_scope.cancel()
+    sends = [t - start for t, size in from_a if t >= start and size > 52]
+    assert len(sends) >= 2, sends  # the original and at least one retransmission
+    assert sends[1] < 0.6, sends  # RTO floor 0.05 s plus backoff, not the 10 s keepalive
