@@ -71,6 +71,7 @@ HALF = 0x80000000
 DEFAULT_MSS = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
 TS_OPTION_LEN = 12  # NOP NOP + 10-byte timestamp option on every segment
 _G = 0.001  # clock granularity for RFC 6298
+_DUPTHRESH = 3  # RFC 5681 / RFC 8985 DupThresh
 _PAWS_TOLERANCE = 60_000  # timestamp ticks (60 s at 1 ms); see handle_segment
 _CHALLENGE_ACKS_PER_S = 10
 _OOW_ACK_INTERVAL = 0.5  # seconds between ACKs answering out-of-window pure ACKs
@@ -299,6 +300,8 @@ class TcpConnection:
         self._rack_end = 0
         self._rack_rtt = 0.0
         self._rack_fack = 0
+        self._fack_before = 0  # RACK.fack as it was before the ACK being processed
+        self._reord = False  # RACK.reord: the peer has been seen to deliver out of order
         self._reo_mult = 1
         self._reo_meas = 0.0
         self._dsack_round = 0
@@ -940,6 +943,7 @@ class TcpConnection:
             self._challenge_ack(now)  # RFC 5961 §5.2
             return False
         self._persist_unanswered = 0
+        self._fack_before = self._rack_fack
         newly = ack > snd_una
         if newly:
             self._dupacks = 0
@@ -1137,6 +1141,7 @@ class TcpConnection:
             self._xmit_q = deque((r.xmit_ts, r) for r in live)
 
     def _learn_reordering(self, excess: float) -> None:
+        self._reord = True
         if excess > self._reo_meas:
             self._reo_meas = excess
 
@@ -1191,6 +1196,7 @@ class TcpConnection:
     def _on_dsack(self, left: int, right: int) -> None:
         """A duplicate arrived at the peer: our retransmission was spurious."""
         self.stats.dsacks_in += 1
+        self._reord = True  # a needless retransmission: reordering (or lost ACKs), as Linux
         if self._undo_retrans > 0 and left >= self._undo_marker:
             self._undo_retrans -= 1
             if self._undo_retrans == 0 and not self._in_recovery and self._prior_cwnd:
@@ -1209,8 +1215,9 @@ class TcpConnection:
                 return  # likely acks the original transmission: ambiguous
         elif rtt < self._min_rtt:
             self._min_rtt = rtt
-        if rec.end < self._rack_fack and not rec.retrans:
-            # Overtaken by a later segment: measure how late it was (time reordering).
+        if rec.end < self._fack_before and not rec.retrans:
+            # Overtaken by a segment an earlier ACK covered: measure how late it was.
+            # (Against the pre-ACK RACK.fack: one ACK's SACK blocks come newest first.)
             self._learn_reordering(rtt - self._rack_rtt)
         elif rec.end > self._rack_fack:
             self._rack_fack = rec.end
@@ -1231,12 +1238,25 @@ class TcpConnection:
         """
         if self._min_rtt == float("inf"):
             return 0.0
+        if not self._reord and (self._in_recovery or self._sacked_at_least(_DUPTHRESH)):
+            # RFC 8985 §6.2 step 4: with no reordering seen, a hole that is already
+            # in recovery or has DupThresh segments SACKed above it is lost now;
+            # waiting out the window cost a timer (>= 1 ms on asyncio) per loss.
+            return 0.0
         srtt = self._srtt if self._srtt is not None else 0.0
         base = min(self._min_rtt / 4 * self._reo_mult, srtt)
         meas = self._reo_meas
         if meas > base:
             return min(meas, srtt + 2 * self._rttvar)
         return base
+
+    def _sacked_at_least(self, n: int) -> bool:
+        for rec in self._sent:
+            if rec.sacked:
+                n -= 1
+                if n <= 0:
+                    return True
+        return False
 
     def _detect_loss(self, now: float) -> None:
         """RFC 8985 §6.2: a segment sent before a delivered one is lost after a reorder window."""
@@ -1251,8 +1271,7 @@ class TcpConnection:
         rack_end = self._rack_end
         if rack_ts < 0:
             return
-        reo = self._reo_wnd()
-        horizon = self._rack_rtt + reo
+        horizon = -1.0  # found once a segment needs judging: most ACKs need none
         while q:
             ts, rec = q[0]
             if rec.xmit_ts != ts or rec.sacked or rec.delivered or rec.lost:
@@ -1260,6 +1279,8 @@ class TcpConnection:
                 continue
             if ts > rack_ts or (ts == rack_ts and rec.end >= rack_end):
                 break
+            if horizon < 0:
+                horizon = self._rack_rtt + self._reo_wnd()
             remaining = ts + horizon - now
             if remaining <= 0:
                 q.popleft()
@@ -1278,7 +1299,7 @@ class TcpConnection:
         for rec in reversed(self._sent):
             if rec.sacked:
                 sacked_above += 1
-            elif sacked_above >= 3 and not rec.lost and rec.in_flight and not rec.retrans:
+            elif sacked_above >= _DUPTHRESH and not rec.lost and rec.in_flight and not rec.retrans:
                 self._mark_lost(rec)
         if self._lost_q and not self._in_recovery:
             self._enter_recovery(now)

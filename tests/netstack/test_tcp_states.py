@@ -516,6 +516,89 @@ def test_out_of_order_generates_sack_newest_first_and_dsack() -> None:
     assert a.stats.retransmits == 2
 
 
+def _warm_rtt(a: TcpConnection, b: TcpConnection, rtt: float) -> float:
+    """Exchanges until A's SRTT is about `rtt` (the handshake sampled 0); returns the time."""
+    t = 0.5
+    for _ in range(30):
+        a.send(b"w" * 10)
+        deliver(a, b, t)
+        deliver(b, a, t + rtt)
+        t += rtt
+    assert a._min_rtt == pytest.approx(rtt) and a.srtt == pytest.approx(rtt, rel=0.05)
+    return t
+
+
+def test_rack_without_reordering_declares_a_sacked_hole_lost_at_once() -> None:
+    # RFC 8985 §6.2 step 4: no reordering seen and DupThresh segments SACKed above
+    # a hole -> reordering window 0, retransmit now rather than after a timer.
+    a, b = handshake(cfg(nagle=False))
+    t = _warm_rtt(a, b, 0.1)
+    mss = a.effective_mss
+    a.send(b"m" * (mss * 6))
+    segs = a.poll_transmit(t)
+    assert len(segs) == 6
+    b._quickacks = 0
+    for seg in segs[1:]:
+        b.handle_segment(seg, t + 0.05)
+    acks = b.poll_transmit(t + 0.05)
+    for ack in acks:
+        a.handle_segment(ack, t + 0.1)
+    retx = a.poll_transmit(t + 0.1)
+    assert [x.seq for x in retx if x.payload] == [segs[0].seq]
+    assert a.stats.recoveries == 1 and not a._reord
+
+
+def test_rack_after_reordering_waits_out_the_reordering_window() -> None:
+    a, b = handshake(cfg(nagle=False))
+    t = _warm_rtt(a, b, 0.1)
+    mss = a.effective_mss
+    # A late (not lost) segment: the peer reorders, so holes get a window from now on.
+    a.send(b"r" * (mss * 2))
+    first, second = a.poll_transmit(t)
+    b._quickacks = 0
+    b.handle_segment(second, t + 0.05)
+    for ack in b.poll_transmit(t + 0.05):
+        a.handle_segment(ack, t + 0.1)
+    b.handle_segment(first, t + 0.1)
+    for ack in b.poll_transmit(t + 0.1):
+        a.handle_segment(ack, t + 0.15)
+    assert a._reord and a.stats.retransmits == 0
+    t += 0.2
+    a.send(b"m" * (mss * 6))
+    segs = a.poll_transmit(t)
+    for seg in segs[1:]:
+        b.handle_segment(seg, t + 0.05)
+    for ack in b.poll_transmit(t + 0.05):
+        a.handle_segment(ack, t + 0.1)
+    assert not [x for x in a.poll_transmit(t + 0.1) if x.payload]
+    deadline = a.poll_deadline()
+    assert deadline is not None and t + 0.1 < deadline < t + 0.2
+    a.handle_timeout(deadline)
+    retx = a.poll_transmit(deadline)
+    assert [x.seq for x in retx if x.payload] == [segs[0].seq]
+
+
+def test_sack_blocks_of_one_ack_are_not_mistaken_for_reordering() -> None:
+    # One ACK names two new ranges, newest first: walking them in that order must
+    # not look like the older range arriving late.
+    a, b = handshake(cfg(nagle=False))
+    t = _warm_rtt(a, b, 0.1)
+    mss = a.effective_mss
+    a.send(b"m" * (mss * 2))
+    segs = a.poll_transmit(t)
+    a.send(b"n" * (mss * 4))
+    segs += a.poll_transmit(t + 0.01)  # later: the older range's RTT is longer
+    assert len(segs) == 6
+    b._quickacks = 0
+    for seg in (segs[1], segs[3], segs[4]):
+        b.handle_segment(seg, t + 0.05)
+    last = b.poll_transmit(t + 0.05)[-1]
+    assert len(last.sack_blocks) == 2  # [3, 5) then [1, 2)
+    a.handle_segment(last, t + 0.1)
+    assert not a._reord and a._reo_meas == 0.0
+    check_invariants(a)
+
+
 def test_out_of_order_without_sack_one_duplicate_ack_per_segment() -> None:
     # RFC 5681 §4.2: a peer without SACK counts duplicate ACKs, so none are merged.
     a, b = handshake(cfg(nagle=False, sack=False), cfg(sack=False))
