@@ -6,10 +6,15 @@ sockets in namespace A send to a listener in namespace B. Ours: two NetStacks
 on in-memory links (queues of 500 packets that drop when full, like a TUN's
 txqueuelen) through the same relay code, all in real time.
 
-Prints one JSON object per measurement, then one per case comparing the two.
+Prints one JSON object per measurement, then one per case and kernel congestion
+control comparing the two. The kernel runs with the machine's default congestion
+control (`net.ipv4.tcp_congestion_control`, BBR on this project's machines) and,
+by default, also with cubic and reno: ours implements NewReno (RFC 5681/6582),
+and BBR ignores random loss, so the loss cases compare congestion controllers as
+much as stacks unless the kernel runs a loss-based one too.
 Needs root (unshare -n, /dev/net/tun); without it only our stack is measured.
 
-    python bench/netstack.py [--trials 3] [--quick] [--profile]
+    python bench/netstack.py [--trials 3] [--quick] [--profile] [--kernel-cc default,cubic]
 """
 
 from __future__ import annotations
@@ -99,12 +104,39 @@ async def ours(size: int, imp: dict[str, float], seed: int) -> float:
     return result["end"] - start
 
 
+def _tcp_socket(ns: Namespace, cc: str | None) -> socket.socket:
+    sock = ns.socket(socket.AF_INET)
+    if cc is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc.encode())
+    return sock
+
+
+def default_congestion_control(ns: Namespace) -> str:
+    """What a new kernel socket in `ns` uses (the namespace's sysctl default)."""
+    with ns.socket(socket.AF_INET) as sock:
+        raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16)
+    return raw.split(b"\0", 1)[0].decode()
+
+
+def congestion_control_unavailable(ns: Namespace, cc: str) -> str | None:
+    try:
+        _tcp_socket(ns, cc).close()
+    except OSError as exc:
+        return f"kernel congestion control {cc!r} unavailable: {exc.strerror}"
+    return None
+
+
 async def kernel(
-    ns_a: Namespace, ns_b: Namespace, size: int, imp: dict[str, float], seed: int
+    ns_a: Namespace,
+    ns_b: Namespace,
+    size: int,
+    imp: dict[str, float],
+    seed: int,
+    cc: str | None = None,
 ) -> float:
     data = random.Random(seed).randbytes(size)  # zeros would hit checksum.py's slow all-zero path
     port = next(_port)
-    listener = ns_b.socket(socket.AF_INET)
+    listener = _tcp_socket(ns_b, cc)  # accepted sockets inherit it
     listener.settimeout(TIMEOUT)
     listener.bind((str(B), port))
     listener.listen(1)
@@ -124,7 +156,7 @@ async def kernel(
         listener.close()
 
     def client() -> None:
-        c = ns_a.socket(socket.AF_INET)
+        c = _tcp_socket(ns_a, cc)
         c.settimeout(TIMEOUT)
         with c:
             c.connect((str(B), port))
@@ -149,7 +181,12 @@ async def kernel(
 
 
 async def measure(
-    stack: str, name: str, size: int, trials: int, run: Callable[[int], Awaitable[float]]
+    stack: str,
+    name: str,
+    size: int,
+    trials: int,
+    run: Callable[[int], Awaitable[float]],
+    extra: dict[str, Any] | None = None,
 ) -> float:
     times, cpus = [], []
     for seed in range(1, trials + 1):
@@ -161,6 +198,7 @@ async def measure(
         {
             "name": f"netstack.{name}",
             "stack": stack,
+            **(extra or {}),
             "size_bytes": size,
             "time_s_median": round(med, 4),
             "time_s_all": [round(t, 4) for t in times],
@@ -181,19 +219,38 @@ async def main(args: argparse.Namespace) -> None:
     if reason is not None:
         emit({"name": "netstack.kernel_baseline", "skipped": reason})
     results: dict[str, dict[str, float]] = {}
+    kernel_ccs: list[tuple[str, bool]] = []  # (name, is the machine's default)
     if reason is None:
         with (
             Namespace(v4=f"{A}/24", v6="fd00:e7a1::1/64", mtu=MTU) as ns_a,
             Namespace(v4=f"{B}/24", v6="fd00:e7a1::2/64", mtu=MTU) as ns_b,
         ):
-            for name, size, imp in cases:
-                results.setdefault(name, {})["kernel"] = await measure(
-                    "kernel",
-                    name,
-                    size,
-                    args.trials,
-                    lambda seed, s=size, i=imp: kernel(ns_a, ns_b, s, i, seed),  # type: ignore[misc]
-                )
+            default_cc = default_congestion_control(ns_a)
+            for want in args.kernel_cc.split(","):
+                cc = default_cc if want == "default" else want
+                if not cc or any(cc == seen for seen, _ in kernel_ccs):
+                    continue
+                why = congestion_control_unavailable(ns_a, cc)
+                if why is not None:
+                    emit(
+                        {
+                            "name": "netstack.kernel_baseline",
+                            "congestion_control": cc,
+                            "skipped": why,
+                        }
+                    )
+                    continue
+                kernel_ccs.append((cc, cc == default_cc))
+            for cc, is_default in kernel_ccs:
+                for name, size, imp in cases:
+                    results.setdefault(name, {})[f"kernel:{cc}"] = await measure(
+                        "kernel",
+                        name,
+                        size,
+                        args.trials,
+                        lambda seed, s=size, i=imp, c=cc: kernel(ns_a, ns_b, s, i, seed, c),  # type: ignore[misc]
+                        {"congestion_control": cc, "machine_default": is_default},
+                    )
     for name, size, imp in cases:
         results.setdefault(name, {})["ours"] = await measure(
             "ours",
@@ -201,14 +258,18 @@ async def main(args: argparse.Namespace) -> None:
             size,
             args.trials,
             lambda seed, s=size, i=imp: ours(s, i, seed),  # type: ignore[misc]
+            {"congestion_control": "newreno"},
         )
     for name, r in results.items():
-        if "kernel" in r:
-            line: dict[str, Any] = {
-                "name": f"netstack.{name}.ratio",
-                "ours_over_kernel_time": round(r["ours"] / r["kernel"], 2),
-            }
-            emit(line)
+        for cc, is_default in kernel_ccs:
+            emit(
+                {
+                    "name": f"netstack.{name}.ratio",
+                    "kernel_congestion_control": cc,
+                    "machine_default": is_default,
+                    "ours_over_kernel_time": round(r["ours"] / r[f"kernel:{cc}"], 2),
+                }
+            )
     if args.profile:
         prof = cProfile.Profile()
         size = 8 * MiB
@@ -231,6 +292,11 @@ if __name__ == "__main__":
         "--profile", action="store_true", help="cProfile our lossless path (stderr)"
     )
     parser.add_argument("--cases", default="", help="comma-separated subset of case names")
+    parser.add_argument(
+        "--kernel-cc",
+        default="default,cubic,reno",
+        help="kernel congestion controls to measure, comma-separated ('default' = the sysctl's)",
+    )
     parser.add_argument("--backend", default="asyncio", choices=["asyncio", "trio"])
     parsed = parser.parse_args()
     anyio.run(main, parsed, backend=parsed.backend)
