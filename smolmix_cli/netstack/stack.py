@@ -67,6 +67,7 @@ class TcpSocket:
     """
 
     __slots__ = (
+        "_app_view",
         "_deadline",
         "_ip_base",
         "_key",
@@ -91,6 +92,7 @@ class TcpSocket:
         self.released = False
         self._deadline: float | None = None
         self._orphan_deadline: float | None = None
+        self._app_view: tuple[object, ...] | None = None  # see NetStack._after_input
 
     @property
     def local(self) -> Endpoint:
@@ -677,7 +679,20 @@ class NetStack:
             out = self._out
             for seg in segs:
                 out.append(_tcp_packet(src, dst, seg, pseudo0, base))
-        self._dirty.add(sock)
+        # An event only when what an application waits on changed: state, data
+        # to read, end of data, error, or send room crossing a third of the buffer
+        # (Linux's sk_stream_min_wspace). A writer blocked on a full buffer was
+        # otherwise woken by every ACK to queue one or two segments' worth.
+        view = (
+            conn.state,
+            conn.readable > 0,
+            conn.at_eof,
+            conn.error,
+            conn.send_space() * 3 >= conn.config.send_buffer,
+        )
+        if view != sock._app_view:
+            sock._app_view = view
+            self._dirty.add(sock)
         listener = sock.listener
         if listener is not None:
             if conn.is_established:

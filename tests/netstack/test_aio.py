@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import random
@@ -220,10 +221,13 @@ async def test_send_backpressure_when_peer_does_not_read() -> None:
         cfg = ra.stack.tcp_config_v4
         assert sent <= cfg.send_buffer + cfg.recv_buffer + 8192
         assert sent >= cfg.recv_buffer // 2
+        # The send cancelled by the timeout may have queued part of its 8 KiB.
+        await client.send_eof()
         got = 0
-        while got < sent:
-            got += len(await server.receive())
-        assert got == sent
+        with contextlib.suppress(anyio.EndOfStream):
+            while True:
+                got += len(await server.receive())
+        assert sent <= got < sent + 8192
         await client.aclose()
         await server.aclose()
 

@@ -338,3 +338,27 @@ def test_released_connection_is_reaped_after_orphan_timeout() -> None:
     assert a.counters["tcp_orphan_aborted"] == 1
     assert not a._ports[port]  # the ephemeral port is free again
     link.run(lambda now: not b.connections, 5.0)  # our RST closed the peer's side too
+
+
+def test_blocked_writer_is_told_once_a_third_of_the_buffer_is_free() -> None:
+    # As Linux's sk_stream_min_wspace: no event per ACK while the room trickles back.
+    a, b, link = _pair()
+    listener = b.tcp_listen(80)
+    sock = a.tcp_connect((B4, 80), 0.0)
+    link.run(lambda now: sock.conn.is_established and bool(listener.ready), 1.0)
+    server = listener.accept()
+    assert server is not None
+    full = a.config_for(4).send_buffer
+    assert sock.send(b"x" * (2 * full), link.now) == full
+    a.take_events()
+    rooms: list[int] = []
+
+    def step(now: float) -> bool:
+        while server.recv(1 << 20, now):
+            pass
+        if sock in a.take_events():
+            rooms.append(sock.conn.send_space())
+        return sock.conn.send_space() == full
+
+    link.run(step, 5.0)
+    assert len(rooms) == 1 and rooms[0] * 3 >= full, rooms
