@@ -32,6 +32,9 @@ _U32X2 = struct.Struct("!II")
 # NOP NOP TS(10): the layout Linux and we put on every non-SYN segment.
 _TS_ONLY = struct.Struct("!BBBBII")
 _TS_PREFIX = b"\x01\x01\x08\x0a"
+# header plus NOP NOP TS: the layout of nearly every segment of an established stream
+_HDR_TS = struct.Struct("!HHIIBBHHH4xII")
+_HDR_TS_LEN = 32
 
 
 class MalformedTcp(MalformedPacket):
@@ -118,6 +121,25 @@ def decode_tcp(data: bytes | bytearray | memoryview, pseudo_header: bytes) -> Tc
         raise MalformedTcp(f"segment of {n} bytes is shorter than a TCP header")
     if not is_valid(pseudo_header, data):
         raise MalformedTcp("bad TCP checksum")
+    if n >= _HDR_TS_LEN and data[12] == 0x80 and data[20:24] == _TS_PREFIX:
+        src, dst, seq, ack, _off, flags, window, _csum, urgent, tsval, tsecr = _HDR_TS.unpack_from(
+            data, 0
+        )
+        return TcpSegment(
+            src,
+            dst,
+            seq,
+            ack,
+            flags,
+            window,
+            bytes(data[32:]),
+            None,
+            None,
+            False,
+            (),
+            (tsval, tsecr),
+            urgent,
+        )
     src, dst, seq, ack, off, flags, window, _csum, urgent = _HDR.unpack_from(data, 0)
     hlen = (off >> 4) * 4
     if hlen < HEADER_LEN or hlen > n:

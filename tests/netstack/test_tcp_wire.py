@@ -151,3 +151,18 @@ def test_flags_and_seg_len() -> None:
     seg = TcpSegment(1, 2, 3, 4, SYN | FIN, 0, b"xyz")
     assert seg.seg_len == 5
     assert TcpSegment(1, 2, 3, 4, RST, 0).seg_len == 0
+
+
+@given(u32, u32, u16, st.binary(max_size=64), u32, u32, st.sampled_from([0x80, 0x81]))
+def test_timestamp_only_layout_matches_the_general_parse(
+    seq: int, ack: int, window: int, payload: bytes, tsval: int, tsecr: int, offset_byte: int
+) -> None:
+    # NOP NOP TS (one-unpack branch; 0x81 sets the NS bit and takes the general one)
+    # against TS NOP NOP (always the general option walk): the same segment.
+    head = struct.pack("!HHIIBBHHH", 1, 2, seq, ack, offset_byte, ACK | PSH, window, 0, 0)
+    fast = bytearray(head + b"\x01\x01\x08\x0a" + struct.pack("!II", tsval, tsecr) + payload)
+    slow = bytearray(head + b"\x08\x0a" + struct.pack("!II", tsval, tsecr) + b"\x01\x01" + payload)
+    a = decode_tcp(_with_fixed_checksum(fast, PSEUDO4), PSEUDO4)
+    b = decode_tcp(_with_fixed_checksum(slow, PSEUDO4), PSEUDO4)
+    assert a == b
+    assert a.timestamps == (tsval, tsecr) and a.payload == payload and a.sack_blocks == ()
