@@ -22,6 +22,11 @@ link (exponential per-packet delay):
 - RACK's reordering window also learns from reordering it sees (late
   originals, Eifel-proven spurious retransmissions) and may reach
   SRTT + 2*RTTVAR instead of RFC 8985's SRTT cap.
+- Before any reordering is seen the window is still min_RTT/4, where RFC 8985
+  §6.2 makes it 0 in recovery or once DupThresh segments are SACKed: on a
+  reordering link (the mixnet) the first holes are late segments, and
+  declaring them lost at once cost spurious retransmissions and reductions
+  (bench/tcp_sim.py: exp(100 ms) 2.14 -> 2.25 s, mixnet-like 27.6 -> 28.4 s).
 - Spurious recoveries are undone (Eifel on TSecr, RFC 3522, and DSACK
   counting, RFC 2883); an episode starting within 2 SRTT of one still
   awaiting its DSACKs keeps the earlier saved cwnd/ssthresh.
@@ -71,7 +76,7 @@ HALF = 0x80000000
 DEFAULT_MSS = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
 TS_OPTION_LEN = 12  # NOP NOP + 10-byte timestamp option on every segment
 _G = 0.001  # clock granularity for RFC 6298
-_DUPTHRESH = 3  # RFC 5681 / RFC 8985 DupThresh
+_DUPTHRESH = 3  # RFC 5681 DupThresh (the classic rule, `rack=False`)
 _PAWS_TOLERANCE = 60_000  # timestamp ticks (60 s at 1 ms); see handle_segment
 _CHALLENGE_ACKS_PER_S = 10
 _OOW_ACK_INTERVAL = 0.5  # seconds between ACKs answering out-of-window pure ACKs
@@ -301,7 +306,6 @@ class TcpConnection:
         self._rack_rtt = 0.0
         self._rack_fack = 0
         self._fack_before = 0  # RACK.fack as it was before the ACK being processed
-        self._reord = False  # RACK.reord: the peer has been seen to deliver out of order
         self._reo_mult = 1
         self._reo_meas = 0.0
         self._dsack_round = 0
@@ -1141,7 +1145,6 @@ class TcpConnection:
             self._xmit_q = deque((r.xmit_ts, r) for r in live)
 
     def _learn_reordering(self, excess: float) -> None:
-        self._reord = True
         if excess > self._reo_meas:
             self._reo_meas = excess
 
@@ -1196,7 +1199,6 @@ class TcpConnection:
     def _on_dsack(self, left: int, right: int) -> None:
         """A duplicate arrived at the peer: our retransmission was spurious."""
         self.stats.dsacks_in += 1
-        self._reord = True  # a needless retransmission: reordering (or lost ACKs), as Linux
         if self._undo_retrans > 0 and left >= self._undo_marker:
             self._undo_retrans -= 1
             if self._undo_retrans == 0 and not self._in_recovery and self._prior_cwnd:
@@ -1238,25 +1240,12 @@ class TcpConnection:
         """
         if self._min_rtt == float("inf"):
             return 0.0
-        if not self._reord and (self._in_recovery or self._sacked_at_least(_DUPTHRESH)):
-            # RFC 8985 §6.2 step 4: with no reordering seen, a hole that is already
-            # in recovery or has DupThresh segments SACKed above it is lost now;
-            # waiting out the window cost a timer (>= 1 ms on asyncio) per loss.
-            return 0.0
         srtt = self._srtt if self._srtt is not None else 0.0
         base = min(self._min_rtt / 4 * self._reo_mult, srtt)
         meas = self._reo_meas
         if meas > base:
             return min(meas, srtt + 2 * self._rttvar)
         return base
-
-    def _sacked_at_least(self, n: int) -> bool:
-        for rec in self._sent:
-            if rec.sacked:
-                n -= 1
-                if n <= 0:
-                    return True
-        return False
 
     def _detect_loss(self, now: float) -> None:
         """RFC 8985 §6.2: a segment sent before a delivered one is lost after a reorder window."""

@@ -528,9 +528,9 @@ def _warm_rtt(a: TcpConnection, b: TcpConnection, rtt: float) -> float:
     return t
 
 
-def test_rack_without_reordering_declares_a_sacked_hole_lost_at_once() -> None:
-    # RFC 8985 §6.2 step 4: no reordering seen and DupThresh segments SACKed above
-    # a hole -> reordering window 0, retransmit now rather than after a timer.
+def test_rack_hole_waits_the_reordering_window_before_any_reordering_is_seen() -> None:
+    # A deliberate departure from RFC 8985 §6.2 step 4 (see tcp.py): no window of 0
+    # before reordering is seen; the hole is lost min_RTT/4 after the RACK RTT.
     a, b = handshake(cfg(nagle=False))
     t = _warm_rtt(a, b, 0.1)
     mss = a.effective_mss
@@ -540,42 +540,15 @@ def test_rack_without_reordering_declares_a_sacked_hole_lost_at_once() -> None:
     b._quickacks = 0
     for seg in segs[1:]:
         b.handle_segment(seg, t + 0.05)
-    acks = b.poll_transmit(t + 0.05)
-    for ack in acks:
-        a.handle_segment(ack, t + 0.1)
-    retx = a.poll_transmit(t + 0.1)
-    assert [x.seq for x in retx if x.payload] == [segs[0].seq]
-    assert a.stats.recoveries == 1 and not a._reord
-
-
-def test_rack_after_reordering_waits_out_the_reordering_window() -> None:
-    a, b = handshake(cfg(nagle=False))
-    t = _warm_rtt(a, b, 0.1)
-    mss = a.effective_mss
-    # A late (not lost) segment: the peer reorders, so holes get a window from now on.
-    a.send(b"r" * (mss * 2))
-    first, second = a.poll_transmit(t)
-    b._quickacks = 0
-    b.handle_segment(second, t + 0.05)
-    for ack in b.poll_transmit(t + 0.05):
-        a.handle_segment(ack, t + 0.1)
-    b.handle_segment(first, t + 0.1)
-    for ack in b.poll_transmit(t + 0.1):
-        a.handle_segment(ack, t + 0.15)
-    assert a._reord and a.stats.retransmits == 0
-    t += 0.2
-    a.send(b"m" * (mss * 6))
-    segs = a.poll_transmit(t)
-    for seg in segs[1:]:
-        b.handle_segment(seg, t + 0.05)
     for ack in b.poll_transmit(t + 0.05):
         a.handle_segment(ack, t + 0.1)
     assert not [x for x in a.poll_transmit(t + 0.1) if x.payload]
     deadline = a.poll_deadline()
-    assert deadline is not None and t + 0.1 < deadline < t + 0.2
+    assert deadline == pytest.approx(t + 0.1 + 0.1 / 4)
     a.handle_timeout(deadline)
     retx = a.poll_transmit(deadline)
     assert [x.seq for x in retx if x.payload] == [segs[0].seq]
+    assert a.stats.recoveries == 1
 
 
 def test_sack_blocks_of_one_ack_are_not_mistaken_for_reordering() -> None:
@@ -595,7 +568,7 @@ def test_sack_blocks_of_one_ack_are_not_mistaken_for_reordering() -> None:
     last = b.poll_transmit(t + 0.05)[-1]
     assert len(last.sack_blocks) == 2  # [3, 5) then [1, 2)
     a.handle_segment(last, t + 0.1)
-    assert not a._reord and a._reo_meas == 0.0
+    assert a._reo_meas == 0.0  # no reordering learnt
     check_invariants(a)
 
 
