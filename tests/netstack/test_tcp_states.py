@@ -528,16 +528,21 @@ def _warm_rtt(a: TcpConnection, b: TcpConnection, rtt: float) -> float:
     return t
 
 
+def _warmed_pair() -> tuple[TcpConnection, TcpConnection, float, int]:
+    """A pair past the handshake with A's RTT at 0.1 s and B out of quickack mode."""
+    a, b = handshake(cfg(nagle=False))
+    t = _warm_rtt(a, b, 0.1)
+    b._quickacks = 0
+    return a, b, t, a.effective_mss
+
+
 def test_rack_hole_waits_the_reordering_window_before_any_reordering_is_seen() -> None:
     # A deliberate departure from RFC 8985 §6.2 step 4 (see tcp.py): no window of 0
     # before reordering is seen; the hole is lost min_RTT/4 after the RACK RTT.
-    a, b = handshake(cfg(nagle=False))
-    t = _warm_rtt(a, b, 0.1)
-    mss = a.effective_mss
+    a, b, t, mss = _warmed_pair()
     a.send(b"m" * (mss * 6))
     segs = a.poll_transmit(t)
     assert len(segs) == 6
-    b._quickacks = 0
     for seg in segs[1:]:
         b.handle_segment(seg, t + 0.05)
     for ack in b.poll_transmit(t + 0.05):
@@ -554,15 +559,12 @@ def test_rack_hole_waits_the_reordering_window_before_any_reordering_is_seen() -
 def test_sack_blocks_of_one_ack_are_not_mistaken_for_reordering() -> None:
     # One ACK names two new ranges, newest first: walking them in that order must
     # not look like the older range arriving late.
-    a, b = handshake(cfg(nagle=False))
-    t = _warm_rtt(a, b, 0.1)
-    mss = a.effective_mss
+    a, b, t, mss = _warmed_pair()
     a.send(b"m" * (mss * 2))
     segs = a.poll_transmit(t)
     a.send(b"n" * (mss * 4))
     segs += a.poll_transmit(t + 0.01)  # later: the older range's RTT is longer
     assert len(segs) == 6
-    b._quickacks = 0
     for seg in (segs[1], segs[3], segs[4]):
         b.handle_segment(seg, t + 0.05)
     last = b.poll_transmit(t + 0.05)[-1]
