@@ -76,7 +76,6 @@ HALF = 0x80000000
 DEFAULT_MSS = 536  # RFC 9293 §3.7.1: assumed when the peer sends no MSS option
 TS_OPTION_LEN = 12  # NOP NOP + 10-byte timestamp option on every segment
 _G = 0.001  # clock granularity for RFC 6298
-_DUPTHRESH = 3  # RFC 5681 DupThresh (the classic rule, `rack=False`)
 _PAWS_TOLERANCE = 60_000  # timestamp ticks (60 s at 1 ms); see handle_segment
 _CHALLENGE_ACKS_PER_S = 10
 _OOW_ACK_INTERVAL = 0.5  # seconds between ACKs answering out-of-window pure ACKs
@@ -1260,7 +1259,8 @@ class TcpConnection:
         rack_end = self._rack_end
         if rack_ts < 0:
             return
-        horizon = -1.0  # found once a segment needs judging: most ACKs need none
+        reo = self._reo_wnd()
+        horizon = self._rack_rtt + reo
         while q:
             ts, rec = q[0]
             if rec.xmit_ts != ts or rec.sacked or rec.delivered or rec.lost:
@@ -1268,8 +1268,6 @@ class TcpConnection:
                 continue
             if ts > rack_ts or (ts == rack_ts and rec.end >= rack_end):
                 break
-            if horizon < 0:
-                horizon = self._rack_rtt + self._reo_wnd()
             remaining = ts + horizon - now
             if remaining <= 0:
                 q.popleft()
@@ -1288,7 +1286,7 @@ class TcpConnection:
         for rec in reversed(self._sent):
             if rec.sacked:
                 sacked_above += 1
-            elif sacked_above >= _DUPTHRESH and not rec.lost and rec.in_flight and not rec.retrans:
+            elif sacked_above >= 3 and not rec.lost and rec.in_flight and not rec.retrans:
                 self._mark_lost(rec)
         if self._lost_q and not self._in_recovery:
             self._enter_recovery(now)
