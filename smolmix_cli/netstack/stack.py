@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from . import icmp
+from .checksum import ones_complement_sum
 from .errors import AddressInUse, MalformedPacket, NetstackError
 from .ip import (
     DEFAULT_TTL,
@@ -849,11 +850,9 @@ def _tcp4_ts_packet(
     )  # fmt: skip
     # TCP checksum: pseudo header (its length word is n) + header + payload, each part
     # starting on a 16-bit boundary; an odd payload is padded with a zero byte.
-    total = int.from_bytes(pseudo0, "big") + n + int.from_bytes(buf[20:], "big")
-    if payload:
-        value = int.from_bytes(payload, "big")
-        total += value << 8 if n & 1 else value
-    _CSUM.pack_into(buf, 36, (~(total % 0xFFFF or 0xFFFF)) & 0xFFFF)
+    total = ones_complement_sum(pseudo0, buf[20:], payload) + n
+    total = (total & 0xFFFF) + (total >> 16)
+    _CSUM.pack_into(buf, 36, (~total) & 0xFFFF)
     s = base + 20 + n
     s = (s & 0xFFFF) + (s >> 16)
     _CSUM.pack_into(buf, 10, (~s) & 0xFFFF)
