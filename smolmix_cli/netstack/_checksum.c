@@ -2,8 +2,9 @@
  *
  * Optional accelerator for checksum.py: the pure-Python form (one big-integer
  * reduction) costs ~3 us per 1.4 KB segment, and every segment is summed once
- * when sent and once when received. The stacks are CPU-bound at LAN speeds,
- * so this was a fifth of a 5 %-loss transfer (bench/README.md). Same contract
+ * when sent and once when received. The stacks are CPU-bound at LAN speeds:
+ * with this sum they execute 22 % fewer instructions per MiB lossless and 14 %
+ * fewer at 5 % loss (callgrind, bench/README.md). Same contract
  * as checksum.ones_complement_sum: each part starts on a 16-bit boundary, an
  * odd-length part is padded with one zero byte, and the result is in
  * 0..0xFFFF with only all-zero input summing to 0.

@@ -5,7 +5,7 @@
 modulo 0xFFFF. CPython does that reduction in C, which makes it far faster
 than a Python loop over words, but it still costs ~3 us per full segment, and
 every segment is summed when sent and when received. `_checksum.c` (an
-optional extension: installs without a compiler skip it) does it in ~0.2 us.
+optional extension: installs without a compiler skip it) does it in ~0.3 us.
 Both give the same values (tests/netstack/test_checksum.py).
 """
 
