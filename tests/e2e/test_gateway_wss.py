@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import anyio
@@ -30,24 +31,22 @@ def test_client_registers_and_loops_a_message_over_wss(tmp_path: Path) -> None:
                 entry = topology.nodes[spec.node_id].entry
                 assert entry is not None and entry.wss_port == spec.wss_port
                 gateway = decode_key_base58(network.entry_gateway.identity, "gateway")
-                async with MixnetClient.start(
-                    topology,
-                    gateway=gateway,
-                    ssl_context=network.ssl_context(),
-                    gateway_url=url,
-                    config=client_config(network, 0.0),
-                ) as client:
+
+                def start(ssl_context: ssl.SSLContext) -> AbstractAsyncContextManager[MixnetClient]:
+                    return MixnetClient.start(
+                        topology,
+                        gateway=gateway,
+                        ssl_context=ssl_context,
+                        gateway_url=url,
+                        config=client_config(network, 0.0),
+                    )
+
+                async with start(network.ssl_context()) as client:
                     await client.send(client.address, b"over wss")
                     assert (await client.receive(timeout=20)).data == b"over wss"
                 # without the network's CA the gateway's certificate is refused
                 with pytest.raises(MixnetError):
-                    async with MixnetClient.start(
-                        topology,
-                        gateway=gateway,
-                        ssl_context=ssl.create_default_context(),
-                        gateway_url=url,
-                        config=client_config(network, 0.0),
-                    ):
+                    async with start(ssl.create_default_context()):
                         pass
             tg.cancel_scope.cancel()
 
