@@ -452,8 +452,8 @@ class NetStack:
             self._receive(data if data.__class__ is bytes else bytes(data), now)
         except PacketError as exc:
             self.counters[exc.reason] += 1
-        except MalformedPacket as exc:
-            self.counters["bad_checksum" if "checksum" in str(exc) else "bad_transport"] += 1
+        except MalformedPacket as bad:  # (not `exc` again: mypyc types the name once)
+            self.counters["bad_checksum" if "checksum" in str(bad) else "bad_transport"] += 1
         except Exception:
             log.exception("unexpected error handling a packet")
             self.counters["internal_error"] += 1

@@ -597,6 +597,9 @@ class TcpConnection:
                 best = t
         return best
 
+    def _no_loss_timer(self) -> bool:
+        return self._tlp_at is None and self._rack_at is None
+
     def _keepalive_at(self) -> float | None:
         idle = self.config.keepalive_idle
         if idle is None or self.state not in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_2):
@@ -619,7 +622,7 @@ class TcpConnection:
         if self._rack_at is not None and now >= self._rack_at:
             self._rack_at = None
             self._detect_loss(now)
-            if self._tlp_at is None and self._rack_at is None:
+            if self._no_loss_timer():  # (a method: _detect_loss may have re-armed _rack_at)
                 self._arm_tlp(now)
         if self._tlp_at is not None and now >= self._tlp_at:
             self._tlp_at = None
