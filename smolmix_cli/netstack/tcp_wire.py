@@ -41,7 +41,7 @@ class MalformedTcp(MalformedPacket):
     """A TCP segment that fails length, offset, option or checksum checks."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class TcpSegment:
     """One TCP segment, with sequence numbers as the 32-bit wire values."""
 
@@ -51,13 +51,45 @@ class TcpSegment:
     ack: int
     flags: int
     window: int  # the raw 16-bit header field (unscaled)
-    payload: bytes = b""
-    mss: int | None = None
-    wscale: int | None = None
-    sack_permitted: bool = False
-    sack_blocks: tuple[tuple[int, int], ...] = ()
-    timestamps: tuple[int, int] | None = None  # (TSval, TSecr)
-    urgent: int = 0
+    payload: bytes
+    mss: int | None
+    wscale: int | None
+    sack_permitted: bool
+    sack_blocks: tuple[tuple[int, int], ...]
+    timestamps: tuple[int, int] | None  # (TSval, TSecr)
+    urgent: int
+
+    # Written out (init=False): the dataclass-generated __init__ is interpreted code
+    # even where mypyc compiles this module, and one runs for every packet.
+    def __init__(
+        self,
+        src_port: int,
+        dst_port: int,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        payload: bytes = b"",
+        mss: int | None = None,
+        wscale: int | None = None,
+        sack_permitted: bool = False,
+        sack_blocks: tuple[tuple[int, int], ...] = (),
+        timestamps: tuple[int, int] | None = None,
+        urgent: int = 0,
+    ) -> None:
+        self.src_port = src_port
+        self.dst_port = dst_port
+        self.seq = seq
+        self.ack = ack
+        self.flags = flags
+        self.window = window
+        self.payload = payload
+        self.mss = mss
+        self.wscale = wscale
+        self.sack_permitted = sack_permitted
+        self.sack_blocks = sack_blocks
+        self.timestamps = timestamps
+        self.urgent = urgent
 
     @property
     def seg_len(self) -> int:
