@@ -91,8 +91,10 @@ class IpPacket:
     frag_next: int = 0  # IPv6 only: next header after the fragment header
 
 
-def decode_ip(data: bytes) -> IpPacket:
+def decode_ip(data: bytes | bytearray | memoryview) -> IpPacket:
     """Parse one IP packet; raises `PacketError` with a counter reason on anything bad."""
+    if data.__class__ is not bytes:
+        data = bytes(data)
     if not data:
         raise PacketError("truncated", "empty packet")
     version = data[0] >> 4

@@ -103,7 +103,7 @@ class TcpSocket:
     def remote(self) -> Endpoint:
         return self.conn.remote
 
-    def send(self, data: bytes | memoryview, now: float) -> int:
+    def send(self, data: bytes | bytearray | memoryview, now: float) -> int:
         n = self.conn.send(data)
         self._stack._after_input(self, now)
         return n
@@ -346,7 +346,11 @@ class NetStack:
             self._free_port(sock.port)
 
     def udp_sendto(
-        self, sock: UdpSocket, data: bytes, dest: Endpoint, src: Endpoint | None = None
+        self,
+        sock: UdpSocket,
+        data: bytes | bytearray | memoryview,
+        dest: Endpoint,
+        src: Endpoint | None = None,
     ) -> None:
         """Queue one datagram. `src` overrides the source (any-destination replies)."""
         daddr, dport = dest
@@ -366,8 +370,11 @@ class NetStack:
         pseudo = pseudo_header_raw(s, d, PROTO_UDP, 8 + len(data))
         self._out.append(encode_ip(s, d, PROTO_UDP, encode_udp(sport, dport, bytes(data), pseudo)))
 
-    def icmp_echo(self, dest: IPAddress, ident: int, seq: int, payload: bytes = b"") -> None:
+    def icmp_echo(
+        self, dest: IPAddress, ident: int, seq: int, payload: bytes | bytearray | memoryview = b""
+    ) -> None:
         """Queue an echo request; replies land in `echo_replies` (event `ECHO_REPLIES`)."""
+        payload = bytes(payload)
         src = self.source_for(dest)
         s, d = src.packed, dest.packed
         if dest.version == 4:
