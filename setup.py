@@ -1,10 +1,96 @@
-"""The optional C checksum extension; everything else is declared in pyproject.toml.
+"""Optional native builds; everything else is declared in pyproject.toml.
 
-`optional=True`: where no compiler is available the build skips it and
-smolmix_cli/netstack/checksum.py uses its pure-Python form.
+- `smolmix_cli.netstack._checksum`: the Internet checksum's ones'-complement
+  sum in C (checksum.py keeps a pure-Python form).
+- The netstack's sans-io core (`NATIVE_CORE`) compiled by mypyc from the same
+  Python sources: the engine is CPU-bound at sub-millisecond round trips and
+  compiled it needs a third to a half less CPU (bench/README.md). The sources stay
+  the reference: every module still runs as plain Python.
+
+Both are optional: without a C compiler the install succeeds and the package
+is plain Python. Without mypyc, or with SMOLMIX_PURE_PYTHON=1, the core alone
+stays plain Python (and an earlier in-place build of it is removed).
+If any part of the mypyc build fails, all of it is removed again: its modules
+share one runtime library and are only usable together.
 """
 
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import os
+import shutil
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Any
+
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+
+def _native_core_names() -> tuple[str, ...]:
+    # by path: importing the package would need its dependencies at build time
+    path = Path(__file__).resolve().parent / "smolmix_cli" / "netstack" / "native.py"
+    spec = importlib.util.spec_from_file_location("_smolmix_native", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return tuple(module.NATIVE_CORE)
+
+
+NATIVE_CORE = _native_core_names()
+
+GROUP = "smolmix_cli.netstack._core"  # mypyc's shared library: smolmix_cli/netstack/_core__mypyc.*
+
+
+def _have_compiler() -> bool:
+    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    return shutil.which(cc.split()[0]) is not None
+
+
+def _native_core() -> list[Extension]:
+    if os.environ.get("SMOLMIX_PURE_PYTHON") or not _have_compiler():
+        return []
+    try:
+        from mypyc.build import mypycify
+    except ImportError:
+        return []
+    paths = [f"smolmix_cli/netstack/{name}.py" for name in NATIVE_CORE]
+    exts: list[Extension] = mypycify(paths, opt_level="3", group_name=GROUP)
+    for ext in exts:
+        ext.optional = True
+    return exts
+
+
+class BuildExt(build_ext):
+    """Drops the whole mypyc group when any of its extensions failed to build."""
+
+    def run(self) -> None:
+        self._failed: set[str] = set()
+        super().run()
+        names = {f"smolmix_cli.netstack.{n}" for n in (*NATIVE_CORE, "_core__mypyc")}
+        group = [e for e in self.extensions if e.name in names]
+        if group and any(e.name in self._failed for e in group):
+            for ext in group:
+                Path(self.get_ext_fullpath(ext.name)).unlink(missing_ok=True)
+            print(
+                "smolmix: the mypyc build failed; the netstack stays pure Python", file=sys.stderr
+            )
+        if not group:
+            # A plain-Python build: an earlier editable build's modules would still win.
+            here = Path(__file__).resolve().parent / "smolmix_cli" / "netstack"
+            for name in (*NATIVE_CORE, "_core__mypyc"):
+                for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+                    (here / f"{name}{suffix}").unlink(missing_ok=True)
+
+    def build_extension(self, ext: Any) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception:
+            self._failed.add(ext.name)
+            raise
+
 
 setup(
     ext_modules=[
@@ -12,6 +98,8 @@ setup(
             "smolmix_cli.netstack._checksum",
             ["smolmix_cli/netstack/_checksum.c"],
             optional=True,
-        )
-    ]
+        ),
+        *_native_core(),
+    ],
+    cmdclass={"build_ext": BuildExt},
 )

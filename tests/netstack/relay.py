@@ -66,6 +66,7 @@ class SimLink:
         self.packets = 0
         self.record = False  # when set, sizes of packets sent, per side, go to `sent`
         self.sent: tuple[list[int], list[int]] = ([], [])
+        self.tap: Callable[[int, bytes], None] | None = None  # sees (side, packet) for each send
 
     def _collect(self) -> bool:
         moved = False
@@ -77,6 +78,9 @@ class SimLink:
             imp = self.imp[i]
             if self.record:
                 self.sent[i].extend(len(p) for p in out)
+            if self.tap is not None:
+                for packet in out:
+                    self.tap(i, packet)
             for packet in out:
                 self.packets += 1
                 for delay in imp.fates():
