@@ -36,11 +36,7 @@ def transfer(size: int, loss: float, seed: int, one_way: float) -> dict[str, flo
         Impairment(seed=seed, loss=loss, base_delay=one_way),
         Impairment(seed=seed + 1, loss=loss, base_delay=one_way),
     )
-    listener = sb.tcp_listen(80)
-    client = sa.tcp_connect((B, 80), 0.0)
-    link.run(lambda now: bool(listener.ready), 5.0)
-    server = listener.accept()
-    assert server is not None
+    client, server = link.open_tcp(B, 80)
     data = random.Random(seed).randbytes(size)
     state = {"sent": 0, "got": 0}
 

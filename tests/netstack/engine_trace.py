@@ -45,11 +45,7 @@ def _transfer(a: IPAddress, b: IPAddress, size: int, seed: int) -> dict[str, obj
     link = SimLink(sa, sb, Impairment(seed=seed, **imp), Impairment(seed=seed + 1, **imp))
     digest = hashlib.sha256()
     link.tap = lambda side, p: digest.update(bytes([side]) + len(p).to_bytes(2, "big") + p)
-    listener = sb.tcp_listen(80)
-    client = sa.tcp_connect((b, 80), 0.0)
-    link.run(lambda now: bool(listener.ready), 10.0)
-    server = listener.accept()
-    assert server is not None
+    client, server = link.open_tcp(b, 80, 10.0)
     up = random.Random(seed).randbytes(size)
     down = random.Random(seed + 1).randbytes(size // 3)
     sent = {"up": 0, "down": 0}

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import anyio
 
 from smolmix_cli.netstack.device import PacketDevice
-from smolmix_cli.netstack.stack import NetStack
+from smolmix_cli.netstack.ip import IPAddress
+from smolmix_cli.netstack.stack import NetStack, TcpSocket
 
 
 @dataclass
@@ -86,6 +87,17 @@ class SimLink:
                 for delay in imp.fates():
                     heapq.heappush(self._events, (self.now + delay, next(self._seq), 1 - i, packet))
         return moved
+
+    def open_tcp(
+        self, dst: IPAddress, port: int, time_limit: float = 5.0
+    ) -> tuple[TcpSocket, TcpSocket]:
+        """Connect the first stack to a new listener on the second: (client, server) sockets."""
+        listener = self.stacks[1].tcp_listen(port)
+        client = self.stacks[0].tcp_connect((dst, port), self.now)
+        self.run(lambda now: client.conn.is_established and bool(listener.ready), time_limit)
+        server = listener.accept()
+        assert server is not None
+        return client, server
 
     def run(self, app: Callable[[float], bool], time_limit: float, step_limit: int = 10**7) -> None:
         """Advance until `app(now)` returns True; `app` is called after every step.

@@ -99,11 +99,7 @@ def test_entry_points_take_any_bytes_like_object(kind: type) -> None:
     assert sa.echo_replies[0][3] == b"ping"
     packet = sa.poll_transmit(0.0) or [encode_ip(a.packed, b.packed, 17, b"\0" * 8)]
     assert decode_ip(kind(packet[0])).dst == b.packed
-    listener = sb.tcp_listen(80)
-    client = sa.tcp_connect((b, 80), 0.0)
-    link.run(lambda now: bool(listener.ready), 1.0)
-    server = listener.accept()
-    assert server is not None
+    client, server = link.open_tcp(b, 80, 1.0)
     assert client.send(kind(b"hello"), link.now) == 5
     got = bytearray()
 

@@ -342,12 +342,8 @@ def test_released_connection_is_reaped_after_orphan_timeout() -> None:
 
 def test_blocked_writer_is_told_once_a_third_of_the_buffer_is_free() -> None:
     # As Linux's sk_stream_min_wspace: no event per ACK while the room trickles back.
-    a, b, link = _pair()
-    listener = b.tcp_listen(80)
-    sock = a.tcp_connect((B4, 80), 0.0)
-    link.run(lambda now: sock.conn.is_established and bool(listener.ready), 1.0)
-    server = listener.accept()
-    assert server is not None
+    a, _, link = _pair()
+    sock, server = link.open_tcp(B4, 80, 1.0)
     full = a.config_for(4).send_buffer
     assert sock.send(b"x" * (2 * full), link.now) == full
     a.take_events()

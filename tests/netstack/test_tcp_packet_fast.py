@@ -58,11 +58,7 @@ def _established() -> tuple[NetStack, NetStack, TcpSocket, TcpSocket, SimLink]:
     a = NetStack([IPv4Address("192.0.2.1")], tcp_config=TcpConfig(delayed_ack=0.0))
     b = NetStack([IPv4Address("192.0.2.2")], tcp_config=TcpConfig(delayed_ack=0.0))
     link = SimLink(a, b, Impairment(), Impairment())
-    listener = b.tcp_listen(80)
-    client = a.tcp_connect((IPv4Address("192.0.2.2"), 80), 0.0)
-    link.run(lambda now: bool(listener.ready), 1.0)
-    server = listener.accept()
-    assert server is not None
+    client, server = link.open_tcp(IPv4Address("192.0.2.2"), 80, 1.0)
     return a, b, client, server, link
 
 
