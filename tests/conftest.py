@@ -14,7 +14,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if stale:
         pytest.exit(
             f"compiled netstack modules are older than their sources ({', '.join(stale)}): "
-            "rebuild with `pip install -e .`, or delete smolmix_cli/netstack/*.so to test the "
-            "pure-Python sources",
+            "rebuild with `pip install -e .` (or `SMOLMIX_PURE_PYTHON=1 pip install -e .` to "
+            "test the plain sources)",
             returncode=2,
         )
