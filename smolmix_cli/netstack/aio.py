@@ -69,6 +69,8 @@ class StackRunner:
         self._sleep_until = -math.inf  # when the sleeping driver will wake by itself
         self._loop: asyncio.AbstractEventLoop | None = None  # set when the backend is asyncio
         self._timer: asyncio.TimerHandle | None = None  # the sleeping driver's alarm (asyncio)
+        self._drain_handle: asyncio.Handle | None = None  # a scheduled _drain (callback mode)
+        self._drain_error: BaseException | None = None  # raised by the driver, like a task's
 
     # ---- driver ----
 
@@ -80,9 +82,16 @@ class StackRunner:
             self._loop = asyncio.get_running_loop()
         except RuntimeError:  # not asyncio (trio): the driver sleeps in a cancel scope
             self._loop = None
+        set_reader = getattr(self.device, "set_reader_callback", None)
+        callbacks = self._loop is not None and set_reader is not None
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._receive_loop)
+                if callbacks:
+                    assert set_reader is not None
+                    set_reader(self._on_readable)
+                    self._on_readable()  # whatever arrived before we started
+                else:
+                    tg.start_soon(self._receive_loop)
                 task_status.started()
                 await self._drive()
         except anyio.get_cancelled_exc_class():
@@ -92,6 +101,12 @@ class StackRunner:
             self._fail(exc)
             raise
         finally:
+            if callbacks:
+                assert set_reader is not None
+                set_reader(None)
+                if self._drain_handle is not None:
+                    self._drain_handle.cancel()
+                    self._drain_handle = None
             if self._failure is None:
                 self._fail(StackClosed("stack stopped"))
 
@@ -172,6 +187,36 @@ class StackRunner:
             ev = self._waiters[obj] = new_wakeup()
         await ev.wait()
 
+    def _on_readable(self) -> None:
+        """The device's reader callback (asyncio): one drain per loop iteration at most."""
+        if self._drain_handle is None and self._loop is not None:
+            self._drain_handle = self._loop.call_soon(self._drain)
+
+    def _drain(self) -> None:
+        """`_receive_loop`'s work as a loop callback: a batch of packets, then one flush."""
+        self._drain_handle = None
+        if self._drain_error is not None or self._failure is not None:
+            return
+        device, stack = self.device, self.stack
+        try:
+            now = self.clock()
+            taken = 0
+            while taken < RX_BATCH:
+                packet = device.receive_nowait()
+                if packet is None:
+                    break
+                stack.receive_packet(packet, now)
+                taken += 1
+            if taken:
+                self.flush()
+            if taken == RX_BATCH:
+                self._on_readable()  # more may be queued: after the loop's other work
+            elif getattr(device, "at_eof", False):
+                self._fail(StackClosed("device closed"))
+        except Exception as exc:  # surfaces from run(), as it would from a task
+            self._drain_error = exc
+            self.wake()
+
     async def _receive_loop(self) -> None:
         stack, device, clock = self.stack, self.device, self.clock
         while True:
@@ -194,6 +239,8 @@ class StackRunner:
         stack, clock, txq = self.stack, self.clock, self._txq
         busy = 0
         while True:
+            if self._drain_error is not None:
+                raise self._drain_error
             self._wake_pending = False
             now = clock()
             deadline = stack.poll_deadline()

@@ -55,7 +55,15 @@ class _Pipe:
     CPU time.
     """
 
-    __slots__ = ("_readable", "_writable", "items", "limit", "reader_closed", "writer_closed")
+    __slots__ = (
+        "_readable",
+        "_writable",
+        "items",
+        "limit",
+        "on_readable",
+        "reader_closed",
+        "writer_closed",
+    )
 
     def __init__(self, limit: int) -> None:
         self.items: deque[bytes] = deque()
@@ -64,8 +72,12 @@ class _Pipe:
         self.writer_closed = False
         self._readable: Wakeup | None = None
         self._writable: Wakeup | None = None
+        self.on_readable: Callable[[], None] | None = None
 
     def wake_reader(self) -> None:
+        callback = self.on_readable
+        if callback is not None:
+            callback()
         ev = self._readable
         if ev is not None:
             self._readable = None
@@ -122,6 +134,22 @@ class MemoryDevice:
         if len(items) >= self._rx.limit:
             self._rx.wake_writer()
         return items.popleft()
+
+    def set_reader_callback(self, callback: Callable[[], None] | None) -> None:
+        """Have `callback` called (synchronously, so it must only schedule work)
+        whenever a packet arrives or the far end closes; None removes it.
+
+        Lets an asyncio shell drain the link from a loop callback instead of a
+        task blocked in `receive`: a task wake-up per received batch was about
+        a seventh of a 5 % loss transfer's time.
+        """
+        self._rx.on_readable = callback
+
+    @property
+    def at_eof(self) -> bool:
+        """Nothing queued and nothing more can come (either end closed)."""
+        rx = self._rx
+        return not rx.items and (rx.writer_closed or rx.reader_closed)
 
     def send_nowait(self, packet: bytes) -> bool:
         tx = self._tx

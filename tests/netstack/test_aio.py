@@ -315,3 +315,51 @@ async def test_timer_moved_earlier_while_the_driver_sleeps_still_fires() -> None
     sends = [t - start for t, size in from_a if t >= start and size > 52]
     assert len(sends) >= 2, sends  # the original and at least one retransmission
     assert sends[1] < 0.6, sends  # RTO floor 0.05 s plus backoff, not the 10 s keepalive
+
+
+async def test_a_device_closed_at_the_far_end_fails_waiting_streams() -> None:
+    """On asyncio the runner drains the link from a loop callback; EOF must still reach it."""
+    a_dev, a_far = memory_link()
+    b_dev, b_far = memory_link()
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(relay, a_far, b_far, Impairment(), Impairment())
+            async with (
+                run_stack(NetStack([A4], tcp_config=_cfg()), a_dev) as ra,
+                run_stack(NetStack([B4], tcp_config=_cfg()), b_dev) as rb,
+            ):
+                listener = rb.listen_tcp(5003)
+                client = await ra.connect_tcp(B4, 5003)
+                server = await listener.accept()
+                await server.send(b"before")
+                assert await client.receive() == b"before"
+                tg.cancel_scope.cancel()  # the relay goes first ...
+                await a_far.aclose()  # ... then the cable: the far end hangs up
+                with pytest.raises(anyio.BrokenResourceError) as info:
+                    await client.receive()
+                assert "device closed" in repr(info.value.__cause__)
+
+
+class _FaultyDevice:
+    """A memory link end whose reads fail: a shell bug must stop the runner, not vanish."""
+
+    def __init__(self) -> None:
+        self.inner, self.far = memory_link()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def receive_nowait(self) -> bytes | None:
+        raise RuntimeError("device read failed")
+
+    async def receive(self) -> bytes:
+        raise RuntimeError("device read failed")
+
+
+async def test_an_error_while_reading_the_device_ends_the_runner() -> None:
+    dev = _FaultyDevice()
+    with anyio.fail_after(5), pytest.raises(ExceptionGroup) as info:
+        async with run_stack(NetStack([A4]), dev):  # type: ignore[arg-type]
+            dev.far.send_nowait(b"\x45" + bytes(19))
+            await anyio.sleep(1)
+    assert info.group_contains(RuntimeError, match="device read failed")

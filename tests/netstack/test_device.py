@@ -82,3 +82,24 @@ async def test_close_ends_the_far_side_and_drops_later_sends() -> None:
     await b.aclose()
     with pytest.raises(anyio.ClosedResourceError):
         await b.receive()
+
+
+async def test_reader_callback_hears_every_arrival_and_the_close() -> None:
+    a, b = memory_link(4, drop_when_full=True)
+    calls: list[int] = []
+    b.set_reader_callback(lambda: calls.append(len(calls)))
+    assert a.send_nowait(b"one") and a.send_nowait(b"two")
+    assert len(calls) == 2  # synchronously, once per packet
+    assert b.receive_nowait() == b"one"
+    assert not b.at_eof
+    await a.aclose()
+    assert len(calls) == 3  # the far end hung up
+    assert not b.at_eof  # "two" is still queued
+    assert b.receive_nowait() == b"two" and b.receive_nowait() is None
+    assert b.at_eof
+    b.set_reader_callback(None)
+    c, d = memory_link(4)
+    d.set_reader_callback(lambda: calls.append(-1))
+    d.set_reader_callback(None)
+    c.send_nowait(b"unheard")
+    assert -1 not in calls
