@@ -82,12 +82,13 @@ class StackRunner:
             self._loop = asyncio.get_running_loop()
         except RuntimeError:  # not asyncio (trio): the driver sleeps in a cancel scope
             self._loop = None
-        set_reader = getattr(self.device, "set_reader_callback", None)
-        callbacks = self._loop is not None and set_reader is not None
+        # asyncio and a device that offers it: drain from a loop callback (see _drain)
+        set_reader = (
+            None if self._loop is None else getattr(self.device, "set_reader_callback", None)
+        )
         try:
             async with anyio.create_task_group() as tg:
-                if callbacks:
-                    assert set_reader is not None
+                if set_reader is not None:
                     set_reader(self._on_readable)
                     self._on_readable()  # whatever arrived before we started
                 else:
@@ -101,8 +102,7 @@ class StackRunner:
             self._fail(exc)
             raise
         finally:
-            if callbacks:
-                assert set_reader is not None
+            if set_reader is not None:
                 set_reader(None)
                 if self._drain_handle is not None:
                     self._drain_handle.cancel()
@@ -197,42 +197,42 @@ class StackRunner:
         self._drain_handle = None
         if self._drain_error is not None or self._failure is not None:
             return
-        device, stack = self.device, self.stack
         try:
-            now = self.clock()
-            taken = 0
-            while taken < RX_BATCH:
-                packet = device.receive_nowait()
-                if packet is None:
-                    break
-                stack.receive_packet(packet, now)
-                taken += 1
-            if taken:
-                self.flush()
-            if taken == RX_BATCH:
+            if self._take_batch(None) == RX_BATCH:
                 self._on_readable()  # more may be queued: after the loop's other work
-            elif getattr(device, "at_eof", False):
+            elif getattr(self.device, "at_eof", False):
                 self._fail(StackClosed("device closed"))
         except Exception as exc:  # surfaces from run(), as it would from a task
             self._drain_error = exc
             self.wake()
 
     async def _receive_loop(self) -> None:
-        stack, device, clock = self.stack, self.device, self.clock
+        device = self.device
         while True:
             try:
                 packet = await device.receive()
             except (anyio.EndOfStream, anyio.ClosedResourceError):
                 self._fail(StackClosed("device closed"))
                 return
-            now = clock()
+            self._take_batch(packet)
+
+    def _take_batch(self, first: bytes | None) -> int:
+        """Give the stack `first` and what else is queued (RX_BATCH at most), then flush once."""
+        stack, device = self.stack, self.device
+        now = self.clock()
+        taken = 0
+        if first is not None:
+            stack.receive_packet(first, now)
+            taken = 1
+        while taken < RX_BATCH:
+            packet = device.receive_nowait()
+            if packet is None:
+                break
             stack.receive_packet(packet, now)
-            for _ in range(RX_BATCH - 1):
-                more = device.receive_nowait()
-                if more is None:
-                    break
-                stack.receive_packet(more, now)
+            taken += 1
+        if taken:
             self.flush()
+        return taken
 
     async def _drive(self) -> None:
         """Timers and blocking sends; everything else happens in `flush`."""
