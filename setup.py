@@ -42,6 +42,8 @@ def _native_core_names() -> tuple[str, ...]:
 NATIVE_CORE = _native_core_names()
 
 GROUP = "smolmix_cli.netstack._core"  # mypyc's shared library: smolmix_cli/netstack/_core__mypyc.*
+# every module the group builds, by name within smolmix_cli.netstack
+GROUP_MODULES = (*NATIVE_CORE, GROUP.rsplit(".", 1)[1] + "__mypyc")
 
 
 def _have_compiler() -> bool:
@@ -69,7 +71,7 @@ class BuildExt(build_ext):
     def run(self) -> None:
         self._failed: set[str] = set()
         super().run()
-        names = {f"smolmix_cli.netstack.{n}" for n in (*NATIVE_CORE, "_core__mypyc")}
+        names = {f"smolmix_cli.netstack.{n}" for n in GROUP_MODULES}
         group = [e for e in self.extensions if e.name in names]
         if group and any(e.name in self._failed for e in group):
             for ext in group:
@@ -80,7 +82,7 @@ class BuildExt(build_ext):
         if not group:
             # A plain-Python build: an earlier editable build's modules would still win.
             here = Path(__file__).resolve().parent / "smolmix_cli" / "netstack"
-            for name in (*NATIVE_CORE, "_core__mypyc"):
+            for name in GROUP_MODULES:
                 for suffix in importlib.machinery.EXTENSION_SUFFIXES:
                     (here / f"{name}{suffix}").unlink(missing_ok=True)
 
