@@ -34,7 +34,7 @@ _TS_ONLY = struct.Struct("!BBBBII")
 _TS_PREFIX = b"\x01\x01\x08\x0a"
 # header plus NOP NOP TS: the layout of nearly every segment of an established stream
 _HDR_TS = struct.Struct("!HHIIBBHHH4xII")
-_HDR_TS_LEN = 32
+_HDR_TS_LEN = _HDR_TS.size  # 32
 
 
 class MalformedTcp(MalformedPacket):
@@ -164,7 +164,7 @@ def decode_tcp(data: bytes | bytearray | memoryview, pseudo_header: bytes) -> Tc
             ack,
             flags,
             window,
-            bytes(data[32:]),
+            bytes(data[_HDR_TS_LEN:]),
             None,
             None,
             False,
