@@ -65,8 +65,6 @@ class SimLink:
         self._events: list[tuple[float, int, int, bytes]] = []
         self._seq = itertools.count()
         self.packets = 0
-        self.record = False  # when set, sizes of packets sent, per side, go to `sent`
-        self.sent: tuple[list[int], list[int]] = ([], [])
         self.tap: Callable[[int, bytes], None] | None = None  # sees (side, packet) for each send
 
     def _collect(self) -> bool:
@@ -77,8 +75,6 @@ class SimLink:
                 continue
             moved = True
             imp = self.imp[i]
-            if self.record:
-                self.sent[i].extend(len(p) for p in out)
             if self.tap is not None:
                 for packet in out:
                     self.tap(i, packet)

@@ -269,11 +269,11 @@ def test_packet_too_big_lowers_mss(version: int) -> None:
         packet = encode_ip(src, dst, PROTO_ICMPV6, icmp.encode_icmp(err, pseudo))
     a.receive_packet(packet, link.now)
     assert a.counters["icmp_packet_too_big"] == 1
-    link.record = True
+    sizes: list[int] = []
+    link.tap = lambda side, p: sizes.append(len(p)) if side == 0 else None
     sock.send(b"e" * 4000, link.now)
     full = a.config_for(version).send_buffer
     link.run(lambda now: sock.conn.send_space() == full, 3.0)  # everything acknowledged
-    sizes = link.sent[0]
     assert sizes and max(sizes) <= 1280
     assert b.connections[0].conn.readable == 8000
 
