@@ -1,6 +1,7 @@
 """Wake-up primitives shared by the anyio shells.
 
-`new_wakeup()`: a one-shot flag for the netstack shell's hot paths. Same contract as `anyio.Event` (set once, any number of waiters, waiting is
+`new_wakeup()`: a one-shot flag for the netstack shell's hot paths. Same
+contract as `anyio.Event` (set once, any number of waiters, waiting is
 cancellable), but on asyncio it is one future per waiter: a fresh
 `anyio.Event` per wake-up costs a backend lookup and an asyncio.Event that
 takes a global lock the first time it is awaited, and the shell makes
