@@ -10,7 +10,6 @@ next deadline or until something new arrives.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 import ssl
@@ -75,21 +74,12 @@ class ClientClosed(ClientError):
 
 
 @dataclass(frozen=True)
-class ClientConfig:
-    """Client settings; delays in seconds (zero allowed), defaults as Nym's client (spec 2.10)."""
+class ClientConfig(CoreConfig):
+    """The core's settings plus the shell's; delays in seconds (zero allowed), defaults as
+    Nym's client (spec 2.10). A ClientConfig is the CoreConfig its core runs with."""
 
-    poisson: bool = True
-    cover: bool = True
-    poisson_cover: bool = True
     average_packet_delay: float = 0.015
     average_ack_delay: float = 0.015
-    message_sending_average_delay: float = 0.020
-    loop_cover_traffic_average_delay: float = 0.200
-    ack_wait_multiplier: float = 1.5
-    ack_wait_addition: float = 1.5
-    max_retransmissions: int | None = 20
-    reply_surb_request_threshold: int = 0
-    reply_surb_request_amount: int = 20
     packet_size: PacketSize = PacketSize.REGULAR
     connect_timeout: float = 10.0
     reconnect_max_delay: float = 30.0
@@ -111,15 +101,6 @@ class ClientConfig:
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
-
-    def core_config(self) -> CoreConfig:
-        """The core's settings: every CoreConfig field this config also has, by name."""
-        return CoreConfig(**{name: getattr(self, name) for name in _SHARED_WITH_CORE})
-
-
-_SHARED_WITH_CORE = tuple(
-    f.name for f in dataclasses.fields(CoreConfig) if f.name in ClientConfig.__dataclass_fields__
-)
 
 
 @dataclass(frozen=True)
@@ -253,7 +234,7 @@ class MixnetClient:
             preparer,
             receiver,
             topology,
-            config=config.core_config(),
+            config=config,
             rng=rng,
             now=anyio.current_time(),
         )

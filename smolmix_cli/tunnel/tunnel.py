@@ -32,7 +32,6 @@ import anyio.abc
 from smolmix_cli.apps.dns import Resolver
 from smolmix_cli.apps.errors import ResolveError
 from smolmix_cli.config import Network
-from smolmix_cli.ipr.client_logic import ClientConfig as IprClientConfig
 from smolmix_cli.ipr.router_logic import TUN_IPV4
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.client import MixnetClient
@@ -311,19 +310,11 @@ class Tunnel:
         task_status: anyio.abc.TaskStatus[Session] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         options = self.options
-        config = IprClientConfig(
-            open_reply_surbs=options.open_reply_surbs,
-            data_reply_surbs=options.data_reply_surbs,
-            connect_timeout=options.connect_timeout,
-            ping_timeout=options.ping_timeout,
-            idle_timeout=options.idle_timeout,
-            keepalive_after=options.keepalive_after,
-        )
         holder: list[Session] = []
         link = IprLink(
             mixnet,
             exit_,
-            config,
+            options,  # an IPR client config (TunnelOptions extends it)
             rng=self.rng if isinstance(self.rng, random.Random) else None,
             packets_per_message=options.packets_per_message,
             max_in_flight=options.max_in_flight,
