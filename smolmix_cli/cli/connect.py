@@ -15,7 +15,8 @@ import anyio.abc
 import click
 
 from smolmix_cli.cli.errors import one_line_errors
-from smolmix_cli.cli.options import GlobalOptions, global_options
+from smolmix_cli.cli.options import global_options
+from smolmix_cli.options import GlobalOptions
 
 CHUNK = 65536
 

@@ -39,7 +39,8 @@ from smolmix_cli.apps.http_headers import HeaderEdit, parse_header_arg
 from smolmix_cli.apps.http_url import parse_url
 from smolmix_cli.apps.http_writeout import render
 from smolmix_cli.cli.errors import CliError, ExitCode, classify
-from smolmix_cli.cli.options import GlobalOptions, global_options
+from smolmix_cli.cli.options import global_options
+from smolmix_cli.options import GlobalOptions
 
 PROGRESS_MIN_BYTES = 1 << 20
 """Downloads to stdout get a bar only from this size on (curl: bar off on a terminal body)."""

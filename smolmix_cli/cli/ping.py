@@ -23,6 +23,7 @@ import anyio
 import click
 
 from smolmix_cli.cli.errors import CliError, ExitCode, one_line_errors
+from smolmix_cli.cli.options import global_options
 from smolmix_cli.config import Network
 from smolmix_cli.mixnet.nym_api import NymApiClient
 from smolmix_cli.mixnet.ping import PingTracker, Summary
@@ -234,7 +235,7 @@ def ping(
     """
     from smolmix_cli.cli.testnet import resolve_network
 
-    network = resolve_network((ctx.obj or {}).get("network"))
+    network = resolve_network(global_options(ctx).network)
     out = Printer(as_json)
     summary = anyio.run(
         lambda: run_ping(

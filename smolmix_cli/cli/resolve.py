@@ -23,7 +23,8 @@ from smolmix_cli.apps import dns, dns_format
 from smolmix_cli.apps.dns_transports import DnsServer, parse_server, query_server
 from smolmix_cli.apps.errors import DIG_NO_REPLY, AppError, DnsError, DnsUsageError
 from smolmix_cli.cli.errors import classify
-from smolmix_cli.cli.options import GlobalOptions, global_options
+from smolmix_cli.cli.options import global_options
+from smolmix_cli.options import GlobalOptions
 
 UPSTREAM_DEFAULT = "1.1.1.1"  # upstream smolmix-dns's default resolver
 

@@ -122,8 +122,9 @@ def start(ctx: click.Context, idle_timeout: str, socks5: str | None, foreground:
 def _run_foreground(
     options: Any, paths: Any, idle: float | None, listen: tuple[str, int] | None
 ) -> None:
+    from smolmix_cli.options import tunnel_args
     from smolmix_cli.session.daemon import DaemonConfig, SessionDaemon, SessionDaemonError, log
-    from smolmix_cli.session.factory import boot_in_process, tunnel_args
+    from smolmix_cli.session.factory import boot_in_process
 
     config = DaemonConfig(
         network_name=paths.name,

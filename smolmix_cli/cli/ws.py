@@ -27,7 +27,8 @@ from smolmix_cli.apps import ws as ws_app
 from smolmix_cli.apps.errors import AppError, OperationTimeout, WsClosed
 from smolmix_cli.apps.http_headers import HeaderEdit, parse_header_arg
 from smolmix_cli.cli.errors import ExitCode, classify
-from smolmix_cli.cli.options import GlobalOptions, global_options
+from smolmix_cli.cli.options import global_options
+from smolmix_cli.options import GlobalOptions
 
 READ_SIZE = 65536
 

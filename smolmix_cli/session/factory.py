@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from smolmix_cli.apps.errors import CaFileError
-from smolmix_cli.cli.options import GlobalOptions
 from smolmix_cli.config import GatewayInfo, Network
+from smolmix_cli.options import GlobalOptions, session_args, tunnel_args, tunnel_changes
 
 if TYPE_CHECKING:
     from smolmix_cli.session.remote import RemoteTunnel
@@ -83,31 +83,11 @@ def load_network(options: GlobalOptions) -> Network:
 
 
 def tunnel_options(network: Network, options: GlobalOptions) -> TunnelOptions:
+    """The network's defaults, changed by the options given (see options.tunnel_changes)."""
     from smolmix_cli.tunnel.options import TunnelOptions, for_local_network
 
     base = for_local_network() if network.is_local else TunnelOptions()
-    changes: dict[str, object] = {}
-    if options.ipr:
-        changes["ipr"] = options.ipr
-    if options.cover is not None:
-        changes["cover"] = options.cover
-    if options.poisson is not None:
-        changes["poisson"] = options.poisson
-    if options.mix_delay_ms is not None:
-        changes["mean_delay_ms"] = options.mix_delay_ms
-    if options.dns_servers:  # else the tunnel asks the network's resolver (or mainnet's)
-        changes["dns_servers"] = options.dns_servers
-    for name, target in (
-        ("tcp_buffer_size", "tcp_buffer_size"),
-        ("mtu", "mtu"),
-        ("open_surbs", "open_reply_surbs"),
-        ("data_surbs", "data_reply_surbs"),
-        ("tcp_connect_timeout", "tcp_connect_timeout"),
-    ):
-        value = getattr(options, name)
-        if value is not None:
-            changes[target] = value
-    return base.replace(**changes)
+    return base.replace(**tunnel_changes(options))
 
 
 @dataclass
@@ -306,40 +286,6 @@ async def wait_attached(remote: RemoteTunnel, timeout: float, progress: bool) ->
         return await remote.status(wait=max(0.1, deadline - time.monotonic()))
 
 
-def tunnel_args(options: GlobalOptions) -> list[str]:
-    """The options that shape a tunnel, as command-line words (a session's identity)."""
-    args: list[str] = []
-    for flag, value in (
-        ("--ipr", options.ipr),
-        ("--gateway", options.gateway),
-        ("--mix-delay-ms", options.mix_delay_ms),
-        ("--tcp-buffer-size", options.tcp_buffer_size),
-        ("--mtu", options.mtu),
-        ("--open-surbs", options.open_surbs),
-        ("--data-surbs", options.data_surbs),
-        ("--tcp-connect-timeout", options.tcp_connect_timeout),
-    ):
-        if value is not None:
-            args += [flag, str(value)]
-    if options.cover is False:
-        args.append("--no-cover")
-    if options.poisson is False:
-        args.append("--no-poisson")
-    for server in options.dns_servers:
-        args += ["--dns-server", server]
-    return args
-
-
-def global_args(options: GlobalOptions) -> list[str]:
-    """The command line that gives a session process the same tunnel as `options`."""
-    args: list[str] = []
-    if options.network is not None:
-        args += ["--network", options.network]
-    args += tunnel_args(options)
-    args += ["--boot-timeout", str(options.boot_timeout), "--no-session"]
-    return args
-
-
 def spawn_session(
     options: GlobalOptions,
     paths: Any,
@@ -356,7 +302,7 @@ def spawn_session(
     from smolmix_cli.session.paths import probe
     from smolmix_cli.session.remote import SessionUnavailable
 
-    command = [sys.executable, "-m", "smolmix_cli", *global_args(options), "session", "start"]
+    command = [sys.executable, "-m", "smolmix_cli", *session_args(options), "session", "start"]
     command.append("--foreground")
     if idle_timeout is not None:
         command += ["--idle-timeout", f"{idle_timeout:g}"]

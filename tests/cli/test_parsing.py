@@ -21,9 +21,10 @@ from smolmix_cli.apps.http_body import FileBody, MultipartBody
 from smolmix_cli.cli.errors import ExitCode, classify
 from smolmix_cli.cli.fetch import parse_settings, remote_name, upload_url
 from smolmix_cli.cli.main import cli
-from smolmix_cli.cli.options import GlobalOptions, from_params, global_options
+from smolmix_cli.cli.options import global_options
 from smolmix_cli.cli.resolve import parse_tokens
 from smolmix_cli.config import MAINNET
+from smolmix_cli.options import GlobalOptions, from_params
 from smolmix_cli.session.factory import tunnel_options
 
 NO_NETWORK = "/nonexistent/network.json"

@@ -9,9 +9,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from smolmix_cli.cli.options import GlobalOptions
 from smolmix_cli.config import Network
-from smolmix_cli.session.factory import SessionError, _attach, global_args, open_tunnel, tunnel_args
+from smolmix_cli.options import GlobalOptions, session_args, tunnel_args
+from smolmix_cli.session.factory import SessionError, _attach, open_tunnel
 from smolmix_cli.session.paths import SessionPaths
 from smolmix_cli.session.remote import RemoteTunnel
 from tests.session.stand_in import Source, echo_tcp_server, running_daemon, short_runtime_dir
@@ -49,17 +49,17 @@ def test_tunnel_args_name_every_shaping_option() -> None:
     assert tunnel_args(options) == [
         "--ipr",
         "ipr-address",
-        "--mix-delay-ms",
-        "0.0",
-        "--mtu",
-        "1400",
         "--no-cover",
         "--no-poisson",
+        "--mix-delay-ms",
+        "0.0",
         "--dns-server",
         "9.9.9.9",
+        "--mtu",
+        "1400",
     ]
-    assert global_args(options)[:2] == ["--network", "testnet"]
-    assert global_args(options)[-3:] == ["--boot-timeout", "60.0", "--no-session"]
+    assert session_args(options)[:2] == ["--network", "testnet"]
+    assert session_args(options)[-1] == "--no-session"
     # the words parse back into the same options (the spawned session gets the same tunnel)
     from click.testing import CliRunner
 
@@ -75,7 +75,7 @@ def test_tunnel_args_name_every_shaping_option() -> None:
         seen.append(global_options(click.get_current_context()))
 
     try:
-        result = CliRunner().invoke(cli, [*global_args(options), "probe-session-args"])
+        result = CliRunner().invoke(cli, [*session_args(options), "probe-session-args"])
     finally:
         del cli.commands["probe-session-args"]
         cli._help_option = None  # click caches "-h, --help" once invoked; the man page generator
