@@ -233,9 +233,11 @@ def ping(
       smolmix ping
       smolmix --network testnet ping -c 10 -i 0.2 --json
     """
-    from smolmix_cli.cli.testnet import resolve_network
+    from smolmix_cli.network_select import select_network
 
-    network = resolve_network(global_options(ctx).network)
+    network = select_network(
+        global_options(ctx).network, on_phase=lambda text: click.echo(f"smolmix: {text}", err=True)
+    )
     out = Printer(as_json)
     summary = anyio.run(
         lambda: run_ping(

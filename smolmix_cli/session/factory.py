@@ -67,12 +67,17 @@ def check_options(options: GlobalOptions) -> None:
             raise SessionError(f"bad --gateway identity: {exc}") from None
 
 
+def notice(text: str) -> None:
+    """A line the user should see whatever the command's verbosity (as the CLI's errors)."""
+    print(f"smolmix: {text}", file=sys.stderr, flush=True)
+
+
 def load_network(options: GlobalOptions) -> Network:
     """The network behind `--network`, starting the local one on demand (as `ping`)."""
-    from smolmix_cli.cli.testnet import resolve_network
+    from smolmix_cli.network_select import select_network
 
     check_options(options)
-    network = resolve_network(options.network)
+    network = select_network(options.network, on_phase=notice)
     if options.gateway:
         if not network.is_local:
             raise SessionError("--gateway is only supported on local networks for now")
@@ -295,51 +300,29 @@ def spawn_session(
     timeout: float = SPAWN_TIMEOUT,
 ) -> int:
     """Start `smolmix session start --foreground` detached; return its pid once it listens."""
-    import subprocess
-    import sys
-    import time
-
     from smolmix_cli.session.paths import probe
     from smolmix_cli.session.remote import SessionUnavailable
+    from smolmix_cli.spawn import SMOLMIX, SpawnFailed, spawn_detached
 
-    command = [sys.executable, "-m", "smolmix_cli", *session_args(options), "session", "start"]
-    command.append("--foreground")
+    command = [*SMOLMIX, *session_args(options), "session", "start", "--foreground"]
     if idle_timeout is not None:
         command += ["--idle-timeout", f"{idle_timeout:g}"]
     if socks5 is not None:
         command += ["--socks5", socks5]
-    fd = os.open(paths.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        proc = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=fd,
-            stderr=fd,
-            start_new_session=True,
-            close_fds=True,
+        pid, _ = spawn_detached(
+            command, paths.log_file, lambda: probe(paths.socket) or None, timeout=timeout, poll=0.02
         )
-    finally:
-        os.close(fd)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if probe(paths.socket):
-            return proc.pid
-        if proc.poll() is not None:
+    except SpawnFailed as exc:
+        if exc.returncode is None:
             raise SessionUnavailable(
-                f"the background session exited at start (status {proc.returncode}): "
-                f"{_last_line(paths.log_file)}"
-            )
-        time.sleep(0.02)
-    proc.terminate()
-    raise SessionUnavailable(f"the background session did not listen within {timeout:g} s")
-
-
-def _last_line(path: Path) -> str:
-    try:
-        lines = path.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return f"see {path}"
-    return lines[-1] if lines else f"see {path}"
+                f"the background session did not listen within {timeout:g} s"
+            ) from None
+        raise SessionUnavailable(
+            f"the background session exited at start (status {exc.returncode}): "
+            f"{exc.last_log_line()}"
+        ) from None
+    return pid
 
 
 async def _wait_ready(tunnel: Tunnel, timeout: float, on_phase: PhaseCallback | None) -> None:
