@@ -89,10 +89,9 @@ def load_network(options: GlobalOptions) -> Network:
 
 def tunnel_options(network: Network, options: GlobalOptions) -> TunnelOptions:
     """The network's defaults, changed by the options given (see options.tunnel_changes)."""
-    from smolmix_cli.tunnel.options import TunnelOptions, for_local_network
+    from smolmix_cli.tunnel.options import for_network
 
-    base = for_local_network() if network.is_local else TunnelOptions()
-    return base.replace(**tunnel_changes(options))
+    return for_network(network).replace(**tunnel_changes(options))
 
 
 @dataclass

@@ -12,10 +12,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from smolmix_cli.ipr.client_logic import ClientConfig as IprClientConfig
 from smolmix_cli.mixnet.client import ClientConfig
 from smolmix_cli.netstack.tcp import TcpConfig
+
+if TYPE_CHECKING:
+    from smolmix_cli.config import Network
 
 MAINNET_DNS = ("8.8.8.8:53", "1.1.1.1:53")  # spec §2.7: primary, then fallback
 MAX_TCP_BUFFER = 0xFFFF  # the seed caps tcpBufferSize at u16::MAX
@@ -68,8 +72,9 @@ class TunnelOptions(IprClientConfig):
             keepalive_interval=self.tcp_keepalive or 10.0,
         )
 
-    def mixnet_config(self, local: bool, network_delay_ms: float) -> ClientConfig:
-        delay_ms = self.mean_delay_ms if self.mean_delay_ms is not None else network_delay_ms
+    def mixnet_config(self, network: Network) -> ClientConfig:
+        """The mixnet client's shaping: these options, with the network's mean delay by default."""
+        delay_ms = self.mean_delay_ms if self.mean_delay_ms is not None else network.mean_delay_ms
         delay = delay_ms / 1000.0
         return ClientConfig(
             poisson=self.poisson,
@@ -79,6 +84,11 @@ class TunnelOptions(IprClientConfig):
             average_ack_delay=delay,
             message_sending_average_delay=self.sending_delay,
         )
+
+
+def for_network(network: Network) -> TunnelOptions:
+    """The defaults for this network: unshaped on a local one, the published client's on mainnet."""
+    return for_local_network() if network.is_local else TunnelOptions()
 
 
 def for_local_network(**changes: object) -> TunnelOptions:

@@ -31,14 +31,13 @@ import anyio.abc
 
 from smolmix_cli.apps.dns import Resolver
 from smolmix_cli.apps.errors import ResolveError
+from smolmix_cli.bootstrap import boot_mixnet
 from smolmix_cli.config import Network
 from smolmix_cli.ipr.router_logic import TUN_IPV4
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.client import MixnetClient
 from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.mixnet.gateway_client import unwrap_single_exception
-from smolmix_cli.mixnet.key_store import KeyStore
-from smolmix_cli.mixnet.keys import decode_key_base58
 from smolmix_cli.mixnet.nym_api import NymApiClient
 from smolmix_cli.netstack.aio import StackClosed, StackRunner, TcpStream, UdpSocket
 from smolmix_cli.netstack.errors import (
@@ -61,7 +60,6 @@ from smolmix_cli.tunnel.ipr_link import IpAddress, IprLink
 from smolmix_cli.tunnel.options import MAINNET_DNS, TunnelOptions, for_local_network
 
 KEEPALIVE_ECHO_ID = 0x534D  # "SM": the idle keep-alive's ICMP echo identifier
-DIRECTORY_TIMEOUT = 10.0
 
 
 class TunnelState(enum.Enum):
@@ -220,38 +218,19 @@ class Tunnel:
             self._fail(exc)
 
     async def _run_inner(self) -> None:
-        network, options = self.network, self.options
-        local = network.is_local
-        api = NymApiClient(
-            network.api_urls,
-            ssl_context=network.ssl_context() if local else None,
-            timeout=DIRECTORY_TIMEOUT,
-        )
-        self.reason = "reading the directory"
-        topology = await api.topology()
-        if not topology.is_usable:
-            raise TunnelUnavailable("the directory's topology has no usable route")
-        store = (
-            KeyStore.open(options.data_dir / "client")
-            if options.data_dir is not None
-            else KeyStore.ephemeral()
-        )
-        gateway = None
-        if local and network.entry_gateway is not None:
-            gateway = decode_key_base58(network.entry_gateway.identity, "entry gateway")
-        self.reason = "connecting to the gateway"
-        async with MixnetClient.start(
-            topology,
-            gateway=gateway,
-            key_store=store,
-            ssl_context=network.ssl_context() if local else None,
-            config=options.mixnet_config(local, network.mean_delay_ms if local else 50.0),
-            rng=None,
+        def phase(text: str) -> None:
+            self.reason = text
+
+        async with boot_mixnet(
+            self.network,
+            self.options.mixnet_config(self.network),
+            data_dir=self.options.data_dir,
+            on_phase=phase,
         ) as mixnet:
-            self._mixnet = mixnet
+            self._mixnet = mixnet.client
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._dispatch, mixnet)
-                await self._sessions(api, mixnet, tg)
+                tg.start_soon(self._dispatch, mixnet.client)
+                await self._sessions(mixnet.api, mixnet.client, tg)
 
     async def _dispatch(self, mixnet: MixnetClient) -> None:
         """Every message from the mixnet goes to the current IPR link (old streams' replies drop)."""
