@@ -229,6 +229,7 @@ class Progress:
 
 
 async def run_fetch(settings: Settings, globals_: GlobalOptions) -> int:
+    from smolmix_cli.cli.status_line import boot_status
     from smolmix_cli.session import open_tunnel
 
     phases: Callable[[str], None] | None = (
@@ -239,7 +240,7 @@ async def run_fetch(settings: Settings, globals_: GlobalOptions) -> int:
     try:
         with anyio.fail_after(settings.max_time if settings.max_time else math.inf):
             async with open_tunnel(
-                globals_, on_phase=phases, progress=settings.progress
+                globals_, on_phase=phases, status_line=boot_status if settings.progress else None
             ) as session:
                 settings.extra["time_tunnel"] = round(session.boot_seconds, 6)
                 stats = session.tunnel.stats()

@@ -107,10 +107,12 @@ def start(ctx: click.Context, idle_timeout: str, socks5: str | None, foreground:
             return
         clear_stale(paths)
         pid = spawn_session(options, paths, idle_timeout=idle or 0, socks5=socks5)
+    from smolmix_cli.cli.status_line import boot_status
     from smolmix_cli.session.factory import wait_attached
     from smolmix_cli.session.remote import RemoteTunnel
 
-    status = anyio.run(wait_attached, RemoteTunnel(paths.socket), options.boot_timeout, True)
+    remote = RemoteTunnel(paths.socket)
+    status = anyio.run(wait_attached, remote, options.boot_timeout, boot_status)
     where = f", SOCKS5 on {status['socks5']}" if status.get("socks5") else ""
     click.echo(
         f"smolmix: {paths.name} session ready (pid {pid}, exit {status.get('exit')}, "

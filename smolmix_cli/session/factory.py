@@ -22,8 +22,8 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from smolmix_cli.tunnel.tunnel import Tunnel
 
 PhaseCallback = Callable[[str], None]
+StatusLine = Callable[[], AbstractContextManager[PhaseCallback | None]]
+"""A transient status line the command draws while the boot waits (cli/status_line.py)."""
 SPAWN_TIMEOUT = 20.0  # a new session process must listen within this (imports + bind)
 
 
@@ -132,24 +134,24 @@ async def open_tunnel(
     *,
     network: Network | None = None,
     on_phase: PhaseCallback | None = None,
-    progress: bool = False,
+    status_line: StatusLine | None = None,
 ) -> AsyncIterator[Session]:
     """A ready tunnel for this command, per `--session` (see the module docstring).
 
-    `progress`: the command may draw on stderr (a terminal, not -s/--json); the
-    boot's phases then show as a rich status line, removed once the tunnel is up.
+    `on_phase` gets every phase (-v); without it, `status_line` (if given) shows
+    them while the boot waits, and is gone once the tunnel is up.
     """
     if network is None:
         network = load_network(options)
     mode = getattr(options, "session", "auto")
     if mode in ("auto", "start"):
-        remote = await _attach(options, network, start=mode == "start", progress=progress)
+        remote = await _attach(options, network, start=mode == "start", status_line=status_line)
         if remote is not None:
             async with _attached(network, remote) as session:
                 yield session
             return
     async with boot_in_process(
-        options, network=network, on_phase=on_phase, progress=progress
+        options, network=network, on_phase=on_phase, status_line=status_line
     ) as session:
         yield session
 
@@ -160,7 +162,7 @@ async def boot_in_process(
     *,
     network: Network | None = None,
     on_phase: PhaseCallback | None = None,
-    progress: bool = False,
+    status_line: StatusLine | None = None,
 ) -> AsyncIterator[Session]:
     """Boot a tunnel (bounded by `--boot-timeout`) and yield it ready; closed on exit."""
     from smolmix_cli.tunnel.tunnel import Tunnel
@@ -174,7 +176,7 @@ async def boot_in_process(
         async with Tunnel.open(network, topts) as tunnel:
             if on_phase is not None:
                 on_phase(f"booting the tunnel on {network.name}")
-            with _spinner(progress and on_phase is None) as spin:
+            with _status(None if on_phase is not None else status_line) as spin:
                 await _wait_ready(tunnel, options.boot_timeout, on_phase or spin)
             session = Session(network, tunnel, time.monotonic() - start, Path(tmp))
             if on_phase is not None:
@@ -200,7 +202,11 @@ async def _attached(network: Network, remote: RemoteTunnel) -> AsyncIterator[Ses
 
 
 async def _attach(
-    options: GlobalOptions, network: Network, *, start: bool, progress: bool = False
+    options: GlobalOptions,
+    network: Network,
+    *,
+    start: bool,
+    status_line: StatusLine | None = None,
 ) -> RemoteTunnel | None:
     """This network's background session, ready (starting one if `start`); None: boot here.
 
@@ -248,7 +254,7 @@ async def _attach(
                         f"(`smolmix session stop`) or use --no-session"
                     )
                 return None
-            await wait_attached(remote, options.boot_timeout, progress)
+            await wait_attached(remote, options.boot_timeout, status_line)
         except SessionUnavailable:
             continue  # it went away between the probe and the request: look again
         return remote
@@ -257,26 +263,16 @@ async def _attach(
     return None
 
 
-@contextlib.contextmanager
-def _spinner(show: bool) -> Iterator[PhaseCallback | None]:
-    """A rich status line on stderr for the boot's phases, if asked for and on a terminal."""
-    if not show or not sys.stderr.isatty() or os.environ.get("TERM") == "dumb":
-        yield None
-        return
-    from rich.console import Console
-
-    status = Console(stderr=True).status("booting the tunnel")
-    status.start()
-    try:
-        yield lambda text: status.update(text if len(text) <= 72 else text[:69] + "...")
-    finally:
-        status.stop()
+def _status(status_line: StatusLine | None) -> AbstractContextManager[PhaseCallback | None]:
+    return status_line() if status_line is not None else contextlib.nullcontext(None)
 
 
-async def wait_attached(remote: RemoteTunnel, timeout: float, progress: bool) -> dict[str, Any]:
-    """The session's status once its tunnel is ready (its boot's phases shown if `progress`)."""
+async def wait_attached(
+    remote: RemoteTunnel, timeout: float, status_line: StatusLine | None = None
+) -> dict[str, Any]:
+    """The session's status once its tunnel is ready (its boot's phases on `status_line`)."""
     deadline = time.monotonic() + timeout
-    with _spinner(progress) as spin:
+    with _status(status_line) as spin:
         if spin is not None:
             last = ""
             while time.monotonic() < deadline:
