@@ -32,6 +32,7 @@ import anyio
 import anyio.abc
 
 from smolmix_cli.session import protocol as proto
+from smolmix_cli.session.accept import serve_contained
 from smolmix_cli.session.paths import SessionPaths, probe
 from smolmix_cli.session.splice import Counters, splice
 from smolmix_cli.session.unix import UnixListener
@@ -317,10 +318,10 @@ class SessionDaemon:
     # -- the control socket ------------------------------------------------------------------
 
     async def _accept(self, listener: UnixListener) -> None:
-        async with anyio.create_task_group() as tg:
-            while True:
-                conn = await listener.accept()
-                tg.start_soon(self._handle, conn)
+        await serve_contained(listener, self._handle, self._peer_failed)
+
+    def _peer_failed(self, exc: BaseException) -> None:
+        self.counters.peer_failures += 1
 
     async def _handle(self, conn: anyio.abc.SocketStream) -> None:
         async with conn, self._activity():
@@ -430,6 +431,7 @@ class SessionDaemon:
             "resolves": c.resolves,
             "requests": c.requests,
             "refused_peers": c.refused_peers,
+            "peer_failures": c.peer_failures,
         }
 
 
