@@ -208,6 +208,7 @@ class MixnetClient:
         self._outcome_signal = Signal()
         self._failure: BaseException | None = None
         self._closed = False
+        self._gateway_down_since: float | None = None
         self.topology_refreshes = 0
         self.topology_refresh_failures = 0
         self.last_topology_error = ""
@@ -270,7 +271,7 @@ class MixnetClient:
                 on_push=client._on_push,
                 shared_key=store.gateway_key(node.identity),
                 on_shared_key=remember_key,
-                on_connection_change=lambda _up: client._wake.set(),
+                on_connection_change=client._on_connection_change,
                 ssl_context=ssl_context,
                 connect_timeout=config.connect_timeout,
                 reconnect_max_delay=config.reconnect_max_delay,
@@ -353,6 +354,16 @@ class MixnetClient:
         if isinstance(outcome, MessageFailed):
             raise DeliveryFailed(f"message {message_id}: {outcome.reason}")
 
+    def gateway_down_for(self) -> float:
+        """Seconds since the gateway connection dropped (0 while connected)."""
+        since = self._gateway_down_since
+        return 0.0 if since is None else anyio.current_time() - since
+
+    @property
+    def gateway_last_error(self) -> str:
+        gateway = self._gateway_client
+        return gateway.stats.last_error if gateway is not None else ""
+
     def set_topology(self, topology: Topology) -> None:
         self._core.set_topology(topology)
 
@@ -393,6 +404,13 @@ class MixnetClient:
         self._wake.set()
         self._inbox_signal.set()
         self._outcome_signal.set()
+
+    def _on_connection_change(self, up: bool) -> None:
+        if up:
+            self._gateway_down_since = None
+        elif self._gateway_down_since is None:
+            self._gateway_down_since = anyio.current_time()
+        self._wake.set()
 
     def _on_push(self, message: bytes) -> None:
         self._core.handle_push(message, anyio.current_time())

@@ -111,6 +111,7 @@ class SessionDaemon:
         self.booted: Any = None
         self._boot_error: BaseException | None = None
         self._restart_error: BaseException | None = None
+        self.last_failure: str | None = None  # why the previous generation ended
         self._changed = anyio.Event()
         self._active = 0
         self._last_activity = time.monotonic()
@@ -232,9 +233,8 @@ class SessionDaemon:
                     self._notify()
                     log(f"generation {self.generation} ready: {_short_stats(booted.tunnel)}")
                     await self._until_failed(booted.tunnel)
-                    log(
-                        f"generation {self.generation} failed: {booted.tunnel.stats().get('reason')}"
-                    )
+                    self.last_failure = str(booted.tunnel.stats().get("reason"))
+                    log(f"generation {self.generation} failed: {self.last_failure}")
             except Exception as exc:
                 if self.generation == 0:
                     self._boot_error = exc  # the first boot: report it and end
@@ -410,6 +410,7 @@ class SessionDaemon:
             "state": stats.get("state", "failed" if self._boot_error else "connecting"),
             "reason": stats.get("reason", self._waiting_reason()),
             "generation": self.generation,
+            "last_failure": self.last_failure,
             "uptime_s": round(time.time() - self.started, 3),
             "tunnel_uptime_s": round(time.time() - self.ready_since, 3)
             if self.ready_since

@@ -51,6 +51,7 @@ from smolmix_cli.netstack.errors import (
 from smolmix_cli.netstack.stack import NetStack
 from smolmix_cli.tunnel.errors import (
     ExitPolicyDenied,
+    GatewayLost,
     IprHandshakeFailed,
     TunnelClosed,
     TunnelConnectError,
@@ -252,7 +253,23 @@ class Tunnel:
             self._mixnet = mixnet
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._dispatch, mixnet)
+                tg.start_soon(self._watch_gateway, mixnet)
                 await self._sessions(api, mixnet, tg)
+
+    async def _watch_gateway(self, mixnet: MixnetClient) -> None:
+        """Fail the tunnel when its gateway stays away: a ready state must mean traffic can
+        leave. The gateway client goes on reconnecting meanwhile (a blip costs nothing)."""
+        grace = self.options.gateway_loss_after
+        while True:
+            down = mixnet.gateway_down_for()
+            if down >= grace:
+                error = mixnet.gateway_last_error or "connection lost"
+                lost = GatewayLost(f"lost the gateway for {down:.0f} s ({error})")
+                # Failed before the sessions unwind, so an operation that fails with them
+                # already sees a failed tunnel (a session daemon retries it on the next one).
+                self._fail(lost)
+                raise lost
+            await anyio.sleep(min(0.5, grace / 4) if down else min(1.0, grace / 2))
 
     async def _dispatch(self, mixnet: MixnetClient) -> None:
         """Every message from the mixnet goes to the current IPR link (old streams' replies drop)."""
