@@ -241,8 +241,7 @@ async def run_fetch(settings: Settings, globals_: GlobalOptions) -> int:
                 globals_, on_phase=phases, progress=settings.progress
             ) as session:
                 settings.extra["time_tunnel"] = round(session.boot_seconds, 6)
-                stats = session.tunnel.stats()
-                settings.extra["exit_gateway"] = stats.get("exit")
+                settings.extra["exit_gateway"] = session.tunnel.snapshot().exit
                 settings.extra["reused_tunnel"] = session.reused
                 cafile = session.cafile(settings.cacert) if not settings.insecure else None
                 client_type = VerboseClient if settings.verbose else HttpClient

@@ -24,7 +24,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
-from typing import Any
 
 import anyio
 import anyio.abc
@@ -35,6 +34,7 @@ from smolmix_cli.config import Network
 from smolmix_cli.ipr.client_logic import ClientConfig as IprClientConfig
 from smolmix_cli.ipr.router_logic import TUN_IPV4
 from smolmix_cli.mixnet.address import Recipient
+from smolmix_cli.mixnet.base58 import b58encode
 from smolmix_cli.mixnet.client import MixnetClient
 from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.mixnet.gateway_client import unwrap_single_exception
@@ -61,6 +61,7 @@ from smolmix_cli.tunnel.errors import (
 from smolmix_cli.tunnel.exits import ExitCandidate, ExitMemory, discover_exits, draw_exit
 from smolmix_cli.tunnel.ipr_link import IpAddress, IprLink
 from smolmix_cli.tunnel.options import MAINNET_DNS, TunnelOptions, for_local_network
+from smolmix_cli.tunnel.status import TunnelStatus
 
 KEEPALIVE_ECHO_ID = 0x534D  # "SM": the idle keep-alive's ICMP echo identifier
 DIRECTORY_TIMEOUT = 10.0
@@ -511,21 +512,25 @@ class Tunnel:
 
     # -- observation ---------------------------------------------------------------------------
 
-    def stats(self) -> dict[str, Any]:
+    def snapshot(self) -> TunnelStatus:
         session = self.session
         link = session.link if session else None
-        return {
-            "state": self.state.value,
-            "reason": self.reason,
-            "exit": self.exit.key if self.exit else None,
-            "ipv4": str(session.ipv4) if session else None,
-            "sessions_started": self.sessions_started,
-            "exits_failed": list(self.exits_failed),
-            "packets_up": link.packets_up if link else 0,
-            "packets_down": link.packets_down if link else 0,
-            "messages_up": link.messages_up if link else 0,
-            "ipr_dropped": link.client.dropped if link else 0,
-        }
+        mixnet = self._mixnet
+        return TunnelStatus(
+            state=self.state.value,
+            reason=self.reason,
+            exit=self.exit.key if self.exit else None,
+            gateway=b58encode(mixnet.gateway.identity) if mixnet is not None else None,
+            ipv4=str(session.ipv4) if session else None,
+            ipv6=str(session.ipv6) if session else None,
+            rtt_ms=round(session.ping_rtt * 1000, 3) if session else None,
+            sessions_started=self.sessions_started,
+            exits_failed=tuple(self.exits_failed),
+            packets_up=link.packets_up if link else 0,
+            packets_down=link.packets_down if link else 0,
+            messages_up=link.messages_up if link else 0,
+            ipr_dropped=link.client.dropped if link else 0,
+        )
 
 
 def _literal(host: str) -> IpAddress | None:
