@@ -303,6 +303,19 @@ def test_verbose_shows_request_response_and_tunnel(net: Path) -> None:
     assert "< HTTP/1.1 200 OK" in err and "* tunnel ready" in err
 
 
+def test_verbose_prints_exactly_the_headers_that_reach_the_server(net: Path) -> None:
+    result = smolmix(net, "fetch", "-v", "-d", "a=1&b=2", "-H", "X-Extra: 1", f"{HTTP}/headers")
+    assert result.returncode == 0, result.stderr
+    shown = [
+        line[2:].split(": ", 1)
+        for line in result.stderr.decode().splitlines()
+        if line.startswith("> ") and ": " in line
+    ]
+    received = json.loads(result.stdout)["headers"]
+    assert [[name.lower(), value] for name, value in shown] == received
+    assert ["content-length", "7"] in received  # added by the client, shown by -v
+
+
 def test_tls_verification_and_insecure(net: Path) -> None:
     # by IP literal the certificate's names do not match: 60 unless -k
     bad = smolmix(net, "fetch", "-sS", "https://198.18.0.1/")
