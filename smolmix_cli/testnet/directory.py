@@ -25,7 +25,7 @@ import h11
 from anyio.streams.tls import TLSStream
 
 from smolmix_cli.mixnet.base58 import b58encode
-from smolmix_cli.mixnet.topology import EntryDetails, NodeRole, SupportedRoles
+from smolmix_cli.mixnet.topology.topology import EntryDetails, NodeRole, SupportedRoles
 from smolmix_cli.testnet.node_spec import NodeSpec
 
 log = logging.getLogger(__name__)

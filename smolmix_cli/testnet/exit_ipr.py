@@ -51,13 +51,13 @@ from smolmix_cli.ipr.router_logic import (
     parse_packet,
 )
 from smolmix_cli.mixnet.address import Recipient
-from smolmix_cli.mixnet.client import ClientConfig, DeliveryFailed, MixnetClient
-from smolmix_cli.mixnet.client_core import NoReplySurbs
+from smolmix_cli.mixnet.client.client import ClientConfig, DeliveryFailed, MixnetClient
+from smolmix_cli.mixnet.client.core import NoReplySurbs
+from smolmix_cli.mixnet.client.key_store import KeyStore
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.fragment import number_of_required_fragments
-from smolmix_cli.mixnet.key_store import KeyStore
-from smolmix_cli.mixnet.message import MIN_PADDING_OVERHEAD, available_plaintext_per_packet
-from smolmix_cli.mixnet.topology import Topology
+from smolmix_cli.mixnet.message.fragment import number_of_required_fragments
+from smolmix_cli.mixnet.message.message import MIN_PADDING_OVERHEAD, available_plaintext_per_packet
+from smolmix_cli.mixnet.topology.topology import Topology
 from smolmix_cli.testnet.exit_nat import AddressMap, ExitNat, NatConfig
 from smolmix_cli.testnet.exit_policy import ExitPolicy
 

@@ -27,9 +27,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.framing import Frame
-from smolmix_cli.mixnet.gateway_frames import RequestKind
-from smolmix_cli.mixnet.gateway_session import (
+from smolmix_cli.mixnet.gateway.frames import RequestKind
+from smolmix_cli.mixnet.gateway.session import (
     FREE_TESTNET_BANDWIDTH,
     ClientAuthenticated,
     ClientRegistered,
@@ -42,8 +41,9 @@ from smolmix_cli.mixnet.gateway_session import (
     SendBinary,
     SendText,
 )
-from smolmix_cli.mixnet.mix_packet import MixPacket
-from smolmix_cli.mixnet.packet_size import FrameVersion, PacketSize, SphinxKeyRotation
+from smolmix_cli.mixnet.packet.framing import Frame
+from smolmix_cli.mixnet.packet.mix_packet import MixPacket
+from smolmix_cli.mixnet.packet.size import FrameVersion, PacketSize, SphinxKeyRotation
 from smolmix_cli.mixnet.websocket import (
     WebSocketClosed,
     WebSocketConnection,

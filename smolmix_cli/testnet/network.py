@@ -40,10 +40,10 @@ from smolmix_cli.config import (
     network_file_json,
     write_private_json,
 )
-from smolmix_cli.mixnet.gateway_session import GatewayRegistry
-from smolmix_cli.mixnet.key_store import KeyStore
-from smolmix_cli.mixnet.nym_api import ApiUrl, NymApiClient
-from smolmix_cli.mixnet.topology import NodeRole
+from smolmix_cli.mixnet.client.key_store import KeyStore
+from smolmix_cli.mixnet.directory.nym_api import ApiUrl, NymApiClient
+from smolmix_cli.mixnet.gateway.session import GatewayRegistry
+from smolmix_cli.mixnet.topology.topology import NodeRole
 from smolmix_cli.testnet.ca import load_or_create_ca, server_hosts
 from smolmix_cli.testnet.directory import (
     STATUS_PATH,

@@ -17,9 +17,9 @@ from smolmix_cli.mixnet.address import NodeAddress
 from smolmix_cli.mixnet.base58 import b58encode
 from smolmix_cli.mixnet.errors import MalformedData, MixnetError
 from smolmix_cli.mixnet.keys import Ed25519KeyPair, X25519KeyPair, decode_key_base58
-from smolmix_cli.mixnet.packet_size import SphinxKeyRotation
-from smolmix_cli.mixnet.sphinx import RouteHop
-from smolmix_cli.mixnet.topology import EntryDetails, Node, NodeRole, SupportedRoles
+from smolmix_cli.mixnet.packet.size import SphinxKeyRotation
+from smolmix_cli.mixnet.packet.sphinx import RouteHop
+from smolmix_cli.mixnet.topology.topology import EntryDetails, Node, NodeRole, SupportedRoles
 
 DEFAULT_ROTATION_ID = 1
 _ROLES = {

@@ -19,9 +19,9 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 
-from smolmix_cli.mixnet.framing import FrameDecoder, FramingError
 from smolmix_cli.mixnet.keys import X25519KeyPair
-from smolmix_cli.mixnet.packet_size import SphinxKeyRotation
+from smolmix_cli.mixnet.packet.framing import FrameDecoder, FramingError
+from smolmix_cli.mixnet.packet.size import SphinxKeyRotation
 from smolmix_cli.testnet.delay_queue import DelayQueue
 from smolmix_cli.testnet.links import DEFAULT_QUEUE_SIZE, LinkPool
 from smolmix_cli.testnet.node_spec import NodeSpec

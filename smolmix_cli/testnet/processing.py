@@ -13,13 +13,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from smolmix_cli.mixnet.ack import SurbAck
 from smolmix_cli.mixnet.address import NodeAddress
 from smolmix_cli.mixnet.errors import IntegrityError, MixnetError, ReplayDetected
-from smolmix_cli.mixnet.framing import Frame
-from smolmix_cli.mixnet.packet_size import PacketSize, PacketType, SphinxKeyRotation
-from smolmix_cli.mixnet.payload import SURB_ACK_SIZE
-from smolmix_cli.mixnet.sphinx import FinalHop, HeaderMacMismatch, SphinxNode
+from smolmix_cli.mixnet.message.ack import SurbAck
+from smolmix_cli.mixnet.packet.framing import Frame
+from smolmix_cli.mixnet.packet.payload import SURB_ACK_SIZE
+from smolmix_cli.mixnet.packet.size import PacketSize, PacketType, SphinxKeyRotation
+from smolmix_cli.mixnet.packet.sphinx import FinalHop, HeaderMacMismatch, SphinxNode
 from smolmix_cli.testnet.replay import ReplayGuard
 
 DEFAULT_MAX_DELAY_S = 30.0

@@ -40,7 +40,7 @@ from smolmix_cli.ipr.client_logic import (
     version_for_exit,
 )
 from smolmix_cli.ipr.messages import InfoKind
-from smolmix_cli.mixnet.client import MixnetClient
+from smolmix_cli.mixnet.client.client import MixnetClient
 from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.tunnel.errors import IprHandshakeFailed, TunnelClosed
 from smolmix_cli.tunnel.exits import ExitCandidate

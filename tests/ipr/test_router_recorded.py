@@ -25,7 +25,7 @@ from smolmix_cli.ipr.router_logic import (
     address_pair,
 )
 from smolmix_cli.mixnet.address import Recipient
-from smolmix_cli.mixnet.message import ReplyContentTag, ReplyMessage, encode_message
+from smolmix_cli.mixnet.message.message import ReplyContentTag, ReplyMessage, encode_message
 from tests.ipr.recorded import (
     EXCHANGE,
     STAGE1,

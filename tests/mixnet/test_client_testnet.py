@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import anyio
 import pytest
 
-from smolmix_cli.mixnet.client import ClientConfig, MixnetClient, ReceivedMessage
-from smolmix_cli.mixnet.topology import NodeRole, RewardedSet, Topology
+from smolmix_cli.mixnet.client.client import ClientConfig, MixnetClient, ReceivedMessage
+from smolmix_cli.mixnet.topology.topology import NodeRole, RewardedSet, Topology
 from smolmix_cli.testnet.gateway import GatewayNode
 from smolmix_cli.testnet.mixnode import MixNode
 from smolmix_cli.testnet.node_spec import NodeSpec

@@ -9,8 +9,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from smolmix_cli.mixnet.errors import MalformedData
-from smolmix_cli.mixnet.gateway_frames import RequestKind, encrypt_push, encrypt_request
-from smolmix_cli.mixnet.gateway_handshake import (
+from smolmix_cli.mixnet.gateway.frames import RequestKind, encrypt_push, encrypt_request
+from smolmix_cli.mixnet.gateway.handshake import (
     CURRENT_PROTOCOL_VERSION,
     MAX_REQUEST_TIMESTAMP_SKEW_S,
     ExcessiveTimestampSkew,
@@ -20,8 +20,7 @@ from smolmix_cli.mixnet.gateway_handshake import (
     build_authenticate_v2,
     ed25519_public_bytes,
 )
-from smolmix_cli.mixnet.gateway_key import SharedKey
-from smolmix_cli.mixnet.gateway_messages import (
+from smolmix_cli.mixnet.gateway.messages import (
     Authenticate,
     Bandwidth,
     ClaimFreeTestnetBandwidth,
@@ -34,7 +33,7 @@ from smolmix_cli.mixnet.gateway_messages import (
     TypedError,
     parse_server_message,
 )
-from smolmix_cli.mixnet.gateway_session import (
+from smolmix_cli.mixnet.gateway.session import (
     CLAIM_THRESHOLD,
     FREE_TESTNET_BANDWIDTH,
     HANDSHAKE_STEP_TIMEOUT_S,
@@ -60,6 +59,7 @@ from smolmix_cli.mixnet.gateway_session import (
     SessionNotReady,
     mix_packet_cost,
 )
+from smolmix_cli.mixnet.gateway.shared_key import SharedKey
 from tests.mixnet.gateway_vectors import frames, handshake_vector, packets_vector
 from tests.vectors import h, spec_text
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from smolmix_cli.mixnet.topology import (
+from smolmix_cli.mixnet.topology.topology import (
     Topology,
     parse_key_rotation_info,
     parse_nodes_page,
@@ -179,7 +179,7 @@ def test_duplicate_node_ids_are_refused() -> None:
 def test_node_specs_become_directory_nodes() -> None:
     from decimal import Decimal
 
-    from smolmix_cli.mixnet.topology import NodeRole
+    from smolmix_cli.mixnet.topology.topology import NodeRole
     from smolmix_cli.testnet.directory import DirectoryNode
     from smolmix_cli.testnet.node_spec import NodeSpec
 

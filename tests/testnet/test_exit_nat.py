@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smolmix_cli.mixnet.message import ReplyContentTag, ReplyMessage, split_message
+from smolmix_cli.mixnet.message.message import ReplyContentTag, ReplyMessage, split_message
 from smolmix_cli.netstack import icmp
 from smolmix_cli.netstack.aio import StackRunner
 from smolmix_cli.netstack.device import CallbackDevice

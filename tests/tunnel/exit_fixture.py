@@ -28,11 +28,11 @@ from smolmix_cli.ipr.router_logic import (
     RouterConfig,
 )
 from smolmix_cli.mixnet.address import Recipient
-from smolmix_cli.mixnet.client import ClientConfig, MixnetClient
-from smolmix_cli.mixnet.client_core import NoReplySurbs
+from smolmix_cli.mixnet.client.client import ClientConfig, MixnetClient
+from smolmix_cli.mixnet.client.core import NoReplySurbs
 from smolmix_cli.mixnet.keys import decode_key_base58
-from smolmix_cli.mixnet.message import ReplyContentTag, ReplyMessage
-from smolmix_cli.mixnet.topology import Topology
+from smolmix_cli.mixnet.message.message import ReplyContentTag, ReplyMessage
+from smolmix_cli.mixnet.topology.topology import Topology
 from smolmix_cli.netstack.aio import StackRunner, TcpStream, UdpSocket
 from smolmix_cli.netstack.device import memory_link
 from smolmix_cli.netstack.stack import NetStack

@@ -24,7 +24,7 @@ from typing import Any
 
 from smolmix_cli.mixnet.base58 import b58decode, b58encode
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.gateway_key import SharedKey
+from smolmix_cli.mixnet.gateway.shared_key import SharedKey
 from smolmix_cli.mixnet.keys import Ed25519KeyPair, X25519KeyPair
 
 ACK_KEY_SIZE = 16

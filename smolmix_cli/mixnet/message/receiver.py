@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from smolmix_cli.mixnet.ack import is_ack_push, recover_fragment_id
-from smolmix_cli.mixnet.fragment import Fragment, FragmentId
-from smolmix_cli.mixnet.message import NymMessage, decode_message, unpad_message
-from smolmix_cli.mixnet.payload import is_cover, recover_fragment
-from smolmix_cli.mixnet.reassembly import Reassembler
-from smolmix_cli.mixnet.reply_surb import ReplySurb
+from smolmix_cli.mixnet.message.ack import is_ack_push, recover_fragment_id
+from smolmix_cli.mixnet.message.fragment import Fragment, FragmentId
+from smolmix_cli.mixnet.message.message import NymMessage, decode_message, unpad_message
+from smolmix_cli.mixnet.message.reassembly import Reassembler
+from smolmix_cli.mixnet.message.reply_surb import ReplySurb
+from smolmix_cli.mixnet.packet.payload import is_cover, recover_fragment
 
 MAX_REPLY_KEY_AGE = 24 * 3600.0
 

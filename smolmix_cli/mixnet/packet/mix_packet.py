@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from smolmix_cli.mixnet.address import NodeAddress
 from smolmix_cli.mixnet.errors import MalformedData, MixnetError
-from smolmix_cli.mixnet.packet_size import PacketSize, PacketType, SphinxKeyRotation
+from smolmix_cli.mixnet.packet.size import PacketSize, PacketType, SphinxKeyRotation
 
 
 class MixPacketError(MalformedData):

@@ -16,18 +16,22 @@ from dataclasses import dataclass
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.base58 import b58decode, b58encode
 from smolmix_cli.mixnet.errors import MalformedData, MixnetError
-from smolmix_cli.mixnet.fragment import Fragment, number_of_required_fragments, split_into_sets
-from smolmix_cli.mixnet.packet_size import (
-    FRAGMENT_ID_SIZE,
-    PacketSize,
-    PacketType,
-    SphinxKeyRotation,
+from smolmix_cli.mixnet.message.fragment import (
+    Fragment,
+    number_of_required_fragments,
+    split_into_sets,
 )
-from smolmix_cli.mixnet.reply_surb import (
+from smolmix_cli.mixnet.message.reply_surb import (
     REPLY_KEY_SIZE,
     ReplySurb,
     v1_reply_surb_len,
     v2_reply_surb_len,
+)
+from smolmix_cli.mixnet.packet.size import (
+    FRAGMENT_ID_SIZE,
+    PacketSize,
+    PacketType,
+    SphinxKeyRotation,
 )
 
 SENDER_TAG_SIZE = 16

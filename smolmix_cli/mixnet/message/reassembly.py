@@ -14,7 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from smolmix_cli.mixnet.errors import MalformedData, MixnetError
-from smolmix_cli.mixnet.fragment import Fragment
+from smolmix_cli.mixnet.message.fragment import Fragment
 
 INCOMPLETE_MESSAGE_TIMEOUT = 30 * 60.0  # seconds, Nym's INCOMPLETE_MESSAGE_TIMEOUT
 DEFAULT_MAX_SETS = 1024

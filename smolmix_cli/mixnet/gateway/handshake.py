@@ -26,8 +26,8 @@ from smolmix_cli.mixnet.errors import (
     MixnetError,
     ReplayDetected,
 )
-from smolmix_cli.mixnet.gateway_key import NONCE_LEN, TAG_LEN, Rng, SharedKey, take_random
-from smolmix_cli.mixnet.gateway_messages import AuthenticateV2, HandshakeError, HandshakePayload
+from smolmix_cli.mixnet.gateway.messages import AuthenticateV2, HandshakeError, HandshakePayload
+from smolmix_cli.mixnet.gateway.shared_key import NONCE_LEN, TAG_LEN, Rng, SharedKey, take_random
 from smolmix_cli.mixnet.kdf import hkdf_blake3
 
 # Protocol versions (nym common/gateway-requests/src/lib.rs)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.sphinx import RouteHop
-from smolmix_cli.mixnet.topology import Node, NoRoute, Topology
+from smolmix_cli.mixnet.packet.sphinx import RouteHop
+from smolmix_cli.mixnet.topology.topology import Node, NoRoute, Topology
 
 MIX_LAYERS = (1, 2, 3)
 DEFAULT_AVERAGE_PACKET_DELAY_NS = 15_000_000

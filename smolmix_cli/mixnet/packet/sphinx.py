@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from smolmix_cli.mixnet.errors import IntegrityError, InvalidKey, MalformedData, ReplayDetected
-from smolmix_cli.mixnet.lioness import Lioness
+from smolmix_cli.mixnet.packet.lioness import Lioness
 
 # --- constants (spec §1.1) -------------------------------------------------------------
 SECURITY_PARAMETER = 16

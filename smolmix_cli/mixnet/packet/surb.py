@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from smolmix_cli.mixnet.errors import MalformedData
-from smolmix_cli.mixnet.sphinx import (
+from smolmix_cli.mixnet.packet.sphinx import (
     DEFAULT_VERSION,
     HEADER_SIZE,
     MAX_PATH_LENGTH,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from smolmix_cli.mixnet.errors import MalformedData
-from smolmix_cli.mixnet.gateway_key import NONCE_LEN, TAG_LEN, Rng, SharedKey
+from smolmix_cli.mixnet.gateway.shared_key import NONCE_LEN, TAG_LEN, Rng, SharedKey
 
 HEADER_LEN = 2 + NONCE_LEN
 MIN_FRAME_LEN = HEADER_LEN + TAG_LEN

@@ -4,7 +4,7 @@ The receiver of a repliable message keeps these and answers through them; the
 reply key both encrypts the reply fragment (AES-128-CTR, zero IV) and, as its
 BLAKE3 digest, tells the original sender which of its SURBs came back.
 v1 SURBs (Sphinx 258) carry full 192-byte payload keys per hop, v2 (259) carry
-16-byte seeds: 1164 and 460 bytes for four hops. The Sphinx part is `surb.Surb`.
+16-byte seeds: 1164 and 460 bytes for four hops. The Sphinx part is `packet.surb.Surb`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from smolmix_cli.mixnet.address import NodeAddress
 from smolmix_cli.mixnet.base58 import b58decode, b58encode
 from smolmix_cli.mixnet.errors import MalformedData, MixnetError
 from smolmix_cli.mixnet.kdf import blake3_digest
-from smolmix_cli.mixnet.packet_size import PacketSize
-from smolmix_cli.mixnet.sphinx import (
+from smolmix_cli.mixnet.packet.size import PacketSize
+from smolmix_cli.mixnet.packet.sphinx import (
     HEADER_SIZE,
     NODE_ADDRESS_LENGTH,
     PAYLOAD_KEY_SEED_SIZE,
@@ -27,7 +27,7 @@ from smolmix_cli.mixnet.sphinx import (
     Destination,
     RouteHop,
 )
-from smolmix_cli.mixnet.surb import Surb
+from smolmix_cli.mixnet.packet.surb import Surb
 
 REPLY_KEY_SIZE = 16
 REPLY_SURB_BASE_OVERHEAD = REPLY_KEY_SIZE + HEADER_SIZE + NODE_ADDRESS_LENGTH

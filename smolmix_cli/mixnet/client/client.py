@@ -25,7 +25,7 @@ import anyio.lowlevel
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from smolmix_cli.mixnet.address import Recipient
-from smolmix_cli.mixnet.client_core import (
+from smolmix_cli.mixnet.client.core import (
     ClientCore,
     ClientError,
     CoreConfig,
@@ -34,18 +34,18 @@ from smolmix_cli.mixnet.client_core import (
     NoReplySurbs,
     ReceivedMessage,
 )
+from smolmix_cli.mixnet.client.key_store import KeyStore
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.gateway_client import (
+from smolmix_cli.mixnet.gateway.client import (
     GatewayClient,
     GatewayUnavailable,
     unwrap_single_exception,
 )
-from smolmix_cli.mixnet.gateway_key import SharedKey
-from smolmix_cli.mixnet.key_store import KeyStore
-from smolmix_cli.mixnet.packet_size import PacketSize
-from smolmix_cli.mixnet.preparer import MessagePreparer
-from smolmix_cli.mixnet.receiver import MessageReceiver
-from smolmix_cli.mixnet.topology import Node, NoRoute, Topology
+from smolmix_cli.mixnet.gateway.shared_key import SharedKey
+from smolmix_cli.mixnet.message.preparer import MessagePreparer
+from smolmix_cli.mixnet.message.receiver import MessageReceiver
+from smolmix_cli.mixnet.packet.size import PacketSize
+from smolmix_cli.mixnet.topology.topology import Node, NoRoute, Topology
 from smolmix_cli.wakeup import Signal
 
 __all__ = [

@@ -19,8 +19,8 @@ from typing import Any
 from smolmix_cli.mixnet.address import NodeAddress
 from smolmix_cli.mixnet.errors import MalformedData, MixnetError
 from smolmix_cli.mixnet.keys import decode_key_base58
-from smolmix_cli.mixnet.packet_size import SphinxKeyRotation
-from smolmix_cli.mixnet.sphinx import RouteHop
+from smolmix_cli.mixnet.packet.size import SphinxKeyRotation
+from smolmix_cli.mixnet.packet.sphinx import RouteHop
 
 DEFAULT_MIN_PERFORMANCE = 50  # percent, Nym's minimum mixnode/gateway performance
 

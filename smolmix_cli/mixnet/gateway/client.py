@@ -24,12 +24,11 @@ import anyio.abc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.gateway_handshake import (
+from smolmix_cli.mixnet.gateway.handshake import (
     PROTOCOL_KEY_ROTATION_PACKET,
     AuthenticationFailed,
 )
-from smolmix_cli.mixnet.gateway_key import SharedKey
-from smolmix_cli.mixnet.gateway_session import (
+from smolmix_cli.mixnet.gateway.session import (
     Authenticated,
     BandwidthChanged,
     ClientEvent,
@@ -45,7 +44,8 @@ from smolmix_cli.mixnet.gateway_session import (
     SendBinary,
     SendText,
 )
-from smolmix_cli.mixnet.mix_packet import MixPacket
+from smolmix_cli.mixnet.gateway.shared_key import SharedKey
+from smolmix_cli.mixnet.packet.mix_packet import MixPacket
 from smolmix_cli.mixnet.websocket import (
     WebSocketConnection,
     WebSocketError,

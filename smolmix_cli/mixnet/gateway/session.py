@@ -21,14 +21,14 @@ from enum import Enum
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from smolmix_cli.mixnet.errors import MalformedData, MixnetError
-from smolmix_cli.mixnet.gateway_frames import (
+from smolmix_cli.mixnet.gateway.frames import (
     RequestKind,
     decrypt_push,
     decrypt_request,
     encrypt_push,
     encrypt_request,
 )
-from smolmix_cli.mixnet.gateway_handshake import (
+from smolmix_cli.mixnet.gateway.handshake import (
     CURRENT_PROTOCOL_VERSION,
     MAX_REQUEST_TIMESTAMP_SKEW_S,
     MIN_PROTOCOL_VERSION,
@@ -43,8 +43,7 @@ from smolmix_cli.mixnet.gateway_handshake import (
     ed25519_public_bytes,
     verify_authenticate_v2,
 )
-from smolmix_cli.mixnet.gateway_key import Rng, SharedKey
-from smolmix_cli.mixnet.gateway_messages import (
+from smolmix_cli.mixnet.gateway.messages import (
     Authenticate,
     AuthenticateV2,
     Bandwidth,
@@ -63,7 +62,8 @@ from smolmix_cli.mixnet.gateway_messages import (
     parse_client_message,
     parse_server_message,
 )
-from smolmix_cli.mixnet.mix_packet import MixPacket
+from smolmix_cli.mixnet.gateway.shared_key import Rng, SharedKey
+from smolmix_cli.mixnet.packet.mix_packet import MixPacket
 
 FREE_TESTNET_BANDWIDTH = 64 * 1024**3  # 68,719,476,736 bytes (spec §3.7)
 CLAIM_THRESHOLD = 40_000_000  # client claims below this (spec §3.7)

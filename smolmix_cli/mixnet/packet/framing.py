@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from smolmix_cli.mixnet.errors import MalformedData
-from smolmix_cli.mixnet.packet_size import (
+from smolmix_cli.mixnet.packet.size import (
     FrameVersion,
     PacketSize,
     PacketType,

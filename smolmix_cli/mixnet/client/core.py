@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.fragment import Fragment, FragmentId
-from smolmix_cli.mixnet.message import (
+from smolmix_cli.mixnet.message.fragment import Fragment, FragmentId
+from smolmix_cli.mixnet.message.message import (
     PlainMessage,
     RepliableContentTag,
     RepliableMessage,
@@ -40,19 +40,19 @@ from smolmix_cli.mixnet.message import (
     ReplyMessage,
     new_sender_tag,
 )
-from smolmix_cli.mixnet.mix_packet import MixPacket
-from smolmix_cli.mixnet.packet_size import SphinxKeyRotation
-from smolmix_cli.mixnet.preparer import MessagePreparer, PreparedFragment
-from smolmix_cli.mixnet.receiver import (
+from smolmix_cli.mixnet.message.preparer import MessagePreparer, PreparedFragment
+from smolmix_cli.mixnet.message.receiver import (
     AckReceived,
     CoverReceived,
     FragmentReceived,
     MessageReceiver,
 )
-from smolmix_cli.mixnet.receiver import MessageReceived as ReceiverMessage
-from smolmix_cli.mixnet.reply_surb import ReplySurb
-from smolmix_cli.mixnet.sphinx import VERSION_PAYLOAD_KEY_SEEDS
-from smolmix_cli.mixnet.topology import Topology
+from smolmix_cli.mixnet.message.receiver import MessageReceived as ReceiverMessage
+from smolmix_cli.mixnet.message.reply_surb import ReplySurb
+from smolmix_cli.mixnet.packet.mix_packet import MixPacket
+from smolmix_cli.mixnet.packet.size import SphinxKeyRotation
+from smolmix_cli.mixnet.packet.sphinx import VERSION_PAYLOAD_KEY_SEEDS
+from smolmix_cli.mixnet.topology.topology import Topology
 
 log = logging.getLogger(__name__)
 

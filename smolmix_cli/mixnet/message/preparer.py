@@ -12,40 +12,40 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from smolmix_cli.mixnet.ack import SurbAck, build_surb_ack
 from smolmix_cli.mixnet.address import Recipient
-from smolmix_cli.mixnet.fragment import COVER_FRAGMENT_ID, Fragment, FragmentId
-from smolmix_cli.mixnet.message import (
+from smolmix_cli.mixnet.message.ack import SurbAck, build_surb_ack
+from smolmix_cli.mixnet.message.fragment import COVER_FRAGMENT_ID, Fragment, FragmentId
+from smolmix_cli.mixnet.message.message import (
     NymMessage,
     RepliableContentTag,
     RepliableMessage,
     available_plaintext_per_packet,
     split_message,
 )
-from smolmix_cli.mixnet.mix_packet import MixPacket
-from smolmix_cli.mixnet.packet_size import PacketSize, PacketType, SphinxKeyRotation
-from smolmix_cli.mixnet.payload import (
+from smolmix_cli.mixnet.message.reply_surb import ReplySurb, ReplySurbError
+from smolmix_cli.mixnet.packet.mix_packet import MixPacket
+from smolmix_cli.mixnet.packet.payload import (
     X25519_KEY_SIZE,
     build_payload,
     cover_plaintext,
     encrypt_regular,
     encrypt_reply,
 )
-from smolmix_cli.mixnet.reply_surb import ReplySurb, ReplySurbError
-from smolmix_cli.mixnet.route import (
+from smolmix_cli.mixnet.packet.size import PacketSize, PacketType, SphinxKeyRotation
+from smolmix_cli.mixnet.packet.sphinx import (
+    VERSION_PAYLOAD_KEY_SEEDS,
+    VERSION_X25519_EXPLICIT_PAYLOAD_KEYS,
+    Destination,
+    build_packet,
+)
+from smolmix_cli.mixnet.topology.route import (
     DEFAULT_AVERAGE_ACK_DELAY_NS,
     DEFAULT_AVERAGE_PACKET_DELAY_NS,
     exponential_delays,
     random_route,
     route_hops,
 )
-from smolmix_cli.mixnet.sphinx import (
-    VERSION_PAYLOAD_KEY_SEEDS,
-    VERSION_X25519_EXPLICIT_PAYLOAD_KEYS,
-    Destination,
-    build_packet,
-)
-from smolmix_cli.mixnet.topology import Topology
+from smolmix_cli.mixnet.topology.topology import Topology
 
 DATA_SPHINX_VERSION = VERSION_PAYLOAD_KEY_SEEDS
 COVER_SPHINX_VERSION = VERSION_X25519_EXPLICIT_PAYLOAD_KEYS

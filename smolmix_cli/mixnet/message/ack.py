@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 from smolmix_cli.mixnet.address import MAX_UNPADDED_LENGTH, NodeAddress, Recipient
 from smolmix_cli.mixnet.errors import MalformedData, MixnetError
-from smolmix_cli.mixnet.fragment import FRAGMENT_ID_LEN, FragmentId
-from smolmix_cli.mixnet.packet_size import ACK_IV_SIZE, PacketSize
-from smolmix_cli.mixnet.payload import SURB_ACK_SIZE, aes128_ctr
-from smolmix_cli.mixnet.route import exponential_delays, random_route, route_hops
-from smolmix_cli.mixnet.sphinx import Destination, build_packet
-from smolmix_cli.mixnet.topology import Topology
+from smolmix_cli.mixnet.message.fragment import FRAGMENT_ID_LEN, FragmentId
+from smolmix_cli.mixnet.packet.payload import SURB_ACK_SIZE, aes128_ctr
+from smolmix_cli.mixnet.packet.size import ACK_IV_SIZE, PacketSize
+from smolmix_cli.mixnet.packet.sphinx import Destination, build_packet
+from smolmix_cli.mixnet.topology.route import exponential_delays, random_route, route_hops
+from smolmix_cli.mixnet.topology.topology import Topology
 
 ACK_PLAINTEXT_SIZE = ACK_IV_SIZE + FRAGMENT_ID_LEN
 ACK_KEY_SIZE = 16

@@ -28,7 +28,7 @@ import h11
 from anyio.streams.tls import TLSStream
 
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.topology import (
+from smolmix_cli.mixnet.topology.topology import (
     KeyRotationInfo,
     Node,
     NodesPage,
