@@ -39,8 +39,8 @@ from smolmix_cli.mixnet.packet.framing import Frame, FrameDecoder
 from smolmix_cli.mixnet.packet.size import FrameVersion, PacketSize, SphinxKeyRotation
 from smolmix_cli.mixnet.packet.sphinx import Destination, RouteHop, build_packet
 from smolmix_cli.mixnet.topology.topology import NodeRole
-from smolmix_cli.testnet.mixnode import MixNode
-from smolmix_cli.testnet.node_spec import NodeSpec
+from smolmix_cli.testnet.nodes.mixnode import MixNode
+from smolmix_cli.testnet.nodes.node_spec import NodeSpec
 
 
 def emit(record: dict[str, Any]) -> None:

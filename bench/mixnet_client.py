@@ -30,9 +30,9 @@ from smolmix_cli.mixnet.websocket import (
     connect_websocket,
     serve_websocket_connection,
 )
-from smolmix_cli.testnet.gateway import GatewayNode
-from smolmix_cli.testnet.mixnode import MixNode
-from smolmix_cli.testnet.node_spec import NodeSpec
+from smolmix_cli.testnet.nodes.gateway import GatewayNode
+from smolmix_cli.testnet.nodes.mixnode import MixNode
+from smolmix_cli.testnet.nodes.node_spec import NodeSpec
 
 FRAME = 2452  # a ForwardSphinxV2 binary frame for a regular packet (spec 3.6)
 

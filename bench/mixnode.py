@@ -25,9 +25,9 @@ from smolmix_cli.mixnet.packet.framing import Frame
 from smolmix_cli.mixnet.packet.size import PacketSize, SphinxKeyRotation
 from smolmix_cli.mixnet.packet.sphinx import Destination, RouteHop, build_packet
 from smolmix_cli.mixnet.topology.topology import NodeRole
-from smolmix_cli.testnet.mixnode import MixNode
-from smolmix_cli.testnet.node_spec import NodeSpec
-from smolmix_cli.testnet.processing import Forward, PacketProcessor, SphinxKey
+from smolmix_cli.testnet.nodes.mixnode import MixNode
+from smolmix_cli.testnet.nodes.node_spec import NodeSpec
+from smolmix_cli.testnet.nodes.processing import Forward, PacketProcessor, SphinxKey
 
 
 def build_frames(spec: NodeSpec, sink_port: int, size: PacketSize, count: int) -> list[bytes]:

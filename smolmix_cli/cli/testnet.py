@@ -228,8 +228,8 @@ def up(
     host: str,
 ) -> None:
     """Start the local network in the foreground until interrupted."""
-    from smolmix_cli.testnet.exit_errors import ExitPolicyError
-    from smolmix_cli.testnet.exit_policy import ExitPolicy
+    from smolmix_cli.testnet.exit.errors import ExitPolicyError
+    from smolmix_cli.testnet.exit.policy import ExitPolicy
     from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
 
     policy_text = None

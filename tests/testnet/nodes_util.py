@@ -14,7 +14,7 @@ from smolmix_cli.mixnet.keys import X25519KeyPair
 from smolmix_cli.mixnet.packet.framing import Frame, FrameDecoder
 from smolmix_cli.mixnet.packet.size import FrameVersion, PacketSize, SphinxKeyRotation
 from smolmix_cli.mixnet.packet.sphinx import Destination, RouteHop, build_packet
-from smolmix_cli.testnet.node_spec import NodeSpec
+from smolmix_cli.testnet.nodes.node_spec import NodeSpec
 
 
 @dataclass

@@ -181,7 +181,7 @@ def test_node_specs_become_directory_nodes() -> None:
 
     from smolmix_cli.mixnet.topology.topology import NodeRole
     from smolmix_cli.testnet.directory import DirectoryNode
-    from smolmix_cli.testnet.node_spec import NodeSpec
+    from smolmix_cli.testnet.nodes.node_spec import NodeSpec
 
     specs = [
         NodeSpec.generate(1, NodeRole.ENTRY_GATEWAY, mix_port=4001, ws_port=4002),

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from smolmix_cli.mixnet.gateway.session import ClientRecord, GatewayRegistry
 from smolmix_cli.mixnet.gateway.shared_key import SharedKey
-from smolmix_cli.testnet.message_store import MessageStore
-from smolmix_cli.testnet.registry_state import (
+from smolmix_cli.testnet.nodes.message_store import MessageStore
+from smolmix_cli.testnet.nodes.registry_state import (
     RegistryStateError,
     load_clients,
     load_registry,

@@ -28,9 +28,9 @@ from smolmix_cli.mixnet.message.receiver import (
     MessageReceiver,
 )
 from smolmix_cli.mixnet.topology.topology import NodeRole, RewardedSet, Topology
-from smolmix_cli.testnet.gateway import GatewayNode
-from smolmix_cli.testnet.mixnode import MixNode
-from smolmix_cli.testnet.node_spec import NodeSpec
+from smolmix_cli.testnet.nodes.gateway import GatewayNode
+from smolmix_cli.testnet.nodes.mixnode import MixNode
+from smolmix_cli.testnet.nodes.node_spec import NodeSpec
 from tests.testnet.gw_client import GwClient
 
 pytestmark = pytest.mark.anyio

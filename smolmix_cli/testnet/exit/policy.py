@@ -16,7 +16,7 @@ import ipaddress
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
-from smolmix_cli.testnet.exit_errors import ExitPolicyError
+from smolmix_cli.testnet.exit.errors import ExitPolicyError
 
 IpAddress = IPv4Address | IPv6Address
 IpNetwork = IPv4Network | IPv6Network

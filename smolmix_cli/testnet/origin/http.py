@@ -32,7 +32,7 @@ import anyio
 import anyio.abc
 import h11
 
-from smolmix_cli.testnet.origin_dns import DemoZone, answer_bytes
+from smolmix_cli.testnet.origin.dns import DemoZone, answer_bytes
 
 BLOCK = 65536
 MAX_BYTES = 256 * 1024 * 1024

@@ -58,8 +58,8 @@ from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.mixnet.message.fragment import number_of_required_fragments
 from smolmix_cli.mixnet.message.message import MIN_PADDING_OVERHEAD, available_plaintext_per_packet
 from smolmix_cli.mixnet.topology.topology import Topology
-from smolmix_cli.testnet.exit_nat import AddressMap, ExitNat, NatConfig
-from smolmix_cli.testnet.exit_policy import ExitPolicy
+from smolmix_cli.testnet.exit.nat import AddressMap, ExitNat, NatConfig
+from smolmix_cli.testnet.exit.policy import ExitPolicy
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from smolmix_cli.mixnet.packet.framing import Frame
 from smolmix_cli.mixnet.packet.payload import SURB_ACK_SIZE
 from smolmix_cli.mixnet.packet.size import PacketSize, PacketType, SphinxKeyRotation
 from smolmix_cli.mixnet.packet.sphinx import FinalHop, HeaderMacMismatch, SphinxNode
-from smolmix_cli.testnet.replay import ReplayGuard
+from smolmix_cli.testnet.nodes.replay import ReplayGuard
 
 DEFAULT_MAX_DELAY_S = 30.0
 

@@ -22,10 +22,10 @@ from anyio.abc import SocketAttribute
 from smolmix_cli.mixnet.keys import X25519KeyPair
 from smolmix_cli.mixnet.packet.framing import FrameDecoder, FramingError
 from smolmix_cli.mixnet.packet.size import SphinxKeyRotation
-from smolmix_cli.testnet.delay_queue import DelayQueue
-from smolmix_cli.testnet.links import DEFAULT_QUEUE_SIZE, LinkPool
-from smolmix_cli.testnet.node_spec import NodeSpec
-from smolmix_cli.testnet.processing import (
+from smolmix_cli.testnet.nodes.delay_queue import DelayQueue
+from smolmix_cli.testnet.nodes.links import DEFAULT_QUEUE_SIZE, LinkPool
+from smolmix_cli.testnet.nodes.node_spec import NodeSpec
+from smolmix_cli.testnet.nodes.processing import (
     DEFAULT_MAX_DELAY_S,
     DROPPED_MALFORMED,
     Deliver,
@@ -34,7 +34,7 @@ from smolmix_cli.testnet.processing import (
     PacketProcessor,
     SphinxKey,
 )
-from smolmix_cli.testnet.replay import DEFAULT_CAPACITY, ReplayGuard
+from smolmix_cli.testnet.nodes.replay import DEFAULT_CAPACITY, ReplayGuard
 
 logger = logging.getLogger(__name__)
 

@@ -51,18 +51,18 @@ from smolmix_cli.mixnet.websocket import (
     WebSocketTimeout,
     serve_websocket_connection,
 )
-from smolmix_cli.testnet.links import DEFAULT_QUEUE_SIZE
-from smolmix_cli.testnet.message_store import (
+from smolmix_cli.testnet.nodes.links import DEFAULT_QUEUE_SIZE
+from smolmix_cli.testnet.nodes.message_store import (
     DEFAULT_PER_CLIENT,
     DEFAULT_TOTAL,
     DEFAULT_TTL_S,
     MessageStore,
 )
-from smolmix_cli.testnet.node_spec import NodeSpec
-from smolmix_cli.testnet.packet_node import DEFAULT_MAX_QUEUE, PacketNode
-from smolmix_cli.testnet.processing import DEFAULT_MAX_DELAY_S, Deliver
-from smolmix_cli.testnet.registry_state import load_registry, save_registry
-from smolmix_cli.testnet.replay import DEFAULT_CAPACITY
+from smolmix_cli.testnet.nodes.node_spec import NodeSpec
+from smolmix_cli.testnet.nodes.packet_node import DEFAULT_MAX_QUEUE, PacketNode
+from smolmix_cli.testnet.nodes.processing import DEFAULT_MAX_DELAY_S, Deliver
+from smolmix_cli.testnet.nodes.registry_state import load_registry, save_registry
+from smolmix_cli.testnet.nodes.replay import DEFAULT_CAPACITY
 
 logger = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSStream
 
-from smolmix_cli.testnet.origin_dns import DemoZone, serve_dns_tcp_connection, serve_dns_udp
-from smolmix_cli.testnet.origin_http import OriginApp, serve_http_connection
-from smolmix_cli.testnet.origin_ws import serve_ws_echo
+from smolmix_cli.testnet.origin.dns import DemoZone, serve_dns_tcp_connection, serve_dns_udp
+from smolmix_cli.testnet.origin.http import OriginApp, serve_http_connection
+from smolmix_cli.testnet.origin.ws import serve_ws_echo
 
 _HANDSHAKE_TIMEOUT = 10.0
 

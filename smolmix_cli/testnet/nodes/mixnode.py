@@ -8,7 +8,7 @@ Final-hop packets have no business at a mix node and are dropped and counted.
 
 from __future__ import annotations
 
-from smolmix_cli.testnet.packet_node import PacketNode
+from smolmix_cli.testnet.nodes.packet_node import PacketNode
 
 
 class MixNode(PacketNode):
