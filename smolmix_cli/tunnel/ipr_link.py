@@ -174,12 +174,12 @@ class IprLink:
         client = self.client
         while True:
             now = anyio.current_time()
-            deadline = client.next_deadline()
+            deadline = client.poll_deadline()
             if deadline is not None and deadline <= now:
                 client.handle_timeout(now)
                 self._process_events()
             await self._flush()
-            deadline = client.next_deadline()
+            deadline = client.poll_deadline()
             wait = math.inf if deadline is None else max(0.0, deadline - anyio.current_time())
             with anyio.move_on_after(wait):
                 await self._wake.wait()

@@ -442,8 +442,9 @@ def test_handshake_timeouts_both_sides() -> None:
     client = GatewayClientSession(client_id, registry.identity_public)
     client.start()
     client.receive_text(SupportedProtocol(6).to_json(), now=NOW)
-    assert client.check_timeout(now=NOW + HANDSHAKE_STEP_TIMEOUT_S) == []
-    events = client.check_timeout(now=NOW + HANDSHAKE_STEP_TIMEOUT_S + 0.01)
+    assert client.poll_deadline() == NOW + HANDSHAKE_STEP_TIMEOUT_S
+    assert client.handle_timeout(NOW + HANDSHAKE_STEP_TIMEOUT_S - 0.01) == []
+    events = client.handle_timeout(NOW + HANDSHAKE_STEP_TIMEOUT_S)
     probe_text = '{"type":"handshakeError","message":"timed out waiting for a handshake message"}'
     assert events[0] == SendText(
         HandshakeError("timed out waiting for a handshake message").to_json()
@@ -458,9 +459,11 @@ def test_handshake_timeouts_both_sides() -> None:
     assert isinstance(step1, SendText)
     conn.receive_text(step1.text, now=NOW)
     assert conn.state is GatewayConnState.HANDSHAKE
-    assert conn.check_timeout(now=NOW + HANDSHAKE_STEP_TIMEOUT_S) == []
-    events2 = conn.check_timeout(now=NOW + HANDSHAKE_STEP_TIMEOUT_S + 0.01)
+    assert conn.poll_deadline() == NOW + HANDSHAKE_STEP_TIMEOUT_S
+    assert conn.handle_timeout(NOW + HANDSHAKE_STEP_TIMEOUT_S - 0.01) == []
+    events2 = conn.handle_timeout(NOW + HANDSHAKE_STEP_TIMEOUT_S)
     assert isinstance(events2[-1], Failed) and conn.state is GatewayConnState.CLOSED
+    assert client.poll_deadline() is None and conn.poll_deadline() is None
 
 
 def test_client_handshake_failure_sends_handshake_error() -> None:

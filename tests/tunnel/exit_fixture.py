@@ -155,11 +155,11 @@ class LocalExit:
                     now = anyio.current_time()
                     for tag in list(known):
                         sync(tag, now)
-                    deadline = router.next_deadline()
+                    deadline = router.poll_deadline()
                     if deadline is not None and deadline <= now:
                         router.handle_timeout(now)
                     await flush()
-                    deadline = router.next_deadline()
+                    deadline = router.poll_deadline()
                     wait = 0.02 if deadline is None else min(0.02, max(0.0, deadline - now))
                     wake = anyio.Event()
                     with anyio.move_on_after(wait):

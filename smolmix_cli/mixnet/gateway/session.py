@@ -1,7 +1,8 @@
 """Sans-io connection state machines for both ends of the gateway WebSocket.
 
-Text and binary frames go in (with explicit time), events come out; the WebSocket
-itself belongs to a thin shell. The client side follows the Rust gateway client:
+Text and binary frames go in (with explicit time), events come out: every input, and
+`handle_timeout(now)` once `poll_deadline()` has passed, returns the events it caused. The
+WebSocket itself belongs to a thin shell. The client side follows the Rust gateway client:
 supportedProtocol, then register or authenticateV2, then claimFreeTestnetBandwidth
 when low, then forwarding, accepting pushed binary frames at any time and taking the
 next non-`send` text frame as the reply to its pending control request (spec §3.8).
@@ -274,13 +275,14 @@ class GatewayClientSession:
         except MixnetError as exc:
             return [Dropped(exc)]
 
-    def check_timeout(self, *, now: float) -> list[ClientEvent]:
-        """Call periodically; aborts a registration step that took over 5 s."""
-        if (
-            self.state is ClientState.HANDSHAKE
-            and self._deadline is not None
-            and now > self._deadline
-        ):
+    def poll_deadline(self) -> float | None:
+        """When `handle_timeout` next has something to do: the end of a registration step."""
+        return self._deadline if self.state is ClientState.HANDSHAKE else None
+
+    def handle_timeout(self, now: float) -> list[ClientEvent]:
+        """Aborts a registration step that took 5 s or more."""
+        deadline = self.poll_deadline()
+        if deadline is not None and now >= deadline:
             events: list[ClientEvent] = [SendText(HandshakeError(TIMEOUT_MESSAGE).to_json())]
             return events + self._fail(HandshakeTimeout(TIMEOUT_MESSAGE))
         return []
@@ -559,12 +561,13 @@ class GatewayConnection:
             raise SessionNotReady("no authenticated client on this connection")
         return [SendBinary(encrypt_push(message, self._record().shared_key, rng=self._rng))]
 
-    def check_timeout(self, *, now: float) -> list[GatewayEvent]:
-        if (
-            self.state is GatewayConnState.HANDSHAKE
-            and self._deadline is not None
-            and now > self._deadline
-        ):
+    def poll_deadline(self) -> float | None:
+        """When `handle_timeout` next has something to do: the end of a registration step."""
+        return self._deadline if self.state is GatewayConnState.HANDSHAKE else None
+
+    def handle_timeout(self, now: float) -> list[GatewayEvent]:
+        deadline = self.poll_deadline()
+        if deadline is not None and now >= deadline:
             events: list[GatewayEvent] = [SendText(HandshakeError(TIMEOUT_MESSAGE).to_json())]
             return events + self._close_with_error(HandshakeTimeout(TIMEOUT_MESSAGE))
         return []

@@ -315,14 +315,14 @@ class ExitIpr:
         """The router's clock (bundle flushes, sweeps, SURB re-requests) and its output."""
         while True:
             now = anyio.current_time()
-            deadline = self.router.next_deadline()
+            deadline = self.router.poll_deadline()
             if deadline is not None and deadline <= now:
                 self.router.handle_timeout(now)
                 for tag in list(self._addresses):
                     self._note_addresses(tag)  # the sweep forgets idle clients
             self._sync_surbs(client, now)
             await self._transmit(client)
-            deadline = self.router.next_deadline()
+            deadline = self.router.poll_deadline()
             if any(self.router.queued_replies(tag) for tag in self._tags):
                 wait = SURB_SYNC_INTERVAL  # replies wait for SURBs: notice them soon
             else:

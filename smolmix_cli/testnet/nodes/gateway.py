@@ -303,7 +303,7 @@ class GatewayNode(PacketNode):
         # could cut a pong or close frame it is writing in half.
         while True:
             await anyio.sleep(POLL_S)
-            events = client.connection.check_timeout(now=self._wall_clock())
+            events = client.connection.handle_timeout(self._wall_clock())
             if not self._apply(client, events):
                 client.outbound.close()  # the writer flushes the error, then ends it all
                 return
