@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from smolmix_cli.mixnet.client import ClientConfig
+from smolmix_cli.mixnet.client.client import ClientConfig
 from smolmix_cli.netstack.tcp import TcpConfig
 
 MAINNET_DNS = ("8.8.8.8:53", "1.1.1.1:53")  # spec §2.7: primary, then fallback

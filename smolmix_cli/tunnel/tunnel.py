@@ -35,12 +35,12 @@ from smolmix_cli.ipr.client_logic import ClientConfig as IprClientConfig
 from smolmix_cli.ipr.router_logic import TUN_IPV4
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.base58 import b58encode
-from smolmix_cli.mixnet.client import MixnetClient
+from smolmix_cli.mixnet.client.client import MixnetClient
+from smolmix_cli.mixnet.client.key_store import KeyStore
+from smolmix_cli.mixnet.directory.nym_api import NymApiClient
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.gateway_client import unwrap_single_exception
-from smolmix_cli.mixnet.key_store import KeyStore
+from smolmix_cli.mixnet.gateway.client import unwrap_single_exception
 from smolmix_cli.mixnet.keys import decode_key_base58
-from smolmix_cli.mixnet.nym_api import NymApiClient
 from smolmix_cli.netstack.aio import StackClosed, StackRunner, TcpStream, UdpSocket
 from smolmix_cli.netstack.errors import (
     ConnectionRefused,

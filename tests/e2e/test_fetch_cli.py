@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from smolmix_cli.testnet.origin_http import pseudo_random_bytes
+from smolmix_cli.testnet.origin.http import pseudo_random_bytes
 from tests.e2e.cli_net import REPO, hermetic_env, smolmix, start_network
 
 DEMO = "demo.smolmix.test"
