@@ -18,11 +18,11 @@ from pathlib import Path
 import anyio
 
 from smolmix_cli.config import Network
-from smolmix_cli.mixnet.client import ClientConfig, MixnetClient
-from smolmix_cli.mixnet.key_store import KeyStore
+from smolmix_cli.mixnet.client.client import ClientConfig, MixnetClient
+from smolmix_cli.mixnet.client.key_store import KeyStore
+from smolmix_cli.mixnet.directory.nym_api import NymApiClient
 from smolmix_cli.mixnet.keys import decode_key_base58
-from smolmix_cli.mixnet.nym_api import NymApiClient
-from smolmix_cli.mixnet.topology import NoRoute, Topology
+from smolmix_cli.mixnet.topology.topology import NoRoute, Topology
 
 DIRECTORY_TIMEOUT = 10.0  # per directory URL, when no phase timeout divides one among them
 

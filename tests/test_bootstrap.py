@@ -10,7 +10,7 @@ import pytest
 from smolmix_cli.bootstrap import boot_mixnet
 from smolmix_cli.cli.ping import ping_config
 from smolmix_cli.config import MAINNET
-from smolmix_cli.mixnet.client import ClientConfig
+from smolmix_cli.mixnet.client.client import ClientConfig
 from smolmix_cli.mixnet.keys import decode_key_base58
 from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
 from smolmix_cli.tunnel.options import for_network

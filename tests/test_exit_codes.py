@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 from smolmix_cli.cli.errors import CliError, ExitCode, classify
-from smolmix_cli.mixnet.nym_api import DirectoryUnavailable, FailureKind
-from smolmix_cli.mixnet.topology import NoRoute
+from smolmix_cli.mixnet.directory.nym_api import DirectoryUnavailable, FailureKind
+from smolmix_cli.mixnet.topology.topology import NoRoute
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "exit-codes.md"
 

@@ -74,7 +74,7 @@ def classify(exc: BaseException) -> CliError:
 
     if isinstance(exc, NetworkConfigError):
         return CliError(str(exc), ExitCode.TESTNET_UNAVAILABLE)
-    from smolmix_cli.mixnet.nym_api import DirectoryUnavailable, FailureKind
+    from smolmix_cli.mixnet.directory.nym_api import DirectoryUnavailable, FailureKind
 
     if isinstance(exc, DirectoryUnavailable):
         unreachable = exc.kind in (
@@ -85,7 +85,7 @@ def classify(exc: BaseException) -> CliError:
         )
         code = ExitCode.NETWORK_UNREACHABLE if unreachable else ExitCode.DIRECTORY_INVALID
         return CliError(str(exc), code)
-    from smolmix_cli.mixnet.topology import NoRoute
+    from smolmix_cli.mixnet.topology.topology import NoRoute
 
     if isinstance(exc, NoRoute):
         return CliError(f"no route through the mixnet: {exc}", ExitCode.DIRECTORY_INVALID)

@@ -23,11 +23,11 @@ from smolmix_cli.bootstrap import boot_mixnet
 from smolmix_cli.cli.errors import CliError, ExitCode, one_line_errors
 from smolmix_cli.cli.options import global_options
 from smolmix_cli.config import Network
-from smolmix_cli.mixnet.ping import PingTracker, Summary
+from smolmix_cli.mixnet.client.ping import PingTracker, Summary
 from smolmix_cli.tunnel.options import for_network
 
 if TYPE_CHECKING:
-    from smolmix_cli.mixnet.client import ClientConfig
+    from smolmix_cli.mixnet.client.client import ClientConfig
 
 DEFAULT_BOOT_TIMEOUT = 30.0
 

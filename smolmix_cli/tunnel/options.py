@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from smolmix_cli.ipr.client_logic import ClientConfig as IprClientConfig
-from smolmix_cli.mixnet.client import ClientConfig
+from smolmix_cli.mixnet.client.client import ClientConfig
 from smolmix_cli.netstack.tcp import TcpConfig
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ class TunnelOptions(IprClientConfig):
     max_in_flight: int = 128  # uplink fragments awaiting SURB-ACKs before packets wait; 0 = off
     packets_per_message: int = 1  # >1: bundle queued uplink packets (u16 codec) in one message
     data_dir: Path | None = None  # keys + remembered exit; None = ephemeral, nothing saved
+    gateway_loss_after: float = 10.0  # the gateway unreachable this long fails the tunnel
 
     def __post_init__(self) -> None:
         if not 0 < self.tcp_buffer_size <= MAX_TCP_BUFFER:
@@ -59,6 +60,8 @@ class TunnelOptions(IprClientConfig):
             raise ValueError("packets_per_message must be at least 1")
         if self.exit_attempts < 1:
             raise ValueError("exit_attempts must be at least 1")
+        if self.gateway_loss_after <= 0:
+            raise ValueError("gateway_loss_after must be positive")
 
     def replace(self, **changes: object) -> TunnelOptions:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ from smolmix_cli.apps import http_data as d
 from smolmix_cli.apps.errors import ReadError, UsageError
 from smolmix_cli.apps.http import HttpClient
 from smolmix_cli.apps.http_body import BytesBody
-from smolmix_cli.testnet.origin import DemoOrigin
+from smolmix_cli.testnet.origin.origin import DemoOrigin
 from tests.apps.helpers import get
 from tests.apps.os_connector import OsConnector
 

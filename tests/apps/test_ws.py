@@ -20,7 +20,7 @@ from smolmix_cli.apps.errors import (
     WsHandshakeError,
 )
 from smolmix_cli.apps.http_headers import parse_header_arg
-from smolmix_cli.testnet.origin import DemoOrigin
+from smolmix_cli.testnet.origin.origin import DemoOrigin
 from tests.apps.certs import DemoPki
 from tests.apps.os_connector import OsConnector
 
