@@ -42,6 +42,9 @@ def stand_in(state_dir: Path) -> Iterator[subprocess.Popen[bytes]]:
     """A live process that looks like `smolmix testnet up`, holding the pid file."""
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "testnet", "up"])
     (state_dir / PID_FILE).write_text(f"{proc.pid}\n")
+    deadline = time.monotonic() + 10
+    while read_pid(state_dir) is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # until it has exec'd: before that its command line is ours
     try:
         yield proc
     finally:
