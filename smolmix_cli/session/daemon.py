@@ -77,7 +77,7 @@ class DaemonConfig:
     boot_timeout: float = 60.0
     handle_signals: bool = False
     allowed_uid: int = field(default_factory=os.getuid)
-    tunnel_args: tuple[str, ...] = ()  # the options that shaped the tunnel (factory.tunnel_args)
+    tunnel_args: tuple[str, ...] = ()  # the options that shaped the tunnel (options.tunnel_args)
 
 
 def peer_allowed(stream: anyio.abc.SocketStream, uid: int) -> tuple[bool, int | None]:
