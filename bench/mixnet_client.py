@@ -24,15 +24,15 @@ from smolmix_cli.mixnet.key_store import ClientKeys
 from smolmix_cli.mixnet.preparer import MessagePreparer
 from smolmix_cli.mixnet.receiver import MessageReceiver
 from smolmix_cli.mixnet.topology import NodeRole, RewardedSet, Topology
-from smolmix_cli.mixnet.websocket import (
+from smolmix_cli.testnet.gateway import GatewayNode
+from smolmix_cli.testnet.mixnode import MixNode
+from smolmix_cli.testnet.node_spec import NodeSpec
+from smolmix_cli.websocket import (
     WebSocketClosed,
     WebSocketConnection,
     connect_websocket,
     serve_websocket_connection,
 )
-from smolmix_cli.testnet.gateway import GatewayNode
-from smolmix_cli.testnet.mixnode import MixNode
-from smolmix_cli.testnet.node_spec import NodeSpec
 
 FRAME = 2452  # a ForwardSphinxV2 binary frame for a regular packet (spec 3.6)
 

@@ -17,7 +17,7 @@ from smolmix_cli.mixnet.gateway_key import SharedKey
 from smolmix_cli.mixnet.gateway_session import FREE_TESTNET_BANDWIDTH, ForwardPacket
 from smolmix_cli.mixnet.mix_packet import MixPacket
 from smolmix_cli.mixnet.packet_size import PacketSize, PacketType, SphinxKeyRotation
-from smolmix_cli.mixnet.websocket import WebSocketClosed, WebSocketConnection
+from smolmix_cli.websocket import WebSocketClosed, WebSocketConnection
 from tests.mixnet.gateway_server import LoopbackGateway, run_gateway
 from tests.mixnet.wsutil import self_signed_tls, ws_server
 

@@ -24,7 +24,7 @@ from smolmix_cli.mixnet.gateway_session import (
     SendBinary,
     SendText,
 )
-from smolmix_cli.mixnet.websocket import WebSocketConnection, WebSocketError, connect_websocket
+from smolmix_cli.websocket import WebSocketConnection, WebSocketError, connect_websocket
 
 
 class ClientFailed(Exception):

@@ -24,10 +24,10 @@ from smolmix_cli.mixnet.mix_packet import MixPacket
 from smolmix_cli.mixnet.packet_size import PacketSize, SphinxKeyRotation
 from smolmix_cli.mixnet.payload import SURB_ACK_SIZE
 from smolmix_cli.mixnet.topology import NodeRole
-from smolmix_cli.mixnet.websocket import WebSocketError, connect_websocket
 from smolmix_cli.testnet.gateway import GatewayNode
 from smolmix_cli.testnet.mixnode import MixNode
 from smolmix_cli.testnet.node_spec import NodeSpec
+from smolmix_cli.websocket import WebSocketError, connect_websocket
 from tests.mixnet.wsutil import self_signed_tls
 from tests.testnet.gw_client import ClientFailed, GwClient
 from tests.testnet.nodes_util import frame_bytes, make_packet, send_raw
