@@ -23,8 +23,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from smolmix_cli import __version__  # noqa: E402
-from smolmix_cli.cli.errors import ExitCode  # noqa: E402
 from smolmix_cli.cli.main import cli  # noqa: E402
+from smolmix_cli.exit_codes import ExitCode  # noqa: E402
 
 PROG = "smolmix"
 COMPLETE_VAR = "_SMOLMIX_COMPLETE"

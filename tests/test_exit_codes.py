@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from smolmix_cli.cli.errors import CliError, ExitCode, classify
+from smolmix_cli.errors_map import classify
+from smolmix_cli.exit_codes import CliError, ExitCode
 from smolmix_cli.mixnet.nym_api import DirectoryUnavailable, FailureKind
 from smolmix_cli.mixnet.topology import NoRoute
 

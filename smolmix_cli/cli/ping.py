@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import click
 
-from smolmix_cli.cli.errors import CliError, ExitCode, one_line_errors
+from smolmix_cli.cli.errors import one_line_errors
 from smolmix_cli.config import Network
+from smolmix_cli.exit_codes import CliError, ExitCode
 from smolmix_cli.mixnet.nym_api import NymApiClient
 from smolmix_cli.mixnet.ping import PingTracker, Summary
 from smolmix_cli.mixnet.topology import Topology

@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 import click
 
-from smolmix_cli.cli.errors import CliError, ExitCode, one_line_errors
+from smolmix_cli.cli.errors import one_line_errors
 from smolmix_cli.config import (
     LOG_FILE,
     MAINNET,
@@ -34,6 +34,7 @@ from smolmix_cli.config import (
     default_testnet_dir,
     load_network_file,
 )
+from smolmix_cli.exit_codes import CliError, ExitCode
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0

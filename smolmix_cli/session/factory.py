@@ -44,9 +44,7 @@ SPAWN_TIMEOUT = 20.0  # a new session process must listen within this (imports +
 
 
 class SessionError(Exception):
-    """A global option the chosen network cannot honour (exit 2)."""
-
-    exit_code = 2
+    """A global option the chosen network cannot honour (a usage error, exit 2)."""
 
 
 def check_options(options: GlobalOptions) -> None:
