@@ -43,9 +43,9 @@ def table() -> Mapping[type[BaseException], Entry]:
         GatewayUnavailable,
     )
     from smolmix_cli.mixnet.nym_api import DirectoryUnavailable
-    from smolmix_cli.mixnet.topology import NoRoute
+    from smolmix_cli.mixnet.topology import NoUsableRoute
     from smolmix_cli.session.daemon import SessionDaemonError
-    from smolmix_cli.session.factory import SessionError
+    from smolmix_cli.session.factory import OptionError
     from smolmix_cli.session.paths import SessionPathError
     from smolmix_cli.session.remote import SessionUnavailable
     from smolmix_cli.tunnel.errors import TunnelUnavailable
@@ -90,11 +90,11 @@ def table() -> Mapping[type[BaseException], Entry]:
         SessionUnavailable: Rule(code.NETWORK_UNREACHABLE),
         SessionDaemonError: Rule(code.FAILURE),
         SessionPathError: Rule(code.FAILURE),
-        SessionError: Rule(code.USAGE),
+        OptionError: Rule(code.USAGE),
         NetworkConfigError: Rule(code.TESTNET_UNAVAILABLE),
         # -- the mixnet: directory, route, gateway, client
         DirectoryUnavailable: _directory,
-        NoRoute: Rule(code.DIRECTORY_INVALID, "no route through the mixnet"),
+        NoUsableRoute: Rule(code.DIRECTORY_INVALID, "no route through the mixnet"),
         GatewayClientError: Rule(code.GATEWAY_REFUSED, "gateway refused"),
         GatewayHandshakeTimeout: Rule(code.GATEWAY_REFUSED),
         GatewayUnavailable: Rule(code.NETWORK_UNREACHABLE, "gateway unreachable"),

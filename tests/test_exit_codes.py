@@ -8,7 +8,7 @@ from pathlib import Path
 from smolmix_cli.errors_map import classify
 from smolmix_cli.exit_codes import CliError, ExitCode
 from smolmix_cli.mixnet.nym_api import DirectoryUnavailable, FailureKind
-from smolmix_cli.mixnet.topology import NoRoute
+from smolmix_cli.mixnet.topology import NoUsableRoute
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "exit-codes.md"
 
@@ -25,7 +25,7 @@ def test_directory_failures_map_by_kind() -> None:
         assert "validator.nymtech.net" in str(err)
     for kind in (FailureKind.HTTP, FailureKind.MALFORMED):
         assert classify(DirectoryUnavailable(kind, "u")).code is ExitCode.DIRECTORY_INVALID
-    assert classify(NoRoute("layer 2 is empty")).code is ExitCode.DIRECTORY_INVALID
+    assert classify(NoUsableRoute("layer 2 is empty")).code is ExitCode.DIRECTORY_INVALID
     assert classify(TimeoutError()).code is ExitCode.TIMEOUT
 
 

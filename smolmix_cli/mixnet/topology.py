@@ -29,7 +29,7 @@ class TopologyError(MalformedData):
     """A directory answer that does not have the shape nym-api gives."""
 
 
-class NoRoute(MixnetError):
+class NoUsableRoute(MixnetError):
     """The topology cannot provide a route (an empty layer, unknown egress)."""
 
 
@@ -357,7 +357,7 @@ class Topology:
         for node in self.nodes.values():
             if node.identity == identity:
                 return node
-        raise NoRoute(f"no known node has identity {identity.hex()}")
+        raise NoUsableRoute(f"no known node has identity {identity.hex()}")
 
     @property
     def is_usable(self) -> bool:
