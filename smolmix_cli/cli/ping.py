@@ -27,7 +27,7 @@ from smolmix_cli.config import Network
 from smolmix_cli.exit_codes import CliError, ExitCode
 from smolmix_cli.mixnet.nym_api import NymApiClient
 from smolmix_cli.mixnet.ping import PingTracker, Summary
-from smolmix_cli.mixnet.topology import Topology
+from smolmix_cli.mixnet.topology import NO_USABLE_ROUTE, NoUsableRoute, Topology
 
 if TYPE_CHECKING:
     from smolmix_cli.mixnet.client import ClientConfig, MixnetClient
@@ -42,10 +42,7 @@ async def fetch_topology(network: Network, timeout: float) -> Topology:
     with anyio.fail_after(timeout):
         topology = await client.topology()
     if not topology.is_usable:
-        raise CliError(
-            "the directory's topology has no usable route (an empty mix layer or no gateway)",
-            ExitCode.DIRECTORY_INVALID,
-        )
+        raise NoUsableRoute(NO_USABLE_ROUTE)
     return topology
 
 

@@ -33,6 +33,10 @@ class NoUsableRoute(MixnetError):
     """The topology cannot provide a route (an empty layer, unknown egress)."""
 
 
+NO_USABLE_ROUTE = "the directory's topology has an empty mix layer or no gateway"
+"""Why a fresh topology is unusable (`not Topology.is_usable`); ping and the tunnel say it."""
+
+
 class NodeRole(enum.Enum):
     MIXNODE = "Mixnode"
     ENTRY_GATEWAY = "EntryGateway"

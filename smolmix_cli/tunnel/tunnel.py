@@ -41,6 +41,7 @@ from smolmix_cli.mixnet.gateway_client import unwrap_single_exception
 from smolmix_cli.mixnet.key_store import KeyStore
 from smolmix_cli.mixnet.keys import decode_key_base58
 from smolmix_cli.mixnet.nym_api import NymApiClient
+from smolmix_cli.mixnet.topology import NO_USABLE_ROUTE, NoUsableRoute
 from smolmix_cli.netstack.aio import StackClosed, StackRunner, TcpStream, UdpSocket
 from smolmix_cli.netstack.errors import (
     ConnectionRefused,
@@ -231,7 +232,7 @@ class Tunnel:
         self.reason = "reading the directory"
         topology = await api.topology()
         if not topology.is_usable:
-            raise TunnelUnavailable("the directory's topology has no usable route")
+            raise NoUsableRoute(NO_USABLE_ROUTE)
         store = (
             KeyStore.open(options.data_dir / "client")
             if options.data_dir is not None
