@@ -35,15 +35,15 @@ def table() -> Mapping[type[BaseException], Entry]:
     """The classification, grouped by layer; order is for reading, the MRO decides."""
     from smolmix_cli.apps import errors as app
     from smolmix_cli.config import NetworkConfigError
-    from smolmix_cli.mixnet.client import ClientClosed, DeliveryFailed
-    from smolmix_cli.mixnet.client_core import ClientError
-    from smolmix_cli.mixnet.gateway_client import (
+    from smolmix_cli.mixnet.client.client import ClientClosed, DeliveryFailed
+    from smolmix_cli.mixnet.client.core import ClientError
+    from smolmix_cli.mixnet.directory.nym_api import DirectoryUnavailable
+    from smolmix_cli.mixnet.gateway.client import (
         GatewayClientError,
         GatewayHandshakeTimeout,
         GatewayUnavailable,
     )
-    from smolmix_cli.mixnet.nym_api import DirectoryUnavailable
-    from smolmix_cli.mixnet.topology import NoUsableRoute
+    from smolmix_cli.mixnet.topology.topology import NoUsableRoute
     from smolmix_cli.session.daemon import SessionDaemonError
     from smolmix_cli.session.factory import OptionError
     from smolmix_cli.session.paths import SessionPathError
@@ -106,7 +106,7 @@ def table() -> Mapping[type[BaseException], Entry]:
 
 def _directory(exc: Any) -> Rule:
     """Directory URL unreachable (5) or answering unusably (110): the failure's kind says."""
-    from smolmix_cli.mixnet.nym_api import FailureKind
+    from smolmix_cli.mixnet.directory.nym_api import FailureKind
 
     unreachable = (FailureKind.RESOLVE, FailureKind.CONNECT, FailureKind.TLS, FailureKind.TIMEOUT)
     if exc.kind in unreachable:

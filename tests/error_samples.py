@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from smolmix_cli.apps import errors as app
 from smolmix_cli.config import NetworkConfigError
 from smolmix_cli.exit_codes import CliError, ExitCode
-from smolmix_cli.mixnet.client import ClientClosed, DeliveryFailed
-from smolmix_cli.mixnet.client_core import ClientError
-from smolmix_cli.mixnet.gateway_client import (
+from smolmix_cli.mixnet.client.client import ClientClosed, DeliveryFailed
+from smolmix_cli.mixnet.client.core import ClientError
+from smolmix_cli.mixnet.directory.nym_api import DirectoryUnavailable, FailureKind
+from smolmix_cli.mixnet.gateway.client import (
     GatewayClientError,
     GatewayHandshakeTimeout,
     GatewayUnavailable,
 )
-from smolmix_cli.mixnet.nym_api import DirectoryUnavailable, FailureKind
-from smolmix_cli.mixnet.topology import NO_USABLE_ROUTE, NoUsableRoute
+from smolmix_cli.mixnet.topology.topology import NO_USABLE_ROUTE, NoUsableRoute
 from smolmix_cli.session.daemon import SessionDaemonError
 from smolmix_cli.session.factory import OptionError
 from smolmix_cli.session.paths import SessionPathError
@@ -149,6 +149,11 @@ SAMPLES: list[Sample] = [
         "the exit refused the connect",
     ),
     _s(lambda: tunnel.TunnelClosed("tunnel is shut down"), C.IPR_HANDSHAKE, "tunnel is shut down"),
+    _s(
+        lambda: tunnel.GatewayLost("lost the gateway for 30 s (refused)"),
+        C.IPR_HANDSHAKE,
+        "lost the gateway for 30 s (refused)",
+    ),
     # the session and the options
     _s(
         lambda: SessionUnavailable("no session on /run/x: refused"),

@@ -33,7 +33,7 @@ from smolmix_cli.apps.errors import (
     UsageError,
     WriteError,
 )
-from smolmix_cli.apps.http import FetchOptions, HttpClient, ResponseHead, Transfer
+from smolmix_cli.apps.http import FetchOptions, HttpClient, RequestHead, ResponseHead, Transfer
 from smolmix_cli.apps.http_body import (
     Body,
     BytesBody,
@@ -191,15 +191,12 @@ def stderr(text: str) -> None:
     click.echo(text, err=True)
 
 
-class VerboseClient(HttpClient):
-    """-v: the request lines and headers as sent (the engine's own request record)."""
-
-    async def _send_and_read_head(self, conn: Any, request: Any, transfer: Transfer) -> Any:
-        stderr(f"> {request.method} {request.url.target} HTTP/1.1")
-        for name, value in request.headers:
-            stderr(f"> {name}: {value}")
-        stderr(">")
-        return await super()._send_and_read_head(conn, request, transfer)
+def show_request(head: RequestHead) -> None:
+    """-v: the request line and headers exactly as they went on the wire."""
+    stderr(f"> {head.method} {head.target} HTTP/1.1")
+    for name, value in head.headers:
+        stderr(f"> {name}: {value}")
+    stderr(">")
 
 
 class Progress:
@@ -250,12 +247,11 @@ async def run_fetch(settings: Settings, globals_: GlobalOptions) -> int:
                 globals_, on_phase=phases, progress=settings.progress
             ) as session:
                 settings.extra["time_tunnel"] = round(session.boot_seconds, 6)
-                stats = session.tunnel.stats()
-                settings.extra["exit_gateway"] = stats.get("exit")
+                settings.extra["exit_gateway"] = session.tunnel.snapshot().exit
                 settings.extra["reused_tunnel"] = session.reused
                 cafile = session.cafile(settings.cacert) if not settings.insecure else None
-                client_type = VerboseClient if settings.verbose else HttpClient
-                async with client_type(session.tunnel) as client:
+                on_request = show_request if settings.verbose else None
+                async with HttpClient(session.tunnel, on_request=on_request) as client:
                     for job in settings.jobs:
                         job.options.cafile = cafile
                         code = await _one(client, job, settings)

@@ -25,12 +25,12 @@ import click
 from smolmix_cli.cli.errors import one_line_errors
 from smolmix_cli.config import Network
 from smolmix_cli.exit_codes import CliError, ExitCode
-from smolmix_cli.mixnet.nym_api import NymApiClient
-from smolmix_cli.mixnet.ping import PingTracker, Summary
-from smolmix_cli.mixnet.topology import NO_USABLE_ROUTE, NoUsableRoute, Topology
+from smolmix_cli.mixnet.client.ping import PingTracker, Summary
+from smolmix_cli.mixnet.directory.nym_api import NymApiClient
+from smolmix_cli.mixnet.topology.topology import NO_USABLE_ROUTE, NoUsableRoute, Topology
 
 if TYPE_CHECKING:
-    from smolmix_cli.mixnet.client import ClientConfig, MixnetClient
+    from smolmix_cli.mixnet.client.client import ClientConfig, MixnetClient
 
 DEFAULT_BOOT_TIMEOUT = 30.0
 
@@ -48,7 +48,7 @@ async def fetch_topology(network: Network, timeout: float) -> Topology:
 
 def client_config(network: Network, mean_delay_ms: float | None) -> ClientConfig:
     """Local networks: no traffic shaping, the network's mean delay; mainnet: Nym's defaults."""
-    from smolmix_cli.mixnet.client import ClientConfig
+    from smolmix_cli.mixnet.client.client import ClientConfig
 
     delay_ms = mean_delay_ms
     if delay_ms is None and network.is_local:
@@ -71,7 +71,7 @@ async def open_client(
     gateway: bytes | None = None,
 ) -> AsyncIterator[MixnetClient]:
     """A started mixnet client with fresh keys; on a local network, on its entry gateway."""
-    from smolmix_cli.mixnet.client import MixnetClient
+    from smolmix_cli.mixnet.client.client import MixnetClient
     from smolmix_cli.mixnet.keys import decode_key_base58
 
     if gateway is None and network.is_local and network.entry_gateway is not None:

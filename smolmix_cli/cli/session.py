@@ -221,6 +221,7 @@ def _table(report: dict[str, Any]) -> None:
         ("exit", report.get("exit")),
         ("addresses", f"{report.get('ipv4')}  {report.get('ipv6')}"),
         ("uptime", f"{report.get('uptime_s')} s (tunnel generation {report.get('generation')})"),
+        ("last replaced because", report.get("last_failure")),
         ("idle timeout", f"{report.get('idle_timeout_s')} s"),
         ("mixnet RTT", f"{report.get('rtt_ms')} ms"),
         ("bytes up / down", f"{report.get('bytes_up')} / {report.get('bytes_down')}"),

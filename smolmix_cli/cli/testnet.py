@@ -229,8 +229,8 @@ def up(
     host: str,
 ) -> None:
     """Start the local network in the foreground until interrupted."""
-    from smolmix_cli.testnet.exit_errors import ExitPolicyError
-    from smolmix_cli.testnet.exit_policy import ExitPolicy
+    from smolmix_cli.testnet.exit.errors import ExitPolicyError
+    from smolmix_cli.testnet.exit.policy import ExitPolicy
     from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
 
     policy_text = None
@@ -371,7 +371,7 @@ async def _probe(host: str, port: int | None) -> bool | None:
 
 async def collect_status(network: Network) -> dict[str, Any]:
     """Liveness of every node's ports (TCP connect) and the counters the network serves."""
-    from smolmix_cli.mixnet.nym_api import ApiUrl, DirectoryUnavailable, NymApiClient
+    from smolmix_cli.mixnet.directory.nym_api import ApiUrl, DirectoryUnavailable, NymApiClient
 
     served: dict[str, Any] = {}
     error = None

@@ -421,7 +421,7 @@ class IprClient:
 
     # --- time ---------------------------------------------------------------------------------
 
-    def next_deadline(self) -> float | None:
+    def poll_deadline(self) -> float | None:
         """When `handle_timeout` next has something to do."""
         cfg = self.config
         if self.state is ClientState.CONNECTING:

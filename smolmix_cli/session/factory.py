@@ -136,8 +136,8 @@ class Session:
         return str(path)
 
     def describe(self) -> dict[str, object]:
-        stats = self.tunnel.stats()
-        return {"network": self.network.name, "exit": stats.get("exit"), "ipv4": stats.get("ipv4")}
+        snap = self.tunnel.snapshot()
+        return {"network": self.network.name, "exit": snap.exit, "ipv4": snap.ipv4}
 
 
 @asynccontextmanager
@@ -194,7 +194,7 @@ async def boot_in_process(
             if on_phase is not None:
                 on_phase(
                     f"tunnel ready in {session.boot_seconds:.3f} s "
-                    f"(exit {tunnel.exit.key if tunnel.exit else '?'}, address {tunnel.stats()['ipv4']})"
+                    f"(exit {tunnel.exit.key if tunnel.exit else '?'}, address {tunnel.snapshot().ipv4})"
                 )
             try:
                 yield session

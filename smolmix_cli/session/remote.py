@@ -20,6 +20,7 @@ from anyio.abc import SocketAttribute
 from smolmix_cli.apps.errors import AppError
 from smolmix_cli.session import protocol as proto
 from smolmix_cli.session.unix import connect_unix
+from smolmix_cli.tunnel.status import TunnelStatus
 
 CONNECT_TIMEOUT = 5.0
 
@@ -172,6 +173,6 @@ class RemoteTunnel:
     async def stop(self) -> None:
         await self._simple(proto.Request("stop"))
 
-    def stats(self) -> dict[str, Any]:
-        """The status as of the last `status()` call (the in-process tunnel's stats() keys)."""
-        return dict(self.last_status)
+    def snapshot(self) -> TunnelStatus:
+        """The tunnel's status as of the last `status()` call (the in-process tunnel's type)."""
+        return TunnelStatus.from_json(self.last_status)

@@ -236,9 +236,13 @@ def loopback_peer_uid(conn: anyio.abc.SocketStream) -> int | None:
 
     None when that cannot be known (another OS, a remote peer, the entry already gone).
     """
+    # A peer that reset at once has no address any more: anyio then omits the
+    # attribute, so every lookup carries a default.
+    local = conn.extra(anyio.abc.SocketAttribute.local_address, None)
+    remote = conn.extra(anyio.abc.SocketAttribute.remote_address, None)
+    if local is None or remote is None:
+        return None
     try:
-        local = conn.extra(anyio.abc.SocketAttribute.local_address)
-        remote = conn.extra(anyio.abc.SocketAttribute.remote_address)
         peer = (str(remote[0]), int(remote[1]))
         ours = (str(local[0]), int(local[1]))
         if not ipaddress.ip_address(peer[0]).is_loopback:
@@ -264,6 +268,7 @@ class Socks5Server:
         self.counters: Any = getattr(connector, "counters", None)
         self.allowed_uid = allowed_uid  # refuse loopback clients of other users (Linux)
         self.refused = 0
+        self.failures = 0
 
     async def serve(
         self,
@@ -278,8 +283,16 @@ class Socks5Server:
         await self.serve_listener(listener)
 
     async def serve_listener(self, listener: anyio.abc.Listener[anyio.abc.SocketStream]) -> None:
+        from smolmix_cli.session.accept import serve_contained
+
         async with listener:
-            await listener.serve(self.handle)
+            await serve_contained(listener, self.handle, self._failed)
+
+    def _failed(self, exc: BaseException) -> None:
+        """One client's failure (or an accept error): counted, never the server's end."""
+        self.failures += 1
+        if self.counters is not None:
+            self.counters.peer_failures += 1
 
     async def handle(self, conn: anyio.abc.SocketStream) -> None:
         async with conn:
@@ -345,8 +358,11 @@ class Socks5Server:
 
     async def _associate(self, conn: anyio.abc.SocketStream) -> None:
         """Relay the client's datagrams until its control connection closes (RFC 1928 §7)."""
-        local = conn.extra(anyio.abc.SocketAttribute.local_address)
-        client_ip = str(conn.extra(anyio.abc.SocketAttribute.remote_address)[0])
+        local = conn.extra(anyio.abc.SocketAttribute.local_address, None)
+        remote = conn.extra(anyio.abc.SocketAttribute.remote_address, None)
+        if local is None or remote is None:
+            return  # the client is already gone
+        client_ip = str(remote[0])
         v6 = ":" in str(local[0])
         async with await anyio.create_udp_socket(
             family=socket.AF_INET6 if v6 else socket.AF_INET, local_host=str(local[0])

@@ -29,6 +29,14 @@ class TunnelClosed(TunnelUnavailable):
     """The tunnel was shut down (or failed) while the operation waited."""
 
 
+class GatewayLost(TunnelUnavailable):
+    """The entry gateway stayed unreachable past the tunnel's grace period.
+
+    The gateway client keeps reconnecting on its own; this bounds how long a
+    tunnel may look ready while nothing can leave it, so a session replaces it.
+    """
+
+
 class TunnelConnectError(TunnelError, ConnectError):
     """A TCP connection through the tunnel was refused or reset while opening."""
 

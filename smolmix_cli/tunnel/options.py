@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from smolmix_cli.mixnet.client import ClientConfig
+from smolmix_cli.mixnet.client.client import ClientConfig
 from smolmix_cli.netstack.tcp import TcpConfig
 
 MAINNET_DNS = ("8.8.8.8:53", "1.1.1.1:53")  # spec §2.7: primary, then fallback
@@ -44,6 +44,7 @@ class TunnelOptions:
     data_dir: Path | None = None  # keys + remembered exit; None = ephemeral, nothing saved
     idle_timeout: float = 60.0  # the exit's inactivity timeout (tests shorten it)
     keepalive_after: float = 45.0
+    gateway_loss_after: float = 10.0  # the gateway unreachable this long fails the tunnel
 
     def __post_init__(self) -> None:
         if not 0 < self.tcp_buffer_size <= MAX_TCP_BUFFER:
@@ -56,6 +57,8 @@ class TunnelOptions:
             raise ValueError("packets_per_message must be at least 1")
         if self.exit_attempts < 1:
             raise ValueError("exit_attempts must be at least 1")
+        if self.gateway_loss_after <= 0:
+            raise ValueError("gateway_loss_after must be positive")
 
     def replace(self, **changes: object) -> TunnelOptions:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

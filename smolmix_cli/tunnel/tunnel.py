@@ -24,7 +24,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
-from typing import Any
 
 import anyio
 import anyio.abc
@@ -35,13 +34,14 @@ from smolmix_cli.config import Network
 from smolmix_cli.ipr.client_logic import ClientConfig as IprClientConfig
 from smolmix_cli.ipr.router_logic import TUN_IPV4
 from smolmix_cli.mixnet.address import Recipient
-from smolmix_cli.mixnet.client import MixnetClient
+from smolmix_cli.mixnet.base58 import b58encode
+from smolmix_cli.mixnet.client.client import MixnetClient
+from smolmix_cli.mixnet.client.key_store import KeyStore
+from smolmix_cli.mixnet.directory.nym_api import NymApiClient
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.gateway_client import unwrap_single_exception
-from smolmix_cli.mixnet.key_store import KeyStore
+from smolmix_cli.mixnet.gateway.client import unwrap_single_exception
 from smolmix_cli.mixnet.keys import decode_key_base58
-from smolmix_cli.mixnet.nym_api import NymApiClient
-from smolmix_cli.mixnet.topology import NO_USABLE_ROUTE, NoUsableRoute
+from smolmix_cli.mixnet.topology.topology import NO_USABLE_ROUTE, NoUsableRoute
 from smolmix_cli.netstack.aio import StackClosed, StackRunner, TcpStream, UdpSocket
 from smolmix_cli.netstack.errors import (
     ConnectionRefused,
@@ -52,6 +52,7 @@ from smolmix_cli.netstack.errors import (
 from smolmix_cli.netstack.stack import NetStack
 from smolmix_cli.tunnel.errors import (
     ExitPolicyDenied,
+    GatewayLost,
     IprHandshakeFailed,
     TunnelClosed,
     TunnelConnectError,
@@ -61,6 +62,7 @@ from smolmix_cli.tunnel.errors import (
 from smolmix_cli.tunnel.exits import ExitCandidate, ExitMemory, discover_exits, draw_exit
 from smolmix_cli.tunnel.ipr_link import IpAddress, IprLink
 from smolmix_cli.tunnel.options import MAINNET_DNS, TunnelOptions, for_local_network
+from smolmix_cli.tunnel.status import TunnelStatus
 
 KEEPALIVE_ECHO_ID = 0x534D  # "SM": the idle keep-alive's ICMP echo identifier
 DIRECTORY_TIMEOUT = 10.0
@@ -253,7 +255,23 @@ class Tunnel:
             self._mixnet = mixnet
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._dispatch, mixnet)
+                tg.start_soon(self._watch_gateway, mixnet)
                 await self._sessions(api, mixnet, tg)
+
+    async def _watch_gateway(self, mixnet: MixnetClient) -> None:
+        """Fail the tunnel when its gateway stays away: a ready state must mean traffic can
+        leave. The gateway client goes on reconnecting meanwhile (a blip costs nothing)."""
+        grace = self.options.gateway_loss_after
+        while True:
+            down = mixnet.gateway_down_for()
+            if down >= grace:
+                error = mixnet.gateway_last_error or "connection lost"
+                lost = GatewayLost(f"lost the gateway for {down:.0f} s ({error})")
+                # Failed before the sessions unwind, so an operation that fails with them
+                # already sees a failed tunnel (a session daemon retries it on the next one).
+                self._fail(lost)
+                raise lost
+            await anyio.sleep(min(0.5, grace / 4) if down else min(1.0, grace / 2))
 
     async def _dispatch(self, mixnet: MixnetClient) -> None:
         """Every message from the mixnet goes to the current IPR link (old streams' replies drop)."""
@@ -495,21 +513,25 @@ class Tunnel:
 
     # -- observation ---------------------------------------------------------------------------
 
-    def stats(self) -> dict[str, Any]:
+    def snapshot(self) -> TunnelStatus:
         session = self.session
         link = session.link if session else None
-        return {
-            "state": self.state.value,
-            "reason": self.reason,
-            "exit": self.exit.key if self.exit else None,
-            "ipv4": str(session.ipv4) if session else None,
-            "sessions_started": self.sessions_started,
-            "exits_failed": list(self.exits_failed),
-            "packets_up": link.packets_up if link else 0,
-            "packets_down": link.packets_down if link else 0,
-            "messages_up": link.messages_up if link else 0,
-            "ipr_dropped": link.client.dropped if link else 0,
-        }
+        mixnet = self._mixnet
+        return TunnelStatus(
+            state=self.state.value,
+            reason=self.reason,
+            exit=self.exit.key if self.exit else None,
+            gateway=b58encode(mixnet.gateway.identity) if mixnet is not None else None,
+            ipv4=str(session.ipv4) if session else None,
+            ipv6=str(session.ipv6) if session else None,
+            rtt_ms=round(session.ping_rtt * 1000, 3) if session else None,
+            sessions_started=self.sessions_started,
+            exits_failed=tuple(self.exits_failed),
+            packets_up=link.packets_up if link else 0,
+            packets_down=link.packets_down if link else 0,
+            messages_up=link.messages_up if link else 0,
+            ipr_dropped=link.client.dropped if link else 0,
+        )
 
 
 def _literal(host: str) -> IpAddress | None:

@@ -21,8 +21,8 @@ from smolmix_cli.apps.errors import (
     DnsUsageError,
 )
 from smolmix_cli.errors_map import classify
-from smolmix_cli.testnet.origin import DemoOrigin
-from smolmix_cli.testnet.origin_dns import BIG_TXT_STRINGS
+from smolmix_cli.testnet.origin.dns import BIG_TXT_STRINGS
+from smolmix_cli.testnet.origin.origin import DemoOrigin
 from tests.apps.os_connector import OsConnector
 
 pytestmark = pytest.mark.anyio

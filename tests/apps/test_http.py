@@ -28,8 +28,8 @@ from smolmix_cli.apps.http import HttpClient
 from smolmix_cli.apps.http_body import BytesBody, FileBody, MultipartBody, parse_form_arg
 from smolmix_cli.apps.http_headers import DEFAULT_USER_AGENT, parse_header_arg
 from smolmix_cli.errors_map import classify
-from smolmix_cli.testnet.origin import DemoOrigin
-from smolmix_cli.testnet.origin_http import bytes_sha256, pseudo_random_bytes
+from smolmix_cli.testnet.origin.http import bytes_sha256, pseudo_random_bytes
+from smolmix_cli.testnet.origin.origin import DemoOrigin
 from tests.apps.helpers import get
 from tests.apps.os_connector import OsConnector
 

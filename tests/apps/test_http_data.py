@@ -12,7 +12,7 @@ from smolmix_cli.apps.errors import ReadError, UsageError
 from smolmix_cli.apps.http import HttpClient
 from smolmix_cli.apps.http_body import BytesBody
 from smolmix_cli.errors_map import classify
-from smolmix_cli.testnet.origin import DemoOrigin
+from smolmix_cli.testnet.origin.origin import DemoOrigin
 from tests.apps.helpers import get
 from tests.apps.os_connector import OsConnector
 

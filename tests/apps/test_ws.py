@@ -21,7 +21,7 @@ from smolmix_cli.apps.errors import (
 )
 from smolmix_cli.apps.http_headers import parse_header_arg
 from smolmix_cli.errors_map import classify
-from smolmix_cli.testnet.origin import DemoOrigin
+from smolmix_cli.testnet.origin.origin import DemoOrigin
 from tests.apps.certs import DemoPki
 from tests.apps.os_connector import OsConnector
 

@@ -26,6 +26,7 @@ from smolmix_cli.tunnel.errors import (
     TunnelTimeout,
     TunnelUnavailable,
 )
+from smolmix_cli.tunnel.status import TunnelStatus
 from tests.error_samples import SAMPLES, Sample
 
 COMMANDS = {
@@ -65,8 +66,8 @@ class FailingTunnel:
     async def udp_exchange(self, host: str, port: int, payload: bytes, timeout: float) -> bytes:
         raise self.make()
 
-    def stats(self) -> dict[str, Any]:
-        return {"exit": "stand-in-exit"}
+    def snapshot(self) -> TunnelStatus:
+        return TunnelStatus("ready", "stand-in", exit="stand-in-exit")
 
 
 @dataclass

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from smolmix_cli.cli.main import cli
 from smolmix_cli.exit_codes import ExitCode
-from smolmix_cli.mixnet.topology import NO_USABLE_ROUTE, RewardedSet, Topology
+from smolmix_cli.mixnet.topology.topology import NO_USABLE_ROUTE, RewardedSet, Topology
 
 
 class EmptyDirectory:

@@ -15,7 +15,7 @@ import anyio
 
 from smolmix_cli.cli.ping import client_config, fetch_topology, open_client
 from smolmix_cli.config import Network
-from smolmix_cli.mixnet.client import ClientConfig
+from smolmix_cli.mixnet.client.client import ClientConfig
 from smolmix_cli.mixnet.keys import decode_key_base58
 from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
 

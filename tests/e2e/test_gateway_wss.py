@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from smolmix_cli.cli.ping import client_config, fetch_topology
-from smolmix_cli.mixnet.client import MixnetClient
+from smolmix_cli.mixnet.client.client import MixnetClient
 from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.mixnet.keys import decode_key_base58
 from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions

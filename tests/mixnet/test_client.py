@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from smolmix_cli.mixnet.client import (
+from smolmix_cli.mixnet.client.client import (
     ClientConfig,
     DeliveryFailed,
     MixnetClient,
@@ -18,10 +18,10 @@ from smolmix_cli.mixnet.client import (
     choose_gateway,
     gateway_url,
 )
-from smolmix_cli.mixnet.client_core import CoreConfig
-from smolmix_cli.mixnet.key_store import KeyStore
-from smolmix_cli.mixnet.packet_size import PacketSize
-from smolmix_cli.mixnet.topology import NoUsableRoute
+from smolmix_cli.mixnet.client.core import CoreConfig
+from smolmix_cli.mixnet.client.key_store import KeyStore
+from smolmix_cli.mixnet.packet.size import PacketSize
+from smolmix_cli.mixnet.topology.topology import NoUsableRoute
 from tests.mixnet.loopback_net import loopback_net
 
 FAST = ClientConfig.fast(keepalive_interval=None)
@@ -84,7 +84,7 @@ async def test_lost_acks_are_retransmitted_until_delivered() -> None:
 
         def drop_two_acks(packet: object) -> bool:
             nonlocal dropped
-            from smolmix_cli.mixnet.mix_packet import MixPacket
+            from smolmix_cli.mixnet.packet.mix_packet import MixPacket
 
             assert isinstance(packet, MixPacket)
             if len(packet.packet) == PacketSize.ACK.size and dropped < 2:
@@ -198,13 +198,13 @@ def test_gateway_choice_and_url() -> None:
     assert gateway_url(best) == f"ws://{best.ip_addresses[0]}:9000/"
     import dataclasses
 
-    from smolmix_cli.mixnet.topology import EntryDetails
+    from smolmix_cli.mixnet.topology.topology import EntryDetails
 
     tls = dataclasses.replace(best, entry=EntryDetails("gw.example", 9000, 9001))
     assert gateway_url(tls) == "wss://gw.example:9001/"
 
     # A gateway that also mixes is passed over while another gateway exists.
-    from smolmix_cli.mixnet.topology import SupportedRoles
+    from smolmix_cli.mixnet.topology.topology import SupportedRoles
 
     nodes = dict(sim.topology.nodes)
     nodes[best.node_id] = dataclasses.replace(
@@ -242,7 +242,7 @@ async def test_gateway_outage_pauses_retransmission_instead_of_failing() -> None
 async def test_topology_refresh_keeps_only_usable_topologies() -> None:
     import dataclasses
 
-    from smolmix_cli.mixnet.topology import RewardedSet, Topology
+    from smolmix_cli.mixnet.topology.topology import RewardedSet, Topology
 
     async with loopback_net() as net:
         good = dataclasses.replace(net.topology, rotation_id=7)

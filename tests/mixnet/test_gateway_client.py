@@ -10,13 +10,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from smolmix_cli.mixnet.address import NodeAddress
-from smolmix_cli.mixnet.gateway_client import GatewayClient, GatewayUnavailable
-from smolmix_cli.mixnet.gateway_frames import RequestKind
-from smolmix_cli.mixnet.gateway_handshake import ed25519_public_bytes
-from smolmix_cli.mixnet.gateway_key import SharedKey
-from smolmix_cli.mixnet.gateway_session import FREE_TESTNET_BANDWIDTH, ForwardPacket
-from smolmix_cli.mixnet.mix_packet import MixPacket
-from smolmix_cli.mixnet.packet_size import PacketSize, PacketType, SphinxKeyRotation
+from smolmix_cli.mixnet.gateway.client import GatewayClient, GatewayUnavailable
+from smolmix_cli.mixnet.gateway.frames import RequestKind
+from smolmix_cli.mixnet.gateway.handshake import ed25519_public_bytes
+from smolmix_cli.mixnet.gateway.session import FREE_TESTNET_BANDWIDTH, ForwardPacket
+from smolmix_cli.mixnet.gateway.shared_key import SharedKey
+from smolmix_cli.mixnet.packet.mix_packet import MixPacket
+from smolmix_cli.mixnet.packet.size import PacketSize, PacketType, SphinxKeyRotation
 from smolmix_cli.websocket import WebSocketClosed, WebSocketConnection
 from tests.mixnet.gateway_server import LoopbackGateway, run_gateway
 from tests.mixnet.wsutil import self_signed_tls, ws_server

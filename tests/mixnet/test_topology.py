@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.packet_size import SphinxKeyRotation
-from smolmix_cli.mixnet.route import InvalidDelay, exponential_delays, random_route
-from smolmix_cli.mixnet.topology import (
+from smolmix_cli.mixnet.packet.size import SphinxKeyRotation
+from smolmix_cli.mixnet.topology.route import InvalidDelay, exponential_delays, random_route
+from smolmix_cli.mixnet.topology.topology import (
     NodeRole,
     NoUsableRoute,
     Topology,

@@ -24,6 +24,7 @@ from smolmix_cli.apps.errors import ResolveError
 from smolmix_cli.session.daemon import DaemonConfig, SessionDaemon
 from smolmix_cli.session.paths import SessionPaths
 from smolmix_cli.tunnel.errors import TunnelClosed, TunnelConnectError, TunnelTimeout
+from smolmix_cli.tunnel.status import TunnelStatus
 
 
 class LoopbackTunnel:
@@ -65,15 +66,8 @@ class LoopbackTunnel:
         self._ip(name)
         return [self.names.get(name, name)]
 
-    def stats(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "reason": self.reason,
-            "exit": "stand-in-exit",
-            "ipv4": "10.0.0.2",
-            "packets_up": 0,
-            "packets_down": 0,
-        }
+    def snapshot(self) -> TunnelStatus:
+        return TunnelStatus(self.state, self.reason, exit="stand-in-exit", ipv4="10.0.0.2")
 
 
 @dataclass

@@ -112,7 +112,7 @@ async def test_udp_resolve_status_and_errors_keep_type_text_and_code(rundir: Pat
             assert report["state"] == "ready" and report["exit"] == "stand-in-exit"
             assert report["protocol"] == proto.VERSION and report["pid"] == os.getpid()
             assert report["udp_exchanges"] == 1 and report["resolves"] == 2
-            assert remote.stats()["ipv4"] == "10.0.0.2"  # stats() = the last status
+            assert remote.snapshot().ipv4 == "10.0.0.2"  # snapshot() = the last status
         tg.cancel_scope.cancel()
 
 

@@ -20,7 +20,7 @@ import pytest
 from smolmix_cli.apps.errors import ConnectError, OperationTimeout, ResolveError
 from smolmix_cli.errors_map import classify
 from smolmix_cli.exit_codes import CliError, ExitCode
-from smolmix_cli.mixnet.gateway_client import GatewayUnavailable
+from smolmix_cli.mixnet.gateway.client import GatewayUnavailable
 from smolmix_cli.session import protocol as proto
 from smolmix_cli.session.daemon import DaemonConfig, SessionDaemon, error_answer
 from smolmix_cli.session.remote import RemoteTunnel, SessionUnavailable, rebuild_error

@@ -106,7 +106,7 @@ async def test_open_tunnel_attached_session_is_reused_and_trusts_the_network_ca(
             open_tunnel(GlobalOptions(network="testnet"), network=NETWORK) as session,
         ):
             assert session.reused and session.boot_seconds == 0.0
-            assert session.tunnel.stats()["exit"] == "stand-in-exit"
+            assert session.tunnel.snapshot().exit == "stand-in-exit"
             cafile = session.cafile(None)
             assert cafile is not None and Path(cafile).read_text().startswith("-----BEGIN")
             stream = await session.tunnel.open_tcp("echo.test", port)
