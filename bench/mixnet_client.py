@@ -24,15 +24,15 @@ from smolmix_cli.mixnet.client.key_store import ClientKeys
 from smolmix_cli.mixnet.message.preparer import MessagePreparer
 from smolmix_cli.mixnet.message.receiver import MessageReceiver
 from smolmix_cli.mixnet.topology.topology import NodeRole, RewardedSet, Topology
-from smolmix_cli.mixnet.websocket import (
+from smolmix_cli.testnet.nodes.gateway import GatewayNode
+from smolmix_cli.testnet.nodes.mixnode import MixNode
+from smolmix_cli.testnet.nodes.node_spec import NodeSpec
+from smolmix_cli.websocket import (
     WebSocketClosed,
     WebSocketConnection,
     connect_websocket,
     serve_websocket_connection,
 )
-from smolmix_cli.testnet.nodes.gateway import GatewayNode
-from smolmix_cli.testnet.nodes.mixnode import MixNode
-from smolmix_cli.testnet.nodes.node_spec import NodeSpec
 
 FRAME = 2452  # a ForwardSphinxV2 binary frame for a regular packet (spec 3.6)
 

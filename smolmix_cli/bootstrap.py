@@ -22,13 +22,9 @@ from smolmix_cli.mixnet.client.client import ClientConfig, MixnetClient
 from smolmix_cli.mixnet.client.key_store import KeyStore
 from smolmix_cli.mixnet.directory.nym_api import NymApiClient
 from smolmix_cli.mixnet.keys import decode_key_base58
-from smolmix_cli.mixnet.topology.topology import NoRoute, Topology
+from smolmix_cli.mixnet.topology.topology import NO_USABLE_ROUTE, NoUsableRoute, Topology
 
 DIRECTORY_TIMEOUT = 10.0  # per directory URL, when no phase timeout divides one among them
-
-
-class UnusableTopology(NoRoute):
-    """The directory lists an empty mix layer or no gateway."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +53,7 @@ async def fetch_topology(
     with anyio.fail_after(timeout):
         topology = await api.topology()
     if not topology.is_usable:
-        raise UnusableTopology("the directory lists an empty mix layer or no gateway")
+        raise NoUsableRoute(NO_USABLE_ROUTE)
     return topology
 
 

@@ -317,8 +317,7 @@ class HttpClient:
                 await anyio.sleep(delay)
         except AppError as exc:
             transfer.time_total = transfer.elapsed()
-            transfer.exitcode = exc.exit_code
-            transfer.errormsg = str(exc)
+            transfer.errormsg = str(exc)  # exitcode: the CLI's classification fills it in
             exc.transfer = transfer
             raise
         transfer.time_total = transfer.elapsed()

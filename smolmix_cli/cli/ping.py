@@ -20,9 +20,10 @@ import anyio
 import click
 
 from smolmix_cli.bootstrap import boot_mixnet
-from smolmix_cli.cli.errors import CliError, ExitCode, one_line_errors
+from smolmix_cli.cli.errors import one_line_errors
 from smolmix_cli.cli.options import global_options
 from smolmix_cli.config import Network
+from smolmix_cli.exit_codes import CliError, ExitCode
 from smolmix_cli.mixnet.client.ping import PingTracker, Summary
 from smolmix_cli.tunnel.options import for_network
 

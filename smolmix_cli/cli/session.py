@@ -17,8 +17,9 @@ from typing import Any
 import anyio
 import click
 
-from smolmix_cli.cli.errors import CliError, ExitCode, one_line_errors
+from smolmix_cli.cli.errors import one_line_errors
 from smolmix_cli.cli.options import global_options
+from smolmix_cli.exit_codes import CliError, ExitCode
 
 STOP_TIMEOUT = 10.0
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}

@@ -18,8 +18,9 @@ from typing import Any
 import anyio
 import click
 
-from smolmix_cli.cli.errors import CliError, ExitCode, one_line_errors
+from smolmix_cli.cli.errors import one_line_errors
 from smolmix_cli.config import NETWORK_FILE, PID_FILE, Network, default_testnet_dir
+from smolmix_cli.exit_codes import CliError, ExitCode
 from smolmix_cli.network_select import is_testnet_process, read_pid, running_network
 
 STOP_TIMEOUT = 10.0

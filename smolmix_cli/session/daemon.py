@@ -460,26 +460,20 @@ async def _read_frame(
 
 
 def error_answer(exc: BaseException) -> bytes:
-    """An error frame that lets the client raise the same error (type, text, exit code)."""
-    exc = _unwrap(exc)
-    from smolmix_cli.apps.errors import AppError
+    """An error frame with the failure's classified line and exit code (the client re-raises it
+    so that it classifies the same; the type's name is for people reading the protocol)."""
+    from smolmix_cli.errors_map import classify, unwrap
 
-    if isinstance(exc, AppError):
-        return proto.error_frame(type(exc).__name__, str(exc), int(exc.exit_code))
-    from smolmix_cli.cli.errors import classify
-
+    exc = unwrap(exc)
     error = classify(exc)
-    return proto.error_frame("CliError", str(error), int(error.code))
-
-
-def _unwrap(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
+    return proto.error_frame(type(exc).__name__, str(error), int(error.code))
 
 
 def _is_unavailable(exc: BaseException) -> bool:
-    return any(cls.__name__ == "TunnelUnavailable" for cls in type(_unwrap(exc)).__mro__)
+    from smolmix_cli.errors_map import unwrap
+    from smolmix_cli.tunnel.errors import TunnelUnavailable
+
+    return isinstance(unwrap(exc), TunnelUnavailable)
 
 
 def _short_stats(tunnel: TunnelLike) -> str:

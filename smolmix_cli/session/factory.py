@@ -45,10 +45,8 @@ StatusLine = Callable[[], AbstractContextManager[PhaseCallback | None]]
 SPAWN_TIMEOUT = 20.0  # a new session process must listen within this (imports + bind)
 
 
-class SessionError(Exception):
-    """A global option the chosen network cannot honour (exit 2)."""
-
-    exit_code = 2
+class OptionError(Exception):
+    """A global option the chosen network cannot honour (a usage error, exit 2)."""
 
 
 def check_options(options: GlobalOptions) -> None:
@@ -61,12 +59,12 @@ def check_options(options: GlobalOptions) -> None:
         try:
             Recipient.parse(options.ipr)
         except (MixnetError, ValueError) as exc:
-            raise SessionError(f"bad --ipr address: {exc}") from None
+            raise OptionError(f"bad --ipr address: {exc}") from None
     if options.gateway:
         try:
             decode_key_base58(options.gateway, "--gateway")
         except (MixnetError, ValueError) as exc:
-            raise SessionError(f"bad --gateway identity: {exc}") from None
+            raise OptionError(f"bad --gateway identity: {exc}") from None
 
 
 def notice(text: str) -> None:
@@ -82,7 +80,7 @@ def load_network(options: GlobalOptions) -> Network:
     network = select_network(options.network, on_phase=notice)
     if options.gateway:
         if not network.is_local:
-            raise SessionError("--gateway is only supported on local networks for now")
+            raise OptionError("--gateway is only supported on local networks for now")
         network = dataclasses.replace(
             network, entry_gateway=GatewayInfo(node_id=0, identity=options.gateway, ws_url="")
         )
@@ -248,7 +246,7 @@ async def _attach(
             if theirs != tunnel_args(options):
                 # another exit, gateway or shaping than asked for: never hand that out silently
                 if start:
-                    raise SessionError(
+                    raise OptionError(
                         f"the running {paths.name} session was started with other tunnel "
                         f"options ({' '.join(map(str, theirs or [])) or 'none'}); stop it "
                         f"(`smolmix session stop`) or use --no-session"

@@ -187,18 +187,21 @@ def parse_reply(buf: bytes) -> tuple[int, str, int, int] | None:
 
 
 def error_reply_code(exc: BaseException) -> int:
-    """The SOCKS5 reply for a tunnel failure (by the apps/tunnel error types' names)."""
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if "ExitPolicyDenied" in names:
-        return REP_NOT_ALLOWED
-    if "ResolveError" in names:
-        return REP_HOST_UNREACHABLE
-    if "OperationTimeout" in names or isinstance(exc, TimeoutError):
-        return REP_TTL_EXPIRED
-    if "TunnelUnavailable" in names:
-        return REP_NETWORK_UNREACHABLE
-    if "ConnectError" in names:
-        return REP_CONNECTION_REFUSED
+    """The SOCKS5 reply for a tunnel failure: its most specific class in the table below."""
+    from smolmix_cli.apps.errors import ConnectError, OperationTimeout, ResolveError
+    from smolmix_cli.tunnel.errors import ExitPolicyDenied, TunnelUnavailable
+
+    replies: dict[type[BaseException], int] = {
+        ExitPolicyDenied: REP_NOT_ALLOWED,
+        ConnectError: REP_CONNECTION_REFUSED,
+        ResolveError: REP_HOST_UNREACHABLE,
+        OperationTimeout: REP_TTL_EXPIRED,
+        TimeoutError: REP_TTL_EXPIRED,
+        TunnelUnavailable: REP_NETWORK_UNREACHABLE,
+    }
+    for cls in type(exc).__mro__:
+        if cls in replies:
+            return replies[cls]
     return REP_GENERAL_FAILURE
 
 

@@ -8,17 +8,13 @@ from __future__ import annotations
 
 from smolmix_cli.apps.errors import ConnectError, OperationTimeout, TransportError
 
-IPR_HANDSHAKE_EXIT_CODE = 97  # cli.errors.ExitCode.IPR_HANDSHAKE
-
 
 class TunnelError(TransportError):
     """Base class of every tunnel failure."""
 
 
 class TunnelUnavailable(TunnelError):
-    """The tunnel is not (or no longer) carrying traffic; `reason` says why."""
-
-    exit_code = IPR_HANDSHAKE_EXIT_CODE
+    """The tunnel is not (or no longer) carrying traffic; the message says why."""
 
 
 class NoExitAvailable(TunnelUnavailable):

@@ -12,8 +12,8 @@ import anyio
 import pytest
 from click.testing import CliRunner
 
-from smolmix_cli.cli.errors import ExitCode
 from smolmix_cli.cli.ping import ping
+from smolmix_cli.exit_codes import ExitCode
 from smolmix_cli.options import GlobalOptions
 
 

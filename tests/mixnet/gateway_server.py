@@ -29,7 +29,7 @@ from smolmix_cli.mixnet.gateway.session import (
     SendBinary,
     SendText,
 )
-from smolmix_cli.mixnet.websocket import (
+from smolmix_cli.websocket import (
     WebSocketConnection,
     WebSocketError,
     serve_websocket_connection,

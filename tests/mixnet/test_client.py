@@ -21,7 +21,7 @@ from smolmix_cli.mixnet.client.client import (
 from smolmix_cli.mixnet.client.core import CoreConfig, InvalidConfig
 from smolmix_cli.mixnet.client.key_store import KeyStore
 from smolmix_cli.mixnet.packet.size import PacketSize
-from smolmix_cli.mixnet.topology.topology import NoRoute
+from smolmix_cli.mixnet.topology.topology import NoUsableRoute
 from tests.mixnet.loopback_net import loopback_net
 
 FAST = ClientConfig.fast(keepalive_interval=None)
@@ -190,10 +190,10 @@ def test_gateway_choice_and_url() -> None:
     assert choose_gateway(sim.topology, explicit=other.identity) == other
     assert choose_gateway(sim.topology, remembered=other.identity) == other
     assert choose_gateway(sim.topology, remembered=b"\x00" * 32) == best
-    with pytest.raises(NoRoute):
+    with pytest.raises(NoUsableRoute):
         choose_gateway(sim.topology, explicit=b"\x00" * 32)
     mix = sim.topology.layer(1)[0]
-    with pytest.raises(NoRoute):
+    with pytest.raises(NoUsableRoute):
         choose_gateway(sim.topology, explicit=mix.identity)
     assert gateway_url(best) == f"ws://{best.ip_addresses[0]}:9000/"
     import dataclasses
@@ -247,7 +247,7 @@ async def test_topology_refresh_keeps_only_usable_topologies() -> None:
     async with loopback_net() as net:
         good = dataclasses.replace(net.topology, rotation_id=7)
         empty = Topology(RewardedSet(epoch_id=2), {}, 0)
-        answers: list[Topology | Exception] = [empty, good, NoRoute("directory down")]
+        answers: list[Topology | Exception] = [empty, good, NoUsableRoute("directory down")]
 
         async def source() -> Topology:
             answer = answers.pop(0) if answers else good

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from smolmix_cli.mixnet.websocket import (
+from smolmix_cli.websocket import (
     WebSocketConnection,
     WebSocketError,
     serve_websocket_connection,

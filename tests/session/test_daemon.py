@@ -13,6 +13,7 @@ import anyio
 import pytest
 
 from smolmix_cli.apps.errors import ResolveError
+from smolmix_cli.errors_map import classify
 from smolmix_cli.session import protocol as proto
 from smolmix_cli.session.paths import SessionPaths, clear_stale, probe, runtime_dir
 from smolmix_cli.session.remote import RemoteTunnel, SessionUnavailable
@@ -97,7 +98,7 @@ async def test_udp_resolve_status_and_errors_keep_type_text_and_code(rundir: Pat
             with pytest.raises(ResolveError) as resolve_error:
                 await remote.resolve("nowhere.test")
             assert str(resolve_error.value) == "Could not resolve host: nowhere.test"
-            assert resolve_error.value.exit_code == 6
+            assert classify(resolve_error.value).code == 6
             with pytest.raises(ResolveError):
                 await remote.open_tcp("nowhere.test", 80)
             with socket.socket() as s:  # a port nobody listens on
@@ -105,7 +106,7 @@ async def test_udp_resolve_status_and_errors_keep_type_text_and_code(rundir: Pat
                 closed_port = s.getsockname()[1]
             with pytest.raises(TunnelConnectError) as refused:
                 await remote.open_tcp("echo.test", closed_port)
-            assert refused.value.exit_code == 7
+            assert classify(refused.value).code == 7
             assert str(refused.value) == f"connection to 127.0.0.1:{closed_port} refused"
             report = await remote.status()
             assert report["state"] == "ready" and report["exit"] == "stand-in-exit"
@@ -278,7 +279,7 @@ async def test_first_boot_failure_reaches_waiters_and_ends_the_daemon(rundir: Pa
             with pytest.raises(TunnelUnavailable) as info:
                 await RemoteTunnel(paths.socket).status(wait=5)
             assert str(info.value) == "the exit refused the connect"
-            assert info.value.exit_code == 97
+            assert classify(info.value).code == 97
     assert not paths.socket.exists()
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from smolmix_cli.config import Network
 from smolmix_cli.options import GlobalOptions, session_args, tunnel_args
-from smolmix_cli.session.factory import SessionError, _attach, open_tunnel
+from smolmix_cli.session.factory import OptionError, _attach, open_tunnel
 from smolmix_cli.session.paths import SessionPaths
 from smolmix_cli.session.remote import RemoteTunnel
 from tests.session.stand_in import Source, echo_tcp_server, running_daemon, short_runtime_dir
@@ -92,7 +92,7 @@ async def test_auto_attaches_only_to_a_session_with_the_same_tunnel_options(
     async with running_daemon(paths, Source({}), tunnel_args=()):
         assert isinstance(await _attach(plain, NETWORK, start=False), RemoteTunnel)
         assert await _attach(pinned, NETWORK, start=False) is None  # boots in-process instead
-        with pytest.raises(SessionError, match="other tunnel options"):
+        with pytest.raises(OptionError, match="other tunnel options"):
             await _attach(pinned, NETWORK, start=True)
 
 

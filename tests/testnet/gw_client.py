@@ -24,7 +24,7 @@ from smolmix_cli.mixnet.gateway.session import (
     SendText,
 )
 from smolmix_cli.mixnet.gateway.shared_key import SharedKey
-from smolmix_cli.mixnet.websocket import WebSocketConnection, WebSocketError, connect_websocket
+from smolmix_cli.websocket import WebSocketConnection, WebSocketError, connect_websocket
 
 
 class ClientFailed(Exception):

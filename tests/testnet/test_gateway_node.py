@@ -24,10 +24,10 @@ from smolmix_cli.mixnet.packet.mix_packet import MixPacket
 from smolmix_cli.mixnet.packet.payload import SURB_ACK_SIZE
 from smolmix_cli.mixnet.packet.size import PacketSize, SphinxKeyRotation
 from smolmix_cli.mixnet.topology.topology import NodeRole
-from smolmix_cli.mixnet.websocket import WebSocketError, connect_websocket
 from smolmix_cli.testnet.nodes.gateway import GatewayNode
 from smolmix_cli.testnet.nodes.mixnode import MixNode
 from smolmix_cli.testnet.nodes.node_spec import NodeSpec
+from smolmix_cli.websocket import WebSocketError, connect_websocket
 from tests.mixnet.wsutil import self_signed_tls
 from tests.testnet.gw_client import ClientFailed, GwClient
 from tests.testnet.nodes_util import frame_bytes, make_packet, send_raw

@@ -44,7 +44,7 @@ from smolmix_cli.mixnet.gateway.shared_key import SharedKey
 from smolmix_cli.mixnet.message.preparer import MessagePreparer
 from smolmix_cli.mixnet.message.receiver import MessageReceiver
 from smolmix_cli.mixnet.packet.size import PacketSize
-from smolmix_cli.mixnet.topology.topology import Node, NoRoute, Topology
+from smolmix_cli.mixnet.topology.topology import Node, NoUsableRoute, Topology
 from smolmix_cli.wakeup import Signal
 
 __all__ = [
@@ -56,7 +56,7 @@ __all__ = [
     "GatewayUnavailable",
     "MixnetClient",
     "NoReplySurbs",
-    "NoRoute",
+    "NoUsableRoute",
     "ReceivedMessage",
     "choose_gateway",
     "gateway_url",
@@ -131,7 +131,7 @@ def gateway_url(node: Node) -> str:
     """wss://hostname:wss_port when announced, else ws://hostname-or-IP:ws_port (spec 3.1)."""
     entry = node.entry
     if entry is None:
-        raise NoRoute(f"gateway {node.identity.hex()} announces no client WebSocket")
+        raise NoUsableRoute(f"gateway {node.identity.hex()} announces no client WebSocket")
     if entry.hostname and entry.wss_port:
         return f"wss://{entry.hostname}:{entry.wss_port}/"
     host = entry.hostname or str(node.ip_addresses[0])
@@ -155,11 +155,11 @@ def choose_gateway(
     if explicit is not None:
         node = topology.node_by_identity(explicit)
         if node.entry is None:
-            raise NoRoute(f"node {explicit.hex()} is not a gateway clients can connect to")
+            raise NoUsableRoute(f"node {explicit.hex()} is not a gateway clients can connect to")
         return node
     reachable = [n for n in topology.gateways() if n.entry is not None]
     if not reachable:
-        raise NoRoute("the topology lists no gateway with a client WebSocket")
+        raise NoUsableRoute("the topology lists no gateway with a client WebSocket")
     # Spec 4.3: skip gateways that also declare the mixnode role (unless that is all).
     candidates = [n for n in reachable if not n.supported_roles.mixnode] or reachable
     if remembered is not None:
@@ -416,7 +416,7 @@ class MixnetClient:
                 topology = await source()
                 topology.node_by_identity(self.gateway.identity)
                 if not topology.is_usable:
-                    raise NoRoute("refreshed topology has an empty layer or no gateway")
+                    raise NoUsableRoute("refreshed topology has an empty layer or no gateway")
             except (MixnetError, OSError) as exc:
                 self.topology_refresh_failures += 1
                 self.last_topology_error = f"{type(exc).__name__}: {exc}"

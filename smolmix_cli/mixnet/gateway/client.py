@@ -46,12 +46,12 @@ from smolmix_cli.mixnet.gateway.session import (
 )
 from smolmix_cli.mixnet.gateway.shared_key import SharedKey
 from smolmix_cli.mixnet.packet.mix_packet import MixPacket
-from smolmix_cli.mixnet.websocket import (
+from smolmix_cli.wakeup import Signal
+from smolmix_cli.websocket import (
     WebSocketConnection,
     WebSocketError,
     connect_websocket,
 )
-from smolmix_cli.wakeup import Signal
 
 
 def _is_transient_rejection(error: BaseException) -> bool:
@@ -84,6 +84,10 @@ log = logging.getLogger(__name__)
 
 MAX_HELD_FRAMES = 4096
 """Pushed frames kept while registration has not yet produced the key."""
+
+_CONNECTION_ERRORS = (MixnetError, WebSocketError, OSError)
+"""What ends one connection: the gateway's answers, the WebSocket below, the socket.
+They never leave this module as such: `_run` reconnects or raises GatewayUnavailable."""
 
 
 class GatewayClientError(MixnetError):
@@ -291,7 +295,7 @@ class GatewayClient:
                 async def guarded(coro: Callable[[], Awaitable[None]]) -> None:
                     try:
                         await coro()
-                    except (MixnetError, OSError, _ConnectionEnded) as exc:
+                    except (*_CONNECTION_ERRORS, _ConnectionEnded) as exc:
                         errors.append(exc.error if isinstance(exc, _ConnectionEnded) else exc)
                         tg.cancel_scope.cancel()
 
@@ -303,7 +307,7 @@ class GatewayClient:
                 except TimeoutError:
                     errors.append(GatewayHandshakeTimeout("gateway handshake timed out"))
                     tg.cancel_scope.cancel()
-                except (MixnetError, OSError) as exc:
+                except _CONNECTION_ERRORS as exc:
                     errors.append(exc)
                     tg.cancel_scope.cancel()
                 if not errors and not tg.cancel_scope.cancel_called:
@@ -322,7 +326,7 @@ class GatewayClient:
                             tg.start_soon(guarded, lambda: ws.keepalive(interval, timeout))
                         try:
                             await self._writer(ws, session)
-                        except (MixnetError, OSError) as exc:
+                        except _CONNECTION_ERRORS as exc:
                             errors.append(exc)
                             tg.cancel_scope.cancel()
         finally:

@@ -73,23 +73,23 @@ I64_MAX = 2**63 - 1
 TIMEOUT_MESSAGE = "timed out waiting for a handshake message"
 
 
-class SessionError(MixnetError):
+class GatewaySessionError(MixnetError):
     """A connection-level failure (the shell should close the socket)."""
 
 
-class GatewayRejected(SessionError):
+class GatewayRejected(GatewaySessionError):
     """The gateway answered a control request with an error or a refusal."""
 
 
-class UnexpectedResponse(SessionError, MalformedData):
+class UnexpectedResponse(GatewaySessionError, MalformedData):
     """A well-formed message that makes no sense in the current state."""
 
 
-class HandshakeTimeout(SessionError):
+class HandshakeTimeout(GatewaySessionError):
     """A registration handshake step did not arrive within 5 s."""
 
 
-class SessionNotReady(SessionError):
+class SessionNotReady(GatewaySessionError):
     """Packets offered before the session could forward them."""
 
 
@@ -246,7 +246,7 @@ class GatewayClientSession:
 
     def start(self) -> list[ClientEvent]:
         if self.state is not ClientState.IDLE:
-            raise SessionError("session already started")
+            raise GatewaySessionError("session already started")
         self.state = ClientState.AWAIT_VERSION
         return [SendText(SupportedProtocolRequest().to_json())]
 

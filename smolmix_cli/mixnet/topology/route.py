@@ -12,7 +12,7 @@ import random
 
 from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.mixnet.packet.sphinx import RouteHop
-from smolmix_cli.mixnet.topology.topology import Node, NoRoute, Topology
+from smolmix_cli.mixnet.topology.topology import Node, NoUsableRoute, Topology
 
 MIX_LAYERS = (1, 2, 3)
 DEFAULT_AVERAGE_PACKET_DELAY_NS = 15_000_000
@@ -30,7 +30,7 @@ def random_route(topology: Topology, egress_identity: bytes, rng: random.Random)
     for layer in MIX_LAYERS:
         candidates = topology.layer(layer)
         if not candidates:
-            raise NoRoute(f"mix layer {layer} has no known nodes")
+            raise NoUsableRoute(f"mix layer {layer} has no known nodes")
         route.append(rng.choice(candidates))
     route.append(egress)
     return route

@@ -29,8 +29,12 @@ class TopologyError(MalformedData):
     """A directory answer that does not have the shape nym-api gives."""
 
 
-class NoRoute(MixnetError):
+class NoUsableRoute(MixnetError):
     """The topology cannot provide a route (an empty layer, unknown egress)."""
+
+
+NO_USABLE_ROUTE = "the directory's topology has an empty mix layer or no gateway"
+"""Why a fresh topology is unusable (`not Topology.is_usable`); ping and the tunnel say it."""
 
 
 class NodeRole(enum.Enum):
@@ -357,7 +361,7 @@ class Topology:
         for node in self.nodes.values():
             if node.identity == identity:
                 return node
-        raise NoRoute(f"no known node has identity {identity.hex()}")
+        raise NoUsableRoute(f"no known node has identity {identity.hex()}")
 
     @property
     def is_usable(self) -> bool:

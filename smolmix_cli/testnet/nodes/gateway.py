@@ -44,13 +44,6 @@ from smolmix_cli.mixnet.gateway.session import (
 from smolmix_cli.mixnet.packet.framing import Frame
 from smolmix_cli.mixnet.packet.mix_packet import MixPacket
 from smolmix_cli.mixnet.packet.size import FrameVersion, PacketSize, SphinxKeyRotation
-from smolmix_cli.mixnet.websocket import (
-    WebSocketClosed,
-    WebSocketConnection,
-    WebSocketError,
-    WebSocketTimeout,
-    serve_websocket_connection,
-)
 from smolmix_cli.testnet.nodes.links import DEFAULT_QUEUE_SIZE
 from smolmix_cli.testnet.nodes.message_store import (
     DEFAULT_PER_CLIENT,
@@ -63,6 +56,13 @@ from smolmix_cli.testnet.nodes.packet_node import DEFAULT_MAX_QUEUE, PacketNode
 from smolmix_cli.testnet.nodes.processing import DEFAULT_MAX_DELAY_S, Deliver
 from smolmix_cli.testnet.nodes.registry_state import load_registry, save_registry
 from smolmix_cli.testnet.nodes.replay import DEFAULT_CAPACITY
+from smolmix_cli.websocket import (
+    WebSocketClosed,
+    WebSocketConnection,
+    WebSocketError,
+    WebSocketTimeout,
+    serve_websocket_connection,
+)
 
 logger = logging.getLogger(__name__)
 

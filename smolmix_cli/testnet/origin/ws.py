@@ -14,7 +14,7 @@ import ssl
 import anyio
 import anyio.abc
 
-from smolmix_cli.mixnet.websocket import (
+from smolmix_cli.websocket import (
     WebSocketError,
     serve_websocket_connection,
 )

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Ping, Pong, Request, TextMessage
 
-from smolmix_cli.mixnet.websocket import (
+from smolmix_cli.websocket import (
     WebSocketClosed,
     WebSocketConnection,
     WebSocketHandshakeError,

@@ -1,10 +1,12 @@
-"""WebSocket connections (client and server role) over any anyio ByteStream.
+"""WebSocket connections (RFC 6455, client and server role) over any anyio ByteStream.
 
-The gateway protocol rides WebSocket text and binary messages; the client
-speaks it to a gateway, the local network's gateway node serves it. Both use
-this one module: wsproto does the framing (sans-io), this class moves its
-bytes over a plain TCP stream or an anyio TLSStream (wss) and turns every
-failure into a `WebSocketError` subclass that carries the close code.
+Three users share it: the gateway client (the gateway protocol rides WebSocket
+messages), the local network's gateway node, and `smolmix ws` through the
+tunnel. wsproto does the framing (sans-io), this class moves its bytes over a
+plain TCP stream or an anyio TLSStream (wss) and turns every failure into a
+`WebSocketError` subclass that carries the close code. Those errors belong to
+no layer above: each user translates them into its own (the gateway client
+into gateway errors, `smolmix ws` into curl-like ones).
 
 Concurrency: one task may be inside `receive()` while others send; sends are
 serialised by a lock (pongs and close frames share the stream with data).
@@ -42,8 +44,6 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from smolmix_cli.mixnet.errors import MixnetError
-
 DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
 """Largest accepted message (bytes); gateway frames are at most ~32 KiB."""
 
@@ -57,7 +57,7 @@ CLOSE_MESSAGE_TOO_BIG = 1009
 CLOSE_INTERNAL_ERROR = 1011
 
 
-class WebSocketError(MixnetError):
+class WebSocketError(Exception):
     """Base class of every WebSocket failure."""
 
 
