@@ -100,7 +100,7 @@ def test_a_boot_failure_ends_every_command_the_same(
 ) -> None:
     monkeypatch.setattr("smolmix_cli.session.factory.open_tunnel", _failing_boot(sample.make))
 
-    async def directory_fails(*args: Any) -> Any:
+    async def directory_fails(*args: Any, **kwargs: Any) -> Any:
         raise sample.make()
 
     monkeypatch.setattr("smolmix_cli.bootstrap.fetch_topology", directory_fails)

@@ -36,8 +36,7 @@ class EmptyDirectory:
 def test_no_usable_route_is_110_for_every_command(
     args: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("smolmix_cli.cli.ping.NymApiClient", EmptyDirectory)
-    monkeypatch.setattr("smolmix_cli.tunnel.tunnel.NymApiClient", EmptyDirectory)
+    monkeypatch.setattr("smolmix_cli.bootstrap.NymApiClient", EmptyDirectory)  # ping and tunnel
     result = CliRunner().invoke(cli, ["--network", "mainnet", "--no-session", *args], input="")
     assert result.exit_code == ExitCode.DIRECTORY_INVALID == 110, result.stderr
     code = "(110) " if args[0] == "fetch" else ""
