@@ -18,7 +18,8 @@ import anyio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from smolmix_cli.apps import dns, ws
-from smolmix_cli.apps.http import FetchOptions, HttpClient
+from smolmix_cli.apps.http_client import HttpClient
+from smolmix_cli.apps.http_options import FetchOptions
 from smolmix_cli.testnet.origin.origin import DemoOrigin
 from tests.apps.certs import make_pki
 from tests.apps.os_connector import OsConnector

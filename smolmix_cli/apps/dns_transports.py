@@ -36,9 +36,10 @@ from smolmix_cli.apps.errors import (
     DnsUsageError,
     TlsError,
 )
-from smolmix_cli.apps.http import FetchOptions, HttpClient
 from smolmix_cli.apps.http_body import BytesBody
+from smolmix_cli.apps.http_client import HttpClient
 from smolmix_cli.apps.http_headers import HeaderEdit
+from smolmix_cli.apps.http_options import FetchOptions
 
 DOT_PORT = 853
 DNS_MESSAGE = "application/dns-message"

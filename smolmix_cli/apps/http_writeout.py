@@ -12,7 +12,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from smolmix_cli.apps.http import Transfer
+from smolmix_cli.apps.http_transfer import Transfer
 
 _TOKEN = re.compile(r"%%|%\{([a-z_]+)\}|%header\{([^}]*)\}|\\[nrt\\]")
 _ESCAPES = {"\\n": "\n", "\\r": "\r", "\\t": "\t", "\\\\": "\\"}

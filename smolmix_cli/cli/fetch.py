@@ -33,7 +33,6 @@ from smolmix_cli.apps.errors import (
     UsageError,
     WriteError,
 )
-from smolmix_cli.apps.http import FetchOptions, HttpClient, RequestHead, ResponseHead, Transfer
 from smolmix_cli.apps.http_body import (
     Body,
     BytesBody,
@@ -42,7 +41,10 @@ from smolmix_cli.apps.http_body import (
     StreamBody,
     parse_form_arg,
 )
+from smolmix_cli.apps.http_client import HttpClient
 from smolmix_cli.apps.http_headers import HeaderEdit, parse_header_arg
+from smolmix_cli.apps.http_options import FetchOptions
+from smolmix_cli.apps.http_transfer import RequestHead, ResponseHead, Transfer
 from smolmix_cli.apps.http_url import parse_url
 from smolmix_cli.apps.http_writeout import render
 from smolmix_cli.cli.errors import Report, run_reported

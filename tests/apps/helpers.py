@@ -6,7 +6,9 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from smolmix_cli.apps.http import FetchOptions, HttpClient, ResponseHead, Transfer
+from smolmix_cli.apps.http_client import HttpClient
+from smolmix_cli.apps.http_options import FetchOptions
+from smolmix_cli.apps.http_transfer import ResponseHead, Transfer
 
 
 @dataclass

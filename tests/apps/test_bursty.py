@@ -14,8 +14,9 @@ import anyio.abc
 import pytest
 
 from smolmix_cli.apps import dns, ws
-from smolmix_cli.apps.http import FetchOptions, HttpClient
 from smolmix_cli.apps.http_body import StreamBody
+from smolmix_cli.apps.http_client import HttpClient
+from smolmix_cli.apps.http_options import FetchOptions
 from smolmix_cli.testnet.origin.http import pseudo_random_bytes
 from smolmix_cli.testnet.origin.origin import DemoOrigin
 from tests.apps.certs import DemoPki

@@ -24,8 +24,8 @@ from smolmix_cli.apps.errors import (
     UsageError,
     WriteError,
 )
-from smolmix_cli.apps.http import HttpClient
 from smolmix_cli.apps.http_body import BytesBody, FileBody, MultipartBody, parse_form_arg
+from smolmix_cli.apps.http_client import HttpClient
 from smolmix_cli.apps.http_headers import DEFAULT_USER_AGENT, parse_header_arg
 from smolmix_cli.errors_map import classify
 from smolmix_cli.testnet.origin.http import bytes_sha256, pseudo_random_bytes
@@ -171,7 +171,7 @@ async def test_server_closed_idle_connection_is_replaced(
     async with HttpClient(connector) as client:
         await get(client, base(origin) + "/")
         # Close the pooled connection behind the client's back (as an idle server would).
-        for conns in client._idle.values():
+        for conns in client._pool._idle.values():
             for conn in conns:
                 await conn.stream.aclose()
         _out, t = await get(client, base(origin) + "/echo")
@@ -282,7 +282,7 @@ async def test_fail_and_fail_with_body(origin: DemoOrigin, connector: OsConnecto
         from tests.apps.helpers import Collected
 
         c = Collected()
-        from smolmix_cli.apps.http import FetchOptions
+        from smolmix_cli.apps.http_options import FetchOptions
 
         with pytest.raises(HttpStatusError):
             await client.fetch(base(origin) + "/status/404", c.sink, FetchOptions(fail=True))

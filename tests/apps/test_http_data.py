@@ -9,8 +9,8 @@ import pytest
 
 from smolmix_cli.apps import http_data as d
 from smolmix_cli.apps.errors import ReadError, UsageError
-from smolmix_cli.apps.http import HttpClient
 from smolmix_cli.apps.http_body import BytesBody
+from smolmix_cli.apps.http_client import HttpClient
 from smolmix_cli.errors_map import classify
 from smolmix_cli.testnet.origin.origin import DemoOrigin
 from tests.apps.helpers import get

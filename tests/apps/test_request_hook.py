@@ -10,9 +10,10 @@ import json
 
 import pytest
 
-from smolmix_cli.apps.http import HttpClient, RequestHead
 from smolmix_cli.apps.http_body import BytesBody
+from smolmix_cli.apps.http_client import HttpClient
 from smolmix_cli.apps.http_headers import parse_header_arg
+from smolmix_cli.apps.http_transfer import RequestHead
 from smolmix_cli.testnet.origin.origin import DemoOrigin
 from tests.apps.helpers import get
 from tests.apps.os_connector import OsConnector

@@ -12,7 +12,7 @@ from anyio.streams.tls import TLSStream
 
 from smolmix_cli.apps import tls
 from smolmix_cli.apps.errors import CaFileError, CertificateError, TlsError
-from smolmix_cli.apps.http import HttpClient
+from smolmix_cli.apps.http_client import HttpClient
 from smolmix_cli.errors_map import classify
 from smolmix_cli.testnet.origin.origin import DemoOrigin
 from tests.apps.certs import DemoPki

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from smolmix_cli.apps.http import HttpClient, Transfer
+from smolmix_cli.apps.http_client import HttpClient
+from smolmix_cli.apps.http_transfer import Transfer
 from smolmix_cli.apps.http_writeout import render
 from smolmix_cli.testnet.origin.origin import DemoOrigin
 from tests.apps.helpers import get

@@ -1,0 +1,129 @@
+"""Keep-alive connections per origin, opened through the Connector.
+
+Over the mixnet a new connection costs TCP and TLS round trips of a second or more
+each, so connections h11 says can carry another request wait here for the next URL
+to the same origin (and the same TLS settings).
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import anyio
+import anyio.abc
+import h11
+
+from smolmix_cli.apps import tls
+from smolmix_cli.apps.connector import Connector
+from smolmix_cli.apps.errors import AppError, ConnectError, OperationTimeout
+from smolmix_cli.apps.http_connection import HttpConnection
+from smolmix_cli.apps.http_options import FetchOptions
+from smolmix_cli.apps.http_transfer import Transfer
+from smolmix_cli.apps.http_url import Url
+
+_MAX_IDLE_PER_ORIGIN = 4
+
+
+class ConnectionPool:
+    def __init__(self, connector: Connector) -> None:
+        self._connector = connector
+        self._idle: dict[tuple[Any, ...], list[HttpConnection]] = {}
+        self.opened = 0
+        """New TCP connections made (keep-alive reuse shows as a small number)."""
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                await conn.aclose()
+
+    def _key(self, url: Url, opts: FetchOptions) -> tuple[Any, ...]:
+        tls_key = (opts.verify, opts.cafile) if url.scheme == "https" else None
+        return (url.scheme, url.host, url.port, tls_key)
+
+    async def acquire(
+        self, url: Url, opts: FetchOptions, transfer: Transfer, *, fresh: bool = False
+    ) -> tuple[HttpConnection, bool]:
+        """An idle connection to the origin, else a new one; and whether it was reused."""
+        key = self._key(url, opts)
+        idle = self._idle.get(key)
+        if idle and not fresh:
+            conn = idle.pop()
+            now = transfer.elapsed()
+            transfer.time_connect = now
+            transfer.time_appconnect = now if url.scheme == "https" else 0.0
+            transfer.reused_connection = True
+            _describe(transfer, url, conn)
+            return conn, True
+        context: ssl.SSLContext | None = None
+        if url.scheme == "https":
+            context = tls.client_context(verify=opts.verify, cafile=opts.cafile)
+        try:
+            with anyio.fail_after(opts.connect_timeout):
+                stream = await self._open(url)
+                transfer.time_connect = transfer.elapsed()
+                tls_version = ""
+                if context is not None:
+                    stream = await tls.wrap_client(stream, url.host, context)
+                    tls_version = tls.negotiated(stream).get("tls_version", "")
+                    transfer.time_appconnect = transfer.elapsed()
+                else:
+                    transfer.time_appconnect = 0.0
+        except TimeoutError:
+            raise OperationTimeout(
+                f"Connection timed out after {transfer.elapsed() * 1000:.0f} milliseconds"
+            ) from None
+        self.opened += 1
+        transfer.num_connects += 1
+        transfer.reused_connection = False
+        conn = HttpConnection(stream, key, tls_version)
+        conn.remote_ip = _remote_ip(stream)
+        _describe(transfer, url, conn)
+        return conn, False
+
+    async def _open(self, url: Url) -> anyio.abc.ByteStream:
+        try:
+            return await self._connector.open_tcp(url.host, url.port)
+        except AppError:
+            raise
+        except TimeoutError:
+            raise OperationTimeout(
+                f"Failed to connect to {url.host} port {url.port}: timed out"
+            ) from None
+        except Exception as exc:  # the tunnel's own error types included
+            raise ConnectError(f"Failed to connect to {url.host} port {url.port}: {exc}") from None
+
+    def _release(self, conn: HttpConnection) -> bool:
+        """Back to the pool if h11 says the connection can carry another request."""
+        if conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE:
+            try:
+                conn.h11.start_next_cycle()
+            except h11.LocalProtocolError:
+                return False
+            idle = self._idle.setdefault(conn.key, [])
+            if len(idle) < _MAX_IDLE_PER_ORIGIN:
+                idle.append(conn)
+                return True
+        return False
+
+    async def finish(self, conn: HttpConnection) -> None:
+        """A request is done with `conn`: keep it for the next one, or close it."""
+        if not self._release(conn):
+            await conn.aclose()
+
+
+def _describe(transfer: Transfer, url: Url, conn: HttpConnection) -> None:
+    transfer.remote_host, transfer.remote_port, transfer.scheme = url.host, url.port, url.scheme
+    transfer.remote_ip = conn.remote_ip
+    transfer.tls_version = conn.tls_version
+
+
+def _remote_ip(stream: anyio.abc.ByteStream) -> str:
+    try:
+        address = stream.extra(anyio.abc.SocketAttribute.remote_address, None)
+    except Exception:
+        return ""
+    if isinstance(address, tuple) and address:
+        return str(address[0])
+    return ""
