@@ -42,7 +42,7 @@ from smolmix_cli.config import (
 )
 from smolmix_cli.mixnet.client.key_store import KeyStore
 from smolmix_cli.mixnet.directory.nym_api import ApiUrl, NymApiClient
-from smolmix_cli.mixnet.gateway.session import GatewayRegistry
+from smolmix_cli.mixnet.gateway.gateway_connection import GatewayRegistry
 from smolmix_cli.mixnet.topology.topology import NodeRole
 from smolmix_cli.testnet.ca import load_or_create_ca, server_hosts
 from smolmix_cli.testnet.directory import (

@@ -18,14 +18,13 @@ import anyio.abc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.gateway.session import (
+from smolmix_cli.mixnet.gateway.gateway_connection import GatewayConnection, GatewayRegistry
+from smolmix_cli.mixnet.gateway.session_events import (
     ClientAuthenticated,
     ClientRegistered,
     Failed,
     ForwardPacket,
-    GatewayConnection,
     GatewayEvent,
-    GatewayRegistry,
     SendBinary,
     SendText,
 )

@@ -19,7 +19,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from smolmix_cli.mixnet.gateway.frames import RequestKind
-from smolmix_cli.mixnet.gateway.session import ForwardPacket
+from smolmix_cli.mixnet.gateway.session_events import ForwardPacket
 from smolmix_cli.mixnet.packet.mix_packet import MixPacket
 from smolmix_cli.mixnet.topology.topology import EntryDetails, Topology
 from tests.mixnet.gateway_server import LoopbackGateway, run_gateway

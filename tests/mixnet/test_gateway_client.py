@@ -12,8 +12,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from smolmix_cli.mixnet.address import NodeAddress
 from smolmix_cli.mixnet.gateway.client import GatewayClient, GatewayUnavailable
 from smolmix_cli.mixnet.gateway.frames import RequestKind
+from smolmix_cli.mixnet.gateway.gateway_connection import FREE_TESTNET_BANDWIDTH
 from smolmix_cli.mixnet.gateway.handshake import ed25519_public_bytes
-from smolmix_cli.mixnet.gateway.session import FREE_TESTNET_BANDWIDTH, ForwardPacket
+from smolmix_cli.mixnet.gateway.session_events import ForwardPacket
 from smolmix_cli.mixnet.gateway.shared_key import SharedKey
 from smolmix_cli.mixnet.packet.mix_packet import MixPacket
 from smolmix_cli.mixnet.packet.size import PacketSize, PacketType, SphinxKeyRotation

@@ -16,7 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smolmix_cli.mixnet.errors import MixnetError
+from smolmix_cli.mixnet.gateway.client_session import GatewayClientSession
 from smolmix_cli.mixnet.gateway.frames import decrypt_push, decrypt_request, split_frame
+from smolmix_cli.mixnet.gateway.gateway_connection import (
+    GatewayConnection,
+    GatewayConnState,
+    GatewayRegistry,
+)
 from smolmix_cli.mixnet.gateway.handshake import (
     ClientHandshake,
     GatewayHandshake,
@@ -31,12 +37,6 @@ from smolmix_cli.mixnet.gateway.messages import (
     HandshakePayload,
     parse_client_message,
     parse_server_message,
-)
-from smolmix_cli.mixnet.gateway.session import (
-    GatewayClientSession,
-    GatewayConnection,
-    GatewayConnState,
-    GatewayRegistry,
 )
 from smolmix_cli.mixnet.gateway.shared_key import SharedKey
 from tests.mixnet.gateway_vectors import frames, handshake_vector, packets_vector

@@ -9,7 +9,19 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from smolmix_cli.mixnet.errors import MalformedData
+from smolmix_cli.mixnet.gateway.client_session import (
+    CLAIM_THRESHOLD,
+    ClientState,
+    GatewayClientSession,
+)
 from smolmix_cli.mixnet.gateway.frames import RequestKind, encrypt_push, encrypt_request
+from smolmix_cli.mixnet.gateway.gateway_connection import (
+    FREE_TESTNET_BANDWIDTH,
+    GatewayConnection,
+    GatewayConnState,
+    GatewayRegistry,
+    mix_packet_cost,
+)
 from smolmix_cli.mixnet.gateway.handshake import (
     CURRENT_PROTOCOL_VERSION,
     MAX_REQUEST_TIMESTAMP_SKEW_S,
@@ -33,23 +45,16 @@ from smolmix_cli.mixnet.gateway.messages import (
     TypedError,
     parse_server_message,
 )
-from smolmix_cli.mixnet.gateway.session import (
-    CLAIM_THRESHOLD,
-    FREE_TESTNET_BANDWIDTH,
+from smolmix_cli.mixnet.gateway.session_events import (
     HANDSHAKE_STEP_TIMEOUT_S,
     Authenticated,
     BandwidthChanged,
     ClientAuthenticated,
     ClientRegistered,
-    ClientState,
     Dropped,
     Failed,
     ForwardPacket,
-    GatewayClientSession,
-    GatewayConnection,
-    GatewayConnState,
     GatewayErrorReported,
-    GatewayRegistry,
     HandshakeTimeout,
     MessageReceived,
     Ready,
@@ -57,7 +62,6 @@ from smolmix_cli.mixnet.gateway.session import (
     SendBinary,
     SendText,
     SessionNotReady,
-    mix_packet_cost,
 )
 from smolmix_cli.mixnet.gateway.shared_key import SharedKey
 from tests.mixnet.gateway_vectors import frames, handshake_vector, packets_vector

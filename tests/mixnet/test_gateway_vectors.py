@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from smolmix_cli.mixnet.gateway.client_session import GatewayClientSession
 from smolmix_cli.mixnet.gateway.frames import (
     RequestKind,
     ResponseKind,
@@ -14,6 +15,7 @@ from smolmix_cli.mixnet.gateway.frames import (
     encrypt_request,
     split_frame,
 )
+from smolmix_cli.mixnet.gateway.gateway_connection import GatewayConnection, GatewayRegistry
 from smolmix_cli.mixnet.gateway.handshake import (
     GatewayHandshake,
     GatewayMaterialExchange,
@@ -33,15 +35,12 @@ from smolmix_cli.mixnet.gateway.messages import (
     parse_client_message,
     parse_server_message,
 )
-from smolmix_cli.mixnet.gateway.session import (
+from smolmix_cli.mixnet.gateway.session_events import (
     Authenticated,
     BandwidthChanged,
     ClientAuthenticated,
     ClientRegistered,
     ForwardPacket,
-    GatewayClientSession,
-    GatewayConnection,
-    GatewayRegistry,
     MessageReceived,
     Ready,
     Registered,

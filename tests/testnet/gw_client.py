@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 import anyio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from smolmix_cli.mixnet.gateway.session import (
+from smolmix_cli.mixnet.gateway.client_session import GatewayClientSession
+from smolmix_cli.mixnet.gateway.session_events import (
     BandwidthChanged,
     ClientEvent,
     Failed,
-    GatewayClientSession,
     GatewayErrorReported,
     MessageReceived,
     Ready,

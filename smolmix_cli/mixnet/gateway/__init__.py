@@ -1,4 +1,5 @@
 """The client-gateway WebSocket protocol: handshake, frames, control messages, both ends.
 
-Both ends share one sans-io session; MixPackets and pushed messages stay opaque bytes here.
+Each end is a sans-io machine (`client_session`, `gateway_connection`) speaking the events
+of `session_events`; MixPackets and pushed messages stay opaque bytes here.
 """

@@ -24,18 +24,17 @@ import anyio.abc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from smolmix_cli.mixnet.errors import MixnetError
+from smolmix_cli.mixnet.gateway.client_session import ClientState, GatewayClientSession
 from smolmix_cli.mixnet.gateway.handshake import (
     PROTOCOL_KEY_ROTATION_PACKET,
     AuthenticationFailed,
 )
-from smolmix_cli.mixnet.gateway.session import (
+from smolmix_cli.mixnet.gateway.session_events import (
     Authenticated,
     BandwidthChanged,
     ClientEvent,
-    ClientState,
     Dropped,
     Failed,
-    GatewayClientSession,
     GatewayErrorReported,
     GatewayRejected,
     MessageReceived,

@@ -28,16 +28,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.mixnet.gateway.frames import RequestKind
-from smolmix_cli.mixnet.gateway.session import (
+from smolmix_cli.mixnet.gateway.gateway_connection import (
     FREE_TESTNET_BANDWIDTH,
+    GatewayConnection,
+    GatewayRegistry,
+)
+from smolmix_cli.mixnet.gateway.session_events import (
     ClientAuthenticated,
     ClientRegistered,
     Dropped,
     Failed,
     ForwardPacket,
-    GatewayConnection,
     GatewayEvent,
-    GatewayRegistry,
     SendBinary,
     SendText,
 )

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from smolmix_cli.mixnet.errors import MalformedData, MixnetError
-from smolmix_cli.mixnet.gateway.session import ClientRecord, GatewayRegistry
+from smolmix_cli.mixnet.gateway.gateway_connection import ClientRecord, GatewayRegistry
 from smolmix_cli.mixnet.gateway.shared_key import SharedKey
 
 FORMAT_VERSION = 1
