@@ -426,6 +426,33 @@ def _handshake_event(ws: WSConnection) -> Event | None:
     return None
 
 
+class _ClosedOnFailure:
+    """Closes the handshake's stream on any failure; time-outs and lost transports get named.
+
+    `stream` follows the handshake when it wraps the stream (TLS on the server side).
+    """
+
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
+        self.stream = stream
+
+    async def __aenter__(self) -> _ClosedOnFailure:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            return
+        await anyio.aclose_forcefully(self.stream)
+        if isinstance(exc, TimeoutError):
+            raise WebSocketTimeout("websocket handshake timed out") from None
+        if isinstance(exc, anyio.BrokenResourceError | anyio.ClosedResourceError | OSError):
+            raise WebSocketHandshakeError(f"connection failed during handshake: {exc!r}") from None
+
+
 async def client_handshake(
     stream: anyio.abc.ByteStream,
     *,
@@ -438,7 +465,7 @@ async def client_handshake(
 ) -> WebSocketConnection:
     """Upgrade an already-connected stream as a client (the stream is closed on failure)."""
     ws = WSConnection(ConnectionType.CLIENT)
-    try:
+    async with _ClosedOnFailure(stream):
         with anyio.fail_after(timeout):
             await stream.send(
                 ws.send(
@@ -467,15 +494,6 @@ async def client_handshake(
                             f"websocket upgrade refused with HTTP {event.status_code}",
                             status_code=event.status_code,
                         )
-    except TimeoutError:
-        await anyio.aclose_forcefully(stream)
-        raise WebSocketTimeout("websocket handshake timed out") from None
-    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-        await anyio.aclose_forcefully(stream)
-        raise WebSocketHandshakeError(f"connection failed during handshake: {exc!r}") from None
-    except BaseException:
-        await anyio.aclose_forcefully(stream)
-        raise
 
 
 def default_ssl_context() -> ssl.SSLContext:
@@ -541,11 +559,11 @@ async def serve_websocket_connection(
     `WebSocketHandshakeError`; the stream is closed on any failure.
     """
     ws = WSConnection(ConnectionType.SERVER)
-    try:
+    async with _ClosedOnFailure(stream) as guard:
         with anyio.fail_after(timeout):
             if ssl_context is not None:
                 try:
-                    stream = await TLSStream.wrap(
+                    stream = guard.stream = await TLSStream.wrap(
                         stream, server_side=True, ssl_context=ssl_context, standard_compatible=False
                     )
                 except (ssl.SSLError, OSError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
@@ -567,15 +585,6 @@ async def serve_websocket_connection(
                         path=event.target,
                         subprotocol=chosen,
                     )
-    except TimeoutError:
-        await anyio.aclose_forcefully(stream)
-        raise WebSocketTimeout("websocket handshake timed out") from None
-    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-        await anyio.aclose_forcefully(stream)
-        raise WebSocketHandshakeError(f"connection failed during handshake: {exc!r}") from None
-    except BaseException:
-        await anyio.aclose_forcefully(stream)
-        raise
 
 
 async def _send_reject(stream: anyio.abc.ByteStream, ws: WSConnection) -> None:
