@@ -26,6 +26,7 @@ from anyio.streams.tls import TLSStream
 
 from smolmix_cli.mixnet.base58 import b58encode
 from smolmix_cli.mixnet.topology.topology import EntryDetails, NodeRole, SupportedRoles
+from smolmix_cli.testnet.h11_io import next_event
 from smolmix_cli.testnet.nodes.node_spec import NodeSpec
 
 log = logging.getLogger(__name__)
@@ -471,14 +472,8 @@ class DirectoryServer:
         request: h11.Request | None = None
         body_size = 0
         while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                try:
-                    data = await stream.receive(65536)
-                except anyio.EndOfStream:
-                    data = b""
-                conn.receive_data(data)
-            elif isinstance(event, h11.Request):
+            event = await next_event(conn, stream)
+            if isinstance(event, h11.Request):
                 request = event
             elif isinstance(event, h11.EndOfMessage):
                 return request

@@ -267,14 +267,7 @@ class LocalNetwork:
             ipv6=str(DEMO_IPV6),
             ports=dict(DEMO_PORTS),
             loopback_host=origin.host,
-            loopback_ports={
-                "http": origin.http_port,
-                "https": origin.https_port,
-                "ws": origin.ws_port,
-                "wss": origin.wss_port,
-                "dns": origin.dns_port,
-                "dot": origin.dot_port,
-            },
+            loopback_ports=origin.ports(),
         )
 
     # --- the exits and the demo origin -------------------------------------------------------
@@ -303,14 +296,7 @@ class LocalNetwork:
             amap.map_address(address, "127.0.0.1")
             if origin is None:
                 continue
-            targets = {
-                "http": origin.http_port,
-                "https": origin.https_port,
-                "ws": origin.ws_port,
-                "wss": origin.wss_port,
-                "dns": origin.dns_port,
-                "dot": origin.dot_port,
-            }
+            targets = origin.ports()
             for service, port in DEMO_PORTS.items():
                 if targets[service]:
                     amap.map_port(address, port, "127.0.0.1", targets[service])

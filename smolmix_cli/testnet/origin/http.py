@@ -32,6 +32,7 @@ import anyio
 import anyio.abc
 import h11
 
+from smolmix_cli.testnet.h11_io import next_event
 from smolmix_cli.testnet.origin.dns import DemoZone, answer_bytes
 
 BLOCK = 65536
@@ -356,14 +357,7 @@ async def _read_request(
     length = 0
     head = bytearray()
     while True:
-        event = conn.next_event()
-        if event is h11.NEED_DATA:
-            try:
-                data = await stream.receive(65536)
-            except anyio.EndOfStream:
-                data = b""
-            conn.receive_data(data)
-            continue
+        event = await next_event(conn, stream)
         if event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
             return None
         if isinstance(event, h11.Request):

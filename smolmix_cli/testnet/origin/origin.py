@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 
 import anyio
@@ -78,29 +79,37 @@ class DemoOrigin:
             for resource in self._closers:
                 await anyio.aclose_forcefully(resource)
 
+    def ports(self) -> dict[str, int]:
+        """Loopback port per demo service name (0: not serving it)."""
+        return {
+            "http": self.http_port,
+            "https": self.https_port,
+            "ws": self.ws_port,
+            "wss": self.wss_port,
+            "dns": self.dns_port,
+            "dot": self.dot_port,
+        }
+
     async def _start(self) -> None:
         assert self._tg is not None
         tg = self._tg
-        http = await self._listen()
-        self.http_port = _port(http)
-        tg.start_soon(http.serve, self._plain_http, tg)
-        ws = await self._listen()
-        self.ws_port = _port(ws)
-        tg.start_soon(ws.serve, self._plain_ws, tg)
+        self.http_port = await self._serve(self._plain_http)
+        self.ws_port = await self._serve(self._plain_ws)
         if self.ssl_context is not None:
-            https = await self._listen()
-            self.https_port = _port(https)
-            tg.start_soon(https.serve, self._tls_http, tg)
-            wss = await self._listen()
-            self.wss_port = _port(wss)
-            tg.start_soon(wss.serve, self._tls_ws, tg)
-            dot = await self._listen()
-            self.dot_port = _port(dot)
-            tg.start_soon(dot.serve, self._dot, tg)
+            self.https_port = await self._serve(self._tls_http)
+            self.wss_port = await self._serve(self._tls_ws)
+            self.dot_port = await self._serve(self._dot)
         udp, tcp = await self._dns_sockets()
         self.dns_port = _port(tcp)
         tg.start_soon(serve_dns_udp, udp, self.zone)
         tg.start_soon(tcp.serve, self._dns_tcp, tg)
+
+    async def _serve(self, handler: Callable[[anyio.abc.SocketStream], Awaitable[None]]) -> int:
+        """A fresh loopback listener handing each connection to `handler`; its port."""
+        assert self._tg is not None
+        listener = await self._listen()
+        self._tg.start_soon(listener.serve, handler, self._tg)
+        return _port(listener)
 
     async def _listen(self) -> anyio.abc.SocketListener:
         listener = await anyio.create_tcp_listener(local_host=self.host, local_port=0)
