@@ -14,9 +14,10 @@ import errno
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
@@ -25,6 +26,8 @@ from anyio.abc import SocketAttribute
 
 CHUNK = 65536
 CONNECT_RETRY = 0.01
+
+_T = TypeVar("_T")
 
 
 class UnixStream(anyio.abc.SocketStream):
@@ -35,38 +38,33 @@ class UnixStream(anyio.abc.SocketStream):
 
     async def receive(self, max_bytes: int = CHUNK) -> bytes:
         await anyio.lowlevel.checkpoint_if_cancelled()
-        while True:
-            if self._closed:
-                raise anyio.ClosedResourceError
-            try:
-                data = self._sock.recv(max_bytes)
-            except BlockingIOError:
-                await anyio.wait_readable(self._sock)
-                continue
-            except OSError as exc:
-                if self._closed:
-                    raise anyio.ClosedResourceError from None
-                raise anyio.BrokenResourceError(str(exc)) from exc
-            if not data:
-                raise anyio.EndOfStream
-            return data
+        data = await self._when_ready(anyio.wait_readable, partial(self._sock.recv, max_bytes))
+        if not data:
+            raise anyio.EndOfStream
+        return data
 
     async def send(self, item: bytes) -> None:
         await anyio.lowlevel.checkpoint_if_cancelled()
         view = memoryview(item)
         while view:
+            sent = await self._when_ready(anyio.wait_writable, partial(self._sock.send, view))
+            view = view[sent:]
+
+    async def _when_ready(
+        self, wait: Callable[[socket.socket], Awaitable[None]], op: Callable[[], _T]
+    ) -> _T:
+        """`op` as soon as the socket lets it run; failures as anyio's stream errors."""
+        while True:
             if self._closed:
                 raise anyio.ClosedResourceError
             try:
-                sent = self._sock.send(view)
+                return op()
             except BlockingIOError:
-                await anyio.wait_writable(self._sock)
-                continue
+                await wait(self._sock)
             except OSError as exc:
                 if self._closed:
                     raise anyio.ClosedResourceError from None
                 raise anyio.BrokenResourceError(str(exc)) from exc
-            view = view[sent:]
 
     async def send_eof(self) -> None:
         if self._closed:
