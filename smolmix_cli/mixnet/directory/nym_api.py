@@ -16,10 +16,10 @@ import enum
 import json
 import socket
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 import anyio
@@ -52,6 +52,8 @@ PATH_ENTRY_GATEWAYS = "v2/unstable/nym-nodes/skimmed/entry-gateways"
 PATH_EXIT_GATEWAYS = "v2/unstable/nym-nodes/skimmed/exit-gateways"
 PATH_ALL_SKIMMED = "v2/unstable/nym-nodes/skimmed"
 PATH_DESCRIBED = "v2/nym-nodes/described"
+
+_T = TypeVar("_T")
 
 
 class FailureKind(enum.Enum):
@@ -367,21 +369,19 @@ class NymApiClient:
                 return collector.pages
 
     async def rewarded_set(self) -> RewardedSet:
-        body = await self.get_json(PATH_REWARDED_SET)
-        try:
-            return parse_rewarded_set(body)
-        except TopologyError as exc:
-            raise DirectoryUnavailable(
-                FailureKind.MALFORMED, self.urls[self._preferred].full(PATH_REWARDED_SET), str(exc)
-            ) from None
+        return await self._get_parsed(PATH_REWARDED_SET, parse_rewarded_set)
 
     async def key_rotation_info(self) -> KeyRotationInfo:
-        body = await self.get_json(PATH_KEY_ROTATION)
+        return await self._get_parsed(PATH_KEY_ROTATION, parse_key_rotation_info)
+
+    async def _get_parsed(self, path: str, parse: Callable[[Any], _T]) -> _T:
+        """One endpoint's JSON through its parser; a body that does not parse is MALFORMED."""
+        body = await self.get_json(path)
         try:
-            return parse_key_rotation_info(body)
+            return parse(body)
         except TopologyError as exc:
             raise DirectoryUnavailable(
-                FailureKind.MALFORMED, self.urls[self._preferred].full(PATH_KEY_ROTATION), str(exc)
+                FailureKind.MALFORMED, self.urls[self._preferred].full(path), str(exc)
             ) from None
 
     async def entry_gateways(self) -> list[Node]:
