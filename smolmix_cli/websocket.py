@@ -438,12 +438,7 @@ class _ClosedOnFailure:
     async def __aenter__(self) -> _ClosedOnFailure:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, _type: object, exc: BaseException | None, _tb: object) -> None:
         if exc is None:
             return
         await anyio.aclose_forcefully(self.stream)
