@@ -39,34 +39,28 @@ class MixPacket:
 
     @classmethod
     def from_v2_bytes(cls, data: bytes) -> MixPacket:
-        if len(data) < 3:
-            raise MixPacketError("MixPacket shorter than its fixed fields")
-        try:
-            packet_type = PacketType.from_byte(data[0])
-            rotation = SphinxKeyRotation.from_byte(data[1])
-            return cls._finish(data[2:], packet_type, rotation)
-        except MixPacketError:
-            raise
-        except MixnetError as exc:
-            raise MixPacketError(f"bad MixPacket: {exc}") from exc
+        return cls._parse(data, with_rotation=True)
 
     @classmethod
     def from_v1_bytes(cls, data: bytes) -> MixPacket:
-        if len(data) < 2:
+        return cls._parse(data, with_rotation=False)
+
+    @classmethod
+    def _parse(cls, data: bytes, *, with_rotation: bool) -> MixPacket:
+        """Both versions: v1 has no key-rotation byte, so its rotation is UNKNOWN."""
+        fixed = 2 if with_rotation else 1
+        if len(data) < fixed + 1:
             raise MixPacketError("MixPacket shorter than its fixed fields")
         try:
             packet_type = PacketType.from_byte(data[0])
-            return cls._finish(data[1:], packet_type, SphinxKeyRotation.UNKNOWN)
+            rotation = (
+                SphinxKeyRotation.from_byte(data[1]) if with_rotation else SphinxKeyRotation.UNKNOWN
+            )
+            address, used = NodeAddress.parse_prefix(data[fixed:])
+            packet = bytes(data[fixed + used :])
+            PacketSize.from_length(len(packet))  # must be one of Nym's sizes
+            return cls(address, packet, packet_type, rotation)
         except MixPacketError:
             raise
         except MixnetError as exc:
             raise MixPacketError(f"bad MixPacket: {exc}") from exc
-
-    @classmethod
-    def _finish(
-        cls, rest: bytes, packet_type: PacketType, rotation: SphinxKeyRotation
-    ) -> MixPacket:
-        address, used = NodeAddress.parse_prefix(rest)
-        packet = bytes(rest[used:])
-        PacketSize.from_length(len(packet))  # must be one of Nym's sizes
-        return cls(address, packet, packet_type, rotation)
