@@ -1,4 +1,11 @@
-"""Session-wide guards for the test suite."""
+"""Session-wide guards and shared fixtures for the test suite.
+
+Async backends: a test marked `pytest.mark.anyio` runs on asyncio. A module (or test) that must
+hold on every backend says so with `pytest.mark.anyio_backends("asyncio", "trio")`, which
+parametrizes the `anyio_backend` fixture below through pytest's ordinary indirect
+parametrization. One fixture and one marker instead of a fixture per module; asyncio stays the
+default so a new async test costs one run, not two.
+"""
 
 from __future__ import annotations
 
@@ -18,3 +25,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             "test the plain sources)",
             returncode=2,
         )
+
+
+@pytest.fixture
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "asyncio"))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("anyio_backends")
+    if marker is not None and "anyio_backend" in metafunc.fixturenames:
+        metafunc.parametrize("anyio_backend", marker.args, indirect=True)

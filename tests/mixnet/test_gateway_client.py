@@ -21,10 +21,7 @@ from smolmix_cli.mixnet.websocket import WebSocketClosed, WebSocketConnection
 from tests.mixnet.gateway_server import LoopbackGateway, run_gateway
 from tests.mixnet.wsutil import self_signed_tls, ws_server
 
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = pytest.mark.anyio_backends("asyncio", "trio")
 
 
 def _packet(i: int) -> MixPacket:

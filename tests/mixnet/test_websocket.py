@@ -20,10 +20,7 @@ from smolmix_cli.mixnet.websocket import (
 )
 from tests.mixnet.wsutil import self_signed_tls, ws_server
 
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = pytest.mark.anyio_backends("asyncio", "trio")
 
 
 async def _echo(conn: WebSocketConnection) -> None:

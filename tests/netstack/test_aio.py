@@ -30,15 +30,10 @@ from smolmix_cli.netstack.tcp import TcpConfig
 
 from .relay import Impairment, relay
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.anyio_backends("asyncio", "trio")]
 
 A4, B4 = IPv4Address("192.0.2.1"), IPv4Address("192.0.2.2")
 A6, B6 = IPv6Address("fd00:e7a1::1"), IPv6Address("fd00:e7a1::2")
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def _cfg() -> TcpConfig:

@@ -131,11 +131,6 @@ def test_tunnel_errors_map_to_reply_codes() -> None:
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def rundir() -> Iterator[Path]:
     path = short_runtime_dir()
     yield path

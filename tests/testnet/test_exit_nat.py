@@ -30,11 +30,6 @@ CLIENT = IPv4Address("10.0.7.7")
 LOOP = IPv4Address("127.0.0.1")
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @asynccontextmanager
 async def wired(
     config: NatConfig | None = None,

@@ -26,11 +26,6 @@ pytestmark = pytest.mark.anyio
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_two_exits_are_published_serve_and_keep_their_addresses(tmp_path: Path) -> None:
     with anyio.fail_after(50):
         async with exit_net(tmp_path, exits=2) as net:
