@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import random
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +22,7 @@ from smolmix_cli.mixnet.receiver import (
     MessageReceiver,
 )
 from smolmix_cli.mixnet.reply_surb import ReplySurb
+from tests.fuzzing import scaled
 from tests.mixnet.recorded_net import SPHINX, recorded_topology, route_through
 from tests.vectors import h, load_vector
 
@@ -94,18 +94,9 @@ def test_our_multi_fragment_message_end_to_end() -> None:
     assert events[-1].set_ids == (prepared[0].fragment_id.set_id,)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=scaled(300), deadline=None)
 @given(st.binary(max_size=2000))
 def test_on_push_raises_only_mixnet_errors(data: bytes) -> None:
-    receiver = _client_receiver()
-    with contextlib.suppress(MixnetError):
-        receiver.on_push(data, now=0.0)
-
-
-@pytest.mark.fuzz
-@settings(max_examples=10_000, deadline=None)
-@given(st.binary(max_size=2000))
-def test_on_push_fuzz_long(data: bytes) -> None:
     receiver = _client_receiver()
     with contextlib.suppress(MixnetError):
         receiver.on_push(data, now=0.0)
