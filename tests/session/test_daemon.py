@@ -6,7 +6,6 @@ import os
 import socket
 import stat
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -22,20 +21,10 @@ from tests.session.stand_in import (
     echo_tcp_server,
     echo_udp_server,
     running_daemon,
-    short_runtime_dir,
     unused_paths,
 )
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def rundir() -> Iterator[Path]:
-    path = short_runtime_dir()
-    yield path
-    for child in path.iterdir():
-        child.unlink()
-    path.rmdir()
 
 
 NAMES = {"echo.test": "127.0.0.1"}
