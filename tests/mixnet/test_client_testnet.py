@@ -15,7 +15,7 @@ from smolmix_cli.mixnet.topology import NodeRole, RewardedSet, Topology
 from smolmix_cli.testnet.gateway import GatewayNode
 from smolmix_cli.testnet.mixnode import MixNode
 from smolmix_cli.testnet.node_spec import NodeSpec
-from tests.mixnet.wsutil import TLSPair, self_signed_tls
+from tests.self_signed import TLSPair, self_signed_tls
 
 pytestmark = pytest.mark.anyio_backends("asyncio", "trio")
 

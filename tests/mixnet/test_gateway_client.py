@@ -19,7 +19,8 @@ from smolmix_cli.mixnet.mix_packet import MixPacket
 from smolmix_cli.mixnet.packet_size import PacketSize, PacketType, SphinxKeyRotation
 from smolmix_cli.mixnet.websocket import WebSocketClosed, WebSocketConnection
 from tests.mixnet.gateway_server import LoopbackGateway, run_gateway
-from tests.mixnet.wsutil import self_signed_tls, ws_server
+from tests.mixnet.wsutil import ws_server
+from tests.self_signed import self_signed_tls
 
 pytestmark = pytest.mark.anyio_backends("asyncio", "trio")
 

@@ -18,7 +18,8 @@ from smolmix_cli.mixnet.websocket import (
     connect_websocket,
     parse_websocket_url,
 )
-from tests.mixnet.wsutil import self_signed_tls, ws_server
+from tests.mixnet.wsutil import ws_server
+from tests.self_signed import self_signed_tls
 
 pytestmark = pytest.mark.anyio_backends("asyncio", "trio")
 

@@ -28,7 +28,7 @@ from smolmix_cli.mixnet.websocket import WebSocketError, connect_websocket
 from smolmix_cli.testnet.gateway import GatewayNode
 from smolmix_cli.testnet.mixnode import MixNode
 from smolmix_cli.testnet.node_spec import NodeSpec
-from tests.mixnet.wsutil import self_signed_tls
+from tests.self_signed import self_signed_tls
 from tests.testnet.gw_client import ClientFailed, GwClient
 from tests.testnet.nodes_util import frame_bytes, make_packet, send_raw
 
