@@ -209,7 +209,9 @@ async def test_second_daemon_on_a_live_socket_refuses(rundir: Path) -> None:
 
     paths = unused_paths(rundir)
     async with running_daemon(paths, Source(NAMES)):
-        second = SessionDaemon(paths, DaemonConfig(network_name="test"), Source(NAMES))
+        second = SessionDaemon(
+            paths, DaemonConfig(network_name="test"), Source(NAMES), classify=classify
+        )
         with pytest.raises(SessionDaemonError, match="already runs"):
             await second.serve()
         assert probe(paths.socket) is True
@@ -224,7 +226,10 @@ async def test_idle_timeout_stops_the_session(rundir: Path) -> None:
             from smolmix_cli.session.daemon import DaemonConfig, SessionDaemon
 
             daemon = SessionDaemon(
-                paths, DaemonConfig(network_name="test", idle_timeout=0.6), source
+                paths,
+                DaemonConfig(network_name="test", idle_timeout=0.6),
+                source,
+                classify=classify,
             )
             await tg.start(daemon.serve)
             start = anyio.current_time()
@@ -274,7 +279,9 @@ async def test_first_boot_failure_reaches_waiters_and_ends_the_daemon(rundir: Pa
         async with anyio.create_task_group() as tg:
             from smolmix_cli.session.daemon import DaemonConfig, SessionDaemon
 
-            daemon = SessionDaemon(paths, DaemonConfig(network_name="test"), source)
+            daemon = SessionDaemon(
+                paths, DaemonConfig(network_name="test"), source, classify=classify
+            )
             await tg.start(daemon.serve)
             with pytest.raises(TunnelUnavailable) as info:
                 await RemoteTunnel(paths.socket).status(wait=5)

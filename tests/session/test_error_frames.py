@@ -36,7 +36,7 @@ from tests.session.stand_in import LoopbackTunnel, running_daemon, short_runtime
 
 def _answer(exc: BaseException) -> proto.RemoteError:
     decoder = proto.FrameDecoder()
-    decoder.feed(error_answer(exc))
+    decoder.feed(error_answer(exc, classify))
     frame = decoder.next_frame()
     assert frame is not None
     answer = proto.parse_answer(frame)
@@ -141,7 +141,9 @@ async def test_a_boot_failure_below_the_tunnel_keeps_its_line_end_to_end(rundir:
     paths = unused_paths(rundir)
     with anyio.fail_after(10):
         async with anyio.create_task_group() as tg:
-            daemon = SessionDaemon(paths, DaemonConfig(network_name="test"), source)
+            daemon = SessionDaemon(
+                paths, DaemonConfig(network_name="test"), source, classify=classify
+            )
             await tg.start(daemon.serve)
             with pytest.raises(CliError) as info:
                 await RemoteTunnel(paths.socket).status(wait=5)
