@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from smolmix_cli.apps import dns, ws
 from smolmix_cli.apps.http import FetchOptions, HttpClient
-from smolmix_cli.testnet.origin import DemoOrigin
+from smolmix_cli.testnet.origin.origin import DemoOrigin
 from tests.apps.certs import make_pki
 from tests.apps.os_connector import OsConnector
 

@@ -27,8 +27,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from smolmix_cli.apps.http import FetchOptions, HttpClient  # noqa: E402
-from smolmix_cli.cli.options import GlobalOptions  # noqa: E402
 from smolmix_cli.config import load_network_file  # noqa: E402
+from smolmix_cli.options import GlobalOptions  # noqa: E402
 from smolmix_cli.session.factory import open_tunnel  # noqa: E402
 
 SMOLMIX = (sys.executable, "-m", "smolmix_cli")

@@ -11,8 +11,8 @@ import os
 import time
 from collections.abc import Callable
 
-from smolmix_cli.mixnet.gateway_frames import RequestKind, decrypt_request, encrypt_request
-from smolmix_cli.mixnet.gateway_key import SharedKey
+from smolmix_cli.mixnet.gateway.frames import RequestKind, decrypt_request, encrypt_request
+from smolmix_cli.mixnet.gateway.shared_key import SharedKey
 
 # MixPacket v2 of a regular Sphinx packet via an IPv4 hop (spec §3.6)
 PLAINTEXT_LEN = 1 + 1 + 7 + 2413

@@ -30,8 +30,8 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from smolmix_cli.testnet.origin_http import bytes_sha256
-from smolmix_cli.testnet.processing import Forward
+from smolmix_cli.testnet.nodes.processing import Forward
+from smolmix_cli.testnet.origin.http import bytes_sha256
 from tests.interop.harness import BIG, interop_network, missing_prerequisites, run_driver
 
 

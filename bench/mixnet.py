@@ -34,13 +34,13 @@ import anyio.abc
 
 from smolmix_cli.config import Network, load_network_file
 from smolmix_cli.mixnet.address import NodeAddress
-from smolmix_cli.mixnet.framing import Frame, FrameDecoder
 from smolmix_cli.mixnet.keys import X25519KeyPair
-from smolmix_cli.mixnet.packet_size import FrameVersion, PacketSize, SphinxKeyRotation
-from smolmix_cli.mixnet.sphinx import Destination, RouteHop, build_packet
-from smolmix_cli.mixnet.topology import NodeRole
-from smolmix_cli.testnet.mixnode import MixNode
-from smolmix_cli.testnet.node_spec import NodeSpec
+from smolmix_cli.mixnet.packet.framing import Frame, FrameDecoder
+from smolmix_cli.mixnet.packet.size import FrameVersion, PacketSize, SphinxKeyRotation
+from smolmix_cli.mixnet.packet.sphinx import Destination, RouteHop, build_packet
+from smolmix_cli.mixnet.topology.topology import NodeRole
+from smolmix_cli.testnet.nodes.mixnode import MixNode
+from smolmix_cli.testnet.nodes.node_spec import NodeSpec
 
 
 def emit(record: dict[str, Any]) -> None:
@@ -141,15 +141,15 @@ def network_process(state_dir: Path) -> Iterator[Network]:
 
 
 async def client_measurements(messages: int, bulk_kib: int) -> list[dict[str, Any]]:
-    from smolmix_cli.cli.ping import client_config, fetch_topology, open_client
-    from smolmix_cli.mixnet.client import ClientConfig
+    from smolmix_cli.bootstrap import fetch_topology, start_client
+    from smolmix_cli.mixnet.client.client import ClientConfig
 
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp, network_process(Path(tmp)) as network:
         async with anyio.create_task_group() as tg:
             topology = await fetch_topology(network, 10)
-            fast = client_config(network, 0.0)  # cover and Poisson off, zero delays
-            async with open_client(network, topology, config=fast) as client:
+            fast = ClientConfig.fast()  # cover and Poisson off, zero delays
+            async with start_client(network, topology, config=fast) as client:
                 # round trip of one small message to ourselves, one at a time
                 rtts = []
                 for i in range(20):
@@ -191,7 +191,7 @@ async def client_measurements(messages: int, bulk_kib: int) -> list[dict[str, An
                     ClientConfig.fast(poisson=True, message_sending_average_delay=0.003),
                 ),
             ):
-                async with open_client(network, topology, config=config) as client:
+                async with start_client(network, topology, config=config) as client:
                     data = bytes(bulk_kib * 1024)
                     start = time.perf_counter()
                     await client.send(client.address, data)

@@ -18,21 +18,21 @@ import anyio
 import anyio.abc
 
 from smolmix_cli.mixnet.address import Recipient
-from smolmix_cli.mixnet.client import ClientConfig, MixnetClient
-from smolmix_cli.mixnet.client_core import ClientCore, CoreConfig
-from smolmix_cli.mixnet.key_store import ClientKeys
-from smolmix_cli.mixnet.preparer import MessagePreparer
-from smolmix_cli.mixnet.receiver import MessageReceiver
-from smolmix_cli.mixnet.topology import NodeRole, RewardedSet, Topology
-from smolmix_cli.mixnet.websocket import (
+from smolmix_cli.mixnet.client.client import ClientConfig, MixnetClient
+from smolmix_cli.mixnet.client.core import ClientCore, CoreConfig
+from smolmix_cli.mixnet.client.key_store import ClientKeys
+from smolmix_cli.mixnet.message.preparer import MessagePreparer
+from smolmix_cli.mixnet.message.receiver import MessageReceiver
+from smolmix_cli.mixnet.topology.topology import NodeRole, RewardedSet, Topology
+from smolmix_cli.testnet.nodes.gateway import GatewayNode
+from smolmix_cli.testnet.nodes.mixnode import MixNode
+from smolmix_cli.testnet.nodes.node_spec import NodeSpec
+from smolmix_cli.websocket import (
     WebSocketClosed,
     WebSocketConnection,
     connect_websocket,
     serve_websocket_connection,
 )
-from smolmix_cli.testnet.gateway import GatewayNode
-from smolmix_cli.testnet.mixnode import MixNode
-from smolmix_cli.testnet.node_spec import NodeSpec
 
 FRAME = 2452  # a ForwardSphinxV2 binary frame for a regular packet (spec 3.6)
 

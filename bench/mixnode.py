@@ -20,14 +20,14 @@ import anyio.abc
 from anyio.abc import SocketAttribute
 
 from smolmix_cli.mixnet.address import NodeAddress
-from smolmix_cli.mixnet.framing import Frame
 from smolmix_cli.mixnet.keys import X25519KeyPair
-from smolmix_cli.mixnet.packet_size import PacketSize, SphinxKeyRotation
-from smolmix_cli.mixnet.sphinx import Destination, RouteHop, build_packet
-from smolmix_cli.mixnet.topology import NodeRole
-from smolmix_cli.testnet.mixnode import MixNode
-from smolmix_cli.testnet.node_spec import NodeSpec
-from smolmix_cli.testnet.processing import Forward, PacketProcessor, SphinxKey
+from smolmix_cli.mixnet.packet.framing import Frame
+from smolmix_cli.mixnet.packet.size import PacketSize, SphinxKeyRotation
+from smolmix_cli.mixnet.packet.sphinx import Destination, RouteHop, build_packet
+from smolmix_cli.mixnet.topology.topology import NodeRole
+from smolmix_cli.testnet.nodes.mixnode import MixNode
+from smolmix_cli.testnet.nodes.node_spec import NodeSpec
+from smolmix_cli.testnet.nodes.processing import Forward, PacketProcessor, SphinxKey
 
 
 def build_frames(spec: NodeSpec, sink_port: int, size: PacketSize, count: int) -> list[bytes]:

@@ -16,12 +16,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from smolmix_cli.mixnet.address import NodeAddress, Recipient
-from smolmix_cli.mixnet.fragment import Fragment
 from smolmix_cli.mixnet.keys import Ed25519KeyPair, X25519KeyPair
-from smolmix_cli.mixnet.message import PlainMessage, split_message
-from smolmix_cli.mixnet.preparer import MessagePreparer
-from smolmix_cli.mixnet.reassembly import Reassembler
-from smolmix_cli.mixnet.topology import (
+from smolmix_cli.mixnet.message.fragment import Fragment
+from smolmix_cli.mixnet.message.message import PlainMessage, split_message
+from smolmix_cli.mixnet.message.preparer import MessagePreparer
+from smolmix_cli.mixnet.message.reassembly import Reassembler
+from smolmix_cli.mixnet.topology.topology import (
     Node,
     NodeRole,
     RewardedSet,

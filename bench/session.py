@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--mix-delay-ms", type=float, default=0.0)
     opts = parser.parse_args()
     sys.path.insert(0, str(REPO))
-    from smolmix_cli.cli.testnet import running_network
+    from smolmix_cli.network_select import running_network
 
     base = Path(tempfile.mkdtemp(prefix="smx-bench-", dir="/tmp"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMOLMIX_")}

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from smolmix_cli.mixnet.address import NodeAddress
 from smolmix_cli.mixnet.keys import x25519_public
-from smolmix_cli.mixnet.sphinx import (
+from smolmix_cli.mixnet.packet.sphinx import (
     ACK_PAYLOAD_SIZE,
     EXPANDED_SHARED_SECRET_HKDF_INFO,
     HEADER_SIZE,

@@ -92,7 +92,7 @@ async def run(args: argparse.Namespace) -> None:
                     if line.lower().startswith(b"x-sha256:")
                 ]
                 assert expected == [hashlib.sha256(body).hexdigest()]
-                stats = tunnel.stats()
+                snap = tunnel.snapshot()
                 emit(
                     {
                         "name": "bulk_download",
@@ -100,9 +100,9 @@ async def run(args: argparse.Namespace) -> None:
                         "seconds": round(elapsed, 3),
                         "bulk_mb_per_s": round(size / elapsed / 1e6, 3),
                         "packets_per_message": args.packets_per_message,
-                        "packets_up": stats["packets_up"],
-                        "messages_up": stats["messages_up"],
-                        "packets_down": stats["packets_down"],
+                        "packets_up": snap.packets_up,
+                        "messages_up": snap.messages_up,
+                        "packets_down": snap.packets_down,
                     }
                 )
             tg.cancel_scope.cancel()

@@ -23,8 +23,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from smolmix_cli import __version__  # noqa: E402
-from smolmix_cli.cli.errors import ExitCode  # noqa: E402
 from smolmix_cli.cli.main import cli  # noqa: E402
+from smolmix_cli.exit_codes import ExitCode  # noqa: E402
 
 PROG = "smolmix"
 COMPLETE_VAR = "_SMOLMIX_COMPLETE"
@@ -127,7 +127,7 @@ def command_page(command: click.Command, path: list[str], ctx: click.Context) ->
 
 
 def man_pages() -> dict[str, str]:
-    root_ctx = click.Context(cli, info_name=PROG)
+    root_ctx = click.Context(cli, info_name=PROG, **cli.context_settings)  # -h as the CLI has it
     pages = {f"{PROG}.1": command_page(cli, [PROG], root_ctx)}
     for name, command in sorted(cli.commands.items()):
         if command.hidden:

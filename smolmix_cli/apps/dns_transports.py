@@ -28,7 +28,14 @@ from smolmix_cli.apps.dns import (
     framed_exchange,
     query,
 )
-from smolmix_cli.apps.errors import AppError, DnsMalformed, DnsNoReply, DnsUsageError
+from smolmix_cli.apps.errors import (
+    AppError,
+    CaFileError,
+    DnsMalformed,
+    DnsNoReply,
+    DnsUsageError,
+    TlsError,
+)
 from smolmix_cli.apps.http import FetchOptions, HttpClient
 from smolmix_cli.apps.http_body import BytesBody
 from smolmix_cli.apps.http_headers import HeaderEdit
@@ -93,6 +100,11 @@ def _host_port(text: str, default: int) -> tuple[str, int]:
     return host, port
 
 
+def _keeps_its_own_error(exc: AppError) -> bool:
+    """TLS problems with the server (handshake, certificate) are reported as themselves."""
+    return isinstance(exc, TlsError) and not isinstance(exc, CaFileError)
+
+
 async def query_tls(
     connector: Connector,
     name: str,
@@ -119,7 +131,7 @@ async def query_tls(
     except DnsUsageError:
         raise
     except AppError as exc:
-        if exc.exit_code in (35, 60):
+        if _keeps_its_own_error(exc):
             raise  # TLS problems keep their own numbers and messages
         raise DnsNoReply(f"DoT to {server}:{port} failed: {exc}") from None
     response = check_response(q, wire)
@@ -163,7 +175,7 @@ async def query_https(
     except DnsMalformed:
         raise
     except AppError as exc:
-        if exc.exit_code in (35, 60):
+        if _keeps_its_own_error(exc):
             raise
         raise DnsNoReply(f"DoH query to {url} failed: {exc}") from None
     finally:

@@ -1,23 +1,18 @@
-"""Typed errors of the application layer, each carrying the exit code a user sees.
+"""Typed errors of the application layer.
 
-Numbers follow curl for fetch (and ws transport failures), dig for resolve:
-scripts compare them, so a meaning that carries over keeps its number.
+Each type stands for one failure a user can tell apart; which exit code it
+becomes (curl's for fetch and ws, dig's for resolve) is decided in one place,
+smolmix_cli.errors_map, next to the mixnet's and the tunnel's errors.
 """
 
 from __future__ import annotations
 
 
 class AppError(Exception):
-    """Base class of every application-layer failure; `exit_code` is what the CLI returns."""
+    """Base class of every application-layer failure."""
 
-    exit_code: int = 1
     transfer: object | None = None
     """For fetch: the Transfer record at the time of failure (for -w)."""
-
-    def __init__(self, message: str, *, exit_code: int | None = None) -> None:
-        super().__init__(message)
-        if exit_code is not None:
-            self.exit_code = exit_code
 
 
 # -- transport (raised by connectors, mapped by the engines) -------------------
@@ -28,54 +23,38 @@ class TransportError(AppError):
 
 
 class ResolveError(TransportError):
-    """The destination name did not resolve (curl 6)."""
-
-    exit_code = 6
+    """The destination name did not resolve."""
 
 
 class ConnectError(TransportError):
-    """TCP connection could not be opened (curl 7)."""
-
-    exit_code = 7
+    """TCP connection could not be opened."""
 
 
 class OperationTimeout(TransportError):
-    """A connect or total time limit expired (curl 28)."""
-
-    exit_code = 28
+    """A connect or total time limit expired."""
 
 
 class SendError(TransportError):
-    """Sending on an open stream failed (curl 55)."""
-
-    exit_code = 55
+    """Sending on an open stream failed."""
 
 
 class RecvError(TransportError):
-    """Receiving on an open stream failed (curl 56)."""
-
-    exit_code = 56
+    """Receiving on an open stream failed."""
 
 
 # -- TLS ----------------------------------------------------------------------
 
 
 class TlsError(AppError):
-    """TLS handshake failed (curl 35)."""
-
-    exit_code = 35
+    """TLS handshake failed."""
 
 
 class CertificateError(TlsError):
-    """The peer certificate did not verify (curl 60)."""
-
-    exit_code = 60
+    """The peer certificate did not verify."""
 
 
 class CaFileError(TlsError):
-    """The CA file given with --cacert cannot be read (curl 77)."""
-
-    exit_code = 77
+    """The CA file given with --cacert cannot be read."""
 
 
 # -- HTTP ---------------------------------------------------------------------
@@ -86,33 +65,23 @@ class HttpError(AppError):
 
 
 class UsageError(HttpError):
-    """Bad option values: a header, form field or body source (curl 2)."""
-
-    exit_code = 2
+    """Bad option values: a header, form field or body source."""
 
 
 class UnsupportedProtocol(HttpError):
-    """URL scheme is not http or https (curl 1)."""
-
-    exit_code = 1
+    """URL scheme is not http or https."""
 
 
 class MalformedUrl(HttpError):
-    """URL cannot be parsed (curl 3)."""
-
-    exit_code = 3
+    """URL cannot be parsed."""
 
 
 class PartialFile(HttpError):
-    """Body ended before its announced length (curl 18)."""
-
-    exit_code = 18
+    """Body ended before its announced length."""
 
 
 class HttpStatusError(HttpError):
-    """HTTP status >= 400 with --fail / --fail-with-body (curl 22)."""
-
-    exit_code = 22
+    """HTTP status >= 400 with --fail / --fail-with-body."""
 
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
@@ -120,102 +89,65 @@ class HttpStatusError(HttpError):
 
 
 class WriteError(HttpError):
-    """Writing the body to its sink failed (curl 23)."""
-
-    exit_code = 23
+    """Writing the body to its sink failed."""
 
 
 class ReadError(HttpError):
-    """Reading an upload source failed (curl 26)."""
-
-    exit_code = 26
+    """Reading an upload source failed."""
 
 
 class RangeError(HttpError):
-    """Resume or range asked for, server ignored it (curl 33)."""
-
-    exit_code = 33
+    """Resume or range asked for, server ignored it."""
 
 
 class TooManyRedirects(HttpError):
-    """More redirects than --max-redirs allows (curl 47)."""
-
-    exit_code = 47
+    """More redirects than --max-redirs allows."""
 
 
 class EmptyReply(HttpError):
-    """The server closed without sending a response (curl 52)."""
-
-    exit_code = 52
+    """The server closed without sending a response."""
 
 
 class BadResponse(HttpError):
-    """The server sent bytes that are not HTTP/1.1 (curl 8, weird server reply)."""
-
-    exit_code = 8
+    """The server sent bytes that are not HTTP/1.1."""
 
 
 class BadContentEncoding(HttpError):
-    """A --compressed body did not decode (curl 61)."""
-
-    exit_code = 61
+    """A --compressed body did not decode."""
 
 
 # -- DNS ----------------------------------------------------------------------
 
-DIG_OK = 0
-DIG_USAGE = 1
-DIG_NO_REPLY = 9
-DIG_INTERNAL = 10
-
 
 class DnsError(AppError):
-    """Base of resolve failures; exit codes follow dig."""
-
-    exit_code = DIG_INTERNAL
+    """Base of `smolmix resolve` failures (exit codes as dig's)."""
 
 
 class DnsUsageError(DnsError):
-    """Bad name, type or server given by the user (dig 1)."""
-
-    exit_code = DIG_USAGE
+    """Bad name, type or server given by the user."""
 
 
 class DnsNoReply(DnsError):
-    """No usable reply from the server after all tries (dig 9)."""
-
-    exit_code = DIG_NO_REPLY
+    """No usable reply from the server after all tries."""
 
 
 class DnsMalformed(DnsError):
-    """A reply that does not parse or does not match the query (dropped; dig 9 if none other)."""
-
-    exit_code = DIG_NO_REPLY
+    """A reply that does not parse or does not match the query (dropped; counts as no reply if none other)."""
 
 
 class DnsLookupFailed(ResolveError):
-    """Name resolution for a connection failed (NXDOMAIN, no address, no reply): curl 6."""
-
-    exit_code = 6
+    """Name resolution for a connection failed (NXDOMAIN, no address, no reply)."""
 
 
 # -- WebSocket ----------------------------------------------------------------
-
-WS_ABNORMAL_CLOSE_EXIT = 12
-"""Exit code of `smolmix ws` when the connection ended with a code other than 1000/1001
-(a proposal: curl gives 12 no meaning a ws user could meet)."""
 
 
 class WsError(AppError):
     """WebSocket failure outside the transport (handshake refused, bad URL)."""
 
-    exit_code = 1
-
 
 class WsHandshakeError(WsError):
     """The upgrade was refused or the answer was not a valid WebSocket upgrade."""
-
-    exit_code = 22
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
@@ -230,4 +162,8 @@ class WsClosed(WsError):
         self.code = code
         self.reason = reason
         self.local = local
-        self.exit_code = 0 if code in (1000, 1001) else WS_ABNORMAL_CLOSE_EXIT
+
+    @property
+    def normal(self) -> bool:
+        """1000 (normal) or 1001 (going away): `smolmix ws` exits 0."""
+        return self.code in (1000, 1001)

@@ -226,11 +226,28 @@ class _Request:
     body: Body | None
 
 
-class HttpClient:
-    """Fetches URLs over a Connector with a shared keep-alive pool; use as async context."""
+@dataclass(frozen=True)
+class RequestHead:
+    """A request head exactly as it went on the wire (after every header the client adds)."""
 
-    def __init__(self, connector: Connector) -> None:
+    method: str
+    target: str
+    headers: tuple[tuple[str, str], ...]
+    raw: bytes
+
+
+class HttpClient:
+    """Fetches URLs over a Connector with a shared keep-alive pool; use as async context.
+
+    `on_request` sees every request head as sent (redirect hops and retries too),
+    so `-v` shows what reached the server, not what the caller asked for.
+    """
+
+    def __init__(
+        self, connector: Connector, *, on_request: Callable[[RequestHead], None] | None = None
+    ) -> None:
         self._connector = connector
+        self._on_request = on_request
         self._idle: dict[tuple[Any, ...], list[_Conn]] = {}
         self.connections_opened = 0
         """New TCP connections made (keep-alive reuse shows as a small number)."""
@@ -300,8 +317,7 @@ class HttpClient:
                 await anyio.sleep(delay)
         except AppError as exc:
             transfer.time_total = transfer.elapsed()
-            transfer.exitcode = exc.exit_code
-            transfer.errormsg = str(exc)
+            transfer.errormsg = str(exc)  # exitcode: the CLI's classification fills it in
             exc.transfer = transfer
             raise
         transfer.time_total = transfer.elapsed()
@@ -547,6 +563,8 @@ class HttpClient:
         conn.requests += 1
         conn.received = 0
         transfer.size_request = len(data or b"")
+        if self._on_request is not None:
+            self._on_request(_request_head(data or b""))
         transfer.size_upload = 0
         await self._send(conn, data or b"")
         if body is not None:
@@ -689,6 +707,17 @@ class HttpClient:
         await self._finish(conn)
         if failed:
             raise HttpStatusError(f"The requested URL returned error: {head.status}", head.status)
+
+
+def _request_head(raw: bytes) -> RequestHead:
+    """Parse back the head h11 serialised: the request line and headers as they were sent."""
+    lines = raw.decode("latin-1").split("\r\n")
+    method, target, _version = lines[0].split(" ", 2)
+    headers = tuple(
+        (name, value.strip())
+        for name, _, value in (line.partition(":") for line in lines[1:] if line)
+    )
+    return RequestHead(method, target, headers, raw)
 
 
 def _remote_ip(stream: anyio.abc.ByteStream) -> str:

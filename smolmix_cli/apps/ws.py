@@ -1,7 +1,7 @@
 """WebSocket client for `smolmix ws`: ws:// and wss:// over a Connector.
 
 The framing, close handshake, auto-pong and keepalive live in
-`smolmix_cli.mixnet.websocket` (one wsproto engine for the gateway link and
+`smolmix_cli.websocket` (one wsproto engine for the gateway link and
 for this command); this module adds what the command needs around it: curl-
 style URL and -H handling, --protocol, --origin, TLS through `apps.tls`, and
 errors mapped to the apps' typed errors with exit codes.
@@ -9,6 +9,8 @@ errors mapped to the apps' typed errors with exit codes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import anyio
@@ -28,7 +30,8 @@ from smolmix_cli.apps.errors import (
 )
 from smolmix_cli.apps.http_headers import HeaderEdit, apply_edits
 from smolmix_cli.apps.http_url import Url, parse_url
-from smolmix_cli.mixnet.websocket import (
+from smolmix_cli.websocket import (
+    CLOSE_ABNORMAL,
     CLOSE_NORMAL,
     WebSocketClosed,
     WebSocketConnection,
@@ -78,6 +81,23 @@ def parse_ws_url(text: str) -> tuple[bool, Url]:
     return secure, parse_url(("https://" if secure else "http://") + rest)
 
 
+@contextmanager
+def _as_app_errors(timeout_text: str | None = None) -> Iterator[None]:
+    """WebSocket failures (and the tunnel stream's own) as the ws command's typed errors."""
+    try:
+        yield
+    except WebSocketClosed as exc:
+        raise WsClosed(exc.code, exc.reason, local=exc.local) from None
+    except WebSocketTimeout as exc:
+        raise OperationTimeout(timeout_text or str(exc)) from None
+    except WebSocketHandshakeError as exc:
+        raise WsHandshakeError(str(exc), exc.status_code) from None
+    except AppError:
+        raise
+    except Exception as exc:  # any other WebSocket error, the tunnel's own stream errors
+        raise WsClosed(CLOSE_ABNORMAL, f"connection lost: {exc!r}") from None
+
+
 class WsSession:
     """An open WebSocket; every failure surfaces as WsClosed / OperationTimeout."""
 
@@ -98,41 +118,21 @@ class WsSession:
         return None if c is None else WsClosed(c.code, c.reason, local=c.local)
 
     async def send(self, message: str | bytes, *, timeout: float | None = None) -> None:
-        try:
+        with _as_app_errors():
             if isinstance(message, str):
                 await self._conn.send_text(message, timeout=timeout)
             else:
                 await self._conn.send_binary(message, timeout=timeout)
-        except WebSocketClosed as exc:
-            raise WsClosed(exc.code, exc.reason, local=exc.local) from None
-        except WebSocketTimeout as exc:
-            raise OperationTimeout(str(exc)) from None
-        except AppError:
-            raise
-        except Exception as exc:  # the tunnel's own stream errors
-            raise WsClosed(1006, f"connection lost: {exc!r}") from None
 
     async def receive(self, *, timeout: float | None = None) -> str | bytes:
         """Next message (str text / bytes binary); WsClosed when the connection ends."""
-        try:
+        with _as_app_errors():
             return await self._conn.receive(timeout=timeout)
-        except WebSocketClosed as exc:
-            raise WsClosed(exc.code, exc.reason, local=exc.local) from None
-        except WebSocketTimeout as exc:
-            raise OperationTimeout(str(exc)) from None
-        except AppError:
-            raise
-        except Exception as exc:  # the tunnel's own stream errors
-            raise WsClosed(1006, f"connection lost: {exc!r}") from None
 
     async def ping(self, *, timeout: float = DEFAULT_PING_TIMEOUT) -> float:
         """Round trip of one ping in seconds (for --print-ping-rtts)."""
-        try:
+        with _as_app_errors(f"no pong within {timeout} s"):
             return await self._conn.ping(timeout=timeout)
-        except WebSocketClosed as exc:
-            raise WsClosed(exc.code, exc.reason, local=exc.local) from None
-        except WebSocketTimeout:
-            raise OperationTimeout(f"no pong within {timeout} s") from None
 
     async def keepalive(
         self,
@@ -143,12 +143,8 @@ class WsSession:
 
         Run next to a task that keeps receiving.
         """
-        try:
+        with _as_app_errors(f"ping timeout: no pong within {timeout} s"):
             await self._conn.keepalive(interval, timeout)
-        except WebSocketTimeout:
-            raise OperationTimeout(f"ping timeout: no pong within {timeout} s") from None
-        except WebSocketClosed as exc:
-            raise WsClosed(exc.code, exc.reason, local=exc.local) from None
 
     async def close(
         self, code: int = CLOSE_NORMAL, reason: str = "", *, timeout: float = 5.0
@@ -167,6 +163,7 @@ async def connect(connector: Connector, url: str, options: WsOptions | None = No
         if not proto or any(c in proto for c in ' ,;"\r\n'):
             raise UsageError(f"bad subprotocol name {proto!r}")
     stream: anyio.abc.ByteStream | None = None
+    timed_out = f"WebSocket connect to {url} timed out"
     try:
         with anyio.fail_after(opts.connect_timeout):
             try:
@@ -180,21 +177,20 @@ async def connect(connector: Connector, url: str, options: WsOptions | None = No
             if secure:
                 context = tls.client_context(verify=opts.verify, cafile=opts.cafile)
                 stream = await tls.wrap_client(stream, parsed.host, context)
-            conn = await client_handshake(
-                stream,
-                host=parsed.host_header,
-                target=parsed.target,
-                subprotocols=opts.subprotocols,
-                extra_headers=extra,
-                timeout=opts.connect_timeout or 3600.0,
-                max_message_size=opts.max_message_size,
-            )
+            with _as_app_errors(timed_out):
+                conn = await client_handshake(
+                    stream,
+                    host=parsed.host_header,
+                    target=parsed.target,
+                    subprotocols=opts.subprotocols,
+                    extra_headers=extra,
+                    timeout=opts.connect_timeout or 3600.0,
+                    max_message_size=opts.max_message_size,
+                )
     except TimeoutError:
         if stream is not None:
             await anyio.aclose_forcefully(stream)
-        raise OperationTimeout(f"WebSocket connect to {url} timed out") from None
-    except WebSocketHandshakeError as exc:
-        raise WsHandshakeError(str(exc), exc.status_code) from None
+        raise OperationTimeout(timed_out) from None
     return WsSession(conn, url)
 
 

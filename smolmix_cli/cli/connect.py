@@ -15,7 +15,8 @@ import anyio.abc
 import click
 
 from smolmix_cli.cli.errors import one_line_errors
-from smolmix_cli.cli.options import GlobalOptions, global_options
+from smolmix_cli.cli.options import global_options
+from smolmix_cli.options import GlobalOptions
 
 CHUNK = 65536
 
@@ -46,9 +47,10 @@ async def pipe_stdio(stream: anyio.abc.ByteStream, stdin_fd: int, stdout_fd: int
 
 
 async def run_connect(globals_: GlobalOptions, host: str, port: int) -> None:
+    from smolmix_cli.cli.status_line import boot_status
     from smolmix_cli.session import open_tunnel
 
-    async with open_tunnel(globals_, progress=True) as session:
+    async with open_tunnel(globals_, status_line=boot_status) as session:
         stream = await session.tunnel.open_tcp(host, port)
         async with stream:
             await pipe_stdio(stream, sys.stdin.fileno(), sys.stdout.fileno())

@@ -25,8 +25,15 @@ import anyio
 import click
 
 from smolmix_cli.apps import http_data
-from smolmix_cli.apps.errors import AppError, MalformedUrl, UsageError, WriteError
-from smolmix_cli.apps.http import FetchOptions, HttpClient, ResponseHead, Transfer
+from smolmix_cli.apps.errors import (
+    AppError,
+    CaFileError,
+    MalformedUrl,
+    ReadError,
+    UsageError,
+    WriteError,
+)
+from smolmix_cli.apps.http import FetchOptions, HttpClient, RequestHead, ResponseHead, Transfer
 from smolmix_cli.apps.http_body import (
     Body,
     BytesBody,
@@ -38,8 +45,11 @@ from smolmix_cli.apps.http_body import (
 from smolmix_cli.apps.http_headers import HeaderEdit, parse_header_arg
 from smolmix_cli.apps.http_url import parse_url
 from smolmix_cli.apps.http_writeout import render
-from smolmix_cli.cli.errors import CliError, ExitCode, classify
-from smolmix_cli.cli.options import GlobalOptions, global_options
+from smolmix_cli.cli.errors import Report, run_reported
+from smolmix_cli.cli.options import global_options
+from smolmix_cli.errors_map import classify
+from smolmix_cli.exit_codes import CliError, ExitCode
+from smolmix_cli.options import GlobalOptions
 
 PROGRESS_MIN_BYTES = 1 << 20
 """Downloads to stdout get a bar only from this size on (curl: bar off on a terminal body)."""
@@ -163,7 +173,7 @@ def build_body(
         return None, StreamBody(_stdin_chunks), []
     if upload is not None:
         if not os.access(upload, os.R_OK) or not Path(upload).is_file():
-            raise AppError(f"Failed to open/read local data from file {upload}", exit_code=26)
+            raise ReadError(f"Failed to open/read local data from file {upload}")
         return None, FileBody(upload), []
     return None, None, []
 
@@ -182,15 +192,12 @@ def stderr(text: str) -> None:
     click.echo(text, err=True)
 
 
-class VerboseClient(HttpClient):
-    """-v: the request lines and headers as sent (the engine's own request record)."""
-
-    async def _send_and_read_head(self, conn: Any, request: Any, transfer: Transfer) -> Any:
-        stderr(f"> {request.method} {request.url.target} HTTP/1.1")
-        for name, value in request.headers:
-            stderr(f"> {name}: {value}")
-        stderr(">")
-        return await super()._send_and_read_head(conn, request, transfer)
+def show_request(head: RequestHead) -> None:
+    """-v: the request line and headers exactly as they went on the wire."""
+    stderr(f"> {head.method} {head.target} HTTP/1.1")
+    for name, value in head.headers:
+        stderr(f"> {name}: {value}")
+    stderr(">")
 
 
 class Progress:
@@ -228,6 +235,7 @@ class Progress:
 
 
 async def run_fetch(settings: Settings, globals_: GlobalOptions) -> int:
+    from smolmix_cli.cli.status_line import boot_status
     from smolmix_cli.session import open_tunnel
 
     phases: Callable[[str], None] | None = (
@@ -238,15 +246,14 @@ async def run_fetch(settings: Settings, globals_: GlobalOptions) -> int:
     try:
         with anyio.fail_after(settings.max_time if settings.max_time else math.inf):
             async with open_tunnel(
-                globals_, on_phase=phases, progress=settings.progress
+                globals_, on_phase=phases, status_line=boot_status if settings.progress else None
             ) as session:
                 settings.extra["time_tunnel"] = round(session.boot_seconds, 6)
-                stats = session.tunnel.stats()
-                settings.extra["exit_gateway"] = stats.get("exit")
+                settings.extra["exit_gateway"] = session.tunnel.snapshot().exit
                 settings.extra["reused_tunnel"] = session.reused
                 cafile = session.cafile(settings.cacert) if not settings.insecure else None
-                client_type = VerboseClient if settings.verbose else HttpClient
-                async with client_type(session.tunnel) as client:
+                on_request = show_request if settings.verbose else None
+                async with HttpClient(session.tunnel, on_request=on_request) as client:
                     for job in settings.jobs:
                         job.options.cafile = cafile
                         code = await _one(client, job, settings)
@@ -254,13 +261,11 @@ async def run_fetch(settings: Settings, globals_: GlobalOptions) -> int:
                             status = code
                             if settings.fail_early:
                                 break
-    except TimeoutError:
+    except TimeoutError:  # -m: curl's own words for it
         ms = (time.monotonic() - start) * 1000
-        _report(
-            settings,
-            CliError(f"Operation timed out after {ms:.0f} milliseconds", ExitCode.TIMEOUT),
-        )
-        return int(ExitCode.TIMEOUT)
+        error = CliError(f"Operation timed out after {ms:.0f} milliseconds", ExitCode.TIMEOUT)
+        reporter(settings.errors_shown)(error)
+        return int(error.code)
     return status
 
 
@@ -303,20 +308,24 @@ async def _one(client: HttpClient, job: Job, settings: Settings) -> int:
 
         transfer = await client.fetch(job.url, sink, job.options, on_head=on_head)
         code = 0
-    except AppError as exc:
+    except AppError as exc:  # this URL failed; curl goes on with the next one
+        error = classify(exc)
+        code = int(error.code)
         transfer = exc.transfer if isinstance(exc.transfer, Transfer) else None
-        code = int(exc.exit_code)
+        if transfer is not None:
+            transfer.exitcode = code
         if progress is not None:
             progress.stop()
             progress = None
-        _report(settings, CliError(str(exc), code))
+        reporter(settings.errors_shown)(error)
     finally:
         if progress is not None:
             progress.stop()
         try:
             job.output.close()
         except OSError as exc:
-            _report(settings, CliError(f"Failure writing output: {exc}", ExitCode.WRITE_ERROR))
+            error = CliError(f"Failure writing output: {exc}", ExitCode.WRITE_ERROR)
+            reporter(settings.errors_shown)(error)
     if settings.write_out is not None and transfer is not None:
         _write_out(settings.write_out, transfer, settings.extra)
     return code
@@ -333,9 +342,14 @@ def _write_out(fmt: str, transfer: Transfer, extra: dict[str, object]) -> None:
             sys.stdout.buffer.flush()
 
 
-def _report(settings: Settings, error: CliError) -> None:
-    if settings.errors_shown:
-        stderr(f"smolmix: ({int(error.code)}) {error}")
+def reporter(shown: bool) -> Report:
+    """curl's way: the code in the line, nothing at all with -s (unless -S)."""
+
+    def report(error: CliError) -> None:
+        if shown:
+            stderr(f"smolmix: ({int(error.code)}) {error}")
+
+    return report
 
 
 def _opt(*decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -567,31 +581,15 @@ def fetch(ctx: click.Context, /, urls: tuple[str, ...], **kw: Any) -> None:
       smolmix fetch -F name=value -F file=@photo.jpg https://example.com/upload
       smolmix fetch -C - -o big.iso https://example.com/big.iso
     """
-    silent = bool(kw["silent"])
-    show_error = bool(kw["show_error"])
-    try:
-        settings = parse_settings(urls, kw)
-    except AppError as exc:
-        if not silent or show_error:
-            stderr(f"smolmix: ({exc.exit_code}) {exc}")
-        sys.exit(int(exc.exit_code))
-    if settings.insecure and not silent:
-        stderr("smolmix: WARNING: -k: TLS certificates are not verified")
-    try:
-        code = anyio.run(run_fetch, settings, global_options(ctx))
-    except KeyboardInterrupt:
-        stderr("smolmix: interrupted")
-        sys.exit(int(ExitCode.INTERRUPTED))
-    except SystemExit:
-        raise
-    except BaseException as exc:  # the tunnel or the network: one line, a documented code
-        from smolmix_cli.cli.errors import _unwrap
 
-        err = classify(_unwrap(exc))
-        if not silent or show_error:
-            stderr(f"smolmix: ({int(err.code)}) {err}")
-        sys.exit(int(err.code))
-    sys.exit(code)
+    def body() -> int:
+        settings = parse_settings(urls, kw)
+        if settings.insecure and not settings.silent:
+            stderr("smolmix: WARNING: -k: TLS certificates are not verified")
+        return anyio.run(run_fetch, settings, global_options(ctx))
+
+    shown = not kw["silent"] or bool(kw["show_error"])
+    sys.exit(run_reported(body, reporter(shown)))
 
 
 def parse_settings(urls: tuple[str, ...], kw: dict[str, Any]) -> Settings:
@@ -668,7 +666,7 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any]) -> Settings:
             options.user_agent = kw["user_agent"]
         jobs.append(Job(target, Output(path, append=bool(resume)), options))
     if kw["cacert"] is not None and not os.access(kw["cacert"], os.R_OK):
-        raise AppError(f"cannot read CA file {kw['cacert']}", exit_code=77)
+        raise CaFileError(f"cannot read CA file {kw['cacert']}")
     if kw["user"] is not None and ":" not in kw["user"]:
         raise UsageError("-u needs user:password (no password prompt off a terminal)")
     if kw["byte_range"] is not None and not _valid_range(kw["byte_range"]):

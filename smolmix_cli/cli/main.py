@@ -14,7 +14,8 @@ from typing import Any
 import click
 
 from smolmix_cli import __version__
-from smolmix_cli.cli.options import from_params, global_option_decorators
+from smolmix_cli.cli.options import global_option_decorators
+from smolmix_cli.options import from_params
 
 # name -> module holding a click command of that name
 COMMANDS = {
@@ -105,7 +106,7 @@ def cli(ctx: click.Context, /, **params: Any) -> None:
       smolmix --network testnet resolve demo.smolmix.test MX +short
       smolmix --network testnet session start --socks5 1080
     """
-    ctx.obj = {"network": params.get("network"), "globals": from_params(params)}
+    ctx.obj = {"globals": from_params(params)}
 
 
 cli.commands = LazyCommands(COMMANDS)

@@ -10,81 +10,35 @@ docs/exit-codes.md.
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import click
 
-from smolmix_cli.cli.errors import CliError, ExitCode, one_line_errors
+from smolmix_cli.bootstrap import boot_mixnet
+from smolmix_cli.cli.errors import one_line_errors
+from smolmix_cli.cli.options import global_options
 from smolmix_cli.config import Network
-from smolmix_cli.mixnet.nym_api import NymApiClient
-from smolmix_cli.mixnet.ping import PingTracker, Summary
-from smolmix_cli.mixnet.topology import Topology
+from smolmix_cli.exit_codes import CliError, ExitCode
+from smolmix_cli.mixnet.client.ping import PingTracker, Summary
+from smolmix_cli.tunnel.options import for_network
 
 if TYPE_CHECKING:
-    from smolmix_cli.mixnet.client import ClientConfig, MixnetClient
+    from smolmix_cli.mixnet.client.client import ClientConfig
 
 DEFAULT_BOOT_TIMEOUT = 30.0
 
 
-async def fetch_topology(network: Network, timeout: float) -> Topology:
-    """The network's topology, within `timeout` seconds for all directory URLs together."""
-    per_url = max(1.0, min(10.0, timeout / max(1, len(network.api_urls))))
-    client = NymApiClient(network.api_urls, ssl_context=network.ssl_context(), timeout=per_url)
-    with anyio.fail_after(timeout):
-        topology = await client.topology()
-    if not topology.is_usable:
-        raise CliError(
-            "the directory's topology has no usable route (an empty mix layer or no gateway)",
-            ExitCode.DIRECTORY_INVALID,
-        )
-    return topology
-
-
-def client_config(network: Network, mean_delay_ms: float | None) -> ClientConfig:
-    """Local networks: no traffic shaping, the network's mean delay; mainnet: Nym's defaults."""
-    from smolmix_cli.mixnet.client import ClientConfig
-
-    delay_ms = mean_delay_ms
-    if delay_ms is None and network.is_local:
-        delay_ms = network.mean_delay_ms
-    delays: dict[str, object] = {}
-    if delay_ms is not None:
-        delays = {"average_packet_delay": delay_ms / 1000.0, "average_ack_delay": delay_ms / 1000.0}
-    if network.is_local:
-        return ClientConfig.fast(**delays)
-    return ClientConfig(**delays)  # type: ignore[arg-type]
-
-
-@asynccontextmanager
-async def open_client(
-    network: Network,
-    topology: Topology,
-    *,
-    mean_delay_ms: float | None = None,
-    config: ClientConfig | None = None,
-    gateway: bytes | None = None,
-) -> AsyncIterator[MixnetClient]:
-    """A started mixnet client with fresh keys; on a local network, on its entry gateway."""
-    from smolmix_cli.mixnet.client import MixnetClient
-    from smolmix_cli.mixnet.keys import decode_key_base58
-
-    if gateway is None and network.is_local and network.entry_gateway is not None:
-        gateway = decode_key_base58(network.entry_gateway.identity, "entry gateway identity")
-    async with MixnetClient.start(
-        topology,
-        gateway=gateway,
-        ssl_context=network.ssl_context() if network.is_local else None,
-        config=config if config is not None else client_config(network, mean_delay_ms),
-    ) as client:
-        yield client
+def ping_config(network: Network, mean_delay_ms: float | None) -> ClientConfig:
+    """The tunnel's traffic settings for this network, with ping's own `--mix-delay-ms`."""
+    options = for_network(network)
+    if mean_delay_ms is not None:
+        options = options.replace(mean_delay_ms=mean_delay_ms)
+    return options.mixnet_config(network)
 
 
 class Printer:
@@ -107,53 +61,52 @@ async def run_ping(
     out: Printer,
     stop_on_sigint: bool = False,
 ) -> Summary:
-    topology = await fetch_topology(network, boot_timeout)
     tracker = PingTracker(os.urandom(8), size=size)
-    with anyio.fail_after(boot_timeout) as boot:  # the gateway phase only
-        async with open_client(network, topology, mean_delay_ms=mean_delay_ms) as client:
-            boot.deadline = math.inf
-            address = str(client.address)
-            out.line(
-                f"PING {address} via the mixnet ({network.name}): {tracker.size} data bytes",
-                {
-                    "type": "start",
-                    "address": address,
-                    "network": network.name,
-                    "size": tracker.size,
-                },
-            )
-            done = anyio.Event()
+    config = ping_config(network, mean_delay_ms)
+    async with boot_mixnet(network, config, phase_timeout=boot_timeout) as mixnet:
+        client = mixnet.client
+        address = str(client.address)
+        out.line(
+            f"PING {address} via the mixnet ({network.name}): {tracker.size} data bytes",
+            {
+                "type": "start",
+                "address": address,
+                "network": network.name,
+                "size": tracker.size,
+            },
+        )
+        done = anyio.Event()
 
-            async def receiver() -> None:
-                while True:
-                    message = await client.receive()
-                    reply = tracker.receive(message.data, time.monotonic())
-                    if reply is None:
-                        continue
-                    out.line(
-                        f"{reply.size} bytes from self: seq={reply.seq} time={reply.rtt_ms:.1f} ms",
-                        {
-                            "type": "reply",
-                            "seq": reply.seq,
-                            "size": reply.size,
-                            "rtt_ms": round(reply.rtt_ms, 3),
-                        },
-                    )
-                    if len(tracker.replies) == count:
-                        done.set()
+        async def receiver() -> None:
+            while True:
+                message = await client.receive()
+                reply = tracker.receive(message.data, time.monotonic())
+                if reply is None:
+                    continue
+                out.line(
+                    f"{reply.size} bytes from self: seq={reply.seq} time={reply.rtt_ms:.1f} ms",
+                    {
+                        "type": "reply",
+                        "seq": reply.seq,
+                        "size": reply.size,
+                        "rtt_ms": round(reply.rtt_ms, 3),
+                    },
+                )
+                if len(tracker.replies) == count:
+                    done.set()
 
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(receiver)
-                with anyio.CancelScope() as probing:
-                    if stop_on_sigint:
-                        tg.start_soon(_cancel_on_sigint, probing)
-                    for seq in range(count):
-                        if seq:
-                            await anyio.sleep(interval)
-                        await client.send(client.address, tracker.probe(seq, time.monotonic()))
-                    with anyio.move_on_after(wait):
-                        await done.wait()
-                tg.cancel_scope.cancel()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(receiver)
+            with anyio.CancelScope() as probing:
+                if stop_on_sigint:
+                    tg.start_soon(_cancel_on_sigint, probing)
+                for seq in range(count):
+                    if seq:
+                        await anyio.sleep(interval)
+                    await client.send(client.address, tracker.probe(seq, time.monotonic()))
+                with anyio.move_on_after(wait):
+                    await done.wait()
+            tg.cancel_scope.cancel()
     return tracker.summary(time.monotonic())
 
 
@@ -232,9 +185,11 @@ def ping(
       smolmix ping
       smolmix --network testnet ping -c 10 -i 0.2 --json
     """
-    from smolmix_cli.cli.testnet import resolve_network
+    from smolmix_cli.network_select import select_network
 
-    network = resolve_network((ctx.obj or {}).get("network"))
+    network = select_network(
+        global_options(ctx).network, on_phase=lambda text: click.echo(f"smolmix: {text}", err=True)
+    )
     out = Printer(as_json)
     summary = anyio.run(
         lambda: run_ping(

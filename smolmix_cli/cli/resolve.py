@@ -21,9 +21,12 @@ import click
 
 from smolmix_cli.apps import dns, dns_format
 from smolmix_cli.apps.dns_transports import DnsServer, parse_server, query_server
-from smolmix_cli.apps.errors import DIG_NO_REPLY, AppError, DnsError, DnsUsageError
-from smolmix_cli.cli.errors import classify
-from smolmix_cli.cli.options import GlobalOptions, global_options
+from smolmix_cli.apps.errors import AppError, DnsError, DnsUsageError
+from smolmix_cli.cli.errors import run_reported
+from smolmix_cli.cli.options import global_options
+from smolmix_cli.errors_map import classify
+from smolmix_cli.exit_codes import ExitCode
+from smolmix_cli.options import GlobalOptions
 
 UPSTREAM_DEFAULT = "1.1.1.1"  # upstream smolmix-dns's default resolver
 
@@ -133,13 +136,10 @@ async def run_resolve(plan: Plan, globals_: GlobalOptions) -> int:
                     tries=plan.tries,
                     cafile=cafile,
                 )
-            except DnsError as exc:
+            except AppError as exc:  # dig goes on with the next question
                 click.echo(f";; {exc}", err=True)
-                status = int(exc.exit_code)
-                continue
-            except AppError as exc:  # DoT/DoH transport failures
-                click.echo(f";; {exc}", err=True)
-                status = DIG_NO_REPLY
+                transport = not isinstance(exc, DnsError)  # DoT/DoH: counts as no reply
+                status = int(ExitCode.DNS_NO_REPLY if transport else classify(exc).code)
                 continue
             if plan.as_json:
                 sys.stdout.write(json.dumps(dns_format.rfc8427(result)) + "\n")
@@ -220,7 +220,8 @@ def resolve(
       smolmix resolve -x 1.1.1.1 --json
       smolmix resolve example.com @tls://1.1.1.1
     """
-    try:
+
+    def body() -> int:
         plan = parse_tokens(
             tokens,
             reverse,
@@ -231,20 +232,6 @@ def resolve(
             tries=tries,
             type_option=type_option,
         )
-    except AppError as exc:
-        click.echo(f"smolmix: {exc}", err=True)
-        sys.exit(int(exc.exit_code))
-    try:
-        code = anyio.run(run_resolve, plan, global_options(ctx))
-    except KeyboardInterrupt:
-        click.echo("smolmix: interrupted", err=True)
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except BaseException as exc:
-        from smolmix_cli.cli.errors import _unwrap
+        return anyio.run(run_resolve, plan, global_options(ctx))
 
-        err = classify(_unwrap(exc))
-        click.echo(f"smolmix: {err}", err=True)
-        sys.exit(int(err.code))
-    sys.exit(code)
+    sys.exit(run_reported(body))

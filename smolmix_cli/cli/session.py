@@ -17,8 +17,9 @@ from typing import Any
 import anyio
 import click
 
-from smolmix_cli.cli.errors import CliError, ExitCode, one_line_errors
+from smolmix_cli.cli.errors import one_line_errors
 from smolmix_cli.cli.options import global_options
+from smolmix_cli.exit_codes import CliError, ExitCode
 
 STOP_TIMEOUT = 10.0
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -107,10 +108,12 @@ def start(ctx: click.Context, idle_timeout: str, socks5: str | None, foreground:
             return
         clear_stale(paths)
         pid = spawn_session(options, paths, idle_timeout=idle or 0, socks5=socks5)
+    from smolmix_cli.cli.status_line import boot_status
     from smolmix_cli.session.factory import wait_attached
     from smolmix_cli.session.remote import RemoteTunnel
 
-    status = anyio.run(wait_attached, RemoteTunnel(paths.socket), options.boot_timeout, True)
+    remote = RemoteTunnel(paths.socket)
+    status = anyio.run(wait_attached, remote, options.boot_timeout, boot_status)
     where = f", SOCKS5 on {status['socks5']}" if status.get("socks5") else ""
     click.echo(
         f"smolmix: {paths.name} session ready (pid {pid}, exit {status.get('exit')}, "
@@ -122,8 +125,10 @@ def start(ctx: click.Context, idle_timeout: str, socks5: str | None, foreground:
 def _run_foreground(
     options: Any, paths: Any, idle: float | None, listen: tuple[str, int] | None
 ) -> None:
+    from smolmix_cli.errors_map import classify
+    from smolmix_cli.options import tunnel_args
     from smolmix_cli.session.daemon import DaemonConfig, SessionDaemon, SessionDaemonError, log
-    from smolmix_cli.session.factory import boot_in_process, tunnel_args
+    from smolmix_cli.session.factory import boot_in_process
 
     config = DaemonConfig(
         network_name=paths.name,
@@ -133,7 +138,7 @@ def _run_foreground(
         handle_signals=True,
         tunnel_args=tuple(tunnel_args(options)),
     )
-    daemon = SessionDaemon(paths, config, lambda: boot_in_process(options))
+    daemon = SessionDaemon(paths, config, lambda: boot_in_process(options), classify=classify)
 
     try:
         anyio.run(daemon.serve)
@@ -220,6 +225,7 @@ def _table(report: dict[str, Any]) -> None:
         ("exit", report.get("exit")),
         ("addresses", f"{report.get('ipv4')}  {report.get('ipv6')}"),
         ("uptime", f"{report.get('uptime_s')} s (tunnel generation {report.get('generation')})"),
+        ("last replaced because", report.get("last_failure")),
         ("idle timeout", f"{report.get('idle_timeout_s')} s"),
         ("mixnet RTT", f"{report.get('rtt_ms')} ms"),
         ("bytes up / down", f"{report.get('bytes_up')} / {report.get('bytes_down')}"),

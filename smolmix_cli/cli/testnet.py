@@ -1,9 +1,7 @@
-"""`smolmix testnet up|down|status` and the on-demand start behind `--network testnet`.
+"""`smolmix testnet up|down|status`: the local network's commands.
 
-The running network is found through two files in its state dir: the pid file
-(written first, removed last) and the network file (written once every node
-and the directory listen). A background start runs this same `up` command in
-a detached process and waits for both.
+Finding a running network and the on-demand start behind `--network testnet`
+live in network_select.py; `up` writes the pid and network files it reads.
 """
 
 from __future__ import annotations
@@ -13,8 +11,6 @@ import ipaddress
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,125 +18,13 @@ from typing import Any
 import anyio
 import click
 
-from smolmix_cli.cli.errors import CliError, ExitCode, one_line_errors
-from smolmix_cli.config import (
-    LOG_FILE,
-    MAINNET,
-    NETWORK_FILE,
-    PID_FILE,
-    Network,
-    NetworkChoice,
-    NetworkConfigError,
-    default_testnet_dir,
-    load_network_file,
-)
+from smolmix_cli.cli.errors import one_line_errors
+from smolmix_cli.config import NETWORK_FILE, PID_FILE, Network, default_testnet_dir
+from smolmix_cli.exit_codes import CliError, ExitCode
+from smolmix_cli.network_select import is_testnet_process, read_pid, running_network
 
-START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 PROBE_TIMEOUT = 1.0
-
-
-# --- process bookkeeping --------------------------------------------------------------------
-
-
-def read_pid(state_dir: Path) -> int | None:
-    """The pid of a live `testnet up` for this dir, or None (stale files are ignored)."""
-    try:
-        pid = int((state_dir / PID_FILE).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if _is_our_process(pid) else None
-
-
-def _is_our_process(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return False  # someone else's process reuses the number
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.exists():
-        try:
-            words = cmdline.read_bytes().split(b"\0")
-        except OSError:
-            return False
-        return b"testnet" in words and b"up" in words
-    return True
-
-
-def running_network(state_dir: Path) -> Network | None:
-    """The network file of a live network in `state_dir`, if there is one."""
-    pid = read_pid(state_dir)
-    if pid is None:
-        return None
-    try:
-        network = load_network_file(state_dir / NETWORK_FILE, name="testnet")
-    except NetworkConfigError:
-        return None
-    return network if network.extra.get("pid") == pid else None
-
-
-def start_background(state_dir: Path, timeout: float = START_TIMEOUT) -> Network:
-    """Run `smolmix testnet up --dir DIR` detached; wait until its network file is ready."""
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    log_path = state_dir / LOG_FILE
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "smolmix_cli", "testnet", "up", "--dir", str(state_dir)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-            close_fds=True,
-        )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        network = running_network(state_dir)
-        if network is not None:
-            return network  # ours, or one a concurrent command started first
-        if proc.poll() is not None and read_pid(state_dir) is None:
-            raise CliError(
-                f"the local test network failed to start (exit {proc.returncode}); see {log_path}",
-                ExitCode.TESTNET_UNAVAILABLE,
-            )
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(proc.pid, signal.SIGTERM)
-    raise CliError(
-        f"the local test network did not start within {timeout:g} s; see {log_path}",
-        ExitCode.TESTNET_UNAVAILABLE,
-    )
-
-
-def resolve_network(value: str | None, *, start: bool = True) -> Network:
-    """The network behind `--network` / SMOLMIX_NETWORK (starting a testnet if needed)."""
-    choice = NetworkChoice.parse(value)
-    if choice.kind == "mainnet":
-        return MAINNET
-    assert choice.path is not None
-    if choice.kind == "file":
-        try:
-            return load_network_file(choice.path)
-        except NetworkConfigError as exc:
-            raise CliError(str(exc), ExitCode.TESTNET_UNAVAILABLE) from None
-    state_dir = choice.path.parent
-    network = running_network(state_dir)
-    if network is not None:
-        return network
-    if not start:
-        raise CliError("no local test network is running", ExitCode.TESTNET_UNAVAILABLE)
-    click.echo(
-        f"smolmix: no local test network running; starting one in the background "
-        f"(state in {state_dir}; stop it with `smolmix testnet down`)",
-        err=True,
-    )
-    return start_background(state_dir)
-
-
-# --- commands --------------------------------------------------------------------------------
 
 
 @click.group(name="testnet")
@@ -228,8 +112,8 @@ def up(
     host: str,
 ) -> None:
     """Start the local network in the foreground until interrupted."""
-    from smolmix_cli.testnet.exit_errors import ExitPolicyError
-    from smolmix_cli.testnet.exit_policy import ExitPolicy
+    from smolmix_cli.testnet.exit.errors import ExitPolicyError
+    from smolmix_cli.testnet.exit.policy import ExitPolicy
     from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
 
     policy_text = None
@@ -336,10 +220,10 @@ def down(state_dir: Path | None) -> None:
         return
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
-    while time.monotonic() < deadline and _is_our_process(pid):
+    while time.monotonic() < deadline and is_testnet_process(pid):
         _reap(pid)
         time.sleep(0.05)
-    if _is_our_process(pid):
+    if is_testnet_process(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         for name in (NETWORK_FILE, PID_FILE):
@@ -370,7 +254,7 @@ async def _probe(host: str, port: int | None) -> bool | None:
 
 async def collect_status(network: Network) -> dict[str, Any]:
     """Liveness of every node's ports (TCP connect) and the counters the network serves."""
-    from smolmix_cli.mixnet.nym_api import ApiUrl, DirectoryUnavailable, NymApiClient
+    from smolmix_cli.mixnet.directory.nym_api import ApiUrl, DirectoryUnavailable, NymApiClient
 
     served: dict[str, Any] = {}
     error = None

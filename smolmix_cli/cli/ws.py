@@ -24,10 +24,12 @@ import anyio
 import click
 
 from smolmix_cli.apps import ws as ws_app
-from smolmix_cli.apps.errors import AppError, OperationTimeout, WsClosed
+from smolmix_cli.apps.errors import OperationTimeout, UsageError, WsClosed
 from smolmix_cli.apps.http_headers import HeaderEdit, parse_header_arg
-from smolmix_cli.cli.errors import ExitCode, classify
-from smolmix_cli.cli.options import GlobalOptions, global_options
+from smolmix_cli.cli.errors import run_reported
+from smolmix_cli.cli.options import global_options
+from smolmix_cli.errors_map import classify
+from smolmix_cli.options import GlobalOptions
 
 READ_SIZE = 65536
 
@@ -199,7 +201,7 @@ async def run_ws(args: WsArgs, globals_: GlobalOptions) -> int:
             return 0
         text = f"connection closed: {closed.code}" + (f" {closed.reason}" if closed.reason else "")
         click.echo(f"smolmix: {text}", err=True)
-        return int(closed.exit_code)
+        return 0 if closed.normal else int(classify(closed).code)
 
 
 @click.command(name="ws")
@@ -299,7 +301,8 @@ def ws(ctx: click.Context, /, url: str, **kw: Any) -> None:
       echo hello | smolmix ws -1 wss://echo.example.org/
       smolmix ws --jsonl -n --protocol chat wss://example.org/socket < script.txt
     """
-    try:
+
+    def body() -> int:
         args = WsArgs(
             url=url,
             binary=bool(kw["binary"]),
@@ -317,26 +320,8 @@ def ws(ctx: click.Context, /, url: str, **kw: Any) -> None:
             cacert=kw["cacert"],
         )
         if kw["binary"] and kw["text_mode"]:
-            raise AppError("use only one of -t and -b", exit_code=2)
+            raise UsageError("use only one of -t and -b")
         ws_app.parse_ws_url(url)
-    except AppError as exc:
-        click.echo(f"smolmix: {exc}", err=True)
-        sys.exit(int(exc.exit_code))
-    try:
-        code = anyio.run(run_ws, args, global_options(ctx))
-    except KeyboardInterrupt:
-        click.echo("smolmix: interrupted", err=True)
-        sys.exit(int(ExitCode.INTERRUPTED))
-    except SystemExit:
-        raise
-    except BaseException as exc:
-        from smolmix_cli.cli.errors import _unwrap
+        return anyio.run(run_ws, args, global_options(ctx))
 
-        inner = _unwrap(exc)
-        if isinstance(inner, OperationTimeout):
-            click.echo(f"smolmix: {inner}", err=True)
-            sys.exit(int(ExitCode.TIMEOUT))
-        err = classify(inner)
-        click.echo(f"smolmix: {err}", err=True)
-        sys.exit(int(err.code))
-    sys.exit(code)
+    sys.exit(run_reported(body))

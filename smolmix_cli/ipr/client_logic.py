@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from ipaddress import IPv4Address, IPv6Address
 
 from smolmix_cli.ipr.bundle import BundleDecoder, encode_bundle
-from smolmix_cli.ipr.errors import IprError, MalformedMessage
+from smolmix_cli.ipr.errors import IprError, MalformedIprMessage
 from smolmix_cli.ipr.lp_frame import MAX_SEQ, LpFrame, MsgType
 from smolmix_cli.ipr.messages import (
     V9,
@@ -358,7 +358,7 @@ class IprClient:
             if attempt.version >= V10:
                 response = IpPacketResponse.decode(content)
                 if response.version != attempt.version:
-                    raise MalformedMessage(f"v{response.version} reply to a v10 request")
+                    raise MalformedIprMessage(f"v{response.version} reply to a v10 request")
             else:  # the v9 path reads any reply as v9 and does not check its version byte
                 response = IpPacketResponse.decode(content, layout_version=V9)
         except IprError:
@@ -421,7 +421,7 @@ class IprClient:
 
     # --- time ---------------------------------------------------------------------------------
 
-    def next_deadline(self) -> float | None:
+    def poll_deadline(self) -> float | None:
         """When `handle_timeout` next has something to do."""
         cfg = self.config
         if self.state is ClientState.CONNECTING:

@@ -12,7 +12,7 @@ class IprError(Exception):
     """Base class of every error the IPR layer raises."""
 
 
-class MalformedFrame(IprError):
+class MalformedIprFrame(IprError):
     """An LP SphinxStream frame that does not parse (length, kind, message type)."""
 
 
@@ -20,11 +20,11 @@ class BincodeError(IprError):
     """Bytes that are not one bincode value of the expected type (truncated, bad tag, trailing)."""
 
 
-class MalformedMessage(IprError):
+class MalformedIprMessage(IprError):
     """An IPR request or response that does not parse, or a field out of range."""
 
 
-class UnsupportedVersion(MalformedMessage):
+class UnsupportedVersion(MalformedIprMessage):
     """An IPR protocol version this codec does not speak."""
 
 

@@ -12,7 +12,7 @@ import enum
 import struct
 from dataclasses import dataclass
 
-from smolmix_cli.ipr.errors import MalformedFrame
+from smolmix_cli.ipr.errors import MalformedIprFrame
 
 HEADER_SIZE = 16
 _HEADER = struct.Struct(">8sBIB")  # after the 2-byte LE kind: stream id, msg type, seq, reserved
@@ -43,9 +43,9 @@ class LpFrame:
 
     def __post_init__(self) -> None:
         if not 0 <= self.stream_id <= MAX_STREAM_ID:
-            raise MalformedFrame("stream id must fit in u64")
+            raise MalformedIprFrame("stream id must fit in u64")
         if not 0 <= self.seq <= MAX_SEQ:
-            raise MalformedFrame("sequence number must fit in u32")
+            raise MalformedIprFrame("sequence number must fit in u32")
 
     def header(self) -> bytes:
         return struct.pack("<H", FrameKind.SPHINX_STREAM) + _HEADER.pack(
@@ -59,15 +59,15 @@ class LpFrame:
     def decode(cls, data: bytes) -> LpFrame:
         """Parse a frame; the reserved byte is ignored, as upstream does."""
         if len(data) < HEADER_SIZE:
-            raise MalformedFrame(f"LP frame needs {HEADER_SIZE} bytes, got {len(data)}")
+            raise MalformedIprFrame(f"LP frame needs {HEADER_SIZE} bytes, got {len(data)}")
         kind = int.from_bytes(data[:2], "little")
         if kind != FrameKind.SPHINX_STREAM:
-            raise MalformedFrame(f"frame kind {kind} is not SphinxStream")
+            raise MalformedIprFrame(f"frame kind {kind} is not SphinxStream")
         stream_id, msg_type, seq, _reserved = _HEADER.unpack_from(data, 2)
         try:
             kind_of_msg = MsgType(msg_type)
         except ValueError:
-            raise MalformedFrame(f"unknown stream message type {msg_type}") from None
+            raise MalformedIprFrame(f"unknown stream message type {msg_type}") from None
         return cls(int.from_bytes(stream_id, "big"), kind_of_msg, seq, bytes(data[HEADER_SIZE:]))
 
 

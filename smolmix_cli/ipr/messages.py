@@ -16,7 +16,7 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import TypeVar
 
 from smolmix_cli.ipr.bincode import Reader, Writer
-from smolmix_cli.ipr.errors import BincodeError, MalformedMessage, UnsupportedVersion
+from smolmix_cli.ipr.errors import BincodeError, MalformedIprMessage, UnsupportedVersion
 
 V8 = 8
 V9 = 9
@@ -71,13 +71,13 @@ class OffsetDateTime:
             -59 <= self.offset_seconds <= 59,
         )
         if not all(checks):
-            raise MalformedMessage(f"timestamp field out of range: {self!r}")
+            raise MalformedIprMessage(f"timestamp field out of range: {self!r}")
 
     @classmethod
     def from_datetime(cls, moment: datetime, *, whole_milliseconds: bool = False) -> OffsetDateTime:
         """From an aware datetime; the published client sends whole milliseconds."""
         if moment.tzinfo is None:
-            raise MalformedMessage("timestamp needs a timezone")
+            raise MalformedIprMessage("timestamp needs a timezone")
         offset = moment.utcoffset() or timedelta(0)
         total = int(offset.total_seconds())
         sign = -1 if total < 0 else 1
@@ -108,7 +108,7 @@ class OffsetDateTime:
                 days=self.ordinal - 1
             )
         except (ValueError, OverflowError) as exc:
-            raise MalformedMessage(f"timestamp not representable: {exc}") from None
+            raise MalformedIprMessage(f"timestamp not representable: {exc}") from None
         return day.replace(
             hour=self.hour,
             minute=self.minute,
@@ -139,7 +139,7 @@ def utc_timestamp(moment: datetime) -> OffsetDateTime:
 
 def _check_u64(value: int, what: str) -> None:
     if not 0 <= value <= MAX_U64:
-        raise MalformedMessage(f"{what} must fit in u64")
+        raise MalformedIprMessage(f"{what} must fit in u64")
 
 
 # --- requests ---------------------------------------------------------------------------------
@@ -262,7 +262,7 @@ class IpPacketRequest:
         try:
             return cls._decode(Reader(data))
         except BincodeError as exc:
-            raise MalformedMessage(f"bad IPR request: {exc}") from exc
+            raise MalformedIprMessage(f"bad IPR request: {exc}") from exc
 
     @classmethod
     def _decode(cls, r: Reader) -> IpPacketRequest:
@@ -270,7 +270,7 @@ class IpPacketRequest:
         _check_version(version)
         provider = r.variant()
         if provider != ServiceProviderType.IP_PACKET_ROUTER:
-            raise MalformedMessage(f"service provider type {provider} is not IpPacketRouter")
+            raise MalformedIprMessage(f"service provider type {provider} is not IpPacketRouter")
         kind = r.variant()
         body: RequestBody
         if kind == RequestKind.DATA:
@@ -288,9 +288,9 @@ class IpPacketRequest:
             elif control == ControlRequestKind.HEALTH:
                 body = HealthRequest(request_id, OffsetDateTime.read(r))
             else:
-                raise MalformedMessage(f"unknown control request {control}")
+                raise MalformedIprMessage(f"unknown control request {control}")
         else:
-            raise MalformedMessage(f"unknown request kind {kind}")
+            raise MalformedIprMessage(f"unknown request kind {kind}")
         r.finish()
         return cls(version, body)
 
@@ -385,12 +385,12 @@ class ConnectSuccess:
     def __post_init__(self) -> None:
         _check_u64(self.request_id, "request id")
         if self.mtu is not None and not 0 <= self.mtu <= 0xFFFFFFFF:
-            raise MalformedMessage("mtu must fit in u32")
+            raise MalformedIprMessage("mtu must fit in u32")
 
 
 def _check_message(reason: enum.IntEnum, other: enum.IntEnum, message: str) -> None:
     if message and reason != other:
-        raise MalformedMessage(f"{reason.name} carries no message")
+        raise MalformedIprMessage(f"{reason.name} carries no message")
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,7 +416,7 @@ class DisconnectResponse:
         _check_u64(self.request_id, "request id")
         if self.failure is None:
             if self.message:
-                raise MalformedMessage("a successful disconnect carries no message")
+                raise MalformedIprMessage("a successful disconnect carries no message")
         else:
             _check_message(self.failure, DisconnectFailureReason.OTHER, self.message)
 
@@ -463,11 +463,11 @@ class InfoResponse:
         _check_u64(self.request_id, "request id")
         if self.kind == InfoKind.VERSION_MISMATCH:
             if self.message:
-                raise MalformedMessage("a version mismatch carries no message")
+                raise MalformedIprMessage("a version mismatch carries no message")
             if not (0 <= self.request_version <= 255 and 0 <= self.response_version <= 255):
-                raise MalformedMessage("versions must fit in u8")
+                raise MalformedIprMessage("versions must fit in u8")
         elif self.request_version or self.response_version:
-            raise MalformedMessage(f"{self.kind.name} carries no versions")
+            raise MalformedIprMessage(f"{self.kind.name} carries no versions")
 
 
 ControlResponse = (
@@ -493,7 +493,7 @@ def _read_enum(r: Reader, kind: type[_E]) -> _E:
     try:
         return kind(index)
     except ValueError:
-        raise MalformedMessage(f"unknown {kind.__name__} variant {index}") from None
+        raise MalformedIprMessage(f"unknown {kind.__name__} variant {index}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -506,7 +506,7 @@ class IpPacketResponse:
     def __post_init__(self) -> None:
         # any byte may arrive (see `decode`'s layout_version); `encode` is strict
         if not 0 <= self.version <= 0xFF:
-            raise MalformedMessage("version must fit in u8")
+            raise MalformedIprMessage("version must fit in u8")
 
     @property
     def request_id(self) -> int | None:
@@ -521,7 +521,7 @@ class IpPacketResponse:
         if isinstance(body, ConnectSuccess) and (body.mtu is not None) != (
             self.version >= MTU_VERSION
         ):
-            raise MalformedMessage(f"ConnectSuccess carries an mtu exactly from v{MTU_VERSION}")
+            raise MalformedIprMessage(f"ConnectSuccess carries an mtu exactly from v{MTU_VERSION}")
         w = Writer()
         w.u8(self.version)
         if isinstance(body, DataResponse):
@@ -585,12 +585,12 @@ class IpPacketResponse:
         try:
             return cls._decode(Reader(data), layout_version)
         except BincodeError as exc:
-            raise MalformedMessage(f"bad IPR response: {exc}") from exc
+            raise MalformedIprMessage(f"bad IPR response: {exc}") from exc
 
     @classmethod
     def _decode(cls, r: Reader, layout_version: int | None) -> IpPacketResponse:
         if r.remaining == 0:
-            raise MalformedMessage("empty IPR response: no version byte")
+            raise MalformedIprMessage("empty IPR response: no version byte")
         version = r.u8()
         layout = version if layout_version is None else layout_version
         _check_version(layout)  # with an override, the received byte itself is not checked
@@ -601,7 +601,7 @@ class IpPacketResponse:
         elif kind == RequestKind.CONTROL:
             body = cls._decode_control(r, layout)
         else:
-            raise MalformedMessage(f"unknown response kind {kind}")
+            raise MalformedIprMessage(f"unknown response kind {kind}")
         r.finish()
         return cls(version, body)
 
@@ -624,7 +624,7 @@ class IpPacketResponse:
                 failed = _read_enum(r, ConnectFailureReason)
                 other_c = ConnectFailureReason.OTHER
                 return ConnectFailure(request_id, failed, r.string() if failed == other_c else "")
-            raise MalformedMessage(f"unknown connect reply {reply}")
+            raise MalformedIprMessage(f"unknown connect reply {reply}")
         if control == ControlResponseKind.DISCONNECT:
             reply = r.variant()
             if reply == 0:
@@ -635,7 +635,7 @@ class IpPacketResponse:
                 return DisconnectResponse(
                     request_id, failure, r.string() if failure == other_d else ""
                 )
-            raise MalformedMessage(f"unknown disconnect reply {reply}")
+            raise MalformedIprMessage(f"unknown disconnect reply {reply}")
         if control == ControlResponseKind.PONG:
             return PongResponse(request_id)
         if control == ControlResponseKind.HEALTH:

@@ -499,7 +499,7 @@ class IprRouter:
         if self._next_sweep is None:
             self._next_sweep = now + self.config.sweep_interval
 
-    def next_deadline(self) -> float | None:
+    def poll_deadline(self) -> float | None:
         deadlines = [
             c.last_emit + c.buffer_timeout for c in self._clients.values() if c.encoder.buffered
         ]

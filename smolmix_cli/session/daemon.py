@@ -31,10 +31,13 @@ from typing import Any, Protocol
 import anyio
 import anyio.abc
 
+from smolmix_cli.exit_codes import CliError
 from smolmix_cli.session import protocol as proto
+from smolmix_cli.session.accept import serve_contained
 from smolmix_cli.session.paths import SessionPaths, probe
 from smolmix_cli.session.splice import Counters, splice
 from smolmix_cli.session.unix import UnixListener
+from smolmix_cli.tunnel.status import TunnelStatus
 
 REQUEST_TIMEOUT = 10.0  # a command has this long to send its request frame
 RETRY_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)
@@ -50,17 +53,20 @@ class TunnelLike(Protocol):
 
     async def resolve(self, name: str) -> list[str]: ...
 
-    def stats(self) -> dict[str, Any]: ...
+    def snapshot(self) -> TunnelStatus: ...
 
 
 class BootedLike(Protocol):
-    """A booted session (factory.Session): the tunnel and the network's name."""
+    """A booted session (factory.Session): what the daemon needs of it is its tunnel."""
 
     @property
-    def tunnel(self) -> Any: ...
+    def tunnel(self) -> TunnelLike: ...
 
 
-TunnelSource = Callable[[], AbstractAsyncContextManager[Any]]
+TunnelSource = Callable[[], AbstractAsyncContextManager[BootedLike]]
+Classifier = Callable[[BaseException], CliError]
+"""Failure -> one line and exit code: smolmix_cli.errors_map.classify, given by the caller
+(the classification sits above the session layer; the daemon only serves its answers)."""
 
 
 class SessionDaemonError(Exception):
@@ -75,7 +81,7 @@ class DaemonConfig:
     boot_timeout: float = 60.0
     handle_signals: bool = False
     allowed_uid: int = field(default_factory=os.getuid)
-    tunnel_args: tuple[str, ...] = ()  # the options that shaped the tunnel (factory.tunnel_args)
+    tunnel_args: tuple[str, ...] = ()  # the options that shaped the tunnel (options.tunnel_args)
 
 
 def peer_allowed(stream: anyio.abc.SocketStream, uid: int) -> tuple[bool, int | None]:
@@ -98,18 +104,27 @@ def peer_allowed(stream: anyio.abc.SocketStream, uid: int) -> tuple[bool, int | 
 class SessionDaemon:
     """`await tg.start(daemon.serve)` returns once the socket listens; `stop()` ends it."""
 
-    def __init__(self, paths: SessionPaths, config: DaemonConfig, source: TunnelSource) -> None:
+    def __init__(
+        self,
+        paths: SessionPaths,
+        config: DaemonConfig,
+        source: TunnelSource,
+        *,
+        classify: Classifier,
+    ) -> None:
         self.paths = paths
         self.config = config
         self.source = source
+        self.classify = classify
         self.counters = Counters()
         self.generation = 0
         self.started = time.time()
         self.ready_since: float | None = None
         self.socks5_address: tuple[str, int] | None = None
-        self.booted: Any = None
+        self.booted: BootedLike | None = None
         self._boot_error: BaseException | None = None
         self._restart_error: BaseException | None = None
+        self.last_failure: str | None = None  # why the previous generation ended
         self._changed = anyio.Event()
         self._active = 0
         self._last_activity = time.monotonic()
@@ -231,9 +246,8 @@ class SessionDaemon:
                     self._notify()
                     log(f"generation {self.generation} ready: {_short_stats(booted.tunnel)}")
                     await self._until_failed(booted.tunnel)
-                    log(
-                        f"generation {self.generation} failed: {booted.tunnel.stats().get('reason')}"
-                    )
+                    self.last_failure = booted.tunnel.snapshot().reason
+                    log(f"generation {self.generation} failed: {self.last_failure}")
             except Exception as exc:
                 if self.generation == 0:
                     self._boot_error = exc  # the first boot: report it and end
@@ -250,18 +264,18 @@ class SessionDaemon:
                 self.ready_since = None
             await anyio.sleep(RETRY_BACKOFF[min(failures, len(RETRY_BACKOFF) - 1)])
 
-    async def _until_failed(self, tunnel: Any) -> None:
-        while _state(tunnel) not in ("failed", "shut down"):
+    async def _until_failed(self, tunnel: TunnelLike) -> None:
+        while tunnel.snapshot().state not in ("failed", "shut down"):
             await anyio.sleep(0.2)
 
-    async def current(self, timeout: float) -> Any:
+    async def current(self, timeout: float) -> TunnelLike:
         """The ready tunnel of this generation, waiting for a boot in progress."""
         with anyio.move_on_after(timeout):
             while True:
                 if self._boot_error is not None:
                     raise self._boot_error
                 booted = self.booted
-                if booted is not None and _state(booted.tunnel) == "ready":
+                if booted is not None and booted.tunnel.snapshot().state == "ready":
                     return booted.tunnel
                 with anyio.move_on_after(0.2):  # the state is polled: tunnels have no event for it
                     await self._changed.wait()
@@ -271,13 +285,13 @@ class SessionDaemon:
 
         raise TunnelTimeout(f"the session's tunnel was not ready within {timeout:g} s")
 
-    async def _retrying(self, call: Callable[[Any], Any]) -> Any:
+    async def _retrying(self, call: Callable[[TunnelLike], Any]) -> Any:
         """Run `call(tunnel)`; if the tunnel failed under it, once more on the next generation."""
         tunnel = await self.current(self.config.boot_timeout)
         try:
             return await call(tunnel)
         except Exception as exc:
-            if not _is_unavailable(exc) or _state(tunnel) == "ready":
+            if not _is_unavailable(exc) or tunnel.snapshot().state == "ready":
                 raise
         tunnel = await self.current(self.config.boot_timeout)
         return await call(tunnel)
@@ -317,10 +331,10 @@ class SessionDaemon:
     # -- the control socket ------------------------------------------------------------------
 
     async def _accept(self, listener: UnixListener) -> None:
-        async with anyio.create_task_group() as tg:
-            while True:
-                conn = await listener.accept()
-                tg.start_soon(self._handle, conn)
+        await serve_contained(listener, self._handle, self._peer_failed)
+
+    def _peer_failed(self, exc: BaseException) -> None:
+        self.counters.peer_failures += 1
 
     async def _handle(self, conn: anyio.abc.SocketStream) -> None:
         async with conn, self._activity():
@@ -355,7 +369,7 @@ class SessionDaemon:
                 try:
                     await self.current(request.timeout)
                 except Exception as exc:
-                    await conn.send(error_answer(exc))
+                    await conn.send(error_answer(exc, self.classify))
                     return
             await conn.send(proto.ok_frame(status=self.status()))
             return
@@ -384,7 +398,7 @@ class SessionDaemon:
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             raise
         except Exception as exc:
-            await conn.send(error_answer(exc))
+            await conn.send(error_answer(exc, self.classify))
 
     # -- status ------------------------------------------------------------------------------
 
@@ -397,8 +411,7 @@ class SessionDaemon:
 
     def status(self) -> dict[str, Any]:
         booted = self.booted
-        tunnel = booted.tunnel if booted is not None else None
-        stats: dict[str, Any] = tunnel.stats() if tunnel is not None else {}
+        snap = booted.tunnel.snapshot() if booted is not None else None
         c = self.counters
         return {
             "protocol": proto.VERSION,
@@ -406,30 +419,34 @@ class SessionDaemon:
             "network": self.config.network_name,
             "socket": str(self.paths.socket),
             "socks5": _hostport(self.socks5_address),
-            "state": stats.get("state", "failed" if self._boot_error else "connecting"),
-            "reason": stats.get("reason", self._waiting_reason()),
+            "state": snap.state if snap else "failed" if self._boot_error else "connecting",
+            "reason": snap.reason if snap else self._waiting_reason(),
             "generation": self.generation,
+            "last_failure": self.last_failure,
             "uptime_s": round(time.time() - self.started, 3),
             "tunnel_uptime_s": round(time.time() - self.ready_since, 3)
             if self.ready_since
             else None,
             "idle_timeout_s": self.config.idle_timeout,
             "tunnel_args": list(self.config.tunnel_args),
-            "gateway": _gateway(tunnel),
-            "exit": stats.get("exit"),
-            "ipv4": stats.get("ipv4"),
-            "ipv6": _session_attr(tunnel, "ipv6"),
-            "rtt_ms": _rtt_ms(tunnel),
+            "gateway": snap.gateway if snap else None,
+            "exit": snap.exit if snap else None,
+            "ipv4": snap.ipv4 if snap else None,
+            "ipv6": snap.ipv6 if snap else None,
+            "rtt_ms": snap.rtt_ms if snap else None,
             "bytes_up": c.bytes_up,
             "bytes_down": c.bytes_down,
-            "packets_up": stats.get("packets_up", 0),
-            "packets_down": stats.get("packets_down", 0),
+            "packets_up": snap.packets_up if snap else 0,
+            "packets_down": snap.packets_down if snap else 0,
+            "sessions_started": snap.sessions_started if snap else 0,
+            "exits_failed": list(snap.exits_failed) if snap else [],
             "streams_open": c.streams_open,
             "streams_total": c.streams_total,
             "udp_exchanges": c.udp_exchanges,
             "resolves": c.resolves,
             "requests": c.requests,
             "refused_peers": c.refused_peers,
+            "peer_failures": c.peer_failures,
         }
 
 
@@ -454,62 +471,30 @@ async def _read_frame(
         decoder.feed(await conn.receive())
 
 
-def error_answer(exc: BaseException) -> bytes:
-    """An error frame that lets the client raise the same error (type, text, exit code)."""
+def error_answer(exc: BaseException, classify: Classifier) -> bytes:
+    """An error frame with the failure's classified line and exit code (the client re-raises it
+    so that it classifies the same; the type's name is for people reading the protocol)."""
     exc = _unwrap(exc)
-    from smolmix_cli.apps.errors import AppError
-
-    if isinstance(exc, AppError):
-        return proto.error_frame(type(exc).__name__, str(exc), int(exc.exit_code))
-    from smolmix_cli.cli.errors import classify
-
     error = classify(exc)
-    return proto.error_frame("CliError", str(error), int(error.code))
+    return proto.error_frame(type(exc).__name__, str(error), int(error.code))
 
 
 def _unwrap(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+    """The first real failure inside (nested) exception groups from task groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return exc
 
 
 def _is_unavailable(exc: BaseException) -> bool:
-    return any(cls.__name__ == "TunnelUnavailable" for cls in type(_unwrap(exc)).__mro__)
+    from smolmix_cli.tunnel.errors import TunnelUnavailable
+
+    return isinstance(_unwrap(exc), TunnelUnavailable)
 
 
-def _state(tunnel: Any) -> str:
-    state = getattr(tunnel, "state", None)
-    if state is not None:
-        return str(getattr(state, "value", state))
-    return str(tunnel.stats().get("state", "ready"))
-
-
-def _short_stats(tunnel: Any) -> str:
-    stats = tunnel.stats()
-    return f"exit {stats.get('exit')}, address {stats.get('ipv4')}"
-
-
-def _session_attr(tunnel: Any, name: str) -> Any:
-    session = getattr(tunnel, "session", None)
-    value = getattr(session, name, None) if session is not None else None
-    return str(value) if value is not None else None
-
-
-def _rtt_ms(tunnel: Any) -> float | None:
-    session = getattr(tunnel, "session", None)
-    rtt = getattr(session, "ping_rtt", None) if session is not None else None
-    return round(float(rtt) * 1000, 3) if isinstance(rtt, int | float) else None
-
-
-def _gateway(tunnel: Any) -> str | None:
-    mixnet = getattr(tunnel, "_mixnet", None)
-    node = getattr(mixnet, "gateway", None)
-    identity = getattr(node, "identity", None)
-    if not isinstance(identity, bytes):
-        return None
-    from smolmix_cli.mixnet.base58 import b58encode
-
-    return b58encode(identity)
+def _short_stats(tunnel: TunnelLike) -> str:
+    snap = tunnel.snapshot()
+    return f"exit {snap.exit}, address {snap.ipv4}"
 
 
 def _hostport(address: tuple[str, int] | None) -> str | None:

@@ -22,8 +22,8 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from smolmix_cli.apps.errors import CaFileError
-from smolmix_cli.cli.options import GlobalOptions
 from smolmix_cli.config import GatewayInfo, Network
+from smolmix_cli.options import GlobalOptions, session_args, tunnel_args, tunnel_changes
 
 if TYPE_CHECKING:
     from smolmix_cli.session.remote import RemoteTunnel
@@ -40,13 +40,13 @@ if TYPE_CHECKING:
     from smolmix_cli.tunnel.tunnel import Tunnel
 
 PhaseCallback = Callable[[str], None]
+StatusLine = Callable[[], AbstractContextManager[PhaseCallback | None]]
+"""A transient status line the command draws while the boot waits (cli/status_line.py)."""
 SPAWN_TIMEOUT = 20.0  # a new session process must listen within this (imports + bind)
 
 
-class SessionError(Exception):
-    """A global option the chosen network cannot honour (exit 2)."""
-
-    exit_code = 2
+class OptionError(Exception):
+    """A global option the chosen network cannot honour (a usage error, exit 2)."""
 
 
 def check_options(options: GlobalOptions) -> None:
@@ -59,23 +59,28 @@ def check_options(options: GlobalOptions) -> None:
         try:
             Recipient.parse(options.ipr)
         except (MixnetError, ValueError) as exc:
-            raise SessionError(f"bad --ipr address: {exc}") from None
+            raise OptionError(f"bad --ipr address: {exc}") from None
     if options.gateway:
         try:
             decode_key_base58(options.gateway, "--gateway")
         except (MixnetError, ValueError) as exc:
-            raise SessionError(f"bad --gateway identity: {exc}") from None
+            raise OptionError(f"bad --gateway identity: {exc}") from None
+
+
+def notice(text: str) -> None:
+    """A line the user should see whatever the command's verbosity (as the CLI's errors)."""
+    print(f"smolmix: {text}", file=sys.stderr, flush=True)
 
 
 def load_network(options: GlobalOptions) -> Network:
     """The network behind `--network`, starting the local one on demand (as `ping`)."""
-    from smolmix_cli.cli.testnet import resolve_network
+    from smolmix_cli.network_select import select_network
 
     check_options(options)
-    network = resolve_network(options.network)
+    network = select_network(options.network, on_phase=notice)
     if options.gateway:
         if not network.is_local:
-            raise SessionError("--gateway is only supported on local networks for now")
+            raise OptionError("--gateway is only supported on local networks for now")
         network = dataclasses.replace(
             network, entry_gateway=GatewayInfo(node_id=0, identity=options.gateway, ws_url="")
         )
@@ -83,31 +88,10 @@ def load_network(options: GlobalOptions) -> Network:
 
 
 def tunnel_options(network: Network, options: GlobalOptions) -> TunnelOptions:
-    from smolmix_cli.tunnel.options import TunnelOptions, for_local_network
+    """The network's defaults, changed by the options given (see options.tunnel_changes)."""
+    from smolmix_cli.tunnel.options import for_network
 
-    base = for_local_network() if network.is_local else TunnelOptions()
-    changes: dict[str, object] = {}
-    if options.ipr:
-        changes["ipr"] = options.ipr
-    if options.cover is not None:
-        changes["cover"] = options.cover
-    if options.poisson is not None:
-        changes["poisson"] = options.poisson
-    if options.mix_delay_ms is not None:
-        changes["mean_delay_ms"] = options.mix_delay_ms
-    if options.dns_servers:  # else the tunnel asks the network's resolver (or mainnet's)
-        changes["dns_servers"] = options.dns_servers
-    for name, target in (
-        ("tcp_buffer_size", "tcp_buffer_size"),
-        ("mtu", "mtu"),
-        ("open_surbs", "open_reply_surbs"),
-        ("data_surbs", "data_reply_surbs"),
-        ("tcp_connect_timeout", "tcp_connect_timeout"),
-    ):
-        value = getattr(options, name)
-        if value is not None:
-            changes[target] = value
-    return base.replace(**changes)
+    return for_network(network).replace(**tunnel_changes(options))
 
 
 @dataclass
@@ -138,8 +122,8 @@ class Session:
         return str(path)
 
     def describe(self) -> dict[str, object]:
-        stats = self.tunnel.stats()
-        return {"network": self.network.name, "exit": stats.get("exit"), "ipv4": stats.get("ipv4")}
+        snap = self.tunnel.snapshot()
+        return {"network": self.network.name, "exit": snap.exit, "ipv4": snap.ipv4}
 
 
 @asynccontextmanager
@@ -148,24 +132,24 @@ async def open_tunnel(
     *,
     network: Network | None = None,
     on_phase: PhaseCallback | None = None,
-    progress: bool = False,
+    status_line: StatusLine | None = None,
 ) -> AsyncIterator[Session]:
     """A ready tunnel for this command, per `--session` (see the module docstring).
 
-    `progress`: the command may draw on stderr (a terminal, not -s/--json); the
-    boot's phases then show as a rich status line, removed once the tunnel is up.
+    `on_phase` gets every phase (-v); without it, `status_line` (if given) shows
+    them while the boot waits, and is gone once the tunnel is up.
     """
     if network is None:
         network = load_network(options)
     mode = getattr(options, "session", "auto")
     if mode in ("auto", "start"):
-        remote = await _attach(options, network, start=mode == "start", progress=progress)
+        remote = await _attach(options, network, start=mode == "start", status_line=status_line)
         if remote is not None:
             async with _attached(network, remote) as session:
                 yield session
             return
     async with boot_in_process(
-        options, network=network, on_phase=on_phase, progress=progress
+        options, network=network, on_phase=on_phase, status_line=status_line
     ) as session:
         yield session
 
@@ -176,7 +160,7 @@ async def boot_in_process(
     *,
     network: Network | None = None,
     on_phase: PhaseCallback | None = None,
-    progress: bool = False,
+    status_line: StatusLine | None = None,
 ) -> AsyncIterator[Session]:
     """Boot a tunnel (bounded by `--boot-timeout`) and yield it ready; closed on exit."""
     from smolmix_cli.tunnel.tunnel import Tunnel
@@ -190,13 +174,13 @@ async def boot_in_process(
         async with Tunnel.open(network, topts) as tunnel:
             if on_phase is not None:
                 on_phase(f"booting the tunnel on {network.name}")
-            with _spinner(progress and on_phase is None) as spin:
+            with _status(None if on_phase is not None else status_line) as spin:
                 await _wait_ready(tunnel, options.boot_timeout, on_phase or spin)
             session = Session(network, tunnel, time.monotonic() - start, Path(tmp))
             if on_phase is not None:
                 on_phase(
                     f"tunnel ready in {session.boot_seconds:.3f} s "
-                    f"(exit {tunnel.exit.key if tunnel.exit else '?'}, address {tunnel.stats()['ipv4']})"
+                    f"(exit {tunnel.exit.key if tunnel.exit else '?'}, address {tunnel.snapshot().ipv4})"
                 )
             try:
                 yield session
@@ -216,7 +200,11 @@ async def _attached(network: Network, remote: RemoteTunnel) -> AsyncIterator[Ses
 
 
 async def _attach(
-    options: GlobalOptions, network: Network, *, start: bool, progress: bool = False
+    options: GlobalOptions,
+    network: Network,
+    *,
+    start: bool,
+    status_line: StatusLine | None = None,
 ) -> RemoteTunnel | None:
     """This network's background session, ready (starting one if `start`); None: boot here.
 
@@ -258,13 +246,13 @@ async def _attach(
             if theirs != tunnel_args(options):
                 # another exit, gateway or shaping than asked for: never hand that out silently
                 if start:
-                    raise SessionError(
+                    raise OptionError(
                         f"the running {paths.name} session was started with other tunnel "
                         f"options ({' '.join(map(str, theirs or [])) or 'none'}); stop it "
                         f"(`smolmix session stop`) or use --no-session"
                     )
                 return None
-            await wait_attached(remote, options.boot_timeout, progress)
+            await wait_attached(remote, options.boot_timeout, status_line)
         except SessionUnavailable:
             continue  # it went away between the probe and the request: look again
         return remote
@@ -273,26 +261,16 @@ async def _attach(
     return None
 
 
-@contextlib.contextmanager
-def _spinner(show: bool) -> Iterator[PhaseCallback | None]:
-    """A rich status line on stderr for the boot's phases, if asked for and on a terminal."""
-    if not show or not sys.stderr.isatty() or os.environ.get("TERM") == "dumb":
-        yield None
-        return
-    from rich.console import Console
-
-    status = Console(stderr=True).status("booting the tunnel")
-    status.start()
-    try:
-        yield lambda text: status.update(text if len(text) <= 72 else text[:69] + "...")
-    finally:
-        status.stop()
+def _status(status_line: StatusLine | None) -> AbstractContextManager[PhaseCallback | None]:
+    return status_line() if status_line is not None else contextlib.nullcontext(None)
 
 
-async def wait_attached(remote: RemoteTunnel, timeout: float, progress: bool) -> dict[str, Any]:
-    """The session's status once its tunnel is ready (its boot's phases shown if `progress`)."""
+async def wait_attached(
+    remote: RemoteTunnel, timeout: float, status_line: StatusLine | None = None
+) -> dict[str, Any]:
+    """The session's status once its tunnel is ready (its boot's phases on `status_line`)."""
     deadline = time.monotonic() + timeout
-    with _spinner(progress) as spin:
+    with _status(status_line) as spin:
         if spin is not None:
             last = ""
             while time.monotonic() < deadline:
@@ -306,40 +284,6 @@ async def wait_attached(remote: RemoteTunnel, timeout: float, progress: bool) ->
         return await remote.status(wait=max(0.1, deadline - time.monotonic()))
 
 
-def tunnel_args(options: GlobalOptions) -> list[str]:
-    """The options that shape a tunnel, as command-line words (a session's identity)."""
-    args: list[str] = []
-    for flag, value in (
-        ("--ipr", options.ipr),
-        ("--gateway", options.gateway),
-        ("--mix-delay-ms", options.mix_delay_ms),
-        ("--tcp-buffer-size", options.tcp_buffer_size),
-        ("--mtu", options.mtu),
-        ("--open-surbs", options.open_surbs),
-        ("--data-surbs", options.data_surbs),
-        ("--tcp-connect-timeout", options.tcp_connect_timeout),
-    ):
-        if value is not None:
-            args += [flag, str(value)]
-    if options.cover is False:
-        args.append("--no-cover")
-    if options.poisson is False:
-        args.append("--no-poisson")
-    for server in options.dns_servers:
-        args += ["--dns-server", server]
-    return args
-
-
-def global_args(options: GlobalOptions) -> list[str]:
-    """The command line that gives a session process the same tunnel as `options`."""
-    args: list[str] = []
-    if options.network is not None:
-        args += ["--network", options.network]
-    args += tunnel_args(options)
-    args += ["--boot-timeout", str(options.boot_timeout), "--no-session"]
-    return args
-
-
 def spawn_session(
     options: GlobalOptions,
     paths: Any,
@@ -349,51 +293,29 @@ def spawn_session(
     timeout: float = SPAWN_TIMEOUT,
 ) -> int:
     """Start `smolmix session start --foreground` detached; return its pid once it listens."""
-    import subprocess
-    import sys
-    import time
-
     from smolmix_cli.session.paths import probe
     from smolmix_cli.session.remote import SessionUnavailable
+    from smolmix_cli.spawn import SMOLMIX, SpawnFailed, spawn_detached
 
-    command = [sys.executable, "-m", "smolmix_cli", *global_args(options), "session", "start"]
-    command.append("--foreground")
+    command = [*SMOLMIX, *session_args(options), "session", "start", "--foreground"]
     if idle_timeout is not None:
         command += ["--idle-timeout", f"{idle_timeout:g}"]
     if socks5 is not None:
         command += ["--socks5", socks5]
-    fd = os.open(paths.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        proc = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=fd,
-            stderr=fd,
-            start_new_session=True,
-            close_fds=True,
+        pid, _ = spawn_detached(
+            command, paths.log_file, lambda: probe(paths.socket) or None, timeout=timeout, poll=0.02
         )
-    finally:
-        os.close(fd)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if probe(paths.socket):
-            return proc.pid
-        if proc.poll() is not None:
+    except SpawnFailed as exc:
+        if exc.returncode is None:
             raise SessionUnavailable(
-                f"the background session exited at start (status {proc.returncode}): "
-                f"{_last_line(paths.log_file)}"
-            )
-        time.sleep(0.02)
-    proc.terminate()
-    raise SessionUnavailable(f"the background session did not listen within {timeout:g} s")
-
-
-def _last_line(path: Path) -> str:
-    try:
-        lines = path.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return f"see {path}"
-    return lines[-1] if lines else f"see {path}"
+                f"the background session did not listen within {timeout:g} s"
+            ) from None
+        raise SessionUnavailable(
+            f"the background session exited at start (status {exc.returncode}): "
+            f"{exc.last_log_line()}"
+        ) from None
+    return pid
 
 
 async def _wait_ready(tunnel: Tunnel, timeout: float, on_phase: PhaseCallback | None) -> None:

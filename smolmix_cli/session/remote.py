@@ -2,9 +2,9 @@
 
 Each operation is one connection to the session's Unix socket (see
 protocol.py). A TCP stream is that connection itself once the daemon said
-yes, so reading and writing it costs no framing. Errors come back as the
-daemon's error type, text and exit code and are raised here as the same
-type, so a command prints and exits exactly as with an in-process tunnel.
+yes, so reading and writing it costs no framing. Errors come back classified
+(line and exit code) and are raised here so that they classify the same
+again, so a command prints and exits exactly as with an in-process tunnel.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from anyio.abc import SocketAttribute
 from smolmix_cli.apps.errors import AppError
 from smolmix_cli.session import protocol as proto
 from smolmix_cli.session.unix import connect_unix
+from smolmix_cli.tunnel.status import TunnelStatus
 
 CONNECT_TIMEOUT = 5.0
 
@@ -27,10 +28,8 @@ CONNECT_TIMEOUT = 5.0
 class SessionUnavailable(AppError):
     """No session answers on the socket (gone, stale, not ours, or it could not start).
 
-    Exit 5, curl's "could not resolve proxy": the session is this command's proxy.
+    Exits as curl's "could not resolve proxy" would: the session is this command's proxy.
     """
-
-    exit_code = 5
 
 
 class AttachedStream(anyio.abc.ByteStream):
@@ -69,36 +68,34 @@ class AttachedStream(anyio.abc.ByteStream):
         }
 
 
+DAEMON_REFUSALS = ("PermissionError", "ProtocolError")
+"""Error kinds the daemon answers with before it serves anything (docs/session-protocol.md):
+not our session, or not a request it understands. To us, the session is unavailable."""
+
+
 def rebuild_error(error: proto.RemoteError) -> Exception:
-    """The daemon's error as the exception type the in-process path would have raised."""
-    if error.kind == "CliError":
-        from smolmix_cli.cli.errors import CliError
+    """The daemon's error, raised here so it classifies to the same exit code and line.
 
-        return CliError(error.message, error.exit_code)
-    import smolmix_cli.tunnel.errors  # noqa: F401  (registers the tunnel's AppError subclasses)
-    from smolmix_cli.apps.errors import AppError
-
-    cls = _find_subclass(AppError, error.kind)
-    exc: Exception
-    try:
-        exc = cls(error.message) if cls is not None else AppError(error.message)
-    except TypeError:  # a subclass with a wider constructor
-        exc = AppError(error.message)
-    if isinstance(exc, AppError) and exc.exit_code != error.exit_code:
-        exc.exit_code = error.exit_code
-    if error.kind in ("PermissionError", "ProtocolError"):
+    The daemon sends the classified line and code (smolmix_cli.errors_map). Failures the
+    apps react to by type (a name that did not resolve, a refused connection, a timeout,
+    the tunnel gone) come back as those types; any other failure is already final.
+    """
+    if error.kind in DAEMON_REFUSALS:
         return SessionUnavailable(error.message)
-    return exc
+    from smolmix_cli.apps.errors import ResolveError
+    from smolmix_cli.exit_codes import CliError, ExitCode
+    from smolmix_cli.tunnel.errors import TunnelConnectError, TunnelTimeout, TunnelUnavailable
 
-
-def _find_subclass(base: type[Any], name: str) -> type[Any] | None:
-    stack = [base]
-    while stack:
-        cls = stack.pop()
-        if cls.__name__ == name:
-            return cls
-        stack.extend(cls.__subclasses__())
-    return None
+    as_raised: dict[int, Callable[[str], Exception]] = {
+        ExitCode.RESOLVE_FAILED: ResolveError,
+        ExitCode.CONNECT_FAILED: TunnelConnectError,
+        ExitCode.TIMEOUT: TunnelTimeout,
+        ExitCode.IPR_HANDSHAKE: TunnelUnavailable,
+    }
+    rebuild = as_raised.get(error.exit_code)
+    if rebuild is not None:
+        return rebuild(error.message)
+    return CliError(error.message, error.exit_code)
 
 
 class RemoteTunnel:
@@ -176,6 +173,6 @@ class RemoteTunnel:
     async def stop(self) -> None:
         await self._simple(proto.Request("stop"))
 
-    def stats(self) -> dict[str, Any]:
-        """The status as of the last `status()` call (the in-process tunnel's stats() keys)."""
-        return dict(self.last_status)
+    def snapshot(self) -> TunnelStatus:
+        """The tunnel's status as of the last `status()` call (the in-process tunnel's type)."""
+        return TunnelStatus.from_json(self.last_status)

@@ -187,18 +187,21 @@ def parse_reply(buf: bytes) -> tuple[int, str, int, int] | None:
 
 
 def error_reply_code(exc: BaseException) -> int:
-    """The SOCKS5 reply for a tunnel failure (by the apps/tunnel error types' names)."""
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if "ExitPolicyDenied" in names:
-        return REP_NOT_ALLOWED
-    if "ResolveError" in names:
-        return REP_HOST_UNREACHABLE
-    if "OperationTimeout" in names or isinstance(exc, TimeoutError):
-        return REP_TTL_EXPIRED
-    if "TunnelUnavailable" in names:
-        return REP_NETWORK_UNREACHABLE
-    if "ConnectError" in names:
-        return REP_CONNECTION_REFUSED
+    """The SOCKS5 reply for a tunnel failure: its most specific class in the table below."""
+    from smolmix_cli.apps.errors import ConnectError, OperationTimeout, ResolveError
+    from smolmix_cli.tunnel.errors import ExitPolicyDenied, TunnelUnavailable
+
+    replies: dict[type[BaseException], int] = {
+        ExitPolicyDenied: REP_NOT_ALLOWED,
+        ConnectError: REP_CONNECTION_REFUSED,
+        ResolveError: REP_HOST_UNREACHABLE,
+        OperationTimeout: REP_TTL_EXPIRED,
+        TimeoutError: REP_TTL_EXPIRED,
+        TunnelUnavailable: REP_NETWORK_UNREACHABLE,
+    }
+    for cls in type(exc).__mro__:
+        if cls in replies:
+            return replies[cls]
     return REP_GENERAL_FAILURE
 
 
@@ -233,9 +236,13 @@ def loopback_peer_uid(conn: anyio.abc.SocketStream) -> int | None:
 
     None when that cannot be known (another OS, a remote peer, the entry already gone).
     """
+    # A peer that reset at once has no address any more: anyio then omits the
+    # attribute, so every lookup carries a default.
+    local = conn.extra(anyio.abc.SocketAttribute.local_address, None)
+    remote = conn.extra(anyio.abc.SocketAttribute.remote_address, None)
+    if local is None or remote is None:
+        return None
     try:
-        local = conn.extra(anyio.abc.SocketAttribute.local_address)
-        remote = conn.extra(anyio.abc.SocketAttribute.remote_address)
         peer = (str(remote[0]), int(remote[1]))
         ours = (str(local[0]), int(local[1]))
         if not ipaddress.ip_address(peer[0]).is_loopback:
@@ -261,6 +268,7 @@ class Socks5Server:
         self.counters: Any = getattr(connector, "counters", None)
         self.allowed_uid = allowed_uid  # refuse loopback clients of other users (Linux)
         self.refused = 0
+        self.failures = 0
 
     async def serve(
         self,
@@ -275,8 +283,16 @@ class Socks5Server:
         await self.serve_listener(listener)
 
     async def serve_listener(self, listener: anyio.abc.Listener[anyio.abc.SocketStream]) -> None:
+        from smolmix_cli.session.accept import serve_contained
+
         async with listener:
-            await listener.serve(self.handle)
+            await serve_contained(listener, self.handle, self._failed)
+
+    def _failed(self, exc: BaseException) -> None:
+        """One client's failure (or an accept error): counted, never the server's end."""
+        self.failures += 1
+        if self.counters is not None:
+            self.counters.peer_failures += 1
 
     async def handle(self, conn: anyio.abc.SocketStream) -> None:
         async with conn:
@@ -342,8 +358,11 @@ class Socks5Server:
 
     async def _associate(self, conn: anyio.abc.SocketStream) -> None:
         """Relay the client's datagrams until its control connection closes (RFC 1928 §7)."""
-        local = conn.extra(anyio.abc.SocketAttribute.local_address)
-        client_ip = str(conn.extra(anyio.abc.SocketAttribute.remote_address)[0])
+        local = conn.extra(anyio.abc.SocketAttribute.local_address, None)
+        remote = conn.extra(anyio.abc.SocketAttribute.remote_address, None)
+        if local is None or remote is None:
+            return  # the client is already gone
+        client_ip = str(remote[0])
         v6 = ":" in str(local[0])
         async with await anyio.create_udp_socket(
             family=socket.AF_INET6 if v6 else socket.AF_INET, local_host=str(local[0])

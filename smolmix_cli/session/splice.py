@@ -21,6 +21,7 @@ class Counters:
     resolves: int = 0
     requests: int = 0
     refused_peers: int = 0
+    peer_failures: int = 0  # connections that ended in an error we contained
 
 
 async def splice(

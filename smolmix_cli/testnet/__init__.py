@@ -1,5 +1,6 @@
-"""A local Nym-compatible network: mix nodes, gateways, directory, exit (see DESIGN.md).
+"""A local Nym-compatible network: mix nodes, gateways, directory, exit (see docs/architecture.md).
 
-Every node here speaks the same wire formats as the client modules in
-`smolmix_cli.mixnet`; nothing in this package reimplements a protocol the client has.
+`network.py` starts the whole network; `directory.py` and `ca.py` serve it, and the
+rooms are `nodes/`, `exit/` and `origin/`. Every node speaks the same wire formats as
+the client modules in `smolmix_cli.mixnet`; nothing here reimplements a protocol the client has.
 """

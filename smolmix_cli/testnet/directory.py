@@ -25,8 +25,8 @@ import h11
 from anyio.streams.tls import TLSStream
 
 from smolmix_cli.mixnet.base58 import b58encode
-from smolmix_cli.mixnet.topology import EntryDetails, NodeRole, SupportedRoles
-from smolmix_cli.testnet.node_spec import NodeSpec
+from smolmix_cli.mixnet.topology.topology import EntryDetails, NodeRole, SupportedRoles
+from smolmix_cli.testnet.nodes.node_spec import NodeSpec
 
 log = logging.getLogger(__name__)
 

@@ -40,10 +40,10 @@ from smolmix_cli.config import (
     network_file_json,
     write_private_json,
 )
-from smolmix_cli.mixnet.gateway_session import GatewayRegistry
-from smolmix_cli.mixnet.key_store import KeyStore
-from smolmix_cli.mixnet.nym_api import ApiUrl, NymApiClient
-from smolmix_cli.mixnet.topology import NodeRole
+from smolmix_cli.mixnet.client.key_store import KeyStore
+from smolmix_cli.mixnet.directory.nym_api import ApiUrl, NymApiClient
+from smolmix_cli.mixnet.gateway.session import GatewayRegistry
+from smolmix_cli.mixnet.topology.topology import NodeRole
 from smolmix_cli.testnet.ca import load_or_create_ca, server_hosts
 from smolmix_cli.testnet.directory import (
     STATUS_PATH,
@@ -51,14 +51,14 @@ from smolmix_cli.testnet.directory import (
     DirectoryServer,
     DirectoryState,
 )
-from smolmix_cli.testnet.exit_ipr import ExitIpr, ExitIprOptions
-from smolmix_cli.testnet.exit_nat import AddressMap
-from smolmix_cli.testnet.exit_policy import ExitPolicy
-from smolmix_cli.testnet.gateway import GatewayNode
-from smolmix_cli.testnet.mixnode import MixNode
-from smolmix_cli.testnet.node_spec import NodeSpec, NodeSpecError
-from smolmix_cli.testnet.origin import DemoOrigin
-from smolmix_cli.testnet.origin_dns import ZONE
+from smolmix_cli.testnet.exit.ipr import ExitIpr, ExitIprOptions
+from smolmix_cli.testnet.exit.nat import AddressMap
+from smolmix_cli.testnet.exit.policy import ExitPolicy
+from smolmix_cli.testnet.nodes.gateway import GatewayNode
+from smolmix_cli.testnet.nodes.mixnode import MixNode
+from smolmix_cli.testnet.nodes.node_spec import NodeSpec, NodeSpecError
+from smolmix_cli.testnet.origin.dns import ZONE
+from smolmix_cli.testnet.origin.origin import DemoOrigin
 
 NODES_FILE = "nodes.json"
 ENTRY_ID = 1

@@ -8,17 +8,13 @@ from __future__ import annotations
 
 from smolmix_cli.apps.errors import ConnectError, OperationTimeout, TransportError
 
-IPR_HANDSHAKE_EXIT_CODE = 97  # cli.errors.ExitCode.IPR_HANDSHAKE
-
 
 class TunnelError(TransportError):
     """Base class of every tunnel failure."""
 
 
 class TunnelUnavailable(TunnelError):
-    """The tunnel is not (or no longer) carrying traffic; `reason` says why."""
-
-    exit_code = IPR_HANDSHAKE_EXIT_CODE
+    """The tunnel is not (or no longer) carrying traffic; the message says why."""
 
 
 class NoExitAvailable(TunnelUnavailable):
@@ -31,6 +27,14 @@ class IprHandshakeFailed(TunnelUnavailable):
 
 class TunnelClosed(TunnelUnavailable):
     """The tunnel was shut down (or failed) while the operation waited."""
+
+
+class GatewayLost(TunnelUnavailable):
+    """The entry gateway stayed unreachable past the tunnel's grace period.
+
+    The gateway client keeps reconnecting on its own; this bounds how long a
+    tunnel may look ready while nothing can leave it, so a session replaces it.
+    """
 
 
 class TunnelConnectError(TunnelError, ConnectError):

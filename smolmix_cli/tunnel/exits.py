@@ -22,14 +22,14 @@ from typing import Any
 from smolmix_cli.ipr.client_logic import parse_build_version
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.base58 import b58encode
-from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.nym_api import (
+from smolmix_cli.mixnet.directory.nym_api import (
     PATH_ALL_SKIMMED,
     PATH_DESCRIBED,
     DirectoryUnavailable,
     FailureKind,
     NymApiClient,
 )
+from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.tunnel.errors import NoExitAvailable
 
 MIN_BUILD = (1, 30, 0)  # v9::MIN_RELEASE_VERSION

@@ -40,7 +40,7 @@ from smolmix_cli.ipr.client_logic import (
     version_for_exit,
 )
 from smolmix_cli.ipr.messages import InfoKind
-from smolmix_cli.mixnet.client import MixnetClient
+from smolmix_cli.mixnet.client.client import MixnetClient
 from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.tunnel.errors import IprHandshakeFailed, TunnelClosed
 from smolmix_cli.tunnel.exits import ExitCandidate
@@ -174,12 +174,12 @@ class IprLink:
         client = self.client
         while True:
             now = anyio.current_time()
-            deadline = client.next_deadline()
+            deadline = client.poll_deadline()
             if deadline is not None and deadline <= now:
                 client.handle_timeout(now)
                 self._process_events()
             await self._flush()
-            deadline = client.next_deadline()
+            deadline = client.poll_deadline()
             wait = math.inf if deadline is None else max(0.0, deadline - anyio.current_time())
             with anyio.move_on_after(wait):
                 await self._wake.wait()

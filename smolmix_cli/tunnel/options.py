@@ -1,8 +1,10 @@
 """Tunnel tuning, with the published client's defaults (seed README "Tuning", spec §2.2, §12).
 
-Local networks have zero-delay mixes, so `for_network` lowers the TCP RTO floor
-there; on mainnet a mixnet round trip is seconds and a low floor only causes
-spurious retransmissions.
+The IPR client's settings (SURB counts, connect and ping timeouts, the exit's
+idle timeout) are inherited from its own config, so their defaults live once.
+Local networks have zero-delay mixes, so `for_local_network` lowers the TCP RTO
+floor there; on mainnet a mixnet round trip is seconds and a low floor only
+causes spurious retransmissions.
 """
 
 from __future__ import annotations
@@ -10,17 +12,23 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from smolmix_cli.mixnet.client import ClientConfig
+from smolmix_cli.ipr.client_logic import ClientConfig as IprClientConfig
+from smolmix_cli.mixnet.client.client import ClientConfig
 from smolmix_cli.netstack.tcp import TcpConfig
+
+if TYPE_CHECKING:
+    from smolmix_cli.config import Network
 
 MAINNET_DNS = ("8.8.8.8:53", "1.1.1.1:53")  # spec §2.7: primary, then fallback
 MAX_TCP_BUFFER = 0xFFFF  # the seed caps tcpBufferSize at u16::MAX
 
 
 @dataclass(frozen=True, slots=True)
-class TunnelOptions:
-    connect_timeout: float = 60.0  # IPR connect handshake (connectTimeoutMs)
+class TunnelOptions(IprClientConfig):
+    """The IPR client's config (connectTimeoutMs is its connect_timeout) plus the tunnel's."""
+
     dns_timeout: float = 30.0  # per DNS attempt (dnsTimeoutMs)
     dns_tries: int = 2  # UDP tries per server before the fallback server
     tcp_keepalive: float | None = 10.0  # tcpKeepaliveMs; None = off
@@ -28,8 +36,6 @@ class TunnelOptions:
     tcp_connect_timeout: float = 60.0  # one TCP open through the tunnel
     tcp_rto_min: float = 1.0  # mainnet RTTs are seconds
     mtu: int | None = None  # None: what the exit reports, else 1420
-    open_reply_surbs: int = 10  # SURBs on the LP Open frame
-    data_reply_surbs: int = 2  # SURBs on the ConnectRequest and on every data message
     cover: bool = True  # loop cover traffic
     poisson: bool = True  # Poisson pacing of real messages
     sending_delay: float = 0.020  # mean gap between real messages when Poisson pacing is on
@@ -37,13 +43,11 @@ class TunnelOptions:
     ipr: str | None = None  # pin one exit IPR (Recipient text); None = discover
     dns_servers: tuple[str, ...] | None = None  # "ip:port"; None = the network's or MAINNET_DNS
     exit_attempts: int = 3  # exits tried before the tunnel fails
-    ping_timeout: float = 30.0  # the readiness ping after the connect
     keep_alive_idle: bool = True  # keep the IPR session alive while no stream is open
     max_in_flight: int = 128  # uplink fragments awaiting SURB-ACKs before packets wait; 0 = off
     packets_per_message: int = 1  # >1: bundle queued uplink packets (u16 codec) in one message
     data_dir: Path | None = None  # keys + remembered exit; None = ephemeral, nothing saved
-    idle_timeout: float = 60.0  # the exit's inactivity timeout (tests shorten it)
-    keepalive_after: float = 45.0
+    gateway_loss_after: float = 10.0  # the gateway unreachable this long fails the tunnel
 
     def __post_init__(self) -> None:
         if not 0 < self.tcp_buffer_size <= MAX_TCP_BUFFER:
@@ -56,6 +60,8 @@ class TunnelOptions:
             raise ValueError("packets_per_message must be at least 1")
         if self.exit_attempts < 1:
             raise ValueError("exit_attempts must be at least 1")
+        if self.gateway_loss_after <= 0:
+            raise ValueError("gateway_loss_after must be positive")
 
     def replace(self, **changes: object) -> TunnelOptions:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
@@ -69,8 +75,9 @@ class TunnelOptions:
             keepalive_interval=self.tcp_keepalive or 10.0,
         )
 
-    def mixnet_config(self, local: bool, network_delay_ms: float) -> ClientConfig:
-        delay_ms = self.mean_delay_ms if self.mean_delay_ms is not None else network_delay_ms
+    def mixnet_config(self, network: Network) -> ClientConfig:
+        """The mixnet client's shaping: these options, with the network's mean delay by default."""
+        delay_ms = self.mean_delay_ms if self.mean_delay_ms is not None else network.mean_delay_ms
         delay = delay_ms / 1000.0
         return ClientConfig(
             poisson=self.poisson,
@@ -80,6 +87,11 @@ class TunnelOptions:
             average_ack_delay=delay,
             message_sending_average_delay=self.sending_delay,
         )
+
+
+def for_network(network: Network) -> TunnelOptions:
+    """The defaults for this network: unshaped on a local one, the published client's on mainnet."""
+    return for_local_network() if network.is_local else TunnelOptions()
 
 
 def for_local_network(**changes: object) -> TunnelOptions:

@@ -24,23 +24,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
-from typing import Any
 
 import anyio
 import anyio.abc
 
 from smolmix_cli.apps.dns import Resolver
 from smolmix_cli.apps.errors import ResolveError
+from smolmix_cli.bootstrap import boot_mixnet
 from smolmix_cli.config import Network
-from smolmix_cli.ipr.client_logic import ClientConfig as IprClientConfig
 from smolmix_cli.ipr.router_logic import TUN_IPV4
 from smolmix_cli.mixnet.address import Recipient
-from smolmix_cli.mixnet.client import MixnetClient
+from smolmix_cli.mixnet.base58 import b58encode
+from smolmix_cli.mixnet.client.client import MixnetClient
+from smolmix_cli.mixnet.directory.nym_api import NymApiClient
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.gateway_client import unwrap_single_exception
-from smolmix_cli.mixnet.key_store import KeyStore
-from smolmix_cli.mixnet.keys import decode_key_base58
-from smolmix_cli.mixnet.nym_api import NymApiClient
+from smolmix_cli.mixnet.gateway.client import unwrap_single_exception
 from smolmix_cli.netstack.aio import StackClosed, StackRunner, TcpStream, UdpSocket
 from smolmix_cli.netstack.errors import (
     ConnectionRefused,
@@ -51,6 +49,7 @@ from smolmix_cli.netstack.errors import (
 from smolmix_cli.netstack.stack import NetStack
 from smolmix_cli.tunnel.errors import (
     ExitPolicyDenied,
+    GatewayLost,
     IprHandshakeFailed,
     TunnelClosed,
     TunnelConnectError,
@@ -60,9 +59,9 @@ from smolmix_cli.tunnel.errors import (
 from smolmix_cli.tunnel.exits import ExitCandidate, ExitMemory, discover_exits, draw_exit
 from smolmix_cli.tunnel.ipr_link import IpAddress, IprLink
 from smolmix_cli.tunnel.options import MAINNET_DNS, TunnelOptions, for_local_network
+from smolmix_cli.tunnel.status import TunnelStatus
 
 KEEPALIVE_ECHO_ID = 0x534D  # "SM": the idle keep-alive's ICMP echo identifier
-DIRECTORY_TIMEOUT = 10.0
 
 
 class TunnelState(enum.Enum):
@@ -221,38 +220,35 @@ class Tunnel:
             self._fail(exc)
 
     async def _run_inner(self) -> None:
-        network, options = self.network, self.options
-        local = network.is_local
-        api = NymApiClient(
-            network.api_urls,
-            ssl_context=network.ssl_context() if local else None,
-            timeout=DIRECTORY_TIMEOUT,
-        )
-        self.reason = "reading the directory"
-        topology = await api.topology()
-        if not topology.is_usable:
-            raise TunnelUnavailable("the directory's topology has no usable route")
-        store = (
-            KeyStore.open(options.data_dir / "client")
-            if options.data_dir is not None
-            else KeyStore.ephemeral()
-        )
-        gateway = None
-        if local and network.entry_gateway is not None:
-            gateway = decode_key_base58(network.entry_gateway.identity, "entry gateway")
-        self.reason = "connecting to the gateway"
-        async with MixnetClient.start(
-            topology,
-            gateway=gateway,
-            key_store=store,
-            ssl_context=network.ssl_context() if local else None,
-            config=options.mixnet_config(local, network.mean_delay_ms if local else 50.0),
-            rng=None,
+        def phase(text: str) -> None:
+            self.reason = text
+
+        async with boot_mixnet(
+            self.network,
+            self.options.mixnet_config(self.network),
+            data_dir=self.options.data_dir,
+            on_phase=phase,
         ) as mixnet:
-            self._mixnet = mixnet
+            self._mixnet = mixnet.client
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._dispatch, mixnet)
-                await self._sessions(api, mixnet, tg)
+                tg.start_soon(self._dispatch, mixnet.client)
+                tg.start_soon(self._watch_gateway, mixnet.client)
+                await self._sessions(mixnet.api, mixnet.client, tg)
+
+    async def _watch_gateway(self, mixnet: MixnetClient) -> None:
+        """Fail the tunnel when its gateway stays away: a ready state must mean traffic can
+        leave. The gateway client goes on reconnecting meanwhile (a blip costs nothing)."""
+        grace = self.options.gateway_loss_after
+        while True:
+            down = mixnet.gateway_down_for()
+            if down >= grace:
+                error = mixnet.gateway_last_error or "connection lost"
+                lost = GatewayLost(f"lost the gateway for {down:.0f} s ({error})")
+                # Failed before the sessions unwind, so an operation that fails with them
+                # already sees a failed tunnel (a session daemon retries it on the next one).
+                self._fail(lost)
+                raise lost
+            await anyio.sleep(min(0.5, grace / 4) if down else min(1.0, grace / 2))
 
     async def _dispatch(self, mixnet: MixnetClient) -> None:
         """Every message from the mixnet goes to the current IPR link (old streams' replies drop)."""
@@ -311,19 +307,11 @@ class Tunnel:
         task_status: anyio.abc.TaskStatus[Session] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         options = self.options
-        config = IprClientConfig(
-            open_reply_surbs=options.open_reply_surbs,
-            data_reply_surbs=options.data_reply_surbs,
-            connect_timeout=options.connect_timeout,
-            ping_timeout=options.ping_timeout,
-            idle_timeout=options.idle_timeout,
-            keepalive_after=options.keepalive_after,
-        )
         holder: list[Session] = []
         link = IprLink(
             mixnet,
             exit_,
-            config,
+            options,  # an IPR client config (TunnelOptions extends it)
             rng=self.rng if isinstance(self.rng, random.Random) else None,
             packets_per_message=options.packets_per_message,
             max_in_flight=options.max_in_flight,
@@ -494,21 +482,25 @@ class Tunnel:
 
     # -- observation ---------------------------------------------------------------------------
 
-    def stats(self) -> dict[str, Any]:
+    def snapshot(self) -> TunnelStatus:
         session = self.session
         link = session.link if session else None
-        return {
-            "state": self.state.value,
-            "reason": self.reason,
-            "exit": self.exit.key if self.exit else None,
-            "ipv4": str(session.ipv4) if session else None,
-            "sessions_started": self.sessions_started,
-            "exits_failed": list(self.exits_failed),
-            "packets_up": link.packets_up if link else 0,
-            "packets_down": link.packets_down if link else 0,
-            "messages_up": link.messages_up if link else 0,
-            "ipr_dropped": link.client.dropped if link else 0,
-        }
+        mixnet = self._mixnet
+        return TunnelStatus(
+            state=self.state.value,
+            reason=self.reason,
+            exit=self.exit.key if self.exit else None,
+            gateway=b58encode(mixnet.gateway.identity) if mixnet is not None else None,
+            ipv4=str(session.ipv4) if session else None,
+            ipv6=str(session.ipv6) if session else None,
+            rtt_ms=round(session.ping_rtt * 1000, 3) if session else None,
+            sessions_started=self.sessions_started,
+            exits_failed=tuple(self.exits_failed),
+            packets_up=link.packets_up if link else 0,
+            packets_down=link.packets_down if link else 0,
+            messages_up=link.messages_up if link else 0,
+            ipr_dropped=link.client.dropped if link else 0,
+        )
 
 
 def _literal(host: str) -> IpAddress | None:

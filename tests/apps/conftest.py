@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from smolmix_cli.testnet.origin import DemoOrigin
+from smolmix_cli.testnet.origin.origin import DemoOrigin
 from tests.apps.certs import DemoPki, make_pki
 from tests.apps.os_connector import OsConnector
 

@@ -16,8 +16,8 @@ import pytest
 from smolmix_cli.apps import dns, ws
 from smolmix_cli.apps.http import FetchOptions, HttpClient
 from smolmix_cli.apps.http_body import StreamBody
-from smolmix_cli.testnet.origin import DemoOrigin
-from smolmix_cli.testnet.origin_http import pseudo_random_bytes
+from smolmix_cli.testnet.origin.http import pseudo_random_bytes
+from smolmix_cli.testnet.origin.origin import DemoOrigin
 from tests.apps.certs import DemoPki
 from tests.apps.helpers import Collected, get
 from tests.apps.os_connector import OsConnector

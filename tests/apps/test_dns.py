@@ -20,8 +20,9 @@ from smolmix_cli.apps.errors import (
     DnsNoReply,
     DnsUsageError,
 )
-from smolmix_cli.testnet.origin import DemoOrigin
-from smolmix_cli.testnet.origin_dns import BIG_TXT_STRINGS
+from smolmix_cli.errors_map import classify
+from smolmix_cli.testnet.origin.dns import BIG_TXT_STRINGS
+from smolmix_cli.testnet.origin.origin import DemoOrigin
 from tests.apps.os_connector import OsConnector
 
 pytestmark = pytest.mark.anyio
@@ -173,7 +174,7 @@ def test_bad_names(bad: str) -> None:
         return
     with pytest.raises(DnsUsageError) as info:
         dns.build_query(bad, "A")
-    assert info.value.exit_code == 1
+    assert classify(info.value).code == 1
 
 
 @pytest.mark.parametrize("bad", ["NOPE", "TYPE0", "70000", "OPT", "-1"])
@@ -222,7 +223,7 @@ async def test_no_reply_is_9(connector: OsConnector) -> None:
     async with sock:
         with pytest.raises(DnsNoReply) as info:
             await dns.query(connector, Z, "A", server="127.0.0.1", port=port, timeout=0.1, tries=2)
-    assert info.value.exit_code == 9
+    assert classify(info.value).code == 9
     assert connector.udp_exchanges == 2
 
 
@@ -306,7 +307,7 @@ async def test_resolver_cache_and_cname(origin: DemoOrigin, connector: OsConnect
     assert await resolver.resolve_addresses("[2001:db8::1]") == ["2001:db8::1"]
     with pytest.raises(DnsLookupFailed) as info:
         await resolver.resolve_addresses(f"missing.{Z}")
-    assert info.value.exit_code == 6
+    assert classify(info.value).code == 6
     with pytest.raises(DnsLookupFailed):
         await resolver.resolve_addresses("example.com")  # REFUSED
     with pytest.raises(DnsLookupFailed):

@@ -13,7 +13,7 @@ from smolmix_cli.apps.dns_transports import (
     query_tls,
 )
 from smolmix_cli.apps.errors import CertificateError, DnsNoReply, DnsUsageError
-from smolmix_cli.testnet.origin import DemoOrigin
+from smolmix_cli.testnet.origin.origin import DemoOrigin
 from tests.apps.certs import DemoPki
 from tests.apps.os_connector import OsConnector
 

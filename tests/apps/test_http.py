@@ -27,8 +27,9 @@ from smolmix_cli.apps.errors import (
 from smolmix_cli.apps.http import HttpClient
 from smolmix_cli.apps.http_body import BytesBody, FileBody, MultipartBody, parse_form_arg
 from smolmix_cli.apps.http_headers import DEFAULT_USER_AGENT, parse_header_arg
-from smolmix_cli.testnet.origin import DemoOrigin
-from smolmix_cli.testnet.origin_http import bytes_sha256, pseudo_random_bytes
+from smolmix_cli.errors_map import classify
+from smolmix_cli.testnet.origin.http import bytes_sha256, pseudo_random_bytes
+from smolmix_cli.testnet.origin.origin import DemoOrigin
 from tests.apps.helpers import get
 from tests.apps.os_connector import OsConnector
 
@@ -88,7 +89,7 @@ async def test_header_edits_follow_curl(origin: DemoOrigin, connector: OsConnect
 def test_bad_header_is_usage_error(bad: str) -> None:
     with pytest.raises(UsageError) as info:
         parse_header_arg(bad)
-    assert info.value.exit_code == 2
+    assert classify(info.value).code == 2
 
 
 @pytest.mark.parametrize(
@@ -109,7 +110,7 @@ async def test_malformed_urls(
     async with HttpClient(connector) as client:
         with pytest.raises(error) as info:
             await get(client, url)
-    assert getattr(info.value, "exit_code", None) == code
+    assert classify(info.value).code == code
     assert connector.tcp_opened == 0
 
 
@@ -117,7 +118,7 @@ async def test_unknown_host_is_resolve_error(connector: OsConnector) -> None:
     async with HttpClient(connector) as client:
         with pytest.raises(ResolveError) as info:
             await get(client, "http://nowhere.invalid/")
-    assert info.value.exit_code == 6
+    assert classify(info.value).code == 6
 
 
 async def test_refused_port_is_connect_error(connector: OsConnector) -> None:
@@ -129,7 +130,7 @@ async def test_refused_port_is_connect_error(connector: OsConnector) -> None:
     async with HttpClient(connector) as client:
         with pytest.raises(ConnectError) as info:
             await get(client, f"http://127.0.0.1:{port}/")
-    assert info.value.exit_code == 7
+    assert classify(info.value).code == 7
     assert info.value.transfer is not None
 
 
@@ -232,7 +233,7 @@ async def test_redirect_chain_and_limit(origin: DemoOrigin, connector: OsConnect
         assert t.http_code == 200
         with pytest.raises(TooManyRedirects) as info:
             await get(client, base(origin) + "/redirect/6", follow_redirects=True)
-        assert info.value.exit_code == 47
+        assert classify(info.value).code == 47
         _out, t = await get(
             client, base(origin) + "/redirect/3", follow_redirects=True, max_redirects=3
         )
@@ -271,7 +272,7 @@ async def test_basic_auth(origin: DemoOrigin, connector: OsConnector) -> None:
         assert t.http_code == 200
         with pytest.raises(HttpStatusError) as info:
             await get(client, base(origin) + "/basic-auth/u/p", fail=True)
-        assert info.value.exit_code == 22 and info.value.status == 401
+        assert classify(info.value).code == 22 and info.value.status == 401
 
 
 async def test_fail_and_fail_with_body(origin: DemoOrigin, connector: OsConnector) -> None:
@@ -324,7 +325,7 @@ async def test_range_and_resume(origin: DemoOrigin, connector: OsConnector) -> N
         assert t.http_code == 416 and out.body == b""  # already complete: not an error
         with pytest.raises(RangeError) as info:
             await get(client, base(origin) + "/", resume_from=10)
-        assert info.value.exit_code == 33
+        assert classify(info.value).code == 33
 
 
 async def test_uploads_bytes_file_and_multipart(
@@ -364,14 +365,14 @@ def test_bad_form_args(tmp_path: Path) -> None:
 
     with pytest.raises(ReadError) as info:
         parse_form_arg(f"f=@{tmp_path / 'missing'}")
-    assert info.value.exit_code == 26
+    assert classify(info.value).code == 26
 
 
 async def test_timeouts(origin: DemoOrigin, connector: OsConnector) -> None:
     async with HttpClient(connector) as client:
         with pytest.raises(OperationTimeout) as info:
             await get(client, base(origin) + "/slow/5", max_time=0.3)
-        assert info.value.exit_code == 28
+        assert classify(info.value).code == 28
         assert info.value.transfer.time_total < 2  # type: ignore[attr-defined]
         _out, t = await get(client, base(origin) + "/slow/0.1", max_time=5)
         assert t.http_code == 200
@@ -432,10 +433,10 @@ async def test_empty_reply_and_partial_file(origin: DemoOrigin, connector: OsCon
     async with HttpClient(connector) as client:
         with pytest.raises(EmptyReply) as info:
             await get(client, base(origin) + "/empty")
-        assert info.value.exit_code == 52
+        assert classify(info.value).code == 52
         with pytest.raises(PartialFile) as info2:
             await get(client, base(origin) + "/partial/10000")
-        assert info2.value.exit_code == 18
+        assert classify(info2.value).code == 18
         assert info2.value.transfer.size_download == 5000  # type: ignore[attr-defined]
 
 
@@ -446,7 +447,7 @@ async def test_write_error_maps_to_23(origin: DemoOrigin, connector: OsConnector
     async with HttpClient(connector) as client:
         with pytest.raises(WriteError) as info:
             await client.fetch(base(origin) + "/bytes/100", broken)
-    assert info.value.exit_code == 23
+    assert classify(info.value).code == 23
 
 
 async def test_head_request(origin: DemoOrigin, connector: OsConnector) -> None:
@@ -501,7 +502,7 @@ async def test_foreign_stream_error_mid_body_is_56(origin: DemoOrigin) -> None:
     async with HttpClient(BreakingConnector()) as client:
         with pytest.raises(RecvError) as info:
             await get(client, base(origin) + "/bytes/100000")
-    assert info.value.exit_code == 56
+    assert classify(info.value).code == 56
     assert 20000 < info.value.transfer.size_download < 100000  # type: ignore[attr-defined]
 
 

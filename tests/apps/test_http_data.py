@@ -11,7 +11,8 @@ from smolmix_cli.apps import http_data as d
 from smolmix_cli.apps.errors import ReadError, UsageError
 from smolmix_cli.apps.http import HttpClient
 from smolmix_cli.apps.http_body import BytesBody
-from smolmix_cli.testnet.origin import DemoOrigin
+from smolmix_cli.errors_map import classify
+from smolmix_cli.testnet.origin.origin import DemoOrigin
 from tests.apps.helpers import get
 from tests.apps.os_connector import OsConnector
 
@@ -27,7 +28,7 @@ def test_data_ascii_strips_newlines(tmp_path: Path) -> None:
         d.data_ascii("@-")
     with pytest.raises(ReadError) as info:
         d.data_binary(f"@{tmp_path / 'missing'}")
-    assert info.value.exit_code == 26
+    assert classify(info.value).code == 26
 
 
 def test_data_urlencode_forms(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from smolmix_cli.apps.errors import AppError, MalformedUrl, UnsupportedProtocol,
 from smolmix_cli.apps.http_body import parse_form_arg
 from smolmix_cli.apps.http_headers import HeaderEdit, apply_edits, parse_header_arg
 from smolmix_cli.apps.http_url import join_url, parse_url
+from smolmix_cli.errors_map import classify
 
 
 @pytest.mark.parametrize(
@@ -60,7 +61,7 @@ def test_parse_url_only_typed_errors(text: str) -> None:
     try:
         url = parse_url(text)
     except AppError as exc:
-        assert exc.exit_code in (1, 3)
+        assert classify(exc).code in (1, 3)
         return
     assert url.scheme in ("http", "https") and url.host and url.target.startswith("/")
 
@@ -70,7 +71,7 @@ def test_header_args_only_typed_errors(text: str) -> None:
     try:
         edit = parse_header_arg(text)
     except UsageError as exc:
-        assert exc.exit_code == 2
+        assert classify(exc).code == 2
         return
     assert edit.name and "\n" not in (edit.value or "")
 

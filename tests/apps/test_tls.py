@@ -13,7 +13,8 @@ from anyio.streams.tls import TLSStream
 from smolmix_cli.apps import tls
 from smolmix_cli.apps.errors import CaFileError, CertificateError, TlsError
 from smolmix_cli.apps.http import HttpClient
-from smolmix_cli.testnet.origin import DemoOrigin
+from smolmix_cli.errors_map import classify
+from smolmix_cli.testnet.origin.origin import DemoOrigin
 from tests.apps.certs import DemoPki
 from tests.apps.helpers import get
 from tests.apps.os_connector import OsConnector
@@ -41,7 +42,7 @@ def test_context_policy() -> None:
 def test_bad_cafile(tmp_path: object) -> None:
     with pytest.raises(CaFileError) as info:
         tls.client_context(cafile="/nonexistent/ca.pem")
-    assert info.value.exit_code == 77
+    assert classify(info.value).code == 77
 
 
 async def test_https_with_test_ca(origin: DemoOrigin, connector: OsConnector, pki: DemoPki) -> None:
@@ -65,7 +66,7 @@ async def test_unknown_ca_is_60(origin: DemoOrigin, connector: OsConnector) -> N
     async with HttpClient(connector) as client:
         with pytest.raises(CertificateError) as info:
             await get(client, https(origin) + "/")
-    assert info.value.exit_code == 60
+    assert classify(info.value).code == 60
     assert "certificate" in str(info.value).lower()
 
 
@@ -106,7 +107,7 @@ async def test_weak_cipher_server_refused(pki: DemoPki, connector: OsConnector) 
         async with HttpClient(connector) as client:
             with pytest.raises(TlsError) as info:
                 await get(client, f"https://demo.smolmix.test:{port}/", cafile=str(pki.ca_file))
-        assert type(info.value) is TlsError and info.value.exit_code == 35
+        assert type(info.value) is TlsError and classify(info.value).code == 35
         # Sanity: the same server accepts a client that allows CBC suites.
         raw = await connector.open_tcp("127.0.0.1", port)
         lax = ssl.create_default_context(cafile=str(pki.ca_file))

@@ -8,7 +8,7 @@ import pytest
 
 from smolmix_cli.apps.http import HttpClient, Transfer
 from smolmix_cli.apps.http_writeout import render
-from smolmix_cli.testnet.origin import DemoOrigin
+from smolmix_cli.testnet.origin.origin import DemoOrigin
 from tests.apps.helpers import get
 from tests.apps.os_connector import OsConnector
 

@@ -20,7 +20,8 @@ from smolmix_cli.apps.errors import (
     WsHandshakeError,
 )
 from smolmix_cli.apps.http_headers import parse_header_arg
-from smolmix_cli.testnet.origin import DemoOrigin
+from smolmix_cli.errors_map import classify
+from smolmix_cli.testnet.origin.origin import DemoOrigin
 from tests.apps.certs import DemoPki
 from tests.apps.os_connector import OsConnector
 
@@ -41,7 +42,7 @@ async def test_text_binary_and_normal_close(origin: DemoOrigin, connector: OsCon
         assert 0 <= rtt < 5
     closed = session.closed
     assert closed is not None and closed.code == 1000 and closed.local
-    assert closed.exit_code == 0
+    assert closed.normal
 
 
 async def test_server_close_code_and_reason(origin: DemoOrigin, connector: OsConnector) -> None:
@@ -54,7 +55,7 @@ async def test_server_close_code_and_reason(origin: DemoOrigin, connector: OsCon
         "going away now",
         False,
     )
-    assert info.value.exit_code == 12
+    assert classify(info.value).code == 12
     with pytest.raises(WsClosed):
         await session.send("after close")
     await session.close()
@@ -200,4 +201,4 @@ async def test_connect_refused(connector: OsConnector) -> None:
     await listener.aclose()
     with pytest.raises(ConnectError) as info:
         await ws.connect(connector, f"ws://127.0.0.1:{port}/")
-    assert info.value.exit_code == 7
+    assert classify(info.value).code == 7

@@ -18,12 +18,14 @@ from smolmix_cli.apps.errors import (
     WsClosed,
 )
 from smolmix_cli.apps.http_body import FileBody, MultipartBody
-from smolmix_cli.cli.errors import ExitCode, classify
 from smolmix_cli.cli.fetch import parse_settings, remote_name, upload_url
 from smolmix_cli.cli.main import cli
-from smolmix_cli.cli.options import GlobalOptions, from_params, global_options
+from smolmix_cli.cli.options import global_options
 from smolmix_cli.cli.resolve import parse_tokens
 from smolmix_cli.config import MAINNET
+from smolmix_cli.errors_map import classify
+from smolmix_cli.exit_codes import ExitCode
+from smolmix_cli.options import GlobalOptions, from_params
 from smolmix_cli.session.factory import tunnel_options
 
 NO_NETWORK = "/nonexistent/network.json"
@@ -80,7 +82,7 @@ def test_resume_reads_the_existing_size(tmp_path: Path) -> None:
 def test_bad_values_raise_curls_number(changes: dict[str, Any], code: int) -> None:
     with pytest.raises(AppError) as info:
         parse_settings(("http://a.test/",), fetch_kw(**changes))
-    assert info.value.exit_code == code
+    assert classify(info.value).code == code
 
 
 def test_remote_names_are_sanitised() -> None:

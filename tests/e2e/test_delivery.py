@@ -13,9 +13,9 @@ from pathlib import Path
 
 import anyio
 
-from smolmix_cli.cli.ping import client_config, fetch_topology, open_client
+from smolmix_cli.bootstrap import fetch_topology, start_client
 from smolmix_cli.config import Network
-from smolmix_cli.mixnet.client import ClientConfig
+from smolmix_cli.mixnet.client.client import ClientConfig
 from smolmix_cli.mixnet.keys import decode_key_base58
 from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
 
@@ -42,10 +42,10 @@ def test_one_mib_arrives_byte_exact_with_ten_percent_loss_at_every_mix_node(tmp_
                 # run while its own outbox still holds the packets (reported to mixnet-client).
                 config = ClientConfig.fast(poisson=True, message_sending_average_delay=0.003)
                 async with (
-                    open_client(
+                    start_client(
                         network, topology, config=config, gateway=_gateway(network, "entry")
                     ) as alice,
-                    open_client(
+                    start_client(
                         network, topology, config=config, gateway=_gateway(network, "exit")
                     ) as bob,
                 ):
@@ -69,8 +69,8 @@ def test_client_survives_a_gateway_restart_without_losing_messages(tmp_path: Pat
             network = await tg.start(local.serve)
             with anyio.fail_after(60):
                 topology = await fetch_topology(network, 10)
-                config = client_config(network, 0.0)
-                async with open_client(network, topology, config=config) as client:
+                config = ClientConfig.fast()
+                async with start_client(network, topology, config=config) as client:
                     sent = [f"message {i}".encode() for i in range(12)]
                     got: list[bytes] = []
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from smolmix_cli.testnet.origin_http import pseudo_random_bytes
+from smolmix_cli.testnet.origin.http import pseudo_random_bytes
 from tests.e2e.cli_net import REPO, hermetic_env, smolmix, start_network
 
 DEMO = "demo.smolmix.test"
@@ -301,6 +301,19 @@ def test_verbose_shows_request_response_and_tunnel(net: Path) -> None:
     err = result.stderr.decode()
     assert "> GET / HTTP/1.1" in err and "> Host: demo.smolmix.test" in err
     assert "< HTTP/1.1 200 OK" in err and "* tunnel ready" in err
+
+
+def test_verbose_prints_exactly_the_headers_that_reach_the_server(net: Path) -> None:
+    result = smolmix(net, "fetch", "-v", "-d", "a=1&b=2", "-H", "X-Extra: 1", f"{HTTP}/headers")
+    assert result.returncode == 0, result.stderr
+    shown = [
+        line[2:].split(": ", 1)
+        for line in result.stderr.decode().splitlines()
+        if line.startswith("> ") and ": " in line
+    ]
+    received = json.loads(result.stdout)["headers"]
+    assert [[name.lower(), value] for name, value in shown] == received
+    assert ["content-length", "7"] in received  # added by the client, shown by -v
 
 
 def test_tls_verification_and_insecure(net: Path) -> None:

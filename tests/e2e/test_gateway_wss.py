@@ -9,8 +9,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from smolmix_cli.cli.ping import client_config, fetch_topology
-from smolmix_cli.mixnet.client import MixnetClient
+from smolmix_cli.bootstrap import fetch_topology
+from smolmix_cli.mixnet.client.client import ClientConfig, MixnetClient
 from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.mixnet.keys import decode_key_base58
 from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
@@ -38,7 +38,7 @@ def test_client_registers_and_loops_a_message_over_wss(tmp_path: Path) -> None:
                         gateway=gateway,
                         ssl_context=ssl_context,
                         gateway_url=url,
-                        config=client_config(network, 0.0),
+                        config=ClientConfig.fast(),
                     )
 
                 async with start(network.ssl_context()) as client:

@@ -16,14 +16,14 @@ import anyio.abc
 import pytest
 
 from smolmix_cli.mixnet.address import Recipient
-from smolmix_cli.mixnet.gateway_key import SharedKey
+from smolmix_cli.mixnet.directory.nym_api import NymApiClient
+from smolmix_cli.mixnet.gateway.shared_key import SharedKey
 from smolmix_cli.mixnet.keys import Ed25519KeyPair, X25519KeyPair
-from smolmix_cli.mixnet.nym_api import NymApiClient
-from smolmix_cli.mixnet.preparer import MessagePreparer
-from smolmix_cli.mixnet.sphinx import RouteHop
-from smolmix_cli.mixnet.topology import Topology
-from smolmix_cli.mixnet.websocket import WebSocketError, connect_websocket
+from smolmix_cli.mixnet.message.preparer import MessagePreparer
+from smolmix_cli.mixnet.packet.sphinx import RouteHop
+from smolmix_cli.mixnet.topology.topology import Topology
 from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
+from smolmix_cli.websocket import WebSocketError, connect_websocket
 from tests.testnet.gw_client import ClientFailed, GwClient
 from tests.testnet.nodes_util import frame_bytes, make_packet, send_raw
 

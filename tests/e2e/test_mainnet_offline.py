@@ -12,8 +12,9 @@ import anyio
 import pytest
 from click.testing import CliRunner
 
-from smolmix_cli.cli.errors import ExitCode
 from smolmix_cli.cli.ping import ping
+from smolmix_cli.exit_codes import ExitCode
+from smolmix_cli.options import GlobalOptions
 
 
 def test_mainnet_without_dns_is_exit_5_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -26,7 +27,9 @@ def test_mainnet_without_dns_is_exit_5_in_one_line(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(anyio, "getaddrinfo", no_dns)
     monkeypatch.delenv("SMOLMIX_NETWORK", raising=False)
     start = time.monotonic()
-    result = CliRunner().invoke(ping, ["-c", "1", "--timeout", "5"], obj={"network": "mainnet"})
+    result = CliRunner().invoke(
+        ping, ["-c", "1", "--timeout", "5"], obj={"globals": GlobalOptions(network="mainnet")}
+    )
     assert time.monotonic() - start < 5
     assert result.exit_code == ExitCode.NETWORK_UNREACHABLE == 5
     # the first request goes to validator.nymtech.net, then the fronted and CDN fallbacks
@@ -47,7 +50,9 @@ def test_mainnet_hanging_network_is_bounded_by_the_timeout(monkeypatch: pytest.M
 
     monkeypatch.setattr(anyio, "getaddrinfo", hang)
     start = time.monotonic()
-    result = CliRunner().invoke(ping, ["-c", "1", "--timeout", "1.5"], obj={"network": "mainnet"})
+    result = CliRunner().invoke(
+        ping, ["-c", "1", "--timeout", "1.5"], obj={"globals": GlobalOptions(network="mainnet")}
+    )
     elapsed = time.monotonic() - start
     assert 1.0 <= elapsed < 4
     assert result.exit_code in (ExitCode.NETWORK_UNREACHABLE, ExitCode.TIMEOUT)

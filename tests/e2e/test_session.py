@@ -76,7 +76,7 @@ class Net:
 
 @pytest.fixture(scope="module")
 def net() -> Iterator[Net]:
-    from smolmix_cli.cli.testnet import running_network
+    from smolmix_cli.network_select import running_network
 
     base = Path(tempfile.mkdtemp(prefix="smx-e2e-", dir="/tmp"))
     env = dict(os.environ)

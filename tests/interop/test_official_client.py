@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import pytest
 
-from smolmix_cli.testnet.origin_http import bytes_sha256
+from smolmix_cli.testnet.origin.http import bytes_sha256
 from tests.interop.harness import BIG, WS_MESSAGE, interop_network, run_driver
 
 pytestmark = [pytest.mark.interop, pytest.mark.anyio]

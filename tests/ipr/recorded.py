@@ -6,7 +6,7 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from smolmix_cli.ipr.lp_frame import LpFrame
-from smolmix_cli.mixnet.message import RepliableMessage, decode_message
+from smolmix_cli.mixnet.message.message import RepliableMessage, decode_message
 from tests.vectors import h, load_vector
 
 EXCHANGE: dict[str, Any] = load_vector("official-client", "ipr-exchange.json")

@@ -75,13 +75,13 @@ def test_nothing_goes_out_before_connect() -> None:
     with pytest.raises(NotConnected):
         client.ping(0.0)
     client.on_surb_request(50, 0.0)
-    assert client.pop_transmits() == [] and client.next_deadline() is None
+    assert client.pop_transmits() == [] and client.poll_deadline() is None
 
 
 def test_connect_times_out_after_60_s() -> None:
     client = IprClient(random.Random(0))
     client.connect(5.0, WALL)
-    assert client.next_deadline() == 5.0 + CFG.connect_timeout
+    assert client.poll_deadline() == 5.0 + CFG.connect_timeout
     client.handle_timeout(5.0 + CFG.connect_timeout - 0.01)
     assert client.pop_events() == []
     client.handle_timeout(5.0 + CFG.connect_timeout)
@@ -132,7 +132,7 @@ def test_keepalive_hint_then_reconnect_after_60_s_without_uplink_data() -> None:
     client = connected_client(now=0.0)
     client.send_packet(b"p", 10.0)
     client.pop_transmits()
-    assert client.next_deadline() == 10.0 + CFG.keepalive_after
+    assert client.poll_deadline() == 10.0 + CFG.keepalive_after
     client.handle_timeout(10.0 + CFG.keepalive_after)
     assert client.pop_events() == [KeepaliveDue(CFG.keepalive_after)]
     client.ping(20.0 + CFG.keepalive_after)  # pings do not count as activity at the exit

@@ -178,7 +178,7 @@ def test_v9_shaped_reply_to_v10_is_ignored_then_v9_after_15_s() -> None:
     client.on_reply(reply, 0.1)
     assert client.pop_events() == [] and client.dropped == 1
     fallback = ClientConfig().v10_fallback_after
-    assert client.next_deadline() == fallback
+    assert client.poll_deadline() == fallback
     client.handle_timeout(fallback - 0.001)
     assert client.pop_transmits() == []
     client.handle_timeout(fallback)

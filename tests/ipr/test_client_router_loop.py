@@ -63,10 +63,10 @@ class Loop:
 
     def advance(self, now: float) -> None:
         for _ in range(5):
-            deadline = self.router.next_deadline()
+            deadline = self.router.poll_deadline()
             if deadline is not None and deadline <= now:
                 self.router.handle_timeout(now)
-            deadline = self.client.next_deadline()
+            deadline = self.client.poll_deadline()
             if deadline is not None and deadline <= now:
                 self.client.handle_timeout(now)
             self.pump(now)

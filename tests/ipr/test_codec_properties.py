@@ -19,7 +19,7 @@ from smolmix_cli.ipr.bundle import (
     decode_bundle,
     encode_bundle,
 )
-from smolmix_cli.ipr.errors import BincodeError, IprError, MalformedBundle, MalformedFrame
+from smolmix_cli.ipr.errors import BincodeError, IprError, MalformedBundle, MalformedIprFrame
 from smolmix_cli.ipr.lp_frame import LpFrame, is_stream_frame
 from smolmix_cli.ipr.messages import IpPacketRequest, IpPacketResponse
 from tests.fuzzing import scaled
@@ -158,7 +158,7 @@ def test_frame_round_trip(frame: LpFrame) -> None:
 def test_frame_decoder_raises_only_its_error(data: bytes) -> None:
     try:
         frame = LpFrame.decode(data)
-    except MalformedFrame:
+    except MalformedIprFrame:
         return
     assert is_stream_frame(data) and frame.encode()[:15] == data[:15]
 

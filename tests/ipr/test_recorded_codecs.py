@@ -10,7 +10,7 @@ import pytest
 
 from smolmix_cli.ipr.bincode import Writer
 from smolmix_cli.ipr.bundle import LENGTH_PREFIX_SIZE, BundleDecoder, decode_bundle
-from smolmix_cli.ipr.errors import MalformedMessage
+from smolmix_cli.ipr.errors import MalformedIprMessage
 from smolmix_cli.ipr.lp_frame import HEADER_SIZE, FrameKind, LpFrame, MsgType, is_stream_frame
 from smolmix_cli.ipr.messages import (
     ConnectFailure,
@@ -242,7 +242,7 @@ def test_v10_connect_success_without_mtu_is_refused_as_v10() -> None:
     template = V10_VARIANT["v9_shaped_reply_to_v10_request"]["reply_ipr_response_hex"]
     v9_shaped = with_request_id(template, request.request_id)
     assert IpPacketResponse.decode(v9_shaped).version == 9
-    with pytest.raises(MalformedMessage):
+    with pytest.raises(MalformedIprMessage):
         IpPacketResponse.decode(bytes([10]) + v9_shaped[1:])
 
 

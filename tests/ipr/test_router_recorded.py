@@ -25,7 +25,7 @@ from smolmix_cli.ipr.router_logic import (
     address_pair,
 )
 from smolmix_cli.mixnet.address import Recipient
-from smolmix_cli.mixnet.message import ReplyContentTag, ReplyMessage, encode_message
+from smolmix_cli.mixnet.message.message import ReplyContentTag, ReplyMessage, encode_message
 from tests.ipr.recorded import (
     EXCHANGE,
     STAGE1,
@@ -93,7 +93,7 @@ def test_stage3_uplink_packets_and_downlink_replies_reproduce_the_recording() ->
             for packet in packets:
                 router.on_downlink(packet, now)
             assert replies(router) == []  # bundled until the flush timer
-            deadline = router.next_deadline()
+            deadline = router.poll_deadline()
             assert deadline is not None and deadline <= now + BUFFER
             router.handle_timeout(now + BUFFER)
             expected = h(entry["lp_frame_header_hex"]) + h(entry["ipr_response_hex"])

@@ -14,7 +14,7 @@ from smolmix_cli.ipr.bundle import (
     decode_bundle,
     encode_bundle,
 )
-from smolmix_cli.ipr.errors import MalformedFrame, MalformedMessage
+from smolmix_cli.ipr.errors import MalformedIprFrame, MalformedIprMessage
 from smolmix_cli.ipr.lp_frame import HEADER_SIZE, LpFrame, MsgType, is_stream_frame
 from smolmix_cli.ipr.messages import (
     MAX_NON_STREAM_VERSION,
@@ -192,15 +192,15 @@ def test_bad_msg_type_and_wrong_kind_and_too_short() -> None:
     data_frame = LpFrame(1, MsgType.DATA, 1, b"\x00").encode()
     byte = _ints(fixture("bad_msg_type"))[0]
     broken = data_frame[:byte] + b"\xff" + data_frame[byte + 1 :]
-    with pytest.raises(MalformedFrame):
+    with pytest.raises(MalformedIprFrame):
         LpFrame.decode(broken)
     opaque = bytes(_ints(fixture("wrong_frame_kind"))[0])
     assert not is_stream_frame(opaque)
-    with pytest.raises(MalformedFrame):
+    with pytest.raises(MalformedIprFrame):
         LpFrame.decode(opaque)
     short = bytes(_ints(fixture("too_short"))[0])
     assert not is_stream_frame(short)
-    with pytest.raises(MalformedFrame):
+    with pytest.raises(MalformedIprFrame):
         LpFrame.decode(short)
 
 
@@ -248,7 +248,7 @@ def test_version_constants_and_unsupported_versions() -> None:
         == SPHINX_STREAM_VERSION_THRESHOLD
     )
     (raw,) = backticked_hex(fixture("check_size_of_request"))
-    with pytest.raises(MalformedMessage):
+    with pytest.raises(MalformedIprMessage):
         IpPacketRequest.decode(raw)  # version 4 is not spoken here
 
 
@@ -256,10 +256,10 @@ def test_service_provider_type_must_be_ip_packet_router() -> None:
     (protocol,) = backticked_hex(fixture("compact_serialization"))  # {4, NetworkRequester}
     data = IpPacketRequest(V9, DataRequest(b"")).encode()
     assert data[1] != protocol[1]
-    with pytest.raises(MalformedMessage):
+    with pytest.raises(MalformedIprMessage):
         IpPacketRequest.decode(data[:1] + protocol[1:2] + data[2:])
     invalid = _ints(fixture("invalid_protocol_deserialization").split("[4, ")[1])[0]
-    with pytest.raises(MalformedMessage):
+    with pytest.raises(MalformedIprMessage):
         IpPacketRequest.decode(data[:1] + bytes([invalid]) + data[2:])
 
 

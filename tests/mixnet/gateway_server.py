@@ -18,7 +18,7 @@ import anyio.abc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.gateway_session import (
+from smolmix_cli.mixnet.gateway.session import (
     ClientAuthenticated,
     ClientRegistered,
     Failed,
@@ -29,7 +29,7 @@ from smolmix_cli.mixnet.gateway_session import (
     SendBinary,
     SendText,
 )
-from smolmix_cli.mixnet.websocket import (
+from smolmix_cli.websocket import (
     WebSocketConnection,
     WebSocketError,
     serve_websocket_connection,

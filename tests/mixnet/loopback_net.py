@@ -18,10 +18,10 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from smolmix_cli.mixnet.gateway_frames import RequestKind
-from smolmix_cli.mixnet.gateway_session import ForwardPacket
-from smolmix_cli.mixnet.mix_packet import MixPacket
-from smolmix_cli.mixnet.topology import EntryDetails, Topology
+from smolmix_cli.mixnet.gateway.frames import RequestKind
+from smolmix_cli.mixnet.gateway.session import ForwardPacket
+from smolmix_cli.mixnet.packet.mix_packet import MixPacket
+from smolmix_cli.mixnet.topology.topology import EntryDetails, Topology
 from tests.mixnet.gateway_server import LoopbackGateway, run_gateway
 from tests.mixnet.simnet import SimNet, build_simnet
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from smolmix_cli.mixnet.address import NodeAddress
-from smolmix_cli.mixnet.sphinx import FinalHop, SphinxNode
-from smolmix_cli.mixnet.topology import Topology, parse_nodes_page, parse_rewarded_set
+from smolmix_cli.mixnet.packet.sphinx import FinalHop, SphinxNode
+from smolmix_cli.mixnet.topology.topology import Topology, parse_nodes_page, parse_rewarded_set
 from tests.vectors import h, load_vector
 
 SPHINX = load_vector("official-client", "sphinx-packets.json")

@@ -15,14 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from smolmix_cli.mixnet.ack import SurbAck
 from smolmix_cli.mixnet.address import NodeAddress
 from smolmix_cli.mixnet.keys import Ed25519KeyPair, X25519KeyPair
-from smolmix_cli.mixnet.mix_packet import MixPacket
-from smolmix_cli.mixnet.packet_size import PacketSize, PacketType
-from smolmix_cli.mixnet.payload import SURB_ACK_SIZE
-from smolmix_cli.mixnet.sphinx import FinalHop, SphinxNode
-from smolmix_cli.mixnet.topology import (
+from smolmix_cli.mixnet.message.ack import SurbAck
+from smolmix_cli.mixnet.packet.mix_packet import MixPacket
+from smolmix_cli.mixnet.packet.payload import SURB_ACK_SIZE
+from smolmix_cli.mixnet.packet.size import PacketSize, PacketType
+from smolmix_cli.mixnet.packet.sphinx import FinalHop, SphinxNode
+from smolmix_cli.mixnet.topology.topology import (
     EntryDetails,
     Node,
     NodeRole,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from smolmix_cli.mixnet.keys import x25519_public
-from smolmix_cli.mixnet.sphinx import Destination, RouteHop, SphinxNode
+from smolmix_cli.mixnet.packet.sphinx import Destination, RouteHop, SphinxNode
 from tests.vectors import h, load_vector
 
 ROUTE_ORDER = ("layer1", "layer2", "layer3", "gateway")

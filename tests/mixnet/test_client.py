@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from smolmix_cli.mixnet.client import (
+from smolmix_cli.mixnet.client.client import (
     ClientConfig,
     DeliveryFailed,
     MixnetClient,
@@ -18,10 +18,10 @@ from smolmix_cli.mixnet.client import (
     choose_gateway,
     gateway_url,
 )
-from smolmix_cli.mixnet.client_core import CoreConfig
-from smolmix_cli.mixnet.key_store import KeyStore
-from smolmix_cli.mixnet.packet_size import PacketSize
-from smolmix_cli.mixnet.topology import NoRoute
+from smolmix_cli.mixnet.client.core import CoreConfig, InvalidConfig
+from smolmix_cli.mixnet.client.key_store import KeyStore
+from smolmix_cli.mixnet.packet.size import PacketSize
+from smolmix_cli.mixnet.topology.topology import NoUsableRoute
 from tests.mixnet.loopback_net import loopback_net
 
 FAST = ClientConfig.fast(keepalive_interval=None)
@@ -82,7 +82,7 @@ async def test_lost_acks_are_retransmitted_until_delivered() -> None:
 
         def drop_two_acks(packet: object) -> bool:
             nonlocal dropped
-            from smolmix_cli.mixnet.mix_packet import MixPacket
+            from smolmix_cli.mixnet.packet.mix_packet import MixPacket
 
             assert isinstance(packet, MixPacket)
             if len(packet.packet) == PacketSize.ACK.size and dropped < 2:
@@ -188,21 +188,21 @@ def test_gateway_choice_and_url() -> None:
     assert choose_gateway(sim.topology, explicit=other.identity) == other
     assert choose_gateway(sim.topology, remembered=other.identity) == other
     assert choose_gateway(sim.topology, remembered=b"\x00" * 32) == best
-    with pytest.raises(NoRoute):
+    with pytest.raises(NoUsableRoute):
         choose_gateway(sim.topology, explicit=b"\x00" * 32)
     mix = sim.topology.layer(1)[0]
-    with pytest.raises(NoRoute):
+    with pytest.raises(NoUsableRoute):
         choose_gateway(sim.topology, explicit=mix.identity)
     assert gateway_url(best) == f"ws://{best.ip_addresses[0]}:9000/"
     import dataclasses
 
-    from smolmix_cli.mixnet.topology import EntryDetails
+    from smolmix_cli.mixnet.topology.topology import EntryDetails
 
     tls = dataclasses.replace(best, entry=EntryDetails("gw.example", 9000, 9001))
     assert gateway_url(tls) == "wss://gw.example:9001/"
 
     # A gateway that also mixes is passed over while another gateway exists.
-    from smolmix_cli.mixnet.topology import SupportedRoles
+    from smolmix_cli.mixnet.topology.topology import SupportedRoles
 
     nodes = dict(sim.topology.nodes)
     nodes[best.node_id] = dataclasses.replace(
@@ -240,12 +240,12 @@ async def test_gateway_outage_pauses_retransmission_instead_of_failing() -> None
 async def test_topology_refresh_keeps_only_usable_topologies() -> None:
     import dataclasses
 
-    from smolmix_cli.mixnet.topology import RewardedSet, Topology
+    from smolmix_cli.mixnet.topology.topology import RewardedSet, Topology
 
     async with loopback_net() as net:
         good = dataclasses.replace(net.topology, rotation_id=7)
         empty = Topology(RewardedSet(epoch_id=2), {}, 0)
-        answers: list[Topology | Exception] = [empty, good, NoRoute("directory down")]
+        answers: list[Topology | Exception] = [empty, good, NoUsableRoute("directory down")]
 
         async def source() -> Topology:
             answer = answers.pop(0) if answers else good
@@ -268,19 +268,32 @@ async def test_topology_refresh_keeps_only_usable_topologies() -> None:
             await alice.wait_delivered(mid, timeout=10)
 
 
-def test_core_config_carries_every_shared_setting() -> None:
-    # ClientConfig hands the core each setting they share by name; a changed value
-    # in any of them must reach the core (and the list must not silently shrink).
-    shared = [f for f in fields(CoreConfig) if f.name in {g.name for g in fields(ClientConfig)}]
-    assert len(shared) == 10
-    changed: dict[str, object] = {}
-    for f in shared:
-        default = getattr(ClientConfig(), f.name)
-        if isinstance(default, bool):
-            changed[f.name] = not default
-        elif default is None or isinstance(default, int):
-            changed[f.name] = 7
-        else:
-            changed[f.name] = 0.75
-    core = ClientConfig(**changed).core_config()  # type: ignore[arg-type]
-    assert {name: getattr(core, name) for name in changed} == changed
+def test_client_config_is_the_core_config_with_nyms_defaults() -> None:
+    # The client's settings extend the core's (one definition each, nothing copied that
+    # could drift); the client hands its config to the core as it is.
+    assert issubclass(ClientConfig, CoreConfig)
+    assert {f.name for f in fields(CoreConfig)} < {f.name for f in fields(ClientConfig)}
+    assert {f.name: getattr(ClientConfig(), f.name) for f in fields(ClientConfig)} == {
+        "poisson": True,
+        "cover": True,
+        "poisson_cover": True,
+        "message_sending_average_delay": 0.020,
+        "loop_cover_traffic_average_delay": 0.200,
+        "ack_wait_multiplier": 1.5,
+        "ack_wait_addition": 1.5,
+        "max_retransmissions": 20,
+        "reply_surb_request_threshold": 0,
+        "reply_surb_request_amount": 20,
+        "max_reply_surbs_per_request": 500,
+        "average_packet_delay": 0.015,
+        "average_ack_delay": 0.015,
+        "packet_size": PacketSize.REGULAR,
+        "connect_timeout": 10.0,
+        "reconnect_max_delay": 30.0,
+        "max_reconnect_attempts": None,
+        "keepalive_interval": 30.0,
+        "reauthenticate_after_register": False,
+        "topology_refresh_interval": 300.0,
+    }
+    with pytest.raises(InvalidConfig):
+        ClientConfig(ack_wait_addition=-1.0)  # the core's checks run where the config is made

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smolmix_cli.mixnet.address import Recipient
-from smolmix_cli.mixnet.client_core import (
+from smolmix_cli.mixnet.client.core import (
     ClientCore,
     CoreConfig,
     CoreEvent,
@@ -24,10 +24,10 @@ from smolmix_cli.mixnet.client_core import (
     ReceivedMessage,
 )
 from smolmix_cli.mixnet.keys import Ed25519KeyPair, X25519KeyPair
-from smolmix_cli.mixnet.mix_packet import MixPacket
-from smolmix_cli.mixnet.packet_size import PacketSize
-from smolmix_cli.mixnet.preparer import MessagePreparer
-from smolmix_cli.mixnet.receiver import MessageReceiver
+from smolmix_cli.mixnet.message.preparer import MessagePreparer
+from smolmix_cli.mixnet.message.receiver import MessageReceiver
+from smolmix_cli.mixnet.packet.mix_packet import MixPacket
+from smolmix_cli.mixnet.packet.size import PacketSize
 from tests.fuzzing import scaled
 from tests.mixnet.simnet import SimNet, build_simnet
 
@@ -109,10 +109,10 @@ class World:
 
 def _route_delays(net: SimNet, packet: MixPacket) -> float:
     """Sum of the Sphinx delays the mix layers read from the data packet and its ack."""
-    from smolmix_cli.mixnet.ack import SurbAck
     from smolmix_cli.mixnet.address import NodeAddress
-    from smolmix_cli.mixnet.payload import SURB_ACK_SIZE
-    from smolmix_cli.mixnet.sphinx import FinalHop
+    from smolmix_cli.mixnet.message.ack import SurbAck
+    from smolmix_cli.mixnet.packet.payload import SURB_ACK_SIZE
+    from smolmix_cli.mixnet.packet.sphinx import FinalHop
 
     total = 0
     todo = [(str(packet.next_hop), packet.packet)]

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 import anyio
 import pytest
 
-from smolmix_cli.mixnet.client import ClientConfig, MixnetClient, ReceivedMessage
-from smolmix_cli.mixnet.topology import NodeRole, RewardedSet, Topology
-from smolmix_cli.testnet.gateway import GatewayNode
-from smolmix_cli.testnet.mixnode import MixNode
-from smolmix_cli.testnet.node_spec import NodeSpec
+from smolmix_cli.mixnet.client.client import ClientConfig, MixnetClient, ReceivedMessage
+from smolmix_cli.mixnet.topology.topology import NodeRole, RewardedSet, Topology
+from smolmix_cli.testnet.nodes.gateway import GatewayNode
+from smolmix_cli.testnet.nodes.mixnode import MixNode
+from smolmix_cli.testnet.nodes.node_spec import NodeSpec
 from tests.self_signed import TLSPair, self_signed_tls
 
 pytestmark = pytest.mark.anyio_backends("asyncio", "trio")

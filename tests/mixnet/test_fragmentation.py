@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.fragment import (
+from smolmix_cli.mixnet.message.fragment import (
     LINKED_HEADER_LEN,
     MAX_FRAGMENTS_PER_SET,
     UNLINKED_HEADER_LEN,
@@ -21,7 +21,7 @@ from smolmix_cli.mixnet.fragment import (
     number_of_required_fragments,
     split_into_sets,
 )
-from smolmix_cli.mixnet.message import (
+from smolmix_cli.mixnet.message.message import (
     PlainMessage,
     available_plaintext_per_packet,
     decode_message,
@@ -30,13 +30,13 @@ from smolmix_cli.mixnet.message import (
     split_message,
     unpad_message,
 )
-from smolmix_cli.mixnet.packet_size import PacketSize
-from smolmix_cli.mixnet.reassembly import (
+from smolmix_cli.mixnet.message.reassembly import (
     INCOMPLETE_MESSAGE_TIMEOUT,
     FragmentMismatch,
     Reassembler,
     ReassemblyFull,
 )
+from smolmix_cli.mixnet.packet.size import PacketSize
 from tests.vectors import spec_text
 
 REGULAR = available_plaintext_per_packet(PacketSize.REGULAR)

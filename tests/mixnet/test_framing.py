@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.framing import Frame, FrameDecoder, FramingError
-from smolmix_cli.mixnet.packet_size import FrameVersion, PacketSize, PacketType, SphinxKeyRotation
+from smolmix_cli.mixnet.packet.framing import Frame, FrameDecoder, FramingError
+from smolmix_cli.mixnet.packet.size import FrameVersion, PacketSize, PacketType, SphinxKeyRotation
 from tests.vectors import h, load_vector
 
 PACKET = h(load_vector("official-client", "sphinx-packets.json")["packets"][0]["sphinx_packet"])

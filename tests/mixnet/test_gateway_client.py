@@ -11,14 +11,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from smolmix_cli.mixnet.address import NodeAddress
-from smolmix_cli.mixnet.gateway_client import GatewayClient, GatewayUnavailable
-from smolmix_cli.mixnet.gateway_frames import RequestKind
-from smolmix_cli.mixnet.gateway_handshake import ed25519_public_bytes
-from smolmix_cli.mixnet.gateway_key import SharedKey
-from smolmix_cli.mixnet.gateway_session import FREE_TESTNET_BANDWIDTH, ForwardPacket
-from smolmix_cli.mixnet.mix_packet import MixPacket
-from smolmix_cli.mixnet.packet_size import PacketSize, PacketType, SphinxKeyRotation
-from smolmix_cli.mixnet.websocket import WebSocketClosed, WebSocketConnection
+from smolmix_cli.mixnet.gateway.client import GatewayClient, GatewayUnavailable
+from smolmix_cli.mixnet.gateway.frames import RequestKind
+from smolmix_cli.mixnet.gateway.handshake import ed25519_public_bytes
+from smolmix_cli.mixnet.gateway.session import FREE_TESTNET_BANDWIDTH, ForwardPacket
+from smolmix_cli.mixnet.gateway.shared_key import SharedKey
+from smolmix_cli.mixnet.packet.mix_packet import MixPacket
+from smolmix_cli.mixnet.packet.size import PacketSize, PacketType, SphinxKeyRotation
+from smolmix_cli.websocket import WebSocketClosed, WebSocketConnection
 from tests.mixnet.gateway_server import LoopbackGateway, run_gateway
 from tests.mixnet.wsutil import ws_server
 from tests.self_signed import self_signed_tls
@@ -263,3 +263,38 @@ async def test_garbage_from_the_gateway_is_dropped_or_typed() -> None:
                 f"ws://127.0.0.1:{server.port}/", h.identity, os.urandom(32), **h.options()
             ):
                 pass
+
+
+@pytest.mark.anyio
+async def test_websocket_failures_become_gateway_errors() -> None:
+    """The WebSocket layer's errors never leave the client: it raises its own, exit 5."""
+    from smolmix_cli.errors_map import classify
+    from smolmix_cli.exit_codes import ExitCode
+    from smolmix_cli.websocket import WebSocketError
+
+    h = Harness()
+
+    async def hang_up(conn: WebSocketConnection) -> None:
+        await conn.aclose(1011, "go away")
+
+    async def refuse(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            await stream.receive()
+            await stream.send(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
+
+    async with (
+        ws_server(hang_up) as server,
+        await anyio.create_tcp_listener(local_host="127.0.0.1") as refusing,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(refusing.serve, refuse)
+        refusing_port = refusing.extra(anyio.abc.SocketAttribute.local_port)
+        for url in (f"ws://127.0.0.1:{server.port}/", f"ws://127.0.0.1:{refusing_port}/"):
+            with pytest.raises(GatewayUnavailable) as info:
+                async with GatewayClient.connect(url, h.identity, os.urandom(32), **h.options()):
+                    pass
+            assert isinstance(info.value.__cause__, WebSocketError)
+            error = classify(info.value)
+            assert error.code is ExitCode.NETWORK_UNREACHABLE
+            assert str(error).startswith(f"gateway unreachable: cannot use gateway at {url}")
+        tg.cancel_scope.cancel()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from smolmix_cli.mixnet.errors import IntegrityError, InvalidKey, MalformedData
-from smolmix_cli.mixnet.gateway_frames import (
+from smolmix_cli.mixnet.gateway.frames import (
     HEADER_LEN,
     MIN_FRAME_LEN,
     MalformedFrame,
@@ -18,7 +18,7 @@ from smolmix_cli.mixnet.gateway_frames import (
     encrypt_request,
     split_frame,
 )
-from smolmix_cli.mixnet.gateway_key import NONCE_LEN, TAG_LEN, SharedKey
+from smolmix_cli.mixnet.gateway.shared_key import NONCE_LEN, TAG_LEN, SharedKey
 from tests.mixnet.gateway_vectors import handshake_vector, packets_vector
 from tests.vectors import h
 

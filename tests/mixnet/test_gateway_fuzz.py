@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.gateway_frames import decrypt_push, decrypt_request, split_frame
-from smolmix_cli.mixnet.gateway_handshake import (
+from smolmix_cli.mixnet.gateway.frames import decrypt_push, decrypt_request, split_frame
+from smolmix_cli.mixnet.gateway.handshake import (
     ClientHandshake,
     GatewayHandshake,
     GatewayMaterialExchange,
@@ -25,20 +25,20 @@ from smolmix_cli.mixnet.gateway_handshake import (
     MaterialExchange,
     parse_finalization,
 )
-from smolmix_cli.mixnet.gateway_key import SharedKey
-from smolmix_cli.mixnet.gateway_messages import (
+from smolmix_cli.mixnet.gateway.messages import (
     _CLIENT_PARSERS,
     _SERVER_PARSERS,
     HandshakePayload,
     parse_client_message,
     parse_server_message,
 )
-from smolmix_cli.mixnet.gateway_session import (
+from smolmix_cli.mixnet.gateway.session import (
     GatewayClientSession,
     GatewayConnection,
     GatewayConnState,
     GatewayRegistry,
 )
+from smolmix_cli.mixnet.gateway.shared_key import SharedKey
 from tests.fuzzing import scaled
 from tests.mixnet.gateway_vectors import frames, handshake_vector, packets_vector
 from tests.vectors import h

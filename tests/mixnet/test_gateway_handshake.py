@@ -14,7 +14,7 @@ from smolmix_cli.mixnet.errors import (
     MixnetError,
     ReplayDetected,
 )
-from smolmix_cli.mixnet.gateway_handshake import (
+from smolmix_cli.mixnet.gateway.handshake import (
     CLIENT_MATERIAL_LEN,
     CURRENT_PROTOCOL_VERSION,
     GATEWAY_MATERIAL_LEN,
@@ -42,8 +42,8 @@ from smolmix_cli.mixnet.gateway_handshake import (
     parse_finalization,
     verify_authenticate_v2,
 )
-from smolmix_cli.mixnet.gateway_key import SharedKey
-from smolmix_cli.mixnet.gateway_messages import AuthenticateV2, HandshakeError, HandshakePayload
+from smolmix_cli.mixnet.gateway.messages import AuthenticateV2, HandshakeError, HandshakePayload
+from smolmix_cli.mixnet.gateway.shared_key import SharedKey
 from tests.mixnet.gateway_vectors import client_identity, gateway_identity, handshake_vector
 from tests.vectors import h
 

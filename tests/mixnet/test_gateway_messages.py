@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from smolmix_cli.mixnet.errors import MalformedData
-from smolmix_cli.mixnet.gateway_messages import (
+from smolmix_cli.mixnet.gateway.messages import (
     Authenticate,
     AuthenticateV2,
     Bandwidth,

@@ -9,8 +9,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from smolmix_cli.mixnet.errors import MalformedData
-from smolmix_cli.mixnet.gateway_frames import RequestKind, encrypt_push, encrypt_request
-from smolmix_cli.mixnet.gateway_handshake import (
+from smolmix_cli.mixnet.gateway.frames import RequestKind, encrypt_push, encrypt_request
+from smolmix_cli.mixnet.gateway.handshake import (
     CURRENT_PROTOCOL_VERSION,
     MAX_REQUEST_TIMESTAMP_SKEW_S,
     ExcessiveTimestampSkew,
@@ -20,8 +20,7 @@ from smolmix_cli.mixnet.gateway_handshake import (
     build_authenticate_v2,
     ed25519_public_bytes,
 )
-from smolmix_cli.mixnet.gateway_key import SharedKey
-from smolmix_cli.mixnet.gateway_messages import (
+from smolmix_cli.mixnet.gateway.messages import (
     Authenticate,
     Bandwidth,
     ClaimFreeTestnetBandwidth,
@@ -34,7 +33,7 @@ from smolmix_cli.mixnet.gateway_messages import (
     TypedError,
     parse_server_message,
 )
-from smolmix_cli.mixnet.gateway_session import (
+from smolmix_cli.mixnet.gateway.session import (
     CLAIM_THRESHOLD,
     FREE_TESTNET_BANDWIDTH,
     HANDSHAKE_STEP_TIMEOUT_S,
@@ -60,6 +59,7 @@ from smolmix_cli.mixnet.gateway_session import (
     SessionNotReady,
     mix_packet_cost,
 )
+from smolmix_cli.mixnet.gateway.shared_key import SharedKey
 from tests.mixnet.gateway_vectors import frames, handshake_vector, packets_vector
 from tests.vectors import h, spec_text
 
@@ -433,8 +433,9 @@ def test_handshake_timeouts_both_sides() -> None:
     client = GatewayClientSession(client_id, registry.identity_public)
     client.start()
     client.receive_text(SupportedProtocol(6).to_json(), now=NOW)
-    assert client.check_timeout(now=NOW + HANDSHAKE_STEP_TIMEOUT_S) == []
-    events = client.check_timeout(now=NOW + HANDSHAKE_STEP_TIMEOUT_S + 0.01)
+    assert client.poll_deadline() == NOW + HANDSHAKE_STEP_TIMEOUT_S
+    assert client.handle_timeout(NOW + HANDSHAKE_STEP_TIMEOUT_S - 0.01) == []
+    events = client.handle_timeout(NOW + HANDSHAKE_STEP_TIMEOUT_S)
     probe_text = '{"type":"handshakeError","message":"timed out waiting for a handshake message"}'
     assert events[0] == SendText(
         HandshakeError("timed out waiting for a handshake message").to_json()
@@ -449,9 +450,11 @@ def test_handshake_timeouts_both_sides() -> None:
     assert isinstance(step1, SendText)
     conn.receive_text(step1.text, now=NOW)
     assert conn.state is GatewayConnState.HANDSHAKE
-    assert conn.check_timeout(now=NOW + HANDSHAKE_STEP_TIMEOUT_S) == []
-    events2 = conn.check_timeout(now=NOW + HANDSHAKE_STEP_TIMEOUT_S + 0.01)
+    assert conn.poll_deadline() == NOW + HANDSHAKE_STEP_TIMEOUT_S
+    assert conn.handle_timeout(NOW + HANDSHAKE_STEP_TIMEOUT_S - 0.01) == []
+    events2 = conn.handle_timeout(NOW + HANDSHAKE_STEP_TIMEOUT_S)
     assert isinstance(events2[-1], Failed) and conn.state is GatewayConnState.CLOSED
+    assert client.poll_deadline() is None and conn.poll_deadline() is None
 
 
 def test_client_handshake_failure_sends_handshake_error() -> None:

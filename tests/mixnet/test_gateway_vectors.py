@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from smolmix_cli.mixnet.gateway_frames import (
+from smolmix_cli.mixnet.gateway.frames import (
     RequestKind,
     ResponseKind,
     decrypt_push,
@@ -14,7 +14,7 @@ from smolmix_cli.mixnet.gateway_frames import (
     encrypt_request,
     split_frame,
 )
-from smolmix_cli.mixnet.gateway_handshake import (
+from smolmix_cli.mixnet.gateway.handshake import (
     GatewayHandshake,
     GatewayMaterialExchange,
     Initialisation,
@@ -27,14 +27,13 @@ from smolmix_cli.mixnet.gateway_handshake import (
     parse_finalization,
     verify_authenticate_v2,
 )
-from smolmix_cli.mixnet.gateway_key import SharedKey
-from smolmix_cli.mixnet.gateway_messages import (
+from smolmix_cli.mixnet.gateway.messages import (
     AuthenticateV2,
     HandshakePayload,
     parse_client_message,
     parse_server_message,
 )
-from smolmix_cli.mixnet.gateway_session import (
+from smolmix_cli.mixnet.gateway.session import (
     Authenticated,
     BandwidthChanged,
     ClientAuthenticated,
@@ -49,6 +48,7 @@ from smolmix_cli.mixnet.gateway_session import (
     SendBinary,
     SendText,
 )
+from smolmix_cli.mixnet.gateway.shared_key import SharedKey
 from tests.mixnet.gateway_vectors import (
     ScriptedRng,
     client_identity,

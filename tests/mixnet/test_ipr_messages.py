@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from smolmix_cli.mixnet.fragment import Fragment, split_into_sets
-from smolmix_cli.mixnet.message import (
+from smolmix_cli.mixnet.message.fragment import Fragment, split_into_sets
+from smolmix_cli.mixnet.message.message import (
     MessageError,
     PlainMessage,
     RepliableContentTag,
@@ -20,11 +20,11 @@ from smolmix_cli.mixnet.message import (
     pad_message,
     unpad_message,
 )
-from smolmix_cli.mixnet.packet_size import PacketSize, SphinxKeyRotation
-from smolmix_cli.mixnet.payload import aes128_ctr
-from smolmix_cli.mixnet.reassembly import Reassembler
-from smolmix_cli.mixnet.reply_surb import ReplySurb
-from smolmix_cli.mixnet.surb import Surb
+from smolmix_cli.mixnet.message.reassembly import Reassembler
+from smolmix_cli.mixnet.message.reply_surb import ReplySurb
+from smolmix_cli.mixnet.packet.payload import aes128_ctr
+from smolmix_cli.mixnet.packet.size import PacketSize, SphinxKeyRotation
+from smolmix_cli.mixnet.packet.surb import Surb
 from tests.mixnet.replay_rng import RecordedSetIds
 from tests.vectors import h, load_vector
 

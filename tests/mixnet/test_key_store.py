@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from smolmix_cli.mixnet.gateway_key import SharedKey
-from smolmix_cli.mixnet.key_store import (
+from smolmix_cli.mixnet.client.key_store import (
     CLIENT_KEYS_FILE,
     GATEWAYS_FILE,
     CorruptKeyFile,
@@ -18,6 +17,7 @@ from smolmix_cli.mixnet.key_store import (
     KeyStoreError,
     default_key_dir,
 )
+from smolmix_cli.mixnet.gateway.shared_key import SharedKey
 
 
 def _mode(path: Path) -> int:

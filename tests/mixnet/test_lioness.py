@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 from smolmix_cli.mixnet.errors import MalformedData
 from smolmix_cli.mixnet.keys import x25519, x25519_public
-from smolmix_cli.mixnet.lioness import Lioness, lioness_decrypt, lioness_encrypt
-from smolmix_cli.mixnet.sphinx import (
+from smolmix_cli.mixnet.packet.lioness import Lioness, lioness_decrypt, lioness_encrypt
+from smolmix_cli.mixnet.packet.sphinx import (
     derive_payload_key,
     encode_payload,
     expand_shared_secret,

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.mix_packet import MixPacket, MixPacketError
-from smolmix_cli.mixnet.packet_size import PacketSize
+from smolmix_cli.mixnet.packet.mix_packet import MixPacket, MixPacketError
+from smolmix_cli.mixnet.packet.size import PacketSize
 from tests.vectors import h, load_vector
 
 PACKETS = load_vector("official-client", "sphinx-packets.json")["packets"]

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.packet_size import (
+from smolmix_cli.mixnet.packet.size import (
     FrameVersion,
     FrameVersionError,
     PacketSize,

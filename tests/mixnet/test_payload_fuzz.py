@@ -15,15 +15,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from smolmix_cli.mixnet.ack import SurbAck, recover_fragment_id
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.fragment import Fragment, FragmentId
-from smolmix_cli.mixnet.framing import FrameDecoder
-from smolmix_cli.mixnet.message import decode_message, encode_message, unpad_message
-from smolmix_cli.mixnet.mix_packet import MixPacket
-from smolmix_cli.mixnet.payload import NymPayload, decrypt_regular, decrypt_reply
-from smolmix_cli.mixnet.reassembly import Reassembler
-from smolmix_cli.mixnet.reply_surb import ReplySurb
+from smolmix_cli.mixnet.message.ack import SurbAck, recover_fragment_id
+from smolmix_cli.mixnet.message.fragment import Fragment, FragmentId
+from smolmix_cli.mixnet.message.message import decode_message, encode_message, unpad_message
+from smolmix_cli.mixnet.message.reassembly import Reassembler
+from smolmix_cli.mixnet.message.reply_surb import ReplySurb
+from smolmix_cli.mixnet.packet.framing import FrameDecoder
+from smolmix_cli.mixnet.packet.mix_packet import MixPacket
+from smolmix_cli.mixnet.packet.payload import NymPayload, decrypt_regular, decrypt_reply
 from tests.fuzzing import scaled
 from tests.vectors import h, load_vector
 

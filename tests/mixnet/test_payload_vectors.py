@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from smolmix_cli.mixnet.ack import SurbAck, ack_plaintext, is_ack_push, recover_fragment_id
 from smolmix_cli.mixnet.address import NodeAddress
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.fragment import Fragment, FragmentId
 from smolmix_cli.mixnet.keys import x25519
-from smolmix_cli.mixnet.payload import (
+from smolmix_cli.mixnet.message.ack import SurbAck, ack_plaintext, is_ack_push, recover_fragment_id
+from smolmix_cli.mixnet.message.fragment import Fragment, FragmentId
+from smolmix_cli.mixnet.packet.payload import (
     COVER_MARKER,
     NymPayload,
     aes128_ctr,
@@ -21,7 +21,7 @@ from smolmix_cli.mixnet.payload import (
     is_cover,
     packet_key,
 )
-from smolmix_cli.mixnet.sphinx import FinalHop, SphinxNode
+from smolmix_cli.mixnet.packet.sphinx import FinalHop, SphinxNode
 from tests.vectors import h, load_vector
 
 DATA = load_vector("official-client", "sphinx-packets.json")

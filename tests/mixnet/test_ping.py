@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smolmix_cli.mixnet.ping import MIN_SIZE, PingTracker
+from smolmix_cli.mixnet.client.ping import MIN_SIZE, PingTracker
 
 
 def test_round_trips_are_matched_by_nonce_and_sequence() -> None:

@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from smolmix_cli.mixnet.ack import SurbAck, recover_fragment_id
 from smolmix_cli.mixnet.address import Recipient
-from smolmix_cli.mixnet.fragment import Fragment
-from smolmix_cli.mixnet.message import (
+from smolmix_cli.mixnet.message.ack import SurbAck, recover_fragment_id
+from smolmix_cli.mixnet.message.fragment import Fragment
+from smolmix_cli.mixnet.message.message import (
     MessageError,
     RepliableContentTag,
     RepliableMessage,
@@ -23,17 +23,21 @@ from smolmix_cli.mixnet.message import (
     split_message,
     unpad_message,
 )
-from smolmix_cli.mixnet.mix_packet import MixPacket
-from smolmix_cli.mixnet.payload import (
+from smolmix_cli.mixnet.message.preparer import (
+    COVER_SPHINX_VERSION,
+    DATA_SPHINX_VERSION,
+    MessagePreparer,
+)
+from smolmix_cli.mixnet.message.reassembly import Reassembler
+from smolmix_cli.mixnet.message.reply_surb import ReplySurb, v1_reply_surb_len
+from smolmix_cli.mixnet.packet.mix_packet import MixPacket
+from smolmix_cli.mixnet.packet.payload import (
     NymPayload,
     decrypt_regular,
     decrypt_reply,
     is_cover,
     recover_fragment,
 )
-from smolmix_cli.mixnet.preparer import COVER_SPHINX_VERSION, DATA_SPHINX_VERSION, MessagePreparer
-from smolmix_cli.mixnet.reassembly import Reassembler
-from smolmix_cli.mixnet.reply_surb import ReplySurb, v1_reply_surb_len
 from tests.mixnet.recorded_net import SPHINX, recorded_topology, route_through
 from tests.mixnet.replay_rng import RecordedSetIds
 from tests.vectors import h, load_vector

@@ -10,18 +10,23 @@ from hypothesis import strategies as st
 
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.fragment import FragmentId
-from smolmix_cli.mixnet.message import PlainMessage, ReplyContentTag, ReplyMessage, decode_message
-from smolmix_cli.mixnet.payload import NymPayload
-from smolmix_cli.mixnet.preparer import MessagePreparer
-from smolmix_cli.mixnet.receiver import (
+from smolmix_cli.mixnet.message.fragment import FragmentId
+from smolmix_cli.mixnet.message.message import (
+    PlainMessage,
+    ReplyContentTag,
+    ReplyMessage,
+    decode_message,
+)
+from smolmix_cli.mixnet.message.preparer import MessagePreparer
+from smolmix_cli.mixnet.message.receiver import (
     AckReceived,
     CoverReceived,
     FragmentReceived,
     MessageReceived,
     MessageReceiver,
 )
-from smolmix_cli.mixnet.reply_surb import ReplySurb
+from smolmix_cli.mixnet.message.reply_surb import ReplySurb
+from smolmix_cli.mixnet.packet.payload import NymPayload
 from tests.fuzzing import scaled
 from tests.mixnet.recorded_net import SPHINX, recorded_topology, route_through
 from tests.vectors import h, load_vector

@@ -6,19 +6,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smolmix_cli.mixnet.ack import SurbAck, recover_fragment_id
 from smolmix_cli.mixnet.address import NodeAddress
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.fragment import Fragment
-from smolmix_cli.mixnet.payload import NymPayload, decrypt_reply
-from smolmix_cli.mixnet.preparer import reply_payload
-from smolmix_cli.mixnet.reply_surb import (
+from smolmix_cli.mixnet.message.ack import SurbAck, recover_fragment_id
+from smolmix_cli.mixnet.message.fragment import Fragment
+from smolmix_cli.mixnet.message.preparer import reply_payload
+from smolmix_cli.mixnet.message.reply_surb import (
     ReplySurb,
     ReplySurbError,
     v1_reply_surb_len,
     v2_reply_surb_len,
 )
-from smolmix_cli.mixnet.sphinx import FinalHop, SphinxNode, derive_payload_key
+from smolmix_cli.mixnet.packet.payload import NymPayload, decrypt_reply
+from smolmix_cli.mixnet.packet.sphinx import FinalHop, SphinxNode, derive_payload_key
 from tests.vectors import h, load_vector, spec_text
 
 FIRST = load_vector("official-client", "reply-surb.json")["first"]

@@ -25,8 +25,8 @@ from smolmix_cli.mixnet.keys import (
     validate_ed25519_public,
     x25519,
 )
-from smolmix_cli.mixnet.lioness import Lioness
-from smolmix_cli.mixnet.sphinx import (
+from smolmix_cli.mixnet.packet.lioness import Lioness
+from smolmix_cli.mixnet.packet.sphinx import (
     HEADER_SIZE,
     REGULAR_PAYLOAD_SIZE,
     SphinxNode,
@@ -34,7 +34,7 @@ from smolmix_cli.mixnet.sphinx import (
     parse_version,
     recover_plaintext,
 )
-from smolmix_cli.mixnet.surb import Surb
+from smolmix_cli.mixnet.packet.surb import Surb
 from tests.fuzzing import scaled
 from tests.mixnet.sphinx_data import make_nodes
 

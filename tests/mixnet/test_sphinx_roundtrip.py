@@ -8,7 +8,7 @@ import pytest
 
 from smolmix_cli.mixnet.errors import MalformedData
 from smolmix_cli.mixnet.keys import x25519_public
-from smolmix_cli.mixnet.sphinx import (
+from smolmix_cli.mixnet.packet.sphinx import (
     ACK_PAYLOAD_SIZE,
     EXTENDED8_PAYLOAD_SIZE,
     HEADER_SIZE,

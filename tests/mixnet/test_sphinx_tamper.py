@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from smolmix_cli.mixnet.errors import MalformedData, MixnetError, ReplayDetected
-from smolmix_cli.mixnet.sphinx import (
+from smolmix_cli.mixnet.packet.sphinx import (
     HEADER_SIZE,
     MAX_PAYLOAD_SIZE,
     MIN_PAYLOAD_SIZE,

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from smolmix_cli.mixnet.keys import x25519_public
-from smolmix_cli.mixnet.lioness import Lioness
-from smolmix_cli.mixnet.sphinx import (
+from smolmix_cli.mixnet.packet.lioness import Lioness
+from smolmix_cli.mixnet.packet.sphinx import (
     DEFAULT_VERSION,
     HEADER_SIZE,
     Destination,

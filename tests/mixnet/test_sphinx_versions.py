@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from smolmix_cli.mixnet.sphinx import (
+from smolmix_cli.mixnet.packet.sphinx import (
     SUPPORTED_VERSIONS,
     Destination,
     HopKeys,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from smolmix_cli.mixnet.errors import MalformedData
-from smolmix_cli.mixnet.sphinx import (
+from smolmix_cli.mixnet.packet.sphinx import (
     ACK_PAYLOAD_SIZE,
     HEADER_SIZE,
     PAYLOAD_KEY_SIZE,
@@ -17,7 +17,7 @@ from smolmix_cli.mixnet.sphinx import (
     ForwardHop,
     SphinxNode,
 )
-from smolmix_cli.mixnet.surb import MIN_SURB_LENGTH, Surb, surb_length
+from smolmix_cli.mixnet.packet.surb import MIN_SURB_LENGTH, Surb, surb_length
 from tests.mixnet.sphinx_data import (
     make_nodes,
     random_destination,

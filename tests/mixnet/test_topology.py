@@ -13,11 +13,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.packet_size import SphinxKeyRotation
-from smolmix_cli.mixnet.route import InvalidDelay, exponential_delays, random_route
-from smolmix_cli.mixnet.topology import (
+from smolmix_cli.mixnet.packet.size import SphinxKeyRotation
+from smolmix_cli.mixnet.topology.route import InvalidDelay, exponential_delays, random_route
+from smolmix_cli.mixnet.topology.topology import (
     NodeRole,
-    NoRoute,
+    NoUsableRoute,
     Topology,
     TopologyError,
     parse_key_rotation_info,
@@ -83,7 +83,7 @@ def test_route_is_one_node_per_layer_then_egress() -> None:
     route = random_route(topology, egress, random.Random(1))
     assert [n.layer for n in route[:3]] == [1, 2, 3]
     assert route[3].identity == egress
-    with pytest.raises(NoRoute):
+    with pytest.raises(NoUsableRoute):
         random_route(topology, bytes(32), random.Random(1))
 
 
@@ -93,7 +93,7 @@ def test_low_performance_nodes_dropped() -> None:
     parsed = parse_nodes_page(page)
     topology = Topology.from_directory(parse_rewarded_set(_body("rewarded-set")), [parsed])
     assert topology.layer(1) == []
-    with pytest.raises(NoRoute):
+    with pytest.raises(NoUsableRoute):
         random_route(topology, parsed.nodes[1].identity, random.Random(1))
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import anyio
 import anyio.abc
 
-from smolmix_cli.mixnet.websocket import (
+from smolmix_cli.websocket import (
     WebSocketConnection,
     WebSocketError,
     serve_websocket_connection,

@@ -21,9 +21,11 @@ import anyio
 import anyio.abc
 
 from smolmix_cli.apps.errors import ResolveError
+from smolmix_cli.errors_map import classify
 from smolmix_cli.session.daemon import DaemonConfig, SessionDaemon
 from smolmix_cli.session.paths import SessionPaths
 from smolmix_cli.tunnel.errors import TunnelClosed, TunnelConnectError, TunnelTimeout
+from smolmix_cli.tunnel.status import TunnelStatus
 
 
 class LoopbackTunnel:
@@ -65,15 +67,8 @@ class LoopbackTunnel:
         self._ip(name)
         return [self.names.get(name, name)]
 
-    def stats(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "reason": self.reason,
-            "exit": "stand-in-exit",
-            "ipv4": "10.0.0.2",
-            "packets_up": 0,
-            "packets_down": 0,
-        }
+    def snapshot(self) -> TunnelStatus:
+        return TunnelStatus(self.state, self.reason, exit="stand-in-exit", ipv4="10.0.0.2")
 
 
 @dataclass
@@ -111,7 +106,9 @@ def short_runtime_dir() -> Path:
 async def running_daemon(
     paths: SessionPaths, source: Callable[[], Any], **config: Any
 ) -> AsyncIterator[SessionDaemon]:
-    daemon = SessionDaemon(paths, DaemonConfig(network_name="test", **config), source)
+    daemon = SessionDaemon(
+        paths, DaemonConfig(network_name="test", **config), source, classify=classify
+    )
     async with anyio.create_task_group() as tg:
         await tg.start(daemon.serve)
         try:

@@ -12,6 +12,7 @@ import anyio
 import pytest
 
 from smolmix_cli.apps.errors import ResolveError
+from smolmix_cli.errors_map import classify
 from smolmix_cli.session import protocol as proto
 from smolmix_cli.session.paths import SessionPaths, clear_stale, probe, runtime_dir
 from smolmix_cli.session.remote import RemoteTunnel, SessionUnavailable
@@ -81,7 +82,7 @@ async def test_udp_resolve_status_and_errors_keep_type_text_and_code(rundir: Pat
             with pytest.raises(ResolveError) as resolve_error:
                 await remote.resolve("nowhere.test")
             assert str(resolve_error.value) == "Could not resolve host: nowhere.test"
-            assert resolve_error.value.exit_code == 6
+            assert classify(resolve_error.value).code == 6
             with pytest.raises(ResolveError):
                 await remote.open_tcp("nowhere.test", 80)
             with socket.socket() as s:  # a port nobody listens on
@@ -89,13 +90,13 @@ async def test_udp_resolve_status_and_errors_keep_type_text_and_code(rundir: Pat
                 closed_port = s.getsockname()[1]
             with pytest.raises(TunnelConnectError) as refused:
                 await remote.open_tcp("echo.test", closed_port)
-            assert refused.value.exit_code == 7
+            assert classify(refused.value).code == 7
             assert str(refused.value) == f"connection to 127.0.0.1:{closed_port} refused"
             report = await remote.status()
             assert report["state"] == "ready" and report["exit"] == "stand-in-exit"
             assert report["protocol"] == proto.VERSION and report["pid"] == os.getpid()
             assert report["udp_exchanges"] == 1 and report["resolves"] == 2
-            assert remote.stats()["ipv4"] == "10.0.0.2"  # stats() = the last status
+            assert remote.snapshot().ipv4 == "10.0.0.2"  # snapshot() = the last status
         tg.cancel_scope.cancel()
 
 
@@ -192,7 +193,9 @@ async def test_second_daemon_on_a_live_socket_refuses(rundir: Path) -> None:
 
     paths = unused_paths(rundir)
     async with running_daemon(paths, Source(NAMES)):
-        second = SessionDaemon(paths, DaemonConfig(network_name="test"), Source(NAMES))
+        second = SessionDaemon(
+            paths, DaemonConfig(network_name="test"), Source(NAMES), classify=classify
+        )
         with pytest.raises(SessionDaemonError, match="already runs"):
             await second.serve()
         assert probe(paths.socket) is True
@@ -207,7 +210,10 @@ async def test_idle_timeout_stops_the_session(rundir: Path) -> None:
             from smolmix_cli.session.daemon import DaemonConfig, SessionDaemon
 
             daemon = SessionDaemon(
-                paths, DaemonConfig(network_name="test", idle_timeout=0.6), source
+                paths,
+                DaemonConfig(network_name="test", idle_timeout=0.6),
+                source,
+                classify=classify,
             )
             await tg.start(daemon.serve)
             start = anyio.current_time()
@@ -257,12 +263,14 @@ async def test_first_boot_failure_reaches_waiters_and_ends_the_daemon(rundir: Pa
         async with anyio.create_task_group() as tg:
             from smolmix_cli.session.daemon import DaemonConfig, SessionDaemon
 
-            daemon = SessionDaemon(paths, DaemonConfig(network_name="test"), source)
+            daemon = SessionDaemon(
+                paths, DaemonConfig(network_name="test"), source, classify=classify
+            )
             await tg.start(daemon.serve)
             with pytest.raises(TunnelUnavailable) as info:
                 await RemoteTunnel(paths.socket).status(wait=5)
             assert str(info.value) == "the exit refused the connect"
-            assert info.value.exit_code == 97
+            assert classify(info.value).code == 97
     assert not paths.socket.exists()
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from smolmix_cli.cli.options import GlobalOptions
 from smolmix_cli.config import Network
-from smolmix_cli.session.factory import SessionError, _attach, global_args, open_tunnel, tunnel_args
+from smolmix_cli.options import GlobalOptions, session_args, tunnel_args
+from smolmix_cli.session.factory import OptionError, _attach, open_tunnel
 from smolmix_cli.session.paths import SessionPaths
 from smolmix_cli.session.remote import RemoteTunnel
 from tests.session.stand_in import Source, echo_tcp_server, running_daemon, short_runtime_dir
@@ -44,17 +44,17 @@ def test_tunnel_args_name_every_shaping_option() -> None:
     assert tunnel_args(options) == [
         "--ipr",
         "ipr-address",
-        "--mix-delay-ms",
-        "0.0",
-        "--mtu",
-        "1400",
         "--no-cover",
         "--no-poisson",
+        "--mix-delay-ms",
+        "0.0",
         "--dns-server",
         "9.9.9.9",
+        "--mtu",
+        "1400",
     ]
-    assert global_args(options)[:2] == ["--network", "testnet"]
-    assert global_args(options)[-3:] == ["--boot-timeout", "60.0", "--no-session"]
+    assert session_args(options)[:2] == ["--network", "testnet"]
+    assert session_args(options)[-1] == "--no-session"
     # the words parse back into the same options (the spawned session gets the same tunnel)
     from click.testing import CliRunner
 
@@ -70,7 +70,7 @@ def test_tunnel_args_name_every_shaping_option() -> None:
         seen.append(global_options(click.get_current_context()))
 
     try:
-        result = CliRunner().invoke(cli, [*global_args(options), "probe-session-args"])
+        result = CliRunner().invoke(cli, [*session_args(options), "probe-session-args"])
     finally:
         del cli.commands["probe-session-args"]
         cli._help_option = None  # click caches "-h, --help" once invoked; the man page generator
@@ -87,7 +87,7 @@ async def test_auto_attaches_only_to_a_session_with_the_same_tunnel_options(
     async with running_daemon(paths, Source({}), tunnel_args=()):
         assert isinstance(await _attach(plain, NETWORK, start=False), RemoteTunnel)
         assert await _attach(pinned, NETWORK, start=False) is None  # boots in-process instead
-        with pytest.raises(SessionError, match="other tunnel options"):
+        with pytest.raises(OptionError, match="other tunnel options"):
             await _attach(pinned, NETWORK, start=True)
 
 
@@ -101,7 +101,7 @@ async def test_open_tunnel_attached_session_is_reused_and_trusts_the_network_ca(
             open_tunnel(GlobalOptions(network="testnet"), network=NETWORK) as session,
         ):
             assert session.reused and session.boot_seconds == 0.0
-            assert session.tunnel.stats()["exit"] == "stand-in-exit"
+            assert session.tunnel.snapshot().exit == "stand-in-exit"
             cafile = session.cafile(None)
             assert cafile is not None and Path(cafile).read_text().startswith("-----BEGIN")
             stream = await session.tunnel.open_tcp("echo.test", port)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from smolmix_cli.mixnet.keys import Ed25519KeyPair, X25519KeyPair
-from smolmix_cli.mixnet.topology import EntryDetails, NodeRole, SupportedRoles
+from smolmix_cli.mixnet.topology.topology import EntryDetails, NodeRole, SupportedRoles
 from smolmix_cli.testnet.directory import DirectoryNode, DirectoryState
 
 

@@ -31,11 +31,11 @@ from smolmix_cli.ipr.client_logic import (
 )
 from smolmix_cli.ipr.messages import V9, InfoResponse
 from smolmix_cli.mixnet.address import Recipient
-from smolmix_cli.mixnet.client import ClientConfig as MixnetConfig
-from smolmix_cli.mixnet.client import MixnetClient
+from smolmix_cli.mixnet.client.client import ClientConfig as MixnetConfig
+from smolmix_cli.mixnet.client.client import MixnetClient
+from smolmix_cli.mixnet.directory.nym_api import NymApiClient
 from smolmix_cli.mixnet.keys import decode_key_base58
-from smolmix_cli.mixnet.nym_api import NymApiClient
-from smolmix_cli.mixnet.topology import Topology
+from smolmix_cli.mixnet.topology.topology import Topology
 from smolmix_cli.netstack.aio import StackRunner
 from smolmix_cli.netstack.device import CallbackDevice
 from smolmix_cli.netstack.ip import PROTO_UDP, encode_ip, pseudo_header_raw

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 import anyio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from smolmix_cli.mixnet.gateway_key import SharedKey
-from smolmix_cli.mixnet.gateway_session import (
+from smolmix_cli.mixnet.gateway.session import (
     BandwidthChanged,
     ClientEvent,
     Failed,
@@ -24,7 +23,8 @@ from smolmix_cli.mixnet.gateway_session import (
     SendBinary,
     SendText,
 )
-from smolmix_cli.mixnet.websocket import WebSocketConnection, WebSocketError, connect_websocket
+from smolmix_cli.mixnet.gateway.shared_key import SharedKey
+from smolmix_cli.websocket import WebSocketConnection, WebSocketError, connect_websocket
 
 
 class ClientFailed(Exception):

@@ -10,11 +10,11 @@ import anyio.abc
 from anyio.abc import SocketAttribute
 
 from smolmix_cli.mixnet.address import NodeAddress
-from smolmix_cli.mixnet.framing import Frame, FrameDecoder
 from smolmix_cli.mixnet.keys import X25519KeyPair
-from smolmix_cli.mixnet.packet_size import FrameVersion, PacketSize, SphinxKeyRotation
-from smolmix_cli.mixnet.sphinx import Destination, RouteHop, build_packet
-from smolmix_cli.testnet.node_spec import NodeSpec
+from smolmix_cli.mixnet.packet.framing import Frame, FrameDecoder
+from smolmix_cli.mixnet.packet.size import FrameVersion, PacketSize, SphinxKeyRotation
+from smolmix_cli.mixnet.packet.sphinx import Destination, RouteHop, build_packet
+from smolmix_cli.testnet.nodes.node_spec import NodeSpec
 
 
 @dataclass

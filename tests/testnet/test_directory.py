@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from smolmix_cli.mixnet.topology import (
+from smolmix_cli.mixnet.topology.topology import (
     Topology,
     parse_key_rotation_info,
     parse_nodes_page,
@@ -179,9 +179,9 @@ def test_duplicate_node_ids_are_refused() -> None:
 def test_node_specs_become_directory_nodes() -> None:
     from decimal import Decimal
 
-    from smolmix_cli.mixnet.topology import NodeRole
+    from smolmix_cli.mixnet.topology.topology import NodeRole
     from smolmix_cli.testnet.directory import DirectoryNode
-    from smolmix_cli.testnet.node_spec import NodeSpec
+    from smolmix_cli.testnet.nodes.node_spec import NodeSpec
 
     specs = [
         NodeSpec.generate(1, NodeRole.ENTRY_GATEWAY, mix_port=4001, ws_port=4002),

@@ -22,8 +22,8 @@ from smolmix_cli.ipr.router_logic import RouterConfig
 from smolmix_cli.mixnet.keys import decode_key_base58
 from smolmix_cli.netstack.aio import StackRunner
 from smolmix_cli.netstack.errors import ConnectionRefused
-from smolmix_cli.testnet.exit_ipr import ExitIpr, ExitIprOptions
-from smolmix_cli.testnet.exit_policy import ExitPolicy
+from smolmix_cli.testnet.exit.ipr import ExitIpr, ExitIprOptions
+from smolmix_cli.testnet.exit.policy import ExitPolicy
 from tests.testnet.exit_tunnel import (
     ExitNet,
     MiniTunnel,

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smolmix_cli.mixnet.message import ReplyContentTag, ReplyMessage, split_message
+from smolmix_cli.mixnet.message.message import ReplyContentTag, ReplyMessage, split_message
 from smolmix_cli.netstack import icmp
 from smolmix_cli.netstack.aio import StackRunner
 from smolmix_cli.netstack.device import CallbackDevice
@@ -21,8 +21,8 @@ from smolmix_cli.netstack.errors import ConnectionRefused
 from smolmix_cli.netstack.ip import PROTO_ICMP, PROTO_TCP, encode_ip, pseudo_header_raw
 from smolmix_cli.netstack.stack import NetStack
 from smolmix_cli.netstack.tcp_wire import SYN, TcpSegment, encode_tcp
-from smolmix_cli.testnet.exit_ipr import reply_surb_cost
-from smolmix_cli.testnet.exit_nat import AddressMap, ExitNat, NatConfig
+from smolmix_cli.testnet.exit.ipr import reply_surb_cost
+from smolmix_cli.testnet.exit.nat import AddressMap, ExitNat, NatConfig
 from tests.fuzzing import scaled
 from tests.testnet.exit_tunnel import read_all, udp_packet
 

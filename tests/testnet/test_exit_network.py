@@ -14,7 +14,7 @@ import pytest
 from smolmix_cli.config import load_network_file
 from smolmix_cli.ipr.messages import V10
 from smolmix_cli.mixnet.address import Recipient
-from smolmix_cli.mixnet.nym_api import PATH_DESCRIBED, NymApiClient
+from smolmix_cli.mixnet.directory.nym_api import PATH_DESCRIBED, NymApiClient
 from smolmix_cli.netstack.errors import ConnectionRefused
 from tests.e2e.cli_net import foreground_testnet, run_cli, state_env
 from tests.testnet.exit_tunnel import exit_net, mini_tunnel, read_all

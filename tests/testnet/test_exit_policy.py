@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smolmix_cli.testnet.exit_errors import ExitPolicyError
-from smolmix_cli.testnet.exit_policy import NON_GLOBAL_V4, NON_GLOBAL_V6, ExitPolicy
+from smolmix_cli.testnet.exit.errors import ExitPolicyError
+from smolmix_cli.testnet.exit.policy import NON_GLOBAL_V4, NON_GLOBAL_V6, ExitPolicy
 
 
 def test_default_denies_every_non_global_range_and_accepts_the_internet() -> None:

@@ -19,7 +19,7 @@ import pytest
 from smolmix_cli.ipr.bundle import encode_bundle
 from smolmix_cli.ipr.lp_frame import LpFrame, MsgType
 from smolmix_cli.ipr.messages import V8, V9, DataRequest, IpPacketRequest
-from smolmix_cli.mixnet.client import ClientConfig, MixnetClient
+from smolmix_cli.mixnet.client.client import ClientConfig, MixnetClient
 from smolmix_cli.mixnet.keys import decode_key_base58
 from tests.testnet.exit_tunnel import ExitNet, exit_net, mini_tunnel, udp_packet
 

@@ -15,19 +15,19 @@ import anyio.abc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from smolmix_cli.mixnet.ack import SurbAck
-from smolmix_cli.mixnet.gateway_frames import RequestKind, encrypt_request
-from smolmix_cli.mixnet.gateway_handshake import ClientHandshake
-from smolmix_cli.mixnet.gateway_key import SharedKey
-from smolmix_cli.mixnet.gateway_messages import parse_server_message
-from smolmix_cli.mixnet.mix_packet import MixPacket
-from smolmix_cli.mixnet.packet_size import PacketSize, SphinxKeyRotation
-from smolmix_cli.mixnet.payload import SURB_ACK_SIZE
-from smolmix_cli.mixnet.topology import NodeRole
-from smolmix_cli.mixnet.websocket import WebSocketError, connect_websocket
-from smolmix_cli.testnet.gateway import GatewayNode
-from smolmix_cli.testnet.mixnode import MixNode
-from smolmix_cli.testnet.node_spec import NodeSpec
+from smolmix_cli.mixnet.gateway.frames import RequestKind, encrypt_request
+from smolmix_cli.mixnet.gateway.handshake import ClientHandshake
+from smolmix_cli.mixnet.gateway.messages import parse_server_message
+from smolmix_cli.mixnet.gateway.shared_key import SharedKey
+from smolmix_cli.mixnet.message.ack import SurbAck
+from smolmix_cli.mixnet.packet.mix_packet import MixPacket
+from smolmix_cli.mixnet.packet.payload import SURB_ACK_SIZE
+from smolmix_cli.mixnet.packet.size import PacketSize, SphinxKeyRotation
+from smolmix_cli.mixnet.topology.topology import NodeRole
+from smolmix_cli.testnet.nodes.gateway import GatewayNode
+from smolmix_cli.testnet.nodes.mixnode import MixNode
+from smolmix_cli.testnet.nodes.node_spec import NodeSpec
+from smolmix_cli.websocket import WebSocketError, connect_websocket
 from tests.self_signed import self_signed_tls
 from tests.testnet.gw_client import ClientFailed, GwClient
 from tests.testnet.nodes_util import frame_bytes, make_packet, send_raw

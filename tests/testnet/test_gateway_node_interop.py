@@ -8,11 +8,11 @@ import anyio
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from smolmix_cli.mixnet.gateway_client import GatewayClient
-from smolmix_cli.mixnet.packet_size import PacketSize
-from smolmix_cli.mixnet.topology import NodeRole
-from smolmix_cli.testnet.gateway import GatewayNode
-from smolmix_cli.testnet.node_spec import NodeSpec
+from smolmix_cli.mixnet.gateway.client import GatewayClient
+from smolmix_cli.mixnet.packet.size import PacketSize
+from smolmix_cli.mixnet.topology.topology import NodeRole
+from smolmix_cli.testnet.nodes.gateway import GatewayNode
+from smolmix_cli.testnet.nodes.node_spec import NodeSpec
 from tests.testnet.nodes_util import frame_bytes, make_packet, send_raw
 
 pytestmark = pytest.mark.anyio

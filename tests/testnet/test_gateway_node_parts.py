@@ -11,10 +11,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smolmix_cli.mixnet.gateway_key import SharedKey
-from smolmix_cli.mixnet.gateway_session import ClientRecord, GatewayRegistry
-from smolmix_cli.testnet.message_store import MessageStore
-from smolmix_cli.testnet.registry_state import (
+from smolmix_cli.mixnet.gateway.session import ClientRecord, GatewayRegistry
+from smolmix_cli.mixnet.gateway.shared_key import SharedKey
+from smolmix_cli.testnet.nodes.message_store import MessageStore
+from smolmix_cli.testnet.nodes.registry_state import (
     RegistryStateError,
     load_clients,
     load_registry,

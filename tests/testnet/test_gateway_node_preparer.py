@@ -19,18 +19,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.keys import X25519KeyPair
-from smolmix_cli.mixnet.message import PlainMessage
-from smolmix_cli.mixnet.preparer import MessagePreparer
-from smolmix_cli.mixnet.receiver import (
+from smolmix_cli.mixnet.message.message import PlainMessage
+from smolmix_cli.mixnet.message.preparer import MessagePreparer
+from smolmix_cli.mixnet.message.receiver import (
     AckReceived,
     CoverReceived,
     MessageReceived,
     MessageReceiver,
 )
-from smolmix_cli.mixnet.topology import NodeRole, RewardedSet, Topology
-from smolmix_cli.testnet.gateway import GatewayNode
-from smolmix_cli.testnet.mixnode import MixNode
-from smolmix_cli.testnet.node_spec import NodeSpec
+from smolmix_cli.mixnet.topology.topology import NodeRole, RewardedSet, Topology
+from smolmix_cli.testnet.nodes.gateway import GatewayNode
+from smolmix_cli.testnet.nodes.mixnode import MixNode
+from smolmix_cli.testnet.nodes.node_spec import NodeSpec
 from tests.testnet.gw_client import GwClient
 
 pytestmark = pytest.mark.anyio

@@ -6,8 +6,8 @@ import anyio
 import pytest
 
 from smolmix_cli.mixnet.address import NodeAddress
-from smolmix_cli.mixnet.packet_size import FrameVersion, PacketSize, SphinxKeyRotation
-from smolmix_cli.testnet.links import LinkPool
+from smolmix_cli.mixnet.packet.size import FrameVersion, PacketSize, SphinxKeyRotation
+from smolmix_cli.testnet.nodes.links import LinkPool
 from tests.testnet.nodes_util import FrameSink, frame_bytes
 
 pytestmark = [pytest.mark.anyio, pytest.mark.anyio_backends("asyncio", "trio")]

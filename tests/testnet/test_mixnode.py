@@ -11,11 +11,11 @@ import anyio.abc
 import pytest
 
 from smolmix_cli.mixnet.keys import X25519KeyPair
-from smolmix_cli.mixnet.packet_size import FrameVersion, PacketSize, SphinxKeyRotation
-from smolmix_cli.mixnet.sphinx import FinalHop, ForwardHop, SphinxNode
-from smolmix_cli.mixnet.topology import NodeRole
-from smolmix_cli.testnet.mixnode import MixNode
-from smolmix_cli.testnet.node_spec import NodeSpec
+from smolmix_cli.mixnet.packet.size import FrameVersion, PacketSize, SphinxKeyRotation
+from smolmix_cli.mixnet.packet.sphinx import FinalHop, ForwardHop, SphinxNode
+from smolmix_cli.mixnet.topology.topology import NodeRole
+from smolmix_cli.testnet.nodes.mixnode import MixNode
+from smolmix_cli.testnet.nodes.node_spec import NodeSpec
 from tests.testnet.nodes_util import FrameSink, frame_bytes, hops, make_packet, send_raw
 
 pytestmark = [pytest.mark.anyio, pytest.mark.anyio_backends("asyncio", "trio")]

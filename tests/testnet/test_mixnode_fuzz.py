@@ -8,10 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from smolmix_cli.mixnet.packet_size import PacketSize
-from smolmix_cli.mixnet.topology import NodeRole
-from smolmix_cli.testnet.mixnode import MixNode
-from smolmix_cli.testnet.node_spec import NodeSpec
+from smolmix_cli.mixnet.packet.size import PacketSize
+from smolmix_cli.mixnet.topology.topology import NodeRole
+from smolmix_cli.testnet.nodes.mixnode import MixNode
+from smolmix_cli.testnet.nodes.node_spec import NodeSpec
 from tests.testnet.nodes_util import FrameSink, frame_bytes, make_packet
 
 pytestmark = pytest.mark.fuzz

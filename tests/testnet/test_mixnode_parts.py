@@ -10,17 +10,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smolmix_cli.mixnet.ack import SurbAck
 from smolmix_cli.mixnet.address import NodeAddress
-from smolmix_cli.mixnet.framing import Frame
 from smolmix_cli.mixnet.keys import X25519KeyPair
-from smolmix_cli.mixnet.packet_size import FrameVersion, PacketSize, PacketType, SphinxKeyRotation
-from smolmix_cli.mixnet.sphinx import RouteHop
-from smolmix_cli.mixnet.topology import NodeRole, parse_node
-from smolmix_cli.testnet.delay_queue import DelayQueue
-from smolmix_cli.testnet.mixnode import MixNode
-from smolmix_cli.testnet.node_spec import NodeSpec, NodeSpecError
-from smolmix_cli.testnet.processing import (
+from smolmix_cli.mixnet.message.ack import SurbAck
+from smolmix_cli.mixnet.packet.framing import Frame
+from smolmix_cli.mixnet.packet.size import FrameVersion, PacketSize, PacketType, SphinxKeyRotation
+from smolmix_cli.mixnet.packet.sphinx import RouteHop
+from smolmix_cli.mixnet.topology.topology import NodeRole, parse_node
+from smolmix_cli.testnet.nodes.delay_queue import DelayQueue
+from smolmix_cli.testnet.nodes.mixnode import MixNode
+from smolmix_cli.testnet.nodes.node_spec import NodeSpec, NodeSpecError
+from smolmix_cli.testnet.nodes.processing import (
     DROPPED_BAD_MAC,
     DROPPED_DELAY_TOO_LONG,
     DROPPED_KEY_ROTATION,
@@ -35,7 +35,7 @@ from smolmix_cli.testnet.processing import (
     PacketProcessor,
     SphinxKey,
 )
-from smolmix_cli.testnet.replay import ReplayCache, ReplayGuard
+from smolmix_cli.testnet.nodes.replay import ReplayCache, ReplayGuard
 from tests.testnet.nodes_util import make_packet
 
 # --- replay -----------------------------------------------------------------------------

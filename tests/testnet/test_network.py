@@ -11,7 +11,7 @@ import pytest
 
 from smolmix_cli.config import NetworkChoice, NetworkConfigError, load_network_file
 from smolmix_cli.mixnet.base58 import b58encode
-from smolmix_cli.mixnet.nym_api import NymApiClient
+from smolmix_cli.mixnet.directory.nym_api import NymApiClient
 from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
 
 

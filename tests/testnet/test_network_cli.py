@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from smolmix_cli.cli.testnet import read_pid, resolve_network
+from smolmix_cli.network_select import read_pid, select_network
 from tests.e2e.cli_net import foreground_testnet, run_cli, state_env
 
 
@@ -25,11 +25,14 @@ def test_background_start_status_and_down(
     assert not_running.returncode == 112
     assert not_running.stderr.count("\n") == 1 and "Traceback" not in not_running.stderr
     try:
-        network = resolve_network("testnet")  # starts it in the background, says so on stderr
+        phases: list[str] = []
+        network = select_network("testnet", on_phase=phases.append)  # starts it, says so
+        assert len(phases) == 1 and "starting one in the background" in phases[0]
         pid = read_pid(state_dir)
         assert pid is not None and network.extra["pid"] == pid
-        # a second selection reuses the running network
-        assert resolve_network("testnet").extra["pid"] == pid
+        # a second selection reuses the running network (nothing to report)
+        assert select_network("testnet", on_phase=phases.append).extra["pid"] == pid
+        assert len(phases) == 1
         status = run_cli(["testnet", "status", "--json"], env)
         assert status.returncode == 0, status.stderr
         report = json.loads(status.stdout)
@@ -49,9 +52,7 @@ def test_background_start_status_and_down(
         twice = run_cli(["testnet", "up"], env)
         assert twice.returncode == 112 and "already running" in twice.stderr
         # a network file can be selected by path, as on another host
-        from smolmix_cli.cli.testnet import resolve_network as again
-
-        by_path = again(str(state_dir / "network.json"))
+        by_path = select_network(str(state_dir / "network.json"))
         assert by_path.api_urls == network.api_urls
     finally:
         stopped = run_cli(["testnet", "down"], env)

@@ -12,7 +12,7 @@ import anyio
 import anyio.abc
 import pytest
 
-from smolmix_cli.mixnet.nym_api import (
+from smolmix_cli.mixnet.directory.nym_api import (
     MAINNET_API_URLS,
     PATH_ACTIVE_MIXNODES,
     PATH_ENTRY_GATEWAYS,

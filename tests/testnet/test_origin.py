@@ -12,8 +12,8 @@ import anyio
 import pytest
 from dnslib import QTYPE, RCODE, DNSRecord
 
-from smolmix_cli.testnet.origin import DemoOrigin
-from smolmix_cli.testnet.origin_http import BLOCK, bytes_sha256, pseudo_random_bytes
+from smolmix_cli.testnet.origin.http import BLOCK, bytes_sha256, pseudo_random_bytes
+from smolmix_cli.testnet.origin.origin import DemoOrigin
 from tests.apps.certs import make_pki
 
 pytestmark = pytest.mark.anyio

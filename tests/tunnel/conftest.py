@@ -9,7 +9,7 @@ from pathlib import Path
 
 import anyio
 
-from smolmix_cli.cli.ping import fetch_topology
+from smolmix_cli.bootstrap import fetch_topology
 from smolmix_cli.config import Network
 from smolmix_cli.ipr.router_logic import RouterConfig
 from smolmix_cli.testnet.network import EXIT_ID, LocalNetwork, LocalNetworkOptions

@@ -28,11 +28,11 @@ from smolmix_cli.ipr.router_logic import (
     RouterConfig,
 )
 from smolmix_cli.mixnet.address import Recipient
-from smolmix_cli.mixnet.client import ClientConfig, MixnetClient
-from smolmix_cli.mixnet.client_core import NoReplySurbs
+from smolmix_cli.mixnet.client.client import ClientConfig, MixnetClient
+from smolmix_cli.mixnet.client.core import NoReplySurbs
 from smolmix_cli.mixnet.keys import decode_key_base58
-from smolmix_cli.mixnet.message import ReplyContentTag, ReplyMessage
-from smolmix_cli.mixnet.topology import Topology
+from smolmix_cli.mixnet.message.message import ReplyContentTag, ReplyMessage
+from smolmix_cli.mixnet.topology.topology import Topology
 from smolmix_cli.netstack.aio import StackRunner, TcpStream, UdpSocket
 from smolmix_cli.netstack.device import memory_link
 from smolmix_cli.netstack.stack import NetStack
@@ -155,11 +155,11 @@ class LocalExit:
                     now = anyio.current_time()
                     for tag in list(known):
                         sync(tag, now)
-                    deadline = router.next_deadline()
+                    deadline = router.poll_deadline()
                     if deadline is not None and deadline <= now:
                         router.handle_timeout(now)
                     await flush()
-                    deadline = router.next_deadline()
+                    deadline = router.poll_deadline()
                     wait = 0.02 if deadline is None else min(0.02, max(0.0, deadline - now))
                     wake = anyio.Event()
                     with anyio.move_on_after(wait):

@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from smolmix_cli.apps import dns
-from smolmix_cli.testnet.origin import DemoOrigin
+from smolmix_cli.testnet.origin.origin import DemoOrigin
 from smolmix_cli.tunnel.errors import ExitPolicyDenied
 from smolmix_cli.tunnel.tunnel import Tunnel
 from tests.tunnel.conftest import harness

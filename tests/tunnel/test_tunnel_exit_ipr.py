@@ -1,4 +1,4 @@
-"""The tunnel against the local network's own exits (testnet/exit_ipr.py): discovery without a
+"""The tunnel against the local network's own exits (testnet/exit/ipr.py): discovery without a
 pin, the network's resolver, the demo origin by name, the exit policy, ICMP, failover."""
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ server parsing, exit-policy notices, and bundled uplink packets reaching the exi
 from __future__ import annotations
 
 import random
+from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from smolmix_cli.config import MAINNET
+from smolmix_cli.ipr.client_logic import ClientConfig as IprClientConfig
 from smolmix_cli.ipr.client_logic import IprClient, SendToIpr
 from smolmix_cli.ipr.router_logic import IprRouter, ReplyToClient
 from smolmix_cli.mixnet.address import Recipient
@@ -27,7 +29,7 @@ from smolmix_cli.tunnel.exits import (
     draw_exit,
 )
 from smolmix_cli.tunnel.ipr_link import parse_socket_text
-from smolmix_cli.tunnel.options import TunnelOptions
+from smolmix_cli.tunnel.options import TunnelOptions, for_local_network
 from smolmix_cli.tunnel.tunnel import dns_servers_for, parse_server
 
 
@@ -106,6 +108,23 @@ def test_options_are_checked() -> None:
     assert config.recv_buffer == 4096 and config.keepalive_idle is None
 
 
+def test_options_extend_the_ipr_clients_config_and_keep_its_defaults() -> None:
+    options = TunnelOptions()
+    assert isinstance(options, IprClientConfig)
+    ipr_fields = [f.name for f in fields(IprClientConfig)]
+    assert {n: getattr(options, n) for n in ipr_fields} == asdict(IprClientConfig())
+    pinned = ("connect_timeout", "open_reply_surbs", "data_reply_surbs", "ping_timeout")
+    assert [getattr(options, n) for n in pinned] == [60.0, 10, 2, 30.0]
+    assert (options.idle_timeout, options.keepalive_after) == (60.0, 45.0)
+    local = for_local_network()
+    assert (local.connect_timeout, local.cover, local.poisson, local.tcp_rto_min) == (
+        20.0,
+        False,
+        False,
+        0.2,
+    )
+
+
 def test_dns_servers_and_socket_text() -> None:
     assert parse_server("9.9.9.9") == ("9.9.9.9", 53)
     assert parse_server("[2620:fe::fe]:5353") == ("2620:fe::fe", 5353)
@@ -142,7 +161,7 @@ def test_an_unreachable_directory_fails_the_tunnel_with_a_reason() -> None:
     import anyio
 
     from smolmix_cli.config import Network
-    from smolmix_cli.mixnet.nym_api import ApiUrl, DirectoryUnavailable
+    from smolmix_cli.mixnet.directory.nym_api import ApiUrl, DirectoryUnavailable
     from smolmix_cli.tunnel.options import for_local_network
     from smolmix_cli.tunnel.tunnel import Tunnel, TunnelState
 

@@ -1,0 +1,466 @@
+"""`MixnetClient`: a Nym client in one `async with` — keys, gateway, traffic, acks.
+
+The thin anyio shell that ties the pieces together: the caller's Topology, a
+gateway (given, remembered from last time, or the best performing one),
+keys from a `KeyStore`, a `GatewayClient` for the WebSocket and a `ClientCore`
+for everything sans-io. One driver task runs the core's clock: it resends
+overdue fragments, moves due packets to the gateway and sleeps until the core's
+next deadline or until something new arrives.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import ssl
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from smolmix_cli.mixnet.address import Recipient
+from smolmix_cli.mixnet.client.core import (
+    ClientCore,
+    ClientError,
+    CoreConfig,
+    MessageDelivered,
+    MessageFailed,
+    NoReplySurbs,
+    ReceivedMessage,
+)
+from smolmix_cli.mixnet.client.key_store import KeyStore
+from smolmix_cli.mixnet.errors import MixnetError
+from smolmix_cli.mixnet.gateway.client import (
+    GatewayClient,
+    GatewayUnavailable,
+    unwrap_single_exception,
+)
+from smolmix_cli.mixnet.gateway.shared_key import SharedKey
+from smolmix_cli.mixnet.message.preparer import MessagePreparer
+from smolmix_cli.mixnet.message.receiver import MessageReceiver
+from smolmix_cli.mixnet.packet.size import PacketSize
+from smolmix_cli.mixnet.topology.topology import Node, NoUsableRoute, Topology
+from smolmix_cli.wakeup import Signal
+
+__all__ = [
+    "ClientClosed",
+    "ClientConfig",
+    "ClientError",
+    "ClientStats",
+    "DeliveryFailed",
+    "GatewayUnavailable",
+    "MixnetClient",
+    "NoReplySurbs",
+    "NoUsableRoute",
+    "ReceivedMessage",
+    "choose_gateway",
+    "gateway_url",
+]
+
+_OUTCOMES_KEPT = 10_000
+
+
+class DeliveryFailed(ClientError):
+    """A message was given up on (no ack after the retransmission limit)."""
+
+
+class ClientClosed(ClientError):
+    """The client was closed (or lost its gateway for good)."""
+
+
+@dataclass(frozen=True)
+class ClientConfig(CoreConfig):
+    """The core's settings plus the shell's; delays in seconds (zero allowed), defaults as
+    Nym's client (spec 2.10). A ClientConfig is the CoreConfig its core runs with."""
+
+    average_packet_delay: float = 0.015
+    average_ack_delay: float = 0.015
+    packet_size: PacketSize = PacketSize.REGULAR
+    connect_timeout: float = 10.0
+    reconnect_max_delay: float = 30.0
+    max_reconnect_attempts: int | None = None
+    keepalive_interval: float | None = 30.0
+    reauthenticate_after_register: bool = False
+    topology_refresh_interval: float = 300.0
+    """Seconds between calls of `start(topology_source=...)` (Nym refreshes every 5 min)."""
+
+    @classmethod
+    def fast(cls, **overrides: object) -> ClientConfig:
+        """No traffic shaping, no cover, no mix delays: for tests and the local network."""
+        values: dict[str, object] = {
+            "poisson": False,
+            "cover": False,
+            "poisson_cover": False,
+            "average_packet_delay": 0.0,
+            "average_ack_delay": 0.0,
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ClientStats:
+    """A snapshot of what the client has done."""
+
+    packets_sent: int
+    real_packets_sent: int
+    cover_packets_sent: int
+    retransmissions: int
+    acks_received: int
+    packets_received: int
+    cover_received: int
+    messages_sent: int
+    messages_delivered: int
+    messages_failed: int
+    messages_received: int
+    reply_surbs_received: int
+    surb_requests_sent: int
+    surb_requests_served: int
+    dropped_pushes: int
+    gateway_connects: int
+    gateway_connection_losses: int
+    bandwidth_remaining: int
+
+
+def gateway_url(node: Node) -> str:
+    """wss://hostname:wss_port when announced, else ws://hostname-or-IP:ws_port (spec 3.1)."""
+    entry = node.entry
+    if entry is None:
+        raise NoUsableRoute(f"gateway {node.identity.hex()} announces no client WebSocket")
+    if entry.hostname and entry.wss_port:
+        return f"wss://{entry.hostname}:{entry.wss_port}/"
+    host = entry.hostname or str(node.ip_addresses[0])
+    if ":" in host:
+        host = f"[{host}]"
+    return f"ws://{host}:{entry.ws_port}/"
+
+
+def choose_gateway(
+    topology: Topology,
+    explicit: bytes | None = None,
+    remembered: bytes | None = None,
+    rng: random.Random | None = None,
+) -> Node:
+    """The named gateway, else the remembered one if still listed, else the best performer.
+
+    Low performers are already gone from a Topology built by `from_directory`
+    (spec 4.3), nodes that also declare the mixnode role are avoided; ties are
+    broken at random.
+    """
+    if explicit is not None:
+        node = topology.node_by_identity(explicit)
+        if node.entry is None:
+            raise NoUsableRoute(f"node {explicit.hex()} is not a gateway clients can connect to")
+        return node
+    reachable = [n for n in topology.gateways() if n.entry is not None]
+    if not reachable:
+        raise NoUsableRoute("the topology lists no gateway with a client WebSocket")
+    # Spec 4.3: skip gateways that also declare the mixnode role (unless that is all).
+    candidates = [n for n in reachable if not n.supported_roles.mixnode] or reachable
+    if remembered is not None:
+        for node in candidates:
+            if node.identity == remembered:
+                return node
+    best = max(n.performance for n in candidates)
+    top = [n for n in candidates if n.performance == best]
+    return (rng or random.SystemRandom()).choice(top)
+
+
+class MixnetClient:
+    """A running client; create it with `MixnetClient.start(...)`."""
+
+    def __init__(
+        self, core: ClientCore, gateway_node: Node, key_store: KeyStore, config: ClientConfig
+    ) -> None:
+        self._core = core
+        self.gateway = gateway_node
+        self.key_store = key_store
+        self.config = config
+        self._gateway_client: GatewayClient | None = None
+        self._wake = Signal()
+        self._inbox: deque[ReceivedMessage] = deque()
+        self._inbox_signal = Signal()
+        self._outcomes: OrderedDict[int, MessageDelivered | MessageFailed] = OrderedDict()
+        self._outcome_signal = Signal()
+        self._failure: BaseException | None = None
+        self._closed = False
+        self._gateway_down_since: float | None = None
+        self.topology_refreshes = 0
+        self.topology_refresh_failures = 0
+        self.last_topology_error = ""
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    @classmethod
+    @asynccontextmanager
+    async def start(
+        cls,
+        topology: Topology,
+        *,
+        gateway: bytes | None = None,
+        key_store: KeyStore | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        gateway_url: str | None = None,
+        config: ClientConfig | None = None,
+        rng: random.Random | None = None,
+        topology_source: Callable[[], Awaitable[Topology]] | None = None,
+    ) -> AsyncIterator[MixnetClient]:
+        """Connect to the gateway (registering on first use) and run until the block ends.
+
+        `topology_source` (e.g. a nym-api fetch) is called every
+        `config.topology_refresh_interval` seconds; a failing call or a topology
+        without our gateway keeps the previous one.
+        """
+        config = config if config is not None else ClientConfig()
+        store = key_store if key_store is not None else KeyStore.ephemeral()
+        keys = store.client_keys()
+        node = choose_gateway(topology, gateway, store.active_gateway, rng)
+        url = gateway_url if gateway_url is not None else _gateway_url(node)
+        address = Recipient(keys.identity.public_bytes, keys.encryption.public_bytes, node.identity)
+        preparer = MessagePreparer(
+            address,
+            keys.ack_key,
+            rng=rng,
+            average_packet_delay_ns=_ns(config.average_packet_delay),
+            average_ack_delay_ns=_ns(config.average_ack_delay),
+            packet_size=config.packet_size,
+        )
+        receiver = MessageReceiver(keys.encryption.private_bytes, keys.ack_key)
+        core = ClientCore(
+            preparer,
+            receiver,
+            topology,
+            config=config,
+            rng=rng,
+            now=anyio.current_time(),
+        )
+        client = cls(core, node, store, config)
+
+        def remember_key(key: SharedKey | None) -> None:
+            store.set_gateway_key(node.identity, key)
+
+        with unwrap_single_exception():
+            async with GatewayClient.connect(
+                url,
+                Ed25519PrivateKey.from_private_bytes(keys.identity.private_bytes),
+                node.identity,
+                on_push=client._on_push,
+                shared_key=store.gateway_key(node.identity),
+                on_shared_key=remember_key,
+                on_connection_change=client._on_connection_change,
+                ssl_context=ssl_context,
+                connect_timeout=config.connect_timeout,
+                reconnect_max_delay=config.reconnect_max_delay,
+                max_reconnect_attempts=config.max_reconnect_attempts,
+                keepalive_interval=config.keepalive_interval,
+                reauthenticate_after_register=config.reauthenticate_after_register,
+            ) as gateway_client:
+                client._gateway_client = gateway_client
+                store.set_active_gateway(node.identity)
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(client._drive)
+                    if topology_source is not None:
+                        tg.start_soon(client._refresh_topology, topology_source)
+                    try:
+                        yield client
+                    finally:
+                        client._closed = True
+                        client._wake_all()
+                        tg.cancel_scope.cancel()
+
+    async def aclose(self) -> None:
+        """Stop sending and disconnect (also done when the `async with` block ends)."""
+        self._closed = True
+        self._wake_all()
+        if self._gateway_client is not None:
+            await self._gateway_client.aclose()
+
+    # -- the application side -----------------------------------------------------------
+
+    @property
+    def address(self) -> Recipient:
+        return self._core.address
+
+    @property
+    def fragments_awaiting_ack(self) -> int:
+        """Real fragments sent or queued whose SURB-ACK has not come back yet."""
+        return self._core.pending_acks
+
+    async def send(self, recipient: Recipient, data: bytes, *, reply_surbs: int = 0) -> int:
+        """Queue `data` for `recipient`; returns the id `wait_delivered` takes."""
+        self._check_open()
+        message_id = self._core.send_message(
+            recipient, data, reply_surbs=reply_surbs, now=anyio.current_time()
+        )
+        self._wake.set()
+        return message_id
+
+    async def send_reply(self, sender_tag: bytes, data: bytes) -> int:
+        """Answer an anonymous sender through the reply SURBs it sent (NoReplySurbs if too few)."""
+        self._check_open()
+        message_id = self._core.send_reply(sender_tag, data, now=anyio.current_time())
+        self._wake.set()
+        return message_id
+
+    def reply_surbs_available(self, sender_tag: bytes) -> int:
+        return self._core.reply_surbs_available(sender_tag)
+
+    async def request_reply_surbs(self, sender_tag: bytes, amount: int) -> int:
+        """Ask the anonymous sender for `amount` more SURBs (spends one SURB)."""
+        self._check_open()
+        message_id = self._core.request_reply_surbs(sender_tag, amount, now=anyio.current_time())
+        self._wake.set()
+        return message_id
+
+    async def receive(self, *, timeout: float | None = None) -> ReceivedMessage:
+        """The next whole message that arrived (TimeoutError after `timeout` seconds)."""
+        with anyio.fail_after(timeout):
+            while not self._inbox:
+                self._check_open()
+                await self._inbox_signal.wait()
+        return self._inbox.popleft()
+
+    async def wait_delivered(self, message_id: int, *, timeout: float | None = None) -> None:
+        """Return once every fragment of the message was acknowledged; DeliveryFailed if not."""
+        with anyio.fail_after(timeout):
+            while message_id not in self._outcomes:
+                self._check_open()
+                await self._outcome_signal.wait()
+        outcome = self._outcomes[message_id]
+        if isinstance(outcome, MessageFailed):
+            raise DeliveryFailed(f"message {message_id}: {outcome.reason}")
+
+    def gateway_down_for(self) -> float:
+        """Seconds since the gateway connection dropped (0 while connected)."""
+        since = self._gateway_down_since
+        return 0.0 if since is None else anyio.current_time() - since
+
+    @property
+    def gateway_last_error(self) -> str:
+        gateway = self._gateway_client
+        return gateway.stats.last_error if gateway is not None else ""
+
+    def set_topology(self, topology: Topology) -> None:
+        self._core.set_topology(topology)
+
+    @property
+    def stats(self) -> ClientStats:
+        core = self._core.stats
+        gateway = self._gateway_client.stats if self._gateway_client is not None else None
+        return ClientStats(
+            packets_sent=core.packets_sent,
+            real_packets_sent=core.real_packets_sent,
+            cover_packets_sent=core.cover_packets_sent,
+            retransmissions=core.retransmissions,
+            acks_received=core.acks_received,
+            packets_received=core.packets_received,
+            cover_received=core.cover_received,
+            messages_sent=core.messages_sent,
+            messages_delivered=core.messages_delivered,
+            messages_failed=core.messages_failed,
+            messages_received=core.messages_received,
+            reply_surbs_received=core.reply_surbs_received,
+            surb_requests_sent=core.surb_requests_sent,
+            surb_requests_served=core.surb_requests_served,
+            dropped_pushes=core.dropped_pushes,
+            gateway_connects=gateway.connects if gateway else 0,
+            gateway_connection_losses=gateway.connection_losses if gateway else 0,
+            bandwidth_remaining=gateway.bandwidth_remaining if gateway else 0,
+        )
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._failure is not None:
+            raise ClientClosed(f"mixnet client stopped: {self._failure}") from self._failure
+        if self._closed:
+            raise ClientClosed("mixnet client is closed")
+
+    def _wake_all(self) -> None:
+        self._wake.set()
+        self._inbox_signal.set()
+        self._outcome_signal.set()
+
+    def _on_connection_change(self, up: bool) -> None:
+        if up:
+            self._gateway_down_since = None
+        elif self._gateway_down_since is None:
+            self._gateway_down_since = anyio.current_time()
+        self._wake.set()
+
+    def _on_push(self, message: bytes) -> None:
+        self._core.handle_push(message, anyio.current_time())
+        self._dispatch()
+        self._wake.set()  # an ack may have changed the deadlines
+
+    def _dispatch(self) -> None:
+        while (event := self._core.poll_event()) is not None:
+            if isinstance(event, ReceivedMessage):
+                self._inbox.append(event)
+                self._inbox_signal.set()
+            else:
+                self._outcomes[event.message_id] = event
+                while len(self._outcomes) > _OUTCOMES_KEPT:
+                    self._outcomes.popitem(last=False)
+                self._outcome_signal.set()
+
+    async def _refresh_topology(self, source: Callable[[], Awaitable[Topology]]) -> None:
+        while True:
+            await anyio.sleep(self.config.topology_refresh_interval)
+            try:
+                topology = await source()
+                topology.node_by_identity(self.gateway.identity)
+                if not topology.is_usable:
+                    raise NoUsableRoute("refreshed topology has an empty layer or no gateway")
+            except (MixnetError, OSError) as exc:
+                self.topology_refresh_failures += 1
+                self.last_topology_error = f"{type(exc).__name__}: {exc}"
+                continue
+            self._core.set_topology(topology)
+            self.topology_refreshes += 1
+
+    async def _drive(self) -> None:
+        gateway = self._gateway_client
+        assert gateway is not None
+        core = self._core
+        try:
+            while not self._closed:
+                if not gateway.connected:
+                    # Nothing leaves and no ack clock runs while the gateway is away.
+                    core.suspend(anyio.current_time())
+                    await gateway.wait_connected()
+                    core.resume(anyio.current_time())
+                    continue
+                core.handle_timeout(anyio.current_time())
+                # A fresh clock per packet: its ack timer must start when it really
+                # leaves, not when the loop began (sends can wait on a full outbox).
+                while (packet := core.poll_transmit(anyio.current_time())) is not None:
+                    await gateway.send_mix_packet(packet)
+                    # Building packets is CPU work: let pushes (acks) and the socket run.
+                    await anyio.lowlevel.checkpoint()
+                self._dispatch()
+                deadline = core.poll_deadline()
+                wait = math.inf if deadline is None else deadline - anyio.current_time()
+                if wait > 0:
+                    with anyio.move_on_after(wait):
+                        await self._wake.wait()
+                else:
+                    await anyio.lowlevel.checkpoint()  # e.g. zero-mean cover: stay fair
+        except GatewayUnavailable as exc:
+            self._failure = exc
+            self._wake_all()
+
+
+def _gateway_url(node: Node) -> str:
+    return gateway_url(node)
+
+
+def _ns(seconds: float) -> int:
+    if seconds < 0:
+        raise ClientError("delays must not be negative")
+    return round(seconds * 1_000_000_000)

@@ -1,0 +1,627 @@
+"""The mixnet client's logic, sans-io: what to send when, what arrived, what to resend.
+
+Time is explicit (seconds, any monotonic origin). The shell calls
+`handle_timeout(now)`, drains `poll_transmit(now)` into the gateway, feeds
+gateway pushes to `handle_push`, reads `poll_event()`, and sleeps until
+`poll_deadline()` or until something new happens.
+
+Traffic shape follows the Nym client (spec 2.10): with Poisson on, the main
+stream sends one packet per Exp(mean) interval, a real one when queued, else a
+cover packet (`poisson_cover`); a separate loop-cover stream (`cover`) adds cover
+packets every Exp(mean). Packets are built when their slot comes. Every real
+fragment waits for its SURB-ACK; when none comes in `expected_rtt * 1.5 + 1.5 s`
+(spec 2.3) it is built again (fresh route, fresh ack) and resent, up to
+`max_retransmissions` times, then its message fails. `suspend`/`resume` stop all
+clocks while the gateway is unreachable. All packet building is
+`MessagePreparer`'s and all unwrapping `MessageReceiver`'s.
+
+Reply SURBs: SURBs that arrive in repliable messages are stored per sender tag
+and spent one per fragment by `send_reply`; `request_reply_surbs` (or the
+automatic threshold) asks the sender for more, and a SURB request from a peer we
+gave SURBs to is answered with fresh ones. Topology refresh is the caller's
+(`set_topology`).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import deque
+from dataclasses import dataclass, field
+
+from smolmix_cli.mixnet.address import Recipient
+from smolmix_cli.mixnet.errors import MixnetError
+from smolmix_cli.mixnet.message.fragment import Fragment, FragmentId
+from smolmix_cli.mixnet.message.message import (
+    PlainMessage,
+    RepliableContentTag,
+    RepliableMessage,
+    ReplyContentTag,
+    ReplyMessage,
+    new_sender_tag,
+)
+from smolmix_cli.mixnet.message.preparer import MessagePreparer, PreparedFragment
+from smolmix_cli.mixnet.message.receiver import (
+    AckReceived,
+    CoverReceived,
+    FragmentReceived,
+    MessageReceiver,
+)
+from smolmix_cli.mixnet.message.receiver import MessageReceived as ReceiverMessage
+from smolmix_cli.mixnet.message.reply_surb import ReplySurb
+from smolmix_cli.mixnet.packet.mix_packet import MixPacket
+from smolmix_cli.mixnet.packet.size import SphinxKeyRotation
+from smolmix_cli.mixnet.packet.sphinx import VERSION_PAYLOAD_KEY_SEEDS
+from smolmix_cli.mixnet.topology.topology import Topology
+
+log = logging.getLogger(__name__)
+
+NS_PER_S = 1_000_000_000
+SURB_REQUEST_RETRY = 10.0
+"""Seconds before another automatic SURB request for the same tag if none arrived."""
+HOUSEKEEPING_INTERVAL = 60.0
+"""How often stale reassembly buffers and old reply keys are dropped."""
+
+
+class ClientError(MixnetError):
+    """A request the client cannot carry out."""
+
+
+class NoReplySurbs(ClientError):
+    """Too few reply SURBs stored for that sender tag to send the reply."""
+
+    def __init__(self, needed: int, available: int) -> None:
+        super().__init__(f"reply needs {needed} reply SURBs, {available} stored for that tag")
+        self.needed = needed
+        self.available = available
+
+
+class InvalidConfig(ClientError):
+    """A configuration value that cannot work (negative delay, ...)."""
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """Traffic and retransmission settings; delays in seconds, zero allowed."""
+
+    poisson: bool = True
+    """Shape the main stream: one packet per Exp(message_sending_average_delay)."""
+    cover: bool = True
+    """Run the separate loop-cover stream (one cover per Exp(loop_cover_traffic_average_delay))."""
+    poisson_cover: bool = True
+    """Fill empty main-stream slots with cover packets (Nym does; only with `poisson`)."""
+    message_sending_average_delay: float = 0.020
+    loop_cover_traffic_average_delay: float = 0.200
+    ack_wait_multiplier: float = 1.5
+    ack_wait_addition: float = 1.5
+    max_retransmissions: int | None = 20
+    """None: retry forever (as Nym does); else the message fails after that many resends."""
+    reply_surb_request_threshold: int = 0
+    """Ask the anonymous sender for more SURBs when a reply leaves fewer than this (0: never)."""
+    reply_surb_request_amount: int = 20
+    max_reply_surbs_per_request: int = 500
+    """Most SURBs sent in answer to one SURB request (Nym allows 500)."""
+
+    def __post_init__(self) -> None:
+        for name in (
+            "message_sending_average_delay",
+            "loop_cover_traffic_average_delay",
+            "ack_wait_multiplier",
+            "ack_wait_addition",
+        ):
+            if getattr(self, name) < 0:
+                raise InvalidConfig(f"{name} must not be negative")
+        if self.max_retransmissions is not None and self.max_retransmissions < 0:
+            raise InvalidConfig("max_retransmissions must not be negative")
+        for name in (
+            "reply_surb_request_threshold",
+            "reply_surb_request_amount",
+            "max_reply_surbs_per_request",
+        ):
+            if getattr(self, name) < 0:
+                raise InvalidConfig(f"{name} must not be negative")
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """A whole message for the application; `sender_tag` is set when we can reply."""
+
+    data: bytes
+    sender_tag: bytes | None = None
+    via_reply: bool = False
+
+
+@dataclass(frozen=True)
+class MessageDelivered:
+    """Every fragment of message `message_id` was acknowledged."""
+
+    message_id: int
+
+
+@dataclass(frozen=True)
+class MessageFailed:
+    message_id: int
+    reason: str
+
+
+CoreEvent = ReceivedMessage | MessageDelivered | MessageFailed
+
+
+@dataclass
+class CoreStats:
+    real_packets_sent: int = 0
+    cover_packets_sent: int = 0
+    retransmissions: int = 0
+    acks_received: int = 0
+    cover_acks_received: int = 0
+    stray_acks: int = 0
+    packets_received: int = 0
+    cover_received: int = 0
+    fragments_received: int = 0
+    messages_sent: int = 0
+    messages_delivered: int = 0
+    messages_failed: int = 0
+    messages_received: int = 0
+    replies_sent: int = 0
+    reply_surbs_received: int = 0
+    surb_requests_sent: int = 0
+    surb_requests_served: int = 0
+    surb_requests_ignored: int = 0
+    dropped_pushes: int = 0
+
+    @property
+    def packets_sent(self) -> int:
+        return self.real_packets_sent + self.cover_packets_sent
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass(frozen=True)
+class _ToRecipient:
+    recipient: Recipient
+
+
+@dataclass(frozen=True)
+class _ThroughSurbs:
+    sender_tag: bytes
+
+
+_Destination = _ToRecipient | _ThroughSurbs
+
+
+@dataclass
+class _Pending:
+    """A real fragment from preparation until its ack (or final failure)."""
+
+    fragment: Fragment
+    destination: _Destination
+    message_id: int
+    retries: int = 0
+    deadline: float | None = None  # None while it waits in the queue
+    expected_rtt: float = 0.0  # of the copy sent last (seconds)
+    sent_at: float = 0.0  # when the copy sent last left the queue
+
+
+@dataclass
+class _Queued:
+    """A fragment waiting for its slot; built just in time unless SURBs had to be reserved."""
+
+    fragment_id: FragmentId
+    prepared: PreparedFragment | None = None
+    retransmission: bool = False
+
+
+@dataclass
+class _Message:
+    outstanding: set[FragmentId] = field(default_factory=set)
+
+
+@dataclass
+class _SurbStore:
+    surbs: deque[tuple[ReplySurb, SphinxKeyRotation]] = field(default_factory=deque)
+
+
+class ClientCore:
+    """Send queue, traffic schedule, ack tracking, receive path and reply SURBs."""
+
+    def __init__(
+        self,
+        preparer: MessagePreparer,
+        receiver: MessageReceiver,
+        topology: Topology,
+        *,
+        config: CoreConfig | None = None,
+        rng: random.Random | None = None,
+        now: float = 0.0,
+    ) -> None:
+        self.preparer = preparer
+        self.receiver = receiver
+        self.topology = topology
+        self.config = config if config is not None else CoreConfig()
+        self.rng = rng if rng is not None else random.SystemRandom()
+        self.stats = CoreStats()
+        self._queue: deque[_Queued] = deque()
+        self._pending: dict[FragmentId, _Pending] = {}
+        self._messages: dict[int, _Message] = {}
+        self._next_message_id = 1
+        self._events: deque[CoreEvent] = deque()
+        self._surbs: dict[bytes, _SurbStore] = {}
+        self._our_tags: dict[Recipient, bytes] = {}
+        self._surb_requested: dict[bytes, float] = {}
+        self._next_slot = now + self._draw(self.config.message_sending_average_delay)
+        self._next_loop_cover = now + self._draw(self.config.loop_cover_traffic_average_delay)
+        self._next_housekeeping = now + HOUSEKEEPING_INTERVAL
+        self._suspended_at: float | None = None
+        # Ack round trips measured on first transmissions (Karn's rule), smoothed as
+        # RFC 6298 does for TCP. Nym's static timeout (sum of delays x 1.5 + 1.5 s)
+        # ignores queueing before the first hop and processing on the way, so a burst
+        # larger than the path drains in 1.5 s would be resent wholesale; the measured
+        # estimate stretches the timeout instead. It never shortens Nym's.
+        self._srtt: float | None = None
+        self._rttvar = 0.0
+
+    @property
+    def address(self) -> Recipient:
+        return self.preparer.sender
+
+    def _draw(self, mean: float) -> float:
+        return self.rng.expovariate(1.0 / mean) if mean > 0 else 0.0
+
+    def set_topology(self, topology: Topology) -> None:
+        """Routes of packets prepared from now on (retransmissions too) use this topology."""
+        self.topology = topology
+
+    # -- sending ----------------------------------------------------------------------
+
+    def send_message(
+        self, recipient: Recipient, data: bytes, *, reply_surbs: int = 0, now: float
+    ) -> int:
+        """Queue a message; returns the id its Delivered/Failed event will carry.
+
+        With `reply_surbs` > 0 the message is repliable: it carries that many fresh
+        SURBs, and the recipient sees our per-recipient sender tag.
+        """
+        if reply_surbs < 0:
+            raise ClientError("reply_surbs must not be negative")
+        if reply_surbs:
+            tag = self._our_tags.get(recipient)
+            if tag is None:
+                tag = self._our_tags[recipient] = new_sender_tag(self.rng)
+            message: PlainMessage | RepliableMessage = self.preparer.repliable_message(
+                bytes(data), reply_surbs, self.topology, tag
+            )
+            assert isinstance(message, RepliableMessage)
+            self.receiver.remember_reply_surbs(message.reply_surbs, now)
+        else:
+            message = PlainMessage(bytes(data))
+        fragments = self.preparer.split(message)
+        destination = _ToRecipient(recipient)
+        return self._enqueue_message(fragments, destination)
+
+    def send_reply(self, sender_tag: bytes, data: bytes, *, now: float) -> int:
+        """Queue a reply through SURBs the tagged sender gave us; NoReplySurbs when too few.
+
+        With `reply_surb_request_threshold` set, a reply that leaves fewer SURBs than
+        that also asks the sender for more (spending one SURB on the request).
+        """
+        tag = bytes(sender_tag)
+        fragments = self.preparer.split(ReplyMessage(ReplyContentTag.DATA, bytes(data)))
+        available = self.reply_surbs_available(tag)
+        if available < len(fragments):
+            raise NoReplySurbs(len(fragments), available)
+        self.stats.replies_sent += 1
+        message_id = self._enqueue_message(fragments, _ThroughSurbs(tag))
+        threshold = self.config.reply_surb_request_threshold
+        left = self.reply_surbs_available(tag)
+        asked = self._surb_requested.get(tag)
+        if (
+            threshold
+            and 1 <= left < threshold
+            and (asked is None or now - asked >= SURB_REQUEST_RETRY)
+        ):
+            self.request_reply_surbs(tag, self.config.reply_surb_request_amount, now=now)
+        return message_id
+
+    def request_reply_surbs(self, sender_tag: bytes, amount: int, *, now: float) -> int:
+        """Ask the tagged sender (through one of its SURBs) to send `amount` more SURBs."""
+        tag = bytes(sender_tag)
+        request = ReplyMessage(ReplyContentTag.SURB_REQUEST, recipient=self.address, amount=amount)
+        fragments = self.preparer.split(request)
+        available = self.reply_surbs_available(tag)
+        if available < len(fragments):
+            raise NoReplySurbs(len(fragments), available)
+        self._surb_requested[tag] = now
+        self.stats.surb_requests_sent += 1
+        return self._enqueue_message(fragments, _ThroughSurbs(tag))
+
+    def reply_surbs_available(self, sender_tag: bytes) -> int:
+        store = self._surbs.get(bytes(sender_tag))
+        return len(store.surbs) if store is not None else 0
+
+    def _enqueue_message(self, fragments: list[Fragment], destination: _Destination) -> int:
+        message_id = self._next_message_id
+        self._next_message_id += 1
+        message = _Message()
+        self._messages[message_id] = message
+        self.stats.messages_sent += 1
+        for fragment in fragments:
+            # Packets to an address are built when their slot comes (a big message does
+            # not stall the caller); a reply takes its SURBs now so no other reply can.
+            prepared = (
+                self._prepare(fragment, destination)
+                if isinstance(destination, _ThroughSurbs)
+                else None
+            )
+            fid = fragment.fragment_id
+            message.outstanding.add(fid)
+            self._pending[fid] = _Pending(fragment, destination, message_id)
+            self._queue.append(_Queued(fid, prepared))
+        return message_id
+
+    def _prepare(self, fragment: Fragment, destination: _Destination) -> PreparedFragment:
+        if isinstance(destination, _ToRecipient):
+            return self.preparer.prepare_fragment(fragment, destination.recipient, self.topology)
+        store = self._surbs.get(destination.sender_tag)
+        if store is None or not store.surbs:
+            raise NoReplySurbs(1, 0)
+        surb, rotation = store.surbs.popleft()
+        return self.preparer.prepare_reply_fragment(fragment, surb, self.topology, rotation)
+
+    # -- the traffic schedule -------------------------------------------------------------
+
+    def suspend(self, now: float) -> None:
+        """The gateway is unreachable: stop sending and stop the ack clocks.
+
+        Without this, every fragment in flight would be retransmitted (and its
+        message eventually failed) for an outage that no retransmission can cure.
+        """
+        if self._suspended_at is None:
+            self._suspended_at = now
+
+    def resume(self, now: float) -> None:
+        """The gateway is back: timers continue where they stopped."""
+        if self._suspended_at is None:
+            return
+        delta = max(0.0, now - self._suspended_at)
+        self._suspended_at = None
+        for pending in self._pending.values():
+            if pending.deadline is not None:
+                pending.deadline += delta
+        self._next_slot += delta
+        self._next_loop_cover += delta
+
+    @property
+    def suspended(self) -> bool:
+        return self._suspended_at is not None
+
+    def poll_transmit(self, now: float) -> MixPacket | None:
+        """The next packet due at `now` (call until None), starting its ack timer."""
+        if self._suspended_at is not None:
+            return None
+        if self.config.cover and now >= self._next_loop_cover:
+            self._next_loop_cover = now + self._draw(self.config.loop_cover_traffic_average_delay)
+            return self._cover(now)
+        if self.config.poisson:
+            if now < self._next_slot:
+                return None
+            if not self._queue and not self.config.poisson_cover:
+                return None  # the slot passes unused; the next one is drawn when data comes
+            self._next_slot = now + self._draw(self.config.message_sending_average_delay)
+            packet = self._pop_real(now)
+            return packet if packet is not None else self._cover(now)
+        return self._pop_real(now)
+
+    def _cover(self, now: float) -> MixPacket:
+        del now
+        self.stats.cover_packets_sent += 1
+        return self.preparer.cover_packet(self.topology).mix_packet
+
+    def _pop_real(self, now: float) -> MixPacket | None:
+        while self._queue:
+            item = self._queue.popleft()
+            pending = self._pending.get(item.fragment_id)
+            if pending is None:
+                continue  # acknowledged (or failed) while it waited
+            prepared = item.prepared
+            if prepared is None:
+                try:
+                    prepared = self._prepare(pending.fragment, pending.destination)
+                except MixnetError as exc:
+                    what = "retransmit" if item.retransmission else "send"
+                    self._fail_message(pending.message_id, f"cannot {what}: {exc}")
+                    continue
+            rtt = prepared.total_delay_ns / NS_PER_S
+            pending.expected_rtt = rtt
+            pending.sent_at = now
+            pending.deadline = now + self._ack_timeout(rtt)
+            self.stats.real_packets_sent += 1
+            if item.retransmission:
+                self.stats.retransmissions += 1
+            return prepared.mix_packet
+        return None
+
+    def _ack_timeout(self, expected_rtt: float) -> float:
+        static = expected_rtt * self.config.ack_wait_multiplier + self.config.ack_wait_addition
+        if self._srtt is None:
+            return static
+        return max(static, self._srtt + 4 * self._rttvar)
+
+    def _sample_ack_rtt(self, sample: float) -> None:
+        if self._srtt is None:
+            self._srtt, self._rttvar = sample, sample / 2
+            return
+        self._rttvar = 0.75 * self._rttvar + 0.25 * abs(self._srtt - sample)
+        self._srtt = 0.875 * self._srtt + 0.125 * sample
+
+    @property
+    def smoothed_ack_rtt(self) -> float | None:
+        """Measured ack round trip (seconds), None before the first sample."""
+        return self._srtt
+
+    def poll_deadline(self) -> float | None:
+        """When `handle_timeout`/`poll_transmit` next have something to do.
+
+        A value at or before the current time (-inf when packets wait and Poisson is
+        off) means: call them now. While suspended: None (nothing until `resume`).
+        """
+        if self._suspended_at is not None:
+            return None
+        candidates = [self._next_housekeeping]
+        if self.config.cover:
+            candidates.append(self._next_loop_cover)
+        if self._queue:
+            candidates.append(self._next_slot if self.config.poisson else float("-inf"))
+        elif self.config.poisson and self.config.poisson_cover:
+            candidates.append(self._next_slot)
+        candidates.extend(p.deadline for p in self._pending.values() if p.deadline is not None)
+        return min(candidates)
+
+    def handle_timeout(self, now: float) -> None:
+        """Resend fragments whose ack is overdue; fail their message past the retry limit."""
+        if self._suspended_at is not None:
+            return
+        if (
+            not self._queue
+            and self.config.poisson
+            and not self.config.poisson_cover
+            and self._next_slot < now
+        ):
+            # Keep an idle main stream memoryless: the next slot is a fresh draw from now.
+            self._next_slot = now + self._draw(self.config.message_sending_average_delay)
+        overdue = [
+            fid for fid, p in self._pending.items() if p.deadline is not None and p.deadline <= now
+        ]
+        retransmit: list[_Queued] = []
+        for fid in overdue:
+            pending = self._pending.get(fid)
+            if pending is None:
+                continue  # its message failed a moment ago
+            limit = self.config.max_retransmissions
+            if limit is not None and pending.retries >= limit:
+                self._fail_message(pending.message_id, f"no ack after {limit} retransmissions")
+                continue
+            pending.retries += 1
+            pending.deadline = None
+            # Rebuilt when its turn comes: fresh route, fresh ack (or the next reply SURB).
+            retransmit.append(_Queued(fid, None, retransmission=True))
+        # Retransmissions go ahead of new data, oldest first.
+        self._queue.extendleft(reversed(retransmit))
+        if now >= self._next_housekeeping:
+            self._next_housekeeping = now + HOUSEKEEPING_INTERVAL
+            self.receiver.expire(now)
+
+    def _fail_message(self, message_id: int, reason: str) -> None:
+        message = self._messages.pop(message_id, None)
+        if message is None:
+            return
+        for fid in message.outstanding:
+            self._pending.pop(fid, None)
+        self.stats.messages_failed += 1
+        log.debug("message %d failed: %s", message_id, reason)
+        self._events.append(MessageFailed(message_id, reason))
+
+    # -- receiving --------------------------------------------------------------------
+
+    def handle_push(self, plaintext: bytes, now: float) -> None:
+        """One message the gateway pushed: an ack, cover, a fragment, maybe a whole message."""
+        try:
+            event = self.receiver.on_push(plaintext, now)
+        except MixnetError as exc:
+            self.stats.dropped_pushes += 1
+            log.debug("dropped a %d-byte push: %s", len(plaintext), exc)
+            return
+        if isinstance(event, AckReceived):
+            self._on_ack(event.fragment_id, now)
+            return
+        self.stats.packets_received += 1
+        if isinstance(event, CoverReceived):
+            self.stats.cover_received += 1
+        elif isinstance(event, FragmentReceived):
+            self.stats.fragments_received += 1
+        elif isinstance(event, ReceiverMessage):
+            self.stats.fragments_received += 1
+            self._on_message(event, now)
+
+    def _on_ack(self, fid: FragmentId, now: float) -> None:
+        if fid.is_cover:
+            self.stats.cover_acks_received += 1
+            return
+        pending = self._pending.pop(fid, None)
+        if pending is None:
+            self.stats.stray_acks += 1  # duplicate ack of a retransmitted fragment, or late
+            return
+        self.stats.acks_received += 1
+        if pending.retries == 0 and pending.deadline is not None:
+            self._sample_ack_rtt(max(0.0, now - pending.sent_at))
+        message = self._messages.get(pending.message_id)
+        if message is None:
+            return
+        message.outstanding.discard(fid)
+        if not message.outstanding:
+            del self._messages[pending.message_id]
+            self.stats.messages_delivered += 1
+            self._events.append(MessageDelivered(pending.message_id))
+
+    def _on_message(self, event: ReceiverMessage, now: float) -> None:
+        message = event.message
+        if isinstance(message, PlainMessage):
+            self._deliver(ReceivedMessage(message.data, None, event.via_reply))
+        elif isinstance(message, RepliableMessage):
+            if message.reply_surbs:
+                store = self._surbs.setdefault(message.sender_tag, _SurbStore())
+                store.surbs.extend((s, message.key_rotation) for s in message.reply_surbs)
+                self.stats.reply_surbs_received += len(message.reply_surbs)
+                self._surb_requested.pop(message.sender_tag, None)
+            if message.content_tag.carries_data:
+                self._deliver(ReceivedMessage(message.data, message.sender_tag, event.via_reply))
+        elif message.content_tag is ReplyContentTag.DATA:
+            self._deliver(ReceivedMessage(message.data, None, True))
+        else:
+            self._serve_surb_request(message, now)
+
+    def _serve_surb_request(self, request: ReplyMessage, now: float) -> None:
+        """Send more SURBs to whoever we gave SURBs before (same sender tag)."""
+        recipient = request.recipient
+        tag = self._our_tags.get(recipient) if recipient is not None else None
+        if recipient is None or tag is None or request.amount == 0:
+            # Only a peer we sent repliable messages to can ask; otherwise the request
+            # would make us send SURBs to an address of the requester's choosing.
+            self.stats.surb_requests_ignored += 1
+            return
+        amount = min(request.amount, self.config.max_reply_surbs_per_request)
+        v2 = self.preparer.sphinx_version == VERSION_PAYLOAD_KEY_SEEDS
+        surbs = tuple(self.preparer.reply_surbs(amount, self.topology))
+        message = RepliableMessage(
+            tag,
+            RepliableContentTag.ADDITIONAL_SURBS_V2 if v2 else RepliableContentTag.ADDITIONAL_SURBS,
+            surbs,
+            b"",
+            self.topology.key_rotation if v2 else SphinxKeyRotation.UNKNOWN,
+        )
+        self.receiver.remember_reply_surbs(surbs, now)
+        self.stats.surb_requests_served += 1
+        self._enqueue_message(self.preparer.split(message), _ToRecipient(recipient))
+
+    def _deliver(self, received: ReceivedMessage) -> None:
+        self.stats.messages_received += 1
+        self._events.append(received)
+
+    def poll_event(self) -> CoreEvent | None:
+        return self._events.popleft() if self._events else None
+
+    # -- introspection ---------------------------------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    @property
+    def pending_acks(self) -> int:
+        return len(self._pending)
+
+    def outstanding_messages(self) -> set[int]:
+        return set(self._messages)

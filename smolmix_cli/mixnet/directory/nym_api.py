@@ -1,0 +1,415 @@
+"""Fetching the topology from a nym-api directory (spec 4.1, 4.2, 9.2).
+
+The sans-io part (URLs, request building, answer decoding, page collection)
+is separate from the small anyio shell (`NymApiClient`) that moves the bytes
+with h11, so pagination and metadata rules are testable without sockets.
+
+Every failure, whatever its cause (name resolution, refused connection, TLS,
+timeout, an HTTP error status, a body that is not the nym-api shape), surfaces
+as one `DirectoryUnavailable` with a one-line message, so the CLI can print it
+and exit with its documented code.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import socket
+import ssl
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import anyio
+import anyio.abc
+import h11
+from anyio.streams.tls import TLSStream
+
+from smolmix_cli.mixnet.errors import MixnetError
+from smolmix_cli.mixnet.topology.topology import (
+    KeyRotationInfo,
+    Node,
+    NodesPage,
+    RewardedSet,
+    Topology,
+    TopologyError,
+    parse_key_rotation_info,
+    parse_nodes_page,
+    parse_rewarded_set,
+)
+
+DEFAULT_TIMEOUT = 10.0  # seconds per request attempt on one directory URL
+MAX_BODY = 32 * 1024 * 1024  # mainnet's full skimmed list is a few MB
+MAX_PAGES = 1000
+USER_AGENT = "smolmix"
+
+PATH_REWARDED_SET = "v1/nym-nodes/rewarded-set"
+PATH_KEY_ROTATION = "v1/epoch/key-rotation-info"
+PATH_ACTIVE_MIXNODES = "v2/unstable/nym-nodes/skimmed/mixnodes/active"
+PATH_ENTRY_GATEWAYS = "v2/unstable/nym-nodes/skimmed/entry-gateways"
+PATH_EXIT_GATEWAYS = "v2/unstable/nym-nodes/skimmed/exit-gateways"
+PATH_ALL_SKIMMED = "v2/unstable/nym-nodes/skimmed"
+PATH_DESCRIBED = "v2/nym-nodes/described"
+
+
+class FailureKind(enum.Enum):
+    """Why a directory request failed; the CLI picks exit codes from this."""
+
+    RESOLVE = "cannot resolve host"
+    CONNECT = "cannot connect"
+    TLS = "TLS handshake failed"
+    TIMEOUT = "timed out"
+    HTTP = "HTTP error"
+    MALFORMED = "malformed answer"
+
+
+class DirectoryUnavailable(MixnetError):
+    """No directory URL gave a usable answer; `str()` is one line for the user."""
+
+    def __init__(self, kind: FailureKind, url: str, detail: str = "", tried: int = 1) -> None:
+        self.kind = kind
+        self.url = url
+        self.detail = detail
+        self.tried = tried
+        text = f"Nym directory unavailable: {url}: {kind.value}"
+        if detail:
+            text += f" ({detail})"
+        if tried > 1:
+            text += f"; {tried - 1} fallback URL(s) failed too"
+        super().__init__(" ".join(text.split()))
+
+
+@dataclass(frozen=True, slots=True)
+class ApiUrl:
+    """A nym-api base URL, optionally reached through a fronting host (SNI + TCP)."""
+
+    url: str
+    front_host: str | None = None
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise DirectoryUnavailable(FailureKind.MALFORMED, self.url, "not an http(s) URL")
+        try:
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            raise DirectoryUnavailable(FailureKind.MALFORMED, self.url, "bad port") from None
+
+    @property
+    def scheme(self) -> str:
+        return urlsplit(self.url).scheme
+
+    @property
+    def host(self) -> str:
+        host = urlsplit(self.url).hostname
+        assert host is not None
+        return host
+
+    @property
+    def port(self) -> int:
+        port = urlsplit(self.url).port
+        return port if port is not None else (443 if self.scheme == "https" else 80)
+
+    @property
+    def connect_host(self) -> str:
+        """Where TCP and TLS go; differs from `host` only when domain-fronted."""
+        return self.front_host or self.host
+
+    @property
+    def host_header(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == default else f"{host}:{self.port}"
+
+    def target(self, path: str, query: Mapping[str, str | int] | None = None) -> str:
+        """Request target: the base URL's path joined with an API path (no leading slash)."""
+        base = urlsplit(self.url).path or "/"
+        if not base.endswith("/"):
+            base += "/"
+        target = base + path.lstrip("/")
+        if query:
+            target += "?" + urlencode({k: str(v) for k, v in query.items()})
+        return target
+
+    def full(self, path: str, query: Mapping[str, str | int] | None = None) -> str:
+        return f"{self.scheme}://{self.host_header}{self.target(path, query)}"
+
+
+# spec 4.1: nym:common/network-defaults/src/mainnet.rs (NYM_API and its fallbacks)
+MAINNET_API_URLS: tuple[ApiUrl, ...] = (
+    ApiUrl("https://validator.nymtech.net/api/"),
+    ApiUrl("https://nym-frontdoor.global.ssl.fastly.net/api/", "yelp.global.ssl.fastly.net"),
+    ApiUrl("https://cdn1.media-platform.net/api/"),
+)
+
+
+def build_request(
+    api: ApiUrl, path: str, query: Mapping[str, str | int] | None = None
+) -> h11.Request:
+    """A GET asking for JSON (the format a Python client reads; spec 4.2)."""
+    return h11.Request(
+        method="GET",
+        target=api.target(path, query),
+        headers=[
+            ("Host", api.host_header),
+            ("User-Agent", USER_AGENT),
+            ("Accept", "application/json"),
+            ("Connection", "close"),
+        ],
+    )
+
+
+def decode_answer(url: str, status: int, body: bytes) -> Any:
+    """The JSON of a 2xx answer, or DirectoryUnavailable naming what was wrong."""
+    if not 200 <= status < 300:
+        raise DirectoryUnavailable(FailureKind.HTTP, url, f"status {status}")
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise DirectoryUnavailable(FailureKind.MALFORMED, url, "body is not JSON") from None
+
+
+class PageCollector:
+    """Pagination rule of spec 4.2: page 0 on, until `total` nodes, metadata agreeing."""
+
+    def __init__(self, url: str, max_pages: int = MAX_PAGES) -> None:
+        self.url = url
+        self.max_pages = max_pages
+        self.pages: list[NodesPage] = []
+        self.collected = 0
+
+    @property
+    def next_page(self) -> int:
+        return len(self.pages)
+
+    def add(self, body: Any) -> bool:
+        """Take one page's JSON; True when another page must be fetched."""
+        try:
+            page = parse_nodes_page(body)
+        except TopologyError as exc:
+            raise DirectoryUnavailable(FailureKind.MALFORMED, self.url, str(exc)) from None
+        if self.pages:
+            first = self.pages[0]
+            if (page.absolute_epoch_id, page.rotation_id) != (
+                first.absolute_epoch_id,
+                first.rotation_id,
+            ):
+                raise DirectoryUnavailable(
+                    FailureKind.MALFORMED, self.url, "pages disagree on epoch or key rotation"
+                )
+        self.pages.append(page)
+        self.collected += len(page.nodes)
+        if self.collected >= page.total:
+            return False
+        if not page.nodes:
+            raise DirectoryUnavailable(
+                FailureKind.MALFORMED,
+                self.url,
+                f"page {page.page} is empty but only {self.collected} of {page.total} nodes seen",
+            )
+        if len(self.pages) >= self.max_pages:
+            raise DirectoryUnavailable(FailureKind.MALFORMED, self.url, "too many pages")
+        return True
+
+    @property
+    def nodes(self) -> list[Node]:
+        return [node for page in self.pages for node in page.nodes]
+
+
+def make_ssl_context(ca_file: Path | str | None = None) -> ssl.SSLContext:
+    """Verify against `ca_file` if given (a local network's CA), else certifi's roots."""
+    if ca_file is not None:
+        return ssl.create_default_context(cafile=str(ca_file))
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+class NymApiClient:
+    """Reads a nym-api over HTTP(S); falls back through the URL list in order."""
+
+    def __init__(
+        self,
+        urls: Sequence[ApiUrl],
+        *,
+        ca_file: Path | str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        if not urls:
+            raise ValueError("at least one directory URL is needed")
+        self.urls = tuple(urls)
+        self.timeout = timeout
+        self._ca_file = ca_file
+        self._ssl_context = ssl_context
+        self._preferred = 0
+
+    def _context(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            self._ssl_context = make_ssl_context(self._ca_file)
+        return self._ssl_context
+
+    async def get_json(self, path: str, query: Mapping[str, str | int] | None = None) -> Any:
+        """GET one API path as JSON from the first URL that answers."""
+        order = list(range(self._preferred, len(self.urls))) + list(range(self._preferred))
+        first_error: DirectoryUnavailable | None = None
+        for index in order:
+            api = self.urls[index]
+            try:
+                result = await self._get_once(api, path, query)
+            except DirectoryUnavailable as exc:
+                if first_error is None:
+                    first_error = exc
+                continue
+            self._preferred = index
+            return result
+        assert first_error is not None
+        raise DirectoryUnavailable(
+            first_error.kind, first_error.url, first_error.detail, tried=len(order)
+        )
+
+    async def _get_once(self, api: ApiUrl, path: str, query: Mapping[str, str | int] | None) -> Any:
+        url = api.full(path, query)
+        try:
+            with anyio.fail_after(self.timeout):
+                status, body = await self._exchange(api, build_request(api, path, query), url)
+        except TimeoutError:
+            raise DirectoryUnavailable(
+                FailureKind.TIMEOUT, url, f"no answer within {self.timeout:g} s"
+            ) from None
+        return decode_answer(url, status, body)
+
+    async def _exchange(self, api: ApiUrl, request: h11.Request, url: str) -> tuple[int, bytes]:
+        stream = await self._connect(api, url)
+        async with stream:
+            conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=64 * 1024)
+            try:
+                await stream.send(conn.send(request) + conn.send(h11.EndOfMessage()))
+                status = 0
+                body = bytearray()
+                while True:
+                    event = conn.next_event()
+                    if event is h11.NEED_DATA:
+                        try:
+                            data = await stream.receive(65536)
+                        except (anyio.EndOfStream, anyio.BrokenResourceError):
+                            data = b""
+                        except ssl.SSLError as exc:
+                            raise DirectoryUnavailable(FailureKind.TLS, url, str(exc)) from None
+                        conn.receive_data(data)
+                        continue
+                    if isinstance(event, h11.Response):
+                        status = event.status_code
+                    elif isinstance(event, h11.Data):
+                        body += event.data
+                        if len(body) > MAX_BODY:
+                            raise DirectoryUnavailable(
+                                FailureKind.MALFORMED, url, "answer too large"
+                            )
+                    elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                        if status == 0:
+                            raise DirectoryUnavailable(
+                                FailureKind.MALFORMED, url, "connection closed without an answer"
+                            )
+                        return status, bytes(body)
+            except h11.RemoteProtocolError as exc:
+                raise DirectoryUnavailable(FailureKind.MALFORMED, url, f"bad HTTP: {exc}") from None
+            except (anyio.BrokenResourceError, OSError) as exc:
+                raise DirectoryUnavailable(FailureKind.CONNECT, url, _os_detail(exc)) from None
+
+    async def _connect(self, api: ApiUrl, url: str) -> anyio.abc.ByteStream:
+        host = api.connect_host
+        try:
+            infos = await anyio.getaddrinfo(host, api.port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise DirectoryUnavailable(FailureKind.RESOLVE, url, _os_detail(exc)) from None
+        if not infos:
+            raise DirectoryUnavailable(FailureKind.RESOLVE, url, "no addresses")
+        last: OSError | None = None
+        tcp: anyio.abc.SocketStream | None = None
+        for info in infos:
+            try:
+                tcp = await anyio.connect_tcp(str(info[4][0]), api.port)
+                break
+            except OSError as exc:
+                last = exc
+        if tcp is None:
+            raise DirectoryUnavailable(
+                FailureKind.CONNECT, url, _os_detail(last) if last else ""
+            ) from None
+        if api.scheme == "http":
+            return tcp
+        try:
+            return await TLSStream.wrap(
+                tcp, hostname=host, ssl_context=self._context(), standard_compatible=False
+            )
+        except (ssl.SSLError, anyio.BrokenResourceError, anyio.EndOfStream, OSError) as exc:
+            await tcp.aclose()
+            raise DirectoryUnavailable(FailureKind.TLS, url, _os_detail(exc)) from None
+
+    # --- the endpoints the client reads (spec 4.2, 9.2) --------------------------------
+
+    async def get_nodes(self, path: str, per_page: int | None = None) -> list[Node]:
+        """Every node of a paged `skimmed` list."""
+        return [n for page in await self.get_node_pages(path, per_page) for n in page.nodes]
+
+    async def get_node_pages(self, path: str, per_page: int | None = None) -> list[NodesPage]:
+        """Every page of a `skimmed` node list (page 0 on, until `total`)."""
+        api_url = self.urls[self._preferred].full(path)
+        collector = PageCollector(api_url)
+        while True:
+            query: dict[str, str | int] = {"page": collector.next_page}
+            if per_page is not None:
+                query["per_page"] = per_page
+            if not collector.add(await self.get_json(path, query)):
+                return collector.pages
+
+    async def rewarded_set(self) -> RewardedSet:
+        body = await self.get_json(PATH_REWARDED_SET)
+        try:
+            return parse_rewarded_set(body)
+        except TopologyError as exc:
+            raise DirectoryUnavailable(
+                FailureKind.MALFORMED, self.urls[self._preferred].full(PATH_REWARDED_SET), str(exc)
+            ) from None
+
+    async def key_rotation_info(self) -> KeyRotationInfo:
+        body = await self.get_json(PATH_KEY_ROTATION)
+        try:
+            return parse_key_rotation_info(body)
+        except TopologyError as exc:
+            raise DirectoryUnavailable(
+                FailureKind.MALFORMED, self.urls[self._preferred].full(PATH_KEY_ROTATION), str(exc)
+            ) from None
+
+    async def entry_gateways(self) -> list[Node]:
+        return await self.get_nodes(PATH_ENTRY_GATEWAYS)
+
+    async def topology(self) -> Topology:
+        """Rewarded set + active mixnodes + entry gateways, as the client reads them (9.2)."""
+        rotation = await self.key_rotation_info()
+        rewarded = await self.rewarded_set()
+        pages = await self.get_node_pages(PATH_ACTIVE_MIXNODES)
+        pages += await self.get_node_pages(PATH_ENTRY_GATEWAYS)
+        where = self.urls[self._preferred].full(PATH_ENTRY_GATEWAYS)
+        for page in pages:
+            if page.rotation_id != rotation.current_key_rotation_id:
+                raise DirectoryUnavailable(
+                    FailureKind.MALFORMED,
+                    where,
+                    f"node list rotation {page.rotation_id} is not the current key rotation "
+                    f"{rotation.current_key_rotation_id}",
+                )
+        try:
+            return Topology.from_directory(rewarded, pages)
+        except TopologyError as exc:
+            raise DirectoryUnavailable(FailureKind.MALFORMED, where, str(exc)) from None
+
+
+def _os_detail(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,334 @@
+"""The local network's exit IPR: a Nym client behind the exit gateway, `IprRouter`, and the NAT.
+
+Upstream runs the IPR inside nym-node as its own Nym client (spec 6.1); so
+does this one: a `MixnetClient` registered at the exit gateway receives the
+clients' repliable messages, `IprRouter` (sans-io, byte-exact with the
+published client) decides what they mean, and its replies go back through
+the clients' reply SURBs. Allowed IP packets go into `ExitNat`; what the NAT
+sends back is bundled by the router.
+
+Two things the router does not see by itself, and this shell supplies:
+- how many SURBs each message brought. The mixnet client stores them; the
+  router and the client spend them in lock step (one per reply fragment,
+  one per SURB request), so any surplus the client holds over the router's
+  count is what arrived since, including AdditionalSurbs messages, which
+  carry no data and so never reach `receive()`.
+- the packet of a policy denial. The router answers it with the upstream
+  Info (ExitPolicyFilterCheckFailed) and drops it; this shell also has the
+  NAT answer it with ICMP "administratively prohibited", so the client's
+  connect fails within one round trip.
+- when a client is gone. The router forgets or replaces a client's addresses
+  silently; the shell notices and has the NAT end that client's flows.
+Replies are not retransmitted by the mixnet client (a resent fragment would
+spend a SURB the router did not count; upstream sends data replies that way
+too); lost control replies are resent by the shell.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+from collections import Counter
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
+
+import anyio
+import anyio.abc
+from anyio.abc import TaskStatus
+
+from smolmix_cli.ipr.bundle import BundleDecoder
+from smolmix_cli.ipr.errors import IprError
+from smolmix_cli.ipr.lp_frame import LpFrame, is_stream_frame
+from smolmix_cli.ipr.messages import DataRequest, IpPacketRequest
+from smolmix_cli.ipr.router_logic import (
+    TUN_IPV4,
+    TUN_IPV6,
+    IprRouter,
+    ReplyToClient,
+    RequestSurbs,
+    RouterConfig,
+    parse_packet,
+)
+from smolmix_cli.mixnet.address import Recipient
+from smolmix_cli.mixnet.client.client import ClientConfig, DeliveryFailed, MixnetClient
+from smolmix_cli.mixnet.client.core import NoReplySurbs
+from smolmix_cli.mixnet.client.key_store import KeyStore
+from smolmix_cli.mixnet.errors import MixnetError
+from smolmix_cli.mixnet.message.fragment import number_of_required_fragments
+from smolmix_cli.mixnet.message.message import MIN_PADDING_OVERHEAD, available_plaintext_per_packet
+from smolmix_cli.mixnet.topology.topology import Topology
+from smolmix_cli.testnet.exit.nat import AddressMap, ExitNat, NatConfig
+from smolmix_cli.testnet.exit.policy import ExitPolicy
+
+log = logging.getLogger(__name__)
+
+IpAddress = IPv4Address | IPv6Address
+SURB_SYNC_INTERVAL = 0.01  # how soon SURBs that came without data are noticed, when needed
+IDLE_SYNC_INTERVAL = 0.5
+CONTROL_RESENDS = 3  # a lost control reply is sent again at most this often
+CONTROL_CONFIRM_TIMEOUT = 60.0
+MAX_QUEUED_REPLIES = 4096  # downlink packets beyond this (waiting for SURBs) are dropped
+_REPLY_HEADER = 2  # a Reply NymMessage: type byte + content tag
+
+
+def _is_control_reply(payload: bytes) -> bool:
+    """The router sends inline control replies with LP seq 0, data with seq 1, 2, ..."""
+    if not is_stream_frame(payload):
+        return False
+    try:
+        return LpFrame.decode(payload).seq == 0
+    except IprError:
+        return False
+
+
+def reply_surb_cost(payload_size: int) -> int:
+    """Reply SURBs (= fragments) a reply of `payload_size` bytes takes."""
+    per_packet = available_plaintext_per_packet()
+    needed, _ = number_of_required_fragments(
+        _REPLY_HEADER + payload_size + MIN_PADDING_OVERHEAD, per_packet
+    )
+    return needed
+
+
+@dataclass(frozen=True)
+class ExitIprOptions:
+    policy: ExitPolicy = field(default_factory=ExitPolicy.default)
+    address_map: AddressMap | None = None
+    router: RouterConfig = field(default_factory=RouterConfig)
+    nat: NatConfig = field(default_factory=NatConfig)
+    # No retransmission of replies by the mixnet client (upstream sends data replies with
+    # max_retransmissions = 0; TCP recovers): a resent fragment would spend a SURB the
+    # router did not count. Control replies are resent by the shell (`_confirm_control`).
+    client: ClientConfig = field(
+        default_factory=lambda: ClientConfig.fast(keepalive_interval=None, max_retransmissions=0)
+    )
+
+
+class ExitIpr:
+    """Start with `address = await tg.start(exit_ipr.serve)`; cancel the group to stop."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        gateway: bytes,
+        *,
+        key_store: KeyStore | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        options: ExitIprOptions | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.topology = topology
+        self.gateway = gateway
+        self.key_store = key_store if key_store is not None else KeyStore.ephemeral()
+        self.ssl_context = ssl_context
+        self.options = options if options is not None else ExitIprOptions()
+        self.policy = self.options.policy
+        self.router = IprRouter(
+            rng,
+            self.options.router,
+            allow_destination=self._allowed,
+            reply_surb_cost=reply_surb_cost,
+        )
+        self.nat = ExitNat(
+            self._on_downlink, address_map=self.options.address_map, config=self.options.nat
+        )
+        self.counters: Counter[str] = Counter()
+        self.address: Recipient | None = None
+        self._client: MixnetClient | None = None
+        self._wake = anyio.Event()
+        self._denied = False
+        self._tags: set[bytes] = set()
+        self._addresses: dict[bytes, tuple[IPv4Address, IPv6Address]] = {}
+        self._downlink_count = 0
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._queued = 0  # replies waiting for SURBs, recounted every 64 downlink packets
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def serve(
+        self, *, task_status: TaskStatus[Recipient] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        async with MixnetClient.start(
+            self.topology,
+            gateway=self.gateway,
+            key_store=self.key_store,
+            ssl_context=self.ssl_context,
+            config=self.options.client,
+        ) as client:
+            self._client = client
+            self.address = client.address
+            try:
+                async with anyio.create_task_group() as tg:
+                    self._tg = tg
+                    await tg.start(self.nat.run)
+                    tg.start_soon(self._receive_loop, client)
+                    tg.start_soon(self._drive, client)
+                    task_status.started(client.address)
+            finally:
+                self._client = None
+                self._tg = None
+
+    @property
+    def mixnet_client(self) -> MixnetClient | None:
+        """The IPR's own Nym client while it runs."""
+        return self._client
+
+    def stats(self) -> dict[str, int]:
+        out = {f"ipr_{k}": int(v) for k, v in self.router.stats.items()}
+        out.update({f"exit_{k}": int(v) for k, v in self.counters.items()})
+        out.update(self.nat.stats())
+        return out
+
+    # --- from the mixnet ----------------------------------------------------------------------
+
+    async def _receive_loop(self, client: MixnetClient) -> None:
+        while True:
+            message = await client.receive()
+            now = anyio.current_time()
+            tag = message.sender_tag
+            if tag is None:
+                self.router.on_message(None, message.data, 0, now)
+                continue
+            self._tags.add(tag)
+            try:
+                self._handle(client, tag, message.data, now)
+            except Exception:  # a bug here must not take the whole local network down
+                log.exception("exit IPR failed on a message")
+                self.counters["internal error"] += 1
+            await self._transmit(client)
+
+    def _handle(self, client: MixnetClient, tag: bytes, data: bytes, now: float) -> None:
+        fresh = max(0, client.reply_surbs_available(tag) - self.router.surbs_available(tag))
+        self._denied = False
+        self.router.on_message(tag, data, fresh, now)
+        self._note_addresses(tag)
+        if self._denied:
+            self._reject_denied(tag, data)
+        for packet in self.router.pop_uplink():
+            self.nat.feed(packet)
+
+    def _note_addresses(self, tag: bytes) -> None:
+        """When the router drops or replaces a client's addresses, the NAT drops its flows."""
+        current = self.router.client_addresses(tag)
+        previous = self._addresses.get(tag)
+        if previous is not None and previous != current:
+            self.nat.forget(previous)
+        if current is None:
+            self._addresses.pop(tag, None)
+        else:
+            self._addresses[tag] = current
+
+    def _allowed(self, destination: IpAddress, port: int) -> bool:
+        if destination in (TUN_IPV4, TUN_IPV6):
+            return True  # the exit itself: the stack answers (echo, RST, port unreachable)
+        if self.policy.allows(destination, port):
+            return True
+        self._denied = True
+        return False
+
+    def _reject_denied(self, tag: bytes, payload: bytes) -> None:
+        """Find the packets the router refused for policy and answer each with ICMP."""
+        try:
+            content = LpFrame.decode(payload).content if is_stream_frame(payload) else payload
+            body = IpPacketRequest.decode(content).body
+        except IprError:
+            return
+        if not isinstance(body, DataRequest):
+            return
+        owned = self.router.client_addresses(tag)
+        if owned is None:
+            return
+        for packet in BundleDecoder().feed(body.ip_packets):
+            try:
+                info = parse_packet(packet)
+            except IprError:
+                continue
+            if info.source not in owned or info.destination in (TUN_IPV4, TUN_IPV6):
+                continue
+            if not self.policy.allows(info.destination, info.destination_port):
+                self.nat.reject(packet)
+
+    # --- to the mixnet ------------------------------------------------------------------------
+
+    def _on_downlink(self, packet: bytes) -> None:
+        self._downlink_count += 1
+        if self._downlink_count % 64 == 0:
+            self._queued = sum(self.router.queued_replies(tag) for tag in self._tags)
+        if self._queued >= MAX_QUEUED_REPLIES:
+            # Replies wait for SURBs that do not come: drop as a full TUN queue would
+            # (TCP backs off; a UDP flood cannot grow the exit's memory).
+            self.counters["downlink dropped (reply queue full)"] += 1
+            return
+        self.router.on_downlink(packet, anyio.current_time())
+        self._wake.set()
+
+    async def _transmit(self, client: MixnetClient) -> None:
+        for transmit in self.router.pop_transmits():
+            try:
+                if isinstance(transmit, ReplyToClient):
+                    message_id = await client.send_reply(transmit.sender_tag, transmit.payload)
+                    self.counters["replies sent"] += 1
+                    if self._tg is not None and _is_control_reply(transmit.payload):
+                        self._tg.start_soon(self._confirm_control, client, transmit, message_id)
+                elif isinstance(transmit, RequestSurbs):
+                    await client.request_reply_surbs(transmit.sender_tag, transmit.amount)
+                    self.counters["surb requests sent"] += 1
+            except NoReplySurbs:
+                self.counters["reply dropped (no surbs)"] += 1
+            except MixnetError as exc:
+                self.counters["reply failed"] += 1
+                log.debug("exit IPR reply failed: %s", exc)
+
+    async def _confirm_control(
+        self, client: MixnetClient, reply: ReplyToClient, message_id: int
+    ) -> None:
+        """Resend a lost control reply (ConnectSuccess, Pong, Info...), as upstream does.
+
+        Each resend spends SURBs the router did not count; its reserve of 10 absorbs
+        the few this costs, and they are rare (control replies only)."""
+        for _ in range(CONTROL_RESENDS):
+            try:
+                await client.wait_delivered(message_id, timeout=CONTROL_CONFIRM_TIMEOUT)
+                return
+            except DeliveryFailed:
+                pass
+            except (TimeoutError, MixnetError):
+                return
+            try:
+                message_id = await client.send_reply(reply.sender_tag, reply.payload)
+            except MixnetError:
+                return
+            self.counters["control reply resent"] += 1
+
+    def _sync_surbs(self, client: MixnetClient, now: float) -> None:
+        """Credit the router with SURBs that arrived in messages without data."""
+        for tag in list(self._tags):
+            held = client.reply_surbs_available(tag)
+            known = self.router.surbs_available(tag)
+            if held > known:
+                self.router.on_additional_surbs(tag, held - known, now)
+            elif self.router.client_addresses(tag) is None and not self.router.queued_replies(tag):
+                self._tags.discard(tag)  # a later message from it is credited all it holds
+
+    async def _drive(self, client: MixnetClient) -> None:
+        """The router's clock (bundle flushes, sweeps, SURB re-requests) and its output."""
+        while True:
+            now = anyio.current_time()
+            deadline = self.router.poll_deadline()
+            if deadline is not None and deadline <= now:
+                self.router.handle_timeout(now)
+                for tag in list(self._addresses):
+                    self._note_addresses(tag)  # the sweep forgets idle clients
+            self._sync_surbs(client, now)
+            await self._transmit(client)
+            deadline = self.router.poll_deadline()
+            if any(self.router.queued_replies(tag) for tag in self._tags):
+                wait = SURB_SYNC_INTERVAL  # replies wait for SURBs: notice them soon
+            else:
+                wait = IDLE_SYNC_INTERVAL
+            if deadline is not None:
+                wait = min(wait, max(0.0, deadline - anyio.current_time()))
+            self._wake = anyio.Event()
+            with anyio.move_on_after(wait):
+                await self._wake.wait()

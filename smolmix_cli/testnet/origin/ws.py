@@ -1,0 +1,48 @@
+"""The demo origin's WebSocket echo service (ws and wss share this handler).
+
+Text and binary messages come back unchanged. A text message
+`close:CODE:REASON` makes the server close with that code and reason, so
+clients can test their close handling; `path` answers with the request path.
+The server offers the subprotocol `echo` when asked for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+
+import anyio
+import anyio.abc
+
+from smolmix_cli.websocket import (
+    WebSocketError,
+    serve_websocket_connection,
+)
+
+SUBPROTOCOL = "echo"
+
+
+async def serve_ws_echo(
+    stream: anyio.abc.ByteStream, *, ssl_context: ssl.SSLContext | None = None
+) -> None:
+    try:
+        ws = await serve_websocket_connection(
+            stream, ssl_context=ssl_context, subprotocol=SUBPROTOCOL, max_message_size=16 << 20
+        )
+    except WebSocketError:
+        return
+    async with ws:
+        with contextlib.suppress(WebSocketError):
+            while True:
+                message = await ws.receive()
+                if isinstance(message, str) and message.startswith("close:"):
+                    _, code_text, reason = [*message.split(":", 2), ""][:3]
+                    code = int(code_text) if code_text.isdigit() else 1000
+                    await ws.aclose(code, reason)
+                    return
+                if message == "path":
+                    await ws.send_text(ws.path)
+                elif isinstance(message, str):
+                    await ws.send_text(message)
+                else:
+                    await ws.send_binary(message)

@@ -1,0 +1,54 @@
+"""The shared mixnet boot on an in-process local network: phases, pinned gateway, kept keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from smolmix_cli.bootstrap import boot_mixnet
+from smolmix_cli.cli.ping import ping_config
+from smolmix_cli.config import MAINNET
+from smolmix_cli.mixnet.client.client import ClientConfig
+from smolmix_cli.mixnet.keys import decode_key_base58
+from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
+from smolmix_cli.tunnel.options import for_network
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_phases_pinned_entry_gateway_and_keys_kept_in_the_data_dir(tmp_path: Path) -> None:
+    local = LocalNetwork(
+        LocalNetworkOptions(tmp_path / "net", mean_delay_ms=0.0, exit_ipr=False, demo_origin=False)
+    )
+    async with anyio.create_task_group() as tg:
+        network = await tg.start(local.serve)
+        assert network.entry_gateway is not None
+        entry = decode_key_base58(network.entry_gateway.identity, "entry")
+        phases: list[str] = []
+        addresses = []
+        with anyio.fail_after(30):
+            for _ in range(2):
+                async with boot_mixnet(
+                    network,
+                    ClientConfig.fast(),
+                    data_dir=tmp_path / "data",
+                    phase_timeout=10,
+                    on_phase=phases.append,
+                ) as mixnet:
+                    assert mixnet.client.address.gateway == entry
+                    await mixnet.client.send(mixnet.client.address, b"hello")
+                    assert (await mixnet.client.receive(timeout=10)).data == b"hello"
+                    addresses.append(mixnet.client.address)
+        assert phases == ["reading the directory", "connecting to the gateway"] * 2
+        assert addresses[0] == addresses[1]  # the same keys, read back from the data dir
+        assert (tmp_path / "data" / "client").is_dir()
+        tg.cancel_scope.cancel()
+
+
+def test_ping_shapes_traffic_as_the_tunnel_does() -> None:
+    assert ping_config(MAINNET, None) == for_network(MAINNET).mixnet_config(MAINNET)
+    shaped = ping_config(MAINNET, None)
+    assert shaped.cover and shaped.poisson and shaped.average_packet_delay == 0.05
+    assert ping_config(MAINNET, 0.0).average_ack_delay == 0.0
