@@ -1,10 +1,29 @@
-"""Session-wide guards for the test suite."""
+"""Session-wide guards and shared fixtures for the test suite.
+
+Async backends: a test marked `pytest.mark.anyio` runs on asyncio. A module (or test) that must
+hold on every backend says so with `pytest.mark.anyio_backends("asyncio", "trio")`, which
+parametrizes the `anyio_backend` fixture below through pytest's ordinary indirect
+parametrization. One fixture and one marker instead of a fixture per module; asyncio stays the
+default so a new async test costs one run, not two.
+
+Fuzzing: `--hypothesis-profile=fuzz` (hypothesis's own pytest option) loads the "fuzz" profile
+registered below. Tests with no settings of their own run 10,000 examples there instead of
+hypothesis's 100; tests that pick a default count take it from `tests.fuzzing.scaled`, which
+scales it up under the profile; tests marked `pytest.mark.fuzz` (long runs with no cheap
+version) are deselected unless the fuzz profile is loaded.
+"""
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from smolmix_cli.netstack import native
+from tests.fuzzing import FUZZ, fuzzing
+
+settings.register_profile(
+    FUZZ, max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -18,3 +37,23 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             "test the plain sources)",
             returncode=2,
         )
+
+
+@pytest.fixture
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "asyncio"))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("anyio_backends")
+    if marker is not None and "anyio_backend" in metafunc.fixturenames:
+        metafunc.parametrize("anyio_backend", marker.args, indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if fuzzing():
+        return
+    long_runs = [item for item in items if item.get_closest_marker("fuzz")]
+    if long_runs:
+        config.hook.pytest_deselected(items=long_runs)
+        items[:] = [item for item in items if not item.get_closest_marker("fuzz")]

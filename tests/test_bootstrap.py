@@ -18,11 +18,6 @@ from smolmix_cli.tunnel.options import for_network
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_phases_pinned_entry_gateway_and_keys_kept_in_the_data_dir(tmp_path: Path) -> None:
     local = LocalNetwork(
         LocalNetworkOptions(tmp_path / "net", mean_delay_ms=0.0, exit_ipr=False, demo_origin=False)

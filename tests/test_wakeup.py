@@ -7,12 +7,7 @@ import pytest
 
 from smolmix_cli.wakeup import Signal, new_wakeup
 
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = [pytest.mark.anyio, pytest.mark.anyio_backends("asyncio", "trio")]
 
 
 async def test_every_waiter_wakes_and_a_cancelled_one_does_not_disturb_the_rest() -> None:

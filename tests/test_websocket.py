@@ -18,12 +18,10 @@ from smolmix_cli.websocket import (
     connect_websocket,
     parse_websocket_url,
 )
-from tests.mixnet.wsutil import self_signed_tls, ws_server
+from tests.mixnet.wsutil import ws_server
+from tests.self_signed import self_signed_tls
 
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = pytest.mark.anyio_backends("asyncio", "trio")
 
 
 async def _echo(conn: WebSocketConnection) -> None:

@@ -125,6 +125,7 @@ def start(ctx: click.Context, idle_timeout: str, socks5: str | None, foreground:
 def _run_foreground(
     options: Any, paths: Any, idle: float | None, listen: tuple[str, int] | None
 ) -> None:
+    from smolmix_cli.errors_map import classify
     from smolmix_cli.options import tunnel_args
     from smolmix_cli.session.daemon import DaemonConfig, SessionDaemon, SessionDaemonError, log
     from smolmix_cli.session.factory import boot_in_process
@@ -137,7 +138,7 @@ def _run_foreground(
         handle_signals=True,
         tunnel_args=tuple(tunnel_args(options)),
     )
-    daemon = SessionDaemon(paths, config, lambda: boot_in_process(options))
+    daemon = SessionDaemon(paths, config, lambda: boot_in_process(options), classify=classify)
 
     try:
         anyio.run(daemon.serve)

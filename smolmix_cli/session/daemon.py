@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import anyio
 import anyio.abc
 
+from smolmix_cli.exit_codes import CliError
 from smolmix_cli.session import protocol as proto
 from smolmix_cli.session.accept import serve_contained
 from smolmix_cli.session.paths import SessionPaths, probe
@@ -63,6 +64,9 @@ class BootedLike(Protocol):
 
 
 TunnelSource = Callable[[], AbstractAsyncContextManager[BootedLike]]
+Classifier = Callable[[BaseException], CliError]
+"""Failure -> one line and exit code: smolmix_cli.errors_map.classify, given by the caller
+(the classification sits above the session layer; the daemon only serves its answers)."""
 
 
 class SessionDaemonError(Exception):
@@ -100,10 +104,18 @@ def peer_allowed(stream: anyio.abc.SocketStream, uid: int) -> tuple[bool, int | 
 class SessionDaemon:
     """`await tg.start(daemon.serve)` returns once the socket listens; `stop()` ends it."""
 
-    def __init__(self, paths: SessionPaths, config: DaemonConfig, source: TunnelSource) -> None:
+    def __init__(
+        self,
+        paths: SessionPaths,
+        config: DaemonConfig,
+        source: TunnelSource,
+        *,
+        classify: Classifier,
+    ) -> None:
         self.paths = paths
         self.config = config
         self.source = source
+        self.classify = classify
         self.counters = Counters()
         self.generation = 0
         self.started = time.time()
@@ -357,7 +369,7 @@ class SessionDaemon:
                 try:
                     await self.current(request.timeout)
                 except Exception as exc:
-                    await conn.send(error_answer(exc))
+                    await conn.send(error_answer(exc, self.classify))
                     return
             await conn.send(proto.ok_frame(status=self.status()))
             return
@@ -386,7 +398,7 @@ class SessionDaemon:
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             raise
         except Exception as exc:
-            await conn.send(error_answer(exc))
+            await conn.send(error_answer(exc, self.classify))
 
     # -- status ------------------------------------------------------------------------------
 
@@ -459,21 +471,25 @@ async def _read_frame(
         decoder.feed(await conn.receive())
 
 
-def error_answer(exc: BaseException) -> bytes:
+def error_answer(exc: BaseException, classify: Classifier) -> bytes:
     """An error frame with the failure's classified line and exit code (the client re-raises it
     so that it classifies the same; the type's name is for people reading the protocol)."""
-    from smolmix_cli.errors_map import classify, unwrap
-
-    exc = unwrap(exc)
+    exc = _unwrap(exc)
     error = classify(exc)
     return proto.error_frame(type(exc).__name__, str(error), int(error.code))
 
 
+def _unwrap(exc: BaseException) -> BaseException:
+    """The first real failure inside (nested) exception groups from task groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
 def _is_unavailable(exc: BaseException) -> bool:
-    from smolmix_cli.errors_map import unwrap
     from smolmix_cli.tunnel.errors import TunnelUnavailable
 
-    return isinstance(unwrap(exc), TunnelUnavailable)
+    return isinstance(_unwrap(exc), TunnelUnavailable)
 
 
 def _short_stats(tunnel: TunnelLike) -> str:

@@ -1,4 +1,4 @@
-"""A local Nym-compatible network: mix nodes, gateways, directory, exit (see DESIGN.md).
+"""A local Nym-compatible network: mix nodes, gateways, directory, exit (see docs/architecture.md).
 
 `network.py` starts the whole network; `directory.py` and `ca.py` serve it, and the
 rooms are `nodes/`, `exit/` and `origin/`. Every node speaks the same wire formats as

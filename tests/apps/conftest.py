@@ -14,11 +14,6 @@ from tests.apps.os_connector import OsConnector
 DEMO = "demo.smolmix.test"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> DemoPki:
     return make_pki(Path(tmp_path_factory.mktemp("pki")))

@@ -23,12 +23,7 @@ from tests.apps.certs import DemoPki
 from tests.apps.helpers import Collected, get
 from tests.apps.os_connector import OsConnector
 
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = [pytest.mark.anyio, pytest.mark.anyio_backends("asyncio", "trio")]
 
 
 class ChoppyStream(anyio.abc.ByteStream):

@@ -26,11 +26,6 @@ from smolmix_cli.websocket import (
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class FailingConnection:
     """Stands in for WebSocketConnection: every operation raises `make()`."""
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -16,12 +17,22 @@ RUN_TIMEOUT = 60.0
 _SMOLMIX = (sys.executable, "-m", "smolmix_cli")
 
 
-def start_network(state_dir: Path, mix_delay_ms: float = 0) -> Iterator[Path]:
-    """`smolmix testnet up --dir state_dir --mix-delay-ms N` until the generator is closed."""
+@contextlib.contextmanager
+def foreground_testnet(
+    state_dir: Path,
+    *options: str,
+    env: dict[str, str] | None = None,
+    stdout: int = subprocess.PIPE,
+) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    """`smolmix testnet up --dir state_dir OPTIONS` in the foreground, yielded with its network
+    file once that exists (or the process ended, or START_TIMEOUT passed); killed if still
+    running at the end, so a test that wants a clean stop sends SIGTERM itself."""
     proc = subprocess.Popen(
-        [*_SMOLMIX, "testnet", "up", "--dir", str(state_dir), "--mix-delay-ms", str(mix_delay_ms)],
-        stdout=subprocess.DEVNULL,
+        [*_SMOLMIX, "testnet", "up", "--dir", str(state_dir), *options],
+        stdout=stdout,
         stderr=subprocess.PIPE,
+        text=True,
+        env=env,
         cwd=REPO,
     )
     path = state_dir.resolve() / "network.json"
@@ -29,15 +40,46 @@ def start_network(state_dir: Path, mix_delay_ms: float = 0) -> Iterator[Path]:
         deadline = time.monotonic() + START_TIMEOUT
         while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert path.exists(), "the local network did not start"
-        yield path
+        yield proc, path
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
+        if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def start_network(state_dir: Path, mix_delay_ms: float = 0) -> Iterator[Path]:
+    """`smolmix testnet up --dir state_dir --mix-delay-ms N` until the generator is closed."""
+    options = ("--mix-delay-ms", str(mix_delay_ms))
+    with foreground_testnet(state_dir, *options, stdout=subprocess.DEVNULL) as (proc, path):
+        try:
+            assert path.exists(), "the local network did not start"
+            yield path
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=20)
+
+
+def state_env(tmp_path: Path) -> dict[str, str]:
+    """This environment with its state (the default testnet's directory) under `tmp_path`."""
+    env = dict(os.environ)
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    env.pop("SMOLMIX_NETWORK", None)
+    return env
+
+
+def run_cli(
+    args: Sequence[str], env: dict[str, str] | None = None, timeout: float = RUN_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
+    """`smolmix ARGS` in a subprocess, as text."""
+    return subprocess.run(
+        [*_SMOLMIX, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=REPO,
+    )
 
 
 def hermetic_env() -> dict[str, str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cli_net import start_network
+from tests.e2e.cli_net import run_cli, start_network
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,21 +23,10 @@ def network_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield from start_network(tmp_path_factory.mktemp("net"), mix_delay_ms=20)
 
 
-def _ping(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "smolmix_cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        env=env,
-    )
-
-
 @pytest.mark.parametrize("delay", ["0", None])  # None: the network's advertised 20 ms mean
 def test_ping_round_trips(network_file: Path, delay: str | None) -> None:
     extra = ["--mix-delay-ms", delay] if delay is not None else []
-    result = _ping(
+    result = run_cli(
         [
             "--network",
             str(network_file),
@@ -66,7 +55,7 @@ def test_ping_round_trips(network_file: Path, delay: str | None) -> None:
 
 def test_ping_text_output_and_env_selection(network_file: Path) -> None:
     env = dict(os.environ, SMOLMIX_NETWORK=str(network_file))
-    result = _ping(["ping", "-c", "2", "-i", "0.1"], env=env)
+    result = run_cli(["ping", "-c", "2", "-i", "0.1"], env=env)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("PING ") and "@" in lines[0]
@@ -81,7 +70,7 @@ def test_ping_text_output_and_env_selection(network_file: Path) -> None:
 def test_ping_with_a_bad_network_file_is_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "net.json"
     bad.write_text("{}")
-    result = _ping(["--network", str(bad), "ping", "-c", "1"])
+    result = run_cli(["--network", str(bad), "ping", "-c", "1"])
     assert result.returncode == 112
     assert result.stderr.count("\n") == 1 and "not a smolmix network file" in result.stderr
 

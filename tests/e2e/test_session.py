@@ -139,18 +139,23 @@ def _wait_gone(path: Path, timeout: float) -> bool:
     return not path.exists()
 
 
+def _wait_exited(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def test_sigkill_leaves_a_stale_socket_that_the_next_command_cleans(net: Net) -> None:
     started = net.run("session", "start")
     assert started.returncode == 0, started.stderr
     pid = net.status()["pid"]
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
+    _wait_exited(pid, 10)
     assert net.socket.exists()  # the stale socket stays behind
     status = net.run("session", "status")
     assert status.returncode == 1 and b"no testnet session" in status.stderr
@@ -170,15 +175,7 @@ def test_idle_timeout_stops_the_session(net: Net) -> None:
     pid = net.status()["pid"]
     assert net.status()["idle_timeout_s"] == 2.0
     assert _wait_gone(net.socket, 15)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("the idle session process did not exit")
+    assert _wait_exited(pid, 5), "the idle session process did not exit"
     assert "idle for 2 s" in (net.runtime / "testnet.log").read_text()
 
 

@@ -39,11 +39,6 @@ UPLOAD = 256 * 1024
 WS_BINARY = 8 * 1024
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _by_stage(lines: list[dict[str, Any]], log: Path) -> dict[str, dict[str, Any]]:
     stages = {line["stage"]: line for line in lines}
     reached = [s for s in STAGES if stages.get(s, {}).get("ok")]

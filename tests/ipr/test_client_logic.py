@@ -43,6 +43,7 @@ from smolmix_cli.ipr.messages import (
     UnrequestedDisconnect,
     UnrequestedDisconnectReason,
 )
+from tests.fuzzing import scaled
 
 CFG = ClientConfig()
 WALL = datetime(2026, 11, 24, 22, 0, 0, tzinfo=UTC)
@@ -192,7 +193,9 @@ def test_health_and_info_are_reported() -> None:
     assert client.pop_events() == [HealthReceived(health), InfoReceived(info)]
 
 
-def _feed_client(payloads: list[bytes], framed: bool) -> None:
+@settings(max_examples=scaled(300), deadline=None)
+@given(st.lists(st.binary(max_size=60), max_size=10), st.booleans())
+def test_garbage_replies_never_raise(payloads: list[bytes], framed: bool) -> None:
     client = connected_client()
     assert client.stream_id is not None
     for payload in payloads:
@@ -200,19 +203,3 @@ def _feed_client(payloads: list[bytes], framed: bool) -> None:
         client.on_reply(data, 1.0)
     for event in client.pop_events():
         assert not isinstance(event, Connected)
-
-
-_reply_inputs = (st.lists(st.binary(max_size=60), max_size=10), st.booleans())
-
-
-@settings(max_examples=300, deadline=None)
-@given(*_reply_inputs)
-def test_garbage_replies_never_raise(payloads: list[bytes], framed: bool) -> None:
-    _feed_client(payloads, framed)
-
-
-@pytest.mark.fuzz
-@settings(max_examples=10_000, deadline=None)
-@given(*_reply_inputs)
-def test_fuzz_client_replies(payloads: list[bytes], framed: bool) -> None:
-    _feed_client(payloads, framed)

@@ -22,16 +22,16 @@ from smolmix_cli.ipr.bundle import (
 from smolmix_cli.ipr.errors import BincodeError, IprError, MalformedBundle, MalformedIprFrame
 from smolmix_cli.ipr.lp_frame import LpFrame, is_stream_frame
 from smolmix_cli.ipr.messages import IpPacketRequest, IpPacketResponse
+from tests.fuzzing import scaled
 from tests.ipr.strategies import frames, packets, requests, responses
 
-FEW = settings(max_examples=300, deadline=None)
-MANY = settings(max_examples=10_000, deadline=None)
+EXAMPLES = settings(max_examples=scaled(300), deadline=None)
 WIDTHS = (16, 32, 64, 128)
 
 # --- bincode ------------------------------------------------------------------------------
 
 
-@FEW
+@EXAMPLES
 @given(st.sampled_from(WIDTHS), st.data())
 def test_unsigned_varint_round_trip_and_narrowest_form(bits: int, data: st.DataObject) -> None:
     value = data.draw(st.integers(0, (1 << bits) - 1))
@@ -55,7 +55,7 @@ def test_unsigned_varint_round_trip_and_narrowest_form(bits: int, data: st.DataO
     assert len(encoded) == expected_len
 
 
-@FEW
+@EXAMPLES
 @given(st.sampled_from(WIDTHS), st.data())
 def test_signed_zigzag_round_trip(bits: int, data: st.DataObject) -> None:
     value = data.draw(st.integers(-(1 << (bits - 1)), (1 << (bits - 1)) - 1))
@@ -68,14 +68,14 @@ def test_signed_zigzag_round_trip(bits: int, data: st.DataObject) -> None:
     assert bincode.zigzag(value, bits) >= 0
 
 
-@FEW
+@EXAMPLES
 @given(st.integers(0, 0xFFFF))
 def test_reader_accepts_a_wider_marker_as_bincode_does(value: int) -> None:
     wide = bytes([bincode.U32_MARKER]) + value.to_bytes(4, "big")
     assert Reader(wide).u16() == value
 
 
-@FEW
+@EXAMPLES
 @given(st.integers(1 << 16, (1 << 32) - 1))
 def test_reader_refuses_a_value_too_large_for_its_type(value: int) -> None:
     with pytest.raises(BincodeError):
@@ -87,7 +87,7 @@ def test_u128_marker_refused_for_u64() -> None:
         Reader(bincode.encode_varint(1 << 64, 128)).u64()
 
 
-@FEW
+@EXAMPLES
 @given(
     st.binary(max_size=600),
     st.text(max_size=50),
@@ -119,7 +119,9 @@ def test_composite_values_and_trailing_bytes(
         r.finish()
 
 
-def _read_everything(data: bytes) -> None:
+@EXAMPLES
+@given(st.binary(max_size=40))
+def test_bincode_reader_raises_only_its_error(data: bytes) -> None:
     readers: list[Callable[[Reader], object]] = [
         Reader.u8,
         Reader.i8,
@@ -141,30 +143,19 @@ def _read_everything(data: bytes) -> None:
             read(Reader(data))
 
 
-@FEW
-@given(st.binary(max_size=40))
-def test_bincode_reader_raises_only_its_error(data: bytes) -> None:
-    _read_everything(data)
-
-
-@pytest.mark.fuzz
-@MANY
-@given(st.binary(max_size=40))
-def test_fuzz_bincode_reader(data: bytes) -> None:
-    _read_everything(data)
-
-
 # --- LP frame -----------------------------------------------------------------------------
 
 
-@FEW
+@EXAMPLES
 @given(frames)
 def test_frame_round_trip(frame: LpFrame) -> None:
     encoded = frame.encode()
     assert is_stream_frame(encoded) and LpFrame.decode(encoded) == frame
 
 
-def _frame_garbage(data: bytes) -> None:
+@EXAMPLES
+@given(st.binary(max_size=40) | st.builds(lambda f, b: f.encode()[:b], frames, st.integers(0, 20)))
+def test_frame_decoder_raises_only_its_error(data: bytes) -> None:
     try:
         frame = LpFrame.decode(data)
     except MalformedIprFrame:
@@ -172,29 +163,16 @@ def _frame_garbage(data: bytes) -> None:
     assert is_stream_frame(data) and frame.encode()[:15] == data[:15]
 
 
-@FEW
-@given(st.binary(max_size=40) | st.builds(lambda f, b: f.encode()[:b], frames, st.integers(0, 20)))
-def test_frame_decoder_raises_only_its_error(data: bytes) -> None:
-    _frame_garbage(data)
-
-
-@pytest.mark.fuzz
-@MANY
-@given(st.binary(max_size=40))
-def test_fuzz_frame_decoder(data: bytes) -> None:
-    _frame_garbage(data)
-
-
 # --- requests and responses ---------------------------------------------------------------
 
 
-@FEW
+@EXAMPLES
 @given(requests)
 def test_request_round_trip(request: IpPacketRequest) -> None:
     assert IpPacketRequest.decode(request.encode()) == request
 
 
-@FEW
+@EXAMPLES
 @given(responses())
 def test_response_round_trip(response: IpPacketResponse) -> None:
     assert IpPacketResponse.decode(response.encode()) == response
@@ -208,7 +186,18 @@ def _mutate(data: bytes, position: int, value: int, cut: int) -> bytes:
     return mutated[: len(mutated) - cut % (len(mutated) + 1)]
 
 
-def _decode_garbage(data: bytes) -> None:
+mutated_messages = st.builds(
+    _mutate,
+    st.one_of(requests.map(lambda r: r.encode()), responses().map(lambda r: r.encode())),
+    st.integers(0, 1 << 16),
+    st.integers(0, 255),
+    st.integers(0, 3),
+)
+
+
+@EXAMPLES
+@given(st.binary(max_size=60) | mutated_messages)
+def test_message_decoders_raise_only_their_errors(data: bytes) -> None:
     for decode in (IpPacketRequest.decode, IpPacketResponse.decode):
         try:
             decoded = decode(data)
@@ -219,32 +208,10 @@ def _decode_garbage(data: bytes) -> None:
         IpPacketResponse.decode(data, layout_version=9)
 
 
-mutated_messages = st.builds(
-    _mutate,
-    st.one_of(requests.map(lambda r: r.encode()), responses().map(lambda r: r.encode())),
-    st.integers(0, 1 << 16),
-    st.integers(0, 255),
-    st.integers(0, 3),
-)
-
-
-@FEW
-@given(st.binary(max_size=60) | mutated_messages)
-def test_message_decoders_raise_only_their_errors(data: bytes) -> None:
-    _decode_garbage(data)
-
-
-@pytest.mark.fuzz
-@MANY
-@given(st.binary(max_size=60) | mutated_messages)
-def test_fuzz_message_decoders(data: bytes) -> None:
-    _decode_garbage(data)
-
-
 # --- bundles ------------------------------------------------------------------------------
 
 
-@FEW
+@EXAMPLES
 @given(st.lists(packets, max_size=8), st.lists(st.integers(0, 3000), max_size=6))
 def test_bundle_round_trip_with_any_split(packet_list: list[bytes], cuts: list[int]) -> None:
     bundle = encode_bundle(packet_list)
@@ -259,7 +226,7 @@ def test_bundle_round_trip_with_any_split(packet_list: list[bytes], cuts: list[i
     assert got == packet_list
 
 
-@FEW
+@EXAMPLES
 @given(st.lists(st.binary(max_size=1600), max_size=12), st.integers(100, MAX_BUNDLE_SIZE))
 def test_exit_bundler_keeps_order_and_size(packet_list: list[bytes], limit: int) -> None:
     encoder = BundleEncoder(limit)
@@ -273,23 +240,12 @@ def test_exit_bundler_keeps_order_and_size(packet_list: list[bytes], limit: int)
         assert group
 
 
-def _bundle_garbage(data: bytes) -> None:
+@EXAMPLES
+@given(st.binary(max_size=80))
+def test_bundle_decoder_raises_only_its_error(data: bytes) -> None:
     try:
         packets_out = decode_bundle(data)
     except MalformedBundle:
         return
     assert encode_bundle(packets_out) == data
     assert all(len(p) + LENGTH_PREFIX_SIZE <= len(data) for p in packets_out)
-
-
-@FEW
-@given(st.binary(max_size=80))
-def test_bundle_decoder_raises_only_its_error(data: bytes) -> None:
-    _bundle_garbage(data)
-
-
-@pytest.mark.fuzz
-@MANY
-@given(st.binary(max_size=80))
-def test_fuzz_bundle_decoder(data: bytes) -> None:
-    _bundle_garbage(data)

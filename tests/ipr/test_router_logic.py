@@ -6,7 +6,6 @@ import random
 from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv6Address
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -46,6 +45,7 @@ from smolmix_cli.ipr.router_logic import (
     parse_packet,
     socket_text,
 )
+from tests.fuzzing import scaled
 from tests.ipr.packets import udp_packet
 from tests.ipr.scripted_rng import ScriptedRandom
 from tests.ipr.strategies import requests
@@ -256,7 +256,8 @@ def _mutate(data: bytes, position: int, value: int) -> bytes:
     return data[:position] + bytes([value]) + data[position + 1 :]
 
 
-_router_inputs = (
+@settings(max_examples=scaled(300), deadline=None)
+@given(
     st.lists(
         st.one_of(
             st.binary(max_size=80),
@@ -273,9 +274,7 @@ _router_inputs = (
     ),
     st.integers(0, 20),
 )
-
-
-def _feed_router(payloads: list[bytes], surbs: int) -> None:
+def test_any_input_is_handled_without_raising(payloads: list[bytes], surbs: int) -> None:
     router = IprRouter(random.Random(3))
     now = 0.0
     for payload in payloads:
@@ -292,28 +291,14 @@ def _feed_router(payloads: list[bytes], surbs: int) -> None:
     assert all(parse_packet(p) for p in router.pop_uplink())
 
 
-@settings(max_examples=300, deadline=None)
-@given(*_router_inputs)
-def test_any_input_is_handled_without_raising(payloads: list[bytes], surbs: int) -> None:
-    _feed_router(payloads, surbs)
-
-
-@pytest.mark.fuzz
-@settings(max_examples=10_000, deadline=None)
-@given(*_router_inputs)
-def test_fuzz_router_inputs(payloads: list[bytes], surbs: int) -> None:
-    _feed_router(payloads, surbs)
-
-
-_connected_inputs = (
+@settings(max_examples=scaled(300), deadline=None)
+@given(
     st.lists(
         st.tuples(st.binary(min_size=1, max_size=120), st.integers(0, 119), st.integers(0, 255)),
         max_size=10,
     ),
 )
-
-
-def _feed_connected_router(packets: list[tuple[bytes, int, int]]) -> None:
+def test_mangled_client_packets_are_handled(packets: list[tuple[bytes, int, int]]) -> None:
     """Data from a connected client: its real source address spliced into mangled packets."""
     router = IprRouter(random.Random(3))
     ok = connect(router, TAG_A, 5)
@@ -331,16 +316,3 @@ def _feed_connected_router(packets: list[tuple[bytes, int, int]]) -> None:
     for transmit in router.pop_transmits():
         if isinstance(transmit, ReplyToClient):
             assert LpFrame.decode(transmit.payload).stream_id == 5
-
-
-@settings(max_examples=300, deadline=None)
-@given(*_connected_inputs)
-def test_mangled_client_packets_are_handled(packets: list[tuple[bytes, int, int]]) -> None:
-    _feed_connected_router(packets)
-
-
-@pytest.mark.fuzz
-@settings(max_examples=10_000, deadline=None)
-@given(*_connected_inputs)
-def test_fuzz_connected_router(packets: list[tuple[bytes, int, int]]) -> None:
-    _feed_connected_router(packets)

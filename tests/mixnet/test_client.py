@@ -27,9 +27,7 @@ from tests.mixnet.loopback_net import loopback_net
 FAST = ClientConfig.fast(keepalive_interval=None)
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = pytest.mark.anyio_backends("asyncio", "trio")
 
 
 @pytest.mark.anyio

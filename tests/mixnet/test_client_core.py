@@ -28,6 +28,7 @@ from smolmix_cli.mixnet.message.preparer import MessagePreparer
 from smolmix_cli.mixnet.message.receiver import MessageReceiver
 from smolmix_cli.mixnet.packet.mix_packet import MixPacket
 from smolmix_cli.mixnet.packet.size import PacketSize
+from tests.fuzzing import scaled
 from tests.mixnet.simnet import SimNet, build_simnet
 
 QUIET = CoreConfig(poisson=False, cover=False)
@@ -404,27 +405,17 @@ def test_surb_request_from_a_stranger_is_ignored() -> None:
     assert a.stats.surb_requests_ignored == 1 and a.stats.surb_requests_served == 0
 
 
-_SIZES = st.integers(min_value=1, max_value=4000)
-_LOSSES = st.lists(st.booleans(), max_size=40)
-
-
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(size=_SIZES, losses=_LOSSES)
+@settings(
+    max_examples=scaled(30, fuzz=500),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    size=st.integers(min_value=1, max_value=scaled(4000, fuzz=20_000)),
+    losses=st.lists(st.booleans(), max_size=scaled(40, fuzz=120)),
+)
 def test_any_loss_pattern_ends_in_exactly_one_outcome(size: int, losses: list[bool]) -> None:
     """Whatever is lost (data or acks): one Delivered or Failed, never a duplicate message."""
-    _check_loss_pattern(size, losses)
-
-
-@pytest.mark.fuzz
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    size=st.integers(min_value=1, max_value=20_000), losses=st.lists(st.booleans(), max_size=120)
-)
-def test_any_loss_pattern_fuzz(size: int, losses: list[bool]) -> None:
-    _check_loss_pattern(size, losses)
-
-
-def _check_loss_pattern(size: int, losses: list[bool]) -> None:
     net = build_simnet()
     config = CoreConfig(poisson=False, cover=False, max_retransmissions=3)
     a, b = make_core(net, 0, 50, config), make_core(net, 1, 51)

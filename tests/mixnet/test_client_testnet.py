@@ -15,12 +15,9 @@ from smolmix_cli.mixnet.topology.topology import NodeRole, RewardedSet, Topology
 from smolmix_cli.testnet.nodes.gateway import GatewayNode
 from smolmix_cli.testnet.nodes.mixnode import MixNode
 from smolmix_cli.testnet.nodes.node_spec import NodeSpec
-from tests.mixnet.wsutil import TLSPair, self_signed_tls
+from tests.self_signed import TLSPair, self_signed_tls
 
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = pytest.mark.anyio_backends("asyncio", "trio")
 
 
 @dataclass

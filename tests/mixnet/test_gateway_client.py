@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from contextlib import AbstractAsyncContextManager
 
 import anyio
 import pytest
@@ -20,12 +21,10 @@ from smolmix_cli.mixnet.packet.mix_packet import MixPacket
 from smolmix_cli.mixnet.packet.size import PacketSize, PacketType, SphinxKeyRotation
 from smolmix_cli.websocket import WebSocketClosed, WebSocketConnection
 from tests.mixnet.gateway_server import LoopbackGateway, run_gateway
-from tests.mixnet.wsutil import self_signed_tls, ws_server
+from tests.mixnet.wsutil import ws_server
+from tests.self_signed import self_signed_tls
 
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = pytest.mark.anyio_backends("asyncio", "trio")
 
 
 def _packet(i: int) -> MixPacket:
@@ -67,6 +66,13 @@ class Harness:
         base.update(extra)
         return base
 
+    def connect(
+        self, gw: LoopbackGateway, **extra: object
+    ) -> AbstractAsyncContextManager[GatewayClient]:
+        """The client under test against `gw`, trusting the gateway's real identity."""
+        gw_id = ed25519_public_bytes(gw.identity)
+        return GatewayClient.connect(gw.url, self.identity, gw_id, **self.options(**extra))
+
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("tls", [False, True])
@@ -79,10 +85,7 @@ async def test_register_forward_and_receive_pushes(tls: bool) -> None:
         h.gateway.ssl_context = pair.server
         client_tls = pair.client
     async with run_gateway(h.gateway) as gw:
-        gw_id = ed25519_public_bytes(gw.identity)
-        async with GatewayClient.connect(
-            gw.url, h.identity, gw_id, **h.options(ssl_context=client_tls)
-        ) as client:
+        async with h.connect(gw, ssl_context=client_tls) as client:
             assert client.stats.connects == 1
             assert gw.registered == [h.client_id] and gw.authenticated == []
             assert client.stats.registrations == 1
@@ -108,55 +111,48 @@ async def test_register_forward_and_receive_pushes(tls: bool) -> None:
 @pytest.mark.anyio
 async def test_reconnects_with_stored_key_and_loses_nothing() -> None:
     h = Harness()
-    async with run_gateway(h.gateway) as gw:
-        gw_id = ed25519_public_bytes(gw.identity)
-        async with GatewayClient.connect(gw.url, h.identity, gw_id, **h.options()) as client:
-            await client.send_mix_packet(_packet(0))
-            await _wait_for(lambda: len(h.forwarded) == 1)
-            # The gateway goes away for a while: the connection drops, reconnects fail.
-            gw.refuse = True
-            await gw.drop_client(h.client_id)
-            await _wait_for(lambda: not client.connected)
-            for i in range(1, 6):
-                await client.send_mix_packet(_packet(i))
-            # Messages for the client arrive meanwhile; the gateway stores them.
-            await gw.push(h.client_id, b"while away 1")
-            await gw.push(h.client_id, b"while away 2")
-            await _wait_for(lambda: gw.accepted >= 3)  # a few refused attempts
-            assert client.queued == 5
-            gw.refuse = False
-            await _wait_for(lambda: len(h.forwarded) == 6)
-            # In order, each exactly once.
-            ids = [
-                int.from_bytes(MixPacket.from_v2_bytes(f.mix_packet).packet[:4], "big")
-                for f in h.forwarded
-            ]
-            assert ids == list(range(6))
-            await _wait_for(lambda: h.pushes == [b"while away 1", b"while away 2"])
-            assert gw.registered == [h.client_id] and gw.authenticated == [h.client_id]
-            assert client.stats.connection_losses == 1 and client.stats.authentications == 1
-            assert client.queued == 0
+    async with run_gateway(h.gateway) as gw, h.connect(gw) as client:
+        await client.send_mix_packet(_packet(0))
+        await _wait_for(lambda: len(h.forwarded) == 1)
+        # The gateway goes away for a while: the connection drops, reconnects fail.
+        gw.refuse = True
+        await gw.drop_client(h.client_id)
+        await _wait_for(lambda: not client.connected)
+        for i in range(1, 6):
+            await client.send_mix_packet(_packet(i))
+        # Messages for the client arrive meanwhile; the gateway stores them.
+        await gw.push(h.client_id, b"while away 1")
+        await gw.push(h.client_id, b"while away 2")
+        await _wait_for(lambda: gw.accepted >= 3)  # a few refused attempts
+        assert client.queued == 5
+        gw.refuse = False
+        await _wait_for(lambda: len(h.forwarded) == 6)
+        # In order, each exactly once.
+        ids = [
+            int.from_bytes(MixPacket.from_v2_bytes(f.mix_packet).packet[:4], "big")
+            for f in h.forwarded
+        ]
+        assert ids == list(range(6))
+        await _wait_for(lambda: h.pushes == [b"while away 1", b"while away 2"])
+        assert gw.registered == [h.client_id] and gw.authenticated == [h.client_id]
+        assert client.stats.connection_losses == 1 and client.stats.authentications == 1
+        assert client.queued == 0
 
 
 @pytest.mark.anyio
 async def test_stored_key_authenticates_and_unknown_key_reregisters() -> None:
     h = Harness()
     async with run_gateway(h.gateway) as gw:
-        gw_id = ed25519_public_bytes(gw.identity)
-        async with GatewayClient.connect(gw.url, h.identity, gw_id, **h.options()) as first:
+        async with h.connect(gw) as first:
             key = first.shared_key
         assert key is not None
-        async with GatewayClient.connect(
-            gw.url, h.identity, gw_id, **h.options(shared_key=key)
-        ) as second:
+        async with h.connect(gw, shared_key=key) as second:
             assert second.stats.registrations == 0 and second.stats.authentications == 1
             assert second.shared_key == key
         # The gateway forgets the client: authentication fails, registration follows.
         gw.registry.clients.clear()
         h.keys.clear()
-        async with GatewayClient.connect(
-            gw.url, h.identity, gw_id, **h.options(shared_key=key)
-        ) as third:
+        async with h.connect(gw, shared_key=key) as third:
             assert third.stats.registrations == 1
             assert h.keys[0] is None and h.keys[1] == third.shared_key != key
             await third.send_mix_packet(_packet(1))
@@ -166,15 +162,14 @@ async def test_stored_key_authenticates_and_unknown_key_reregisters() -> None:
 @pytest.mark.anyio
 async def test_register_then_reauthenticate_like_the_official_client() -> None:
     h = Harness()
-    async with run_gateway(h.gateway) as gw:
-        gw_id = ed25519_public_bytes(gw.identity)
-        async with GatewayClient.connect(
-            gw.url, h.identity, gw_id, **h.options(reauthenticate_after_register=True)
-        ) as client:
-            assert client.stats.connects == 2
-            assert gw.registered == [h.client_id] and gw.authenticated == [h.client_id]
-            await client.send_mix_packet(_packet(3))
-            await _wait_for(lambda: len(h.forwarded) == 1)
+    async with (
+        run_gateway(h.gateway) as gw,
+        h.connect(gw, reauthenticate_after_register=True) as client,
+    ):
+        assert client.stats.connects == 2
+        assert gw.registered == [h.client_id] and gw.authenticated == [h.client_id]
+        await client.send_mix_packet(_packet(3))
+        await _wait_for(lambda: len(h.forwarded) == 1)
 
 
 @pytest.mark.anyio
@@ -199,35 +194,30 @@ async def test_first_connection_failure_raises() -> None:
 @pytest.mark.anyio
 async def test_gives_up_after_max_attempts() -> None:
     h = Harness()
-    async with run_gateway(h.gateway) as gw:
-        gw_id = ed25519_public_bytes(gw.identity)
-        async with GatewayClient.connect(
-            gw.url, h.identity, gw_id, **h.options(max_reconnect_attempts=2)
-        ) as client:
-            gw.refuse = True
-            await gw.drop_client(h.client_id)
-            with anyio.fail_after(5):
-                while True:
-                    try:
-                        await client.send_mix_packet(_packet(0))
-                    except GatewayUnavailable as exc:
-                        assert "2 reconnect attempts" in str(exc)
-                        break
-                    await anyio.sleep(0.02)
+    async with run_gateway(h.gateway) as gw, h.connect(gw, max_reconnect_attempts=2) as client:
+        gw.refuse = True
+        await gw.drop_client(h.client_id)
+        with anyio.fail_after(5):
+            while True:
+                try:
+                    await client.send_mix_packet(_packet(0))
+                except GatewayUnavailable as exc:
+                    assert "2 reconnect attempts" in str(exc)
+                    break
+                await anyio.sleep(0.02)
 
 
 @pytest.mark.anyio
 async def test_keepalive_pings_keep_a_healthy_connection() -> None:
     h = Harness()
-    async with run_gateway(h.gateway) as gw:
-        gw_id = ed25519_public_bytes(gw.identity)
-        async with GatewayClient.connect(
-            gw.url, h.identity, gw_id, **h.options(keepalive_interval=0.02, keepalive_timeout=1.0)
-        ) as client:
-            await anyio.sleep(0.4)
-            assert client.stats.connection_losses == 0 and client.stats.connects == 1
-            await client.send_mix_packet(_packet(4))
-            await _wait_for(lambda: len(h.forwarded) == 1)
+    async with (
+        run_gateway(h.gateway) as gw,
+        h.connect(gw, keepalive_interval=0.02, keepalive_timeout=1.0) as client,
+    ):
+        await anyio.sleep(0.4)
+        assert client.stats.connection_losses == 0 and client.stats.connects == 1
+        await client.send_mix_packet(_packet(4))
+        await _wait_for(lambda: len(h.forwarded) == 1)
 
 
 @pytest.mark.anyio
@@ -235,14 +225,13 @@ async def test_pushes_before_the_register_reply_are_kept() -> None:
     """A gateway pushes stored messages while registering, before its reply (spec 3.8)."""
     h = Harness()
     async with run_gateway(h.gateway) as gw:
-        gw_id = ed25519_public_bytes(gw.identity)
-        async with GatewayClient.connect(gw.url, h.identity, gw_id, **h.options()):
+        async with h.connect(gw):
             pass
         await _wait_for(lambda: h.client_id not in gw.connections)
         await gw.push(h.client_id, b"stored while away")
         assert len(gw.registry.clients[h.client_id].stored_messages) == 1
         # Same identity, key lost: registers again; the stored push precedes `register`.
-        async with GatewayClient.connect(gw.url, h.identity, gw_id, **h.options()) as again:
+        async with h.connect(gw) as again:
             assert again.stats.registrations == 1
             await _wait_for(lambda: h.pushes == [b"stored while away"])
             assert again.stats.frames_dropped == 0
@@ -251,18 +240,16 @@ async def test_pushes_before_the_register_reply_are_kept() -> None:
 @pytest.mark.anyio
 async def test_garbage_from_the_gateway_is_dropped_or_typed() -> None:
     h = Harness()
-    async with run_gateway(h.gateway) as gw:
-        gw_id = ed25519_public_bytes(gw.identity)
-        async with GatewayClient.connect(gw.url, h.identity, gw_id, **h.options()) as client:
-            ws = gw.connections[h.client_id]
-            await ws.send_binary(b"\x01\x01" + os.urandom(40))  # does not decrypt
-            await ws.send_binary(b"")
-            await ws.send_text("{not json")
-            await ws.send_text('{"type":"noSuchThing"}')
-            await _wait_for(lambda: client.stats.frames_dropped >= 4)
-            await gw.push(h.client_id, b"still fine")
-            await _wait_for(lambda: h.pushes == [b"still fine"])
-            assert client.stats.connection_losses == 0
+    async with run_gateway(h.gateway) as gw, h.connect(gw) as client:
+        ws = gw.connections[h.client_id]
+        await ws.send_binary(b"\x01\x01" + os.urandom(40))  # does not decrypt
+        await ws.send_binary(b"")
+        await ws.send_text("{not json")
+        await ws.send_text('{"type":"noSuchThing"}')
+        await _wait_for(lambda: client.stats.frames_dropped >= 4)
+        await gw.push(h.client_id, b"still fine")
+        await _wait_for(lambda: h.pushes == [b"still fine"])
+        assert client.stats.connection_losses == 0
 
     # A "gateway" that answers the first request with nonsense: a typed error at start.
     async def nonsense(conn: WebSocketConnection) -> None:

@@ -1,6 +1,7 @@
 """Hypothesis fuzzing of every gateway-protocol parser: only mixnet error types may escape.
 
-Each property runs a few hundred examples by default and 10,000 under `-m fuzz`.
+Each property runs a few hundred examples by default and 10,000 under
+`--hypothesis-profile=fuzz`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -39,11 +39,13 @@ from smolmix_cli.mixnet.gateway.messages import (
     parse_server_message,
 )
 from smolmix_cli.mixnet.gateway.shared_key import SharedKey
+from tests.fuzzing import scaled
 from tests.mixnet.gateway_vectors import frames, handshake_vector, packets_vector
 from tests.vectors import h
 
-DEFAULT = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-LONG = settings(max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+DEFAULT = settings(
+    max_examples=scaled(300), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 FIELD_NAMES = sorted(
     {
@@ -129,14 +131,18 @@ def _only_mixnet_errors(fn: Callable[[], Any]) -> Any:
 # --------------------------------------------------------------------------- properties
 
 
-def check_messages(text: str) -> None:
+@DEFAULT
+@given(any_text)
+def test_fuzz_messages(text: str) -> None:
     for parse in (parse_client_message, parse_server_message):
         msg = _only_mixnet_errors(lambda parse=parse: parse(text))  # type: ignore[misc]
         if msg is not None:  # whatever parses re-serialises to an equal message
             assert parse(msg.to_json()) == msg
 
 
-def check_message_bytes(data: bytes) -> None:
+@DEFAULT
+@given(st.binary(max_size=300))
+def test_fuzz_message_bytes(data: bytes) -> None:
     _only_mixnet_errors(lambda: parse_client_message(data))
     _only_mixnet_errors(lambda: parse_server_message(data))
 
@@ -144,12 +150,6 @@ def check_message_bytes(data: bytes) -> None:
 @cache
 def _key() -> SharedKey:
     return SharedKey(h(handshake_vector()["registration"]["shared_key_as_stored_by_client"]))
-
-
-def check_frames(data: bytes) -> None:
-    _only_mixnet_errors(lambda: split_frame(data))
-    _only_mixnet_errors(lambda: decrypt_request(data, _key()))
-    _only_mixnet_errors(lambda: decrypt_push(data, _key()))
 
 
 @st.composite
@@ -162,7 +162,17 @@ def mutated_frames(draw: st.DrawFn) -> bytes:
     return bytes(raw[:cut])
 
 
-def check_step_payloads(data: bytes) -> None:
+@DEFAULT
+@given(st.binary(max_size=200) | mutated_frames())
+def test_fuzz_frames(data: bytes) -> None:
+    _only_mixnet_errors(lambda: split_frame(data))
+    _only_mixnet_errors(lambda: decrypt_request(data, _key()))
+    _only_mixnet_errors(lambda: decrypt_push(data, _key()))
+
+
+@DEFAULT
+@given(st.binary(max_size=200))
+def test_fuzz_step_payloads(data: bytes) -> None:
     for parse in (
         Initialisation.from_bytes,
         GatewayMaterialExchange.from_bytes,
@@ -179,7 +189,9 @@ def _gateway_identity() -> Ed25519PrivateKey:
     )
 
 
-def check_handshake_machines(version: int, data: bytes, second: bytes) -> None:
+@DEFAULT
+@given(st.integers(0, 255), st.binary(min_size=0, max_size=130), st.binary(max_size=100))
+def test_fuzz_handshake_machines(version: int, data: bytes, second: bytes) -> None:
     gw = GatewayHandshake(_gateway_identity())
     if _only_mixnet_errors(lambda: gw.receive(HandshakePayload(version, data))) is not None:
         _only_mixnet_errors(lambda: gw.receive(HandshakePayload(version, second)))
@@ -209,7 +221,9 @@ def _authenticated_connection() -> GatewayConnection:
     return conn
 
 
-def check_sessions(text: str, data: bytes) -> None:
+@DEFAULT
+@given(any_text, st.binary(max_size=120))
+def test_fuzz_sessions(text: str, data: bytes) -> None:
     # gateway: fresh and authenticated connections swallow anything as events
     registry = GatewayRegistry(_gateway_identity())
     GatewayConnection(registry).receive_text(text, now=1e9)
@@ -233,87 +247,3 @@ def check_sessions(text: str, data: bytes) -> None:
     c3.receive_text('{"type":"supportedProtocol","version":6}', now=1e9)
     c3.receive_text(text, now=1e9)
     c3.receive_binary(data)
-
-
-# --------------------------------------------------------------------------- default runs
-
-
-@DEFAULT
-@given(any_text)
-def test_fuzz_messages(text: str) -> None:
-    check_messages(text)
-
-
-@DEFAULT
-@given(st.binary(max_size=300))
-def test_fuzz_message_bytes(data: bytes) -> None:
-    check_message_bytes(data)
-
-
-@DEFAULT
-@given(st.binary(max_size=200) | mutated_frames())
-def test_fuzz_frames(data: bytes) -> None:
-    check_frames(data)
-
-
-@DEFAULT
-@given(st.binary(max_size=200))
-def test_fuzz_step_payloads(data: bytes) -> None:
-    check_step_payloads(data)
-
-
-@DEFAULT
-@given(st.integers(0, 255), st.binary(min_size=0, max_size=130), st.binary(max_size=100))
-def test_fuzz_handshake_machines(version: int, data: bytes, second: bytes) -> None:
-    check_handshake_machines(version, data, second)
-
-
-@DEFAULT
-@given(any_text, st.binary(max_size=120))
-def test_fuzz_sessions(text: str, data: bytes) -> None:
-    check_sessions(text, data)
-
-
-# --------------------------------------------------------------------------- long runs
-
-
-@pytest.mark.fuzz
-@LONG
-@given(any_text)
-def test_fuzz_messages_long(text: str) -> None:
-    check_messages(text)
-
-
-@pytest.mark.fuzz
-@LONG
-@given(st.binary(max_size=300))
-def test_fuzz_message_bytes_long(data: bytes) -> None:
-    check_message_bytes(data)
-
-
-@pytest.mark.fuzz
-@LONG
-@given(st.binary(max_size=200) | mutated_frames())
-def test_fuzz_frames_long(data: bytes) -> None:
-    check_frames(data)
-
-
-@pytest.mark.fuzz
-@LONG
-@given(st.binary(max_size=200))
-def test_fuzz_step_payloads_long(data: bytes) -> None:
-    check_step_payloads(data)
-
-
-@pytest.mark.fuzz
-@LONG
-@given(st.integers(0, 255), st.binary(min_size=0, max_size=130), st.binary(max_size=100))
-def test_fuzz_handshake_machines_long(version: int, data: bytes, second: bytes) -> None:
-    check_handshake_machines(version, data, second)
-
-
-@pytest.mark.fuzz
-@LONG
-@given(any_text, st.binary(max_size=120))
-def test_fuzz_sessions_long(text: str, data: bytes) -> None:
-    check_sessions(text, data)

@@ -133,6 +133,16 @@ def _register(client_id: Ed25519PrivateKey, registry: GatewayRegistry, **client_
     return link
 
 
+def _reconnect(
+    client_id: Ed25519PrivateKey, registry: GatewayRegistry, key: SharedKey | None, now: float
+) -> Link:
+    """The same client back later with its stored key."""
+    client = GatewayClientSession(client_id, registry.identity_public, shared_key=key)
+    link = Link(client, GatewayConnection(registry), now)
+    link.start()
+    return link
+
+
 # --------------------------------------------------------------------------- happy paths
 
 
@@ -173,12 +183,7 @@ def test_reconnect_with_authenticate_v2_keeps_key_and_bandwidth() -> None:
     first.pump(first.client.send_mix_packet(_mix_packet()))
     first.gateway.connection_lost()
 
-    second = Link(
-        GatewayClientSession(client_id, registry.identity_public, shared_key=key),
-        GatewayConnection(registry),
-        NOW + 10,
-    )
-    second.start()
+    second = _reconnect(client_id, registry, key, NOW + 10)
     types = [json.loads(t)["type"] for _, t in second.wire]
     assert types == ["supportedProtocol", "supportedProtocol", "authenticateV2", "authenticate"]
     assert second.of("c", Authenticated) == [
@@ -194,14 +199,7 @@ def test_authenticate_with_zero_bandwidth_claims_like_the_recording() -> None:
     ident = ed25519_public_bytes(client_id)
     registry.clients[ident].bandwidth = 0
     first.gateway.connection_lost()
-    second = Link(
-        GatewayClientSession(
-            client_id, registry.identity_public, shared_key=first.client.shared_key
-        ),
-        GatewayConnection(registry),
-        NOW + 1,
-    )
-    second.start()
+    second = _reconnect(client_id, registry, first.client.shared_key, NOW + 1)
     recorded = [
         json.loads(f["text"])["type"] for f in frames("authentication") if f["ws_type"] == "text"
     ]
@@ -216,14 +214,7 @@ def test_stored_messages_pushed_before_the_authenticate_reply() -> None:
     ident = ed25519_public_bytes(client_id)
     registry.store_message(ident, b"stored-1")
     registry.store_message(ident, b"stored-2")
-    second = Link(
-        GatewayClientSession(
-            client_id, registry.identity_public, shared_key=first.client.shared_key
-        ),
-        GatewayConnection(registry),
-        NOW + 1,
-    )
-    second.start()
+    second = _reconnect(client_id, registry, first.client.shared_key, NOW + 1)
     kinds = ["bin" if isinstance(d, bytes) else json.loads(d)["type"] for _, d in second.wire]
     assert kinds[3:6] == ["bin", "bin", "authenticate"]
     assert second.of("c", MessageReceived) == [

@@ -1,7 +1,7 @@
 """Every parser of the nym-sphinx layer raises only mixnet errors on arbitrary input.
 
-The default run uses a few hundred examples per parser; the `fuzz`-marked twins run
-10,000 (select with `-m fuzz`).
+The default run uses a few hundred examples per parser, `--hypothesis-profile=fuzz`
+10,000.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from smolmix_cli.mixnet.message.reply_surb import ReplySurb
 from smolmix_cli.mixnet.packet.framing import FrameDecoder
 from smolmix_cli.mixnet.packet.mix_packet import MixPacket
 from smolmix_cli.mixnet.packet.payload import NymPayload, decrypt_regular, decrypt_reply
+from tests.fuzzing import scaled
 from tests.vectors import h, load_vector
 
 _KEY = bytes(range(32))
@@ -83,21 +84,9 @@ def _inputs() -> st.SearchStrategy[bytes]:
     )
 
 
-def _run(name: str, data: bytes) -> None:
-    with contextlib.suppress(MixnetError):
-        PARSERS[name](data)
-
-
 @pytest.mark.parametrize("name", sorted(PARSERS))
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=scaled(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=_inputs())
 def test_parsers_raise_only_mixnet_errors(name: str, data: bytes) -> None:
-    _run(name, data)
-
-
-@pytest.mark.fuzz
-@pytest.mark.parametrize("name", sorted(PARSERS))
-@settings(max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=_inputs())
-def test_parsers_fuzz_long(name: str, data: bytes) -> None:
-    _run(name, data)
+    with contextlib.suppress(MixnetError):
+        PARSERS[name](data)

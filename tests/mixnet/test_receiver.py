@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import random
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +27,7 @@ from smolmix_cli.mixnet.message.receiver import (
 )
 from smolmix_cli.mixnet.message.reply_surb import ReplySurb
 from smolmix_cli.mixnet.packet.payload import NymPayload
+from tests.fuzzing import scaled
 from tests.mixnet.recorded_net import SPHINX, recorded_topology, route_through
 from tests.vectors import h, load_vector
 
@@ -99,18 +99,9 @@ def test_our_multi_fragment_message_end_to_end() -> None:
     assert events[-1].set_ids == (prepared[0].fragment_id.set_id,)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=scaled(300), deadline=None)
 @given(st.binary(max_size=2000))
 def test_on_push_raises_only_mixnet_errors(data: bytes) -> None:
-    receiver = _client_receiver()
-    with contextlib.suppress(MixnetError):
-        receiver.on_push(data, now=0.0)
-
-
-@pytest.mark.fuzz
-@settings(max_examples=10_000, deadline=None)
-@given(st.binary(max_size=2000))
-def test_on_push_fuzz_long(data: bytes) -> None:
     receiver = _client_receiver()
     with contextlib.suppress(MixnetError):
         receiver.on_push(data, now=0.0)

@@ -35,6 +35,7 @@ from smolmix_cli.mixnet.packet.sphinx import (
     recover_plaintext,
 )
 from smolmix_cli.mixnet.packet.surb import Surb
+from tests.fuzzing import scaled
 from tests.mixnet.sphinx_data import make_nodes
 
 _NODE = make_nodes(1, seed=5)[0][0]
@@ -185,13 +186,7 @@ def _run(name: str, examples: int) -> None:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_parser_raises_only_mixnet_errors(name: str) -> None:
-    _run(name, 200 if name == "sphinx_process" else 300)
-
-
-@pytest.mark.fuzz
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_parser_fuzz_10000(name: str) -> None:
-    _run(name, 10_000)
+    _run(name, scaled(200 if name == "sphinx_process" else 300))
 
 
 def test_known_valid_inputs_do_not_error() -> None:

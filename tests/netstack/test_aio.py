@@ -3,42 +3,31 @@
 from __future__ import annotations
 
 import contextlib
-import datetime
 import hashlib
 import random
 import socket
 import ssl
-import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from ipaddress import IPv4Address, IPv6Address
-from pathlib import Path
 
 import anyio
 import pytest
 from anyio.streams.tls import TLSStream
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from smolmix_cli.netstack.aio import StackRunner, TcpStream, run_stack
 from smolmix_cli.netstack.device import DatagramSocketDevice, memory_link
 from smolmix_cli.netstack.errors import ConnectionRefused, ConnectionReset
 from smolmix_cli.netstack.stack import NetStack
 from smolmix_cli.netstack.tcp import TcpConfig
+from tests.self_signed import self_signed_tls
 
 from .relay import Impairment, relay
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.anyio_backends("asyncio", "trio")]
 
 A4, B4 = IPv4Address("192.0.2.1"), IPv4Address("192.0.2.2")
 A6, B6 = IPv6Address("fd00:e7a1::1"), IPv6Address("fd00:e7a1::2")
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def _cfg() -> TcpConfig:
@@ -134,69 +123,37 @@ async def test_udp_datagrams() -> None:
         await server.aclose()
 
 
-def _self_signed(tmp: Path) -> tuple[Path, Path, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "server.test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("server.test")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    pem = cert.public_bytes(serialization.Encoding.PEM)
-    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
-    cert_path.write_bytes(pem)
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path, pem
-
-
 async def test_tls_handshake_over_two_stacks() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        cert, key, pem = _self_signed(Path(tmp))
-        server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        server_ctx.load_cert_chain(cert, key)
-        client_ctx = ssl.create_default_context(cadata=pem.decode())
-        client_ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        payload = random.Random(9).randbytes(100_000)
-        async with two_stacks(Impairment(delay_mean=0.002)) as (ra, rb):
-            listener = rb.listen_tcp(443)
+    tls_pair = self_signed_tls("server.test")
+    server_ctx, client_ctx = tls_pair.server, tls_pair.client
+    client_ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    payload = random.Random(9).randbytes(100_000)
+    async with two_stacks(Impairment(delay_mean=0.002)) as (ra, rb):
+        listener = rb.listen_tcp(443)
 
-            async def server() -> None:
-                raw = await listener.accept()
-                tls = await TLSStream.wrap(raw, server_side=True, ssl_context=server_ctx)
-                body = b""
-                while len(body) < len(payload):
-                    body += await tls.receive()
-                await tls.send(hashlib.sha256(body).digest())
-                await tls.aclose()
+        async def server() -> None:
+            raw = await listener.accept()
+            tls = await TLSStream.wrap(raw, server_side=True, ssl_context=server_ctx)
+            body = b""
+            while len(body) < len(payload):
+                body += await tls.receive()
+            await tls.send(hashlib.sha256(body).digest())
+            await tls.aclose()
 
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(server)
-                raw = await ra.connect_tcp(B4, 443)
-                tls = await TLSStream.wrap(raw, hostname="server.test", ssl_context=client_ctx)
-                assert tls.extra(anyio.streams.tls.TLSAttribute.tls_version) in (
-                    "TLSv1.3",
-                    "TLSv1.2",
-                )
-                await tls.send(payload)
-                digest = await tls.receive()
-                assert digest == hashlib.sha256(payload).digest()
-                with pytest.raises(anyio.EndOfStream):
-                    await tls.receive()
-                await tls.aclose()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server)
+            raw = await ra.connect_tcp(B4, 443)
+            tls = await TLSStream.wrap(raw, hostname="server.test", ssl_context=client_ctx)
+            assert tls.extra(anyio.streams.tls.TLSAttribute.tls_version) in (
+                "TLSv1.3",
+                "TLSv1.2",
+            )
+            await tls.send(payload)
+            digest = await tls.receive()
+            assert digest == hashlib.sha256(payload).digest()
+            with pytest.raises(anyio.EndOfStream):
+                await tls.receive()
+            await tls.aclose()
 
 
 async def test_ping_between_stacks() -> None:

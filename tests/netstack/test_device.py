@@ -7,12 +7,7 @@ import pytest
 
 from smolmix_cli.netstack.device import memory_link
 
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = [pytest.mark.anyio, pytest.mark.anyio_backends("asyncio", "trio")]
 
 
 async def test_packets_arrive_in_order_and_receive_waits() -> None:

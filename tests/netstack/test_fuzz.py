@@ -10,7 +10,6 @@ from __future__ import annotations
 import struct
 from ipaddress import IPv4Address, IPv6Address
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,14 +30,18 @@ from smolmix_cli.netstack.stack import NetStack
 from smolmix_cli.netstack.tcp import TcpConfig
 from smolmix_cli.netstack.tcp_wire import ACK, PSH, SYN, TcpSegment, encode_tcp
 from smolmix_cli.netstack.udp import encode_udp
+from tests.fuzzing import scaled
 
 from .relay import Impairment, SimLink
 
 A4, B4 = IPv4Address("192.0.2.1"), IPv4Address("192.0.2.2")
 A6, B6 = IPv6Address("fd00:e7a1::1"), IPv6Address("fd00:e7a1::2")
 
-DEFAULT = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-BIG = settings(max_examples=20000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+DEFAULT = settings(
+    max_examples=scaled(300, fuzz=20_000),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def _tcp(src: bytes, dst: bytes, seg: TcpSegment) -> bytes:
@@ -191,13 +194,13 @@ def test_corpus_is_accepted() -> None:
 
 
 @DEFAULT
-@given(st.lists(st.binary(max_size=120), max_size=8))
+@given(st.lists(st.binary(max_size=scaled(120, fuzz=1500)), max_size=8))
 def test_random_bytes(packets: list[bytes]) -> None:
     _check(_STACK, packets)
 
 
 @DEFAULT
-@given(st.lists(mutated(), min_size=1, max_size=6))
+@given(st.lists(mutated(), min_size=1, max_size=scaled(6, fuzz=8)))
 def test_mutated_packets(packets: list[bytes]) -> None:
     _check(_STACK, packets)
 
@@ -211,17 +214,3 @@ def test_fragment_flood_stays_bounded() -> None:
     assert stack.counters["fragments"] == 2000
     stack.handle_timeout(100.0)
     assert len(stack.reassembler) == 0 and stack.counters["fragment_timeout"] >= 1
-
-
-@pytest.mark.fuzz
-@BIG
-@given(st.lists(st.binary(max_size=1500), max_size=8))
-def test_random_bytes_long(packets: list[bytes]) -> None:
-    _check(_STACK, packets)
-
-
-@pytest.mark.fuzz
-@BIG
-@given(st.lists(mutated(), min_size=1, max_size=8))
-def test_mutated_packets_long(packets: list[bytes]) -> None:
-    _check(_STACK, packets)

@@ -27,18 +27,13 @@ from smolmix_cli.netstack.tcp import TcpConfig
 
 from .netns import Namespace, unavailable_reason
 
-pytestmark = [pytest.mark.kernel, pytest.mark.anyio]
+pytestmark = [pytest.mark.kernel, pytest.mark.anyio, pytest.mark.anyio_backends("asyncio", "trio")]
 
 KERNEL = {4: IPv4Address("192.0.2.1"), 6: IPv6Address("fd00:e7a1::1")}
 OURS = {4: IPv4Address("192.0.2.2"), 6: IPv6Address("fd00:e7a1::2")}
 FAMILY = {4: socket.AF_INET, 6: socket.AF_INET6}
 BULK = 4 << 20
 TIMEOUT = 20.0
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import random
 
-import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -22,6 +21,7 @@ from smolmix_cli.netstack.errors import ConnectionClosed, NetstackError
 from smolmix_cli.netstack.tcp import TcpConfig, TcpConnection, check_invariants, reset_for
 from smolmix_cli.netstack.tcp_sim import A_END, B_END
 from smolmix_cli.netstack.tcp_wire import ACK, SYN, TcpSegment
+from tests.fuzzing import scaled
 
 
 class TcpPair(RuleBasedStateMachine):
@@ -188,13 +188,9 @@ class TcpPair(RuleBasedStateMachine):
             assert bytes(self.got[0]) == bytes(self.sent[1])
 
 
-TcpPair.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+TcpPair.TestCase.settings = settings(
+    max_examples=scaled(60, fuzz=1500),
+    stateful_step_count=scaled(40, fuzz=80),
+    deadline=None,
+)
 test_tcp_pair = TcpPair.TestCase
-
-
-class TcpPairLong(TcpPair):
-    pass
-
-
-TcpPairLong.TestCase.settings = settings(max_examples=1500, stateful_step_count=80, deadline=None)
-test_tcp_pair_long = pytest.mark.fuzz(TcpPairLong.TestCase)

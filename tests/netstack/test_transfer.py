@@ -3,8 +3,8 @@
 Two stacks exchange 10 MiB through `SimLink` under loss, duplication and
 exponential per-packet delay (which reorders), both directions, IPv4 and IPv6;
 the received bytes must hash to what was sent. Time is simulated, so these run
-at CPU speed (all 20 cases take about 12 s here); `-m fuzz` adds combined
-impairments over many seeds.
+at CPU speed (all 20 cases take about 12 s here); `--hypothesis-profile=fuzz`
+adds combined impairments over many seeds.
 """
 
 from __future__ import annotations
@@ -100,6 +100,6 @@ def test_transfer_10mib(condition: str, version: int, direction: str) -> None:
 @pytest.mark.parametrize("seed", range(2, 12))
 @pytest.mark.parametrize("version", [4, 6])
 def test_transfer_combined_impairments(seed: int, version: int) -> None:
-    """Loss, duplication and reordering at once, many seeds (long: -m fuzz)."""
+    """Loss, duplication and reordering at once, many seeds (long: fuzz profile only)."""
     cond = {"loss": 0.05, "duplicate": 0.02, "delay_mean": 0.02}
     run_transfer(version, 4 * MiB, cond, "up" if seed % 2 else "down", seed=seed)

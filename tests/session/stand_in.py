@@ -21,6 +21,7 @@ import anyio
 import anyio.abc
 
 from smolmix_cli.apps.errors import ResolveError
+from smolmix_cli.errors_map import classify
 from smolmix_cli.session.daemon import DaemonConfig, SessionDaemon
 from smolmix_cli.session.paths import SessionPaths
 from smolmix_cli.tunnel.errors import TunnelClosed, TunnelConnectError, TunnelTimeout
@@ -105,7 +106,9 @@ def short_runtime_dir() -> Path:
 async def running_daemon(
     paths: SessionPaths, source: Callable[[], Any], **config: Any
 ) -> AsyncIterator[SessionDaemon]:
-    daemon = SessionDaemon(paths, DaemonConfig(network_name="test", **config), source)
+    daemon = SessionDaemon(
+        paths, DaemonConfig(network_name="test", **config), source, classify=classify
+    )
     async with anyio.create_task_group() as tg:
         await tg.start(daemon.serve)
         try:

@@ -6,7 +6,6 @@ import os
 import socket
 import stat
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -23,25 +22,10 @@ from tests.session.stand_in import (
     echo_tcp_server,
     echo_udp_server,
     running_daemon,
-    short_runtime_dir,
     unused_paths,
 )
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def rundir() -> Iterator[Path]:
-    path = short_runtime_dir()
-    yield path
-    for child in path.iterdir():
-        child.unlink()
-    path.rmdir()
 
 
 NAMES = {"echo.test": "127.0.0.1"}
@@ -209,7 +193,9 @@ async def test_second_daemon_on_a_live_socket_refuses(rundir: Path) -> None:
 
     paths = unused_paths(rundir)
     async with running_daemon(paths, Source(NAMES)):
-        second = SessionDaemon(paths, DaemonConfig(network_name="test"), Source(NAMES))
+        second = SessionDaemon(
+            paths, DaemonConfig(network_name="test"), Source(NAMES), classify=classify
+        )
         with pytest.raises(SessionDaemonError, match="already runs"):
             await second.serve()
         assert probe(paths.socket) is True
@@ -224,7 +210,10 @@ async def test_idle_timeout_stops_the_session(rundir: Path) -> None:
             from smolmix_cli.session.daemon import DaemonConfig, SessionDaemon
 
             daemon = SessionDaemon(
-                paths, DaemonConfig(network_name="test", idle_timeout=0.6), source
+                paths,
+                DaemonConfig(network_name="test", idle_timeout=0.6),
+                source,
+                classify=classify,
             )
             await tg.start(daemon.serve)
             start = anyio.current_time()
@@ -274,7 +263,9 @@ async def test_first_boot_failure_reaches_waiters_and_ends_the_daemon(rundir: Pa
         async with anyio.create_task_group() as tg:
             from smolmix_cli.session.daemon import DaemonConfig, SessionDaemon
 
-            daemon = SessionDaemon(paths, DaemonConfig(network_name="test"), source)
+            daemon = SessionDaemon(
+                paths, DaemonConfig(network_name="test"), source, classify=classify
+            )
             await tg.start(daemon.serve)
             with pytest.raises(TunnelUnavailable) as info:
                 await RemoteTunnel(paths.socket).status(wait=5)

@@ -7,7 +7,7 @@ where the apps react to the type (retry on a timeout, DNS over TCP on a refusal)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,12 +31,12 @@ from smolmix_cli.tunnel.errors import (
     TunnelUnavailable,
 )
 from tests.error_samples import SAMPLES, Sample
-from tests.session.stand_in import LoopbackTunnel, running_daemon, short_runtime_dir, unused_paths
+from tests.session.stand_in import LoopbackTunnel, running_daemon, unused_paths
 
 
 def _answer(exc: BaseException) -> proto.RemoteError:
     decoder = proto.FrameDecoder()
-    decoder.feed(error_answer(exc))
+    decoder.feed(error_answer(exc, classify))
     frame = decoder.next_frame()
     assert frame is not None
     answer = proto.parse_answer(frame)
@@ -79,20 +79,6 @@ def test_the_daemons_own_refusals_mean_no_session() -> None:
 
 
 # -- end to end over the Unix socket ------------------------------------------------------------
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def rundir() -> Iterator[Path]:
-    path = short_runtime_dir()
-    yield path
-    for child in path.iterdir():
-        child.unlink()
-    path.rmdir()
 
 
 class RefusingTunnel(LoopbackTunnel):
@@ -141,7 +127,9 @@ async def test_a_boot_failure_below_the_tunnel_keeps_its_line_end_to_end(rundir:
     paths = unused_paths(rundir)
     with anyio.fail_after(10):
         async with anyio.create_task_group() as tg:
-            daemon = SessionDaemon(paths, DaemonConfig(network_name="test"), source)
+            daemon = SessionDaemon(
+                paths, DaemonConfig(network_name="test"), source, classify=classify
+            )
             await tg.start(daemon.serve)
             with pytest.raises(CliError) as info:
                 await RemoteTunnel(paths.socket).status(wait=5)

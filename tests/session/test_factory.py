@@ -21,11 +21,6 @@ NETWORK = Network(name="testnet", api_urls=(), ca_pem="-----BEGIN CERTIFICATE---
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def paths(monkeypatch: pytest.MonkeyPatch) -> Iterator[SessionPaths]:
     base = short_runtime_dir()
     monkeypatch.setenv("SMOLMIX_RUNTIME_DIR", str(base / "rt"))

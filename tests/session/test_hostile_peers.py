@@ -12,7 +12,6 @@ import os
 import random
 import socket
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -24,26 +23,11 @@ from tests.session.stand_in import (
     Source,
     echo_tcp_server,
     running_daemon,
-    short_runtime_dir,
     unused_paths,
 )
 
 pytestmark = pytest.mark.anyio
 HOSTILE = 2000  # per listener and run; `-m soak`-style counts (10,000) pass too, just slower
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def rundir() -> Iterator[Path]:
-    path = short_runtime_dir()
-    yield path
-    for child in path.iterdir():
-        child.unlink()
-    path.rmdir()
 
 
 def _hostile(family: int, address: object, count: int, seed: int) -> int:

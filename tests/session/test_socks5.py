@@ -7,7 +7,6 @@ import os
 import socket
 import struct
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -29,7 +28,6 @@ from tests.session.stand_in import (
     echo_tcp_server,
     echo_udp_server,
     running_daemon,
-    short_runtime_dir,
     unused_paths,
 )
 
@@ -128,20 +126,6 @@ def test_tunnel_errors_map_to_reply_codes() -> None:
 
 
 # -- the daemon's front, with a Python SOCKS5 client -----------------------------------------------
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def rundir() -> Iterator[Path]:
-    path = short_runtime_dir()
-    yield path
-    for child in path.iterdir():
-        child.unlink()
-    path.rmdir()
 
 
 async def _exact(stream: anyio.abc.ByteStream, buf: bytearray, parse: object) -> object:

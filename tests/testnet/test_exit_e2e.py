@@ -36,11 +36,6 @@ from tests.testnet.exit_tunnel import (
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _runner(tunnel: MiniTunnel) -> StackRunner:
     assert tunnel.runner is not None
     return tunnel.runner

@@ -23,16 +23,12 @@ from smolmix_cli.netstack.stack import NetStack
 from smolmix_cli.netstack.tcp_wire import SYN, TcpSegment, encode_tcp
 from smolmix_cli.testnet.exit.ipr import reply_surb_cost
 from smolmix_cli.testnet.exit.nat import AddressMap, ExitNat, NatConfig
+from tests.fuzzing import scaled
 from tests.testnet.exit_tunnel import read_all, udp_packet
 
 pytestmark = pytest.mark.anyio
 CLIENT = IPv4Address("10.0.7.7")
 LOOP = IPv4Address("127.0.0.1")
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @asynccontextmanager
@@ -141,16 +137,8 @@ def test_reply_surb_cost_is_the_fragment_count(size: int) -> None:
 
 async def test_mangled_packets_are_dropped_and_the_nat_keeps_working() -> None:
     """Truncated, bit-flipped and random packets: counted, never raised, service goes on."""
-    await _mangle(3000, seed=11)
-
-
-@pytest.mark.fuzz
-async def test_mangled_packets_long_run() -> None:
-    await _mangle(60_000, seed=12)
-
-
-async def _mangle(count: int, seed: int) -> None:
-    rng = random.Random(seed)
+    count = scaled(3000, fuzz=60_000)
+    rng = random.Random(11)
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
 

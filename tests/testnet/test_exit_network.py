@@ -4,11 +4,7 @@ with IPR addresses that survive a restart; `smolmix testnet up --exits N`."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -20,15 +16,10 @@ from smolmix_cli.ipr.messages import V10
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.directory.nym_api import PATH_DESCRIBED, NymApiClient
 from smolmix_cli.netstack.errors import ConnectionRefused
+from tests.e2e.cli_net import foreground_testnet, run_cli, state_env
 from tests.testnet.exit_tunnel import exit_net, mini_tunnel, read_all
 
 pytestmark = pytest.mark.anyio
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 async def test_two_exits_are_published_serve_and_keep_their_addresses(tmp_path: Path) -> None:
@@ -70,68 +61,27 @@ async def test_two_exits_are_published_serve_and_keep_their_addresses(tmp_path: 
 
 
 def test_testnet_up_with_exits_writes_them_to_the_network_file(tmp_path: Path) -> None:
-    env = dict(os.environ)
-    env["XDG_STATE_HOME"] = str(tmp_path / "state")
-    env.pop("SMOLMIX_NETWORK", None)
+    env = state_env(tmp_path)
     state_dir = tmp_path / "net"
-    command = [sys.executable, "-m", "smolmix_cli", "testnet"]
-    proc = subprocess.Popen(
-        [*command, "up", "--dir", str(state_dir), "--mix-delay-ms", "0", "--exits", "3"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
-    try:
-        network_file = state_dir.resolve() / "network.json"
-        deadline = time.monotonic() + 30
-        while not network_file.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+    options = ("--mix-delay-ms", "0", "--exits", "3")
+    with foreground_testnet(state_dir, *options, env=env) as (proc, network_file):
         network = load_network_file(network_file)
         assert [e.node_id for e in network.exits] == [2, 3, 4]
         assert network.dns_resolver == "198.18.0.1:53"
         assert network.demo is not None and network.demo.ports["https"] == 443
-        status = subprocess.run(
-            [*command, "status", "--dir", str(state_dir), "--json"],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=REPO,
-            timeout=30,
-        )
+        status = run_cli(["testnet", "status", "--dir", str(state_dir), "--json"], env, timeout=30)
         assert status.returncode == 0, status.stderr
         report = json.loads(status.stdout)
         assert [e["ipr_address"] for e in report["exits"]] == [e.ipr_address for e in network.exits]
         assert len(report["nodes"]) == 1 + 3 + 3
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     _, err = proc.communicate()
     assert "3 exits" in err
 
 
 def test_exits_option_is_bounded(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "smolmix_cli",
-            "testnet",
-            "up",
-            "--dir",
-            str(tmp_path),
-            "--exits",
-            "0",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=30,
-    )
+    result = run_cli(["testnet", "up", "--dir", str(tmp_path), "--exits", "0"], timeout=30)
     assert result.returncode == 2 and "Traceback" not in result.stderr
 
 
@@ -161,23 +111,8 @@ async def test_the_exit_serves_again_after_its_gateway_restarts(tmp_path: Path) 
 def test_a_bad_exit_policy_file_is_a_usage_error(tmp_path: Path) -> None:
     policy = tmp_path / "policy.txt"
     policy.write_text("accept 127.0.0.1:*\npermit *:*\n")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "smolmix_cli",
-            "testnet",
-            "up",
-            "--dir",
-            str(tmp_path / "n"),
-            "--exit-policy",
-            str(policy),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=30,
-    )
+    up = ["testnet", "up", "--dir", str(tmp_path / "n"), "--exit-policy", str(policy)]
+    result = run_cli(up, timeout=30)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "line 2" in result.stderr and "permit" in result.stderr
     assert not (tmp_path / "n" / "testnet.pid").exists()

@@ -26,11 +26,6 @@ from tests.testnet.exit_tunnel import ExitNet, exit_net, mini_tunnel, udp_packet
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @asynccontextmanager
 async def second_client(net: ExitNet) -> AsyncIterator[MixnetClient]:
     assert net.network.entry_gateway is not None

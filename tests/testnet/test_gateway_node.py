@@ -28,16 +28,11 @@ from smolmix_cli.testnet.nodes.gateway import GatewayNode
 from smolmix_cli.testnet.nodes.mixnode import MixNode
 from smolmix_cli.testnet.nodes.node_spec import NodeSpec
 from smolmix_cli.websocket import WebSocketError, connect_websocket
-from tests.mixnet.wsutil import self_signed_tls
+from tests.self_signed import self_signed_tls
 from tests.testnet.gw_client import ClientFailed, GwClient
 from tests.testnet.nodes_util import frame_bytes, make_packet, send_raw
 
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = [pytest.mark.anyio, pytest.mark.anyio_backends("asyncio", "trio")]
 
 
 @dataclass

@@ -18,11 +18,6 @@ from tests.testnet.nodes_util import frame_bytes, make_packet, send_raw
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_client_reauthenticates_after_the_gateway_restarts(tmp_path: Path) -> None:
     state = tmp_path / "registry.json"
     spec = NodeSpec.generate(40, NodeRole.ENTRY_GATEWAY)

@@ -38,11 +38,6 @@ pytestmark = pytest.mark.anyio
 ENTRY, EXIT = 10, 11
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @asynccontextmanager
 async def local_net() -> AsyncIterator[tuple[Topology, dict[int, MixNode | GatewayNode]]]:
     nodes: dict[int, MixNode | GatewayNode] = {

@@ -10,12 +10,7 @@ from smolmix_cli.mixnet.packet.size import FrameVersion, PacketSize, SphinxKeyRo
 from smolmix_cli.testnet.nodes.links import LinkPool
 from tests.testnet.nodes_util import FrameSink, frame_bytes
 
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = [pytest.mark.anyio, pytest.mark.anyio_backends("asyncio", "trio")]
 
 
 def packet(i: int) -> bytes:

@@ -18,12 +18,7 @@ from smolmix_cli.testnet.nodes.mixnode import MixNode
 from smolmix_cli.testnet.nodes.node_spec import NodeSpec
 from tests.testnet.nodes_util import FrameSink, frame_bytes, hops, make_packet, send_raw
 
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = [pytest.mark.anyio, pytest.mark.anyio_backends("asyncio", "trio")]
 
 
 def mix_specs(count: int = 3) -> list[NodeSpec]:

@@ -1,5 +1,5 @@
-"""Long fuzz runs (marker `fuzz`, excluded by default): random streams at a live node's
-mix port, after which a valid packet must still be forwarded."""
+"""Long fuzz runs (marker `fuzz`: only under `--hypothesis-profile=fuzz`): random streams at a
+live node's mix port, after which a valid packet must still be forwarded."""
 
 from __future__ import annotations
 

@@ -3,38 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from smolmix_cli.network_select import read_pid, select_network
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _run(
-    args: list[str], env: dict[str, str], timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "smolmix_cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=REPO,
-    )
+from tests.e2e.cli_net import foreground_testnet, run_cli, state_env
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    e = dict(os.environ)
-    e["XDG_STATE_HOME"] = str(tmp_path / "state")
-    e.pop("SMOLMIX_NETWORK", None)
-    return e
+    return state_env(tmp_path)
 
 
 def test_background_start_status_and_down(
@@ -42,7 +21,7 @@ def test_background_start_status_and_down(
 ) -> None:
     state_dir = tmp_path / "state" / "smolmix" / "testnet"
     monkeypatch.setenv("XDG_STATE_HOME", env["XDG_STATE_HOME"])
-    not_running = _run(["testnet", "status"], env)
+    not_running = run_cli(["testnet", "status"], env)
     assert not_running.returncode == 112
     assert not_running.stderr.count("\n") == 1 and "Traceback" not in not_running.stderr
     try:
@@ -54,38 +33,38 @@ def test_background_start_status_and_down(
         # a second selection reuses the running network (nothing to report)
         assert select_network("testnet", on_phase=phases.append).extra["pid"] == pid
         assert len(phases) == 1
-        status = _run(["testnet", "status", "--json"], env)
+        status = run_cli(["testnet", "status", "--json"], env)
         assert status.returncode == 0, status.stderr
         report = json.loads(status.stdout)
         assert report["running"] and report["directory_alive"]
         assert len(report["nodes"]) == 5 and all(n["alive"] for n in report["nodes"])
         assert all("received" in n["counters"] for n in report["nodes"])
         # the global option reaches the running network (no second start)
-        pinged = _run(["--network", "testnet", "ping", "-c", "1", "--json"], env)
+        pinged = run_cli(["--network", "testnet", "ping", "-c", "1", "--json"], env)
         assert pinged.returncode == 0, pinged.stderr
         assert json.loads(pinged.stdout.splitlines()[-1])["received"] == 1
         assert "starting one in the background" not in pinged.stderr
-        table = _run(["testnet", "status"], env)
+        table = run_cli(["testnet", "status"], env)
         assert table.returncode == 0 and "mixnode" in table.stdout
         # after the ping, the counters show packets at every mix layer
-        report = json.loads(_run(["testnet", "status", "--json"], env).stdout)
+        report = json.loads(run_cli(["testnet", "status", "--json"], env).stdout)
         assert all(n["counters"]["received"] > 0 for n in report["nodes"] if n["role"] == "mixnode")
-        twice = _run(["testnet", "up"], env)
+        twice = run_cli(["testnet", "up"], env)
         assert twice.returncode == 112 and "already running" in twice.stderr
         # a network file can be selected by path, as on another host
         by_path = select_network(str(state_dir / "network.json"))
         assert by_path.api_urls == network.api_urls
     finally:
-        stopped = _run(["testnet", "down"], env)
+        stopped = run_cli(["testnet", "down"], env)
     assert stopped.returncode == 0, stopped.stderr
     assert read_pid(state_dir) is None
     assert not (state_dir / "network.json").exists()
-    assert _run(["testnet", "status"], env).returncode == 112
+    assert run_cli(["testnet", "status"], env).returncode == 112
 
 
 def test_up_refuses_bad_options(env: dict[str, str]) -> None:
     for args in (["--loss", "1.5"], ["--nodes", "2"], ["--mix-delay-ms", "-1"]):
-        result = _run(["testnet", "up", *args], env, timeout=30)
+        result = run_cli(["testnet", "up", *args], env, timeout=30)
         assert result.returncode == 2, args
         assert "Traceback" not in result.stderr
 
@@ -94,36 +73,10 @@ def test_foreground_up_stops_on_sigterm(env: dict[str, str], tmp_path: Path) -> 
     import signal
 
     state_dir = tmp_path / "fg"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "smolmix_cli",
-            "testnet",
-            "up",
-            "--dir",
-            str(state_dir),
-            "--mix-delay-ms",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
-    try:
-        network_file = state_dir.resolve() / "network.json"
-        deadline = time.monotonic() + 20
-        while not network_file.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+    with foreground_testnet(state_dir, "--mix-delay-ms", "0", env=env) as (proc, network_file):
         assert json.loads(network_file.read_text())["mean_delay_ms"] == 0.0
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert not (state_dir / "network.json").exists()
     assert not (state_dir / "testnet.pid").exists()
     out, err = proc.communicate()
@@ -138,7 +91,9 @@ def test_port_in_use_is_a_one_line_testnet_error(env: dict[str, str], tmp_path: 
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = _run(["testnet", "up", "--dir", str(tmp_path / "busy"), "--port", str(port)], env)
+        result = run_cli(
+            ["testnet", "up", "--dir", str(tmp_path / "busy"), "--port", str(port)], env
+        )
     assert result.returncode == 112
     assert result.stderr.startswith("smolmix: cannot start the local network")
     assert "Traceback" not in result.stderr
@@ -150,17 +105,17 @@ def test_stale_pid_file_is_replaced(env: dict[str, str], tmp_path: Path) -> None
     state_dir.mkdir()
     (state_dir / "testnet.pid").write_text("999999\n")  # no such process
     assert read_pid(state_dir) is None
-    result = _run(["testnet", "status", "--dir", str(state_dir)], env)
+    result = run_cli(["testnet", "status", "--dir", str(state_dir)], env)
     assert result.returncode == 112
 
 
 def test_network_testnet_starts_one_on_a_fresh_machine(env: dict[str, str], tmp_path: Path) -> None:
     state_dir = tmp_path / "state" / "smolmix" / "testnet"
     try:
-        result = _run(["--network", "testnet", "ping", "-c", "1"], env)
+        result = run_cli(["--network", "testnet", "ping", "-c", "1"], env)
         assert result.returncode == 0, result.stderr
         assert "starting one in the background" in result.stderr
         assert "1 received" in result.stdout
     finally:
-        _run(["testnet", "down"], env)
+        run_cli(["testnet", "down"], env)
     assert read_pid(state_dir) is None

@@ -19,11 +19,6 @@ from tests.apps.certs import make_pki
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def _raw(port: int, request: bytes, *, tls: ssl.SSLContext | None = None) -> bytes:
     stream = await anyio.connect_tcp(
         "127.0.0.1",

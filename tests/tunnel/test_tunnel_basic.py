@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import anyio
-import pytest
 
 from smolmix_cli.apps.connector import Connector
 from smolmix_cli.tunnel.tunnel import Tunnel, TunnelState
 from tests.tunnel.conftest import harness
-from tests.tunnel.exit_fixture import ECHO_HOST, ECHO_PORT, SERVICE_HOST, SOURCE_PORT, source_bytes
+from tests.tunnel.exit_fixture import ECHO_HOST, SERVICE_HOST
+from tests.tunnel.service_checks import download, echo_round
 
 
 def test_ready_then_tcp_echo_udp_echo_and_icmp(tmp_path: Path) -> None:
@@ -24,13 +23,7 @@ def test_ready_then_tcp_echo_udp_echo_and_icmp(tmp_path: Path) -> None:
                 assert isinstance(tunnel, Connector)
                 assert tunnel.session is not None
                 assert str(tunnel.session.ipv4).startswith("10.0.")
-                stream = await tunnel.open_tcp(str(SERVICE_HOST), ECHO_PORT)
-                await stream.send(b"hello tunnel")
-                got = b""
-                while len(got) < 12:
-                    got += await stream.receive()
-                assert got == b"hello tunnel"
-                await stream.aclose()
+                await echo_round(tunnel, b"hello tunnel")
                 reply = await tunnel.udp_exchange(str(SERVICE_HOST), 5000, b"ping-udp", 10)
                 assert reply == b"ping-udp"
                 rtt = await tunnel.ping(str(ECHO_HOST), timeout=10)
@@ -46,16 +39,6 @@ def test_one_mib_download_is_byte_exact(tmp_path: Path) -> None:
     async def main() -> None:
         with anyio.fail_after(90):
             async with harness(tmp_path) as h, Tunnel.open(h.network, h.options()) as tunnel:
-                stream = await tunnel.open_tcp(str(SERVICE_HOST), SOURCE_PORT)
-                await stream.send(f"{size}\n".encode())
-                digest = hashlib.sha256()
-                total = 0
-                with pytest.raises(anyio.EndOfStream):
-                    while True:
-                        chunk = await stream.receive()
-                        digest.update(chunk)
-                        total += len(chunk)
-                assert total == size
-                assert digest.digest() == hashlib.sha256(source_bytes(size)).digest()
+                await download(tunnel, size)
 
     anyio.run(main)

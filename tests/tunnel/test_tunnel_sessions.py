@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -18,36 +17,14 @@ from smolmix_cli.tunnel.errors import IprHandshakeFailed, TunnelTimeout
 from smolmix_cli.tunnel.exits import EXIT_FILE
 from smolmix_cli.tunnel.tunnel import Tunnel, TunnelState
 from tests.tunnel.conftest import harness
-from tests.tunnel.exit_fixture import ECHO_HOST, ECHO_PORT, SERVICE_HOST, SOURCE_PORT, source_bytes
+from tests.tunnel.exit_fixture import ECHO_HOST, ECHO_PORT, SERVICE_HOST
+from tests.tunnel.service_checks import download, echo_round
 
 MIB = 1 << 20
 # The acceptance sizes (10 MiB, 50 streams) take minutes on a loaded 2-core machine with every
 # node in this process; default runs use smaller ones, the environment restores them.
 BULK = int(os.environ.get("SMOLMIX_TUNNEL_BULK_MIB", "1")) * MIB
 STREAMS = int(os.environ.get("SMOLMIX_TUNNEL_STREAMS", "20"))
-
-
-async def echo_round(tunnel: Tunnel, payload: bytes) -> None:
-    stream = await tunnel.open_tcp(str(SERVICE_HOST), ECHO_PORT)
-    await stream.send(payload)
-    got = bytearray()
-    while len(got) < len(payload):
-        got += await stream.receive()
-    assert bytes(got) == payload
-    await stream.aclose()
-
-
-async def download(tunnel: Tunnel, size: int) -> None:
-    stream = await tunnel.open_tcp(str(SERVICE_HOST), SOURCE_PORT)
-    await stream.send(f"{size}\n".encode())
-    digest, total = hashlib.sha256(), 0
-    with pytest.raises(anyio.EndOfStream):
-        while True:
-            chunk = await stream.receive()
-            digest.update(chunk)
-            total += len(chunk)
-    assert total == size
-    assert digest.digest() == hashlib.sha256(source_bytes(size)).digest()
 
 
 @pytest.mark.parametrize("loss", [0.0, 0.05])
