@@ -20,7 +20,7 @@ from smolmix_cli.apps.errors import (
 )
 from smolmix_cli.apps.http_body import FileBody, MultipartBody
 from smolmix_cli.cli.env import CliEnv
-from smolmix_cli.cli.fetch import parse_settings, remote_name, upload_url
+from smolmix_cli.cli.fetch_settings import parse_settings, remote_name, upload_url
 from smolmix_cli.cli.main import cli
 from smolmix_cli.cli.options import global_options
 from smolmix_cli.cli.resolve import parse_tokens
