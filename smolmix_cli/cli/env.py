@@ -1,4 +1,4 @@
-"""The process's edges as one value a command is handed: streams, terminal flags, environment, dirs.
+"""What a command may touch of its process: streams, terminal flags, environment, dirs.
 
 Commands read these through `cli_env(ctx)`, never sys.std*, isatty() or
 os.environ, so terminal-versus-pipe behaviour is testable in process: hand
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class CliEnv:
+    """One command's edges; beyond the streams, the defaults are a pipe's (no terminal)."""
+
     stdin: IO[bytes]
     stdout: IO[bytes]
     stderr: IO[str]
@@ -46,7 +48,8 @@ class CliEnv:
     """`testnet up|down|status` without --dir; None: the XDG state dir's (config.py)."""
     runtime_dir: Path | None = None
     """Where `session start|stop|status` find the socket; None: the session layer picks
-    and checks it ($SMOLMIX_RUNTIME_DIR, $XDG_RUNTIME_DIR/smolmix, /tmp/smolmix-UID)."""
+    and checks it ($SMOLMIX_RUNTIME_DIR, $XDG_RUNTIME_DIR/smolmix, /tmp/smolmix-UID).
+    A detached `session start` child still picks its own: give fakes `--foreground`."""
 
     @classmethod
     def from_process(cls) -> CliEnv:
