@@ -8,12 +8,12 @@ peer closes; the name is resolved through the tunnel.
 from __future__ import annotations
 
 import os
-import sys
 
 import anyio
 import anyio.abc
 import click
 
+from smolmix_cli.cli.env import CliEnv, cli_env
 from smolmix_cli.cli.errors import one_line_errors
 from smolmix_cli.cli.options import global_options
 from smolmix_cli.options import GlobalOptions
@@ -22,7 +22,11 @@ CHUNK = 65536
 
 
 async def pipe_stdio(stream: anyio.abc.ByteStream, stdin_fd: int, stdout_fd: int) -> None:
-    """Copy stdin to the stream and the stream to stdout until the stream ends."""
+    """Copy stdin to the stream and the stream to stdout until the stream ends.
+
+    On the descriptors, not Python's stream objects: a ProxyCommand's bytes must
+    not wait in a buffer, and a blocked read must be abandonable on cancel.
+    """
 
     async def uplink() -> None:
         while True:
@@ -46,14 +50,15 @@ async def pipe_stdio(stream: anyio.abc.ByteStream, stdin_fd: int, stdout_fd: int
         tg.cancel_scope.cancel()
 
 
-async def run_connect(globals_: GlobalOptions, host: str, port: int) -> None:
+async def run_connect(env: CliEnv, globals_: GlobalOptions, host: str, port: int) -> None:
+    """The env's stdin and stdout need descriptors (a test gives pipes, not BytesIO)."""
     from smolmix_cli.cli.status_line import boot_status
     from smolmix_cli.session import open_tunnel
 
-    async with open_tunnel(globals_, status_line=boot_status) as session:
+    async with open_tunnel(globals_, status_line=boot_status(env)) as session:
         stream = await session.tunnel.open_tcp(host, port)
         async with stream:
-            await pipe_stdio(stream, sys.stdin.fileno(), sys.stdout.fileno())
+            await pipe_stdio(stream, env.stdin.fileno(), env.stdout.fileno())
 
 
 @click.command(name="connect")
@@ -69,4 +74,4 @@ def connect(ctx: click.Context, host: str, port: int) -> None:
       printf 'GET / HTTP/1.0\\r\\n\\r\\n' | smolmix --network testnet connect demo.smolmix.test 80
       ssh -o ProxyCommand='smolmix connect %h %p' user@example.org
     """
-    anyio.run(run_connect, global_options(ctx), host, port)
+    anyio.run(run_connect, cli_env(ctx), global_options(ctx), host, port)

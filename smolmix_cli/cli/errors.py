@@ -13,6 +13,7 @@ from typing import ParamSpec, TypeVar
 
 import click
 
+from smolmix_cli.cli.env import cli_env
 from smolmix_cli.errors_map import classify
 from smolmix_cli.exit_codes import CliError
 
@@ -23,7 +24,8 @@ Report = Callable[[CliError], None]
 
 
 def print_error(error: CliError) -> None:
-    click.echo(f"smolmix: {error}", err=True)
+    """On the running command's stderr (its env: see cli/env.py)."""
+    cli_env().echo(f"smolmix: {error}", err=True)
 
 
 def run_reported(body: Callable[[], R], report: Report = print_error) -> R:

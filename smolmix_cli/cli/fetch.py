@@ -1,264 +1,72 @@
 """`smolmix fetch URL...`: curl over the mixnet.
 
 Everything the user typed is checked before the tunnel boots (a typo should
-not cost a mixnet round trip): URLs, headers, data sources, output names.
-Then one tunnel and one HTTP client (keep-alive pool per origin) serve every
-URL in order. Body bytes go to stdout or the -o file untouched; headers (-i,
--I), -v diagnostics and the progress bar go where curl puts them.
+not cost a mixnet round trip; fetch_settings.py). Then one tunnel and one HTTP
+client (keep-alive pool per origin) serve every URL in order. Body bytes go to
+stdout or the -o file untouched; headers (-i, -I, -D), -v diagnostics, -w and
+the progress bar go where curl puts them (fetch_output.py).
 Failures print one line (unless -s without -S) and exit with curl's number;
 with several URLs the last failure's number is the exit status, as in curl.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-import os
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
-from urllib.parse import unquote, urlsplit
+from typing import Any
 
 import anyio
 import click
 
-from smolmix_cli.apps import http_data
-from smolmix_cli.apps.errors import (
-    AppError,
-    CaFileError,
-    MalformedUrl,
-    ReadError,
-    UsageError,
-    WriteError,
-)
-from smolmix_cli.apps.http_body import (
-    Body,
-    BytesBody,
-    FileBody,
-    MultipartBody,
-    StreamBody,
-    parse_form_arg,
-)
+from smolmix_cli.apps.errors import AppError
 from smolmix_cli.apps.http_client import HttpClient
-from smolmix_cli.apps.http_headers import HeaderEdit, parse_header_arg
-from smolmix_cli.apps.http_options import FetchOptions
-from smolmix_cli.apps.http_transfer import RequestHead, ResponseHead, Transfer
-from smolmix_cli.apps.http_url import parse_url
-from smolmix_cli.apps.http_writeout import render
+from smolmix_cli.apps.http_transfer import ResponseHead, Transfer
+from smolmix_cli.cli.env import CliEnv, cli_env
 from smolmix_cli.cli.errors import Report, run_reported
+from smolmix_cli.cli.fetch_output import (
+    Progress,
+    dump_header,
+    progress_bar,
+    show_request,
+    show_response,
+    write_out,
+)
+from smolmix_cli.cli.fetch_settings import Job, Settings, parse_settings
 from smolmix_cli.cli.options import global_options
 from smolmix_cli.errors_map import classify
 from smolmix_cli.exit_codes import CliError, ExitCode
 from smolmix_cli.options import GlobalOptions
 
-PROGRESS_MIN_BYTES = 1 << 20
-"""Downloads to stdout get a bar only from this size on (curl: bar off on a terminal body)."""
 
-
-@dataclass
-class Output:
-    """Where one URL's body goes: stdout, or a file opened at the first byte."""
-
-    path: Path | None
-    append: bool = False
-    handle: IO[bytes] | None = None
-    written: int = 0
-
-    def write(self, data: bytes) -> None:
-        if self.path is None:
-            sys.stdout.buffer.write(data)
-        else:
-            if self.handle is None:
-                self.handle = open(self.path, "ab" if self.append else "wb")  # noqa: SIM115
-            self.handle.write(data)
-        self.written += len(data)
-
-    def close(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
-            self.handle = None
-        elif self.path is None:
-            sys.stdout.buffer.flush()
-
-
-@dataclass
-class Job:
-    url: str
-    output: Output
-    options: FetchOptions
-
-
-@dataclass
-class Settings:
-    """What the command line asked for, already validated."""
-
-    jobs: list[Job]
-    include: bool
-    head_only: bool
-    dump_header: Path | None
-    write_out: str | None
-    silent: bool
-    show_error: bool
-    verbose: bool
-    fail_early: bool
-    max_time: float | None
-    insecure: bool
-    cacert: str | None
-    progress: bool
-    extra: dict[str, object] = field(default_factory=dict)
-
-    @property
-    def errors_shown(self) -> bool:
-        return not self.silent or self.show_error
-
-
-def remote_name(url: str) -> str:
-    """-O: the URL path's last segment, without directories or a leading dot."""
-    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
-    name = name.replace("\\", "_").replace("\x00", "")
-    if not name or name in (".", "..") or name.startswith("."):
-        raise WriteError(f"Remote file name has no usable name: {url}")
-    return name
-
-
-def _stdin_bytes() -> bytes:
-    return sys.stdin.buffer.read()
-
-
-def _read1() -> bytes:
-    reader: Any = sys.stdin.buffer
-    return bytes(reader.read1(65536))
-
-
-async def _stdin_chunks() -> AsyncIterator[bytes]:
-    while True:
-        chunk = await anyio.to_thread.run_sync(_read1)
-        if not chunk:
-            return
-        yield chunk
-
-
-def build_body(
-    data: tuple[str, ...],
-    data_raw: tuple[str, ...],
-    data_binary: tuple[str, ...],
-    data_urlencode: tuple[str, ...],
-    json_args: tuple[str, ...],
-    form: tuple[str, ...],
-    upload: str | None,
-) -> tuple[bytes | None, Body | None, list[HeaderEdit]]:
-    """(-G query data or None, request body, extra header edits) from the data options."""
-    pieces = [http_data.data_ascii(a, _stdin_bytes) for a in data]
-    pieces += [http_data.data_raw(a) for a in data_raw]
-    pieces += [http_data.data_binary(a, _stdin_bytes) for a in data_binary]
-    pieces += [http_data.data_urlencode(a, _stdin_bytes) for a in data_urlencode]
-    kinds = sum(bool(x) for x in (pieces or json_args, form, upload))
-    if kinds > 1:
-        raise UsageError("use only one of -d/--data*/--json, -F and -T")
-    if json_args:
-        if pieces:
-            raise UsageError("--json cannot be combined with -d/--data*")
-        body_bytes = http_data.join_json([http_data.json_data(a, _stdin_bytes) for a in json_args])
-        return (
-            body_bytes,
-            BytesBody(body_bytes, http_data.JSON_CONTENT_TYPE),
-            [HeaderEdit("Accept", http_data.JSON_ACCEPT)],
-        )
-    if pieces:
-        joined = http_data.join_form(pieces)
-        return joined, BytesBody(joined, http_data.FORM_CONTENT_TYPE), []
-    if form:
-        return None, MultipartBody([parse_form_arg(f) for f in form]), []
-    if upload == "-":
-        return None, StreamBody(_stdin_chunks), []
-    if upload is not None:
-        if not os.access(upload, os.R_OK) or not Path(upload).is_file():
-            raise ReadError(f"Failed to open/read local data from file {upload}")
-        return None, FileBody(upload), []
-    return None, None, []
-
-
-def upload_url(url: str, upload: str | None) -> str:
-    """curl -T: a URL ending in `/` gets the file's name appended."""
-    if upload is None or upload == "-":
-        return url
-    base, q, rest = url.partition("?")
-    if urlsplit(base).path.endswith("/"):
-        return f"{base}{Path(upload).name}{q}{rest}"
-    return url
-
-
-def stderr(text: str) -> None:
-    click.echo(text, err=True)
-
-
-def show_request(head: RequestHead) -> None:
-    """-v: the request line and headers exactly as they went on the wire."""
-    stderr(f"> {head.method} {head.target} HTTP/1.1")
-    for name, value in head.headers:
-        stderr(f"> {name}: {value}")
-    stderr(">")
-
-
-class Progress:
-    """A rich bar on stderr; only built when stderr is a terminal."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            TransferSpeedColumn,
-        )
-        from rich.progress import Progress as RichProgress
-
-        self._bar = RichProgress(
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            console=Console(file=sys.stderr),
-            transient=True,
-        )
-        self._task: Any = None
-        self._bar.start()
-
-    def start(self, total: int | None) -> None:
-        if self._task is None:
-            self._task = self._bar.add_task("fetch", total=total)
-
-    def advance(self, n: int) -> None:
-        if self._task is not None:
-            self._bar.advance(self._task, n)
-
-    def stop(self) -> None:
-        self._bar.stop()
-
-
-async def run_fetch(settings: Settings, globals_: GlobalOptions) -> int:
+async def run_fetch(env: CliEnv, settings: Settings, globals_: GlobalOptions) -> int:
     from smolmix_cli.cli.status_line import boot_status
     from smolmix_cli.session import open_tunnel
 
     phases: Callable[[str], None] | None = (
-        (lambda text: stderr(f"* {text}")) if settings.verbose else None
+        (lambda text: env.echo(f"* {text}", err=True)) if settings.verbose else None
     )
     status = 0
     start = time.monotonic()
     try:
         with anyio.fail_after(settings.max_time if settings.max_time else math.inf):
             async with open_tunnel(
-                globals_, on_phase=phases, status_line=boot_status if settings.progress else None
+                globals_,
+                on_phase=phases,
+                status_line=boot_status(env) if settings.progress else None,
             ) as session:
                 settings.extra["time_tunnel"] = round(session.boot_seconds, 6)
                 settings.extra["exit_gateway"] = session.tunnel.snapshot().exit
                 settings.extra["reused_tunnel"] = session.reused
                 cafile = session.cafile(settings.cacert) if not settings.insecure else None
-                on_request = show_request if settings.verbose else None
+                on_request = functools.partial(show_request, env) if settings.verbose else None
                 async with HttpClient(session.tunnel, on_request=on_request) as client:
                     for job in settings.jobs:
                         job.options.cafile = cafile
-                        code = await _one(client, job, settings)
+                        code = await _one(env, client, job, settings)
                         if code:
                             status = code
                             if settings.fail_early:
@@ -266,12 +74,12 @@ async def run_fetch(settings: Settings, globals_: GlobalOptions) -> int:
     except TimeoutError:  # -m: curl's own words for it
         ms = (time.monotonic() - start) * 1000
         error = CliError(f"Operation timed out after {ms:.0f} milliseconds", ExitCode.TIMEOUT)
-        reporter(settings.errors_shown)(error)
+        reporter(env, settings.errors_shown)(error)
         return int(error.code)
     return status
 
 
-async def _one(client: HttpClient, job: Job, settings: Settings) -> int:
+async def _one(env: CliEnv, client: HttpClient, job: Job, settings: Settings) -> int:
     dump = settings.dump_header
     progress: Progress | None = None
     head_out = job.output
@@ -281,27 +89,14 @@ async def _one(client: HttpClient, job: Job, settings: Settings) -> int:
         async def on_head(head: ResponseHead) -> None:
             nonlocal progress
             if settings.verbose:
-                stderr(f"< HTTP/{head.http_version} {head.status} {head.reason}".rstrip())
-                for name, value in head.headers:
-                    stderr(f"< {name}: {value}")
-                stderr("<")
+                show_response(env, head)
             raw = head.raw()
             if settings.include or settings.head_only:
                 head_out.write(raw)
             if dump is not None:
-                if str(dump) == "-":
-                    sys.stdout.buffer.write(raw)
-                else:
-                    with open(dump, "ab") as handle:
-                        handle.write(raw)
-            if settings.progress and progress is None and 200 <= head.status < 300:
-                length = head.header("content-length")
-                total = int(length) if length and length.isdigit() else None
-                to_file = job.output.path is not None
-                large = (total or 0) >= PROGRESS_MIN_BYTES and not _isatty(sys.stdout)
-                if to_file or large:  # never over a body that scrolls on the same terminal
-                    progress = Progress()
-                    progress.start(total)
+                dump_header(env, dump, raw)
+            if settings.progress and progress is None:
+                progress = progress_bar(env, head, job.output)
 
         async def sink(data: bytes) -> None:
             job.output.write(data)
@@ -319,7 +114,7 @@ async def _one(client: HttpClient, job: Job, settings: Settings) -> int:
         if progress is not None:
             progress.stop()
             progress = None
-        reporter(settings.errors_shown)(error)
+        reporter(env, settings.errors_shown)(error)
     finally:
         if progress is not None:
             progress.stop()
@@ -327,29 +122,18 @@ async def _one(client: HttpClient, job: Job, settings: Settings) -> int:
             job.output.close()
         except OSError as exc:
             error = CliError(f"Failure writing output: {exc}", ExitCode.WRITE_ERROR)
-            reporter(settings.errors_shown)(error)
+            reporter(env, settings.errors_shown)(error)
     if settings.write_out is not None and transfer is not None:
-        _write_out(settings.write_out, transfer, settings.extra)
+        write_out(env, settings.write_out, transfer, settings.extra)
     return code
 
 
-def _write_out(fmt: str, transfer: Transfer, extra: dict[str, object]) -> None:
-    out = render(fmt, transfer, extra)
-    for stream, text in out.pieces:
-        if stream == "stderr":
-            sys.stderr.write(text)
-            sys.stderr.flush()
-        else:
-            sys.stdout.buffer.write(text.encode())
-            sys.stdout.buffer.flush()
-
-
-def reporter(shown: bool) -> Report:
+def reporter(env: CliEnv, shown: bool) -> Report:
     """curl's way: the code in the line, nothing at all with -s (unless -S)."""
 
     def report(error: CliError) -> None:
         if shown:
-            stderr(f"smolmix: ({int(error.code)}) {error}")
+            env.echo(f"smolmix: ({int(error.code)}) {error}", err=True)
 
     return report
 
@@ -583,131 +367,13 @@ def fetch(ctx: click.Context, /, urls: tuple[str, ...], **kw: Any) -> None:
       smolmix fetch -F name=value -F file=@photo.jpg https://example.com/upload
       smolmix fetch -C - -o big.iso https://example.com/big.iso
     """
+    env = cli_env(ctx)
 
     def body() -> int:
-        settings = parse_settings(urls, kw)
+        settings = parse_settings(urls, kw, env)
         if settings.insecure and not settings.silent:
-            stderr("smolmix: WARNING: -k: TLS certificates are not verified")
-        return anyio.run(run_fetch, settings, global_options(ctx))
+            env.echo("smolmix: WARNING: -k: TLS certificates are not verified", err=True)
+        return anyio.run(run_fetch, env, settings, global_options(ctx))
 
     shown = not kw["silent"] or bool(kw["show_error"])
-    sys.exit(run_reported(body, reporter(shown)))
-
-
-def parse_settings(urls: tuple[str, ...], kw: dict[str, Any]) -> Settings:
-    """Validate everything the command line says; AppError with curl's number if not."""
-    edits = [parse_header_arg(h) for h in kw["headers"]]
-    query, body, extra_edits = build_body(
-        kw["data"],
-        kw["data_raw"],
-        kw["data_binary"],
-        kw["data_urlencode"],
-        kw["json_args"],
-        kw["form"],
-        kw["upload_file"],
-    )
-    if kw["get"]:
-        if body is not None and query is None:
-            raise UsageError("-G needs -d data, not -F or -T")
-        body = None
-    for url in urls:
-        parse_url(url)
-    if kw["continue_at"] not in (None, "-"):
-        raise UsageError("-C supports only '-' (continue after the existing output)")
-    outputs: list[Path] = list(kw["outputs"])
-    if len(outputs) > len(urls):
-        raise UsageError("more -o options than URLs")
-    jobs: list[Job] = []
-    for index, url in enumerate(urls):
-        target = url
-        if kw["get"] and query is not None:
-            target = http_data.url_with_query(url, query)
-        target = upload_url(target, kw["upload_file"])
-        path: Path | None = None
-        if index < len(outputs):
-            path = outputs[index]
-        elif kw["remote_name"]:
-            path = Path(remote_name(target))
-        if path is not None and str(path) == "-":
-            path = None
-        if path is not None and kw["create_dirs"]:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        resume: int | None = None
-        if kw["continue_at"] == "-":
-            if path is None:
-                raise UsageError("-C - needs an output file (-o or -O)")
-            resume = path.stat().st_size if path.exists() else 0
-        method = kw["method"]
-        if method is None and kw["upload_file"] is not None:
-            method = "PUT"
-        if method is not None and (not method or any(c in method for c in " \r\n\t")):
-            raise UsageError(f"bad request method {method!r}")
-        options = FetchOptions(
-            method=method,
-            header_edits=extra_edits + edits,
-            body=body,
-            follow_redirects=bool(kw["location"]),
-            max_redirects=kw["max_redirs"] if kw["max_redirs"] >= 0 else 1 << 30,
-            compressed=bool(kw["compressed"]),
-            connect_timeout=kw["connect_timeout"],
-            max_time=kw["max_time"],
-            retry=kw["retry"],
-            retry_delay=kw["retry_delay"],
-            retry_max_time=kw["retry_max_time"],
-            retry_all_errors=bool(kw["retry_all_errors"]),
-            fail=bool(kw["fail"]),
-            fail_with_body=bool(kw["fail_with_body"]),
-            user=kw["user"],
-            referer=kw["referer"],
-            range=kw["byte_range"],
-            resume_from=resume or None,
-            verify=not kw["insecure"],
-            head_only=bool(kw["head"]),
-        )
-        if kw["user_agent"] is not None:
-            options.user_agent = kw["user_agent"]
-        jobs.append(Job(target, Output(path, append=bool(resume)), options))
-    if kw["cacert"] is not None and not os.access(kw["cacert"], os.R_OK):
-        raise CaFileError(f"cannot read CA file {kw['cacert']}")
-    if kw["user"] is not None and ":" not in kw["user"]:
-        raise UsageError("-u needs user:password (no password prompt off a terminal)")
-    if kw["byte_range"] is not None and not _valid_range(kw["byte_range"]):
-        raise MalformedUrl(f"bad range {kw['byte_range']!r} (expected a-b, a- or -n)")
-    progress = (
-        not kw["silent"]
-        and not kw["verbose"]
-        and _isatty(sys.stderr)
-        and os.environ.get("TERM") != "dumb"
-    )
-    return Settings(
-        jobs=jobs,
-        include=bool(kw["include"]),
-        head_only=bool(kw["head"]),
-        dump_header=kw["dump_header"],
-        write_out=kw["write_out"],
-        silent=bool(kw["silent"]),
-        show_error=bool(kw["show_error"]),
-        verbose=bool(kw["verbose"]),
-        fail_early=bool(kw["fail_early"]),
-        max_time=kw["max_time"],
-        insecure=bool(kw["insecure"]),
-        cacert=kw["cacert"],
-        progress=progress,
-    )
-
-
-def _valid_range(text: str) -> bool:
-    for part in text.split(","):
-        first, dash, last = part.strip().partition("-")
-        if not dash or not (first or last):
-            return False
-        if (first and not first.isdigit()) or (last and not last.isdigit()):
-            return False
-    return True
-
-
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
+    sys.exit(run_reported(body, reporter(env, shown)))

@@ -3,6 +3,10 @@
 Subcommands are imported when they run (or when `--help` lists them), so
 `--version` and a command's start do not pay for the others' protocol stacks:
 an attached `fetch` never imports the tunnel or the mixnet.
+
+The group keeps the command's streams, terminal flags and environment (cli/env.py)
+beside the global options in `ctx.obj`; a caller's `obj=CliEnv(...)` replaces the
+process's, which is how tests drive the CLI as if on a terminal.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 import click
 
 from smolmix_cli import __version__
+from smolmix_cli.cli.env import cli_env
 from smolmix_cli.cli.options import global_option_decorators
 from smolmix_cli.options import from_params
 
@@ -106,7 +111,7 @@ def cli(ctx: click.Context, /, **params: Any) -> None:
       smolmix --network testnet resolve demo.smolmix.test MX +short
       smolmix --network testnet session start --socks5 1080
     """
-    ctx.obj = {"globals": from_params(params)}
+    ctx.obj = {"globals": from_params(params), "env": cli_env(ctx)}
 
 
 cli.commands = LazyCommands(COMMANDS)

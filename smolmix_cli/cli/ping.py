@@ -20,6 +20,7 @@ import anyio
 import click
 
 from smolmix_cli.bootstrap import boot_mixnet
+from smolmix_cli.cli.env import CliEnv, cli_env
 from smolmix_cli.cli.errors import one_line_errors
 from smolmix_cli.cli.options import global_options
 from smolmix_cli.config import Network
@@ -42,11 +43,12 @@ def ping_config(network: Network, mean_delay_ms: float | None) -> ClientConfig:
 
 
 class Printer:
-    def __init__(self, as_json: bool) -> None:
+    def __init__(self, env: CliEnv, as_json: bool) -> None:
+        self.env = env
         self.as_json = as_json
 
     def line(self, text: str, record: dict[str, Any]) -> None:
-        click.echo(json.dumps(record) if self.as_json else text)
+        self.env.echo(json.dumps(record) if self.as_json else text)
 
 
 async def run_ping(
@@ -187,10 +189,11 @@ def ping(
     """
     from smolmix_cli.network_select import select_network
 
+    env = cli_env(ctx)
     network = select_network(
-        global_options(ctx).network, on_phase=lambda text: click.echo(f"smolmix: {text}", err=True)
+        global_options(ctx).network, on_phase=lambda text: env.echo(f"smolmix: {text}", err=True)
     )
-    out = Printer(as_json)
+    out = Printer(env, as_json)
     summary = anyio.run(
         lambda: run_ping(
             network,
@@ -205,10 +208,10 @@ def ping(
         )
     )
     if as_json:
-        click.echo(json.dumps(summary.to_json()))
+        env.echo(json.dumps(summary.to_json()))
     else:
-        click.echo("--- smolmix ping statistics ---")
+        env.echo("--- smolmix ping statistics ---")
         for line in summary.text():
-            click.echo(line)
+            env.echo(line)
     if summary.received == 0:
         raise CliError("no reply came back through the mixnet", ExitCode.FAILURE)

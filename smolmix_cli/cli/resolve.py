@@ -22,6 +22,7 @@ import click
 from smolmix_cli.apps import dns, dns_format
 from smolmix_cli.apps.dns_transports import DnsServer, parse_server, query_server
 from smolmix_cli.apps.errors import AppError, DnsError, DnsUsageError
+from smolmix_cli.cli.env import CliEnv, cli_env
 from smolmix_cli.cli.errors import run_reported
 from smolmix_cli.cli.options import global_options
 from smolmix_cli.errors_map import classify
@@ -117,10 +118,11 @@ def default_server(globals_: GlobalOptions, session: Any) -> DnsServer:
     return parse_server(UPSTREAM_DEFAULT)
 
 
-async def run_resolve(plan: Plan, globals_: GlobalOptions) -> int:
+async def run_resolve(env: CliEnv, plan: Plan, globals_: GlobalOptions) -> int:
     from smolmix_cli.session import open_tunnel
 
     status = 0
+    out = env.stdout_text
     async with open_tunnel(globals_) as session:
         server = plan.server or default_server(globals_, session)
         cafile = session.cafile(None)
@@ -137,17 +139,17 @@ async def run_resolve(plan: Plan, globals_: GlobalOptions) -> int:
                     cafile=cafile,
                 )
             except AppError as exc:  # dig goes on with the next question
-                click.echo(f";; {exc}", err=True)
+                env.echo(f";; {exc}", err=True)
                 transport = not isinstance(exc, DnsError)  # DoT/DoH: counts as no reply
                 status = int(ExitCode.DNS_NO_REPLY if transport else classify(exc).code)
                 continue
             if plan.as_json:
-                sys.stdout.write(json.dumps(dns_format.rfc8427(result)) + "\n")
+                out.write(json.dumps(dns_format.rfc8427(result)) + "\n")
             elif plan.short:
-                sys.stdout.write(dns_format.short_text(result))
+                out.write(dns_format.short_text(result))
             else:
-                sys.stdout.write(dns_format.dig_text(result) + "\n")
-            sys.stdout.flush()
+                out.write(dns_format.dig_text(result) + "\n")
+            out.flush()
     return status
 
 
@@ -232,6 +234,6 @@ def resolve(
             tries=tries,
             type_option=type_option,
         )
-        return anyio.run(run_resolve, plan, global_options(ctx))
+        return anyio.run(run_resolve, cli_env(ctx), plan, global_options(ctx))
 
     sys.exit(run_reported(body))

@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import click
 
+from smolmix_cli.cli.env import CliEnv, cli_env
 from smolmix_cli.cli.errors import one_line_errors
 from smolmix_cli.cli.options import global_options
 from smolmix_cli.exit_codes import CliError, ExitCode
@@ -43,10 +44,10 @@ def parse_duration(text: str) -> float | None:
 
 
 def _paths(ctx: click.Context) -> Any:
-    from smolmix_cli.session.paths import SessionPathError, SessionPaths
+    from smolmix_cli.session.paths import SessionPathError
 
     try:
-        return SessionPaths.for_network(global_options(ctx).network)
+        return cli_env(ctx).session_paths(global_options(ctx).network)
     except SessionPathError as exc:
         raise CliError(str(exc), ExitCode.FAILURE) from None
 
@@ -93,6 +94,7 @@ def start(ctx: click.Context, idle_timeout: str, socks5: str | None, foreground:
             listen = parse_listen(socks5)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--socks5") from None
+    env = cli_env(ctx)
     options = global_options(ctx)
     paths = _paths(ctx)
     if foreground:
@@ -102,7 +104,7 @@ def start(ctx: click.Context, idle_timeout: str, socks5: str | None, foreground:
 
     with boot_lock(paths, options.boot_timeout):
         if probe(paths.socket):
-            click.echo(
+            env.echo(
                 f"smolmix: a {paths.name} session is already running ({paths.socket})", err=True
             )
             return
@@ -113,9 +115,9 @@ def start(ctx: click.Context, idle_timeout: str, socks5: str | None, foreground:
     from smolmix_cli.session.remote import RemoteTunnel
 
     remote = RemoteTunnel(paths.socket)
-    status = anyio.run(wait_attached, remote, options.boot_timeout, boot_status)
+    status = anyio.run(wait_attached, remote, options.boot_timeout, boot_status(env))
     where = f", SOCKS5 on {status['socks5']}" if status.get("socks5") else ""
-    click.echo(
+    env.echo(
         f"smolmix: {paths.name} session ready (pid {pid}, exit {status.get('exit')}, "
         f"socket {paths.socket}{where})",
         err=True,
@@ -175,7 +177,7 @@ def stop(ctx: click.Context) -> None:
         raise CliError(
             f"the {paths.name} session did not stop within {STOP_TIMEOUT:g} s", ExitCode.FAILURE
         )
-    click.echo(f"smolmix: {paths.name} session stopped", err=True)
+    cli_env(ctx).echo(f"smolmix: {paths.name} session stopped", err=True)
 
 
 @session.command(name="status")
@@ -190,6 +192,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     from smolmix_cli.session.paths import probe
     from smolmix_cli.session.remote import RemoteTunnel, SessionUnavailable
 
+    env = cli_env(ctx)
     paths = _paths(ctx)
     report: dict[str, Any] | None = None
     if probe(paths.socket):
@@ -199,17 +202,16 @@ def status(ctx: click.Context, as_json: bool) -> None:
             report = None
     if report is None:
         if as_json:
-            click.echo(json.dumps({"running": False, "session": paths.name}))
+            env.echo(json.dumps({"running": False, "session": paths.name}))
         raise CliError(f"no {paths.name} session is running", ExitCode.FAILURE)
     report = {"running": True, "session": paths.name, **report}
     if as_json:
-        click.echo(json.dumps(report, indent=1))
+        env.echo(json.dumps(report, indent=1))
         return
-    _table(report)
+    _table(env, report)
 
 
-def _table(report: dict[str, Any]) -> None:
-    from rich.console import Console
+def _table(env: CliEnv, report: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title=f"smolmix session ({report['session']})", show_header=False)
@@ -235,4 +237,4 @@ def _table(report: dict[str, Any]) -> None:
     ]
     for name, value in rows:
         table.add_row(name, "-" if value is None else str(value))
-    Console().print(table)
+    env.console().print(table)

@@ -18,8 +18,9 @@ from typing import Any
 import anyio
 import click
 
+from smolmix_cli.cli.env import cli_env
 from smolmix_cli.cli.errors import one_line_errors
-from smolmix_cli.config import NETWORK_FILE, PID_FILE, Network, default_testnet_dir
+from smolmix_cli.config import NETWORK_FILE, PID_FILE, Network
 from smolmix_cli.exit_codes import CliError, ExitCode
 from smolmix_cli.network_select import is_testnet_process, read_pid, running_network
 
@@ -100,8 +101,10 @@ _DIR_OPTION = click.option(
     help="IP address every node and the directory listen on and advertise "
     "(another address lets other hosts use the network file).",
 )
+@click.pass_context
 @one_line_errors
 def up(
+    ctx: click.Context,
     mix_delay_ms: float,
     loss: float,
     state_dir: Path | None,
@@ -124,7 +127,8 @@ def up(
         except (OSError, UnicodeDecodeError, ExitPolicyError) as exc:
             raise click.BadParameter(str(exc), param_hint="--exit-policy") from None
 
-    state_dir = (state_dir or default_testnet_dir()).expanduser().resolve()
+    env = cli_env(ctx)
+    state_dir = (state_dir or env.testnet_state_dir()).expanduser().resolve()
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         ipaddress.ip_address(host)
@@ -147,7 +151,7 @@ def up(
         async with anyio.create_task_group() as tg:
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as sigs:
                 info = await tg.start(network.serve)
-                click.echo(
+                env.echo(
                     f"smolmix: local network up: directory {info.api_urls[0].url}, "
                     f"{nodes} mix nodes, {exits} exit{'s' if exits > 1 else ''}, "
                     f"mean delay {mix_delay_ms:g} ms, loss {loss:g}; "
@@ -155,12 +159,12 @@ def up(
                     err=True,
                 )
                 if info.demo is not None:
-                    click.echo(
+                    env.echo(
                         f"smolmix: demo origin {info.demo.zone} at {info.demo.ipv4} through the "
                         f"tunnel (http, https, ws :8080, wss :8443, DNS {info.dns_resolver})",
                         err=True,
                     )
-                click.echo(str(network.network_file))
+                env.echo(str(network.network_file))
                 async for _ in sigs:
                     break
                 tg.cancel_scope.cancel()
@@ -183,7 +187,7 @@ def up(
             with contextlib.suppress(OSError):
                 if name != PID_FILE or path.read_text().strip() == str(os.getpid()):
                     path.unlink()
-    click.echo("smolmix: local network stopped", err=True)
+    env.echo("smolmix: local network stopped", err=True)
 
 
 def _claim_pid_file(state_dir: Path) -> None:
@@ -210,13 +214,15 @@ def _claim_pid_file(state_dir: Path) -> None:
 
 @testnet.command(name="down")
 @_DIR_OPTION
+@click.pass_context
 @one_line_errors
-def down(state_dir: Path | None) -> None:
+def down(ctx: click.Context, state_dir: Path | None) -> None:
     """Stop the local network started by `up` (or in the background)."""
-    state_dir = (state_dir or default_testnet_dir()).expanduser().resolve()
+    env = cli_env(ctx)
+    state_dir = (state_dir or env.testnet_state_dir()).expanduser().resolve()
     pid = read_pid(state_dir)
     if pid is None:
-        click.echo("smolmix: no local test network is running", err=True)
+        env.echo("smolmix: no local test network is running", err=True)
         return
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
@@ -229,9 +235,9 @@ def down(state_dir: Path | None) -> None:
         for name in (NETWORK_FILE, PID_FILE):
             with contextlib.suppress(OSError):
                 (state_dir / name).unlink()
-        click.echo(f"smolmix: local network (pid {pid}) killed after {STOP_TIMEOUT:g} s", err=True)
+        env.echo(f"smolmix: local network (pid {pid}) killed after {STOP_TIMEOUT:g} s", err=True)
         return
-    click.echo(f"smolmix: local network (pid {pid}) stopped", err=True)
+    env.echo(f"smolmix: local network (pid {pid}) stopped", err=True)
 
 
 def _reap(pid: int) -> None:
@@ -313,43 +319,45 @@ async def collect_status(network: Network) -> dict[str, Any]:
 @testnet.command(name="status")
 @_DIR_OPTION
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+@click.pass_context
 @one_line_errors
-def status(state_dir: Path | None, as_json: bool) -> None:
+def status(ctx: click.Context, state_dir: Path | None, as_json: bool) -> None:
     """Report each node's liveness and packet counters; exit 112 when not running."""
-    state_dir = (state_dir or default_testnet_dir()).expanduser().resolve()
+    env = cli_env(ctx)
+    state_dir = (state_dir or env.testnet_state_dir()).expanduser().resolve()
     network = running_network(state_dir)
     if network is None:
         if as_json:
-            click.echo(json.dumps({"running": False, "state_dir": str(state_dir)}))
+            env.echo(json.dumps({"running": False, "state_dir": str(state_dir)}))
         raise CliError(
             f"no local test network is running in {state_dir}", ExitCode.TESTNET_UNAVAILABLE
         )
     report = anyio.run(collect_status, network)
     if as_json:
-        click.echo(json.dumps(report))
+        env.echo(json.dumps(report))
         return
-    click.echo(
+    env.echo(
         f"local network pid {report['pid']}, directory {report['directory_url']} "
         f"({'up' if report['directory_alive'] else 'DOWN'}), mean delay "
         f"{report['mean_delay_ms']:g} ms, loss {report['loss']}"
     )
-    click.echo(
+    env.echo(
         f"{'node':>5} {'role':<8} {'layer':>5} {'mix':>6} {'ws':>6} {'alive':<5} "
         f"{'received':>9} {'forwarded':>9} {'dropped':>8}"
     )
     for node in report["nodes"]:
         c = node["counters"]
         dropped = sum(v for k, v in c.items() if k.startswith("dropped_"))
-        click.echo(
+        env.echo(
             f"{node['node_id']:>5} {node['role']:<8} {node['layer'] or '-':>5} "
             f"{node['mix_port']:>6} {node['ws_port'] or '-':>6} "
             f"{'yes' if node['alive'] else 'NO':<5} {c.get('received', 0):>9} "
             f"{c.get('forwarded', 0):>9} {dropped:>8}"
         )
     for exit_info in report["exits"]:
-        click.echo(f"exit {exit_info['node_id']}: IPR {exit_info['ipr_address']}")
+        env.echo(f"exit {exit_info['node_id']}: IPR {exit_info['ipr_address']}")
     if report["dns_resolver"]:
-        click.echo(f"DNS resolver (through the tunnel): {report['dns_resolver']}")
+        env.echo(f"DNS resolver (through the tunnel): {report['dns_resolver']}")
     if not all(n["alive"] for n in report["nodes"]) or not report["directory_alive"]:
         raise CliError(
             "some nodes of the local network are not answering", ExitCode.TESTNET_UNAVAILABLE

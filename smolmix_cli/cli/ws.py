@@ -18,7 +18,7 @@ import os
 import stat
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import anyio
 import click
@@ -26,6 +26,7 @@ import click
 from smolmix_cli.apps import ws as ws_app
 from smolmix_cli.apps.errors import OperationTimeout, UsageError, WsClosed
 from smolmix_cli.apps.http_headers import HeaderEdit, parse_header_arg
+from smolmix_cli.cli.env import CliEnv, cli_env
 from smolmix_cli.cli.errors import run_reported
 from smolmix_cli.cli.options import global_options
 from smolmix_cli.errors_map import classify
@@ -55,9 +56,9 @@ class WsArgs:
 class Printer:
     """Messages to stdout (raw lines, or JSON events with --jsonl)."""
 
-    def __init__(self, jsonl: bool) -> None:
+    def __init__(self, out: IO[bytes], jsonl: bool) -> None:
         self.jsonl = jsonl
-        self.out = sys.stdout.buffer
+        self.out = out
 
     def event(self, record: dict[str, Any]) -> None:
         if self.jsonl:
@@ -79,25 +80,27 @@ class Printer:
 
 class StdinReader:
     """stdin without threads: the event loop waits on the descriptor (pipes, terminals);
-    regular files and /dev/null are read directly, they never block."""
+    regular files and /dev/null are read directly, they never block. A stdin without
+    a descriptor (an env's BytesIO) is read whole, once."""
 
-    def __init__(self) -> None:
+    def __init__(self, env: CliEnv) -> None:
+        self._stdin = env.stdin
         self._drained = False
         try:
-            self.fd: int | None = sys.stdin.fileno()
+            self.fd: int | None = self._stdin.fileno()
         except (AttributeError, OSError, ValueError):  # no descriptor (embedded, tests)
             self.fd = None
             self.pollable = False
             return
         mode = os.fstat(self.fd).st_mode
-        self.pollable = not (stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not os.isatty(self.fd)))
+        self.pollable = not (stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not env.stdin_isatty))
 
     async def read(self) -> bytes:
         if self.fd is None:  # one blocking read of whatever stdin object there is
             if self._drained:
                 return b""
             self._drained = True
-            return bytes(sys.stdin.buffer.read())
+            return bytes(self._stdin.read())
         if self.pollable:
             await anyio.wait_readable(self.fd)
         return os.read(self.fd, READ_SIZE)
@@ -113,12 +116,12 @@ def _payload(line: bytes, binary: bool) -> str | bytes:
     return line if binary else line.decode("utf-8", "replace")
 
 
-async def run_ws(args: WsArgs, globals_: GlobalOptions) -> int:
+async def run_ws(env: CliEnv, args: WsArgs, globals_: GlobalOptions) -> int:
     from smolmix_cli.session import open_tunnel
 
-    printer = Printer(args.jsonl)
+    printer = Printer(env.stdout, args.jsonl)
     async with open_tunnel(globals_) as session:
-        stdin = StdinReader()
+        stdin = StdinReader(env)
         cafile = None if args.insecure else session.cafile(args.cacert)
         options = ws_app.WsOptions(
             header_edits=args.headers,
@@ -200,7 +203,7 @@ async def run_ws(args: WsArgs, globals_: GlobalOptions) -> int:
         if closed_by_us and closed.code in (1000, 1001):
             return 0
         text = f"connection closed: {closed.code}" + (f" {closed.reason}" if closed.reason else "")
-        click.echo(f"smolmix: {text}", err=True)
+        env.echo(f"smolmix: {text}", err=True)
         return 0 if closed.normal else int(classify(closed).code)
 
 
@@ -322,6 +325,6 @@ def ws(ctx: click.Context, /, url: str, **kw: Any) -> None:
         if kw["binary"] and kw["text_mode"]:
             raise UsageError("use only one of -t and -b")
         ws_app.parse_ws_url(url)
-        return anyio.run(run_ws, args, global_options(ctx))
+        return anyio.run(run_ws, cli_env(ctx), args, global_options(ctx))
 
     sys.exit(run_reported(body))

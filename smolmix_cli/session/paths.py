@@ -71,8 +71,9 @@ class SessionPaths:
     directory: Path
 
     @classmethod
-    def for_network(cls, network: str | None) -> SessionPaths:
-        paths = cls(session_name(network), runtime_dir())
+    def for_network(cls, network: str | None, directory: Path | None = None) -> SessionPaths:
+        """`directory`: one the caller already chose (the CLI's injected one); else runtime_dir()."""
+        paths = cls(session_name(network), directory if directory is not None else runtime_dir())
         if len(os.fsencode(paths.socket)) > SOCKET_PATH_MAX:
             raise SessionPathError(
                 f"socket path {paths.socket} is too long for a Unix socket; "

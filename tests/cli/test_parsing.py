@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from smolmix_cli.apps.errors import (
     WsClosed,
 )
 from smolmix_cli.apps.http_body import FileBody, MultipartBody
-from smolmix_cli.cli.fetch import parse_settings, remote_name, upload_url
+from smolmix_cli.cli.env import CliEnv
+from smolmix_cli.cli.fetch_settings import parse_settings, remote_name, upload_url
 from smolmix_cli.cli.main import cli
 from smolmix_cli.cli.options import global_options
 from smolmix_cli.cli.resolve import parse_tokens
@@ -29,6 +31,7 @@ from smolmix_cli.options import GlobalOptions, from_params
 from smolmix_cli.session.factory import tunnel_options
 
 NO_NETWORK = "/nonexistent/network.json"
+PIPED = CliEnv(stdin=io.BytesIO(), stdout=io.BytesIO(), stderr=io.StringIO())
 
 
 def fetch_kw(**changes: Any) -> dict[str, Any]:
@@ -46,21 +49,22 @@ def test_settings_pair_outputs_with_urls_and_build_bodies(tmp_path: Path) -> Non
     s = parse_settings(
         ("http://a.test/", "http://b.test/dir/"),
         fetch_kw(outputs=(tmp_path / "one",), upload_file=str(f), headers=("X-A: 1",)),
+        PIPED,
     )
     assert [j.output.path for j in s.jobs] == [tmp_path / "one", None]
     assert s.jobs[1].url == "http://b.test/dir/up.txt"  # curl -T appends the name to a "/" URL
     assert s.jobs[0].options.method == "PUT" and isinstance(s.jobs[0].options.body, FileBody)
     assert s.jobs[0].options.header_edits[0].name == "X-A"
-    g = parse_settings(("http://a.test/p?x=1",), fetch_kw(data=("a=1", "b=2"), get=True))
+    g = parse_settings(("http://a.test/p?x=1",), fetch_kw(data=("a=1", "b=2"), get=True), PIPED)
     assert g.jobs[0].url == "http://a.test/p?x=1&a=1&b=2" and g.jobs[0].options.body is None
-    form = parse_settings(("http://a.test/",), fetch_kw(form=("n=v",)))
+    form = parse_settings(("http://a.test/",), fetch_kw(form=("n=v",)), PIPED)
     assert isinstance(form.jobs[0].options.body, MultipartBody)
 
 
 def test_resume_reads_the_existing_size(tmp_path: Path) -> None:
     target = tmp_path / "part"
     target.write_bytes(b"x" * 123)
-    s = parse_settings(("http://a.test/f",), fetch_kw(outputs=(target,), continue_at="-"))
+    s = parse_settings(("http://a.test/f",), fetch_kw(outputs=(target,), continue_at="-"), PIPED)
     assert s.jobs[0].options.resume_from == 123 and s.jobs[0].output.append
 
 
@@ -81,7 +85,7 @@ def test_resume_reads_the_existing_size(tmp_path: Path) -> None:
 )
 def test_bad_values_raise_curls_number(changes: dict[str, Any], code: int) -> None:
     with pytest.raises(AppError) as info:
-        parse_settings(("http://a.test/",), fetch_kw(**changes))
+        parse_settings(("http://a.test/",), fetch_kw(**changes), PIPED)
     assert classify(info.value).code == code
 
 
