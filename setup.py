@@ -1,6 +1,6 @@
 """Optional native builds; everything else is declared in pyproject.toml.
 
-- `smolmix_cli.netstack._checksum`: the Internet checksum's ones'-complement
+- `smolmix_cli.netstack.wire._checksum`: the Internet checksum's ones'-complement
   sum in C (checksum.py keeps a pure-Python form).
 - The netstack's sans-io core (`NATIVE_CORE`) compiled by mypyc from the same
   Python sources: the engine is CPU-bound at sub-millisecond round trips and
@@ -42,7 +42,7 @@ def _native_core_names() -> tuple[str, ...]:
 NATIVE_CORE = _native_core_names()
 
 GROUP = "smolmix_cli.netstack._core"  # mypyc's shared library: smolmix_cli/netstack/_core__mypyc.*
-# every module the group builds, by name within smolmix_cli.netstack
+# every module the group builds, by dotted name within smolmix_cli.netstack
 GROUP_MODULES = (*NATIVE_CORE, GROUP.rsplit(".", 1)[1] + "__mypyc")
 
 
@@ -58,7 +58,7 @@ def _native_core() -> list[Extension]:
         from mypyc.build import mypycify
     except ImportError:
         return []
-    paths = [f"smolmix_cli/netstack/{name}.py" for name in NATIVE_CORE]
+    paths = [f"smolmix_cli/netstack/{name.replace('.', '/')}.py" for name in NATIVE_CORE]
     exts: list[Extension] = mypycify(paths, opt_level="3", group_name=GROUP)
     for ext in exts:
         ext.optional = True
@@ -79,12 +79,14 @@ class BuildExt(build_ext):
             print(
                 "smolmix: the mypyc build failed; the netstack stays pure Python", file=sys.stderr
             )
+        here = Path(__file__).resolve().parent / "smolmix_cli" / "netstack"
         if not group:
             # A plain-Python build: an earlier editable build's modules would still win.
-            here = Path(__file__).resolve().parent / "smolmix_cli" / "netstack"
             for name in GROUP_MODULES:
+                base = here.joinpath(*name.split("."))
                 for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-                    (here / f"{name}{suffix}").unlink(missing_ok=True)
+                    base.with_name(base.name + suffix).unlink(missing_ok=True)
+        _remove_orphans(here, {e.name for e in self.extensions})
 
     def build_extension(self, ext: Any) -> None:
         try:
@@ -94,11 +96,29 @@ class BuildExt(build_ext):
             raise
 
 
+def _remove_orphans(here: Path, extensions: set[str]) -> None:
+    """Remove in-place builds of modules that have no source any more (moved or deleted).
+
+    An editable install keeps builds beside the sources, where such a build would
+    still import under its old name.
+    """
+    suffixes = sorted(importlib.machinery.EXTENSION_SUFFIXES, key=len, reverse=True)
+    root = here.parent.parent
+    for path in here.rglob("*"):
+        suffix = next((s for s in suffixes if path.name.endswith(s)), None)
+        if suffix is None:
+            continue
+        stem = path.name[: -len(suffix)]
+        module = ".".join((*path.parent.relative_to(root).parts, stem))
+        if module not in extensions and not path.with_name(stem + ".py").exists():
+            path.unlink()
+
+
 setup(
     ext_modules=[
         Extension(
-            "smolmix_cli.netstack._checksum",
-            ["smolmix_cli/netstack/_checksum.c"],
+            "smolmix_cli.netstack.wire._checksum",
+            ["smolmix_cli/netstack/wire/_checksum.c"],
             optional=True,
         ),
         *_native_core(),

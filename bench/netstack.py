@@ -39,8 +39,9 @@ import anyio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from smolmix_cli.netstack.aio import run_stack
-from smolmix_cli.netstack.device import TunDevice, memory_link
-from smolmix_cli.netstack.stack import NetStack
+from smolmix_cli.netstack.iface.stack import NetStack
+from smolmix_cli.netstack.phy.memory import memory_link
+from smolmix_cli.netstack.phy.tun import TunDevice
 from tests.netstack.netns import Namespace, unavailable_reason
 from tests.netstack.relay import Impairment, relay
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from smolmix_cli.netstack.stack import NetStack
+from smolmix_cli.netstack.iface.stack import NetStack
 from tests.netstack.relay import Impairment, SimLink
 
 A, B = IPv4Address("192.0.2.1"), IPv4Address("192.0.2.2")

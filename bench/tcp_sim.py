@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from smolmix_cli.netstack.tcp import TcpConfig
-from smolmix_cli.netstack.tcp_sim import BulkSender, LinkParams, Reader, SimLink
+from smolmix_cli.netstack.socket.tcp.connection import TcpConfig
+from smolmix_cli.netstack.socket.tcp.sim import BulkSender, LinkParams, Reader, SimLink
 
 # Mixnet-shaped: 0.8 s base RTT, exp(150 ms) per packet each way, 2% loss, with the
 # settings a mixnet client would use (RTO floor 1 s, MSS for a 1240-byte IPR MTU).
@@ -91,9 +91,9 @@ def engine_cpu(size: int, wire: bool) -> dict[str, float]:
     """Wall-clock MB/s of TCP alone: segment-at-a-time FIFO, optional codec round trip."""
     from collections import deque
 
-    from smolmix_cli.netstack.tcp import TcpConnection
-    from smolmix_cli.netstack.tcp_sim import A_END, B_END
-    from smolmix_cli.netstack.tcp_wire import TcpSegment, decode_tcp, encode_tcp
+    from smolmix_cli.netstack.socket.tcp.connection import TcpConnection
+    from smolmix_cli.netstack.socket.tcp.sim import A_END, B_END
+    from smolmix_cli.netstack.wire.tcp import TcpSegment, decode_tcp, encode_tcp
 
     pseudo = b"\xc0\x00\x02\x01\xc0\x00\x02\x02\x00\x06\x00\x00"
     cfg = TcpConfig()

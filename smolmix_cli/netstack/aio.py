@@ -21,13 +21,14 @@ from typing import Any
 import anyio
 from anyio.abc import ByteStream, SocketAttribute, TaskStatus
 
-from ..wakeup import Wakeup, new_wakeup
-from .device import PacketDevice
-from .errors import NetstackError
-from .ip import Endpoint, IPAddress
-from .stack import ECHO_REPLIES, NetStack, TcpListener, TcpSocket
-from .udp import Datagram
-from .udp import UdpSocket as _UdpState
+from smolmix_cli.netstack.errors import NetstackError
+from smolmix_cli.netstack.iface.handles import TcpListener, TcpSocket
+from smolmix_cli.netstack.iface.stack import ECHO_REPLIES, NetStack
+from smolmix_cli.netstack.phy.device import PacketDevice
+from smolmix_cli.netstack.socket.udp import Datagram
+from smolmix_cli.netstack.socket.udp import UdpSocket as _UdpState
+from smolmix_cli.netstack.wire.ip import Endpoint, IPAddress
+from smolmix_cli.wakeup import Wakeup, new_wakeup
 
 RX_BATCH = 64  # packets handled per wake-up before the output is flushed
 

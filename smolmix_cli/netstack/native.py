@@ -13,16 +13,35 @@ import importlib.machinery
 from pathlib import Path
 
 # The sans-io core: everything a packet touches from the device to the socket.
-NATIVE_CORE = ("errors", "ip", "icmp", "udp", "tcp_wire", "tcp_buffers", "tcp", "stack")
+NATIVE_CORE = (
+    "errors",
+    "wire.ip",
+    "wire.icmp",
+    "wire.udp",
+    "wire.tcp",
+    "wire.tcp_ip",
+    "socket.udp",
+    "socket.tcp.reassembly",
+    "socket.tcp.connection",
+    "iface.fragments",
+    "iface.handles",
+    "iface.stack",
+)
 
 _HERE = Path(__file__).resolve().parent
 
 
+def _path(name: str) -> Path:
+    """`wire.ip` -> .../netstack/wire/ip (no suffix)."""
+    return _HERE.joinpath(*name.split("."))
+
+
 def _builds(name: str) -> list[Path]:
+    base = _path(name)
     return [
         p
         for suffix in importlib.machinery.EXTENSION_SUFFIXES
-        if (p := _HERE / f"{name}{suffix}").exists()
+        if (p := base.with_name(base.name + suffix)).exists()
     ]
 
 
@@ -35,7 +54,7 @@ def stale() -> list[str]:
     """Core modules whose source is newer than their compiled build."""
     out = []
     for name in NATIVE_CORE:
-        source = _HERE / f"{name}.py"
+        source = _path(name).with_suffix(".py")
         for build in _builds(name):
             if source.stat().st_mtime > build.stat().st_mtime:
                 out.append(name)

@@ -46,7 +46,7 @@ from smolmix_cli.netstack.errors import (
     ConnectionTimedOut,
     NetstackError,
 )
-from smolmix_cli.netstack.stack import NetStack
+from smolmix_cli.netstack.iface.stack import NetStack
 from smolmix_cli.tunnel.errors import (
     ExitPolicyDenied,
     GatewayLost,

@@ -16,15 +16,15 @@ import secrets
 import sys
 from ipaddress import IPv4Address, IPv6Address
 
-from smolmix_cli.netstack.ip import IPAddress
-from smolmix_cli.netstack.stack import NetStack
+from smolmix_cli.netstack.iface.stack import NetStack
+from smolmix_cli.netstack.wire.ip import IPAddress
 from tests.netstack.relay import Impairment, SimLink
 
 
 def trace(size: int = 192 * 1024, seed: int = 7) -> dict[str, object]:
     rng = random.Random(seed)
     real = secrets.randbits
-    secrets.randbits = rng.getrandbits  # ISNs and timestamp offsets (tcp.py)
+    secrets.randbits = rng.getrandbits  # ISNs and timestamp offsets (connection.py)
     try:
         return _trace(size, seed)
     finally:

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from smolmix_cli.netstack.device import PacketDevice
-from smolmix_cli.netstack.ip import IPAddress
-from smolmix_cli.netstack.stack import NetStack, TcpSocket
+from smolmix_cli.netstack.iface.handles import TcpSocket
+from smolmix_cli.netstack.iface.stack import NetStack
+from smolmix_cli.netstack.phy.device import PacketDevice
+from smolmix_cli.netstack.wire.ip import IPAddress
 
 
 @dataclass

@@ -16,10 +16,11 @@ import pytest
 from anyio.streams.tls import TLSStream
 
 from smolmix_cli.netstack.aio import StackRunner, TcpStream, run_stack
-from smolmix_cli.netstack.device import DatagramSocketDevice, memory_link
 from smolmix_cli.netstack.errors import ConnectionRefused, ConnectionReset
-from smolmix_cli.netstack.stack import NetStack
-from smolmix_cli.netstack.tcp import TcpConfig
+from smolmix_cli.netstack.iface.stack import NetStack
+from smolmix_cli.netstack.phy.datagram import DatagramSocketDevice
+from smolmix_cli.netstack.phy.memory import memory_link
+from smolmix_cli.netstack.socket.tcp.connection import TcpConfig
 from tests.self_signed import self_signed_tls
 
 from .relay import Impairment, relay

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smolmix_cli.netstack import checksum
-from smolmix_cli.netstack.checksum import internet_checksum, is_valid, py_ones_complement_sum
+from smolmix_cli.netstack.wire import checksum
+from smolmix_cli.netstack.wire.checksum import internet_checksum, is_valid, py_ones_complement_sum
 
 Sum = Callable[..., int]
 SUMS: list[Sum] = [py_ones_complement_sum]
@@ -37,7 +37,7 @@ def test_accelerator_is_built_where_a_compiler_is() -> None:
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("no C compiler here: the pure-Python sum is the one in use")
     assert checksum.ACCELERATED, (
-        "smolmix_cli/netstack/_checksum.c was not built: reinstall with `pip install -e .`"
+        "smolmix_cli/netstack/wire/_checksum.c was not built: reinstall with `pip install -e .`"
     )
 
 

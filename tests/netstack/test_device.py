@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from smolmix_cli.netstack.device import memory_link
+from smolmix_cli.netstack.phy.memory import memory_link
 
 pytestmark = [pytest.mark.anyio, pytest.mark.anyio_backends("asyncio", "trio")]
 

@@ -13,23 +13,23 @@ from ipaddress import IPv4Address, IPv6Address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from smolmix_cli.netstack import icmp
-from smolmix_cli.netstack.checksum import internet_checksum
-from smolmix_cli.netstack.ip import (
+from smolmix_cli.netstack.iface.fragments import Reassembler
+from smolmix_cli.netstack.iface.stack import NetStack
+from smolmix_cli.netstack.socket.tcp.connection import TcpConfig
+from smolmix_cli.netstack.wire import icmp
+from smolmix_cli.netstack.wire.checksum import internet_checksum
+from smolmix_cli.netstack.wire.ip import (
     PROTO_FRAGMENT,
     PROTO_ICMP,
     PROTO_ICMPV6,
     PROTO_TCP,
     PROTO_UDP,
-    Reassembler,
     encode_ip,
     encode_ipv6,
     pseudo_header_raw,
 )
-from smolmix_cli.netstack.stack import NetStack
-from smolmix_cli.netstack.tcp import TcpConfig
-from smolmix_cli.netstack.tcp_wire import ACK, PSH, SYN, TcpSegment, encode_tcp
-from smolmix_cli.netstack.udp import encode_udp
+from smolmix_cli.netstack.wire.tcp import ACK, PSH, SYN, TcpSegment, encode_tcp
+from smolmix_cli.netstack.wire.udp import encode_udp
 from tests.fuzzing import scaled
 
 from .relay import Impairment, SimLink

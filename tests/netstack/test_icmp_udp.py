@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smolmix_cli.netstack import icmp
-from smolmix_cli.netstack.ip import (
+from smolmix_cli.netstack.socket.udp import Datagram, UdpSocket
+from smolmix_cli.netstack.wire import icmp
+from smolmix_cli.netstack.wire.ip import (
     PROTO_ICMPV6,
     PROTO_TCP,
     PROTO_UDP,
@@ -18,7 +19,7 @@ from smolmix_cli.netstack.ip import (
     encode_ipv6,
     pseudo_header_raw,
 )
-from smolmix_cli.netstack.udp import Datagram, UdpSocket, decode_udp, encode_udp
+from smolmix_cli.netstack.wire.udp import decode_udp, encode_udp
 
 A4, B4 = IPv4Address("192.0.2.1").packed, IPv4Address("192.0.2.2").packed
 A6, B6 = IPv6Address("fd00:e7a1::1").packed, IPv6Address("fd00:e7a1::2").packed

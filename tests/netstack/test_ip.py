@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smolmix_cli.netstack.ip import (
+from smolmix_cli.netstack.iface.fragments import Reassembler
+from smolmix_cli.netstack.wire.ip import (
     PROTO_FRAGMENT,
     PROTO_TCP,
     PROTO_UDP,
     PacketError,
-    Reassembler,
     decode_ip,
     encode_ipv4,
     encode_ipv6,
@@ -73,7 +73,7 @@ def _v4(header_tail: bytes = b"", total: int | None = None, flags_frag: int = 0x
     tot = total if total is not None else ihl * 4 + len(payload)
     head = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, tot, 7, flags_frag, 64, 17, 0, A4, B4)
     head += header_tail
-    from smolmix_cli.netstack.checksum import internet_checksum
+    from smolmix_cli.netstack.wire.checksum import internet_checksum
 
     csum = internet_checksum(head)
     return head[:10] + struct.pack("!H", csum) + head[12:] + payload
@@ -151,7 +151,7 @@ def test_too_many_extension_headers() -> None:
 
 def _v4_fragments(payload: bytes, size: int, ident: int = 99) -> list[bytes]:
     out = []
-    from smolmix_cli.netstack.checksum import internet_checksum
+    from smolmix_cli.netstack.wire.checksum import internet_checksum
 
     for off in range(0, len(payload), size):
         chunk = payload[off : off + size]

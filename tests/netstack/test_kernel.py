@@ -20,10 +20,10 @@ import anyio
 import pytest
 
 from smolmix_cli.netstack.aio import StackRunner, TcpStream, run_stack
-from smolmix_cli.netstack.device import TunDevice
 from smolmix_cli.netstack.errors import ConnectionRefused, ConnectionReset
-from smolmix_cli.netstack.stack import NetStack
-from smolmix_cli.netstack.tcp import TcpConfig
+from smolmix_cli.netstack.iface.stack import NetStack
+from smolmix_cli.netstack.phy.tun import TunDevice
+from smolmix_cli.netstack.socket.tcp.connection import TcpConfig
 
 from .netns import Namespace, unavailable_reason
 
@@ -261,7 +261,7 @@ async def test_udp_and_port_unreachable_with_kernel(netns: Namespace, version: i
 @pytest.mark.parametrize("version", [4, 6])
 async def test_kernel_ping_answered(netns: Namespace, version: int) -> None:
     """A raw ICMP echo from the kernel: our reply must pass the kernel's checksum checks."""
-    from smolmix_cli.netstack import icmp as icmp_mod
+    from smolmix_cli.netstack.wire import icmp as icmp_mod
 
     def kernel_ping() -> bytes:
         if version == 4:

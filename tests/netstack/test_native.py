@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from smolmix_cli.netstack import native, tcp
-from smolmix_cli.netstack.ip import decode_ip, encode_ip
+from smolmix_cli.netstack import native
+from smolmix_cli.netstack.iface.stack import NetStack
 from smolmix_cli.netstack.native import NATIVE_CORE
-from smolmix_cli.netstack.stack import NetStack
+from smolmix_cli.netstack.socket.tcp import connection
+from smolmix_cli.netstack.wire.ip import decode_ip, encode_ip
 from tests.netstack.engine_trace import trace
 from tests.netstack.relay import Impairment, SimLink
 
@@ -29,23 +30,25 @@ def test_core_is_compiled_where_a_compiler_is() -> None:
     if os.environ.get("SMOLMIX_PURE_PYTHON"):
         pytest.skip("SMOLMIX_PURE_PYTHON is set: built without mypyc on purpose")
     assert native.compiled() == list(NATIVE_CORE), "reinstall with `pip install -e .`"
-    assert tcp.__file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+    assert connection.__file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
 
 
 def test_stale_names_modules_whose_source_changed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
-    for name in ("tcp", "ip"):
+    (tmp_path / "wire").mkdir()
+    (tmp_path / "socket" / "tcp").mkdir(parents=True)
+    for name in ("socket/tcp/connection", "wire/ip"):
         (tmp_path / f"{name}.py").write_text("")
         (tmp_path / f"{name}{suffix}").write_bytes(b"")
         os.utime(tmp_path / f"{name}{suffix}", (2000, 2000))
-    os.utime(tmp_path / "tcp.py", (1000, 1000))  # built after its source: current
-    os.utime(tmp_path / "ip.py", (3000, 3000))  # edited after the build: stale
-    (tmp_path / "udp.py").write_text("")  # never compiled: neither
+    os.utime(tmp_path / "socket/tcp/connection.py", (1000, 1000))  # built after its source
+    os.utime(tmp_path / "wire/ip.py", (3000, 3000))  # edited after the build: stale
+    (tmp_path / "wire/udp.py").write_text("")  # never compiled: neither
     monkeypatch.setattr(native, "_HERE", tmp_path)
-    assert native.compiled() == ["ip", "tcp"]
-    assert native.stale() == ["ip"]
+    assert native.compiled() == ["wire.ip", "socket.tcp.connection"]
+    assert native.stale() == ["wire.ip"]
 
 
 def test_compiled_core_sends_the_same_packets_as_the_sources(tmp_path: Path) -> None:
@@ -61,7 +64,8 @@ def test_compiled_core_sends_the_same_packets_as_the_sources(tmp_path: Path) -> 
         shutil.copy(ROOT / "tests" / "netstack" / name, tmp_path / "tests" / "netstack" / name)
     script = (
         "import json, sys\n"
-        "import smolmix_cli.netstack.tcp as tcp, smolmix_cli.netstack.stack as stack\n"
+        "import smolmix_cli.netstack.iface.stack as stack\n"
+        "import smolmix_cli.netstack.socket.tcp.connection as tcp\n"
         "assert tcp.__file__.endswith('.py') and stack.__file__.endswith('.py'), tcp.__file__\n"
         "from tests.netstack.engine_trace import trace\n"
         "json.dump(trace(), sys.stdout)\n"

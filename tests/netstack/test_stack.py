@@ -7,9 +7,12 @@ from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
-from smolmix_cli.netstack import icmp
 from smolmix_cli.netstack.errors import AddressInUse, ConnectionRefused
-from smolmix_cli.netstack.ip import (
+from smolmix_cli.netstack.iface.stack import EPHEMERAL_FIRST, NetStack
+from smolmix_cli.netstack.socket.tcp.connection import TcpConfig
+from smolmix_cli.netstack.socket.udp import DatagramTooLarge
+from smolmix_cli.netstack.wire import icmp
+from smolmix_cli.netstack.wire.ip import (
     PROTO_ICMP,
     PROTO_ICMPV6,
     PROTO_TCP,
@@ -19,10 +22,8 @@ from smolmix_cli.netstack.ip import (
     encode_ip,
     pseudo_header_raw,
 )
-from smolmix_cli.netstack.stack import EPHEMERAL_FIRST, NetStack
-from smolmix_cli.netstack.tcp import TcpConfig
-from smolmix_cli.netstack.tcp_wire import ACK, RST, SYN, TcpSegment, decode_tcp, encode_tcp
-from smolmix_cli.netstack.udp import DatagramTooLarge, decode_udp, encode_udp
+from smolmix_cli.netstack.wire.tcp import ACK, RST, SYN, TcpSegment, decode_tcp, encode_tcp
+from smolmix_cli.netstack.wire.udp import decode_udp, encode_udp
 
 from .relay import Impairment, SimLink
 

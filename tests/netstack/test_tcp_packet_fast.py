@@ -8,11 +8,13 @@ from ipaddress import IPv4Address
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smolmix_cli.netstack.checksum import internet_checksum
-from smolmix_cli.netstack.ip import PROTO_TCP, decode_ip, encode_ip, pseudo_header_raw
-from smolmix_cli.netstack.stack import NetStack, TcpSocket, _ipv4_base_sum, _tcp_packet
-from smolmix_cli.netstack.tcp import TcpConfig
-from smolmix_cli.netstack.tcp_wire import TcpSegment, decode_tcp, encode_tcp
+from smolmix_cli.netstack.iface.handles import TcpSocket
+from smolmix_cli.netstack.iface.stack import NetStack
+from smolmix_cli.netstack.socket.tcp.connection import TcpConfig
+from smolmix_cli.netstack.wire.checksum import internet_checksum
+from smolmix_cli.netstack.wire.ip import PROTO_TCP, decode_ip, encode_ip, pseudo_header_raw
+from smolmix_cli.netstack.wire.tcp import TcpSegment, decode_tcp, encode_tcp
+from smolmix_cli.netstack.wire.tcp_ip import encode_tcp_ip, ipv4_tcp_base_sum
 
 from .relay import Impairment, SimLink
 
@@ -43,8 +45,8 @@ def test_fast_path_bytes_equal_general_encoder(
 ) -> None:
     seg = TcpSegment(*ports, seq, ack, flags, window, payload, urgent=urgent)
     seg.timestamps = ts
-    fast = _tcp_packet(
-        SRC, DST, seg, pseudo_header_raw(SRC, DST, PROTO_TCP, 0), _ipv4_base_sum(SRC, DST)
+    fast = encode_tcp_ip(
+        SRC, DST, seg, pseudo_header_raw(SRC, DST, PROTO_TCP, 0), ipv4_tcp_base_sum(SRC, DST)
     )
     tcp = encode_tcp(seg, pseudo_header_raw(SRC, DST, PROTO_TCP, 32 + len(payload)))
     assert fast == encode_ip(SRC, DST, PROTO_TCP, tcp)

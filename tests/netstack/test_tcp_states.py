@@ -14,7 +14,7 @@ from smolmix_cli.netstack.errors import (
     ConnectionReset,
     ConnectionTimedOut,
 )
-from smolmix_cli.netstack.tcp import (
+from smolmix_cli.netstack.socket.tcp.connection import (
     _STRETCH_ACK_SEGMENTS,
     TcpConfig,
     TcpConnection,
@@ -22,7 +22,7 @@ from smolmix_cli.netstack.tcp import (
     check_invariants,
     reset_for,
 )
-from smolmix_cli.netstack.tcp_wire import ACK, FIN, RST, SYN, TcpSegment
+from smolmix_cli.netstack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 
 A = (IPv4Address("192.0.2.1"), 40000)
 B = (IPv4Address("192.0.2.2"), 80)
@@ -537,7 +537,7 @@ def _warmed_pair() -> tuple[TcpConnection, TcpConnection, float, int]:
 
 
 def test_rack_hole_waits_the_reordering_window_before_any_reordering_is_seen() -> None:
-    # A deliberate departure from RFC 8985 §6.2 step 4 (see tcp.py): no window of 0
+    # A deliberate departure from RFC 8985 §6.2 step 4 (see connection.py): no window of 0
     # before reordering is seen; the hole is lost min_RTT/4 after the RACK RTT.
     a, b, t, mss = _warmed_pair()
     a.send(b"m" * (mss * 6))

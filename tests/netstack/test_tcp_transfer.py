@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smolmix_cli.netstack.errors import ConnectionTimedOut
-from smolmix_cli.netstack.tcp import TcpConfig, TcpConnection, TcpState
-from smolmix_cli.netstack.tcp_sim import BulkSender, LinkParams, Reader, SimLink
-from smolmix_cli.netstack.tcp_wire import SYN
+from smolmix_cli.netstack.socket.tcp.connection import TcpConfig, TcpConnection, TcpState
+from smolmix_cli.netstack.socket.tcp.sim import BulkSender, LinkParams, Reader, SimLink
+from smolmix_cli.netstack.wire.tcp import SYN
 
 
 def transfer(
@@ -139,7 +139,7 @@ def test_syn_lost_then_retransmitted() -> None:
     drops = {"n": 2}
 
     def drop_first_syns(direction: int, seg: object) -> bool:
-        from smolmix_cli.netstack.tcp_wire import TcpSegment
+        from smolmix_cli.netstack.wire.tcp import TcpSegment
 
         assert isinstance(seg, TcpSegment)
         if direction == 0 and seg.flags & SYN and drops["n"] > 0:
@@ -234,8 +234,8 @@ def test_fuzz_impairments(
 def test_property_blind_injection_never_breaks_invariants(seed: int, n_junk: int) -> None:
     """Off-path segments (random RST/SYN/ACK/FIN near the live numbers) never raise,
     never corrupt state, and only an exact-sequence RST may end the connection."""
-    from smolmix_cli.netstack.tcp import check_invariants
-    from smolmix_cli.netstack.tcp_wire import ACK, FIN, RST, TcpSegment
+    from smolmix_cli.netstack.socket.tcp.connection import check_invariants
+    from smolmix_cli.netstack.wire.tcp import ACK, FIN, RST, TcpSegment
 
     rng = random.Random(seed)
     link = SimLink(LinkParams(exp_delay=0.002, loss=0.02), seed=seed, check=True)

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smolmix_cli.netstack.checksum import internet_checksum
 from smolmix_cli.netstack.errors import MalformedPacket
-from smolmix_cli.netstack.tcp_wire import (
+from smolmix_cli.netstack.wire.checksum import internet_checksum
+from smolmix_cli.netstack.wire.tcp import (
     ACK,
     FIN,
     PSH,

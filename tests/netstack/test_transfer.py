@@ -15,8 +15,9 @@ from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
-from smolmix_cli.netstack.stack import NetStack, TcpSocket
-from smolmix_cli.netstack.tcp import TcpConfig
+from smolmix_cli.netstack.iface.handles import TcpSocket
+from smolmix_cli.netstack.iface.stack import NetStack
+from smolmix_cli.netstack.socket.tcp.connection import TcpConfig
 
 from .relay import Impairment, SimLink, StreamCheck
 

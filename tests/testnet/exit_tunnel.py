@@ -37,10 +37,10 @@ from smolmix_cli.mixnet.directory.nym_api import NymApiClient
 from smolmix_cli.mixnet.keys import decode_key_base58
 from smolmix_cli.mixnet.topology.topology import Topology
 from smolmix_cli.netstack.aio import StackRunner
-from smolmix_cli.netstack.device import CallbackDevice
-from smolmix_cli.netstack.ip import PROTO_UDP, encode_ip, pseudo_header_raw
-from smolmix_cli.netstack.stack import NetStack
-from smolmix_cli.netstack.udp import encode_udp
+from smolmix_cli.netstack.iface.stack import NetStack
+from smolmix_cli.netstack.phy.callback import CallbackDevice
+from smolmix_cli.netstack.wire.ip import PROTO_UDP, encode_ip, pseudo_header_raw
+from smolmix_cli.netstack.wire.udp import encode_udp
 from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
 
 

@@ -14,13 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smolmix_cli.mixnet.message.message import ReplyContentTag, ReplyMessage, split_message
-from smolmix_cli.netstack import icmp
 from smolmix_cli.netstack.aio import StackRunner
-from smolmix_cli.netstack.device import CallbackDevice
 from smolmix_cli.netstack.errors import ConnectionRefused
-from smolmix_cli.netstack.ip import PROTO_ICMP, PROTO_TCP, encode_ip, pseudo_header_raw
-from smolmix_cli.netstack.stack import NetStack
-from smolmix_cli.netstack.tcp_wire import SYN, TcpSegment, encode_tcp
+from smolmix_cli.netstack.iface.stack import NetStack
+from smolmix_cli.netstack.phy.callback import CallbackDevice
+from smolmix_cli.netstack.wire import icmp
+from smolmix_cli.netstack.wire.ip import PROTO_ICMP, PROTO_TCP, encode_ip, pseudo_header_raw
+from smolmix_cli.netstack.wire.tcp import SYN, TcpSegment, encode_tcp
 from smolmix_cli.testnet.exit.ipr import reply_surb_cost
 from smolmix_cli.testnet.exit.nat import AddressMap, ExitNat, NatConfig
 from tests.fuzzing import scaled

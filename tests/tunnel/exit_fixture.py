@@ -34,9 +34,9 @@ from smolmix_cli.mixnet.keys import decode_key_base58
 from smolmix_cli.mixnet.message.message import ReplyContentTag, ReplyMessage
 from smolmix_cli.mixnet.topology.topology import Topology
 from smolmix_cli.netstack.aio import StackRunner, TcpStream, UdpSocket
-from smolmix_cli.netstack.device import memory_link
-from smolmix_cli.netstack.stack import NetStack
-from smolmix_cli.netstack.tcp import TcpConfig
+from smolmix_cli.netstack.iface.stack import NetStack
+from smolmix_cli.netstack.phy.memory import memory_link
+from smolmix_cli.netstack.socket.tcp.connection import TcpConfig
 
 IpAddress = IPv4Address | IPv6Address
 ECHO_HOST = IPv4Address("192.0.2.1")  # answers ICMP echo

@@ -19,7 +19,7 @@ from smolmix_cli.ipr.client_logic import ClientConfig as IprClientConfig
 from smolmix_cli.ipr.client_logic import IprClient, SendToIpr
 from smolmix_cli.ipr.router_logic import IprRouter, ReplyToClient
 from smolmix_cli.mixnet.address import Recipient
-from smolmix_cli.netstack.ip import encode_ip
+from smolmix_cli.netstack.wire.ip import encode_ip
 from smolmix_cli.tunnel.errors import NoExitAvailable
 from smolmix_cli.tunnel.exits import (
     EXIT_FILE,

@@ -34,11 +34,13 @@ import anyio
 import anyio.abc
 from anyio.abc import TaskStatus
 
-from smolmix_cli.netstack import icmp
 from smolmix_cli.netstack.aio import StackRunner, TcpStream, TcpStreamListener, UdpSocket
-from smolmix_cli.netstack.device import CallbackDevice
 from smolmix_cli.netstack.errors import NetstackError
-from smolmix_cli.netstack.ip import (
+from smolmix_cli.netstack.iface.stack import NetStack
+from smolmix_cli.netstack.phy.callback import CallbackDevice
+from smolmix_cli.netstack.socket.tcp.connection import reset_for
+from smolmix_cli.netstack.wire import icmp
+from smolmix_cli.netstack.wire.ip import (
     PROTO_ICMP,
     PROTO_ICMPV6,
     PROTO_TCP,
@@ -49,9 +51,7 @@ from smolmix_cli.netstack.ip import (
     pseudo_header_raw,
     to_address,
 )
-from smolmix_cli.netstack.stack import NetStack
-from smolmix_cli.netstack.tcp import reset_for
-from smolmix_cli.netstack.tcp_wire import ACK, FIN, RST, SYN, decode_tcp, encode_tcp
+from smolmix_cli.netstack.wire.tcp import ACK, FIN, RST, SYN, decode_tcp, encode_tcp
 
 log = logging.getLogger(__name__)
 

@@ -16,14 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
-from smolmix_cli.netstack.tcp import (
+from smolmix_cli.netstack.socket.tcp.connection import (
     Endpoint,
     TcpConfig,
     TcpConnection,
     check_invariants,
     reset_for,
 )
-from smolmix_cli.netstack.tcp_wire import ACK, SYN, TcpSegment, decode_tcp, encode_tcp
+from smolmix_cli.netstack.wire.tcp import ACK, SYN, TcpSegment, decode_tcp, encode_tcp
 
 A_END: Endpoint = (IPv4Address("192.0.2.1"), 40000)
 B_END: Endpoint = (IPv4Address("192.0.2.2"), 80)

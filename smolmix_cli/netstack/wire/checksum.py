@@ -33,7 +33,7 @@ def py_ones_complement_sum(*parts: bytes | bytearray | memoryview) -> int:
 
 ones_complement_sum: Callable[..., int]
 try:
-    from ._checksum import ones_complement_sum as _c_sum
+    from smolmix_cli.netstack.wire._checksum import ones_complement_sum as _c_sum
 except ImportError:  # built without a compiler: the pure-Python form
     ones_complement_sum = py_ones_complement_sum
 else:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from .checksum import internet_checksum
-from .ip import PROTO_TCP, PROTO_UDP, PacketError, skip_ipv6_extensions
+from smolmix_cli.netstack.wire.checksum import internet_checksum
+from smolmix_cli.netstack.wire.ip import PROTO_TCP, PROTO_UDP, PacketError, skip_ipv6_extensions
 
 # ICMPv4 types
 V4_ECHO_REPLY = 0

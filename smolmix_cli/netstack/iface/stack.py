@@ -2,7 +2,8 @@
 
 `NetStack` owns addressing, demultiplexing, ports, listeners (including the
 exit NAT's "any destination" mode), ICMP and UDP; each TCP connection's state
-machine lives in `tcp.TcpConnection`. Every input (a packet, an application
+machine lives in `socket.tcp.connection.TcpConnection`, and applications
+hold it through `handles.TcpSocket`. Every input (a packet, an application
 call, a timer) is followed by draining the touched connection's output, so
 `poll_transmit` only hands out what is already encoded.
 
@@ -12,7 +13,6 @@ dropped; nothing a peer sends raises out of `receive_packet`.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import heapq
 import itertools
@@ -22,11 +22,13 @@ from collections import Counter, deque
 from collections.abc import Iterable
 from typing import Any
 
-from . import icmp
-from .checksum import ones_complement_sum
-from .errors import AddressInUse, MalformedPacket, NetstackError
-from .ip import (
-    DEFAULT_TTL,
+from smolmix_cli.netstack.errors import AddressInUse, MalformedPacket, NetstackError
+from smolmix_cli.netstack.iface.fragments import Reassembler
+from smolmix_cli.netstack.iface.handles import TcpKey, TcpListener, TcpSocket
+from smolmix_cli.netstack.socket.tcp.connection import TcpConfig, TcpConnection, reset_for
+from smolmix_cli.netstack.socket.udp import Datagram, DatagramTooLarge, UdpSocket
+from smolmix_cli.netstack.wire import icmp
+from smolmix_cli.netstack.wire.ip import (
     PROTO_ICMP,
     PROTO_ICMPV6,
     PROTO_TCP,
@@ -35,15 +37,14 @@ from .ip import (
     IPAddress,
     IpPacket,
     PacketError,
-    Reassembler,
     decode_ip,
     encode_ip,
     pseudo_header_raw,
     to_address,
 )
-from .tcp import TcpConfig, TcpConnection, reset_for
-from .tcp_wire import ACK, FIN, RST, SYN, TcpSegment, decode_tcp, encode_tcp
-from .udp import Datagram, DatagramTooLarge, UdpSocket, decode_udp, encode_udp
+from smolmix_cli.netstack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment, decode_tcp
+from smolmix_cli.netstack.wire.tcp_ip import encode_tcp_ip, ipv4_tcp_base_sum
+from smolmix_cli.netstack.wire.udp import decode_udp, encode_udp
 
 log = logging.getLogger(__name__)
 
@@ -52,109 +53,11 @@ EPHEMERAL_FIRST = 49152
 EPHEMERAL_LAST = 65535
 ORPHAN_TIMEOUT = 60.0  # a connection the application released must finish within this
 
-_TcpKey = tuple[bytes, int, bytes, int]
-ECHO_REPLIES = "echo-replies"  # take_events() token: `echo_replies` grew  # (local addr, local port, remote addr, remote port)
+ECHO_REPLIES = "echo-replies"  # take_events() token: `echo_replies` grew
 
 
 class NoRoute(NetstackError):
     """The stack has no address of the destination's family."""
-
-
-class TcpSocket:
-    """The stack's handle on one TCP connection; application calls go through it.
-
-    Calls take `now` explicitly (sans-io) and flush the connection's output
-    into the stack's transmit queue.
-    """
-
-    __slots__ = (
-        "_app_view",
-        "_deadline",
-        "_ip_base",
-        "_key",
-        "_orphan_deadline",
-        "_pseudo0",
-        "_stack",
-        "conn",
-        "listener",
-        "owns_port",
-        "released",
-    )
-
-    def __init__(self, stack: NetStack, conn: TcpConnection, key: _TcpKey, owns_port: bool) -> None:
-        self._stack = stack
-        self.conn = conn
-        self._key = key
-        # pseudo header with length 0: encode_tcp's checksum is fixed up for the length
-        self._pseudo0 = pseudo_header_raw(key[0], key[2], PROTO_TCP, 0)
-        self._ip_base = _ipv4_base_sum(key[0], key[2]) if len(key[0]) == 4 else -1
-        self.owns_port = owns_port
-        self.listener: TcpListener | None = None
-        self.released = False
-        self._deadline: float | None = None
-        self._orphan_deadline: float | None = None
-        self._app_view: tuple[object, ...] | None = None  # see NetStack._after_input
-
-    @property
-    def local(self) -> Endpoint:
-        return self.conn.local
-
-    @property
-    def remote(self) -> Endpoint:
-        return self.conn.remote
-
-    def send(self, data: bytes | bytearray | memoryview, now: float) -> int:
-        n = self.conn.send(data)
-        self._stack._after_input(self, now)
-        return n
-
-    def recv(self, max_bytes: int, now: float) -> bytes:
-        data = self.conn.recv(max_bytes)
-        if data:
-            self._stack._after_input(self, now)
-        return data
-
-    def close(self, now: float) -> None:
-        """Half-close: FIN after the queued data."""
-        self.conn.close()
-        self._stack._after_input(self, now)
-
-    def abort(self, now: float) -> None:
-        self.conn.abort()
-        self._stack._after_input(self, now)
-
-    def release(self, now: float) -> None:
-        """The application is done with this socket: close it and let it finish on its own."""
-        if self.released:
-            return
-        self.released = True
-        if not self.conn.is_closed:
-            if self.conn.readable:
-                self.conn.abort()  # unread data: RST, like a kernel (RFC 2525 §2.17)
-            else:
-                with contextlib.suppress(NetstackError):
-                    self.conn.close()
-            self._orphan_deadline = now + self._stack.orphan_timeout
-        self._stack._after_input(self, now)
-
-
-class TcpListener:
-    """Passive open on one port (or, with `port` None, on every address and port)."""
-
-    def __init__(self, address: bytes | None, port: int | None, backlog: int) -> None:
-        self.address = address
-        self.port = port
-        self.backlog = backlog
-        self.handshaking: set[TcpSocket] = set()
-        self.ready: deque[TcpSocket] = deque()
-        self.closed = False
-
-    @property
-    def any_destination(self) -> bool:
-        return self.port is None
-
-    def accept(self) -> TcpSocket | None:
-        return self.ready.popleft() if self.ready else None
 
 
 class NetStack:
@@ -185,7 +88,7 @@ class NetStack:
         self._icmp_tokens = icmp_error_rate[1]
         self._icmp_last = 0.0
         self.counters: Counter[str] = Counter()
-        self._tcp: dict[_TcpKey, TcpSocket] = {}
+        self._tcp: dict[TcpKey, TcpSocket] = {}
         self._listeners: dict[tuple[bytes | None, int], TcpListener] = {}
         self._any_listener: TcpListener | None = None
         self._udp: dict[tuple[bytes | None, int], UdpSocket] = {}
@@ -686,7 +589,7 @@ class NetStack:
             src, dst, pseudo0, base = key[0], key[2], sock._pseudo0, sock._ip_base
             out = self._out
             for seg in segs:
-                out.append(_tcp_packet(src, dst, seg, pseudo0, base))
+                out.append(encode_tcp_ip(src, dst, seg, pseudo0, base))
         # An event only when what an application waits on changed: state, data
         # to read, end of data, error, or send room crossing a third of the buffer
         # (Linux's sk_stream_min_wspace). A writer blocked on a full buffer was
@@ -744,8 +647,8 @@ class NetStack:
 
     def _emit_tcp(self, src: bytes, dst: bytes, seg: TcpSegment) -> None:
         pseudo0 = pseudo_header_raw(src, dst, PROTO_TCP, 0)
-        base = _ipv4_base_sum(src, dst) if len(src) == 4 else -1
-        self._out.append(_tcp_packet(src, dst, seg, pseudo0, base))
+        base = ipv4_tcp_base_sum(src, dst) if len(src) == 4 else -1
+        self._out.append(encode_tcp_ip(src, dst, seg, pseudo0, base))
 
     def _send_icmp_error(self, src: bytes, dst: bytes, msg: icmp.IcmpMessage, now: float) -> None:
         """ICMP errors go through a token bucket (RFC 4443 §2.4 f; RFC 1812 4.3.2.8)."""
@@ -788,79 +691,3 @@ def _unicast(addr: bytes) -> bool:
 
 
 _TCP4_TAIL = struct.Struct("!HH")  # IPv4 pseudo header tail: (zero, protocol), length
-_V4_TCP_HEAD = struct.Struct("!BBHHHBBH4s4s")
-_V6_TCP_HEAD = struct.Struct("!IHBB16s16s")
-
-
-def _ipv4_base_sum(src: bytes, dst: bytes) -> int:
-    """Ones'-complement sum of an IPv4+TCP header (ID 0, DF, TTL 64) without length and checksum."""
-    head = _V4_TCP_HEAD.pack(0x45, 0, 0, 0, 0x4000, DEFAULT_TTL, PROTO_TCP, 0, src, dst)
-    return int.from_bytes(head, "big") % 0xFFFF
-
-
-def _tcp_packet(src: bytes, dst: bytes, seg: TcpSegment, pseudo0: bytes, base: int) -> bytes:
-    """One IP+TCP packet, built with a single join (this is the per-segment hot path).
-
-    encode_tcp runs with a length-0 pseudo header; the ones'-complement sum is
-    linear, so adding the segment length to the sum gives the real checksum
-    without knowing the option length beforehand. The IPv4 header checksum is
-    likewise the per-connection base sum plus the total length.
-    """
-    ts = seg.timestamps
-    if (
-        base >= 0
-        and ts is not None
-        and not seg.sack_blocks
-        and seg.mss is None
-        and seg.wscale is None
-        and not seg.sack_permitted
-    ):
-        return _tcp4_ts_packet(src, dst, seg, ts, pseudo0, base)
-    raw = encode_tcp(seg, pseudo0)
-    n = len(raw)
-    total = ((~((raw[16] << 8) | raw[17])) & 0xFFFF) + n
-    total = (total & 0xFFFF) + (total >> 16)
-    csum = ((~total) & 0xFFFF).to_bytes(2, "big")
-    if base >= 0:
-        s = base + 20 + n
-        s = (s & 0xFFFF) + (s >> 16)
-        ip_csum = (~s) & 0xFFFF
-        head = _V4_TCP_HEAD.pack(
-            0x45, 0, 20 + n, 0, 0x4000, DEFAULT_TTL, PROTO_TCP, ip_csum, src, dst
-        )
-    else:
-        head = _V6_TCP_HEAD.pack(0x60000000, n, PROTO_TCP, DEFAULT_TTL, src, dst)
-    return b"".join((head, raw[:16], csum, raw[18:]))
-
-
-# IPv4 header (ID 0, DF, TTL 64) + TCP header with NOP NOP TS: every data segment and
-# plain ACK of an established IPv4 connection with timestamps.
-_V4_TCP_TS = struct.Struct("!BBHHHBBH4s4sHHIIBBHHHBBBBII")
-_CSUM = struct.Struct("!H")
-
-
-def _tcp4_ts_packet(
-    src: bytes, dst: bytes, seg: TcpSegment, ts: tuple[int, int], pseudo0: bytes, base: int
-) -> bytes:
-    """`_tcp_packet` for the common layout in one pack: no encode_tcp, no re-slicing.
-
-    Same bytes as the general path (a property test compares them).
-    """
-    payload = seg.payload
-    n = 32 + len(payload)
-    buf = bytearray(
-        _V4_TCP_TS.pack(
-            0x45, 0, 20 + n, 0, 0x4000, DEFAULT_TTL, PROTO_TCP, 0, src, dst,
-            seg.src_port, seg.dst_port, seg.seq & 0xFFFFFFFF, seg.ack & 0xFFFFFFFF,
-            0x80, seg.flags & 0xFF, seg.window, 0, seg.urgent, 1, 1, 8, 10, ts[0], ts[1],
-        )
-    )  # fmt: skip
-    # TCP checksum: pseudo header (its length word is n) + header + payload, each part
-    # starting on a 16-bit boundary; an odd payload is padded with a zero byte.
-    total = ones_complement_sum(pseudo0, buf[20:], payload) + n
-    total = (total & 0xFFFF) + (total >> 16)
-    _CSUM.pack_into(buf, 36, (~total) & 0xFFFF)
-    s = base + 20 + n
-    s = (s & 0xFFFF) + (s >> 16)
-    _CSUM.pack_into(buf, 10, (~s) & 0xFFFF)
-    return bytes(buf) + payload if payload else bytes(buf)

@@ -65,8 +65,8 @@ from smolmix_cli.netstack.errors import (
     ConnectionTimedOut,
     NetstackError,
 )
-from smolmix_cli.netstack.tcp_buffers import OutOfOrderQueue
-from smolmix_cli.netstack.tcp_wire import ACK, FIN, PSH, RST, SYN, TcpSegment
+from smolmix_cli.netstack.socket.tcp.reassembly import OutOfOrderQueue
+from smolmix_cli.netstack.wire.tcp import ACK, FIN, PSH, RST, SYN, TcpSegment
 
 IPAddress = IPv4Address | IPv6Address
 Endpoint = tuple[IPAddress, int]

@@ -15,8 +15,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from smolmix_cli.netstack.checksum import internet_checksum, is_valid
 from smolmix_cli.netstack.errors import MalformedPacket
+from smolmix_cli.netstack.wire.checksum import internet_checksum, is_valid
 
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
 

@@ -1,0 +1,1 @@
+"""The interface: `stack.NetStack` demultiplexes packets to sockets and drives their timers."""

@@ -1,0 +1,1 @@
+"""Socket state machines, sans-io: what one connection or bound port knows and does."""

@@ -1,0 +1,1 @@
+"""Packet formats: encoding and decoding, checksums; no state beyond a packet."""
