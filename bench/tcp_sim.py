@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from smolmix_cli.netstack.socket.tcp.connection import TcpConfig
+from smolmix_cli.netstack.socket.tcp.config import TcpConfig
 from smolmix_cli.netstack.socket.tcp.sim import BulkSender, LinkParams, Reader, SimLink
 
 # Mixnet-shaped: 0.8 s base RTT, exp(150 ms) per packet each way, 2% loss, with the

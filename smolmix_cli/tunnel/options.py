@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from smolmix_cli.ipr.client_logic import ClientConfig as IprClientConfig
 from smolmix_cli.mixnet.client.client import ClientConfig
-from smolmix_cli.netstack.socket.tcp.connection import TcpConfig
+from smolmix_cli.netstack.socket.tcp.config import TcpConfig
 
 if TYPE_CHECKING:
     from smolmix_cli.config import Network

@@ -20,7 +20,7 @@ from smolmix_cli.netstack.errors import ConnectionRefused, ConnectionReset
 from smolmix_cli.netstack.iface.stack import NetStack
 from smolmix_cli.netstack.phy.datagram import DatagramSocketDevice
 from smolmix_cli.netstack.phy.memory import memory_link
-from smolmix_cli.netstack.socket.tcp.connection import TcpConfig
+from smolmix_cli.netstack.socket.tcp.config import TcpConfig
 from tests.self_signed import self_signed_tls
 
 from .relay import Impairment, relay

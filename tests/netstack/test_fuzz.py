@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from smolmix_cli.netstack.iface.fragments import Reassembler
 from smolmix_cli.netstack.iface.stack import NetStack
-from smolmix_cli.netstack.socket.tcp.connection import TcpConfig
+from smolmix_cli.netstack.socket.tcp.config import TcpConfig
 from smolmix_cli.netstack.wire import icmp
 from smolmix_cli.netstack.wire.checksum import internet_checksum
 from smolmix_cli.netstack.wire.ip import (

@@ -23,7 +23,7 @@ from smolmix_cli.netstack.aio import StackRunner, TcpStream, run_stack
 from smolmix_cli.netstack.errors import ConnectionRefused, ConnectionReset
 from smolmix_cli.netstack.iface.stack import NetStack
 from smolmix_cli.netstack.phy.tun import TunDevice
-from smolmix_cli.netstack.socket.tcp.connection import TcpConfig
+from smolmix_cli.netstack.socket.tcp.config import TcpConfig
 
 from .netns import Namespace, unavailable_reason
 

@@ -9,7 +9,7 @@ import pytest
 
 from smolmix_cli.netstack.errors import AddressInUse, ConnectionRefused
 from smolmix_cli.netstack.iface.stack import EPHEMERAL_FIRST, NetStack
-from smolmix_cli.netstack.socket.tcp.connection import TcpConfig
+from smolmix_cli.netstack.socket.tcp.config import TcpConfig
 from smolmix_cli.netstack.socket.udp import DatagramTooLarge
 from smolmix_cli.netstack.wire import icmp
 from smolmix_cli.netstack.wire.ip import (

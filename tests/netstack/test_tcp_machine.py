@@ -18,13 +18,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from smolmix_cli.netstack.errors import ConnectionClosed, NetstackError
-from smolmix_cli.netstack.socket.tcp.connection import (
-    TcpConfig,
-    TcpConnection,
-    check_invariants,
-    reset_for,
-)
-from smolmix_cli.netstack.socket.tcp.sim import A_END, B_END
+from smolmix_cli.netstack.socket.tcp.config import TcpConfig
+from smolmix_cli.netstack.socket.tcp.connection import TcpConnection, reset_for
+from smolmix_cli.netstack.socket.tcp.sim import A_END, B_END, check_invariants
 from smolmix_cli.netstack.wire.tcp import ACK, SYN, TcpSegment
 from tests.fuzzing import scaled
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from smolmix_cli.netstack.iface.handles import TcpSocket
 from smolmix_cli.netstack.iface.stack import NetStack
-from smolmix_cli.netstack.socket.tcp.connection import TcpConfig
+from smolmix_cli.netstack.socket.tcp.config import TcpConfig
 from smolmix_cli.netstack.wire.checksum import internet_checksum
 from smolmix_cli.netstack.wire.ip import PROTO_TCP, decode_ip, encode_ip, pseudo_header_raw
 from smolmix_cli.netstack.wire.tcp import TcpSegment, decode_tcp, encode_tcp

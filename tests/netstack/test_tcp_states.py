@@ -14,14 +14,11 @@ from smolmix_cli.netstack.errors import (
     ConnectionReset,
     ConnectionTimedOut,
 )
-from smolmix_cli.netstack.socket.tcp.connection import (
-    _STRETCH_ACK_SEGMENTS,
-    TcpConfig,
-    TcpConnection,
-    TcpState,
-    check_invariants,
-    reset_for,
-)
+from smolmix_cli.netstack.socket.tcp.config import TcpConfig
+from smolmix_cli.netstack.socket.tcp.connection import TcpConnection, reset_for
+from smolmix_cli.netstack.socket.tcp.receiver import _STRETCH_ACK_SEGMENTS
+from smolmix_cli.netstack.socket.tcp.sim import check_invariants
+from smolmix_cli.netstack.socket.tcp.state import TcpState
 from smolmix_cli.netstack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 
 A = (IPv4Address("192.0.2.1"), 40000)
@@ -73,14 +70,14 @@ def test_handshake_negotiates_options() -> None:
     a, b = handshake(cfg(recv_buffer=1 << 20), cfg(mss=1200))
     # A's MSS: min(1380, peer 1200) minus the 12 timestamp option bytes.
     assert a.effective_mss == 1200 - 12 and b.effective_mss == 1200 - 12
-    assert a._ts_ok and b._ts_ok and a._sack_ok and b._sack_ok
-    assert a._rcv_wscale == 5 and b._snd_wscale == 5  # 1 MiB >> 5 fits 16 bits
+    assert a._rx.ts_ok and b._rx.ts_ok and a._rx.sack_ok and b._rx.sack_ok
+    assert a._rx.rcv_wscale == 5 and b._tx.snd_wscale == 5  # 1 MiB >> 5 fits 16 bits
 
 
 def test_options_off_and_default_mss() -> None:
     a, b = handshake(cfg(timestamps=False, sack=False, window_scaling=False), cfg())
-    assert not a._ts_ok and not b._ts_ok and not b._sack_ok
-    assert a._snd_wscale == 0 and b._snd_wscale == 0
+    assert not a._rx.ts_ok and not b._rx.ts_ok and not b._rx.sack_ok
+    assert a._tx.snd_wscale == 0 and b._tx.snd_wscale == 0
     assert a.effective_mss == 1380
     # No MSS option at all: RFC 9293 default of 536.
     syn = TcpSegment(5, 80, 77, 0, SYN, 1000)
@@ -95,8 +92,8 @@ def test_data_both_ways_and_sequence_wrap() -> None:
     assert b.send(payload[::-1]) == len(payload)
     settle(a, b, 0.01)
     assert b.recv(1 << 20) == payload and a.recv(1 << 20) == payload[::-1]
-    assert a._snd_una == a._snd_nxt and b._snd_una == b._snd_nxt
-    assert b._snd_nxt > 1 << 32  # unwrapped past the 32-bit boundary
+    assert a._tx.snd_una == a._tx.snd_nxt and b._tx.snd_una == b._tx.snd_nxt
+    assert b._tx.snd_nxt > 1 << 32  # unwrapped past the 32-bit boundary
 
 
 def test_simultaneous_open() -> None:
@@ -217,7 +214,7 @@ def test_reset_mid_stream_keeps_received_data_readable() -> None:
 
 def test_rfc5961_rst_in_window_but_not_exact_gets_challenge_ack() -> None:
     a, _b = handshake()
-    nxt = a._rcv_nxt
+    nxt = a._rx.rcv_nxt
     a.handle_segment(TcpSegment(80, 40000, (nxt + 10) & MASK, 0, RST, 0), 0.0)
     assert a.state is TcpState.ESTABLISHED
     (chal,) = a.poll_transmit(0.0)
@@ -232,7 +229,7 @@ def test_rfc5961_rst_in_window_but_not_exact_gets_challenge_ack() -> None:
 
 def test_rfc5961_syn_in_established_gets_challenge_ack() -> None:
     a, _b = handshake()
-    a.handle_segment(TcpSegment(80, 40000, (a._rcv_nxt + 5) & MASK, 0, SYN, 1000), 0.0)
+    a.handle_segment(TcpSegment(80, 40000, (a._rx.rcv_nxt + 5) & MASK, 0, SYN, 1000), 0.0)
     assert a.state is TcpState.ESTABLISHED
     (chal,) = a.poll_transmit(0.0)
     assert chal.flags == ACK and a.stats.challenge_acks == 1
@@ -240,15 +237,17 @@ def test_rfc5961_syn_in_established_gets_challenge_ack() -> None:
 
 def test_rfc5961_ack_validation() -> None:
     a, b = handshake()
-    una = a._snd_una
+    una = a._tx.snd_una
     # ACK for data never sent: answered with an ACK, segment dropped (data ignored).
     a.handle_segment(
-        TcpSegment(80, 40000, b._snd_nxt & MASK, (una + 5000) & MASK, ACK, 100, b"zz"), 0.0
+        TcpSegment(80, 40000, b._tx.snd_nxt & MASK, (una + 5000) & MASK, ACK, 100, b"zz"), 0.0
     )
     assert a.readable == 0 and len(a.poll_transmit(0.0)) == 1
     # ACK far below SND.UNA - MAX.SND.WND: challenge ACK.
     before = a.stats.challenge_acks
-    a.handle_segment(TcpSegment(80, 40000, b._snd_nxt & MASK, (una - 10**6) & MASK, ACK, 100), 0.0)
+    a.handle_segment(
+        TcpSegment(80, 40000, b._tx.snd_nxt & MASK, (una - 10**6) & MASK, ACK, 100), 0.0
+    )
     assert a.stats.challenge_acks == before + 1
 
 
@@ -308,7 +307,7 @@ def test_keepalive_probes_then_timeout() -> None:
     # An answered probe keeps the connection alive.
     a.handle_timeout(10.0)
     (probe,) = a.poll_transmit(10.0)
-    assert probe.flags == ACK and not probe.payload and probe.seq == (a._snd_una - 1) & MASK
+    assert probe.flags == ACK and not probe.payload and probe.seq == (a._tx.snd_una - 1) & MASK
     b.handle_segment(probe, 10.0)
     (answer,) = b.poll_transmit(10.0)
     a.handle_segment(answer, 10.0)
@@ -337,7 +336,7 @@ def test_zero_window_persist_probes_with_slow_reader() -> None:
     settle(a, b, now)
     # Sender SWS avoidance keeps back the runt that would fill the window; the
     # persist timer then sends it, and afterwards probes a window that is shut.
-    assert b.readable == 2 * a.effective_mss and a._snd_una == a._snd_nxt
+    assert b.readable == 2 * a.effective_mss and a._tx.snd_una == a._tx.snd_nxt
     probes = []
     while len(probes) < 3:
         d = a.poll_deadline()
@@ -347,11 +346,11 @@ def test_zero_window_persist_probes_with_slow_reader() -> None:
         segs = a.poll_transmit(now)
         assert len(segs) == 1
         if not segs[0].payload:
-            assert segs[0].seq == (a._snd_una - 1) & MASK
+            assert segs[0].seq == (a._tx.snd_una - 1) & MASK
             probes.append(now)
         b.handle_segment(segs[0], now)
         settle(a, b, now)
-    assert b.readable == 4000 and a._snd_wnd == 0
+    assert b.readable == 4000 and a._tx.snd_wnd == 0
     assert probes[2] - probes[1] > probes[1] - probes[0]
     got = bytearray()
     while len(got) < len(data):
@@ -406,8 +405,8 @@ def test_nagle_minshall_tail_of_bulk_write_is_not_held() -> None:
 
 def test_delayed_ack_every_second_segment_or_timer() -> None:
     a, b = handshake(cfg(), cfg(delayed_ack=0.04))
-    b._quickacks = 0
-    b._srtt = 0.5  # a mixnet-like round trip: the configured delay applies in full
+    b._rx.quickacks = 0
+    b._tx.rtt.srtt = 0.5  # a mixnet-like round trip: the configured delay applies in full
     a.send(b"z" * a.effective_mss)
     (s1,) = a.poll_transmit(0.0)
     b.handle_segment(s1, 0.0)
@@ -416,7 +415,7 @@ def test_delayed_ack_every_second_segment_or_timer() -> None:
     (s2,) = a.poll_transmit(0.0)
     b.handle_segment(s2, 0.001)
     (ack,) = b.poll_transmit(0.001)  # second full segment: ACK at once
-    assert ack.ack == a._snd_nxt & MASK
+    assert ack.ack == a._tx.snd_nxt & MASK
     a.handle_segment(ack, 0.001)
     a.send(b"q")
     (s3,) = a.poll_transmit(0.002)
@@ -430,9 +429,9 @@ def test_delayed_ack_never_waits_longer_than_a_round_trip() -> None:
     # Past 2*SRTT the sender's tail-loss probe would fire first; and when our last
     # ACK was lost, the sender's one-segment probe would wait out the whole delay.
     a, b = handshake(cfg(), cfg(delayed_ack=0.04))
-    b._quickacks = 0
+    b._rx.quickacks = 0
     for srtt, expect in ((0.003, 0.003), (0.0001, 0.001), (None, 0.04)):
-        b._srtt = srtt
+        b._tx.rtt.srtt = srtt
         a.send(b"z" * a.effective_mss)
         (seg,) = a.poll_transmit(1.0)
         b.handle_segment(seg, 1.0)
@@ -451,8 +450,8 @@ def test_coalesced_ack_covers_a_batch_up_to_the_stretch_limit() -> None:
     mss = 0
     for n, expect in ((4, [2, 4]), (10, [2, 10]), (13, [2, 10, 13]), (3, [2])):
         a, b = handshake(cfg(nagle=False), cfg(delayed_ack=0.04))
-        b._quickacks = 0
-        a._cwnd = 100 * a.effective_mss
+        b._rx.quickacks = 0
+        a._tx.cc.cwnd = 100 * a.effective_mss
         mss = a.effective_mss
         a.send(b"s" * (mss * n))
         segs = a.poll_transmit(0.0)
@@ -485,7 +484,7 @@ def test_out_of_order_generates_sack_newest_first_and_dsack() -> None:
     a.send(b"m" * (mss * 6))
     segs = a.poll_transmit(0.0)
     assert len(segs) == 6
-    b._quickacks = 0
+    b._rx.quickacks = 0
     b.handle_segment(segs[1], 0.0)
     b.handle_segment(segs[3], 0.0)
     b.handle_segment(segs[5], 0.0)
@@ -509,7 +508,7 @@ def test_out_of_order_generates_sack_newest_first_and_dsack() -> None:
     a.handle_segment(ack, 0.001)
     a.handle_segment(ack2, 0.001)
     check_invariants(a)
-    assert [r.sacked for r in a._sent] == [False, True, False, True]
+    assert [r.sacked for r in a._tx.sb.sent] == [False, True, False, True]
     a.handle_timeout(0.01)  # past any RACK reordering window
     retx = a.poll_transmit(0.01)
     assert [s.seq for s in retx if s.payload] == [segs[2].seq, segs[4].seq]
@@ -524,7 +523,7 @@ def _warm_rtt(a: TcpConnection, b: TcpConnection, rtt: float) -> float:
         deliver(a, b, t)
         deliver(b, a, t + rtt)
         t += rtt
-    assert a._min_rtt == pytest.approx(rtt) and a.srtt == pytest.approx(rtt, rel=0.05)
+    assert a._tx.rack.min_rtt == pytest.approx(rtt) and a.srtt == pytest.approx(rtt, rel=0.05)
     return t
 
 
@@ -532,12 +531,12 @@ def _warmed_pair() -> tuple[TcpConnection, TcpConnection, float, int]:
     """A pair past the handshake with A's RTT at 0.1 s and B out of quickack mode."""
     a, b = handshake(cfg(nagle=False))
     t = _warm_rtt(a, b, 0.1)
-    b._quickacks = 0
+    b._rx.quickacks = 0
     return a, b, t, a.effective_mss
 
 
 def test_rack_hole_waits_the_reordering_window_before_any_reordering_is_seen() -> None:
-    # A deliberate departure from RFC 8985 §6.2 step 4 (see connection.py): no window of 0
+    # A deliberate departure from RFC 8985 §6.2 step 4 (see rack.py): no window of 0
     # before reordering is seen; the hole is lost min_RTT/4 after the RACK RTT.
     a, b, t, mss = _warmed_pair()
     a.send(b"m" * (mss * 6))
@@ -570,7 +569,7 @@ def test_sack_blocks_of_one_ack_are_not_mistaken_for_reordering() -> None:
     last = b.poll_transmit(t + 0.05)[-1]
     assert len(last.sack_blocks) == 2  # [3, 5) then [1, 2)
     a.handle_segment(last, t + 0.1)
-    assert a._reo_meas == 0.0  # no reordering learnt
+    assert a._tx.rack.reo_meas == 0.0  # no reordering learnt
     check_invariants(a)
 
 
@@ -580,7 +579,7 @@ def test_out_of_order_without_sack_one_duplicate_ack_per_segment() -> None:
     mss = a.effective_mss
     a.send(b"m" * (mss * 6))
     segs = a.poll_transmit(0.0)
-    b._quickacks = 0
+    b._rx.quickacks = 0
     for seg in (segs[1], segs[3], segs[5]):
         b.handle_segment(seg, 0.0)
     acks = b.poll_transmit(0.0)
@@ -647,9 +646,11 @@ def test_segments_with_bad_numbers_never_raise() -> None:
         TcpSegment(80, 40000, 0, 0, 0, 0),
         TcpSegment(80, 40000, 123, 456, ACK | SYN | FIN | RST, 65535, b"x" * 3000),
         TcpSegment(80, 40000, MASK, MASK, ACK, 0, b"y", sack_blocks=((5, 1), (MASK, 0))),
-        TcpSegment(80, 40000, b._snd_nxt & MASK, a._snd_nxt & MASK, ACK, 0, sack_blocks=((1, 2),)),
         TcpSegment(
-            80, 40000, b._snd_nxt & MASK, a._snd_nxt & MASK, ACK | FIN, 7, timestamps=(0, 0)
+            80, 40000, b._tx.snd_nxt & MASK, a._tx.snd_nxt & MASK, ACK, 0, sack_blocks=((1, 2),)
+        ),
+        TcpSegment(
+            80, 40000, b._tx.snd_nxt & MASK, a._tx.snd_nxt & MASK, ACK | FIN, 7, timestamps=(0, 0)
         ),
     ]
     for seg in junk:
@@ -662,7 +663,7 @@ def test_fin_waits_for_window_and_is_sent_after_probe() -> None:
     a, b = handshake(cfg(keepalive_idle=None), cfg(recv_buffer=2000, window_scaling=False))
     a.send(b"w" * 2000)
     settle(a, b, 0.0)
-    assert b.readable == 2000 and a._snd_wnd == 0
+    assert b.readable == 2000 and a._tx.snd_wnd == 0
     a.close()
     assert not any(s.flags & FIN for s in a.poll_transmit(0.0))
     d = a.poll_deadline()
@@ -677,7 +678,7 @@ def test_fin_waits_for_window_and_is_sent_after_probe() -> None:
 
 def test_challenge_acks_rate_limited() -> None:
     a, _b = handshake()
-    nxt = a._rcv_nxt
+    nxt = a._rx.rcv_nxt
     for i in range(50):
         a.handle_segment(TcpSegment(80, 40000, (nxt + 10 + i) & MASK, 0, RST, 0), 0.5)
     assert a.stats.challenge_acks == 10 and a.state is TcpState.ESTABLISHED
@@ -731,13 +732,13 @@ def test_set_mss_lowers_segment_size_for_new_data() -> None:
 
 def test_out_of_order_crumbs_are_bounded() -> None:
     _a, b = handshake(cfg(), cfg(recv_buffer=1 << 20))
-    base = b._rcv_nxt
+    base = b._rx.rcv_nxt
     for i in range(1000):  # 1-byte segments with 1-byte gaps: 1000 ranges if kept
         b.handle_segment(
-            TcpSegment(40000, 80, (base + 2 + 2 * i) & MASK, b._snd_nxt & MASK, ACK, 100, b"c"),
+            TcpSegment(40000, 80, (base + 2 + 2 * i) & MASK, b._tx.snd_nxt & MASK, ACK, 100, b"c"),
             0.0,
         )
-    assert len(b._ooo.ranges) == 256
+    assert len(b._rx.ooo.ranges) == 256
     b.poll_transmit(0.0)
     check_invariants(b)
 
@@ -776,7 +777,7 @@ def test_fin_never_beyond_the_window_and_no_ack_storm() -> None:
     settle(a, b, 0.01)
     assert a.at_eof and b.state is TcpState.FIN_WAIT_2
     # Pure ACKs beyond the window are answered at most every 0.5 s.
-    beyond = TcpSegment(80, 40000, (a._rcv_adv + 5) & MASK, a._snd_nxt & MASK, ACK, 100)
+    beyond = TcpSegment(80, 40000, (a._rx.rcv_adv + 5) & MASK, a._tx.snd_nxt & MASK, ACK, 100)
     answers = 0
     for i in range(100):
         a.handle_segment(beyond, 1.0 + i * 0.01)
@@ -841,8 +842,8 @@ def test_arbitrary_segments_never_raise_in_any_state(
     now = 0.1
     for seq_off, ack_off, flags, window, payload, ts, sack, near in segs:
         # Half of the segments land near the live numbers, where the logic branches.
-        seq = (c._rcv_nxt + (seq_off % 200_000) - 100_000) & MASK if near else seq_off
-        ack = (c._snd_una + (ack_off % 200_000) - 100_000) & MASK if near else ack_off
+        seq = (c._rx.rcv_nxt + (seq_off % 200_000) - 100_000) & MASK if near else seq_off
+        ack = (c._tx.snd_una + (ack_off % 200_000) - 100_000) & MASK if near else ack_off
         seg = TcpSegment(80, 40000, seq, ack, flags, window, payload, timestamps=ts)
         seg.sack_blocks = tuple(sack)
         c.handle_segment(seg, now)

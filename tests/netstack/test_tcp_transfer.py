@@ -9,8 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smolmix_cli.netstack.errors import ConnectionTimedOut
-from smolmix_cli.netstack.socket.tcp.connection import TcpConfig, TcpConnection, TcpState
+from smolmix_cli.netstack.socket.tcp.config import TcpConfig
+from smolmix_cli.netstack.socket.tcp.connection import TcpConnection
 from smolmix_cli.netstack.socket.tcp.sim import BulkSender, LinkParams, Reader, SimLink
+from smolmix_cli.netstack.socket.tcp.state import TcpState
 from smolmix_cli.netstack.wire.tcp import SYN
 
 
@@ -61,7 +63,7 @@ def transfer(
 def test_lossless_large_buffers_use_window_scaling() -> None:
     big = TcpConfig(send_buffer=1 << 20, recv_buffer=1 << 20, time_wait=0.5)
     _, a, _b, t = transfer(LinkParams(one_way=0.01), 4 << 20, cfg_a=big, cfg_b=big)
-    assert a._snd_wscale == 5 and a._max_snd_wnd > 65535 * 4
+    assert a._tx.snd_wscale == 5 and a._tx.max_snd_wnd > 65535 * 4
     # 4 MiB over 20 ms RTT with a 1 MiB window: a handful of round trips, not 64 KiB ones.
     assert t < 0.6, t
 
@@ -234,7 +236,7 @@ def test_fuzz_impairments(
 def test_property_blind_injection_never_breaks_invariants(seed: int, n_junk: int) -> None:
     """Off-path segments (random RST/SYN/ACK/FIN near the live numbers) never raise,
     never corrupt state, and only an exact-sequence RST may end the connection."""
-    from smolmix_cli.netstack.socket.tcp.connection import check_invariants
+    from smolmix_cli.netstack.socket.tcp.sim import check_invariants
     from smolmix_cli.netstack.wire.tcp import ACK, FIN, RST, TcpSegment
 
     rng = random.Random(seed)
@@ -251,8 +253,8 @@ def test_property_blind_injection_never_breaks_invariants(seed: int, n_junk: int
         if junk_left[0] <= 0 or b.is_closed:
             return None
         junk_left[0] -= 1
-        base_seq = a._snd_una + rng.randint(-70_000, 70_000)
-        base_ack = b._snd_nxt + rng.randint(-70_000, 70_000)
+        base_seq = a._tx.snd_una + rng.randint(-70_000, 70_000)
+        base_ack = b._tx.snd_nxt + rng.randint(-70_000, 70_000)
         flags = rng.choice([RST, SYN, ACK, ACK | FIN, RST | ACK, SYN | ACK, 0])
         seg = TcpSegment(
             a.local[1],

@@ -17,7 +17,7 @@ import pytest
 
 from smolmix_cli.netstack.iface.handles import TcpSocket
 from smolmix_cli.netstack.iface.stack import NetStack
-from smolmix_cli.netstack.socket.tcp.connection import TcpConfig
+from smolmix_cli.netstack.socket.tcp.config import TcpConfig
 
 from .relay import Impairment, SimLink, StreamCheck
 

@@ -36,7 +36,7 @@ from smolmix_cli.mixnet.topology.topology import Topology
 from smolmix_cli.netstack.aio import StackRunner, TcpStream, UdpSocket
 from smolmix_cli.netstack.iface.stack import NetStack
 from smolmix_cli.netstack.phy.memory import memory_link
-from smolmix_cli.netstack.socket.tcp.connection import TcpConfig
+from smolmix_cli.netstack.socket.tcp.config import TcpConfig
 
 IpAddress = IPv4Address | IPv6Address
 ECHO_HOST = IPv4Address("192.0.2.1")  # answers ICMP echo

@@ -25,7 +25,8 @@ from typing import Any
 from smolmix_cli.netstack.errors import AddressInUse, MalformedPacket, NetstackError
 from smolmix_cli.netstack.iface.fragments import Reassembler
 from smolmix_cli.netstack.iface.handles import TcpKey, TcpListener, TcpSocket
-from smolmix_cli.netstack.socket.tcp.connection import TcpConfig, TcpConnection, reset_for
+from smolmix_cli.netstack.socket.tcp.config import TcpConfig
+from smolmix_cli.netstack.socket.tcp.connection import TcpConnection, reset_for
 from smolmix_cli.netstack.socket.udp import Datagram, DatagramTooLarge, UdpSocket
 from smolmix_cli.netstack.wire import icmp
 from smolmix_cli.netstack.wire.ip import (

@@ -16,18 +16,32 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
-from smolmix_cli.netstack.socket.tcp.connection import (
-    Endpoint,
-    TcpConfig,
-    TcpConnection,
-    check_invariants,
-    reset_for,
-)
+from smolmix_cli.netstack.socket.tcp.config import TcpConfig
+from smolmix_cli.netstack.socket.tcp.connection import TcpConnection, reset_for
+from smolmix_cli.netstack.socket.tcp.state import CLOSED
+from smolmix_cli.netstack.wire.ip import Endpoint
 from smolmix_cli.netstack.wire.tcp import ACK, SYN, TcpSegment, decode_tcp, encode_tcp
 
 A_END: Endpoint = (IPv4Address("192.0.2.1"), 40000)
 B_END: Endpoint = (IPv4Address("192.0.2.2"), 80)
 _PSEUDO = b"\xc0\x00\x02\x01\xc0\x00\x02\x02\x00\x06\x00\x00"  # fixed: the sim has no IP
+
+
+def check_invariants(conn: TcpConnection) -> None:
+    """Internal consistency checks for tests (pipe accounting, queue order, buffers)."""
+    tx = conn._tx
+    sb = tx.sb
+    pipe = sum(r.end - r.start for r in sb.sent if r.in_flight)
+    assert pipe == sb.pipe, (pipe, sb.pipe)
+    prev = tx.snd_una
+    for r in sb.sent:
+        assert r.start >= prev and r.end > r.start, (r.start, r.end, prev)
+        assert not (r.sacked and r.in_flight) and not (r.lost and r.in_flight)
+        prev = r.end
+    assert prev <= tx.snd_nxt
+    assert tx.snd_una <= tx.snd_nxt
+    assert conn._rx.rcv_adv >= conn._rx.rcv_nxt or conn.state is CLOSED
+    assert len(tx.buf) <= conn.config.send_buffer
 
 
 class SimTimeout(Exception):
