@@ -1,0 +1,117 @@
+"""Two checkouts' `smolmix fetch`, side by side in one run, against one local network.
+
+For judging a change by what users feel: the same CLI commands from an old and a
+new checkout (each with its own .venv), interleaved (old-new, then new-old) so
+machine noise lands on both, against one `testnet up` (zero mix delay) started
+from the new checkout. Per case it prints one JSON line per checkout with the
+medians of wall time, the CPU seconds of the command's process (user + sys,
+from getrusage of the children), and the command's own `time_total` and
+`time_tunnel` (`-w '%{json}'`). `--version` shows interpreter and import cost.
+
+Usage: python bench/fetch_sides.py --old ../base-checkout [--new .] [--runs 5]
+           [--sizes 0,4194304]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--old", type=Path, required=True, help="a checkout with its own .venv")
+    parser.add_argument("--new", type=Path, default=REPO)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--sizes", default="0,4194304", help="0 = the demo page /")
+    args = parser.parse_args()
+    trees = {"old": args.old.resolve(), "new": args.new.resolve()}
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    base = Path(tempfile.mkdtemp(prefix="smolmix-sides-"))
+    env = dict(os.environ, XDG_STATE_HOME=str(base / "state"), XDG_DATA_HOME=str(base / "data"))
+    env["SMOLMIX_RUNTIME_DIR"] = str(base / "run")
+    for name in ("SMOLMIX_NETWORK", "SMOLMIX_SESSION", "SMOLMIX_NO_SESSION"):
+        env.pop(name, None)
+
+    def python(tree: str) -> str:
+        return str(trees[tree] / ".venv" / "bin" / "python")
+
+    network = subprocess.Popen(
+        [
+            *(python("new"), "-m", "smolmix_cli", "testnet", "up"),
+            "--dir",
+            str(base / "net"),
+            "--mix-delay-ms",
+            "0",
+        ],
+        env=env,
+        cwd=trees["new"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    network_file = base / "net" / "network.json"
+    deadline = time.monotonic() + 60
+    while not network_file.exists():
+        if time.monotonic() > deadline or network.poll() is not None:
+            raise SystemExit("the local network did not start")
+        time.sleep(0.1)
+
+    def run(tree: str, words: list[str]) -> tuple[float, float, bytes]:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        done = subprocess.run(
+            [python(tree), "-m", "smolmix_cli", *words],
+            env=env,
+            cwd=trees[tree],
+            capture_output=True,
+            timeout=900,
+        )
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if done.returncode != 0:
+            raise SystemExit(f"{tree}: {' '.join(words)} exited {done.returncode}: {done.stderr!r}")
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        return wall, cpu, done.stdout
+
+    rows: dict[tuple[str, str], list[dict[str, float]]] = {}
+    try:
+        for i in range(args.runs):
+            for tree in ("old", "new") if i % 2 == 0 else ("new", "old"):
+                wall, cpu, _ = run(tree, ["--version"])
+                rows.setdefault(("version", tree), []).append({"wall": wall, "cpu": cpu})
+                for size in sizes:
+                    url = "https://demo.smolmix.test/" + (f"bytes/{size}" if size else "")
+                    words = ["--network", str(network_file), "--no-session", "fetch", "-sS"]
+                    wall, cpu, out = run(tree, [*words, "-o", "/dev/null", "-w", "%{json}", url])
+                    record = json.loads(out)
+                    rows.setdefault((f"fetch {size}", tree), []).append(
+                        {
+                            "wall": wall,
+                            "cpu": cpu,
+                            "time_total": float(record["time_total"]),
+                            "time_tunnel": float(record["time_tunnel"]),
+                        }
+                    )
+    finally:
+        os.killpg(network.pid, signal.SIGTERM)
+        network.wait(timeout=30)
+    for (case, tree), samples in rows.items():
+        line: dict[str, object] = {"case": case, "tree": tree, "runs": len(samples)}
+        for key in samples[0]:
+            line[f"{key}_median_s"] = round(statistics.median(s[key] for s in samples), 3)
+        print(json.dumps(line), flush=True)
+
+
+if __name__ == "__main__":
+    main()
