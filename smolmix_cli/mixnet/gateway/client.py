@@ -24,24 +24,11 @@ import anyio.abc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from smolmix_cli.mixnet.errors import MixnetError
+from smolmix_cli.mixnet.gateway import session_events as ev
 from smolmix_cli.mixnet.gateway.client_session import ClientState, GatewayClientSession
 from smolmix_cli.mixnet.gateway.handshake import (
     PROTOCOL_KEY_ROTATION_PACKET,
     AuthenticationFailed,
-)
-from smolmix_cli.mixnet.gateway.session_events import (
-    Authenticated,
-    BandwidthChanged,
-    ClientEvent,
-    Dropped,
-    Failed,
-    GatewayErrorReported,
-    GatewayRejected,
-    MessageReceived,
-    Ready,
-    Registered,
-    SendBinary,
-    SendText,
 )
 from smolmix_cli.mixnet.gateway.shared_key import SharedKey
 from smolmix_cli.mixnet.packet.mix_packet import MixPacket
@@ -341,7 +328,7 @@ class GatewayClient:
             if (
                 authenticating
                 and not ready.is_set()
-                and isinstance(error, GatewayRejected | AuthenticationFailed)
+                and isinstance(error, ev.GatewayRejected | AuthenticationFailed)
                 and not _is_transient_rejection(error)
             ):
                 # The gateway does not know our key (any more): register afresh.
@@ -368,40 +355,40 @@ class GatewayClient:
         if self._on_shared_key is not None:
             self._on_shared_key(None)
 
-    async def _emit(self, ws: WebSocketConnection, events: list[ClientEvent]) -> None:
+    async def _emit(self, ws: WebSocketConnection, events: list[ev.ClientEvent]) -> None:
         for event in events:
             await self._apply(ws, event)
 
-    async def _apply(self, ws: WebSocketConnection, event: ClientEvent) -> None:
-        if isinstance(event, SendText):
+    async def _apply(self, ws: WebSocketConnection, event: ev.ClientEvent) -> None:
+        if isinstance(event, ev.SendText):
             await ws.send_text(event.text)
-        elif isinstance(event, SendBinary):
+        elif isinstance(event, ev.SendBinary):
             await ws.send_binary(event.data)
-        elif isinstance(event, MessageReceived):
+        elif isinstance(event, ev.MessageReceived):
             self.stats.pushes_received += 1
             self._on_push(event.message)
-        elif isinstance(event, Registered):
+        elif isinstance(event, ev.Registered):
             self.stats.registrations += 1
             self.shared_key = event.shared_key
             if self._on_shared_key is not None:
                 self._on_shared_key(event.shared_key)
-        elif isinstance(event, Authenticated):
+        elif isinstance(event, ev.Authenticated):
             self.stats.authentications += 1
             self.stats.bandwidth_remaining = event.bandwidth_remaining
-        elif isinstance(event, BandwidthChanged):
+        elif isinstance(event, ev.BandwidthChanged):
             self.stats.bandwidth_remaining = event.remaining
-        elif isinstance(event, GatewayErrorReported):
+        elif isinstance(event, ev.GatewayErrorReported):
             # e.g. out of bandwidth: that packet was not forwarded; its ack never comes
             # and the client core retransmits it.
             self.stats.gateway_errors += 1
             self.stats.last_error = event.message
             log.debug("gateway %s reported: %s", self.url, event.message)
-        elif isinstance(event, Dropped):
+        elif isinstance(event, ev.Dropped):
             self.stats.frames_dropped += 1
             log.debug("gateway %s: dropped a frame: %s", self.url, event.error)
-        elif isinstance(event, Failed):
+        elif isinstance(event, ev.Failed):
             raise event.error
-        elif isinstance(event, Ready):
+        elif isinstance(event, ev.Ready):
             pass
 
     async def _reader(
@@ -435,7 +422,7 @@ class GatewayClient:
                 held.clear()
             for event in events:
                 await self._apply(ws, event)
-                if isinstance(event, Ready):
+                if isinstance(event, ev.Ready):
                     ready.set()
 
     async def _writer(self, ws: WebSocketConnection, session: GatewayClientSession) -> None:

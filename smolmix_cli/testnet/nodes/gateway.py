@@ -27,21 +27,12 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from smolmix_cli.mixnet.errors import MixnetError
+from smolmix_cli.mixnet.gateway import session_events as ev
 from smolmix_cli.mixnet.gateway.frames import RequestKind
 from smolmix_cli.mixnet.gateway.gateway_connection import (
     FREE_TESTNET_BANDWIDTH,
     GatewayConnection,
     GatewayRegistry,
-)
-from smolmix_cli.mixnet.gateway.session_events import (
-    ClientAuthenticated,
-    ClientRegistered,
-    Dropped,
-    Failed,
-    ForwardPacket,
-    GatewayEvent,
-    SendBinary,
-    SendText,
 )
 from smolmix_cli.mixnet.packet.framing import Frame
 from smolmix_cli.mixnet.packet.mix_packet import MixPacket
@@ -340,27 +331,27 @@ class GatewayNode(PacketNode):
             pass
         scope.cancel()
 
-    def _apply(self, client: _Client, events: list[GatewayEvent]) -> bool:
+    def _apply(self, client: _Client, events: list[ev.GatewayEvent]) -> bool:
         """Carry out a connection's events; False when the connection must close."""
         keep_open = True
         for event in events:
-            if isinstance(event, SendText):
+            if isinstance(event, ev.SendText):
                 keep_open &= self._queue(client, event.text)
-            elif isinstance(event, SendBinary):
+            elif isinstance(event, ev.SendBinary):
                 keep_open &= self._queue(client, event.data)
-            elif isinstance(event, ForwardPacket):
+            elif isinstance(event, ev.ForwardPacket):
                 self._forward_client_packet(event)
-            elif isinstance(event, (ClientRegistered, ClientAuthenticated)):
+            elif isinstance(event, (ev.ClientRegistered, ev.ClientAuthenticated)):
                 name = (
                     "clients_registered"
-                    if isinstance(event, ClientRegistered)
+                    if isinstance(event, ev.ClientRegistered)
                     else "clients_authenticated"
                 )
                 self.counters[name] += 1
                 keep_open &= self._client_ready(client, event.identity)
-            elif isinstance(event, Dropped):
+            elif isinstance(event, ev.Dropped):
                 self.counters["ws_dropped"] += 1
-            elif isinstance(event, Failed):
+            elif isinstance(event, ev.Failed):
                 self.counters["ws_closed_by_protocol"] += 1
                 keep_open = False
         return keep_open
@@ -384,7 +375,7 @@ class GatewayNode(PacketNode):
             ok &= self._apply(client, client.connection.push(message))
         return ok
 
-    def _forward_client_packet(self, event: ForwardPacket) -> None:
+    def _forward_client_packet(self, event: ev.ForwardPacket) -> None:
         self.counters["client_packets"] += 1
         try:
             if event.kind is RequestKind.FORWARD_SPHINX_V2:
