@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 from anyio.abc import ByteStream, SocketAttribute, TaskStatus
 
-from smolmix_cli.netstack.errors import NetstackError
+from smolmix_cli.netstack.errors import ConnectionReset, ConnectionTimedOut, NetstackError
 from smolmix_cli.netstack.iface.handles import TcpListener, TcpSocket
 from smolmix_cli.netstack.iface.stack import ECHO_REPLIES, NetStack
 from smolmix_cli.netstack.phy.device import PacketDevice
@@ -375,8 +375,15 @@ class TcpStream(ByteStream):
         return self._sock.remote
 
     def _broken(self) -> anyio.BrokenResourceError:
+        """The failure in the words an OS socket's error would use (curl prints those)."""
         err = self._sock.conn.error
-        exc = anyio.BrokenResourceError(str(err) if err else "connection closed")
+        if isinstance(err, ConnectionReset):
+            text = "Connection reset by peer"
+        elif isinstance(err, ConnectionTimedOut):
+            text = f"Connection timed out ({err})"
+        else:
+            text = str(err) if err else "connection closed"
+        exc = anyio.BrokenResourceError(text)
         exc.__cause__ = err or self._runner._failure
         return exc
 
