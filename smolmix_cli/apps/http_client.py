@@ -22,7 +22,6 @@ import anyio
 import h11
 
 from smolmix_cli.apps.connector import Connector
-from smolmix_cli.apps.failure_text import stream_failure
 from smolmix_cli.apps.errors import (
     AppError,
     EmptyReply,
@@ -36,6 +35,7 @@ from smolmix_cli.apps.errors import (
     UsageError,
     WriteError,
 )
+from smolmix_cli.apps.failure_text import stream_failure
 from smolmix_cli.apps.http_connection import HttpConnection
 from smolmix_cli.apps.http_decode import decoder_for
 from smolmix_cli.apps.http_options import FetchOptions
