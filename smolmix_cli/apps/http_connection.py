@@ -110,7 +110,7 @@ class HttpConnection:
                     ],
                     url=request.url,
                 )
-            raise BadResponse(f"unexpected event before the response: {event!r}")
+            raise BadResponse(f"unexpected event before the response: {type(event).__name__}")
 
     async def send(self, data: bytes) -> None:
         if not data:
