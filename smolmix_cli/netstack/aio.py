@@ -406,7 +406,7 @@ class TcpStream(ByteStream):
             try:
                 await runner.wait_for(sock)
             except StackClosed as exc:
-                raise anyio.BrokenResourceError("stack stopped") from exc
+                raise anyio.BrokenResourceError("the network stack stopped") from exc
 
     async def send(self, item: bytes) -> None:
         sock, runner = self._sock, self._runner
@@ -425,7 +425,7 @@ class TcpStream(ByteStream):
             try:
                 await runner.wait_for(sock)
             except StackClosed as exc:
-                raise anyio.BrokenResourceError("stack stopped") from exc
+                raise anyio.BrokenResourceError("the network stack stopped") from exc
 
     async def send_eof(self) -> None:
         if self._closed:
@@ -517,7 +517,7 @@ class UdpSocket:
             try:
                 await self._runner.wait_for(self.state)
             except StackClosed as exc:
-                raise anyio.BrokenResourceError("stack stopped") from exc
+                raise anyio.BrokenResourceError("the network stack stopped") from exc
 
     async def receive(self) -> tuple[bytes, Endpoint]:
         dgram = await self.receive_datagram()

@@ -395,8 +395,13 @@ class SessionDaemon:
                 stream = await self.open_tcp(request.host, request.port)
                 async with stream:
                     remote = stream.extra(anyio.abc.SocketAttribute.remote_address, None)
-                    await conn.send(proto.ok_frame(remote=list(remote) if remote else None))
-                    up, down = await splice(conn, stream, decoder.rest(), self.counters)
+                    answer: dict[str, Any] = {"remote": list(remote) if remote else None}
+                    if request.end_mark:
+                        answer["end_mark"] = True
+                    await conn.send(proto.ok_frame(**answer))
+                    up, down = await splice(
+                        conn, stream, decoder.rest(), self.counters, end_mark=request.end_mark
+                    )
                     self._stream_hook(up, down)
                 return
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
