@@ -17,6 +17,7 @@ an optional timeout and raises `WebSocketTimeout` when it expires.
 from __future__ import annotations
 
 import contextlib
+import re
 import ssl
 import time
 from collections import deque
@@ -48,6 +49,7 @@ DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
 """Largest accepted message (bytes); gateway frames are at most ~32 KiB."""
 
 _READ_SIZE = 65536
+_BLANK_LINE = re.compile(b"\n\r?\n")
 
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
@@ -123,6 +125,60 @@ def parse_websocket_url(url: str) -> WebSocketURL:
     )
 
 
+class FrameLengthGuard:
+    """Follows frame boundaries in the received bytes to read each header's announced length.
+
+    wsproto waits for a frame's payload before it says anything about the frame, so a
+    header announcing 100 MiB would hold the connection until the bytes (or a timeout)
+    came. This sees the length at the header and lets the connection refuse it (1009)
+    at once. Sans-io: bytes in, the first announced message size over the limit out.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._head = bytearray()
+        self._skip = 0
+        self._message = 0
+        """Bytes announced so far by the frames of the message being received."""
+
+    def feed(self, data: bytes) -> int | None:
+        """The announced size of a message over the limit, once its header arrived."""
+        at = 0
+        while at < len(data):
+            if self._skip:
+                taken = min(self._skip, len(data) - at)
+                self._skip -= taken
+                at += taken
+                continue
+            self._head.append(data[at])
+            at += 1
+            announced = self._header_done()
+            if announced is not None:
+                return announced
+        return None
+
+    def _header_done(self) -> int | None:
+        head = self._head
+        if len(head) < 2:
+            return None
+        short = head[1] & 0x7F
+        extended = 2 if short == 126 else 8 if short == 127 else 0
+        need = 2 + extended + (4 if head[1] & 0x80 else 0)
+        if len(head) < need:
+            return None
+        length = int.from_bytes(head[2 : 2 + extended], "big") if extended else short
+        opcode, fin = head[0] & 0x0F, bool(head[0] & 0x80)
+        self._head = bytearray()
+        self._skip = length
+        if opcode >= 8:  # control frames interleave with a message and stay small
+            return None
+        self._message = length if opcode else self._message + length
+        announced = self._message
+        if fin:
+            self._message = 0
+        return announced if announced > self._limit else None
+
+
 class WebSocketConnection:
     """An open WebSocket connection (either role) over an anyio ByteStream."""
 
@@ -134,7 +190,9 @@ class WebSocketConnection:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         path: str = "/",
         subprotocol: str | None = None,
+        after_handshake: bytes = b"",
     ) -> None:
+        """`after_handshake`: bytes read with the handshake (wsproto already holds them)."""
         self._stream = stream
         self._ws = ws
         self._max_message_size = max_message_size
@@ -152,6 +210,8 @@ class WebSocketConnection:
         self._pong_waiters: dict[bytes, anyio.Event] = {}
         self._stream_closed = False
         self._ping_counter = 0
+        self._guard = FrameLengthGuard(max_message_size)
+        self._too_big = self._guard.feed(after_handshake)
 
     # -- state -----------------------------------------------------------------
 
@@ -229,6 +289,8 @@ class WebSocketConnection:
             data: bytes | None = await self._stream.receive(_READ_SIZE)
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             data = None
+        if data and self._too_big is None:
+            self._too_big = self._guard.feed(data)
         try:
             self._ws.receive_data(data)
         except (LocalProtocolError, RemoteProtocolError) as exc:
@@ -238,6 +300,11 @@ class WebSocketConnection:
         await self._process_events()
 
     async def _process_events(self) -> None:
+        await self._events()
+        if self._too_big is not None and self._close is None:
+            await self._fail(CLOSE_MESSAGE_TOO_BIG, f"message too big ({self._too_big} bytes)")
+
+    async def _events(self) -> None:
         for event in self._ws.events():
             if isinstance(event, TextMessage):
                 self._text_parts.append(event.data)
@@ -402,7 +469,8 @@ class WebSocketConnection:
 # -- handshakes ---------------------------------------------------------------
 
 
-async def _handshake_read(stream: anyio.abc.ByteStream, ws: WSConnection) -> None:
+async def _handshake_read(stream: anyio.abc.ByteStream, ws: WSConnection) -> bytes:
+    """Read once and hand it to wsproto; the bytes, for what follows the head."""
     try:
         data: bytes | None = await stream.receive(_READ_SIZE)
     except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
@@ -413,6 +481,13 @@ async def _handshake_read(stream: anyio.abc.ByteStream, ws: WSConnection) -> Non
         ws.receive_data(data)
     except (LocalProtocolError, RemoteProtocolError) as exc:
         raise WebSocketHandshakeError(f"bad websocket handshake: {exc}") from None
+    return data
+
+
+def _after_head(seen: bytes) -> bytes:
+    """The bytes after the handshake's HTTP head (h11 ends a head at the same blank line)."""
+    end = _BLANK_LINE.search(seen)
+    return seen[end.end() :] if end else b""
 
 
 def _handshake_event(ws: WSConnection) -> Event | None:
@@ -472,8 +547,9 @@ async def client_handshake(
                     )
                 )
             )
+            seen = b""
             while True:
-                await _handshake_read(stream, ws)
+                seen += await _handshake_read(stream, ws)
                 event = _handshake_event(ws)
                 if event is not None:
                     if isinstance(event, AcceptConnection):
@@ -483,6 +559,7 @@ async def client_handshake(
                             max_message_size=max_message_size,
                             path=target,
                             subprotocol=event.subprotocol,
+                            after_handshake=_after_head(seen),
                         )
                     if isinstance(event, RejectConnection):
                         raise WebSocketHandshakeError(
@@ -563,9 +640,10 @@ async def serve_websocket_connection(
                     )
                 except (ssl.SSLError, OSError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
                     raise WebSocketHandshakeError(f"TLS handshake failed: {exc!r}") from None
+            seen = b""
             while True:
                 try:
-                    await _handshake_read(stream, ws)
+                    seen += await _handshake_read(stream, ws)
                     event = _handshake_event(ws)
                 except WebSocketHandshakeError:
                     await _send_reject(stream, ws)
@@ -579,6 +657,7 @@ async def serve_websocket_connection(
                         max_message_size=max_message_size,
                         path=event.target,
                         subprotocol=chosen,
+                        after_handshake=_after_head(seen),
                     )
 
 

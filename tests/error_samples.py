@@ -78,7 +78,11 @@ SAMPLES: list[Sample] = [
     ),
     _s(lambda: app.OperationTimeout("Connection timed out"), C.TIMEOUT, "Connection timed out"),
     _s(lambda: app.SendError("send failed"), C.SEND_ERROR, "send failed"),
-    _s(lambda: app.RecvError("Recv failure"), C.RECV_ERROR, "Recv failure"),
+    _s(
+        lambda: app.RecvError("Recv failure: Connection reset by peer"),
+        C.RECV_ERROR,
+        "Recv failure: Connection reset by peer",
+    ),
     _s(lambda: app.TlsError("TLS handshake failed"), C.TLS_ERROR, "TLS handshake failed"),
     _s(
         lambda: app.CertificateError("certificate verify failed"),

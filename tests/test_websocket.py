@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
 import anyio
 import anyio.abc
 import pytest
@@ -366,3 +370,82 @@ def test_any_message_sequence_round_trips_in_order(messages: list[str | bytes]) 
             return [await client.receive(timeout=10) for _ in messages]
 
     assert anyio.run(run) == messages
+
+
+# -- a header that announces more than the limit is refused at the header ---------------------
+
+_HUGE_HEADER = bytes([0x82, 127]) + (100 << 20).to_bytes(8, "big")  # binary, 100 MiB, no payload
+
+
+@asynccontextmanager
+async def _raw_server_sending(extra: bytes, *, with_accept: bool) -> AsyncIterator[RawSeen]:
+    """A server that accepts the upgrade, sends `extra` (with the 101 or after it), then
+    records the first bytes the client sends back."""
+    seen = RawSeen()
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        ws = WSConnection(ConnectionType.SERVER)
+        async with stream:
+            while not any(isinstance(e, Request) for e in ws.events()):
+                ws.receive_data(await stream.receive())
+            accept = ws.send(AcceptConnection())
+            if with_accept:
+                await stream.send(accept + extra)
+            else:
+                await stream.send(accept)
+                await anyio.sleep(0.05)
+                await stream.send(extra)
+            with anyio.move_on_after(5):
+                while len(seen.reply) < 8:
+                    seen.reply += await stream.receive()
+            seen.done.set()
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    seen.port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle)
+        yield seen
+        tg.cancel_scope.cancel()
+
+
+@dataclass
+class RawSeen:
+    port: int = 0
+    reply: bytes = b""
+    done: anyio.Event = field(default_factory=anyio.Event)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("with_accept", [False, True], ids=["after", "with the 101"])
+async def test_oversized_frame_header_closes_with_1009_at_once(with_accept: bool) -> None:
+    async with _raw_server_sending(_HUGE_HEADER, with_accept=with_accept) as seen:
+        client = await connect_websocket(f"ws://127.0.0.1:{seen.port}/", timeout=5)
+        started = anyio.current_time()
+        with pytest.raises(WebSocketClosed) as info:
+            await client.receive(timeout=10)
+        assert anyio.current_time() - started < 1.0
+        assert info.value.code == 1009 and info.value.local
+        await client.aclose()
+        with anyio.fail_after(5):
+            await seen.done.wait()
+    close = seen.reply
+    assert close[0] == 0x88  # a close frame, masked as a client's
+    mask, payload = close[2:6], close[6:]
+    code = bytes(b ^ mask[i % 4] for i, b in enumerate(payload[:2]))
+    assert int.from_bytes(code, "big") == 1009
+
+
+def test_frame_length_guard_follows_frames() -> None:
+    from smolmix_cli.websocket import FrameLengthGuard
+
+    guard = FrameLengthGuard(1000)
+    small = bytes([0x81, 5]) + b"hello"
+    ping = bytes([0x89, 0x80 | 4]) + b"mask" + b"pong"  # masked control frame
+    assert guard.feed(small + ping) is None
+    first = bytes([0x02, 126]) + (600).to_bytes(2, "big")  # a fragment, not final
+    assert guard.feed(first + b"x" * 600) is None
+    assert guard.feed(ping[:3]) is None and guard.feed(ping[3:]) is None  # between fragments
+    rest = bytes([0x80, 126]) + (401).to_bytes(2, "big")  # 600 + 401 > 1000: refused at header
+    assert guard.feed(rest[:2]) is None
+    assert guard.feed(rest[2:]) == 1001
+    assert FrameLengthGuard(1000).feed(bytes([0x82, 126]) + (1000).to_bytes(2, "big")) is None

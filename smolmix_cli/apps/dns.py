@@ -31,6 +31,7 @@ from smolmix_cli.apps.errors import (
     DnsUsageError,
     OperationTimeout,
 )
+from smolmix_cli.apps.failure_text import stream_failure
 
 DEFAULT_SERVER = "1.1.1.1"
 DEFAULT_PORT = 53
@@ -232,7 +233,7 @@ async def query(
         except AppError as exc:
             raise DnsNoReply(f"communications error to {server}#{port}: {exc}") from None
         except Exception as exc:  # the tunnel's own error types: count as a failed try
-            last = DnsNoReply(f"{server}#{port}: {exc!r}")
+            last = DnsNoReply(f"{server}#{port}: {stream_failure(exc)}")
             continue
         if response.header.tc:
             wire, response = await _tcp_try(connector, server, port, q, timeout)
@@ -270,7 +271,9 @@ async def tcp_exchange(connector: Connector, server: str, port: int, wire: bytes
     except AppError:
         raise
     except Exception as exc:
-        raise DnsNoReply(f"TCP connection to {server}#{port} failed: {exc!r}") from None
+        raise DnsNoReply(
+            f"TCP connection to {server}#{port} failed: {stream_failure(exc)}"
+        ) from None
     return await framed_exchange(stream, wire, f"{server}#{port}")
 
 

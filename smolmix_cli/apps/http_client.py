@@ -35,6 +35,7 @@ from smolmix_cli.apps.errors import (
     UsageError,
     WriteError,
 )
+from smolmix_cli.apps.failure_text import stream_failure
 from smolmix_cli.apps.http_connection import HttpConnection
 from smolmix_cli.apps.http_decode import decoder_for
 from smolmix_cli.apps.http_options import FetchOptions
@@ -164,7 +165,9 @@ class HttpClient:
                 except BaseException as exc:
                     await conn.aclose()
                     if isinstance(exc, OSError):
-                        raise WriteError(f"Failure writing output to destination: {exc}") from None
+                        raise WriteError(
+                            f"Failure writing output to destination: {stream_failure(exc)}"
+                        ) from None
                     raise
             location = head.header("location")
             transfer.redirect_url = ""
@@ -285,7 +288,7 @@ async def _write(sink: BodySink, data: bytes) -> None:
     except AppError:
         raise
     except OSError as exc:
-        raise WriteError(f"Failure writing output to destination: {exc}") from None
+        raise WriteError(f"Failure writing output to destination: {stream_failure(exc)}") from None
 
 
 class _RetryableStatus(Exception):

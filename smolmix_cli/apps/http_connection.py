@@ -23,11 +23,14 @@ from smolmix_cli.apps.errors import (
     SendError,
     UsageError,
 )
+from smolmix_cli.apps.failure_text import stream_failure
 from smolmix_cli.apps.http_headers import has_header
 from smolmix_cli.apps.http_request import OutgoingRequest
 from smolmix_cli.apps.http_transfer import RequestHead, ResponseHead, Transfer
 
 _READ_SIZE = 65536
+_CHUNK_SIZE_MAX = (1 << 63) - 1
+"""curl's limit: a chunk size past this is refused at its line, not awaited."""
 _DISCARD_LIMIT = 1 << 20
 """Redirect/retry bodies up to this size are read and dropped to keep the connection."""
 
@@ -44,6 +47,8 @@ class HttpConnection:
         """Bytes received since the current request was sent (0 at EOF = empty reply)."""
         self.tls_version = tls_version
         self.remote_ip = ""
+        self.eof = False
+        """The stream ended: h11 errors from now on are a short body, not bad framing."""
 
     async def aclose(self) -> None:
         await anyio.aclose_forcefully(self.stream)
@@ -105,7 +110,7 @@ class HttpConnection:
                     ],
                     url=request.url,
                 )
-            raise BadResponse(f"unexpected event before the response: {event!r}")
+            raise BadResponse(f"unexpected event before the response: {type(event).__name__}")
 
     async def send(self, data: bytes) -> None:
         if not data:
@@ -115,21 +120,30 @@ class HttpConnection:
         except AppError:
             raise
         except Exception as exc:  # anyio, OS, TLS or tunnel errors alike
-            raise SendError(f"Failure when sending data to the peer: {exc!r}") from None
+            raise SendError(f"Send failure: {stream_failure(exc)}") from None
 
     async def next_event(self, *, head: bool) -> Any:
-        """The next h11 event, reading as needed; `head`: still before the response head."""
+        """The next h11 event, reading as needed; `head`: still before the response head.
+
+        As curl: a clean close before any byte is an empty reply (52), a close inside the
+        body a partial file (18), a failing stream (reset, broken tunnel) a receive error
+        (56) whenever it happens, and a chunk line that is not a size a receive error too.
+        """
         while True:
             try:
                 event = self.h11.next_event()
             except h11.RemoteProtocolError as exc:
+                if not head and not self.eof:
+                    raise RecvError(_chunk_error(exc)) from None
                 if not head:
                     raise PartialFile(
-                        f"transfer closed with outstanding read data remaining ({exc})"
+                        "transfer closed with outstanding read data remaining"
                     ) from None
-                if head and self.received == 0:
+                if self.received == 0:
                     raise EmptyReply("Empty reply from server") from None
-                raise BadResponse(f"Weird server reply: {exc}") from None
+                raise BadResponse(f"Weird server reply: {_h11_text(exc)}") from None
+            if not head:
+                _check_chunk_size(self.h11)
             if event is h11.NEED_DATA:
                 try:
                     data = await self.stream.receive(_READ_SIZE)
@@ -138,14 +152,13 @@ class HttpConnection:
                 except AppError:
                     raise
                 except Exception as exc:  # anyio, OS, TLS or tunnel errors alike
-                    if head and self.received == 0:
-                        raise EmptyReply(f"Empty reply from server ({exc!r})") from None
-                    raise RecvError(f"Failure when receiving data from the peer: {exc!r}") from None
+                    raise RecvError(f"Recv failure: {stream_failure(exc)}") from None
+                self.eof = not data
                 self.received += len(data)
                 try:
                     self.h11.receive_data(data)
                 except h11.RemoteProtocolError as exc:
-                    raise BadResponse(f"Weird server reply: {exc}") from None
+                    raise BadResponse(f"Weird server reply: {_h11_text(exc)}") from None
                 continue
             if isinstance(event, h11.ConnectionClosed):
                 if head and self.received == 0:
@@ -176,3 +189,33 @@ class HttpConnection:
             await self.aclose()
             return False
         return True
+
+
+_CHUNK_LINE_BAD = "Illegal or missing hexadecimal sequence in chunked-encoding"
+_CHUNK_LINE_LONG = "Too long hexadecimal number in chunked-encoding"
+_CHUNK_MALFORMED = "Malformed encoding found in chunked-encoding"
+
+
+def _chunk_error(exc: h11.RemoteProtocolError) -> str:
+    """curl's words for a chunked body whose framing broke (h11 says which part, in text)."""
+    return _CHUNK_MALFORMED if "chunk footer" in str(exc) else _CHUNK_LINE_BAD
+
+
+def _check_chunk_size(conn: h11.Connection) -> None:
+    """Refuse a chunk size curl refuses, at its line: h11 accepts 20 hex digits and waits.
+
+    h11 keeps the size of the chunk being read in its reader (no public accessor); without
+    that attribute the check finds nothing and a lying size ends as a partial file (18).
+    """
+    remaining = getattr(getattr(conn, "_reader", None), "_bytes_in_chunk", 0)
+    if not isinstance(remaining, int) or remaining <= _CHUNK_SIZE_MAX:
+        return
+    raise RecvError(_CHUNK_LINE_LONG if remaining >> 64 else _CHUNK_LINE_BAD)
+
+
+def _h11_text(exc: h11.RemoteProtocolError) -> str:
+    """h11's message without the reprs of raw bytes it likes to include."""
+    text = str(exc)
+    cut = text.find(": b'"), text.find(": bytearray(")
+    ends = [i for i in cut if i >= 0]
+    return text[: min(ends)] if ends else text

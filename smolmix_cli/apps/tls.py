@@ -17,6 +17,7 @@ import certifi
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from smolmix_cli.apps.errors import CaFileError, CertificateError, TlsError
+from smolmix_cli.apps.failure_text import stream_failure
 
 CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 """TLS 1.2 suites allowed; TLS 1.3 suites are all AEAD + (EC)DHE already."""
@@ -84,12 +85,12 @@ async def wrap_client(
     except ssl.SSLError as exc:
         await anyio.aclose_forcefully(stream)
         raise TlsError(f"TLS handshake failed: {exc.reason or exc}") from None
-    except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+    except anyio.EndOfStream:
         await anyio.aclose_forcefully(stream)
         raise TlsError("TLS handshake failed: connection closed by peer") from None
-    except Exception as exc:  # the tunnel's own stream errors
+    except Exception as exc:  # a reset, a broken tunnel: not the peer closing
         await anyio.aclose_forcefully(stream)
-        raise TlsError(f"TLS handshake failed: {exc!r}") from None
+        raise TlsError(f"TLS handshake failed: {stream_failure(exc)}") from None
 
 
 def negotiated(stream: TLSStream) -> dict[str, str]:

@@ -28,6 +28,7 @@ from smolmix_cli.apps.errors import (
     WsClosed,
     WsHandshakeError,
 )
+from smolmix_cli.apps.failure_text import stream_failure
 from smolmix_cli.apps.http_headers import HeaderEdit, apply_edits
 from smolmix_cli.apps.http_url import Url, parse_url
 from smolmix_cli.websocket import (
@@ -95,7 +96,7 @@ def _as_app_errors(timeout_text: str | None = None) -> Iterator[None]:
     except AppError:
         raise
     except Exception as exc:  # any other WebSocket error, the tunnel's own stream errors
-        raise WsClosed(CLOSE_ABNORMAL, f"connection lost: {exc!r}") from None
+        raise WsClosed(CLOSE_ABNORMAL, f"connection lost: {stream_failure(exc)}") from None
 
 
 class WsSession:

@@ -218,7 +218,7 @@ def _opt(*decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[...,
     "--output",
     "outputs",
     multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     metavar="FILE",
     help="Write the body to FILE instead of stdout; repeat once per URL, in order. "
     "Example: -o page.html",

@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 from anyio.abc import ByteStream, SocketAttribute, TaskStatus
 
-from smolmix_cli.netstack.errors import NetstackError
+from smolmix_cli.netstack.errors import ConnectionReset, ConnectionTimedOut, NetstackError
 from smolmix_cli.netstack.iface.handles import TcpListener, TcpSocket
 from smolmix_cli.netstack.iface.stack import ECHO_REPLIES, NetStack
 from smolmix_cli.netstack.phy.device import PacketDevice
@@ -375,8 +375,15 @@ class TcpStream(ByteStream):
         return self._sock.remote
 
     def _broken(self) -> anyio.BrokenResourceError:
+        """The failure in the words an OS socket's error would use (curl prints those)."""
         err = self._sock.conn.error
-        exc = anyio.BrokenResourceError(str(err) if err else "connection closed")
+        if isinstance(err, ConnectionReset):
+            text = "Connection reset by peer"
+        elif isinstance(err, ConnectionTimedOut):
+            text = f"Connection timed out ({err})"
+        else:
+            text = str(err) if err else "connection closed"
+        exc = anyio.BrokenResourceError(text)
         exc.__cause__ = err or self._runner._failure
         return exc
 
@@ -399,7 +406,7 @@ class TcpStream(ByteStream):
             try:
                 await runner.wait_for(sock)
             except StackClosed as exc:
-                raise anyio.BrokenResourceError("stack stopped") from exc
+                raise anyio.BrokenResourceError("the network stack stopped") from exc
 
     async def send(self, item: bytes) -> None:
         sock, runner = self._sock, self._runner
@@ -418,7 +425,7 @@ class TcpStream(ByteStream):
             try:
                 await runner.wait_for(sock)
             except StackClosed as exc:
-                raise anyio.BrokenResourceError("stack stopped") from exc
+                raise anyio.BrokenResourceError("the network stack stopped") from exc
 
     async def send_eof(self) -> None:
         if self._closed:
@@ -510,7 +517,7 @@ class UdpSocket:
             try:
                 await self._runner.wait_for(self.state)
             except StackClosed as exc:
-                raise anyio.BrokenResourceError("stack stopped") from exc
+                raise anyio.BrokenResourceError("the network stack stopped") from exc
 
     async def receive(self) -> tuple[bytes, Endpoint]:
         dgram = await self.receive_datagram()

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import anyio
 import anyio.abc
 
-from smolmix_cli.exit_codes import CliError
+from smolmix_cli.exit_codes import CliError, ExitCode
 from smolmix_cli.session import protocol as proto
 from smolmix_cli.session.accept import serve_contained
 from smolmix_cli.session.paths import SessionPaths, probe
@@ -342,7 +342,11 @@ class SessionDaemon:
             if not allowed:
                 self.counters.refused_peers += 1
                 log(f"refused a connection from uid {uid}")
-                await _refuse(conn, proto.error_frame("PermissionError", "not your session", 77))
+                # 5, the code an attached command exits with: not curl's 77 (--cacert).
+                refusal = proto.error_frame(
+                    "PermissionError", "not your session", int(ExitCode.NETWORK_UNREACHABLE)
+                )
+                await _refuse(conn, refusal)
                 return
             decoder = proto.FrameDecoder()
             try:
@@ -391,8 +395,13 @@ class SessionDaemon:
                 stream = await self.open_tcp(request.host, request.port)
                 async with stream:
                     remote = stream.extra(anyio.abc.SocketAttribute.remote_address, None)
-                    await conn.send(proto.ok_frame(remote=list(remote) if remote else None))
-                    up, down = await splice(conn, stream, decoder.rest(), self.counters)
+                    answer: dict[str, Any] = {"remote": list(remote) if remote else None}
+                    if request.end_mark:
+                        answer["end_mark"] = True
+                    await conn.send(proto.ok_frame(**answer))
+                    up, down = await splice(
+                        conn, stream, decoder.rest(), self.counters, end_mark=request.end_mark
+                    )
                     self._stream_hook(up, down)
                 return
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):

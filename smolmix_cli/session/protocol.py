@@ -4,7 +4,8 @@ One Unix-socket connection carries one request. The client sends one frame,
 the daemon answers with one frame; after a successful `open_tcp` answer the
 connection stops being framed and becomes the TCP stream itself (raw bytes
 both ways, half-close by shutdown), so a stream costs one copy in the daemon
-and nothing else.
+and nothing else; with `end_mark` the way back is framed so that its end can
+tell a FIN from a broken stream (see the end of this module).
 
 A frame is a 12-byte header, then a JSON object, then opaque data:
 
@@ -106,12 +107,16 @@ class Request:
     name: str = ""
     timeout: float = 0.0
     payload: bytes = b""
+    end_mark: bool = False
+    """open_tcp: frame the stream's way back so that its end says FIN or broken (see below)."""
 
 
 def request_frame(request: Request) -> bytes:
     header: dict[str, Any] = {"op": request.op}
     if request.op in ("open_tcp", "udp_exchange"):
         header |= {"host": request.host, "port": request.port}
+    if request.op == "open_tcp" and request.end_mark:
+        header["end_mark"] = True
     if request.op == "udp_exchange":
         header["timeout"] = request.timeout
     if request.op == "resolve":
@@ -136,7 +141,10 @@ def parse_request(frame: Frame) -> Request:
         timeout = 0.0
         if op == "udp_exchange":
             timeout = _seconds(h.get("timeout"), "timeout")
-        return Request(op, host=host, port=port, timeout=timeout, payload=frame.data)
+        end_mark = op == "open_tcp" and h.get("end_mark") is True
+        return Request(
+            op, host=host, port=port, timeout=timeout, payload=frame.data, end_mark=end_mark
+        )
     if op == "resolve":
         name = h.get("name")
         if not isinstance(name, str) or not name or len(name) > 255:
@@ -190,3 +198,25 @@ def parse_answer(frame: Frame) -> dict[str, Any] | RemoteError:
     if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= 255:
         raise ProtocolError("error answer with bad exit code")
     return RemoteError(kind, message, code)
+
+
+# -- an open_tcp stream's way back, with `end_mark` --------------------------------------------
+#
+# Raw bytes end the same way whether the destination sent FIN or the tunnel broke: the
+# daemon can only close. A client that asks for `end_mark` (daemons that do not know it
+# ignore the field and answer without it) gets the way back as frames: `{}` with data, then
+# one end frame, `{"end":"fin"}` or `{"end":"broken","message":M}`. The way there stays raw.
+
+_DATA_JSON = b"{}"
+
+
+def data_frame(chunk: bytes) -> bytes:
+    """One piece of the stream (at most MAX_DATA; the splice reads less)."""
+    return HEADER.pack(MAGIC, VERSION, len(_DATA_JSON), len(chunk)) + _DATA_JSON + chunk
+
+
+def end_frame(broken: str | None = None) -> bytes:
+    """The stream's end: the destination's FIN, or the words for why it broke."""
+    if broken is None:
+        return encode({"end": "fin"})
+    return encode({"end": "broken", "message": broken})

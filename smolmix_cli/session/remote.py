@@ -33,20 +33,64 @@ class SessionUnavailable(AppError):
 
 
 class AttachedStream(anyio.abc.ByteStream):
-    """The spliced connection as a byte stream; bytes read past the answer frame come first."""
+    """The spliced connection as a byte stream; bytes read past the answer frame come first.
+
+    `marks`: the daemon frames the way back (protocol.end_frame), so that a destination's
+    FIN ends the stream and a reset, a broken tunnel or a session gone mid-stream raise
+    `anyio.BrokenResourceError` with the words for it, as an in-process stream would.
+    Without it (a daemon that does not know `end_mark`) every end looks like a FIN.
+    """
 
     def __init__(
-        self, conn: anyio.abc.SocketStream, first: bytes, remote: tuple[str, int] | None
+        self,
+        conn: anyio.abc.SocketStream,
+        first: bytes,
+        remote: tuple[str, int] | None,
+        marks: proto.FrameDecoder | None = None,
     ) -> None:
         self._conn = conn
         self._first = first
         self._remote = remote
+        self._marks = marks
+        self._ended: str | None = None
+        """"fin", or why the stream broke; set by the end frame."""
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         if self._first:
             data, self._first = self._first[:max_bytes], self._first[max_bytes:]
             return data
-        return await self._conn.receive(max_bytes)
+        if self._marks is None:
+            return await self._conn.receive(max_bytes)
+        return await self._receive_marked(max_bytes)
+
+    async def _receive_marked(self, max_bytes: int) -> bytes:
+        marks = self._marks
+        assert marks is not None
+        while True:
+            if self._ended is not None:
+                if self._ended == "fin":
+                    raise anyio.EndOfStream
+                raise anyio.BrokenResourceError(self._ended)
+            try:
+                frame = marks.next_frame()
+            except proto.ProtocolError as exc:
+                self._ended = f"the session sent a malformed stream ({exc})"
+                continue
+            if frame is None:
+                try:
+                    marks.feed(await self._conn.receive())
+                except anyio.EndOfStream:
+                    self._ended = "the session ended the stream without its end (it stopped?)"
+                continue
+            end = frame.header.get("end")
+            if end is None:
+                if frame.data:
+                    self._first = frame.data[max_bytes:]
+                    return frame.data[:max_bytes]
+                continue
+            message = frame.header.get("message")
+            broken = message if isinstance(message, str) and message else "the stream broke"
+            self._ended = "fin" if end == "fin" else broken
 
     async def send(self, item: bytes) -> None:
         await self._conn.send(item)
@@ -137,7 +181,9 @@ class RemoteTunnel:
         return frame
 
     async def open_tcp(self, host: str, port: int) -> anyio.abc.ByteStream:
-        conn, frame, decoder = await self._call(proto.Request("open_tcp", host=host, port=port))
+        conn, frame, decoder = await self._call(
+            proto.Request("open_tcp", host=host, port=port, end_mark=True)
+        )
         remote = frame.header.get("remote")
         address: tuple[str, int] | None = None
         if (
@@ -147,6 +193,8 @@ class RemoteTunnel:
             and isinstance(remote[1], int)
         ):
             address = (remote[0], remote[1])
+        if frame.header.get("end_mark") is True:  # the rest is framed: the decoder keeps it
+            return AttachedStream(conn, b"", address, decoder)
         return AttachedStream(conn, decoder.rest(), address)
 
     async def udp_exchange(self, host: str, port: int, payload: bytes, timeout: float) -> bytes:

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 import anyio
 import anyio.abc
 
+from smolmix_cli.apps.failure_text import stream_failure
+from smolmix_cli.session import protocol as proto
+
 SPLICE_CHUNK = 65536
 
 
@@ -29,11 +32,15 @@ async def splice(
     remote: anyio.abc.ByteStream,
     first: bytes,
     counters: Counters | None = None,
+    *,
+    end_mark: bool = False,
 ) -> tuple[int, int]:
     """Copy both ways until both directions ended; EOF is passed on as a half-close.
 
     Returns (bytes local->remote, bytes remote->local). One copy per chunk: the
-    bytes a receive returns are the bytes the send takes.
+    bytes a receive returns are the bytes the send takes. With `end_mark` the way
+    back is framed (protocol.data_frame) and ends with an end frame that tells the
+    remote's FIN from its failure.
     """
     moved = [0, 0]
     if counters is not None:
@@ -54,13 +61,36 @@ async def splice(
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             tg.cancel_scope.cancel()  # one side broke: the stream is over both ways
 
+    async def pump_marked(src: anyio.abc.ByteStream, dst: anyio.abc.ByteStream) -> None:
+        try:
+            while True:
+                try:
+                    chunk = await src.receive(SPLICE_CHUNK)
+                except anyio.EndOfStream:
+                    await dst.send(proto.end_frame())
+                    with contextlib.suppress(Exception):
+                        await dst.send_eof()
+                    return
+                except Exception as exc:  # the destination reset, the tunnel broke
+                    with contextlib.suppress(Exception):
+                        await dst.send(proto.end_frame(stream_failure(exc)))
+                    tg.cancel_scope.cancel()
+                    return
+                await dst.send(proto.data_frame(chunk))
+                moved[1] += len(chunk)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            tg.cancel_scope.cancel()
+
     try:
         if first:
             await remote.send(first)
             moved[0] += len(first)
         async with anyio.create_task_group() as tg:
             tg.start_soon(pump, local, remote, 0)
-            tg.start_soon(pump, remote, local, 1)
+            if end_mark:
+                tg.start_soon(pump_marked, remote, local)
+            else:
+                tg.start_soon(pump, remote, local, 1)
     except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
         pass
     finally:

@@ -448,3 +448,14 @@ def test_testnet_commands_default_to_the_envs_state_dir(tmp_path: Path) -> None:
     down = fake_env(testnet_dir=tmp_path)
     assert CliRunner().invoke(cli, ["testnet", "down"], obj=down).exit_code == 0
     assert err(down) == "smolmix: no local test network is running\n"
+
+
+def test_fetch_output_naming_a_directory_is_a_write_error(
+    factory: StandInFactory, tmp_path: Path
+) -> None:
+    """curl: `-o DIR` fails when the first byte is written, with 23 (not a usage error)."""
+    factory.tunnel.body = b"hello"
+    env = fake_env()
+    result = invoke(env, "fetch", "-sS", "-o", str(tmp_path), "http://a.test/")
+    assert result.exit_code == 23, (result.output, err(env))
+    assert err(env).strip() == "smolmix: (23) Failure writing output to destination: Is a directory"

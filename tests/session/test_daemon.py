@@ -137,7 +137,9 @@ def _connect_as(uid: int, path: Path) -> str:
             frame = decoder.next_frame()
             answer = proto.parse_answer(frame) if frame else None
             outcome = (
-                f"error:{answer.kind}" if isinstance(answer, proto.RemoteError) else f"ok:{answer}"
+                f"error:{answer.kind}:{answer.exit_code}"
+                if isinstance(answer, proto.RemoteError)
+                else f"ok:{answer}"
             )
         except PermissionError:
             outcome = "EACCES"
@@ -162,7 +164,7 @@ async def test_other_users_are_refused(rundir: Path) -> None:
         os.chmod(rundir, 0o711)
         os.chmod(paths.socket, 0o666)
         outcome = await anyio.to_thread.run_sync(_connect_as, nobody, paths.socket)
-        assert outcome == "error:PermissionError"
+        assert outcome == "error:PermissionError:5"  # not 77, the --cacert code
         assert daemon.counters.refused_peers == 1
         assert daemon.counters.requests == 0
         # our own uid is still served

@@ -72,7 +72,7 @@ def test_failures_the_apps_react_to_come_back_as_their_types(
 
 
 def test_the_daemons_own_refusals_mean_no_session() -> None:
-    for kind, code in (("PermissionError", 77), ("ProtocolError", 70)):
+    for kind, code in (("PermissionError", 5), ("PermissionError", 77), ("ProtocolError", 70)):
         rebuilt = rebuild_error(proto.RemoteError(kind, "not your session", code))
         assert isinstance(rebuilt, SessionUnavailable)
         assert classify(rebuilt).code is ExitCode.NETWORK_UNREACHABLE
