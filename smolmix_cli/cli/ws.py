@@ -5,9 +5,10 @@ on its own line; Ctrl-D (end of stdin) closes with 1000 unless -n. Binary mode
 (-b) is websocat's: each read of stdin goes out as one binary message as it is
 (no splitting at newlines) and messages received are written back to back, so
 a file sent to an echo server comes back byte for byte. `-1` sends all of
-stdin as one message, prints one reply and closes. Every wait is
-bounded: the close handshake by --close-timeout, a silent peer by the ping
-keepalive (--ping-interval/--ping-timeout, sized for mixnet round trips).
+stdin as one message, prints one reply and closes. Every wait is bounded:
+the close handshake by --close-timeout of silence (after stdin ends, replies
+still arriving are read and printed, as websocat does), a silent peer by the
+ping keepalive (--ping-interval/--ping-timeout, sized for mixnet round trips).
 Exit 0 after a normal close (1000/1001), 12 for any other close code, curl's
 numbers for transport failures (7, 28, 35, 60), 22 when the upgrade is refused.
 """
@@ -143,8 +144,7 @@ async def run_ws(env: CliEnv, args: WsArgs, globals_: GlobalOptions) -> int:
         async def close() -> None:
             nonlocal closed_by_us
             closed_by_us = True
-            with anyio.move_on_after(args.close_timeout + 1):
-                await conn.close(1000, "", timeout=args.close_timeout)
+            await conn.close(1000, "", timeout=args.close_timeout)  # bounded by server silence
 
         async def flush() -> None:
             """A ping as a barrier: its pong comes after every reply the server already sent,
@@ -284,7 +284,8 @@ async def run_ws(env: CliEnv, args: WsArgs, globals_: GlobalOptions) -> int:
     type=click.FloatRange(min=0.1),
     default=10.0,
     show_default=True,
-    help="Seconds to wait for the server's close reply. Example: --close-timeout 5",
+    help="Seconds the server may stay silent while we wait for its close reply (replies "
+    "still arriving are read and printed). Example: --close-timeout 5",
 )
 @click.option(
     "--jsonl",
