@@ -212,6 +212,8 @@ class WebSocketConnection:
         self._ping_counter = 0
         self._guard = FrameLengthGuard(max_message_size)
         self._too_big = self._guard.feed(after_handshake)
+        self._close_wait: tuple[anyio.CancelScope, float] | None = None
+        """While aclose(idle=True) waits: its scope, pushed back by every read."""
 
     # -- state -----------------------------------------------------------------
 
@@ -248,7 +250,7 @@ class WebSocketConnection:
         except TimeoutError:
             raise WebSocketTimeout("websocket send timed out") from None
 
-    async def _write(self, event: Event) -> None:
+    async def _write(self, event: Event, *, closing: WebSocketClosed | None = None) -> None:
         async with self._send_lock:
             if self._ws.state is not ConnectionState.OPEN and not isinstance(
                 event, CloseConnection
@@ -258,6 +260,10 @@ class WebSocketConnection:
                 data = self._ws.send(event)
             except LocalProtocolError as exc:
                 raise WebSocketClosed(CLOSE_ABNORMAL, str(exc), local=True) from None
+            if closing is not None:
+                # With the state change, not before: a receiver that saw our close while
+                # the state was still OPEN took it for the end and dropped what followed.
+                self._mark_closed_pending(closing)
             try:
                 await self._stream.send(data)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
@@ -291,6 +297,9 @@ class WebSocketConnection:
             data = None
         if data and self._too_big is None:
             self._too_big = self._guard.feed(data)
+        if data and self._close_wait is not None:  # the peer still talks: wait on for it
+            scope, idle = self._close_wait
+            scope.deadline = max(scope.deadline, anyio.current_time() + idle)
         try:
             self._ws.receive_data(data)
         except (LocalProtocolError, RemoteProtocolError) as exc:
@@ -425,21 +434,37 @@ class WebSocketConnection:
     # -- closing ---------------------------------------------------------------
 
     async def aclose(
-        self, code: int = CLOSE_NORMAL, reason: str = "", *, timeout: float = 5.0
+        self,
+        code: int = CLOSE_NORMAL,
+        reason: str = "",
+        *,
+        timeout: float = 5.0,
+        idle: bool = False,
     ) -> None:
-        """Close handshake bounded by `timeout`, then close the transport. Idempotent."""
-        with anyio.move_on_after(timeout, shield=True):
-            if self._close is None and self._ws.state is ConnectionState.OPEN:
-                self._mark_closed_pending(WebSocketClosed(code, reason, local=True))
-                with contextlib.suppress(WebSocketClosed):
-                    await self._write(CloseConnection(code=code, reason=reason))
-                # Wait for the peer's close frame (someone must read it).
-                while self._local_closing():
-                    if self._recv_lock.locked():
-                        await self._closed_event.wait()
-                        break
-                    async with self._recv_lock:
-                        await self._receive_step()
+        """Close handshake bounded by `timeout`, then close the transport. Idempotent.
+
+        With `idle` the timeout counts from the last bytes received: a peer may finish
+        the message it is sending before it answers (RFC 6455 5.5.1), and a large one
+        on a slow path takes longer than any fixed bound.
+        """
+        with anyio.move_on_after(timeout, shield=True) as scope:
+            self._close_wait = (scope, timeout) if idle else None
+            try:
+                if self._close is None and self._ws.state is ConnectionState.OPEN:
+                    with contextlib.suppress(WebSocketClosed):
+                        await self._write(
+                            CloseConnection(code=code, reason=reason),
+                            closing=WebSocketClosed(code, reason, local=True),
+                        )
+                    # Wait for the peer's close frame (someone must read it).
+                    while self._local_closing():
+                        if self._recv_lock.locked():
+                            await self._closed_event.wait()
+                            break
+                        async with self._recv_lock:
+                            await self._receive_step()
+            finally:
+                self._close_wait = None
             self._mark_closed(self._close or WebSocketClosed(code, reason, local=True))
         await self._close_stream()
 

@@ -2,7 +2,8 @@
 
 Pure functions of a `DnsResult`, so the CLI decides where output goes and
 tests can check it without a network. Record data uses dnslib's zone-file
-presentation, which is what dig prints too.
+presentation, which is what dig prints too, except for character-strings
+(TXT): dnslib leaves `"` and `\\` bare, dig escapes them, and scripts parse dig.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from dnslib import CLASS, OPCODE, QTYPE, RCODE, RR, DNSBuffer, DNSRecord
+from dnslib import CLASS, OPCODE, QTYPE, RCODE, RR, TXT, DNSBuffer, DNSRecord
 
 from smolmix_cli.apps.dns import DnsResult, type_name
 
@@ -24,9 +25,30 @@ def _flags(record: DNSRecord) -> list[str]:
     return [flag for flag in _FLAG_ORDER if getattr(h, flag)]
 
 
+def _character_string(data: bytes) -> str:
+    """One TXT string as dig prints it: quoted, `"` and `\\` escaped, other bytes
+    outside printable ASCII as \\DDD (decimal)."""
+    out = []
+    for byte in data:
+        if byte < 0x20 or byte >= 0x7F:
+            out.append(f"\\{byte:03d}")
+        elif byte in b'"\\':
+            out.append("\\" + chr(byte))
+        else:
+            out.append(chr(byte))
+    return '"' + "".join(out) + '"'
+
+
+def rdata_text(rr: RR) -> str:
+    """The record data in dig's presentation."""
+    if isinstance(rr.rdata, TXT):
+        return " ".join(_character_string(bytes(s)) for s in rr.rdata.data)
+    return str(rr.rdata.toZone())
+
+
 def _rr_line(rr: RR) -> str:
     cls = CLASS.forward.get(rr.rclass, f"CLASS{rr.rclass}")
-    return f"{rr.rname}\t{rr.ttl}\t{cls}\t{type_name(rr.rtype)}\t{rr.rdata.toZone()}"
+    return f"{rr.rname}\t{rr.ttl}\t{cls}\t{type_name(rr.rtype)}\t{rdata_text(rr)}"
 
 
 def _opt(record: DNSRecord) -> RR | None:
@@ -84,7 +106,7 @@ def dig_text(result: DnsResult, *, when: float | None = None) -> str:
 
 def short_text(result: DnsResult) -> str:
     """dig +short: the data of each answer record, one per line."""
-    return "".join(f"{rr.rdata.toZone()}\n" for rr in result.response.rr)
+    return "".join(f"{rdata_text(rr)}\n" for rr in result.response.rr)
 
 
 def _rdata_wire(rr: RR) -> bytes:
@@ -111,7 +133,7 @@ def _rr_json(rr: RR) -> dict[str, Any]:
     }
     if rr.rtype != QTYPE.OPT:
         out["CLASSname"] = CLASS.forward.get(rr.rclass, f"CLASS{rr.rclass}")
-        out[f"rdata{name}"] = rr.rdata.toZone()
+        out[f"rdata{name}"] = rdata_text(rr)
     return out
 
 

@@ -87,14 +87,17 @@ class HttpClient:
         options: FetchOptions | None = None,
         *,
         on_head: Callable[[ResponseHead], Awaitable[None]] | None = None,
+        transfer: Transfer | None = None,
     ) -> Transfer:
         """Fetch one URL, writing the final body to `sink`; returns the Transfer record.
 
         `on_head` sees every response head (redirect hops and retried attempts too),
         for -i / -D / -v. Raises an AppError subclass (with `.transfer`) on failure.
+        A caller that passes its own `transfer` still has the record when an outer
+        deadline cancels the fetch (curl's -w reports timed-out transfers too).
         """
         opts = options or FetchOptions()
-        transfer = Transfer(url=url)
+        transfer = transfer if transfer is not None else Transfer(url=url)
         start = time.monotonic()
         try:
             parsed = parse_url(url)

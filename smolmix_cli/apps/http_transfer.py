@@ -98,6 +98,11 @@ class Transfer:
     def speed_upload(self) -> float:
         return self.size_upload / self.time_total if self.time_total > 0 else 0.0
 
+    @property
+    def started(self) -> bool:
+        """Whether an attempt began (a deadline may cut a transfer before its first)."""
+        return self._t0 > 0
+
     def elapsed(self) -> float:
         return time.monotonic() - self._t0
 

@@ -2,7 +2,8 @@
 
 Rendering returns (stream, text) pieces because `%{stderr}` / `%{stdout}`
 switch the destination mid-format; the CLI writes them out. Times print with
-six decimals and sizes as integers, as curl does. Unknown variables render as
+six decimals, sizes as integers and status codes with three digits (`000`
+when no response came), as curl does. Unknown variables render as
 nothing and are reported in `unknown`, so the CLI can warn like curl.
 """
 
@@ -16,6 +17,8 @@ from smolmix_cli.apps.http_transfer import Transfer
 
 _TOKEN = re.compile(r"%%|%\{([a-z_]+)\}|%header\{([^}]*)\}|\\[nrt\\]")
 _ESCAPES = {"\\n": "\n", "\\r": "\r", "\\t": "\t", "\\\\": "\\"}
+_STATUS_VARS = {"http_code", "response_code"}
+"""Three digits in text, as curl prints them; %{json} keeps the number."""
 _TIME_VARS = {
     "time_namelookup",
     "time_connect",
@@ -50,6 +53,8 @@ def variables(transfer: Transfer, extra: dict[str, object] | None = None) -> dic
 def _format(name: str, value: object) -> str:
     if value is None:
         return ""
+    if name in _STATUS_VARS and isinstance(value, int):
+        return f"{value:03d}"  # curl's "000": no response at all
     if name in _TIME_VARS and isinstance(value, int | float):
         return f"{float(value):.6f}"
     if name.startswith("speed_") and isinstance(value, int | float):

@@ -150,9 +150,11 @@ class WsSession:
     async def close(
         self, code: int = CLOSE_NORMAL, reason: str = "", *, timeout: float = 5.0
     ) -> None:
+        """Close, reading on until the server answers: `timeout` is how long it may stay
+        silent, so a reply still arriving is printed, as websocat does, not cut off."""
         if not (code == 1000 or 3000 <= code <= 4999):
             raise UsageError(f"close code {code} may not be sent (use 1000 or 3000-4999)")
-        await self._conn.aclose(code, reason, timeout=timeout)
+        await self._conn.aclose(code, reason, timeout=timeout, idle=True)
 
 
 async def connect(connector: Connector, url: str, options: WsOptions | None = None) -> WsSession:

@@ -6,7 +6,9 @@ client (keep-alive pool per origin) serve every URL in order. Body bytes go to
 stdout or the -o file untouched; headers (-i, -I, -D), -v diagnostics, -w and
 the progress bar go where curl puts them (fetch_output.py).
 Failures print one line (unless -s without -S) and exit with curl's number;
-with several URLs the last failure's number is the exit status, as in curl.
+with several URLs the last transfer's number is the exit status, as in curl
+(`curl bad good` exits 0). -w runs after every transfer, failed ones included,
+the one -m cut short too.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ async def run_fetch(env: CliEnv, settings: Settings, globals_: GlobalOptions) ->
     )
     status = 0
     start = time.monotonic()
+    current: Transfer | None = Transfer(url=settings.jobs[0].url)
+    """The transfer -m may cut short (the first one while the tunnel boots)."""
     try:
         with anyio.fail_after(settings.max_time if settings.max_time else math.inf):
             async with open_tunnel(
@@ -66,24 +70,40 @@ async def run_fetch(env: CliEnv, settings: Settings, globals_: GlobalOptions) ->
                 async with HttpClient(session.tunnel, on_request=on_request) as client:
                     for job in settings.jobs:
                         job.options.cafile = cafile
-                        code = await _one(env, client, job, settings)
-                        if code:
-                            status = code
-                            if settings.fail_early:
-                                break
-    except TimeoutError:  # -m: curl's own words for it
+                        current = Transfer(url=job.url)
+                        status = await _one(env, client, job, settings, current)
+                        if status and settings.fail_early:
+                            break
+                    current = None
+    except TimeoutError:  # -m: curl's own words for it, and -w for the transfer it cut
         ms = (time.monotonic() - start) * 1000
-        error = CliError(f"Operation timed out after {ms:.0f} milliseconds", ExitCode.TIMEOUT)
+        text = f"Operation timed out after {ms:.0f} milliseconds"
+        if current is not None and current.started:  # past the boot: curl's transfer words
+            text += f" with {current.size_download} bytes received"
+        error = CliError(text, ExitCode.TIMEOUT)
         reporter(env, settings.errors_shown)(error)
+        if current is not None and settings.write_out is not None:
+            current.time_total = current.elapsed() if current.started else ms / 1000
+            _failed(current, error)
+            write_out(env, settings.write_out, current, settings.extra)
         return int(error.code)
     return status
 
 
-async def _one(env: CliEnv, client: HttpClient, job: Job, settings: Settings) -> int:
+def _failed(transfer: Transfer, error: CliError) -> None:
+    """The -w values of a transfer that failed: curl's exit number and message."""
+    transfer.exitcode = int(error.code)
+    transfer.errormsg = str(error)
+    transfer.url_effective = transfer.url_effective or transfer.url
+
+
+async def _one(
+    env: CliEnv, client: HttpClient, job: Job, settings: Settings, transfer: Transfer
+) -> int:
+    """One URL: its body, heads and -w; returns its exit number (0 on success)."""
     dump = settings.dump_header
     progress: Progress | None = None
     head_out = job.output
-    transfer: Transfer | None = None
     try:
 
         async def on_head(head: ResponseHead) -> None:
@@ -103,14 +123,12 @@ async def _one(env: CliEnv, client: HttpClient, job: Job, settings: Settings) ->
             if progress is not None:
                 progress.advance(len(data))
 
-        transfer = await client.fetch(job.url, sink, job.options, on_head=on_head)
+        await client.fetch(job.url, sink, job.options, on_head=on_head, transfer=transfer)
         code = 0
     except AppError as exc:  # this URL failed; curl goes on with the next one
         error = classify(exc)
         code = int(error.code)
-        transfer = exc.transfer if isinstance(exc.transfer, Transfer) else None
-        if transfer is not None:
-            transfer.exitcode = code
+        _failed(transfer, error)
         if progress is not None:
             progress.stop()
             progress = None
@@ -123,7 +141,7 @@ async def _one(env: CliEnv, client: HttpClient, job: Job, settings: Settings) ->
         except OSError as exc:
             error = CliError(f"Failure writing output: {exc}", ExitCode.WRITE_ERROR)
             reporter(env, settings.errors_shown)(error)
-    if settings.write_out is not None and transfer is not None:
+    if settings.write_out is not None:
         write_out(env, settings.write_out, transfer, settings.extra)
     return code
 

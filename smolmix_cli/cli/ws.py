@@ -1,10 +1,14 @@
 """`smolmix ws URL`: websocat over the mixnet.
 
 Line mode: each stdin line is one message, each received message is printed
-on its own line; Ctrl-D (end of stdin) closes with 1000 unless -n. `-1` sends
-all of stdin as one message, prints one reply and closes. Every wait is
-bounded: the close handshake by --close-timeout, a silent peer by the ping
-keepalive (--ping-interval/--ping-timeout, sized for mixnet round trips).
+on its own line; Ctrl-D (end of stdin) closes with 1000 unless -n. Binary mode
+(-b) is websocat's: each read of stdin goes out as one binary message as it is
+(no splitting at newlines) and messages received are written back to back, so
+a file sent to an echo server comes back byte for byte. `-1` sends all of
+stdin as one message, prints one reply and closes. Every wait is bounded:
+the close handshake by --close-timeout of silence (after stdin ends, replies
+still arriving are read and printed, as websocat does), a silent peer by the
+ping keepalive (--ping-interval/--ping-timeout, sized for mixnet round trips).
 Exit 0 after a normal close (1000/1001), 12 for any other close code, curl's
 numbers for transport failures (7, 28, 35, 60), 22 when the upgrade is refused.
 """
@@ -54,11 +58,12 @@ class WsArgs:
 
 
 class Printer:
-    """Messages to stdout (raw lines, or JSON events with --jsonl)."""
+    """Messages to stdout (raw lines, raw bytes with -b, or JSON events with --jsonl)."""
 
-    def __init__(self, out: IO[bytes], jsonl: bool) -> None:
+    def __init__(self, out: IO[bytes], jsonl: bool, binary: bool = False) -> None:
         self.jsonl = jsonl
         self.out = out
+        self.separator = b"" if binary else b"\n"
 
     def event(self, record: dict[str, Any]) -> None:
         if self.jsonl:
@@ -74,7 +79,7 @@ class Printer:
                 self.event({"event": "message", "type": "binary", "data_base64": data})
             return
         raw = message.encode() if isinstance(message, str) else message
-        self.out.write(raw + b"\n")
+        self.out.write(raw + self.separator)
         self.out.flush()
 
 
@@ -119,7 +124,7 @@ def _payload(line: bytes, binary: bool) -> str | bytes:
 async def run_ws(env: CliEnv, args: WsArgs, globals_: GlobalOptions) -> int:
     from smolmix_cli.session import open_tunnel
 
-    printer = Printer(env.stdout, args.jsonl)
+    printer = Printer(env.stdout, args.jsonl, args.binary)
     async with open_tunnel(globals_) as session:
         stdin = StdinReader(env)
         cafile = None if args.insecure else session.cafile(args.cacert)
@@ -139,8 +144,7 @@ async def run_ws(env: CliEnv, args: WsArgs, globals_: GlobalOptions) -> int:
         async def close() -> None:
             nonlocal closed_by_us
             closed_by_us = True
-            with anyio.move_on_after(args.close_timeout + 1):
-                await conn.close(1000, "", timeout=args.close_timeout)
+            await conn.close(1000, "", timeout=args.close_timeout)  # bounded by server silence
 
         async def flush() -> None:
             """A ping as a barrier: its pong comes after every reply the server already sent,
@@ -171,6 +175,9 @@ async def run_ws(env: CliEnv, args: WsArgs, globals_: GlobalOptions) -> int:
                 chunk = await stdin.read()
                 if not chunk:
                     break
+                if args.binary:  # websocat -b: one read, one message, bytes untouched
+                    await conn.send(chunk)
+                    continue
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
                 for line in lines:
@@ -212,7 +219,13 @@ async def run_ws(env: CliEnv, args: WsArgs, globals_: GlobalOptions) -> int:
 @click.option(
     "-t", "--text", "text_mode", is_flag=True, help="Send text messages (the default). Example: -t"
 )
-@click.option("-b", "--binary", is_flag=True, help="Send binary messages. Example: -b")
+@click.option(
+    "-b",
+    "--binary",
+    is_flag=True,
+    help="Binary mode: each read of stdin is one binary message, sent as it is; messages "
+    "received are written without separators. Example: -b < file.bin",
+)
 @click.option(
     "-1",
     "--one-message",
@@ -271,7 +284,8 @@ async def run_ws(env: CliEnv, args: WsArgs, globals_: GlobalOptions) -> int:
     type=click.FloatRange(min=0.1),
     default=10.0,
     show_default=True,
-    help="Seconds to wait for the server's close reply. Example: --close-timeout 5",
+    help="Seconds the server may stay silent while we wait for its close reply (replies "
+    "still arriving are read and printed). Example: --close-timeout 5",
 )
 @click.option(
     "--jsonl",
@@ -294,7 +308,8 @@ def ws(ctx: click.Context, /, url: str, **kw: Any) -> None:
     """Talk to a WebSocket (ws:// or wss://) through the mixnet, like websocat.
 
     Each stdin line is one message; each message received is printed on its own
-    line (embedded newlines split messages). Ctrl-D closes cleanly. Exit: 0 on
+    line (embedded newlines split messages); with -b bytes go out as read and
+    come back without separators. Ctrl-D closes cleanly. Exit: 0 on
     a normal close, 12 on an abnormal close code (shown on stderr), 22 when the
     upgrade is refused, curl's numbers for transport failures.
 

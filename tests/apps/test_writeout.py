@@ -66,3 +66,12 @@ async def test_variables_from_a_real_transfer(origin: DemoOrigin, connector: OsC
     assert headers["content-type"] == ["application/json"]
     extra = render("%{time_tunnel}", t, {"time_tunnel": 1.25}).text()
     assert extra == "1.250000"
+
+
+def test_status_codes_have_three_digits_in_text_and_stay_numbers_in_json() -> None:
+    """curl 7.88: `-w '%{http_code}|%{response_code}|%{exitcode}'` on a timeout prints
+    000|000|28, and its %{json} has "http_code":0."""
+    failed = Transfer(url="u", exitcode=28)
+    assert render("%{http_code}|%{response_code}|%{exitcode}", failed).text() == "000|000|28"
+    assert json.loads(render("%{json}", failed).text())["http_code"] == 0
+    assert render("%{http_code}", Transfer(url="u", http_code=204)).text() == "204"

@@ -131,7 +131,7 @@ def test_redirects_follow_limit_and_method_rules(net: Path) -> None:
         f"{HTTP}/redirect/2",
         f"{HTTP}/redirect/3",
     )
-    assert chain.returncode == 47  # the last failure is the exit status, as in curl
+    assert chain.returncode == 47  # the last transfer's is the exit status, as in curl
     first, tail = chain.stdout.split(b"\n0 200 2\n")
     assert json.loads(first)["target"] == "/echo"
     assert tail.split()[:1] == [b"47"]
@@ -293,6 +293,22 @@ def test_retry_transient_and_timeouts(net: Path) -> None:
     )
     assert broken.stdout == b"52\n18\n" and broken.returncode == 18
     assert broken.stderr.count(b"\n") == 2
+
+
+def test_writeout_after_every_transfer_and_the_last_transfers_exit_status(net: Path) -> None:
+    """What curl 7.88 does with the same shapes against a local server: a transfer -m cuts
+    short still gets its -w line (000|28); with several URLs the exit status is the last
+    transfer's, so `bad good` exits 0 and `good bad` exits with bad's number."""
+    fmt = "%{http_code}|%{exitcode}\n"
+    timed_out = smolmix(net, "fetch", "-s", "-m", "2", "-w", fmt, f"{HTTP}/slow/10")
+    assert (timed_out.returncode, timed_out.stdout) == (28, b"000|28\n")
+    bad, good, refused = f"{HTTP}/status/404", f"{HTTP}/status/204", "http://demo.smolmix.test:9/"
+    bad_good = smolmix(net, "fetch", "-sf", "-w", fmt, refused, bad, good)
+    assert (bad_good.returncode, bad_good.stdout) == (0, b"000|7\n404|22\n204|0\n")
+    good_bad = smolmix(net, "fetch", "-sf", "-w", fmt, good, refused, bad)
+    assert (good_bad.returncode, good_bad.stdout) == (22, b"204|0\n000|7\n404|22\n")
+    early = smolmix(net, "fetch", "-sf", "--fail-early", "-w", fmt, refused, good)
+    assert (early.returncode, early.stdout) == (7, b"000|7\n")
 
 
 def test_verbose_shows_request_response_and_tunnel(net: Path) -> None:

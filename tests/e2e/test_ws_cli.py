@@ -51,9 +51,32 @@ def test_jsonl_events_binary_and_subprotocol(net: Path) -> None:
     assert got[1] == {
         "event": "message",
         "type": "binary",
-        "data_base64": base64.b64encode(b"\x00\xff").decode(),
+        "data_base64": base64.b64encode(b"\x00\xff\n").decode(),  # -b: bytes as read
     }
     assert got[-1] == {"event": "close", "code": 1000, "reason": "", "by": "client"}
+
+
+def test_binary_mode_sends_and_prints_bytes_untouched(net: Path, tmp_path: Path) -> None:
+    """websocat -b: each read of stdin is one binary message and messages come back
+    without separators, so 64 KiB of random bytes (CR, LF and NUL among them) sent to an
+    echo server come back exactly: from a pipe over ws, from a file over wss."""
+    data = os.urandom(64 * 1024) + b"\r\n\r"
+    piped = smolmix(net, "ws", "-b", f"{WS}/", stdin=data)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == data
+    path = tmp_path / "random.bin"
+    path.write_bytes(data)
+    with path.open("rb") as stdin:
+        from_file = subprocess.run(
+            [sys.executable, "-m", "smolmix_cli", "--network", str(net), "ws", "-b", f"{WSS}/"],
+            stdin=stdin,
+            capture_output=True,
+            timeout=60,
+            cwd=REPO,
+            env={**hermetic_env(), "PYTHONPATH": str(REPO)},
+        )
+    assert from_file.returncode == 0, from_file.stderr
+    assert from_file.stdout == data
 
 
 def test_one_message_mode_sends_stdin_whole(net: Path) -> None:
