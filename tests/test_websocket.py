@@ -436,7 +436,7 @@ async def test_oversized_frame_header_closes_with_1009_at_once(with_accept: bool
 
 
 def test_frame_length_guard_follows_frames() -> None:
-    from smolmix_cli.websocket import FrameLengthGuard
+    from smolmix_cli.websocket_frames import FrameLengthGuard
 
     guard = FrameLengthGuard(1000)
     small = bytes([0x81, 5]) + b"hello"
