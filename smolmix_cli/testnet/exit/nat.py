@@ -39,18 +39,7 @@ from smolmix_cli.netstack.errors import NetstackError
 from smolmix_cli.netstack.iface.stack import NetStack
 from smolmix_cli.netstack.phy.callback import CallbackDevice
 from smolmix_cli.netstack.socket.tcp.connection import reset_for
-from smolmix_cli.netstack.wire import icmp
-from smolmix_cli.netstack.wire.ip import (
-    PROTO_ICMP,
-    PROTO_ICMPV6,
-    PROTO_TCP,
-    IpPacket,
-    PacketError,
-    decode_ip,
-    encode_ip,
-    pseudo_header_raw,
-    to_address,
-)
+from smolmix_cli.netstack.wire import icmp, ip
 from smolmix_cli.netstack.wire.tcp import ACK, FIN, RST, SYN, decode_tcp, encode_tcp
 
 log = logging.getLogger(__name__)
@@ -183,15 +172,20 @@ class ExitNat:
         """One IP packet from a client (source already checked by the router)."""
         self.counters["uplink packets"] += 1
         try:
-            pkt = decode_ip(packet)
-        except PacketError as exc:
+            pkt = ip.decode_ip(packet)
+        except ip.PacketError as exc:
             self.counters[f"bad packet ({exc.reason})"] += 1
             return
-        ours = self.stack.is_ours(to_address(pkt.dst))
-        if pkt.protocol in (PROTO_ICMP, PROTO_ICMPV6) and not ours and pkt.frag is None:
+        ours = self.stack.is_ours(ip.to_address(pkt.dst))
+        if pkt.protocol in (ip.PROTO_ICMP, ip.PROTO_ICMPV6) and not ours and pkt.frag is None:
             self._answer_echo(pkt)
             return
-        if pkt.protocol == PROTO_TCP and not ours and pkt.frag is None and len(pkt.payload) >= 20:
+        if (
+            pkt.protocol == ip.PROTO_TCP
+            and not ours
+            and pkt.frag is None
+            and len(pkt.payload) >= 20
+        ):
             flags = pkt.payload[13]
             if flags & (SYN | ACK | RST | FIN) == SYN:
                 key = (pkt.src, _port(pkt.payload, 0), pkt.dst, _port(pkt.payload, 2))
@@ -204,11 +198,11 @@ class ExitNat:
                     return
         self._to_stack(packet)
 
-    def _valid_tcp(self, pkt: IpPacket) -> bool:
-        pseudo = pseudo_header_raw(pkt.src, pkt.dst, PROTO_TCP, len(pkt.payload))
+    def _valid_tcp(self, pkt: ip.IpPacket) -> bool:
+        pseudo = ip.pseudo_header_raw(pkt.src, pkt.dst, ip.PROTO_TCP, len(pkt.payload))
         try:
             decode_tcp(pkt.payload, pseudo)
-        except (PacketError, NetstackError):
+        except (ip.PacketError, NetstackError):
             self.counters["bad tcp syn"] += 1
             return False
         return True
@@ -220,8 +214,8 @@ class ExitNat:
     def reject(self, packet: bytes) -> None:
         """Answer a packet the exit policy denies: ICMP 'administratively prohibited'."""
         try:
-            pkt = decode_ip(packet)
-        except PacketError:
+            pkt = ip.decode_ip(packet)
+        except ip.PacketError:
             self.counters["bad rejected packet"] += 1
             return
         self.counters["rejected by policy"] += 1
@@ -237,14 +231,16 @@ class ExitNat:
 
     # --- ICMP -----------------------------------------------------------------------------------
 
-    def _answer_echo(self, pkt: IpPacket) -> None:
+    def _answer_echo(self, pkt: ip.IpPacket) -> None:
         v = pkt.version
         pseudo = (
-            b"" if v == 4 else pseudo_header_raw(pkt.src, pkt.dst, PROTO_ICMPV6, len(pkt.payload))
+            b""
+            if v == 4
+            else ip.pseudo_header_raw(pkt.src, pkt.dst, ip.PROTO_ICMPV6, len(pkt.payload))
         )
         try:
             msg = icmp.decode_icmp(pkt.payload, pseudo)
-        except (PacketError, NetstackError):
+        except (ip.PacketError, NetstackError):
             self.counters["bad icmp"] += 1
             return
         if msg.type != (icmp.V4_ECHO_REQUEST if v == 4 else icmp.V6_ECHO_REQUEST):
@@ -254,22 +250,22 @@ class ExitNat:
         reply = icmp.echo_reply(msg, v)
         self._emit_icmp(pkt.dst, pkt.src, reply)
 
-    def _send_icmp(self, about: IpPacket, msg: icmp.IcmpMessage) -> None:
+    def _send_icmp(self, about: ip.IpPacket, msg: icmp.IcmpMessage) -> None:
         """An ICMP error about `about`, from the exit's own (router) address."""
         source = (EXIT_IPV4 if about.version == 4 else EXIT_IPV6).packed
         self._emit_icmp(source, about.src, msg)
 
     def _emit_icmp(self, src: bytes, dst: bytes, msg: icmp.IcmpMessage) -> None:
         if len(src) == 4:
-            packet = encode_ip(src, dst, PROTO_ICMP, icmp.encode_icmp(msg))
+            packet = ip.encode_ip(src, dst, ip.PROTO_ICMP, icmp.encode_icmp(msg))
         else:
-            pseudo = pseudo_header_raw(src, dst, PROTO_ICMPV6, 8 + len(msg.body))
-            packet = encode_ip(src, dst, PROTO_ICMPV6, icmp.encode_icmp(msg, pseudo))
+            pseudo = ip.pseudo_header_raw(src, dst, ip.PROTO_ICMPV6, 8 + len(msg.body))
+            packet = ip.encode_ip(src, dst, ip.PROTO_ICMPV6, icmp.encode_icmp(msg, pseudo))
         self._downlink(packet)
 
     # --- TCP ------------------------------------------------------------------------------------
 
-    def _start_connect(self, key: FlowKey, pkt: IpPacket) -> None:
+    def _start_connect(self, key: FlowKey, pkt: ip.IpPacket) -> None:
         if self._tg is None:
             self.counters["tcp syn before start"] += 1
             return
@@ -279,8 +275,8 @@ class ExitNat:
         self._pending.add(key)
         self._tg.start_soon(self._connect, key, pkt)
 
-    async def _connect(self, key: FlowKey, pkt: IpPacket) -> None:
-        destination, port = to_address(key[2]), key[3]
+    async def _connect(self, key: FlowKey, pkt: ip.IpPacket) -> None:
+        destination, port = ip.to_address(key[2]), key[3]
         host, target_port = self.address_map.resolve(destination, port)
         try:
             with anyio.fail_after(self.config.tcp_connect_timeout):
@@ -310,17 +306,17 @@ class ExitNat:
         self._tcp[key] = _TcpFlow(stream, anyio.current_time())
         self._to_stack(pkt.raw)  # now the stack answers the SYN
 
-    def _reset(self, pkt: IpPacket) -> None:
-        pseudo = pseudo_header_raw(pkt.src, pkt.dst, PROTO_TCP, len(pkt.payload))
+    def _reset(self, pkt: ip.IpPacket) -> None:
+        pseudo = ip.pseudo_header_raw(pkt.src, pkt.dst, ip.PROTO_TCP, len(pkt.payload))
         try:
             seg = decode_tcp(pkt.payload, pseudo)
-        except (PacketError, NetstackError):
+        except (ip.PacketError, NetstackError):
             return
         rst = reset_for(seg)
         if rst is None:
             return
-        raw = encode_tcp(rst, pseudo_header_raw(pkt.dst, pkt.src, PROTO_TCP, 20))
-        self._downlink(encode_ip(pkt.dst, pkt.src, PROTO_TCP, raw))
+        raw = encode_tcp(rst, ip.pseudo_header_raw(pkt.dst, pkt.src, ip.PROTO_TCP, 20))
+        self._downlink(ip.encode_ip(pkt.dst, pkt.src, ip.PROTO_TCP, raw))
 
     async def _accept_loop(self, listener: TcpStreamListener) -> None:
         assert self._tg is not None

@@ -12,13 +12,12 @@ pushed to the connected client or stored briefly and pushed on its next login.
 from __future__ import annotations
 
 import logging
-import random
 import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import anyio
 import anyio.abc
@@ -37,7 +36,6 @@ from smolmix_cli.mixnet.gateway.gateway_connection import (
 from smolmix_cli.mixnet.packet.framing import Frame
 from smolmix_cli.mixnet.packet.mix_packet import MixPacket
 from smolmix_cli.mixnet.packet.size import FrameVersion, PacketSize, SphinxKeyRotation
-from smolmix_cli.testnet.nodes.links import DEFAULT_QUEUE_SIZE
 from smolmix_cli.testnet.nodes.message_store import (
     DEFAULT_PER_CLIENT,
     DEFAULT_TOTAL,
@@ -45,10 +43,9 @@ from smolmix_cli.testnet.nodes.message_store import (
     MessageStore,
 )
 from smolmix_cli.testnet.nodes.node_spec import NodeSpec
-from smolmix_cli.testnet.nodes.packet_node import DEFAULT_MAX_QUEUE, PacketNode
-from smolmix_cli.testnet.nodes.processing import DEFAULT_MAX_DELAY_S, Deliver
+from smolmix_cli.testnet.nodes.packet_node import PacketNode, PacketOptions
+from smolmix_cli.testnet.nodes.processing import Deliver
 from smolmix_cli.testnet.nodes.registry_state import load_registry, save_registry
-from smolmix_cli.testnet.nodes.replay import DEFAULT_CAPACITY
 from smolmix_cli.websocket import (
     WebSocketClosed,
     WebSocketConnection,
@@ -119,27 +116,14 @@ class GatewayNode(PacketNode):
         store_ttl_s: float = DEFAULT_TTL_S,
         store_per_client: int = DEFAULT_PER_CLIENT,
         store_total: int = DEFAULT_TOTAL,
-        loss: float = 0.0,
-        rng: random.Random | None = None,
-        max_queue: int = DEFAULT_MAX_QUEUE,
-        link_queue: int = DEFAULT_QUEUE_SIZE,
-        replay_capacity: int = DEFAULT_CAPACITY,
-        max_delay_s: float = DEFAULT_MAX_DELAY_S,
         max_clients: int = MAX_CLIENTS,
         ping_interval_s: float | None = PING_INTERVAL_S,
         wall_clock: Callable[[], float] = time.time,
+        **packet_options: Unpack[PacketOptions],
     ) -> None:
         if not spec.is_gateway:
             raise ValueError("GatewayNode needs an entry or exit gateway spec")
-        super().__init__(
-            spec,
-            loss=loss,
-            rng=rng,
-            max_queue=max_queue,
-            link_queue=link_queue,
-            replay_capacity=replay_capacity,
-            max_delay_s=max_delay_s,
-        )
+        super().__init__(spec, **packet_options)
         self.counters.update(dict.fromkeys(GATEWAY_COUNTERS, 0))
         self.ssl_context = ssl_context
         self.state_path = Path(state_path) if state_path is not None else None

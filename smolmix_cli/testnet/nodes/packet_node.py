@@ -13,7 +13,7 @@ import math
 import random
 from collections import Counter
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypedDict
 
 import anyio
 import anyio.abc
@@ -69,6 +69,17 @@ def _secondary_rotation(primary: SphinxKeyRotation) -> SphinxKeyRotation:
     if primary is SphinxKeyRotation.EVEN:
         return SphinxKeyRotation.ODD
     return SphinxKeyRotation.UNKNOWN
+
+
+class PacketOptions(TypedDict, total=False):
+    """The packet-path knobs every node kind takes (PacketNode's keyword arguments)."""
+
+    loss: float
+    rng: random.Random | None
+    max_queue: int
+    link_queue: int
+    replay_capacity: int
+    max_delay_s: float
 
 
 class PacketNode:
