@@ -17,7 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-DEFAULT_BOOT_TIMEOUT = 60.0
+# Directory, gateway and exit handshake: room for five exits at 6 s per IPR version
+# (tunnel/options.py exit_attempts, exit_attempt_timeout) after the mixnet boot.
+DEFAULT_BOOT_TIMEOUT = 90.0
 _META = "smolmix.option"
 
 

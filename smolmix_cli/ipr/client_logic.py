@@ -54,9 +54,10 @@ from smolmix_cli.ipr.messages import (
     utc_timestamp,
 )
 
-# The lowest exit build seen to make the published client try v10 (1.31.0 did not);
-# the real threshold lies in between and is unknown (vectors/official-client README).
-V10_MIN_BUILD = (1, 99, 0)
+# The first release whose IPR speaks v10: upstream nymtech/nym
+# common/ip-packet-requests/src/v10/mod.rs MIN_RELEASE_VERSION. (The recorded client
+# tried v10 at 1.99.0 and not at 1.31.0, which this agrees with.)
+V10_MIN_BUILD = (1, 37, 0)
 
 
 class NotConnected(IprError):
@@ -73,7 +74,7 @@ class ClientConfig:
     keepalive_after: float = 45.0  # when to ask the shell for some uplink data
     ping_timeout: float = 30.0
     max_missed_pongs: int = 2
-    default_mtu: int = 1420  # the exit TUN's MTU when the reply reports none
+    default_mtu: int = 1420  # CLIENT_MTU_FALLBACK: the exit TUN's MTU when the reply reports none
     max_surbs_answered: int = 500  # client-core's maximum_allowed_reply_surb_request_size
     surbs_per_message: int = 100  # at most this many SURBs in one AdditionalSurbs message
 
@@ -195,6 +196,23 @@ class _Attempt:
     version: int
     request_id: int
     started: float
+
+
+def _decode_v10_connect_reply(content: bytes, version: int) -> IpPacketResponse:
+    """A reply to a v10 connect: tagged v10, in the v10 layout or, without the trailing
+    mtu, in the v9 layout (an exit that predates MTU negotiation; its success then gets
+    `default_mtu`). Upstream does the same: nymtech/nym wasm/smolmix/src/ipr.rs connect_v10
+    parses such a reply as v9 and uses CLIENT_MTU_FALLBACK. Other versions are dropped."""
+    if not content or content[0] != version:
+        tag = content[0] if content else "?"
+        raise MalformedIprMessage(f"v{tag} reply to a v{version} request")
+    try:
+        return IpPacketResponse.decode(content)
+    except IprError:
+        response = IpPacketResponse.decode(content, layout_version=V9)
+        if not isinstance(response.body, ConnectSuccess):
+            raise
+        return response
 
 
 class IprClient:
@@ -356,9 +374,7 @@ class IprClient:
         assert attempt is not None
         try:
             if attempt.version >= V10:
-                response = IpPacketResponse.decode(content)
-                if response.version != attempt.version:
-                    raise MalformedIprMessage(f"v{response.version} reply to a v10 request")
+                response = _decode_v10_connect_reply(content, attempt.version)
             else:  # the v9 path reads any reply as v9 and does not check its version byte
                 response = IpPacketResponse.decode(content, layout_version=V9)
         except IprError:

@@ -1,12 +1,17 @@
-"""Which exit IPR the tunnel uses: pinned, remembered, or drawn from the directory.
+"""Which exit IPRs the tunnel tries, and in what order: pinned, remembered, or from the directory.
 
-Discovery follows the native client (spec §2.11): every page of `described`
-gives each node's IPR address and build, every page of `skimmed` its
-performance; a node is an exit if it publishes a parseable IPR address and a
-build of at least 1.30.0. One is drawn at random weighted by performance (as a
-whole percent); an exit that failed is excluded for the rest of the session.
-The last exit that carried traffic is remembered in the data dir and preferred
-while the directory still lists it.
+Discovery follows the native client (spec §2.11) and upstream's newer rules
+(nymtech/nym wasm/smolmix/src/ipr.rs discover_ipr; openspec add-ipr-connect-retry):
+every page of `described` gives each node's IPR address, build and declared
+roles, every page of `skimmed` its performance. A node is an exit if it declares
+the `exit_ipr` role (an exit gateway may run only the network requester: a
+connect to it just times out), publishes a parseable IPR address, runs build
+1.30.0 or later and performs at 50 % or better. Its gateway must also be an
+entry-capable gateway of our topology, or the route to it cannot be built.
+
+The exits are then ordered once, at random weighted by performance (the best is
+most likely first, none is tried twice); the last exit that carried traffic is
+remembered in the data dir and goes first while the directory still lists it.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from __future__ import annotations
 import json
 import os
 import random
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +36,10 @@ from smolmix_cli.mixnet.directory.nym_api import (
     NymApiClient,
 )
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.tunnel.errors import NoExitAvailable
+from smolmix_cli.mixnet.topology.topology import Topology
 
 MIN_BUILD = (1, 30, 0)  # v9::MIN_RELEASE_VERSION
+MIN_PERFORMANCE = 50  # percent; below it the official client does not pick a node
 EXIT_FILE = "exit.json"
 MAX_DESCRIBED_PAGES = 100
 
@@ -49,40 +56,93 @@ class ExitCandidate:
         return str(self.ipr)
 
 
+# Why a described node is not an exit (the counts go into the -v report).
+SKIP_MALFORMED = "malformed entry"
+SKIP_NO_ROLE = "no exit_ipr role"
+SKIP_NO_IPR = "no IPR address"
+SKIP_OLD_BUILD = "build before 1.30.0"
+SKIP_UNLISTED = "not in skimmed"
+SKIP_LOW_PERFORMANCE = f"performance below {MIN_PERFORMANCE} %"
+SKIP_UNROUTABLE = "gateway not in the topology"
+
+
+@dataclass(slots=True)
+class ExitDiscovery:
+    """The usable exits plus how many described nodes each filter removed."""
+
+    candidates: list[ExitCandidate]
+    described: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def summary(self) -> str:
+        dropped = ", ".join(f"{n} {why}" for why, n in self.skipped.most_common())
+        text = f"{len(self.candidates)} usable exits of {self.described} described nodes"
+        return f"{text} (skipped: {dropped})" if dropped else text
+
+
 def candidates_from(
     described: Iterable[Any],
     performance: dict[str, int],
     min_build: tuple[int, int, int] = MIN_BUILD,
+    *,
+    skipped: Counter[str] | None = None,
 ) -> list[ExitCandidate]:
     """The exits among `described` entries; malformed entries are skipped, never fatal."""
+    skip: Counter[str] = skipped if skipped is not None else Counter()
     found: dict[str, ExitCandidate] = {}
     for item in described:
         try:
             description = item["description"]
             identity = description["host_information"]["keys"]["ed25519"]
             build = description["build_information"]["build_version"]
+            role = description.get("declared_role")
             router = description.get("ip_packet_router")
             address = router.get("address") if isinstance(router, dict) else None
         except (KeyError, TypeError, AttributeError):
+            skip[SKIP_MALFORMED] += 1
+            continue
+        if not isinstance(role, dict) or role.get("exit_ipr") is not True:
+            skip[SKIP_NO_ROLE] += 1
             continue
         if not isinstance(address, str) or not isinstance(build, str):
+            skip[SKIP_NO_IPR] += 1
             continue
         parsed = parse_build_version(build)
         if parsed is None or parsed < min_build:
+            skip[SKIP_OLD_BUILD] += 1
             continue
         try:
             ipr = Recipient.parse(address)
         except MixnetError:
+            skip[SKIP_NO_IPR] += 1
             continue
         if not isinstance(identity, str) or identity not in performance:
+            skip[SKIP_UNLISTED] += 1
+            continue
+        if performance[identity] < MIN_PERFORMANCE:
+            skip[SKIP_LOW_PERFORMANCE] += 1
             continue
         candidate = ExitCandidate(ipr, build, performance[identity], identity)
         found.setdefault(candidate.key, candidate)
     return list(found.values())
 
 
-async def discover_exits(api: NymApiClient) -> list[ExitCandidate]:
-    """Every exit the directory lists (may be empty); DirectoryUnavailable when it cannot be read."""
+def routable(
+    candidates: Sequence[ExitCandidate], topology: Topology, skipped: Counter[str] | None = None
+) -> list[ExitCandidate]:
+    """Those whose gateway is an entry-capable gateway of `topology`: a route to any other
+    ends at a node we do not know (NoUsableRoute), e.g. an exit-providers-only gateway that
+    the directory leaves out of its entry gateways."""
+    gateways = {node.identity for node in topology.gateways() if node.entry is not None}
+    kept = [c for c in candidates if c.ipr.gateway in gateways]
+    if skipped is not None and len(kept) < len(candidates):
+        skipped[SKIP_UNROUTABLE] += len(candidates) - len(kept)
+    return kept
+
+
+async def discover_exits(api: NymApiClient, topology: Topology) -> ExitDiscovery:
+    """Every usable exit the directory lists (may be none); DirectoryUnavailable when it
+    cannot be read."""
     described: list[Any] = []
     for page in range(MAX_DESCRIBED_PAGES):
         body = await api.get_json(PATH_DESCRIBED, {"page": page})
@@ -100,27 +160,25 @@ async def discover_exits(api: NymApiClient) -> list[ExitCandidate]:
             break
     nodes = await api.get_nodes(PATH_ALL_SKIMMED)
     performance = {b58encode(n.identity): n.performance_percent for n in nodes}
-    return candidates_from(described, performance)
+    found = ExitDiscovery([], len(described))
+    listed = candidates_from(described, performance, skipped=found.skipped)
+    found.candidates = routable(listed, topology, found.skipped)
+    return found
 
 
-def draw_exit(
-    candidates: Sequence[ExitCandidate],
-    rng: random.Random,
-    *,
-    exclude: Iterable[str] = (),
-    prefer: str | None = None,
-) -> ExitCandidate:
-    """The preferred exit if still listed and not excluded, else a performance-weighted draw."""
-    excluded = set(exclude)
-    usable = [c for c in candidates if c.key not in excluded]
-    for candidate in usable:
-        if candidate.key == prefer:
-            return candidate
-    weighted = [c for c in usable if c.performance > 0]
-    if not weighted:
-        tried = f" ({len(excluded)} tried)" if excluded else ""
-        raise NoExitAvailable(f"no exit gateway available{tried}")
-    return rng.choices(weighted, weights=[c.performance for c in weighted])[0]
+def exit_order(
+    candidates: Sequence[ExitCandidate], rng: random.Random, *, prefer: str | None = None
+) -> list[ExitCandidate]:
+    """All candidates in the order to try them: the preferred one (if listed) first, then a
+    performance-weighted random permutation (successive weighted draws without replacement),
+    so a dead exit is never drawn twice (upstream: one weighted ordering, walked in turn)."""
+    first = [c for c in candidates if c.key == prefer][:1]
+    rest = [c for c in candidates if c.key != prefer and c.performance > 0]
+    order = list(first)
+    while rest:
+        pick = rng.choices(range(len(rest)), weights=[c.performance for c in rest])[0]
+        order.append(rest.pop(pick))
+    return order
 
 
 class ExitMemory:

@@ -42,7 +42,12 @@ class TunnelOptions(IprClientConfig):
     mean_delay_ms: float | None = None  # per-hop mix delay; None = network default
     ipr: str | None = None  # pin one exit IPR (Recipient text); None = discover
     dns_servers: tuple[str, ...] | None = None  # "ip:port"; None = the network's or MAINNET_DNS
-    exit_attempts: int = 3  # exits tried before the tunnel fails
+    # Discovered exits are tried in turn, each with `exit_attempt_timeout` per IPR version
+    # (a v10 probe, then v9), at most `exit_attempts` of them; a pinned exit gets the
+    # full connect_timeout. Upstream's defaults: 6 s and 5 attempts (nymtech/nym
+    # openspec/changes/add-ipr-connect-retry/design.md, "Budgets").
+    exit_attempts: int = 5
+    exit_attempt_timeout: float = 6.0
     keep_alive_idle: bool = True  # keep the IPR session alive while no stream is open
     max_in_flight: int = 128  # uplink fragments awaiting SURB-ACKs before packets wait; 0 = off
     packets_per_message: int = 1  # >1: bundle queued uplink packets (u16 codec) in one message
@@ -60,11 +65,17 @@ class TunnelOptions(IprClientConfig):
             raise ValueError("packets_per_message must be at least 1")
         if self.exit_attempts < 1:
             raise ValueError("exit_attempts must be at least 1")
+        if self.exit_attempt_timeout <= 0:
+            raise ValueError("exit_attempt_timeout must be positive")
         if self.gateway_loss_after <= 0:
             raise ValueError("gateway_loss_after must be positive")
 
     def replace(self, **changes: object) -> TunnelOptions:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def exit_attempt_budget(self, v10_first: bool) -> float:
+        """The most one discovered exit may take to connect: a budget per version tried."""
+        return self.exit_attempt_timeout * (2 if v10_first else 1)
 
     def tcp_config(self) -> TcpConfig:
         return TcpConfig(
@@ -97,6 +108,11 @@ def for_network(network: Network) -> TunnelOptions:
 def for_local_network(**changes: object) -> TunnelOptions:
     """Defaults for the embedded local network: no shaping, a low RTO floor."""
     base = TunnelOptions(
-        cover=False, poisson=False, tcp_rto_min=0.2, connect_timeout=20.0, max_in_flight=64
+        cover=False,
+        poisson=False,
+        tcp_rto_min=0.2,
+        connect_timeout=20.0,
+        exit_attempt_timeout=5.0,  # a local round trip is milliseconds, even on a busy machine
+        max_in_flight=64,
     )
     return base.replace(**changes)

@@ -8,8 +8,11 @@ exit allocated (`ready`). Operations wait at the ready gate.
 A session that is lost (the exit's 60 s idle drop, a Disconnect, missing pongs)
 is replaced at once: a new handshake, new addresses, a new stack. Streams of
 the old session fail with BrokenResourceError; new ones use the new session.
-An exit that refuses or stays silent is left for another one, up to
-`exit_attempts` (never with a pinned exit).
+Discovered exits are tried one after another in a performance-weighted order,
+each within a short per-attempt budget, up to `exit_attempts` of them; one that
+refuses, stays silent or cannot be routed to is left for the next (never with a
+pinned exit, which gets the whole connect_timeout). `reason` names each exit
+tried and why the one before failed, so -v shows the whole walk.
 
 Names are resolved through the tunnel (apps.dns over our own `udp_exchange` /
 `open_tcp`); the OS resolver is never asked about a destination.
@@ -32,6 +35,8 @@ from smolmix_cli.apps.dns import Resolver
 from smolmix_cli.apps.errors import ResolveError
 from smolmix_cli.bootstrap import boot_mixnet
 from smolmix_cli.config import Network
+from smolmix_cli.ipr.client_logic import version_for_exit
+from smolmix_cli.ipr.messages import V10
 from smolmix_cli.ipr.router_logic import TUN_IPV4
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.base58 import b58encode
@@ -39,6 +44,7 @@ from smolmix_cli.mixnet.client.client import MixnetClient
 from smolmix_cli.mixnet.directory.nym_api import NymApiClient
 from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.mixnet.gateway.client import unwrap_single_exception
+from smolmix_cli.mixnet.topology.topology import Topology
 from smolmix_cli.netstack.aio import StackClosed, StackRunner, TcpStream, UdpSocket
 from smolmix_cli.netstack.errors import (
     ConnectionRefused,
@@ -51,12 +57,19 @@ from smolmix_cli.tunnel.errors import (
     ExitPolicyDenied,
     GatewayLost,
     IprHandshakeFailed,
+    NoExitAvailable,
     TunnelClosed,
     TunnelConnectError,
     TunnelTimeout,
     TunnelUnavailable,
 )
-from smolmix_cli.tunnel.exits import ExitCandidate, ExitMemory, discover_exits, draw_exit
+from smolmix_cli.tunnel.exits import (
+    ExitCandidate,
+    ExitDiscovery,
+    ExitMemory,
+    discover_exits,
+    exit_order,
+)
 from smolmix_cli.tunnel.ipr_link import IpAddress, IprLink
 from smolmix_cli.tunnel.options import MAINNET_DNS, TunnelOptions, for_local_network
 from smolmix_cli.tunnel.status import TunnelStatus
@@ -233,7 +246,7 @@ class Tunnel:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._dispatch, mixnet.client)
                 tg.start_soon(self._watch_gateway, mixnet.client)
-                await self._sessions(mixnet.api, mixnet.client, tg)
+                await self._sessions(mixnet.api, mixnet.client, mixnet.topology, tg)
 
     async def _watch_gateway(self, mixnet: MixnetClient) -> None:
         """Fail the tunnel when its gateway stays away: a ready state must mean traffic can
@@ -259,35 +272,19 @@ class Tunnel:
                 link.on_reply(message.data)
 
     async def _sessions(
-        self, api: NymApiClient, mixnet: MixnetClient, tg: anyio.abc.TaskGroup
+        self, api: NymApiClient, mixnet: MixnetClient, topology: Topology, tg: anyio.abc.TaskGroup
     ) -> None:
-        options = self.options
-        candidates: list[ExitCandidate] | None = None
-        tried: set[str] = set()
         prefer = self._memory.load()
-        attempts = 0
+        discovery: ExitDiscovery | None = None
         while True:
-            if options.ipr is not None:
-                exit_ = ExitCandidate(Recipient.parse(options.ipr))
+            if self.options.ipr is not None:
+                exit_ = ExitCandidate(Recipient.parse(self.options.ipr))
+                session = await self._try_exit(mixnet, exit_, tg, rotating=False)
             else:
-                if candidates is None:
+                if discovery is None:
                     self.reason = "discovering exits"
-                    candidates = await discover_exits(api)
-                exit_ = draw_exit(candidates, self.rng, exclude=tried, prefer=prefer)
-            attempts += 1
-            self.reason = f"connecting to exit {exit_.key}"
-            try:
-                session: Session = await tg.start(self._session_task, mixnet, exit_)
-            except (IprHandshakeFailed, TunnelClosed) as exc:
-                tried.add(exit_.key)
-                self.exits_failed.append(exit_.key)
-                if options.ipr is not None or attempts >= options.exit_attempts:
-                    raise
-                self.reason = f"exit failed ({exc}); trying another"
-                prefer = None
-                continue
-            attempts = 0
-            tried.clear()
+                    discovery = await discover_exits(api, topology)
+                exit_, session = await self._rotate(mixnet, discovery, prefer, tg)
             self.exit = exit_
             self._memory.save(exit_)
             self.session = session
@@ -299,19 +296,67 @@ class Tunnel:
             await session.ended.wait()
             prefer = exit_.key
 
+    async def _rotate(
+        self,
+        mixnet: MixnetClient,
+        discovery: ExitDiscovery,
+        prefer: str | None,
+        tg: anyio.abc.TaskGroup,
+    ) -> tuple[ExitCandidate, Session]:
+        """The first exit, in weighted order, that connects within its attempt budget."""
+        order = exit_order(discovery.candidates, self.rng, prefer=prefer)
+        order = order[: self.options.exit_attempts]
+        if not order:
+            raise NoExitAvailable(f"no exit gateway available: {discovery.summary()}")
+        failures: list[str] = []
+        context = discovery.summary()
+        for number, exit_ in enumerate(order, 1):
+            self.reason = f"connecting to exit {exit_.key} ({number}/{len(order)}; {context})"
+            try:
+                return exit_, await self._try_exit(mixnet, exit_, tg, rotating=True)
+            except (IprHandshakeFailed, TunnelClosed, MixnetError) as exc:
+                failures.append(f"{exit_.key}: {exc}")
+                context = f"exit {exit_.key} failed: {exc}"
+        raise IprHandshakeFailed(
+            f"no exit connected ({len(order)} tried of {len(discovery.candidates)}): "
+            + "; ".join(failures)
+        )
+
+    async def _try_exit(
+        self, mixnet: MixnetClient, exit_: ExitCandidate, tg: anyio.abc.TaskGroup, *, rotating: bool
+    ) -> Session:
+        try:
+            session: Session = await tg.start(self._session_task, mixnet, exit_, rotating)
+        except (IprHandshakeFailed, TunnelClosed, MixnetError):
+            self.exits_failed.append(exit_.key)
+            raise
+        return session
+
     async def _session_task(
         self,
         mixnet: MixnetClient,
         exit_: ExitCandidate,
+        rotating: bool,
         *,
         task_status: anyio.abc.TaskStatus[Session] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         options = self.options
+        link_options = options
+        ping_timeout = options.ping_timeout
+        if rotating:
+            # One budget per IPR version, so the v9 fallback still runs inside the attempt
+            # (upstream ip_mix_stream.rs caps v10 at IPR_V10_ATTEMPT_TIMEOUT, then tries v9).
+            step = min(options.exit_attempt_timeout, options.v10_fallback_after)
+            v10_first = version_for_exit(exit_.build_version) == V10
+            link_options = options.replace(
+                connect_timeout=options.exit_attempt_budget(v10_first), v10_fallback_after=step
+            )
+            ping_timeout = min(ping_timeout, options.exit_attempt_budget(True))
         holder: list[Session] = []
         link = IprLink(
             mixnet,
             exit_,
-            options,  # an IPR client config (TunnelOptions extends it)
+            link_options,  # an IPR client config (TunnelOptions extends it)
             rng=self.rng if isinstance(self.rng, random.Random) else None,
             packets_per_message=options.packets_per_message,
             max_in_flight=options.max_in_flight,
@@ -324,7 +369,7 @@ class Tunnel:
                 async with anyio.create_task_group() as stg:
                     await stg.start(link.run)
                     connected = await link.connect()
-                    rtt = await link.ping(options.ping_timeout)
+                    rtt = await link.ping(ping_timeout)
                     mtu = options.mtu if options.mtu is not None else connected.mtu
                     addresses: list[IPv4Address | IPv6Address] = [connected.ipv4]
                     if mtu >= 1280:

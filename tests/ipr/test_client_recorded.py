@@ -197,6 +197,38 @@ def test_v9_shaped_reply_to_v10_is_ignored_then_v9_after_15_s() -> None:
     assert isinstance(event, Connected) and event.version == V9 and not event.mtu_reported
 
 
+def test_v10_tagged_reply_without_mtu_connects_with_the_fallback_mtu() -> None:
+    """An exit that tags its success v10 but predates the mtu field (v9 layout) is accepted
+    at once with MTU 1420 rather than left to the 15 s v9 fallback (upstream connect_v10)."""
+    client, stream, request_id = v10_client()
+    client.pop_transmits()
+    template = V10_VARIANT["v9_shaped_reply_to_v10_request"]["reply_ipr_response_hex"]
+    content = with_request_id(template, request_id)
+    assert content[0] == V9
+    tagged_v10 = bytes([V10]) + content[1:]
+    client.on_reply(LpFrame(stream, MsgType.DATA, 0, tagged_v10).encode(), 0.1)
+    (event,) = client.pop_events()
+    assert isinstance(event, Connected) and not event.mtu_reported
+    assert event.mtu == ClientConfig().default_mtu == MTU_UNREPORTED == 1420
+    assert client.state is ClientState.CONNECTED and client.dropped == 0
+
+
+def test_v10_tagged_reply_that_is_no_connect_success_is_dropped() -> None:
+    client, stream, request_id = v10_client()
+    client.pop_transmits()
+    template = V10_VARIANT["v9_shaped_reply_to_v10_request"]["reply_ipr_response_hex"]
+    truncated = bytes([V10]) + with_request_id(template, request_id)[1:-3]
+    client.on_reply(LpFrame(stream, MsgType.DATA, 0, truncated).encode(), 0.1)
+    assert client.pop_events() == [] and client.dropped == 1
+    assert client.state is ClientState.CONNECTING
+
+
+def test_v10_starts_at_release_1_37_0() -> None:
+    assert version_for_exit("1.36.9") == V9
+    assert version_for_exit("1.37.0") == V10
+    assert version_for_exit("v1.40.1-rc") == V10
+
+
 def test_exit_version_choice_from_the_directory() -> None:
     served = V10_VARIANT["described_json_served"]["data"][0]["description"]["build_information"]
     assert version_for_exit(served["build_version"]) == V10

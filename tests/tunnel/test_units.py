@@ -1,4 +1,4 @@
-"""Sans-io parts of the tunnel: exit discovery filters and draw, exit memory, option checks,
+"""Sans-io parts of the tunnel: exit memory, option checks,
 server parsing, exit-policy notices, and bundled uplink packets reaching the exit's router."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -20,14 +19,7 @@ from smolmix_cli.ipr.client_logic import IprClient, SendToIpr
 from smolmix_cli.ipr.router_logic import IprRouter, ReplyToClient
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.netstack.wire.ip import encode_ip
-from smolmix_cli.tunnel.errors import NoExitAvailable
-from smolmix_cli.tunnel.exits import (
-    EXIT_FILE,
-    ExitCandidate,
-    ExitMemory,
-    candidates_from,
-    draw_exit,
-)
+from smolmix_cli.tunnel.exits import EXIT_FILE, ExitCandidate, ExitMemory
 from smolmix_cli.tunnel.ipr_link import parse_socket_text
 from smolmix_cli.tunnel.options import TunnelOptions, for_local_network
 from smolmix_cli.tunnel.tunnel import dns_servers_for, parse_server
@@ -39,46 +31,6 @@ def _key() -> bytes:
 
 def _recipient() -> Recipient:
     return Recipient(_key(), bytes(range(32)), _key())
-
-
-def _described(identity: str, ipr: str | None, build: str) -> dict[str, Any]:
-    return {
-        "description": {
-            "host_information": {"keys": {"ed25519": identity}},
-            "build_information": {"build_version": build},
-            "ip_packet_router": None if ipr is None else {"address": ipr},
-        }
-    }
-
-
-def test_candidates_need_an_ipr_a_recent_build_and_a_listed_node() -> None:
-    good, old, unlisted = _recipient(), _recipient(), _recipient()
-    items = [
-        _described("A", str(good), "1.31.0"),
-        _described("B", str(old), "1.29.9"),
-        _described("C", None, "1.31.0"),
-        _described("D", "not-a-recipient", "1.31.0"),
-        _described("E", str(unlisted), "1.31.0"),
-        {"description": "garbage"},
-        "garbage",
-    ]
-    found = candidates_from(items, {"A": 80, "B": 90, "C": 90, "D": 90})
-    assert [c.key for c in found] == [str(good)]
-    assert found[0].performance == 80
-
-
-def test_draw_is_weighted_prefers_the_remembered_and_excludes_failed() -> None:
-    a = ExitCandidate(_recipient(), performance=90)
-    b = ExitCandidate(_recipient(), performance=10)
-    zero = ExitCandidate(_recipient(), performance=0)
-    rng = random.Random(1)
-    picks = [draw_exit([a, b, zero], rng).key for _ in range(2000)]
-    assert 0.85 < picks.count(a.key) / 2000 < 0.95
-    assert zero.key not in picks
-    assert draw_exit([a, b], rng, prefer=b.key) is b
-    assert draw_exit([a, b], rng, prefer=b.key, exclude=[b.key]) is a
-    with pytest.raises(NoExitAvailable):
-        draw_exit([a, zero], rng, exclude=[a.key])
 
 
 def test_exit_memory_round_trip_and_garbage(tmp_path: Path) -> None:
@@ -101,6 +53,7 @@ def test_options_are_checked() -> None:
         {"mtu": 100},
         {"open_reply_surbs": -1},
         {"exit_attempts": 0},
+        {"exit_attempt_timeout": 0.0},
     ):
         with pytest.raises(ValueError):
             TunnelOptions(**bad)  # type: ignore[arg-type]
