@@ -150,6 +150,7 @@ class Tunnel:
         self._link: IprLink | None = None
         self._mixnet: MixnetClient | None = None
         self._memory = ExitMemory(options.data_dir)
+        self._topology: Topology | None = None  # the boot topology, for the route check
         self._keepalive_seq = 0
         self._resolvers = [
             Resolver(
@@ -276,9 +277,11 @@ class Tunnel:
     ) -> None:
         prefer = self._memory.load()
         discovery: ExitDiscovery | None = None
+        self._topology = topology
         while True:
             if self.options.ipr is not None:
                 exit_ = ExitCandidate(Recipient.parse(self.options.ipr))
+                self.reason = f"connecting to exit {exit_.key}"
                 session = await self._try_exit(mixnet, exit_, tg, rotating=False)
             else:
                 if discovery is None:
@@ -326,11 +329,24 @@ class Tunnel:
         self, mixnet: MixnetClient, exit_: ExitCandidate, tg: anyio.abc.TaskGroup, *, rotating: bool
     ) -> Session:
         try:
+            self._check_route(exit_)
             session: Session = await tg.start(self._session_task, mixnet, exit_, rotating)
         except (IprHandshakeFailed, TunnelClosed, MixnetError):
             self.exits_failed.append(exit_.key)
             raise
         return session
+
+    def _check_route(self, exit_: ExitCandidate) -> None:
+        """Fail at once when no route to the exit's gateway can be built: the mixnet client
+        would only drop the connect (a failed message nobody waits for), and we would wait
+        out the whole attempt."""
+        topology = self._topology
+        if topology is None:
+            return
+        try:
+            topology.node_by_identity(exit_.ipr.gateway)
+        except MixnetError as exc:
+            raise IprHandshakeFailed(f"no route to exit {exit_.key} ({exc})") from None
 
     async def _session_task(
         self,

@@ -12,6 +12,7 @@ import pytest
 from smolmix_cli.ipr.router_logic import RouterConfig
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.keys import decode_key_base58
+from smolmix_cli.mixnet.topology.topology import SupportedRoles
 from smolmix_cli.testnet.network import ENTRY_ID
 from smolmix_cli.tunnel.errors import IprHandshakeFailed, TunnelTimeout
 from smolmix_cli.tunnel.exits import EXIT_FILE
@@ -120,10 +121,14 @@ def test_discovery_skips_a_silent_remembered_exit_and_remembers_the_good_one(
                 good = Recipient.parse(h.ipr)
                 silent = Recipient(_key(), good.encryption_key, entry)
                 assert h.local.directory is not None
-                h.local.directory.state.update_node(ENTRY_ID, ipr_address=str(silent))
+                h.local.directory.state.update_node(
+                    ENTRY_ID,
+                    ipr_address=str(silent),
+                    supported_roles=SupportedRoles(entry=True, exit_ipr=True),
+                )
                 data_dir.mkdir()
                 (data_dir / EXIT_FILE).write_text(json.dumps({"ipr": str(silent)}))
-                options = h.options(ipr=None, connect_timeout=2.0, data_dir=data_dir)
+                options = h.options(ipr=None, exit_attempt_timeout=2.0, data_dir=data_dir)
                 async with Tunnel.open(h.network, options) as tunnel:
                     await tunnel.wait_ready(20)
                     assert tunnel.exits_failed == [str(silent)]
