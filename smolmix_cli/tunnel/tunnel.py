@@ -317,9 +317,10 @@ class Tunnel:
             self.reason = f"connecting to exit {exit_.key} ({number}/{len(order)}; {context})"
             try:
                 return exit_, await self._try_exit(mixnet, exit_, tg, rotating=True)
-            except (IprHandshakeFailed, TunnelClosed, MixnetError) as exc:
-                failures.append(f"{exit_.key}: {exc}")
-                context = f"exit {exit_.key} failed: {exc}"
+            except (IprHandshakeFailed, TunnelClosed) as exc:
+                why = str(exc) if exit_.key in str(exc) else f"exit {exit_.key}: {exc}"
+                failures.append(why)
+                context = f"failed: {why}"
         raise IprHandshakeFailed(
             f"no exit connected ({len(order)} tried of {len(discovery.candidates)}): "
             + "; ".join(failures)
@@ -331,7 +332,7 @@ class Tunnel:
         try:
             self._check_route(exit_)
             session: Session = await tg.start(self._session_task, mixnet, exit_, rotating)
-        except (IprHandshakeFailed, TunnelClosed, MixnetError):
+        except (IprHandshakeFailed, TunnelClosed):
             self.exits_failed.append(exit_.key)
             raise
         return session
