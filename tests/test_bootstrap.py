@@ -51,6 +51,29 @@ async def test_phases_pinned_entry_gateway_and_keys_kept_in_the_data_dir(tmp_pat
         tg.cancel_scope.cancel()
 
 
+async def test_the_booted_client_refreshes_its_topology_from_the_directory(tmp_path: Path) -> None:
+    local = LocalNetwork(
+        LocalNetworkOptions(tmp_path / "net", mean_delay_ms=0.0, exit_ipr=False, demo_origin=False)
+    )
+    async with anyio.create_task_group() as tg:
+        network = await tg.start(local.serve)
+        server = local.directory
+        assert server is not None
+        config = ClientConfig.fast(topology_refresh_interval=0.2)
+        with anyio.fail_after(30):
+            async with boot_mixnet(network, config, phase_timeout=10) as mixnet:
+                client = mixnet.client
+                assert mixnet.topology.next_rotation_at is not None  # from key-rotation-info
+                before = server.counters["requests"]
+                while client.topology_refreshes < 2:
+                    await anyio.sleep(0.05)
+                assert server.counters["requests"] - before >= 8  # 4 endpoints, twice
+                assert client.topology_refresh_failures == 0
+                await client.send(client.address, b"after the refresh")
+                assert (await client.receive(timeout=10)).data == b"after the refresh"
+        tg.cancel_scope.cancel()
+
+
 def test_ping_shapes_traffic_as_the_tunnel_does() -> None:
     assert ping_config(MAINNET, None) == for_network(MAINNET).mixnet_config(MAINNET)
     shaped = ping_config(MAINNET, None)
