@@ -107,6 +107,25 @@ def test_one_odd_node_among_good_ones_is_skipped_and_counted(kind: str) -> None:
     assert topology.summary() == f"6 nodes, 1 skipped ({kind}: 1)"
 
 
+def test_a_mainnet_sized_list_with_a_dozen_odd_nodes() -> None:
+    """May 2026: 258 active mixnodes and 477 gateways; 12 odd ones spread among them."""
+    mixnodes = [_good_node(i, layer=1 + i % 3) for i in range(1, 259)]
+    gateways = [_good_node(i) for i in range(1000, 1477)]
+    kinds = [ODD_KINDS[i % len(ODD_KINDS)] for i in range(12)]
+    for i, kind in enumerate(kinds):
+        target = mixnodes if i % 2 else gateways
+        target.insert(i * 20, _odd(kind, 5000 + i))
+    pages = [parse_nodes_page(_page(mixnodes)), parse_nodes_page(_page(gateways))]
+    rewarded = RewardedSet(
+        1, layer1=tuple(range(1, 259, 3)), entry_gateways=tuple(range(1000, 1477))
+    )
+    topology = Topology.from_directory(rewarded, pages)
+    assert len(topology.nodes) == 258 + 477
+    assert topology.skipped == Counter(kinds)
+    assert topology.summary().startswith("735 nodes, 12 skipped (")
+    assert len(topology.layer(1)) == 86 and len(topology.gateways()) == 477
+
+
 def test_unusual_but_routable_nodes_are_kept() -> None:
     v6_first = _good_node(7, layer=2)
     v6_first["ip_addresses"] = ["2001:db8::7", "10.0.0.7"]

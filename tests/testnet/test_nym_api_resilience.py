@@ -34,9 +34,11 @@ def _with_server(state: DirectoryState, body: Callable[[DirectoryServer], Awaita
 class Gzipping(DirectoryState):
     """Compresses every answer, as nym-api's CompressionLayer does for a client asking."""
 
+    gzipped = 0
+
     def answer(self, method: str, target: str) -> Answer:
         plain = super().answer(method, target)
-        self.gzipped = getattr(self, "gzipped", 0) + 1
+        self.gzipped += 1
         headers = (*plain.headers, ("Content-Encoding", "gzip"))
         return Answer(plain.status, headers, gzip.compress(plain.body))
 
