@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 import zlib
 
 import pytest
@@ -21,6 +22,7 @@ from smolmix_cli.mixnet.directory.nym_api import (
     build_request,
     decode_answer,
     decode_body,
+    interleave_families,
 )
 
 URL = "https://validator.nymtech.net/api/v2/nym-nodes/described"
@@ -79,3 +81,14 @@ def test_large_lists_get_the_longer_timeout() -> None:
     assert client.timeout_for(PATH_REWARDED_SET) == 10
     short = NymApiClient([ApiUrl("http://127.0.0.1:1/api/")], timeout=2, large_timeout=5)
     assert (short.timeout_for(PATH_DESCRIBED), short.timeout_for(PATH_REWARDED_SET)) == (5, 2)
+
+
+def test_resolved_addresses_alternate_families_as_rfc_8305_orders_them() -> None:
+    v4, v6 = socket.AF_INET, socket.AF_INET6
+    resolved = [(v6, "2001:db8::1"), (v6, "2001:db8::2"), (v4, "192.0.2.1"), (v6, "2001:db8::1")]
+    assert interleave_families(resolved) == ["2001:db8::1", "192.0.2.1", "2001:db8::2"]
+    assert interleave_families([(v4, "192.0.2.1"), (v6, "2001:db8::1")]) == [
+        "192.0.2.1",
+        "2001:db8::1",
+    ]
+    assert interleave_families([]) == []

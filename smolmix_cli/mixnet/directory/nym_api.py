@@ -384,13 +384,16 @@ class NymApiClient:
     async def _connect(self, api: ApiUrl, url: str) -> anyio.abc.ByteStream:
         host = api.connect_host
         try:
-            # anyio resolves and races the addresses (IPv6 first, then IPv4) with RFC 8305's
-            # staggered start; a name that does not resolve raises gaierror before any attempt.
-            tcp = await anyio.connect_tcp(host, api.port, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY)
+            infos = await anyio.getaddrinfo(host, api.port, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError) as exc:
             raise DirectoryUnavailable(FailureKind.RESOLVE, url, _os_detail(exc)) from None
+        addresses = interleave_families([(info[0], str(info[4][0])) for info in infos])
+        if not addresses:
+            raise DirectoryUnavailable(FailureKind.RESOLVE, url, "no addresses")
+        try:
+            tcp = await connect_happy_eyeballs(addresses, api.port)
         except OSError as exc:
-            raise DirectoryUnavailable(FailureKind.CONNECT, url, _connect_detail(exc)) from None
+            raise DirectoryUnavailable(FailureKind.CONNECT, url, _os_detail(exc)) from None
         if api.scheme == "http":
             return tcp
         try:
@@ -465,14 +468,60 @@ class NymApiClient:
             raise DirectoryUnavailable(FailureKind.MALFORMED, where, str(exc)) from None
 
 
-def _connect_detail(exc: OSError) -> str:
-    """The first attempt's reason (anyio wraps them all in "All connection attempts failed")."""
-    cause = exc.__cause__
-    if isinstance(cause, OSError):
-        return _os_detail(cause)
-    if isinstance(cause, BaseExceptionGroup) and isinstance(cause.exceptions[0], OSError):
-        return _os_detail(cause.exceptions[0])
-    return _os_detail(exc)
+def interleave_families(addresses: Sequence[tuple[int, str]]) -> list[str]:
+    """Resolved (family, address) pairs in RFC 8305 section 4 order: the resolver's
+    first family leads, then the families alternate; duplicates dropped."""
+    by_family: dict[int, list[str]] = {}
+    for family, address in addresses:
+        seen = by_family.setdefault(family, [])
+        if address not in seen:
+            seen.append(address)
+    queues = list(by_family.values())
+    ordered: list[str] = []
+    while any(queues):
+        for queue in queues:
+            if queue:
+                ordered.append(queue.pop(0))
+    return ordered
+
+
+async def connect_happy_eyeballs(
+    addresses: Sequence[str], port: int, delay: float = HAPPY_EYEBALLS_DELAY
+) -> anyio.abc.SocketStream:
+    """The first TCP connection of staggered attempts (RFC 8305): the next address is
+    tried `delay` seconds after the last began, or at once when it failed; the winner
+    cancels the rest, a late second success is closed. OSError (the first failure)
+    when all fail.
+
+    anyio.connect_tcp races the same way but resolves with its own internal lookup;
+    resolving here keeps a resolver failure distinct (RESOLVE, not CONNECT).
+    """
+    winner: anyio.abc.SocketStream | None = None
+    errors: list[OSError] = []
+
+    async def attempt(address: str, done: anyio.Event, tg: anyio.abc.TaskGroup) -> None:
+        nonlocal winner
+        try:
+            stream = await anyio.connect_tcp(address, port)
+        except OSError as exc:
+            errors.append(exc)
+            done.set()
+            return
+        if winner is None:
+            winner = stream
+            tg.cancel_scope.cancel()
+        else:
+            await stream.aclose()
+
+    async with anyio.create_task_group() as tg:
+        for address in addresses:
+            done = anyio.Event()
+            tg.start_soon(attempt, address, done, tg)
+            with anyio.move_on_after(delay):
+                await done.wait()
+    if winner is None:
+        raise errors[0] if errors else OSError("no address to connect to")
+    return winner
 
 
 def _os_detail(exc: BaseException) -> str:
