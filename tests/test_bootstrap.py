@@ -41,9 +41,36 @@ async def test_phases_pinned_entry_gateway_and_keys_kept_in_the_data_dir(tmp_pat
                     await mixnet.client.send(mixnet.client.address, b"hello")
                     assert (await mixnet.client.receive(timeout=10)).data == b"hello"
                     addresses.append(mixnet.client.address)
-        assert phases == ["reading the directory", "connecting to the gateway"] * 2
+        assert phases[0::2] == ["reading the directory"] * 2
+        assert all(
+            p.startswith("directory: ") and p.endswith("; connecting to the gateway")
+            for p in phases[1::2]
+        )
         assert addresses[0] == addresses[1]  # the same keys, read back from the data dir
         assert (tmp_path / "data" / "client").is_dir()
+        tg.cancel_scope.cancel()
+
+
+async def test_the_booted_client_refreshes_its_topology_from_the_directory(tmp_path: Path) -> None:
+    local = LocalNetwork(
+        LocalNetworkOptions(tmp_path / "net", mean_delay_ms=0.0, exit_ipr=False, demo_origin=False)
+    )
+    async with anyio.create_task_group() as tg:
+        network = await tg.start(local.serve)
+        server = local.directory
+        assert server is not None
+        config = ClientConfig.fast(topology_refresh_interval=0.2)
+        with anyio.fail_after(30):
+            async with boot_mixnet(network, config, phase_timeout=10) as mixnet:
+                client = mixnet.client
+                assert mixnet.topology.next_rotation_at is not None  # from key-rotation-info
+                before = server.counters["requests"]
+                while client.topology_refreshes < 2:
+                    await anyio.sleep(0.05)
+                assert server.counters["requests"] - before >= 8  # 4 endpoints, twice
+                assert client.topology_refresh_failures == 0
+                await client.send(client.address, b"after the refresh")
+                assert (await client.receive(timeout=10)).data == b"after the refresh"
         tg.cancel_scope.cancel()
 
 

@@ -237,6 +237,34 @@ async def test_gateway_outage_pauses_retransmission_instead_of_failing() -> None
 
 
 @pytest.mark.anyio
+async def test_topology_refresh_comes_early_for_a_predicted_key_rotation() -> None:
+    import dataclasses
+    import time
+
+    from smolmix_cli.mixnet.topology.topology import ROTATION_REFRESH_MARGIN, Topology
+
+    async with loopback_net() as net:
+        # key-rotation-info says the next rotation starts in 0.3 s; the interval is long
+        soon = time.time() + 0.3 - ROTATION_REFRESH_MARGIN
+        first = dataclasses.replace(net.topology, next_rotation_at=soon)
+        after = dataclasses.replace(net.topology, rotation_id=11, next_rotation_at=soon + 3600)
+        calls: list[float] = []
+
+        async def source() -> Topology:
+            calls.append(time.time())
+            return after
+
+        config = ClientConfig.fast(keepalive_interval=None, topology_refresh_interval=60.0)
+        async with MixnetClient.start(first, config=config, topology_source=source) as alice:
+            with anyio.fail_after(5):
+                while alice.topology_refreshes < 1:
+                    await anyio.sleep(0.01)
+            assert alice._core.topology.rotation_id == 11
+            await anyio.sleep(0.5)
+            assert len(calls) == 1  # then back to the interval, no busy loop
+
+
+@pytest.mark.anyio
 async def test_topology_refresh_keeps_only_usable_topologies() -> None:
     import dataclasses
 

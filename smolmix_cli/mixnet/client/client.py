@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import random
 import ssl
+import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -213,8 +214,9 @@ class MixnetClient:
         """Connect to the gateway (registering on first use) and run until the block ends.
 
         `topology_source` (e.g. a nym-api fetch) is called every
-        `config.topology_refresh_interval` seconds; a failing call or a topology
-        without our gateway keeps the previous one.
+        `config.topology_refresh_interval` seconds, and sooner just after a key
+        rotation the topology predicts (`Topology.refresh_delay`); a failing call
+        or a topology without our gateway keeps the previous one.
         """
         config = config if config is not None else ClientConfig()
         store = key_store if key_store is not None else KeyStore.ephemeral()
@@ -265,7 +267,7 @@ class MixnetClient:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(client._drive)
                     if topology_source is not None:
-                        tg.start_soon(client._refresh_topology, topology_source)
+                        tg.start_soon(client._refresh_topology, topology_source, topology)
                     try:
                         yield client
                     finally:
@@ -409,9 +411,13 @@ class MixnetClient:
                     self._outcomes.popitem(last=False)
                 self._outcome_signal.set()
 
-    async def _refresh_topology(self, source: Callable[[], Awaitable[Topology]]) -> None:
+    async def _refresh_topology(
+        self, source: Callable[[], Awaitable[Topology]], current: Topology
+    ) -> None:
         while True:
-            await anyio.sleep(self.config.topology_refresh_interval)
+            await anyio.sleep(
+                current.refresh_delay(self.config.topology_refresh_interval, time.time())
+            )
             try:
                 topology = await source()
                 topology.node_by_identity(self.gateway.identity)
@@ -422,6 +428,7 @@ class MixnetClient:
                 self.last_topology_error = f"{type(exc).__name__}: {exc}"
                 continue
             self._core.set_topology(topology)
+            current = topology
             self.topology_refreshes += 1
 
     async def _drive(self) -> None:

@@ -4,6 +4,12 @@ The sans-io part (URLs, request building, answer decoding, page collection)
 is separate from the small anyio shell (`NymApiClient`) that moves the bytes
 with h11, so pagination and metadata rules are testable without sockets.
 
+Answers may come gzip-compressed (nym-api's unstable routes sit behind a
+`CompressionLayer`: nym `nym-api/src/unstable_routes/v2/nym_nodes/mod.rs`);
+the decompressed size is bounded. Connecting uses Happy Eyeballs (RFC 8305:
+the next resolved address is tried after 250 ms, the first to connect wins),
+so a host with a broken IPv6 route costs a quarter second, not a timeout.
+
 Every failure, whatever its cause (name resolution, refused connection, TLS,
 timeout, an HTTP error status, a body that is not the nym-api shape), surfaces
 as one `DirectoryUnavailable` with a one-line message, so the CLI can print it
@@ -16,6 +22,7 @@ import enum
 import json
 import socket
 import ssl
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +47,12 @@ from smolmix_cli.mixnet.topology.topology import (
     parse_rewarded_set,
 )
 
-DEFAULT_TIMEOUT = 10.0  # seconds per request attempt on one directory URL
-MAX_BODY = 32 * 1024 * 1024  # mainnet's full skimmed list is a few MB
+DEFAULT_TIMEOUT = 10.0  # seconds per request attempt on one directory URL (small answers)
+LARGE_TIMEOUT = 30.0  # the same for the large lists (`described` is megabytes on mainnet)
+HAPPY_EYEBALLS_DELAY = 0.25  # seconds before the next resolved address is tried (RFC 8305)
+MAX_BODY = 32 * 1024 * 1024  # bytes on the wire; mainnet's full skimmed list is a few MB
+MAX_DECODED_BODY = 64 * 1024 * 1024  # bytes after gzip; refuses a decompression bomb
+ROTATION_READS = 2  # a rotation mismatch between node lists and key-rotation-info: read again once
 MAX_PAGES = 1000
 USER_AGENT = "smolmix"
 
@@ -52,6 +63,7 @@ PATH_ENTRY_GATEWAYS = "v2/unstable/nym-nodes/skimmed/entry-gateways"
 PATH_EXIT_GATEWAYS = "v2/unstable/nym-nodes/skimmed/exit-gateways"
 PATH_ALL_SKIMMED = "v2/unstable/nym-nodes/skimmed"
 PATH_DESCRIBED = "v2/nym-nodes/described"
+LARGE_PATHS = frozenset({PATH_DESCRIBED, PATH_ALL_SKIMMED})
 
 _T = TypeVar("_T")
 
@@ -158,15 +170,46 @@ def build_request(
             ("Host", api.host_header),
             ("User-Agent", USER_AGENT),
             ("Accept", "application/json"),
+            ("Accept-Encoding", "gzip"),
             ("Connection", "close"),
         ],
     )
 
 
-def decode_answer(url: str, status: int, body: bytes) -> Any:
+def decode_body(url: str, content_encoding: str, body: bytes) -> bytes:
+    """The body with its content coding (none or gzip) undone, at most MAX_DECODED_BODY."""
+    coding = content_encoding.strip().lower()
+    if coding in ("", "identity"):
+        return body
+    if coding not in ("gzip", "x-gzip"):
+        raise DirectoryUnavailable(
+            FailureKind.MALFORMED, url, f"unsupported content encoding {coding!r}"
+        )
+    out = bytearray()
+    rest = body
+    try:
+        while rest:
+            member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out += member.decompress(rest, MAX_DECODED_BODY + 1 - len(out))
+            if len(out) > MAX_DECODED_BODY or member.unconsumed_tail:
+                raise DirectoryUnavailable(
+                    FailureKind.MALFORMED,
+                    url,
+                    f"answer over {MAX_DECODED_BODY // (1024 * 1024)} MiB once decompressed",
+                )
+            if not member.eof:
+                raise DirectoryUnavailable(FailureKind.MALFORMED, url, "truncated gzip body")
+            rest = member.unused_data  # gzip allows several members back to back
+    except zlib.error as exc:
+        raise DirectoryUnavailable(FailureKind.MALFORMED, url, f"bad gzip body ({exc})") from None
+    return bytes(out)
+
+
+def decode_answer(url: str, status: int, body: bytes, content_encoding: str = "") -> Any:
     """The JSON of a 2xx answer, or DirectoryUnavailable naming what was wrong."""
     if not 200 <= status < 300:
         raise DirectoryUnavailable(FailureKind.HTTP, url, f"status {status}")
+    body = decode_body(url, content_encoding, body)
     try:
         return json.loads(body)
     except (ValueError, RecursionError):
@@ -202,10 +245,10 @@ class PageCollector:
                     FailureKind.MALFORMED, self.url, "pages disagree on epoch or key rotation"
                 )
         self.pages.append(page)
-        self.collected += len(page.nodes)
+        self.collected += page.received
         if self.collected >= page.total:
             return False
-        if not page.nodes:
+        if not page.received:
             raise DirectoryUnavailable(
                 FailureKind.MALFORMED,
                 self.url,
@@ -239,11 +282,13 @@ class NymApiClient:
         ca_file: Path | str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        large_timeout: float | None = None,
     ) -> None:
         if not urls:
             raise ValueError("at least one directory URL is needed")
         self.urls = tuple(urls)
         self.timeout = timeout
+        self.large_timeout = max(timeout, LARGE_TIMEOUT if large_timeout is None else large_timeout)
         self._ca_file = ca_file
         self._ssl_context = ssl_context
         self._preferred = 0
@@ -272,24 +317,34 @@ class NymApiClient:
             first_error.kind, first_error.url, first_error.detail, tried=len(order)
         )
 
+    def timeout_for(self, path: str) -> float:
+        """Per-request bound: longer for the lists that are megabytes on mainnet."""
+        return self.large_timeout if path.strip("/") in LARGE_PATHS else self.timeout
+
     async def _get_once(self, api: ApiUrl, path: str, query: Mapping[str, str | int] | None) -> Any:
         url = api.full(path, query)
+        timeout = self.timeout_for(path)
         try:
-            with anyio.fail_after(self.timeout):
-                status, body = await self._exchange(api, build_request(api, path, query), url)
+            with anyio.fail_after(timeout):
+                status, coding, body = await self._exchange(
+                    api, build_request(api, path, query), url
+                )
         except TimeoutError:
             raise DirectoryUnavailable(
-                FailureKind.TIMEOUT, url, f"no answer within {self.timeout:g} s"
+                FailureKind.TIMEOUT, url, f"no answer within {timeout:g} s"
             ) from None
-        return decode_answer(url, status, body)
+        return decode_answer(url, status, body, coding)
 
-    async def _exchange(self, api: ApiUrl, request: h11.Request, url: str) -> tuple[int, bytes]:
+    async def _exchange(
+        self, api: ApiUrl, request: h11.Request, url: str
+    ) -> tuple[int, str, bytes]:
         stream = await self._connect(api, url)
         async with stream:
             conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=64 * 1024)
             try:
                 await stream.send(conn.send(request) + conn.send(h11.EndOfMessage()))
                 status = 0
+                coding = ""
                 body = bytearray()
                 while True:
                     event = conn.next_event()
@@ -304,6 +359,11 @@ class NymApiClient:
                         continue
                     if isinstance(event, h11.Response):
                         status = event.status_code
+                        coding = ",".join(
+                            v.decode("latin-1")
+                            for k, v in event.headers
+                            if k == b"content-encoding"
+                        )
                     elif isinstance(event, h11.Data):
                         body += event.data
                         if len(body) > MAX_BODY:
@@ -315,7 +375,7 @@ class NymApiClient:
                             raise DirectoryUnavailable(
                                 FailureKind.MALFORMED, url, "connection closed without an answer"
                             )
-                        return status, bytes(body)
+                        return status, coding, bytes(body)
             except h11.RemoteProtocolError as exc:
                 raise DirectoryUnavailable(FailureKind.MALFORMED, url, f"bad HTTP: {exc}") from None
             except (anyio.BrokenResourceError, OSError) as exc:
@@ -327,20 +387,13 @@ class NymApiClient:
             infos = await anyio.getaddrinfo(host, api.port, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError) as exc:
             raise DirectoryUnavailable(FailureKind.RESOLVE, url, _os_detail(exc)) from None
-        if not infos:
+        addresses = interleave_families([(info[0], str(info[4][0])) for info in infos])
+        if not addresses:
             raise DirectoryUnavailable(FailureKind.RESOLVE, url, "no addresses")
-        last: OSError | None = None
-        tcp: anyio.abc.SocketStream | None = None
-        for info in infos:
-            try:
-                tcp = await anyio.connect_tcp(str(info[4][0]), api.port)
-                break
-            except OSError as exc:
-                last = exc
-        if tcp is None:
-            raise DirectoryUnavailable(
-                FailureKind.CONNECT, url, _os_detail(last) if last else ""
-            ) from None
+        try:
+            tcp = await connect_happy_eyeballs(addresses, api.port)
+        except OSError as exc:
+            raise DirectoryUnavailable(FailureKind.CONNECT, url, _os_detail(exc)) from None
         if api.scheme == "http":
             return tcp
         try:
@@ -388,24 +441,87 @@ class NymApiClient:
         return await self.get_nodes(PATH_ENTRY_GATEWAYS)
 
     async def topology(self) -> Topology:
-        """Rewarded set + active mixnodes + entry gateways, as the client reads them (9.2)."""
-        rotation = await self.key_rotation_info()
-        rewarded = await self.rewarded_set()
-        pages = await self.get_node_pages(PATH_ACTIVE_MIXNODES)
-        pages += await self.get_node_pages(PATH_ENTRY_GATEWAYS)
+        """Rewarded set + active mixnodes + entry gateways, as the client reads them (9.2).
+
+        At a rotation boundary the cached node lists can lag key-rotation-info; the
+        lists are read once more, and if they still differ their own `rotation_id`
+        wins, as in the Rust client, which takes it from the lists' metadata and never
+        compares (nym `common/client-core/src/client/topology_control/nym_api_provider.rs`).
+        """
         where = self.urls[self._preferred].full(PATH_ENTRY_GATEWAYS)
-        for page in pages:
-            if page.rotation_id != rotation.current_key_rotation_id:
-                raise DirectoryUnavailable(
-                    FailureKind.MALFORMED,
-                    where,
-                    f"node list rotation {page.rotation_id} is not the current key rotation "
-                    f"{rotation.current_key_rotation_id}",
-                )
+        for _ in range(ROTATION_READS):
+            rotation = await self.key_rotation_info()
+            rewarded = await self.rewarded_set()
+            pages = await self.get_node_pages(PATH_ACTIVE_MIXNODES)
+            pages += await self.get_node_pages(PATH_ENTRY_GATEWAYS)
+            where = self.urls[self._preferred].full(PATH_ENTRY_GATEWAYS)
+            rotations = {(p.rotation_id, p.absolute_epoch_id) for p in pages}
+            if len(rotations) <= 1 and all(
+                p.rotation_id == rotation.current_key_rotation_id for p in pages
+            ):
+                break
         try:
-            return Topology.from_directory(rewarded, pages)
+            return Topology.from_directory(
+                rewarded, pages, next_rotation_at=rotation.next_rotation_at()
+            )
         except TopologyError as exc:
             raise DirectoryUnavailable(FailureKind.MALFORMED, where, str(exc)) from None
+
+
+def interleave_families(addresses: Sequence[tuple[int, str]]) -> list[str]:
+    """Resolved (family, address) pairs in RFC 8305 section 4 order: the resolver's
+    first family leads, then the families alternate; duplicates dropped."""
+    by_family: dict[int, list[str]] = {}
+    for family, address in addresses:
+        seen = by_family.setdefault(family, [])
+        if address not in seen:
+            seen.append(address)
+    queues = list(by_family.values())
+    ordered: list[str] = []
+    while any(queues):
+        for queue in queues:
+            if queue:
+                ordered.append(queue.pop(0))
+    return ordered
+
+
+async def connect_happy_eyeballs(
+    addresses: Sequence[str], port: int, delay: float = HAPPY_EYEBALLS_DELAY
+) -> anyio.abc.SocketStream:
+    """The first TCP connection of staggered attempts (RFC 8305): the next address is
+    tried `delay` seconds after the last began, or at once when it failed; the winner
+    cancels the rest, a late second success is closed. OSError (the first failure)
+    when all fail.
+
+    anyio.connect_tcp races the same way but resolves with its own internal lookup;
+    resolving here keeps a resolver failure distinct (RESOLVE, not CONNECT).
+    """
+    winner: anyio.abc.SocketStream | None = None
+    errors: list[OSError] = []
+
+    async def attempt(address: str, done: anyio.Event, tg: anyio.abc.TaskGroup) -> None:
+        nonlocal winner
+        try:
+            stream = await anyio.connect_tcp(address, port)
+        except OSError as exc:
+            errors.append(exc)
+            done.set()
+            return
+        if winner is None:
+            winner = stream
+            tg.cancel_scope.cancel()
+        else:
+            await stream.aclose()
+
+    async with anyio.create_task_group() as tg:
+        for address in addresses:
+            done = anyio.Event()
+            tg.start_soon(attempt, address, done, tg)
+            with anyio.move_on_after(delay):
+                await done.wait()
+    if winner is None:
+        raise errors[0] if errors else OSError("no address to connect to")
+    return winner
 
 
 def _os_detail(exc: BaseException) -> str:

@@ -3,7 +3,12 @@
 Built from the nym-api JSON bodies (`skimmed` node pages, `rewarded-set`,
 `key-rotation-info`); fetching them is someone else's job. Parsing is strict
 about types (the official client rejects a numeric `performance`, so do we) and
-every problem raises TopologyError naming the field.
+every problem raises TopologyError naming the field. A node list tolerates odd
+nodes: one node that cannot be routed (no IPs, an unknown role, a bad key, ...)
+is skipped and counted by reason, as the Rust client skips a node whose
+`RoutingNode` conversion fails (nym `common/topology/src/node.rs`), so a
+mainnet page with a few odd nodes among hundreds stays usable. Only a
+malformed document (metadata, pagination, the list itself) fails the page.
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ from __future__ import annotations
 import enum
 import ipaddress
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -25,8 +32,23 @@ from smolmix_cli.mixnet.packet.sphinx import RouteHop
 DEFAULT_MIN_PERFORMANCE = 50  # percent, Nym's minimum mixnode/gateway performance
 
 
+ROTATION_REFRESH_MARGIN = 60.0
+"""Seconds after a predicted key-rotation boundary before refreshing (nym-api's caches
+need a moment to serve the new rotation's keys)."""
+
+LOW_PERFORMANCE = "performance below the minimum"
+
+
 class TopologyError(MalformedData):
     """A directory answer that does not have the shape nym-api gives."""
+
+
+class BadNode(TopologyError):
+    """One node the client cannot route; `reason` is the short label it is counted under."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        super().__init__(detail)
 
 
 class NoUsableRoute(MixnetError):
@@ -119,6 +141,13 @@ class NodesPage:
     page: int
     size: int
     nodes: tuple[Node, ...]
+    skipped: Counter[str] = field(default_factory=Counter, compare=False)
+    """Nodes of this page left out, by reason (`BadNode.reason`)."""
+
+    @property
+    def received(self) -> int:
+        """Nodes the page carried, usable or not (what `pagination.total` counts)."""
+        return len(self.nodes) + self.skipped.total()
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +156,26 @@ class KeyRotationInfo:
     initial_epoch_id: int
     current_absolute_epoch_id: int
     current_key_rotation_id: int
+    current_epoch_start: float | None = None  # Unix seconds, when the answer carries it
+    epoch_duration: float | None = None  # seconds
+
+    def next_rotation_at(self) -> float | None:
+        """When the next key rotation starts (Unix seconds), or None if unknown.
+
+        The next rotation's first epoch is `initial + validity * (rotation + 1)`
+        (nym `common/cosmwasm-smart-contracts/mixnet-contract/src/key_rotation.rs`,
+        `next_rotation_starting_epoch_id`); it starts that many epochs after the
+        current epoch's start. A stuck epoch only makes the answer lie in the past.
+        """
+        if self.current_epoch_start is None or not self.epoch_duration:
+            return None
+        if self.validity_epochs <= 0:
+            return None
+        passed = max(0, self.current_absolute_epoch_id - self.initial_epoch_id)
+        rotation = passed // self.validity_epochs
+        next_start = self.initial_epoch_id + self.validity_epochs * (rotation + 1)
+        epochs_away = next_start - self.current_absolute_epoch_id
+        return self.current_epoch_start + epochs_away * self.epoch_duration
 
 
 # --- JSON helpers -----------------------------------------------------------------------
@@ -197,65 +246,135 @@ def _role(value: Any, where: str) -> tuple[NodeRole, int | None]:
         try:
             role = NodeRole(value)
         except ValueError:
-            raise TopologyError(f"{where}: unknown role {value!r}") from None
+            raise BadNode("unknown role", f"{where}: unknown role {value!r}") from None
         if role is NodeRole.MIXNODE:
-            raise TopologyError(f"{where}: a mixnode role needs its layer")
+            raise BadNode("unknown role", f"{where}: a mixnode role needs its layer")
         return role, None
     obj = _obj(value, where)
     if set(obj) != {"Mixnode"}:
-        raise TopologyError(f"{where}: unknown role object")
-    layer = _int(_get(_obj(obj["Mixnode"], where), "layer", where), f"{where}.layer", 1, 3)
+        raise BadNode("unknown role", f"{where}: unknown role object")
+    layer_raw = _get(_obj(obj["Mixnode"], where), "layer", where)
+    try:
+        layer = _int(layer_raw, f"{where}.layer", 1, 3)
+    except TopologyError as exc:
+        # Rust accepts any u8 here, but the layer a node claims is only informational
+        # (the rewarded set assigns layers); one outside 1..3 marks an inconsistent node.
+        raise BadNode("layer out of range", str(exc)) from None
     return NodeRole.MIXNODE, layer
 
 
-def parse_node(value: Any, where: str = "node") -> Node:
-    """A `SkimmedNodeV1` object."""
-    obj = _obj(value, where)
-    ips_raw = _get(obj, "ip_addresses", where)
-    if not isinstance(ips_raw, list) or not ips_raw:
-        raise TopologyError(f"{where}.ip_addresses: expected a non-empty list")
+def _field(obj: Mapping[str, Any], key: str, where: str) -> Any:
+    if key not in obj:
+        raise BadNode(f"missing {key}", f"{where}: missing field {key!r}")
+    return obj[key]
+
+
+def _labelled(reason: str, parse: Any, *args: Any) -> Any:
+    """`parse(*args)`, its TopologyError relabelled as one BadNode reason."""
+    try:
+        return parse(*args)
+    except BadNode:
+        raise
+    except TopologyError as exc:
+        raise BadNode(reason, str(exc)) from None
+
+
+def _ip_addresses(
+    value: Any, where: str
+) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+    if not isinstance(value, list):
+        raise BadNode("bad ip_addresses", f"{where}: expected a list")
+    if not value:
+        # nym common/topology/src/node.rs: NoIpAddressesProvided, the node is left out
+        raise BadNode("empty ip_addresses", f"{where}: expected a non-empty list")
     ips = []
-    for i, ip_text in enumerate(ips_raw):
+    for i, ip_text in enumerate(value):
         try:
-            ips.append(ipaddress.ip_address(_str(ip_text, f"{where}.ip_addresses[{i}]")))
-        except ValueError:
-            raise TopologyError(f"{where}.ip_addresses[{i}]: not an IP address") from None
+            ips.append(ipaddress.ip_address(_str(ip_text, f"{where}[{i}]")))
+        except (ValueError, TopologyError):
+            raise BadNode("bad ip_addresses", f"{where}[{i}]: not an IP address") from None
+    return tuple(ips)
+
+
+def _supported_roles(value: Any, where: str) -> SupportedRoles:
+    if value is None:
+        return SupportedRoles()
+    r = _obj(value, where)
+    return SupportedRoles(
+        *(
+            _bool(r.get(name, False), f"{where}.{name}")
+            for name in ("mixnode", "entry", "exit_nr", "exit_ipr")
+        )
+    )
+
+
+def _entry(value: Any, where: str) -> EntryDetails | None:
+    if value is None:
+        return None  # not a gateway clients connect to (fine for a mixnode or an exit)
+    e = _obj(value, where)
+    hostname = e.get("hostname")
+    return EntryDetails(
+        None if hostname is None else _str(hostname, f"{where}.hostname"),
+        _int(_get(e, "ws_port", where), f"{where}.ws_port", 0, 0xFFFF),
+        _opt_int(e.get("wss_port"), f"{where}.wss_port", 0xFFFF),
+    )
+
+
+def parse_node(value: Any, where: str = "node") -> Node:
+    """A `SkimmedNodeV1` object; BadNode (a TopologyError) says why it cannot be used."""
+    if not isinstance(value, dict):
+        raise BadNode("not an object", f"{where}: expected a JSON object")
+    obj: Mapping[str, Any] = value
+    ips = _ip_addresses(_field(obj, "ip_addresses", where), f"{where}.ip_addresses")
     role_raw = obj.get("role", obj.get("epoch_role"))
     if role_raw is None:
-        raise TopologyError(f"{where}: missing field 'role'")
-    role, layer = _role(role_raw, f"{where}.role")
-    roles_raw = obj.get("supported_roles")
-    roles = SupportedRoles()
-    if roles_raw is not None:
-        r = _obj(roles_raw, f"{where}.supported_roles")
-        roles = SupportedRoles(
-            *(
-                _bool(r.get(name, False), f"{where}.supported_roles.{name}")
-                for name in ("mixnode", "entry", "exit_nr", "exit_ipr")
-            )
-        )
-    entry_raw = obj.get("entry")
-    entry = None
-    if entry_raw is not None:
-        e = _obj(entry_raw, f"{where}.entry")
-        hostname = e.get("hostname")
-        entry = EntryDetails(
-            None if hostname is None else _str(hostname, f"{where}.entry.hostname"),
-            _int(_get(e, "ws_port", f"{where}.entry"), f"{where}.entry.ws_port", 0, 0xFFFF),
-            _opt_int(e.get("wss_port"), f"{where}.entry.wss_port", 0xFFFF),
-        )
+        raise BadNode("missing role", f"{where}: missing field 'role'")
+    role, layer = _labelled("unknown role", _role, role_raw, f"{where}.role")
     return Node(
-        node_id=_int(_get(obj, "node_id", where), f"{where}.node_id"),
-        identity=_key(_get(obj, "ed25519_identity_pubkey", where), f"{where}.identity"),
-        sphinx_key=_key(_get(obj, "x25519_sphinx_pubkey", where), f"{where}.x25519_sphinx_pubkey"),
-        ip_addresses=tuple(ips),
-        mix_port=_int(_get(obj, "mix_port", where), f"{where}.mix_port", 0, 0xFFFF),
+        node_id=_labelled("bad node_id", _int, _field(obj, "node_id", where), f"{where}.node_id"),
+        identity=_labelled(
+            "bad key", _key, _field(obj, "ed25519_identity_pubkey", where), f"{where}.identity"
+        ),
+        sphinx_key=_labelled(
+            "bad key",
+            _key,
+            _field(obj, "x25519_sphinx_pubkey", where),
+            f"{where}.x25519_sphinx_pubkey",
+        ),
+        ip_addresses=ips,
+        mix_port=_labelled(
+            "bad mix_port", _int, _field(obj, "mix_port", where), f"{where}.mix_port", 0, 0xFFFF
+        ),
         role=role,
         layer=layer,
-        performance=_performance(_get(obj, "performance", where), f"{where}.performance"),
-        supported_roles=roles,
-        entry=entry,
+        performance=_labelled(
+            "bad performance",
+            _performance,
+            _field(obj, "performance", where),
+            f"{where}.performance",
+        ),
+        supported_roles=_labelled(
+            "bad supported_roles",
+            _supported_roles,
+            obj.get("supported_roles"),
+            f"{where}.supported_roles",
+        ),
+        entry=_labelled("bad entry", _entry, obj.get("entry"), f"{where}.entry"),
     )
+
+
+def parse_nodes(
+    values: Iterable[Any], where: str = "nodes.data"
+) -> tuple[list[Node], Counter[str]]:
+    """The usable nodes of a node list, and how many were skipped for which reason."""
+    nodes: list[Node] = []
+    skipped: Counter[str] = Counter()
+    for i, value in enumerate(values):
+        try:
+            nodes.append(parse_node(value, f"{where}[{i}]"))
+        except BadNode as exc:
+            skipped[exc.reason] += 1
+    return nodes, skipped
 
 
 def parse_nodes_page(body: Any) -> NodesPage:
@@ -267,6 +386,7 @@ def parse_nodes_page(body: Any) -> NodesPage:
     data = _get(nodes, "data", "nodes")
     if not isinstance(data, list):
         raise TopologyError("nodes.data: expected a list")
+    nodes_ok, skipped = parse_nodes(data)
     return NodesPage(
         absolute_epoch_id=_int(_get(meta, "absolute_epoch_id", "metadata"), "absolute_epoch_id"),
         rotation_id=_int(_get(meta, "rotation_id", "metadata"), "metadata.rotation_id"),
@@ -274,7 +394,8 @@ def parse_nodes_page(body: Any) -> NodesPage:
         total=_int(_get(pagination, "total", "pagination"), "pagination.total"),
         page=_int(_get(pagination, "page", "pagination"), "pagination.page"),
         size=_int(_get(pagination, "size", "pagination"), "pagination.size"),
-        nodes=tuple(parse_node(n, f"nodes.data[{i}]") for i, n in enumerate(data)),
+        nodes=tuple(nodes_ok),
+        skipped=skipped,
     )
 
 
@@ -312,7 +433,32 @@ def parse_key_rotation_info(body: Any) -> KeyRotationInfo:
         current_key_rotation_id=_int(
             _get(progress, "current_key_rotation_id", "progress"), "current_key_rotation_id"
         ),
+        current_epoch_start=_opt_time(obj.get("current_epoch_start"), "current_epoch_start"),
+        epoch_duration=_opt_duration(obj.get("epoch_duration"), "epoch_duration"),
     )
+
+
+def _opt_time(value: Any, where: str) -> float | None:
+    """An RFC 3339 time as Unix seconds (None when absent)."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(_str(value, where))
+    except ValueError:
+        raise TopologyError(f"{where}: {value!r} is not an RFC 3339 time") from None
+    if moment.tzinfo is None:
+        raise TopologyError(f"{where}: {value!r} has no time zone")
+    return moment.timestamp()
+
+
+def _opt_duration(value: Any, where: str) -> float | None:
+    """A serde `Duration` ({"secs", "nanos"}) as seconds (None when absent)."""
+    if value is None:
+        return None
+    obj = _obj(value, where)
+    secs = _int(_get(obj, "secs", where), f"{where}.secs", 0, 2**53)
+    nanos = _int(obj.get("nanos", 0), f"{where}.nanos", 0, 999_999_999)
+    return secs + nanos / 1e9
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +468,10 @@ class Topology:
     rewarded_set: RewardedSet
     nodes: Mapping[int, Node]
     rotation_id: int = 0
+    skipped: Counter[str] = field(default_factory=Counter, compare=False)
+    """Nodes the directory listed that this topology left out, by reason."""
+    next_rotation_at: float | None = field(default=None, compare=False)
+    """When key-rotation-info predicts the next key rotation (Unix seconds)."""
 
     @classmethod
     def from_directory(
@@ -329,9 +479,12 @@ class Topology:
         rewarded_set: RewardedSet,
         pages: Iterable[NodesPage],
         min_performance: int = DEFAULT_MIN_PERFORMANCE,
+        *,
+        next_rotation_at: float | None = None,
     ) -> Topology:
         """Merge node pages (all must agree on epoch and rotation); drop low performers."""
         nodes: dict[int, Node] = {}
+        skipped: Counter[str] = Counter()
         rotation: int | None = None
         epoch: int | None = None
         for page in pages:
@@ -339,10 +492,32 @@ class Topology:
                 rotation, epoch = page.rotation_id, page.absolute_epoch_id
             elif (page.rotation_id, page.absolute_epoch_id) != (rotation, epoch):
                 raise TopologyError("directory pages disagree on epoch or key rotation")
+            skipped.update(page.skipped)
             for node in page.nodes:
                 if node.performance_percent >= min_performance:
                     nodes[node.node_id] = node
-        return cls(rewarded_set, nodes, rotation or 0)
+                else:
+                    skipped[LOW_PERFORMANCE] += 1
+        return cls(rewarded_set, nodes, rotation or 0, skipped, next_rotation_at)
+
+    def summary(self) -> str:
+        """One line for -v: how many nodes are known and how many were left out, and why."""
+        text = f"{len(self.nodes)} nodes"
+        total = self.skipped.total()
+        if total:
+            reasons = ", ".join(f"{why}: {n}" for why, n in self.skipped.most_common())
+            text += f", {total} skipped ({reasons})"
+        return text
+
+    def refresh_delay(self, interval: float, now: float) -> float:
+        """Seconds until the next refresh: `interval`, or sooner to follow a key rotation.
+
+        `now` is Unix time (the rotation prediction is wall-clock).
+        """
+        if self.next_rotation_at is None:
+            return interval
+        due = self.next_rotation_at + ROTATION_REFRESH_MARGIN - now
+        return due if 0 < due < interval else interval
 
     @property
     def key_rotation(self) -> SphinxKeyRotation:
