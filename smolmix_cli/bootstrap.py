@@ -65,6 +65,7 @@ async def start_client(
     *,
     data_dir: Path | None = None,
     gateway: bytes | None = None,
+    on_phase: Callable[[str], None] | None = None,
 ) -> AsyncIterator[MixnetClient]:
     """A started client: keys from `data_dir`, on `gateway` or a local network's entry."""
     store = KeyStore.open(data_dir / "client") if data_dir is not None else KeyStore.ephemeral()
@@ -76,6 +77,7 @@ async def start_client(
         key_store=store,
         ssl_context=network.ssl_context() if network.is_local else None,
         config=config,
+        on_phase=on_phase,
     ) as client:
         yield client
 
@@ -96,6 +98,8 @@ async def boot_mixnet(
     topology = await fetch_topology(network, phase_timeout, api=api)
     report("connecting to the gateway")
     with anyio.fail_after(phase_timeout) as gateway_phase:
-        async with start_client(network, topology, config, data_dir=data_dir) as client:
+        async with start_client(
+            network, topology, config, data_dir=data_dir, on_phase=report
+        ) as client:
             gateway_phase.deadline = math.inf  # up: the caller's own work is not bounded here
             yield Mixnet(api, topology, client)
