@@ -292,10 +292,10 @@ class MixnetClient:
         nodes = gateway_candidates(
             topology, gateway, store.active_gateway, rng, limit=config.gateway_attempts
         )
-        attempts = [
-            (node, [gateway_url] if gateway_url is not None else gateway_urls(node))
-            for node in nodes
-        ]
+        if gateway_url is not None:  # an explicit URL is one gateway's
+            attempts = [(nodes[0], [gateway_url])]
+        else:
+            attempts = [(node, gateway_urls(node)) for node in nodes]
         tried: list[tuple[str, str]] = []
         last_error: GatewayUnavailable | None = None
         deadline = anyio.current_time() + config.gateway_budget
