@@ -73,6 +73,7 @@ async def start_client(
     data_dir: Path | None = None,
     gateway: bytes | None = None,
     topology_source: Callable[[], Awaitable[Topology]] | None = None,
+    on_phase: Callable[[str], None] | None = None,
 ) -> AsyncIterator[MixnetClient]:
     """A started client: keys from `data_dir`, on `gateway` or a local network's entry."""
     store = KeyStore.open(data_dir / "client") if data_dir is not None else KeyStore.ephemeral()
@@ -85,6 +86,7 @@ async def start_client(
         ssl_context=network.ssl_context() if network.is_local else None,
         config=config,
         topology_source=topology_source,
+        on_phase=on_phase,
     ) as client:
         yield client
 
@@ -111,7 +113,12 @@ async def boot_mixnet(
 
     with anyio.fail_after(phase_timeout) as gateway_phase:
         async with start_client(
-            network, topology, config, data_dir=data_dir, topology_source=refresh
+            network,
+            topology,
+            config,
+            data_dir=data_dir,
+            topology_source=refresh,
+            on_phase=report,
         ) as client:
             gateway_phase.deadline = math.inf  # up: the caller's own work is not bounded here
             yield Mixnet(api, topology, client)

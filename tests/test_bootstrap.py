@@ -41,11 +41,14 @@ async def test_phases_pinned_entry_gateway_and_keys_kept_in_the_data_dir(tmp_pat
                     await mixnet.client.send(mixnet.client.address, b"hello")
                     assert (await mixnet.client.receive(timeout=10)).data == b"hello"
                     addresses.append(mixnet.client.address)
-        assert phases[0::2] == ["reading the directory"] * 2
+        # -v: the directory's counts, then the gateway (and URL) tried; the pinned entry only.
+        tried = f"connecting to gateway {network.entry_gateway.identity} at ws"
+        assert phases[0::3] == ["reading the directory"] * 2
         assert all(
             p.startswith("directory: ") and p.endswith("; connecting to the gateway")
-            for p in phases[1::2]
+            for p in phases[1::3]
         )
+        assert [p[: len(tried)] for p in phases[2::3]] == [tried] * 2
         assert addresses[0] == addresses[1]  # the same keys, read back from the data dir
         assert (tmp_path / "data" / "client").is_dir()
         tg.cancel_scope.cancel()

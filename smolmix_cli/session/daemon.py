@@ -449,6 +449,7 @@ class SessionDaemon:
             "packets_down": snap.packets_down if snap else 0,
             "sessions_started": snap.sessions_started if snap else 0,
             "exits_failed": list(snap.exits_failed) if snap else [],
+            "gateways_skipped": list(snap.gateways_skipped) if snap else [],
             "streams_open": c.streams_open,
             "streams_total": c.streams_total,
             "udp_exchanges": c.udp_exchanges,

@@ -23,6 +23,7 @@ class TunnelStatus:
     rtt_ms: float | None = None  # the IPR readiness ping of the current session
     sessions_started: int = 0
     exits_failed: tuple[str, ...] = ()
+    gateways_skipped: tuple[str, ...] = ()  # "<identity> at <url>: why", in the order tried
     packets_up: int = 0
     packets_down: int = 0
     messages_up: int = 0
@@ -31,6 +32,7 @@ class TunnelStatus:
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["exits_failed"] = list(self.exits_failed)
+        data["gateways_skipped"] = list(self.gateways_skipped)
         return data
 
     @classmethod
@@ -42,7 +44,7 @@ class TunnelStatus:
             if f.name not in data:
                 continue
             value = data[f.name]
-            if f.name == "exits_failed":
+            if f.name in ("exits_failed", "gateways_skipped"):
                 if isinstance(value, list) and all(isinstance(v, str) for v in value):
                     values[f.name] = tuple(value)
             elif f.name in ("state", "reason"):

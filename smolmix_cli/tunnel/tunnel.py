@@ -558,6 +558,11 @@ class Tunnel:
             rtt_ms=round(session.ping_rtt * 1000, 3) if session else None,
             sessions_started=self.sessions_started,
             exits_failed=tuple(self.exits_failed),
+            gateways_skipped=tuple(
+                f"{name}: {why}"
+                for name, why in (mixnet.gateways_tried if mixnet else ())
+                if why != "connected"
+            ),
             packets_up=link.packets_up if link else 0,
             packets_down=link.packets_down if link else 0,
             messages_up=link.messages_up if link else 0,

@@ -29,7 +29,9 @@ class Net:
 
 
 @asynccontextmanager
-async def running_net(*, tls: bool = False, loss: float = 0.0) -> AsyncIterator[Net]:
+async def running_net(
+    *, tls: bool = False, loss: float = 0.0, enforce_zk_nyms: tuple[bool, ...] = ()
+) -> AsyncIterator[Net]:
     pair = self_signed_tls() if tls else None
     specs = [NodeSpec.generate(i + 1, NodeRole.MIXNODE, layer=i + 1) for i in range(3)]
     gw_specs = [
@@ -45,8 +47,13 @@ async def running_net(*, tls: bool = False, loss: float = 0.0) -> AsyncIterator[
         mixnodes = [MixNode(s, loss=loss, rng=random.Random(s.node_id)) for s in specs]
         started = [await tg.start(m.serve) for m in mixnodes]
         gateways = [
-            GatewayNode(s, ssl_context=pair.server if pair else None, ping_interval_s=None)
-            for s in gw_specs
+            GatewayNode(
+                s,
+                ssl_context=pair.server if pair else None,
+                ping_interval_s=None,
+                enforce_zk_nyms=i < len(enforce_zk_nyms) and enforce_zk_nyms[i],
+            )
+            for i, s in enumerate(gw_specs)
         ]
         started_gw = [await tg.start(g.serve) for g in gateways]
         nodes = {s.node_id: s.to_topology_node() for s in started + started_gw}
@@ -148,3 +155,46 @@ async def test_lossy_mix_nodes_are_overcome_by_retransmission() -> None:
         assert alice.stats.gateway_connects == 2  # registered, then authenticated
         with pytest.raises(TimeoutError):
             await bob.receive(timeout=0.5)  # retransmitted fragments never duplicate it
+
+
+@pytest.mark.anyio
+async def test_a_zk_nym_only_gateway_is_skipped_for_the_next_one() -> None:
+    """The remembered gateway now refuses free bandwidth (its operator set
+    enforce_zk_nyms): the client says so, keeps that gateway's key, and lands on the
+    other gateway, where traffic flows."""
+    from smolmix_cli.mixnet.client.key_store import KeyStore
+    from smolmix_cli.mixnet.gateway.session_events import CredentialsRequired
+
+    config = ClientConfig.fast(keepalive_interval=None)
+    async with running_net(enforce_zk_nyms=(True, False)) as net:
+        refusing = net.gateways[0].spec.identity.public_bytes
+        good = net.gateways[1].spec.identity.public_bytes
+        store = KeyStore.ephemeral()
+        store.set_active_gateway(refusing)
+        phases: list[str] = []
+        async with (
+            MixnetClient.start(
+                net.topology, key_store=store, config=config, on_phase=phases.append
+            ) as alice,
+            MixnetClient.start(net.topology, gateway=good, config=config) as bob,
+        ):
+            assert alice.address.gateway == good
+            [(first, why), (second, outcome)] = alice.gateways_tried
+            assert "zk-nym" in why and outcome == "connected"
+            assert net.gateways[0].spec.ws_url() in first
+            assert net.gateways[1].spec.ws_url() in second
+            assert store.active_gateway == good
+            # Registered before the claim was refused: that key is kept, not wiped.
+            assert store.gateway_key(refusing) is not None
+            assert any("skipped" in p and "zk-nym" in p for p in phases)
+            await alice.send(bob.address, b"via the second gateway")
+            got = await bob.receive(timeout=20)
+            assert got.data == b"via the second gateway"
+
+        # Pinned to the refusing gateway alone, the refusal is the error, typed.
+        from smolmix_cli.mixnet.gateway.client import GatewayUnavailable
+
+        with pytest.raises(GatewayUnavailable) as info:
+            async with MixnetClient.start(net.topology, gateway=refusing, config=config):
+                pass
+        assert isinstance(info.value.__cause__, CredentialsRequired)

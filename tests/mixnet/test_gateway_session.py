@@ -51,10 +51,12 @@ from smolmix_cli.mixnet.gateway.session_events import (
     BandwidthChanged,
     ClientAuthenticated,
     ClientRegistered,
+    CredentialsRequired,
     Dropped,
     Failed,
     ForwardPacket,
     GatewayErrorReported,
+    GatewayRejected,
     HandshakeTimeout,
     MessageReceived,
     Ready,
@@ -428,8 +430,48 @@ def test_enforcing_gateway_refuses_free_bandwidth() -> None:
     link = _register(client_id, registry)
     [failed] = link.of("c", Failed)
     assert link.client.state is ClientState.FAILED
+    assert isinstance(failed.error, CredentialsRequired)
     assert registry.clients[ed25519_public_bytes(client_id)].bandwidth == 0
-    del failed
+    # The refusal on the wire is nym-node's own text, byte for byte.
+    assert link.wire[-1] == ("G->C", '{"type":"error","message":"' + ONLY + '"}')
+
+
+ONLY = "This gateway is only accepting coconut credentials for bandwidth"
+
+
+def _claiming_client() -> GatewayClientSession:
+    client_id, registry = _parties()
+    first = _register(client_id, registry)
+    client = GatewayClientSession(
+        client_id, registry.identity_public, shared_key=first.client.shared_key
+    )
+    client.start()
+    client.receive_text(SupportedProtocol(6).to_json(), now=NOW)
+    client.receive_text(Authenticate(6, True, 0).to_json(), now=NOW)
+    assert client.state is ClientState.CLAIMING
+    return client
+
+
+def test_zk_nym_refusal_of_the_claim_is_credentials_required() -> None:
+    # The exact reply nym-node sends with enforce_zk_nyms set (upstream
+    # common/credential-verification/src/error.rs OnlyCoconutCredentials).
+    text = '{"type":"error","message":"This gateway is only accepting coconut credentials for bandwidth"}'
+    [failed] = _claiming_client().receive_text(text, now=NOW)
+    assert isinstance(failed, Failed) and isinstance(failed.error, CredentialsRequired)
+    assert "coconut credentials" in str(failed.error)
+
+
+def test_other_claim_refusals() -> None:
+    # Any other untyped error during the claim is a plain rejection ...
+    [failed] = _claiming_client().receive_text(
+        '{"type":"error","message":"Internal gateway storage error"}', now=NOW
+    )
+    assert isinstance(failed, Failed) and isinstance(failed.error, GatewayRejected)
+    assert not isinstance(failed.error, CredentialsRequired)
+    # ... while out_of_bandwidth in answer to the free claim means no free bandwidth here.
+    oob = TypedError(OutOfBandwidth(required=1, available=0)).to_json()
+    [failed] = _claiming_client().receive_text(oob, now=NOW)
+    assert isinstance(failed, Failed) and isinstance(failed.error, CredentialsRequired)
 
 
 def test_handshake_timeouts_both_sides() -> None:

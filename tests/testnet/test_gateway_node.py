@@ -523,3 +523,14 @@ async def test_nodes_on_ipv6_addresses() -> None:
         tg.cancel_scope.cancel()
     assert sorted(pushes) == sorted([b"B" * 21, b"over v6"])
     assert mix.counters["forwarded"] == 2
+
+
+async def test_enforce_zk_nyms_refuses_the_free_claim_as_nym_node_does() -> None:
+    async with network(enforce_zk_nyms=True) as net:
+        client = GwClient(net.entry.spec.identity.public_bytes)
+        with pytest.raises(ClientFailed, match="only accepting coconut credentials"):
+            async with client.connect(net.url(net.entry)):
+                pass
+        # Registration itself went through: the key is valid, only bandwidth is refused.
+        assert client.shared_key is not None
+        assert net.entry.counters["clients_registered"] == 1

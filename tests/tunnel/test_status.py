@@ -21,6 +21,7 @@ def test_round_trip_through_json_text() -> None:
         rtt_ms=12.5,
         sessions_started=2,
         exits_failed=("bad.exit@gw",),
+        gateways_skipped=("GwA at wss://a:9001/: it only accepts zk-nym credentials",),
         packets_up=7,
         packets_down=9,
         messages_up=7,
@@ -46,6 +47,7 @@ def test_any_json_yields_a_well_typed_status(data: dict[str, object]) -> None:
     status = TunnelStatus.from_json(data)
     assert isinstance(status.state, str) and isinstance(status.reason, str)
     assert all(isinstance(v, str) for v in status.exits_failed)
+    assert all(isinstance(v, str) for v in status.gateways_skipped)
     for name in ("sessions_started", "packets_up", "packets_down", "messages_up", "ipr_dropped"):
         value = getattr(status, name)
         assert isinstance(value, int) and not isinstance(value, bool)

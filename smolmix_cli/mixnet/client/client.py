@@ -10,13 +10,14 @@ next deadline or until something new arrives.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import ssl
 import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
@@ -25,6 +26,7 @@ import anyio.lowlevel
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from smolmix_cli.mixnet.address import Recipient
+from smolmix_cli.mixnet.base58 import b58encode
 from smolmix_cli.mixnet.client.core import (
     ClientCore,
     ClientError,
@@ -41,12 +43,16 @@ from smolmix_cli.mixnet.gateway.client import (
     GatewayUnavailable,
     unwrap_single_exception,
 )
+from smolmix_cli.mixnet.gateway.session_events import CredentialsRequired
 from smolmix_cli.mixnet.gateway.shared_key import SharedKey
 from smolmix_cli.mixnet.message.preparer import MessagePreparer
 from smolmix_cli.mixnet.message.receiver import MessageReceiver
 from smolmix_cli.mixnet.packet.size import PacketSize
 from smolmix_cli.mixnet.topology.topology import Node, NoUsableRoute, Topology
 from smolmix_cli.wakeup import Signal
+from smolmix_cli.websocket import WebSocketError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ClientClosed",
@@ -60,10 +66,18 @@ __all__ = [
     "NoUsableRoute",
     "ReceivedMessage",
     "choose_gateway",
+    "gateway_candidates",
     "gateway_url",
+    "gateway_urls",
 ]
 
 _OUTCOMES_KEPT = 10_000
+
+HANDSHAKE_TIMEOUT = 15.0  # register or authenticate, once the WebSocket is up
+
+MAX_GATEWAY_CANDIDATES = 3
+"""Gateways tried before giving up (upstream bounds its entry rotation at 3 too:
+nymtech/nym openspec/changes/add-entry-gateway-rotation/design.md)."""
 
 
 class DeliveryFailed(ClientError):
@@ -89,6 +103,10 @@ class ClientConfig(CoreConfig):
     reauthenticate_after_register: bool = False
     topology_refresh_interval: float = 300.0
     """Seconds between calls of `start(topology_source=...)` (Nym refreshes every 5 min)."""
+    gateway_attempts: int = MAX_GATEWAY_CANDIDATES
+    """Gateways `start` tries (each on all its URLs) before it gives up."""
+    gateway_budget: float = 30.0
+    """Seconds `start` may spend on all of them together (the boot has other phases)."""
 
     @classmethod
     def fast(cls, **overrides: object) -> ClientConfig:
@@ -128,17 +146,64 @@ class ClientStats:
     bandwidth_remaining: int
 
 
-def gateway_url(node: Node) -> str:
-    """wss://hostname:wss_port when announced, else ws://hostname-or-IP:ws_port (spec 3.1)."""
+def gateway_urls(node: Node) -> list[str]:
+    """Every way to reach the gateway, in the order tried: wss by hostname, ws by
+    hostname, then ws by each announced IP (spec 3.1).
+
+    The IP fallback follows upstream's `ws_entry_address_with_fallback`
+    (nymtech/nym common/topology/src/node.rs, #6249): a hostname whose DNS or
+    TLS is broken need not make the gateway unusable.
+    """
     entry = node.entry
     if entry is None:
         raise NoUsableRoute(f"gateway {node.identity.hex()} announces no client WebSocket")
+    urls: list[str] = []
     if entry.hostname and entry.wss_port:
-        return f"wss://{entry.hostname}:{entry.wss_port}/"
-    host = entry.hostname or str(node.ip_addresses[0])
-    if ":" in host:
-        host = f"[{host}]"
-    return f"ws://{host}:{entry.ws_port}/"
+        urls.append(f"wss://{_host(entry.hostname)}:{entry.wss_port}/")
+    hosts = [entry.hostname] if entry.hostname else []
+    hosts += [str(ip) for ip in node.ip_addresses]
+    for host in hosts:
+        url = f"ws://{_host(host)}:{entry.ws_port}/"
+        if url not in urls:
+            urls.append(url)
+    return urls
+
+
+def gateway_url(node: Node) -> str:
+    """The first of `gateway_urls`."""
+    return gateway_urls(node)[0]
+
+
+def gateway_candidates(
+    topology: Topology,
+    explicit: bytes | None = None,
+    remembered: bytes | None = None,
+    rng: random.Random | None = None,
+    limit: int = MAX_GATEWAY_CANDIDATES,
+) -> list[Node]:
+    """The gateways to try, in order: the named one alone, else the remembered one (if
+    still listed) first, then a performance-weighted random order; at most `limit`.
+
+    Low performers are already gone from a Topology built by `from_directory`
+    (spec 4.3: performance >= 50), and nodes that also declare the mixnode role
+    are avoided. Random rather than "the best" spreads clients as Nym's own
+    clients do, and keeps one bad top node from failing every run alike.
+    """
+    if explicit is not None:
+        node = topology.node_by_identity(explicit)
+        if node.entry is None:
+            raise NoUsableRoute(f"node {explicit.hex()} is not a gateway clients can connect to")
+        return [node]
+    reachable = [n for n in topology.gateways() if n.entry is not None]
+    if not reachable:
+        raise NoUsableRoute("the topology lists no gateway with a client WebSocket")
+    # Spec 4.3: skip gateways that also declare the mixnode role (unless that is all).
+    candidates = [n for n in reachable if not n.supported_roles.mixnode] or reachable
+    ordered = weighted_order(candidates, rng or random.SystemRandom())
+    if remembered is not None:
+        sticky = [n for n in ordered if n.identity == remembered]
+        ordered = sticky + [n for n in ordered if n.identity != remembered]
+    return ordered[: max(1, limit)]
 
 
 def choose_gateway(
@@ -147,29 +212,25 @@ def choose_gateway(
     remembered: bytes | None = None,
     rng: random.Random | None = None,
 ) -> Node:
-    """The named gateway, else the remembered one if still listed, else the best performer.
+    """The first of `gateway_candidates`: named, remembered, else a weighted random draw."""
+    return gateway_candidates(topology, explicit, remembered, rng, limit=1)[0]
 
-    Low performers are already gone from a Topology built by `from_directory`
-    (spec 4.3), nodes that also declare the mixnode role are avoided; ties are
-    broken at random.
-    """
-    if explicit is not None:
-        node = topology.node_by_identity(explicit)
-        if node.entry is None:
-            raise NoUsableRoute(f"node {explicit.hex()} is not a gateway clients can connect to")
-        return node
-    reachable = [n for n in topology.gateways() if n.entry is not None]
-    if not reachable:
-        raise NoUsableRoute("the topology lists no gateway with a client WebSocket")
-    # Spec 4.3: skip gateways that also declare the mixnode role (unless that is all).
-    candidates = [n for n in reachable if not n.supported_roles.mixnode] or reachable
-    if remembered is not None:
-        for node in candidates:
-            if node.identity == remembered:
-                return node
-    best = max(n.performance for n in candidates)
-    top = [n for n in candidates if n.performance == best]
-    return (rng or random.SystemRandom()).choice(top)
+
+def weighted_order(nodes: list[Node], rng: random.Random) -> list[Node]:
+    """A random order where a node's chance to come first is proportional to its
+    performance (Efraimidis-Spirakis: sort by u ** (1 / weight))."""
+
+    def key(node: Node) -> float:
+        weight = max(float(node.performance), 1e-6)
+        return float(rng.random() ** (1.0 / weight))
+
+    keyed = [(key(n), i, n) for i, n in enumerate(nodes)]
+    keyed.sort(key=lambda item: (-item[0], item[1]))
+    return [n for _k, _i, n in keyed]
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 class MixnetClient:
@@ -191,6 +252,8 @@ class MixnetClient:
         self._failure: BaseException | None = None
         self._closed = False
         self._gateway_down_since: float | None = None
+        self.gateways_tried: list[tuple[str, str]] = []
+        """(gateway and URL, why it was skipped or "connected"), in the order tried."""
         self.topology_refreshes = 0
         self.topology_refresh_failures = 0
         self.last_topology_error = ""
@@ -210,8 +273,15 @@ class MixnetClient:
         config: ClientConfig | None = None,
         rng: random.Random | None = None,
         topology_source: Callable[[], Awaitable[Topology]] | None = None,
+        on_phase: Callable[[str], None] | None = None,
     ) -> AsyncIterator[MixnetClient]:
-        """Connect to the gateway (registering on first use) and run until the block ends.
+        """Connect to a gateway (registering on first use) and run until the block ends.
+
+        Gateways are tried as `gateway_candidates` orders them, each on every URL
+        of `gateway_urls` while the failure is the transport's; a gateway that
+        answered and refused us (e.g. CredentialsRequired) is left at once. At most
+        `config.gateway_attempts` gateways within `config.gateway_budget` seconds;
+        `on_phase` hears each attempt, `gateways_tried` keeps them.
 
         `topology_source` (e.g. a nym-api fetch) is called every
         `config.topology_refresh_interval` seconds, and sooner just after a key
@@ -220,9 +290,86 @@ class MixnetClient:
         """
         config = config if config is not None else ClientConfig()
         store = key_store if key_store is not None else KeyStore.ephemeral()
+        report = on_phase if on_phase is not None else (lambda _text: None)
+        nodes = gateway_candidates(
+            topology, gateway, store.active_gateway, rng, limit=config.gateway_attempts
+        )
+        if gateway_url is not None:  # an explicit URL is one gateway's
+            attempts = [(nodes[0], [gateway_url])]
+        else:
+            attempts = [(node, gateway_urls(node)) for node in nodes]
+        tried: list[tuple[str, str]] = []
+        last_error: GatewayUnavailable | None = None
+        deadline = anyio.current_time() + config.gateway_budget
+        with unwrap_single_exception():
+            async with AsyncExitStack() as stack:
+                client: MixnetClient | None = None
+                for node, urls in attempts:
+                    for url in urls:
+                        remaining = deadline - anyio.current_time()
+                        if remaining <= 0 and tried:
+                            break
+                        name = f"{b58encode(node.identity)} at {url}"
+                        skipped = f" (skipped {tried[-1][0]}: {tried[-1][1]})" if tried else ""
+                        report(f"connecting to gateway {name}{skipped}")
+                        try:
+                            client = await cls._connect(
+                                stack,
+                                topology,
+                                node,
+                                url,
+                                store,
+                                ssl_context,
+                                config,
+                                rng,
+                                max(1.0, remaining),
+                            )
+                        except GatewayUnavailable as exc:
+                            last_error = exc
+                            reason, next_url = _skip_reason(exc)
+                            tried.append((name, reason))
+                            log.info("gateway %s skipped: %s", name, reason)
+                            if next_url:
+                                continue
+                            break
+                        tried.append((name, "connected"))
+                        break
+                    if client is not None:
+                        break
+                if client is None:
+                    if len(tried) == 1 and last_error is not None:
+                        raise last_error
+                    raise GatewayUnavailable(
+                        "no usable gateway: " + "; ".join(f"{n}: {r}" for n, r in tried)
+                    ) from last_error
+                client.gateways_tried = tried
+                store.set_active_gateway(client.gateway.identity)
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(client._drive)
+                    if topology_source is not None:
+                        tg.start_soon(client._refresh_topology, topology_source, topology)
+                    try:
+                        yield client
+                    finally:
+                        client._closed = True
+                        client._wake_all()
+                        tg.cancel_scope.cancel()
+
+    @classmethod
+    async def _connect(
+        cls,
+        stack: AsyncExitStack,
+        topology: Topology,
+        node: Node,
+        url: str,
+        store: KeyStore,
+        ssl_context: ssl.SSLContext | None,
+        config: ClientConfig,
+        rng: random.Random | None,
+        budget: float,
+    ) -> MixnetClient:
+        """A client on this gateway at this URL (its connection kept open by `stack`)."""
         keys = store.client_keys()
-        node = choose_gateway(topology, gateway, store.active_gateway, rng)
-        url = gateway_url if gateway_url is not None else _gateway_url(node)
         address = Recipient(keys.identity.public_bytes, keys.encryption.public_bytes, node.identity)
         preparer = MessagePreparer(
             address,
@@ -247,33 +394,25 @@ class MixnetClient:
             store.set_gateway_key(node.identity, key)
 
         with unwrap_single_exception():
-            async with GatewayClient.connect(
-                url,
-                Ed25519PrivateKey.from_private_bytes(keys.identity.private_bytes),
-                node.identity,
-                on_push=client._on_push,
-                shared_key=store.gateway_key(node.identity),
-                on_shared_key=remember_key,
-                on_connection_change=client._on_connection_change,
-                ssl_context=ssl_context,
-                connect_timeout=config.connect_timeout,
-                reconnect_max_delay=config.reconnect_max_delay,
-                max_reconnect_attempts=config.max_reconnect_attempts,
-                keepalive_interval=config.keepalive_interval,
-                reauthenticate_after_register=config.reauthenticate_after_register,
-            ) as gateway_client:
-                client._gateway_client = gateway_client
-                store.set_active_gateway(node.identity)
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(client._drive)
-                    if topology_source is not None:
-                        tg.start_soon(client._refresh_topology, topology_source, topology)
-                    try:
-                        yield client
-                    finally:
-                        client._closed = True
-                        client._wake_all()
-                        tg.cancel_scope.cancel()
+            client._gateway_client = await stack.enter_async_context(
+                GatewayClient.connect(
+                    url,
+                    Ed25519PrivateKey.from_private_bytes(keys.identity.private_bytes),
+                    node.identity,
+                    on_push=client._on_push,
+                    shared_key=store.gateway_key(node.identity),
+                    on_shared_key=remember_key,
+                    on_connection_change=client._on_connection_change,
+                    ssl_context=ssl_context,
+                    connect_timeout=min(config.connect_timeout, budget),
+                    handshake_timeout=min(HANDSHAKE_TIMEOUT, budget),
+                    reconnect_max_delay=config.reconnect_max_delay,
+                    max_reconnect_attempts=config.max_reconnect_attempts,
+                    keepalive_interval=config.keepalive_interval,
+                    reauthenticate_after_register=config.reauthenticate_after_register,
+                )
+            )
+        return client
 
     async def aclose(self) -> None:
         """Stop sending and disconnect (also done when the `async with` block ends)."""
@@ -463,8 +602,16 @@ class MixnetClient:
             self._wake_all()
 
 
-def _gateway_url(node: Node) -> str:
-    return gateway_url(node)
+def _skip_reason(exc: GatewayUnavailable) -> tuple[str, bool]:
+    """Why a gateway URL failed, and whether another URL of the same gateway may help
+    (only when the transport failed; a gateway that spoke to us will not change its mind)."""
+    cause = exc.__cause__
+    if isinstance(cause, CredentialsRequired):
+        return "it only accepts zk-nym credentials (no free bandwidth)", False
+    if cause is None:
+        return str(exc), False
+    reason = f"{type(cause).__name__}: {cause}"
+    return reason, isinstance(cause, WebSocketError | OSError)
 
 
 def _ns(seconds: float) -> int:

@@ -273,6 +273,7 @@ class GatewayClient:
             self._identity, self.gateway_identity, shared_key=self.shared_key
         )
         authenticating = self.shared_key is not None
+        authentications_before = self.stats.authentications
         ready = anyio.Event()
         errors: list[BaseException] = []
         try:
@@ -328,6 +329,9 @@ class GatewayClient:
             if (
                 authenticating
                 and not ready.is_set()
+                # A refusal after the gateway accepted our key (e.g. of the bandwidth
+                # claim, CredentialsRequired) says nothing about the key: keep it.
+                and self.stats.authentications == authentications_before
                 and isinstance(error, ev.GatewayRejected | AuthenticationFailed)
                 and not _is_transient_rejection(error)
             ):

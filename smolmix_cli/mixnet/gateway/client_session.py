@@ -45,9 +45,11 @@ from smolmix_cli.mixnet.gateway.messages import (
 )
 from smolmix_cli.mixnet.gateway.session_events import (
     HANDSHAKE_STEP_TIMEOUT_S,
+    ONLY_CREDENTIALS_TEXT,
     Authenticated,
     BandwidthChanged,
     ClientEvent,
+    CredentialsRequired,
     Dropped,
     Failed,
     GatewayErrorReported,
@@ -184,6 +186,8 @@ class GatewayClientSession:
             return self._on_version(msg, now)
         if state is ClientState.HANDSHAKE:
             return self._on_handshake(msg, now)
+        if state is ClientState.CLAIMING and isinstance(msg, ErrorResponse | TypedError):
+            return self._on_initial_claim(msg)
         if isinstance(msg, ErrorResponse) and state is not ClientState.READY:
             raise GatewayRejected(f"gateway error: {msg.message}")
         if state is ClientState.AWAIT_REGISTER:
@@ -276,8 +280,14 @@ class GatewayClientSession:
         return [Ready()]
 
     def _on_initial_claim(self, msg: ServerMessage) -> list[ClientEvent]:
+        if isinstance(msg, ErrorResponse):
+            if ONLY_CREDENTIALS_TEXT in msg.message.lower():
+                raise CredentialsRequired(f"gateway wants zk-nym credentials: {msg.message}")
+            raise GatewayRejected(f"gateway error: {msg.message}")
         if isinstance(msg, TypedError):
-            raise GatewayRejected(f"bandwidth claim refused: {msg.to_json()}")
+            # out_of_bandwidth (or a ticket replay) in answer to the free claim: no free
+            # bandwidth here either way.
+            raise CredentialsRequired(f"bandwidth claim refused: {msg.to_json()}")
         if not isinstance(msg, Bandwidth):
             raise UnexpectedResponse(f"expected bandwidth, got {msg.TYPE}")
         self.bandwidth_remaining = msg.available_total

@@ -62,6 +62,9 @@ from smolmix_cli.mixnet.gateway.session_events import (
 from smolmix_cli.mixnet.gateway.shared_key import Rng, SharedKey
 from smolmix_cli.mixnet.packet.mix_packet import MixPacket
 
+ONLY_CREDENTIALS_MESSAGE = "This gateway is only accepting coconut credentials for bandwidth"
+"""nym-node's answer to a free claim with `enforce_zk_nyms` set (upstream
+common/credential-verification/src/error.rs, `OnlyCoconutCredentials`)."""
 FREE_TESTNET_BANDWIDTH = 64 * 1024**3  # 68,719,476,736 bytes (spec §3.7)
 I64_MAX = 2**63 - 1
 
@@ -335,7 +338,7 @@ class GatewayConnection:
             return [SendText(SupportedProtocol(self._registry.protocol_version).to_json())]
         if isinstance(msg, ClaimFreeTestnetBandwidth):
             if self._registry.enforce_credentials:
-                reply = ErrorResponse("this gateway only accepts zk-nym credentials")
+                reply = ErrorResponse(ONLY_CREDENTIALS_MESSAGE)
                 return [SendText(reply.to_json())]
             record = self._record()
             record.bandwidth = min(I64_MAX, record.bandwidth + self._registry.free_bandwidth)

@@ -29,6 +29,19 @@ class GatewayRejected(GatewaySessionError):
     """The gateway answered a control request with an error or a refusal."""
 
 
+class CredentialsRequired(GatewayRejected):
+    """The gateway refused free bandwidth: it takes paid zk-nym tickets only.
+
+    nym-node answers `claimFreeTestnetBandwidth` so when its operator set
+    `enforce_zk_nyms` (upstream common/credential-verification/src/error.rs,
+    `OnlyCoconutCredentials`). Our key is fine; this gateway is just no use to us.
+    """
+
+
+ONLY_CREDENTIALS_TEXT = "only accepting coconut credentials"
+"""The part of nym-node's refusal text that clients match on (the reply is untyped)."""
+
+
 class UnexpectedResponse(GatewaySessionError, MalformedData):
     """A well-formed message that makes no sense in the current state."""
 

@@ -101,7 +101,10 @@ class _Client:
 
 
 class GatewayNode(PacketNode):
-    """Entry/exit gateway: `GatewayNode(spec, *, ssl_context=None, ...)`; `tg.start(node.serve)`."""
+    """Entry/exit gateway: `GatewayNode(spec, *, ssl_context=None, ...)`; `tg.start(node.serve)`.
+
+    `enforce_zk_nyms=True` makes it refuse free bandwidth as such a nym-node does.
+    """
 
     accept_final = True
 
@@ -111,6 +114,7 @@ class GatewayNode(PacketNode):
         *,
         ssl_context: ssl.SSLContext | None = None,
         free_bandwidth: int = FREE_TESTNET_BANDWIDTH,
+        enforce_zk_nyms: bool = False,
         registry: GatewayRegistry | None = None,
         state_path: Path | str | None = None,
         store_ttl_s: float = DEFAULT_TTL_S,
@@ -131,6 +135,9 @@ class GatewayNode(PacketNode):
             registry = GatewayRegistry(
                 Ed25519PrivateKey.from_private_bytes(spec.identity.private_bytes),
                 free_bandwidth=free_bandwidth,
+                # As nym-node's `enforce_zk_nyms`: free claims are refused (a mainnet
+                # gateway whose operator wants paid tickets), for clients' failover tests.
+                enforce_credentials=enforce_zk_nyms,
             )
             if self.state_path is not None:
                 load_registry(registry, self.state_path)
