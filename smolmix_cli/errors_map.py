@@ -17,7 +17,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from smolmix_cli.exit_codes import CliError, ExitCode
+from smolmix_cli.exit_codes import CliError, ExitCode, first_failure
 
 
 class Rule(NamedTuple):
@@ -125,7 +125,7 @@ def entry_for(kind: type[BaseException]) -> tuple[type[BaseException], Entry] | 
 
 def classify(exc: BaseException) -> CliError:
     """The user's one line and exit code for a failure from any layer."""
-    exc = unwrap(exc)
+    exc = first_failure(exc)
     if isinstance(exc, CliError):
         return exc
     found = entry_for(type(exc))
@@ -139,13 +139,6 @@ def classify(exc: BaseException) -> CliError:
     if rule.prefix:
         return CliError(f"{rule.prefix}: {text}" if text.strip() else rule.prefix, rule.code)
     return CliError(text if text.strip() else type(exc).__name__, rule.code)
-
-
-def unwrap(exc: BaseException) -> BaseException:
-    """The first real failure inside (nested) exception groups from task groups."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
 
 
 def _first_line(exc: BaseException) -> str:

@@ -57,3 +57,11 @@ class CliError(Exception):
             self.code = ExitCode(int(code))
         except ValueError:
             self.code = ExitCode.INTERNAL
+
+
+def first_failure(exc: BaseException) -> BaseException:
+    """The first real failure inside (nested) exception groups from task groups: what a user's
+    one line is about, wherever the failure surfaced."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc

@@ -21,7 +21,7 @@ import click
 from smolmix_cli.cli.env import cli_env
 from smolmix_cli.cli.errors import one_line_errors
 from smolmix_cli.config import NETWORK_FILE, PID_FILE, Network
-from smolmix_cli.exit_codes import CliError, ExitCode
+from smolmix_cli.exit_codes import CliError, ExitCode, first_failure
 from smolmix_cli.network_select import is_testnet_process, read_pid, running_network
 
 STOP_TIMEOUT = 10.0
@@ -172,9 +172,7 @@ def up(
     try:
         anyio.run(main)
     except (OSError, BaseExceptionGroup) as exc:
-        inner: BaseException = exc
-        while isinstance(inner, BaseExceptionGroup) and inner.exceptions:
-            inner = inner.exceptions[0]
+        inner = first_failure(exc)
         if isinstance(inner, OSError):
             raise CliError(
                 f"cannot start the local network: {inner.strerror or inner}",

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import anyio
 import anyio.abc
 
-from smolmix_cli.exit_codes import CliError, ExitCode
+from smolmix_cli.exit_codes import CliError, ExitCode, first_failure
 from smolmix_cli.session import protocol as proto
 from smolmix_cli.session.accept import serve_contained
 from smolmix_cli.session.paths import SessionPaths, probe
@@ -484,22 +484,15 @@ async def _read_frame(
 def error_answer(exc: BaseException, classify: Classifier) -> bytes:
     """An error frame with the failure's classified line and exit code (the client re-raises it
     so that it classifies the same; the type's name is for people reading the protocol)."""
-    exc = _unwrap(exc)
+    exc = first_failure(exc)
     error = classify(exc)
     return proto.error_frame(type(exc).__name__, str(error), int(error.code))
-
-
-def _unwrap(exc: BaseException) -> BaseException:
-    """The first real failure inside (nested) exception groups from task groups."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
 
 
 def _is_unavailable(exc: BaseException) -> bool:
     from smolmix_cli.tunnel.errors import TunnelUnavailable
 
-    return isinstance(_unwrap(exc), TunnelUnavailable)
+    return isinstance(first_failure(exc), TunnelUnavailable)
 
 
 def _short_stats(tunnel: TunnelLike) -> str:
