@@ -18,7 +18,6 @@ import pytest
 from click.testing import CliRunner
 
 from smolmix_cli.cli.main import cli
-from smolmix_cli.config import MAINNET
 from smolmix_cli.exit_codes import ExitCode
 from smolmix_cli.tunnel.errors import (
     ExitPolicyDenied,
@@ -27,6 +26,7 @@ from smolmix_cli.tunnel.errors import (
     TunnelUnavailable,
 )
 from smolmix_cli.tunnel.status import TunnelStatus
+from tests.cli.stand_in import StandInSession
 from tests.error_samples import SAMPLES, Sample
 
 COMMANDS = {
@@ -68,17 +68,6 @@ class FailingTunnel:
 
     def snapshot(self) -> TunnelStatus:
         return TunnelStatus("ready", "stand-in", exit="stand-in-exit")
-
-
-@dataclass
-class StandInSession:
-    tunnel: FailingTunnel
-    network: Any = MAINNET
-    boot_seconds: float = 0.0
-    reused: bool = False
-
-    def cafile(self, user_cacert: str | None) -> str | None:
-        return user_cacert
 
 
 def _with_tunnel(tunnel: FailingTunnel) -> Callable[..., Any]:

@@ -31,10 +31,10 @@ from smolmix_cli.cli.env import CliEnv, cli_env
 from smolmix_cli.cli.main import cli
 from smolmix_cli.cli.status_line import boot_status
 from smolmix_cli.cli.ws import StdinReader
-from smolmix_cli.config import MAINNET
 from smolmix_cli.exit_codes import ExitCode
 from smolmix_cli.session.paths import SessionPaths
 from smolmix_cli.tunnel.status import TunnelStatus
+from tests.cli.stand_in import StandInSession
 from tests.session.stand_in import Source, running_daemon, short_runtime_dir
 
 MIB = 1 << 20
@@ -146,17 +146,6 @@ class MemoryTunnel:
 
     def snapshot(self) -> TunnelStatus:
         return TunnelStatus("ready", "stand-in", exit="stand-in-exit")
-
-
-@dataclass
-class StandInSession:
-    tunnel: MemoryTunnel
-    network: Any = MAINNET
-    boot_seconds: float = 0.0
-    reused: bool = False
-
-    def cafile(self, user_cacert: str | None) -> str | None:
-        return user_cacert
 
 
 @dataclass

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+
 from smolmix_cli.mixnet.keys import Ed25519KeyPair, X25519KeyPair
 from smolmix_cli.mixnet.topology.topology import EntryDetails, NodeRole, SupportedRoles
-from smolmix_cli.testnet.directory import DirectoryNode, DirectoryState
+from smolmix_cli.testnet.ca import create_ca
+from smolmix_cli.testnet.directory import DirectoryNode, DirectoryServer, DirectoryState
 
 
 def mixnode(node_id: int, layer: int, port: int) -> DirectoryNode:
@@ -50,3 +57,24 @@ def probe_like_nodes(per_layer: int = 1) -> list[DirectoryNode]:
 
 def probe_like_state(per_layer: int = 1) -> DirectoryState:
     return DirectoryState(probe_like_nodes(per_layer), absolute_epoch_id=100, rotation_id=10)
+
+
+def with_directory_server(
+    state: DirectoryState,
+    body: Callable[[DirectoryServer], Awaitable[Any]],
+    ssl_dir: Path | None = None,
+) -> Any:
+    """Run `body` against a directory serving `state` (HTTPS with a fresh CA in `ssl_dir`)."""
+
+    async def main() -> Any:
+        ctx = create_ca(ssl_dir).server_context() if ssl_dir is not None else None
+        server = DirectoryServer(state, ssl_context=ctx)
+        async with anyio.create_task_group() as tg:
+            await tg.start(server.serve)
+            try:
+                with anyio.fail_after(20):
+                    return await body(server)
+            finally:
+                server.stop()
+
+    return anyio.run(main)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,28 +22,8 @@ from smolmix_cli.mixnet.directory.nym_api import (
     PageCollector,
     build_request,
 )
-from smolmix_cli.testnet.ca import create_ca
 from smolmix_cli.testnet.directory import DirectoryServer, DirectoryState
-from tests.testnet.directory_data import probe_like_state
-
-
-def _with_server(
-    state: DirectoryState,
-    body: Callable[[DirectoryServer], Awaitable[Any]],
-    ssl_dir: Path | None = None,
-) -> Any:
-    async def main() -> Any:
-        ctx = create_ca(ssl_dir).server_context() if ssl_dir is not None else None
-        server = DirectoryServer(state, ssl_context=ctx)
-        async with anyio.create_task_group() as tg:
-            await tg.start(server.serve)
-            try:
-                with anyio.fail_after(20):
-                    return await body(server)
-            finally:
-                server.stop()
-
-    return anyio.run(main)
+from tests.testnet.directory_data import probe_like_state, with_directory_server
 
 
 def _free_port() -> int:
@@ -66,7 +45,7 @@ def test_topology_from_the_local_directory() -> None:
         assert {g.node_id for g in gateways} == {1, 2}
         assert all(g.entry is not None for g in gateways)
 
-    _with_server(state, body)
+    with_directory_server(state, body)
 
 
 def test_client_follows_pagination_until_total() -> None:
@@ -79,7 +58,7 @@ def test_client_follows_pagination_until_total() -> None:
         assert [n.node_id for n in nodes] == list(range(11, 20))
         assert server.counters["requests"] - before == 5  # ceil(9 / 2)
 
-    _with_server(state, body)
+    with_directory_server(state, body)
 
 
 def test_tls_with_the_network_ca(tmp_path: Path) -> None:
@@ -97,7 +76,7 @@ def test_tls_with_the_network_ca(tmp_path: Path) -> None:
         # and the directory keeps serving after the failed handshake
         assert (await ok.key_rotation_info()).current_key_rotation_id == 10
 
-    _with_server(state, body, ssl_dir=tmp_path)
+    with_directory_server(state, body, ssl_dir=tmp_path)
 
 
 def test_fallback_to_the_next_url_and_remember_it() -> None:
@@ -109,7 +88,7 @@ def test_fallback_to_the_next_url_and_remember_it() -> None:
         assert (await client.rewarded_set()).layer3 == (13,)
         assert client.urls[client._preferred].url == server.base_url
 
-    _with_server(state, body)
+    with_directory_server(state, body)
 
 
 def test_refused_everywhere_is_one_line_connect_failure() -> None:
@@ -175,7 +154,7 @@ def test_http_errors_and_bad_bodies_are_typed() -> None:
             await client.key_rotation_info()
         assert info.value.kind is FailureKind.MALFORMED
 
-    _with_server(state, body)
+    with_directory_server(state, body)
 
 
 def test_unresolvable_host_fails_quickly_and_typed() -> None:
@@ -257,4 +236,4 @@ def test_directory_server_survives_bad_http_and_keeps_alive() -> None:
         client = NymApiClient([ApiUrl(server.base_url)], timeout=5)
         assert (await client.rewarded_set()).layer2 == (12,)
 
-    _with_server(state, body)
+    with_directory_server(state, body)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import socket
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -14,21 +13,11 @@ import pytest
 
 from smolmix_cli.mixnet.directory.nym_api import ApiUrl, NymApiClient
 from smolmix_cli.testnet.directory import Answer, DirectoryServer, DirectoryState
-from tests.testnet.directory_data import probe_like_nodes, probe_like_state
-
-
-def _with_server(state: DirectoryState, body: Callable[[DirectoryServer], Awaitable[Any]]) -> Any:
-    async def main() -> Any:
-        server = DirectoryServer(state)
-        async with anyio.create_task_group() as tg:
-            await tg.start(server.serve)
-            try:
-                with anyio.fail_after(20):
-                    return await body(server)
-            finally:
-                server.stop()
-
-    return anyio.run(main)
+from tests.testnet.directory_data import (
+    probe_like_nodes,
+    probe_like_state,
+    with_directory_server,
+)
 
 
 class Gzipping(DirectoryState):
@@ -52,7 +41,7 @@ def test_a_gzip_speaking_directory_gives_the_same_topology() -> None:
         assert sorted(topology.nodes) == sorted(n.node_id for n in state.nodes)
         assert state.gzipped >= 4
 
-    _with_server(state, body)
+    with_directory_server(state, body)
 
 
 class RotatingOnce(DirectoryState):
@@ -88,7 +77,7 @@ def test_a_rotation_mismatch_reads_again_once_then_trusts_the_lists(
         assert state.rotation_reads == expected_reads
         assert topology.next_rotation_at is not None and topology.next_rotation_at > time.time()
 
-    _with_server(state, body)
+    with_directory_server(state, body)
 
 
 def test_an_agreeing_directory_is_read_once() -> None:
@@ -98,7 +87,7 @@ def test_an_agreeing_directory_is_read_once() -> None:
         await NymApiClient([ApiUrl(server.base_url)], timeout=5).topology()
         assert state.rotation_reads == 1
 
-    _with_server(state, body)
+    with_directory_server(state, body)
 
 
 def test_happy_eyeballs_a_black_holed_first_address_costs_a_quarter_second(
@@ -138,4 +127,4 @@ def test_happy_eyeballs_a_black_holed_first_address_costs_a_quarter_second(
             filler.close()
             hole.close()
 
-    _with_server(state, body)
+    with_directory_server(state, body)
