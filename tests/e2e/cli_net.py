@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
@@ -117,3 +120,29 @@ def smolmix(
         cwd=cwd or REPO,
         env={**hermetic_env(), "PYTHONPATH": str(REPO)},
     )
+
+
+@dataclass
+class CliOnTestnet:
+    """The real CLI on `--network testnet` in one environment (its state and runtime dirs)."""
+
+    env: dict[str, str]
+
+    def run(
+        self, *args: str, input: bytes | None = None, timeout: float = RUN_TIMEOUT
+    ) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [*_SMOLMIX, "--network", "testnet", *args],
+            input=input,
+            capture_output=True,
+            timeout=timeout,
+            env=self.env,
+            cwd=REPO,
+        )
+
+    def status(self) -> dict[str, Any]:
+        """`session status --json` of this environment's session."""
+        done = self.run("session", "status", "--json")
+        assert done.returncode == 0, done.stderr
+        report: dict[str, Any] = json.loads(done.stdout)
+        return report

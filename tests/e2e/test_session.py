@@ -25,39 +25,21 @@ from typing import Any
 import pytest
 
 from smolmix_cli.session import socks5
+from tests.e2e.cli_net import CliOnTestnet
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT = 60.0
 
 
 @dataclass
-class Net:
-    env: dict[str, str]
+class Net(CliOnTestnet):
     runtime: Path
     state: Path
     demo: dict[str, Any]
 
-    def run(
-        self, *args: str, input: bytes | None = None, timeout: float = RUN_TIMEOUT
-    ) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(
-            [sys.executable, "-m", "smolmix_cli", "--network", "testnet", *args],
-            input=input,
-            capture_output=True,
-            timeout=timeout,
-            env=self.env,
-            cwd=REPO,
-        )
-
     @property
     def socket(self) -> Path:
         return self.runtime / "testnet.sock"
-
-    def status(self) -> dict[str, Any]:
-        done = self.run("session", "status", "--json")
-        assert done.returncode == 0, done.stderr
-        report: dict[str, Any] = json.loads(done.stdout)
-        return report
 
     def stop(self) -> None:
         if self.socket.exists():

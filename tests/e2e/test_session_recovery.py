@@ -10,7 +10,6 @@ next generation from the network file as it is then, and the next fetch works.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -24,30 +23,25 @@ from pathlib import Path
 import pytest
 
 from smolmix_cli.network_select import running_network
+from tests.e2e.cli_net import CliOnTestnet
 
 REPO = Path(__file__).resolve().parents[2]
 BACK_WITHIN = 30.0  # the issue's bound: the next fetch succeeds this soon after the network
 
 
-class Env:
+class Env(CliOnTestnet):
+    """A state and runtime dir of their own; `up()` starts a network there, again and again."""
+
     def __init__(self, base: Path) -> None:
-        self.base = base
-        self.env = dict(os.environ)
+        env = dict(os.environ)
         for name in ("SMOLMIX_NETWORK", "SMOLMIX_SESSION", "SMOLMIX_NO_SESSION"):
-            self.env.pop(name, None)
-        self.env["XDG_STATE_HOME"] = str(base / "state")
-        self.env["SMOLMIX_RUNTIME_DIR"] = str(base / "run")
+            env.pop(name, None)
+        env["XDG_STATE_HOME"] = str(base / "state")
+        env["SMOLMIX_RUNTIME_DIR"] = str(base / "run")
+        super().__init__(env)
+        self.base = base
         self.state = base / "state" / "smolmix" / "testnet"
         self.networks: list[subprocess.Popen[bytes]] = []
-
-    def run(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(
-            [sys.executable, "-m", "smolmix_cli", "--network", "testnet", *args],
-            capture_output=True,
-            timeout=timeout,
-            env=self.env,
-            cwd=REPO,
-        )
 
     def up(self) -> None:
         log = open(self.base / "testnet.log", "ab")  # noqa: SIM115 - the child keeps it
@@ -67,12 +61,6 @@ class Env:
             assert time.monotonic() < deadline, (self.base / "testnet.log").read_text()
             assert self.networks[-1].poll() is None, (self.base / "testnet.log").read_text()
             time.sleep(0.1)
-
-    def status(self) -> dict[str, object]:
-        done = self.run("session", "status", "--json")
-        assert done.returncode == 0, done.stderr
-        report: dict[str, object] = json.loads(done.stdout)
-        return report
 
 
 @pytest.fixture
