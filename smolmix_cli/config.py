@@ -123,8 +123,8 @@ def network_file_json(
     directory_url: str,
     ca_pem: str,
     mean_delay_ms: float,
-    entry_gateway: GatewayInfo,
-    exit_gateway: GatewayInfo,
+    entry_gateway: GatewayInfo | None,
+    exit_gateway: GatewayInfo | None,
     status_url: str,
     exits: list[ExitInfo] | None = None,
     dns_resolver: str | None = None,
@@ -137,8 +137,8 @@ def network_file_json(
         "directory_url": directory_url,
         "status_url": status_url,
         "mean_delay_ms": mean_delay_ms,
-        "entry_gateway": _gateway_json(entry_gateway),
-        "exit_gateway": _gateway_json(exit_gateway),
+        "entry_gateway": None if entry_gateway is None else _gateway_json(entry_gateway),
+        "exit_gateway": None if exit_gateway is None else _gateway_json(exit_gateway),
         "exits": [{**_gateway_json(e), "ipr_address": e.ipr_address} for e in exits or []],
         "dns_resolver": dns_resolver,
         "demo": None if demo is None else _demo_json(demo),
@@ -166,6 +166,8 @@ def _exits(value: Any) -> tuple[ExitInfo, ...]:
     out = []
     for index, item in enumerate(value):
         gateway = _gateway(item, f"exits[{index}]")
+        if gateway is None:
+            raise NetworkConfigError(f"exits[{index}]: expected an object")
         address = item.get("ipr_address")
         if not isinstance(address, str):
             raise NetworkConfigError(f"exits[{index}]: missing ipr_address")
@@ -205,7 +207,10 @@ def _gateway_json(g: GatewayInfo | ExitInfo) -> dict[str, Any]:
     return {"node_id": g.node_id, "identity": g.identity, "ws_url": g.ws_url}
 
 
-def _gateway(value: Any, where: str) -> GatewayInfo:
+def _gateway(value: Any, where: str) -> GatewayInfo | None:
+    """A pinned gateway, or None: without a pin the client chooses from the directory."""
+    if value is None:
+        return None
     if not isinstance(value, dict):
         raise NetworkConfigError(f"{where}: expected an object")
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import anyio
@@ -9,7 +10,7 @@ import pytest
 
 from smolmix_cli.bootstrap import boot_mixnet
 from smolmix_cli.cli.ping import ping_config
-from smolmix_cli.config import MAINNET
+from smolmix_cli.config import MAINNET, load_network_file
 from smolmix_cli.mixnet.client.client import ClientConfig
 from smolmix_cli.mixnet.keys import decode_key_base58
 from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
@@ -82,3 +83,26 @@ def test_ping_shapes_traffic_as_the_tunnel_does() -> None:
     shaped = ping_config(MAINNET, None)
     assert shaped.cover and shaped.poisson and shaped.average_packet_delay == 0.05
     assert ping_config(MAINNET, 0.0).average_ack_delay == 0.0
+
+
+async def test_an_unpinned_network_file_lets_the_client_choose_from_the_directory(
+    tmp_path: Path,
+) -> None:
+    local = LocalNetwork(
+        LocalNetworkOptions(tmp_path / "net", mean_delay_ms=0.0, exit_ipr=False, demo_origin=False)
+    )
+    async with anyio.create_task_group() as tg:
+        await tg.start(local.serve)
+        data = json.loads(local.network_file.read_text())
+        data["entry_gateway"] = data["exit_gateway"] = None
+        unpinned = tmp_path / "unpinned.json"
+        unpinned.write_text(json.dumps(data))
+        network = load_network_file(unpinned)
+        assert network.entry_gateway is None and network.exit_gateway is None
+        gateways = {decode_key_base58(s.identity.public_base58(), "g") for s in local.specs.values()}
+        with anyio.fail_after(30):
+            async with boot_mixnet(network, ClientConfig.fast(), phase_timeout=10) as mixnet:
+                assert mixnet.client.address.gateway in gateways
+                await mixnet.client.send(mixnet.client.address, b"chosen")
+                assert (await mixnet.client.receive(timeout=10)).data == b"chosen"
+        tg.cancel_scope.cancel()
