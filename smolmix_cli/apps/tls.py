@@ -1,40 +1,29 @@
 """Client TLS over any byte stream: curl's ClientHello, our policy, typed failures.
 
-The ClientHello is the one curl sends on the same OpenSSL when asked for
-HTTP/1.1 (`curl --http1.1`, and curl's own ws:// and wss://), so a server or
-an observer of the exit cannot tell smolmix from curl by its TLS handshake
-(issue 20 item 6; tests/apps/test_tls_fingerprint.py compares the two byte
-for byte at a local listener). curl (7.88 and 8.5 alike, lib/vtls/openssl.c)
-keeps OpenSSL's cipher list and minimum version, sets SSL_OP_NO_TICKET and
-post-handshake auth, and offers ALPN `h2,http/1.1` unless told HTTP/1.1.
-Python's ssl replaces OpenSSL's defaults when it makes a context, so
-`client_context` puts them back:
+The ClientHello is the one `curl --http1.1` sends on the same OpenSSL (also
+curl's hello for ws/wss), so a server or the exit cannot tell smolmix from
+curl by its handshake (issue 20 item 6; docs/fingerprints.md;
+tests/apps/test_tls_fingerprint.py compares the two at a local listener).
+curl (7.88 and 8.5 alike, lib/vtls/openssl.c) keeps OpenSSL's cipher list and
+minimum version and sets SSL_OP_NO_TICKET and post-handshake auth. Python's
+ssl overwrites OpenSSL's defaults, so `client_context` puts them back
+(`DEFAULT`: 31 suites to Python's 10; supported_versions 1.3 to 1.0).
+Groups, signature algorithms, extension order, padding and the x25519 key
+share are OpenSSL's, hence already curl's. ALPN is `http/1.1` only: smolmix
+speaks HTTP/1.1, and offering h2 as plain `curl https://` does would make
+servers choose it.
 
-- cipher list `DEFAULT` (31 suites with TLS 1.3's three; Python's own
-  list has 10) and any TLS version, so supported_versions lists 1.3 to 1.0;
-- post_handshake_auth on (extension 49), no session tickets (no extension 35);
-- ALPN `http/1.1` only: smolmix speaks HTTP/1.1, and offering h2 would make
-  servers choose it. `curl --http1.1` (and any curl fetching ws/wss) sends
-  exactly this hello; plain `curl https://` differs only in the ALPN list.
+Left different: where a distribution's openssl.cnf sets CipherString or
+MinProtocol curl follows it and we cannot (Python overwrote them); Python's
+security level 2 against curl's 1 refuses keys under 2048 bits (not in the
+hello). Nothing differs in the hello on Debian 12 (curl 7.88.1, OpenSSL 3.0).
 
-Groups, signature algorithms, extension order, padding and the key share
-(x25519 only) are OpenSSL's and so already curl's. What stays different:
-nothing in the ClientHello on Debian 12 (curl 7.88.1, OpenSSL 3.0). Where a
-distribution's openssl.cnf changes CipherString or MinProtocol, curl follows
-it and we do not (Python overwrites both before we can read them); the test
-then shows the difference. The default User-Agent names curl 8.5.0, whose
-hello on OpenSSL 3.0 is the same as 7.88.1's (same calls, same defaults).
-Python also keeps security level 2 where curl gets OpenSSL's 1: that refuses
-servers with keys under 2048 bits and does not show in the hello.
-
-Offering curl's list means offering what curl offers: CBC suites, RSA key
-exchange and TLS 1.0/1.1 in supported_versions. Our policy is applied to the
-server's choice instead: `wrap_client` refuses a session that is not TLS 1.2+
-with an AEAD suite and ECDHE forward secrecy (the seed client's policy,
-`POLICY_CIPHERS`), as a TLS error, right after the handshake. A server that
-picks a weak suite sees us close the connection where curl would go on; every
-other server sees curl. TLS runs end to end inside the tunnel, so the exit
-sees only ciphertext (and this ClientHello).
+Offering curl's list means offering CBC suites, RSA key exchange and TLS
+1.0/1.1, so the seed client's policy (TLS 1.2+, AEAD with ECDHE) is applied
+to the server's choice: `wrap_client` refuses any other session right after
+the handshake, as a TLS error. No session tickets, so no resumption links
+connections made through different exits. TLS runs end to end inside the
+tunnel: the exit sees only ciphertext (and this ClientHello).
 """
 
 from __future__ import annotations
