@@ -262,6 +262,9 @@ class GatewayClient:
     async def _connection(self, task_status: anyio.abc.TaskStatus[None] | None) -> bool:
         """One WebSocket from connect to its end; True to reconnect at once (no backoff)."""
         try:
+            # No headers beyond the upgrade's own, as upstream's gateway client
+            # (nymtech/nym common/client-libs/gateway-client/src/client/websockets.rs:
+            # tokio_tungstenite::client_async_tls on the bare URL): no User-Agent.
             ws = await connect_websocket(
                 self.url, ssl_context=self._ssl_context, timeout=self._connect_timeout
             )
