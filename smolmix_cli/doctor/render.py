@@ -34,7 +34,7 @@ def render(report: DoctorReport) -> list[str]:
         if d.unparsed:
             lines.append(f"{pad}unreadable: {_counts(d.unparsed, TOP_REASONS)}")
         if d.builds:
-            lines.append(f"{pad}builds: {_counts(d.builds, TOP_BUILDS)}")
+            lines.append(f"{pad}builds: {_counts(d.builds, TOP_BUILDS, named_first=True)}")
         if d.declared:
             lines.append(f"{pad}declared: {_counts(d.declared, len(d.declared))}")
         layers = "/".join(str(n) for n in d.layers)
@@ -61,10 +61,10 @@ def render(report: DoctorReport) -> list[str]:
                 lines.append(f"{pad}skipped {attempt.gateway}: {attempt.result}")
     if g.ok:
         probed = sum(p.answer != ANSWER_NOT_PROBED for p in e.probes)
-        source = "the pinned exit" if e.pinned else f"{e.candidates} usable"
+        source = "the pinned exit (--ipr)" if e.pinned else f"{len(e.probes)} of {e.candidates}"
         row(
             "exits",
-            f"{e.answered} of {probed} answered (IPR v9 Health; {len(e.probes)} of {source}, "
+            f"{e.answered} of {probed} answered (IPR v9 Health to {source}, "
             f"{e.width} at a time, {e.timeout:g} s each; {e.seconds:.1f} s)",
         )
         if e.probes:
@@ -86,10 +86,13 @@ def _probe_row(p: ExitProbe) -> str:
     return f"  {p.gateway:<44}  {build:<10} {p.performance:>3}%  {rtt:>8}  {answer}"
 
 
-def _counts(counter: Counter[str], top: int) -> str:
+def _counts(counter: Counter[str], top: int, *, named_first: bool = False) -> str:
     common = counter.most_common()
-    shown = ", ".join(f"{n} {what}" for what, n in common[:top])
+    shown = ", ".join(f"{what}: {n}" if named_first else f"{n} {what}" for what, n in common[:top])
     rest = common[top:]
     if rest:
-        shown += f", {sum(n for _w, n in rest)} in {len(rest)} more"
+        total = sum(n for _w, n in rest)
+        shown += (
+            f", {len(rest)} others: {total}" if named_first else f", {total} in {len(rest)} others"
+        )
     return shown

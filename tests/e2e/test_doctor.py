@@ -83,7 +83,9 @@ def test_the_report_names_every_phase(lab: Lab) -> None:
     assert lines[0].startswith("smolmix doctor ")
     assert any(line.startswith("directory  7 nodes") for line in lines)
     assert any("roles: 3 ExitGateway, 3 Mixnode, 1 EntryGateway" in line for line in lines)
-    assert any("exits: 3 usable of 7 described; skipped 4 no exit_ipr role" in line for line in lines)
+    assert any(
+        "exits: 3 usable of 7 described; skipped 4 no exit_ipr role" in line for line in lines
+    )
     gateway = next(line for line in lines if line.startswith("gateway "))
     assert "protocol v6" in gateway
     assert any(line.startswith(f"exits      {EXITS} of {EXITS} answered") for line in lines)
