@@ -15,7 +15,7 @@ from typing import Any
 from smolmix_cli.doctor.report import DirectoryFinding
 from smolmix_cli.mixnet.base58 import b58encode
 from smolmix_cli.mixnet.topology.topology import NodesPage, Topology
-from smolmix_cli.tunnel.exits import ExitCandidate, candidates_from, routable
+from smolmix_cli.tunnel.exits import ExitDiscovery, candidates_from, routable
 
 UNKNOWN = "unknown"
 ROLE_FLAGS = ("mixnode", "entry", "exit_nr", "exit_ipr")
@@ -63,14 +63,14 @@ def usable_exits(
     described: Sequence[Any],
     performance: dict[str, int],
     topology: Topology,
-) -> list[ExitCandidate]:
+) -> ExitDiscovery:
     """The exits the tunnel would try, by its own filters; the reasons go into `finding`."""
-    skipped: Counter[str] = Counter()
-    listed = candidates_from(described, performance, skipped=skipped)
-    kept = routable(listed, topology, skipped)
-    finding.exits_usable = len(kept)
-    finding.exits_skipped = skipped
-    return kept
+    found = ExitDiscovery([], len(described))
+    listed = candidates_from(described, performance, skipped=found.skipped)
+    found.candidates = routable(listed, topology, found.skipped)
+    finding.exits_usable = len(found.candidates)
+    finding.exits_skipped = Counter(found.skipped)
+    return found
 
 
 def _build_of(item: Any) -> str:

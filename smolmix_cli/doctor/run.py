@@ -134,7 +134,7 @@ async def _read_directory(
             performance = count_skimmed(finding, await api.get_node_pages(PATH_ALL_SKIMMED))
             described = await _described(api)
             count_described(finding, described)
-            candidates = usable_exits(finding, described, performance, topology)
+            candidates = usable_exits(finding, described, performance, topology).candidates
             if not topology.is_usable:
                 raise NoUsableRoute(NO_USABLE_ROUTE)
     except TimeoutError:
