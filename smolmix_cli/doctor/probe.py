@@ -2,7 +2,7 @@
 
 Health (not Connect) because it allocates nothing at the exit: upstream's IP packet
 router answers Ping and Health for any sender, connected or not, inline on the
-requesting stream (nymtech/nym service-providers/ip-packet-router/src/
+requesting stream (nymtech/nym daed9cd, service-providers/ip-packet-router/src/
 mixnet_listener.rs `on_health_request` -> HealthResponse{build_info, routable: None},
 `on_ping_request` -> Pong; `handle_stream_response` wraps the reply as LP Data seq 0),
 and v9 requests are read with v8's wire format (messages/request/v9.rs). Health says
