@@ -100,6 +100,8 @@ class GatewayClientStats:
     gateway_errors: int = 0
     bandwidth_remaining: int = 0
     last_error: str = ""
+    protocol_version: int = 0
+    """The gateway protocol version the last registration or authentication settled on."""
 
 
 class _ConnectionEnded(Exception):
@@ -376,11 +378,13 @@ class GatewayClient:
             self._on_push(event.message)
         elif isinstance(event, ev.Registered):
             self.stats.registrations += 1
+            self.stats.protocol_version = event.protocol_version
             self.shared_key = event.shared_key
             if self._on_shared_key is not None:
                 self._on_shared_key(event.shared_key)
         elif isinstance(event, ev.Authenticated):
             self.stats.authentications += 1
+            self.stats.protocol_version = event.protocol_version
             self.stats.bandwidth_remaining = event.bandwidth_remaining
         elif isinstance(event, ev.BandwidthChanged):
             self.stats.bandwidth_remaining = event.remaining
