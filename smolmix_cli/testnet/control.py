@@ -193,11 +193,13 @@ class NetworkControl:
             await self._resume(node_id)
 
     async def restart(self, node_id: int, *, kill: bool = False, down_for: float = 0.0) -> None:
+        """Stop (or kill) a running node, wait `down_for`, start it; a down node just starts."""
         if not 0 <= down_for <= MAX_DOWN_S:
             raise ControlError(f"down time must be 0..{MAX_DOWN_S:g} s", 400)
         async with self._locked():
-            await self._halt(node_id, kill=kill)
-            await anyio.sleep(down_for)
+            if self.state(node_id) is NodeState.RUNNING:  # else it is down already
+                await self._halt(node_id, kill=kill)
+                await anyio.sleep(down_for)
             await self._resume(node_id)
 
     async def _halt(self, node_id: int, *, kill: bool) -> None:
