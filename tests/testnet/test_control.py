@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import stat
 import urllib.error
 import urllib.request
@@ -19,13 +20,14 @@ import pytest
 from smolmix_cli.bootstrap import boot_mixnet, fetch_topology
 from smolmix_cli.cli.testnet_control import NODE_ACTIONS as CLI_ACTIONS
 from smolmix_cli.cli.testnet_control import control_request
-from smolmix_cli.config import Network
+from smolmix_cli.config import Network, write_private_json
 from smolmix_cli.exit_codes import CliError, ExitCode
 from smolmix_cli.mixnet.client.client import ClientConfig, MixnetClient
 from smolmix_cli.mixnet.directory.nym_api import NymApiClient
 from smolmix_cli.testnet.control import NODE_ACTIONS, TOKEN_FILE, Schedules
 from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
 from smolmix_cli.tunnel.exits import discover_exits
+from tests.e2e.cli_net import foreground_testnet, run_cli, state_env
 
 pytestmark = pytest.mark.anyio
 
@@ -113,20 +115,22 @@ async def test_every_action_over_the_token_guarded_endpoints(tmp_path: Path) -> 
 
 async def test_a_killed_mix_node_carries_traffic_once_started_again(tmp_path: Path) -> None:
     with anyio.fail_after(40):
-        async with running(tmp_path) as (local, network):
-            async with boot_mixnet(network, ClientConfig.fast(), phase_timeout=10) as mixnet:
-                client = mixnet.client
-                await _echo(client, b"before")
-                old = local.mixnodes[11]
-                port = local.specs[11].mix_port
-                await local.control.kill(11)
-                assert old.killed and local.control.state(11).value == "killed"
-                with pytest.raises(OSError):
-                    await anyio.connect_tcp("127.0.0.1", port)
-                await local.control.start(11)
-                assert local.mixnodes[11] is not old and local.specs[11].mix_port == port
-                await _echo(client, b"after the kill")  # every route crosses node 11
-                assert local.mixnodes[11].counters["forwarded"] > 0
+        async with (
+            running(tmp_path) as (local, network),
+            boot_mixnet(network, ClientConfig.fast(), phase_timeout=10) as mixnet,
+        ):
+            client = mixnet.client
+            await _echo(client, b"before")
+            old = local.mixnodes[11]
+            port = local.specs[11].mix_port
+            await local.control.kill(11)
+            assert old.killed and local.control.state(11).value == "killed"
+            with pytest.raises(OSError):
+                await anyio.connect_tcp("127.0.0.1", port)
+            await local.control.start(11)
+            assert local.mixnodes[11] is not old and local.specs[11].mix_port == port
+            await _echo(client, b"after the kill")  # every route crosses node 11
+            assert local.mixnodes[11].counters["forwarded"] > 0
 
 
 async def test_a_restarted_gateway_keeps_its_clients_registration(tmp_path: Path) -> None:
@@ -254,3 +258,37 @@ async def test_schedules_rotate_and_reshuffle_by_themselves(tmp_path: Path) -> N
             state = local.directory_state
             assert state is not None
             assert state.rotation_id == state.absolute_epoch_id // state.validity_epochs >= 3
+
+
+def test_the_cli_drives_a_running_network(tmp_path: Path) -> None:
+    env = state_env(tmp_path)
+    state_dir = tmp_path / "net"
+    where = ("--dir", str(state_dir))
+    options = ("--mix-delay-ms", "0", "--rotate-every", "3600")
+    with foreground_testnet(state_dir, *options, env=env) as (proc, network_file):
+        assert network_file.exists(), proc.stderr.read() if proc.stderr else ""
+        done = run_cli(["testnet", "node", "kill", "12", *where], env, timeout=30)
+        assert (done.returncode, done.stdout) == (0, "node 12: killed, listed\n"), done.stderr
+        done = run_cli(["testnet", "status", *where, "--json"], env, timeout=30)
+        report = json.loads(done.stdout)
+        assert done.returncode == 0, done.stderr  # a node killed on purpose is no failure
+        assert {n["node_id"]: n["state"] for n in report["nodes"]}[12] == "killed"
+        assert (report["rotation_id"], report["epoch_id"]) == (1, 10)
+        done = run_cli(["testnet", "node", "restart", "12", *where, "--json"], env, timeout=30)
+        assert json.loads(done.stdout)["state"] == "running", done.stderr
+        done = run_cli(["testnet", "rotate", *where], env, timeout=30)
+        assert (done.returncode, done.stdout) == (0, "epoch 20, key rotation 2\n"), done.stderr
+        done = run_cli(["testnet", "reshuffle", *where], env, timeout=30)
+        assert (done.returncode, done.stdout) == (0, "epoch 21, key rotation 2\n"), done.stderr
+        # one-line errors with their documented codes
+        done = run_cli(["testnet", "node", "stop", "99", *where], env, timeout=30)
+        assert (done.returncode, done.stderr) == (2, "smolmix: no node 99 in this network\n")
+        data = json.loads(network_file.read_text())
+        data["control"]["token"] = "wrong"
+        write_private_json(network_file, data)
+        done = run_cli(["testnet", "rotate", *where], env, timeout=30)
+        assert done.returncode == 1 and done.stderr.startswith("smolmix: refused:"), done.stderr
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    done = run_cli(["testnet", "node", "start", "11", *where], env, timeout=30)
+    assert done.returncode == 112 and "no local test network is running" in done.stderr
