@@ -23,19 +23,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
 
 from smolmix_cli.config import write_private_json
+from smolmix_cli.mixnet.gateway.gateway_connection import GatewayRegistry
 from smolmix_cli.mixnet.keys import X25519KeyPair
-from smolmix_cli.mixnet.topology.topology import NodeRole
+from smolmix_cli.mixnet.topology.topology import NodeRole, Topology
 from smolmix_cli.testnet.directory import CORS_HEADERS, Answer, DirectoryNode, DirectoryState
+from smolmix_cli.testnet.exit.ipr import ExitIpr
 from smolmix_cli.testnet.nodes.gateway import GatewayNode
-
-if TYPE_CHECKING:
-    from smolmix_cli.testnet.network import LocalNetwork
+from smolmix_cli.testnet.nodes.mixnode import MixNode
+from smolmix_cli.testnet.nodes.node_spec import NodeSpec
 
 CONTROL_PREFIX = "/smolmix/control/"
 TOKEN_FILE = "control.json"
@@ -82,6 +84,29 @@ class Schedules:
         return default
 
 
+class ControlledNetwork(Protocol):
+    """What the controls need of a running network (`LocalNetwork` has it)."""
+
+    specs: dict[int, NodeSpec]
+    mixnodes: dict[int, MixNode]
+    gateways: dict[int, GatewayNode]
+    exits: dict[int, ExitIpr]
+    directory_state: DirectoryState | None
+
+    @property
+    def state_dir(self) -> Path: ...
+
+    async def relaunch(self, node_id: int, registry: GatewayRegistry | None = None) -> None: ...
+
+    async def wait_stopped(self, node_id: int, timeout: float = ...) -> None: ...
+
+    async def start_exit(self, node_id: int, topology: Topology | None = None) -> None: ...
+
+    async def stop_exit(self, node_id: int) -> None: ...
+
+    def save_specs(self) -> None: ...
+
+
 def _now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -94,11 +119,18 @@ def _json_answer(status: int, value: Any) -> Answer:
 class NetworkControl:
     """The chaos operations on one `LocalNetwork` (created by it; usable once it serves)."""
 
-    def __init__(self, network: LocalNetwork) -> None:
+    def __init__(
+        self,
+        network: ControlledNetwork,
+        *,
+        schedules: Schedules | None = None,
+        seed: int | None = None,
+    ) -> None:
         self.network = network
+        self.schedules = schedules or Schedules()
         self.states: dict[int, NodeState] = {}
         self.unlisted: dict[int, DirectoryNode] = {}
-        self.rng = random.Random(network.options.seed)
+        self.rng = random.Random(seed)
         self.counters: dict[str, int] = {}
         self._token: str | None = None
         self._lock: anyio.Lock | None = None
@@ -153,7 +185,7 @@ class NetworkControl:
         state = self.network.directory_state
         if state is None:
             return {}
-        schedules = self.network.options.schedules
+        schedules = self.schedules
         return {
             "rotation_id": state.rotation_id,
             "epoch_id": state.absolute_epoch_id,
@@ -217,8 +249,7 @@ class NetworkControl:
             if isinstance(node, GatewayNode):
                 node.save_state()
             node.stop()
-        with anyio.fail_after(STOP_TIMEOUT):
-            await net._finished[node_id].wait()
+        await net.wait_stopped(node_id, STOP_TIMEOUT)
         if is_exit and kill:
             await net.stop_exit(node_id)
         self.states[node_id] = NodeState.KILLED if kill else NodeState.STOPPED
@@ -229,15 +260,12 @@ class NetworkControl:
         if state is NodeState.RUNNING:
             raise ControlError(f"node {node_id} is already running")
         net = self.network
-        spec = net.specs[node_id]
+        # a killed gateway reloads what it last saved; a stopped one keeps its registry
+        registry = None
+        if node_id in net.gateways and state is NodeState.STOPPED:
+            registry = net.gateways[node_id].registry
         try:
-            if node_id in net.mixnodes:
-                await net._start_mixnode(spec)
-            else:
-                # a killed gateway reloads what it last saved; a stopped one keeps its registry
-                old = net.gateways[node_id]
-                registry = old.registry if state is NodeState.STOPPED else None
-                await net._start_gateway(spec, registry=registry)
+            await net.relaunch(node_id, registry)
         except OSError as exc:
             raise ControlError(f"node {node_id} cannot listen again: {exc}", 500) from None
         self.states[node_id] = NodeState.RUNNING
@@ -282,7 +310,7 @@ class NetworkControl:
         async with self._locked():
             state = self._directory()
             self._enter_epoch((state.rotation_id + 1) * state.validity_epochs)
-            self._save_specs()
+            self.network.save_specs()
         return self.status()
 
     async def reshuffle(self, *, standby: int | None = None) -> dict[str, Any]:
@@ -315,7 +343,7 @@ class NetworkControl:
                 if layer is not None:
                     self._set_layer(node_id, layer)
             self._enter_epoch(state.absolute_epoch_id + 1)
-            self._save_specs()
+            self.network.save_specs()
             self._count("reshuffles")
         return self.status()
 
@@ -350,24 +378,11 @@ class NetworkControl:
             self._update_listing(node_id, sphinx_key=key.public_bytes)
         self._count("rotations")
 
-    def _save_specs(self) -> None:
-        """Keys and layers to nodes.json, so a restarted network resumes this rotation."""
-        from smolmix_cli.testnet.network import NODES_FILE
-
-        specs = [
-            replace(s, mix_port=0, ws_port=None if s.ws_port is None else 0, wss_port=None)
-            for _, s in sorted(self.network.specs.items())
-        ]
-        write_private_json(
-            self.network.state_dir / NODES_FILE,
-            {"nodes": [s.to_json(private=True) for s in specs]},
-        )
-
     # --- schedules ---------------------------------------------------------------------------
 
     async def run_schedules(self) -> None:
         """Rotate and reshuffle periodically as the network's options say (in its task group)."""
-        schedules = self.network.options.schedules
+        schedules = self.schedules
         async with anyio.create_task_group() as tg:
             if schedules.rotate_every is not None:
                 tg.start_soon(self._every, schedules.rotate_every, self.rotate)

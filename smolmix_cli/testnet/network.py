@@ -22,7 +22,7 @@ import os
 import random
 import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import Any
@@ -168,7 +168,7 @@ class LocalNetwork:
         self._gateway_tls: ssl.SSLContext | None = None
         self._client_tls: ssl.SSLContext | None = None
         self._exit_scopes: dict[int, tuple[anyio.CancelScope, anyio.Event]] = {}
-        self.control = NetworkControl(self)
+        self.control = NetworkControl(self, schedules=options.schedules, seed=options.seed)
 
     @property
     def state_dir(self) -> Path:
@@ -407,6 +407,28 @@ class LocalNetwork:
         )
         self.gateways[spec.node_id] = node
         await self._start_node(node)
+
+    async def relaunch(self, node_id: int, registry: GatewayRegistry | None = None) -> None:
+        """Start a stopped node again from its current spec: same ports, current keys."""
+        spec = self.specs[node_id]
+        if node_id in self.mixnodes:
+            await self._start_mixnode(spec)
+        else:
+            await self._start_gateway(spec, registry=registry)
+
+    async def wait_stopped(self, node_id: int, timeout: float = 10.0) -> None:
+        with anyio.fail_after(timeout):
+            await self._finished[node_id].wait()
+
+    def save_specs(self) -> None:
+        """The nodes' current keys and layers to nodes.json (ports left to the next start)."""
+        specs = [
+            replace(s, mix_port=0, ws_port=None if s.ws_port is None else 0, wss_port=None)
+            for _, s in sorted(self.specs.items())
+        ]
+        write_private_json(
+            self.state_dir / NODES_FILE, {"nodes": [s.to_json(private=True) for s in specs]}
+        )
 
     def _gateway_state(self, node_id: int) -> Path:
         return self.state_dir / f"gateway-{node_id}.json"
