@@ -249,7 +249,10 @@ class NetworkControl:
             if isinstance(node, GatewayNode):
                 node.save_state()
             node.stop()
-        await net.wait_stopped(node_id, STOP_TIMEOUT)
+        try:
+            await net.wait_stopped(node_id, STOP_TIMEOUT)
+        except TimeoutError:
+            raise ControlError(f"node {node_id} did not stop in {STOP_TIMEOUT:g} s", 500) from None
         if is_exit and kill:
             await net.stop_exit(node_id)
         self.states[node_id] = NodeState.KILLED if kill else NodeState.STOPPED

@@ -340,6 +340,7 @@ class LocalNetwork:
             ssl_context=self._client_tls,
             options=ExitIprOptions(policy=self._exit_policy(), address_map=self.address_map()),
             rng=random.Random(self.rng.random()) if self.options.seed is not None else None,
+            topology_source=self.fetch_topology,
         )
         address = await self._tg.start(self._run_exit, node_id, exit_ipr)
         self.exits[node_id] = exit_ipr

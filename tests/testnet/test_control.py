@@ -3,6 +3,7 @@ through the directory's token-guarded control endpoints and in-process (NetworkC
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import signal
@@ -27,6 +28,8 @@ from smolmix_cli.mixnet.directory.nym_api import NymApiClient
 from smolmix_cli.testnet.control import NODE_ACTIONS, TOKEN_FILE, Schedules
 from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
 from smolmix_cli.tunnel.exits import discover_exits
+from smolmix_cli.tunnel.options import for_local_network
+from smolmix_cli.tunnel.tunnel import Tunnel
 from tests.e2e.cli_net import foreground_testnet, run_cli, state_env
 
 pytestmark = pytest.mark.anyio
@@ -292,3 +295,54 @@ def test_the_cli_drives_a_running_network(tmp_path: Path) -> None:
         assert proc.wait(timeout=20) == 0
     done = run_cli(["testnet", "node", "start", "11", *where], env, timeout=30)
     assert done.returncode == 112 and "no local test network is running" in done.stderr
+
+
+async def _fetch_demo(tunnel: Tunnel, host: str) -> bytes:
+    stream = await tunnel.open_tcp(host, 80)
+    await stream.send(b"GET / HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n")
+    reply = b""
+    with contextlib.suppress(anyio.EndOfStream):
+        while True:
+            reply += await stream.receive()
+    return reply
+
+
+async def test_a_tunnel_carries_fetches_through_the_chaos(tmp_path: Path) -> None:
+    """The acceptance scenario's events, each followed by a fetch that must succeed (after at
+    most a few retries: only in-flight fetches may fail)."""
+    with anyio.fail_after(40):
+        async with running(tmp_path, exit_ipr=True, demo_origin=True) as (local, network):
+            assert network.demo is not None
+            failures = 0
+
+            async def fetch() -> None:
+                nonlocal failures
+                for _ in range(5):
+                    with anyio.move_on_after(8):
+                        try:
+                            if (await _fetch_demo(tunnel, network.demo.ipv4)).startswith(
+                                b"HTTP/1.1 200"
+                            ):
+                                return
+                        except Exception:
+                            pass
+                    failures += 1
+                raise AssertionError("the tunnel did not recover")
+
+            async with Tunnel.open(
+                network, for_local_network(data_dir=tmp_path / "data")
+            ) as tunnel:
+                await tunnel.wait_ready()
+                await fetch()
+                await local.control.rotate()
+                await fetch()
+                await local.control.unlist(2)  # its exit leaves the directory, and runs on
+                await fetch()
+                await local.control.restart(1, kill=True)  # the entry gateway
+                await fetch()
+                await local.control.kill(13)  # a mix node on every route (one per layer)
+                await local.control.start(13)
+                await fetch()
+                assert local.gateways[1].counters["clients_authenticated"] >= 1  # it came back
+                assert local.mixnodes[13].counters["forwarded"] > 0
+            assert failures <= 3
