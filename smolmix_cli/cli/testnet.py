@@ -303,8 +303,13 @@ async def collect_status(network: Network) -> dict[str, Any]:
         for n in served.get("nodes", [])
         if isinstance(n, dict) and "ipr_counters" in n
     }
-    states = {
-        n.get("node_id"): {"state": n.get("state", "running"), "listed": n.get("listed", True)}
+    states = {  # what the control endpoints changed since the network file was written
+        n.get("node_id"): {
+            "state": n.get("state", "running"),
+            "listed": n.get("listed", True),
+            "standby": n.get("standby", False),
+            "layer": n.get("layer"),
+        }
         for n in served.get("nodes", [])
         if isinstance(n, dict)
     }
@@ -321,7 +326,10 @@ async def collect_status(network: Network) -> dict[str, Any]:
                 "mix_port": node.get("mix_port"),
                 "ws_port": node.get("ws_port"),
                 "alive": bool(mix) and ws is not False,
-                **states.get(node.get("node_id"), {"state": "running", "listed": True}),
+                "state": "running",
+                "listed": True,
+                "standby": False,
+                **states.get(node.get("node_id"), {}),
                 "counters": counters.get(node.get("node_id"), {}),
                 "ipr_counters": ipr_counters.get(node.get("node_id"), {}),
             }
@@ -378,7 +386,7 @@ def status(ctx: click.Context, state_dir: Path | None, as_json: bool) -> None:
         c = node["counters"]
         dropped = sum(v for k, v in c.items() if k.startswith("dropped_"))
         env.echo(
-            f"{node['node_id']:>5} {node['role']:<8} {node['layer'] or '-':>5} "
+            f"{node['node_id']:>5} {node['role']:<8} {_layer_text(node):>5} "
             f"{node['mix_port']:>6} {node['ws_port'] or '-':>6} "
             f"{'yes' if node['alive'] else 'NO':<5} {_state_text(node):<16} "
             f"{c.get('received', 0):>9} "
@@ -398,3 +406,9 @@ def status(ctx: click.Context, state_dir: Path | None, as_json: bool) -> None:
 
 def _state_text(node: dict[str, Any]) -> str:
     return str(node["state"]) + ("" if node["listed"] else ",unlisted")
+
+
+def _layer_text(node: dict[str, Any]) -> str:
+    if node["standby"]:
+        return "stby"
+    return str(node["layer"] or "-")

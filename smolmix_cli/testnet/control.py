@@ -179,7 +179,13 @@ class NetworkControl:
         return "exit" if node_id in self.network.exits else "gateway"
 
     def node_status(self, node_id: int) -> dict[str, Any]:
-        return {"state": self.state(node_id).value, "listed": node_id not in self.unlisted}
+        out: dict[str, Any] = {"state": self.state(node_id).value, "listed": True}
+        if node_id in self.unlisted:
+            out["listed"] = False
+        elif self.network.directory_state is not None and node_id in self.network.mixnodes:
+            entry = next(n for n in self.network.directory_state.nodes if n.node_id == node_id)
+            out["standby"] = entry.role is NodeRole.STANDBY
+        return out
 
     def status(self) -> dict[str, Any]:
         state = self.network.directory_state

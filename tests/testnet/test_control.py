@@ -90,6 +90,7 @@ async def test_every_action_over_the_token_guarded_endpoints(tmp_path: Path) -> 
                 "node_id": 11,
                 "state": "stopped",
                 "listed": True,
+                "standby": False,
             }
             with pytest.raises(CliError, match="is stopped"):
                 await control(network, "nodes/11/kill")
@@ -209,6 +210,10 @@ async def test_reshuffle_moves_layers_and_standby_and_traffic_follows(tmp_path: 
                 await _echo(mixnet.client, b"after the reshuffle")
                 standby = after["standby"][0]
                 assert local.mixnodes[standby].counters["received"] == 0  # off every route
+                shown = {n["node_id"]: n for n in local.status()["nodes"]}
+                assert shown[standby]["standby"] is True
+                for layer, (node_id,) in enumerate(layers, start=1):
+                    assert (shown[node_id]["layer"], shown[node_id]["standby"]) == (layer, False)
             with pytest.raises(Exception, match="standby must be"):
                 await local.control.reshuffle(standby=2)
 
