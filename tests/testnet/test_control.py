@@ -8,6 +8,7 @@ import dataclasses
 import json
 import signal
 import stat
+import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
@@ -25,6 +26,7 @@ from smolmix_cli.config import Network, write_private_json
 from smolmix_cli.exit_codes import CliError, ExitCode
 from smolmix_cli.mixnet.client.client import ClientConfig, MixnetClient
 from smolmix_cli.mixnet.directory.nym_api import NymApiClient
+from smolmix_cli.mixnet.topology.topology import parse_key_rotation_info
 from smolmix_cli.testnet.control import NODE_ACTIONS, TOKEN_FILE, Schedules
 from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
 from smolmix_cli.tunnel.exits import discover_exits
@@ -172,6 +174,9 @@ async def test_a_refreshing_client_delivers_across_two_key_rotations(tmp_path: P
                     info = await api.get_json("v1/epoch/key-rotation-info")
                     assert info["progress"]["current_key_rotation_id"] == rotation
                     assert info["current_absolute_epoch_id"] == rotation * 10
+                    # a fresh rotation: the next one is a whole rotation (10 epochs) away
+                    predicted = parse_key_rotation_info(info).next_rotation_at()
+                    assert predicted is not None and predicted > time.time() + 9.5 * 3600
                     topology = await api.topology()
                     assert topology.rotation_id == rotation
                     for node_id, spec in local.specs.items():
