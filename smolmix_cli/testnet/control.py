@@ -172,12 +172,6 @@ class NetworkControl:
         self._require_node(node_id)
         return self.states.get(node_id, NodeState.RUNNING)
 
-    def kind(self, node_id: int) -> str:
-        self._require_node(node_id)
-        if node_id in self.network.mixnodes:
-            return "mixnode"
-        return "exit" if node_id in self.network.exits else "gateway"
-
     def node_status(self, node_id: int) -> dict[str, Any]:
         out: dict[str, Any] = {"state": self.state(node_id).value, "listed": True}
         if node_id in self.unlisted:
