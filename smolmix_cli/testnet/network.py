@@ -22,7 +22,7 @@ import os
 import random
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import Any
@@ -43,8 +43,9 @@ from smolmix_cli.config import (
 from smolmix_cli.mixnet.client.key_store import KeyStore
 from smolmix_cli.mixnet.directory.nym_api import ApiUrl, NymApiClient
 from smolmix_cli.mixnet.gateway.gateway_connection import GatewayRegistry
-from smolmix_cli.mixnet.topology.topology import NodeRole
+from smolmix_cli.mixnet.topology.topology import NodeRole, Topology
 from smolmix_cli.testnet.ca import load_or_create_ca, server_hosts
+from smolmix_cli.testnet.control import NetworkControl, Schedules
 from smolmix_cli.testnet.directory import (
     STATUS_PATH,
     DirectoryNode,
@@ -89,6 +90,7 @@ class LocalNetworkOptions:
     demo_origin: bool = True
     exit_policy: str | None = None  # torrc-style text; None = the local network's policy
     ipr_build_version: str = IPR_BUILD_VERSION
+    schedules: Schedules = field(default_factory=Schedules)  # rotations, reshuffles (off)
 
     def __post_init__(self) -> None:
         if self.mean_delay_ms < 0:
@@ -164,6 +166,9 @@ class LocalNetwork:
         self._scope: anyio.CancelScope | None = None
         self._finished: dict[int, anyio.Event] = {}
         self._gateway_tls: ssl.SSLContext | None = None
+        self._client_tls: ssl.SSLContext | None = None
+        self._exit_scopes: dict[int, tuple[anyio.CancelScope, anyio.Event]] = {}
+        self.control = NetworkControl(self, schedules=options.schedules, seed=options.seed)
 
     @property
     def state_dir(self) -> Path:
@@ -199,6 +204,7 @@ class LocalNetwork:
                     absolute_epoch_id=specs[0].rotation_id * VALIDITY_EPOCHS,
                     rotation_id=specs[0].rotation_id,
                     validity_epochs=VALIDITY_EPOCHS,
+                    epoch_seconds=opts.schedules.epoch_seconds(VALIDITY_EPOCHS),
                     status_provider=self.status,
                 )
                 directory = DirectoryServer(
@@ -206,14 +212,17 @@ class LocalNetwork:
                     host=opts.host,
                     port=opts.directory_port,
                     ssl_context=certs.server_context() if opts.tls else None,
+                    control=self.control.answer,
                 )
                 await tg.start(directory.serve)
                 self.directory = directory
                 self.directory_state = state
                 if opts.demo_origin:
                     self.origin = await self._start_origin(certs.server_context())
+                self._client_tls = certs.client_context()
                 if opts.exit_ipr:
-                    await self._start_exits(certs.client_context())
+                    await self._start_exits()
+                tg.start_soon(self.control.run_schedules)
                 self.started_at = time.time()
                 write_private_json(self.network_file, self._network_json(certs.ca_cert.read_text()))
                 self.network = load_network_file(self.network_file, name="testnet")
@@ -242,6 +251,7 @@ class LocalNetwork:
                 "pid": os.getpid(),
                 "loss": self.options.loss,
                 "nodes": [self.specs[i].to_json() for i in sorted(self.specs)],
+                "control": self.control.network_file_entry(root),
             },
         )
 
@@ -302,30 +312,64 @@ class LocalNetwork:
                     amap.map_port(address, port, "127.0.0.1", targets[service])
         return amap
 
-    async def _start_exits(self, ssl_context: ssl.SSLContext | None) -> None:
-        assert self._tg is not None and self.directory is not None
-        assert self.directory_state is not None
-        api = NymApiClient([ApiUrl(self.directory.base_url)], ssl_context=ssl_context, timeout=5)
-        topology = await api.topology()
-        policy = (
-            ExitPolicy.parse(self.options.exit_policy)
-            if self.options.exit_policy is not None
-            else ExitPolicy.local_network()
-        )
+    def _exit_policy(self) -> ExitPolicy:
+        if self.options.exit_policy is not None:
+            return ExitPolicy.parse(self.options.exit_policy)
+        return ExitPolicy.local_network()
+
+    async def _start_exits(self) -> None:
+        topology = await self.fetch_topology()
         for node_id in exit_ids(self.options.exits):
-            exit_ipr = ExitIpr(
-                topology,
-                self.specs[node_id].identity.public_bytes,
-                key_store=KeyStore.open(self.state_dir / f"exit-ipr-{node_id}"),
-                ssl_context=ssl_context,
-                options=ExitIprOptions(policy=policy, address_map=self.address_map()),
-                rng=random.Random(self.rng.random()) if self.options.seed is not None else None,
-            )
-            address = await self._tg.start(exit_ipr.serve)
-            self.exits[node_id] = exit_ipr
+            await self.start_exit(node_id, topology)
+
+    async def fetch_topology(self) -> Topology:
+        """The directory's current topology, as a client reads it."""
+        assert self.directory is not None
+        api = NymApiClient(
+            [ApiUrl(self.directory.base_url)], ssl_context=self._client_tls, timeout=5
+        )
+        return await api.topology()
+
+    async def start_exit(self, node_id: int, topology: Topology | None = None) -> None:
+        """Run the exit IPR behind gateway `node_id`; its key store keeps its address."""
+        assert self._tg is not None and self.directory_state is not None
+        exit_ipr = ExitIpr(
+            topology if topology is not None else await self.fetch_topology(),
+            self.specs[node_id].identity.public_bytes,
+            key_store=KeyStore.open(self.state_dir / f"exit-ipr-{node_id}"),
+            ssl_context=self._client_tls,
+            options=ExitIprOptions(policy=self._exit_policy(), address_map=self.address_map()),
+            rng=random.Random(self.rng.random()) if self.options.seed is not None else None,
+            topology_source=self.fetch_topology,
+        )
+        address = await self._tg.start(self._run_exit, node_id, exit_ipr)
+        self.exits[node_id] = exit_ipr
+        if node_id not in self.control.unlisted:
             self.directory_state.update_node(
                 node_id, ipr_address=str(address), build_version=self.options.ipr_build_version
             )
+
+    async def _run_exit(
+        self,
+        node_id: int,
+        exit_ipr: ExitIpr,
+        *,
+        task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        done = anyio.Event()
+        with anyio.CancelScope() as scope:
+            self._exit_scopes[node_id] = (scope, done)
+            try:
+                await exit_ipr.serve(task_status=task_status)
+            finally:
+                done.set()
+
+    async def stop_exit(self, node_id: int) -> None:
+        """End the exit IPR behind gateway `node_id` (its gateway keeps running)."""
+        scope, done = self._exit_scopes[node_id]
+        scope.cancel()
+        with anyio.fail_after(10):
+            await done.wait()
 
     # --- nodes ---------------------------------------------------------------------------
 
@@ -365,6 +409,28 @@ class LocalNetwork:
         self.gateways[spec.node_id] = node
         await self._start_node(node)
 
+    async def relaunch(self, node_id: int, registry: GatewayRegistry | None = None) -> None:
+        """Start a stopped node again from its current spec: same ports, current keys."""
+        spec = self.specs[node_id]
+        if node_id in self.mixnodes:
+            await self._start_mixnode(spec)
+        else:
+            await self._start_gateway(spec, registry=registry)
+
+    async def wait_stopped(self, node_id: int, timeout: float = 10.0) -> None:
+        with anyio.fail_after(timeout):
+            await self._finished[node_id].wait()
+
+    def save_specs(self) -> None:
+        """The nodes' current keys and layers to nodes.json (ports left to the next start)."""
+        specs = [
+            replace(s, mix_port=0, ws_port=None if s.ws_port is None else 0, wss_port=None)
+            for _, s in sorted(self.specs.items())
+        ]
+        write_private_json(
+            self.state_dir / NODES_FILE, {"nodes": [s.to_json(private=True) for s in specs]}
+        )
+
     def _gateway_state(self, node_id: int) -> Path:
         return self.state_dir / f"gateway-{node_id}.json"
 
@@ -392,6 +458,7 @@ class LocalNetwork:
                 {
                     "node_id": node_id,
                     "role": spec.to_json()["role"],
+                    **self.control.node_status(node_id),
                     "layer": spec.layer,
                     "host": spec.host,
                     "mix_port": spec.mix_port,
@@ -408,6 +475,7 @@ class LocalNetwork:
             "uptime_s": round(time.time() - self.started_at, 3) if self.started_at else 0.0,
             "mean_delay_ms": self.options.mean_delay_ms,
             "loss": self.options.loss,
+            **self.control.status(),
             "directory": {
                 "url": self.directory.base_url if self.directory else None,
                 "counters": dict(self.directory.counters) if self.directory else {},
