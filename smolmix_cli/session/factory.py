@@ -323,14 +323,24 @@ async def _wait_ready(tunnel: Tunnel, timeout: float, on_phase: PhaseCallback | 
     if on_phase is None:
         await tunnel.wait_ready(timeout)
         return
+    last, seen = "", 0
+
+    def report() -> None:
+        """New trail lines (each gateway and exit tried, how it ended), then a new phase."""
+        nonlocal last, seen
+        new = min(tunnel.trail_total - seen, len(tunnel.trail))
+        for line in list(tunnel.trail)[len(tunnel.trail) - new :]:
+            on_phase(f"tunnel: {line}")
+        seen = tunnel.trail_total
+        if tunnel.reason != last:
+            last = tunnel.reason
+            on_phase(f"tunnel: {last}")
+
     async with anyio.create_task_group() as tg:
 
         async def watch() -> None:
-            last = ""
             while True:
-                if tunnel.reason != last:
-                    last = tunnel.reason
-                    on_phase(f"tunnel: {last}")
+                report()
                 await anyio.sleep(0.05)
 
         tg.start_soon(watch)
@@ -338,3 +348,4 @@ async def _wait_ready(tunnel: Tunnel, timeout: float, on_phase: PhaseCallback | 
             await tunnel.wait_ready(timeout)
         finally:
             tg.cancel_scope.cancel()
+            report()
