@@ -4,8 +4,9 @@ In one process: `LocalNetwork(exits=N)` with a per-hop mix delay (default 20 ms,
 exit's connect takes real round trips), and for each seed a share `--dead` of the exits made
 silent (their directory entry lists an IPR address nobody answers to, behind their real
 gateway: a connect just times out, as a dead mainnet exit does). Each seed boots one cold
-tunnel per mode (`--widths`, 1 = sequential) against the same dead set and the same
-weighted order (the tunnel's rng is seeded alike), and prints one JSON line per boot:
+tunnel per mode (`--modes`: WIDTH or WIDTH/STAGGER seconds; 1 = sequential) against the
+same dead set and the same weighted order (the tunnel's rng is seeded alike), and prints one
+JSON line per boot:
 
 - `ready_s`: Tunnel.open until ready (directory, gateway, exit walk), or null if it failed;
 - `exits_tried`: attempts started before one got ready (raced: the losers included);
@@ -13,8 +14,8 @@ weighted order (the tunnel's rng is seeded alike), and prints one JSON line per 
   so this includes the exits' and mixes' share of the handshakes);
 - `released`: losers that connected after the race was won and were sent a Disconnect.
 
-A summary line per width follows (median and max ready_s, mean exits_tried and cpu_s).
-Usage: python bench/exit_race.py [--exits 9] [--dead 0.6] [--seeds 8] [--widths 1,3,5]
+A summary line per mode follows (median and max ready_s, mean exits_tried and cpu_s).
+Usage: python bench/exit_race.py [--exits 9] [--dead 0.6] [--seeds 8] [--modes 1,3,5,5/0.5]
        [--attempt 2.0] [--mix-delay-ms 20]
 """
 
@@ -53,9 +54,11 @@ def _silent(real: Recipient) -> str:
     return str(Recipient(key, real.encryption_key, real.gateway))
 
 
-async def boot(network: Network, width: int, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+async def boot(network: Network, mode: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    width, _, stagger = mode.partition("/")
     options = for_local_network(
-        exit_race=width,
+        exit_race=int(width),
+        exit_race_stagger=float(stagger or 0),
         exit_attempt_timeout=args.attempt,
         exit_attempts=args.exits,
         mean_delay_ms=args.mix_delay_ms,
@@ -77,7 +80,7 @@ async def boot(network: Network, width: int, seed: int, args: argparse.Namespace
                 await anyio.sleep(0.05)
         released = sum("disconnected" in why for why in tunnel.exits_tried.values())
     return {
-        "width": width,
+        "mode": mode,
         "seed": seed,
         "ready_s": None if ready is None else round(ready, 3),
         "exits_tried": tried,
@@ -88,7 +91,7 @@ async def boot(network: Network, width: int, seed: int, args: argparse.Namespace
 
 
 async def run(args: argparse.Namespace) -> None:
-    widths = [int(w) for w in args.widths.split(",")]
+    modes = args.modes.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         local = LocalNetwork(
             LocalNetworkOptions(
@@ -104,7 +107,11 @@ async def run(args: argparse.Namespace) -> None:
             state = local.directory_state
             assert state is not None
             ids = exit_ids(args.exits)
-            real = {i: local.exits[i].address for i in ids}
+            real: dict[int, Recipient] = {}
+            for i in ids:
+                listed = local.exits[i].address
+                assert listed is not None
+                real[i] = listed
             dead_count = round(args.dead * args.exits)
             results: list[dict[str, Any]] = []
             for seed in range(args.seeds):
@@ -112,18 +119,18 @@ async def run(args: argparse.Namespace) -> None:
                 for i in ids:
                     address = _silent(real[i]) if i in dead else str(real[i])
                     state.update_node(i, ipr_address=address)
-                for width in widths:
-                    record = await boot(network, width, seed, args)
+                for mode in modes:
+                    record = await boot(network, mode, seed, args)
                     record["dead"] = f"{dead_count}/{args.exits}"
                     emit(record)
                     results.append(record)
-            for width in widths:
-                rows = [r for r in results if r["width"] == width]
+            for mode in modes:
+                rows = [r for r in results if r["mode"] == mode]
                 times = [r["ready_s"] for r in rows if r["ready_s"] is not None]
                 emit(
                     {
                         "summary": True,
-                        "width": width,
+                        "mode": mode,
                         "boots": len(rows),
                         "failed": len(rows) - len(times),
                         "ready_s_median": round(statistics.median(times), 3) if times else None,
@@ -143,7 +150,7 @@ def main() -> None:
     parser.add_argument("--exits", type=int, default=9)
     parser.add_argument("--dead", type=float, default=0.6)
     parser.add_argument("--seeds", type=int, default=8)
-    parser.add_argument("--widths", default="1,3,5")
+    parser.add_argument("--modes", default="1,3,5,5/0.5")
     parser.add_argument("--attempt", type=float, default=2.0, help="seconds per exit attempt")
     parser.add_argument("--mix-delay-ms", type=float, default=20.0)
     anyio.run(run, parser.parse_args())

@@ -40,9 +40,14 @@ class ExitRace:
     def tried(self) -> int:
         return len(self.failures) + len(self.running) + (self.winner is not None)
 
+    @property
+    def can_start(self) -> bool:
+        """The race is open, a lane is free and an exit waits for it."""
+        return self.winner is None and len(self.running) < self.width and bool(self.pending)
+
     def next_attempt(self) -> ExitCandidate | None:
         """The next exit to start, while the race is open and a lane is free."""
-        if self.winner is not None or len(self.running) >= self.width or not self.pending:
+        if not self.can_start:
             return None
         exit_ = self.pending.popleft()
         self.running.append(exit_)

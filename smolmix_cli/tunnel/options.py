@@ -52,6 +52,10 @@ class TunnelOptions(IprClientConfig):
     exit_attempts: int = 15
     exit_attempt_timeout: float = 6.0
     exit_race: int = 5
+    # Lanes of a race open one at a time, `exit_race_stagger` apart (at once when an
+    # attempt fails), as Happy Eyeballs (RFC 8305) staggers its connects: a live first
+    # exit wins before the others cost anything. 0: all lanes at once.
+    exit_race_stagger: float = 0.0
     keep_alive_idle: bool = True  # keep the IPR session alive while no stream is open
     max_in_flight: int = 128  # uplink fragments awaiting SURB-ACKs before packets wait; 0 = off
     packets_per_message: int = 1  # >1: bundle queued uplink packets (u16 codec) in one message
@@ -71,6 +75,8 @@ class TunnelOptions(IprClientConfig):
             raise ValueError("exit_attempts must be at least 1")
         if self.exit_race < 1:
             raise ValueError("exit_race must be at least 1")
+        if self.exit_race_stagger < 0:
+            raise ValueError("exit_race_stagger must not be negative")
         if self.exit_attempt_timeout <= 0:
             raise ValueError("exit_attempt_timeout must be positive")
         if self.gateway_loss_after <= 0:
@@ -87,7 +93,9 @@ class TunnelOptions(IprClientConfig):
         """The most the walk over discovered exits may take: every attempt a dead v10 exit
         (both version budgets), `exit_race` of them at once."""
         waves = -(-self.exit_attempts // self.exit_race)
-        return waves * self.exit_attempt_budget(True)
+        return (
+            waves * self.exit_attempt_budget(True) + (self.exit_race - 1) * self.exit_race_stagger
+        )
 
     def tcp_config(self) -> TcpConfig:
         return TcpConfig(

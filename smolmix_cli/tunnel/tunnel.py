@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import math
 import random
 from collections import deque
 from collections.abc import AsyncIterator
@@ -352,6 +353,7 @@ class Tunnel:
         session, the losers end within their own attempt budget (see `_attempt`)."""
         won: list[Session] = []
         total = race.tried + len(race.pending)
+        stagger = self.options.exit_race_stagger if race.width > 1 else 0.0
         while not won:
             while (exit_ := race.next_attempt()) is not None:
                 self.exits_tried[exit_.key] = "trying"
@@ -366,12 +368,15 @@ class Tunnel:
                 self.reason = (
                     f"connecting to exit {latest} ({race.tried}/{total}{lanes}; {context})"
                 )
+                if stagger > 0:
+                    break  # the next lane opens after `stagger`, or at once on a failure
             if race.exhausted:
                 if race.listed == 1 and len(race.failures) == 1:
                     failed, why = race.failures[0]
                     raise IprHandshakeFailed(f"exit {failed.key}: {why}")
                 raise IprHandshakeFailed(race.summary())
-            await race.changed.wait()
+            with anyio.move_on_after(stagger if stagger > 0 and race.can_start else math.inf):
+                await race.changed.wait()
             if race.failures:
                 failed, why = race.failures[-1]
                 context = f"failed: exit {failed.key}: {why}"
