@@ -19,7 +19,7 @@ from typing import Any
 
 # The boot's three phases, in turn, each with its own bound inside this one: the directory
 # (bootstrap.py DIRECTORY_TIMEOUT per read), the entry gateway (mixnet/client/client.py
-# GATEWAY_BUDGET, 30 s: up to 8 gateways, 6 s each) and the exit walk (tunnel/options.py
+# GATEWAY_BUDGET, 30 s: up to 10 gateways, 6 s each) and the exit walk (tunnel/options.py
 # exit_phase_budget, 36 s: 15 exits raced 5 at a time, 12 s per v10+v9 attempt).
 # tests/tunnel/test_budgets.py keeps them nested.
 DEFAULT_BOOT_TIMEOUT = 90.0
@@ -159,7 +159,7 @@ class GlobalOptions:
             low=0.1,
             show_default=True,
             help="Seconds allowed for the tunnel to come up: the directory, then at most "
-            "30 s for the entry gateway (up to 8 tried, 6 s each), then the exits (up to 15, "
+            "30 s for the entry gateway (up to 10 tried, 6 s each), then the exits (up to 15, "
             "raced 5 at a time, 12 s each). Example: --boot-timeout 90",
         ),
     )

@@ -75,13 +75,13 @@ _OUTCOMES_KEPT = 10_000
 
 HANDSHAKE_TIMEOUT = 15.0  # register or authenticate, once the WebSocket is up
 
-MAX_GATEWAY_CANDIDATES = 8
+MAX_GATEWAY_CANDIDATES = 10
 """Gateways tried before giving up. Upstream bounds its entry rotation at 3
 (nymtech/nym openspec/changes/add-entry-gateway-rotation/design.md), but with
 ~40 % of mainnet's entry gateways dead or refusing free bandwidth 3 fail
-0.4**3 = 6 % of cold boots; 8 fail 0.4**8 < 0.1 %. Most dead gateways fail
+0.4**3 = 6 % of cold boots; 10 fail 0.4**10 = 1e-4. Most dead gateways fail
 fast (refused, TLS, zk-nym refusal, closed); GATEWAY_ATTEMPT_TIMEOUT bounds
-the ones that do not."""
+the ones that do not (five of them fit in GATEWAY_BUDGET)."""
 
 GATEWAY_BUDGET = 30.0
 """Seconds `start` may spend on all gateways together: the gateway phase of the
