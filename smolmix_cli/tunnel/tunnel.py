@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import logging
 import math
 import random
 from collections import deque
@@ -79,6 +80,8 @@ from smolmix_cli.tunnel.exits import (
 from smolmix_cli.tunnel.ipr_link import IpAddress, IprLink, stream_of
 from smolmix_cli.tunnel.options import MAINNET_DNS, TunnelOptions, for_local_network
 from smolmix_cli.tunnel.status import TunnelStatus, gateway_lines
+
+log = logging.getLogger(__name__)
 
 TRAIL_KEPT = 200  # trail lines a long-lived tunnel keeps
 EXITS_KEPT = 50  # exits whose last outcome the status names
@@ -406,7 +409,8 @@ class Tunnel:
         try:
             topology.node_by_identity(exit_.ipr.gateway)
         except MixnetError as exc:
-            raise IprHandshakeFailed(f"exit {exit_.key}: no route to its gateway ({exc})") from None
+            log.info("no route to exit %s: %s", exit_.key, exc)
+            raise IprHandshakeFailed(f"exit {exit_.key}: no route to its gateway") from None
 
     def _attempt_budgets(self, exit_: ExitCandidate, rotating: bool) -> tuple[TunnelOptions, float]:
         """The IPR client config and ping timeout of one attempt on this exit."""
@@ -455,6 +459,7 @@ class Tunnel:
                         connected = await link.connect()
                         rtt = await link.ping(ping_timeout) if race.winner is None else 0.0
                     except (IprHandshakeFailed, TunnelClosed) as exc:
+                        await link.disconnect()  # connected but no pong: free the addresses
                         self._exit_failed(race, exit_, exc)
                         stg.cancel_scope.cancel()
                         return
