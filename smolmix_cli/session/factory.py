@@ -175,7 +175,7 @@ async def boot_in_process(
             if on_phase is not None:
                 on_phase(f"booting the tunnel on {network.name}")
             with _status(None if on_phase is not None else status_line) as spin:
-                await _wait_ready(tunnel, options.boot_timeout, on_phase or spin)
+                await wait_ready_reporting(tunnel, options.boot_timeout, on_phase or spin)
             session = Session(network, tunnel, time.monotonic() - start, Path(tmp))
             if on_phase is not None:
                 on_phase(
@@ -318,7 +318,9 @@ def spawn_session(
     return pid
 
 
-async def _wait_ready(tunnel: Tunnel, timeout: float, on_phase: PhaseCallback | None) -> None:
+async def wait_ready_reporting(
+    tunnel: Tunnel, timeout: float, on_phase: PhaseCallback | None
+) -> None:
     """The ready gate, reporting each phase the tunnel passes through (for -v)."""
     if on_phase is None:
         await tunnel.wait_ready(timeout)

@@ -22,6 +22,7 @@ def gateway_lines(tried: Iterable[tuple[str, str]]) -> list[str]:
     last = ""
     for name, why in tried:
         identity, _, url = name.partition(" at ")
+        why = why.replace(f" to {url}", "")  # the error's own copy of the URL
         if identity == last and lines:
             lines[-1] += f"; at {url}: {why}"
         else:

@@ -384,6 +384,8 @@ class Tunnel:
                 failed, why = race.failures[-1]
                 context = f"failed: exit {failed.key}: {why}"
         assert race.winner is not None
+        for loser in race.running:  # named now, so -v lists every exit tried by the time it's ready
+            self._note(f"exit {loser.key}: still trying, released when it answers or times out")
         return race.winner, won[0]
 
     def _exit_failed(self, race: ExitRace, exit_: ExitCandidate, exc: BaseException) -> None:

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from smolmix_cli.mixnet.address import Recipient
+from smolmix_cli.session.factory import wait_ready_reporting
 from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions, exit_ids
 from smolmix_cli.tunnel.errors import IprHandshakeFailed
 from smolmix_cli.tunnel.options import for_local_network
@@ -48,8 +49,9 @@ def test_race_picks_a_live_exit_releases_the_rest_and_fails_clearly_when_all_are
                 dead = [_silence(local, i) for i in ids[2:]]
                 options = for_local_network(exit_attempt_timeout=ATTEMPT, exit_race=5)
                 started = time.monotonic()
+                verbose: list[str] = []  # what -v prints (the session factory's ready gate)
                 async with Tunnel.open(network, options, rng=random.Random(3)) as tunnel:
-                    await tunnel.wait_ready(20)
+                    await wait_ready_reporting(tunnel, 20, verbose.append)
                     assert time.monotonic() - started < ATTEMPT + 8  # not a walk of budgets
                     assert tunnel.exit is not None and tunnel.exit.key in live
                     winner = tunnel.exit.key
@@ -70,6 +72,10 @@ def test_race_picks_a_live_exit_releases_the_rest_and_fails_clearly_when_all_are
                     assert f"{loser}: connected after the race was won; disconnected" in tried
                     assert status.gateways_tried and "connected" in status.gateways_tried[-1]
                     assert tunnel.state is TunnelState.READY
+                    shown = "\n".join(verbose)
+                    assert "tunnel: gateway " in shown and ": connected" in shown
+                    for key in [*live, *dead]:  # every exit tried is named by the time it is ready
+                        assert f"tunnel: exit {key}: " in shown
 
                 for i in ids[:2]:
                     dead.append(_silence(local, i))
