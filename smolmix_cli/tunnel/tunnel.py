@@ -366,7 +366,7 @@ class Tunnel:
                     self._exit_failed(race, exit_, exc)
                     continue
                 tg.start_soon(self._attempt, mixnet, exit_, race, won, rotating)
-                latest = exit_.key
+                latest = exit_.short
                 lanes = f", {len(race.running)} at once" if race.width > 1 else ""
                 self.reason = (
                     f"connecting to exit {latest} ({race.tried}/{total}{lanes}; {context})"
@@ -382,10 +382,10 @@ class Tunnel:
                 await race.changed.wait()
             if race.failures:
                 failed, why = race.failures[-1]
-                context = f"failed: exit {failed.key}: {why}"
+                context = f"failed: exit {failed.short}: {why}"
         assert race.winner is not None
         for loser in race.running:  # named now, so -v lists every exit tried by the time it's ready
-            self._note(f"exit {loser.key}: still trying, released when it answers or times out")
+            self._note(f"exit {loser.short}: still trying, released when it answers or times out")
         return race.winner, won[0]
 
     def _exit_failed(self, race: ExitRace, exit_: ExitCandidate, exc: BaseException) -> None:
@@ -399,7 +399,7 @@ class Tunnel:
         self.exits_tried[exit_.key] = outcome
         while len(self.exits_tried) > EXITS_KEPT:
             del self.exits_tried[next(iter(self.exits_tried))]
-        self._note(f"exit {exit_.key}: {outcome}")
+        self._note(f"exit {exit_.short}: {outcome}")
 
     def _check_route(self, exit_: ExitCandidate) -> None:
         """Fail at once when no route to the exit's gateway can be built: the mixnet client
