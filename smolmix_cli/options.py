@@ -17,8 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# Directory, gateway and exit handshake: room for five exits at 6 s per IPR version
-# (tunnel/options.py exit_attempts, exit_attempt_timeout) after the mixnet boot.
+# The boot's three phases, in turn, each with its own bound inside this one: the directory
+# (bootstrap.py DIRECTORY_TIMEOUT per read), the entry gateway (mixnet/client/client.py
+# GATEWAY_BUDGET, 30 s: up to 10 gateways, 6 s each) and the exit walk (tunnel/options.py
+# exit_phase_budget, 36 s: 15 exits raced 5 at a time, 12 s per v10+v9 attempt).
+# tests/tunnel/test_budgets.py keeps them nested.
 DEFAULT_BOOT_TIMEOUT = 90.0
 _META = "smolmix.option"
 
@@ -94,6 +97,19 @@ class GlobalOptions:
         ),
         tunnel="ipr",
     )
+    exit_race: int | None = option(
+        None,
+        Spelling(
+            "--exit-race",
+            metavar="N",
+            number=int,
+            low=1,
+            high=15,
+            help="Discovered exits tried at once (first ready wins, the others are released; "
+            "1: one after another; default 5). Example: --exit-race 1",
+        ),
+        tunnel="exit_race",
+    )
     gateway: str | None = option(
         None,
         Spelling(
@@ -142,8 +158,9 @@ class GlobalOptions:
             number=float,
             low=0.1,
             show_default=True,
-            help="Seconds allowed for the tunnel to come up (directory, gateway, exit "
-            "handshake). Example: --boot-timeout 90",
+            help="Seconds allowed for the tunnel to come up: the directory, then at most "
+            "30 s for the entry gateway (up to 10 tried, 6 s each), then the exits (up to 15, "
+            "raced 5 at a time, 12 s each). Example: --boot-timeout 90",
         ),
     )
     dns_servers: tuple[str, ...] = option(

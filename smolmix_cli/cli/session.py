@@ -235,6 +235,10 @@ def _table(env: CliEnv, report: dict[str, Any]) -> None:
         ("streams open / total", f"{report.get('streams_open')} / {report.get('streams_total')}"),
         ("udp exchanges, resolves", f"{report.get('udp_exchanges')}, {report.get('resolves')}"),
     ]
+    for name, key in (("gateways tried", "gateways_tried"), ("exits tried", "exits_tried")):
+        lines = report.get(key)
+        if isinstance(lines, list) and lines:
+            rows.append((name, "\n".join(str(line) for line in lines)))
     for name, value in rows:
         table.add_row(name, "-" if value is None else str(value))
     env.console().print(table)

@@ -450,6 +450,8 @@ class SessionDaemon:
             "sessions_started": snap.sessions_started if snap else 0,
             "exits_failed": list(snap.exits_failed) if snap else [],
             "gateways_skipped": list(snap.gateways_skipped) if snap else [],
+            "gateways_tried": list(snap.gateways_tried) if snap else [],
+            "exits_tried": list(snap.exits_tried) if snap else [],
             "streams_open": c.streams_open,
             "streams_total": c.streams_total,
             "udp_exchanges": c.udp_exchanges,

@@ -175,7 +175,7 @@ async def boot_in_process(
             if on_phase is not None:
                 on_phase(f"booting the tunnel on {network.name}")
             with _status(None if on_phase is not None else status_line) as spin:
-                await _wait_ready(tunnel, options.boot_timeout, on_phase or spin)
+                await wait_ready_reporting(tunnel, options.boot_timeout, on_phase or spin)
             session = Session(network, tunnel, time.monotonic() - start, Path(tmp))
             if on_phase is not None:
                 on_phase(
@@ -318,19 +318,31 @@ def spawn_session(
     return pid
 
 
-async def _wait_ready(tunnel: Tunnel, timeout: float, on_phase: PhaseCallback | None) -> None:
+async def wait_ready_reporting(
+    tunnel: Tunnel, timeout: float, on_phase: PhaseCallback | None
+) -> None:
     """The ready gate, reporting each phase the tunnel passes through (for -v)."""
     if on_phase is None:
         await tunnel.wait_ready(timeout)
         return
+    last, seen = "", 0
+
+    def report() -> None:
+        """New trail lines (each gateway and exit tried, how it ended), then a new phase."""
+        nonlocal last, seen
+        new = min(tunnel.trail_total - seen, len(tunnel.trail))
+        for line in list(tunnel.trail)[len(tunnel.trail) - new :]:
+            on_phase(f"tunnel: {line}")
+        seen = tunnel.trail_total
+        if tunnel.reason != last:
+            last = tunnel.reason
+            on_phase(f"tunnel: {last}")
+
     async with anyio.create_task_group() as tg:
 
         async def watch() -> None:
-            last = ""
             while True:
-                if tunnel.reason != last:
-                    last = tunnel.reason
-                    on_phase(f"tunnel: {last}")
+                report()
                 await anyio.sleep(0.05)
 
         tg.start_soon(watch)
@@ -338,3 +350,4 @@ async def _wait_ready(tunnel: Tunnel, timeout: float, on_phase: PhaseCallback | 
             await tunnel.wait_ready(timeout)
         finally:
             tg.cancel_scope.cancel()
+            report()

@@ -55,6 +55,13 @@ class ExitCandidate:
     def key(self) -> str:
         return str(self.ipr)
 
+    @property
+    def short(self) -> str:
+        """`client..@gateway`, 8 characters of each: enough to tell exits apart in -v lines
+        (the status and errors keep the whole address, which --ipr takes)."""
+        client, _, gateway = self.key.partition("@")
+        return f"{client[:8]}..@{gateway[:8]}"
+
 
 # Why a described node is not an exit (the counts go into the -v report).
 SKIP_MALFORMED = "malformed entry"

@@ -39,6 +39,7 @@ from smolmix_cli.ipr.client_logic import (
     SendToIpr,
     version_for_exit,
 )
+from smolmix_cli.ipr.lp_frame import HEADER_SIZE
 from smolmix_cli.ipr.messages import InfoKind
 from smolmix_cli.mixnet.client.client import MixnetClient
 from smolmix_cli.mixnet.errors import MixnetError
@@ -287,9 +288,12 @@ class IprLink:
             return self.connected
         if self.connect_failure is not None:
             failure = self.connect_failure
+            if failure.reason == "timeout":
+                budget = self.client.config.connect_timeout
+                raise IprHandshakeFailed(f"exit {self.exit.key}: no ConnectSuccess in {budget:g} s")
             detail = f": {failure.message}" if failure.message else ""
             raise IprHandshakeFailed(
-                f"exit {self.exit.key} refused the connect ({failure.reason}{detail})"
+                f"exit {self.exit.key}: refused the connect ({failure.reason}{detail})"
             )
         raise TunnelClosed(f"IPR session ended while connecting: {self.lost_reason}")
 
@@ -303,7 +307,7 @@ class IprLink:
                     raise TunnelClosed(f"IPR session lost: {self.lost_reason}")
                 await self._pong_signal.wait()
             return self._pongs.pop(request_id)
-        raise IprHandshakeFailed(f"exit {self.exit.key} did not answer a ping within {timeout:g} s")
+        raise IprHandshakeFailed(f"exit {self.exit.key}: no pong within {timeout:g} s")
 
     async def disconnect(self) -> None:
         """Tell the exit to free our addresses (best effort, nothing awaited)."""
@@ -324,3 +328,11 @@ def parse_socket_text(text: str) -> tuple[IpAddress, int] | None:
         return None
     port = int(port_text)
     return (address, port) if port <= 0xFFFF else None
+
+
+def stream_of(payload: bytes) -> int | None:
+    """The LP stream id of a reply (LpFrame's header: 2-byte kind, then the 8-byte id),
+    without decoding the rest: the dispatcher looks at every message."""
+    if len(payload) < HEADER_SIZE:
+        return None
+    return int.from_bytes(payload[2:10], "big")

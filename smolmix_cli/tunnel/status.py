@@ -8,8 +8,27 @@ background session.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+_LISTS = ("exits_failed", "gateways_skipped", "exits_tried", "gateways_tried")
+
+
+def gateway_lines(tried: Iterable[tuple[str, str]]) -> list[str]:
+    """One line per gateway from MixnetClient.gateways_tried ("<id> at <url>", why):
+    "gateway <id> at wss://...: why; at ws://...: connected"."""
+    lines: list[str] = []
+    last = ""
+    for name, why in tried:
+        identity, _, url = name.partition(" at ")
+        why = why.replace(f" to {url}", "")  # the error's own copy of the URL
+        if identity == last and lines:
+            lines[-1] += f"; at {url}: {why}"
+        else:
+            lines.append(f"gateway {identity} at {url}: {why}")
+        last = identity
+    return lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +43,8 @@ class TunnelStatus:
     sessions_started: int = 0
     exits_failed: tuple[str, ...] = ()
     gateways_skipped: tuple[str, ...] = ()  # "<identity> at <url>: why", in the order tried
+    exits_tried: tuple[str, ...] = ()  # "<exit>: how its last attempt ended", oldest first
+    gateways_tried: tuple[str, ...] = ()  # "gateway <id> at <url>: why; at <url>: connected"
     packets_up: int = 0
     packets_down: int = 0
     messages_up: int = 0
@@ -33,6 +54,8 @@ class TunnelStatus:
         data = dataclasses.asdict(self)
         data["exits_failed"] = list(self.exits_failed)
         data["gateways_skipped"] = list(self.gateways_skipped)
+        data["exits_tried"] = list(self.exits_tried)
+        data["gateways_tried"] = list(self.gateways_tried)
         return data
 
     @classmethod
@@ -44,7 +67,7 @@ class TunnelStatus:
             if f.name not in data:
                 continue
             value = data[f.name]
-            if f.name in ("exits_failed", "gateways_skipped"):
+            if f.name in _LISTS:
                 if isinstance(value, list) and all(isinstance(v, str) for v in value):
                     values[f.name] = tuple(value)
             elif f.name in ("state", "reason"):

@@ -8,11 +8,14 @@ exit allocated (`ready`). Operations wait at the ready gate.
 A session that is lost (the exit's 60 s idle drop, a Disconnect, missing pongs)
 is replaced at once: a new handshake, new addresses, a new stack. Streams of
 the old session fail with BrokenResourceError; new ones use the new session.
-Discovered exits are tried one after another in a performance-weighted order,
-each within a short per-attempt budget, up to `exit_attempts` of them; one that
-refuses, stays silent or cannot be routed to is left for the next (never with a
-pinned exit, which gets the whole connect_timeout). `reason` names each exit
-tried and why the one before failed, so -v shows the whole walk.
+Discovered exits are raced `exit_race` at a time in a performance-weighted
+order (exit_race.py), each within a short per-attempt budget, up to
+`exit_attempts` of them: the first that connects and answers a ping carries the
+session, one that refuses, stays silent or cannot be routed to frees its lane
+for the next, and one that connects after the race was won is sent a Disconnect
+(a pinned exit is the only attempt and gets the whole connect_timeout). `trail`
+names every gateway and exit tried and how each attempt ended, for -v and the
+session's status.
 
 Names are resolved through the tunnel (apps.dns over our own `udp_exchange` /
 `open_tcp`); the OS resolver is never asked about a destination.
@@ -22,7 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import logging
+import math
 import random
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -63,6 +69,7 @@ from smolmix_cli.tunnel.errors import (
     TunnelTimeout,
     TunnelUnavailable,
 )
+from smolmix_cli.tunnel.exit_race import ExitRace
 from smolmix_cli.tunnel.exits import (
     ExitCandidate,
     ExitDiscovery,
@@ -70,9 +77,14 @@ from smolmix_cli.tunnel.exits import (
     discover_exits,
     exit_order,
 )
-from smolmix_cli.tunnel.ipr_link import IpAddress, IprLink
+from smolmix_cli.tunnel.ipr_link import IpAddress, IprLink, stream_of
 from smolmix_cli.tunnel.options import MAINNET_DNS, TunnelOptions, for_local_network
-from smolmix_cli.tunnel.status import TunnelStatus
+from smolmix_cli.tunnel.status import TunnelStatus, gateway_lines
+
+log = logging.getLogger(__name__)
+
+TRAIL_KEPT = 200  # trail lines a long-lived tunnel keeps
+EXITS_KEPT = 50  # exits whose last outcome the status names
 
 KEEPALIVE_ECHO_ID = 0x534D  # "SM": the idle keep-alive's ICMP echo identifier
 
@@ -146,8 +158,12 @@ class Tunnel:
         self.session: Session | None = None
         self.sessions_started = 0
         self.exits_failed: list[str] = []
+        self.exits_tried: dict[str, str] = {}  # exit key -> how its last attempt ended
+        self.trail: deque[str] = deque(maxlen=TRAIL_KEPT)  # gateways and exits, as they end
+        self.trail_total = 0  # lines ever added (the -v printer's cursor)
         self._changed = anyio.Event()
-        self._link: IprLink | None = None
+        self._link: IprLink | None = None  # the current session's
+        self._links: list[IprLink] = []  # every running attempt's, the current one's included
         self._mixnet: MixnetClient | None = None
         self._memory = ExitMemory(options.data_dir)
         self._topology: Topology | None = None  # the boot topology, for the route check
@@ -244,6 +260,8 @@ class Tunnel:
             on_phase=phase,
         ) as mixnet:
             self._mixnet = mixnet.client
+            for line in gateway_lines(mixnet.client.gateways_tried):
+                self._note(line)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._dispatch, mixnet.client)
                 tg.start_soon(self._watch_gateway, mixnet.client)
@@ -265,12 +283,22 @@ class Tunnel:
             await anyio.sleep(min(0.5, grace / 4) if down else min(1.0, grace / 2))
 
     async def _dispatch(self, mixnet: MixnetClient) -> None:
-        """Every message from the mixnet goes to the current IPR link (old streams' replies drop)."""
+        """Every message from the mixnet goes to the IPR link of its stream (a race runs
+        several); the current session's link counts the ones nobody owns as dropped."""
         while True:
             message = await mixnet.receive()
-            link = self._link
-            if link is not None:
-                link.on_reply(message.data)
+            stream = stream_of(message.data)
+            owner = self._link
+            for link in self._links:
+                if link.client.stream_id == stream:
+                    owner = link
+                    break
+            if owner is not None:
+                owner.on_reply(message.data)
+
+    def _note(self, line: str) -> None:
+        self.trail.append(line)
+        self.trail_total += 1
 
     async def _sessions(
         self, api: NymApiClient, mixnet: MixnetClient, topology: Topology, tg: anyio.abc.TaskGroup
@@ -282,7 +310,8 @@ class Tunnel:
             if self.options.ipr is not None:
                 exit_ = ExitCandidate(Recipient.parse(self.options.ipr))
                 self.reason = f"connecting to exit {exit_.key}"
-                session = await self._try_exit(mixnet, exit_, tg, rotating=False)
+                race = ExitRace.over([exit_], 1, 1)
+                exit_, session = await self._race(mixnet, race, tg, rotating=False)
             else:
                 if discovery is None:
                     self.reason = "discovering exits"
@@ -306,36 +335,71 @@ class Tunnel:
         prefer: str | None,
         tg: anyio.abc.TaskGroup,
     ) -> tuple[ExitCandidate, Session]:
-        """The first exit, in weighted order, that connects within its attempt budget."""
+        """The first exit, in weighted order and `exit_race` at a time, that gets ready."""
         order = exit_order(discovery.candidates, self.rng, prefer=prefer)
         order = order[: self.options.exit_attempts]
         if not order:
             raise NoExitAvailable(f"no exit gateway available: {discovery.summary()}")
-        failures: list[str] = []
-        context = discovery.summary()
-        for number, exit_ in enumerate(order, 1):
-            self.reason = f"connecting to exit {exit_.key} ({number}/{len(order)}; {context})"
-            try:
-                return exit_, await self._try_exit(mixnet, exit_, tg, rotating=True)
-            except (IprHandshakeFailed, TunnelClosed) as exc:
-                why = str(exc) if exit_.key in str(exc) else f"exit {exit_.key}: {exc}"
-                failures.append(why)
-                context = f"failed: {why}"
-        raise IprHandshakeFailed(
-            f"no exit connected ({len(order)} tried of {len(discovery.candidates)}): "
-            + "; ".join(failures)
-        )
+        race = ExitRace.over(order, self.options.exit_race, len(discovery.candidates))
+        return await self._race(mixnet, race, tg, rotating=True, context=discovery.summary())
 
-    async def _try_exit(
-        self, mixnet: MixnetClient, exit_: ExitCandidate, tg: anyio.abc.TaskGroup, *, rotating: bool
-    ) -> Session:
-        try:
-            self._check_route(exit_)
-            session: Session = await tg.start(self._session_task, mixnet, exit_, rotating)
-        except (IprHandshakeFailed, TunnelClosed):
-            self.exits_failed.append(exit_.key)
-            raise
-        return session
+    async def _race(
+        self,
+        mixnet: MixnetClient,
+        race: ExitRace,
+        tg: anyio.abc.TaskGroup,
+        *,
+        rotating: bool,
+        context: str = "",
+    ) -> tuple[ExitCandidate, Session]:
+        """Start attempts while lanes are free; the winner's task stays in `tg` carrying its
+        session, the losers end within their own attempt budget (see `_attempt`)."""
+        won: list[Session] = []
+        total = race.tried + len(race.pending)
+        stagger = self.options.exit_race_stagger if race.width > 1 else 0.0
+        while not won:
+            while (exit_ := race.next_attempt()) is not None:
+                self.exits_tried[exit_.key] = "trying"
+                try:
+                    self._check_route(exit_)
+                except IprHandshakeFailed as exc:
+                    self._exit_failed(race, exit_, exc)
+                    continue
+                tg.start_soon(self._attempt, mixnet, exit_, race, won, rotating)
+                latest = exit_.short
+                lanes = f", {len(race.running)} at once" if race.width > 1 else ""
+                self.reason = (
+                    f"connecting to exit {latest} ({race.tried}/{total}{lanes}; {context})"
+                )
+                if stagger > 0:
+                    break  # the next lane opens after `stagger`, or at once on a failure
+            if race.exhausted:
+                if race.listed == 1 and len(race.failures) == 1:
+                    failed, why = race.failures[0]
+                    raise IprHandshakeFailed(f"exit {failed.key}: {why}")
+                raise IprHandshakeFailed(race.summary())
+            with anyio.move_on_after(stagger if stagger > 0 and race.can_start else math.inf):
+                await race.changed.wait()
+            if race.failures:
+                failed, why = race.failures[-1]
+                context = f"failed: exit {failed.short}: {why}"
+        assert race.winner is not None
+        for loser in race.running:  # named now, so -v lists every exit tried by the time it's ready
+            self._note(f"exit {loser.short}: still trying, released when it answers or times out")
+        return race.winner, won[0]
+
+    def _exit_failed(self, race: ExitRace, exit_: ExitCandidate, exc: BaseException) -> None:
+        why = _without_prefix(str(exc), f"exit {exit_.key}: ")
+        self.exits_failed.append(exit_.key)
+        self._exit_outcome(exit_, why)
+        race.failed(exit_, why)
+
+    def _exit_outcome(self, exit_: ExitCandidate, outcome: str) -> None:
+        self.exits_tried.pop(exit_.key, None)
+        self.exits_tried[exit_.key] = outcome
+        while len(self.exits_tried) > EXITS_KEPT:
+            del self.exits_tried[next(iter(self.exits_tried))]
+        self._note(f"exit {exit_.short}: {outcome}")
 
     def _check_route(self, exit_: ExitCandidate) -> None:
         """Fail at once when no route to the exit's gateway can be built: the mixnet client
@@ -347,28 +411,36 @@ class Tunnel:
         try:
             topology.node_by_identity(exit_.ipr.gateway)
         except MixnetError as exc:
-            raise IprHandshakeFailed(f"no route to exit {exit_.key} ({exc})") from None
+            log.info("no route to exit %s: %s", exit_.key, exc)
+            raise IprHandshakeFailed(f"exit {exit_.key}: no route to its gateway") from None
 
-    async def _session_task(
+    def _attempt_budgets(self, exit_: ExitCandidate, rotating: bool) -> tuple[TunnelOptions, float]:
+        """The IPR client config and ping timeout of one attempt on this exit."""
+        options = self.options
+        if not rotating:
+            return options, options.ping_timeout
+        # One budget per IPR version, so the v9 fallback still runs inside the attempt
+        # (upstream ip_mix_stream.rs caps v10 at IPR_V10_ATTEMPT_TIMEOUT, then tries v9).
+        step = min(options.exit_attempt_timeout, options.v10_fallback_after)
+        v10_first = version_for_exit(exit_.build_version) == V10
+        link_options = options.replace(
+            connect_timeout=options.exit_attempt_budget(v10_first), v10_fallback_after=step
+        )
+        return link_options, min(options.ping_timeout, options.exit_attempt_budget(True))
+
+    async def _attempt(
         self,
         mixnet: MixnetClient,
         exit_: ExitCandidate,
+        race: ExitRace,
+        won: list[Session],
         rotating: bool,
-        *,
-        task_status: anyio.abc.TaskStatus[Session] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
+        """Connect and ping one exit. The race's winner goes on carrying the session until
+        its link is lost; a loser that connected sends a Disconnect (the exit frees its
+        addresses) and ends, as does every failed attempt."""
         options = self.options
-        link_options = options
-        ping_timeout = options.ping_timeout
-        if rotating:
-            # One budget per IPR version, so the v9 fallback still runs inside the attempt
-            # (upstream ip_mix_stream.rs caps v10 at IPR_V10_ATTEMPT_TIMEOUT, then tries v9).
-            step = min(options.exit_attempt_timeout, options.v10_fallback_after)
-            v10_first = version_for_exit(exit_.build_version) == V10
-            link_options = options.replace(
-                connect_timeout=options.exit_attempt_budget(v10_first), v10_fallback_after=step
-            )
-            ping_timeout = min(ping_timeout, options.exit_attempt_budget(True))
+        link_options, ping_timeout = self._attempt_budgets(exit_, rotating)
         holder: list[Session] = []
         link = IprLink(
             mixnet,
@@ -380,13 +452,24 @@ class Tunnel:
             on_keepalive_due=lambda: self._keepalive(holder),
             on_policy_denied=lambda addr, port: self._policy_denied(holder, addr, port),
         )
-        self._link = link
+        self._links.append(link)
         try:
             with unwrap_single_exception():
                 async with anyio.create_task_group() as stg:
                     await stg.start(link.run)
-                    connected = await link.connect()
-                    rtt = await link.ping(ping_timeout)
+                    try:
+                        connected = await link.connect()
+                        rtt = await link.ping(ping_timeout) if race.winner is None else 0.0
+                    except (IprHandshakeFailed, TunnelClosed) as exc:
+                        await link.disconnect()  # connected but no pong: free the addresses
+                        self._exit_failed(race, exit_, exc)
+                        stg.cancel_scope.cancel()
+                        return
+                    if not race.claim(exit_):
+                        await link.disconnect()
+                        self._exit_outcome(exit_, "connected after the race was won; disconnected")
+                        stg.cancel_scope.cancel()
+                        return
                     mtu = options.mtu if options.mtu is not None else connected.mtu
                     addresses: list[IPv4Address | IPv6Address] = [connected.ipv4]
                     if mtu >= 1280:
@@ -396,11 +479,15 @@ class Tunnel:
                     await stg.start(runner.run)
                     session = Session(link, runner, connected.ipv4, connected.ipv6, mtu, rtt)
                     holder.append(session)
-                    task_status.started(session)
+                    self._link = link
+                    self._exit_outcome(exit_, f"connected, ping {rtt * 1000:.0f} ms")
+                    won.append(session)
+                    race.changed.set()
                     await link.lost.wait()
                     stg.cancel_scope.cancel()
         finally:
             link.device.close()
+            self._links.remove(link)
             if self._link is link:
                 self._link = None
             for session in holder:
@@ -558,6 +645,8 @@ class Tunnel:
             rtt_ms=round(session.ping_rtt * 1000, 3) if session else None,
             sessions_started=self.sessions_started,
             exits_failed=tuple(self.exits_failed),
+            exits_tried=tuple(f"{key}: {why}" for key, why in self.exits_tried.items()),
+            gateways_tried=tuple(gateway_lines(mixnet.gateways_tried if mixnet else ())),
             gateways_skipped=tuple(
                 f"{name}: {why}"
                 for name, why in (mixnet.gateways_tried if mixnet else ())
@@ -568,6 +657,10 @@ class Tunnel:
             messages_up=link.messages_up if link else 0,
             ipr_dropped=link.client.dropped if link else 0,
         )
+
+
+def _without_prefix(text: str, prefix: str) -> str:
+    return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 def _literal(host: str) -> IpAddress | None:

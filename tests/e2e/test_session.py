@@ -389,8 +389,11 @@ class TestWithSession:
             assert key in session
         assert session["running"] is True and session["state"] == "ready"
         assert session["ipv4"] and session["gateway"] and session["rtt_ms"] > 0
+        assert session["gateways_tried"][-1].endswith(": connected")
+        assert ": connected, ping " in session["exits_tried"][-1]
         table = net.run("session", "status")
         assert table.returncode == 0 and b"streams open" in table.stdout
+        assert b"gateways tried" in table.stdout and b"exits tried" in table.stdout
         # a second network (the same local network selected by its file) gets its own session
         file_net = str(net.state / "network.json")
         other = subprocess.run(

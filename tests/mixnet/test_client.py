@@ -323,8 +323,9 @@ def test_client_config_is_the_core_config_with_nyms_defaults() -> None:
         "keepalive_interval": 30.0,
         "reauthenticate_after_register": False,
         "topology_refresh_interval": 300.0,
-        "gateway_attempts": 3,
+        "gateway_attempts": 10,
         "gateway_budget": 30.0,
+        "gateway_attempt_timeout": 6.0,
     }
     with pytest.raises(InvalidConfig):
         ClientConfig(ack_wait_addition=-1.0)  # the core's checks run where the config is made

@@ -52,7 +52,8 @@ def test_weighted_order_is_a_permutation() -> None:
 
 
 def test_candidates_bounded_and_sticky() -> None:
-    topology, gateways = _with_performances(["0.9", "0.8", "0.7", "0.6", "0.55"])
+    performances = [f"0.{99 - i}" for i in range(MAX_GATEWAY_CANDIDATES + 2)]
+    topology, gateways = _with_performances(performances)
     rng = random.Random(1)
     got = gateway_candidates(topology, rng=rng)
     assert len(got) == MAX_GATEWAY_CANDIDATES and len(set(got)) == len(got)

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 import socket
 
 import anyio
+import anyio.abc
 import pytest
 
-from smolmix_cli.mixnet.client.client import ClientConfig, MixnetClient
+from smolmix_cli.mixnet.client.client import (
+    MAX_GATEWAY_CANDIDATES,
+    ClientConfig,
+    MixnetClient,
+    gateway_candidates,
+)
 from smolmix_cli.mixnet.client.key_store import KeyStore
 from smolmix_cli.mixnet.gateway.client import GatewayUnavailable
 from smolmix_cli.mixnet.topology.topology import EntryDetails, Topology
@@ -83,11 +90,59 @@ async def test_all_gateways_failing_names_each_and_stays_bounded() -> None:
                     ),
                 },
             )
-        with anyio.fail_after(10), pytest.raises(GatewayUnavailable) as info:
-            async with MixnetClient.start(topology, config=FAST):
-                pass
-        text = str(info.value)
-        assert text.startswith("no usable gateway: ")
-        # At most three gateways, each on its hostname and its IP.
-        assert text.count(" at ws://") == 6
-        assert len({part.split(" at ")[0] for part in text[19:].split("; ")}) == 3
+        for limit, tried in ((MAX_GATEWAY_CANDIDATES, 4), (3, 3)):
+            config = dataclasses.replace(FAST, gateway_attempts=limit)
+            with anyio.fail_after(10), pytest.raises(GatewayUnavailable) as info:
+                async with MixnetClient.start(topology, config=config):
+                    pass
+            text = str(info.value)
+            assert text.startswith("no usable gateway: ")
+            # At most `limit` gateways, each on its hostname and its IP.
+            assert text.count(" at ws://") == 2 * tried
+            assert len({part.split(" at ")[0] for part in text[19:].split("; ")}) == tried
+
+
+async def test_failover_over_dead_and_black_holed_gateways_stays_in_budget() -> None:
+    """Five dead gateways (two refuse, three accept TCP and never answer) before a live
+    one: each black hole costs one short attempt, not the whole gateway budget."""
+    attempt = 1.0
+    async with anyio.create_task_group() as holes, loopback_net(gateways=6) as net:
+        sinks: list[anyio.abc.SocketListener] = []
+
+        async def swallow(stream: anyio.abc.SocketStream) -> None:
+            async with stream:
+                await anyio.sleep_forever()
+
+        for _ in range(3):
+            listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+            sinks.append(listener)
+            holes.start_soon(listener.serve, swallow)
+        topology = net.topology
+        for i in range(5):
+            port = sinks[i].extra(anyio.abc.SocketAttribute.local_port) if i < 3 else _closed_port()
+            node_id = net.sim.gateways[i].node.node_id
+            nodes = dict(topology.nodes)
+            nodes[node_id] = dataclasses.replace(
+                nodes[node_id], entry=EntryDetails("127.0.0.1", port, None), ip_addresses=()
+            )
+            topology = dataclasses.replace(topology, nodes=nodes)
+        live = net.sim.gateways[5].node.identity
+        store = KeyStore.ephemeral()
+        config = dataclasses.replace(FAST, gateway_attempt_timeout=attempt, gateway_budget=20.0)
+        # every dead gateway comes first: the store remembers one, the rest are drawn
+        for seed in range(200):
+            order = gateway_candidates(topology, rng=random.Random(seed))
+            if order[-1].identity == live:
+                break
+        started = anyio.current_time()
+        with anyio.fail_after(15):
+            async with MixnetClient.start(
+                topology, key_store=store, config=config, rng=random.Random(seed)
+            ) as alice:
+                took = anyio.current_time() - started
+                assert alice.gateway.identity == live
+                *skipped, (_last, outcome) = alice.gateways_tried
+                assert outcome == "connected"
+                assert len({name.split(" at ")[0] for name, _ in skipped}) == 5
+        assert took < 3 * attempt + 4  # three black holes, one attempt each
+        holes.cancel_scope.cancel()

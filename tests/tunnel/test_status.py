@@ -7,7 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smolmix_cli.tunnel.status import TunnelStatus
+from smolmix_cli.tunnel.status import TunnelStatus, gateway_lines
 
 
 def test_round_trip_through_json_text() -> None:
@@ -22,6 +22,8 @@ def test_round_trip_through_json_text() -> None:
         sessions_started=2,
         exits_failed=("bad.exit@gw",),
         gateways_skipped=("GwA at wss://a:9001/: it only accepts zk-nym credentials",),
+        exits_tried=("bad.exit@gw: no ConnectSuccess in 12 s", "exit.key@gw: connected"),
+        gateways_tried=("gateway GwA at wss://a:9001/: zk-nym only", "gateway GwB at ws://b/: ok"),
         packets_up=7,
         packets_down=9,
         messages_up=7,
@@ -48,9 +50,25 @@ def test_any_json_yields_a_well_typed_status(data: dict[str, object]) -> None:
     assert isinstance(status.state, str) and isinstance(status.reason, str)
     assert all(isinstance(v, str) for v in status.exits_failed)
     assert all(isinstance(v, str) for v in status.gateways_skipped)
+    assert all(isinstance(v, str) for v in status.exits_tried + status.gateways_tried)
     for name in ("sessions_started", "packets_up", "packets_down", "messages_up", "ipr_dropped"):
         value = getattr(status, name)
         assert isinstance(value, int) and not isinstance(value, bool)
     assert status.rtt_ms is None or isinstance(status.rtt_ms, float)
     for name in ("exit", "gateway", "ipv4", "ipv6"):
         assert getattr(status, name) is None or isinstance(getattr(status, name), str)
+
+
+def test_gateway_lines_name_each_gateway_once_with_every_url_tried() -> None:
+    tried = [
+        ("GwA at wss://a:9001/", "SSLCertVerificationError: certificate verify failed"),
+        ("GwA at ws://a:9000/", "it only accepts zk-nym credentials (no free bandwidth)"),
+        ("GwC at ws://c:9000/", "WebSocketHandshakeError: cannot connect to ws://c:9000/: refused"),
+        ("GwB at wss://b:9001/", "connected"),
+    ]
+    assert gateway_lines(tried) == [
+        "gateway GwA at wss://a:9001/: SSLCertVerificationError: certificate verify failed; "
+        "at ws://a:9000/: it only accepts zk-nym credentials (no free bandwidth)",
+        "gateway GwC at ws://c:9000/: WebSocketHandshakeError: cannot connect: refused",
+        "gateway GwB at wss://b:9001/: connected",
+    ]

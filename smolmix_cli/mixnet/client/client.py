@@ -75,9 +75,24 @@ _OUTCOMES_KEPT = 10_000
 
 HANDSHAKE_TIMEOUT = 15.0  # register or authenticate, once the WebSocket is up
 
-MAX_GATEWAY_CANDIDATES = 3
-"""Gateways tried before giving up (upstream bounds its entry rotation at 3 too:
-nymtech/nym openspec/changes/add-entry-gateway-rotation/design.md)."""
+MAX_GATEWAY_CANDIDATES = 10
+"""Gateways tried before giving up. Upstream bounds its entry rotation at 3
+(nymtech/nym openspec/changes/add-entry-gateway-rotation/design.md), but with
+~40 % of mainnet's entry gateways dead or refusing free bandwidth 3 fail
+0.4**3 = 6 % of cold boots; 10 fail 0.4**10 = 1e-4. Most dead gateways fail
+fast (refused, TLS, zk-nym refusal, closed); GATEWAY_ATTEMPT_TIMEOUT bounds
+the ones that do not (five of them fit in GATEWAY_BUDGET)."""
+
+GATEWAY_BUDGET = 30.0
+"""Seconds `start` may spend on all gateways together: the gateway phase of the
+tunnel's boot budget (smolmix_cli/options.py DEFAULT_BOOT_TIMEOUT), which also
+holds the directory reads and the exit walk."""
+
+GATEWAY_ATTEMPT_TIMEOUT = 6.0
+"""Seconds one gateway may take on all its URLs (connect and handshake), so a
+black-holed gateway costs one short attempt, not the whole GATEWAY_BUDGET. A
+live gateway answers well inside it: TLS plus the registration handshake are a
+few round trips, under two seconds even across continents."""
 
 
 class DeliveryFailed(ClientError):
@@ -105,8 +120,10 @@ class ClientConfig(CoreConfig):
     """Seconds between calls of `start(topology_source=...)` (Nym refreshes every 5 min)."""
     gateway_attempts: int = MAX_GATEWAY_CANDIDATES
     """Gateways `start` tries (each on all its URLs) before it gives up."""
-    gateway_budget: float = 30.0
+    gateway_budget: float = GATEWAY_BUDGET
     """Seconds `start` may spend on all of them together (the boot has other phases)."""
+    gateway_attempt_timeout: float = GATEWAY_ATTEMPT_TIMEOUT
+    """Seconds one gateway may take, on all its URLs together."""
 
     @classmethod
     def fast(cls, **overrides: object) -> ClientConfig:
@@ -280,8 +297,9 @@ class MixnetClient:
         Gateways are tried as `gateway_candidates` orders them, each on every URL
         of `gateway_urls` while the failure is the transport's; a gateway that
         answered and refused us (e.g. CredentialsRequired) is left at once. At most
-        `config.gateway_attempts` gateways within `config.gateway_budget` seconds;
-        `on_phase` hears each attempt, `gateways_tried` keeps them.
+        `config.gateway_attempts` gateways within `config.gateway_budget` seconds, each
+        within `config.gateway_attempt_timeout` (an explicit gateway gets the whole
+        budget); `on_phase` hears each attempt, `gateways_tried` keeps them.
 
         `topology_source` (e.g. a nym-api fetch) is called every
         `config.topology_refresh_interval` seconds, and sooner just after a key
@@ -304,9 +322,16 @@ class MixnetClient:
         with unwrap_single_exception():
             async with AsyncExitStack() as stack:
                 client: MixnetClient | None = None
+                # One gateway alone (named, or the only one listed) gets the whole budget.
+                each = config.gateway_budget if len(attempts) == 1 else None
                 for node, urls in attempts:
+                    if deadline <= anyio.current_time() and tried:
+                        break
+                    ends = min(
+                        deadline, anyio.current_time() + (each or config.gateway_attempt_timeout)
+                    )
                     for url in urls:
-                        remaining = deadline - anyio.current_time()
+                        remaining = ends - anyio.current_time()
                         if remaining <= 0 and tried:
                             break
                         name = f"{b58encode(node.identity)} at {url}"
