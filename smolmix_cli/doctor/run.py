@@ -179,10 +179,7 @@ def _gateway_up(report: DoctorReport, client: MixnetClient) -> None:
     connected = [t.gateway for t in gateway.tried if t.result == "connected"]
     if connected and " at " in connected[-1]:
         gateway.url = connected[-1].split(" at ", 1)[1]
-    # MixnetClient does not expose its gateway connection's stats (yet): read them here.
-    link = getattr(client, "_gateway_client", None)
-    version = getattr(getattr(link, "stats", None), "protocol_version", 0)
-    gateway.protocol_version = version if isinstance(version, int) and version > 0 else None
+    gateway.protocol_version = client.gateway_protocol_version
 
 
 def _choose(

@@ -511,6 +511,13 @@ class MixnetClient:
         gateway = self._gateway_client
         return gateway.stats.last_error if gateway is not None else ""
 
+    @property
+    def gateway_protocol_version(self) -> int | None:
+        """The gateway protocol version negotiated at registration or login (`smolmix doctor`)."""
+        gateway = self._gateway_client
+        version = gateway.stats.protocol_version if gateway is not None else 0
+        return version or None
+
     def set_topology(self, topology: Topology) -> None:
         self._core.set_topology(topology)
 
