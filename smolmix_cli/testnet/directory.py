@@ -122,7 +122,7 @@ class DirectoryNode:
     def described(self, rotation_id: int, last_polled: str) -> dict[str, Any]:
         """`NymNodeDescription` (v2 described), enough for IPR discovery (ipr spec 2.11)."""
         sphinx = b58encode(self.sphinx_key)
-        answer = {
+        answer: dict[str, Any] = {
             "node_id": self.node_id,
             "contract_node_type": "nym_node",
             "description": {

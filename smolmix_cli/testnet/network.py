@@ -59,7 +59,7 @@ from smolmix_cli.testnet.directory import (
 from smolmix_cli.testnet.exit.ipr import ExitIpr, ExitIprOptions
 from smolmix_cli.testnet.exit.nat import AddressMap
 from smolmix_cli.testnet.exit.policy import ExitPolicy
-from smolmix_cli.testnet.nodes.gateway import GatewayNode
+from smolmix_cli.testnet.nodes.gateway import MAX_CLIENTS, GatewayNode
 from smolmix_cli.testnet.nodes.mixnode import MixNode
 from smolmix_cli.testnet.nodes.node_spec import NodeSpec, NodeSpecError
 from smolmix_cli.testnet.origin.dns import ZONE
@@ -432,7 +432,7 @@ class LocalNetwork:
             rng=random.Random(self.rng.random()),
             enforce_zk_nyms=fault is Fault.ZK_NYM,
             close_after_hello=fault is Fault.CLOSE_AFTER_HELLO,
-            **({"max_clients": 0} if fault is Fault.FULL else {}),
+            max_clients=0 if fault is Fault.FULL else MAX_CLIENTS,
         )
         self.gateways[spec.node_id] = node
         await self._start_node(node)

@@ -23,8 +23,8 @@ from smolmix_cli.mixnet.client.client import MixnetClient
 from smolmix_cli.mixnet.client.key_store import KeyStore
 from smolmix_cli.mixnet.directory.nym_api import NymApiClient
 from smolmix_cli.mixnet.topology.topology import NoUsableRoute, Topology
-from smolmix_cli.testnet.network import ENTRY_ID, LocalNetwork, LocalNetworkOptions
-from smolmix_cli.testnet.shape import FIRST_DECOY_ID, MAINNET, Fault, NetworkShape
+from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
+from smolmix_cli.testnet.shape import ENTRY_ID, FIRST_DECOY_ID, MAINNET, Fault, NetworkShape
 from smolmix_cli.tunnel.exits import discover_exits
 
 FAST = MixnetConfig.fast(keepalive_interval=None)
