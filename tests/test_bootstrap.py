@@ -99,7 +99,9 @@ async def test_an_unpinned_network_file_lets_the_client_choose_from_the_director
         unpinned.write_text(json.dumps(data))
         network = load_network_file(unpinned)
         assert network.entry_gateway is None and network.exit_gateway is None
-        gateways = {decode_key_base58(s.identity.public_base58(), "g") for s in local.specs.values()}
+        gateways = {
+            decode_key_base58(s.identity.public_base58(), "g") for s in local.specs.values()
+        }
         with anyio.fail_after(30):
             async with boot_mixnet(network, ClientConfig.fast(), phase_timeout=10) as mixnet:
                 assert mixnet.client.address.gateway in gateways

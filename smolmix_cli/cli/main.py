@@ -30,6 +30,7 @@ COMMANDS = {
     "connect": "smolmix_cli.cli.connect",
     "session": "smolmix_cli.cli.session",
     "ping": "smolmix_cli.cli.ping",
+    "doctor": "smolmix_cli.cli.doctor",
     "testnet": "smolmix_cli.cli.testnet",
 }
 
@@ -106,6 +107,7 @@ def cli(ctx: click.Context, /, **params: Any) -> None:
       smolmix --version
       smolmix testnet up --mix-delay-ms 0
       smolmix --network testnet ping
+      smolmix --network testnet doctor
       smolmix --network testnet fetch https://demo.smolmix.test/
       smolmix --network testnet ws ws://demo.smolmix.test:8080/
       smolmix --network testnet resolve demo.smolmix.test MX +short

@@ -21,6 +21,7 @@ import click
 
 from smolmix_cli.cli.env import cli_env
 from smolmix_cli.cli.errors import one_line_errors
+from smolmix_cli.cli.testnet_control import COMMANDS as CONTROL_COMMANDS
 from smolmix_cli.config import NETWORK_FILE, PID_FILE, Network
 from smolmix_cli.exit_codes import CliError, ExitCode, first_failure
 from smolmix_cli.network_select import is_testnet_process, read_pid, running_network
@@ -48,8 +49,13 @@ def testnet() -> None:
       smolmix testnet up --shape mainnet --fault silent=4 --decoys 500
       smolmix --network testnet ping           # starts one in the background if needed
       smolmix testnet status --json
+      smolmix testnet node kill 201            # chaos: stop/kill/start/unlist single nodes
       smolmix testnet down
     """
+
+
+for _command in CONTROL_COMMANDS:
+    testnet.add_command(_command)
 
 
 _DIR_OPTION = click.option(
@@ -142,6 +148,18 @@ _DIR_OPTION = click.option(
     help="IP address every node and the directory listen on and advertise "
     "(another address lets other hosts use the network file).",
 )
+@click.option(
+    "--rotate-every",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=None,
+    help="Rotate every node's Sphinx key every SECONDS (default: never).",
+)
+@click.option(
+    "--reshuffle-every",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=None,
+    help="Start a new epoch with the mix nodes on other layers every SECONDS (default: never).",
+)
 @click.pass_context
 @one_line_errors
 def up(
@@ -159,8 +177,11 @@ def up(
     exit_policy: Path | None,
     port: int,
     host: str,
+    rotate_every: float | None,
+    reshuffle_every: float | None,
 ) -> None:
     """Start the local network in the foreground until interrupted."""
+    from smolmix_cli.testnet.control import Schedules
     from smolmix_cli.testnet.exit.errors import ExitPolicyError
     from smolmix_cli.testnet.exit.policy import ExitPolicy
     from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
@@ -202,6 +223,7 @@ def up(
             exits=exits if exits is not None else (base.exits if base else 1),
             exit_policy=policy_text,
             shape=network_shape,
+            schedules=Schedules(rotate_every=rotate_every, reshuffle_every=reshuffle_every),
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
@@ -361,6 +383,16 @@ async def collect_status(network: Network) -> dict[str, Any]:
         for n in served.get("nodes", [])
         if isinstance(n, dict) and "ipr_counters" in n
     }
+    states = {  # what the control endpoints changed since the network file was written
+        n.get("node_id"): {
+            "state": n.get("state", "running"),
+            "listed": n.get("listed", True),
+            "standby": n.get("standby", False),
+            "layer": n.get("layer"),
+        }
+        for n in served.get("nodes", [])
+        if isinstance(n, dict)
+    }
     nodes = []
     for node in network.extra.get("nodes", []):
         host = node.get("host", "127.0.0.1")
@@ -375,6 +407,10 @@ async def collect_status(network: Network) -> dict[str, Any]:
                 "mix_port": node.get("mix_port"),
                 "ws_port": node.get("ws_port"),
                 "alive": bool(mix) and ws is not False,
+                "state": "running",
+                "listed": True,
+                "standby": False,
+                **states.get(node.get("node_id"), {}),
                 "counters": counters.get(node.get("node_id"), {}),
                 "ipr_counters": ipr_counters.get(node.get("node_id"), {}),
             }
@@ -389,6 +425,8 @@ async def collect_status(network: Network) -> dict[str, Any]:
         "mean_delay_ms": network.mean_delay_ms,
         "loss": network.extra.get("loss"),
         "shape": network.extra.get("shape") or {"name": "lab"},
+        "rotation_id": served.get("rotation_id"),
+        "epoch_id": served.get("epoch_id"),
         "network_file": str(network.file),
         "exits": [{"node_id": e.node_id, "ipr_address": e.ipr_address} for e in network.exits],
         "dns_resolver": network.dns_resolver,
@@ -419,7 +457,8 @@ def status(ctx: click.Context, state_dir: Path | None, as_json: bool) -> None:
     env.echo(
         f"local network pid {report['pid']}, directory {report['directory_url']} "
         f"({'up' if report['directory_alive'] else 'DOWN'}), mean delay "
-        f"{report['mean_delay_ms']:g} ms, loss {report['loss']}"
+        f"{report['mean_delay_ms']:g} ms, loss {report['loss']}, epoch {report['epoch_id']}, "
+        f"key rotation {report['rotation_id']}"
     )
     shape = report["shape"]
     faults = ", ".join(f"{k}={v}" for k, v in (shape.get("faults") or {}).items())
@@ -430,22 +469,35 @@ def status(ctx: click.Context, state_dir: Path | None, as_json: bool) -> None:
     )
     env.echo(
         f"{'node':>5} {'role':<8} {'layer':>5} {'mix':>6} {'ws':>6} {'alive':<5} "
-        f"{'received':>9} {'forwarded':>9} {'dropped':>8} fault"
+        f"{'state':<16} {'received':>9} {'forwarded':>9} {'dropped':>8} fault"
     )
     for node in report["nodes"]:
         c = node["counters"]
         dropped = sum(v for k, v in c.items() if k.startswith("dropped_"))
         env.echo(
-            f"{node['node_id']:>5} {node['role']:<8} {node['layer'] or '-':>5} "
+            f"{node['node_id']:>5} {node['role']:<8} {_layer_text(node):>5} "
             f"{node['mix_port']:>6} {node['ws_port'] or '-':>6} "
-            f"{'yes' if node['alive'] else 'NO':<5} {c.get('received', 0):>9} "
+            f"{'yes' if node['alive'] else 'NO':<5} {_state_text(node):<16} "
+            f"{c.get('received', 0):>9} "
             f"{c.get('forwarded', 0):>9} {dropped:>8} {node.get('fault') or '-'}"
         )
     for exit_info in report["exits"]:
         env.echo(f"exit {exit_info['node_id']}: IPR {exit_info['ipr_address']}")
     if report["dns_resolver"]:
         env.echo(f"DNS resolver (through the tunnel): {report['dns_resolver']}")
-    if not all(n["alive"] for n in report["nodes"]) or not report["directory_alive"]:
+    # nodes stopped or killed on purpose are expected to be silent
+    running = [n for n in report["nodes"] if n["state"] == "running"]
+    if not all(n["alive"] for n in running) or not report["directory_alive"]:
         raise CliError(
             "some nodes of the local network are not answering", ExitCode.TESTNET_UNAVAILABLE
         )
+
+
+def _state_text(node: dict[str, Any]) -> str:
+    return str(node["state"]) + ("" if node["listed"] else ",unlisted")
+
+
+def _layer_text(node: dict[str, Any]) -> str:
+    if node["standby"]:
+        return "stby"
+    return str(node["layer"] or "-")

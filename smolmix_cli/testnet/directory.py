@@ -16,7 +16,7 @@ import gzip
 import json
 import logging
 import ssl
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -408,8 +408,15 @@ def _head_bytes(conn: h11.Connection, answer: Answer, keep_alive: bool) -> bytes
     return conn.send(h11.Response(status_code=answer.status, headers=headers))
 
 
+ControlHandler = Callable[[str, str, list[tuple[bytes, bytes]]], Awaitable[Answer | None]]
+"""(method, target, headers) -> an answer, or None when the request is not its business."""
+
+
 class DirectoryServer:
-    """Serves a DirectoryState on a loopback TCP port (0 = pick a free one)."""
+    """Serves a DirectoryState on a loopback TCP port (0 = pick a free one).
+
+    `control`, if given, sees each request first (the local network's control endpoints).
+    """
 
     def __init__(
         self,
@@ -417,8 +424,10 @@ class DirectoryServer:
         host: str = "127.0.0.1",
         port: int = 0,
         ssl_context: ssl.SSLContext | None = None,
+        control: ControlHandler | None = None,
     ) -> None:
         self.state = state
+        self.control = control
         self.ssl_context = ssl_context
         self.host = host
         self.port = port
@@ -496,12 +505,16 @@ class DirectoryServer:
             if request is None:
                 return
             self.counters["requests"] += 1
-            encodings = [v.decode("latin-1") for k, v in request.headers if k == b"accept-encoding"]
-            answer = self.state.answer(
-                request.method.decode("ascii", "replace"),
-                request.target.decode("ascii", "replace"),
-                gzip_ok=accepts_gzip(encodings),
-            )
+            method = request.method.decode("ascii", "replace")
+            target = request.target.decode("ascii", "replace")
+            answer = None
+            if self.control is not None:
+                answer = await self.control(method, target, list(request.headers))
+            if answer is None:
+                encodings = [
+                    v.decode("latin-1") for k, v in request.headers if k == b"accept-encoding"
+                ]
+                answer = self.state.answer(method, target, gzip_ok=accepts_gzip(encodings))
             keep_alive = conn.our_state is h11.SEND_RESPONSE and _wants_keep_alive(request)
             data = _head_bytes(conn, answer, keep_alive)
             if answer.body:

@@ -49,6 +49,7 @@ from smolmix_cli.mixnet.directory.nym_api import ApiUrl, NymApiClient
 from smolmix_cli.mixnet.gateway.gateway_connection import GatewayRegistry
 from smolmix_cli.mixnet.topology.topology import NodeRole, Topology
 from smolmix_cli.testnet.ca import create_ca, load_or_create_ca, server_hosts
+from smolmix_cli.testnet.control import NetworkControl, Schedules
 from smolmix_cli.testnet.decoys import dead_ports, decoy_nodes
 from smolmix_cli.testnet.directory import (
     STATUS_PATH,
@@ -104,6 +105,7 @@ class LocalNetworkOptions:
     demo_origin: bool = True
     exit_policy: str | None = None  # torrc-style text; None = the local network's policy
     ipr_build_version: str = IPR_BUILD_VERSION
+    schedules: Schedules = field(default_factory=Schedules)  # rotations, reshuffles (off)
     shape: NetworkShape = field(default=LAB)
 
     @classmethod
@@ -136,8 +138,9 @@ def exit_ids(exits: int) -> list[int]:
     return [EXIT_ID + i for i in range(exits)]
 
 
-def _layout(specs: list[NodeSpec]) -> list[tuple[int, NodeRole, int | None]]:
-    return [(s.node_id, s.role, s.layer) for s in specs]
+def _layout(specs: list[NodeSpec]) -> list[tuple[int, NodeRole]]:
+    """Which node has which role (mix layers may have been reshuffled since: kept)."""
+    return [(s.node_id, s.role) for s in specs]
 
 
 def load_or_create_specs(
@@ -153,7 +156,7 @@ def load_or_create_specs(
     try:
         data = json.loads(path.read_text())
         specs = [NodeSpec.from_json(d) for d in data["nodes"]]
-        if _layout(specs) == [(p.node_id, p.role, p.layer) for p in wanted] and all(
+        if _layout(specs) == [(p.node_id, p.role) for p in wanted] and all(
             s.host == host for s in specs
         ):
             return specs
@@ -189,6 +192,9 @@ class LocalNetwork:
         self.faults: dict[int, Fault] = {
             p.node_id: p.fault for p in options.planned() if p.fault is not None
         }
+        self._client_tls: ssl.SSLContext | None = None
+        self._exit_scopes: dict[int, tuple[anyio.CancelScope, anyio.Event]] = {}
+        self.control = NetworkControl(self, schedules=options.schedules, seed=options.seed)
 
     @property
     def state_dir(self) -> Path:
@@ -234,6 +240,7 @@ class LocalNetwork:
                     absolute_epoch_id=specs[0].rotation_id * VALIDITY_EPOCHS,
                     rotation_id=specs[0].rotation_id,
                     validity_epochs=VALIDITY_EPOCHS,
+                    epoch_seconds=opts.schedules.epoch_seconds(VALIDITY_EPOCHS),
                     status_provider=self.status,
                     paginate=opts.shape.paginate,
                 )
@@ -242,14 +249,17 @@ class LocalNetwork:
                     host=opts.host,
                     port=opts.directory_port,
                     ssl_context=certs.server_context() if opts.tls else None,
+                    control=self.control.answer,
                 )
                 await tg.start(directory.serve)
                 self.directory = directory
                 self.directory_state = state
                 if opts.demo_origin:
                     self.origin = await self._start_origin(certs.server_context())
+                self._client_tls = certs.client_context()
                 if opts.exit_ipr:
-                    await self._start_exits(certs.client_context())
+                    await self._start_exits()
+                tg.start_soon(self.control.run_schedules)
                 self.started_at = time.time()
                 write_private_json(self.network_file, self._network_json(certs.ca_cert.read_text()))
                 self.network = load_network_file(self.network_file, name="testnet")
@@ -295,6 +305,7 @@ class LocalNetwork:
                     {**self.specs[i].to_json(), "fault": self._fault_name(i)}
                     for i in sorted(self.specs)
                 ],
+                "control": self.control.network_file_entry(root),
             },
         )
 
@@ -355,41 +366,80 @@ class LocalNetwork:
                     amap.map_port(address, port, "127.0.0.1", targets[service])
         return amap
 
-    async def _start_exits(self, ssl_context: ssl.SSLContext | None) -> None:
-        assert self._tg is not None and self.directory is not None
-        assert self.directory_state is not None
-        api = NymApiClient([ApiUrl(self.directory.base_url)], ssl_context=ssl_context, timeout=5)
-        topology = await api.topology()
-        policy = (
-            ExitPolicy.parse(self.options.exit_policy)
-            if self.options.exit_policy is not None
-            else ExitPolicy.local_network()
-        )
-        shape = self.options.shape
+    def _exit_policy(self) -> ExitPolicy:
+        if self.options.exit_policy is not None:
+            return ExitPolicy.parse(self.options.exit_policy)
+        return ExitPolicy.local_network()
+
+    async def _start_exits(self) -> None:
+        topology = await self.fetch_topology()
         for node_id, spec in sorted(self.specs.items()):
-            fault = self.faults.get(node_id)
-            if spec.role is not NodeRole.EXIT_GATEWAY or fault is Fault.NR_ONLY:
-                continue  # a network-requester-only exit runs no IPR
-            exit_ipr = ExitIpr(
-                # an exit-providers-only gateway is not in entry-gateways: its own IPR
-                # still knows it (nym-node's IPR runs inside the node)
-                _with_node(topology, spec) if fault is Fault.UNROUTABLE else topology,
-                spec.identity.public_bytes,
-                key_store=KeyStore.open(self.state_dir / f"exit-ipr-{node_id}"),
-                ssl_context=ssl_context,
-                options=ExitIprOptions(
-                    policy=policy,
-                    address_map=self.address_map(),
-                    silent=fault is Fault.SILENT,
-                    v9_only=fault is Fault.V9_ONLY,
-                    connect_delay=shape.slow_delay_s if fault is Fault.SLOW else 0.0,
-                ),
-                rng=random.Random(self.rng.random()) if self.options.seed is not None else None,
-            )
-            address = await self._tg.start(exit_ipr.serve)
-            self.exits[node_id] = exit_ipr
+            if spec.role is NodeRole.EXIT_GATEWAY and self.faults.get(node_id) is not Fault.NR_ONLY:
+                await self.start_exit(node_id, topology)  # a network-requester-only exit: no IPR
+
+    async def fetch_topology(self) -> Topology:
+        """The directory's current topology, as a client reads it."""
+        assert self.directory is not None
+        api = NymApiClient(
+            [ApiUrl(self.directory.base_url)], ssl_context=self._client_tls, timeout=5
+        )
+        return await api.topology()
+
+    async def start_exit(self, node_id: int, topology: Topology | None = None) -> None:
+        """Run the exit IPR behind gateway `node_id`; its key store keeps its address."""
+        assert self._tg is not None and self.directory_state is not None
+        fault = self.faults.get(node_id)
+        source = self.fetch_topology
+        if fault is Fault.UNROUTABLE:
+            # an exit-providers-only gateway is not in entry-gateways: its own IPR still
+            # knows it (nym-node's IPR runs inside the node)
+            spec = self.specs[node_id]
+
+            async def source() -> Topology:
+                return _with_node(await self.fetch_topology(), spec)
+
+        exit_ipr = ExitIpr(
+            await source() if topology is None or fault is Fault.UNROUTABLE else topology,
+            self.specs[node_id].identity.public_bytes,
+            key_store=KeyStore.open(self.state_dir / f"exit-ipr-{node_id}"),
+            ssl_context=self._client_tls,
+            options=ExitIprOptions(
+                policy=self._exit_policy(),
+                address_map=self.address_map(),
+                silent=fault is Fault.SILENT,
+                v9_only=fault is Fault.V9_ONLY,
+                connect_delay=self.options.shape.slow_delay_s if fault is Fault.SLOW else 0.0,
+            ),
+            rng=random.Random(self.rng.random()) if self.options.seed is not None else None,
+            topology_source=source,
+        )
+        address = await self._tg.start(self._run_exit, node_id, exit_ipr)
+        self.exits[node_id] = exit_ipr
+        if node_id not in self.control.unlisted:
             build = V10_BUILD_VERSION if fault is Fault.V9_ONLY else self.options.ipr_build_version
             self.directory_state.update_node(node_id, ipr_address=str(address), build_version=build)
+
+    async def _run_exit(
+        self,
+        node_id: int,
+        exit_ipr: ExitIpr,
+        *,
+        task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        done = anyio.Event()
+        with anyio.CancelScope() as scope:
+            self._exit_scopes[node_id] = (scope, done)
+            try:
+                await exit_ipr.serve(task_status=task_status)
+            finally:
+                done.set()
+
+    async def stop_exit(self, node_id: int) -> None:
+        """End the exit IPR behind gateway `node_id` (its gateway keeps running)."""
+        scope, done = self._exit_scopes[node_id]
+        scope.cancel()
+        with anyio.fail_after(10):
+            await done.wait()
 
     # --- nodes ---------------------------------------------------------------------------
 
@@ -437,6 +487,28 @@ class LocalNetwork:
         self.gateways[spec.node_id] = node
         await self._start_node(node)
 
+    async def relaunch(self, node_id: int, registry: GatewayRegistry | None = None) -> None:
+        """Start a stopped node again from its current spec: same ports, current keys."""
+        spec = self.specs[node_id]
+        if node_id in self.mixnodes:
+            await self._start_mixnode(spec)
+        else:
+            await self._start_gateway(spec, registry=registry)
+
+    async def wait_stopped(self, node_id: int, timeout: float = 10.0) -> None:
+        with anyio.fail_after(timeout):
+            await self._finished[node_id].wait()
+
+    def save_specs(self) -> None:
+        """The nodes' current keys and layers to nodes.json (ports left to the next start)."""
+        specs = [
+            replace(s, mix_port=0, ws_port=None if s.ws_port is None else 0, wss_port=None)
+            for _, s in sorted(self.specs.items())
+        ]
+        write_private_json(
+            self.state_dir / NODES_FILE, {"nodes": [s.to_json(private=True) for s in specs]}
+        )
+
     def _gateway_state(self, node_id: int) -> Path:
         return self.state_dir / f"gateway-{node_id}.json"
 
@@ -465,6 +537,7 @@ class LocalNetwork:
                     "node_id": node_id,
                     "role": spec.to_json()["role"],
                     "fault": self._fault_name(node_id),
+                    **self.control.node_status(node_id),
                     "layer": spec.layer,
                     "host": spec.host,
                     "mix_port": spec.mix_port,
@@ -482,6 +555,7 @@ class LocalNetwork:
             "mean_delay_ms": self.options.mean_delay_ms,
             "loss": self.options.loss,
             "shape": self.options.shape.describe(),
+            **self.control.status(),
             "directory": {
                 "url": self.directory.base_url if self.directory else None,
                 "counters": dict(self.directory.counters) if self.directory else {},

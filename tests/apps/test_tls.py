@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
 
 import anyio
 import anyio.abc
 import pytest
-from anyio.streams.tls import TLSStream
+from anyio.streams.tls import TLSAttribute, TLSStream
 
 from smolmix_cli.apps import tls
 from smolmix_cli.apps.errors import CaFileError, CertificateError, TlsError
@@ -28,15 +29,23 @@ def https(origin: DemoOrigin, host: str = "demo.smolmix.test") -> str:
 
 def test_context_policy() -> None:
     ctx = tls.client_context()
-    assert ctx.minimum_version == ssl.TLSVersion.TLSv1_2
+    # curl's settings (the ClientHello itself: test_tls_fingerprint.py).
+    assert ctx.minimum_version == ssl.TLSVersion.MINIMUM_SUPPORTED
+    assert ctx.options & ssl.OP_NO_TICKET and ctx.post_handshake_auth
     assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
-    assert ctx.options & ssl.OP_NO_TICKET
-    suites = {c["name"] for c in ctx.get_ciphers() if c["protocol"] == "TLSv1.2"}
+    insecure = tls.client_context(verify=False)
+    assert insecure.verify_mode == ssl.CERT_NONE and not insecure.check_hostname
+    # The policy applies to what the server chooses.
+    suites = tls.policy_suites()
     assert suites
     for name in suites:
         assert name.startswith("ECDHE-") and ("GCM" in name or "CHACHA20" in name)
-    insecure = tls.client_context(verify=False)
-    assert insecure.verify_mode == ssl.CERT_NONE and not insecure.check_hostname
+    assert tls.policy_refusal("TLSv1.3", "TLS_AES_128_GCM_SHA256") is None
+    assert tls.policy_refusal("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256") is None
+    assert tls.policy_refusal("TLSv1.2", "ECDHE-ECDSA-AES128-SHA") is not None
+    assert tls.policy_refusal("TLSv1.2", "AES128-GCM-SHA256") is not None  # no forward secrecy
+    assert tls.policy_refusal("TLSv1.1", "ECDHE-RSA-AES128-SHA") is not None
+    assert tls.policy_refusal(None, None) is not None
 
 
 def test_bad_cafile(tmp_path: object) -> None:
@@ -88,17 +97,21 @@ async def test_insecure_skips_verification(origin: DemoOrigin, connector: OsConn
 
 
 async def test_weak_cipher_server_refused(pki: DemoPki, connector: OsConnector) -> None:
+    """We offer curl's suites, CBC ones too; a server that picks one is refused after its choice."""
     server_ctx = pki.server_context(weak_only=True)
     handshakes: list[str] = []
+    served = anyio.Event()
 
     async def handle(stream: anyio.abc.SocketStream) -> None:
         try:
-            await TLSStream.wrap(stream, server_side=True, ssl_context=server_ctx)
-            handshakes.append("ok")
-        except (ssl.SSLError, OSError, anyio.EndOfStream, anyio.BrokenResourceError):
-            handshakes.append("failed")
+            tls_stream = await TLSStream.wrap(stream, server_side=True, ssl_context=server_ctx)
+            handshakes.append(str(tls_stream.extra(TLSAttribute.cipher)[0]))
+            handshakes.append(repr(await tls_stream.receive()))
+        except (ssl.SSLError, OSError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+            handshakes.append(type(exc).__name__)
         finally:
             await anyio.aclose_forcefully(stream)
+            served.set()
 
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     port = listener.extra(anyio.abc.SocketAttribute.local_address)[1]
@@ -108,14 +121,41 @@ async def test_weak_cipher_server_refused(pki: DemoPki, connector: OsConnector) 
             with pytest.raises(TlsError) as info:
                 await get(client, f"https://demo.smolmix.test:{port}/", cafile=str(pki.ca_file))
         assert type(info.value) is TlsError and classify(info.value).code == 35
-        # Sanity: the same server accepts a client that allows CBC suites.
-        raw = await connector.open_tcp("127.0.0.1", port)
-        lax = ssl.create_default_context(cafile=str(pki.ca_file))
-        lax.set_ciphers("ECDHE-ECDSA-AES128-SHA")
-        lax.maximum_version = ssl.TLSVersion.TLSv1_2
-        wrapped = await TLSStream.wrap(
-            raw, hostname="demo.smolmix.test", ssl_context=lax, standard_compatible=False
-        )
-        await wrapped.aclose()
+        assert "not AEAD" in str(info.value)
+        with anyio.fail_after(5):
+            await served.wait()
         tg.cancel_scope.cancel()
-    assert handshakes == ["failed", "ok"]
+    # The server chose a CBC suite, then got no request: the connection was closed.
+    assert handshakes[0].startswith("ECDHE-ECDSA-AES128-SHA")
+    assert handshakes[1:] in (["EndOfStream"], ["BrokenResourceError"], ["SSLError"])
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion:DeprecationWarning")
+async def test_old_tls_version_server_refused(pki: DemoPki, connector: OsConnector) -> None:
+    """curl's supported_versions lists TLS 1.1 and 1.0; no session below 1.2 gets through.
+
+    OpenSSL 3 itself refuses them here (their signatures need security level 0);
+    `tls.policy_refusal` would refuse what got past it.
+    """
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(pki.cert_file, pki.key_file)
+    server_ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    server_ctx.minimum_version = ssl.TLSVersion.TLSv1
+    server_ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        with contextlib.suppress(
+            ssl.SSLError, OSError, anyio.EndOfStream, anyio.BrokenResourceError
+        ):
+            await TLSStream.wrap(stream, server_side=True, ssl_context=server_ctx)
+        await anyio.aclose_forcefully(stream)
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.extra(anyio.abc.SocketAttribute.local_address)[1]
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle)
+        async with HttpClient(connector) as client:
+            with pytest.raises(TlsError) as info:
+                await get(client, f"https://demo.smolmix.test:{port}/", cafile=str(pki.ca_file))
+        assert classify(info.value).code == 35
+        tg.cancel_scope.cancel()

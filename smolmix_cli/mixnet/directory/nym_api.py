@@ -54,7 +54,12 @@ MAX_BODY = 32 * 1024 * 1024  # bytes on the wire; mainnet's full skimmed list is
 MAX_DECODED_BODY = 64 * 1024 * 1024  # bytes after gzip; refuses a decompression bomb
 ROTATION_READS = 2  # a rotation mismatch between node lists and key-rotation-info: read again once
 MAX_PAGES = 1000
-USER_AGENT = "smolmix"
+USER_AGENT = "nym-http-api-client/1.21.0"
+"""What upstream's Rust clients send when they set none (most do): nymtech/nym
+common/http-api-client/src/lib.rs `client_defaults!(... user_agent =
+format!("nym-http-api-client/{}", env!("CARGO_PKG_VERSION")))`, the workspace
+version 1.21.0 (release 2026.9-venaco). It names no smolmix; a directory still
+sees our Accept-Encoding (gzip only, where reqwest lists gzip, deflate, br, zstd)."""
 
 PATH_REWARDED_SET = "v1/nym-nodes/rewarded-set"
 PATH_KEY_ROTATION = "v1/epoch/key-rotation-info"

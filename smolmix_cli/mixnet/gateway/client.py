@@ -100,6 +100,8 @@ class GatewayClientStats:
     gateway_errors: int = 0
     bandwidth_remaining: int = 0
     last_error: str = ""
+    protocol_version: int = 0
+    """The gateway protocol version the last registration or authentication settled on."""
 
 
 class _ConnectionEnded(Exception):
@@ -262,6 +264,9 @@ class GatewayClient:
     async def _connection(self, task_status: anyio.abc.TaskStatus[None] | None) -> bool:
         """One WebSocket from connect to its end; True to reconnect at once (no backoff)."""
         try:
+            # No headers beyond the upgrade's own, as upstream's gateway client
+            # (nymtech/nym common/client-libs/gateway-client/src/client/websockets.rs:
+            # tokio_tungstenite::client_async_tls on the bare URL): no User-Agent.
             ws = await connect_websocket(
                 self.url, ssl_context=self._ssl_context, timeout=self._connect_timeout
             )
@@ -373,11 +378,13 @@ class GatewayClient:
             self._on_push(event.message)
         elif isinstance(event, ev.Registered):
             self.stats.registrations += 1
+            self.stats.protocol_version = event.protocol_version
             self.shared_key = event.shared_key
             if self._on_shared_key is not None:
                 self._on_shared_key(event.shared_key)
         elif isinstance(event, ev.Authenticated):
             self.stats.authentications += 1
+            self.stats.protocol_version = event.protocol_version
             self.stats.bandwidth_remaining = event.bandwidth_remaining
         elif isinstance(event, ev.BandwidthChanged):
             self.stats.bandwidth_remaining = event.remaining

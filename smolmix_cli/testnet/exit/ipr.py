@@ -35,6 +35,7 @@ import logging
 import random
 import ssl
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 
@@ -134,8 +135,11 @@ class ExitIpr:
         ssl_context: ssl.SSLContext | None = None,
         options: ExitIprOptions | None = None,
         rng: random.Random | None = None,
+        topology_source: Callable[[], Awaitable[Topology]] | None = None,
     ) -> None:
         self.topology = topology
+        # as any Nym client, refreshed (key rotations, reshuffles) when a source is given
+        self.topology_source = topology_source
         self.gateway = gateway
         self.key_store = key_store if key_store is not None else KeyStore.ephemeral()
         self.ssl_context = ssl_context
@@ -172,6 +176,7 @@ class ExitIpr:
             key_store=self.key_store,
             ssl_context=self.ssl_context,
             config=self.options.client,
+            topology_source=self.topology_source,
         ) as client:
             self._client = client
             self.address = client.address

@@ -268,9 +268,12 @@ class GatewayNode(PacketNode):
             if identity is not None and self._clients.get(identity) is client:
                 del self._clients[identity]
             connection.connection_lost()
-            with anyio.CancelScope(shield=True):
-                self.save_state()
-                await ws.aclose(timeout=1.0)
+            if self.killed:  # a crash: no close frame, no state written
+                await anyio.aclose_forcefully(stream)
+            else:
+                with anyio.CancelScope(shield=True):
+                    self.save_state()
+                    await ws.aclose(timeout=1.0)
 
     async def _read_ws(self, ws: WebSocketConnection, client: _Client) -> None:
         connection = client.connection

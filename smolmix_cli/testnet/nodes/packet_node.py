@@ -125,6 +125,7 @@ class PacketNode:
         self._wake = anyio.Event()
         self._scope: anyio.CancelScope | None = None
         self._stop_requested = False
+        self.killed = False
         self.started = anyio.Event()
 
     # -- lifecycle
@@ -184,6 +185,11 @@ class PacketNode:
         self._stop_requested = True
         if self._scope is not None:
             self._scope.cancel()
+
+    def kill(self) -> None:
+        """End `serve` as a crash would: no goodbyes to peers, nothing saved (chaos tests)."""
+        self.killed = True
+        self.stop()
 
     async def _open_listeners(self) -> Any:
         """Subclasses bind further listeners here (before the node reports started)."""
