@@ -25,7 +25,6 @@ import os
 import random
 import ssl
 import time
-from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
@@ -222,9 +221,8 @@ class LocalNetwork:
             self._rogue_tls = create_ca(
                 self.state_dir / "rogue-ca", ("localhost",)
             ).server_context()
-        with ExitStack() as closing, anyio.CancelScope() as scope:
+        with dead_ports(opts.host) as dead, anyio.CancelScope() as scope:
             self._scope = scope
-            dead = closing.enter_context(dead_ports(opts.host))
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 for spec in specs:
