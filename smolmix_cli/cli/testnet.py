@@ -7,6 +7,7 @@ live in network_select.py; `up` writes the pid and network files it reads.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import json
 import os
@@ -27,6 +28,10 @@ from smolmix_cli.network_select import is_testnet_process, read_pid, running_net
 
 STOP_TIMEOUT = 10.0
 PROBE_TIMEOUT = 1.0
+# the testnet's limits, kept here so `--help` does not import the network
+_MAX_EXITS = 150  # network.MAX_EXITS
+_MAX_MIX = 800  # shape.FIRST_DECOY_ID - shape.FIRST_MIX_ID
+_MAX_DECOYS = 5000  # shape.MAX_DECOYS
 
 
 @click.group(name="testnet")
@@ -40,9 +45,11 @@ def testnet() -> None:
     Examples:
       smolmix testnet up --mix-delay-ms 0      # foreground, Ctrl-C stops it
       smolmix testnet up --exits 3             # three exits: discovery and failover
+      smolmix testnet up --shape mainnet       # hundreds of listed nodes, many dead or faulty
+      smolmix testnet up --shape mainnet --fault silent=4 --decoys 500
       smolmix --network testnet ping           # starts one in the background if needed
       smolmix testnet status --json
-      smolmix testnet node kill 11             # chaos: stop/kill/start/unlist single nodes
+      smolmix testnet node kill 201            # chaos: stop/kill/start/unlist single nodes
       smolmix testnet down
     """
 
@@ -78,17 +85,51 @@ _DIR_OPTION = click.option(
 @_DIR_OPTION
 @click.option(
     "--nodes",
-    type=click.IntRange(min=3),
-    default=3,
-    show_default=True,
-    help="Mix nodes in total, spread over the 3 layers.",
+    type=click.IntRange(min=3, max=_MAX_MIX),
+    default=None,
+    help="Mix nodes in total, spread over the 3 layers (lab: 3, mainnet: 6).",
 )
 @click.option(
     "--exits",
-    type=click.IntRange(min=1, max=9),
-    default=1,
+    type=click.IntRange(min=1, max=_MAX_EXITS),
+    default=None,
+    help="Healthy exit gateways, each running an exit IP packet router (lab: 1, mainnet: 3).",
+)
+@click.option(
+    "--shape",
+    type=click.Choice(["lab", "mainnet"]),
+    default="lab",
     show_default=True,
-    help="Exit gateways, each running an exit IP packet router (IPR).",
+    help="lab: a few healthy nodes, pinned in the network file. mainnet: hundreds of "
+    "listed nodes (decoys), faulty real ones, nothing pinned.",
+)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="KIND=N",
+    callback=lambda _ctx, _param, value: _fault_counts(value),
+    help="Faulty nodes of one kind (repeatable; overrides the shape's count). Exits: "
+    "silent, nr-only, unroutable, v9-only, slow. Entry gateways: bad-cert, zk-nym, "
+    "close-after-hello, full. Listed but dead: dead-gateway, dead-exit.",
+)
+@click.option(
+    "--decoys",
+    type=click.IntRange(min=0, max=_MAX_DECOYS),
+    default=None,
+    help="Listed-but-absent nodes the client's filters remove (mainnet: 230).",
+)
+@click.option(
+    "--entry-gateways",
+    type=click.IntRange(min=1, max=100),
+    default=None,
+    help="Healthy entry gateways (lab: 1, mainnet: 3).",
+)
+@click.option(
+    "--slow-exit-delay",
+    type=click.FloatRange(min=0.0, max=120.0),
+    default=None,
+    help="Seconds a slow exit waits before answering a connect (default 3).",
 )
 @click.option(
     "--exit-policy",
@@ -126,8 +167,13 @@ def up(
     mix_delay_ms: float,
     loss: float,
     state_dir: Path | None,
-    nodes: int,
-    exits: int,
+    nodes: int | None,
+    exits: int | None,
+    shape: str,
+    faults: dict[Any, int],
+    decoys: int | None,
+    entry_gateways: int | None,
+    slow_exit_delay: float | None,
     exit_policy: Path | None,
     port: int,
     host: str,
@@ -139,6 +185,7 @@ def up(
     from smolmix_cli.testnet.exit.errors import ExitPolicyError
     from smolmix_cli.testnet.exit.policy import ExitPolicy
     from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
+    from smolmix_cli.testnet.shape import SHAPES
 
     policy_text = None
     if exit_policy is not None:
@@ -155,18 +202,33 @@ def up(
         ipaddress.ip_address(host)
     except ValueError:
         raise click.BadParameter(f"{host!r} is not an IP address", param_hint="--host") from None
+    base = LocalNetworkOptions.mainnet(state_dir) if shape == "mainnet" else None
+    network_shape = SHAPES[shape].with_faults(faults)
+    changes: dict[str, Any] = {
+        "entry_gateways": entry_gateways,
+        "decoys": decoys,
+        "slow_delay_s": slow_exit_delay,
+    }
+    try:
+        network_shape = dataclasses.replace(
+            network_shape, **{k: v for k, v in changes.items() if v is not None}
+        )
+        options = LocalNetworkOptions(
+            state_dir=state_dir,
+            mean_delay_ms=mix_delay_ms,
+            loss=loss,
+            mix_nodes=nodes if nodes is not None else (base.mix_nodes if base else 3),
+            directory_port=port,
+            host=host,
+            exits=exits if exits is not None else (base.exits if base else 1),
+            exit_policy=policy_text,
+            shape=network_shape,
+            schedules=Schedules(rotate_every=rotate_every, reshuffle_every=reshuffle_every),
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    nodes, exits = options.mix_nodes, options.exits
     _claim_pid_file(state_dir)
-    options = LocalNetworkOptions(
-        state_dir=state_dir,
-        mean_delay_ms=mix_delay_ms,
-        loss=loss,
-        mix_nodes=nodes,
-        directory_port=port,
-        host=host,
-        exits=exits,
-        exit_policy=policy_text,
-        schedules=Schedules(rotate_every=rotate_every, reshuffle_every=reshuffle_every),
-    )
 
     async def main() -> None:
         network = LocalNetwork(options)
@@ -176,6 +238,7 @@ def up(
                 env.echo(
                     f"smolmix: local network up: directory {info.api_urls[0].url}, "
                     f"{nodes} mix nodes, {exits} exit{'s' if exits > 1 else ''}, "
+                    f"{_shape_text(network_shape)}, "
                     f"mean delay {mix_delay_ms:g} ms, loss {loss:g}; "
                     f"network file {network.network_file} (Ctrl-C stops it)",
                     err=True,
@@ -208,6 +271,23 @@ def up(
                 if name != PID_FILE or path.read_text().strip() == str(os.getpid()):
                     path.unlink()
     env.echo("smolmix: local network stopped", err=True)
+
+
+def _fault_counts(items: tuple[str, ...]) -> dict[Any, int]:
+    from smolmix_cli.testnet.shape import parse_fault_counts
+
+    try:
+        return dict(parse_fault_counts(items))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fault") from None
+
+
+def _shape_text(shape: Any) -> str:
+    faults = ", ".join(f"{k}={v}" for k, v in shape.faults.items() if v)
+    text = f"{shape.name} shape"
+    if shape.decoys:
+        text += f", {shape.decoys} decoys"
+    return f"{text} (faults: {faults})" if faults else text
 
 
 def _claim_pid_file(state_dir: Path) -> None:
@@ -322,6 +402,7 @@ async def collect_status(network: Network) -> dict[str, Any]:
             {
                 "node_id": node.get("node_id"),
                 "role": node.get("role"),
+                "fault": node.get("fault"),
                 "layer": node.get("layer"),
                 "mix_port": node.get("mix_port"),
                 "ws_port": node.get("ws_port"),
@@ -343,6 +424,7 @@ async def collect_status(network: Network) -> dict[str, Any]:
         "uptime_s": served.get("uptime_s"),
         "mean_delay_ms": network.mean_delay_ms,
         "loss": network.extra.get("loss"),
+        "shape": network.extra.get("shape") or {"name": "lab"},
         "rotation_id": served.get("rotation_id"),
         "epoch_id": served.get("epoch_id"),
         "network_file": str(network.file),
@@ -378,9 +460,16 @@ def status(ctx: click.Context, state_dir: Path | None, as_json: bool) -> None:
         f"{report['mean_delay_ms']:g} ms, loss {report['loss']}, epoch {report['epoch_id']}, "
         f"key rotation {report['rotation_id']}"
     )
+    shape = report["shape"]
+    faults = ", ".join(f"{k}={v}" for k, v in (shape.get("faults") or {}).items())
+    env.echo(
+        f"shape {shape.get('name')}"
+        + (f", {shape['decoys']} decoys" if shape.get("decoys") else "")
+        + (f", faults: {faults}" if faults else "")
+    )
     env.echo(
         f"{'node':>5} {'role':<8} {'layer':>5} {'mix':>6} {'ws':>6} {'alive':<5} "
-        f"{'state':<16} {'received':>9} {'forwarded':>9} {'dropped':>8}"
+        f"{'state':<16} {'received':>9} {'forwarded':>9} {'dropped':>8} fault"
     )
     for node in report["nodes"]:
         c = node["counters"]
@@ -390,7 +479,7 @@ def status(ctx: click.Context, state_dir: Path | None, as_json: bool) -> None:
             f"{node['mix_port']:>6} {node['ws_port'] or '-':>6} "
             f"{'yes' if node['alive'] else 'NO':<5} {_state_text(node):<16} "
             f"{c.get('received', 0):>9} "
-            f"{c.get('forwarded', 0):>9} {dropped:>8}"
+            f"{c.get('forwarded', 0):>9} {dropped:>8} {node.get('fault') or '-'}"
         )
     for exit_info in report["exits"]:
         env.echo(f"exit {exit_info['node_id']}: IPR {exit_info['ipr_address']}")

@@ -5,15 +5,18 @@ an HTTP answer out, built from the running nodes' keys and ports. The shapes
 follow what the published client accepted (directory-answers.json): JSON
 bodies even when bincode is asked for, `performance` as a decimal string,
 `status: null`, CORS on every answer and a 204 to every OPTIONS preflight.
+Answers are gzip-compressed when the request accepts it, as nym-api's
+`CompressionLayer` does (nym-api/src/unstable_routes/v2/nym_nodes/mod.rs).
 `DirectoryServer` is the thin anyio + h11 shell around it.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -65,6 +68,8 @@ class DirectoryNode:
     performance: str = "1.0"
     ipr_address: str | None = None  # exit gateways: the IPR's Recipient text
     build_version: str = "1.31.0"
+    more_ips: tuple[str, ...] = ()  # announced after `ip` (mainnet nodes often list v6 first)
+    described_extra: Mapping[str, Any] | None = None  # merged into `described` (one level deep)
 
     @classmethod
     def from_spec(cls, spec: NodeSpec, ipr_address: str | None = None) -> DirectoryNode:
@@ -94,7 +99,7 @@ class DirectoryNode:
         return {
             "node_id": self.node_id,
             "ed25519_identity_pubkey": b58encode(self.identity),
-            "ip_addresses": [self.ip],
+            "ip_addresses": [self.ip, *self.more_ips],
             "mix_port": self.mix_port,
             "x25519_sphinx_pubkey": b58encode(self.sphinx_key),
             "role": self.role_json(),
@@ -117,13 +122,13 @@ class DirectoryNode:
     def described(self, rotation_id: int, last_polled: str) -> dict[str, Any]:
         """`NymNodeDescription` (v2 described), enough for IPR discovery (ipr spec 2.11)."""
         sphinx = b58encode(self.sphinx_key)
-        return {
+        answer: dict[str, Any] = {
             "node_id": self.node_id,
             "contract_node_type": "nym_node",
             "description": {
                 "last_polled": last_polled,
                 "host_information": {
-                    "ip_address": [self.ip],
+                    "ip_address": [self.ip, *self.more_ips],
                     "hostname": None if self.entry is None else self.entry.hostname,
                     "keys": {
                         "ed25519": b58encode(self.identity),
@@ -173,6 +178,13 @@ class DirectoryNode:
                 "lewes_protocol": None,
             },
         }
+        description: dict[str, Any] = answer["description"]
+        for key, value in (self.described_extra or {}).items():
+            if isinstance(value, dict) and isinstance(description.get(key), dict):
+                description[key] = {**description[key], **value}
+            else:
+                description[key] = value
+        return answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +201,27 @@ def _rfc3339(moment: datetime) -> str:
 def _json_answer(status: int, value: Any) -> Answer:
     body = json.dumps(value, separators=(",", ":")).encode()
     return Answer(status, (("Content-Type", "application/json"), *CORS_HEADERS), body)
+
+
+def _gzipped(answer: Answer) -> Answer:
+    """The answer with its body gzip-compressed (mtime 0: equal bodies, equal bytes)."""
+    body = gzip.compress(answer.body, compresslevel=6, mtime=0)
+    headers = (*answer.headers, ("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding"))
+    return Answer(answer.status, headers, body)
+
+
+def accepts_gzip(header_values: Sequence[str]) -> bool:
+    """Whether Accept-Encoding values allow gzip (a `q=0` refuses it)."""
+    for value in header_values:
+        for item in value.split(","):
+            coding, _, params = item.strip().partition(";")
+            if coding.strip().lower() not in ("gzip", "x-gzip", "*"):
+                continue
+            q = params.strip().lower()
+            if q.startswith("q=") and q[2:].strip() in ("0", "0.0", "0.00", "0.000"):
+                continue
+            return True
+    return False
 
 
 def _not_found(path: str) -> Answer:
@@ -222,6 +255,7 @@ class DirectoryState:
         epoch_seconds: int = 3600,
         now: datetime | None = None,
         status_provider: Callable[[], Any] | None = None,
+        paginate: bool = True,
     ) -> None:
         ids = [n.node_id for n in nodes]
         if len(set(ids)) != len(ids):
@@ -235,6 +269,7 @@ class DirectoryState:
         self.refreshed_at = _rfc3339(moment)
         self.epoch_start = _rfc3339(moment - timedelta(minutes=5))
         self.status_provider = status_provider
+        self.paginate = paginate  # False: as mainnet's nym-api, one page with everything
         self.requests = 0
 
     def update_node(self, node_id: int, **changes: Any) -> None:
@@ -249,6 +284,10 @@ class DirectoryState:
 
     def mixnodes(self) -> list[DirectoryNode]:
         return [n for n in self.nodes if n.role is NodeRole.MIXNODE]
+
+    def all_mixnodes(self) -> list[DirectoryNode]:
+        """Every node declaring the mixnode role, standby and inactive ones too."""
+        return [n for n in self.nodes if n.supported_roles.mixnode]
 
     def entry_gateways(self) -> list[DirectoryNode]:
         return [n for n in self.nodes if n.supported_roles.entry and n.entry is not None]
@@ -292,10 +331,15 @@ class DirectoryState:
             "refreshed_at": self.refreshed_at,
         }
 
-    @staticmethod
-    def _page(items: list[Any], params: dict[str, list[str]]) -> dict[str, Any]:
+    def _page(self, items: list[Any], params: dict[str, list[str]]) -> dict[str, Any]:
         page = _int_param(params, "page", 0, 10**9)
         size = _int_param(params, "per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE) or DEFAULT_PER_PAGE
+        if not self.paginate:
+            # nym-api ignores page/per_page (skimmed/helpers.rs: `let _ = query_params.page`)
+            return {
+                "pagination": {"total": len(items), "page": 0, "size": len(items)},
+                "data": items,
+            }
         return {
             "pagination": {"total": len(items), "page": page, "size": size},
             "data": items[page * size : (page + 1) * size],
@@ -309,8 +353,9 @@ class DirectoryState:
 
     # --- the router ---------------------------------------------------------------------
 
-    def answer(self, method: str, target: str) -> Answer:
-        """The answer to one request; never raises on client input."""
+    def answer(self, method: str, target: str, *, gzip_ok: bool = False) -> Answer:
+        """The answer to one request (gzip-compressed if `gzip_ok`); never raises on client
+        input."""
         self.requests += 1
         parts = urlsplit(target)
         path = parts.path.rstrip("/") or "/"
@@ -323,6 +368,8 @@ class DirectoryState:
             answer = self._route(path, params)
         except BadQuery as exc:
             answer = _json_answer(400, {"message": str(exc)})
+        if gzip_ok and answer.body:
+            answer = _gzipped(answer)
         if method == "HEAD":
             return Answer(answer.status, answer.headers, b"")
         return answer
@@ -333,7 +380,7 @@ class DirectoryState:
             skimmed: lambda: list(self.nodes),
             skimmed + "/active": lambda: [n for n in self.nodes if n.role is not NodeRole.INACTIVE],
             skimmed + "/mixnodes/active": self.mixnodes,
-            skimmed + "/mixnodes/all": self.mixnodes,
+            skimmed + "/mixnodes/all": self.all_mixnodes,
             skimmed + "/entry-gateways": self.entry_gateways,
             skimmed + "/entry-gateways/all": self.entry_gateways,
             skimmed + "/exit-gateways": self.exit_gateways,
@@ -464,7 +511,10 @@ class DirectoryServer:
             if self.control is not None:
                 answer = await self.control(method, target, list(request.headers))
             if answer is None:
-                answer = self.state.answer(method, target)
+                encodings = [
+                    v.decode("latin-1") for k, v in request.headers if k == b"accept-encoding"
+                ]
+                answer = self.state.answer(method, target, gzip_ok=accepts_gzip(encodings))
             keep_alive = conn.our_state is h11.SEND_RESPONSE and _wants_keep_alive(request)
             data = _head_bytes(conn, answer, keep_alive)
             if answer.body:

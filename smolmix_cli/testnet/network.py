@@ -13,6 +13,9 @@ benchmarking ranges, never routed on the internet); every exit maps them to
 the loopback servers: port 80 HTTP, 443 HTTPS (also DoH at /dns-query), 8080
 ws, 8443 wss, 53 DNS (UDP and TCP), 853 DNS over TLS. Through the tunnel the
 resolver is 198.18.0.1:53.
+
+`LocalNetworkOptions.shape` says how many faulty real nodes and listed-but-absent
+decoys run beside the healthy ones (shape.py, decoys.py); the lab shape has none.
 """
 
 from __future__ import annotations
@@ -44,8 +47,9 @@ from smolmix_cli.mixnet.client.key_store import KeyStore
 from smolmix_cli.mixnet.directory.nym_api import ApiUrl, NymApiClient
 from smolmix_cli.mixnet.gateway.gateway_connection import GatewayRegistry
 from smolmix_cli.mixnet.topology.topology import NodeRole, Topology
-from smolmix_cli.testnet.ca import load_or_create_ca, server_hosts
+from smolmix_cli.testnet.ca import create_ca, load_or_create_ca, server_hosts
 from smolmix_cli.testnet.control import NetworkControl, Schedules
+from smolmix_cli.testnet.decoys import dead_ports, decoy_nodes
 from smolmix_cli.testnet.directory import (
     STATUS_PATH,
     DirectoryNode,
@@ -55,17 +59,27 @@ from smolmix_cli.testnet.directory import (
 from smolmix_cli.testnet.exit.ipr import ExitIpr, ExitIprOptions
 from smolmix_cli.testnet.exit.nat import AddressMap
 from smolmix_cli.testnet.exit.policy import ExitPolicy
-from smolmix_cli.testnet.nodes.gateway import GatewayNode
+from smolmix_cli.testnet.nodes.gateway import MAX_CLIENTS, GatewayNode
 from smolmix_cli.testnet.nodes.mixnode import MixNode
 from smolmix_cli.testnet.nodes.node_spec import NodeSpec, NodeSpecError
 from smolmix_cli.testnet.origin.dns import ZONE
 from smolmix_cli.testnet.origin.origin import DemoOrigin
+from smolmix_cli.testnet.shape import (
+    ENTRY_ID,
+    EXIT_ID,
+    LAB,
+    MAINNET,
+    MAINNET_EXITS,
+    MAINNET_MIX_NODES,
+    V10_BUILD_VERSION,
+    Fault,
+    NetworkShape,
+    PlannedNode,
+    plan,
+)
 
 NODES_FILE = "nodes.json"
-ENTRY_ID = 1
-EXIT_ID = 2  # the first exit; more exits take 3, 4, ... (at most MAX_EXITS)
-MAX_EXITS = 9
-FIRST_MIX_ID = 11
+MAX_EXITS = 150  # healthy exits; with the faulty ones and entry gateways ids stay <= 199
 DEMO_IPV4 = IPv4Address("198.18.0.1")
 DEMO_IPV6 = IPv6Address("2001:2::1")
 DEMO_PORTS = {"http": 80, "https": 443, "ws": 8080, "wss": 8443, "dns": 53, "dot": 853}
@@ -91,6 +105,20 @@ class LocalNetworkOptions:
     exit_policy: str | None = None  # torrc-style text; None = the local network's policy
     ipr_build_version: str = IPR_BUILD_VERSION
     schedules: Schedules = field(default_factory=Schedules)  # rotations, reshuffles (off)
+    shape: NetworkShape = field(default=LAB)
+
+    @classmethod
+    def mainnet(cls, state_dir: Path, **changes: Any) -> LocalNetworkOptions:
+        """The mainnet shape with its defaults (healthy exits, two mix nodes per layer)."""
+        values: dict[str, Any] = {
+            "exits": MAINNET_EXITS,
+            "mix_nodes": MAINNET_MIX_NODES,
+            "shape": MAINNET,
+        }
+        return cls(state_dir=state_dir, **{**values, **changes})
+
+    def planned(self) -> list[PlannedNode]:
+        return plan(self.shape, self.exits, self.mix_nodes)
 
     def __post_init__(self) -> None:
         if self.mean_delay_ms < 0:
@@ -101,46 +129,39 @@ class LocalNetworkOptions:
             raise ValueError("a network needs at least 3 mix nodes (one per layer)")
         if not 1 <= self.exits <= MAX_EXITS:
             raise ValueError(f"exits must be 1..{MAX_EXITS}")
-
-
-def _layer_of(index: int) -> int:
-    return index % 3 + 1
+        self.planned()  # ValueError when the shape's nodes do not fit the id scheme
 
 
 def exit_ids(exits: int) -> list[int]:
+    """The healthy exits' ids (faulty exits follow them)."""
     return [EXIT_ID + i for i in range(exits)]
 
 
-def _fresh_specs(mix_nodes: int, host: str, exits: int = 1) -> list[NodeSpec]:
-    specs = [NodeSpec.generate(ENTRY_ID, NodeRole.ENTRY_GATEWAY, host=host)]
-    specs += [NodeSpec.generate(i, NodeRole.EXIT_GATEWAY, host=host) for i in exit_ids(exits)]
-    specs += [
-        NodeSpec.generate(FIRST_MIX_ID + i, NodeRole.MIXNODE, layer=_layer_of(i), host=host)
-        for i in range(mix_nodes)
-    ]
-    return specs
+def _layout(specs: list[NodeSpec]) -> list[tuple[int, NodeRole]]:
+    """Which node has which role (mix layers may have been reshuffled since: kept)."""
+    return [(s.node_id, s.role) for s in specs]
 
 
 def load_or_create_specs(
-    state_dir: Path, mix_nodes: int, host: str, exits: int = 1
+    state_dir: Path,
+    mix_nodes: int,
+    host: str,
+    exits: int = 1,
+    shape: NetworkShape = LAB,
 ) -> list[NodeSpec]:
     """The node keys of earlier runs if they fit this shape, else new ones (saved 0600)."""
     path = state_dir / NODES_FILE
+    wanted = plan(shape, exits, mix_nodes)
     try:
         data = json.loads(path.read_text())
         specs = [NodeSpec.from_json(d) for d in data["nodes"]]
-        mixes = [s for s in specs if s.role is NodeRole.MIXNODE]
-        exit_nodes = [s.node_id for s in specs if s.role is NodeRole.EXIT_GATEWAY]
-        if (
-            len(mixes) == mix_nodes
-            and exit_nodes == exit_ids(exits)
-            and len(specs) == mix_nodes + 1 + exits
-            and specs[0].host == host
+        if _layout(specs) == [(p.node_id, p.role) for p in wanted] and all(
+            s.host == host for s in specs
         ):
             return specs
     except (OSError, ValueError, KeyError, TypeError, NodeSpecError):
         pass
-    specs = _fresh_specs(mix_nodes, host, exits)
+    specs = [NodeSpec.generate(p.node_id, p.role, layer=p.layer, host=host) for p in wanted]
     for stale in state_dir.glob("gateway-*.json"):
         stale.unlink()  # registrations at gateways whose keys are gone (they name the old key)
     write_private_json(path, {"nodes": [s.to_json(private=True) for s in specs]})
@@ -166,6 +187,10 @@ class LocalNetwork:
         self._scope: anyio.CancelScope | None = None
         self._finished: dict[int, anyio.Event] = {}
         self._gateway_tls: ssl.SSLContext | None = None
+        self._rogue_tls: ssl.SSLContext | None = None
+        self.faults: dict[int, Fault] = {
+            p.node_id: p.fault for p in options.planned() if p.fault is not None
+        }
         self._client_tls: ssl.SSLContext | None = None
         self._exit_scopes: dict[int, tuple[anyio.CancelScope, anyio.Event]] = {}
         self.control = NetworkControl(self, schedules=options.schedules, seed=options.seed)
@@ -185,11 +210,18 @@ class LocalNetwork:
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         hosts = server_hosts(opts.host) + (DEMO_NAMES if opts.demo_origin else ())
         certs = load_or_create_ca(self.state_dir, hosts)
-        specs = load_or_create_specs(self.state_dir, opts.mix_nodes, opts.host, opts.exits)
+        specs = load_or_create_specs(
+            self.state_dir, opts.mix_nodes, opts.host, opts.exits, opts.shape
+        )
         # Gateways also listen for wss with a certificate from the network's CA. They
         # announce no hostname, so clients (ours and the official one) keep ws unless told.
         self._gateway_tls = certs.server_context() if opts.tls else None
-        with anyio.CancelScope() as scope:
+        if Fault.BAD_CERT in self.faults.values():
+            # A CA no client trusts: the bad-cert gateways announce wss with it.
+            self._rogue_tls = create_ca(
+                self.state_dir / "rogue-ca", ("localhost",)
+            ).server_context()
+        with dead_ports(opts.host) as dead, anyio.CancelScope() as scope:
             self._scope = scope
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -199,13 +231,16 @@ class LocalNetwork:
                 for spec in specs:
                     if spec.is_gateway:
                         await self._start_gateway(spec)
+                listed = [self._listed(self.specs[s.node_id]) for s in specs]
+                decoys = decoy_nodes(opts.shape, random.Random(self.rng.random()), dead)
                 state = DirectoryState(
-                    [DirectoryNode.from_spec(self.specs[s.node_id]) for s in specs],
+                    listed + decoys,
                     absolute_epoch_id=specs[0].rotation_id * VALIDITY_EPOCHS,
                     rotation_id=specs[0].rotation_id,
                     validity_epochs=VALIDITY_EPOCHS,
                     epoch_seconds=opts.schedules.epoch_seconds(VALIDITY_EPOCHS),
                     status_provider=self.status,
+                    paginate=opts.shape.paginate,
                 )
                 directory = DirectoryServer(
                     state,
@@ -233,24 +268,41 @@ class LocalNetwork:
         if self._scope is not None:
             self._scope.cancel()
 
+    def _listed(self, spec: NodeSpec) -> DirectoryNode:
+        """How a real node shows in the directory, faults included."""
+        node = DirectoryNode.from_spec(spec)
+        fault = self.faults.get(spec.node_id)
+        if fault is Fault.NR_ONLY:
+            return replace(node, supported_roles=replace(node.supported_roles, exit_ipr=False))
+        if fault is Fault.UNROUTABLE:  # exit-providers-only: not an entry gateway
+            return replace(node, supported_roles=replace(node.supported_roles, entry=False))
+        return node
+
     def _network_json(self, ca_pem: str) -> dict[str, Any]:
         assert self.directory is not None
         base = self.directory.base_url
         root = base[: -len("api/")]
+        pinned = self.options.shape.pinned
         return network_file_json(
             directory_url=base,
             ca_pem=ca_pem,
             mean_delay_ms=self.options.mean_delay_ms,
-            entry_gateway=self._gateway_info(ENTRY_ID),
-            exit_gateway=self._gateway_info(EXIT_ID),
+            entry_gateway=self._gateway_info(ENTRY_ID) if pinned else None,
+            exit_gateway=self._gateway_info(EXIT_ID) if pinned else None,
             status_url=root + STATUS_PATH.lstrip("/"),
-            exits=[self._exit_info(i) for i in exit_ids(self.options.exits) if i in self.exits],
+            exits=[self._exit_info(i) for i in exit_ids(self.options.exits) if i in self.exits]
+            if pinned
+            else [],
             dns_resolver=f"{DEMO_IPV4}:53" if self.origin is not None else None,
             demo=self._demo_info(),
             extra={
                 "pid": os.getpid(),
                 "loss": self.options.loss,
-                "nodes": [self.specs[i].to_json() for i in sorted(self.specs)],
+                "shape": self.options.shape.describe(),
+                "nodes": [
+                    {**self.specs[i].to_json(), "fault": self._fault_name(i)}
+                    for i in sorted(self.specs)
+                ],
                 "control": self.control.network_file_entry(root),
             },
         )
@@ -319,8 +371,9 @@ class LocalNetwork:
 
     async def _start_exits(self) -> None:
         topology = await self.fetch_topology()
-        for node_id in exit_ids(self.options.exits):
-            await self.start_exit(node_id, topology)
+        for node_id, spec in sorted(self.specs.items()):
+            if spec.role is NodeRole.EXIT_GATEWAY and self.faults.get(node_id) is not Fault.NR_ONLY:
+                await self.start_exit(node_id, topology)  # a network-requester-only exit: no IPR
 
     async def fetch_topology(self) -> Topology:
         """The directory's current topology, as a client reads it."""
@@ -333,21 +386,36 @@ class LocalNetwork:
     async def start_exit(self, node_id: int, topology: Topology | None = None) -> None:
         """Run the exit IPR behind gateway `node_id`; its key store keeps its address."""
         assert self._tg is not None and self.directory_state is not None
+        fault = self.faults.get(node_id)
+        source = self.fetch_topology
+        if fault is Fault.UNROUTABLE:
+            # an exit-providers-only gateway is not in entry-gateways: its own IPR still
+            # knows it (nym-node's IPR runs inside the node)
+            spec = self.specs[node_id]
+
+            async def source() -> Topology:
+                return _with_node(await self.fetch_topology(), spec)
+
         exit_ipr = ExitIpr(
-            topology if topology is not None else await self.fetch_topology(),
+            await source() if topology is None or fault is Fault.UNROUTABLE else topology,
             self.specs[node_id].identity.public_bytes,
             key_store=KeyStore.open(self.state_dir / f"exit-ipr-{node_id}"),
             ssl_context=self._client_tls,
-            options=ExitIprOptions(policy=self._exit_policy(), address_map=self.address_map()),
+            options=ExitIprOptions(
+                policy=self._exit_policy(),
+                address_map=self.address_map(),
+                silent=fault is Fault.SILENT,
+                v9_only=fault is Fault.V9_ONLY,
+                connect_delay=self.options.shape.slow_delay_s if fault is Fault.SLOW else 0.0,
+            ),
             rng=random.Random(self.rng.random()) if self.options.seed is not None else None,
-            topology_source=self.fetch_topology,
+            topology_source=source,
         )
         address = await self._tg.start(self._run_exit, node_id, exit_ipr)
         self.exits[node_id] = exit_ipr
         if node_id not in self.control.unlisted:
-            self.directory_state.update_node(
-                node_id, ipr_address=str(address), build_version=self.options.ipr_build_version
-            )
+            build = V10_BUILD_VERSION if fault is Fault.V9_ONLY else self.options.ipr_build_version
+            self.directory_state.update_node(node_id, ipr_address=str(address), build_version=build)
 
     async def _run_exit(
         self,
@@ -398,13 +466,21 @@ class LocalNetwork:
         await self._start_node(node)
 
     async def _start_gateway(self, spec: NodeSpec, registry: GatewayRegistry | None = None) -> None:
+        fault = self.faults.get(spec.node_id)
+        tls = self._gateway_tls
+        if fault is Fault.BAD_CERT:
+            # announced as wss://localhost with a certificate from a CA nobody trusts
+            spec, tls = replace(spec, hostname="localhost"), self._rogue_tls
         node = GatewayNode(
             spec,
             registry=registry,
-            ssl_context=self._gateway_tls,
+            ssl_context=tls,
             state_path=self._gateway_state(spec.node_id),
             loss=0.0,
             rng=random.Random(self.rng.random()),
+            enforce_zk_nyms=fault is Fault.ZK_NYM,
+            close_after_hello=fault is Fault.CLOSE_AFTER_HELLO,
+            max_clients=0 if fault is Fault.FULL else MAX_CLIENTS,
         )
         self.gateways[spec.node_id] = node
         await self._start_node(node)
@@ -458,6 +534,7 @@ class LocalNetwork:
                 {
                     "node_id": node_id,
                     "role": spec.to_json()["role"],
+                    "fault": self._fault_name(node_id),
                     **self.control.node_status(node_id),
                     "layer": spec.layer,
                     "host": spec.host,
@@ -475,6 +552,7 @@ class LocalNetwork:
             "uptime_s": round(time.time() - self.started_at, 3) if self.started_at else 0.0,
             "mean_delay_ms": self.options.mean_delay_ms,
             "loss": self.options.loss,
+            "shape": self.options.shape.describe(),
             **self.control.status(),
             "directory": {
                 "url": self.directory.base_url if self.directory else None,
@@ -482,3 +560,12 @@ class LocalNetwork:
             },
             "nodes": nodes,
         }
+
+    def _fault_name(self, node_id: int) -> str | None:
+        fault = self.faults.get(node_id)
+        return None if fault is None else str(fault)
+
+
+def _with_node(topology: Topology, spec: NodeSpec) -> Topology:
+    """`topology` plus one node the directory's client lists leave out."""
+    return replace(topology, nodes={**topology.nodes, spec.node_id: spec.to_topology_node()})

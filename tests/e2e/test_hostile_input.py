@@ -67,7 +67,12 @@ def test_every_port_rejects_hostile_input_and_keeps_serving(tmp_path: Path) -> N
     async def scenario(local: LocalNetwork, network: object) -> None:
         specs = local.specs
         exit_spec = specs[2]
-        route = [specs[11].route_hop, specs[12].route_hop, specs[13].route_hop, exit_spec.route_hop]
+        route = [
+            specs[201].route_hop,
+            specs[202].route_hop,
+            specs[203].route_hop,
+            exit_spec.route_hop,
+        ]
         nodes = {**local.mixnodes, **local.gateways}
 
         # 1. mix ports (3 mix nodes + both gateways): garbage, truncated frame, wrong keys
@@ -94,16 +99,16 @@ def test_every_port_rejects_hostile_input_and_keeps_serving(tmp_path: Path) -> N
         assert net is not None
         api = NymApiClient(net.api_urls, ssl_context=net.ssl_context(), timeout=5)
         topology = await api.topology()
-        l1, exit_gw = local.mixnodes[11], local.gateways[2]
+        l1, exit_gw = local.mixnodes[201], local.gateways[2]
         finals = exit_gw.counters["final_hop"]
         packet = _valid_packet(topology, exit_spec.identity.public_bytes)
-        await send_raw(specs[11].mix_port, packet)
+        await send_raw(specs[201].mix_port, packet)
         # the packet and then its SURB-ACK (addressed to the same gateway) reach the final hop
         await _eventually(lambda: exit_gw.counters["final_hop"] >= finals + 2)
         await anyio.sleep(0.2)
         after_first = exit_gw.counters["final_hop"]
         assert after_first == finals + 2
-        await send_raw(specs[11].mix_port, packet)
+        await send_raw(specs[201].mix_port, packet)
         await _eventually(lambda: l1.counters["dropped_replay"] >= 1)
         await anyio.sleep(0.2)
         assert exit_gw.counters["final_hop"] == after_first
@@ -158,7 +163,9 @@ def test_every_port_rejects_hostile_input_and_keeps_serving(tmp_path: Path) -> N
                 assert live.failure is None
             assert client.shared_key is not None
         finals = exit_gw.counters["final_hop"]
-        await send_raw(specs[11].mix_port, _valid_packet(topology, exit_spec.identity.public_bytes))
+        await send_raw(
+            specs[201].mix_port, _valid_packet(topology, exit_spec.identity.public_bytes)
+        )
         await _eventually(lambda: exit_gw.counters["final_hop"] >= finals + 2)
 
     anyio.run(main)

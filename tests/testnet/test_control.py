@@ -88,18 +88,18 @@ async def test_every_action_over_the_token_guarded_endpoints(tmp_path: Path) -> 
             assert refused.value.code is ExitCode.FAILURE
             assert local.directory_state is not None and local.directory_state.rotation_id == 1
             # each node action, answered with the node's state
-            assert await control(network, "nodes/11/stop") == {
-                "node_id": 11,
+            assert await control(network, "nodes/201/stop") == {
+                "node_id": 201,
                 "state": "stopped",
                 "listed": True,
                 "standby": False,
             }
             with pytest.raises(CliError, match="is stopped"):
-                await control(network, "nodes/11/kill")
-            assert (await control(network, "nodes/11/start"))["state"] == "running"
-            assert (await control(network, "nodes/12/kill"))["state"] == "killed"
-            assert (await control(network, "nodes/12/restart"))["state"] == "running"
-            assert (await control(network, "nodes/12/restart", kill=1, down=0.1))["state"] == (
+                await control(network, "nodes/201/kill")
+            assert (await control(network, "nodes/201/start"))["state"] == "running"
+            assert (await control(network, "nodes/202/kill"))["state"] == "killed"
+            assert (await control(network, "nodes/202/restart"))["state"] == "running"
+            assert (await control(network, "nodes/202/restart", kill=1, down=0.1))["state"] == (
                 "running"
             )
             assert (await control(network, "nodes/1/unlist"))["listed"] is False
@@ -127,16 +127,16 @@ async def test_a_killed_mix_node_carries_traffic_once_started_again(tmp_path: Pa
         ):
             client = mixnet.client
             await _echo(client, b"before")
-            old = local.mixnodes[11]
-            port = local.specs[11].mix_port
-            await local.control.kill(11)
-            assert old.killed and local.control.state(11).value == "killed"
+            old = local.mixnodes[201]
+            port = local.specs[201].mix_port
+            await local.control.kill(201)
+            assert old.killed and local.control.state(201).value == "killed"
             with pytest.raises(OSError):
                 await anyio.connect_tcp("127.0.0.1", port)
-            await local.control.start(11)
-            assert local.mixnodes[11] is not old and local.specs[11].mix_port == port
-            await _echo(client, b"after the kill")  # every route crosses node 11
-            assert local.mixnodes[11].counters["forwarded"] > 0
+            await local.control.start(201)
+            assert local.mixnodes[201] is not old and local.specs[201].mix_port == port
+            await _echo(client, b"after the kill")  # every route crosses node 201
+            assert local.mixnodes[201].counters["forwarded"] > 0
 
 
 async def test_a_restarted_gateway_keeps_its_clients_registration(tmp_path: Path) -> None:
@@ -280,14 +280,14 @@ def test_the_cli_drives_a_running_network(tmp_path: Path) -> None:
     options = ("--mix-delay-ms", "0", "--rotate-every", "3600")
     with foreground_testnet(state_dir, *options, env=env) as (proc, network_file):
         assert network_file.exists(), proc.stderr.read() if proc.stderr else ""
-        done = run_cli(["testnet", "node", "kill", "12", *where], env, timeout=30)
-        assert (done.returncode, done.stdout) == (0, "node 12: killed, listed\n"), done.stderr
+        done = run_cli(["testnet", "node", "kill", "202", *where], env, timeout=30)
+        assert (done.returncode, done.stdout) == (0, "node 202: killed, listed\n"), done.stderr
         done = run_cli(["testnet", "status", *where, "--json"], env, timeout=30)
         report = json.loads(done.stdout)
         assert done.returncode == 0, done.stderr  # a node killed on purpose is no failure
-        assert {n["node_id"]: n["state"] for n in report["nodes"]}[12] == "killed"
+        assert {n["node_id"]: n["state"] for n in report["nodes"]}[202] == "killed"
         assert (report["rotation_id"], report["epoch_id"]) == (1, 10)
-        done = run_cli(["testnet", "node", "restart", "12", *where, "--json"], env, timeout=30)
+        done = run_cli(["testnet", "node", "restart", "202", *where, "--json"], env, timeout=30)
         assert json.loads(done.stdout)["state"] == "running", done.stderr
         done = run_cli(["testnet", "rotate", *where], env, timeout=30)
         assert (done.returncode, done.stdout) == (0, "epoch 20, key rotation 2\n"), done.stderr
@@ -303,7 +303,7 @@ def test_the_cli_drives_a_running_network(tmp_path: Path) -> None:
         assert done.returncode == 1 and done.stderr.startswith("smolmix: refused:"), done.stderr
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
-    done = run_cli(["testnet", "node", "start", "11", *where], env, timeout=30)
+    done = run_cli(["testnet", "node", "start", "201", *where], env, timeout=30)
     assert done.returncode == 112 and "no local test network is running" in done.stderr
 
 
@@ -350,9 +350,9 @@ async def test_a_tunnel_carries_fetches_through_the_chaos(tmp_path: Path) -> Non
                 await fetch()
                 await local.control.restart(1, kill=True)  # the entry gateway
                 await fetch()
-                await local.control.kill(13)  # a mix node on every route (one per layer)
-                await local.control.start(13)
+                await local.control.kill(203)  # a mix node on every route (one per layer)
+                await local.control.start(203)
                 await fetch()
                 assert local.gateways[1].counters["clients_authenticated"] >= 1  # it came back
-                assert local.mixnodes[13].counters["forwarded"] > 0
+                assert local.mixnodes[203].counters["forwarded"] > 0
             assert failures <= 3

@@ -131,14 +131,14 @@ def test_silent_server_times_out_within_the_timeout() -> None:
 
 def test_http_errors_and_bad_bodies_are_typed() -> None:
     class Broken(DirectoryState):
-        def answer(self, method: str, target: str) -> Any:
+        def answer(self, method: str, target: str, *, gzip_ok: bool = False) -> Any:
             from smolmix_cli.testnet.directory import Answer
 
             if "rewarded-set" in target:
                 return Answer(200, (), b"{not json")
             if "key-rotation" in target:
                 return Answer(200, (), b'{"progress": {}}')
-            return super().answer(method, target)
+            return super().answer(method, target, gzip_ok=gzip_ok)
 
     state = Broken(probe_like_state().nodes)
 

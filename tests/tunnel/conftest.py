@@ -12,7 +12,8 @@ import anyio
 from smolmix_cli.bootstrap import fetch_topology
 from smolmix_cli.config import Network
 from smolmix_cli.ipr.router_logic import RouterConfig
-from smolmix_cli.testnet.network import EXIT_ID, LocalNetwork, LocalNetworkOptions
+from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
+from smolmix_cli.testnet.shape import EXIT_ID
 from smolmix_cli.tunnel.options import TunnelOptions, for_local_network
 from tests.tunnel.exit_fixture import LocalExit
 

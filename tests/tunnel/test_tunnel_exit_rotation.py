@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from smolmix_cli.bootstrap import directory_client, fetch_topology
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.topology.topology import SupportedRoles
-from smolmix_cli.testnet.network import ENTRY_ID, LocalNetwork, LocalNetworkOptions, exit_ids
+from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions, exit_ids
+from smolmix_cli.testnet.shape import ENTRY_ID
 from smolmix_cli.tunnel.errors import TunnelUnavailable
 from smolmix_cli.tunnel.exits import SKIP_UNROUTABLE, discover_exits, exit_order
 from smolmix_cli.tunnel.options import for_local_network

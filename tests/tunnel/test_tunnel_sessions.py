@@ -13,7 +13,7 @@ from smolmix_cli.ipr.router_logic import RouterConfig
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.keys import decode_key_base58
 from smolmix_cli.mixnet.topology.topology import SupportedRoles
-from smolmix_cli.testnet.network import ENTRY_ID
+from smolmix_cli.testnet.shape import ENTRY_ID
 from smolmix_cli.tunnel.errors import IprHandshakeFailed, TunnelTimeout
 from smolmix_cli.tunnel.exits import EXIT_FILE
 from smolmix_cli.tunnel.tunnel import Tunnel, TunnelState

@@ -19,6 +19,11 @@ Two things the router does not see by itself, and this shell supplies:
   connect fails within one round trip.
 - when a client is gone. The router forgets or replaces a client's addresses
   silently; the shell notices and has the NAT end that client's flows.
+Faults for the mainnet-shaped network (`ExitIprOptions`): `silent` takes every
+message and answers none, `v9_only` drops v10 requests as an exit whose
+directory entry shows a v10 build but whose process speaks v9 (the client
+retries as v9 after its v10 budget), `connect_delay` answers a new client only
+after that many seconds (messages of senders not yet connected wait).
 Replies are not retransmitted by the mixnet client (a resent fragment would
 spend a SURB the router did not count; upstream sends data replies that way
 too); lost control replies are resent by the shell.
@@ -41,7 +46,7 @@ from anyio.abc import TaskStatus
 from smolmix_cli.ipr.bundle import BundleDecoder
 from smolmix_cli.ipr.errors import IprError
 from smolmix_cli.ipr.lp_frame import LpFrame, is_stream_frame
-from smolmix_cli.ipr.messages import DataRequest, IpPacketRequest
+from smolmix_cli.ipr.messages import V10, DataRequest, IpPacketRequest
 from smolmix_cli.ipr.router_logic import (
     TUN_IPV4,
     TUN_IPV6,
@@ -104,6 +109,18 @@ class ExitIprOptions:
     client: ClientConfig = field(
         default_factory=lambda: ClientConfig.fast(keepalive_interval=None, max_retransmissions=0)
     )
+    silent: bool = False
+    v9_only: bool = False
+    connect_delay: float = 0.0
+
+
+def request_version(payload: bytes) -> int | None:
+    """The IPR version byte of a request (inside its LP frame, if any); None if empty."""
+    try:
+        content = LpFrame.decode(payload).content if is_stream_frame(payload) else payload
+    except IprError:
+        return None
+    return content[0] if content else None
 
 
 class ExitIpr:
@@ -195,13 +212,36 @@ class ExitIpr:
             if tag is None:
                 self.router.on_message(None, message.data, 0, now)
                 continue
-            self._tags.add(tag)
-            try:
-                self._handle(client, tag, message.data, now)
-            except Exception:  # a bug here must not take the whole local network down
-                log.exception("exit IPR failed on a message")
-                self.counters["internal error"] += 1
-            await self._transmit(client)
+            if self._faulty_drop(message.data):
+                continue
+            if self.options.connect_delay > 0 and self.router.client_addresses(tag) is None:
+                if self._tg is not None:
+                    self._tg.start_soon(self._late, client, tag, message.data)
+                continue
+            await self._handle_now(client, tag, message.data, now)
+
+    def _faulty_drop(self, payload: bytes) -> bool:
+        if self.options.silent:
+            self.counters["dropped (silent)"] += 1
+            return True
+        if self.options.v9_only and (request_version(payload) or 0) >= V10:
+            self.counters["dropped (v10 request, speaks v9)"] += 1
+            return True
+        return False
+
+    async def _late(self, client: MixnetClient, tag: bytes, data: bytes) -> None:
+        self.counters["delayed (slow)"] += 1
+        await anyio.sleep(self.options.connect_delay)
+        await self._handle_now(client, tag, data, anyio.current_time())
+
+    async def _handle_now(self, client: MixnetClient, tag: bytes, data: bytes, now: float) -> None:
+        self._tags.add(tag)
+        try:
+            self._handle(client, tag, data, now)
+        except Exception:  # a bug here must not take the whole local network down
+            log.exception("exit IPR failed on a message")
+            self.counters["internal error"] += 1
+        await self._transmit(client)
 
     def _handle(self, client: MixnetClient, tag: bytes, data: bytes, now: float) -> None:
         fresh = max(0, client.reply_surbs_available(tag) - self.router.surbs_available(tag))

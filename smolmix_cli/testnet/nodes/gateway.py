@@ -33,6 +33,7 @@ from smolmix_cli.mixnet.gateway.gateway_connection import (
     GatewayConnection,
     GatewayRegistry,
 )
+from smolmix_cli.mixnet.gateway.messages import SupportedProtocolRequest, parse_client_message
 from smolmix_cli.mixnet.packet.framing import Frame
 from smolmix_cli.mixnet.packet.mix_packet import MixPacket
 from smolmix_cli.mixnet.packet.size import FrameVersion, PacketSize, SphinxKeyRotation
@@ -103,7 +104,10 @@ class _Client:
 class GatewayNode(PacketNode):
     """Entry/exit gateway: `GatewayNode(spec, *, ssl_context=None, ...)`; `tg.start(node.serve)`.
 
-    `enforce_zk_nyms=True` makes it refuse free bandwidth as such a nym-node does.
+    `enforce_zk_nyms=True` makes it refuse free bandwidth as such a nym-node does;
+    `close_after_hello=True` makes it close every connection right after answering
+    `supportedProtocol` (a gateway that breaks mid-handshake, for failover tests);
+    `max_clients=0` makes it full (nym-node drops connections over its limit).
     """
 
     accept_final = True
@@ -123,6 +127,7 @@ class GatewayNode(PacketNode):
         max_clients: int = MAX_CLIENTS,
         ping_interval_s: float | None = PING_INTERVAL_S,
         wall_clock: Callable[[], float] = time.time,
+        close_after_hello: bool = False,
         **packet_options: Unpack[PacketOptions],
     ) -> None:
         if not spec.is_gateway:
@@ -149,6 +154,7 @@ class GatewayNode(PacketNode):
         self._wall_clock = wall_clock
         self.max_clients = max_clients
         self.ping_interval_s = ping_interval_s
+        self.close_after_hello = close_after_hello
         self._ws_active = 0
 
     # -- lifecycle
@@ -283,6 +289,9 @@ class GatewayNode(PacketNode):
                 events = connection.receive_binary(message, now=now)
             if not self._apply(client, events):
                 return
+            if self.close_after_hello and _is_hello(message):
+                self.counters["ws_closed_after_hello"] += 1
+                return  # the writer flushes the answer, then the connection ends
             await anyio.lowlevel.checkpoint()
 
     async def _handshake_deadline(self, client: _Client) -> None:
@@ -410,3 +419,13 @@ class GatewayNode(PacketNode):
             client.abort()  # its queue is full or it is closing: keep the message
         self.store.put(decision.destination, decision.message, anyio.current_time())
         self.counters["stored"] += 1
+
+
+def _is_hello(message: str | bytes) -> bool:
+    """A client's `supportedProtocol` request (the first message of every handshake)."""
+    if not isinstance(message, str):
+        return False
+    try:
+        return isinstance(parse_client_message(message), SupportedProtocolRequest)
+    except MixnetError:
+        return False
