@@ -1,6 +1,6 @@
 """Cold-boot times of `smolmix fetch` on one local network shape: the distribution users feel.
 
-Starts `smolmix testnet up --shape SHAPE --mix-delay-ms 0` in a private state
+Starts `smolmix testnet up --shape SHAPE --mix-delay-ms D` (default 0) in a private state
 dir, then runs `--runs` consecutive cold fetches of the demo page: each one a
 new process with no session and ephemeral keys (the CLI keeps none), so it reads
 the directory, chooses and registers with an entry gateway and finds an exit
@@ -37,9 +37,9 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def start_network(
-    base: Path, env: dict[str, str], shape: str, extra: list[str]
+    base: Path, env: dict[str, str], shape: str, delay_ms: float, extra: list[str]
 ) -> subprocess.Popen[bytes]:
-    words = ["testnet", "up", "--dir", str(base / "net"), "--mix-delay-ms", "0"]
+    words = ["testnet", "up", "--dir", str(base / "net"), "--mix-delay-ms", str(delay_ms)]
     if shape != "lab":
         words += ["--shape", shape]
     network = subprocess.Popen(
@@ -62,6 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", default="lab")
     parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--mix-delay-ms", type=float, default=0.0)
     parser.add_argument("--url", default="http://demo.smolmix.test/")
     parser.add_argument("--up-arg", action="append", default=[], help="passed to testnet up")
     args = parser.parse_args()
@@ -70,7 +71,7 @@ def main() -> None:
     env["SMOLMIX_RUNTIME_DIR"] = str(base / "run")
     for name in ("SMOLMIX_NETWORK", "SMOLMIX_SESSION"):
         env.pop(name, None)
-    network = start_network(base, env, args.shape, args.up_arg)
+    network = start_network(base, env, args.shape, args.mix_delay_ms, args.up_arg)
     network_file = base / "net" / "network.json"
     boots: list[float] = []
     cpus: list[float] = []
@@ -98,6 +99,7 @@ def main() -> None:
             cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
             row: dict[str, object] = {
                 "shape": args.shape,
+                "mix_delay_ms": args.mix_delay_ms,
                 "run": number,
                 "exit_code": code,
                 "wall_s": round(wall, 3),
@@ -122,6 +124,7 @@ def main() -> None:
         network.wait(timeout=30)
     summary: dict[str, object] = {
         "shape": args.shape,
+        "mix_delay_ms": args.mix_delay_ms,
         "summary": True,
         "runs": args.runs,
         "succeeded": args.runs - failures,
