@@ -32,7 +32,8 @@ from smolmix_cli.mixnet.topology.topology import EntryDetails, NodeRole, Support
 from smolmix_cli.testnet.directory import DirectoryNode
 from smolmix_cli.testnet.shape import FIRST_DECOY_ID, Fault, NetworkShape
 
-MLKEM512_KEY = 800
+LP_KEMS = ("mlkem768", "mceliece")  # the official client 0.2.1 rejects "xwing" and "x25519"
+LP_HASHES = ("blake3", "shake128", "shake256", "sha256")
 DEAD_PORTS = 4  # shared by all dead decoys (mix and ws ports)
 COUNTRIES = ("DE", "NL", "US", "FR", "FI", "CH", "SG", "CA", "GB", "PL", "RO", "JP")
 # (kind, weight): the filtered decoys, roughly mainnet's proportions of unusable nodes
@@ -121,13 +122,22 @@ def _described_extra(
             "cargo_profile": "release",
             "cargo_triple": "x86_64-unknown-linux-gnu",
         },
+        # Signed, as the official client (0.2.1) requires: without `content` it rejects the
+        # whole described page ("missing field `content`"). Upstream: nym-api-requests
+        # LewesProtocolDetailsV1 {content, signature}; kem_keys are hex digests per KEM and
+        # hash function (nym-api-requests models/described: LPKEM, LPHashFunction; 0.2.1
+        # knows the KEMs mlkem768 and mceliece only), and they make up much of an entry's size.
         "lewes_protocol": {
-            "enabled": provider,
-            "control_port": 41264,
-            "data_port": 51264,
-            "x25519": b58encode(_x25519(rng).public_bytes),
-            # an ML-KEM-512 encapsulation key (800 bytes) is most of an entry's 2-3 KB
-            "kem_keys": {"mlkem512": b58encode(rng.randbytes(MLKEM512_KEY))},
+            "content": {
+                "enabled": provider,
+                "control_port": 41264,
+                "data_port": 51264,
+                "x25519": b58encode(_x25519(rng).public_bytes),
+                "kem_keys": {
+                    kem: {h: rng.randbytes(32).hex() for h in LP_HASHES} for kem in LP_KEMS
+                },
+            },
+            "signature": b58encode(rng.randbytes(64)),
         },
     }
     if provider:

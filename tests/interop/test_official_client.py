@@ -156,3 +156,48 @@ async def test_official_client_discovers_the_ipr_and_uses_v10_with_cover_traffic
     assert stages["dns"]["ok"] and stages["fetch_page"]["ok"], stages
     assert stages["fetch_page"]["status"] == 200
     assert exit_stats["nat_tcp connected"] >= 1
+
+
+async def test_official_client_on_the_mainnet_shape_with_auto_discovery(tmp_path: Path) -> None:
+    """The reference for what a real client tolerates: the mainnet shape's directory (hundreds
+    of listed nodes, decoys with 2-3 KB `described` entries, faulty real nodes, nothing
+    pinned). The official client discovers its exit itself; its entry gateway is a healthy
+    real one, because 0.2.1 makes one gateway choice with no failover and, among the shape's
+    entry-capable gateways, often draws one whose first address is IPv6 and cannot use it
+    ("ws://2001:db8:...:PORT is malformed": it writes IPv6 without brackets; smolmix's client
+    brackets it, tests/testnet/test_shape_faults.py). It draws one exit, also without
+    failover: a live one must carry the page, a dead one may only end in the connect timeout.
+    """
+    log = tmp_path / "console.log"
+    with anyio.fail_after(150):
+        async with interop_network(tmp_path / "net", mainnet_shape=True, seed=4) as net:
+            faults = {
+                n["node_id"]: (n["role"], n.get("fault")) for n in net.local.status()["nodes"]
+            }
+            healthy_entry = next(
+                i for i, (role, fault) in faults.items() if (role, fault) == ("entry", None)
+            )
+            gateway = net.local.specs[healthy_entry].identity.public_base58()
+            cfg = net.driver_config(log, ipr=None, gateway=gateway, stages=["fetch_page"])
+            lines = await run_driver(cfg, tmp_path / "driver.json", timeout=130)
+            stages = _by_stage(lines, log)
+            live = {
+                str(exit_ipr.address)
+                for node_id, exit_ipr in net.local.exits.items()
+                if faults[node_id][1] in (None, "slow")
+            }
+    console = log.read_text()
+    # the whole described page was accepted (one odd entry fails it: "describe nodes failed")
+    assert "describe nodes failed" not in console + str(stages["ready"]), stages["ready"]
+    chosen = [
+        line.rsplit(": ", 1)[1].strip()
+        for line in console.splitlines()
+        if "auto-discovered IPR" in line
+    ]
+    assert chosen, console[-2000:]
+    if chosen[0] in live:
+        assert stages["ready"]["ok"] and stages["fetch_page"]["ok"], stages
+        assert stages["fetch_page"]["status"] == 200
+    else:
+        assert not stages["ready"]["ok"], stages  # a dead, silent or v9-only exit drawn
+        print(f"the official client drew exit {chosen[0]}, which the shape made faulty")
