@@ -148,13 +148,14 @@ class WsSession:
             await self._conn.keepalive(interval, timeout)
 
     async def close(
-        self, code: int = CLOSE_NORMAL, reason: str = "", *, timeout: float = 5.0
+        self, code: int = CLOSE_NORMAL, reason: str = "", *, timeout: float = 5.0, idle: bool = True
     ) -> None:
-        """Close, reading on until the server answers: `timeout` is how long it may stay
-        silent, so a reply still arriving is printed, as websocat does, not cut off."""
+        """Close, reading on until the server answers: with `idle`, `timeout` is how long it
+        may stay silent, so a reply still arriving is printed, as websocat does, not cut off;
+        without, it bounds the whole wait (ws -E leaves soon after stdin ends)."""
         if not (code == 1000 or 3000 <= code <= 4999):
             raise UsageError(f"close code {code} may not be sent (use 1000 or 3000-4999)")
-        await self._conn.aclose(code, reason, timeout=timeout, idle=True)
+        await self._conn.aclose(code, reason, timeout=timeout, idle=idle)
 
 
 async def connect(connector: Connector, url: str, options: WsOptions | None = None) -> WsSession:

@@ -1,26 +1,28 @@
-"""`smolmix ws URL`: websocat over the mixnet.
+"""`smolmix ws URL`: websocat over the mixnet, byte for byte where scripts look.
 
-Line mode: each stdin line is one message, each received message is printed
-on its own line; Ctrl-D (end of stdin) closes with 1000 unless -n. Binary mode
-(-b) is websocat's: each read of stdin goes out as one binary message as it is
-(no splitting at newlines) and messages received are written back to back, so
-a file sent to an echo server comes back byte for byte. `-1` sends all of
-stdin as one message, prints one reply and closes. Every wait is bounded:
-the close handshake by --close-timeout of silence (after stdin ends, replies
-still arriving are read and printed, as websocat does), a silent peer by the
-ping keepalive (--ping-interval/--ping-timeout, sized for mixnet round trips).
+stdin and stdout follow websocat 1.13 (the rules, with their sources, are in
+apps/ws_stdio.py): in line mode each stdin line is one text message sent with
+its newline, and each message received is printed on one line; -0 uses NUL
+instead of newline; -b sends each read of stdin as one binary message and
+writes messages back to back, so a file sent to an echo server comes back
+byte for byte; --base64 prints binary messages as base64 lines; -1 sends the
+first message only and prints at most one; --jsonl is JSON message events both
+ways. End of stdin closes with 1000 unless -n; -E leaves at end of stdin
+without waiting for replies. Every wait is bounded: the close handshake by
+--close-timeout of silence (after stdin ends, replies still arriving are read
+and printed, as websocat does), a silent peer by the ping keepalive
+(--ping-interval/--ping-timeout, sized for mixnet round trips).
 Exit 0 after a normal close (1000/1001), 12 for any other close code, curl's
 numbers for transport failures (7, 28, 35, 60), 22 when the upgrade is refused.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import os
 import stat
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -28,6 +30,7 @@ import anyio
 import click
 
 from smolmix_cli.apps import ws as ws_app
+from smolmix_cli.apps import ws_stdio
 from smolmix_cli.apps.errors import OperationTimeout, UsageError, WsClosed
 from smolmix_cli.apps.http_headers import HeaderEdit, parse_header_arg
 from smolmix_cli.cli.env import CliEnv, cli_env
@@ -42,9 +45,10 @@ READ_SIZE = 65536
 @dataclass
 class WsArgs:
     url: str
-    binary: bool = False
+    mode: ws_stdio.StdioMode = field(default_factory=ws_stdio.StdioMode)
     one_message: bool = False
     no_close: bool = False
+    exit_on_eof: bool = False
     headers: list[HeaderEdit] = field(default_factory=list)
     protocols: list[str] = field(default_factory=list)
     origin: str | None = None
@@ -52,34 +56,28 @@ class WsArgs:
     ping_timeout: float = ws_app.DEFAULT_PING_TIMEOUT
     connect_timeout: float = ws_app.DEFAULT_CONNECT_TIMEOUT
     close_timeout: float = 10.0
-    jsonl: bool = False
     insecure: bool = False
     cacert: str | None = None
 
 
-class Printer:
-    """Messages to stdout (raw lines, raw bytes with -b, or JSON events with --jsonl)."""
+EOF_CLOSE_TIMEOUT = 1.0
+"""-E: how long the close reply may take once stdin ended (websocat does not wait at all)."""
 
-    def __init__(self, out: IO[bytes], jsonl: bool, binary: bool = False) -> None:
-        self.jsonl = jsonl
+
+class Printer:
+    """Messages to stdout as websocat writes them (apps.ws_stdio), or JSON events with --jsonl."""
+
+    def __init__(self, out: IO[bytes], mode: ws_stdio.StdioMode) -> None:
+        self.mode = mode
         self.out = out
-        self.separator = b"" if binary else b"\n"
 
     def event(self, record: dict[str, Any]) -> None:
-        if self.jsonl:
-            self.out.write(json.dumps(record).encode() + b"\n")
+        if self.mode.jsonl:
+            self.out.write(ws_stdio.render_event(record))
             self.out.flush()
 
     def message(self, message: str | bytes) -> None:
-        if self.jsonl:
-            if isinstance(message, str):
-                self.event({"event": "message", "type": "text", "data": message})
-            else:
-                data = base64.b64encode(message).decode()
-                self.event({"event": "message", "type": "binary", "data_base64": data})
-            return
-        raw = message.encode() if isinstance(message, str) else message
-        self.out.write(raw + self.separator)
+        self.out.write(ws_stdio.render(message, self.mode))
         self.out.flush()
 
 
@@ -110,21 +108,21 @@ class StdinReader:
             await anyio.wait_readable(self.fd)
         return os.read(self.fd, READ_SIZE)
 
-    async def read_all(self) -> bytes:
-        chunks = []
-        while chunk := await self.read():
-            chunks.append(chunk)
-        return b"".join(chunks)
 
-
-def _payload(line: bytes, binary: bool) -> str | bytes:
-    return line if binary else line.decode("utf-8", "replace")
+async def _messages(stdin: StdinReader, mode: ws_stdio.StdioMode) -> AsyncIterator[str | bytes]:
+    """stdin as websocat cuts it into messages, the tail sent at EOF."""
+    splitter = ws_stdio.MessageSplitter(mode)
+    while chunk := await stdin.read():
+        for message in splitter.feed(chunk):
+            yield message
+    for message in splitter.finish():
+        yield message
 
 
 async def run_ws(env: CliEnv, args: WsArgs, globals_: GlobalOptions) -> int:
     from smolmix_cli.session import open_tunnel
 
-    printer = Printer(env.stdout, args.jsonl, args.binary)
+    printer = Printer(env.stdout, args.mode)
     async with open_tunnel(globals_) as session:
         stdin = StdinReader(env)
         cafile = None if args.insecure else session.cafile(args.cacert)
@@ -139,12 +137,18 @@ async def run_ws(env: CliEnv, args: WsArgs, globals_: GlobalOptions) -> int:
         conn = await ws_app.connect(session.tunnel, args.url, options)
         printer.event({"event": "open", "url": args.url, "protocol": conn.subprotocol})
         closed_by_us = False
+        ended_by_eof = False  # -E: stdin ended, we leave without waiting for the server
         closed: WsClosed | None = None
+        bad_input: ws_stdio.StdinFormatError | None = None
+        close_lock = anyio.Lock()
 
-        async def close() -> None:
+        async def close(timeout: float = args.close_timeout, idle: bool = True) -> None:
             nonlocal closed_by_us
-            closed_by_us = True
-            await conn.close(1000, "", timeout=args.close_timeout)  # bounded by server silence
+            async with close_lock:  # -1 closes from both tasks; the second one just waits
+                if closed_by_us:
+                    return
+                closed_by_us = True
+                await conn.close(1000, "", timeout=timeout, idle=idle)
 
         async def flush() -> None:
             """A ping as a barrier: its pong comes after every reply the server already sent,
@@ -160,30 +164,27 @@ async def run_ws(env: CliEnv, args: WsArgs, globals_: GlobalOptions) -> int:
             try:
                 while True:
                     printer.message(await conn.receive())
-                    if args.one_message:
+                    if args.one_message:  # websocat -1: one message each way
                         await close()
             except WsClosed as exc:
                 closed = exc
             tg.cancel_scope.cancel()
 
-        async def sender() -> None:
-            if args.one_message:
-                await conn.send(_payload(await stdin.read_all(), args.binary))
+        async def sender(tg: anyio.abc.TaskGroup) -> None:
+            nonlocal ended_by_eof, bad_input
+            try:
+                async for message in _messages(stdin, args.mode):
+                    await conn.send(message)
+                    if args.one_message:
+                        break  # websocat -1 sends the first message only, then acts as at EOF
+            except ws_stdio.StdinFormatError as exc:
+                bad_input = exc
+                tg.cancel_scope.cancel()
                 return
-            pending = b""
-            while True:
-                chunk = await stdin.read()
-                if not chunk:
-                    break
-                if args.binary:  # websocat -b: one read, one message, bytes untouched
-                    await conn.send(chunk)
-                    continue
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    await conn.send(_payload(line.removesuffix(b"\r"), args.binary))
-            if pending:
-                await conn.send(_payload(pending, args.binary))
+            if args.exit_on_eof:
+                ended_by_eof = True
+                tg.cancel_scope.cancel()
+                return
             if not args.no_close:
                 await flush()
                 await close()
@@ -191,11 +192,18 @@ async def run_ws(env: CliEnv, args: WsArgs, globals_: GlobalOptions) -> int:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(receiver, tg)
-                tg.start_soon(sender)
+                tg.start_soon(sender, tg)
                 if args.ping_interval > 0:
                     tg.start_soon(conn.keepalive, args.ping_interval, args.ping_timeout)
         except* WsClosed as group:
             closed = closed or group.exceptions[0]  # type: ignore[assignment]
+        if bad_input is not None or (ended_by_eof and closed is None):
+            if not args.no_close:
+                await close(EOF_CLOSE_TIMEOUT, idle=False)
+            if bad_input is not None:
+                raise UsageError(str(bad_input))
+            printer.event({"event": "close", "code": 1000, "reason": "", "by": "client"})
+            return 0
         if closed is None:
             closed = conn.closed or WsClosed(1006, "connection lost")
         assert closed is not None
@@ -227,10 +235,33 @@ async def run_ws(env: CliEnv, args: WsArgs, globals_: GlobalOptions) -> int:
     "received are written without separators. Example: -b < file.bin",
 )
 @click.option(
+    "-0",
+    "--null-terminated",
+    "null",
+    is_flag=True,
+    help="NUL instead of newline ends each message, on stdin and on stdout. "
+    "Example: find . -print0 | smolmix ws -0 URL",
+)
+@click.option(
+    "--base64",
+    "base64_mode",
+    is_flag=True,
+    help="Print binary messages as one base64 line each; with -b, also decode each stdin "
+    "line from base64 (a line that is not base64 goes out as it is). Example: -b --base64",
+)
+@click.option(
+    "--linemode-strip-newlines",
+    "strip_newlines",
+    is_flag=True,
+    help="Send each line without its trailing newline (websocat sends it). "
+    "Example: --linemode-strip-newlines",
+)
+@click.option(
     "-1",
     "--one-message",
     is_flag=True,
-    help="Send all of stdin as one message, print one reply, close. Example: -1",
+    help="Send only the first message (the first line, newline included), print at most one "
+    "reply, close. Example: -1",
 )
 @click.option(
     "-n",
@@ -238,7 +269,14 @@ async def run_ws(env: CliEnv, args: WsArgs, globals_: GlobalOptions) -> int:
     is_flag=True,
     help="Keep the connection open after stdin ends (until the server closes). Example: -n",
 )
-@click.option("-E", "exit_on_eof", is_flag=True, hidden=True, help="Accepted for websocat scripts.")
+@click.option(
+    "-E",
+    "--exit-on-eof",
+    "exit_on_eof",
+    is_flag=True,
+    help="Leave as soon as stdin ends (after sending it and a close frame, unless -n), "
+    "without waiting for replies. Example: -E",
+)
 @click.option(
     "-H",
     "--header",
@@ -292,7 +330,9 @@ async def run_ws(env: CliEnv, args: WsArgs, globals_: GlobalOptions) -> int:
     "--json",
     "jsonl",
     is_flag=True,
-    help="One JSON event per line on stdout: open, message, close (code, reason). Example: --jsonl",
+    help="One JSON event per line on stdout (open, message, close with code and reason); "
+    "stdin is read as the same message events, so a recorded session replays unchanged. "
+    'Example: echo \'{"type": "text", "data": "hi"}\' | smolmix ws --jsonl URL',
 )
 @click.option(
     "-k", "--insecure", is_flag=True, help="Do not verify the wss:// certificate. Example: -k"
@@ -307,8 +347,9 @@ async def run_ws(env: CliEnv, args: WsArgs, globals_: GlobalOptions) -> int:
 def ws(ctx: click.Context, /, url: str, **kw: Any) -> None:
     """Talk to a WebSocket (ws:// or wss://) through the mixnet, like websocat.
 
-    Each stdin line is one message; each message received is printed on its own
-    line (embedded newlines split messages); with -b bytes go out as read and
+    As websocat 1.13: each stdin line is one text message, newline included;
+    each message received is printed on one line (its own newlines become
+    spaces); -0 uses NUL instead of newline; with -b bytes go out as read and
     come back without separators. Ctrl-D closes cleanly. Exit: 0 on
     a normal close, 12 on an abnormal close code (shown on stderr), 22 when the
     upgrade is refused, curl's numbers for transport failures.
@@ -321,11 +362,21 @@ def ws(ctx: click.Context, /, url: str, **kw: Any) -> None:
     """
 
     def body() -> int:
+        if kw["binary"] and kw["text_mode"]:
+            raise UsageError("use only one of -t and -b")
+        mode = ws_stdio.StdioMode(
+            binary=bool(kw["binary"]),
+            null=bool(kw["null"]),
+            strip_newlines=bool(kw["strip_newlines"]),
+            base64=bool(kw["base64_mode"]),
+            jsonl=bool(kw["jsonl"]),
+        )
         args = WsArgs(
             url=url,
-            binary=bool(kw["binary"]),
+            mode=mode,
             one_message=bool(kw["one_message"]),
             no_close=bool(kw["no_close"]),
+            exit_on_eof=bool(kw["exit_on_eof"]),
             headers=[parse_header_arg(h) for h in kw["headers"]],
             protocols=list(kw["protocols"]),
             origin=kw["origin"],
@@ -333,12 +384,9 @@ def ws(ctx: click.Context, /, url: str, **kw: Any) -> None:
             ping_timeout=kw["ping_timeout"],
             connect_timeout=kw["connect_timeout"],
             close_timeout=kw["close_timeout"],
-            jsonl=bool(kw["jsonl"]),
             insecure=bool(kw["insecure"]),
             cacert=kw["cacert"],
         )
-        if kw["binary"] and kw["text_mode"]:
-            raise UsageError("use only one of -t and -b")
         ws_app.parse_ws_url(url)
         return anyio.run(run_ws, cli_env(ctx), args, global_options(ctx))
 
