@@ -11,8 +11,8 @@ Scripts compare bytes, so these follow websocat's source (vi/websocat at tag v1.
   we send what the happy case sends, see docs/compat.md). Invalid UTF-8 goes out with
   U+FFFD in its place (src/ws_peer.rs, WsWriteWrapper::write: "Sending lossy data").
 - Sending, binary mode (-b): each read of stdin is one binary message, bytes untouched. With
-  `--base64` each line is decoded first, and sent as it is when it is not base64
-  (ws_peer.rs lines 387-404, "Sending message as is").
+  `--base64` each line is decoded first, and sent as it is, without its newline, when it
+  is not base64 (ws_peer.rs lines 392-404, "Sending message as is").
 - Receiving, line mode (line_peer.rs, Packet2LineWrapper::read, lines 95-139): per message,
   text or binary, one trailing "\\n" then one "\\r" are chomped, every other "\\n" and "\\r"
   becomes a space, and one "\\n" is added; with `-0` a trailing NUL is chomped and a NUL
@@ -97,7 +97,7 @@ class MessageSplitter:
             try:
                 return base64.b64decode(line, validate=True)
             except (binascii.Error, ValueError):
-                return record
+                return line  # websocat sends the chomped line as it is
         if mode.strip_newlines:
             record = record.removesuffix(b"\n").removesuffix(b"\r")
         return _text(record, False)
