@@ -42,8 +42,9 @@ def test_line_mode_echo_text_over_ws_and_wss(net: Path) -> None:
 
 
 def test_jsonl_events_binary_and_subprotocol(net: Path) -> None:
+    sent = json.dumps({"type": "binary", "data_base64": base64.b64encode(b"\x00\xff\n").decode()})
     result = smolmix(
-        net, "ws", "-b", "--jsonl", "--protocol", "echo", f"{WS}/", stdin=b"\x00\xff\n"
+        net, "ws", "--jsonl", "--protocol", "echo", f"{WS}/", stdin=sent.encode() + b"\n"
     )
     assert result.returncode == 0, result.stderr
     got = events(result.stdout)
@@ -51,7 +52,7 @@ def test_jsonl_events_binary_and_subprotocol(net: Path) -> None:
     assert got[1] == {
         "event": "message",
         "type": "binary",
-        "data_base64": base64.b64encode(b"\x00\xff\n").decode(),  # -b: bytes as read
+        "data_base64": base64.b64encode(b"\x00\xff\n").decode(),  # the bytes as sent
     }
     assert got[-1] == {"event": "close", "code": 1000, "reason": "", "by": "client"}
 
@@ -79,14 +80,16 @@ def test_binary_mode_sends_and_prints_bytes_untouched(net: Path, tmp_path: Path)
     assert from_file.stdout == data
 
 
-def test_one_message_mode_sends_stdin_whole(net: Path) -> None:
+def test_one_message_mode_sends_the_first_line_only(net: Path) -> None:
+    """websocat 1.13's -1: the first line (newline included) and at most one reply."""
     result = smolmix(net, "ws", "-1", f"{WS}/", stdin=b"one\ntwo")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == b"one\ntwo\n"
+    assert result.stdout == b"one\n"
 
 
 def test_server_close_codes_map_to_exit_status(net: Path) -> None:
-    abnormal = smolmix(net, "ws", "-n", "--jsonl", f"{WS}/", stdin=b"a\nclose:4001:bye\n")
+    script = b'{"type": "text", "data": "a"}\n{"type": "text", "data": "close:4001:bye"}\n'
+    abnormal = smolmix(net, "ws", "-n", "--jsonl", f"{WS}/", stdin=script)
     assert abnormal.returncode == 12
     assert b"4001 bye" in abnormal.stderr and abnormal.stderr.count(b"\n") == 1
     got = events(abnormal.stdout)

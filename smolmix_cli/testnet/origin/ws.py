@@ -1,7 +1,7 @@
 """The demo origin's WebSocket echo service (ws and wss share this handler).
 
 Text and binary messages come back unchanged. A text message
-`close:CODE:REASON` makes the server close with that code and reason, so
+`close:CODE:REASON` (a trailing newline is allowed, as websocat sends one) makes the server close with that code and reason, so
 clients can test their close handling; `path` answers with the request path.
 The server offers the subprotocol `echo` when asked for it.
 """
@@ -35,12 +35,18 @@ async def serve_ws_echo(
         with contextlib.suppress(WebSocketError):
             while True:
                 message = await ws.receive()
-                if isinstance(message, str) and message.startswith("close:"):
-                    _, code_text, reason = [*message.split(":", 2), ""][:3]
+                # websocat sends each line with its newline: a command may end with one
+                command = (
+                    message.removesuffix("\n").removesuffix("\r")
+                    if isinstance(message, str)
+                    else None
+                )
+                if command is not None and command.startswith("close:"):
+                    _, code_text, reason = [*command.split(":", 2), ""][:3]
                     code = int(code_text) if code_text.isdigit() else 1000
                     await ws.aclose(code, reason)
                     return
-                if message == "path":
+                if command == "path":
                     await ws.send_text(ws.path)
                 elif isinstance(message, str):
                     await ws.send_text(message)
