@@ -164,8 +164,9 @@ async def run_ws(env: CliEnv, args: WsArgs, globals_: GlobalOptions) -> int:
             try:
                 while True:
                     printer.message(await conn.receive())
-                    if args.one_message:  # websocat -1: one message each way
+                    if args.one_message:  # websocat -1: one message each way, the rest unread
                         await close()
+                        break
             except WsClosed as exc:
                 closed = exc
             tg.cancel_scope.cancel()

@@ -16,6 +16,7 @@ import hashlib
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -131,6 +132,7 @@ CASES = [
     # exit codes: websocat exits 1 on every failure, smolmix with curl's numbers
     C("server-close-4000", "", "/say/text/close/4000", diff="exit-codes", out=b"one\ntwo words\n", rc=12),
     C("upgrade-refused", "", "/refuse", diff="exit-codes", out=b"", rc=22),
+    C("connection-refused", "", "@closed", b"x\n", diff="exit-codes", out=b"", rc=7),
 ]
 # fmt: on
 
@@ -201,6 +203,8 @@ def results(net: Env, server: RecordingServer) -> dict[str, tuple[Run, Run]]:
     def one(case: Case, tool: str) -> Run:
         run_id = f"{tool}-{case.name}"
         url = server.url(f"{case.path}?run={run_id}")
+        if case.path == "@closed":
+            url = f"ws://127.0.0.1:{closed_port}/"
         if tool == "websocat":
             argv = [WEBSOCAT, *shlex.split(case.args), url]
             try:
@@ -212,6 +216,9 @@ def results(net: Env, server: RecordingServer) -> dict[str, tuple[Run, Run]]:
         run.server = server.find(run_id)
         return run
 
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
     jobs = [(case, tool) for case in CASES for tool in ("websocat", "smolmix")]
     with ThreadPoolExecutor(max_workers=4) as pool:
         runs = list(pool.map(lambda job: one(*job), jobs))
@@ -299,3 +306,34 @@ def test_jsonl_rejects_a_line_that_is_not_a_message(net: Env, server: RecordingS
     bad = net.smolmix("ws", "--jsonl", server.url("/echo?run=jsonl-bad"), stdin=b"hello\n")
     assert bad.rc == 2, bad
     assert b"stdin line 1" in bad.err
+
+
+def test_server_close_while_stdin_is_open(net: Env, server: RecordingServer) -> None:
+    """The server closes while stdin stays open: smolmix prints what came and exits 0;
+    websocat 1.13 (without -E) keeps running until its stdin ends (docs/compat.md)."""
+    procs = {}
+    for tool in ("websocat", "smolmix"):
+        url = server.url(f"/say/text/close?run=open-stdin-{tool}")
+        argv = (
+            [WEBSOCAT, url]
+            if tool == "websocat"
+            else [sys.executable, "-m", "smolmix_cli", "--network", str(net.network), "ws", url]
+        )
+        procs[tool] = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=net.env,
+            cwd=REPO,
+        )
+    try:
+        ours = procs["smolmix"]
+        assert ours.wait(timeout=60) == 0  # stdin never closed (communicate() would close it)
+        assert ours.stdout is not None and ours.stdout.read() == b"one\ntwo words\n"
+        assert procs["websocat"].poll() is None  # still waiting on its stdin
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
