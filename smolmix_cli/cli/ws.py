@@ -203,7 +203,8 @@ async def run_ws(env: CliEnv, args: WsArgs, globals_: GlobalOptions) -> int:
                 await close(EOF_CLOSE_TIMEOUT, idle=False)
             if bad_input is not None:
                 raise UsageError(str(bad_input))
-            printer.event({"event": "close", "code": 1000, "reason": "", "by": "client"})
+            if not args.no_close:  # -n -E: no close frame went out, so no close event
+                printer.event({"event": "close", "code": 1000, "reason": "", "by": "client"})
             return 0
         if closed is None:
             closed = conn.closed or WsClosed(1006, "connection lost")
