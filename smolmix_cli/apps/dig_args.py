@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 from smolmix_cli.apps import dns
 from smolmix_cli.apps.dns_transports import DnsServer, parse_server
-from smolmix_cli.apps.errors import DnsUsageError
+from smolmix_cli.apps.errors import DnsError, DnsUsageError
 
 ROOT = "."
 
@@ -163,23 +163,23 @@ def plus_option(token: str, lookup: Lookup, run: DigRun) -> None:
         setattr(lookup, name, state)
 
 
+_VALUE_WORDS = {"time": "timeout", "tries": "tries", "retry": "retries", "padding": "padding"}
+
+
 def _value_option(token: str, name: str, value: str | None, state: bool, lookup: Lookup) -> None:
     if not state or value is None:
         raise DnsUsageError(f"Invalid option: {token}")
-    try:
-        number = float(value) if name == "time" else int(value)
-    except ValueError:
-        raise DnsUsageError(f"Invalid option: {token}") from None
-    if number < 0:
-        raise DnsUsageError(f"Invalid option: {token}")
+    if not value.isdigit():  # dig: a fatal error (10), not a usage one
+        raise DnsError(f"invalid {_VALUE_WORDS[name]} '{value}': not a valid number")
+    number = int(value)
     if name == "time":
-        lookup.timeout = max(0.1, float(number))
+        lookup.timeout = float(max(1, number))
     elif name == "tries":
-        lookup.tries = max(1, int(number))
+        lookup.tries = max(1, number)
     elif name == "retry":
-        lookup.tries = int(number) + 1
+        lookup.tries = number + 1
     elif name == "padding":
-        lookup.pad_block = int(number) or None
+        lookup.pad_block = number or None
 
 
 def _port(text: str) -> int:
@@ -249,8 +249,10 @@ def _dash_option(token: str, items: object, cur: _Cursor, run: DigRun) -> None:
     elif letter == "f":
         run.batch_files.append(value)
     elif letter == "c":
+        cur.open_type_class = False  # dig: after -t/-c, a bare word is always a name
         _set_class(value)
     elif letter == "t":
+        cur.open_type_class = False
         qtype = _type_or_none(value)
         if qtype is None:
             run.warnings.append(f";; Warning, ignoring invalid type {value}")
@@ -262,13 +264,18 @@ def _dash_option(token: str, items: object, cur: _Cursor, run: DigRun) -> None:
     elif letter == "q":
         _new_lookup(dns.normalise_name(value), cur, run)
     else:  # -x
-        try:
-            address = ipaddress.ip_address(value.strip())
-        except ValueError:
-            raise DnsUsageError(f"Invalid IP address {value}") from None
-        _new_lookup(address.reverse_pointer + ".", cur, run)
+        _new_lookup(reverse_name(value), cur, run)
         cur.lookup.qtype = dns.parse_qtype("PTR")
         cur.typed = True
+
+
+def reverse_name(text: str) -> str:
+    """dig -x: an address's PTR name; anything else has its labels reversed under in-addr.arpa."""
+    try:
+        return ipaddress.ip_address(text.strip()).reverse_pointer + "."
+    except ValueError:
+        labels = [label for label in text.strip().split(".") if label]
+        return dns.normalise_name(".".join([*reversed(labels), "in-addr", "arpa"]))
 
 
 def _set_class(value: str) -> None:
@@ -280,14 +287,15 @@ def _set_class(value: str) -> None:
 
 def _positional(token: str, cur: _Cursor, run: DigRun) -> None:
     if cur.open_type_class:
-        qtype = _type_or_none(token) if not token.upper().startswith("CLASS") else None
-        if qtype is not None and token.upper() not in _OTHER_CLASSES | _CLASSES:
+        upper = token.upper()
+        qtype = _type_or_none(token) if upper not in _CLASSES | _OTHER_CLASSES - {"ANY"} else None
+        if qtype is not None:
             if cur.typed:
                 run.warnings.append(";; Warning, extra type option")
             cur.lookup.qtype = qtype
             cur.typed = True
             return
-        if token.upper() in _CLASSES | _OTHER_CLASSES:
+        if upper in _CLASSES | _OTHER_CLASSES:
             _set_class(token)
             return
     _new_lookup(dns.normalise_name(token), cur, run)
@@ -297,25 +305,40 @@ def _new_lookup(name: str, cur: _Cursor, run: DigRun) -> None:
     lookup = replace(run.default, name=name)
     run.lookups.append(lookup)
     cur.lookup = lookup
-    cur.open_type_class = True
     cur.typed = False
 
 
 def batch_tokens(text: str) -> list[list[str]]:
-    """The command lines of a batch file: one per non-blank line, `#`... lines skipped."""
+    """The command lines of a batch file, one per line (dig asks a blank line for the root)."""
     lines = []
     for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith(("#", ";")):
-            continue
         try:
-            lines.append(shlex.split(stripped))
+            lines.append(shlex.split(line))
         except ValueError:
-            lines.append(stripped.split())
+            lines.append(line.split())
     return lines
+
+
+def parse_batch_line(tokens: list[str], run: DigRun, template: Lookup) -> list[Lookup]:
+    """One batch line's lookups: it starts from the command line's defaults, and dig's
+    globals (+short, +cmd, ...) it changes stay changed for the lines after it."""
+    run.default = replace(template)
+    first = len(run.lookups)
+    try:
+        parse_tokens(tokens, run)
+        if len(run.lookups) == first:
+            run.lookups.append(_root(run.default))
+        return run.lookups[first:]
+    finally:
+        del run.lookups[first:]
+        run.default = template
+
+
+def _root(default: Lookup) -> Lookup:
+    return replace(default, name=ROOT, qtype=default.qtype or dns.parse_qtype("NS"))
 
 
 def finish(run: DigRun) -> None:
     """dig asks for the root's NS records when nothing else was asked (and no batch file)."""
     if not run.lookups and not run.batch_files:
-        run.lookups.append(replace(run.default, name=ROOT, qtype=run.default.qtype or 2))
+        run.lookups.append(_root(run.default))

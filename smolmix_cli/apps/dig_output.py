@@ -91,13 +91,13 @@ def rr_line(rr: RR, d: Display) -> str:
 
 
 def _question_line(record: DNSRecord, index: int, d: Display) -> str:
+    """`;NAME CLASS TYPE`: BIND counts columns after the `;` and always shows the class."""
     q = record.questions[index]
     _, class_col, type_col, _ = _columns(d)
-    fields: list[tuple[str, int | None]] = [(f";{q.qname}", None)]
-    if d.show_class:
-        fields.append((_class_name(q.qclass), class_col))
+    fields: list[tuple[str, int | None]] = [(str(q.qname), None)]
+    fields.append((_class_name(q.qclass), class_col))
     fields.append((type_name(q.qtype), type_col))
-    return _layout(fields)
+    return ";" + _layout(fields)
 
 
 def _opt(record: DNSRecord) -> RR | None:
@@ -185,6 +185,12 @@ def message_text(result: DnsResult, d: Display, *, when: float | None = None) ->
     return text
 
 
+def _hex_dump(data: bytes) -> str:
+    """BIND's YAML rendering of an EDNS option: hex bytes, then their text with dots."""
+    text = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in data)
+    return " ".join(f"{b:02x}" for b in data) + f' ("{text}")'
+
+
 def _yaml_quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -237,7 +243,7 @@ def yaml_text(result: DnsResult, d: Display, *, received: float | None = None) -
         ]
         for option in opt.rdata or []:
             if option.code == PADDING_OPTION:
-                lines.append(f'          PAD: "({len(option.data)} bytes)"')
+                lines.append(f"          PAD: {_hex_dump(bytes(option.data))}")
     if d.question and r.questions:
         lines.append("      QUESTION_SECTION:")
         for q in r.questions:

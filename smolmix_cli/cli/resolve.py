@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -51,18 +52,20 @@ def plan_run(
     if short:
         dig_args.plus_option("+short", run.default, run)
     dig_args.parse_tokens(tokens, run)
-    template = run.default
+    dig_args.finish(run)
+    return run
+
+
+def batch_lines(run: DigRun) -> list[list[str]]:
+    """Every batch file's lines, read before anything is asked (dig exits 8 if one can't be)."""
+    lines: list[list[str]] = []
     for path in run.batch_files:
         try:
             text = sys.stdin.read() if path == "-" else Path(path).read_text()
         except (OSError, UnicodeDecodeError) as exc:
             raise BatchFileUnreadable(f"{path}: {exc}") from None
-        for line in dig_args.batch_tokens(text):
-            run.default = replace(template)
-            dig_args.parse_tokens(line, run)
-    run.default = template
-    dig_args.finish(run)
-    return run
+        lines += dig_args.batch_tokens(text)
+    return lines
 
 
 def default_server(globals_: GlobalOptions, session: Any) -> DnsServer:
@@ -100,12 +103,13 @@ class _Printer:
         self.out = env.stdout_text
         self.run = run
         self.args = args
-        self.greeted = not run.printcmd or run.short or run.json
+        self.greeting = run.printcmd  # composed after the command line, as dig does
 
     def write(self, text: str) -> None:
-        if not self.greeted:
-            self.greeted = True
-            text = dig_output.greeting(self.args, servers_given=self.run.servers_given) + text
+        if self.greeting:
+            self.greeting = False  # printed with the first output or never
+            if self.run.printcmd and not (self.run.short or self.run.json):
+                text = dig_output.greeting(self.args, servers_given=self.run.servers_given) + text
         self.out.write(text)
         self.out.flush()
 
@@ -120,7 +124,18 @@ class _Printer:
             self.write(dig_output.message_text(result, _display(lookup)))
 
 
-async def run_resolve(env: CliEnv, run: DigRun, args: list[str], globals_: GlobalOptions) -> int:
+def _lookups(run: DigRun, batch: list[list[str]]) -> Iterator[Lookup]:
+    """The command line's lookups, then each batch line's, parsed only when its turn comes
+    (as dig does, so a line's +short or +noall reaches the lines after it, not before)."""
+    yield from list(run.lookups)
+    template = run.default
+    for line in batch:
+        yield from dig_args.parse_batch_line(line, run, template)
+
+
+async def run_resolve(
+    env: CliEnv, run: DigRun, batch: list[list[str]], args: list[str], globals_: GlobalOptions
+) -> int:
     from smolmix_cli.session import open_tunnel
 
     status = 0
@@ -128,7 +143,7 @@ async def run_resolve(env: CliEnv, run: DigRun, args: list[str], globals_: Globa
     async with open_tunnel(globals_) as session:
         fallback = default_server(globals_, session)
         cafile = session.cafile(None)
-        for lookup in run.lookups:
+        for lookup in _lookups(run, batch):
             server = _with_port(lookup.server or fallback, run.port)
             try:
                 result = await query_server(
@@ -219,11 +234,12 @@ def resolve(
             run = plan_run(
                 list(tokens), short=short, tcp=tcp, as_json=as_json, timeout=timeout, tries=tries
             )
+            batch = batch_lines(run)
         except BatchFileUnreadable as exc:
             env.echo(f"smolmix: couldn't open specified batch file ({exc})", err=True)
             return BATCH_FILE_ERROR
         for warning in run.warnings:
             env.echo(warning, err=True)
-        return anyio.run(run_resolve, env, run, list(tokens), global_options(ctx))
+        return anyio.run(run_resolve, env, run, batch, list(tokens), global_options(ctx))
 
     sys.exit(run_reported(body))
