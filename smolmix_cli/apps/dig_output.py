@@ -196,8 +196,8 @@ def _yaml_quote(text: str) -> str:
 
 
 def _iso_ms(stamp: float) -> str:
-    millis = int(round(stamp * 1000)) % 1000
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stamp)) + f".{millis:03d}Z"
+    seconds, millis = divmod(round(stamp * 1000), 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
 def yaml_text(result: DnsResult, d: Display, *, received: float | None = None) -> str:

@@ -14,7 +14,7 @@ import ipaddress
 import time
 from typing import Any
 
-from dnslib import CLASS, HTTPS, QTYPE, RCODE, RR, TXT, DNSBuffer, DNSRecord
+from dnslib import CLASS, HTTPS, QTYPE, RCODE, RR, TXT, DNSBuffer
 
 from smolmix_cli.apps.dns import DnsResult, type_name
 
@@ -63,7 +63,9 @@ def _svc_value(key: int, value: bytes) -> str:
     if key == 3:
         return str(int.from_bytes(value, "big"))
     if key == 4:
-        return ",".join(str(ipaddress.IPv4Address(value[i : i + 4])) for i in range(0, len(value), 4))
+        return ",".join(
+            str(ipaddress.IPv4Address(value[i : i + 4])) for i in range(0, len(value), 4)
+        )
     if key == 6:
         return ",".join(
             str(ipaddress.IPv6Address(value[i : i + 16])) for i in range(0, len(value), 16)

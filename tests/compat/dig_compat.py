@@ -2,7 +2,10 @@
 
 dig asks the demo DNS server on its loopback port directly; smolmix asks the same
 server through the local network's tunnel (its address there is 198.18.0.1:53),
-via one background session so a case costs a process start, not a tunnel boot.
+via one background session, and in-process (click's runner calling the real
+command, which attaches to that session) so a case costs one DNS exchange, not a
+process start and a tunnel boot; tests/e2e/test_resolve_cli.py runs the CLI as a
+subprocess.
 Both get the same case arguments after their own server arguments; dig also gets
 `+padding=128` because smolmix always pads its queries to 128-byte blocks (and the
 server then pads its answers), so message sizes match. Normalised, as documented
@@ -17,9 +20,10 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from click.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[2]
 ZONE = "demo.smolmix.test"
@@ -85,13 +89,10 @@ def run_dig(args: list[str], port: int) -> Outcome:
 
 
 def run_smolmix(args: list[str], network: Path, env: dict[str, str]) -> Outcome:
-    done = subprocess.run(
-        [sys.executable, "-m", "smolmix_cli", "--network", str(network), "resolve"]
-        + [*TUNNEL_SERVER, *args],
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-        env=env,
-        cwd=REPO,
-    )
-    return Outcome(done.stdout, done.stderr, done.returncode)
+    """`smolmix --network NETWORK resolve @SERVER -p 53 ARGS` in this process (not thread-safe:
+    click's runner swaps the process's standard streams)."""
+    from smolmix_cli.cli.main import cli
+
+    argv = ["--network", str(network), "resolve", *TUNNEL_SERVER, *args]
+    done = CliRunner().invoke(cli, argv, env=env, catch_exceptions=False)
+    return Outcome(done.stdout, done.stderr, done.exit_code)
