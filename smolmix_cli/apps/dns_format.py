@@ -14,7 +14,7 @@ import ipaddress
 import time
 from typing import Any
 
-from dnslib import CLASS, HTTPS, QTYPE, RCODE, RR, TXT, DNSBuffer
+from dnslib import CLASS, DNSKEY, HTTPS, QTYPE, RCODE, RR, RRSIG, TXT, DNSBuffer
 
 from smolmix_cli.apps.dns import DnsResult, type_name
 
@@ -90,7 +90,19 @@ def rdata_text(rr: RR) -> str:
         return " ".join(_character_string(bytes(s)) for s in rr.rdata.data)
     if isinstance(rr.rdata, HTTPS):  # SVCB shares the class in dnslib
         return _svcb_text(rr.rdata)
+    if isinstance(rr.rdata, RRSIG | DNSKEY):
+        return _split_base64(str(rr.rdata.toZone()))
     return str(rr.rdata.toZone())
+
+
+BASE64_CHUNK = 56
+
+
+def _split_base64(text: str) -> str:
+    """BIND prints a signature's or key's base64 in 56-character words (one line, spaces)."""
+    head, _, blob = text.rpartition(" ")
+    words = [blob[i : i + BASE64_CHUNK] for i in range(0, len(blob), BASE64_CHUNK)]
+    return f"{head} {' '.join(words)}" if head else " ".join(words)
 
 
 def short_text(result: DnsResult) -> str:

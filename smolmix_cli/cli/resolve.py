@@ -114,6 +114,8 @@ class _Printer:
         self.out.flush()
 
     def reply(self, result: dns.DnsResult, lookup: Lookup) -> None:
+        if result.truncated_fallback and lookup.comments and not (self.run.short or self.run.json):
+            self.out.write(";; Truncated, retrying in TCP mode.\n")  # before the greeting, as dig
         if self.run.json:
             self.write(json.dumps(dns_format.rfc8427(result)) + "\n")
         elif self.run.short:
