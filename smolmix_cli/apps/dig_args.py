@@ -71,6 +71,9 @@ class DigRun:
     json: bool = False
     port: int | None = None
     servers_given: int = 0
+    greeting: bool | None = None
+    """Whether dig composed its `; <<>> DiG` banner: decided by +cmd when the first lookup
+    is made (None: not yet), printed with the first reply or failure."""
     batch_files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     """Lines dig would print on stderr and go on (an ignored -t type, ...)."""
@@ -213,7 +216,7 @@ def parse_tokens(tokens: list[str], run: DigRun) -> None:
     for token in items:
         if token.startswith("@") and len(token) > 1:
             server = parse_server(token[1:])
-            run.servers_given += 1
+            run.servers_given = 1  # dig counts the addresses of the last @server: ours is one
             if cur.lookup is run.default:
                 run.default.server = server
             else:
@@ -303,6 +306,8 @@ def _positional(token: str, cur: _Cursor, run: DigRun) -> None:
 
 def _new_lookup(name: str, cur: _Cursor, run: DigRun) -> None:
     lookup = replace(run.default, name=name)
+    if run.greeting is None:
+        run.greeting = run.printcmd
     run.lookups.append(lookup)
     cur.lookup = lookup
     cur.typed = False
@@ -328,6 +333,8 @@ def parse_batch_line(tokens: list[str], run: DigRun, template: Lookup) -> list[L
         parse_tokens(tokens, run)
         if len(run.lookups) == first:
             run.lookups.append(_root(run.default))
+            if run.greeting is None:
+                run.greeting = run.printcmd
         return run.lookups[first:]
     finally:
         del run.lookups[first:]
@@ -342,3 +349,4 @@ def finish(run: DigRun) -> None:
     """dig asks for the root's NS records when nothing else was asked (and no batch file)."""
     if not run.lookups and not run.batch_files:
         run.lookups.append(_root(run.default))
+        run.greeting = run.printcmd

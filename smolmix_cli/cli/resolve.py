@@ -97,21 +97,35 @@ def _with_port(server: DnsServer, port: int | None) -> DnsServer:
 
 
 class _Printer:
-    """dig's stdout: the greeting once, before the first thing printed; then each reply."""
+    """dig's stdout: the greeting with the first reply or failure (if dig composed one);
+    then each reply."""
 
     def __init__(self, env: CliEnv, run: DigRun, args: list[str]) -> None:
         self.out = env.stdout_text
         self.run = run
         self.args = args
-        self.greeting = run.printcmd  # composed after the command line, as dig does
+        self.greeting_pending = True
+
+    def _greeting(self, *, failed: bool) -> str:
+        if not self.greeting_pending or not self.run.greeting or self.run.json:
+            return ""
+        self.greeting_pending = False
+        if not failed and (self.run.short or not self.run.printcmd):
+            return ""  # dig drops it unprinted
+        return dig_output.greeting(self.args, servers_given=self.run.servers_given)
 
     def write(self, text: str) -> None:
-        if self.greeting:
-            self.greeting = False  # printed with the first output or never
-            if self.run.printcmd and not (self.run.short or self.run.json):
-                text = dig_output.greeting(self.args, servers_given=self.run.servers_given) + text
-        self.out.write(text)
+        self.out.write(self._greeting(failed=False) + text)
         self.out.flush()
+
+    def no_reply(self) -> None:
+        if self.run.yaml:
+            text = "- type: DIG_ERROR\n  message: |\n    no servers could be reached\n"
+        else:
+            text = ";; no servers could be reached\n"
+        if not self.run.json:
+            self.out.write(self._greeting(failed=True) + text)
+            self.out.flush()
 
     def reply(self, result: dns.DnsResult, lookup: Lookup) -> None:
         if result.truncated_fallback and lookup.comments and not (self.run.short or self.run.json):
@@ -164,8 +178,8 @@ async def run_resolve(
                 env.echo(f";; {exc}", err=True)
                 transport = not isinstance(exc, DnsError)  # DoT/DoH: counts as no reply
                 status = int(ExitCode.DNS_NO_REPLY if transport else classify(exc).code)
-                if status == ExitCode.DNS_NO_REPLY and not run.json:
-                    printer.write(";; no servers could be reached\n")
+                if status == ExitCode.DNS_NO_REPLY:
+                    printer.no_reply()
                 continue
             printer.reply(result, lookup)
     return status

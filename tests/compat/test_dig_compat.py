@@ -172,14 +172,26 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Pai
                 digs = pool.map(run_dig, [case.argv(batch) for case in CASES], [port] * len(CASES))
                 ours = [run_smolmix(case.argv(batch), network, env) for case in CASES]
                 pairs = [Pair(d, s) for d, s in zip(digs, ours, strict=True)]
-            yield {case.id: pair for case, pair in zip(CASES, pairs, strict=True)}
+            found = {case.id: pair for case, pair in zip(CASES, pairs, strict=True)}
+            for extra in NO_REPLY:  # dig: a refused loopback port; smolmix: the exit itself
+                argv = [*extra.argv(batch), "+tries=1", "+time=1"]
+                dig = run_dig(["-p", "1", *argv], port)
+                ours = run_smolmix(["@10.0.0.1", *argv], network, env)
+                found["no-reply-" + extra.id] = Pair(dig, ours)
+            yield found
         finally:
             subprocess.run([*start, "stop"], env=env, cwd=REPO, capture_output=True, timeout=30)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+NO_REPLY = [C("{Z}"), C("{Z} +short"), C("+short {Z}"), C("{Z} +noall +answer"), C("{Z} +yaml")]
+"""No server answers: exit 9 and dig's stdout (its per-try error lines are normalised away)."""
+
+
+@pytest.mark.parametrize(
+    "case", CASES + NO_REPLY, ids=[c.id for c in CASES] + ["no-reply-" + c.id for c in NO_REPLY]
+)
 def test_resolve_matches_dig(case: Case, outcomes: dict[str, Pair]) -> None:
-    pair = outcomes[case.id]
+    pair = outcomes[case.id if case in CASES else "no-reply-" + case.id]
     assert "Traceback" not in pair.smolmix.stderr
     assert pair.smolmix.code == pair.dig.code, (pair.dig, pair.smolmix)
     if case.compare == "stdout":
