@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from smolmix_cli.apps import dns
@@ -229,16 +230,16 @@ def parse_tokens(tokens: list[str], run: DigRun) -> None:
             _positional(token, cur, run)
 
 
-def _value(token: str, items: object) -> str:
+def _value(token: str, items: Iterator[str]) -> str:
     if len(token) > 2:
         return token[2:]
-    value = next(items, None)  # type: ignore[call-overload]
+    value = next(items, None)
     if value is None:
         raise DnsUsageError(f"option {token} requires an argument")
-    return str(value)
+    return value
 
 
-def _dash_option(token: str, items: object, cur: _Cursor, run: DigRun) -> None:
+def _dash_option(token: str, items: Iterator[str], cur: _Cursor, run: DigRun) -> None:
     letter = token[1]
     if letter in "46r":
         if len(token) > 2:

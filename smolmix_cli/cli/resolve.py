@@ -140,13 +140,17 @@ class _Printer:
             self.write(dig_output.message_text(result, _display(lookup)))
 
 
-def _lookups(run: DigRun, batch: list[list[str]]) -> Iterator[Lookup]:
+def _lookups(env: CliEnv, run: DigRun, batch: list[list[str]]) -> Iterator[Lookup]:
     """The command line's lookups, then each batch line's, parsed only when its turn comes
     (as dig does, so a line's +short or +noall reaches the lines after it, not before)."""
     yield from list(run.lookups)
     template = run.default
     for line in batch:
-        yield from dig_args.parse_batch_line(line, run, template)
+        seen = len(run.warnings)
+        lookups = dig_args.parse_batch_line(line, run, template)
+        for warning in run.warnings[seen:]:
+            env.echo(warning, err=True)
+        yield from lookups
 
 
 async def run_resolve(
@@ -159,7 +163,7 @@ async def run_resolve(
     async with open_tunnel(globals_) as session:
         fallback = default_server(globals_, session)
         cafile = session.cafile(None)
-        for lookup in _lookups(run, batch):
+        for lookup in _lookups(env, run, batch):
             server = _with_port(lookup.server or fallback, run.port)
             try:
                 result = await query_server(

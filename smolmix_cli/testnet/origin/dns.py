@@ -134,7 +134,7 @@ def _dnssec_ok(query: DNSRecord) -> bool:
 
 
 def _covers(rr: RR, qtype: int) -> bool:
-    return rr.rtype == QTYPE.RRSIG and qtype != QTYPE.ANY and rr.rdata.covered == qtype
+    return bool(rr.rtype == QTYPE.RRSIG and qtype != QTYPE.ANY and rr.rdata.covered == qtype)
 
 
 def _udp_limit(query: DNSRecord) -> int:
