@@ -44,11 +44,19 @@ class BatchFileUnreadable(Exception):
 
 
 def plan_run(
-    tokens: list[str], *, short: bool, tcp: bool, as_json: bool, timeout: float, tries: int
+    tokens: list[str],
+    *,
+    short: bool,
+    tcp: bool,
+    as_json: bool,
+    timeout: float,
+    tries: int,
+    type_option: str | None = None,
 ) -> DigRun:
     """The whole command line (long options first, as defaults) and its batch files, parsed."""
     run = DigRun(short=short, json=as_json)
-    run.default = Lookup(tcp=tcp, timeout=timeout, tries=tries)
+    qtype = dns.parse_qtype(type_option) if type_option else None
+    run.default = Lookup(qtype=qtype, tcp=tcp, timeout=timeout, tries=tries)
     if short:
         dig_args.plus_option("+short", run.default, run)
     dig_args.parse_tokens(tokens, run)
@@ -192,6 +200,13 @@ async def run_resolve(
 @click.command(name="resolve", context_settings={"ignore_unknown_options": True})
 @click.argument("tokens", nargs=-1, metavar="[@SERVER] [-p PORT] [-t TYPE] NAME [TYPE] [+opt]...")
 @click.option(
+    "--type",
+    "type_option",
+    metavar="TYPE",
+    help="Record type for names given without one (dig's -t before the first name). "
+    "Example: --type AAAA",
+)
+@click.option(
     "--short",
     is_flag=True,
     help="Only the answers' data, one per line (= +short). Example: --short",
@@ -221,6 +236,7 @@ async def run_resolve(
 def resolve(
     ctx: click.Context,
     tokens: tuple[str, ...],
+    type_option: str | None,
     short: bool,
     tcp: bool,
     as_json: bool,
@@ -252,7 +268,13 @@ def resolve(
     def body() -> int:
         try:
             run = plan_run(
-                list(tokens), short=short, tcp=tcp, as_json=as_json, timeout=timeout, tries=tries
+                list(tokens),
+                short=short,
+                tcp=tcp,
+                as_json=as_json,
+                timeout=timeout,
+                tries=tries,
+                type_option=type_option,
             )
             batch = batch_lines(run)
         except BatchFileUnreadable as exc:

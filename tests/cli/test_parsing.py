@@ -131,6 +131,9 @@ def test_dig_grammar_defaults_globals_and_root_query() -> None:
     assert a.flags().dnssec_ok and not b.flags().dnssec_ok  # after a name: that lookup's
     root = _plan("@1.1.1.1").lookups
     assert [(q.name, q.qtype) for q in root] == [(".", 2)]
+    typed = plan_run(["a.test", "b.test", "TXT"], short=False, tcp=False, as_json=False,
+                     timeout=5, tries=3, type_option="AAAA")  # fmt: skip
+    assert [(q.name, q.qtype) for q in typed.lookups] == [("a.test.", 28), ("b.test.", 16)]
     assert [(q.name, q.qtype) for q in _plan("-t", "MX", "a.test", "TXT").lookups] == [
         ("a.test.", 15),
         ("TXT.", 15),  # a name: -t closed the type slot, and MX is the default

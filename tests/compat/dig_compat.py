@@ -47,7 +47,7 @@ class Case:
 
     @property
     def id(self) -> str:
-        return self.args.replace(ZONE, "Z").replace(" ", "_")[:60] or "root"
+        return self.args.replace(ZONE, "Z").replace(" ", "_") or "root"
 
 
 @dataclass(frozen=True)
@@ -94,5 +94,6 @@ def run_smolmix(args: list[str], network: Path, env: dict[str, str]) -> Outcome:
     from smolmix_cli.cli.main import cli
 
     argv = ["--network", str(network), "resolve", *TUNNEL_SERVER, *args]
-    done = CliRunner().invoke(cli, argv, env=env, catch_exceptions=False)
+    exactly = {name: env.get(name) for name in {*os.environ, *env}}  # None unsets
+    done = CliRunner().invoke(cli, argv, env=exactly, catch_exceptions=False)
     return Outcome(done.stdout, done.stderr, done.exit_code)
