@@ -109,6 +109,19 @@ def reverse_name(address: str) -> str:
 
 
 @dataclass(frozen=True)
+class QueryFlags:
+    """Header and EDNS bits a dig user can set (+[no]recurse, +adflag, +cdflag, +dnssec, +edns).
+
+    The defaults are the resolver's; `smolmix resolve` starts from dig's (AD set)."""
+
+    recursion: bool = True
+    adflag: bool = False
+    cdflag: bool = False
+    dnssec_ok: bool = False
+    edns: bool = True
+
+
+@dataclass(frozen=True)
 class Query:
     id: int
     name: str
@@ -126,6 +139,8 @@ def build_query(
     dnssec_ok: bool = False,
     recursion: bool = True,
     qid: int | None = None,
+    adflag: bool = False,
+    cdflag: bool = False,
 ) -> Query:
     """One question, RD set, random ID; with EDNS padded so len(wire) % pad_block == 0."""
     qname = normalise_name(name)
@@ -134,6 +149,8 @@ def build_query(
     record = DNSRecord(q=DNSQuestion(qname, code, CLASS.IN))
     record.header.id = qid
     record.header.rd = 1 if recursion else 0
+    record.header.ad = 1 if adflag else 0
+    record.header.cd = 1 if cdflag else 0
     if not edns:
         return Query(qid, qname, code, bytes(record.pack()), record)
     flags = "do" if dnssec_ok else ""
@@ -148,6 +165,29 @@ def build_query(
         return Query(qid, qname, code, wire, padded)
     plain = _with_opt(record, flags, [])
     return Query(qid, qname, code, bytes(plain.pack()), plain)
+
+
+def make_query(
+    name: str,
+    qtype: int | str,
+    flags: QueryFlags | None,
+    *,
+    pad_block: int | None = PAD_BLOCK,
+    qid: int | None = None,
+) -> Query:
+    """`build_query` from a QueryFlags (None: the resolver's defaults)."""
+    f = flags or QueryFlags()
+    return build_query(
+        name,
+        qtype,
+        edns=f.edns,
+        pad_block=pad_block,
+        dnssec_ok=f.dnssec_ok,
+        recursion=f.recursion,
+        qid=qid,
+        adflag=f.adflag,
+        cdflag=f.cdflag,
+    )
 
 
 def _with_opt(record: DNSRecord, flags: str, opts: list[EDNSOption]) -> DNSRecord:
@@ -191,6 +231,8 @@ class DnsResult:
     elapsed: float
     tries: int
     truncated_fallback: bool = False
+    sent_at: float = 0.0
+    """Wall-clock time the (last) query left, for dig's WHEN and +yaml's query_time."""
 
     @property
     def rcode(self) -> str:
@@ -209,21 +251,25 @@ async def query(
     tries: int = DEFAULT_TRIES,
     edns: bool = True,
     pad_block: int | None = PAD_BLOCK,
-    dnssec_ok: bool = False,
+    flags: QueryFlags | None = None,
 ) -> DnsResult:
     """Send one question: UDP with retries (fresh ID each try), TCP on TC or when forced.
 
     Raises DnsUsageError (1) for bad input, DnsNoReply (9) when nothing usable came back.
     """
-    q = build_query(name, qtype, edns=edns, pad_block=pad_block, dnssec_ok=dnssec_ok)
+    q = make_query(name, qtype, flags, pad_block=pad_block)
     start = time.monotonic()
+    sent_at = time.time()
     if tcp:
         wire, response = await _tcp_try(connector, server, port, q, timeout)
-        return DnsResult(q, response, wire, server, port, "TCP", time.monotonic() - start, 1)
+        return DnsResult(
+            q, response, wire, server, port, "TCP", time.monotonic() - start, 1, sent_at=sent_at
+        )
     last: AppError | None = None
     for attempt in range(1, max(1, tries) + 1):
         if attempt > 1:
-            q = build_query(name, qtype, edns=edns, pad_block=pad_block, dnssec_ok=dnssec_ok)
+            q = make_query(name, qtype, flags, pad_block=pad_block)
+            sent_at = time.time()
         try:
             data = await connector.udp_exchange(server, port, q.wire, timeout)
             response = check_response(q, data)
@@ -237,11 +283,13 @@ async def query(
             continue
         if response.header.tc:
             wire, response = await _tcp_try(connector, server, port, q, timeout)
+            elapsed = time.monotonic() - start
             return DnsResult(
-                q, response, wire, server, port, "TCP", time.monotonic() - start, attempt, True
+                q, response, wire, server, port, "TCP", elapsed, attempt, True, sent_at
             )
+        elapsed = time.monotonic() - start
         return DnsResult(
-            q, response, bytes(data), server, port, "UDP", time.monotonic() - start, attempt
+            q, response, bytes(data), server, port, "UDP", elapsed, attempt, sent_at=sent_at
         )
     raise DnsNoReply(f"no servers could be reached ({server}#{port}: {last})")
 

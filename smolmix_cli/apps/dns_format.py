@@ -1,28 +1,25 @@
-"""Presenting DNS answers: dig's text layout, +short, and RFC 8427 JSON.
+"""Presenting DNS record data as dig does, +short, and RFC 8427 JSON.
 
 Pure functions of a `DnsResult`, so the CLI decides where output goes and
-tests can check it without a network. Record data uses dnslib's zone-file
-presentation, which is what dig prints too, except for character-strings
-(TXT): dnslib leaves `"` and `\\` bare, dig escapes them, and scripts parse dig.
+tests can check it without a network (the long dig layouts: dig_output.py).
+Record data uses dnslib's zone-file presentation, which is what dig prints
+too, except for character-strings (TXT: dnslib leaves `"` and `\\` bare, dig
+escapes them) and SVCB/HTTPS parameters (BIND quotes alpn), and scripts parse dig.
 """
 
 from __future__ import annotations
 
+import base64
+import ipaddress
 import time
 from typing import Any
 
-from dnslib import CLASS, OPCODE, QTYPE, RCODE, RR, TXT, DNSBuffer, DNSRecord
+from dnslib import CLASS, DNSKEY, HTTPS, QTYPE, RCODE, RR, RRSIG, TXT, DNSBuffer
 
 from smolmix_cli.apps.dns import DnsResult, type_name
 
-_FLAG_ORDER = ("qr", "aa", "tc", "rd", "ra", "ad", "cd")
 _RDATA_NAMED = {"A", "AAAA", "CNAME", "DNAME", "NS", "PTR"}
 """Types whose presentation RFC 8427 names as rdataTYPE; others get it as our extension."""
-
-
-def _flags(record: DNSRecord) -> list[str]:
-    h = record.header
-    return [flag for flag in _FLAG_ORDER if getattr(h, flag)]
 
 
 def _character_string(data: bytes) -> str:
@@ -39,69 +36,73 @@ def _character_string(data: bytes) -> str:
     return '"' + "".join(out) + '"'
 
 
+_SVC_KEYS = {
+    0: "mandatory",
+    1: "alpn",
+    2: "no-default-alpn",
+    3: "port",
+    4: "ipv4hint",
+    5: "ech",
+    6: "ipv6hint",
+    7: "dohpath",
+}
+
+
+def _svc_value(key: int, value: bytes) -> str:
+    """One SvcParam value as BIND prints it (RFC 9460 presentation; alpn always quoted)."""
+    if key == 0:
+        names = [int.from_bytes(value[i : i + 2], "big") for i in range(0, len(value), 2)]
+        return ",".join(_SVC_KEYS.get(k, f"key{k}") for k in names)
+    if key == 1:
+        ids, i = [], 0
+        while i < len(value):
+            n = value[i]
+            ids.append(_character_string(value[i + 1 : i + 1 + n])[1:-1].replace(",", "\\,"))
+            i += 1 + n
+        return '"' + ",".join(ids) + '"'
+    if key == 3:
+        return str(int.from_bytes(value, "big"))
+    if key == 4:
+        return ",".join(
+            str(ipaddress.IPv4Address(value[i : i + 4])) for i in range(0, len(value), 4)
+        )
+    if key == 6:
+        return ",".join(
+            str(ipaddress.IPv6Address(value[i : i + 16])) for i in range(0, len(value), 16)
+        )
+    if key == 5:
+        return base64.b64encode(value).decode()
+    return _character_string(value)
+
+
+def _svcb_text(rdata: Any) -> str:
+    labels = [bytes(label).decode("ascii", "replace") for label in rdata.target]
+    parts = [str(rdata.priority), ".".join(labels) + "." if labels else "."]
+    for key, value in rdata.params:
+        name = _SVC_KEYS.get(key, f"key{key}")
+        parts.append(name if key == 2 and not value else f"{name}={_svc_value(key, bytes(value))}")
+    return " ".join(parts)
+
+
 def rdata_text(rr: RR) -> str:
     """The record data in dig's presentation."""
     if isinstance(rr.rdata, TXT):
         return " ".join(_character_string(bytes(s)) for s in rr.rdata.data)
+    if isinstance(rr.rdata, HTTPS):  # SVCB shares the class in dnslib
+        return _svcb_text(rr.rdata)
+    if isinstance(rr.rdata, RRSIG | DNSKEY):
+        return _split_base64(str(rr.rdata.toZone()))
     return str(rr.rdata.toZone())
 
 
-def _rr_line(rr: RR) -> str:
-    cls = CLASS.forward.get(rr.rclass, f"CLASS{rr.rclass}")
-    return f"{rr.rname}\t{rr.ttl}\t{cls}\t{type_name(rr.rtype)}\t{rdata_text(rr)}"
+BASE64_CHUNK = 56
 
 
-def _opt(record: DNSRecord) -> RR | None:
-    for rr in record.ar:
-        if rr.rtype == QTYPE.OPT:
-            return rr
-    return None
-
-
-def dig_text(result: DnsResult, *, when: float | None = None) -> str:
-    """dig's default output for one answer."""
-    r = result.response
-    h = r.header
-    q = result.query
-    lines = [
-        f"; <<>> smolmix resolve <<>> {q.name} {type_name(q.qtype)}",
-        ";; Got answer:",
-        f";; ->>HEADER<<- opcode: {OPCODE.forward.get(h.opcode, h.opcode)}, "
-        f"status: {result.rcode}, id: {h.id}",
-        f";; flags: {' '.join(_flags(r))}; QUERY: {len(r.questions)}, ANSWER: {len(r.rr)}, "
-        f"AUTHORITY: {len(r.auth)}, ADDITIONAL: {len(r.ar)}",
-    ]
-    opt = _opt(r)
-    if opt is not None:
-        do = " do" if (opt.ttl >> 15) & 1 else ""
-        lines += [
-            "",
-            ";; OPT PSEUDOSECTION:",
-            f"; EDNS: version: {(opt.ttl >> 16) & 0xFF}, flags:{do}; udp: {opt.rclass}",
-        ]
-    lines += ["", ";; QUESTION SECTION:"]
-    for question in r.questions:
-        cls = CLASS.forward.get(question.qclass, f"CLASS{question.qclass}")
-        lines.append(f";{question.qname}\t\t{cls}\t{type_name(question.qtype)}")
-    for title, rrs in (
-        ("ANSWER", r.rr),
-        ("AUTHORITY", r.auth),
-        ("ADDITIONAL", [rr for rr in r.ar if rr.rtype != QTYPE.OPT]),
-    ):
-        if rrs:
-            lines += ["", f";; {title} SECTION:"]
-            lines += [_rr_line(rr) for rr in rrs]
-    stamp = time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime(when))
-    server = result.server
-    lines += [
-        "",
-        f";; Query time: {round(result.elapsed * 1000)} msec",
-        f";; SERVER: {server}#{result.port}({server}) ({result.transport})",
-        f";; WHEN: {stamp}",
-        f";; MSG SIZE  rcvd: {len(result.wire)}",
-        "",
-    ]
-    return "\n".join(lines)
+def _split_base64(text: str) -> str:
+    """BIND prints a signature's or key's base64 in 56-character words (one line, spaces)."""
+    head, _, blob = text.rpartition(" ")
+    words = [blob[i : i + BASE64_CHUNK] for i in range(0, len(blob), BASE64_CHUNK)]
+    return f"{head} {' '.join(words)}" if head else " ".join(words)
 
 
 def short_text(result: DnsResult) -> str:

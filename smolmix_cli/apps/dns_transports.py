@@ -22,10 +22,12 @@ from smolmix_cli.apps.dns import (
     DEFAULT_PORT,
     DEFAULT_TIMEOUT,
     DEFAULT_TRIES,
+    PAD_BLOCK,
     DnsResult,
-    build_query,
+    QueryFlags,
     check_response,
     framed_exchange,
+    make_query,
     query,
 )
 from smolmix_cli.apps.errors import (
@@ -117,10 +119,13 @@ async def query_tls(
     verify: bool = True,
     cafile: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    flags: QueryFlags | None = None,
+    pad_block: int | None = PAD_BLOCK,
 ) -> DnsResult:
     """DNS over TLS (RFC 7858): TCP framing inside TLS with ALPN "dot"."""
-    q = build_query(name, qtype)
+    q = make_query(name, qtype, flags, pad_block=pad_block)
     start = time.monotonic()
+    sent_at = time.time()
     context = tls.client_context(verify=verify, cafile=cafile, alpn=("dot",))
     try:
         with anyio.fail_after(timeout):
@@ -136,7 +141,8 @@ async def query_tls(
             raise  # TLS problems keep their own numbers and messages
         raise DnsNoReply(f"DoT to {server}:{port} failed: {exc}") from None
     response = check_response(q, wire)
-    return DnsResult(q, response, wire, server, port, "TLS", time.monotonic() - start, 1)
+    elapsed = time.monotonic() - start
+    return DnsResult(q, response, wire, server, port, "TLS", elapsed, 1, sent_at=sent_at)
 
 
 async def query_https(
@@ -149,10 +155,13 @@ async def query_https(
     cafile: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     client: HttpClient | None = None,
+    flags: QueryFlags | None = None,
+    pad_block: int | None = PAD_BLOCK,
 ) -> DnsResult:
     """DNS over HTTPS (RFC 8484): POST application/dns-message, ID 0 as the RFC advises."""
-    q = build_query(name, qtype, qid=0)
+    q = make_query(name, qtype, flags, qid=0, pad_block=pad_block)
     start = time.monotonic()
+    sent_at = time.time()
     body = bytearray()
 
     async def sink(data: bytes) -> None:
@@ -187,7 +196,8 @@ async def query_https(
     wire = bytes(body)
     response = check_response(q, wire)
     host = urlsplit(url).hostname or url
-    return DnsResult(q, response, wire, host, 443, "HTTPS", time.monotonic() - start, 1)
+    elapsed = time.monotonic() - start
+    return DnsResult(q, response, wire, host, 443, "HTTPS", elapsed, 1, sent_at=sent_at)
 
 
 async def query_server(
@@ -201,6 +211,8 @@ async def query_server(
     tries: int = DEFAULT_TRIES,
     verify: bool = True,
     cafile: str | None = None,
+    flags: QueryFlags | None = None,
+    pad_block: int | None = PAD_BLOCK,
 ) -> DnsResult:
     """One question to a parsed server, whatever its transport (`tcp` forces TCP for udp://)."""
     if server.transport == "tls":
@@ -213,11 +225,21 @@ async def query_server(
             verify=verify,
             cafile=cafile,
             timeout=timeout,
+            flags=flags,
+            pad_block=pad_block,
         )
     if server.transport == "https":
         assert server.url is not None
         return await query_https(
-            connector, server.url, name, qtype, verify=verify, cafile=cafile, timeout=timeout
+            connector,
+            server.url,
+            name,
+            qtype,
+            verify=verify,
+            cafile=cafile,
+            timeout=timeout,
+            flags=flags,
+            pad_block=pad_block,
         )
     return await query(
         connector,
@@ -228,4 +250,6 @@ async def query_server(
         tcp=tcp or server.transport == "tcp",
         timeout=timeout,
         tries=tries,
+        flags=flags,
+        pad_block=pad_block,
     )

@@ -23,7 +23,7 @@ from smolmix_cli.cli.env import CliEnv
 from smolmix_cli.cli.fetch_settings import parse_settings, remote_name, upload_url
 from smolmix_cli.cli.main import cli
 from smolmix_cli.cli.options import global_options
-from smolmix_cli.cli.resolve import parse_tokens
+from smolmix_cli.cli.resolve import plan_run
 from smolmix_cli.config import MAINNET
 from smolmix_cli.errors_map import classify
 from smolmix_cli.exit_codes import ExitCode
@@ -97,37 +97,47 @@ def test_remote_names_are_sanitised() -> None:
     assert upload_url("http://a.test/x", "f") == "http://a.test/x"
 
 
+def _plan(*tokens: str) -> Any:
+    return plan_run(list(tokens), short=False, tcp=False, as_json=False, timeout=5, tries=3)
+
+
 def test_dig_grammar_names_types_servers_and_plus_options() -> None:
-    plan = parse_tokens(
-        ("a.test", "MX", "b.test", "c.test", "TYPE65", "@tcp://9.9.9.9:5353", "+short", "+time=2"),
-        ("10.0.0.1",),
-        short=False,
-        tcp=False,
-        as_json=False,
-        timeout=5,
-        tries=3,
-        type_option="AAAA",
-    )
-    assert [(q.name, q.qtype) for q in plan.questions] == [
+    plan = _plan(
+        "a.test", "MX", "b.test", "AAAA", "c.test", "TYPE65",
+        "@tcp://9.9.9.9:5353", "+short", "+time=2", "-x", "10.0.0.1",
+    )  # fmt: skip
+    assert [(q.name, q.qtype) for q in plan.lookups] == [
         ("a.test.", 15),
         ("b.test.", 28),
         ("c.test.", 65),
         ("1.0.0.10.in-addr.arpa.", 12),
     ]
-    assert plan.server is not None and (plan.server.transport, plan.server.port) == ("tcp", 5353)
-    assert plan.short and plan.timeout == 2.0
-    for tokens in (("a..b",), ("x.test", "+bogus"), ("x.test", "@1.1.1.1:0"), ()):
+    c_test = plan.lookups[2]
+    assert c_test.server is not None and (c_test.server.transport, c_test.server.port) == (
+        "tcp",
+        5353,
+    )
+    assert plan.lookups[0].server is None  # @server after a name is that lookup's only
+    assert plan.short and c_test.timeout == 2.0 and plan.lookups[0].timeout == 5
+    for tokens in (("a..b",), ("x.test", "+bogus"), ("x.test", "@1.1.1.1:0"), ("-p", "x")):
         with pytest.raises(DnsUsageError):
-            parse_tokens(
-                tokens,
-                (),
-                short=False,
-                tcp=False,
-                as_json=False,
-                timeout=5,
-                tries=3,
-                type_option=None,
-            )
+            _plan(*tokens)
+
+
+def test_dig_grammar_defaults_globals_and_root_query() -> None:
+    plan = _plan("+noall", "+answer", "+norec", "a.test", "+dnssec", "b.test")
+    a, b = plan.lookups
+    assert not plan.printcmd and a.answer and not a.question and not a.recurse
+    assert a.flags().dnssec_ok and not b.flags().dnssec_ok  # after a name: that lookup's
+    root = _plan("@1.1.1.1").lookups
+    assert [(q.name, q.qtype) for q in root] == [(".", 2)]
+    typed = plan_run(["a.test", "b.test", "TXT"], short=False, tcp=False, as_json=False,
+                     timeout=5, tries=3, type_option="AAAA")  # fmt: skip
+    assert [(q.name, q.qtype) for q in typed.lookups] == [("a.test.", 28), ("b.test.", 16)]
+    assert [(q.name, q.qtype) for q in _plan("-t", "MX", "a.test", "TXT").lookups] == [
+        ("a.test.", 15),
+        ("TXT.", 15),  # a name: -t closed the type slot, and MX is the default
+    ]
 
 
 def test_global_options_reach_the_tunnel_options() -> None:
@@ -172,7 +182,8 @@ def test_app_errors_classify_to_their_exit_codes() -> None:
         (["fetch", "-H", "bad", "http://a.test/"], 2),
         (["ws", "http://a.test/"], 1),
         (["resolve", "a..b"], 1),
-        (["resolve", "-t", "BOGUS", "a.test"], 1),
+        (["resolve", "a.test", "+bogus"], 1),
+        (["resolve", "-t", "BOGUS", "a.test"], 112),  # dig warns of a bad -t type, goes on
         (["resolve", "--bogus", "a.test"], 1),
         (["resolve", "a.test", "@[::1]:70000"], 1),
         (["--ipr", "bogus", "fetch", "http://a.test/"], 2),

@@ -9,6 +9,7 @@ which the client uses too; bad queries are dropped (UDP) or closed (TCP).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ipaddress
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ MAX_UDP_EDNS = 1232
 """We never answer bigger over UDP (DNS flag day 2020 size), whatever the client offers."""
 
 PADDING_OPTION = 12
+SIG_DATES = "20370101000000 20260101000000"
+FAKE_SIG = base64.b64encode(bytes(range(64))).decode()
 BIG_TXT_STRINGS = 24
 BIG_TXT_LEN = 200
 
@@ -54,6 +57,9 @@ def _zone_text(ipv4: list[str], ipv6: list[str], ttl: int) -> str:
             lines.append(f"{host}{z}. {ttl} IN A {a}")
         for a in ipv6:
             lines.append(f"{host}{z}. {ttl} IN AAAA {a}")
+    for a in ipv4:
+        lines.append(f"signed.{z}. {ttl} IN A {a}")
+    lines.append(f"signed.{z}. {ttl} IN RRSIG A 13 4 {ttl} {SIG_DATES} 4711 {z}. {FAKE_SIG}")
     for i in range(BIG_TXT_STRINGS):
         text = f"{i:03d}-" + "x" * (BIG_TXT_LEN - 4)
         lines.append(f'big.{z}. {ttl} IN TXT "{text}"')
@@ -108,6 +114,8 @@ class DemoZone:
                 return reply
             matching = [rr for rr in rrs if rr.rtype == qtype or qtype == QTYPE.ANY]
             if matching:
+                if _dnssec_ok(query):
+                    matching += [rr for rr in rrs if _covers(rr, qtype)]
                 for rr in matching:
                     reply.add_answer(rr)
                 return reply
@@ -119,6 +127,14 @@ class DemoZone:
             reply.add_answer(cname[0])
             name = cname[0].rdata.label
         return reply
+
+
+def _dnssec_ok(query: DNSRecord) -> bool:
+    return any(rr.rtype == QTYPE.OPT and (rr.ttl >> 15) & 1 for rr in query.ar)
+
+
+def _covers(rr: RR, qtype: int) -> bool:
+    return bool(rr.rtype == QTYPE.RRSIG and qtype != QTYPE.ANY and rr.rdata.covered == qtype)
 
 
 def _udp_limit(query: DNSRecord) -> int:
@@ -137,14 +153,16 @@ def _with_edns(query: DNSRecord, reply: DNSRecord) -> None:
     if opt is None:
         return
     padded = any(option.code == PADDING_OPTION for option in opt.rdata)
+    flags = "do" if _dnssec_ok(query) else ""
     if not padded:
-        reply.add_ar(EDNS0(udp_len=MAX_UDP_EDNS))
+        reply.add_ar(EDNS0(udp_len=MAX_UDP_EDNS, flags=flags))
         return
     probe = DNSRecord(header=reply.header, questions=list(reply.questions))
     probe.rr, probe.auth, probe.ar = list(reply.rr), list(reply.auth), list(reply.ar)
-    probe.add_ar(EDNS0(udp_len=MAX_UDP_EDNS, opts=[EDNSOption(PADDING_OPTION, b"")]))
+    probe.add_ar(EDNS0(udp_len=MAX_UDP_EDNS, flags=flags, opts=[EDNSOption(PADDING_OPTION, b"")]))
     n = (-len(probe.pack())) % RESPONSE_PAD_BLOCK
-    reply.add_ar(EDNS0(udp_len=MAX_UDP_EDNS, opts=[EDNSOption(PADDING_OPTION, b"\x00" * n)]))
+    padding = [EDNSOption(PADDING_OPTION, b"\x00" * n)]
+    reply.add_ar(EDNS0(udp_len=MAX_UDP_EDNS, flags=flags, opts=padding))
 
 
 def answer_bytes(zone: DemoZone, data: bytes, *, udp: bool) -> bytes | None:
