@@ -31,9 +31,9 @@ from typing import Any, Protocol
 import anyio
 import anyio.abc
 
+from smolmix_cli.accept import serve_contained
 from smolmix_cli.exit_codes import CliError, ExitCode, first_failure
 from smolmix_cli.session import protocol as proto
-from smolmix_cli.session.accept import serve_contained
 from smolmix_cli.session.paths import SessionPaths, probe
 from smolmix_cli.session.splice import Counters, splice
 from smolmix_cli.session.unix import UnixListener

@@ -11,7 +11,6 @@ pushed to the connected client or stored briefly and pushed on its next login.
 
 from __future__ import annotations
 
-import logging
 import ssl
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from anyio.abc import SocketAttribute
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from smolmix_cli.accept import serve_contained
 from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.mixnet.gateway import session_events as ev
 from smolmix_cli.mixnet.gateway.frames import RequestKind
@@ -54,8 +54,6 @@ from smolmix_cli.websocket import (
     WebSocketTimeout,
     serve_websocket_connection,
 )
-
-logger = logging.getLogger(__name__)
 
 # A regular ForwardSphinxV2 frame is 2452 bytes and extended32 about 33 kB; control
 # messages are small. Anything bigger is not the gateway protocol.
@@ -187,19 +185,18 @@ class GatewayNode(PacketNode):
 
     def _start_extra(self, tg: anyio.abc.TaskGroup, extra: Any) -> None:
         for listener, context in extra:
-            tg.start_soon(self._serve_ws, listener, context, tg)
+            tg.start_soon(self._serve_ws, listener, context)
 
     async def _serve_ws(
         self,
         listener: anyio.abc.Listener[anyio.abc.SocketStream],
         context: ssl.SSLContext | None,
-        tg: anyio.abc.TaskGroup,
     ) -> None:
         async def handle(stream: anyio.abc.SocketStream) -> None:
             await self._handle_ws(stream, context)
 
         async with listener:
-            await listener.serve(handle, tg)
+            await serve_contained(listener, handle, self._failed)
 
     def save_state(self) -> None:
         """Write the registry (keys, bandwidth, last auth time) to `state_path`, if set.
@@ -230,9 +227,6 @@ class GatewayNode(PacketNode):
         self._ws_active += 1
         try:
             await self._serve_client(stream, context)
-        except Exception:  # a bug must cost one client connection, never the gateway
-            self.counters["internal_errors"] += 1
-            logger.exception("client connection handler failed")
         finally:
             self._ws_active -= 1
 

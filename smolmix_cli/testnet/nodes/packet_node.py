@@ -19,6 +19,7 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 
+from smolmix_cli.accept import serve_contained
 from smolmix_cli.mixnet.keys import X25519KeyPair
 from smolmix_cli.mixnet.packet.framing import FrameDecoder, FramingError
 from smolmix_cli.mixnet.packet.size import SphinxKeyRotation
@@ -153,7 +154,7 @@ class PacketNode:
                 async with mix_listener, anyio.create_task_group() as tg:
                     await tg.start(self.links.run)
                     tg.start_soon(self._release_loop)
-                    tg.start_soon(mix_listener.serve, self._handle_mix, tg)
+                    tg.start_soon(serve_contained, mix_listener, self._handle_mix, self._failed)
                     self._start_extra(tg, extra)
                     self.started.set()
                     task_status.started(self.spec)
@@ -213,11 +214,14 @@ class PacketNode:
         self._mix_active += 1
         try:
             await self._read_mix(stream)
-        except Exception:  # a bug must cost one connection, never the node
-            self.counters["internal_errors"] += 1
-            logger.exception("mix connection handler failed on %s", self.spec.mix_address)
         finally:
             self._mix_active -= 1
+
+    def _failed(self, exc: BaseException) -> None:
+        """A connection's handler raised, or an accept failed: that costs the one
+        connection, never the node (serve_contained logs it at debug)."""
+        del exc
+        self.counters["internal_errors"] += 1
 
     async def _read_mix(self, stream: anyio.abc.SocketStream) -> None:
         decoder = FrameDecoder()
