@@ -44,7 +44,7 @@ from smolmix_cli.testnet.nodes.message_store import (
     MessageStore,
 )
 from smolmix_cli.testnet.nodes.node_spec import NodeSpec
-from smolmix_cli.testnet.nodes.packet_node import PacketNode, PacketOptions
+from smolmix_cli.testnet.nodes.packet_node import PacketNode, PacketOptions, listen_tcp
 from smolmix_cli.testnet.nodes.processing import Deliver
 from smolmix_cli.testnet.nodes.registry_state import load_registry, save_registry
 from smolmix_cli.websocket import (
@@ -163,14 +163,12 @@ class GatewayNode(PacketNode):
         ] = []
         try:
             ws_port = self.spec.ws_port if self.spec.ws_port is not None else 0
-            ws = await anyio.create_tcp_listener(local_host=self.spec.host, local_port=ws_port)
+            ws = await listen_tcp(self.spec.host, ws_port)
             listeners.append((ws, None))
             self.spec = self.spec.with_ports(ws_port=ws.extra(SocketAttribute.local_port))
             if self.ssl_context is not None:
                 wss_port = self.spec.wss_port if self.spec.wss_port is not None else 0
-                wss = await anyio.create_tcp_listener(
-                    local_host=self.spec.host, local_port=wss_port
-                )
+                wss = await listen_tcp(self.spec.host, wss_port)
                 listeners.append((wss, self.ssl_context))
                 self.spec = self.spec.with_ports(wss_port=wss.extra(SocketAttribute.local_port))
         except BaseException:

@@ -8,6 +8,7 @@ Sphinx checks is dropped and the connection stays open.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import random
@@ -18,6 +19,7 @@ from typing import Any, TypedDict
 import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
+from anyio.streams.stapled import MultiListener
 
 from smolmix_cli.accept import serve_contained
 from smolmix_cli.mixnet.keys import X25519KeyPair
@@ -42,6 +44,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_QUEUE = 50_000
 MAX_MIX_CONNECTIONS = 1024  # inbound mix-port connections at once; more are closed
 READ_SIZE = 65536
+REBIND_S = 10.0  # how long a restarted node tries to get its old port back
 COUNTER_NAMES = (
     "connections",
     "received",
@@ -62,6 +65,22 @@ COUNTER_NAMES = (
     "connections_refused",
     "internal_errors",
 )
+
+
+async def listen_tcp(host: str, port: int) -> MultiListener[anyio.abc.SocketStream]:
+    """A listener on `port` (0: any). A node started again asks for its old port, which sits
+    in the ephemeral range: a client still reconnecting to it may hold it for a moment
+    (a loopback connect to a free ephemeral port can even connect to itself), so retry."""
+    deadline = anyio.current_time() + REBIND_S
+    while True:
+        try:
+            listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or port == 0 or anyio.current_time() >= deadline:
+                raise
+            await anyio.sleep(0.1)
+            continue
+        return listener
 
 
 def _secondary_rotation(primary: SphinxKeyRotation) -> SphinxKeyRotation:
@@ -135,9 +154,7 @@ class PacketNode:
         self, *, task_status: anyio.abc.TaskStatus[NodeSpec] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Run until `stop()` or cancellation; reports the spec with bound ports on start."""
-        mix_listener = await anyio.create_tcp_listener(
-            local_host=self.spec.host, local_port=self.spec.mix_port, reuse_port=False
-        )
+        mix_listener = await listen_tcp(self.spec.host, self.spec.mix_port)
         try:
             self.spec = self.spec.with_ports(
                 mix_port=mix_listener.extra(SocketAttribute.local_port)
