@@ -162,6 +162,7 @@ class WebSocketConnection:
         self._too_big = self._guard.feed(after_handshake)
         self._close_wait: tuple[anyio.CancelScope, float] | None = None
         """While aclose(idle=True) waits: its scope, pushed back by every read."""
+        self._close_sent: WebSocketClosed | None = None  # the close aclose() sent, if any
 
     # -- state -----------------------------------------------------------------
 
@@ -311,10 +312,21 @@ class WebSocketConnection:
             # wsproto reports a protocol violation as a close event without closing.
             await self._fail(event.code, event.reason or "protocol error")
             return
+        elif event.code == CLOSE_ABNORMAL:
+            # wsproto's word for EOF (no peer may send 1006): our close got no answer.
+            self._lost_while_closing("connection lost before the close reply")
         else:
-            # Answer to our own close (LOCAL_CLOSING -> CLOSED), or a lost connection.
+            # Answer to our own close (LOCAL_CLOSING -> CLOSED).
             self._mark_closed(self._close or WebSocketClosed(event.code, event.reason or ""))
         await self._close_stream()
+
+    def _lost_while_closing(self, reason: str) -> None:
+        """RFC 6455 7.1.5: closed with no close frame received is 1006, even after we sent
+        ours; a 1000 here would report a clean end when replies may have been lost. A close
+        we sent for a failure of our own (1009, 1011) keeps its code: it says why."""
+        if self._close is None or self._close is self._close_sent:
+            self._close = WebSocketClosed(CLOSE_ABNORMAL, reason)
+        self._mark_closed(self._close)
 
     async def _fail(self, code: int, reason: str) -> None:
         """Close after a local protocol decision; the error says who closed and why."""
@@ -399,10 +411,12 @@ class WebSocketConnection:
             self._close_wait = (scope, timeout) if idle else None
             try:
                 if self._close is None and self._ws.state is ConnectionState.OPEN:
+                    closing = WebSocketClosed(code, reason, local=True)
+                    if code in (CLOSE_NORMAL, CLOSE_GOING_AWAY):  # not a failure of our own
+                        self._close_sent = closing
                     with contextlib.suppress(WebSocketClosed):
                         await self._write(
-                            CloseConnection(code=code, reason=reason),
-                            closing=WebSocketClosed(code, reason, local=True),
+                            CloseConnection(code=code, reason=reason), closing=closing
                         )
                     # Wait for the peer's close frame (someone must read it).
                     while self._local_closing():
@@ -414,6 +428,8 @@ class WebSocketConnection:
             finally:
                 self._close_wait = None
             self._mark_closed(self._close or WebSocketClosed(code, reason, local=True))
+        if self._ws.state is ConnectionState.LOCAL_CLOSING:  # timed out, or EOF, unanswered
+            self._lost_while_closing(f"no close reply within {timeout:g} s")
         await self._close_stream()
 
     def _local_closing(self) -> bool:

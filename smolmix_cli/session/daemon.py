@@ -31,9 +31,10 @@ from typing import Any, Protocol
 import anyio
 import anyio.abc
 
+from smolmix_cli.accept import serve_contained
 from smolmix_cli.exit_codes import CliError, ExitCode, first_failure
 from smolmix_cli.session import protocol as proto
-from smolmix_cli.session.accept import serve_contained
+from smolmix_cli.session.exit_watch import PROBE_TIMEOUT_S, PROBES, SilenceWatch
 from smolmix_cli.session.paths import SessionPaths, probe
 from smolmix_cli.session.splice import Counters, splice
 from smolmix_cli.session.unix import UnixListener
@@ -245,8 +246,8 @@ class SessionDaemon:
                     self._restart_error = None
                     self._notify()
                     log(f"generation {self.generation} ready: {_short_stats(booted.tunnel)}")
-                    await self._until_failed(booted.tunnel)
-                    self.last_failure = booted.tunnel.snapshot().reason
+                    silent = await self._until_failed(booted.tunnel)
+                    self.last_failure = silent or booted.tunnel.snapshot().reason
                     log(f"generation {self.generation} failed: {self.last_failure}")
             except Exception as exc:
                 if self.generation == 0:
@@ -264,8 +265,19 @@ class SessionDaemon:
                 self.ready_since = None
             await anyio.sleep(RETRY_BACKOFF[min(failures, len(RETRY_BACKOFF) - 1)])
 
-    async def _until_failed(self, tunnel: TunnelLike) -> None:
-        while tunnel.snapshot().state not in ("failed", "shut down"):
+    async def _until_failed(self, tunnel: TunnelLike) -> str | None:
+        """Return when the tunnel failed (None) or its exit went silent (why)."""
+        watch = SilenceWatch()
+        while True:
+            snap = tunnel.snapshot()
+            if snap.state in ("failed", "shut down"):
+                return None
+            up, down = snap.packets_up, snap.packets_down
+            if snap.state == "ready" and watch.observe(up, down, time.monotonic()):
+                if not await _exit_answers(tunnel):
+                    return f"the exit went silent ({up} packets up, none down for long)"
+                snap = tunnel.snapshot()
+                watch.answered(snap.packets_up, snap.packets_down)
             await anyio.sleep(0.2)
 
     async def current(self, timeout: float) -> TunnelLike:
@@ -489,6 +501,23 @@ def error_answer(exc: BaseException, classify: Classifier) -> bytes:
     exc = first_failure(exc)
     error = classify(exc)
     return proto.error_frame(type(exc).__name__, str(error), int(error.code))
+
+
+async def _exit_answers(tunnel: TunnelLike) -> bool:
+    """An echo to the exit's own TUN address comes back (PROBES tries)."""
+    from smolmix_cli.ipr.router_logic import TUN_IPV4
+    from smolmix_cli.tunnel.errors import TunnelError
+
+    ping = getattr(tunnel, "ping", None)  # a local Tunnel has it; a session's client does not
+    if ping is None:
+        return True  # nothing to ask with: never give a tunnel up on a guess
+    for _ in range(PROBES):
+        try:
+            await ping(str(TUN_IPV4), timeout=PROBE_TIMEOUT_S)
+            return True
+        except (TunnelError, TimeoutError):
+            continue
+    return False
 
 
 def _is_unavailable(exc: BaseException) -> bool:

@@ -283,7 +283,7 @@ class Socks5Server:
         await self.serve_listener(listener)
 
     async def serve_listener(self, listener: anyio.abc.Listener[anyio.abc.SocketStream]) -> None:
-        from smolmix_cli.session.accept import serve_contained
+        from smolmix_cli.accept import serve_contained
 
         async with listener:
             await serve_contained(listener, self.handle, self._failed)

@@ -12,6 +12,7 @@ Answers are gzip-compressed when the request accepts it, as nym-api's
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import logging
@@ -27,6 +28,7 @@ import anyio.abc
 import h11
 from anyio.streams.tls import TLSStream
 
+from smolmix_cli.accept import serve_contained
 from smolmix_cli.mixnet.base58 import b58encode
 from smolmix_cli.mixnet.topology.topology import EntryDetails, NodeRole, SupportedRoles
 from smolmix_cli.testnet.h11_io import next_event
@@ -452,11 +454,15 @@ class DirectoryServer:
             self._scope = scope
             task_status.started()
             async with listener:
-                await listener.serve(self._handle_guarded)
+                await serve_contained(listener, self._handle_guarded, self._failed)
 
     def stop(self) -> None:
         if self._scope is not None:
             self._scope.cancel()
+
+    def _failed(self, exc: BaseException) -> None:
+        del exc  # serve_contained logs it at debug
+        self.counters["errors"] = self.counters.get("errors", 0) + 1
 
     async def _handle_guarded(self, tcp: anyio.abc.SocketStream) -> None:
         stream: anyio.abc.ByteStream = tcp
@@ -483,13 +489,8 @@ class DirectoryServer:
                 return  # over the connection cap: close at once
             async with self._slots:
                 self.counters["connections"] += 1
-                try:
-                    await self._handle(stream)
-                except (anyio.BrokenResourceError, anyio.EndOfStream, OSError):
-                    pass
-                except Exception as exc:  # one client must never stop the directory
-                    self.counters["errors"] = self.counters.get("errors", 0) + 1
-                    log.debug("directory connection failed: %r", exc)
+                with contextlib.suppress(anyio.BrokenResourceError, anyio.EndOfStream, OSError):
+                    await self._handle(stream)  # suppressed: the client went away
 
     async def _handle(self, stream: anyio.abc.ByteStream) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD)

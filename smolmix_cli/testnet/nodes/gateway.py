@@ -11,7 +11,6 @@ pushed to the connected client or stored briefly and pushed on its next login.
 
 from __future__ import annotations
 
-import logging
 import ssl
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from anyio.abc import SocketAttribute
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from smolmix_cli.accept import serve_contained
 from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.mixnet.gateway import session_events as ev
 from smolmix_cli.mixnet.gateway.frames import RequestKind
@@ -44,7 +44,7 @@ from smolmix_cli.testnet.nodes.message_store import (
     MessageStore,
 )
 from smolmix_cli.testnet.nodes.node_spec import NodeSpec
-from smolmix_cli.testnet.nodes.packet_node import PacketNode, PacketOptions
+from smolmix_cli.testnet.nodes.packet_node import PacketNode, PacketOptions, listen_tcp
 from smolmix_cli.testnet.nodes.processing import Deliver
 from smolmix_cli.testnet.nodes.registry_state import load_registry, save_registry
 from smolmix_cli.websocket import (
@@ -54,8 +54,6 @@ from smolmix_cli.websocket import (
     WebSocketTimeout,
     serve_websocket_connection,
 )
-
-logger = logging.getLogger(__name__)
 
 # A regular ForwardSphinxV2 frame is 2452 bytes and extended32 about 33 kB; control
 # messages are small. Anything bigger is not the gateway protocol.
@@ -165,14 +163,12 @@ class GatewayNode(PacketNode):
         ] = []
         try:
             ws_port = self.spec.ws_port if self.spec.ws_port is not None else 0
-            ws = await anyio.create_tcp_listener(local_host=self.spec.host, local_port=ws_port)
+            ws = await listen_tcp(self.spec.host, ws_port)
             listeners.append((ws, None))
             self.spec = self.spec.with_ports(ws_port=ws.extra(SocketAttribute.local_port))
             if self.ssl_context is not None:
                 wss_port = self.spec.wss_port if self.spec.wss_port is not None else 0
-                wss = await anyio.create_tcp_listener(
-                    local_host=self.spec.host, local_port=wss_port
-                )
+                wss = await listen_tcp(self.spec.host, wss_port)
                 listeners.append((wss, self.ssl_context))
                 self.spec = self.spec.with_ports(wss_port=wss.extra(SocketAttribute.local_port))
         except BaseException:
@@ -187,19 +183,18 @@ class GatewayNode(PacketNode):
 
     def _start_extra(self, tg: anyio.abc.TaskGroup, extra: Any) -> None:
         for listener, context in extra:
-            tg.start_soon(self._serve_ws, listener, context, tg)
+            tg.start_soon(self._serve_ws, listener, context)
 
     async def _serve_ws(
         self,
         listener: anyio.abc.Listener[anyio.abc.SocketStream],
         context: ssl.SSLContext | None,
-        tg: anyio.abc.TaskGroup,
     ) -> None:
         async def handle(stream: anyio.abc.SocketStream) -> None:
             await self._handle_ws(stream, context)
 
         async with listener:
-            await listener.serve(handle, tg)
+            await serve_contained(listener, handle, self._failed)
 
     def save_state(self) -> None:
         """Write the registry (keys, bandwidth, last auth time) to `state_path`, if set.
@@ -230,9 +225,6 @@ class GatewayNode(PacketNode):
         self._ws_active += 1
         try:
             await self._serve_client(stream, context)
-        except Exception:  # a bug must cost one client connection, never the gateway
-            self.counters["internal_errors"] += 1
-            logger.exception("client connection handler failed")
         finally:
             self._ws_active -= 1
 

@@ -8,6 +8,7 @@ Sphinx checks is dropped and the connection stays open.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import random
@@ -18,7 +19,9 @@ from typing import Any, TypedDict
 import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
+from anyio.streams.stapled import MultiListener
 
+from smolmix_cli.accept import serve_contained
 from smolmix_cli.mixnet.keys import X25519KeyPair
 from smolmix_cli.mixnet.packet.framing import FrameDecoder, FramingError
 from smolmix_cli.mixnet.packet.size import SphinxKeyRotation
@@ -41,6 +44,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_QUEUE = 50_000
 MAX_MIX_CONNECTIONS = 1024  # inbound mix-port connections at once; more are closed
 READ_SIZE = 65536
+REBIND_S = 10.0  # how long a restarted node tries to get its old port back
 COUNTER_NAMES = (
     "connections",
     "received",
@@ -61,6 +65,22 @@ COUNTER_NAMES = (
     "connections_refused",
     "internal_errors",
 )
+
+
+async def listen_tcp(host: str, port: int) -> MultiListener[anyio.abc.SocketStream]:
+    """A listener on `port` (0: any). A node started again asks for its old port, which sits
+    in the ephemeral range: a client still reconnecting to it may hold it for a moment
+    (a loopback connect to a free ephemeral port can even connect to itself), so retry."""
+    deadline = anyio.current_time() + REBIND_S
+    while True:
+        try:
+            listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or port == 0 or anyio.current_time() >= deadline:
+                raise
+            await anyio.sleep(0.1)
+            continue
+        return listener
 
 
 def _secondary_rotation(primary: SphinxKeyRotation) -> SphinxKeyRotation:
@@ -134,9 +154,7 @@ class PacketNode:
         self, *, task_status: anyio.abc.TaskStatus[NodeSpec] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Run until `stop()` or cancellation; reports the spec with bound ports on start."""
-        mix_listener = await anyio.create_tcp_listener(
-            local_host=self.spec.host, local_port=self.spec.mix_port, reuse_port=False
-        )
+        mix_listener = await listen_tcp(self.spec.host, self.spec.mix_port)
         try:
             self.spec = self.spec.with_ports(
                 mix_port=mix_listener.extra(SocketAttribute.local_port)
@@ -153,7 +171,7 @@ class PacketNode:
                 async with mix_listener, anyio.create_task_group() as tg:
                     await tg.start(self.links.run)
                     tg.start_soon(self._release_loop)
-                    tg.start_soon(mix_listener.serve, self._handle_mix, tg)
+                    tg.start_soon(serve_contained, mix_listener, self._handle_mix, self._failed)
                     self._start_extra(tg, extra)
                     self.started.set()
                     task_status.started(self.spec)
@@ -213,11 +231,14 @@ class PacketNode:
         self._mix_active += 1
         try:
             await self._read_mix(stream)
-        except Exception:  # a bug must cost one connection, never the node
-            self.counters["internal_errors"] += 1
-            logger.exception("mix connection handler failed on %s", self.spec.mix_address)
         finally:
             self._mix_active -= 1
+
+    def _failed(self, exc: BaseException) -> None:
+        """A connection's handler raised, or an accept failed: that costs the one
+        connection, never the node (serve_contained logs it at debug)."""
+        del exc
+        self.counters["internal_errors"] += 1
 
     async def _read_mix(self, stream: anyio.abc.SocketStream) -> None:
         decoder = FrameDecoder()

@@ -12,11 +12,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import ipaddress
+import logging
 from dataclasses import dataclass, field
 
 import anyio
 import anyio.abc
 from dnslib import CLASS, EDNS0, QTYPE, RCODE, RR, DNSLabel, DNSRecord, EDNSOption
+
+log = logging.getLogger(__name__)
 
 ZONE = "demo.smolmix.test"
 DEFAULT_TTL = 300
@@ -187,8 +190,20 @@ def answer_bytes(zone: DemoZone, data: bytes, *, udp: bool) -> bytes | None:
 
 
 async def serve_dns_udp(socket: anyio.abc.UDPSocket, zone: DemoZone) -> None:
-    async for data, addr in socket:
-        wire = answer_bytes(zone, data, udp=True)
+    """Answer datagrams until the socket closes; no datagram and no peer can end it."""
+    while True:
+        try:
+            data, addr = await socket.receive()
+        except (anyio.ClosedResourceError, anyio.EndOfStream):
+            return
+        except OSError as exc:  # e.g. an ICMP error about an earlier answer's peer
+            log.debug("dns udp receive failed: %s", exc)
+            continue
+        try:
+            wire = answer_bytes(zone, data, udp=True)
+        except Exception as exc:  # a zone bug costs one query, not the server
+            log.debug("dns udp query failed: %s: %s", type(exc).__name__, exc)
+            continue
         if wire is not None:
             with contextlib.suppress(OSError):
                 await socket.sendto(wire, *addr[:2])

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from types import TracebackType
+from typing import Any
 
 import anyio
 import anyio.abc
 from anyio.streams.tls import TLSStream
 
+from smolmix_cli.accept import serve_contained
 from smolmix_cli.testnet.origin.dns import DemoZone, serve_dns_tcp_connection, serve_dns_udp
 from smolmix_cli.testnet.origin.http import OriginApp, serve_http_connection
 from smolmix_cli.testnet.origin.ws import serve_ws_echo
@@ -51,6 +53,8 @@ class DemoOrigin:
         """UDP and TCP on the same port number."""
         self.dot_port = 0
         """DNS over TLS (with an SSLContext); DoH is `/dns-query` on the HTTP(S) ports."""
+        self.failures = 0
+        """Connections whose handler raised (contained: each cost one connection)."""
         self._tg: anyio.abc.TaskGroup | None = None
         self._closers: list[anyio.abc.AsyncResource] = []
 
@@ -102,14 +106,20 @@ class DemoOrigin:
         udp, tcp = await self._dns_sockets()
         self.dns_port = _port(tcp)
         tg.start_soon(serve_dns_udp, udp, self.zone)
-        tg.start_soon(tcp.serve, self._dns_tcp, tg)
+        tg.start_soon(serve_contained, tcp, self._dns_tcp, self._failed)
 
-    async def _serve(self, handler: Callable[[anyio.abc.SocketStream], Awaitable[None]]) -> int:
+    async def _serve(
+        self, handler: Callable[[anyio.abc.SocketStream], Coroutine[Any, Any, None]]
+    ) -> int:
         """A fresh loopback listener handing each connection to `handler`; its port."""
         assert self._tg is not None
         listener = await self._listen()
-        self._tg.start_soon(listener.serve, handler, self._tg)
+        self._tg.start_soon(serve_contained, listener, handler, self._failed)
         return _port(listener)
+
+    def _failed(self, exc: BaseException) -> None:
+        del exc  # serve_contained logs it at debug
+        self.failures += 1
 
     async def _listen(self) -> anyio.abc.SocketListener:
         listener = await anyio.create_tcp_listener(local_host=self.host, local_port=0)

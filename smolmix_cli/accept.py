@@ -1,4 +1,5 @@
-"""Accept loops that no peer can end: the session's listeners face every local user.
+"""Accept loops that no peer can end: the session's listeners face every local user,
+the local network's face every client and every hostile test.
 
 A connect-then-reset, a flood that exhausts file descriptors or a handler bug
 must cost that one connection, never the listener (and with it the session).
