@@ -6,6 +6,8 @@ weird reply, partial file), whatever carried the bytes: OS socket, TLS or the tu
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Callable
 from typing import Any
 
@@ -136,9 +138,7 @@ class HttpConnection:
                 if not head and not self.eof:
                     raise RecvError(_chunk_error(exc)) from None
                 if not head:
-                    raise PartialFile(
-                        "transfer closed with outstanding read data remaining"
-                    ) from None
+                    raise PartialFile(_partial_text(exc)) from None
                 if self.received == 0:
                     raise EmptyReply("Empty reply from server") from None
                 raise BadResponse(f"Weird server reply: {_h11_text(exc)}") from None
@@ -219,3 +219,11 @@ def _h11_text(exc: h11.RemoteProtocolError) -> str:
     cut = text.find(": b'"), text.find(": bytearray(")
     ends = [i for i in cut if i >= 0]
     return text[: min(ends)] if ends else text
+
+
+def _partial_text(exc: h11.RemoteProtocolError) -> str:
+    """curl's words for a body cut short: the bytes missing when a length was announced."""
+    m = re.search(r"received (\d+) bytes, expected (\d+)", str(exc))
+    if m and int(m.group(2)) > int(m.group(1)):
+        return f"transfer closed with {int(m.group(2)) - int(m.group(1))} bytes remaining to read"
+    return "transfer closed with outstanding read data remaining"

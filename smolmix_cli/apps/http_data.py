@@ -2,8 +2,9 @@
 --data-urlencode, --json and -G.
 
 People rely on the details (scripts post files with -d and expect newlines
-gone), so they follow curl's documented rules: `-d @file` strips CR, LF and
-NUL; repeated data joins with `&`; `--json` pieces concatenate; `-G` moves
+gone), so they follow curl 7.88's rules: `-d @file` keeps each line up to its
+first CR or NUL (curl reads lines as C strings); repeated data joins with `&`;
+`--data-urlencode` sends spaces as `+`; `--json` pieces concatenate; `-G` moves
 the data into the query string. `@-` reads stdin through the callable the CLI
 passes, so nothing here touches sys.stdin.
 """
@@ -38,10 +39,13 @@ def _load(name: str, stdin: Stdin | None) -> bytes:
 
 
 def data_ascii(arg: str, stdin: Stdin | None = None) -> bytes:
-    """-d / --data: `@file` is read with CR, LF and NUL removed; else the text as is."""
+    """-d / --data: `@file` is read line by line, each cut at its first CR or NUL and
+    the LF dropped (curl's fgets + strchr); else the text as is."""
     if arg.startswith("@"):
         raw = _load(arg[1:], stdin)
-        return raw.replace(b"\r", b"").replace(b"\n", b"").replace(b"\x00", b"")
+        return b"".join(
+            line.split(b"\r", 1)[0].split(b"\x00", 1)[0] for line in raw.split(b"\n")
+        )
     return arg.encode()
 
 
@@ -58,7 +62,8 @@ def data_binary(arg: str, stdin: Stdin | None = None) -> bytes:
 
 
 def _escape(data: bytes) -> bytes:
-    return quote(data, safe="-._~").encode()
+    """curl's form escaping: unreserved bytes stay, a space is `+`, the rest `%XX`."""
+    return quote(data, safe="-._~ ").replace(" ", "+").encode()
 
 
 def data_urlencode(arg: str, stdin: Stdin | None = None) -> bytes:

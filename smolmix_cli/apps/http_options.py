@@ -18,7 +18,8 @@ class FetchOptions:
     header_edits: list[HeaderEdit] = field(default_factory=list)
     body: Body | None = None
     follow_redirects: bool = False
-    max_redirects: int = 5
+    max_redirects: int = 50
+    """curl's default cap for -L (--max-redirs)."""
     compressed: bool = False
     connect_timeout: float | None = None
     max_time: float | None = None
@@ -33,6 +34,8 @@ class FetchOptions:
     """`user:password` for basic auth (-u)."""
     user_agent: str | None = DEFAULT_USER_AGENT
     referer: str | None = None
+    cookie: str | None = None
+    """The Cookie header -b asks for (already joined `a=1; b=2`)."""
     range: str | None = None
     """Byte range as curl's -r `a-b`."""
     resume_from: int | None = None

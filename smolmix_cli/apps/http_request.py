@@ -26,6 +26,9 @@ class OutgoingRequest:
 
 
 def first_request(url: Url, opts: FetchOptions) -> OutgoingRequest:
+    """The first hop's head in curl 7.88's header order (a fingerprint; scripts diff it too):
+    Host, Authorization, Range, User-Agent, Accept, Accept-Encoding, Referer, Cookie, the -H
+    headers, then Content-Length and Content-Type."""
     body = opts.body
     method = opts.method or ("HEAD" if opts.head_only else "POST" if body else "GET")
     headers: list[tuple[str, str]] = [("Host", url.host_header)]
@@ -35,18 +38,22 @@ def first_request(url: Url, opts: FetchOptions) -> OutgoingRequest:
     if credentials is not None:
         token = base64.b64encode(credentials.encode()).decode()
         headers.append(("Authorization", f"Basic {token}"))
-    if opts.user_agent:
-        headers.append(("User-Agent", opts.user_agent))
-    headers.append(("Accept", "*/*"))
     if opts.resume_from:
         headers.append(("Range", f"bytes={opts.resume_from}-"))
     elif opts.range:
         headers.append(("Range", f"bytes={opts.range}"))
+    if opts.user_agent:
+        headers.append(("User-Agent", opts.user_agent))
+    headers.append(("Accept", "*/*"))
     if opts.compressed:
         headers.append(("Accept-Encoding", "deflate, gzip"))
     if opts.referer:
         headers.append(("Referer", opts.referer))
+    if opts.cookie:
+        headers.append(("Cookie", opts.cookie))
     headers = apply_edits(headers, opts.header_edits)
+    if body is not None and body.length is not None and not has_header(headers, "content-length"):
+        headers.append(("Content-Length", str(body.length)))
     if body is not None and body.content_type and not has_header(headers, "content-type"):
         headers.append(("Content-Type", body.content_type))
     return OutgoingRequest(url, method, headers, body)

@@ -265,9 +265,9 @@ def _opt(*decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[...,
 @_opt(
     "--max-redirs",
     type=click.IntRange(min=-1),
-    default=5,
+    default=50,
     show_default=True,
-    help="Redirects -L may follow (-1: no limit). Example: --max-redirs 10",
+    help="Redirects -L may follow (-1: no limit; 50 as in curl). Example: --max-redirs 10",
 )
 @_opt("-s", "--silent", is_flag=True, help="No progress bar and no error text. Example: -s")
 @_opt("-S", "--show-error", is_flag=True, help="With -s, still print errors. Example: -sS")

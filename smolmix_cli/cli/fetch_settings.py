@@ -116,7 +116,10 @@ def build_body(
         return (
             body_bytes,
             BytesBody(body_bytes, http_data.JSON_CONTENT_TYPE),
-            [HeaderEdit("Accept", http_data.JSON_ACCEPT)],
+            [
+                HeaderEdit("Content-Type", http_data.JSON_CONTENT_TYPE),
+                HeaderEdit("Accept", http_data.JSON_ACCEPT),
+            ],
         )
     if pieces:
         joined = http_data.join_form(pieces)
@@ -196,7 +199,7 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
             raise UsageError(f"bad request method {method!r}")
         options = FetchOptions(
             method=method,
-            header_edits=extra_edits + edits,
+            header_edits=edits + _unset(extra_edits, edits),
             body=body,
             follow_redirects=bool(kw["location"]),
             max_redirects=kw["max_redirs"] if kw["max_redirs"] >= 0 else 1 << 30,
@@ -241,6 +244,12 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
         cacert=kw["cacert"],
         progress=progress,
     )
+
+
+def _unset(implied: list[HeaderEdit], edits: list[HeaderEdit]) -> list[HeaderEdit]:
+    """--json's headers go after the -H ones (curl's order), unless -H already set them."""
+    given = {e.name.lower() for e in edits}
+    return [e for e in implied if e.name.lower() not in given]
 
 
 def _valid_range(text: str) -> bool:
