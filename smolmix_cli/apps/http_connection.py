@@ -49,6 +49,8 @@ class HttpConnection:
         """Bytes received since the current request was sent (0 at EOF = empty reply)."""
         self.tls_version = tls_version
         self.remote_ip = ""
+        self.local_ip = ""
+        self.local_port = 0
         self.eof = False
         """The stream ended: h11 errors from now on are a short body, not bad framing."""
 

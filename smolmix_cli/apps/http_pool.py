@@ -78,7 +78,8 @@ class ConnectionPool:
         transfer.num_connects += 1
         transfer.reused_connection = False
         conn = HttpConnection(stream, key, tls_version)
-        conn.remote_ip = _remote_ip(stream)
+        conn.remote_ip = _address(stream, anyio.abc.SocketAttribute.remote_address)[0]
+        conn.local_ip, conn.local_port = _address(stream, anyio.abc.SocketAttribute.local_address)
         _describe(transfer, url, conn)
         return conn, False
 
@@ -116,14 +117,16 @@ class ConnectionPool:
 def _describe(transfer: Transfer, url: Url, conn: HttpConnection) -> None:
     transfer.remote_host, transfer.remote_port, transfer.scheme = url.host, url.port, url.scheme
     transfer.remote_ip = conn.remote_ip
+    transfer.local_ip, transfer.local_port = conn.local_ip, conn.local_port
     transfer.tls_version = conn.tls_version
 
 
-def _remote_ip(stream: anyio.abc.ByteStream) -> str:
+def _address(stream: anyio.abc.ByteStream, attribute: object) -> tuple[str, int]:
+    """(ip, port) of one end if the stream reports it (a TLS stream asks the one below)."""
     try:
-        address = stream.extra(anyio.abc.SocketAttribute.remote_address, None)
+        address = stream.extra(attribute, None)  # type: ignore[arg-type]
     except Exception:
-        return ""
-    if isinstance(address, tuple) and address:
-        return str(address[0])
-    return ""
+        return "", 0
+    if isinstance(address, tuple) and len(address) >= 2:
+        return str(address[0]), int(address[1])
+    return "", 0

@@ -53,7 +53,7 @@ async def run_fetch(env: CliEnv, settings: Settings, globals_: GlobalOptions) ->
     )
     status = 0
     start = time.monotonic()
-    current: Transfer | None = Transfer(url=settings.jobs[0].url)
+    current: Transfer | None = settings.jobs[0].transfer()
     """The transfer -m may cut short (the first one while the tunnel boots)."""
     try:
         with anyio.fail_after(settings.max_time if settings.max_time else math.inf):
@@ -70,7 +70,7 @@ async def run_fetch(env: CliEnv, settings: Settings, globals_: GlobalOptions) ->
                 async with HttpClient(session.tunnel, on_request=on_request) as client:
                     for job in settings.jobs:
                         job.options.cafile = cafile
-                        current = Transfer(url=job.url)
+                        current = job.transfer()
                         status = await _one(env, client, job, settings, current)
                         if status and settings.fail_early:
                             break

@@ -36,6 +36,7 @@ from smolmix_cli.apps.http_body import (
 )
 from smolmix_cli.apps.http_headers import HeaderEdit, parse_header_arg
 from smolmix_cli.apps.http_options import FetchOptions
+from smolmix_cli.apps.http_transfer import Transfer
 from smolmix_cli.apps.http_url import parse_url
 from smolmix_cli.cli.env import CliEnv
 from smolmix_cli.cli.fetch_output import Output
@@ -46,6 +47,16 @@ class Job:
     url: str
     output: Output
     options: FetchOptions
+    urlnum: int = 0
+
+    def transfer(self) -> Transfer:
+        """A fresh -w record for this URL: what curl knows before the first byte."""
+        return Transfer(
+            url=self.url,
+            urlnum=self.urlnum,
+            filename_effective=str(self.output.path) if self.output.path is not None else "",
+            referer=self.options.referer or "",
+        )
 
 
 @dataclass
@@ -221,7 +232,8 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
         )
         if kw["user_agent"] is not None:
             options.user_agent = kw["user_agent"]
-        jobs.append(Job(target, Output(path, env.stdout, append=bool(resume)), options))
+        output = Output(path, env.stdout, append=bool(resume))
+        jobs.append(Job(target, output, options, urlnum=index))
     if kw["cacert"] is not None and not os.access(kw["cacert"], os.R_OK):
         raise CaFileError(f"cannot read CA file {kw['cacert']}")
     if kw["user"] is not None and ":" not in kw["user"]:
@@ -234,7 +246,7 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
         include=bool(kw["include"]),
         head_only=bool(kw["head"]),
         dump_header=kw["dump_header"],
-        write_out=kw["write_out"],
+        write_out=_write_out_format(kw["write_out"], env),
         silent=bool(kw["silent"]),
         show_error=bool(kw["show_error"]),
         verbose=bool(kw["verbose"]),
@@ -244,6 +256,18 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
         cacert=kw["cacert"],
         progress=progress,
     )
+
+
+def _write_out_format(arg: str | None, env: CliEnv) -> str | None:
+    """-w FORMAT, -w @file, -w @- (stdin), read once before anything is sent, as curl does."""
+    if arg is None or not arg.startswith("@"):
+        return arg
+    name = arg[1:]
+    try:
+        data = env.stdin.read() if name == "-" else Path(name).read_bytes()
+    except OSError as exc:
+        raise ReadError(f"Failed to read {name}: {exc.strerror}") from None
+    return data.decode("utf-8", "replace")
 
 
 def _unset(implied: list[HeaderEdit], edits: list[HeaderEdit]) -> list[HeaderEdit]:
