@@ -7,7 +7,6 @@ weird reply, partial file), whatever carried the bytes: OS socket, TLS or the tu
 from __future__ import annotations
 
 import re
-
 from collections.abc import Callable
 from typing import Any
 

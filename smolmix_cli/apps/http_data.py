@@ -11,6 +11,7 @@ passes, so nothing here touches sys.stdin.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
@@ -43,9 +44,7 @@ def data_ascii(arg: str, stdin: Stdin | None = None) -> bytes:
     the LF dropped (curl's fgets + strchr); else the text as is."""
     if arg.startswith("@"):
         raw = _load(arg[1:], stdin)
-        return b"".join(
-            line.split(b"\r", 1)[0].split(b"\x00", 1)[0] for line in raw.split(b"\n")
-        )
+        return b"".join(line.split(b"\r", 1)[0].split(b"\x00", 1)[0] for line in raw.split(b"\n"))
     return arg.encode()
 
 
@@ -78,6 +77,15 @@ def data_urlencode(arg: str, stdin: Stdin | None = None) -> bytes:
         name, content = arg[:at], _load(arg[at + 1 :], stdin)
         return (name.encode() + b"=" if name else b"") + _escape(content)
     return _escape(arg.encode())
+
+
+def url_query(arg: str, stdin: Stdin | None = None) -> bytes:
+    """--url-query: --data-urlencode's forms for the query string (curl escapes these with
+    lower-case hex); a leading `+` sends the rest as it is."""
+    if arg.startswith("+"):
+        return arg[1:].encode()
+    piece = data_urlencode(arg, stdin)
+    return re.sub(rb"%[0-9A-F]{2}", lambda m: m.group(0).lower(), piece)
 
 
 def json_data(arg: str, stdin: Stdin | None = None) -> bytes:

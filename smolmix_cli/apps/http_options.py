@@ -35,6 +35,8 @@ class FetchOptions:
     user_agent: str | None = DEFAULT_USER_AGENT
     referer: str | None = None
     cookie: str | None = None
+    time_condition: tuple[str, str] | None = None
+    """-z: ("If-Modified-Since" or "If-Unmodified-Since", HTTP date), sent after Cookie."""
     """The Cookie header -b asks for (already joined `a=1; b=2`)."""
     range: str | None = None
     """Byte range as curl's -r `a-b`."""

@@ -124,7 +124,7 @@ def _describe(transfer: Transfer, url: Url, conn: HttpConnection) -> None:
 def _address(stream: anyio.abc.ByteStream, attribute: object) -> tuple[str, int]:
     """(ip, port) of one end if the stream reports it (a TLS stream asks the one below)."""
     try:
-        address = stream.extra(attribute, None)  # type: ignore[arg-type]
+        address = stream.extra(attribute, None)
     except Exception:
         return "", 0
     if isinstance(address, tuple) and len(address) >= 2:

@@ -27,7 +27,8 @@ class OutgoingRequest:
 
 def first_request(url: Url, opts: FetchOptions) -> OutgoingRequest:
     """The first hop's head in curl 7.88's header order (a fingerprint; scripts diff it too):
-    Host, Authorization, Range, User-Agent, Accept, Accept-Encoding, Referer, Cookie, the -H
+    Host, Authorization, Range, User-Agent, Accept, Accept-Encoding, Referer, Cookie,
+    If-Modified-Since, the -H
     headers, then Content-Length and Content-Type."""
     body = opts.body
     method = opts.method or ("HEAD" if opts.head_only else "POST" if body else "GET")
@@ -51,6 +52,8 @@ def first_request(url: Url, opts: FetchOptions) -> OutgoingRequest:
         headers.append(("Referer", opts.referer))
     if opts.cookie:
         headers.append(("Cookie", opts.cookie))
+    if opts.time_condition:
+        headers.append(opts.time_condition)
     headers = apply_edits(headers, opts.header_edits)
     if body is not None and body.length is not None and not has_header(headers, "content-length"):
         headers.append(("Content-Length", str(body.length)))

@@ -34,18 +34,69 @@ _TIME_VARS = {
     "time_queue",
     "time_total",
 }
-JSON_KEYS = (
-    "certs content_type conn_id errormsg exitcode filename_effective ftp_entry_path http_code "
-    "http_connect http_version local_ip local_port method num_certs num_connects num_headers "
-    "num_redirects num_retries proxy_ssl_verify_result proxy_used redirect_url referer "
-    "remote_ip remote_port response_code scheme size_delivered size_download size_header "
-    "size_request size_upload speed_download speed_upload ssl_verify_result time_appconnect "
-    "time_connect time_namelookup time_posttransfer time_pretransfer time_queue time_redirect "
-    "time_starttransfer time_total url url_effective urlnum xfer_id curl_version"
-).split()
+JSON_KEYS = [
+    "certs",
+    "content_type",
+    "conn_id",
+    "errormsg",
+    "exitcode",
+    "filename_effective",
+    "ftp_entry_path",
+    "http_code",
+    "http_connect",
+    "http_version",
+    "local_ip",
+    "local_port",
+    "method",
+    "num_certs",
+    "num_connects",
+    "num_headers",
+    "num_redirects",
+    "num_retries",
+    "proxy_ssl_verify_result",
+    "proxy_used",
+    "redirect_url",
+    "referer",
+    "remote_ip",
+    "remote_port",
+    "response_code",
+    "scheme",
+    "size_delivered",
+    "size_download",
+    "size_header",
+    "size_request",
+    "size_upload",
+    "speed_download",
+    "speed_upload",
+    "ssl_verify_result",
+    "time_appconnect",
+    "time_connect",
+    "time_namelookup",
+    "time_posttransfer",
+    "time_pretransfer",
+    "time_queue",
+    "time_redirect",
+    "time_starttransfer",
+    "time_total",
+    "url",
+    "url_effective",
+    "urlnum",
+    "xfer_id",
+    "curl_version",
+]
 """curl 8's %{json} keys in the order curl prints them (curl_version last)."""
-_URL_PARTS = ("scheme", "user", "password", "options", "host", "port", "path", "query",
-              "fragment", "zoneid")
+_URL_PARTS = (
+    "scheme",
+    "user",
+    "password",
+    "options",
+    "host",
+    "port",
+    "path",
+    "query",
+    "fragment",
+    "zoneid",
+)
 """curl 8.1's %{url.PART} and %{urle.PART} (of the given and of the effective URL)."""
 
 

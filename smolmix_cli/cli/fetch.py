@@ -115,13 +115,25 @@ async def _one(
                 head_out.write(raw)
             if dump is not None:
                 dump_header(env, dump, raw)
+            if settings.etag_save is not None:  # curl leaves an empty file when there is none
+                etag = head.header("etag")
+                settings.etag_save.write_text(f"{etag}\n" if etag is not None else "")
             if settings.progress and progress is None:
                 progress = progress_bar(env, head, job.output)
 
+        paced = 0
+        pace_start = time.monotonic()
+
         async def sink(data: bytes) -> None:
+            nonlocal paced
             job.output.write(data)
             if progress is not None:
                 progress.advance(len(data))
+            if settings.limit_rate:  # --limit-rate: sleep until the average is back under it
+                paced += len(data)
+                ahead = paced / settings.limit_rate - (time.monotonic() - pace_start)
+                if ahead > 0:
+                    await anyio.sleep(ahead)
 
         await client.fetch(job.url, sink, job.options, on_head=on_head, transfer=transfer)
         code = 0
@@ -358,8 +370,40 @@ def _opt(*decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[...,
 @_opt(
     "-C",
     "--continue-at",
-    metavar="-",
-    help="Resume: '-' continues after the bytes already in the -o file. Example: -C - -o f.iso",
+    metavar="OFFSET|-",
+    help="Resume from a byte offset, or '-' after the bytes already in the -o file. "
+    "Example: -C - -o f.iso",
+)
+@_opt(
+    "--url-query",
+    multiple=True,
+    metavar="DATA",
+    help="Add to the URL query, encoded like --data-urlencode ('+' prefix: as is). "
+    "Example: --url-query 'q=a b'",
+)
+@_opt(
+    "-z",
+    "--time-cond",
+    metavar="DATE|FILE",
+    help="Only if modified since DATE (or FILE's mtime); '-DATE': unmodified since. "
+    "Example: -z 'Sat, 01 Jan 2000 00:00:00 GMT'",
+)
+@_opt(
+    "--etag-save",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Save the response's ETag to FILE. Example: --etag-save etag.txt",
+)
+@_opt(
+    "--etag-compare",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Send If-None-Match with the ETag in FILE. Example: --etag-compare etag.txt",
+)
+@_opt(
+    "--limit-rate",
+    metavar="RATE",
+    help="Cap the download speed in bytes/s (k, M, G suffixes). Example: --limit-rate 200k",
 )
 @_opt(
     "--http1.1",

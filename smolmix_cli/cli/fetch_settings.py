@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 import anyio
 
+from smolmix_cli.apps import http_conditions as conditions
 from smolmix_cli.apps import http_data
 from smolmix_cli.apps.errors import (
     CaFileError,
@@ -76,6 +77,9 @@ class Settings:
     insecure: bool
     cacert: str | None
     progress: bool
+    etag_save: Path | None = None
+    limit_rate: int | None = None
+    """--limit-rate in bytes per second."""
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -178,14 +182,26 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
         body = None
     for url in urls:
         parse_url(url)
-    if kw["continue_at"] not in (None, "-"):
-        raise UsageError("-C supports only '-' (continue after the existing output)")
+    offset = conditions.resume_offset(kw["continue_at"]) if kw["continue_at"] else None
+    queries = [http_data.url_query(q, env.stdin.read) for q in kw["url_query"]]
+    time_cond = conditions.time_condition(kw["time_cond"]) if kw["time_cond"] else None
+    if kw["time_cond"] and time_cond is None:
+        env.echo(
+            "smolmix: Illegal date format for -z, --time-cond (and not a file name).", err=True
+        )
+    if kw["etag_compare"] is not None:
+        extra_edits = [
+            *extra_edits,
+            HeaderEdit("If-None-Match", conditions.etag_to_send(kw["etag_compare"])),
+        ]
     outputs: list[Path] = list(kw["outputs"])
     if len(outputs) > len(urls):
         raise UsageError("more -o options than URLs")
     jobs: list[Job] = []
     for index, url in enumerate(urls):
         target = url
+        for piece in queries:
+            target = http_data.url_with_query(target, piece)
         if kw["get"] and query is not None:
             target = http_data.url_with_query(url, query)
         target = upload_url(target, kw["upload_file"])
@@ -198,7 +214,7 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
             path = None
         if path is not None and kw["create_dirs"]:
             path.parent.mkdir(parents=True, exist_ok=True)
-        resume: int | None = None
+        resume: int | None = offset
         if kw["continue_at"] == "-":
             if path is None:
                 raise UsageError("-C - needs an output file (-o or -O)")
@@ -225,6 +241,7 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
             fail_with_body=bool(kw["fail_with_body"]),
             user=kw["user"],
             referer=kw["referer"],
+            time_condition=time_cond,
             range=kw["byte_range"],
             resume_from=resume or None,
             verify=not kw["insecure"],
@@ -255,6 +272,8 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
         insecure=bool(kw["insecure"]),
         cacert=kw["cacert"],
         progress=progress,
+        etag_save=Path(kw["etag_save"]) if kw["etag_save"] else None,
+        limit_rate=conditions.parse_rate(kw["limit_rate"]) if kw["limit_rate"] else None,
     )
 
 

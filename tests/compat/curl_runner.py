@@ -75,8 +75,16 @@ def _hermetic(env: dict[str, str], home: Path) -> dict[str, str]:
         k: v
         for k, v in env.items()
         if k.upper()
-        not in {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "SSL_CERT_FILE",
-                "SSL_CERT_DIR", "CURL_CA_BUNDLE", "CURL_HOME"}
+        not in {
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "NO_PROXY",
+            "SSL_CERT_FILE",
+            "SSL_CERT_DIR",
+            "CURL_CA_BUNDLE",
+            "CURL_HOME",
+        }
     }
     out["HOME"] = str(home)
     return out

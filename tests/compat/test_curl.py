@@ -43,7 +43,11 @@ def origin() -> Iterator[Origin]:
     log = open(base / "testnet.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "smolmix_cli", "testnet", "up", "--mix-delay-ms", "0"],
-        env=env, cwd=REPO, stdout=log, stderr=log, start_new_session=True,
+        env=env,
+        cwd=REPO,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 30
