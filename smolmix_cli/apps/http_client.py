@@ -162,6 +162,8 @@ class HttpClient:
             transfer.headers = head.headers
             transfer.content_type = head.header("content-type") or ""
             transfer.size_header += len(head.raw())
+            if opts.cookie_jar is not None:
+                opts.cookie_jar.ingest(request.url, head.headers)
             if on_head is not None:
                 try:
                     await on_head(head)
@@ -189,7 +191,7 @@ class HttpClient:
                     raise TooManyRedirects(f"Maximum ({opts.max_redirects}) redirects followed")
                 transfer.num_redirects += 1
                 transfer.time_redirect = transfer.elapsed()
-                request = redirect_request(request, head, location)
+                request = redirect_request(request, head, location, opts)
                 continue
             if head.status in RETRYABLE_STATUS:
                 retry_after = _parse_retry_after(head.header("retry-after"))

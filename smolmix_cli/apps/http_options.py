@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from smolmix_cli.apps.http_body import Body
+from smolmix_cli.apps.http_cookies import CookieJar
 from smolmix_cli.apps.http_headers import DEFAULT_USER_AGENT, HeaderEdit
 
 
@@ -35,9 +36,11 @@ class FetchOptions:
     user_agent: str | None = DEFAULT_USER_AGENT
     referer: str | None = None
     cookie: str | None = None
+    """-b's literal cookies (`a=1; b=2`), sent after the jar's."""
+    cookie_jar: CookieJar | None = None
+    """The cookie engine (-b FILE or -c): fed by every response, asked by every hop."""
     time_condition: tuple[str, str] | None = None
     """-z: ("If-Modified-Since" or "If-Unmodified-Since", HTTP date), sent after Cookie."""
-    """The Cookie header -b asks for (already joined `a=1; b=2`)."""
     range: str | None = None
     """Byte range as curl's -r `a-b`."""
     resume_from: int | None = None

@@ -50,8 +50,9 @@ def first_request(url: Url, opts: FetchOptions) -> OutgoingRequest:
         headers.append(("Accept-Encoding", "deflate, gzip"))
     if opts.referer:
         headers.append(("Referer", opts.referer))
-    if opts.cookie:
-        headers.append(("Cookie", opts.cookie))
+    cookie = cookie_header(url, opts)
+    if cookie:
+        headers.append(("Cookie", cookie))
     if opts.time_condition:
         headers.append(opts.time_condition)
     headers = apply_edits(headers, opts.header_edits)
@@ -62,8 +63,14 @@ def first_request(url: Url, opts: FetchOptions) -> OutgoingRequest:
     return OutgoingRequest(url, method, headers, body)
 
 
+def cookie_header(url: Url, opts: FetchOptions) -> str | None:
+    """The jar's cookies for this URL, then -b's literal ones (curl's order)."""
+    parts = [opts.cookie_jar.header_for(url) if opts.cookie_jar else None, opts.cookie]
+    return "; ".join(p for p in parts if p) or None
+
+
 def redirect_request(
-    request: OutgoingRequest, head: ResponseHead, location: str
+    request: OutgoingRequest, head: ResponseHead, location: str, opts: FetchOptions
 ) -> OutgoingRequest:
     new_url = join_url(request.url, location)
     method, body, headers = request.method, request.body, list(request.headers)
@@ -79,4 +86,22 @@ def redirect_request(
         # --location-trusted; seed client strips cookies too).
         headers = without(headers, "authorization", "cookie", "proxy-authorization")
     headers = [(k, new_url.host_header) if k.lower() == "host" else (k, v) for k, v in headers]
+    if opts.cookie_jar is not None:  # the engine decides again for the new URL
+        cookie = cookie_header(new_url, opts)
+        kept = without(headers, "cookie")
+        if cookie:
+            at = (i for i, (k, _) in enumerate(kept) if k.lower() not in _BEFORE_COOKIE)
+            kept.insert(next(at, len(kept)), ("Cookie", cookie))
+        headers = kept
     return OutgoingRequest(new_url, method, headers, body)
+
+
+_BEFORE_COOKIE = {
+    "host",
+    "authorization",
+    "range",
+    "user-agent",
+    "accept",
+    "accept-encoding",
+    "referer",
+}

@@ -75,6 +75,7 @@ async def run_fetch(env: CliEnv, settings: Settings, globals_: GlobalOptions) ->
                         if status and settings.fail_early:
                             break
                     current = None
+                    _save_cookies(env, settings)
     except TimeoutError:  # -m: curl's own words for it, and -w for the transfer it cut
         ms = (time.monotonic() - start) * 1000
         text = f"Operation timed out after {ms:.0f} milliseconds"
@@ -88,6 +89,20 @@ async def run_fetch(env: CliEnv, settings: Settings, globals_: GlobalOptions) ->
             write_out(env, settings.write_out, current, settings.extra)
         return int(error.code)
     return status
+
+
+def _save_cookies(env: CliEnv, settings: Settings) -> None:
+    """-c: the jar after the last transfer, in curl's file format."""
+    jar = settings.jobs[0].options.cookie_jar
+    if settings.cookie_jar is None or jar is None:
+        return
+    if str(settings.cookie_jar) == "-":
+        env.stdout.write(jar.dump().encode())
+    else:
+        try:
+            jar.save(settings.cookie_jar)
+        except AppError as exc:
+            reporter(env, settings.errors_shown)(classify(exc))
 
 
 def _failed(transfer: Transfer, error: CliError) -> None:
@@ -373,6 +388,29 @@ def _opt(*decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[...,
     metavar="OFFSET|-",
     help="Resume from a byte offset, or '-' after the bytes already in the -o file. "
     "Example: -C - -o f.iso",
+)
+@_opt(
+    "-b",
+    "--cookie",
+    "cookies",
+    multiple=True,
+    metavar="DATA|FILE",
+    help="Send cookies: 'a=1; b=2' as is, or read a cookie file (turns the jar on). "
+    "Example: -b cookies.txt",
+)
+@_opt(
+    "-c",
+    "--cookie-jar",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Keep received cookies and write them to FILE at the end ('-' = stdout). "
+    "Example: -c cookies.txt",
+)
+@_opt(
+    "-j",
+    "--junk-session-cookies",
+    is_flag=True,
+    help="Drop session cookies read from -b files. Example: -j -b cookies.txt",
 )
 @_opt(
     "--url-query",

@@ -35,6 +35,7 @@ from smolmix_cli.apps.http_body import (
     StreamBody,
     parse_form_arg,
 )
+from smolmix_cli.apps.http_cookies import CookieJar
 from smolmix_cli.apps.http_headers import HeaderEdit, parse_header_arg
 from smolmix_cli.apps.http_options import FetchOptions
 from smolmix_cli.apps.http_transfer import Transfer
@@ -78,6 +79,8 @@ class Settings:
     cacert: str | None
     progress: bool
     etag_save: Path | None = None
+    cookie_jar: Path | None = None
+    """-c FILE: where the jar goes at the end."""
     limit_rate: int | None = None
     """--limit-rate in bytes per second."""
     extra: dict[str, object] = field(default_factory=dict)
@@ -182,6 +185,7 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
         body = None
     for url in urls:
         parse_url(url)
+    literal_cookies, jar = _cookies(kw, urls)
     offset = conditions.resume_offset(kw["continue_at"]) if kw["continue_at"] else None
     queries = [http_data.url_query(q, env.stdin.read) for q in kw["url_query"]]
     time_cond = conditions.time_condition(kw["time_cond"]) if kw["time_cond"] else None
@@ -242,6 +246,8 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
             user=kw["user"],
             referer=kw["referer"],
             time_condition=time_cond,
+            cookie=literal_cookies,
+            cookie_jar=jar,
             range=kw["byte_range"],
             resume_from=resume or None,
             verify=not kw["insecure"],
@@ -273,8 +279,27 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
         cacert=kw["cacert"],
         progress=progress,
         etag_save=Path(kw["etag_save"]) if kw["etag_save"] else None,
+        cookie_jar=Path(kw["cookie_jar"]) if kw["cookie_jar"] else None,
         limit_rate=conditions.parse_rate(kw["limit_rate"]) if kw["limit_rate"] else None,
     )
+
+
+def _cookies(kw: dict[str, Any], urls: tuple[str, ...]) -> tuple[str | None, CookieJar | None]:
+    """-b text (with '=') is sent as is; -b FILE and -c turn curl's cookie engine on."""
+    literal: list[str] = []
+    jar = CookieJar() if kw["cookie_jar"] else None
+    for arg in kw["cookies"]:
+        if "=" in arg:
+            literal.append(arg)
+            continue
+        jar = jar or CookieJar()
+        try:
+            text = Path(arg).read_text(errors="replace")
+        except OSError:
+            continue  # curl: a missing -b file still turns the engine on, silently
+        host = urlsplit(urls[0]).hostname or "" if urls else ""
+        jar.load(text, host, junk_session=bool(kw["junk_session_cookies"]))
+    return "; ".join(literal) or None, jar
 
 
 def _write_out_format(arg: str | None, env: CliEnv) -> str | None:

@@ -153,13 +153,19 @@ CASES: list[C] = [
     C("time_cond", "-sS -A t/1 -b k=v -H X-T:1 -z 'Sat, 01 Jan 2000 00:00:00 GMT' {http}/headers"),
     C("time_cond_unmodified", "-sS -A t/1 -z '-Sat, 01 Jan 2000 00:00:00 GMT' {http}/headers"),
     C("time_cond_not_a_date", "-sS -A t/1 -z nosuchfile {http}/headers"),
-    C("etag_compare", "-sS -A t/1 -H X-T:1 --etag-compare et.txt {http}/headers",
-      files={"et.txt": b'"abc"\n'}),
+    C(
+        "etag_compare",
+        "-sS -A t/1 -H X-T:1 --etag-compare et.txt {http}/headers",
+        files={"et.txt": b'"abc"\n'},
+    ),
     C("etag_compare_missing", "-sS --etag-compare missing.txt {http}/headers"),
     C("etag_save_absent", "-sS -o /dev/null --etag-save et.txt {http}/"),
     C("continue_number_range", "-sS -A t/1 -C 5 {http}/headers"),
-    C("url_query_file", "-sS -A t/1 --url-query @q.txt --url-query n@q.txt '{http}/echo?q'",
-      files={"q.txt": b'"abc"\n'}),
+    C(
+        "url_query_file",
+        "-sS -A t/1 --url-query @q.txt --url-query n@q.txt '{http}/echo?q'",
+        files={"q.txt": b'"abc"\n'},
+    ),
     C("url_query_get_data", "-sS -A t/1 -G -d a=1 --url-query 'b=c d' {http}/echo"),
     # globbing, config files, parallel
     C("glob_list", "-sS '{http}/bytes/{1,2}'"),
