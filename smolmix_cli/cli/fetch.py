@@ -265,8 +265,8 @@ def _opt(*decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[...,
     multiple=True,
     type=click.Path(path_type=Path),
     metavar="FILE",
-    help="Write the body to FILE instead of stdout; repeat once per URL, in order. "
-    "Example: -o page.html",
+    help="Write the body to FILE instead of stdout; repeat once per URL, in order; "
+    "#1, #2... name a globbed URL's values. Example: -o 'page_#1.html'",
 )
 @_opt(
     "-O",
@@ -411,6 +411,12 @@ def _opt(*decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[...,
     "--junk-session-cookies",
     is_flag=True,
     help="Drop session cookies read from -b files. Example: -j -b cookies.txt",
+)
+@_opt(
+    "-g",
+    "--globoff",
+    is_flag=True,
+    help="Take {} and [] in URLs literally (no globbing). Example: -g 'http://[::1]/'",
 )
 @_opt(
     "--url-query",

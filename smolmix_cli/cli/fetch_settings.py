@@ -20,6 +20,7 @@ import anyio
 
 from smolmix_cli.apps import http_conditions as conditions
 from smolmix_cli.apps import http_data
+from smolmix_cli.apps import http_glob as glob
 from smolmix_cli.apps.errors import (
     CaFileError,
     MalformedUrl,
@@ -183,7 +184,12 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
         if body is not None and query is None:
             raise UsageError("-G needs -d data, not -F or -T")
         body = None
-    for url in urls:
+    expanded = [
+        (arg, url, values)
+        for arg, pattern in enumerate(urls)
+        for url, values in (glob.expand(pattern) if not kw["globoff"] else [(pattern, ())])
+    ]
+    for _arg, url, _values in expanded:
         parse_url(url)
     literal_cookies, jar = _cookies(kw, urls)
     offset = conditions.resume_offset(kw["continue_at"]) if kw["continue_at"] else None
@@ -202,7 +208,7 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
     if len(outputs) > len(urls):
         raise UsageError("more -o options than URLs")
     jobs: list[Job] = []
-    for index, url in enumerate(urls):
+    for index, (arg, url, values) in enumerate(expanded):
         target = url
         for piece in queries:
             target = http_data.url_with_query(target, piece)
@@ -210,8 +216,8 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
             target = http_data.url_with_query(url, query)
         target = upload_url(target, kw["upload_file"])
         path: Path | None = None
-        if index < len(outputs):
-            path = outputs[index]
+        if arg < len(outputs):
+            path = Path(glob.output_name(str(outputs[arg]), values))
         elif kw["remote_name"]:
             path = Path(remote_name(target))
         if path is not None and str(path) == "-":
