@@ -66,8 +66,8 @@ def expand(url: str) -> list[tuple[str, tuple[str, ...]]]:
         raise MalformedUrl(f"too many URLs in the glob pattern ({total}): {url}")
     out: list[tuple[str, tuple[str, ...]]] = []
     for combo in itertools.product(*pieces):
-        values = tuple(v for v, g in zip(combo, globbed, strict=True) if g)
-        out.append(("".join(combo), values))
+        picked = tuple(v for v, g in zip(combo, globbed, strict=True) if g)
+        out.append(("".join(combo), picked))
     return out
 
 
