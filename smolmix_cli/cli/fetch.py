@@ -23,9 +23,11 @@ from typing import Any
 
 import anyio
 import click
+from click.core import ParameterSource
 
-from smolmix_cli.apps.errors import AppError
+from smolmix_cli.apps.errors import AppError, ReadError, UsageError
 from smolmix_cli.apps.http_client import HttpClient
+from smolmix_cli.apps.http_config import config_words
 from smolmix_cli.apps.http_transfer import ResponseHead, Transfer
 from smolmix_cli.cli.env import CliEnv, cli_env
 from smolmix_cli.cli.errors import Report, run_reported
@@ -89,6 +91,40 @@ async def run_fetch(env: CliEnv, settings: Settings, globals_: GlobalOptions) ->
             write_out(env, settings.write_out, current, settings.extra)
         return int(error.code)
     return status
+
+
+def _takes_value(option: str) -> bool | None:
+    """For -K files: does this fetch option take a value (None: no such option)?"""
+    for param in fetch.params:
+        if isinstance(param, click.Option) and option in (*param.opts, *param.secondary_opts):
+            return not param.is_flag
+    return None
+
+
+def _with_configs(ctx: click.Context, kw: dict[str, Any], env: CliEnv) -> dict[str, Any]:
+    """The -K files' options under the command line's: a value typed on the command line
+    wins, repeatable options (and URLs) from the files come first, as in curl."""
+    merged = dict(kw)
+    for source in kw.pop("configs", ()) or ():
+        try:
+            raw = env.stdin.read() if source == "-" else Path(source).read_bytes()
+        except OSError as exc:
+            raise ReadError(f"cannot read config file {source}: {exc.strerror}") from None
+        words = config_words(raw.decode("utf-8", "replace"), source, _takes_value)
+        sub = fetch.make_context("fetch", words, parent=ctx.parent, resilient_parsing=False)
+        for name, value in sub.params.items():
+            if name in ("urls", "configs") or sub.get_parameter_source(name) in (
+                None,
+                ParameterSource.DEFAULT,
+            ):
+                continue  # not in this file
+            param = next(p for p in fetch.params if p.name == name)
+            if getattr(param, "multiple", False):
+                merged[name] = (*value, *merged[name])
+            elif ctx.get_parameter_source(name) in (None, ParameterSource.DEFAULT):
+                merged[name] = value
+    merged.pop("configs", None)
+    return merged
 
 
 def _save_cookies(env: CliEnv, settings: Settings) -> None:
@@ -188,7 +224,23 @@ def _opt(*decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[...,
 
 
 @click.command(name="fetch", epilog=None)
-@click.argument("urls", nargs=-1, required=True, metavar="URL...")
+@click.argument("urls", nargs=-1, metavar="URL...")
+@_opt(
+    "--url",
+    "url_options",
+    multiple=True,
+    metavar="URL",
+    help="A URL to fetch (as a positional one; also what url = ... in a -K file sets). "
+    "Example: --url https://example.com/",
+)
+@_opt(
+    "-K",
+    "--config",
+    "configs",
+    multiple=True,
+    metavar="FILE",
+    help="Read options from FILE in curl's config syntax ('-' = stdin). Example: -K opts.txt",
+)
 @_opt("-X", "--request", "method", metavar="METHOD", help="Request method. Example: -X DELETE")
 @_opt(
     "-H",
@@ -476,10 +528,14 @@ def fetch(ctx: click.Context, /, urls: tuple[str, ...], **kw: Any) -> None:
     env = cli_env(ctx)
 
     def body() -> int:
-        settings = parse_settings(urls, kw, env)
+        merged = _with_configs(ctx, kw, env)
+        targets = (*merged.pop("url_options"), *urls)
+        if not targets:
+            raise UsageError("no URL specified!")
+        settings = parse_settings(targets, merged, env)
         if settings.insecure and not settings.silent:
             env.echo("smolmix: WARNING: -k: TLS certificates are not verified", err=True)
         return anyio.run(run_fetch, env, settings, global_options(ctx))
 
-    shown = not kw["silent"] or bool(kw["show_error"])
+    shown = not kw["silent"] or bool(kw["show_error"])  # a -K file's -s counts from parsing on
     sys.exit(run_reported(body, reporter(env, shown)))

@@ -171,5 +171,10 @@ CASES: list[C] = [
     C("glob_list", "-sS '{http}/bytes/{1,2}'"),
     C("glob_range_output", "-sS -o 'f#1.bin' '{http}/bytes/[1-3]'"),
     C("config_file", "-sS -K cfg", files={"cfg": b'url = "http://demo.smolmix.test/bytes/5"\n'}),
+    C("config_file_options", "-K cfg {http}/status/404", stderr=True,
+      files={"cfg": b'# x\nsilent\nshow-error\nfail\nwrite-out = "%{http_code}\\n"\n'}),
+    C("config_stdin", "-K - {http}/bytes/3", stdin=b"--silent\n-o out.bin\n"),
+    C("no_url", "-sS", stderr=True, known="curl 7.88 prints its usage hint on stderr"),
+    C("cookie_jar_write", "-sS -o /dev/null -c jar.txt {http}/"),
     C("parallel_outputs", "-sS -Z -o a -o b {http}/bytes/10 {http}/bytes/20"),
 ]
