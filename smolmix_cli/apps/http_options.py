@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from smolmix_cli.apps.http_body import Body
 from smolmix_cli.apps.http_cookies import CookieJar
 from smolmix_cli.apps.http_headers import DEFAULT_USER_AGENT, HeaderEdit
+from smolmix_cli.apps.http_route import Route
 
 
 @dataclass
@@ -39,6 +40,9 @@ class FetchOptions:
     """-b's literal cookies (`a=1; b=2`), sent after the jar's."""
     cookie_jar: CookieJar | None = None
     """The cookie engine (-b FILE or -c): fed by every response, asked by every hop."""
+    connect_to: list[Route] = field(default_factory=list)
+    resolve: list[Route] = field(default_factory=list)
+    """--connect-to / --resolve: where the tunnel connects instead (http_route.py)."""
     time_condition: tuple[str, str] | None = None
     """-z: ("If-Modified-Since" or "If-Unmodified-Since", HTTP date), sent after Cookie."""
     range: str | None = None

@@ -19,6 +19,7 @@ from smolmix_cli.apps.connector import Connector
 from smolmix_cli.apps.errors import AppError, ConnectError, OperationTimeout
 from smolmix_cli.apps.http_connection import HttpConnection
 from smolmix_cli.apps.http_options import FetchOptions
+from smolmix_cli.apps.http_route import route
 from smolmix_cli.apps.http_transfer import Transfer
 from smolmix_cli.apps.http_url import Url
 
@@ -40,7 +41,8 @@ class ConnectionPool:
 
     def _key(self, url: Url, opts: FetchOptions) -> tuple[Any, ...]:
         tls_key = (opts.verify, opts.cafile) if url.scheme == "https" else None
-        return (url.scheme, url.host, url.port, tls_key)
+        target = route(url.host, url.port, opts.connect_to, opts.resolve)
+        return (url.scheme, url.host, url.port, target, tls_key)
 
     async def acquire(
         self, url: Url, opts: FetchOptions, transfer: Transfer, *, fresh: bool = False
@@ -61,7 +63,7 @@ class ConnectionPool:
             context = tls.client_context(verify=opts.verify, cafile=opts.cafile)
         try:
             with anyio.fail_after(opts.connect_timeout):
-                stream = await self._open(url)
+                stream = await self._open(url, opts)
                 transfer.time_connect = transfer.elapsed()
                 tls_version = ""
                 if context is not None:
@@ -83,9 +85,10 @@ class ConnectionPool:
         _describe(transfer, url, conn)
         return conn, False
 
-    async def _open(self, url: Url) -> anyio.abc.ByteStream:
+    async def _open(self, url: Url, opts: FetchOptions) -> anyio.abc.ByteStream:
+        host, port = route(url.host, url.port, opts.connect_to, opts.resolve)
         try:
-            return await self._connector.open_tcp(url.host, url.port)
+            return await self._connector.open_tcp(host, port)
         except AppError:
             raise
         except TimeoutError:

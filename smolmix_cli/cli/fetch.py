@@ -72,10 +72,15 @@ async def run_fetch(env: CliEnv, settings: Settings, globals_: GlobalOptions) ->
                 async with HttpClient(session.tunnel, on_request=on_request) as client:
                     for job in settings.jobs:
                         job.options.cafile = cafile
-                        current = job.transfer()
-                        status = await _one(env, client, job, settings, current)
-                        if status and settings.fail_early:
-                            break
+                    if settings.parallel:
+                        current = None
+                        status = await _parallel(env, client, settings)
+                    else:
+                        for job in settings.jobs:
+                            current = job.transfer()
+                            status = await _one(env, client, job, settings, current)
+                            if status and settings.fail_early:
+                                break
                     current = None
                     _save_cookies(env, settings)
     except TimeoutError:  # -m: curl's own words for it, and -w for the transfer it cut
@@ -91,6 +96,23 @@ async def run_fetch(env: CliEnv, settings: Settings, globals_: GlobalOptions) ->
             write_out(env, settings.write_out, current, settings.extra)
         return int(error.code)
     return status
+
+
+async def _parallel(env: CliEnv, client: HttpClient, settings: Settings) -> int:
+    """-Z: every URL at once over the one tunnel (at most --parallel-max in flight);
+    the exit code is the first failure's in command-line order (curl -Z's, unlike
+    its serial rule)."""
+    limiter = anyio.CapacityLimiter(settings.parallel_max)
+    codes = [0] * len(settings.jobs)
+
+    async def run(index: int, job: Job) -> None:
+        async with limiter:
+            codes[index] = await _one(env, client, job, settings, job.transfer())
+
+    async with anyio.create_task_group() as tg:
+        for index, job in enumerate(settings.jobs):
+            tg.start_soon(run, index, job)
+    return next((code for code in codes if code), 0)
 
 
 def _takes_value(option: str) -> bool | None:
@@ -463,6 +485,33 @@ def _opt(*decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[...,
     "--junk-session-cookies",
     is_flag=True,
     help="Drop session cookies read from -b files. Example: -j -b cookies.txt",
+)
+@_opt(
+    "-Z",
+    "--parallel",
+    is_flag=True,
+    help="Fetch the URLs at once over the one tunnel. Example: -Z -o a -o b URL1 URL2",
+)
+@_opt(
+    "--parallel-max",
+    type=click.IntRange(min=1, max=300),
+    default=50,
+    show_default=True,
+    help="At most this many -Z transfers at a time. Example: --parallel-max 4",
+)
+@_opt(
+    "--resolve",
+    multiple=True,
+    metavar="HOST:PORT:ADDR",
+    help="Connect to ADDR for HOST:PORT instead of asking the tunnel's resolver. "
+    "Example: --resolve example.com:443:93.184.215.14",
+)
+@_opt(
+    "--connect-to",
+    multiple=True,
+    metavar="H1:P1:H2:P2",
+    help="Connect to H2:P2 whenever the URL says H1:P1 (URL, Host and TLS name unchanged). "
+    "Example: --connect-to example.com:443:backup.example.com:8443",
 )
 @_opt(
     "-g",

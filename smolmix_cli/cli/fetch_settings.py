@@ -21,6 +21,7 @@ import anyio
 from smolmix_cli.apps import http_conditions as conditions
 from smolmix_cli.apps import http_data
 from smolmix_cli.apps import http_glob as glob
+from smolmix_cli.apps import http_route as route
 from smolmix_cli.apps.errors import (
     CaFileError,
     MalformedUrl,
@@ -80,6 +81,8 @@ class Settings:
     cacert: str | None
     progress: bool
     etag_save: Path | None = None
+    parallel: bool = False
+    parallel_max: int = 50
     cookie_jar: Path | None = None
     """-c FILE: where the jar goes at the end."""
     limit_rate: int | None = None
@@ -208,7 +211,7 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
     if len(outputs) > len(urls):
         raise UsageError("more -o options than URLs")
     jobs: list[Job] = []
-    for index, (arg, url, values) in enumerate(expanded):
+    for arg, url, values in expanded:
         target = url
         for piece in queries:
             target = http_data.url_with_query(target, piece)
@@ -252,6 +255,8 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
             user=kw["user"],
             referer=kw["referer"],
             time_condition=time_cond,
+            connect_to=[route.parse_connect_to(a) for a in kw["connect_to"]],
+            resolve=[route.parse_resolve(a) for a in kw["resolve"]],
             cookie=literal_cookies,
             cookie_jar=jar,
             range=kw["byte_range"],
@@ -262,7 +267,7 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
         if kw["user_agent"] is not None:
             options.user_agent = kw["user_agent"]
         output = Output(path, env.stdout, append=bool(resume))
-        jobs.append(Job(target, output, options, urlnum=index))
+        jobs.append(Job(target, output, options, urlnum=arg))  # a glob's URLs share it
     if kw["cacert"] is not None and not os.access(kw["cacert"], os.R_OK):
         raise CaFileError(f"cannot read CA file {kw['cacert']}")
     if kw["user"] is not None and ":" not in kw["user"]:
@@ -285,6 +290,8 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
         cacert=kw["cacert"],
         progress=progress,
         etag_save=Path(kw["etag_save"]) if kw["etag_save"] else None,
+        parallel=bool(kw["parallel"]),
+        parallel_max=kw["parallel_max"],
         cookie_jar=Path(kw["cookie_jar"]) if kw["cookie_jar"] else None,
         limit_rate=conditions.parse_rate(kw["limit_rate"]) if kw["limit_rate"] else None,
     )
