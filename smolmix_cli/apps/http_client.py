@@ -36,6 +36,7 @@ from smolmix_cli.apps.errors import (
     WriteError,
 )
 from smolmix_cli.apps.failure_text import stream_failure
+from smolmix_cli.apps.http_conditions import meets_time_condition
 from smolmix_cli.apps.http_connection import HttpConnection
 from smolmix_cli.apps.http_decode import decoder_for
 from smolmix_cli.apps.http_options import FetchOptions
@@ -235,6 +236,11 @@ class HttpClient:
         transfer: Transfer,
     ) -> None:
         failed = head.status >= 400 and (opts.fail or opts.fail_with_body)
+        if head.status == 200 and not meets_time_condition(opts.time_condition, head):
+            # curl simulates a 304 when the server ignored -z: no body, code 304
+            transfer.http_code = 304
+            await conn.aclose()
+            return
         if opts.resume_from and head.status == 416:
             # curl: resuming a file that is already complete is not an error.
             await self._discard(conn)

@@ -11,8 +11,14 @@ import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from smolmix_cli.apps.errors import ReadError, UsageError
+
+
+class HasHeaders(Protocol):
+    def header(self, name: str) -> str | None: ...
+
 
 _RATE = re.compile(r"(\d+(?:\.\d+)?)([kKmMgG]?)")
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
@@ -37,6 +43,24 @@ def time_condition(arg: str) -> tuple[str, str] | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return name, email.utils.format_datetime(when.astimezone(UTC), usegmt=True)
+
+
+def meets_time_condition(condition: tuple[str, str] | None, head: HasHeaders) -> bool:
+    """Whether a response honours -z, judged by its Last-Modified as curl does (a server
+    that ignores the condition gets its body dropped and a simulated 304)."""
+    if condition is None:
+        return True
+    stamp = head.header("last-modified")
+    if stamp is None:
+        return True
+    try:
+        modified = email.utils.parsedate_to_datetime(stamp)
+        wanted = email.utils.parsedate_to_datetime(condition[1])
+    except (TypeError, ValueError):
+        return True
+    if condition[0] == "If-Modified-Since":
+        return modified > wanted
+    return modified <= wanted
 
 
 def etag_to_send(path: str) -> str:

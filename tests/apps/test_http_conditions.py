@@ -50,3 +50,20 @@ def test_url_query_escapes_like_curl(tmp_path: Path) -> None:
     assert http_data.url_query("+x=%20") == b"x=%20"
     assert http_data.url_query(f"@{f}") == b"%22abc%22%0a"
     assert http_data.url_query(f"n@{f}") == b"n=%22abc%22%0a"
+
+
+class _Head:
+    def __init__(self, stamp: str | None) -> None:
+        self.stamp = stamp
+
+    def header(self, name: str) -> str | None:
+        return self.stamp if name == "last-modified" else None
+
+
+def test_time_condition_judged_by_last_modified_like_curl() -> None:
+    since = ("If-Modified-Since", "Sun, 02 Jan 2000 00:00:00 GMT")
+    unmodified = ("If-Unmodified-Since", "Sun, 02 Jan 2000 00:00:00 GMT")
+    old, new = _Head("Sat, 01 Jan 2000 00:00:00 GMT"), _Head("Mon, 03 Jan 2000 00:00:00 GMT")
+    assert not c.meets_time_condition(since, old) and c.meets_time_condition(since, new)
+    assert c.meets_time_condition(unmodified, old) and not c.meets_time_condition(unmodified, new)
+    assert c.meets_time_condition(since, _Head(None)) and c.meets_time_condition(None, old)

@@ -24,8 +24,15 @@ REPO = Path(__file__).resolve().parents[2]
 CURL_TIMEOUT = 30.0
 SMOLMIX_TIMEOUT = 60.0
 HOST = "demo.smolmix.test"
-_CONNECTION_ID = re.compile(rb"X-Connection-Id: \d+")
-"""The demo origin numbers its connections: a server artifact, masked on both sides."""
+_MASKED = re.compile(rb"(?m)^(X-Connection-Id|Date): [^\r\n]*")
+"""Server artifacts masked on both sides: the demo origin numbers its connections, nginx
+stamps the second it answered."""
+
+
+def _mask(data: bytes) -> bytes:
+    return _MASKED.sub(lambda m: m.group(1) + b": N", data)
+
+
 _DIAG = re.compile(r"^(?:curl|smolmix): (.*)$", re.M)
 
 
@@ -33,7 +40,9 @@ _DIAG = re.compile(r"^(?:curl|smolmix): (.*)$", re.M)
 class Case:
     """One compat case: the same ARGS (shell words) given to curl and to `smolmix fetch`.
 
-    `{http}` / `{https}` stand for http://demo.smolmix.test and its https twin.
+    `{http}` / `{https}` stand for http://demo.smolmix.test and its https twin, `{nginx}`
+    for the nginx on loopback (http://127.0.0.1:PORT: the local exit's policy lets the
+    tunnel reach loopback, so both sides use the same URL).
     `files` are written into both working directories first (name -> bytes);
     `stderr` compares the first diagnostic line (smolmix may add a parenthesised
     mixnet detail after curl's words); `known` names a documented difference
@@ -47,9 +56,9 @@ class Case:
     stderr: bool = False
     known: str | None = None
 
-    def words(self) -> list[str]:
+    def words(self, nginx: str = "") -> list[str]:
         text = self.args.replace("{http}", f"http://{HOST}").replace("{https}", f"https://{HOST}")
-        return shlex.split(text)
+        return shlex.split(text.replace("{nginx}", nginx))
 
 
 @dataclass
@@ -68,6 +77,8 @@ class Origin:
     https_port: int
     ca_file: Path
     smolmix_env: dict[str, str]
+    nginx: str = ""
+    """http://127.0.0.1:PORT of the nginx (empty: not installed; its cases are skipped)."""
 
 
 def _hermetic(env: dict[str, str], home: Path) -> dict[str, str]:
@@ -97,7 +108,7 @@ def _collect(workdir: Path, seeded: dict[str, bytes]) -> dict[str, bytes]:
         if path.is_file() and not rel.startswith(".home"):
             data = path.read_bytes()
             if seeded.get(rel) != data:
-                found[rel] = _CONNECTION_ID.sub(b"X-Connection-Id: N", data)
+                found[rel] = _mask(data)
     return found
 
 
@@ -119,7 +130,7 @@ def _run(argv: list[str], case: Case, env: dict[str, str], timeout: float) -> Ou
         )
         diag = _DIAG.search(done.stderr.decode(errors="replace"))
         return Outcome(
-            stdout=_CONNECTION_ID.sub(b"X-Connection-Id: N", done.stdout),
+            stdout=_mask(done.stdout),
             code=done.returncode,
             diagnostic=diag.group(1) if diag else None,
             files=_collect(workdir, case.files),
@@ -135,13 +146,21 @@ def run_curl(case: Case, origin: Origin) -> Outcome:
         f"{HOST}:443:127.0.0.1:{origin.https_port}",
         "--cacert",
         str(origin.ca_file),
-        *case.words(),
+        *case.words(origin.nginx),
     ]
     return _run(argv, case, dict(os.environ), CURL_TIMEOUT)
 
 
 def run_smolmix(case: Case, origin: Origin) -> Outcome:
-    argv = [sys.executable, "-m", "smolmix_cli", "--network", "testnet", "fetch", *case.words()]
+    argv = [
+        sys.executable,
+        "-m",
+        "smolmix_cli",
+        "--network",
+        "testnet",
+        "fetch",
+        *case.words(origin.nginx),
+    ]
     env = {**origin.smolmix_env, "PYTHONPATH": str(REPO)}
     return _run(argv, case, env, SMOLMIX_TIMEOUT)
 
@@ -160,3 +179,56 @@ def differences(case: Case, curl: Outcome, smolmix: Outcome) -> list[str]:
         if not (want == got or (want and got and got.startswith(want + " ("))):
             found.append(f"stderr: curl {want!r} != smolmix {got!r}")
     return found
+
+
+NGINX_CONF = """daemon off;
+master_process off;
+pid {base}/nginx.pid;
+error_log stderr error;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {base}/body;
+    proxy_temp_path {base}/proxy;
+    fastcgi_temp_path {base}/fastcgi;
+    uwsgi_temp_path {base}/uwsgi;
+    scgi_temp_path {base}/scgi;
+    types {{ text/html html; text/plain txt; application/octet-stream bin; }}
+    server {{
+        listen 127.0.0.1:{port};
+        root {base}/www;
+        location = /moved {{ return 301 /index.html; }}
+        location = /teapot {{ return 418 "short and stout\\n"; }}
+        location = /cookie {{
+            add_header Set-Cookie "sid=abc; Path=/";
+            add_header Set-Cookie "pref=dark; Path=/; Expires=Fri, 01 Jan 2100 00:00:00 GMT";
+            return 200 "cookies set\\n";
+        }}
+        location = /to-cookie {{
+            add_header Set-Cookie "hop=1; Path=/";
+            return 302 /echo-cookie;
+        }}
+        location = /echo-cookie {{ return 200 "cookie: $http_cookie\\n"; }}
+    }}
+}}
+"""
+NGINX_FILES = {
+    "index.html": b"<!doctype html><title>nginx</title><p>static</p>\n",
+    "a.txt": b"alpha\n",
+    "b.txt": b"bravo\n",
+    "data.bin": bytes(range(256)) * 64,
+}
+NGINX_MTIME = 946684800
+"""2000-01-01: Last-Modified and ETag are then the same on every run."""
+
+
+def nginx_config(base: Path, port: int) -> Path:
+    """A throw-away nginx tree under `base` (config, static files) for an unprivileged run."""
+    www = base / "www"
+    www.mkdir(parents=True)
+    for name, data in NGINX_FILES.items():
+        (www / name).write_bytes(data)
+        os.utime(www / name, (NGINX_MTIME, NGINX_MTIME))
+    conf = base / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(base=base, port=port))
+    return conf

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -22,10 +23,56 @@ from pathlib import Path
 import pytest
 
 from tests.compat.curl_cases import CASES
-from tests.compat.curl_runner import REPO, Case, Origin, Outcome, differences, run_curl, run_smolmix
+from tests.compat.curl_runner import (
+    REPO,
+    Case,
+    Origin,
+    Outcome,
+    differences,
+    nginx_config,
+    run_curl,
+    run_smolmix,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 WORKERS = 3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def _nginx(base: Path) -> Iterator[str]:
+    """nginx as an unprivileged child on a loopback port ("" if nginx is not installed)."""
+    binary = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if binary is None:
+        yield ""
+        return
+    port = _free_port()
+    conf = nginx_config(base / "nginx", port)
+    proc = subprocess.Popen(
+        [binary, "-p", str(base / "nginx"), "-c", str(conf), "-e", "stderr"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.poll() is None:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +109,8 @@ def origin() -> Iterator[Origin]:
         )
         assert started.returncode == 0, started.stderr
         ports = network["demo"]["loopback_ports"]
-        yield Origin(ports["http"], ports["https"], ca_file, env)
+        with _nginx(base) as nginx:
+            yield Origin(ports["http"], ports["https"], ca_file, env, nginx)
         subprocess.run([*smolmix, "session", "stop"], env=env, cwd=REPO, timeout=30)
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -80,6 +128,8 @@ def outcomes(origin: Origin) -> dict[str, tuple[Outcome, Outcome]]:
     """Every case on both sides (cheap curl first, then smolmix a few at a time)."""
 
     def both(case: Case) -> tuple[Outcome, Outcome]:
+        if "{nginx}" in case.args and not origin.nginx:
+            return Outcome(b"", 0, None, {}), Outcome(b"", 0, None, {})
         return run_curl(case, origin), run_smolmix(case, origin)
 
     with ThreadPoolExecutor(WORKERS) as pool:
@@ -98,7 +148,11 @@ def test_case_names_are_unique() -> None:
     ],
     ids=[c.name for c in CASES],
 )
-def test_curl_case(case: Case, outcomes: dict[str, tuple[Outcome, Outcome]]) -> None:
+def test_curl_case(
+    case: Case, origin: Origin, outcomes: dict[str, tuple[Outcome, Outcome]]
+) -> None:
+    if "{nginx}" in case.args and not origin.nginx:
+        pytest.skip("nginx is not installed (apt-get install nginx)")
     curl, smolmix = outcomes[case.name]
     found = differences(case, curl, smolmix)
     assert not found, "\n".join(found)
