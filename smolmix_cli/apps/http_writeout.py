@@ -165,8 +165,6 @@ def _format(name: str, value: object) -> str:
         return f"{float(value):.6f}"
     if name.startswith("speed_") and isinstance(value, int | float):
         return str(int(value))
-    if isinstance(value, bool):
-        return str(value).lower()
     if isinstance(value, float):
         return f"{value:.6f}"
     return str(value)

@@ -23,14 +23,13 @@ from typing import Any
 
 import anyio
 import click
-from click.core import ParameterSource
 
-from smolmix_cli.apps.errors import AppError, ReadError, UsageError
+from smolmix_cli.apps.errors import AppError, UsageError
 from smolmix_cli.apps.http_client import HttpClient
-from smolmix_cli.apps.http_config import config_words
 from smolmix_cli.apps.http_transfer import ResponseHead, Transfer
 from smolmix_cli.cli.env import CliEnv, cli_env
 from smolmix_cli.cli.errors import Report, run_reported
+from smolmix_cli.cli.fetch_config import with_configs
 from smolmix_cli.cli.fetch_output import (
     Progress,
     dump_header,
@@ -113,40 +112,6 @@ async def _parallel(env: CliEnv, client: HttpClient, settings: Settings) -> int:
         for index, job in enumerate(settings.jobs):
             tg.start_soon(run, index, job)
     return next((code for code in codes if code), 0)
-
-
-def _takes_value(option: str) -> bool | None:
-    """For -K files: does this fetch option take a value (None: no such option)?"""
-    for param in fetch.params:
-        if isinstance(param, click.Option) and option in (*param.opts, *param.secondary_opts):
-            return not param.is_flag
-    return None
-
-
-def _with_configs(ctx: click.Context, kw: dict[str, Any], env: CliEnv) -> dict[str, Any]:
-    """The -K files' options under the command line's: a value typed on the command line
-    wins, repeatable options (and URLs) from the files come first, as in curl."""
-    merged = dict(kw)
-    for source in kw.pop("configs", ()) or ():
-        try:
-            raw = env.stdin.read() if source == "-" else Path(source).read_bytes()
-        except OSError as exc:
-            raise ReadError(f"cannot read config file {source}: {exc.strerror}") from None
-        words = config_words(raw.decode("utf-8", "replace"), source, _takes_value)
-        sub = fetch.make_context("fetch", words, parent=ctx.parent, resilient_parsing=False)
-        for name, value in sub.params.items():
-            if name in ("urls", "configs") or sub.get_parameter_source(name) in (
-                None,
-                ParameterSource.DEFAULT,
-            ):
-                continue  # not in this file
-            param = next(p for p in fetch.params if p.name == name)
-            if getattr(param, "multiple", False):
-                merged[name] = (*value, *merged[name])
-            elif ctx.get_parameter_source(name) in (None, ParameterSource.DEFAULT):
-                merged[name] = value
-    merged.pop("configs", None)
-    return merged
 
 
 def _save_cookies(env: CliEnv, settings: Settings) -> None:
@@ -577,7 +542,7 @@ def fetch(ctx: click.Context, /, urls: tuple[str, ...], **kw: Any) -> None:
     env = cli_env(ctx)
 
     def body() -> int:
-        merged = _with_configs(ctx, kw, env)
+        merged = with_configs(fetch, ctx, kw, env)
         targets = (*merged.pop("url_options"), *urls)
         if not targets:
             raise UsageError("no URL specified!")

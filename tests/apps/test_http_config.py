@@ -6,7 +6,12 @@ import pytest
 
 from smolmix_cli.apps.errors import UsageError
 from smolmix_cli.apps.http_config import config_words
-from smolmix_cli.cli.fetch import _takes_value
+from smolmix_cli.cli.fetch import fetch
+from smolmix_cli.cli.fetch_config import takes_value
+
+
+def _option(name: str) -> bool | None:
+    return takes_value(fetch, name)
 
 
 def test_every_line_form_curl_accepts() -> None:
@@ -20,7 +25,7 @@ def test_every_line_form_curl_accepts() -> None:
         'write-out = "%{http_code}\\n\\"q\\""\n'
         "header X-A:1\n"
     )
-    assert config_words(text, "cfg", _takes_value) == [
+    assert config_words(text, "cfg", _option) == [
         "--silent",
         "--show-error",
         "-o",
@@ -39,4 +44,4 @@ def test_every_line_form_curl_accepts() -> None:
 @pytest.mark.parametrize("text", ["nosuchoption\n", "output\n", 'url = "open\n'])
 def test_bad_lines_are_usage_errors(text: str) -> None:
     with pytest.raises(UsageError):
-        config_words(text, "cfg", _takes_value)
+        config_words(text, "cfg", _option)
