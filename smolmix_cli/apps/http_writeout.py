@@ -16,7 +16,6 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from smolmix_cli import __version__
 from smolmix_cli.apps.http_transfer import Transfer
 
 _TOKEN = re.compile(r"%%|%\{([a-z_.]+)\}|%header\{([^}]*)\}|\\[nrt\\]")
@@ -133,12 +132,12 @@ def _url_parts(prefix: str, url: str) -> dict[str, object]:
 
 
 def variables(transfer: Transfer, extra: dict[str, object] | None = None) -> dict[str, object]:
-    """All values a format may name; `extra` adds tunnel phases (time_tunnel, exit_gateway...)."""
+    """All values a format may name; `extra` adds tunnel phases (time_tunnel, exit_gateway...)
+    and curl_version (the CLI knows its version; apps/ does not import the package root)."""
     values: dict[str, object] = dict(transfer.as_dict())
     values.update(
         certs="",
         conn_id=transfer.num_connects - 1 if transfer.num_connects else -1,
-        curl_version=f"smolmix/{__version__}",
         ftp_entry_path=None,
         http_connect=0,
         num_certs=0,

@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 import click
 
+from smolmix_cli import __version__
 from smolmix_cli.apps.errors import AppError, UsageError
 from smolmix_cli.apps.http_client import HttpClient
 from smolmix_cli.apps.http_transfer import ResponseHead, Transfer
@@ -547,6 +548,7 @@ def fetch(ctx: click.Context, /, urls: tuple[str, ...], **kw: Any) -> None:
         if not targets:
             raise UsageError("no URL specified!")
         settings = parse_settings(targets, merged, env)
+        settings.extra["curl_version"] = f"smolmix/{__version__}"  # -w's %{curl_version}
         if settings.insecure and not settings.silent:
             env.echo("smolmix: WARNING: -k: TLS certificates are not verified", err=True)
         return anyio.run(run_fetch, env, settings, global_options(ctx))
