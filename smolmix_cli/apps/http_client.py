@@ -36,6 +36,7 @@ from smolmix_cli.apps.errors import (
     WriteError,
 )
 from smolmix_cli.apps.failure_text import stream_failure
+from smolmix_cli.apps.http_conditions import meets_time_condition
 from smolmix_cli.apps.http_connection import HttpConnection
 from smolmix_cli.apps.http_decode import decoder_for
 from smolmix_cli.apps.http_options import FetchOptions
@@ -162,6 +163,8 @@ class HttpClient:
             transfer.headers = head.headers
             transfer.content_type = head.header("content-type") or ""
             transfer.size_header += len(head.raw())
+            if opts.cookie_jar is not None:
+                opts.cookie_jar.ingest(request.url, head.headers)
             if on_head is not None:
                 try:
                     await on_head(head)
@@ -189,7 +192,7 @@ class HttpClient:
                     raise TooManyRedirects(f"Maximum ({opts.max_redirects}) redirects followed")
                 transfer.num_redirects += 1
                 transfer.time_redirect = transfer.elapsed()
-                request = redirect_request(request, head, location)
+                request = redirect_request(request, head, location, opts)
                 continue
             if head.status in RETRYABLE_STATUS:
                 retry_after = _parse_retry_after(head.header("retry-after"))
@@ -233,6 +236,11 @@ class HttpClient:
         transfer: Transfer,
     ) -> None:
         failed = head.status >= 400 and (opts.fail or opts.fail_with_body)
+        if head.status == 200 and not meets_time_condition(opts.time_condition, head):
+            # curl simulates a 304 when the server ignored -z: no body, code 304
+            transfer.http_code = 304
+            await conn.aclose()
+            return
         if opts.resume_from and head.status == 416:
             # curl: resuming a file that is already complete is not an error.
             await self._discard(conn)

@@ -6,6 +6,7 @@ weird reply, partial file), whatever carried the bytes: OS socket, TLS or the tu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +48,8 @@ class HttpConnection:
         """Bytes received since the current request was sent (0 at EOF = empty reply)."""
         self.tls_version = tls_version
         self.remote_ip = ""
+        self.local_ip = ""
+        self.local_port = 0
         self.eof = False
         """The stream ended: h11 errors from now on are a short body, not bad framing."""
 
@@ -136,9 +139,7 @@ class HttpConnection:
                 if not head and not self.eof:
                     raise RecvError(_chunk_error(exc)) from None
                 if not head:
-                    raise PartialFile(
-                        "transfer closed with outstanding read data remaining"
-                    ) from None
+                    raise PartialFile(_partial_text(exc)) from None
                 if self.received == 0:
                     raise EmptyReply("Empty reply from server") from None
                 raise BadResponse(f"Weird server reply: {_h11_text(exc)}") from None
@@ -219,3 +220,11 @@ def _h11_text(exc: h11.RemoteProtocolError) -> str:
     cut = text.find(": b'"), text.find(": bytearray(")
     ends = [i for i in cut if i >= 0]
     return text[: min(ends)] if ends else text
+
+
+def _partial_text(exc: h11.RemoteProtocolError) -> str:
+    """curl's words for a body cut short: the bytes missing when a length was announced."""
+    m = re.search(r"received (\d+) bytes, expected (\d+)", str(exc))
+    if m and int(m.group(2)) > int(m.group(1)):
+        return f"transfer closed with {int(m.group(2)) - int(m.group(1))} bytes remaining to read"
+    return "transfer closed with outstanding read data remaining"

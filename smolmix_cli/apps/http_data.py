@@ -2,14 +2,16 @@
 --data-urlencode, --json and -G.
 
 People rely on the details (scripts post files with -d and expect newlines
-gone), so they follow curl's documented rules: `-d @file` strips CR, LF and
-NUL; repeated data joins with `&`; `--json` pieces concatenate; `-G` moves
+gone), so they follow curl 7.88's rules: `-d @file` keeps each line up to its
+first CR or NUL (curl reads lines as C strings); repeated data joins with `&`;
+`--data-urlencode` sends spaces as `+`; `--json` pieces concatenate; `-G` moves
 the data into the query string. `@-` reads stdin through the callable the CLI
 passes, so nothing here touches sys.stdin.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
@@ -38,10 +40,11 @@ def _load(name: str, stdin: Stdin | None) -> bytes:
 
 
 def data_ascii(arg: str, stdin: Stdin | None = None) -> bytes:
-    """-d / --data: `@file` is read with CR, LF and NUL removed; else the text as is."""
+    """-d / --data: `@file` is read line by line, each cut at its first CR or NUL and
+    the LF dropped (curl's fgets + strchr); else the text as is."""
     if arg.startswith("@"):
         raw = _load(arg[1:], stdin)
-        return raw.replace(b"\r", b"").replace(b"\n", b"").replace(b"\x00", b"")
+        return b"".join(line.split(b"\r", 1)[0].split(b"\x00", 1)[0] for line in raw.split(b"\n"))
     return arg.encode()
 
 
@@ -58,7 +61,8 @@ def data_binary(arg: str, stdin: Stdin | None = None) -> bytes:
 
 
 def _escape(data: bytes) -> bytes:
-    return quote(data, safe="-._~").encode()
+    """curl's form escaping: unreserved bytes stay, a space is `+`, the rest `%XX`."""
+    return quote(data, safe="-._~ ").replace(" ", "+").encode()
 
 
 def data_urlencode(arg: str, stdin: Stdin | None = None) -> bytes:
@@ -73,6 +77,15 @@ def data_urlencode(arg: str, stdin: Stdin | None = None) -> bytes:
         name, content = arg[:at], _load(arg[at + 1 :], stdin)
         return (name.encode() + b"=" if name else b"") + _escape(content)
     return _escape(arg.encode())
+
+
+def url_query(arg: str, stdin: Stdin | None = None) -> bytes:
+    """--url-query: --data-urlencode's forms for the query string (curl escapes these with
+    lower-case hex); a leading `+` sends the rest as it is."""
+    if arg.startswith("+"):
+        return arg[1:].encode()
+    piece = data_urlencode(arg, stdin)
+    return re.sub(rb"%[0-9A-F]{2}", lambda m: m.group(0).lower(), piece)
 
 
 def json_data(arg: str, stdin: Stdin | None = None) -> bytes:

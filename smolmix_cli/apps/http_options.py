@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from smolmix_cli.apps.http_body import Body
+from smolmix_cli.apps.http_cookies import CookieJar
 from smolmix_cli.apps.http_headers import DEFAULT_USER_AGENT, HeaderEdit
+from smolmix_cli.apps.http_route import Route
 
 
 @dataclass
@@ -18,7 +20,8 @@ class FetchOptions:
     header_edits: list[HeaderEdit] = field(default_factory=list)
     body: Body | None = None
     follow_redirects: bool = False
-    max_redirects: int = 5
+    max_redirects: int = 50
+    """curl's default cap for -L (--max-redirs)."""
     compressed: bool = False
     connect_timeout: float | None = None
     max_time: float | None = None
@@ -33,6 +36,15 @@ class FetchOptions:
     """`user:password` for basic auth (-u)."""
     user_agent: str | None = DEFAULT_USER_AGENT
     referer: str | None = None
+    cookie: str | None = None
+    """-b's literal cookies (`a=1; b=2`), sent after the jar's."""
+    cookie_jar: CookieJar | None = None
+    """The cookie engine (-b FILE or -c): fed by every response, asked by every hop."""
+    connect_to: list[Route] = field(default_factory=list)
+    resolve: list[Route] = field(default_factory=list)
+    """--connect-to / --resolve: where the tunnel connects instead (http_route.py)."""
+    time_condition: tuple[str, str] | None = None
+    """-z: ("If-Modified-Since" or "If-Unmodified-Since", HTTP date), sent after Cookie."""
     range: str | None = None
     """Byte range as curl's -r `a-b`."""
     resume_from: int | None = None

@@ -19,6 +19,7 @@ from smolmix_cli.apps.connector import Connector
 from smolmix_cli.apps.errors import AppError, ConnectError, OperationTimeout
 from smolmix_cli.apps.http_connection import HttpConnection
 from smolmix_cli.apps.http_options import FetchOptions
+from smolmix_cli.apps.http_route import route
 from smolmix_cli.apps.http_transfer import Transfer
 from smolmix_cli.apps.http_url import Url
 
@@ -40,7 +41,8 @@ class ConnectionPool:
 
     def _key(self, url: Url, opts: FetchOptions) -> tuple[Any, ...]:
         tls_key = (opts.verify, opts.cafile) if url.scheme == "https" else None
-        return (url.scheme, url.host, url.port, tls_key)
+        target = route(url.host, url.port, opts.connect_to, opts.resolve)
+        return (url.scheme, url.host, url.port, target, tls_key)
 
     async def acquire(
         self, url: Url, opts: FetchOptions, transfer: Transfer, *, fresh: bool = False
@@ -61,7 +63,7 @@ class ConnectionPool:
             context = tls.client_context(verify=opts.verify, cafile=opts.cafile)
         try:
             with anyio.fail_after(opts.connect_timeout):
-                stream = await self._open(url)
+                stream = await self._open(url, opts)
                 transfer.time_connect = transfer.elapsed()
                 tls_version = ""
                 if context is not None:
@@ -78,13 +80,15 @@ class ConnectionPool:
         transfer.num_connects += 1
         transfer.reused_connection = False
         conn = HttpConnection(stream, key, tls_version)
-        conn.remote_ip = _remote_ip(stream)
+        conn.remote_ip = _address(stream, anyio.abc.SocketAttribute.remote_address)[0]
+        conn.local_ip, conn.local_port = _address(stream, anyio.abc.SocketAttribute.local_address)
         _describe(transfer, url, conn)
         return conn, False
 
-    async def _open(self, url: Url) -> anyio.abc.ByteStream:
+    async def _open(self, url: Url, opts: FetchOptions) -> anyio.abc.ByteStream:
+        host, port = route(url.host, url.port, opts.connect_to, opts.resolve)
         try:
-            return await self._connector.open_tcp(url.host, url.port)
+            return await self._connector.open_tcp(host, port)
         except AppError:
             raise
         except TimeoutError:
@@ -116,14 +120,16 @@ class ConnectionPool:
 def _describe(transfer: Transfer, url: Url, conn: HttpConnection) -> None:
     transfer.remote_host, transfer.remote_port, transfer.scheme = url.host, url.port, url.scheme
     transfer.remote_ip = conn.remote_ip
+    transfer.local_ip, transfer.local_port = conn.local_ip, conn.local_port
     transfer.tls_version = conn.tls_version
 
 
-def _remote_ip(stream: anyio.abc.ByteStream) -> str:
+def _address(stream: anyio.abc.ByteStream, attribute: object) -> tuple[str, int]:
+    """(ip, port) of one end if the stream reports it (a TLS stream asks the one below)."""
     try:
-        address = stream.extra(anyio.abc.SocketAttribute.remote_address, None)
+        address = stream.extra(attribute, None)
     except Exception:
-        return ""
-    if isinstance(address, tuple) and address:
-        return str(address[0])
-    return ""
+        return "", 0
+    if isinstance(address, tuple) and len(address) >= 2:
+        return str(address[0]), int(address[1])
+    return "", 0

@@ -26,6 +26,10 @@ class OutgoingRequest:
 
 
 def first_request(url: Url, opts: FetchOptions) -> OutgoingRequest:
+    """The first hop's head in curl 7.88's header order (a fingerprint; scripts diff it too):
+    Host, Authorization, Range, User-Agent, Accept, Accept-Encoding, Referer, Cookie,
+    If-Modified-Since, the -H
+    headers, then Content-Length and Content-Type."""
     body = opts.body
     method = opts.method or ("HEAD" if opts.head_only else "POST" if body else "GET")
     headers: list[tuple[str, str]] = [("Host", url.host_header)]
@@ -35,25 +39,38 @@ def first_request(url: Url, opts: FetchOptions) -> OutgoingRequest:
     if credentials is not None:
         token = base64.b64encode(credentials.encode()).decode()
         headers.append(("Authorization", f"Basic {token}"))
-    if opts.user_agent:
-        headers.append(("User-Agent", opts.user_agent))
-    headers.append(("Accept", "*/*"))
     if opts.resume_from:
         headers.append(("Range", f"bytes={opts.resume_from}-"))
     elif opts.range:
         headers.append(("Range", f"bytes={opts.range}"))
+    if opts.user_agent:
+        headers.append(("User-Agent", opts.user_agent))
+    headers.append(("Accept", "*/*"))
     if opts.compressed:
         headers.append(("Accept-Encoding", "deflate, gzip"))
     if opts.referer:
         headers.append(("Referer", opts.referer))
+    cookie = cookie_header(url, opts)
+    if cookie:
+        headers.append(("Cookie", cookie))
+    if opts.time_condition:
+        headers.append(opts.time_condition)
     headers = apply_edits(headers, opts.header_edits)
+    if body is not None and body.length is not None and not has_header(headers, "content-length"):
+        headers.append(("Content-Length", str(body.length)))
     if body is not None and body.content_type and not has_header(headers, "content-type"):
         headers.append(("Content-Type", body.content_type))
     return OutgoingRequest(url, method, headers, body)
 
 
+def cookie_header(url: Url, opts: FetchOptions) -> str | None:
+    """The jar's cookies for this URL, then -b's literal ones (curl's order)."""
+    parts = [opts.cookie_jar.header_for(url) if opts.cookie_jar else None, opts.cookie]
+    return "; ".join(p for p in parts if p) or None
+
+
 def redirect_request(
-    request: OutgoingRequest, head: ResponseHead, location: str
+    request: OutgoingRequest, head: ResponseHead, location: str, opts: FetchOptions
 ) -> OutgoingRequest:
     new_url = join_url(request.url, location)
     method, body, headers = request.method, request.body, list(request.headers)
@@ -69,4 +86,22 @@ def redirect_request(
         # --location-trusted; seed client strips cookies too).
         headers = without(headers, "authorization", "cookie", "proxy-authorization")
     headers = [(k, new_url.host_header) if k.lower() == "host" else (k, v) for k, v in headers]
+    if opts.cookie_jar is not None:  # the engine decides again for the new URL
+        cookie = cookie_header(new_url, opts)
+        kept = without(headers, "cookie")
+        if cookie:
+            at = (i for i, (k, _) in enumerate(kept) if k.lower() not in _BEFORE_COOKIE)
+            kept.insert(next(at, len(kept)), ("Cookie", cookie))
+        headers = kept
     return OutgoingRequest(new_url, method, headers, body)
+
+
+_BEFORE_COOKIE = {
+    "host",
+    "authorization",
+    "range",
+    "user-agent",
+    "accept",
+    "accept-encoding",
+    "referer",
+}

@@ -81,6 +81,15 @@ class Transfer:
     remote_ip: str = ""
     """Peer address if the stream reports one (the tunnel may, or may not)."""
     remote_port: int = 0
+    local_ip: str = ""
+    local_port: int = 0
+    filename_effective: str = ""
+    """The -o / -O file the body went to ("" for stdout)."""
+    urlnum: int = 0
+    """This URL's index on the command line (after globbing), from 0."""
+    referer: str = ""
+    ssl_verify_result: int = 0
+    """0: verified, or not TLS, or -k (smolmix never keeps a connection that failed it)."""
     scheme: str = ""
     tls_version: str = ""
     reused_connection: bool = False
@@ -135,6 +144,13 @@ class Transfer:
             "time_total": round(self.time_total, 6),
             "remote_ip": self.remote_ip or None,
             "remote_port": self.remote_port,
+            "local_ip": self.local_ip or None,
+            "local_port": self.local_port,
+            "filename_effective": self.filename_effective or None,
+            "num_headers": len(self.headers),
+            "urlnum": self.urlnum,
+            "referer": self.referer or None,
+            "ssl_verify_result": self.ssl_verify_result,
             "scheme": self.scheme.upper(),
             "exitcode": self.exitcode,
             "errormsg": self.errormsg or None,

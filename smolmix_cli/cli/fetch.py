@@ -24,11 +24,13 @@ from typing import Any
 import anyio
 import click
 
-from smolmix_cli.apps.errors import AppError
+from smolmix_cli import __version__
+from smolmix_cli.apps.errors import AppError, UsageError
 from smolmix_cli.apps.http_client import HttpClient
 from smolmix_cli.apps.http_transfer import ResponseHead, Transfer
 from smolmix_cli.cli.env import CliEnv, cli_env
 from smolmix_cli.cli.errors import Report, run_reported
+from smolmix_cli.cli.fetch_config import with_configs
 from smolmix_cli.cli.fetch_output import (
     Progress,
     dump_header,
@@ -53,7 +55,7 @@ async def run_fetch(env: CliEnv, settings: Settings, globals_: GlobalOptions) ->
     )
     status = 0
     start = time.monotonic()
-    current: Transfer | None = Transfer(url=settings.jobs[0].url)
+    current: Transfer | None = settings.jobs[0].transfer()
     """The transfer -m may cut short (the first one while the tunnel boots)."""
     try:
         with anyio.fail_after(settings.max_time if settings.max_time else math.inf):
@@ -70,11 +72,17 @@ async def run_fetch(env: CliEnv, settings: Settings, globals_: GlobalOptions) ->
                 async with HttpClient(session.tunnel, on_request=on_request) as client:
                     for job in settings.jobs:
                         job.options.cafile = cafile
-                        current = Transfer(url=job.url)
-                        status = await _one(env, client, job, settings, current)
-                        if status and settings.fail_early:
-                            break
+                    if settings.parallel:
+                        current = None
+                        status = await _parallel(env, client, settings)
+                    else:
+                        for job in settings.jobs:
+                            current = job.transfer()
+                            status = await _one(env, client, job, settings, current)
+                            if status and settings.fail_early:
+                                break
                     current = None
+                    _save_cookies(env, settings)
     except TimeoutError:  # -m: curl's own words for it, and -w for the transfer it cut
         ms = (time.monotonic() - start) * 1000
         text = f"Operation timed out after {ms:.0f} milliseconds"
@@ -88,6 +96,37 @@ async def run_fetch(env: CliEnv, settings: Settings, globals_: GlobalOptions) ->
             write_out(env, settings.write_out, current, settings.extra)
         return int(error.code)
     return status
+
+
+async def _parallel(env: CliEnv, client: HttpClient, settings: Settings) -> int:
+    """-Z: every URL at once over the one tunnel (at most --parallel-max in flight);
+    the exit code is the first failure's in command-line order (curl -Z's, unlike
+    its serial rule)."""
+    limiter = anyio.CapacityLimiter(settings.parallel_max)
+    codes = [0] * len(settings.jobs)
+
+    async def run(index: int, job: Job) -> None:
+        async with limiter:
+            codes[index] = await _one(env, client, job, settings, job.transfer())
+
+    async with anyio.create_task_group() as tg:
+        for index, job in enumerate(settings.jobs):
+            tg.start_soon(run, index, job)
+    return next((code for code in codes if code), 0)
+
+
+def _save_cookies(env: CliEnv, settings: Settings) -> None:
+    """-c: the jar after the last transfer, in curl's file format."""
+    jar = settings.jobs[0].options.cookie_jar
+    if settings.cookie_jar is None or jar is None:
+        return
+    if str(settings.cookie_jar) == "-":
+        env.stdout.write(jar.dump().encode())
+    else:
+        try:
+            jar.save(settings.cookie_jar)
+        except AppError as exc:
+            reporter(env, settings.errors_shown)(classify(exc))
 
 
 def _failed(transfer: Transfer, error: CliError) -> None:
@@ -115,13 +154,25 @@ async def _one(
                 head_out.write(raw)
             if dump is not None:
                 dump_header(env, dump, raw)
+            if settings.etag_save is not None:  # curl leaves an empty file when there is none
+                etag = head.header("etag")
+                settings.etag_save.write_text(f"{etag}\n" if etag is not None else "")
             if settings.progress and progress is None:
                 progress = progress_bar(env, head, job.output)
 
+        paced = 0
+        pace_start = time.monotonic()
+
         async def sink(data: bytes) -> None:
+            nonlocal paced
             job.output.write(data)
             if progress is not None:
                 progress.advance(len(data))
+            if settings.limit_rate:  # --limit-rate: sleep until the average is back under it
+                paced += len(data)
+                ahead = paced / settings.limit_rate - (time.monotonic() - pace_start)
+                if ahead > 0:
+                    await anyio.sleep(ahead)
 
         await client.fetch(job.url, sink, job.options, on_head=on_head, transfer=transfer)
         code = 0
@@ -161,7 +212,23 @@ def _opt(*decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[...,
 
 
 @click.command(name="fetch", epilog=None)
-@click.argument("urls", nargs=-1, required=True, metavar="URL...")
+@click.argument("urls", nargs=-1, metavar="URL...")
+@_opt(
+    "--url",
+    "url_options",
+    multiple=True,
+    metavar="URL",
+    help="A URL to fetch (as a positional one; also what url = ... in a -K file sets). "
+    "Example: --url https://example.com/",
+)
+@_opt(
+    "-K",
+    "--config",
+    "configs",
+    multiple=True,
+    metavar="FILE",
+    help="Read options from FILE in curl's config syntax ('-' = stdin). Example: -K opts.txt",
+)
 @_opt("-X", "--request", "method", metavar="METHOD", help="Request method. Example: -X DELETE")
 @_opt(
     "-H",
@@ -238,8 +305,8 @@ def _opt(*decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[...,
     multiple=True,
     type=click.Path(path_type=Path),
     metavar="FILE",
-    help="Write the body to FILE instead of stdout; repeat once per URL, in order. "
-    "Example: -o page.html",
+    help="Write the body to FILE instead of stdout; repeat once per URL, in order; "
+    "#1, #2... name a globbed URL's values. Example: -o 'page_#1.html'",
 )
 @_opt(
     "-O",
@@ -265,9 +332,9 @@ def _opt(*decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[...,
 @_opt(
     "--max-redirs",
     type=click.IntRange(min=-1),
-    default=5,
+    default=50,
     show_default=True,
-    help="Redirects -L may follow (-1: no limit). Example: --max-redirs 10",
+    help="Redirects -L may follow (-1: no limit; 50 as in curl). Example: --max-redirs 10",
 )
 @_opt("-s", "--silent", is_flag=True, help="No progress bar and no error text. Example: -s")
 @_opt("-S", "--show-error", is_flag=True, help="With -s, still print errors. Example: -sS")
@@ -358,8 +425,96 @@ def _opt(*decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[...,
 @_opt(
     "-C",
     "--continue-at",
-    metavar="-",
-    help="Resume: '-' continues after the bytes already in the -o file. Example: -C - -o f.iso",
+    metavar="OFFSET|-",
+    help="Resume from a byte offset, or '-' after the bytes already in the -o file. "
+    "Example: -C - -o f.iso",
+)
+@_opt(
+    "-b",
+    "--cookie",
+    "cookies",
+    multiple=True,
+    metavar="DATA|FILE",
+    help="Send cookies: 'a=1; b=2' as is, or read a cookie file (turns the jar on). "
+    "Example: -b cookies.txt",
+)
+@_opt(
+    "-c",
+    "--cookie-jar",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Keep received cookies and write them to FILE at the end ('-' = stdout). "
+    "Example: -c cookies.txt",
+)
+@_opt(
+    "-j",
+    "--junk-session-cookies",
+    is_flag=True,
+    help="Drop session cookies read from -b files. Example: -j -b cookies.txt",
+)
+@_opt(
+    "-Z",
+    "--parallel",
+    is_flag=True,
+    help="Fetch the URLs at once over the one tunnel. Example: -Z -o a -o b URL1 URL2",
+)
+@_opt(
+    "--parallel-max",
+    type=click.IntRange(min=1, max=300),
+    default=50,
+    show_default=True,
+    help="At most this many -Z transfers at a time. Example: --parallel-max 4",
+)
+@_opt(
+    "--resolve",
+    multiple=True,
+    metavar="HOST:PORT:ADDR",
+    help="Connect to ADDR for HOST:PORT instead of asking the tunnel's resolver. "
+    "Example: --resolve example.com:443:93.184.215.14",
+)
+@_opt(
+    "--connect-to",
+    multiple=True,
+    metavar="H1:P1:H2:P2",
+    help="Connect to H2:P2 whenever the URL says H1:P1 (URL, Host and TLS name unchanged). "
+    "Example: --connect-to example.com:443:backup.example.com:8443",
+)
+@_opt(
+    "-g",
+    "--globoff",
+    is_flag=True,
+    help="Take {} and [] in URLs literally (no globbing). Example: -g 'http://[::1]/'",
+)
+@_opt(
+    "--url-query",
+    multiple=True,
+    metavar="DATA",
+    help="Add to the URL query, encoded like --data-urlencode ('+' prefix: as is). "
+    "Example: --url-query 'q=a b'",
+)
+@_opt(
+    "-z",
+    "--time-cond",
+    metavar="DATE|FILE",
+    help="Only if modified since DATE (or FILE's mtime); '-DATE': unmodified since. "
+    "Example: -z 'Sat, 01 Jan 2000 00:00:00 GMT'",
+)
+@_opt(
+    "--etag-save",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Save the response's ETag to FILE. Example: --etag-save etag.txt",
+)
+@_opt(
+    "--etag-compare",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Send If-None-Match with the ETag in FILE. Example: --etag-compare etag.txt",
+)
+@_opt(
+    "--limit-rate",
+    metavar="RATE",
+    help="Cap the download speed in bytes/s (k, M, G suffixes). Example: --limit-rate 200k",
 )
 @_opt(
     "--http1.1",
@@ -388,10 +543,15 @@ def fetch(ctx: click.Context, /, urls: tuple[str, ...], **kw: Any) -> None:
     env = cli_env(ctx)
 
     def body() -> int:
-        settings = parse_settings(urls, kw, env)
+        merged = with_configs(fetch, ctx, kw, env)
+        targets = (*merged.pop("url_options"), *urls)
+        if not targets:
+            raise UsageError("no URL specified!")
+        settings = parse_settings(targets, merged, env)
+        settings.extra["curl_version"] = f"smolmix/{__version__}"  # -w's %{curl_version}
         if settings.insecure and not settings.silent:
             env.echo("smolmix: WARNING: -k: TLS certificates are not verified", err=True)
         return anyio.run(run_fetch, env, settings, global_options(ctx))
 
-    shown = not kw["silent"] or bool(kw["show_error"])
+    shown = not kw["silent"] or bool(kw["show_error"])  # a -K file's -s counts from parsing on
     sys.exit(run_reported(body, reporter(env, shown)))

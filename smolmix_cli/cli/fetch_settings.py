@@ -18,7 +18,10 @@ from urllib.parse import unquote, urlsplit
 
 import anyio
 
+from smolmix_cli.apps import http_conditions as conditions
 from smolmix_cli.apps import http_data
+from smolmix_cli.apps import http_glob as glob
+from smolmix_cli.apps import http_route as route
 from smolmix_cli.apps.errors import (
     CaFileError,
     MalformedUrl,
@@ -34,8 +37,10 @@ from smolmix_cli.apps.http_body import (
     StreamBody,
     parse_form_arg,
 )
+from smolmix_cli.apps.http_cookies import CookieJar
 from smolmix_cli.apps.http_headers import HeaderEdit, parse_header_arg
 from smolmix_cli.apps.http_options import FetchOptions
+from smolmix_cli.apps.http_transfer import Transfer
 from smolmix_cli.apps.http_url import parse_url
 from smolmix_cli.cli.env import CliEnv
 from smolmix_cli.cli.fetch_output import Output
@@ -46,6 +51,16 @@ class Job:
     url: str
     output: Output
     options: FetchOptions
+    urlnum: int = 0
+
+    def transfer(self) -> Transfer:
+        """A fresh -w record for this URL: what curl knows before the first byte."""
+        return Transfer(
+            url=self.url,
+            urlnum=self.urlnum,
+            filename_effective=str(self.output.path) if self.output.path is not None else "",
+            referer=self.options.referer or "",
+        )
 
 
 @dataclass
@@ -65,6 +80,13 @@ class Settings:
     insecure: bool
     cacert: str | None
     progress: bool
+    etag_save: Path | None = None
+    parallel: bool = False
+    parallel_max: int = 50
+    cookie_jar: Path | None = None
+    """-c FILE: where the jar goes at the end."""
+    limit_rate: int | None = None
+    """--limit-rate in bytes per second."""
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -116,7 +138,10 @@ def build_body(
         return (
             body_bytes,
             BytesBody(body_bytes, http_data.JSON_CONTENT_TYPE),
-            [HeaderEdit("Accept", http_data.JSON_ACCEPT)],
+            [
+                HeaderEdit("Content-Type", http_data.JSON_CONTENT_TYPE),
+                HeaderEdit("Accept", http_data.JSON_ACCEPT),
+            ],
         )
     if pieces:
         joined = http_data.join_form(pieces)
@@ -162,29 +187,47 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
         if body is not None and query is None:
             raise UsageError("-G needs -d data, not -F or -T")
         body = None
-    for url in urls:
+    expanded = [
+        (arg, url, values)
+        for arg, pattern in enumerate(urls)
+        for url, values in (glob.expand(pattern) if not kw["globoff"] else [(pattern, ())])
+    ]
+    for _arg, url, _values in expanded:
         parse_url(url)
-    if kw["continue_at"] not in (None, "-"):
-        raise UsageError("-C supports only '-' (continue after the existing output)")
+    literal_cookies, jar = _cookies(kw, urls)
+    offset = conditions.resume_offset(kw["continue_at"]) if kw["continue_at"] else None
+    queries = [http_data.url_query(q, env.stdin.read) for q in kw["url_query"]]
+    time_cond = conditions.time_condition(kw["time_cond"]) if kw["time_cond"] else None
+    if kw["time_cond"] and time_cond is None:
+        env.echo(
+            "smolmix: Illegal date format for -z, --time-cond (and not a file name).", err=True
+        )
+    if kw["etag_compare"] is not None:
+        extra_edits = [
+            *extra_edits,
+            HeaderEdit("If-None-Match", conditions.etag_to_send(kw["etag_compare"])),
+        ]
     outputs: list[Path] = list(kw["outputs"])
     if len(outputs) > len(urls):
         raise UsageError("more -o options than URLs")
     jobs: list[Job] = []
-    for index, url in enumerate(urls):
+    for arg, url, values in expanded:
         target = url
+        for piece in queries:
+            target = http_data.url_with_query(target, piece)
         if kw["get"] and query is not None:
             target = http_data.url_with_query(url, query)
         target = upload_url(target, kw["upload_file"])
         path: Path | None = None
-        if index < len(outputs):
-            path = outputs[index]
+        if arg < len(outputs):
+            path = Path(glob.output_name(str(outputs[arg]), values))
         elif kw["remote_name"]:
             path = Path(remote_name(target))
         if path is not None and str(path) == "-":
             path = None
         if path is not None and kw["create_dirs"]:
             path.parent.mkdir(parents=True, exist_ok=True)
-        resume: int | None = None
+        resume: int | None = offset
         if kw["continue_at"] == "-":
             if path is None:
                 raise UsageError("-C - needs an output file (-o or -O)")
@@ -196,7 +239,7 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
             raise UsageError(f"bad request method {method!r}")
         options = FetchOptions(
             method=method,
-            header_edits=extra_edits + edits,
+            header_edits=edits + _unset(extra_edits, edits),
             body=body,
             follow_redirects=bool(kw["location"]),
             max_redirects=kw["max_redirs"] if kw["max_redirs"] >= 0 else 1 << 30,
@@ -211,6 +254,11 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
             fail_with_body=bool(kw["fail_with_body"]),
             user=kw["user"],
             referer=kw["referer"],
+            time_condition=time_cond,
+            connect_to=[route.parse_connect_to(a) for a in kw["connect_to"]],
+            resolve=[route.parse_resolve(a) for a in kw["resolve"]],
+            cookie=literal_cookies,
+            cookie_jar=jar,
             range=kw["byte_range"],
             resume_from=resume or None,
             verify=not kw["insecure"],
@@ -218,7 +266,8 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
         )
         if kw["user_agent"] is not None:
             options.user_agent = kw["user_agent"]
-        jobs.append(Job(target, Output(path, env.stdout, append=bool(resume)), options))
+        output = Output(path, env.stdout, append=bool(resume))
+        jobs.append(Job(target, output, options, urlnum=arg))  # a glob's URLs share it
     if kw["cacert"] is not None and not os.access(kw["cacert"], os.R_OK):
         raise CaFileError(f"cannot read CA file {kw['cacert']}")
     if kw["user"] is not None and ":" not in kw["user"]:
@@ -231,7 +280,7 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
         include=bool(kw["include"]),
         head_only=bool(kw["head"]),
         dump_header=kw["dump_header"],
-        write_out=kw["write_out"],
+        write_out=_write_out_format(kw["write_out"], env),
         silent=bool(kw["silent"]),
         show_error=bool(kw["show_error"]),
         verbose=bool(kw["verbose"]),
@@ -240,7 +289,48 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
         insecure=bool(kw["insecure"]),
         cacert=kw["cacert"],
         progress=progress,
+        etag_save=Path(kw["etag_save"]) if kw["etag_save"] else None,
+        parallel=bool(kw["parallel"]),
+        parallel_max=kw["parallel_max"],
+        cookie_jar=Path(kw["cookie_jar"]) if kw["cookie_jar"] else None,
+        limit_rate=conditions.parse_rate(kw["limit_rate"]) if kw["limit_rate"] else None,
     )
+
+
+def _cookies(kw: dict[str, Any], urls: tuple[str, ...]) -> tuple[str | None, CookieJar | None]:
+    """-b text (with '=') is sent as is; -b FILE and -c turn curl's cookie engine on."""
+    literal: list[str] = []
+    jar = CookieJar() if kw["cookie_jar"] else None
+    for arg in kw["cookies"]:
+        if "=" in arg:
+            literal.append(arg)
+            continue
+        jar = jar or CookieJar()
+        try:
+            text = Path(arg).read_text(errors="replace")
+        except OSError:
+            continue  # curl: a missing -b file still turns the engine on, silently
+        host = urlsplit(urls[0]).hostname or "" if urls else ""
+        jar.load(text, host, junk_session=bool(kw["junk_session_cookies"]))
+    return "; ".join(literal) or None, jar
+
+
+def _write_out_format(arg: str | None, env: CliEnv) -> str | None:
+    """-w FORMAT, -w @file, -w @- (stdin), read once before anything is sent, as curl does."""
+    if arg is None or not arg.startswith("@"):
+        return arg
+    name = arg[1:]
+    try:
+        data = env.stdin.read() if name == "-" else Path(name).read_bytes()
+    except OSError as exc:
+        raise ReadError(f"Failed to read {name}: {exc.strerror}") from None
+    return data.decode("utf-8", "replace")
+
+
+def _unset(implied: list[HeaderEdit], edits: list[HeaderEdit]) -> list[HeaderEdit]:
+    """--json's headers go after the -H ones (curl's order), unless -H already set them."""
+    given = {e.name.lower() for e in edits}
+    return [e for e in implied if e.name.lower() not in given]
 
 
 def _valid_range(text: str) -> bool:

@@ -20,7 +20,8 @@ from tests.apps.os_connector import OsConnector
 def test_data_ascii_strips_newlines(tmp_path: Path) -> None:
     f = tmp_path / "body.txt"
     f.write_bytes(b"a=1\r\nb=2\n\x00c=3")
-    assert d.data_ascii(f"@{f}") == b"a=1b=2c=3"
+    assert d.data_ascii(f"@{f}") == b"a=1b=2"  # curl 7.88: a line ends at its first NUL
+    assert d.data_ascii("@-", lambda: b"p\rq\nr\x00s\nt") == b"prt"
     assert d.data_binary(f"@{f}") == b"a=1\r\nb=2\n\x00c=3"
     assert d.data_raw(f"@{f}") == f"@{f}".encode()
     assert d.data_ascii("@-", lambda: b"x\ny") == b"xy"
@@ -34,11 +35,11 @@ def test_data_ascii_strips_newlines(tmp_path: Path) -> None:
 def test_data_urlencode_forms(tmp_path: Path) -> None:
     f = tmp_path / "v"
     f.write_bytes(b"a b&c")
-    assert d.data_urlencode("hello world") == b"hello%20world"
+    assert d.data_urlencode("hello world") == b"hello+world"
     assert d.data_urlencode("=a=b") == b"a%3Db"
-    assert d.data_urlencode("name=a b/c~") == b"name=a%20b%2Fc~"
-    assert d.data_urlencode(f"@{f}") == b"a%20b%26c"
-    assert d.data_urlencode(f"n@{f}") == b"n=a%20b%26c"
+    assert d.data_urlencode("name=a b/c~") == b"name=a+b%2Fc~"
+    assert d.data_urlencode(f"@{f}") == b"a+b%26c"
+    assert d.data_urlencode(f"n@{f}") == b"n=a+b%26c"
     assert d.join_form([b"a=1", d.data_urlencode("b=ü")]) == b"a=1&b=%C3%BC"
 
 

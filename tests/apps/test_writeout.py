@@ -75,3 +75,21 @@ def test_status_codes_have_three_digits_in_text_and_stay_numbers_in_json() -> No
     assert render("%{http_code}|%{response_code}|%{exitcode}", failed).text() == "000|000|28"
     assert json.loads(render("%{json}", failed).text())["http_code"] == 0
     assert render("%{http_code}", Transfer(url="u", http_code=204)).text() == "204"
+
+
+def test_curl8_variables_and_json_keys_in_curls_order() -> None:
+    from smolmix_cli.apps.http_writeout import JSON_KEYS, unknown_warning
+
+    t = Transfer(url="https://u:p@h.test:8443/a/b?q=1#f", http_code=200, urlnum=2)
+    t.headers = [("A", "1"), ("B", "2")]
+    t.filename_effective, t.local_ip, t.local_port = "out.bin", "10.0.0.2", 40000
+    fmt = "%{num_headers} %{urlnum} %{filename_effective} %{local_ip}:%{local_port} "
+    fmt += "%{ssl_verify_result} %{url.host} %{url.port} %{url.path} %{urle.query}"
+    assert render(fmt, t).text() == "2 2 out.bin 10.0.0.2:40000 0 h.test 8443 /a/b q=1"
+    text = render("%{json}", t, {"curl_version": "smolmix/0"}).text()
+    data = json.loads(text)
+    assert list(data) == JSON_KEYS  # no tunnel keys given: exactly curl's, in its order
+    assert set(JSON_KEYS) <= set(data)
+    assert '"time_total":0.000000' in text and ", " not in text.split('"curl_version"')[0]
+    assert render("%{nope}", t).unknown == ["nope"]
+    assert unknown_warning("nope") == "unknown --write-out variable: 'nope'"

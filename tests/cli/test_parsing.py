@@ -74,7 +74,7 @@ def test_resume_reads_the_existing_size(tmp_path: Path) -> None:
         ({"headers": ("nocolon",)}, 2),
         ({"data": ("x",), "form": ("a=b",)}, 2),
         ({"continue_at": "-"}, 2),  # -C - without an output file
-        ({"continue_at": "100"}, 2),
+        ({"continue_at": "1x"}, 2),  # neither - nor a byte offset
         ({"outputs": (Path("a"), Path("b"))}, 2),  # more -o than URLs
         ({"data_binary": ("@/nonexistent",)}, 26),
         ({"upload_file": "/nonexistent"}, 26),

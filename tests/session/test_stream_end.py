@@ -39,7 +39,7 @@ def _short_body(conn: socket.socket) -> None:
     ("behaviour", "code", "words"),
     [
         (_reset_after_data, 56, "Recv failure: Connection reset by peer"),
-        (_short_body, 18, "transfer closed with outstanding read data remaining"),
+        (_short_body, 18, "transfer closed with 99000 bytes remaining to read"),
     ],
     ids=["reset", "fin"],
 )
