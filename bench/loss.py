@@ -141,6 +141,7 @@ def _mixnet_stats(stats: Any) -> dict[str, int]:
     return {
         "real_packets_sent": stats.real_packets_sent,
         "retransmissions": stats.retransmissions,
+        "reply_retransmissions": stats.reply_retransmissions,
         "acks_received": stats.acks_received,
         "messages_failed": stats.messages_failed,
         "reply_surbs_received": stats.reply_surbs_received,
