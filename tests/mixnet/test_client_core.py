@@ -492,12 +492,12 @@ def test_measured_ack_overhead_sets_the_timeout() -> None:
     assert a.smoothed_ack_overhead == pytest.approx(1.2)
     # srtt 1.2 s, rttvar 0.6 s: the next timeout is 1.2 + 4 * 0.6 = 3.6 s, not 1.5 s.
     assert send_and_ack(10.0, 0.01) == pytest.approx(3.6)
-    # Fast acks pull the estimate down; the wait follows it down to the 0.25 s floor.
+    # Fast acks pull the estimate down; the wait follows it down to the 0.5 s floor.
     for i in range(40):
         send_and_ack(20.0 + i, 0.01)
     overhead = a.smoothed_ack_overhead
     assert overhead is not None and overhead < 0.1
-    assert send_and_ack(100.0, 0.01) == pytest.approx(0.25)
+    assert send_and_ack(100.0, 0.01) == pytest.approx(0.5)
     # ack_wait_floor=None keeps Nym's static wait as the least.
     c = make_core(net, 0, 14, CoreConfig(poisson=False, cover=False, ack_wait_floor=None))
     a = c
@@ -524,7 +524,7 @@ def test_measured_timeout_excludes_the_known_mix_delays() -> None:
     a.send_message(b.address, b"y", now=50.0)
     assert a.poll_transmit(50.0) is not None
     [pending] = a._pending.values()
-    assert pending.deadline == pytest.approx(50.0 + pending.expected_rtt * 1.5 + 0.25)
+    assert pending.deadline == pytest.approx(50.0 + pending.expected_rtt * 1.5 + 0.5)
 
 
 def test_lost_reply_fragment_is_resent_through_the_next_surb_and_counted() -> None:
@@ -577,7 +577,7 @@ def test_measured_timeout_backs_off_while_acks_stay_away() -> None:
     net = build_simnet()
     a, b = make_core(net, 0, 18), make_core(net, 1, 28)
     world = World(net, [a, b])
-    for i in range(MIN_ACK_SAMPLES):  # instant acks: the wait is the 0.25 s floor
+    for i in range(MIN_ACK_SAMPLES):  # instant acks: the wait is the 0.5 s floor
         a.send_message(b.address, b"x", now=float(i))
         world.now = float(i)
         world.run_until(float(i) + 0.5)
@@ -585,10 +585,10 @@ def test_measured_timeout_backs_off_while_acks_stay_away() -> None:
     start = 20.0
     world.now = start
     a.send_message(b.address, b"y", now=start)
-    world.run_until(start + 5.0)
+    world.run_until(start + 9.0)
     times = [t - start for t, who, _ in world.sent if who == 0 and t >= start]
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
-    assert gaps[:4] == pytest.approx([0.25, 0.5, 1.0, 2.0])
+    assert gaps[:4] == pytest.approx([0.5, 1.0, 2.0, 4.0])
     world.drop = None  # acks come again: the next first transmission resets the wait
     world.run_until(start + 20.0)
     assert a.pending_acks == 0  # the resend's ack: no sample (Karn), no reset
@@ -598,4 +598,21 @@ def test_measured_timeout_backs_off_while_acks_stay_away() -> None:
     a.send_message(b.address, b"v", now=start + 30.0)
     assert a.poll_transmit(start + 30.0) is not None
     [pending] = a._pending.values()
-    assert pending.deadline == pytest.approx(start + 30.0 + 0.25)
+    assert pending.deadline == pytest.approx(start + 30.0 + 0.5)
+
+
+def test_message_sent_once_fails_at_its_first_timeout_without_a_resend() -> None:
+    net = build_simnet()
+    a, b = make_core(net, 0, 19), make_core(net, 1, 29)
+    world = World(net, [a, b])
+    world.drop = lambda packet: len(packet.packet) == PacketSize.ACK.size
+    mid = a.send_message(b.address, b"ack", retransmit=False, now=0.0)
+    world.run_until(10.0)
+    assert len([t for t, who, _ in world.sent if who == 0]) == 1
+    assert world.events[0] == [MessageFailed(mid, "no ack (sent without retransmission)")]
+    assert a.stats.retransmissions == 0 and a.stats.sent_once_unacked == 1
+    assert a.pending_acks == 0
+    world.drop = None  # acked when acks come: delivered as any other message
+    mid = a.send_message(b.address, b"ack2", retransmit=False, now=10.0)
+    world.run_until(11.0)
+    assert MessageDelivered(mid) in world.events[0] and a.smoothed_ack_overhead is not None

@@ -458,11 +458,20 @@ class MixnetClient:
         """Real fragments sent or queued whose SURB-ACK has not come back yet."""
         return self._core.pending_acks
 
-    async def send(self, recipient: Recipient, data: bytes, *, reply_surbs: int = 0) -> int:
-        """Queue `data` for `recipient`; returns the id `wait_delivered` takes."""
+    async def send(
+        self, recipient: Recipient, data: bytes, *, reply_surbs: int = 0, retransmit: bool = True
+    ) -> int:
+        """Queue `data` for `recipient`; returns the id `wait_delivered` takes.
+
+        `retransmit=False`: each fragment goes once (its ack still feeds the timeout).
+        """
         self._check_open()
         message_id = self._core.send_message(
-            recipient, data, reply_surbs=reply_surbs, now=anyio.current_time()
+            recipient,
+            data,
+            reply_surbs=reply_surbs,
+            retransmit=retransmit,
+            now=anyio.current_time(),
         )
         self._wake.set()
         return message_id

@@ -101,7 +101,7 @@ class CoreConfig:
     loop_cover_traffic_average_delay: float = 0.200
     ack_wait_multiplier: float = 1.5
     ack_wait_addition: float = 1.5
-    ack_wait_floor: float | None = 0.25
+    ack_wait_floor: float | None = 0.5
     """Least wait beyond `expected_rtt * ack_wait_multiplier` once acks were measured
     (see `ClientCore._ack_timeout`); None: always Nym's static `ack_wait_addition`."""
     max_retransmissions: int | None = 20
@@ -174,6 +174,7 @@ class CoreStats:
     retransmissions: int = 0
     reply_retransmissions: int = 0
     reply_retransmissions_deferred: int = 0
+    sent_once_unacked: int = 0
     acks_received: int = 0
     cover_acks_received: int = 0
     stray_acks: int = 0
@@ -219,6 +220,7 @@ class _Pending:
     fragment: Fragment
     destination: _Destination
     message_id: int
+    retransmit: bool = True
     retries: int = 0
     deadline: float | None = None  # None while it waits in the queue
     expected_rtt: float = 0.0  # of the copy sent last (seconds)
@@ -309,12 +311,20 @@ class ClientCore:
     # -- sending ----------------------------------------------------------------------
 
     def send_message(
-        self, recipient: Recipient, data: bytes, *, reply_surbs: int = 0, now: float
+        self,
+        recipient: Recipient,
+        data: bytes,
+        *,
+        reply_surbs: int = 0,
+        retransmit: bool = True,
+        now: float,
     ) -> int:
         """Queue a message; returns the id its Delivered/Failed event will carry.
 
         With `reply_surbs` > 0 the message is repliable: it carries that many fresh
-        SURBs, and the recipient sees our per-recipient sender tag.
+        SURBs, and the recipient sees our per-recipient sender tag. With `retransmit`
+        False its fragments are sent once: the message fails at the first ack timeout
+        (for data a later message supersedes, such as a TCP ACK).
         """
         if reply_surbs < 0:
             raise ClientError("reply_surbs must not be negative")
@@ -331,7 +341,7 @@ class ClientCore:
             message = PlainMessage(bytes(data))
         fragments = self.preparer.split(message)
         destination = _ToRecipient(recipient)
-        return self._enqueue_message(fragments, destination)
+        return self._enqueue_message(fragments, destination, retransmit=retransmit)
 
     def send_reply(self, sender_tag: bytes, data: bytes, *, now: float) -> int:
         """Queue a reply through SURBs the tagged sender gave us; NoReplySurbs when too few.
@@ -373,7 +383,9 @@ class ClientCore:
         store = self._surbs.get(bytes(sender_tag))
         return len(store.surbs) if store is not None else 0
 
-    def _enqueue_message(self, fragments: list[Fragment], destination: _Destination) -> int:
+    def _enqueue_message(
+        self, fragments: list[Fragment], destination: _Destination, *, retransmit: bool = True
+    ) -> int:
         message_id = self._next_message_id
         self._next_message_id += 1
         message = _Message()
@@ -389,7 +401,7 @@ class ClientCore:
             )
             fid = fragment.fragment_id
             message.outstanding.add(fid)
-            self._pending[fid] = _Pending(fragment, destination, message_id)
+            self._pending[fid] = _Pending(fragment, destination, message_id, retransmit=retransmit)
             self._queue.append(_Queued(fid, prepared))
         return message_id
 
@@ -577,6 +589,10 @@ class ClientCore:
             pending = self._pending.get(fid)
             if pending is None:
                 continue  # its message failed a moment ago
+            if not pending.retransmit:
+                self.stats.sent_once_unacked += 1
+                self._fail_message(pending.message_id, "no ack (sent without retransmission)")
+                continue
             limit = self.config.max_retransmissions
             if limit is not None and pending.retries >= limit:
                 self._fail_message(pending.message_id, f"no ack after {limit} retransmissions")
