@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.client.core import (
+    MEASURED_ACK_FLOOR,
     MIN_ACK_SAMPLES,
     ClientCore,
     CoreConfig,
@@ -468,7 +469,8 @@ def test_measured_ack_overhead_sets_the_timeout() -> None:
     """Queueing before the first hop stretches Nym's static timeout at once; after
     MIN_ACK_SAMPLES fast acks the wait shrinks to the measured overhead, floored."""
     net = build_simnet()
-    a, b = make_core(net, 0, 13), make_core(net, 1, 23)
+    measured = CoreConfig(poisson=False, cover=False, ack_wait_floor=MEASURED_ACK_FLOOR)
+    a, b = make_core(net, 0, 13, measured), make_core(net, 1, 23)
     assert a.smoothed_ack_overhead is None
 
     def send_and_ack(at: float, ack_after: float) -> float:
@@ -509,7 +511,8 @@ def test_measured_ack_overhead_sets_the_timeout() -> None:
 def test_measured_timeout_excludes_the_known_mix_delays() -> None:
     """A packet's own drawn delays are added to the wait, not mixed into the variance."""
     net = build_simnet()
-    a = make_core(net, 0, 16, packet_delay_ns=50_000_000, ack_delay_ns=20_000_000)
+    measured = CoreConfig(poisson=False, cover=False, ack_wait_floor=MEASURED_ACK_FLOOR)
+    a = make_core(net, 0, 16, measured, packet_delay_ns=50_000_000, ack_delay_ns=20_000_000)
     b = make_core(net, 1, 26)
     for i in range(MIN_ACK_SAMPLES):
         a.send_message(b.address, b"x", now=float(i))
@@ -575,7 +578,8 @@ def test_measured_timeout_backs_off_while_acks_stay_away() -> None:
     """A stall must not turn into a resend of everything every floor interval: each
     round of timeouts doubles the wait until a first transmission is acked again."""
     net = build_simnet()
-    a, b = make_core(net, 0, 18), make_core(net, 1, 28)
+    measured = CoreConfig(poisson=False, cover=False, ack_wait_floor=MEASURED_ACK_FLOOR)
+    a, b = make_core(net, 0, 18, measured), make_core(net, 1, 28)
     world = World(net, [a, b])
     for i in range(MIN_ACK_SAMPLES):  # instant acks: the wait is the 0.5 s floor
         a.send_message(b.address, b"x", now=float(i))
