@@ -77,6 +77,33 @@ class ClientConfig:
     default_mtu: int = 1420  # CLIENT_MTU_FALLBACK: the exit TUN's MTU when the reply reports none
     max_surbs_answered: int = 500  # client-core's maximum_allowed_reply_surb_request_size
     surbs_per_message: int = 100  # at most this many SURBs in one AdditionalSurbs message
+    # Deliberate departure (issue 20 item 3): a message holding only a lone TCP ACK is not
+    # resent by the mixnet client. The next ACK carries the same cumulative news, and under
+    # loss such resends were half the uplink packets (bench/loss.py). True: resend all.
+    resend_lone_acks: bool = False
+
+
+def is_lone_tcp_ack(packet: bytes) -> bool:
+    """An IPv4/IPv6 TCP segment with no data whose only flag is ACK (no SYN, FIN, RST).
+
+    IPv6 extension headers are not walked: such a packet is simply not a lone ACK.
+    """
+    if len(packet) >= 20 and packet[0] >> 4 == 4:
+        if packet[9] != 6:
+            return False
+        ihl = (packet[0] & 0x0F) * 4
+        total = int.from_bytes(packet[2:4], "big")
+        tcp = packet[ihl:total]
+    elif len(packet) >= 40 and packet[0] >> 4 == 6:
+        if packet[6] != 6:
+            return False
+        tcp = packet[40 : 40 + int.from_bytes(packet[4:6], "big")]
+    else:
+        return False
+    if len(tcp) < 20:
+        return False
+    offset = (tcp[12] >> 4) * 4
+    return tcp[13] & 0x17 == 0x10 and offset >= 20 and len(tcp) == offset
 
 
 # --- what the shell must send ---------------------------------------------------------------
@@ -88,6 +115,8 @@ class SendToIpr:
 
     payload: bytes
     reply_surbs: int
+    retransmit: bool = True
+    """False: the mixnet client sends it once (a lone TCP ACK, see `send_packet`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,11 +322,13 @@ class IprClient:
         self._seq = 1 if self._seq >= MAX_SEQ else self._seq + 1
         return self._seq
 
-    def _send_request(self, body: RequestBody) -> None:
+    def _send_request(self, body: RequestBody, *, retransmit: bool = True) -> None:
         assert self.stream_id is not None and self.version is not None
         request = IpPacketRequest(self.version, body).encode()
         frame = LpFrame(self.stream_id, MsgType.DATA, self._next_seq(), request)
-        self._transmits.append(SendToIpr(frame.encode(), self.config.data_reply_surbs))
+        self._transmits.append(
+            SendToIpr(frame.encode(), self.config.data_reply_surbs, retransmit=retransmit)
+        )
 
     def _require_connected(self) -> None:
         if self.state is not ClientState.CONNECTED:
@@ -306,7 +337,8 @@ class IprClient:
     def send_packet(self, packet: bytes, now: float) -> None:
         """One IP packet in its own Data message (as the published client sends them)."""
         self._require_connected()
-        self._send_request(DataRequest(encode_bundle([packet])))
+        retransmit = self.config.resend_lone_acks or not is_lone_tcp_ack(packet)
+        self._send_request(DataRequest(encode_bundle([packet])), retransmit=retransmit)
         self._last_uplink = now
         self._keepalive_signalled = False
 

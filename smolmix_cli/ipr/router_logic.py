@@ -265,6 +265,16 @@ class IprRouter:
             account.requested_at = None
         self._pump(sender_tag, now)
 
+    def on_surbs_spent(self, sender_tag: bytes, count: int, now: float) -> None:
+        """The shell's mixnet client spent `count` SURBs the router did not hand out
+        (resent reply fragments): debit them, and ask for more if that leaves too few."""
+        account = self._accounts.get(sender_tag)
+        if account is None or count <= 0:
+            return
+        account.available = max(0, account.available - count)
+        account.last_seen = now
+        self._pump(sender_tag, now, active=True)
+
     def _account(self, sender_tag: bytes, now: float) -> _SurbAccount:
         account = self._accounts.setdefault(sender_tag, _SurbAccount())
         account.last_seen = now
@@ -450,7 +460,7 @@ class IprRouter:
     def _queue(self, sender_tag: bytes, payload: bytes) -> None:
         self._accounts.setdefault(sender_tag, _SurbAccount()).queue.append(payload)
 
-    def _pump(self, sender_tag: bytes, now: float) -> None:
+    def _pump(self, sender_tag: bytes, now: float, *, active: bool = False) -> None:
         """Send what the SURBs allow above the reserve; ask for more when running low."""
         cfg = self.config
         account = self._accounts.get(sender_tag)
@@ -464,7 +474,7 @@ class IprRouter:
             account.available -= cost
             self._transmits.append(ReplyToClient(sender_tag, account.queue.popleft()))
             sent_any = True
-        if not (sent_any or account.queue or account.requested_at is not None):
+        if not (sent_any or active or account.queue or account.requested_at is not None):
             return  # asked for SURBs only around reply traffic, not on an Open alone
         if (
             account.requested_at is not None

@@ -227,7 +227,10 @@ class IprLink:
             if isinstance(transmit, SendToIpr):
                 self.messages_up += 1
                 await self.mixnet.send(
-                    self.exit.ipr, transmit.payload, reply_surbs=transmit.reply_surbs
+                    self.exit.ipr,
+                    transmit.payload,
+                    reply_surbs=transmit.reply_surbs,
+                    retransmit=transmit.retransmit,
                 )
             elif isinstance(transmit, SendAdditionalSurbs):  # pragma: no cover - see docstring
                 pass

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from smolmix_cli.ipr.client_logic import ClientConfig as IprClientConfig
 from smolmix_cli.mixnet.client.client import ClientConfig
+from smolmix_cli.mixnet.client.core import MEASURED_ACK_FLOOR
 from smolmix_cli.netstack.socket.tcp.config import TcpConfig
 
 if TYPE_CHECKING:
@@ -61,6 +62,9 @@ class TunnelOptions(IprClientConfig):
     packets_per_message: int = 1  # >1: bundle queued uplink packets (u16 codec) in one message
     data_dir: Path | None = None  # keys + remembered exit; None = ephemeral, nothing saved
     gateway_loss_after: float = 10.0  # the gateway unreachable this long fails the tunnel
+    # Mixnet ack timeouts from measured acks, at least this beyond the mix delays; None:
+    # Nym's static expected_rtt * 1.5 + 1.5 s (CoreConfig.ack_wait_floor).
+    ack_wait_floor: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.tcp_buffer_size <= MAX_TCP_BUFFER:
@@ -117,6 +121,7 @@ class TunnelOptions(IprClientConfig):
             average_packet_delay=delay,
             average_ack_delay=delay,
             message_sending_average_delay=self.sending_delay,
+            ack_wait_floor=self.ack_wait_floor,
         )
 
 
@@ -134,5 +139,6 @@ def for_local_network(**changes: object) -> TunnelOptions:
         connect_timeout=20.0,
         exit_attempt_timeout=5.0,  # a local round trip is milliseconds, even on a busy machine
         max_in_flight=64,
+        ack_wait_floor=MEASURED_ACK_FLOOR,  # a lost fragment is resent in ~0.5 s, not 1.5 s
     )
     return base.replace(**changes)

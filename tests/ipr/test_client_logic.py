@@ -203,3 +203,36 @@ def test_garbage_replies_never_raise(payloads: list[bytes], framed: bool) -> Non
         client.on_reply(data, 1.0)
     for event in client.pop_events():
         assert not isinstance(event, Connected)
+
+
+def _tcp(flags: int, payload: bytes = b"", v6: bool = False) -> bytes:
+    from smolmix_cli.netstack.wire.ip import encode_ip, pseudo_header
+    from smolmix_cli.netstack.wire.tcp import TcpSegment, encode_tcp
+
+    src, dst = (V6, IPv6Address("2001:db8::1")) if v6 else (V4, IPv4Address("192.0.2.1"))
+    seg = TcpSegment(40000, 443, 1, 1, flags, 1000, payload, timestamps=(1, 2), sack_blocks=())
+    length = 20 + 12 + len(payload)
+    tcp = encode_tcp(seg, pseudo_header(src, dst, 6, length))
+    return encode_ip(src.packed, dst.packed, 6, tcp)
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_lone_tcp_acks_go_without_mixnet_retransmission(v6: bool) -> None:
+    """A lone ACK is superseded by the next one: resending it only costs packets."""
+    from smolmix_cli.ipr.client_logic import is_lone_tcp_ack
+    from smolmix_cli.netstack.wire.tcp import ACK, FIN, PSH, SYN
+
+    lone = _tcp(ACK, v6=v6)
+    assert is_lone_tcp_ack(lone)
+    for other in (_tcp(ACK | PSH, b"data", v6), _tcp(ACK | FIN, v6=v6), _tcp(SYN, v6=v6)):
+        assert not is_lone_tcp_ack(other)
+    assert not is_lone_tcp_ack(b"\x45") and not is_lone_tcp_ack(b"")
+    client = connected_client()
+    client.send_packet(lone, 1.0)
+    client.send_packet(_tcp(ACK | PSH, b"data", v6), 1.0)
+    ack, data = client.pop_transmits()
+    assert isinstance(ack, SendToIpr) and isinstance(data, SendToIpr)
+    assert not ack.retransmit and data.retransmit
+    assert ack.reply_surbs == data.reply_surbs == ClientConfig().data_reply_surbs
+    resending = IprClient(random.Random(1), ClientConfig(resend_lone_acks=True))
+    assert resending.config.resend_lone_acks

@@ -238,6 +238,23 @@ def test_replies_wait_above_the_surb_reserve_then_flow_after_additional_surbs() 
     assert router.surbs_available(TAG_A) == 7 - 1 + request.amount - 1 - 1
 
 
+def test_surbs_spent_on_resends_are_debited_and_replenished() -> None:
+    """The exit's mixnet client resends reply fragments through SURBs the router never
+    handed out; the debit keeps the count true and asks for more when it runs low."""
+    router = IprRouter(random.Random(3))
+    router.on_message(TAG_A, framed(5, ConnectRequest(1, STAMP)), 80, 0.0)
+    assert [type(t) for t in router.pop_transmits()] == [ReplyToClient]
+    assert router.surbs_available(TAG_A) == 79
+    router.on_surbs_spent(TAG_B, 3, 0.5)  # an unknown tag: nothing to debit
+    router.on_surbs_spent(TAG_A, 10, 0.5)
+    assert router.surbs_available(TAG_A) == 69 and router.pop_transmits() == []
+    router.on_surbs_spent(TAG_A, 10, 0.6)
+    (request,) = router.pop_transmits()  # 59 < reserve + buffer: ask, though nothing queued
+    assert isinstance(request, RequestSurbs) and router.surbs_available(TAG_A) == 58
+    router.on_surbs_spent(TAG_A, 500, 1.0)
+    assert router.surbs_available(TAG_A) == 0 and router.pop_transmits() == []
+
+
 def test_unanswered_surb_request_is_repeated_after_the_wait() -> None:
     router = IprRouter(random.Random(3))
     router.on_message(TAG_A, framed(5, ConnectRequest(1, STAMP)), 3, 0.0)

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.client.core import (
+    MEASURED_ACK_FLOOR,
+    MIN_ACK_SAMPLES,
     ClientCore,
     CoreConfig,
     CoreEvent,
@@ -463,11 +465,13 @@ def test_suspend_stops_sending_and_ack_clocks() -> None:
     assert a.stats.retransmissions == 0 and a.queued == 1  # the overdue one is back in line
 
 
-def test_measured_ack_round_trip_stretches_the_timeout_but_never_shortens_it() -> None:
-    """Queueing before the first hop is invisible to Nym's static timeout; samples see it."""
+def test_measured_ack_overhead_sets_the_timeout() -> None:
+    """Queueing before the first hop stretches Nym's static timeout at once; after
+    MIN_ACK_SAMPLES fast acks the wait shrinks to the measured overhead, floored."""
     net = build_simnet()
-    a, b = make_core(net, 0, 13), make_core(net, 1, 23)
-    assert a.smoothed_ack_rtt is None
+    measured = CoreConfig(poisson=False, cover=False, ack_wait_floor=MEASURED_ACK_FLOOR)
+    a, b = make_core(net, 0, 13, measured), make_core(net, 1, 23)
+    assert a.smoothed_ack_overhead is None
 
     def send_and_ack(at: float, ack_after: float) -> float:
         a.send_message(b.address, b"x", now=at)
@@ -487,11 +491,132 @@ def test_measured_ack_round_trip_stretches_the_timeout_but_never_shortens_it() -
 
     # Zero mix delays: Nym's timeout is 0 * 1.5 + 1.5 s, used until a sample exists.
     assert send_and_ack(0.0, 1.2) == pytest.approx(1.5)
-    assert a.smoothed_ack_rtt == pytest.approx(1.2)
+    assert a.smoothed_ack_overhead == pytest.approx(1.2)
     # srtt 1.2 s, rttvar 0.6 s: the next timeout is 1.2 + 4 * 0.6 = 3.6 s, not 1.5 s.
     assert send_and_ack(10.0, 0.01) == pytest.approx(3.6)
-    # Fast acks pull the estimate down, but the timeout stays at least Nym's 1.5 s.
+    # Fast acks pull the estimate down; the wait follows it down to the 0.5 s floor.
     for i in range(40):
         send_and_ack(20.0 + i, 0.01)
-    assert a.smoothed_ack_rtt is not None and a.smoothed_ack_rtt < 0.1
-    assert send_and_ack(100.0, 0.01) == pytest.approx(1.5)
+    overhead = a.smoothed_ack_overhead
+    assert overhead is not None and overhead < 0.1
+    assert send_and_ack(100.0, 0.01) == pytest.approx(0.5)
+    # ack_wait_floor=None keeps Nym's static wait as the least.
+    c = make_core(net, 0, 14, CoreConfig(poisson=False, cover=False, ack_wait_floor=None))
+    a = c
+    for i in range(20):
+        send_and_ack(200.0 + i, 0.01)
+    assert send_and_ack(300.0, 0.01) == pytest.approx(1.5)
+
+
+def test_measured_timeout_excludes_the_known_mix_delays() -> None:
+    """A packet's own drawn delays are added to the wait, not mixed into the variance."""
+    net = build_simnet()
+    measured = CoreConfig(poisson=False, cover=False, ack_wait_floor=MEASURED_ACK_FLOOR)
+    a = make_core(net, 0, 16, measured, packet_delay_ns=50_000_000, ack_delay_ns=20_000_000)
+    b = make_core(net, 1, 26)
+    for i in range(MIN_ACK_SAMPLES):
+        a.send_message(b.address, b"x", now=float(i))
+        packet = a.poll_transmit(float(i))
+        assert packet is not None
+        [pending] = a._pending.values()
+        for push in net.route(packet, None):
+            if push.client == a.address.identity:  # 30 ms beyond the packet's own delays
+                a.handle_push(push.plaintext, i + pending.expected_rtt + 0.03)
+    overhead = a.smoothed_ack_overhead
+    assert overhead is not None and overhead == pytest.approx(0.03)
+    a.send_message(b.address, b"y", now=50.0)
+    assert a.poll_transmit(50.0) is not None
+    [pending] = a._pending.values()
+    assert pending.deadline == pytest.approx(50.0 + pending.expected_rtt * 1.5 + 0.5)
+
+
+def test_lost_reply_fragment_is_resent_through_the_next_surb_and_counted() -> None:
+    """The exit's case: a reply whose SURB-ACK does not come is resent via another SURB,
+    and the SURBs resends took are reported per tag for the router's count."""
+    net = build_simnet()
+    config = CoreConfig(poisson=False, cover=False, reply_retransmission_reserve=2)
+    a, b = make_core(net, 0, 17), make_core(net, 1, 27, config)
+    world = World(net, [a, b])
+    a.send_message(b.address, b"q", reply_surbs=6, now=0.0)
+    world.run_until(1.0)
+    tag = next(e for e in world.events[1] if isinstance(e, ReceivedMessage)).sender_tag
+    assert tag is not None
+    replies_to_drop = 1
+
+    def drop(packet: MixPacket) -> bool:  # the first reply packet is lost on its way
+        nonlocal replies_to_drop
+        if len(packet.packet) != PacketSize.ACK.size and replies_to_drop:
+            replies_to_drop -= 1
+            return True
+        return False
+
+    world.drop = drop
+    mid = b.send_reply(tag, b"r", now=1.0)
+    assert b.reply_surbs_available(tag) == 5
+    assert b.take_reply_retransmission_surbs() == {}
+    world.run_until(10.0)
+    assert MessageDelivered(mid) in world.events[1]
+    assert [e for e in world.events[0] if isinstance(e, ReceivedMessage)] == [
+        ReceivedMessage(b"r", None, True)
+    ]
+    assert b.stats.reply_retransmissions == 1 and b.reply_surbs_available(tag) == 4
+    assert b.take_reply_retransmission_surbs() == {tag: 1}
+    assert b.take_reply_retransmission_surbs() == {}  # drained
+
+    # Every reply packet lost: resends stop at the reserve (2 SURBs stay for a request).
+    world.drop = lambda packet: len(packet.packet) != PacketSize.ACK.size
+    mid = b.send_reply(tag, b"s", now=10.0)
+    world.run_until(60.0)
+    assert b.reply_surbs_available(tag) == 2
+    assert b.take_reply_retransmission_surbs() == {tag: 1}
+    assert b.stats.reply_retransmissions_deferred > 0
+    failed = [e for e in world.events[1] if isinstance(e, MessageFailed)]
+    assert [f.message_id for f in failed] == [mid] and "no ack after" in failed[0].reason
+
+
+def test_measured_timeout_backs_off_while_acks_stay_away() -> None:
+    """A stall must not turn into a resend of everything every floor interval: each
+    round of timeouts doubles the wait until a first transmission is acked again."""
+    net = build_simnet()
+    measured = CoreConfig(poisson=False, cover=False, ack_wait_floor=MEASURED_ACK_FLOOR)
+    a, b = make_core(net, 0, 18, measured), make_core(net, 1, 28)
+    world = World(net, [a, b])
+    for i in range(MIN_ACK_SAMPLES):  # instant acks: the wait is the 0.5 s floor
+        a.send_message(b.address, b"x", now=float(i))
+        world.now = float(i)
+        world.run_until(float(i) + 0.5)
+    world.drop = lambda packet: len(packet.packet) == PacketSize.ACK.size
+    start = 20.0
+    world.now = start
+    a.send_message(b.address, b"y", now=start)
+    world.run_until(start + 9.0)
+    times = [t - start for t, who, _ in world.sent if who == 0 and t >= start]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert gaps[:4] == pytest.approx([0.5, 1.0, 2.0, 4.0])
+    world.drop = None  # acks come again: the next first transmission resets the wait
+    world.run_until(start + 20.0)
+    assert a.pending_acks == 0  # the resend's ack: no sample (Karn), no reset
+    a.send_message(b.address, b"w", now=start + 20.0)
+    world.run_until(start + 21.0)
+    assert a.pending_acks == 0
+    a.send_message(b.address, b"v", now=start + 30.0)
+    assert a.poll_transmit(start + 30.0) is not None
+    [pending] = a._pending.values()
+    assert pending.deadline == pytest.approx(start + 30.0 + 0.5)
+
+
+def test_message_sent_once_fails_at_its_first_timeout_without_a_resend() -> None:
+    net = build_simnet()
+    a, b = make_core(net, 0, 19), make_core(net, 1, 29)
+    world = World(net, [a, b])
+    world.drop = lambda packet: len(packet.packet) == PacketSize.ACK.size
+    mid = a.send_message(b.address, b"ack", retransmit=False, now=0.0)
+    world.run_until(10.0)
+    assert len([t for t, who, _ in world.sent if who == 0]) == 1
+    assert world.events[0] == [MessageFailed(mid, "no ack (sent without retransmission)")]
+    assert a.stats.retransmissions == 0 and a.stats.sent_once_unacked == 1
+    assert a.pending_acks == 0
+    world.drop = None  # acked when acks come: delivered as any other message
+    mid = a.send_message(b.address, b"ack2", retransmit=False, now=10.0)
+    world.run_until(11.0)
+    assert MessageDelivered(mid) in world.events[0] and a.smoothed_ack_overhead is not None

@@ -147,6 +147,7 @@ class ClientStats:
     real_packets_sent: int
     cover_packets_sent: int
     retransmissions: int
+    reply_retransmissions: int
     acks_received: int
     packets_received: int
     cover_received: int
@@ -457,11 +458,20 @@ class MixnetClient:
         """Real fragments sent or queued whose SURB-ACK has not come back yet."""
         return self._core.pending_acks
 
-    async def send(self, recipient: Recipient, data: bytes, *, reply_surbs: int = 0) -> int:
-        """Queue `data` for `recipient`; returns the id `wait_delivered` takes."""
+    async def send(
+        self, recipient: Recipient, data: bytes, *, reply_surbs: int = 0, retransmit: bool = True
+    ) -> int:
+        """Queue `data` for `recipient`; returns the id `wait_delivered` takes.
+
+        `retransmit=False`: each fragment goes once (its ack still feeds the timeout).
+        """
         self._check_open()
         message_id = self._core.send_message(
-            recipient, data, reply_surbs=reply_surbs, now=anyio.current_time()
+            recipient,
+            data,
+            reply_surbs=reply_surbs,
+            retransmit=retransmit,
+            now=anyio.current_time(),
         )
         self._wake.set()
         return message_id
@@ -475,6 +485,10 @@ class MixnetClient:
 
     def reply_surbs_available(self, sender_tag: bytes) -> int:
         return self._core.reply_surbs_available(sender_tag)
+
+    def take_reply_retransmission_surbs(self) -> dict[bytes, int]:
+        """SURBs spent on resent reply fragments since the last call, per sender tag."""
+        return self._core.take_reply_retransmission_surbs()
 
     async def request_reply_surbs(self, sender_tag: bytes, amount: int) -> int:
         """Ask the anonymous sender for `amount` more SURBs (spends one SURB)."""
@@ -530,6 +544,7 @@ class MixnetClient:
             real_packets_sent=core.real_packets_sent,
             cover_packets_sent=core.cover_packets_sent,
             retransmissions=core.retransmissions,
+            reply_retransmissions=core.reply_retransmissions,
             acks_received=core.acks_received,
             packets_received=core.packets_received,
             cover_received=core.cover_received,

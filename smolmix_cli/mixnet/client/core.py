@@ -10,7 +10,10 @@ stream sends one packet per Exp(mean) interval, a real one when queued, else a
 cover packet (`poisson_cover`); a separate loop-cover stream (`cover`) adds cover
 packets every Exp(mean). Packets are built when their slot comes. Every real
 fragment waits for its SURB-ACK; when none comes in `expected_rtt * 1.5 + 1.5 s`
-(spec 2.3) it is built again (fresh route, fresh ack) and resent, up to
+(spec 2.3), or once acks have been measured in `expected_rtt * 1.5 + max(floor,
+srtt + 4 rttvar)` of what the round trip takes beyond the mix delays (doubled per
+round of timeouts until an ack comes), it is built
+again (fresh route, fresh ack; for a reply the next SURB) and resent, up to
 `max_retransmissions` times, then its message fails. `suspend`/`resume` stop all
 clocks while the gateway is unreachable. All packet building is
 `MessagePreparer`'s and all unwrapping `MessageReceiver`'s.
@@ -57,6 +60,13 @@ from smolmix_cli.mixnet.topology.topology import Topology
 log = logging.getLogger(__name__)
 
 NS_PER_S = 1_000_000_000
+MEASURED_ACK_FLOOR = 0.5
+"""The floor where timeouts follow measured acks (local network: tunnel, exit IPR). At
+0.25 s a loaded machine made a third of the exit's reply resends spurious at no loss."""
+MAX_ACK_BACKOFF = 5
+"""Most doublings of the measured ack timeout while acks stay away (32x)."""
+MIN_ACK_SAMPLES = 8
+"""Ack round trips measured before the measured timeout replaces Nym's static one."""
 SURB_REQUEST_RETRY = 10.0
 """Seconds before another automatic SURB request for the same tag if none arrived."""
 HOUSEKEEPING_INTERVAL = 60.0
@@ -94,8 +104,17 @@ class CoreConfig:
     loop_cover_traffic_average_delay: float = 0.200
     ack_wait_multiplier: float = 1.5
     ack_wait_addition: float = 1.5
+    ack_wait_floor: float | None = None
+    """Least wait beyond `expected_rtt * ack_wait_multiplier` once acks were measured
+    (see `ClientCore._ack_timeout`); None (Nym's behaviour, kept for mainnet): never
+    below the static `ack_wait_addition`, only stretched by slow acks. The local
+    network's clients use MEASURED_ACK_FLOOR."""
     max_retransmissions: int | None = 20
     """None: retry forever (as Nym does); else the message fails after that many resends."""
+    reply_retransmission_reserve: int = 0
+    """A reply fragment is resent through a SURB only while more than this many SURBs
+    are stored for its tag, so resends cannot starve a SURB request (nym's reply
+    controller takes resend SURBs with the storage threshold too, see `_pop_real`)."""
     reply_surb_request_threshold: int = 0
     """Ask the anonymous sender for more SURBs when a reply leaves fewer than this (0: never)."""
     reply_surb_request_amount: int = 20
@@ -111,12 +130,15 @@ class CoreConfig:
         ):
             if getattr(self, name) < 0:
                 raise InvalidConfig(f"{name} must not be negative")
+        if self.ack_wait_floor is not None and self.ack_wait_floor < 0:
+            raise InvalidConfig("ack_wait_floor must not be negative")
         if self.max_retransmissions is not None and self.max_retransmissions < 0:
             raise InvalidConfig("max_retransmissions must not be negative")
         for name in (
             "reply_surb_request_threshold",
             "reply_surb_request_amount",
             "max_reply_surbs_per_request",
+            "reply_retransmission_reserve",
         ):
             if getattr(self, name) < 0:
                 raise InvalidConfig(f"{name} must not be negative")
@@ -155,6 +177,9 @@ class CoreStats:
     real_packets_sent: int = 0
     cover_packets_sent: int = 0
     retransmissions: int = 0
+    reply_retransmissions: int = 0
+    reply_retransmissions_deferred: int = 0
+    sent_once_unacked: int = 0
     acks_received: int = 0
     cover_acks_received: int = 0
     stray_acks: int = 0
@@ -200,6 +225,7 @@ class _Pending:
     fragment: Fragment
     destination: _Destination
     message_id: int
+    retransmit: bool = True
     retries: int = 0
     deadline: float | None = None  # None while it waits in the queue
     expected_rtt: float = 0.0  # of the copy sent last (seconds)
@@ -256,13 +282,25 @@ class ClientCore:
         self._next_loop_cover = now + self._draw(self.config.loop_cover_traffic_average_delay)
         self._next_housekeeping = now + HOUSEKEEPING_INTERVAL
         self._suspended_at: float | None = None
-        # Ack round trips measured on first transmissions (Karn's rule), smoothed as
-        # RFC 6298 does for TCP. Nym's static timeout (sum of delays x 1.5 + 1.5 s)
-        # ignores queueing before the first hop and processing on the way, so a burst
-        # larger than the path drains in 1.5 s would be resent wholesale; the measured
-        # estimate stretches the timeout instead. It never shortens Nym's.
+        # What an ack round trip takes beyond the mix delays its packets carry,
+        # measured on first transmissions (Karn's rule) and smoothed as RFC 6298 does
+        # for TCP. Nym's static 1.5 s addition (nymtech/nym common/client-core
+        # src/client/real_messages_control/acknowledgement_control/action_controller.rs:
+        # total_delay * ack_wait_multiplier + ack_wait_addition) is too long where the
+        # path is fast (a lost fragment waits 1.5 s) and too short where queueing
+        # before the first hop exceeds it (a burst is resent wholesale); the measured
+        # overhead fixes both. The known per-packet delays stay out of the estimate,
+        # so their randomness does not inflate the variance.
         self._srtt: float | None = None
         self._rttvar = 0.0
+        self._ack_samples = 0
+        # RFC 6298 (5.5): each round of timeouts doubles the measured wait until a
+        # first transmission is acked again. Without it, a stall (a busy gateway, a
+        # loaded machine) turns every fragment in flight into a resend every floor
+        # interval, no fresh sample can come (Karn), and the resends keep the stall.
+        self._backoff = 0
+        self._backoff_round_ends = 0.0
+        self._retransmission_surbs: dict[bytes, int] = {}
 
     @property
     def address(self) -> Recipient:
@@ -278,12 +316,20 @@ class ClientCore:
     # -- sending ----------------------------------------------------------------------
 
     def send_message(
-        self, recipient: Recipient, data: bytes, *, reply_surbs: int = 0, now: float
+        self,
+        recipient: Recipient,
+        data: bytes,
+        *,
+        reply_surbs: int = 0,
+        retransmit: bool = True,
+        now: float,
     ) -> int:
         """Queue a message; returns the id its Delivered/Failed event will carry.
 
         With `reply_surbs` > 0 the message is repliable: it carries that many fresh
-        SURBs, and the recipient sees our per-recipient sender tag.
+        SURBs, and the recipient sees our per-recipient sender tag. With `retransmit`
+        False its fragments are sent once: the message fails at the first ack timeout
+        (for data a later message supersedes, such as a TCP ACK).
         """
         if reply_surbs < 0:
             raise ClientError("reply_surbs must not be negative")
@@ -300,7 +346,7 @@ class ClientCore:
             message = PlainMessage(bytes(data))
         fragments = self.preparer.split(message)
         destination = _ToRecipient(recipient)
-        return self._enqueue_message(fragments, destination)
+        return self._enqueue_message(fragments, destination, retransmit=retransmit)
 
     def send_reply(self, sender_tag: bytes, data: bytes, *, now: float) -> int:
         """Queue a reply through SURBs the tagged sender gave us; NoReplySurbs when too few.
@@ -342,7 +388,9 @@ class ClientCore:
         store = self._surbs.get(bytes(sender_tag))
         return len(store.surbs) if store is not None else 0
 
-    def _enqueue_message(self, fragments: list[Fragment], destination: _Destination) -> int:
+    def _enqueue_message(
+        self, fragments: list[Fragment], destination: _Destination, *, retransmit: bool = True
+    ) -> int:
         message_id = self._next_message_id
         self._next_message_id += 1
         message = _Message()
@@ -358,7 +406,7 @@ class ClientCore:
             )
             fid = fragment.fragment_id
             message.outstanding.add(fid)
-            self._pending[fid] = _Pending(fragment, destination, message_id)
+            self._pending[fid] = _Pending(fragment, destination, message_id, retransmit=retransmit)
             self._queue.append(_Queued(fid, prepared))
         return message_id
 
@@ -427,6 +475,20 @@ class ClientCore:
             if pending is None:
                 continue  # acknowledged (or failed) while it waited
             prepared = item.prepared
+            destination = pending.destination
+            if (
+                prepared is None
+                and item.retransmission
+                and isinstance(destination, _ThroughSurbs)
+                and self.config.reply_retransmission_reserve
+                and self.reply_surbs_available(destination.sender_tag)
+                <= self.config.reply_retransmission_reserve
+            ):
+                # Too few SURBs: try again one ack timeout later (a retry spent) rather
+                # than take the last ones, which a SURB request needs to get more.
+                pending.deadline = now + self._ack_timeout(pending.expected_rtt)
+                self.stats.reply_retransmissions_deferred += 1
+                continue
             if prepared is None:
                 try:
                     prepared = self._prepare(pending.fragment, pending.destination)
@@ -441,16 +503,40 @@ class ClientCore:
             self.stats.real_packets_sent += 1
             if item.retransmission:
                 self.stats.retransmissions += 1
+                if isinstance(destination, _ThroughSurbs):
+                    tag = destination.sender_tag
+                    spent = self._retransmission_surbs
+                    spent[tag] = spent.get(tag, 0) + 1
+                    self.stats.reply_retransmissions += 1
             return prepared.mix_packet
         return None
 
     def _ack_timeout(self, expected_rtt: float) -> float:
-        static = expected_rtt * self.config.ack_wait_multiplier + self.config.ack_wait_addition
+        """Nym's static wait until MIN_ACK_SAMPLES acks were timed, then the measured one.
+
+        The measured wait is the mix delays times the multiplier plus the smoothed
+        overhead and four deviations (RFC 6298's RTO), at least `ack_wait_floor`.
+        """
+        cfg = self.config
+        base = expected_rtt * cfg.ack_wait_multiplier
+        static = base + cfg.ack_wait_addition
         if self._srtt is None:
             return static
-        return max(static, self._srtt + 4 * self._rttvar)
+        measured = self._srtt + 4 * self._rttvar
+        if cfg.ack_wait_floor is None or self._ack_samples < MIN_ACK_SAMPLES:
+            return max(static, base + measured)  # a slow path stretches it from the start
+        return base + max(cfg.ack_wait_floor, measured) * (1 << self._backoff)
+
+    def _back_off(self, now: float, pending: _Pending) -> None:
+        """A round of timeouts (those of one flight count once) doubles the wait."""
+        if now >= self._backoff_round_ends and self._backoff < MAX_ACK_BACKOFF:
+            self._backoff += 1
+            self._backoff_round_ends = now + self._ack_timeout(pending.expected_rtt)
 
     def _sample_ack_rtt(self, sample: float) -> None:
+        """One ack's overhead: its round trip less the mix delays its packets carried."""
+        self._backoff = 0
+        self._ack_samples += 1
         if self._srtt is None:
             self._srtt, self._rttvar = sample, sample / 2
             return
@@ -458,9 +544,17 @@ class ClientCore:
         self._srtt = 0.875 * self._srtt + 0.125 * sample
 
     @property
-    def smoothed_ack_rtt(self) -> float | None:
-        """Measured ack round trip (seconds), None before the first sample."""
+    def smoothed_ack_overhead(self) -> float | None:
+        """Measured ack round trip beyond the mix delays (seconds), None before a sample."""
         return self._srtt
+
+    def take_reply_retransmission_surbs(self) -> dict[bytes, int]:
+        """SURBs spent on resent reply fragments since the last call, per sender tag.
+
+        A caller that keeps its own SURB count (the exit IPR's router) debits these.
+        """
+        spent, self._retransmission_surbs = self._retransmission_surbs, {}
+        return spent
 
     def poll_deadline(self) -> float | None:
         """When `handle_timeout`/`poll_transmit` next have something to do.
@@ -500,12 +594,17 @@ class ClientCore:
             pending = self._pending.get(fid)
             if pending is None:
                 continue  # its message failed a moment ago
+            if not pending.retransmit:
+                self.stats.sent_once_unacked += 1
+                self._fail_message(pending.message_id, "no ack (sent without retransmission)")
+                continue
             limit = self.config.max_retransmissions
             if limit is not None and pending.retries >= limit:
                 self._fail_message(pending.message_id, f"no ack after {limit} retransmissions")
                 continue
             pending.retries += 1
             pending.deadline = None
+            self._back_off(now, pending)
             # Rebuilt when its turn comes: fresh route, fresh ack (or the next reply SURB).
             retransmit.append(_Queued(fid, None, retransmission=True))
         # Retransmissions go ahead of new data, oldest first.
@@ -556,7 +655,7 @@ class ClientCore:
             return
         self.stats.acks_received += 1
         if pending.retries == 0 and pending.deadline is not None:
-            self._sample_ack_rtt(max(0.0, now - pending.sent_at))
+            self._sample_ack_rtt(max(0.0, now - pending.sent_at - pending.expected_rtt))
         message = self._messages.get(pending.message_id)
         if message is None:
             return

@@ -24,9 +24,13 @@ message and answers none, `v9_only` drops v10 requests as an exit whose
 directory entry shows a v10 build but whose process speaks v9 (the client
 retries as v9 after its v10 budget), `connect_delay` answers a new client only
 after that many seconds (messages of senders not yet connected wait).
-Replies are not retransmitted by the mixnet client (a resent fragment would
-spend a SURB the router did not count; upstream sends data replies that way
-too); lost control replies are resent by the shell.
+Reply fragments whose SURB-ACK does not come are resent by the mixnet client
+through the next SURB, as upstream's reply controller does (nymtech/nym
+common/client-core/src/client/replies/reply_controller: handle_reply_retransmission),
+so downlink loss does not fall on TCP alone. The router counts SURBs, so the
+shell debits it with every SURB a resend took (`_debit_resends`); the client
+keeps `reply_retransmission_reserve` SURBs back for the router's SURB requests.
+Control replies whose resends all failed are sent again by the shell.
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ from smolmix_cli.ipr.router_logic import (
 )
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.client.client import ClientConfig, DeliveryFailed, MixnetClient
-from smolmix_cli.mixnet.client.core import NoReplySurbs
+from smolmix_cli.mixnet.client.core import MEASURED_ACK_FLOOR, NoReplySurbs
 from smolmix_cli.mixnet.client.key_store import KeyStore
 from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.mixnet.message.fragment import number_of_required_fragments
@@ -75,6 +79,8 @@ IDLE_SYNC_INTERVAL = 0.5
 CONTROL_RESENDS = 3  # a lost control reply is sent again at most this often
 CONTROL_CONFIRM_TIMEOUT = 60.0
 MAX_QUEUED_REPLIES = 4096  # downlink packets beyond this (waiting for SURBs) are dropped
+REPLY_RESENDS = 4  # at 10 % loss per mix node a reply fragment arrives 99.8 % of the time
+REPLY_RESEND_RESERVE = 5  # SURBs a resend leaves for the router's SURB requests
 _REPLY_HEADER = 2  # a Reply NymMessage: type byte + content tag
 
 
@@ -103,11 +109,16 @@ class ExitIprOptions:
     address_map: AddressMap | None = None
     router: RouterConfig = field(default_factory=RouterConfig)
     nat: NatConfig = field(default_factory=NatConfig)
-    # No retransmission of replies by the mixnet client (upstream sends data replies with
-    # max_retransmissions = 0; TCP recovers): a resent fragment would spend a SURB the
-    # router did not count. Control replies are resent by the shell (`_confirm_control`).
+    # Reply fragments are resent a few times (each resend spends a SURB, debited from the
+    # router's count); past that TCP recovers, and control replies are sent again by the
+    # shell (`_confirm_control`).
     client: ClientConfig = field(
-        default_factory=lambda: ClientConfig.fast(keepalive_interval=None, max_retransmissions=0)
+        default_factory=lambda: ClientConfig.fast(
+            keepalive_interval=None,
+            max_retransmissions=REPLY_RESENDS,
+            reply_retransmission_reserve=REPLY_RESEND_RESERVE,
+            ack_wait_floor=MEASURED_ACK_FLOOR,
+        )
     )
     silent: bool = False
     v9_only: bool = False
@@ -244,6 +255,7 @@ class ExitIpr:
         await self._transmit(client)
 
     def _handle(self, client: MixnetClient, tag: bytes, data: bytes, now: float) -> None:
+        self._debit_resends(client, now)
         fresh = max(0, client.reply_surbs_available(tag) - self.router.surbs_available(tag))
         self._denied = False
         self.router.on_message(tag, data, fresh, now)
@@ -346,8 +358,14 @@ class ExitIpr:
                 return
             self.counters["control reply resent"] += 1
 
+    def _debit_resends(self, client: MixnetClient, now: float) -> None:
+        """Debit the router with the SURBs resent reply fragments took since last time."""
+        for tag, count in client.take_reply_retransmission_surbs().items():
+            self.router.on_surbs_spent(tag, count, now)
+
     def _sync_surbs(self, client: MixnetClient, now: float) -> None:
         """Credit the router with SURBs that arrived in messages without data."""
+        self._debit_resends(client, now)
         for tag in list(self._tags):
             held = client.reply_surbs_available(tag)
             known = self.router.surbs_available(tag)
