@@ -5,9 +5,11 @@ fetches, `/bytes/N` checked by sha256, WebSocket echoes, DNS lookups) for `--sec
 prints every RSS sample and failure as one JSON object, then a summary with the growth per
 1,000 operations after `--warmup` operations. `--trace DIR` runs both processes under
 tracemalloc and writes a snapshot of each every `--snapshot-every` operations, for
-`tests/soak/trace_diff.py`. Run from the repository root:
+`tests/soak/trace_diff.py`. `--table FILE` prints an earlier run's curve as a Markdown table
+(bench/README.md). Run from the repository root:
 
     .venv/bin/python bench/soak.py --seconds 3600 > soak.jsonl
+    .venv/bin/python bench/soak.py --table soak.jsonl --every 250
 """
 
 from __future__ import annotations
@@ -19,7 +21,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.soak.runner import Soak, growth
+from tests.soak.runner import Sample, Soak, growth
+
+
+def table(path: Path, every: int) -> None:
+    """One row per `every` operations (and the last sample) of a run's JSON lines."""
+    samples = [
+        Sample(**{k: v for k, v in record["sample"].items() if k != "counts"})
+        for line in path.read_text().splitlines()
+        if "sample" in (record := json.loads(line))
+    ]
+    print("| operations | minutes | network RSS (MB) | session RSS (MB) |")
+    print("|---|---|---|---|")
+    mark = 0
+    for i, s in enumerate(samples):
+        if s.ops >= mark or i == len(samples) - 1:
+            net = f"{s.network_kb / 1024:.1f}" if s.network_kb else "-"
+            ses = f"{s.session_kb / 1024:.1f}" if s.session_kb else "-"
+            print(f"| {s.ops} | {s.t / 60:.1f} | {net} | {ses} |")
+            mark = (s.ops // every + 1) * every
 
 
 def main() -> None:
@@ -29,9 +49,15 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200, help="operations before the fit")
     parser.add_argument("--sample-every", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=20)
+    parser.add_argument("--replay-capacity", type=int, default=None, help="testnet up's")
     parser.add_argument("--trace", type=Path, default=None)
     parser.add_argument("--snapshot-every", type=int, default=250)
+    parser.add_argument("--table", type=Path, default=None, help="JSON lines of an earlier run")
+    parser.add_argument("--every", type=int, default=250, help="operations per table row")
     opts = parser.parse_args()
+    if opts.table is not None:
+        table(opts.table, opts.every)
+        return
 
     def snapshots(soak: Soak) -> None:
         if soak.ops % opts.snapshot_every == 0:
@@ -43,6 +69,7 @@ def main() -> None:
         sample_every=opts.sample_every,
         seed=opts.seed,
         trace_dir=opts.trace,
+        replay_capacity=opts.replay_capacity,
     ) as soak:
         if opts.trace is not None:
             soak.snapshot("op000000")

@@ -115,6 +115,7 @@ class Soak:
     sample_every: float = 5.0
     seed: int = 20
     trace_dir: Path | None = None
+    replay_capacity: int | None = None  # `testnet up --replay-capacity`; None: the default
     base: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="smx-soak-")))
     samples: list[Sample] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
@@ -144,6 +145,11 @@ class Soak:
         path = os.pathsep.join([str(TRACE_HOOK), str(REPO)])
         return {**self.env, "PYTHONPATH": path, "SMOLMIX_SOAK_TRACE": str(self.trace_dir)}
 
+    def _replay_option(self) -> list[str]:
+        if self.replay_capacity is None:
+            return []
+        return ["--replay-capacity", str(self.replay_capacity)]
+
     def cli(
         self, *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[bytes]:
@@ -161,7 +167,7 @@ class Soak:
 
         log = open(self.base / "testnet.log", "ab")
         self.network = subprocess.Popen(
-            [*SMOLMIX, "testnet", "up", "--mix-delay-ms", "0"],
+            [*SMOLMIX, "testnet", "up", "--mix-delay-ms", "0", *self._replay_option()],
             env=self._traced_env(),
             cwd=REPO,
             stdout=log,
