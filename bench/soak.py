@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -58,6 +59,10 @@ def main() -> None:
     if opts.table is not None:
         table(opts.table, opts.every)
         return
+    # Stopped by a signal, it still stops its network and session (SIGINT is ignored in a
+    # background job unless set back).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     def snapshots(soak: Soak) -> None:
         if soak.ops % opts.snapshot_every == 0:
