@@ -105,7 +105,7 @@ class CoreConfig:
     max_reply_surbs_per_request: int = 500
     """Most SURBs sent in answer to one SURB request (Nym allows 500)."""
     max_reply_surbs_per_tag: int = 1000
-    """SURBs kept per sender tag; beyond it the oldest go (about 1.2 KB each)."""
+    """SURBs kept per sender tag; beyond it the oldest go (about 0.9 KB each)."""
     max_reply_surb_tags: int = 64
     """Sender tags with stored SURBs; beyond it the tag refreshed longest ago goes."""
     reply_surb_tag_idle: float = 600.0
