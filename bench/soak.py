@@ -32,7 +32,7 @@ def table(path: Path, every: int) -> None:
         for line in path.read_text().splitlines()
         if "sample" in (record := json.loads(line))
     ]
-    print("| operations | minutes | network RSS (MB) | session RSS (MB) |")
+    print("| operations | minutes | network RSS (MiB) | session RSS (MiB) |")
     print("|---|---|---|---|")
     mark = 0
     for i, s in enumerate(samples):

@@ -13,8 +13,10 @@ a bounded table filling. docs/local-network.md lists every table and its bound.
 
 The bounds, per process, past the warm-up (and past the first half of the run):
 - growth: the least-squares slope of RSS against the operation count is under
-  MAX_SLOPE_KB_PER_KOP per 1,000 operations (a leak of one 1 KB object per operation fails);
-- peak RSS: under PEAK_MB.
+  MAX_SLOPE_KB_PER_KOP per 1,000 operations, 2 KB per operation: the leaks the soak found were
+  9 KB (reply SURBs kept by the exit) and 13 KB (reply keys kept by the session) per
+  operation, while a flat process still shows steps of a MB or two (allocator arenas);
+- peak RSS: under PEAK_MB (measured: network ~85 MiB, session ~60 MiB).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ SECONDS = float(os.environ.get("SMOLMIX_SOAK_SECONDS", "3600"))
 WARMUP_OPS = int(os.environ.get("SMOLMIX_SOAK_WARMUP_OPS", "1000"))
 OUT = os.environ.get("SMOLMIX_SOAK_OUT")
 REPLAY_CAPACITY = 20_000
-MAX_SLOPE_KB_PER_KOP = 1024
+MAX_SLOPE_KB_PER_KOP = 2048
 PEAK_MB = {"network": 150, "session": 100}
 
 
