@@ -11,6 +11,9 @@ registered below. Tests with no settings of their own run 10,000 examples there 
 hypothesis's 100; tests that pick a default count take it from `tests.fuzzing.scaled`, which
 scales it up under the profile; tests marked `pytest.mark.fuzz` (long runs with no cheap
 version) are deselected unless the fuzz profile is loaded.
+
+Soak: tests marked `pytest.mark.soak` (an hour of traffic through a session, tests/soak/) are
+deselected unless the marker expression names them: `pytest -m soak tests/soak`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from hypothesis import HealthCheck, settings
 
 from smolmix_cli.netstack import native
 from tests.fuzzing import FUZZ, fuzzing
+
+LONG = {"fuzz", "soak"}  # markers of long runs that only run when asked for
 
 settings.register_profile(
     FUZZ, max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -51,9 +56,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    kept = {"soak"} if "soak" in (config.getoption("markexpr") or "") else set()
     if fuzzing():
-        return
-    long_runs = [item for item in items if item.get_closest_marker("fuzz")]
+        kept.add("fuzz")
+    long_runs = [item for item in items if any(item.get_closest_marker(m) for m in LONG - kept)]
     if long_runs:
         config.hook.pytest_deselected(items=long_runs)
-        items[:] = [item for item in items if not item.get_closest_marker("fuzz")]
+        dropped = {id(item) for item in long_runs}
+        items[:] = [item for item in items if id(item) not in dropped]

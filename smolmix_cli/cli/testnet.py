@@ -160,6 +160,13 @@ _DIR_OPTION = click.option(
     default=None,
     help="Start a new epoch with the mix nodes on other layers every SECONDS (default: never).",
 )
+@click.option(
+    "--replay-capacity",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Replay tags each node keeps per Sphinx key, oldest forgotten first (default "
+    "200000, ~23 MB per node full; smaller values let a soak run see the caches full).",
+)
 @click.pass_context
 @one_line_errors
 def up(
@@ -179,12 +186,14 @@ def up(
     host: str,
     rotate_every: float | None,
     reshuffle_every: float | None,
+    replay_capacity: int | None,
 ) -> None:
     """Start the local network in the foreground until interrupted."""
     from smolmix_cli.testnet.control import Schedules
     from smolmix_cli.testnet.exit.errors import ExitPolicyError
     from smolmix_cli.testnet.exit.policy import ExitPolicy
     from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
+    from smolmix_cli.testnet.nodes.replay import DEFAULT_CAPACITY as DEFAULT_REPLAY_CAPACITY
     from smolmix_cli.testnet.shape import SHAPES
 
     policy_text = None
@@ -224,6 +233,7 @@ def up(
             exit_policy=policy_text,
             shape=network_shape,
             schedules=Schedules(rotate_every=rotate_every, reshuffle_every=reshuffle_every),
+            replay_capacity=replay_capacity or DEFAULT_REPLAY_CAPACITY,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None

@@ -275,6 +275,12 @@ class IprRouter:
         account.last_seen = now
         self._pump(sender_tag, now, active=True)
 
+    def on_surbs_dropped(self, sender_tag: bytes, count: int) -> None:
+        """The mixnet client dropped `count` of this tag's SURBs (its store is bounded)."""
+        account = self._accounts.get(sender_tag)
+        if account is not None:
+            account.available = max(0, account.available - count)
+
     def _account(self, sender_tag: bytes, now: float) -> _SurbAccount:
         account = self._accounts.setdefault(sender_tag, _SurbAccount())
         account.last_seen = now

@@ -62,6 +62,7 @@ from smolmix_cli.testnet.exit.policy import ExitPolicy
 from smolmix_cli.testnet.nodes.gateway import MAX_CLIENTS, GatewayNode
 from smolmix_cli.testnet.nodes.mixnode import MixNode
 from smolmix_cli.testnet.nodes.node_spec import NodeSpec, NodeSpecError
+from smolmix_cli.testnet.nodes.replay import DEFAULT_CAPACITY as DEFAULT_REPLAY_CAPACITY
 from smolmix_cli.testnet.origin.dns import ZONE
 from smolmix_cli.testnet.origin.origin import DemoOrigin
 from smolmix_cli.testnet.shape import (
@@ -106,6 +107,7 @@ class LocalNetworkOptions:
     ipr_build_version: str = IPR_BUILD_VERSION
     schedules: Schedules = field(default_factory=Schedules)  # rotations, reshuffles (off)
     shape: NetworkShape = field(default=LAB)
+    replay_capacity: int = DEFAULT_REPLAY_CAPACITY  # replay tags per node and Sphinx key
 
     @classmethod
     def mainnet(cls, state_dir: Path, **changes: Any) -> LocalNetworkOptions:
@@ -461,7 +463,12 @@ class LocalNetwork:
             done.set()
 
     async def _start_mixnode(self, spec: NodeSpec) -> None:
-        node = MixNode(spec, loss=self.options.loss, rng=random.Random(self.rng.random()))
+        node = MixNode(
+            spec,
+            loss=self.options.loss,
+            rng=random.Random(self.rng.random()),
+            replay_capacity=self.options.replay_capacity,
+        )
         self.mixnodes[spec.node_id] = node
         await self._start_node(node)
 
@@ -481,6 +488,7 @@ class LocalNetwork:
             enforce_zk_nyms=fault is Fault.ZK_NYM,
             close_after_hello=fault is Fault.CLOSE_AFTER_HELLO,
             max_clients=0 if fault is Fault.FULL else MAX_CLIENTS,
+            replay_capacity=self.options.replay_capacity,
         )
         self.gateways[spec.node_id] = node
         await self._start_node(node)

@@ -255,6 +255,17 @@ def test_surbs_spent_on_resends_are_debited_and_replenished() -> None:
     assert router.surbs_available(TAG_A) == 0 and router.pop_transmits() == []
 
 
+def test_surbs_the_client_dropped_leave_the_account() -> None:
+    router = IprRouter(random.Random(3))
+    router.on_message(TAG_A, LpFrame(5, MsgType.OPEN, 0).encode(), 12, 0.0)
+    router.on_surbs_dropped(TAG_A, 5)
+    assert router.surbs_available(TAG_A) == 7
+    router.on_surbs_dropped(TAG_A, 50)
+    assert router.surbs_available(TAG_A) == 0
+    router.on_surbs_dropped(TAG_B, 3)  # an account the router never had: nothing to do
+    assert router.surbs_available(TAG_B) == 0
+
+
 def test_unanswered_surb_request_is_repeated_after_the_wait() -> None:
     router = IprRouter(random.Random(3))
     router.on_message(TAG_A, framed(5, ConnectRequest(1, STAMP)), 3, 0.0)

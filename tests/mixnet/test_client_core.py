@@ -620,3 +620,64 @@ def test_message_sent_once_fails_at_its_first_timeout_without_a_resend() -> None
     mid = a.send_message(b.address, b"ack2", retransmit=False, now=10.0)
     world.run_until(11.0)
     assert MessageDelivered(mid) in world.events[0] and a.smoothed_ack_overhead is not None
+
+
+def _tag_after(world: World, index: int) -> bytes:
+    received = [e for e in world.events[index] if isinstance(e, ReceivedMessage)]
+    tag = received[-1].sender_tag
+    assert tag is not None
+    return tag
+
+
+def test_stored_surbs_per_tag_are_bounded_oldest_first_and_the_newest_still_work() -> None:
+    net = build_simnet()
+    a = make_core(net, 0, 14)
+    b = make_core(net, 1, 24, CoreConfig(poisson=False, cover=False, max_reply_surbs_per_tag=8))
+    world = World(net, [a, b])
+    for i in range(3):
+        a.send_message(b.address, b"m%d" % i, reply_surbs=5, now=world.now)
+        world.run_until(world.now + 1.0)
+    tag = _tag_after(world, 1)
+    assert b.reply_surbs_available(tag) == 8
+    assert b.stats.reply_surbs_received == 15 and b.stats.reply_surbs_dropped == 7
+    b.send_reply(tag, b"through the newest", now=world.now)
+    world.run_until(world.now + 1.0)
+    assert ReceivedMessage(b"through the newest", None, True) in world.events[0]
+
+
+def test_stored_surbs_are_bounded_in_sender_tags_least_recently_refreshed_first() -> None:
+    net = build_simnet()
+    senders = [make_core(net, 0, seed) for seed in (14, 15, 16)]
+    b = make_core(net, 1, 24, CoreConfig(poisson=False, cover=False, max_reply_surb_tags=2))
+    world = World(net, [*senders, b])
+    tags = []
+    for sender in senders:
+        sender.send_message(b.address, b"hi", reply_surbs=3, now=world.now)
+        world.run_until(world.now + 1.0)
+        tags.append(_tag_after(world, 3))
+    assert [b.reply_surbs_available(t) for t in tags] == [0, 3, 3]
+    assert b.stats.reply_surbs_dropped == 3
+    with pytest.raises(NoReplySurbs):
+        b.send_reply(tags[0], b"gone", now=world.now)
+
+
+def test_stored_surbs_of_an_idle_tag_expire() -> None:
+    net = build_simnet()
+    a = make_core(net, 0, 14)
+    b = make_core(net, 1, 24, CoreConfig(poisson=False, cover=False, reply_surb_tag_idle=100.0))
+    world = World(net, [a, b])
+    a.send_message(b.address, b"hi", reply_surbs=4, now=0.0)
+    world.run_until(1.0)
+    tag = _tag_after(world, 1)
+    b.handle_timeout(61.0)  # housekeeping: 60 s old, kept
+    assert b.reply_surbs_available(tag) == 4
+    b.handle_timeout(125.0)  # next housekeeping: idle past 100 s, forgotten
+    assert b.reply_surbs_available(tag) == 0 and b.stats.reply_surbs_dropped == 4
+
+
+@pytest.mark.parametrize(
+    "field", ["max_reply_surbs_per_tag", "max_reply_surb_tags", "reply_surb_tag_idle"]
+)
+def test_surb_store_bounds_must_be_positive(field: str) -> None:
+    with pytest.raises(InvalidConfig):
+        CoreConfig(**{field: 0})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 
 from hypothesis import given, settings
@@ -78,6 +79,29 @@ def test_reply_keys_expire() -> None:
     assert receiver.reply_keys == 0
     try:
         event = receiver.on_push(h(STAGE2["gateway_push"]["plaintext_1643"]), now=61.0)
+    except MixnetError:
+        return
+    assert not (isinstance(event, MessageReceived) and event.via_reply)
+
+
+def test_reply_keys_are_bounded_in_count_oldest_first() -> None:
+    recorded = ReplySurb.from_bytes(h(STAGE2["surb_used"]["hex"]))
+    others = [dataclasses.replace(recorded, reply_key=bytes([i]) * 16) for i in range(3)]
+    push = h(STAGE2["gateway_push"]["plaintext_1643"])
+    keys = (h(EXCHANGE_CLIENT["x25519_encryption_private"]), h(EXCHANGE_CLIENT["ack_key_aes128"]))
+
+    newest = MessageReceiver(*keys, max_reply_keys=3)
+    newest.remember_reply_surbs(others[:2], now=0.0)
+    newest.remember_reply_surbs([recorded], now=1.0)
+    assert newest.reply_keys == 3
+    event = newest.on_push(push, now=2.0)
+    assert isinstance(event, MessageReceived) and event.via_reply
+
+    oldest = MessageReceiver(*keys, max_reply_keys=3)
+    oldest.remember_reply_surbs([recorded, *others], now=0.0)
+    assert oldest.reply_keys == 3  # the recorded SURB's key went first
+    try:
+        event = oldest.on_push(push, now=2.0)
     except MixnetError:
         return
     assert not (isinstance(event, MessageReceived) and event.via_reply)

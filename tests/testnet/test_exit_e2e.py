@@ -19,6 +19,7 @@ from dnslib import DNSRecord
 
 from smolmix_cli.ipr.client_logic import ClientConfig
 from smolmix_cli.ipr.router_logic import RouterConfig
+from smolmix_cli.mixnet.client.client import ClientConfig as MixnetClientConfig
 from smolmix_cli.mixnet.keys import decode_key_base58
 from smolmix_cli.netstack.aio import StackRunner
 from smolmix_cli.netstack.errors import ConnectionRefused
@@ -275,4 +276,49 @@ async def test_an_idle_client_is_forgotten_and_its_flows_closed(tmp_path: Path) 
                     await ended.wait()  # no uplink data for 1 s: forgotten, flow closed
                 assert exit_ipr.router.stats["idle client removed"] == 1
                 assert exit_ipr.nat.counters["tcp flow of a gone client"] == 1
+            tg.cancel_scope.cancel()
+
+
+async def test_a_download_is_byte_exact_when_the_exit_drops_surbs_over_its_bound(
+    tmp_path: Path,
+) -> None:
+    """The exit's SURB store keeps 40 per client and the client sends 60 with its Open: the
+    oldest go, the download is byte-exact and the router counts what the store holds."""
+    blob = hashlib.shake_256(b"bounded").digest(256 * 1024)
+
+    async def source(stream: anyio.abc.SocketStream) -> None:
+        await stream.receive()
+        await stream.send(blob)
+        await stream.aclose()
+
+    client = MixnetClientConfig.fast(
+        keepalive_interval=None, max_retransmissions=0, max_reply_surbs_per_tag=40
+    )
+    options = ExitIprOptions(policy=ExitPolicy.local_network(), client=client)
+    with anyio.fail_after(60):
+        async with (
+            exit_net(tmp_path, exit_ipr=False) as net,
+            serve_tcp(source) as port,
+            anyio.create_task_group() as tg,
+        ):
+            assert net.network.exit_gateway is not None
+            exit_ipr = ExitIpr(
+                net.topology,
+                decode_key_base58(net.network.exit_gateway.identity, "exit"),
+                ssl_context=net.network.ssl_context(),
+                options=options,
+            )
+            address = await tg.start(exit_ipr.serve)
+            config = ClientConfig(open_reply_surbs=60)
+            async with mini_tunnel(net.client, address, config=config) as tunnel:
+                stream = await _runner(tunnel).connect_tcp(IPv4Address("127.0.0.1"), port)
+                await stream.send(b"go")
+                assert await read_all(stream) == blob
+            held = exit_ipr.mixnet_client
+            assert held is not None and held.stats.reply_surbs_dropped >= 20
+            (tag,) = exit_ipr._tags
+            with anyio.fail_after(5):  # the router's count follows the store (synced every 0.5 s)
+                while exit_ipr.router.surbs_available(tag) != held.reply_surbs_available(tag):
+                    await anyio.sleep(0.1)
+            assert exit_ipr.stats().get("exit_reply dropped (no surbs)", 0) == 0
             tg.cancel_scope.cancel()

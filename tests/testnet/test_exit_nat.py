@@ -84,6 +84,38 @@ async def test_half_close_travels_both_ways() -> None:
             assert nat.counters["tcp spliced"] == 1
 
 
+async def test_tcp_flows_are_bounded_and_a_syn_beyond_is_refused() -> None:
+    async def hold(stream: anyio.abc.SocketStream) -> None:
+        await stream.send(b"hi")
+        await read_all(stream)  # until the client's FIN
+        await stream.aclose()
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
+    with anyio.fail_after(10):
+        async with (
+            listener,
+            anyio.create_task_group() as tg,
+            wired(NatConfig(max_tcp_flows=2)) as (runner, nat),
+        ):
+            tg.start_soon(listener.serve, hold)
+            first = await runner.connect_tcp(LOOP, port)
+            second = await runner.connect_tcp(LOOP, port)
+            assert await first.receive() == b"hi" and await second.receive() == b"hi"
+            with pytest.raises(ConnectionRefused):
+                await runner.connect_tcp(LOOP, port)
+            assert nat.counters["tcp too many flows"] == 1
+            assert nat.stats()["nat_tcp_flows"] == 2
+            await first.send_eof()
+            assert await read_all(first) == b""
+            with anyio.fail_after(5):  # a closed flow frees its place
+                while nat.stats()["nat_tcp_flows"] == 2:
+                    await anyio.sleep(0.05)
+            third = await runner.connect_tcp(LOOP, port)
+            assert await third.receive() == b"hi"
+            tg.cancel_scope.cancel()
+
+
 async def test_unreachable_destination_fails_the_connect_with_icmp() -> None:
     amap = AddressMap()
     amap.map_address(IPv4Address("198.18.9.9"), "no-such-host.invalid")  # fails, not refused

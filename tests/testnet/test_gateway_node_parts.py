@@ -124,3 +124,47 @@ def test_registry_state_is_json_with_hex_keys() -> None:
     document = json.loads(json.dumps(registry_to_json(_registry())))
     assert document["clients"][A.hex()]["bandwidth"] == 12345
     assert document["clients"][B.hex()]["last_auth_timestamp"] is None
+
+
+def _record() -> ClientRecord:
+    return ClientRecord(SharedKey(bytes(32)))
+
+
+def test_registrations_are_bounded_least_recently_used_first_never_a_connected_one() -> None:
+    registry = GatewayRegistry(Ed25519PrivateKey.generate(), max_registered=3)
+    clients = [bytes([i]) * 32 for i in range(6)]
+    registry.connected.add(clients[0])
+    for t, client in enumerate(clients[:4]):
+        registry.clients[client] = _record()
+        registry.touch(client, 1000.0 + t)
+    # 4 > 3: the least recently used that is not connected (clients[1]) went
+    assert list(registry.clients) == [clients[0], clients[2], clients[3]]
+    registry.touch(clients[2], 2000.0)  # used again: now the most recent
+    registry.clients[clients[4]] = _record()
+    registry.touch(clients[4], 2001.0)
+    assert list(registry.clients) == [clients[0], clients[2], clients[4]]  # clients[3] went
+    assert registry.forgotten == 2
+
+
+def test_registrations_unused_for_their_max_age_are_forgotten() -> None:
+    registry = GatewayRegistry(Ed25519PrivateKey.generate(), registration_max_age_s=100.0)
+    registry.clients[A] = _record()  # loaded from the state file: ages from its next use
+    registry.clients[B] = _record()
+    registry.touch(B, 1000.0)
+    registry.clients[C] = _record()
+    registry.touch(C, 1050.0)
+    registry.prune(1120.0)  # B unused for 120 s
+    assert list(registry.clients) == [A, C]
+    registry.prune(1200.0)
+    assert list(registry.clients) == [A]
+
+
+def test_a_registration_is_kept_when_every_other_one_is_connected() -> None:
+    registry = GatewayRegistry(Ed25519PrivateKey.generate(), max_registered=2)
+    for client in (A, B):
+        registry.clients[client] = _record()
+        registry.touch(client, 1000.0)
+        registry.connected.add(client)
+    registry.clients[C] = _record()
+    registry.touch(C, 1001.0)  # over the bound for now, but nobody may go
+    assert list(registry.clients) == [A, B, C]

@@ -156,6 +156,7 @@ class ClientStats:
     messages_failed: int
     messages_received: int
     reply_surbs_received: int
+    reply_surbs_dropped: int
     surb_requests_sent: int
     surb_requests_served: int
     dropped_pushes: int
@@ -553,6 +554,7 @@ class MixnetClient:
             messages_failed=core.messages_failed,
             messages_received=core.messages_received,
             reply_surbs_received=core.reply_surbs_received,
+            reply_surbs_dropped=core.reply_surbs_dropped,
             surb_requests_sent=core.surb_requests_sent,
             surb_requests_served=core.surb_requests_served,
             dropped_pushes=core.dropped_pushes,

@@ -21,8 +21,11 @@ clocks while the gateway is unreachable. All packet building is
 Reply SURBs: SURBs that arrive in repliable messages are stored per sender tag
 and spent one per fragment by `send_reply`; `request_reply_surbs` (or the
 automatic threshold) asks the sender for more, and a SURB request from a peer we
-gave SURBs to is answered with fresh ones. Topology refresh is the caller's
-(`set_topology`).
+gave SURBs to is answered with fresh ones. Stored SURBs are bounded per tag, in
+tags and by age (`max_reply_surbs_per_tag`, `max_reply_surb_tags`,
+`reply_surb_tag_idle`): an exit gets 2 SURBs with every uplink message and spends
+one per reply fragment, so without a bound its store grows with the uplink.
+Topology refresh is the caller's (`set_topology`).
 """
 
 from __future__ import annotations
@@ -120,6 +123,12 @@ class CoreConfig:
     reply_surb_request_amount: int = 20
     max_reply_surbs_per_request: int = 500
     """Most SURBs sent in answer to one SURB request (Nym allows 500)."""
+    max_reply_surbs_per_tag: int = 1000
+    """SURBs kept per sender tag; beyond it the oldest go (about 0.9 KB each)."""
+    max_reply_surb_tags: int = 64
+    """Sender tags with stored SURBs; beyond it the tag refreshed longest ago goes."""
+    reply_surb_tag_idle: float = 600.0
+    """A tag that brought no SURB for this long is forgotten, its SURBs with it."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -141,6 +150,9 @@ class CoreConfig:
             "reply_retransmission_reserve",
         ):
             if getattr(self, name) < 0:
+                raise InvalidConfig(f"{name} must not be negative")
+        for name in ("max_reply_surbs_per_tag", "max_reply_surb_tags", "reply_surb_tag_idle"):
+            if getattr(self, name) <= 0:
                 raise InvalidConfig(f"{name} must not be negative")
 
 
@@ -192,6 +204,7 @@ class CoreStats:
     messages_received: int = 0
     replies_sent: int = 0
     reply_surbs_received: int = 0
+    reply_surbs_dropped: int = 0
     surb_requests_sent: int = 0
     surb_requests_served: int = 0
     surb_requests_ignored: int = 0
@@ -248,6 +261,7 @@ class _Message:
 
 @dataclass
 class _SurbStore:
+    refreshed: float
     surbs: deque[tuple[ReplySurb, SphinxKeyRotation]] = field(default_factory=deque)
 
 
@@ -275,7 +289,7 @@ class ClientCore:
         self._messages: dict[int, _Message] = {}
         self._next_message_id = 1
         self._events: deque[CoreEvent] = deque()
-        self._surbs: dict[bytes, _SurbStore] = {}
+        self._surbs: dict[bytes, _SurbStore] = {}  # least recently refreshed first
         self._our_tags: dict[Recipient, bytes] = {}
         self._surb_requested: dict[bytes, float] = {}
         self._next_slot = now + self._draw(self.config.message_sending_average_delay)
@@ -612,6 +626,7 @@ class ClientCore:
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + HOUSEKEEPING_INTERVAL
             self.receiver.expire(now)
+            self._expire_surbs(now)
 
     def _fail_message(self, message_id: int, reason: str) -> None:
         message = self._messages.pop(message_id, None)
@@ -671,8 +686,7 @@ class ClientCore:
             self._deliver(ReceivedMessage(message.data, None, event.via_reply))
         elif isinstance(message, RepliableMessage):
             if message.reply_surbs:
-                store = self._surbs.setdefault(message.sender_tag, _SurbStore())
-                store.surbs.extend((s, message.key_rotation) for s in message.reply_surbs)
+                self._store_surbs(message, now)
                 self.stats.reply_surbs_received += len(message.reply_surbs)
                 self._surb_requested.pop(message.sender_tag, None)
             if message.content_tag.carries_data:
@@ -681,6 +695,30 @@ class ClientCore:
             self._deliver(ReceivedMessage(message.data, None, True))
         else:
             self._serve_surb_request(message, now)
+
+    def _store_surbs(self, message: RepliableMessage, now: float) -> None:
+        store = self._surbs.pop(message.sender_tag, None) or _SurbStore(now)
+        store.refreshed = now
+        self._surbs[message.sender_tag] = store  # now the most recently refreshed
+        store.surbs.extend((s, message.key_rotation) for s in message.reply_surbs)
+        for _ in range(len(store.surbs) - self.config.max_reply_surbs_per_tag):
+            store.surbs.popleft()
+            self.stats.reply_surbs_dropped += 1
+        while len(self._surbs) > self.config.max_reply_surb_tags:
+            self._forget_surbs(next(iter(self._surbs)))
+
+    def _forget_surbs(self, tag: bytes) -> None:
+        store = self._surbs.pop(tag)
+        self.stats.reply_surbs_dropped += len(store.surbs)
+        self._surb_requested.pop(tag, None)
+
+    def _expire_surbs(self, now: float) -> None:
+        idle = self.config.reply_surb_tag_idle
+        while self._surbs:
+            tag, store = next(iter(self._surbs.items()))
+            if now - store.refreshed < idle:
+                return
+            self._forget_surbs(tag)
 
     def _serve_surb_request(self, request: ReplyMessage, now: float) -> None:
         """Send more SURBs to whoever we gave SURBs before (same sender tag)."""

@@ -88,6 +88,11 @@ class ClientRecord:
     bandwidth: int = 0
     last_auth_timestamp: int | None = None
     stored_messages: list[bytes] = field(default_factory=list)
+    last_seen: float | None = None  # unix time of the last registration or authentication
+
+
+MAX_REGISTERED = 10_000
+REGISTRATION_MAX_AGE_S = 30 * 86400.0
 
 
 class GatewayRegistry:
@@ -101,6 +106,8 @@ class GatewayRegistry:
         enforce_credentials: bool = False,
         max_skew_s: float = MAX_REQUEST_TIMESTAMP_SKEW_S,
         protocol_version: int = CURRENT_PROTOCOL_VERSION,
+        max_registered: int = MAX_REGISTERED,
+        registration_max_age_s: float = REGISTRATION_MAX_AGE_S,
     ) -> None:
         self.identity = identity
         self.identity_public = ed25519_public_bytes(identity)
@@ -108,8 +115,34 @@ class GatewayRegistry:
         self.enforce_credentials = enforce_credentials
         self.max_skew_s = max_skew_s
         self.protocol_version = protocol_version
+        # Registrations, least recently used first. Bounded in count and age (a client
+        # whose key was forgotten registers again), never dropping a connected client.
         self.clients: dict[bytes, ClientRecord] = {}
         self.connected: set[bytes] = set()
+        self.max_registered = max_registered
+        self.registration_max_age_s = registration_max_age_s
+        self.forgotten = 0
+
+    def touch(self, client: bytes, now: float) -> None:
+        """`client` registered or authenticated at unix time `now`: the most recently used."""
+        record = self.clients.pop(client)
+        record.last_seen = now
+        self.prune(now, room=1)  # never `client` itself, which is about to be used
+        self.clients[client] = record
+
+    def prune(self, now: float, *, room: int = 0) -> None:
+        """Forget the least recently used registrations beyond the count, and stale ones."""
+        cutoff = now - self.registration_max_age_s
+        for client, record in list(self.clients.items()):
+            stale = record.last_seen is not None and record.last_seen < cutoff
+            if not stale and len(self.clients) + room <= self.max_registered:
+                if record.last_seen is None:
+                    continue  # loaded from the state file and not used since: ages from its use
+                return  # this and every later record were used more recently
+            if client in self.connected:
+                continue
+            del self.clients[client]
+            self.forgotten += 1
 
     def store_message(self, client: bytes, message: bytes) -> None:
         """Keep a message for a registered client that is not connected."""
@@ -267,9 +300,9 @@ class GatewayConnection:
         if handshake.result is None:
             self._deadline = now + HANDSHAKE_STEP_TIMEOUT_S
             return [SendText(reply.to_json())]
-        return [SendText(reply.to_json()), *self._finish_registration(handshake)]
+        return [SendText(reply.to_json()), *self._finish_registration(handshake, now)]
 
-    def _finish_registration(self, handshake: GatewayHandshake) -> list[GatewayEvent]:
+    def _finish_registration(self, handshake: GatewayHandshake, now: float) -> list[GatewayEvent]:
         result = handshake.result
         assert result is not None
         client = result.remote_identity
@@ -284,6 +317,7 @@ class GatewayConnection:
         else:  # re-registration: new key, bandwidth kept, replay window restarts with the key
             record.shared_key = result.shared_key
             record.last_auth_timestamp = None
+        self._registry.touch(client, now)
         self._handshake = None
         self._deadline = None
         events: list[GatewayEvent] = self._become_authenticated(client, result.protocol_version)
@@ -311,6 +345,7 @@ class GatewayConnection:
                 GatewayRejected("There is already an open connection to this client")
             )
         record.last_auth_timestamp = msg.request_unix_timestamp
+        self._registry.touch(client, now)
         events = self._become_authenticated(client, version)
         events.append(SendText(Authenticate(version, True, record.bandwidth).to_json()))
         events.append(ClientAuthenticated(client))

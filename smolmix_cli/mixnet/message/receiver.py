@@ -4,7 +4,11 @@ A push is either a 21-byte ack (decrypted with our ack key to a fragment id) or
 a message: a reply through one of our SURBs (recognised by the digest of its
 reply key) or a regular packet (ephemeral key). Cover fragments are dropped,
 the rest go through reassembly and come out as NymMessages. Reply keys are
-forgotten after `max_reply_key_age` seconds (Nym: 24 h).
+forgotten after `max_reply_key_age` seconds (Nym: 24 h) and beyond `max_reply_keys`,
+oldest first: a tunnel hands out 2 SURBs with every uplink message and more on
+request, so 24 h alone let a busy session hold millions (~300 B each). An exit
+keeps at most 1,000 SURBs per client (mixnet/client/core.py), so a key older
+than the last 10,000 handed out belongs to a SURB nobody holds any more.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from smolmix_cli.mixnet.message.reply_surb import ReplySurb
 from smolmix_cli.mixnet.packet.payload import is_cover, recover_fragment
 
 MAX_REPLY_KEY_AGE = 24 * 3600.0
+MAX_REPLY_KEYS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,7 @@ class MessageReceiver:
         reassembler: Reassembler | None = None,
         *,
         max_reply_key_age: float = MAX_REPLY_KEY_AGE,
+        max_reply_keys: int = MAX_REPLY_KEYS,
     ) -> None:
         self._private = encryption_private
         self._ack_key = ack_key
@@ -67,12 +73,16 @@ class MessageReceiver:
         self._reply_keys: dict[bytes, bytes] = {}  # digest -> key
         self._handed_out: dict[bytes, float] = {}  # digest -> when
         self._max_age = max_reply_key_age
+        self._max_keys = max_reply_keys
 
     def remember_reply_surbs(self, surbs: Iterable[ReplySurb], now: float) -> None:
         """Register the keys of SURBs we hand out, so replies through them are recognised."""
         for surb in surbs:
             self._reply_keys[surb.key_digest] = surb.reply_key
             self._handed_out[surb.key_digest] = now
+        while len(self._handed_out) > self._max_keys:  # oldest first (insertion order)
+            digest = next(iter(self._handed_out))
+            del self._handed_out[digest], self._reply_keys[digest]
 
     def expire(self, now: float) -> None:
         """Forget old reply keys and drop stale incomplete messages."""

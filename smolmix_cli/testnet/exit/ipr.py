@@ -256,7 +256,10 @@ class ExitIpr:
 
     def _handle(self, client: MixnetClient, tag: bytes, data: bytes, now: float) -> None:
         self._debit_resends(client, now)
-        fresh = max(0, client.reply_surbs_available(tag) - self.router.surbs_available(tag))
+        held, known = client.reply_surbs_available(tag), self.router.surbs_available(tag)
+        if held < known:  # the client's store is bounded: it dropped some of the oldest
+            self.router.on_surbs_dropped(tag, known - held)
+        fresh = max(0, held - known)
         self._denied = False
         self.router.on_message(tag, data, fresh, now)
         self._note_addresses(tag)
@@ -371,6 +374,8 @@ class ExitIpr:
             known = self.router.surbs_available(tag)
             if held > known:
                 self.router.on_additional_surbs(tag, held - known, now)
+            elif held < known:
+                self.router.on_surbs_dropped(tag, known - held)
             elif self.router.client_addresses(tag) is None and not self.router.queued_replies(tag):
                 self._tags.discard(tag)  # a later message from it is credited all it holds
 

@@ -60,6 +60,7 @@ class NatConfig:
     udp_idle_timeout: float = 60.0
     max_udp_flows: int = 1024
     max_pending_connects: int = 1024
+    max_tcp_flows: int = 4096  # spliced and connecting; a SYN beyond is refused (RST)
     sweep_interval: float = 1.0
 
 
@@ -271,6 +272,10 @@ class ExitNat:
             return
         if len(self._pending) >= self.config.max_pending_connects:
             self.counters["tcp too many connects"] += 1
+            return
+        if len(self._tcp) + len(self._pending) >= self.config.max_tcp_flows:
+            self.counters["tcp too many flows"] += 1
+            self._reset(pkt)
             return
         self._pending.add(key)
         self._tg.start_soon(self._connect, key, pkt)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 
-DEFAULT_CAPACITY = 200_000  # ~30 MB of tags at most per rotation
+DEFAULT_CAPACITY = 200_000  # ~23 MB of tags at most per rotation (~115 B per tag)
 
 
 class ReplayCache:
