@@ -22,6 +22,7 @@ import click
 from smolmix_cli.cli.env import cli_env
 from smolmix_cli.cli.errors import one_line_errors
 from smolmix_cli.cli.testnet_control import COMMANDS as CONTROL_COMMANDS
+from smolmix_cli.cli.testnet_control import STATE_DIR_OPTION
 from smolmix_cli.config import NETWORK_FILE, PID_FILE, Network
 from smolmix_cli.exit_codes import CliError, ExitCode, first_failure
 from smolmix_cli.network_select import is_testnet_process, read_pid, running_network
@@ -58,15 +59,6 @@ for _command in CONTROL_COMMANDS:
     testnet.add_command(_command)
 
 
-_DIR_OPTION = click.option(
-    "--dir",
-    "state_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="State directory (default: the XDG state dir's smolmix/testnet).",
-)
-
-
 @testnet.command(name="up")
 @click.option(
     "--mix-delay-ms",
@@ -82,7 +74,7 @@ _DIR_OPTION = click.option(
     show_default=True,
     help="Fraction of packets every mix node drops (reliability tests).",
 )
-@_DIR_OPTION
+@STATE_DIR_OPTION
 @click.option(
     "--nodes",
     type=click.IntRange(min=3, max=_MAX_MIX),
@@ -323,7 +315,7 @@ def _claim_pid_file(state_dir: Path) -> None:
 
 
 @testnet.command(name="down")
-@_DIR_OPTION
+@STATE_DIR_OPTION
 @click.pass_context
 @one_line_errors
 def down(ctx: click.Context, state_dir: Path | None) -> None:
@@ -445,7 +437,7 @@ async def collect_status(network: Network) -> dict[str, Any]:
 
 
 @testnet.command(name="status")
-@_DIR_OPTION
+@STATE_DIR_OPTION
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
 @click.pass_context
 @one_line_errors

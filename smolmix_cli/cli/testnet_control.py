@@ -28,13 +28,14 @@ from smolmix_cli.network_select import running_network
 NODE_ACTIONS = ("stop", "kill", "start", "restart", "unlist", "list")
 TIMEOUT = 30.0  # a restart waits for a stop (up to 10 s); the exit IPR re-registers
 
-_DIR_OPTION = click.option(
+STATE_DIR_OPTION = click.option(
     "--dir",
     "state_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help="State directory (default: the XDG state dir's smolmix/testnet).",
 )
+"""Every `testnet` command's --dir (testnet.py uses it too)."""
 _JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="The answer as JSON.")
 
 
@@ -104,7 +105,7 @@ def _network(ctx: click.Context, state_dir: Path | None) -> Network:
     help="restart: seconds to stay down between the stop and the start.",
 )
 @click.option("--kill", is_flag=True, help="restart: kill instead of a graceful stop.")
-@_DIR_OPTION
+@STATE_DIR_OPTION
 @_JSON_OPTION
 @click.pass_context
 @one_line_errors
@@ -141,7 +142,7 @@ def node(
 
 
 @click.command(name="rotate")
-@_DIR_OPTION
+@STATE_DIR_OPTION
 @_JSON_OPTION
 @click.pass_context
 @one_line_errors
@@ -161,7 +162,7 @@ def rotate(ctx: click.Context, state_dir: Path | None, as_json: bool) -> None:
     default=None,
     help="Mix nodes to put in the standby set (default: as many as now).",
 )
-@_DIR_OPTION
+@STATE_DIR_OPTION
 @_JSON_OPTION
 @click.pass_context
 @one_line_errors

@@ -15,7 +15,6 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import anyio
 
@@ -39,16 +38,10 @@ from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.base58 import b58encode
 from smolmix_cli.mixnet.client.client import ClientConfig, MixnetClient
 from smolmix_cli.mixnet.client.core import ClientError
-from smolmix_cli.mixnet.directory.nym_api import (
-    PATH_ALL_SKIMMED,
-    PATH_DESCRIBED,
-    DirectoryUnavailable,
-    FailureKind,
-    NymApiClient,
-)
+from smolmix_cli.mixnet.directory.nym_api import PATH_ALL_SKIMMED
 from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.mixnet.topology.topology import NO_USABLE_ROUTE, NoUsableRoute, Topology
-from smolmix_cli.tunnel.exits import MAX_DESCRIBED_PAGES, ExitCandidate, exit_order
+from smolmix_cli.tunnel.exits import ExitCandidate, exit_order, read_described
 
 Phase = Callable[[str], None]
 
@@ -132,7 +125,7 @@ async def _read_directory(
             topology = await api.topology()
             count_topology(finding, topology)
             performance = count_skimmed(finding, await api.get_node_pages(PATH_ALL_SKIMMED))
-            described = await _described(api)
+            described = await read_described(api)
             count_described(finding, described)
             candidates = usable_exits(finding, described, performance, topology).candidates
             if not topology.is_usable:
@@ -149,26 +142,6 @@ async def _read_directory(
         finding.seconds = anyio.current_time() - started
     finding.ok = True
     return topology, candidates
-
-
-async def _described(api: NymApiClient) -> list[Any]:
-    """Every `described` entry (the pages the tunnel's exit discovery reads)."""
-    described: list[Any] = []
-    for page in range(MAX_DESCRIBED_PAGES):
-        body = await api.get_json(PATH_DESCRIBED, {"page": page})
-        try:
-            data = body["data"]
-            total = int(body["pagination"]["total"])
-        except (KeyError, TypeError, ValueError):
-            raise DirectoryUnavailable(
-                FailureKind.MALFORMED, PATH_DESCRIBED, "described page without data/pagination"
-            ) from None
-        if not isinstance(data, list):
-            raise DirectoryUnavailable(FailureKind.MALFORMED, PATH_DESCRIBED, "data is not a list")
-        described += data
-        if len(described) >= total or not data:
-            break
-    return described
 
 
 def _gateway_up(report: DoctorReport, client: MixnetClient) -> None:

@@ -147,9 +147,9 @@ def routable(
     return kept
 
 
-async def discover_exits(api: NymApiClient, topology: Topology) -> ExitDiscovery:
-    """Every usable exit the directory lists (may be none); DirectoryUnavailable when it
-    cannot be read."""
+async def read_described(api: NymApiClient) -> list[Any]:
+    """Every `described` entry, page after page (nym-api answers them all as page 0 today);
+    DirectoryUnavailable when a page is not nym-api's shape."""
     described: list[Any] = []
     for page in range(MAX_DESCRIBED_PAGES):
         body = await api.get_json(PATH_DESCRIBED, {"page": page})
@@ -165,6 +165,13 @@ async def discover_exits(api: NymApiClient, topology: Topology) -> ExitDiscovery
         described += data
         if len(described) >= total or not data:
             break
+    return described
+
+
+async def discover_exits(api: NymApiClient, topology: Topology) -> ExitDiscovery:
+    """Every usable exit the directory lists (may be none); DirectoryUnavailable when it
+    cannot be read."""
+    described = await read_described(api)
     nodes = await api.get_nodes(PATH_ALL_SKIMMED)
     performance = {b58encode(n.identity): n.performance_percent for n in nodes}
     found = ExitDiscovery([], len(described))
