@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -146,3 +148,62 @@ class CliOnTestnet:
         assert done.returncode == 0, done.stderr
         report: dict[str, Any] = json.loads(done.stdout)
         return report
+
+
+class PrivateTestnet(CliOnTestnet):
+    """`--network testnet` with a state and runtime dir of its own under `base`; `up()` starts a
+    network there (again and again), `close()` stops the session and every network it started."""
+
+    def __init__(self, base: Path) -> None:
+        env = dict(os.environ)
+        for name in ("SMOLMIX_NETWORK", "SMOLMIX_SESSION", "SMOLMIX_NO_SESSION"):
+            env.pop(name, None)
+        env["XDG_STATE_HOME"] = str(base / "state")
+        env["SMOLMIX_RUNTIME_DIR"] = str(base / "run")
+        super().__init__(env)
+        self.base = base
+        self.state = base / "state" / "smolmix" / "testnet"
+        self.networks: list[subprocess.Popen[bytes]] = []
+
+    def up(self, *options: str, within: float = START_TIMEOUT) -> None:
+        from smolmix_cli.network_select import running_network
+
+        log = open(self.base / "testnet.log", "ab")  # noqa: SIM115 - the child keeps it
+        words = ["testnet", "up", "--mix-delay-ms", "0", *options]
+        self.networks.append(
+            subprocess.Popen(
+                [*_SMOLMIX, *words],
+                env=self.env,
+                cwd=REPO,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        )
+        log.close()
+        deadline = time.monotonic() + within
+        while running_network(self.state) is None:
+            assert time.monotonic() < deadline, (self.base / "testnet.log").read_text()
+            assert self.networks[-1].poll() is None, (self.base / "testnet.log").read_text()
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        self.run("session", "stop", timeout=30)
+        for proc in self.networks:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=15)
+        for pid_file in (self.base / "run").glob("*.pid"):
+            with contextlib.suppress(ValueError, ProcessLookupError, OSError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    @classmethod
+    @contextlib.contextmanager
+    def in_tmp(cls, prefix: str) -> Iterator[PrivateTestnet]:
+        testnet = cls(Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp")))
+        try:
+            yield testnet
+        finally:
+            testnet.close()

@@ -10,27 +10,17 @@ session recovers by itself (no stop/start by hand) and the last fetches succeed.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from smolmix_cli.network_select import running_network
-from tests.e2e.cli_net import CliOnTestnet
+from tests.e2e.cli_net import CliOnTestnet, PrivateTestnet
 
-REPO = Path(__file__).resolve().parents[2]
 FETCH_BUDGET = 25  # -m of each fetch: a fetch stuck on a dead route fails within it
 LOOP_LIMIT = 400  # the fetch loop is bounded in count as well as in time
 
@@ -64,35 +54,8 @@ class Loop:
             time.sleep(0.2)
 
 
-class Env(CliOnTestnet):
-    def __init__(self, base: Path) -> None:
-        env = dict(os.environ)
-        for name in ("SMOLMIX_NETWORK", "SMOLMIX_SESSION", "SMOLMIX_NO_SESSION"):
-            env.pop(name, None)
-        env["XDG_STATE_HOME"] = str(base / "state")
-        env["SMOLMIX_RUNTIME_DIR"] = str(base / "run")
-        super().__init__(env)
-        self.base = base
-        self.state = base / "state" / "smolmix" / "testnet"
-        self.network: subprocess.Popen[bytes] | None = None
-
-    def up(self, *options: str) -> None:
-        log = open(self.base / "testnet.log", "ab")  # noqa: SIM115 - the child keeps it
-        words = ["testnet", "up", "--mix-delay-ms", "0", *options]
-        self.network = subprocess.Popen(
-            [sys.executable, "-m", "smolmix_cli", *words],
-            env=self.env,
-            cwd=REPO,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-        log.close()
-        deadline = time.monotonic() + 60
-        while running_network(self.state) is None:
-            assert time.monotonic() < deadline, (self.base / "testnet.log").read_text()
-            assert self.network.poll() is None, (self.base / "testnet.log").read_text()
-            time.sleep(0.1)
+class Env(PrivateTestnet):
+    """A private `testnet up` driven through `smolmix testnet node|rotate`."""
 
     def nodes(self) -> list[dict[str, Any]]:
         data = json.loads((self.state / "network.json").read_text())
@@ -106,27 +69,14 @@ class Env(CliOnTestnet):
 
 @pytest.fixture
 def env() -> Iterator[Env]:
-    base = Path(tempfile.mkdtemp(prefix="smx-chaos-", dir="/tmp"))
-    env = Env(base)
-    try:
+    with Env.in_tmp("smx-chaos-") as env:
         yield env
-    finally:
-        env.run("session", "stop", timeout=30)
-        if env.network is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(env.network.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                env.network.wait(timeout=15)
-        for pid_file in (base / "run").glob("*.pid"):
-            with contextlib.suppress(ValueError, ProcessLookupError, OSError):
-                os.kill(int(pid_file.read_text()), signal.SIGKILL)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_a_session_carries_fetches_through_rotation_unlisting_restart_and_a_kill(
     env: Env,
 ) -> None:
-    env.up("--nodes", "6", "--exits", "3")
+    env.up("--nodes", "6", "--exits", "3", within=60)
     started = env.run("session", "start")
     assert started.returncode == 0, started.stderr
     nodes = env.nodes()
