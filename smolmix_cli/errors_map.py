@@ -7,7 +7,7 @@ the attached side (which re-raises them) all classify here, so a failure has
 the same code and text wherever it happens. The table is built on the first
 failure: importing this module costs nothing on the success path.
 
-This module sits above apps, tunnel, mixnet, config and session (it imports
+This module sits above apps, tunnel, mixnet, netstack, config and session (it imports
 their error types); only smolmix_cli.exit_codes sits below everything.
 """
 
@@ -44,6 +44,7 @@ def table() -> Mapping[type[BaseException], Entry]:
         GatewayUnavailable,
     )
     from smolmix_cli.mixnet.topology.topology import NoUsableRoute
+    from smolmix_cli.netstack.aio import StackClosed, StackStopped
     from smolmix_cli.session.daemon import SessionDaemonError
     from smolmix_cli.session.factory import OptionError
     from smolmix_cli.session.paths import SessionPathError
@@ -86,6 +87,9 @@ def table() -> Mapping[type[BaseException], Entry]:
         app.WsClosed: Rule(code.WS_ABNORMAL_CLOSE),
         # -- the tunnel (its connection errors are the apps' ConnectError, OperationTimeout)
         TunnelUnavailable: Rule(code.IPR_HANDSHAKE),
+        # the tunnel's stack stopped under a stream or socket (the tunnel was shut down or lost)
+        StackStopped: Rule(code.IPR_HANDSHAKE, "the tunnel closed"),
+        StackClosed: Rule(code.IPR_HANDSHAKE, "the tunnel closed"),
         # -- the background session and the global options
         SessionUnavailable: Rule(code.NETWORK_UNREACHABLE),
         SessionDaemonError: Rule(code.FAILURE),

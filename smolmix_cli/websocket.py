@@ -509,7 +509,9 @@ class _ClosedOnFailure:
         if isinstance(exc, TimeoutError):
             raise WebSocketTimeout("websocket handshake timed out") from None
         if isinstance(exc, anyio.BrokenResourceError | anyio.ClosedResourceError | OSError):
-            raise WebSocketHandshakeError(f"connection failed during handshake: {exc!r}") from None
+            raise WebSocketHandshakeError(
+                f"connection failed during handshake: {_first_line(exc)}"
+            ) from None
 
 
 async def client_handshake(
@@ -665,3 +667,13 @@ async def _send_reject(stream: anyio.abc.ByteStream, ws: WSConnection) -> None:
             await stream.send(data)
     except (LocalProtocolError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
         pass
+
+
+def _first_line(exc: BaseException) -> str:
+    """A broken stream in words: the OS's text or the first line of the error (no repr)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return text or (
+        "the connection was closed" if exc.__cause__ is None else _first_line(exc.__cause__)
+    )

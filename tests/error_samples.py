@@ -21,6 +21,7 @@ from smolmix_cli.mixnet.gateway.client import (
     GatewayUnavailable,
 )
 from smolmix_cli.mixnet.topology.topology import NO_USABLE_ROUTE, NoUsableRoute
+from smolmix_cli.netstack.aio import StackClosed, StackStopped
 from smolmix_cli.session.daemon import SessionDaemonError
 from smolmix_cli.session.factory import OptionError
 from smolmix_cli.session.paths import SessionPathError
@@ -157,6 +158,16 @@ SAMPLES: list[Sample] = [
         lambda: tunnel.GatewayLost("lost the gateway for 30 s (refused)"),
         C.IPR_HANDSHAKE,
         "lost the gateway for 30 s (refused)",
+    ),
+    _s(
+        lambda: StackStopped("the network stack stopped"),
+        C.IPR_HANDSHAKE,
+        "the tunnel closed: the network stack stopped",
+    ),
+    _s(
+        lambda: StackClosed("stack is not running"),
+        C.IPR_HANDSHAKE,
+        "the tunnel closed: stack is not running",
     ),
     # the session and the options
     _s(

@@ -37,6 +37,20 @@ class StackClosed(NetstackError):
     """The stack's driver has stopped (device gone or the runner left its context)."""
 
 
+class StackStopped(anyio.BrokenResourceError):
+    """A stream or socket whose stack stopped under it.
+
+    Still a `BrokenResourceError` for stream layers (TLS, HTTP), but its own type so
+    the one classification can say "the tunnel closed" instead of blaming the peer.
+    """
+
+
+def _words(exc: BaseException) -> str:
+    """Why the driver stopped, in its own first line (never a repr)."""
+    text = next((line for line in str(exc).splitlines() if line.strip()), "")
+    return f"stack stopped: {text}" if text else "stack stopped"
+
+
 def _backend_clock() -> Callable[[], float]:
     """The running backend's own clock, looked up once.
 
@@ -113,7 +127,7 @@ class StackRunner:
 
     def _fail(self, exc: BaseException) -> None:
         if self._failure is None:
-            self._failure = exc if isinstance(exc, NetstackError) else StackClosed(repr(exc))
+            self._failure = exc if isinstance(exc, NetstackError) else StackClosed(_words(exc))
         for ev in self._waiters.values():
             ev.set()
         self._waiters.clear()
@@ -406,7 +420,7 @@ class TcpStream(ByteStream):
             try:
                 await runner.wait_for(sock)
             except StackClosed as exc:
-                raise anyio.BrokenResourceError("the network stack stopped") from exc
+                raise StackStopped("the network stack stopped") from exc
 
     async def send(self, item: bytes) -> None:
         sock, runner = self._sock, self._runner
@@ -425,7 +439,7 @@ class TcpStream(ByteStream):
             try:
                 await runner.wait_for(sock)
             except StackClosed as exc:
-                raise anyio.BrokenResourceError("the network stack stopped") from exc
+                raise StackStopped("the network stack stopped") from exc
 
     async def send_eof(self) -> None:
         if self._closed:
@@ -517,7 +531,7 @@ class UdpSocket:
             try:
                 await self._runner.wait_for(self.state)
             except StackClosed as exc:
-                raise anyio.BrokenResourceError("the network stack stopped") from exc
+                raise StackStopped("the network stack stopped") from exc
 
     async def receive(self) -> tuple[bytes, Endpoint]:
         dgram = await self.receive_datagram()

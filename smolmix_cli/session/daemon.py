@@ -253,11 +253,11 @@ class SessionDaemon:
                 if self.generation == 0:
                     self._boot_error = exc  # the first boot: report it and end
                     self._notify()
-                    log(f"boot failed: {type(exc).__name__}: {exc}")
+                    log(f"boot failed: {self.classify(exc)}")
                     await anyio.sleep(0.5)  # let queued commands read the error
                     self.stop()
                     return
-                log(f"restart failed: {type(exc).__name__}: {exc}")
+                log(f"restart failed: {self.classify(exc)}")
                 self._restart_error = exc
                 failures += 1
             finally:

@@ -48,7 +48,7 @@ from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.base58 import b58encode
 from smolmix_cli.mixnet.client.client import MixnetClient
 from smolmix_cli.mixnet.directory.nym_api import NymApiClient
-from smolmix_cli.mixnet.errors import MixnetError
+from smolmix_cli.mixnet.errors import MixnetError, failure_words
 from smolmix_cli.mixnet.gateway.client import unwrap_single_exception
 from smolmix_cli.mixnet.topology.topology import Topology
 from smolmix_cli.netstack.aio import StackClosed, StackRunner, TcpStream, UdpSocket
@@ -212,7 +212,7 @@ class Tunnel:
 
     def _fail(self, exc: BaseException) -> None:
         self.failure = exc
-        self._set_state(TunnelState.FAILED, f"{type(exc).__name__}: {exc}")
+        self._set_state(TunnelState.FAILED, failure_words(exc))
 
     async def wait_ready(self, timeout: float | None = None) -> None:
         """Return once the tunnel carries traffic; raise if it failed or closed meanwhile."""

@@ -321,3 +321,29 @@ async def test_an_error_while_reading_the_device_ends_the_runner() -> None:
             dev.far.send_nowait(b"\x45" + bytes(19))
             await anyio.sleep(1)
     assert info.group_contains(RuntimeError, match="device read failed")
+
+
+async def test_a_stack_stopped_under_waiting_sockets_is_the_tunnel_closing() -> None:
+    """A socket waiting when its stack stops gets `StackStopped`, which the one classification
+    reports as the tunnel closing (97), not as an internal error with a class name."""
+    from smolmix_cli.errors_map import classify
+    from smolmix_cli.netstack.aio import StackStopped
+
+    failures: list[BaseException] = []
+    with anyio.fail_after(10):
+        async with two_stacks() as (ra, _rb):
+            udp = ra.bind_udp()
+
+            async def wait_for_a_datagram() -> None:
+                try:
+                    await udp.receive()
+                except anyio.BrokenResourceError as exc:
+                    failures.append(exc)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(wait_for_a_datagram)
+                await anyio.sleep(0.05)
+                ra._fail(RuntimeError("the tunnel shut down"))
+    assert len(failures) == 1 and isinstance(failures[0], StackStopped)
+    error = classify(failures[0])
+    assert (int(error.code), str(error)) == (97, "the tunnel closed: the network stack stopped")

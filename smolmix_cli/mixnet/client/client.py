@@ -37,7 +37,7 @@ from smolmix_cli.mixnet.client.core import (
     ReceivedMessage,
 )
 from smolmix_cli.mixnet.client.key_store import KeyStore
-from smolmix_cli.mixnet.errors import MixnetError
+from smolmix_cli.mixnet.errors import MixnetError, failure_words
 from smolmix_cli.mixnet.gateway.client import (
     GatewayClient,
     GatewayUnavailable,
@@ -613,7 +613,7 @@ class MixnetClient:
                     raise NoUsableRoute("refreshed topology has an empty layer or no gateway")
             except (MixnetError, OSError) as exc:
                 self.topology_refresh_failures += 1
-                self.last_topology_error = f"{type(exc).__name__}: {exc}"
+                self.last_topology_error = failure_words(exc)
                 continue
             self._core.set_topology(topology)
             current = topology
@@ -659,8 +659,7 @@ def _skip_reason(exc: GatewayUnavailable) -> tuple[str, bool]:
         return "it only accepts zk-nym credentials (no free bandwidth)", False
     if cause is None:
         return str(exc), False
-    reason = f"{type(cause).__name__}: {cause}"
-    return reason, isinstance(cause, WebSocketError | OSError)
+    return failure_words(cause), isinstance(cause, WebSocketError | OSError)
 
 
 def _ns(seconds: float) -> int:

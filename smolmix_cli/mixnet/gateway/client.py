@@ -23,7 +23,7 @@ import anyio
 import anyio.abc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from smolmix_cli.mixnet.errors import MixnetError
+from smolmix_cli.mixnet.errors import MixnetError, failure_words
 from smolmix_cli.mixnet.gateway import session_events as ev
 from smolmix_cli.mixnet.gateway.client_session import ClientState, GatewayClientSession
 from smolmix_cli.mixnet.gateway.handshake import (
@@ -240,7 +240,7 @@ class GatewayClient:
                     continue
             except _ConnectionEnded as ended:
                 error = ended.error
-                self.stats.last_error = f"{type(error).__name__}: {error}"
+                self.stats.last_error = failure_words(error)
                 if self._is_closed():
                     return
                 if not self._started:
