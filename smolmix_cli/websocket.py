@@ -21,7 +21,7 @@ import re
 import ssl
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from urllib.parse import urlsplit
@@ -149,6 +149,10 @@ class WebSocketConnection:
         self.subprotocol = subprotocol
         self._send_lock = anyio.Lock()
         self._recv_lock = anyio.Lock()
+        self._progress = anyio.Event()
+        """Set (and replaced) whenever the reader processed bytes or let go of the stream:
+        a task that waits for a pong or a close reply while another reads wakes on it,
+        checks, and takes over the reading when nobody else does it."""
         self._ready: deque[str | bytes] = deque()
         self._text_parts: list[str] = []
         self._bytes_parts: list[bytes] = []
@@ -225,7 +229,7 @@ class WebSocketConnection:
         """Next whole message: str for text, bytes for binary. Raises WebSocketClosed."""
         try:
             with anyio.fail_after(timeout):
-                async with self._recv_lock:
+                async with self._reading():
                     await self._process_events()  # frames that came with the handshake
                     while not self._ready:
                         if self._close is not None and (
@@ -256,6 +260,27 @@ class WebSocketConnection:
             await self._close_stream()
             return
         await self._process_events()
+        self._kick()
+
+    @contextlib.asynccontextmanager
+    async def _reading(self) -> AsyncIterator[None]:
+        """Hold the stream's read side; whoever waits on another reader hears the release."""
+        async with self._recv_lock:
+            try:
+                yield
+            finally:
+                self._kick()
+
+    def _kick(self) -> None:
+        progress, self._progress = self._progress, anyio.Event()
+        progress.set()
+
+    def _readable(self) -> bool:
+        """Bytes may still come: the stream is open and no close has been answered."""
+        state = self._ws.state
+        return not self._stream_closed and (
+            state is ConnectionState.OPEN or state is ConnectionState.LOCAL_CLOSING
+        )
 
     async def _process_events(self) -> None:
         await self._events()
@@ -343,6 +368,7 @@ class WebSocketConnection:
         for waiter in self._pong_waiters.values():
             waiter.set()
         self._pong_waiters.clear()
+        self._kick()
 
     # -- ping ------------------------------------------------------------------
 
@@ -365,11 +391,12 @@ class WebSocketConnection:
                 await self._write(Ping(payload=payload))
                 while not waiter.is_set():
                     if self._recv_lock.locked():
-                        await waiter.wait()
-                    else:
-                        async with self._recv_lock:
-                            if not waiter.is_set() and self._close is None:
-                                await self._receive_step()
+                        await self._progress.wait()  # the reader sees the pong, or lets go
+                        continue
+                    async with self._reading():
+                        if waiter.is_set() or not self._readable():
+                            break
+                        await self._receive_step()
                 if self._close is not None:
                     raise self._close
         except TimeoutError:
@@ -421,10 +448,11 @@ class WebSocketConnection:
                     # Wait for the peer's close frame (someone must read it).
                     while self._local_closing():
                         if self._recv_lock.locked():
-                            await self._closed_event.wait()
-                            break
-                        async with self._recv_lock:
-                            await self._receive_step()
+                            await self._progress.wait()  # the reader sees it, or lets go
+                            continue
+                        async with self._reading():
+                            if self._local_closing():
+                                await self._receive_step()
             finally:
                 self._close_wait = None
             self._mark_closed(self._close or WebSocketClosed(code, reason, local=True))
