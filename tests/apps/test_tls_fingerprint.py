@@ -12,8 +12,8 @@ import re
 import shutil
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
@@ -26,6 +26,7 @@ from smolmix_cli.apps.http_client import HttpClient
 from tests.apps.client_hello import EXT_ALPN, EXT_SERVER_NAME, Incomplete, fingerprint, parse
 from tests.apps.helpers import get
 from tests.apps.os_connector import OsConnector
+from tests.first_bytes import first_bytes_catcher
 
 pytestmark = pytest.mark.anyio
 
@@ -46,37 +47,17 @@ def _curl() -> str:
     return curl
 
 
-@asynccontextmanager
-async def hello_catcher() -> AsyncIterator[tuple[int, Callable[[], Awaitable[bytes]]]]:
+def hello_complete(wire: bytes) -> bool:
+    try:
+        parse(wire)
+    except Incomplete:
+        return False
+    return True
+
+
+def hello_catcher() -> AbstractAsyncContextManager[tuple[int, Callable[[], Awaitable[bytes]]]]:
     """A loopback port and a function returning the next ClientHello sent to it."""
-    send, receive = anyio.create_memory_object_stream[bytes](4)
-
-    async def handle(stream: anyio.abc.SocketStream) -> None:
-        wire = b""
-        async with stream:
-            with anyio.move_on_after(5):
-                while True:
-                    try:
-                        wire += await stream.receive()
-                    except (anyio.EndOfStream, anyio.BrokenResourceError):
-                        break
-                    try:
-                        parse(wire)
-                    except Incomplete:
-                        continue
-                    break
-        await send.send(wire)
-
-    async def next_hello() -> bytes:
-        with anyio.fail_after(10):
-            return await receive.receive()
-
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-    port = int(listener.extra(anyio.abc.SocketAttribute.local_address)[1])
-    async with listener, send, receive, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, handle)
-        yield port, next_hello
-        tg.cancel_scope.cancel()
+    return first_bytes_catcher(hello_complete)
 
 
 async def curl_hello(curl: str, *args: str) -> dict[str, object]:

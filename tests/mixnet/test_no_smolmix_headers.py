@@ -8,50 +8,24 @@ clients send (see USER_AGENT in nym_api.py and GatewayClient._connection).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 
-import anyio
-import anyio.abc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from smolmix_cli.mixnet.directory.nym_api import USER_AGENT, ApiUrl, NymApiClient
 from smolmix_cli.mixnet.gateway.client import GatewayClient, GatewayUnavailable
+from tests.first_bytes import first_bytes_catcher
 
 pytestmark = pytest.mark.anyio
 
 
-@asynccontextmanager
-async def head_catcher(
+def head_catcher(
     answer: bytes,
-) -> AsyncIterator[tuple[int, Callable[[], Awaitable[bytes]]]]:
+) -> AbstractAsyncContextManager[tuple[int, Callable[[], Awaitable[bytes]]]]:
     """A loopback port that keeps each request head, answers `answer` and hangs up."""
-    send, receive = anyio.create_memory_object_stream[bytes](4)
-
-    async def handle(stream: anyio.abc.SocketStream) -> None:
-        head = b""
-        async with stream:
-            with anyio.move_on_after(5):
-                while b"\r\n\r\n" not in head:
-                    try:
-                        head += await stream.receive()
-                    except (anyio.EndOfStream, anyio.BrokenResourceError):
-                        break
-                if answer:
-                    await stream.send(answer)
-        await send.send(head)
-
-    async def next_head() -> bytes:
-        with anyio.fail_after(10):
-            return await receive.receive()
-
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-    port = int(listener.extra(anyio.abc.SocketAttribute.local_address)[1])
-    async with listener, send, receive, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, handle)
-        yield port, next_head
-        tg.cancel_scope.cancel()
+    return first_bytes_catcher(lambda head: b"\r\n\r\n" in head, answer)
 
 
 def headers(head: bytes) -> dict[str, str]:
