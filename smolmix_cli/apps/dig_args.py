@@ -15,9 +15,10 @@ from __future__ import annotations
 import ipaddress
 import shlex
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 from smolmix_cli.apps import dns
+from smolmix_cli.apps.dig_output import Display
 from smolmix_cli.apps.dns_transports import DnsServer, parse_server
 from smolmix_cli.apps.errors import DnsError, DnsUsageError
 
@@ -41,14 +42,11 @@ class Lookup:
     tcp: bool = False
     timeout: float = dns.DEFAULT_TIMEOUT
     tries: int = dns.DEFAULT_TRIES
-    question: bool = True
-    answer: bool = True
-    authority: bool = True
-    additional: bool = True
-    comments: bool = True
-    stats: bool = True
-    ttlid: bool = True
-    show_class: bool = True
+    display: Display = field(default_factory=Display)
+    """What of the reply to print (frozen: lookups copied from the default share it)."""
+
+    def show(self, **changes: bool) -> None:
+        self.display = replace(self.display, **changes)
 
     def flags(self) -> dns.QueryFlags:
         return dns.QueryFlags(
@@ -106,6 +104,7 @@ _BOOL_OPTIONS = (
 )
 _VALUE_OPTIONS = ("padding", "retry", "time", "tries", "timeout")
 _ALIASES = {"ad": "adflag", "cd": "cdflag", "vc": "tcp", "rec": "recurse", "timeout": "time"}
+_DISPLAY = {f.name for f in fields(Display)}
 _NO_OPS = {"cookie", "search"}
 """Accepted for scripts' sake; what they change does not exist here (docs/compat.md)."""
 
@@ -138,31 +137,44 @@ def plus_option(token: str, lookup: Lookup, run: DigRun) -> None:
     if has_value and name != "edns":
         raise DnsUsageError(f"Invalid option: {token}")
     if name == "all":
-        lookup.question = lookup.answer = lookup.authority = lookup.additional = state
-        lookup.comments = lookup.stats = state
+        lookup.show(
+            question=state,
+            answer=state,
+            authority=state,
+            additional=state,
+            comments=state,
+            stats=state,
+        )
         run.printcmd = state
     elif name == "short":
         run.short = state
         if state:
             run.printcmd = False
-            lookup.answer = True
-            lookup.question = lookup.authority = lookup.additional = False
-            lookup.comments = lookup.stats = False
+            lookup.show(
+                answer=True,
+                question=False,
+                authority=False,
+                additional=False,
+                comments=False,
+                stats=False,
+            )
     elif name == "yaml":
         run.yaml = state
         if state:
             run.printcmd = False
-            lookup.stats = False
+            lookup.show(stats=False)
     elif name == "cmd":
         run.printcmd = state
     elif name == "json":
         run.json = state
     elif name == "class":
-        lookup.show_class = state
+        lookup.show(show_class=state)
     elif name == "edns":
         if has_value and (not value.isdigit() or int(value) != 0):
             raise DnsUsageError(f"Invalid option: {token} (only EDNS version 0)")
         lookup.edns = state
+    elif name in _DISPLAY:
+        lookup.show(**{name: state})
     elif name not in _NO_OPS:
         setattr(lookup, name, state)
 

@@ -85,19 +85,6 @@ def default_server(globals_: GlobalOptions, session: Any) -> DnsServer:
     return parse_server(UPSTREAM_DEFAULT)
 
 
-def _display(lookup: Lookup) -> dig_output.Display:
-    return dig_output.Display(
-        question=lookup.question,
-        answer=lookup.answer,
-        authority=lookup.authority,
-        additional=lookup.additional,
-        comments=lookup.comments,
-        stats=lookup.stats,
-        ttlid=lookup.ttlid,
-        show_class=lookup.show_class,
-    )
-
-
 def _with_port(server: DnsServer, port: int | None) -> DnsServer:
     if port is None or server.transport not in ("udp", "tcp"):
         return server
@@ -136,16 +123,20 @@ class _Printer:
             self.out.flush()
 
     def reply(self, result: dns.DnsResult, lookup: Lookup) -> None:
-        if result.truncated_fallback and lookup.comments and not (self.run.short or self.run.json):
+        if (
+            result.truncated_fallback
+            and lookup.display.comments
+            and not (self.run.short or self.run.json)
+        ):
             self.out.write(";; Truncated, retrying in TCP mode.\n")  # before the greeting, as dig
         if self.run.json:
             self.write(json.dumps(dns_format.rfc8427(result)) + "\n")
         elif self.run.short:
-            self.write(dns_format.short_text(result) if lookup.answer else "")
+            self.write(dns_format.short_text(result) if lookup.display.answer else "")
         elif self.run.yaml:
-            self.write(dig_output.yaml_text(result, _display(lookup), received=time.time()))
+            self.write(dig_output.yaml_text(result, lookup.display, received=time.time()))
         else:
-            self.write(dig_output.message_text(result, _display(lookup)))
+            self.write(dig_output.message_text(result, lookup.display))
 
 
 def _lookups(env: CliEnv, run: DigRun, batch: list[list[str]]) -> Iterator[Lookup]:

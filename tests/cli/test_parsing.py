@@ -127,7 +127,7 @@ def test_dig_grammar_names_types_servers_and_plus_options() -> None:
 def test_dig_grammar_defaults_globals_and_root_query() -> None:
     plan = _plan("+noall", "+answer", "+norec", "a.test", "+dnssec", "b.test")
     a, b = plan.lookups
-    assert not plan.printcmd and a.answer and not a.question and not a.recurse
+    assert not plan.printcmd and a.display.answer and not a.display.question and not a.recurse
     assert a.flags().dnssec_ok and not b.flags().dnssec_ok  # after a name: that lookup's
     root = _plan("@1.1.1.1").lookups
     assert [(q.name, q.qtype) for q in root] == [(".", 2)]
