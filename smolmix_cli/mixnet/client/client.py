@@ -160,6 +160,7 @@ class ClientStats:
     surb_requests_sent: int
     surb_requests_served: int
     dropped_pushes: int
+    nodes_avoided: int
     gateway_connects: int
     gateway_connection_losses: int
     bandwidth_remaining: int
@@ -558,6 +559,7 @@ class MixnetClient:
             surb_requests_sent=core.surb_requests_sent,
             surb_requests_served=core.surb_requests_served,
             dropped_pushes=core.dropped_pushes,
+            nodes_avoided=core.nodes_avoided,
             gateway_connects=gateway.connects if gateway else 0,
             gateway_connection_losses=gateway.connection_losses if gateway else 0,
             bandwidth_remaining=gateway.bandwidth_remaining if gateway else 0,

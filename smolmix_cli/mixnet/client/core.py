@@ -58,6 +58,7 @@ from smolmix_cli.mixnet.message.reply_surb import ReplySurb
 from smolmix_cli.mixnet.packet.mix_packet import MixPacket
 from smolmix_cli.mixnet.packet.size import SphinxKeyRotation
 from smolmix_cli.mixnet.packet.sphinx import VERSION_PAYLOAD_KEY_SEEDS
+from smolmix_cli.mixnet.topology.health import NodeHealth
 from smolmix_cli.mixnet.topology.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -209,6 +210,8 @@ class CoreStats:
     surb_requests_served: int = 0
     surb_requests_ignored: int = 0
     dropped_pushes: int = 0
+    nodes_avoided: int = 0
+    """Mix nodes new routes currently leave out (topology.health: they drop everything)."""
 
     @property
     def packets_sent(self) -> int:
@@ -243,6 +246,7 @@ class _Pending:
     deadline: float | None = None  # None while it waits in the queue
     expected_rtt: float = 0.0  # of the copy sent last (seconds)
     sent_at: float = 0.0  # when the copy sent last left the queue
+    route: tuple[int, ...] = ()  # node ids of the copy sent last and of its ack
 
 
 @dataclass
@@ -281,6 +285,9 @@ class ClientCore:
         self.preparer = preparer
         self.receiver = receiver
         self.topology = topology
+        self.health = NodeHealth()
+        self._routes = topology
+        """`topology` minus the mix nodes `health` says drop everything: what new routes use."""
         self.config = config if config is not None else CoreConfig()
         self.rng = rng if rng is not None else random.SystemRandom()
         self.stats = CoreStats()
@@ -326,6 +333,7 @@ class ClientCore:
     def set_topology(self, topology: Topology) -> None:
         """Routes of packets prepared from now on (retransmissions too) use this topology."""
         self.topology = topology
+        self._routes = topology.avoiding(self._routes.avoid)
 
     # -- sending ----------------------------------------------------------------------
 
@@ -426,12 +434,12 @@ class ClientCore:
 
     def _prepare(self, fragment: Fragment, destination: _Destination) -> PreparedFragment:
         if isinstance(destination, _ToRecipient):
-            return self.preparer.prepare_fragment(fragment, destination.recipient, self.topology)
+            return self.preparer.prepare_fragment(fragment, destination.recipient, self._routes)
         store = self._surbs.get(destination.sender_tag)
         if store is None or not store.surbs:
             raise NoReplySurbs(1, 0)
         surb, rotation = store.surbs.popleft()
-        return self.preparer.prepare_reply_fragment(fragment, surb, self.topology, rotation)
+        return self.preparer.prepare_reply_fragment(fragment, surb, self._routes, rotation)
 
     # -- the traffic schedule -------------------------------------------------------------
 
@@ -480,7 +488,7 @@ class ClientCore:
     def _cover(self, now: float) -> MixPacket:
         del now
         self.stats.cover_packets_sent += 1
-        return self.preparer.cover_packet(self.topology).mix_packet
+        return self.preparer.cover_packet(self._routes).mix_packet
 
     def _pop_real(self, now: float) -> MixPacket | None:
         while self._queue:
@@ -513,6 +521,7 @@ class ClientCore:
             rtt = prepared.total_delay_ns / NS_PER_S
             pending.expected_rtt = rtt
             pending.sent_at = now
+            pending.route = prepared.route
             pending.deadline = now + self._ack_timeout(rtt)
             self.stats.real_packets_sent += 1
             if item.retransmission:
@@ -608,6 +617,7 @@ class ClientCore:
             pending = self._pending.get(fid)
             if pending is None:
                 continue  # its message failed a moment ago
+            self.health.observe(pending.route, False, now)
             if not pending.retransmit:
                 self.stats.sent_once_unacked += 1
                 self._fail_message(pending.message_id, "no ack (sent without retransmission)")
@@ -623,10 +633,23 @@ class ClientCore:
             retransmit.append(_Queued(fid, None, retransmission=True))
         # Retransmissions go ahead of new data, oldest first.
         self._queue.extendleft(reversed(retransmit))
+        self._route_around(now)
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + HOUSEKEEPING_INTERVAL
             self.receiver.expire(now)
             self._expire_surbs(now)
+
+    def _route_around(self, now: float) -> None:
+        """Leave the mix nodes that drop everything out of new routes (and SURBs)."""
+        avoid = self.health.avoided(now)
+        if avoid != self._routes.avoid:
+            if avoid - self._routes.avoid:
+                log.info(
+                    "routing around mix nodes %s: no round trip through them completes",
+                    sorted(avoid - self._routes.avoid),
+                )
+            self._routes = self.topology.avoiding(avoid)
+            self.stats.nodes_avoided = len(avoid)
 
     def _fail_message(self, message_id: int, reason: str) -> None:
         message = self._messages.pop(message_id, None)
@@ -671,6 +694,7 @@ class ClientCore:
         self.stats.acks_received += 1
         if pending.retries == 0 and pending.deadline is not None:
             self._sample_ack_rtt(max(0.0, now - pending.sent_at - pending.expected_rtt))
+            self.health.observe(pending.route, True, now)  # which copy came back is unknown else
         message = self._messages.get(pending.message_id)
         if message is None:
             return
@@ -731,7 +755,7 @@ class ClientCore:
             return
         amount = min(request.amount, self.config.max_reply_surbs_per_request)
         v2 = self.preparer.sphinx_version == VERSION_PAYLOAD_KEY_SEEDS
-        surbs = tuple(self.preparer.reply_surbs(amount, self.topology))
+        surbs = tuple(self.preparer.reply_surbs(amount, self._routes))
         message = RepliableMessage(
             tag,
             RepliableContentTag.ADDITIONAL_SURBS_V2 if v2 else RepliableContentTag.ADDITIONAL_SURBS,

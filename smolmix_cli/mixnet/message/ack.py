@@ -58,6 +58,8 @@ class SurbAck:
     first_hop: NodeAddress
     packet: bytes
     expected_delay_ns: int = 0
+    route: tuple[int, ...] = ()
+    """Node ids the ack crosses (the sender's own record; not on the wire)."""
 
     def __post_init__(self) -> None:
         if len(self.packet) != PacketSize.ACK.size:
@@ -100,7 +102,7 @@ def build_surb_ack(
         sphinx_version,
         random_bytes=rng.randbytes,
     )
-    return SurbAck(route[0].address, packet, sum(delays[:-1]))
+    return SurbAck(route[0].address, packet, sum(delays[:-1]), tuple(n.node_id for n in route))
 
 
 def is_ack_push(pushed: bytes) -> bool:

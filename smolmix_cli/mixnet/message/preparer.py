@@ -59,6 +59,9 @@ class PreparedFragment:
     mix_packet: MixPacket
     fragment_id: FragmentId
     total_delay_ns: int
+    route: tuple[int, ...] = ()
+    """Node ids of the packet's route and its ack's, for health.NodeHealth; () when part
+    of the round trip is a route we did not choose (a reply SURB's)."""
 
 
 def regular_payload(
@@ -122,7 +125,7 @@ class MessagePreparer:
 
     def _forward_packet(
         self, plaintext: bytes, recipient: Recipient, topology: Topology, version: int
-    ) -> tuple[MixPacket, int]:
+    ) -> tuple[MixPacket, int, tuple[int, ...]]:
         route = random_route(topology, recipient.gateway, self.rng)
         delays = exponential_delays(self.average_packet_delay_ns, len(route), self.rng)
         packet = build_packet(
@@ -135,7 +138,7 @@ class MessagePreparer:
             random_bytes=self.rng.randbytes,
         )
         mix_packet = MixPacket(route[0].address, packet, PacketType.MIX, topology.key_rotation)
-        return mix_packet, sum(delays[:-1])
+        return mix_packet, sum(delays[:-1]), tuple(n.node_id for n in route)
 
     def prepare_fragment(
         self, fragment: Fragment, recipient: Recipient, topology: Topology
@@ -148,10 +151,12 @@ class MessagePreparer:
             recipient.encryption_key,
             self._ephemeral_private(),
         )
-        mix_packet, delay = self._forward_packet(
+        mix_packet, delay, route = self._forward_packet(
             plaintext, recipient, topology, self.sphinx_version
         )
-        return PreparedFragment(mix_packet, fragment.fragment_id, delay + ack.expected_delay_ns)
+        return PreparedFragment(
+            mix_packet, fragment.fragment_id, delay + ack.expected_delay_ns, route + ack.route
+        )
 
     def prepare_message(
         self, message: NymMessage, recipient: Recipient, topology: Topology
@@ -217,5 +222,5 @@ class MessagePreparer:
         plaintext = regular_payload(
             ack.to_bytes(), content, self.sender.encryption_key, self._ephemeral_private()
         )
-        mix_packet, delay = self._forward_packet(plaintext, self.sender, topology, version)
+        mix_packet, delay, _route = self._forward_packet(plaintext, self.sender, topology, version)
         return PreparedFragment(mix_packet, COVER_FRAGMENT_ID, delay + ack.expected_delay_ns)

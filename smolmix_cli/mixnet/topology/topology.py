@@ -13,6 +13,7 @@ malformed document (metadata, pagination, the list itself) fails the page.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import ipaddress
 import math
@@ -472,6 +473,9 @@ class Topology:
     """Nodes the directory listed that this topology left out, by reason."""
     next_rotation_at: float | None = field(default=None, compare=False)
     """When key-rotation-info predicts the next key rotation (Unix seconds)."""
+    avoid: frozenset[int] = field(default=frozenset(), compare=False)
+    """Mix node ids new routes leave out (health.NodeHealth's suspects), unless a layer
+    would be left empty."""
 
     @classmethod
     def from_directory(
@@ -525,7 +529,14 @@ class Topology:
 
     def layer(self, number: int) -> list[Node]:
         """Known nodes of mix layer 1, 2 or 3 (ids without details are skipped)."""
-        return [self.nodes[i] for i in self.rewarded_set.layer(number) if i in self.nodes]
+        known = [self.nodes[i] for i in self.rewarded_set.layer(number) if i in self.nodes]
+        if self.avoid:
+            return [n for n in known if n.node_id not in self.avoid] or known
+        return known
+
+    def avoiding(self, node_ids: frozenset[int]) -> Topology:
+        """The same topology with routes leaving out `node_ids` where a layer allows."""
+        return self if node_ids == self.avoid else dataclasses.replace(self, avoid=node_ids)
 
     def gateways(self) -> list[Node]:
         ids = dict.fromkeys(self.rewarded_set.entry_gateways + self.rewarded_set.exit_gateways)
