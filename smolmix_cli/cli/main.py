@@ -32,6 +32,8 @@ COMMANDS = {
     "ping": "smolmix_cli.cli.ping",
     "doctor": "smolmix_cli.cli.doctor",
     "testnet": "smolmix_cli.cli.testnet",
+    "completion": "smolmix_cli.cli.shipped_docs",
+    "man": "smolmix_cli.cli.shipped_docs",
 }
 
 
