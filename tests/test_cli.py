@@ -24,6 +24,7 @@ def test_help_lists_only_finished_commands() -> None:
     # Every subcommand listed must be registered and finished.
     assert sorted(cli.commands) == [
         "completion",
+        "config",
         "connect",
         "doctor",
         "fetch",

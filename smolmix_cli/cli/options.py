@@ -2,6 +2,9 @@
 
 They live on the group so one spelling works for every command (and for the
 background session); each command reads them through `global_options(ctx)`.
+Each has an environment variable, SMOLMIX_ and its name (SMOLMIX_MTU,
+SMOLMIX_NO_COVER), and a key in the config file (cli/config_defaults.py): a value
+comes from the command line, else the variable, else the file, else the default.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
+from smolmix_cli.cli.config_defaults import config_options, named_network
 from smolmix_cli.options import GlobalOptions, Spelling, option_fields
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -37,11 +42,14 @@ def _click_option(field: str, default: object, spelling: Spelling) -> Callable[[
     else:
         extra["type"] = _click_type(spelling)
         extra["default"] = spelling.cli_default if spelling.cli_default is not None else default
+    if field == "network":
+        extra["callback"] = named_network  # `--network NAME` of the config file's [networks]
     return click.option(
         spelling.name,
         spelling.param(field),
         metavar=spelling.metavar,
-        envvar=spelling.envvar,
+        envvar=spelling.variable,
+        show_envvar=spelling.envvar is None,  # the others name theirs in their help
         show_default=spelling.show_default or None,
         help=spelling.help,
         **extra,
@@ -58,10 +66,36 @@ def click_options() -> list[Callable[[F], F]]:
 
 
 def global_option_decorators(func: F) -> F:
-    """Apply the shared options (in `--help` order) to the group callback."""
-    for option in reversed(click_options()):
+    """Apply the shared options and the config file's (in `--help` order) to the group callback."""
+    for option in reversed([*click_options(), *config_options()]):
         func = option(func)
     return func
+
+
+_RANK = {ParameterSource.COMMANDLINE: 0, ParameterSource.ENVIRONMENT: 1}
+_RANK[ParameterSource.DEFAULT_MAP] = 2
+
+
+def ranked_params(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any]:
+    """`params` without the spellings of an option that a higher source overrides.
+
+    `--session start` typed beats `no-session = true` in the file, as any typed value
+    beats the file; from the same source the flag still wins (`from_params`).
+    """
+    out = dict(params)
+    for field, spec in option_fields():
+        names = [s.param(field.name) for s in spec.spellings]
+        ranks = {name: _rank(ctx, name, params.get(name)) for name in names}
+        best = min(ranks.values())
+        out.update({name: None for name, rank in ranks.items() if rank > best})
+    return out
+
+
+def _rank(ctx: click.Context, name: str, value: Any) -> int:
+    source = ctx.get_parameter_source(name)
+    if value is None or value is False or value == () or source is None:
+        return 9  # not said at all
+    return _RANK.get(source, 3)
 
 
 def global_options(ctx: click.Context) -> GlobalOptions:
