@@ -257,6 +257,18 @@ class GlobalOptions:
             "background session. Env: SMOLMIX_NO_SESSION=1. Example: --no-session",
         ),
     )
+    config: str | None = option(  # None: SMOLMIX_CONFIG's, else the XDG one; "": none
+        None,
+        Spelling(
+            "--config",
+            metavar="FILE",
+            envvar="SMOLMIX_CONFIG",
+            help="Read defaults from this TOML file instead of "
+            "$XDG_CONFIG_HOME/smolmix/config.toml (`smolmix config show` shows what it sets). "
+            "Env: SMOLMIX_CONFIG. Example: --config ./smolmix.toml",
+        ),
+        Spelling("--no-config", sets="", help="Read no config file. Example: --no-config"),
+    )
 
 
 def option_fields() -> list[tuple[dataclasses.Field[Any], OptionSpec]]:

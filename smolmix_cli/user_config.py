@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,15 +102,13 @@ class UserConfig:
         return out
 
 
-def choose(explicit: str | None, environ: Mapping[str, str], *, disabled: bool) -> UserConfig:
-    """Which file to read, not read yet: --no-config, --config, SMOLMIX_CONFIG, the default."""
-    if disabled:
-        return UserConfig(None, "--no-config")
-    if explicit:
-        return UserConfig(Path(explicit).expanduser(), "--config")
-    if environ.get(CONFIG_ENV):
-        return UserConfig(Path(environ[CONFIG_ENV]).expanduser(), CONFIG_ENV)
-    return UserConfig(default_path(), "default")
+def choose(path: str | None, origin: str) -> UserConfig:
+    """Which file to read, not read yet: "" none, None the default, else that file."""
+    if path == "":
+        return UserConfig(None, origin)
+    if path is None:
+        return UserConfig(default_path(), "default")
+    return UserConfig(Path(path).expanduser(), origin)
 
 
 def load(choice: UserConfig) -> UserConfig:

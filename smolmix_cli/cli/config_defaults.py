@@ -8,17 +8,17 @@ command's options. A key is an option's long name (`max-redirs = 10` in
 a mistake stops the command with one `FILE:LINE: KEY: ...` line and exit 2.
 A command's table is checked when that command runs (a table for `fetch`
 does not make `ws` import fetch); `smolmix config show` checks them all.
-The group's `--config`/`--no-config` choose the file (cli/options.py adds them).
+The group's `--config`/`--no-config` choose the file: global options like the
+others (options.py), so a background session is given the same file.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from smolmix_cli.user_config import (
     BUILT_IN_NETWORKS,
@@ -126,16 +126,13 @@ class RootDefaults(CommandDefaults):
         self._loaded = False
         self.failure: ConfigError | None = None
         self.named: dict[str, Path] = {}
-        self.config = choose(None, {}, disabled=True)
+        self.config = choose("", "--no-config")
 
     def load(self) -> None:
         if self._loaded:
             return
         self._loaded = True
-        meta = self.ctx.meta
-        self.config = choose(
-            meta.get(_CONFIG_FILE), os.environ, disabled=bool(meta.get(_NO_CONFIG))
-        )
+        self.config = _choice(self.ctx)
         try:
             self.config = load(self.config)
             self.named = self.config.networks()
@@ -167,43 +164,35 @@ def root_defaults(ctx: click.Context) -> RootDefaults | None:
     return found if isinstance(found, RootDefaults) else None
 
 
-# -- the group's --config and --no-config --------------------------------------------------
+# -- the group's --config and --no-config (options.py; cli/options.py makes them eager) ------
 
-_CONFIG_FILE = "smolmix.config_file"
-_NO_CONFIG = "smolmix.no_config"
-
-
-def _remember(key: str) -> Callable[[click.Context, click.Parameter, Any], None]:
-    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
-        ctx.meta[key] = value
-        if not isinstance(ctx.default_map, RootDefaults):
-            ctx.default_map = RootDefaults(ctx)
-
-    return callback
+_CHOSEN = "smolmix.config_choice"
+_RANK = {ParameterSource.COMMANDLINE: 0, ParameterSource.ENVIRONMENT: 1}
+_RANK[ParameterSource.DEFAULT_MAP] = 2
 
 
-def config_options() -> list[Callable[[Any], Any]]:
-    """`--config FILE` (or SMOLMIX_CONFIG) and `--no-config`: which file gives the defaults."""
-    return [
-        click.option(
-            "--config",
-            metavar="FILE",
-            is_eager=True,
-            expose_value=False,
-            callback=_remember(_CONFIG_FILE),
-            help="Read defaults from this TOML file instead of "
-            "$XDG_CONFIG_HOME/smolmix/config.toml (`smolmix config show` shows what it "
-            f"sets). Env: {CONFIG_ENV}. Example: --config ./smolmix.toml",
-        ),
-        click.option(
-            "--no-config",
-            is_flag=True,
-            is_eager=True,
-            expose_value=False,
-            callback=_remember(_NO_CONFIG),
-            help="Read no config file. Example: --no-config",
-        ),
-    ]
+def rank(source: ParameterSource | None) -> int:
+    """Where a value came from, as a precedence: 0 typed ... 3 built in, 9 nowhere."""
+    return 9 if source is None else _RANK.get(source, 3)
+
+
+def remember_choice(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Callback of --config and --no-config: note the value, make the lazy map."""
+    if param.name and value not in (None, False):
+        ctx.meta.setdefault(_CHOSEN, {})[param.name] = (value, ctx.get_parameter_source(param.name))
+    if not isinstance(ctx.default_map, RootDefaults):
+        ctx.default_map = RootDefaults(ctx)
+    return value
+
+
+def _choice(ctx: click.Context) -> UserConfig:
+    chosen: dict[str, tuple[Any, ParameterSource | None]] = ctx.meta.get(_CHOSEN, {})
+    path, path_source = chosen.get("config", (None, None))
+    off, off_source = chosen.get("no_config", (False, None))
+    if off and rank(off_source) <= rank(path_source):  # from one source, the flag wins
+        return choose("", "--no-config")
+    origin = CONFIG_ENV if path_source is ParameterSource.ENVIRONMENT else "--config"
+    return choose(path, origin)
 
 
 def named_network(ctx: click.Context, param: click.Parameter, value: Any) -> Any:

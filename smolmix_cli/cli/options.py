@@ -13,9 +13,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
-from click.core import ParameterSource
 
-from smolmix_cli.cli.config_defaults import config_options, named_network
+from smolmix_cli.cli.config_defaults import named_network, rank, remember_choice
 from smolmix_cli.options import GlobalOptions, Spelling, option_fields
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -44,6 +43,8 @@ def _click_option(field: str, default: object, spelling: Spelling) -> Callable[[
         extra["default"] = spelling.cli_default if spelling.cli_default is not None else default
     if field == "network":
         extra["callback"] = named_network  # `--network NAME` of the config file's [networks]
+    if field == "config":  # which file gives the others their defaults: read before them
+        extra.update(is_eager=True, callback=remember_choice)
     return click.option(
         spelling.name,
         spelling.param(field),
@@ -66,14 +67,10 @@ def click_options() -> list[Callable[[F], F]]:
 
 
 def global_option_decorators(func: F) -> F:
-    """Apply the shared options and the config file's (in `--help` order) to the group callback."""
-    for option in reversed([*click_options(), *config_options()]):
+    """Apply the shared options (in `--help` order) to the group callback."""
+    for option in reversed(click_options()):
         func = option(func)
     return func
-
-
-_RANK = {ParameterSource.COMMANDLINE: 0, ParameterSource.ENVIRONMENT: 1}
-_RANK[ParameterSource.DEFAULT_MAP] = 2
 
 
 def ranked_params(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any]:
@@ -92,10 +89,9 @@ def ranked_params(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _rank(ctx: click.Context, name: str, value: Any) -> int:
-    source = ctx.get_parameter_source(name)
-    if value is None or value is False or value == () or source is None:
+    if value is None or value is False or value == ():
         return 9  # not said at all
-    return _RANK.get(source, 3)
+    return rank(ctx.get_parameter_source(name))
 
 
 def global_options(ctx: click.Context) -> GlobalOptions:

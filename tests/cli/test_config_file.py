@@ -16,7 +16,7 @@ from smolmix_cli.cli.env import CliEnv
 from smolmix_cli.cli.fetch_config import with_configs
 from smolmix_cli.cli.main import cli
 from smolmix_cli.cli.options import ranked_params
-from smolmix_cli.options import GlobalOptions, from_params, option_fields
+from smolmix_cli.options import GlobalOptions, from_params, option_fields, session_args
 from smolmix_cli.user_config import CONFIG_ENV, key_lines
 
 
@@ -142,6 +142,15 @@ def test_a_k_file_replaces_the_config_files_values(tmp_path: Path) -> None:
     merged = with_configs(fetch, ctx, dict(ctx.params), env)
     assert merged["max_redirs"] == 7
     assert merged["headers"] == ("B: 2", "C: 3")  # curl's order; the config file's A is gone
+
+
+def test_a_background_session_is_given_the_same_file(tmp_path: Path) -> None:
+    config = write(tmp_path / "c.toml", "exit-race = 2\n")
+    words = session_args(globals_of(["--config", str(config)]))
+    assert words[words.index("--config") + 1] == str(config)
+    assert words[words.index("--exit-race") + 1] == "2"
+    assert "--no-config" in session_args(globals_of(["--config", str(config), "--no-config"]))
+    assert globals_of(["--no-config"]).exit_race is None
 
 
 def test_named_networks(tmp_path: Path) -> None:
