@@ -11,12 +11,9 @@ knows on which line each key sits, and words every complaint as one
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import platformdirs
 
 APP = "smolmix"
 CONFIG_ENV = "SMOLMIX_CONFIG"
@@ -38,6 +35,8 @@ class ConfigFileError(Exception):
 
 def default_path() -> Path:
     """$XDG_CONFIG_HOME/smolmix/config.toml (platformdirs' equivalent elsewhere)."""
+    import platformdirs  # every command asks; `--version` and attached ones need no more
+
     return platformdirs.user_config_path(APP) / FILE_NAME
 
 
@@ -129,6 +128,8 @@ def load(choice: UserConfig) -> UserConfig:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigFileError(path, None, None, "not UTF-8 text") from None
+    import tomllib  # only when there is a file
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -144,15 +145,15 @@ def _toml_error(text: str) -> tuple[str, int | None]:
     return text[: found.start()], int(found.group(1))
 
 
-_HEADER = re.compile(r"\s*\[\s*([^\[\]]+?)\s*\]\s*(?:#.*)?$")
-_KEY = re.compile(
-    r"""\s*((?:"[^"]*"|'[^']*'|[A-Za-z0-9_-]+)(?:\s*\.\s*(?:"[^"]*"|'[^']*'|[A-Za-z0-9_-]+))*)\s*="""
-)
-_PART = re.compile(r"""\s*("[^"]*"|'[^']*'|[A-Za-z0-9_-]+)\s*(?:\.|$)""")
+# patterns as strings: `re` compiles (and caches) them on the first file, not at import
+_HEADER = r"\s*\[\s*([^\[\]]+?)\s*\]\s*(?:#.*)?$"
+_NAME = r"""(?:"[^"]*"|'[^']*'|[A-Za-z0-9_-]+)"""
+_KEY = rf"\s*({_NAME}(?:\s*\.\s*{_NAME})*)\s*="
+_PART = r"""\s*("[^"]*"|'[^']*'|[A-Za-z0-9_-]+)\s*(?:\.|$)"""
 
 
 def _parts(dotted_key: str) -> KeyPath:
-    return tuple(m.group(1).strip("\"'") for m in _PART.finditer(dotted_key))
+    return tuple(m.group(1).strip("\"'") for m in re.finditer(_PART, dotted_key))
 
 
 def key_lines(text: str) -> dict[KeyPath, int]:
@@ -165,13 +166,13 @@ def key_lines(text: str) -> dict[KeyPath, int]:
     lines: dict[KeyPath, int] = {}
     table: KeyPath = ()
     for number, line in enumerate(text.splitlines(), 1):
-        header = _HEADER.match(line)
+        header = re.match(_HEADER, line)
         if header is not None:
             table = _parts(header.group(1))
             for end in range(1, len(table) + 1):
                 lines.setdefault(table[:end], number)
             continue
-        key = _KEY.match(line)
+        key = re.match(_KEY, line)
         if key is not None:
             lines.setdefault((*table, *_parts(key.group(1))), number)
     return lines
