@@ -251,6 +251,8 @@ def _scalar(config: UserConfig, at: KeyPath, param: click.Option, value: Any) ->
         ok, wanted = isinstance(value, int | float) and not isinstance(value, bool), "a number"
     elif isinstance(kind, click.types.BoolParamType):
         ok, wanted = isinstance(value, bool), "true or false"
+    elif isinstance(kind, click.types.StringParamType) and isinstance(value, int | float):
+        ok, wanted, value = not isinstance(value, bool), "a string", str(value)  # socks5 = 1080
     else:
         ok, wanted = isinstance(value, str), "a string"
     if not ok:

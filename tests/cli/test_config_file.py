@@ -127,9 +127,22 @@ def test_command_tables_give_that_commands_defaults(tmp_path: Path) -> None:
     assert params["max_redirs"] == 5
     assert params["headers"] == ("A: 1",)
     assert params["cacert"] == str(Path("~/ca.pem").expanduser())
+    rc = write(tmp_path / "curlrc", "max-redirs = 9\n")
+    config.write_text(config.read_text() + "config = ['curlrc']\n")  # fetch's -K, as a path
+    assert fetch_params(args, [])["configs"] == (str(rc),)
     typed = fetch_params(args, ["--max-redirs", "2", "-H", "B: 2"])
     assert typed["max_redirs"] == 2 and typed["headers"] == ("B: 2",)  # typed lists replace
     assert fetch_params([], [])["max_redirs"] == 50
+
+
+def test_a_number_may_stand_for_a_string_option(tmp_path: Path) -> None:
+    config = write(tmp_path / "c.toml", "[session.start]\nidle-timeout = 600\nsocks5 = 1080\n")
+    parent = root(["--config", str(config)])
+    session = cli.commands["session"]
+    group_ctx = session.make_context("session", ["start"], parent=parent)
+    assert isinstance(session, click.Group)
+    start = session.commands["start"].make_context("start", [], parent=group_ctx)
+    assert start.params["idle_timeout"] == "600" and start.params["socks5"] == "1080"
 
 
 def test_a_k_file_replaces_the_config_files_values(tmp_path: Path) -> None:
