@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""Generate completions/ and man/ from the click definitions (one option spec, three outputs).
+"""Generate smolmix_cli/completions/ and smolmix_cli/man/ from the click definitions.
+
+One option spec, three outputs. Both directories are package data: `smolmix completion`
+and `smolmix man` print them, and the wheel also installs the pages under share/man.
 
     python scripts/gen_docs.py          # rewrite the files
     python scripts/gen_docs.py --check  # exit 1 and name the stale files (the test suite runs this)
@@ -29,6 +32,8 @@ from smolmix_cli.exit_codes import ExitCode  # noqa: E402
 PROG = "smolmix"
 COMPLETE_VAR = "_SMOLMIX_COMPLETE"
 SHELLS = {"bash": "smolmix.bash", "zsh": "smolmix.zsh", "fish": "smolmix.fish"}
+COMPLETIONS = REPO / "smolmix_cli" / "completions"
+MAN = REPO / "smolmix_cli" / "man"
 
 
 def completion_script(shell: str) -> str:
@@ -138,8 +143,8 @@ def man_pages() -> dict[str, str]:
 
 
 def generated() -> dict[Path, str]:
-    files = {REPO / "completions" / fname: completion_script(sh) for sh, fname in SHELLS.items()}
-    files.update({REPO / "man" / name: text for name, text in man_pages().items()})
+    files = {COMPLETIONS / fname: completion_script(sh) for sh, fname in SHELLS.items()}
+    files.update({MAN / name: text for name, text in man_pages().items()})
     return files
 
 
@@ -147,9 +152,8 @@ def stale() -> list[Path]:
     """Generated files whose content differs, plus man pages for commands that no longer exist."""
     files = generated()
     out = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
-    man_dir = REPO / "man"
-    if man_dir.exists():
-        out += [p for p in sorted(man_dir.glob("*.1")) if p not in files]
+    if MAN.exists():
+        out += [p for p in sorted(MAN.glob("*.1")) if p not in files]
     return out
 
 
@@ -168,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    for path in sorted((REPO / "man").glob("*.1")):
+    for path in sorted(MAN.glob("*.1")):
         if path not in files:
             path.unlink()
     print(f"wrote {len(files)} files", file=sys.stderr)

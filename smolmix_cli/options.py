@@ -3,7 +3,8 @@
 `smolmix [GLOBAL OPTIONS] fetch|ws|resolve ...`: the network, the exit, the
 gateway, traffic shaping and the tunnel's tuning knobs. Every field carries its
 spellings in its metadata, and everything else is read from there: the click
-options (cli/options.py), `from_params` (click's values back into the
+options (cli/options.py) with their environment variables and config file
+keys (cli/config_defaults.py), `from_params` (click's values back into the
 dataclass), `to_args` (the words that give a background session the same
 options) and `tunnel_changes` (what the field changes in the TunnelOptions).
 So a new global option is one field here. No click in this module: the session
@@ -39,13 +40,18 @@ class Spelling:
     low: float | None = None
     high: float | None = None
     choices: tuple[str, ...] = ()
-    envvar: str | None = None
+    envvar: str | None = None  # named in `help`; others get `variable`, shown by click
     cli_default: object = None  # the default click shows, when not the field's
     show_default: bool = False
 
     @property
     def is_flag(self) -> bool:
         return self.sets is not None
+
+    @property
+    def variable(self) -> str:
+        """Its environment variable: `envvar`, else SMOLMIX_ and its name (SMOLMIX_DNS_SERVER)."""
+        return self.envvar or "SMOLMIX_" + self.name.lstrip("-").replace("-", "_").upper()
 
     def param(self, field: str) -> str:
         """Click's parameter name: the field's, or the flag's own (`--no-cover`: no_cover)."""
@@ -250,6 +256,18 @@ class GlobalOptions:
             help="Always boot a tunnel in-process for this command; never attach to or start a "
             "background session. Env: SMOLMIX_NO_SESSION=1. Example: --no-session",
         ),
+    )
+    config: str | None = option(  # None: SMOLMIX_CONFIG's, else the XDG one; "": none
+        None,
+        Spelling(
+            "--config",
+            metavar="FILE",
+            envvar="SMOLMIX_CONFIG",
+            help="Read defaults from this TOML file instead of "
+            "$XDG_CONFIG_HOME/smolmix/config.toml (`smolmix config show` shows what it sets). "
+            "Env: SMOLMIX_CONFIG. Example: --config ./smolmix.toml",
+        ),
+        Spelling("--no-config", sets="", help="Read no config file. Example: --no-config"),
     )
 
 

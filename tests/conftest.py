@@ -18,11 +18,17 @@ deselected unless the marker expression names them: `pytest -m soak tests/soak`.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import HealthCheck, settings
 
 from smolmix_cli.netstack import native
 from tests.fuzzing import FUZZ, fuzzing
+
+# The user's own config.toml must not change what the tests see (children inherit this);
+# tests of the config file point SMOLMIX_CONFIG or --config at their own files.
+os.environ["SMOLMIX_CONFIG"] = os.devnull
 
 LONG = {"fuzz", "soak"}  # markers of long runs that only run when asked for
 

@@ -23,9 +23,12 @@ def test_help_lists_only_finished_commands() -> None:
     assert "Usage: smolmix" in result.output
     # Every subcommand listed must be registered and finished.
     assert sorted(cli.commands) == [
+        "completion",
+        "config",
         "connect",
         "doctor",
         "fetch",
+        "man",
         "ping",
         "resolve",
         "session",

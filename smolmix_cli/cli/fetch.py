@@ -226,6 +226,7 @@ def _opt(*decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[...,
     "--config",
     "configs",
     multiple=True,
+    type=click.Path(dir_okay=False),  # so `config = ["~/.curlrc"]` in [fetch] is a path
     metavar="FILE",
     help="Read options from FILE in curl's config syntax ('-' = stdin). Example: -K opts.txt",
 )

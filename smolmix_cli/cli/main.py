@@ -19,7 +19,7 @@ import click
 
 from smolmix_cli import __version__
 from smolmix_cli.cli.env import cli_env
-from smolmix_cli.cli.options import global_option_decorators
+from smolmix_cli.cli.options import global_option_decorators, ranked_params
 from smolmix_cli.options import from_params
 
 # name -> module holding a click command of that name
@@ -32,6 +32,9 @@ COMMANDS = {
     "ping": "smolmix_cli.cli.ping",
     "doctor": "smolmix_cli.cli.doctor",
     "testnet": "smolmix_cli.cli.testnet",
+    "config": "smolmix_cli.cli.config_command",
+    "completion": "smolmix_cli.cli.shipped_docs",
+    "man": "smolmix_cli.cli.shipped_docs",
 }
 
 
@@ -113,7 +116,7 @@ def cli(ctx: click.Context, /, **params: Any) -> None:
       smolmix --network testnet resolve demo.smolmix.test MX +short
       smolmix --network testnet session start --socks5 1080
     """
-    ctx.obj = {"globals": from_params(params), "env": cli_env(ctx)}
+    ctx.obj = {"globals": from_params(ranked_params(ctx, params)), "env": cli_env(ctx)}
 
 
 cli.commands = LazyCommands(COMMANDS)

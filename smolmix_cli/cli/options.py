@@ -2,6 +2,9 @@
 
 They live on the group so one spelling works for every command (and for the
 background session); each command reads them through `global_options(ctx)`.
+Each has an environment variable, SMOLMIX_ and its name (SMOLMIX_MTU,
+SMOLMIX_NO_COVER), and a key in the config file (cli/config_defaults.py): a value
+comes from the command line, else the variable, else the file, else the default.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
+from smolmix_cli.cli.config_defaults import named_network, rank, remember_choice
 from smolmix_cli.options import GlobalOptions, Spelling, option_fields
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -37,11 +41,16 @@ def _click_option(field: str, default: object, spelling: Spelling) -> Callable[[
     else:
         extra["type"] = _click_type(spelling)
         extra["default"] = spelling.cli_default if spelling.cli_default is not None else default
+    if field == "network":
+        extra["callback"] = named_network  # `--network NAME` of the config file's [networks]
+    if field == "config":  # which file gives the others their defaults: read before them
+        extra.update(is_eager=True, callback=remember_choice)
     return click.option(
         spelling.name,
         spelling.param(field),
         metavar=spelling.metavar,
-        envvar=spelling.envvar,
+        envvar=spelling.variable,
+        show_envvar=spelling.envvar is None,  # the others name theirs in their help
         show_default=spelling.show_default or None,
         help=spelling.help,
         **extra,
@@ -62,6 +71,27 @@ def global_option_decorators(func: F) -> F:
     for option in reversed(click_options()):
         func = option(func)
     return func
+
+
+def ranked_params(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any]:
+    """`params` without the spellings of an option that a higher source overrides.
+
+    `--session start` typed beats `no-session = true` in the file, as any typed value
+    beats the file; from the same source the flag still wins (`from_params`).
+    """
+    out = dict(params)
+    for field, spec in option_fields():
+        names = [s.param(field.name) for s in spec.spellings]
+        ranks = {name: _rank(ctx, name, params.get(name)) for name in names}
+        best = min(ranks.values())
+        out.update({name: None for name, rank in ranks.items() if rank > best})
+    return out
+
+
+def _rank(ctx: click.Context, name: str, value: Any) -> int:
+    if value is None or value is False or value == ():
+        return 9  # not said at all
+    return rank(ctx.get_parameter_source(name))
 
 
 def global_options(ctx: click.Context) -> GlobalOptions:

@@ -1,4 +1,5 @@
-"""completions/ and man/ are generated from the click definitions and kept in step."""
+"""smolmix_cli/completions/ and smolmix_cli/man/ are generated from the click definitions,
+kept in step, and reachable from an installed package (`smolmix completion`, `smolmix man`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 
 import click
+from click.testing import CliRunner
 
 from smolmix_cli.cli.main import cli
 
@@ -69,5 +71,28 @@ def test_completion_scripts_complete_commands_and_options() -> None:
     assert "plain,--max-redirs" in _complete("bash", "smolmix fetch --max-r", "2").splitlines()
     assert _complete("fish", "smolmix re", "re").startswith("plain,resolve")
     for shell, name in (("bash", "smolmix.bash"), ("zsh", "smolmix.zsh"), ("fish", "smolmix.fish")):
-        script = (REPO / "completions" / name).read_text()
+        script = (REPO / "smolmix_cli" / "completions" / name).read_text()
         assert f"_SMOLMIX_COMPLETE={shell}_complete" in script
+        printed = CliRunner().invoke(cli, ["completion", shell])
+        assert printed.exit_code == 0 and printed.output == script
+
+
+def test_man_prints_a_commands_page_off_a_terminal() -> None:
+    pages = REPO / "smolmix_cli" / "man"
+    result = CliRunner().invoke(cli, ["man", "fetch"])
+    assert result.exit_code == 0 and result.output == (pages / "smolmix-fetch.1").read_text()
+    assert CliRunner().invoke(cli, ["man"]).output == (pages / "smolmix.1").read_text()
+    missing = CliRunner().invoke(cli, ["man", "curl"])
+    assert missing.exit_code == 2 and "no manual page for 'curl'" in missing.output
+
+
+def test_the_package_ships_completions_and_man_pages_and_one_version() -> None:
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    tool = project["tool"]["setuptools"]
+    assert project["project"]["dynamic"] == ["version"]  # smolmix_cli.__version__ alone
+    assert "version" not in project["project"]
+    assert tool["dynamic"]["version"] == {"attr": "smolmix_cli.__version__"}
+    assert {"completions/*", "man/*.1"} <= set(tool["package-data"]["smolmix_cli"])
+    assert tool["data-files"] == {"share/man/man1": ["smolmix_cli/man/*.1"]}
