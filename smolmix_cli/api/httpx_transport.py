@@ -53,14 +53,17 @@ _AS_HTTPX: list[tuple[type[Exception], type[httpx.TransportError]]] = [
 
 
 @contextmanager
-def _as_httpx(request: httpx.Request, timeout: type[httpx.TimeoutException]) -> Iterator[None]:
+def _as_httpx(
+    request: httpx.Request, timeout: type[httpx.TimeoutException], seconds: float | None = None
+) -> Iterator[None]:
     """smolmix failures as httpx's types (the API error, with its exit code, as the cause)."""
     try:
         yield
     except httpx.HTTPError:
         raise
     except TimeoutError as exc:
-        raise timeout(f"timed out: {exc}", request=request) from error_for(exc)
+        text = str(exc) or f"no answer within {seconds:g} s" if seconds else "timed out"
+        raise timeout(text, request=request) from error_for(exc)
     except Exception as exc:
         kind: type[httpx.TransportError] = httpx.ReadError
         for app_type, httpx_type in _AS_HTTPX:
@@ -107,7 +110,10 @@ class _ResponseStream(httpx.AsyncByteStream):
         if conn is None:
             return None
         try:
-            with _as_httpx(self._request, httpx.ReadTimeout), anyio.fail_after(self._read_timeout):
+            with (
+                _as_httpx(self._request, httpx.ReadTimeout, self._read_timeout),
+                anyio.fail_after(self._read_timeout),
+            ):
                 while True:
                     event = await conn.next_event(head=False)
                     if isinstance(event, h11.Data):
@@ -153,7 +159,7 @@ async def _send(
         _RequestBody(body) if body is not None and _has_body(request) else None,
     )
     read = timeouts.get("read")
-    with _as_httpx(request, httpx.ReadTimeout), anyio.fail_after(read):
+    with _as_httpx(request, httpx.ReadTimeout, read), anyio.fail_after(read):
         # a connect timeout inside is the pool's own (OperationTimeout: ConnectTimeout)
         conn, head = await client.exchange(outgoing, options, Transfer(url=str(request.url)))
     return httpx.Response(
