@@ -216,20 +216,27 @@ def global_options(
     base = options if options is not None else GlobalOptions()
     if network is None:
         network = base.network or os.environ.get("SMOLMIX_NETWORK") or None
-    if session is None:
-        if os.environ.get("SMOLMIX_NO_SESSION", "").lower() not in ("", "0", "false", "no"):
-            session = "off"
-        else:
-            env = os.environ.get("SMOLMIX_SESSION", base.session)
-            session = env if env in ("auto", "start", "off") else base.session  # type: ignore[assignment]
-    if session not in ("auto", "start", "off"):
-        raise UsageError(f"session must be auto, start or off, not {session!r}", ExitCode.USAGE)
+    mode: str | None = session
+    if mode is None:
+        no_session = os.environ.get("SMOLMIX_NO_SESSION", "").lower() not in (
+            "",
+            "0",
+            "false",
+            "no",
+        )
+        mode = "off" if no_session else os.environ.get("SMOLMIX_SESSION") or base.session
+    if mode not in ("auto", "start", "off"):
+        raise UsageError(f"session must be auto, start or off, not {mode!r}", ExitCode.USAGE)
     return dataclasses.replace(
         base,
         network=os.fspath(network) if network is not None else None,
-        session=session,
+        session=mode,
         boot_timeout=boot_timeout,
     )
+
+
+def _unheard(_phase: str) -> None:
+    """No `on_phase`: the library stays quiet (the CLI prints these lines)."""
 
 
 @asynccontextmanager
@@ -249,13 +256,15 @@ async def connect(
     with $SMOLMIX_NO_SESSION, else "auto"); `on_phase` sees each boot phase (the CLI's -v);
     `options`: any other global option (exit, gateway, cover traffic, MTU...).
     """
-    from smolmix_cli.session import open_tunnel
+    from smolmix_cli.session import load_network, open_tunnel
 
     globals_ = global_options(network, session, boot_timeout, options)
     failure: Exception | None = None
     try:
+        # as the CLI's, but a local network started on demand says so to on_phase, not stderr
+        chosen = await anyio.to_thread.run_sync(load_network, globals_, on_phase or _unheard)
         async with (
-            open_tunnel(globals_, on_phase=on_phase) as opened,
+            open_tunnel(globals_, network=chosen, on_phase=on_phase) as opened,
             anyio.create_task_group() as tg,
         ):
             tunnel = Tunnel(opened, globals_, tg)
