@@ -31,6 +31,24 @@ def test_errors_carry_the_cli_exit_code_and_line(sample: Sample) -> None:
     assert type(error) is _BY_CODE.get(sample.code, api.Error)
 
 
+def test_options_as_the_cli_reads_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    from smolmix_cli.api.tunnel import global_options
+
+    monkeypatch.setenv("SMOLMIX_NETWORK", "testnet")
+    monkeypatch.setenv("SMOLMIX_NO_SESSION", "1")
+    chosen = global_options(None, None, 5.0, api.GlobalOptions(mtu=1400))
+    assert (chosen.network, chosen.session, chosen.boot_timeout, chosen.mtu) == (
+        "testnet",
+        "off",
+        5.0,
+        1400,
+    )
+    assert global_options("mainnet", "start", 90.0, None).session == "start"
+    with pytest.raises(api.UsageError) as caught:
+        global_options(None, "sometimes", 90.0, None)  # type: ignore[arg-type]
+    assert caught.value.code == ExitCode.USAGE
+
+
 @pytest.mark.anyio
 async def test_fetch_streams_follows_and_fails_as_the_cli(net: LocalNet) -> None:
     phases: list[str] = []
