@@ -207,7 +207,8 @@ def connect_sync(
     on_phase: PhaseCallback | None = None,
     options: GlobalOptions | None = None,
 ) -> Iterator[SyncTunnel]:
-    """`connect()` for blocking code (same arguments); the tunnel's loop runs in a thread."""
+    """`connect()` for blocking code (same arguments). The tunnel's event loop runs in a
+    thread of its own, so `on_phase` and `on_progress` are called on that thread."""
     with start_blocking_portal() as portal:
         opened = connect(
             network, session=session, boot_timeout=boot_timeout, on_phase=on_phase, options=options
