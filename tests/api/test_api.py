@@ -49,6 +49,16 @@ def test_options_as_the_cli_reads_them(monkeypatch: pytest.MonkeyPatch) -> None:
     assert caught.value.code == ExitCode.USAGE
 
 
+def test_a_network_that_is_not_there_fails_as_the_cli(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with api.connect(tmp_path / "network.json", session="off"):
+            pass
+
+    with pytest.raises(api.NetworkError) as caught:
+        anyio.run(main)
+    assert caught.value.code == ExitCode.TESTNET_UNAVAILABLE
+
+
 @pytest.mark.anyio
 async def test_fetch_streams_follows_and_fails_as_the_cli(net: LocalNet) -> None:
     phases: list[str] = []
