@@ -33,9 +33,11 @@ def test_the_readme_has_examples_for_each_part() -> None:
 
 @pytest.mark.parametrize("index", range(len(api_examples())))
 def test_readme_example_runs(index: int, net: LocalNet, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("httpx")
+    code = api_examples()[index]
+    if "import httpx" in code:
+        pytest.importorskip("httpx")
     monkeypatch.setenv("SMOLMIX_NETWORK", str(net.file))
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec(compile(api_examples()[index], f"README.md example {index + 1}", "exec"), {})
+        exec(compile(code, f"README.md example {index + 1}", "exec"), {})
     assert out.getvalue().strip(), "the example printed nothing"
