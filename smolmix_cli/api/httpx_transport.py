@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import anyio
@@ -32,7 +33,7 @@ from smolmix_cli.apps.http_client import HttpClient
 from smolmix_cli.apps.http_connection import HttpConnection
 from smolmix_cli.apps.http_options import FetchOptions
 from smolmix_cli.apps.http_request import OutgoingRequest
-from smolmix_cli.apps.http_transfer import Transfer
+from smolmix_cli.apps.http_transfer import RequestHead, Transfer
 from smolmix_cli.apps.http_url import parse_url
 
 _AS_HTTPX: list[tuple[type[Exception], type[httpx.TransportError]]] = [
@@ -133,6 +134,24 @@ class _ResponseStream(httpx.AsyncByteStream):
             await conn.aclose()  # not read to its end: the connection cannot be reused
 
 
+_HEAD_WAIT: ContextVar[tuple[anyio.CancelScope, float | None] | None] = ContextVar(
+    "_HEAD_WAIT", default=None
+)
+"""The request being sent in this task: the scope its response head is awaited in, and
+httpx's read timeout."""
+
+
+def _request_sent(_head: RequestHead) -> None:
+    """The request is on its connection: its response head gets httpx's read timeout."""
+    waiting = _HEAD_WAIT.get()
+    if waiting is not None and waiting[1] is not None:
+        waiting[0].deadline = anyio.current_time() + waiting[1]
+
+
+def _client(tunnel: Tunnel) -> HttpClient:
+    return HttpClient(tunnel.connector, on_request=_request_sent)
+
+
 def _has_body(request: httpx.Request) -> bool:
     return "content-length" in request.headers or "transfer-encoding" in request.headers
 
@@ -159,9 +178,17 @@ async def _send(
         _RequestBody(body) if body is not None and _has_body(request) else None,
     )
     read = timeouts.get("read")
-    with _as_httpx(request, httpx.ReadTimeout, read), anyio.fail_after(read):
-        # a connect timeout inside is the pool's own (OperationTimeout: ConnectTimeout)
-        conn, head = await client.exchange(outgoing, options, Transfer(url=str(request.url)))
+    with _as_httpx(request, httpx.ReadTimeout, read), anyio.CancelScope() as head_wait:
+        # no deadline while connecting (the pool bounds that: ConnectTimeout); `read` from
+        # the moment the request is out (_request_sent)
+        waiting = _HEAD_WAIT.set((head_wait, read))
+        try:
+            conn, head = await client.exchange(outgoing, options, Transfer(url=str(request.url)))
+        finally:
+            _HEAD_WAIT.reset(waiting)
+    if head_wait.cancelled_caught:
+        text = f"no answer within {read:g} s"
+        raise httpx.ReadTimeout(text, request=request) from error_for(TimeoutError(text))
     return httpx.Response(
         head.status,
         headers=head.headers,
@@ -183,7 +210,7 @@ class AsyncTransport(httpx.AsyncBaseTransport):
     def __init__(self, tunnel: Tunnel, *, verify: bool = True) -> None:
         self._tunnel = tunnel
         self._verify = verify
-        self._client = HttpClient(tunnel.connector)
+        self._client = _client(tunnel)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         stream = request.stream
@@ -221,7 +248,7 @@ class SyncTransport(httpx.BaseTransport):
     def __init__(self, tunnel: SyncTunnel, *, verify: bool = True) -> None:
         self._tunnel = tunnel
         self._verify = verify
-        self._client = HttpClient(tunnel.tunnel.connector)
+        self._client = _client(tunnel.tunnel)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         stream: Any = request.stream

@@ -89,7 +89,7 @@ async def test_fetch_streams_follows_and_fails_as_the_cli(net: LocalNet) -> None
             ("http://nope.smolmix.test/", None, api.ResolveError, ExitCode.RESOLVE_FAILED),
             ("http://127.0.0.1:1/", None, api.ConnectError, ExitCode.CONNECT_FAILED),
             ("http://[bad/", None, api.UsageError, ExitCode.MALFORMED_URL),
-            (f"{net.loopback()}/slow/20", 1.0, api.Timeout, ExitCode.TIMEOUT),
+            (f"{net.loopback()}/slow/20", 0.5, api.Timeout, ExitCode.TIMEOUT),
         ]
         for url, timeout, kind, code in failures:
             with pytest.raises(kind) as caught:

@@ -100,7 +100,7 @@ async def test_streaming_stays_bounded_a_timeout_and_an_early_close(
 
         start = time.monotonic()
         with pytest.raises(httpx.ReadTimeout) as caught:
-            await client.get(f"{net.loopback()}/slow/20", timeout=httpx.Timeout(30, read=1.0))
+            await client.get(f"{net.loopback()}/slow/20", timeout=httpx.Timeout(30, read=0.5))
         assert time.monotonic() - start < 10
         assert isinstance(caught.value.__cause__, api.Timeout)
         assert caught.value.__cause__.code == ExitCode.TIMEOUT
@@ -152,7 +152,7 @@ def test_sync_client(
         hops = client.get(f"{net.loopback()}/redirect/2", follow_redirects=True)
         assert len(hops.history) == 2
         with pytest.raises(httpx.ReadTimeout):
-            client.get(f"{net.loopback()}/slow/20", timeout=httpx.Timeout(30, read=1.0))
+            client.get(f"{net.loopback()}/slow/20", timeout=httpx.Timeout(30, read=0.5))
         with pytest.raises(httpx.ConnectError) as caught:
             client.get("http://no-such-name.smolmix.test/")
         assert isinstance(caught.value.__cause__, api.ResolveError)
