@@ -155,7 +155,7 @@ class HttpClient:
     ) -> None:
         request = first_request(url, opts)
         while True:
-            conn, head = await self._exchange(request, opts, transfer)
+            conn, head = await self.exchange(request, opts, transfer)
             transfer.url_effective = str(request.url)
             transfer.method = request.method
             transfer.http_code = head.status
@@ -204,9 +204,14 @@ class HttpClient:
 
     # -- one request/response ------------------------------------------------------
 
-    async def _exchange(
+    async def exchange(
         self, request: OutgoingRequest, opts: FetchOptions, transfer: Transfer
     ) -> tuple[HttpConnection, ResponseHead]:
+        """One request on a pooled connection, up to its final head; the body is the caller's
+        to read (`HttpConnection.next_event`) and the connection its to `release`.
+
+        The httpx transport (api/httpx_transport.py) sends its own requests through here.
+        """
         conn, reused = await self._pool.acquire(request.url, opts, transfer)
         try:
             return conn, await conn.send_request(request, transfer, self._on_request)
@@ -221,6 +226,10 @@ class HttpClient:
         except BaseException:
             await conn.aclose()
             raise
+
+    async def release(self, conn: HttpConnection) -> None:
+        """A response read to its end: its connection back to the pool (or closed)."""
+        await self._pool.finish(conn)
 
     async def _discard(self, conn: HttpConnection) -> None:
         """Drop a redirect/retry body: read small ones to keep the connection, else close."""

@@ -19,14 +19,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import anyio
 import click
 
 from smolmix_cli.apps import dig_args, dig_output, dns, dns_format
 from smolmix_cli.apps.dig_args import DigRun, Lookup
-from smolmix_cli.apps.dns_transports import DnsServer, parse_server, query_server
+from smolmix_cli.apps.dns_transports import DnsServer, query_server
 from smolmix_cli.apps.errors import AppError, DnsError
 from smolmix_cli.cli.env import CliEnv, cli_env
 from smolmix_cli.cli.errors import run_reported
@@ -35,7 +34,6 @@ from smolmix_cli.errors_map import classify
 from smolmix_cli.exit_codes import ExitCode
 from smolmix_cli.options import GlobalOptions
 
-UPSTREAM_DEFAULT = "1.1.1.1"  # upstream smolmix-dns's default resolver
 BATCH_FILE_ERROR = 8  # dig: "couldn't open specified batch file"
 
 
@@ -76,13 +74,6 @@ def batch_lines(run: DigRun) -> list[list[str]]:
     return lines
 
 
-def default_server(globals_: GlobalOptions, session: Any) -> DnsServer:
-    """The network's resolver (local networks name one), else upstream's 1.1.1.1."""
-    if globals_.dns_servers:
-        return parse_server(globals_.dns_servers[0])
-    if session.network.dns_resolver:
-        return parse_server(session.network.dns_resolver)
-    return parse_server(UPSTREAM_DEFAULT)
 
 
 def _with_port(server: DnsServer, port: int | None) -> DnsServer:
@@ -155,12 +146,13 @@ def _lookups(env: CliEnv, run: DigRun, batch: list[list[str]]) -> Iterator[Looku
 async def run_resolve(
     env: CliEnv, run: DigRun, batch: list[list[str]], args: list[str], globals_: GlobalOptions
 ) -> int:
+    from smolmix_cli.api.records import default_resolver
     from smolmix_cli.session import open_tunnel
 
     status = 0
     printer = _Printer(env, run, args)
     async with open_tunnel(globals_) as session:
-        fallback = default_server(globals_, session)
+        fallback = default_resolver(globals_, session)
         cafile = session.cafile(None)
         for lookup in _lookups(env, run, batch):
             server = _with_port(lookup.server or fallback, run.port)

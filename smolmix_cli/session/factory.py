@@ -72,12 +72,13 @@ def notice(text: str) -> None:
     print(f"smolmix: {text}", file=sys.stderr, flush=True)
 
 
-def load_network(options: GlobalOptions) -> Network:
-    """The network behind `--network`, starting the local one on demand (as `ping`)."""
+def load_network(options: GlobalOptions, on_phase: PhaseCallback = notice) -> Network:
+    """The network behind `--network`, starting the local one on demand (as `ping`);
+    `on_phase` hears about that start (the CLI prints it, the Python API passes it on)."""
     from smolmix_cli.network_select import select_network
 
     check_options(options)
-    network = select_network(options.network, on_phase=notice)
+    network = select_network(options.network, on_phase=on_phase)
     if options.gateway:
         if not network.is_local:
             raise OptionError("--gateway is only supported on local networks for now")
