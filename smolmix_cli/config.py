@@ -19,7 +19,7 @@ from typing import Any
 
 import platformdirs
 
-from smolmix_cli.mixnet.directory.nym_api import MAINNET_API_URLS, ApiUrl, make_ssl_context
+from smolmix_cli.mixnet.directory.api_urls import MAINNET_API_URLS, ApiUrl, make_ssl_context
 
 APP = "smolmix"
 NETWORK_ENV = "SMOLMIX_NETWORK"
@@ -242,7 +242,7 @@ def load_network_file(path: Path, name: str | None = None) -> Network:
         raise NetworkConfigError(f"{path}: bad directory_url or ca_pem")
     if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
         raise NetworkConfigError(f"{path}: mean_delay_ms must be a non-negative number")
-    from smolmix_cli.mixnet.directory.nym_api import DirectoryUnavailable
+    from smolmix_cli.mixnet.directory.api_urls import DirectoryUnavailable
 
     try:
         api = ApiUrl(url)

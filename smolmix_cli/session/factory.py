@@ -50,17 +50,21 @@ class OptionError(Exception):
 
 
 def check_options(options: GlobalOptions) -> None:
-    """`--ipr` and `--gateway` must parse before anything starts (exit 2, one line)."""
-    from smolmix_cli.mixnet.address import Recipient
+    """`--ipr` and `--gateway` must parse before anything starts (exit 2, one line).
+
+    The parsers come with the mixnet's key code, so they are imported only when needed."""
     from smolmix_cli.mixnet.errors import MixnetError
-    from smolmix_cli.mixnet.keys import decode_key_base58
 
     if options.ipr:
+        from smolmix_cli.mixnet.address import Recipient
+
         try:
             Recipient.parse(options.ipr)
         except (MixnetError, ValueError) as exc:
             raise OptionError(f"bad --ipr address: {exc}") from None
     if options.gateway:
+        from smolmix_cli.mixnet.keys import decode_key_base58
+
         try:
             decode_key_base58(options.gateway, "--gateway")
         except (MixnetError, ValueError) as exc:

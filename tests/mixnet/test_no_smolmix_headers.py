@@ -16,7 +16,8 @@ import anyio.abc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from smolmix_cli.mixnet.directory.nym_api import USER_AGENT, ApiUrl, NymApiClient
+from smolmix_cli.mixnet.directory.api_urls import ApiUrl
+from smolmix_cli.mixnet.directory.nym_api import USER_AGENT, NymApiClient
 from smolmix_cli.mixnet.gateway.client import GatewayClient, GatewayUnavailable
 
 pytestmark = pytest.mark.anyio
