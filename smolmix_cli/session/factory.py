@@ -244,7 +244,7 @@ async def _attach(
                     await anyio.to_thread.run_sync(
                         lambda: spawn_session(options, paths, idle_timeout=None, socks5=None)
                     )
-        remote = RemoteTunnel(paths.socket)
+        remote = RemoteTunnel(paths.socket, reuse=not options.fresh_connections)
         try:
             theirs = (await remote.status()).get("tunnel_args")
             if theirs != tunnel_args(options):

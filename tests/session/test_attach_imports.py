@@ -9,6 +9,7 @@ in a fresh interpreter (`-X importtime` lists every module it loaded).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -18,10 +19,12 @@ from pathlib import Path
 import anyio
 import anyio.abc
 import pytest
+from anyio.streams.tls import TLSStream
 
 from smolmix_cli.errors_map import classify
 from smolmix_cli.session.daemon import DaemonConfig, SessionDaemon
 from smolmix_cli.session.paths import SessionPaths
+from tests.self_signed import self_signed_tls
 from tests.session.stand_in import Source, short_runtime_dir
 
 pytestmark = pytest.mark.anyio
@@ -42,9 +45,11 @@ NEVER_ON_ATTACH = (
     "smolmix_cli.mixnet.client",
     "smolmix_cli.mixnet.directory.nym_api",
     "smolmix_cli.session.daemon",
+    "smolmix_cli.apps.tls",
+    "certifi",
 )
-"""Heavy or session-side modules; an attached fetch still needs h11 and ssl (it speaks
-HTTP and TLS itself, end to end with the origin)."""
+"""Heavy or session-side modules. An attached fetch speaks HTTP itself (h11) while the
+session does TCP and TLS; ssl is loaded anyway, by asyncio."""
 NEVER_FOR_VERSION = (*NEVER_ON_ATTACH, "anyio", "asyncio", "h11", "ssl", "smolmix_cli.session")
 
 
@@ -89,17 +94,20 @@ def test_version_imports_no_protocol_stack(env: dict[str, str]) -> None:
 
 
 async def origin(*, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
-    """One fixed HTTP/1.1 answer per connection."""
+    """One fixed HTTP/1.1 answer per TLS connection."""
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    server = self_signed_tls().server
 
-    async def handle(conn: anyio.abc.SocketStream) -> None:
-        async with conn:
+    async def handle(tcp: anyio.abc.SocketStream) -> None:
+        with contextlib.suppress(Exception):  # the client may close first
+            conn = await TLSStream.wrap(tcp, server_side=True, ssl_context=server)
             data = b""
             while b"\r\n\r\n" not in data:
                 data += await conn.receive()
             await conn.send(
                 b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nhello\n"
             )
+            await conn.aclose()
 
     async with listener:
         task_status.started(listener.extra(anyio.abc.SocketAttribute.local_port))
@@ -116,12 +124,12 @@ async def test_attached_fetch_imports_no_mixnet(env: dict[str, str]) -> None:
         await tg.start(daemon.serve)
         try:
             done, modules = await anyio.to_thread.run_sync(
-                imported, ["fetch", "-sS", f"http://127.0.0.1:{port}/"], env
+                imported, ["fetch", "-sSk", f"https://127.0.0.1:{port}/"], env
             )
         finally:
             daemon.stop()
             tg.cancel_scope.cancel()
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout == "hello\n"
-    assert daemon.counters.streams_total == 1  # it went through the session
+    assert daemon.warm.opened == 1  # TCP and TLS in the session
     assert offenders(modules, NEVER_ON_ATTACH) == []
