@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from smolmix_cli.mixnet.directory.api_urls import MAINNET_API_URLS, ApiUrl, make_ssl_context
 
 APP = "smolmix"
@@ -37,6 +35,8 @@ class NetworkConfigError(Exception):
 
 def state_dir() -> Path:
     """XDG state dir for smolmix (testnet state lives below it)."""
+    import platformdirs  # on first use: it loads tempfile and shutil, which attaching skips
+
     return platformdirs.user_state_path(APP)
 
 
@@ -46,6 +46,8 @@ def default_testnet_dir() -> Path:
 
 def runtime_dir() -> Path:
     """XDG runtime dir (0700) for sockets; falls back to the state dir."""
+    import platformdirs
+
     try:
         path = platformdirs.user_runtime_path(APP)
     except Exception:  # platformdirs may not know one on this OS

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager, asynccontextmanager
@@ -105,15 +103,29 @@ class Session:
     network: Network
     tunnel: Tunnel | RemoteTunnel
     boot_seconds: float = 0.0
-    _tmp: Path | None = field(default=None, repr=False)
     reused: bool = False  # True: attached to a background session (nothing booted here)
+    _tmp: Path | None = field(default=None, repr=False)
+    """A private directory for CA bundles, made on first use (mainnet never needs one)."""
+    _closed: bool = field(default=False, repr=False)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._tmp is not None:
+            import shutil
+
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
 
     def cafile(self, user_cacert: str | None) -> str | None:
         """A CA bundle: the network's own CA (local networks) plus the user's `--cacert`."""
         if self.network.ca_pem is None:
             return user_cacert
-        if self._tmp is None:
+        if self._closed:
             raise CaFileError("session closed")
+        if self._tmp is None:
+            import tempfile
+
+            self._tmp = Path(tempfile.mkdtemp(prefix="smolmix-"))  # 0700 already
         extra = ""
         if user_cacert is not None:
             try:
@@ -173,34 +185,30 @@ async def boot_in_process(
         network = load_network(options)
     topts = tunnel_options(network, options)
     start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="smolmix-") as tmp:
-        os.chmod(tmp, 0o700)
-        async with Tunnel.open(network, topts) as tunnel:
-            if on_phase is not None:
-                on_phase(f"booting the tunnel on {network.name}")
-            with _status(None if on_phase is not None else status_line) as spin:
-                await wait_ready_reporting(tunnel, options.boot_timeout, on_phase or spin)
-            session = Session(network, tunnel, time.monotonic() - start, Path(tmp))
-            if on_phase is not None:
-                on_phase(
-                    f"tunnel ready in {session.boot_seconds:.3f} s "
-                    f"(exit {tunnel.exit.key if tunnel.exit else '?'}, address {tunnel.snapshot().ipv4})"
-                )
-            try:
-                yield session
-            finally:
-                session._tmp = None
+    async with Tunnel.open(network, topts) as tunnel:
+        if on_phase is not None:
+            on_phase(f"booting the tunnel on {network.name}")
+        with _status(None if on_phase is not None else status_line) as spin:
+            await wait_ready_reporting(tunnel, options.boot_timeout, on_phase or spin)
+        session = Session(network, tunnel, time.monotonic() - start)
+        if on_phase is not None:
+            on_phase(
+                f"tunnel ready in {session.boot_seconds:.3f} s "
+                f"(exit {tunnel.exit.key if tunnel.exit else '?'}, address {tunnel.snapshot().ipv4})"
+            )
+        try:
+            yield session
+        finally:
+            session.close()
 
 
 @asynccontextmanager
 async def _attached(network: Network, remote: RemoteTunnel) -> AsyncIterator[Session]:
-    with tempfile.TemporaryDirectory(prefix="smolmix-") as tmp:
-        os.chmod(tmp, 0o700)
-        session = Session(network, remote, 0.0, Path(tmp), reused=True)
-        try:
-            yield session
-        finally:
-            session._tmp = None
+    session = Session(network, remote, 0.0, reused=True)
+    try:
+        yield session
+    finally:
+        session.close()
 
 
 async def _attach(

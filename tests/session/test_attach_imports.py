@@ -47,6 +47,7 @@ NEVER_ON_ATTACH = (
     "smolmix_cli.session.daemon",
     "smolmix_cli.apps.tls",
     "certifi",
+    "tempfile",  # the CA bundle directory is made only for networks with their own CA
 )
 """Heavy or session-side modules. An attached fetch speaks HTTP itself (h11) while the
 session does TCP and TLS; ssl is loaded anyway, by asyncio."""
