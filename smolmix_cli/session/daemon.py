@@ -467,7 +467,14 @@ class SessionDaemon:
             "tcp_s": round(times[0], 6),
             "tls_s": round(times[1], 6),
         }
-        await conn.send(proto.ok_frame(**answer))
+        try:
+            await conn.send(proto.ok_frame(**answer))
+        except BaseException:  # the command gave up (its --connect-timeout) or went away
+            if request.reuse and key.generation == self.generation:
+                await self.warm.put(key, warm)  # unused and clean: the next command's
+            else:
+                await anyio.aclose_forcefully(warm.stream)
+            raise
         watch = ExchangeWatch()
         self.counters.streams_open += 1
         self.counters.streams_total += 1
