@@ -56,5 +56,8 @@ class OriginConnector(Protocol):
         cafile: str | None,
         fresh: bool,
     ) -> OriginStream:
-        """`host:port` is where to dial; `server_name` the TLS name (None: plain HTTP)."""
+        """`host:port` is where to dial; `server_name` the TLS name (None: plain HTTP).
+
+        Fails with the transport errors above (typed), or with an error that already
+        carries its final exit code (a TLS failure in the session: 35 or 60)."""
         ...

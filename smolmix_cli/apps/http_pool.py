@@ -23,7 +23,6 @@ from smolmix_cli.apps.http_options import FetchOptions
 from smolmix_cli.apps.http_route import route
 from smolmix_cli.apps.http_transfer import Transfer
 from smolmix_cli.apps.http_url import Url
-from smolmix_cli.exit_codes import CliError
 
 if TYPE_CHECKING:
     import ssl
@@ -119,10 +118,8 @@ class ConnectionPool:
             raise OperationTimeout(
                 f"Connection timed out after {transfer.elapsed() * 1000:.0f} milliseconds"
             ) from None
-        except (AppError, CliError):  # CliError: the session's TLS failure, already final
-            raise
-        except Exception as exc:  # the tunnel's own error types included
-            raise ConnectError(f"Failed to connect to {url.host} port {url.port}: {exc}") from None
+        # Anything else passes as raised: the session's failures come back typed (AppError)
+        # or final with their exit code (a TLS failure's 35 or 60), never as raw transport errors.
         now = transfer.elapsed()
         transfer.time_connect = max(0.0, now - origin.tls_seconds)
         transfer.time_appconnect = now if https else 0.0
