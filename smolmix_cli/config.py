@@ -17,9 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
-from smolmix_cli.mixnet.directory.nym_api import MAINNET_API_URLS, ApiUrl, make_ssl_context
+from smolmix_cli.mixnet.directory.api_urls import MAINNET_API_URLS, ApiUrl, make_ssl_context
 
 APP = "smolmix"
 NETWORK_ENV = "SMOLMIX_NETWORK"
@@ -37,6 +35,8 @@ class NetworkConfigError(Exception):
 
 def state_dir() -> Path:
     """XDG state dir for smolmix (testnet state lives below it)."""
+    import platformdirs  # on first use: it loads tempfile and shutil, which attaching skips
+
     return platformdirs.user_state_path(APP)
 
 
@@ -46,6 +46,8 @@ def default_testnet_dir() -> Path:
 
 def runtime_dir() -> Path:
     """XDG runtime dir (0700) for sockets; falls back to the state dir."""
+    import platformdirs
+
     try:
         path = platformdirs.user_runtime_path(APP)
     except Exception:  # platformdirs may not know one on this OS
@@ -242,7 +244,7 @@ def load_network_file(path: Path, name: str | None = None) -> Network:
         raise NetworkConfigError(f"{path}: bad directory_url or ca_pem")
     if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
         raise NetworkConfigError(f"{path}: mean_delay_ms must be a non-negative number")
-    from smolmix_cli.mixnet.directory.nym_api import DirectoryUnavailable
+    from smolmix_cli.mixnet.directory.api_urls import DirectoryUnavailable
 
     try:
         api = ApiUrl(url)

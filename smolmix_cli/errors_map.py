@@ -37,7 +37,7 @@ def table() -> Mapping[type[BaseException], Entry]:
     from smolmix_cli.config import NetworkConfigError
     from smolmix_cli.mixnet.client.client import ClientClosed, DeliveryFailed
     from smolmix_cli.mixnet.client.core import ClientError
-    from smolmix_cli.mixnet.directory.nym_api import DirectoryUnavailable
+    from smolmix_cli.mixnet.directory.api_urls import DirectoryUnavailable
     from smolmix_cli.mixnet.gateway.client import (
         GatewayClientError,
         GatewayHandshakeTimeout,
@@ -110,7 +110,7 @@ def table() -> Mapping[type[BaseException], Entry]:
 
 def _directory(exc: Any) -> Rule:
     """Directory URL unreachable (5) or answering unusably (110): the failure's kind says."""
-    from smolmix_cli.mixnet.directory.nym_api import FailureKind
+    from smolmix_cli.mixnet.directory.api_urls import FailureKind
 
     unreachable = (FailureKind.RESOLVE, FailureKind.CONNECT, FailureKind.TLS, FailureKind.TIMEOUT)
     if exc.kind in unreachable:

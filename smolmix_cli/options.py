@@ -269,6 +269,21 @@ class GlobalOptions:
         ),
         Spelling("--no-config", sets="", help="Read no config file. Example: --no-config"),
     )
+    fresh_connections: bool = option(
+        False,
+        Spelling(
+            "--fresh-connections",
+            sets=True,
+            envvar="SMOLMIX_FRESH_CONNECTIONS",
+            help="Take no warm connection from the background session and leave none behind: "
+            "every command opens its own TCP and TLS to the origin, so no two commands share "
+            "one (by default the session keeps a finished command's HTTP connection to an "
+            "origin for 30 s and hands it to the next command to the same origin, which "
+            "saves two mixnet round trips but lets the origin link the two requests). "
+            "Env: SMOLMIX_FRESH_CONNECTIONS=1. Example: --fresh-connections",
+        ),
+        shapes_tunnel=False,
+    )
 
 
 def option_fields() -> list[tuple[dataclasses.Field[Any], OptionSpec]]:

@@ -10,7 +10,9 @@ knows on which line each key sits, and words every complaint as one
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +36,17 @@ class ConfigFileError(Exception):
 
 
 def default_path() -> Path:
-    """$XDG_CONFIG_HOME/smolmix/config.toml (platformdirs' equivalent elsewhere)."""
-    import platformdirs  # every command asks; `--version` and attached ones need no more
+    """$XDG_CONFIG_HOME/smolmix/config.toml (platformdirs' equivalent elsewhere).
+
+    Every command asks, so on Linux the XDG rule is applied here: platformdirs imports
+    tempfile and shutil, which an attached command otherwise never needs.
+    """
+    system: str = sys.platform  # a variable: mypy would narrow the comparison to this host
+    if system.startswith("linux"):
+        base = os.environ.get("XDG_CONFIG_HOME", "").strip()
+        root = Path(base) if os.path.isabs(base) else Path.home() / ".config"
+        return root / APP / FILE_NAME
+    import platformdirs
 
     return platformdirs.user_config_path(APP) / FILE_NAME
 

@@ -14,7 +14,7 @@ from smolmix_cli.config import NetworkConfigError
 from smolmix_cli.exit_codes import CliError, ExitCode
 from smolmix_cli.mixnet.client.client import ClientClosed, DeliveryFailed
 from smolmix_cli.mixnet.client.core import ClientError
-from smolmix_cli.mixnet.directory.nym_api import DirectoryUnavailable, FailureKind
+from smolmix_cli.mixnet.directory.api_urls import DirectoryUnavailable, FailureKind
 from smolmix_cli.mixnet.gateway.client import (
     GatewayClientError,
     GatewayHandshakeTimeout,

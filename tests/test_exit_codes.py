@@ -10,7 +10,7 @@ import pytest
 from smolmix_cli.apps.errors import ResolveError
 from smolmix_cli.errors_map import Rule, classify, entry_for, table
 from smolmix_cli.exit_codes import CliError, ExitCode
-from smolmix_cli.mixnet.directory.nym_api import DirectoryUnavailable, FailureKind
+from smolmix_cli.mixnet.directory.api_urls import DirectoryUnavailable, FailureKind
 from tests.error_samples import SAMPLES, Sample
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,6 +9,7 @@ engines also accept OSError and anyio stream errors and map them themselves.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import anyio.abc
@@ -24,4 +25,39 @@ class Connector(Protocol):
 
     async def udp_exchange(self, host: str, port: int, payload: bytes, timeout: float) -> bytes:
         """Send one datagram and return the first reply; raise OperationTimeout if none."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class OriginStream:
+    """A stream for HTTP/1.1 to one origin, TCP and TLS done by whoever holds it."""
+
+    stream: anyio.abc.ByteStream
+    reused: bool
+    """A warm connection an earlier command left (it may have gone stale meanwhile)."""
+    tls_version: str
+    tcp_seconds: float
+    tls_seconds: float
+    remote: tuple[str, int] | None
+
+
+@runtime_checkable
+class OriginConnector(Protocol):
+    """A connector that also opens (and may keep warm) HTTP origin connections itself:
+    a background session, where a connection can outlive the command (session/warm.py)."""
+
+    async def open_origin(
+        self,
+        host: str,
+        port: int,
+        *,
+        server_name: str | None,
+        verify: bool,
+        cafile: str | None,
+        fresh: bool,
+    ) -> OriginStream:
+        """`host:port` is where to dial; `server_name` the TLS name (None: plain HTTP).
+
+        Fails with the transport errors above (typed), or with an error that already
+        carries its final exit code (a TLS failure in the session: 35 or 60)."""
         ...

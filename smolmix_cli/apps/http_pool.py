@@ -2,26 +2,30 @@
 
 Over the mixnet a new connection costs TCP and TLS round trips of a second or more
 each, so connections h11 says can carry another request wait here for the next URL
-to the same origin (and the same TLS settings).
+to the same origin (and the same TLS settings). A background session's connector
+(OriginConnector) opens the connection and does TLS itself, so that the connection
+can stay warm in the session for the next command; then this process never
+imports ssl.
 """
 
 from __future__ import annotations
 
-import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
 import h11
 
-from smolmix_cli.apps import tls
-from smolmix_cli.apps.connector import Connector
+from smolmix_cli.apps.connector import Connector, OriginConnector, OriginStream
 from smolmix_cli.apps.errors import AppError, ConnectError, OperationTimeout
 from smolmix_cli.apps.http_connection import HttpConnection
 from smolmix_cli.apps.http_options import FetchOptions
 from smolmix_cli.apps.http_route import route
 from smolmix_cli.apps.http_transfer import Transfer
 from smolmix_cli.apps.http_url import Url
+
+if TYPE_CHECKING:
+    import ssl
 
 _MAX_IDLE_PER_ORIGIN = 4
 
@@ -58,6 +62,10 @@ class ConnectionPool:
             transfer.reused_connection = True
             _describe(transfer, url, conn)
             return conn, True
+        if isinstance(self._connector, OriginConnector):
+            return await self._acquire_origin(self._connector, url, opts, transfer, fresh)
+        from smolmix_cli.apps import tls
+
         context: ssl.SSLContext | None = None
         if url.scheme == "https":
             context = tls.client_context(verify=opts.verify, cafile=opts.cafile)
@@ -84,6 +92,45 @@ class ConnectionPool:
         conn.local_ip, conn.local_port = _address(stream, anyio.abc.SocketAttribute.local_address)
         _describe(transfer, url, conn)
         return conn, False
+
+    async def _acquire_origin(
+        self,
+        connector: OriginConnector,
+        url: Url,
+        opts: FetchOptions,
+        transfer: Transfer,
+        fresh: bool,
+    ) -> tuple[HttpConnection, bool]:
+        """The session's connection: a warm one (-w counts it as reused) or one it opened."""
+        host, port = route(url.host, url.port, opts.connect_to, opts.resolve)
+        https = url.scheme == "https"
+        try:
+            with anyio.fail_after(opts.connect_timeout):
+                origin: OriginStream = await connector.open_origin(
+                    host,
+                    port,
+                    server_name=url.host if https else None,
+                    verify=opts.verify,
+                    cafile=opts.cafile,
+                    fresh=fresh,
+                )
+        except TimeoutError:
+            raise OperationTimeout(
+                f"Connection timed out after {transfer.elapsed() * 1000:.0f} milliseconds"
+            ) from None
+        # Anything else passes as raised: the session's failures come back typed (AppError)
+        # or final with their exit code (a TLS failure's 35 or 60), never as raw transport errors.
+        now = transfer.elapsed()
+        transfer.time_connect = max(0.0, now - origin.tls_seconds)
+        transfer.time_appconnect = now if https else 0.0
+        transfer.reused_connection = origin.reused
+        if not origin.reused:
+            self.opened += 1
+            transfer.num_connects += 1
+        conn = HttpConnection(origin.stream, self._key(url, opts), origin.tls_version)
+        conn.remote_ip = origin.remote[0] if origin.remote else ""
+        _describe(transfer, url, conn)
+        return conn, origin.reused
 
     async def _open(self, url: Url, opts: FetchOptions) -> anyio.abc.ByteStream:
         host, port = route(url.host, url.port, opts.connect_to, opts.resolve)

@@ -74,8 +74,6 @@ def batch_lines(run: DigRun) -> list[list[str]]:
     return lines
 
 
-
-
 def _with_port(server: DnsServer, port: int | None) -> DnsServer:
     if port is None or server.transport not in ("udp", "tcp"):
         return server

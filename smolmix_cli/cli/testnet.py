@@ -362,7 +362,8 @@ async def _probe(host: str, port: int | None) -> bool | None:
 
 async def collect_status(network: Network) -> dict[str, Any]:
     """Liveness of every node's ports (TCP connect) and the counters the network serves."""
-    from smolmix_cli.mixnet.directory.nym_api import ApiUrl, DirectoryUnavailable, NymApiClient
+    from smolmix_cli.mixnet.directory.api_urls import ApiUrl, DirectoryUnavailable
+    from smolmix_cli.mixnet.directory.nym_api import NymApiClient
 
     served: dict[str, Any] = {}
     error = None

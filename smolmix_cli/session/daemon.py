@@ -38,6 +38,14 @@ from smolmix_cli.session.exit_watch import PROBE_TIMEOUT_S, PROBES, SilenceWatch
 from smolmix_cli.session.paths import SessionPaths, probe
 from smolmix_cli.session.splice import Counters, splice
 from smolmix_cli.session.unix import UnixListener
+from smolmix_cli.session.warm import (
+    ExchangeWatch,
+    OriginKey,
+    Warm,
+    WarmPool,
+    ca_digest,
+    serve_exchanges,
+)
 from smolmix_cli.tunnel.status import TunnelStatus
 
 REQUEST_TIMEOUT = 10.0  # a command has this long to send its request frame
@@ -118,6 +126,7 @@ class SessionDaemon:
         self.source = source
         self.classify = classify
         self.counters = Counters()
+        self.warm = WarmPool()
         self.generation = 0
         self.started = time.time()
         self.ready_since: float | None = None
@@ -163,6 +172,7 @@ class SessionDaemon:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._generations)
                     tg.start_soon(self._idle_watch)
+                    tg.start_soon(self._warm_expiry)
                     if self.config.handle_signals:
                         tg.start_soon(self._signals)
                     if socks_listener is not None:
@@ -231,6 +241,12 @@ class SessionDaemon:
                 log(f"idle for {idle:g} s; stopping the {self.paths.name} session")
                 self.stop()
                 return
+
+    async def _warm_expiry(self) -> None:
+        """Close warm connections that idled out, so the exit's NAT and the origin let go."""
+        while True:
+            await anyio.sleep(min(1.0, self.warm.idle_timeout / 4))
+            await self.warm.expire(self.generation)
 
     # -- the tunnel, generation after generation ---------------------------------------------
 
@@ -403,6 +419,8 @@ class SessionDaemon:
                     request.host, request.port, request.payload, request.timeout
                 )
                 await conn.send(proto.ok_frame(reply))
+            elif op == "open_http":
+                await self._open_http(conn, request, decoder)
             else:
                 stream = await self.open_tcp(request.host, request.port)
                 async with stream:
@@ -421,6 +439,72 @@ class SessionDaemon:
         except Exception as exc:
             await conn.send(error_answer(exc, self.classify))
 
+    async def _open_http(
+        self, conn: anyio.abc.SocketStream, request: proto.Request, decoder: proto.FrameDecoder
+    ) -> None:
+        """A warm connection to the origin if one idles (and the command allows it), else a
+        new one; kept afterwards if the exchanges ended cleanly (session/warm.py)."""
+        await self.current(self.config.boot_timeout)
+        key = OriginKey(
+            request.host,
+            request.port,
+            request.server_name,
+            request.verify,
+            ca_digest(request.cafile),
+            self.generation,
+        )
+        await self.warm.expire(self.generation)
+        warm = await self.warm.take(key) if request.reuse and not request.fresh else None
+        reused = warm is not None
+        times = (0.0, 0.0)
+        if warm is None:
+            warm, times = await self._connect_origin(request)
+        answer: dict[str, Any] = {
+            "remote": list(warm.remote) if warm.remote else None,
+            "end_mark": True,
+            "reused": reused,
+            "tls_version": warm.tls_version,
+            "tcp_s": round(times[0], 6),
+            "tls_s": round(times[1], 6),
+        }
+        try:
+            await conn.send(proto.ok_frame(**answer))
+        except BaseException:  # the command gave up (its --connect-timeout) or went away
+            if request.reuse and key.generation == self.generation:
+                await self.warm.put(key, warm)  # unused and clean: the next command's
+            else:
+                await anyio.aclose_forcefully(warm.stream)
+            raise
+        watch = ExchangeWatch()
+        self.counters.streams_open += 1
+        self.counters.streams_total += 1
+        try:
+            up, down = await serve_exchanges(conn, warm.stream, decoder.rest(), watch)
+            self._stream_hook(up, down)
+        finally:
+            self.counters.streams_open -= 1
+            if request.reuse and watch.reusable and key.generation == self.generation:
+                await self.warm.put(key, warm)
+            else:
+                await anyio.aclose_forcefully(warm.stream)
+
+    async def _connect_origin(self, request: proto.Request) -> tuple[Warm, tuple[float, float]]:
+        """A new connection, and the seconds its TCP and its TLS handshake took."""
+        from smolmix_cli.apps import tls
+
+        started = time.monotonic()
+        stream = await self.open_tcp(request.host, request.port)
+        remote = stream.extra(anyio.abc.SocketAttribute.remote_address, None)
+        connected = time.monotonic()
+        version = ""
+        if request.server_name is not None:
+            context = tls.client_context(verify=request.verify, cafile=request.cafile)
+            stream = await tls.wrap_client(stream, request.server_name, context)
+            version = tls.negotiated(stream).get("tls_version", "")
+        self.warm.opened += 1
+        warm = Warm(stream, (str(remote[0]), int(remote[1])) if remote else None, version)
+        return warm, (connected - started, time.monotonic() - connected)
+
     # -- status ------------------------------------------------------------------------------
 
     def _waiting_reason(self) -> str:
@@ -436,6 +520,7 @@ class SessionDaemon:
         c = self.counters
         return {
             "protocol": proto.VERSION,
+            "ops": list(proto.OPS),
             "pid": os.getpid(),
             "network": self.config.network_name,
             "socket": str(self.paths.socket),
@@ -455,6 +540,9 @@ class SessionDaemon:
             "ipv4": snap.ipv4 if snap else None,
             "ipv6": snap.ipv6 if snap else None,
             "rtt_ms": snap.rtt_ms if snap else None,
+            "origin_connections": self.warm.opened,
+            "warm_reused": self.warm.reused,
+            "warm_idle": len(self.warm),
             "bytes_up": c.bytes_up,
             "bytes_down": c.bytes_down,
             "packets_up": snap.packets_up if snap else 0,

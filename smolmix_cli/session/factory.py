@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager, asynccontextmanager
@@ -50,17 +48,21 @@ class OptionError(Exception):
 
 
 def check_options(options: GlobalOptions) -> None:
-    """`--ipr` and `--gateway` must parse before anything starts (exit 2, one line)."""
-    from smolmix_cli.mixnet.address import Recipient
+    """`--ipr` and `--gateway` must parse before anything starts (exit 2, one line).
+
+    The parsers come with the mixnet's key code, so they are imported only when needed."""
     from smolmix_cli.mixnet.errors import MixnetError
-    from smolmix_cli.mixnet.keys import decode_key_base58
 
     if options.ipr:
+        from smolmix_cli.mixnet.address import Recipient
+
         try:
             Recipient.parse(options.ipr)
         except (MixnetError, ValueError) as exc:
             raise OptionError(f"bad --ipr address: {exc}") from None
     if options.gateway:
+        from smolmix_cli.mixnet.keys import decode_key_base58
+
         try:
             decode_key_base58(options.gateway, "--gateway")
         except (MixnetError, ValueError) as exc:
@@ -102,15 +104,29 @@ class Session:
     network: Network
     tunnel: Tunnel | RemoteTunnel
     boot_seconds: float = 0.0
-    _tmp: Path | None = field(default=None, repr=False)
     reused: bool = False  # True: attached to a background session (nothing booted here)
+    _tmp: Path | None = field(default=None, repr=False)
+    """A private directory for CA bundles, made on first use (mainnet never needs one)."""
+    _closed: bool = field(default=False, repr=False)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._tmp is not None:
+            import shutil
+
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
 
     def cafile(self, user_cacert: str | None) -> str | None:
         """A CA bundle: the network's own CA (local networks) plus the user's `--cacert`."""
         if self.network.ca_pem is None:
             return user_cacert
-        if self._tmp is None:
+        if self._closed:
             raise CaFileError("session closed")
+        if self._tmp is None:
+            import tempfile
+
+            self._tmp = Path(tempfile.mkdtemp(prefix="smolmix-"))  # 0700 already
         extra = ""
         if user_cacert is not None:
             try:
@@ -170,34 +186,30 @@ async def boot_in_process(
         network = load_network(options)
     topts = tunnel_options(network, options)
     start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="smolmix-") as tmp:
-        os.chmod(tmp, 0o700)
-        async with Tunnel.open(network, topts) as tunnel:
-            if on_phase is not None:
-                on_phase(f"booting the tunnel on {network.name}")
-            with _status(None if on_phase is not None else status_line) as spin:
-                await wait_ready_reporting(tunnel, options.boot_timeout, on_phase or spin)
-            session = Session(network, tunnel, time.monotonic() - start, Path(tmp))
-            if on_phase is not None:
-                on_phase(
-                    f"tunnel ready in {session.boot_seconds:.3f} s "
-                    f"(exit {tunnel.exit.key if tunnel.exit else '?'}, address {tunnel.snapshot().ipv4})"
-                )
-            try:
-                yield session
-            finally:
-                session._tmp = None
+    async with Tunnel.open(network, topts) as tunnel:
+        if on_phase is not None:
+            on_phase(f"booting the tunnel on {network.name}")
+        with _status(None if on_phase is not None else status_line) as spin:
+            await wait_ready_reporting(tunnel, options.boot_timeout, on_phase or spin)
+        session = Session(network, tunnel, time.monotonic() - start)
+        if on_phase is not None:
+            on_phase(
+                f"tunnel ready in {session.boot_seconds:.3f} s "
+                f"(exit {tunnel.exit.key if tunnel.exit else '?'}, address {tunnel.snapshot().ipv4})"
+            )
+        try:
+            yield session
+        finally:
+            session.close()
 
 
 @asynccontextmanager
 async def _attached(network: Network, remote: RemoteTunnel) -> AsyncIterator[Session]:
-    with tempfile.TemporaryDirectory(prefix="smolmix-") as tmp:
-        os.chmod(tmp, 0o700)
-        session = Session(network, remote, 0.0, Path(tmp), reused=True)
-        try:
-            yield session
-        finally:
-            session._tmp = None
+    session = Session(network, remote, 0.0, reused=True)
+    try:
+        yield session
+    finally:
+        session.close()
 
 
 async def _attach(
@@ -241,7 +253,7 @@ async def _attach(
                     await anyio.to_thread.run_sync(
                         lambda: spawn_session(options, paths, idle_timeout=None, socks5=None)
                     )
-        remote = RemoteTunnel(paths.socket)
+        remote = RemoteTunnel(paths.socket, reuse=not options.fresh_connections)
         try:
             theirs = (await remote.status()).get("tunnel_args")
             if theirs != tunnel_args(options):

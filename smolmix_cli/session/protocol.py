@@ -11,7 +11,9 @@ A frame is a 12-byte header, then a JSON object, then opaque data:
 
     magic "SMX" | version u8 | json length u32 BE | data length u32 BE | JSON | data
 
-Requests (`op`): `open_tcp` {host, port}; `udp_exchange` {host, port, timeout}
+Requests (`op`): `open_tcp` {host, port}; `open_http` {host, port, server_name?,
+verify, cafile?, reuse, fresh}: a stream for HTTP/1.1 exchanges whose TCP (and TLS,
+with `server_name`) the session holds and may keep warm (session/warm.py); `udp_exchange` {host, port, timeout}
 with the datagram as data; `resolve` {name}; `status` {wait?: seconds to wait
 for the tunnel to be ready}; `stop`. Answers:
 {"ok": true, ...} (for udp_exchange the reply datagram as data), or
@@ -31,7 +33,7 @@ VERSION = 1
 HEADER = struct.Struct(">3sBII")
 MAX_JSON = 64 * 1024
 MAX_DATA = 1024 * 1024
-OPS = ("open_tcp", "udp_exchange", "resolve", "status", "stop")
+OPS = ("open_tcp", "open_http", "udp_exchange", "resolve", "status", "stop")
 
 
 class ProtocolError(Exception):
@@ -109,12 +111,27 @@ class Request:
     payload: bytes = b""
     end_mark: bool = False
     """open_tcp: frame the stream's way back so that its end says FIN or broken (see below)."""
+    server_name: str | None = None
+    """open_http: TLS to this name (SNI and certificate check); None: plain HTTP."""
+    verify: bool = True
+    cafile: str | None = None
+    """open_http: a CA bundle trusted beside certifi's roots (a path on this host)."""
+    reuse: bool = False
+    """open_http: the session may hand out a warm connection and keep this one after."""
+    fresh: bool = False
+    """open_http: a new connection even if a warm one is idle (a retry after a stale one)."""
 
 
 def request_frame(request: Request) -> bytes:
     header: dict[str, Any] = {"op": request.op}
-    if request.op in ("open_tcp", "udp_exchange"):
+    if request.op in ("open_tcp", "open_http", "udp_exchange"):
         header |= {"host": request.host, "port": request.port}
+    if request.op == "open_http":
+        header |= {"verify": request.verify, "reuse": request.reuse, "fresh": request.fresh}
+        if request.server_name is not None:
+            header["server_name"] = request.server_name
+        if request.cafile is not None:
+            header["cafile"] = request.cafile
     if request.op == "open_tcp" and request.end_mark:
         header["end_mark"] = True
     if request.op == "udp_exchange":
@@ -132,7 +149,7 @@ def parse_request(frame: Frame) -> Request:
     op = h.get("op")
     if op not in OPS:
         raise ProtocolError(f"unknown op {op!r}")
-    if op in ("open_tcp", "udp_exchange"):
+    if op in ("open_tcp", "open_http", "udp_exchange"):
         host, port = h.get("host"), h.get("port")
         if not isinstance(host, str) or not host or len(host) > 255:
             raise ProtocolError("host must be a non-empty string")
@@ -141,6 +158,8 @@ def parse_request(frame: Frame) -> Request:
         timeout = 0.0
         if op == "udp_exchange":
             timeout = _seconds(h.get("timeout"), "timeout")
+        if op == "open_http":
+            return _http_request(h, host, port)
         end_mark = op == "open_tcp" and h.get("end_mark") is True
         return Request(
             op, host=host, port=port, timeout=timeout, payload=frame.data, end_mark=end_mark
@@ -153,6 +172,23 @@ def parse_request(frame: Frame) -> Request:
     if op == "status" and "wait" in h:
         return Request(op, timeout=_seconds(h.get("wait"), "wait"))
     return Request(op)
+
+
+def _http_request(h: dict[str, Any], host: str, port: int) -> Request:
+    server_name, cafile = h.get("server_name"), h.get("cafile")
+    if server_name is not None and (not isinstance(server_name, str) or not server_name):
+        raise ProtocolError("server_name must be a non-empty string")
+    if cafile is not None and (not isinstance(cafile, str) or not cafile):
+        raise ProtocolError("cafile must be a non-empty string")
+    flags = {name: h.get(name, default) for name, default in _HTTP_FLAGS.items()}
+    if not all(isinstance(v, bool) for v in flags.values()):
+        raise ProtocolError("verify, reuse and fresh must be booleans")
+    return Request(
+        "open_http", host=host, port=port, server_name=server_name, cafile=cafile, **flags
+    )
+
+
+_HTTP_FLAGS = {"verify": True, "reuse": False, "fresh": False}
 
 
 def _seconds(value: Any, what: str) -> float:

@@ -17,6 +17,7 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 
+from smolmix_cli.apps.connector import OriginStream
 from smolmix_cli.apps.errors import AppError
 from smolmix_cli.session import protocol as proto
 from smolmix_cli.session.unix import connect_unix
@@ -145,9 +146,14 @@ def rebuild_error(error: proto.RemoteError) -> Exception:
 class RemoteTunnel:
     """A Connector backed by the session daemon listening on `path`."""
 
-    def __init__(self, path: Path, status: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, path: Path, status: dict[str, Any] | None = None, *, reuse: bool = True
+    ) -> None:
         self.path = path
         self.last_status: dict[str, Any] = status or {}
+        self.reuse = reuse
+        """Let the session keep this command's origin connections warm, and hand it warm ones
+        (off with --fresh-connections)."""
 
     async def _call(
         self, request: proto.Request
@@ -184,18 +190,68 @@ class RemoteTunnel:
         conn, frame, decoder = await self._call(
             proto.Request("open_tcp", host=host, port=port, end_mark=True)
         )
-        remote = frame.header.get("remote")
-        address: tuple[str, int] | None = None
-        if (
-            isinstance(remote, list)
-            and len(remote) == 2
-            and isinstance(remote[0], str)
-            and isinstance(remote[1], int)
-        ):
-            address = (remote[0], remote[1])
+        address = _address(frame.header.get("remote"))
         if frame.header.get("end_mark") is True:  # the rest is framed: the decoder keeps it
             return AttachedStream(conn, b"", address, decoder)
         return AttachedStream(conn, decoder.rest(), address)
+
+    async def open_origin(
+        self,
+        host: str,
+        port: int,
+        *,
+        server_name: str | None,
+        verify: bool,
+        cafile: str | None,
+        fresh: bool,
+    ) -> OriginStream:
+        if "open_http" not in self.last_status.get("ops", ()):
+            return await self._origin_here(host, port, server_name, verify, cafile)
+        request = proto.Request(
+            "open_http",
+            host=host,
+            port=port,
+            server_name=server_name,
+            verify=verify,
+            cafile=cafile,
+            reuse=self.reuse,
+            fresh=fresh,
+        )
+        conn, frame, decoder = await self._call(request)
+        h = frame.header
+        address = _address(h.get("remote"))
+        return OriginStream(
+            AttachedStream(conn, b"", address, decoder),
+            reused=h.get("reused") is True,
+            tls_version=str(h.get("tls_version") or ""),
+            tcp_seconds=_number(h.get("tcp_s")),
+            tls_seconds=_number(h.get("tls_s")),
+            remote=address,
+        )
+
+    async def _origin_here(
+        self, host: str, port: int, server_name: str | None, verify: bool, cafile: str | None
+    ) -> OriginStream:
+        """A session from before `open_http`: a plain stream, TLS in this process."""
+        from smolmix_cli.apps import tls
+
+        started = anyio.current_time()
+        stream = await self.open_tcp(host, port)
+        connected = anyio.current_time()
+        address = _address(list(stream.extra(SocketAttribute.remote_address, None) or ()))
+        version = ""
+        if server_name is not None:
+            context = tls.client_context(verify=verify, cafile=cafile)
+            stream = await tls.wrap_client(stream, server_name, context)
+            version = tls.negotiated(stream).get("tls_version", "")
+        return OriginStream(
+            stream,
+            reused=False,
+            tls_version=version,
+            tcp_seconds=connected - started,
+            tls_seconds=anyio.current_time() - connected,
+            remote=address,
+        )
 
     async def udp_exchange(self, host: str, port: int, payload: bytes, timeout: float) -> bytes:
         request = proto.Request(
@@ -224,3 +280,18 @@ class RemoteTunnel:
     def snapshot(self) -> TunnelStatus:
         """The tunnel's status as of the last `status()` call (the in-process tunnel's type)."""
         return TunnelStatus.from_json(self.last_status)
+
+
+def _address(remote: Any) -> tuple[str, int] | None:
+    if (
+        isinstance(remote, list)
+        and len(remote) == 2
+        and isinstance(remote[0], str)
+        and isinstance(remote[1], int)
+    ):
+        return (remote[0], remote[1])
+    return None
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0

@@ -44,7 +44,8 @@ from smolmix_cli.config import (
     write_private_json,
 )
 from smolmix_cli.mixnet.client.key_store import KeyStore
-from smolmix_cli.mixnet.directory.nym_api import ApiUrl, NymApiClient
+from smolmix_cli.mixnet.directory.api_urls import ApiUrl
+from smolmix_cli.mixnet.directory.nym_api import NymApiClient
 from smolmix_cli.mixnet.gateway.gateway_connection import GatewayRegistry
 from smolmix_cli.mixnet.topology.topology import NodeRole, Topology
 from smolmix_cli.testnet.ca import create_ca, load_or_create_ca, server_hosts

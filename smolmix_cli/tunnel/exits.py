@@ -28,13 +28,8 @@ from typing import Any
 from smolmix_cli.ipr.client_logic import parse_build_version
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.base58 import b58encode
-from smolmix_cli.mixnet.directory.nym_api import (
-    PATH_ALL_SKIMMED,
-    PATH_DESCRIBED,
-    DirectoryUnavailable,
-    FailureKind,
-    NymApiClient,
-)
+from smolmix_cli.mixnet.directory.api_urls import DirectoryUnavailable, FailureKind
+from smolmix_cli.mixnet.directory.nym_api import PATH_ALL_SKIMMED, PATH_DESCRIBED, NymApiClient
 from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.mixnet.topology.topology import Topology
 

@@ -39,7 +39,7 @@ class TunnelStatus:
     gateway: str | None = None  # the entry gateway's identity (base58)
     ipv4: str | None = None
     ipv6: str | None = None
-    rtt_ms: float | None = None  # the IPR readiness ping of the current session
+    rtt_ms: float | None = None  # the IPR connect round trip of the current session
     sessions_started: int = 0
     exits_failed: tuple[str, ...] = ()
     gateways_skipped: tuple[str, ...] = ()  # "<identity> at <url>: why", in the order tried

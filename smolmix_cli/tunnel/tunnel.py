@@ -2,15 +2,17 @@
 
 Start-up (state `connecting`): read the topology, start the mixnet client on
 the entry gateway, choose an exit (pinned, remembered, or discovered), run the
-IPR handshake and a ping, then build the userspace stack on the addresses the
-exit allocated (`ready`). Operations wait at the ready gate.
+IPR handshake, then build the userspace stack on the addresses the exit
+allocated (`ready`). No readiness ping: the ConnectSuccess came back through our
+own reply SURBs, so it already proved the path both ways (the official client
+does not ping either); its round trip is the session's `rtt_ms`. Operations wait at the ready gate.
 
 A session that is lost (the exit's 60 s idle drop, a Disconnect, missing pongs)
 is replaced at once: a new handshake, new addresses, a new stack. Streams of
 the old session fail with BrokenResourceError; new ones use the new session.
 Discovered exits are raced `exit_race` at a time in a performance-weighted
 order (exit_race.py), each within a short per-attempt budget, up to
-`exit_attempts` of them: the first that connects and answers a ping carries the
+`exit_attempts` of them: the first that connects carries the
 session, one that refuses, stays silent or cannot be routed to frees its lane
 for the next, and one that connects after the race was won is sent a Disconnect
 (a pinned exit is the only attempt and gets the whole connect_timeout). `trail`
@@ -110,7 +112,8 @@ class Session:
     ipv4: IPv4Address
     ipv6: IPv6Address
     mtu: int
-    ping_rtt: float
+    connect_rtt: float
+    """Seconds from the ConnectRequest to its ConnectSuccess: one mixnet round trip."""
     udp_denials: dict[tuple[IpAddress, int], anyio.Event] = field(default_factory=dict)
     ended: anyio.Event = field(default_factory=anyio.Event)
 
@@ -236,7 +239,7 @@ class Tunnel:
         return error
 
     async def _ready_session(self) -> Session:
-        await self.wait_ready(self.options.connect_timeout + self.options.ping_timeout)
+        await self.wait_ready(self.options.connect_timeout)
         session = self.session
         if session is None:  # pragma: no cover - READY implies a session
             raise TunnelClosed("no session")
@@ -414,19 +417,18 @@ class Tunnel:
             log.info("no route to exit %s: %s", exit_.key, exc)
             raise IprHandshakeFailed(f"exit {exit_.key}: no route to its gateway") from None
 
-    def _attempt_budgets(self, exit_: ExitCandidate, rotating: bool) -> tuple[TunnelOptions, float]:
-        """The IPR client config and ping timeout of one attempt on this exit."""
+    def _attempt_options(self, exit_: ExitCandidate, rotating: bool) -> TunnelOptions:
+        """The IPR client config of one attempt on this exit."""
         options = self.options
         if not rotating:
-            return options, options.ping_timeout
+            return options
         # One budget per IPR version, so the v9 fallback still runs inside the attempt
         # (upstream ip_mix_stream.rs caps v10 at IPR_V10_ATTEMPT_TIMEOUT, then tries v9).
         step = min(options.exit_attempt_timeout, options.v10_fallback_after)
         v10_first = version_for_exit(exit_.build_version) == V10
-        link_options = options.replace(
+        return options.replace(
             connect_timeout=options.exit_attempt_budget(v10_first), v10_fallback_after=step
         )
-        return link_options, min(options.ping_timeout, options.exit_attempt_budget(True))
 
     async def _attempt(
         self,
@@ -436,11 +438,11 @@ class Tunnel:
         won: list[Session],
         rotating: bool,
     ) -> None:
-        """Connect and ping one exit. The race's winner goes on carrying the session until
+        """Connect one exit. The race's winner goes on carrying the session until
         its link is lost; a loser that connected sends a Disconnect (the exit frees its
         addresses) and ends, as does every failed attempt."""
         options = self.options
-        link_options, ping_timeout = self._attempt_budgets(exit_, rotating)
+        link_options = self._attempt_options(exit_, rotating)
         holder: list[Session] = []
         link = IprLink(
             mixnet,
@@ -458,10 +460,11 @@ class Tunnel:
                 async with anyio.create_task_group() as stg:
                     await stg.start(link.run)
                     try:
+                        asked = anyio.current_time()
                         connected = await link.connect()
-                        rtt = await link.ping(ping_timeout) if race.winner is None else 0.0
+                        rtt = anyio.current_time() - asked
                     except (IprHandshakeFailed, TunnelClosed) as exc:
-                        await link.disconnect()  # connected but no pong: free the addresses
+                        await link.disconnect()  # free any addresses it gave us
                         self._exit_failed(race, exit_, exc)
                         stg.cancel_scope.cancel()
                         return
@@ -480,7 +483,7 @@ class Tunnel:
                     session = Session(link, runner, connected.ipv4, connected.ipv6, mtu, rtt)
                     holder.append(session)
                     self._link = link
-                    self._exit_outcome(exit_, f"connected, ping {rtt * 1000:.0f} ms")
+                    self._exit_outcome(exit_, f"connected in {rtt * 1000:.0f} ms")
                     won.append(session)
                     race.changed.set()
                     await link.lost.wait()
@@ -642,7 +645,7 @@ class Tunnel:
             gateway=b58encode(mixnet.gateway.identity) if mixnet is not None else None,
             ipv4=str(session.ipv4) if session else None,
             ipv6=str(session.ipv6) if session else None,
-            rtt_ms=round(session.ping_rtt * 1000, 3) if session else None,
+            rtt_ms=round(session.connect_rtt * 1000, 3) if session else None,
             sessions_started=self.sessions_started,
             exits_failed=tuple(self.exits_failed),
             exits_tried=tuple(f"{key}: {why}" for key, why in self.exits_tried.items()),

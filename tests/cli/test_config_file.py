@@ -281,3 +281,20 @@ def test_key_lines_finds_tables_and_dotted_keys() -> None:
 
 def test_config_error_is_a_usage_exit() -> None:
     assert ConfigError("x").exit_code == 2
+
+
+@pytest.mark.parametrize("xdg", [None, "/tmp/smolmix-xdg", "", "  "])
+def test_the_default_path_is_platformdirs_without_importing_it(
+    monkeypatch: pytest.MonkeyPatch, xdg: str | None
+) -> None:
+    """On Linux the XDG rule is applied by hand (platformdirs costs the attach path tempfile
+    and shutil); it must name the file platformdirs would."""
+    import platformdirs
+
+    from smolmix_cli.user_config import default_path
+
+    if xdg is None:
+        monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    else:
+        monkeypatch.setenv("XDG_CONFIG_HOME", xdg)
+    assert default_path() == platformdirs.user_config_path("smolmix") / "config.toml"

@@ -80,7 +80,13 @@ CASES: list[C] = [
         "-s -o /dev/null -w '%{scheme} %{http_version} %{method}' {https}/",
     ),
     C("w_redirect_url", "-s -o /dev/null -w '%{redirect_url}' {http}/redirect/1"),
-    C("w_num_connects", "-s -o /dev/null -w '%{num_connects}' {http}/"),
+    # a warm connection the session kept from an earlier command is no new connect (0, as
+    # curl says of a reused one); --fresh-connections gives a lone curl process's count
+    C(
+        "w_num_connects",
+        "-s -o /dev/null -w '%{num_connects}' {http}/",
+        smolmix_env={"SMOLMIX_FRESH_CONNECTIONS": "1"},
+    ),
     # several URLs
     C("multi_url", "-sS {http}/ {http}/bytes/10"),
     C("multi_exit_is_last", "-sS -f {http}/status/404 {http}/", stderr=True),

@@ -55,6 +55,8 @@ class Case:
     files: dict[str, bytes] = field(default_factory=dict)
     stderr: bool = False
     known: str | None = None
+    smolmix_env: dict[str, str] = field(default_factory=dict)
+    """Extra environment for the smolmix side only."""
 
     def words(self, nginx: str = "") -> list[str]:
         text = self.args.replace("{http}", f"http://{HOST}").replace("{https}", f"https://{HOST}")
@@ -161,7 +163,7 @@ def run_smolmix(case: Case, origin: Origin) -> Outcome:
         "fetch",
         *case.words(origin.nginx),
     ]
-    env = {**origin.smolmix_env, "PYTHONPATH": str(REPO)}
+    env = {**origin.smolmix_env, **case.smolmix_env, "PYTHONPATH": str(REPO)}
     return _run(argv, case, env, SMOLMIX_TIMEOUT)
 
 

@@ -9,15 +9,13 @@ import zlib
 
 import pytest
 
+from smolmix_cli.mixnet.directory.api_urls import ApiUrl, DirectoryUnavailable, FailureKind
 from smolmix_cli.mixnet.directory.nym_api import (
     LARGE_TIMEOUT,
     MAX_DECODED_BODY,
     PATH_ALL_SKIMMED,
     PATH_DESCRIBED,
     PATH_REWARDED_SET,
-    ApiUrl,
-    DirectoryUnavailable,
-    FailureKind,
     NymApiClient,
     build_request,
     decode_answer,

@@ -14,7 +14,8 @@ from contextlib import AbstractAsyncContextManager
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from smolmix_cli.mixnet.directory.nym_api import USER_AGENT, ApiUrl, NymApiClient
+from smolmix_cli.mixnet.directory.api_urls import ApiUrl
+from smolmix_cli.mixnet.directory.nym_api import USER_AGENT, NymApiClient
 from smolmix_cli.mixnet.gateway.client import GatewayClient, GatewayUnavailable
 from tests.first_bytes import first_bytes_catcher
 

@@ -8,7 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smolmix_cli.mixnet.directory.nym_api import DirectoryUnavailable, PageCollector
+from smolmix_cli.mixnet.directory.api_urls import DirectoryUnavailable
+from smolmix_cli.mixnet.directory.nym_api import PageCollector
 from tests.testnet.directory_data import probe_like_state
 
 STATE = probe_like_state(per_layer=2)

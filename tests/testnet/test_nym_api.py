@@ -11,13 +11,15 @@ import anyio
 import anyio.abc
 import pytest
 
-from smolmix_cli.mixnet.directory.nym_api import (
+from smolmix_cli.mixnet.directory.api_urls import (
     MAINNET_API_URLS,
-    PATH_ACTIVE_MIXNODES,
-    PATH_ENTRY_GATEWAYS,
     ApiUrl,
     DirectoryUnavailable,
     FailureKind,
+)
+from smolmix_cli.mixnet.directory.nym_api import (
+    PATH_ACTIVE_MIXNODES,
+    PATH_ENTRY_GATEWAYS,
     NymApiClient,
     PageCollector,
     build_request,

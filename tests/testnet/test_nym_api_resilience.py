@@ -10,7 +10,8 @@ from typing import Any
 import anyio
 import pytest
 
-from smolmix_cli.mixnet.directory.nym_api import ApiUrl, NymApiClient
+from smolmix_cli.mixnet.directory.api_urls import ApiUrl
+from smolmix_cli.mixnet.directory.nym_api import NymApiClient
 from smolmix_cli.testnet.directory import Answer, DirectoryServer, DirectoryState
 from tests.testnet.directory_data import (
     probe_like_nodes,

@@ -114,7 +114,7 @@ def test_an_unreachable_directory_fails_the_tunnel_with_a_reason() -> None:
     import anyio
 
     from smolmix_cli.config import Network
-    from smolmix_cli.mixnet.directory.nym_api import ApiUrl, DirectoryUnavailable
+    from smolmix_cli.mixnet.directory.api_urls import ApiUrl, DirectoryUnavailable
     from smolmix_cli.tunnel.options import for_local_network
     from smolmix_cli.tunnel.tunnel import Tunnel, TunnelState
 

@@ -18,23 +18,25 @@ and exit with its documented code.
 
 from __future__ import annotations
 
-import enum
 import json
 import socket
 import ssl
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlencode, urlsplit
 
 import anyio
 import anyio.abc
 import h11
 from anyio.streams.tls import TLSStream
 
-from smolmix_cli.mixnet.errors import MixnetError
+from smolmix_cli.mixnet.directory.api_urls import (
+    ApiUrl,
+    DirectoryUnavailable,
+    FailureKind,
+    make_ssl_context,
+)
 from smolmix_cli.mixnet.topology.topology import (
     KeyRotationInfo,
     Node,
@@ -71,97 +73,6 @@ PATH_DESCRIBED = "v2/nym-nodes/described"
 LARGE_PATHS = frozenset({PATH_DESCRIBED, PATH_ALL_SKIMMED})
 
 _T = TypeVar("_T")
-
-
-class FailureKind(enum.Enum):
-    """Why a directory request failed; the CLI picks exit codes from this."""
-
-    RESOLVE = "cannot resolve host"
-    CONNECT = "cannot connect"
-    TLS = "TLS handshake failed"
-    TIMEOUT = "timed out"
-    HTTP = "HTTP error"
-    MALFORMED = "malformed answer"
-
-
-class DirectoryUnavailable(MixnetError):
-    """No directory URL gave a usable answer; `str()` is one line for the user."""
-
-    def __init__(self, kind: FailureKind, url: str, detail: str = "", tried: int = 1) -> None:
-        self.kind = kind
-        self.url = url
-        self.detail = detail
-        self.tried = tried
-        text = f"Nym directory unavailable: {url}: {kind.value}"
-        if detail:
-            text += f" ({detail})"
-        if tried > 1:
-            text += f"; {tried - 1} fallback URL(s) failed too"
-        super().__init__(" ".join(text.split()))
-
-
-@dataclass(frozen=True, slots=True)
-class ApiUrl:
-    """A nym-api base URL, optionally reached through a fronting host (SNI + TCP)."""
-
-    url: str
-    front_host: str | None = None
-
-    def __post_init__(self) -> None:
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise DirectoryUnavailable(FailureKind.MALFORMED, self.url, "not an http(s) URL")
-        try:
-            parts.port  # noqa: B018 - raises ValueError on a bad port
-        except ValueError:
-            raise DirectoryUnavailable(FailureKind.MALFORMED, self.url, "bad port") from None
-
-    @property
-    def scheme(self) -> str:
-        return urlsplit(self.url).scheme
-
-    @property
-    def host(self) -> str:
-        host = urlsplit(self.url).hostname
-        assert host is not None
-        return host
-
-    @property
-    def port(self) -> int:
-        port = urlsplit(self.url).port
-        return port if port is not None else (443 if self.scheme == "https" else 80)
-
-    @property
-    def connect_host(self) -> str:
-        """Where TCP and TLS go; differs from `host` only when domain-fronted."""
-        return self.front_host or self.host
-
-    @property
-    def host_header(self) -> str:
-        default = 443 if self.scheme == "https" else 80
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.port == default else f"{host}:{self.port}"
-
-    def target(self, path: str, query: Mapping[str, str | int] | None = None) -> str:
-        """Request target: the base URL's path joined with an API path (no leading slash)."""
-        base = urlsplit(self.url).path or "/"
-        if not base.endswith("/"):
-            base += "/"
-        target = base + path.lstrip("/")
-        if query:
-            target += "?" + urlencode({k: str(v) for k, v in query.items()})
-        return target
-
-    def full(self, path: str, query: Mapping[str, str | int] | None = None) -> str:
-        return f"{self.scheme}://{self.host_header}{self.target(path, query)}"
-
-
-# spec 4.1: nym:common/network-defaults/src/mainnet.rs (NYM_API and its fallbacks)
-MAINNET_API_URLS: tuple[ApiUrl, ...] = (
-    ApiUrl("https://validator.nymtech.net/api/"),
-    ApiUrl("https://nym-frontdoor.global.ssl.fastly.net/api/", "yelp.global.ssl.fastly.net"),
-    ApiUrl("https://cdn1.media-platform.net/api/"),
-)
 
 
 def build_request(
@@ -266,15 +177,6 @@ class PageCollector:
     @property
     def nodes(self) -> list[Node]:
         return [node for page in self.pages for node in page.nodes]
-
-
-def make_ssl_context(ca_file: Path | str | None = None) -> ssl.SSLContext:
-    """Verify against `ca_file` if given (a local network's CA), else certifi's roots."""
-    if ca_file is not None:
-        return ssl.create_default_context(cafile=str(ca_file))
-    import certifi
-
-    return ssl.create_default_context(cafile=certifi.where())
 
 
 class NymApiClient:

@@ -1,0 +1,195 @@
+"""Mixnet round trips of a fetch, phase by phase, at a mix delay where one is visible.
+
+Starts its own local network (`--mix-delay-ms`, 50 by default: a round trip through
+3 mixes and the gateways each way is about a third of a second), then for each
+checkout (this one, and `--base DIR` for a side-by-side run of another checkout with
+its own .venv) runs a background session and times, interleaved run by run:
+
+- `rt`: one mixnet round trip, the median of DNS queries through the session
+  (`udp_exchange`: one datagram to the exit's resolver and its answer);
+- `cold boot`: `--no-session fetch`, its `%{time_tunnel}` (directory, gateway and exit
+  handshake: all of it counted, local work included);
+- `new origin`: an attached fetch that opens its own connection (`--fresh-connections`
+  where the checkout has it), the name already in the session's DNS cache;
+- `repeat`: an attached fetch right after another to the same origin.
+
+Every `-w '%{json}'` phase is printed in round trips (seconds / rt). One JSON object per
+line; bench/README.md has the table.
+
+    .venv/bin/python bench/roundtrips.py [--runs 5] [--mix-delay-ms 50] [--base /tmp/base]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from smolmix_cli.network_select import running_network  # noqa: E402
+from smolmix_cli.session.remote import RemoteTunnel  # noqa: E402
+
+URL = "https://demo.smolmix.test/"
+PHASES = (
+    "time_namelookup",
+    "time_connect",
+    "time_appconnect",
+    "time_pretransfer",
+    "time_starttransfer",
+    "time_total",
+)
+
+
+@dataclass
+class Checkout:
+    name: str
+    repo: Path
+    env: dict[str, str]
+    fresh_flag: list[str]
+    samples: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    rts: list[float] = field(default_factory=list)
+
+    @property
+    def python(self) -> str:
+        venv = self.repo / ".venv" / "bin" / "python"
+        return str(venv) if venv.exists() else sys.executable
+
+    def run(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[bytes]:
+        done = subprocess.run(
+            [self.python, "-m", "smolmix_cli", "--network", "testnet", *args],
+            env=self.env,
+            cwd=self.repo,
+            capture_output=True,
+            timeout=timeout,
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"{self.name}: {args} failed ({done.returncode}): {done.stderr!r}")
+        return done
+
+    def fetch(self, case: str, *args: str) -> None:
+        start = time.perf_counter()
+        done = self.run(*args, "fetch", "-sS", "-o", "/dev/null", "-w", "%{json}", URL)
+        record = json.loads(done.stdout)
+        record["wall"] = time.perf_counter() - start
+        self.samples.setdefault(case, []).append(record)
+
+    @property
+    def socket(self) -> Path:
+        return Path(self.env["SMOLMIX_RUNTIME_DIR"]) / "testnet.sock"
+
+
+def dns_query(name: str) -> bytes:
+    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+    return os.urandom(2) + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + qname + b"\x00\x01\x00\x01"
+
+
+async def round_trips(socket: Path, resolver: tuple[str, int], count: int) -> list[float]:
+    remote = RemoteTunnel(socket)
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        await remote.udp_exchange(resolver[0], resolver[1], dns_query("demo.smolmix.test"), 10)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def emit(checkout: Checkout, case: str, rt: float, mix_delay_ms: float) -> None:
+    records = checkout.samples.get(case, [])
+    if not records:
+        return
+    out: dict[str, object] = {
+        "checkout": checkout.name,
+        "case": case,
+        "runs": len(records),
+        "mix_delay_ms": mix_delay_ms,
+        "rt_ms": round(rt * 1000, 1),
+    }
+    keys = ("time_tunnel", *PHASES) if case == "cold boot" else PHASES
+    for key in keys:
+        values = [float(r[key]) for r in records if isinstance(r.get(key), int | float)]
+        if values:
+            out[key.removeprefix("time_") + "_rt"] = round(statistics.median(values) / rt, 2)
+    out["num_connects"] = statistics.median(int(r.get("num_connects", 0)) for r in records)
+    out["wall_s"] = round(statistics.median(float(r["wall"]) for r in records), 3)
+    print(json.dumps(out), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--mix-delay-ms", type=float, default=50.0)
+    parser.add_argument("--base", type=Path, help="another checkout (with .venv) to run beside")
+    opts = parser.parse_args()
+
+    base = Path(tempfile.mkdtemp(prefix="smx-rt-", dir="/tmp"))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SMOLMIX_")}
+    clean["XDG_STATE_HOME"] = str(base / "state")
+    checkouts = [Checkout("this", REPO, {}, ["--fresh-connections"])]
+    if opts.base is not None:
+        checkouts.append(Checkout("base", opts.base.resolve(), {}, []))
+    for c in checkouts:
+        c.env = {**clean, "SMOLMIX_RUNTIME_DIR": str(base / f"run-{c.name}")}
+        (base / f"run-{c.name}").mkdir(mode=0o700)
+    log = open(base / "testnet.log", "wb")  # noqa: SIM115
+    up_args = [checkouts[0].python, "-m", "smolmix_cli", "testnet", "up", "--mix-delay-ms"]
+    net = subprocess.Popen(
+        [*up_args, str(opts.mix_delay_ms)],
+        env=checkouts[0].env,
+        cwd=REPO,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    try:
+        state = base / "state" / "smolmix" / "testnet"
+        deadline = time.monotonic() + 60
+        while (network := running_network(state)) is None:
+            if time.monotonic() > deadline or net.poll() is not None:
+                raise SystemExit("the local network did not start")
+            time.sleep(0.2)
+        host, _, port = (network.dns_resolver or "198.18.0.1:53").rpartition(":")
+        resolver = (host, int(port))
+        for c in checkouts:
+            c.run("session", "start")
+        try:
+            for c in checkouts:  # warm-up: the session's DNS cache, the first connection
+                c.fetch("warm-up")
+            for _ in range(opts.runs):
+                for c in checkouts:
+                    c.rts += anyio.run(round_trips, c.socket, resolver, 3)
+                    c.fetch("new origin", *c.fresh_flag)
+                    c.fetch("warm-up")
+                    c.fetch("repeat")
+                    c.fetch("cold boot", "--no-session")
+        finally:
+            for c in checkouts:
+                with contextlib.suppress(SystemExit):
+                    c.run("session", "stop")
+        for c in checkouts:
+            rt = statistics.median(c.rts)
+            for case in ("cold boot", "new origin", "repeat"):
+                emit(c, case, rt, opts.mix_delay_ms)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(net.pid, signal.SIGTERM)
+        net.wait(timeout=20)
+        log.close()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
