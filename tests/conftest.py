@@ -13,7 +13,9 @@ scales it up under the profile; tests marked `pytest.mark.fuzz` (long runs with 
 version) are deselected unless the fuzz profile is loaded.
 
 Soak: tests marked `pytest.mark.soak` (an hour of traffic through a session, tests/soak/) are
-deselected unless the marker expression names them: `pytest -m soak tests/soak`.
+deselected unless the marker expression names them: `pytest -m soak tests/soak`. So are tests
+marked `pytest.mark.long` (the full-size form of a check whose short form runs in CI, such as
+the 10 MiB httpx stream): `pytest -m long`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from tests.fuzzing import FUZZ, fuzzing
 # tests of the config file point SMOLMIX_CONFIG or --config at their own files.
 os.environ["SMOLMIX_CONFIG"] = os.devnull
 
-LONG = {"fuzz", "soak"}  # markers of long runs that only run when asked for
+LONG = {"fuzz", "soak", "long"}  # markers of long runs that only run when asked for
 
 settings.register_profile(
     FUZZ, max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -62,7 +64,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    kept = {"soak"} if "soak" in (config.getoption("markexpr") or "") else set()
+    asked = config.getoption("markexpr") or ""
+    kept = {m for m in ("soak", "long") if m in asked}
     if fuzzing():
         kept.add("fuzz")
     long_runs = [item for item in items if any(item.get_closest_marker(m) for m in LONG - kept)]

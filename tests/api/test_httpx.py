@@ -110,9 +110,9 @@ async def test_streaming_stays_bounded_a_timeout_and_an_early_close(
         assert tunnel.tcp_opened == opened + 1  # neither the cut-short one nor the timed-out
 
 
-@pytest.mark.soak
+@pytest.mark.long
 async def test_streaming_ten_mib(net: LocalNet, tunnel: api.Tunnel) -> None:
-    """`pytest -m soak tests/api`: 10 MiB through httpx, memory bounded, bytes checked."""
+    """`pytest -m long tests/api`: 10 MiB through httpx, memory bounded, bytes checked."""
     url = f"{net.loopback()}/bytes/{10 * MIB}"
     async with httpx.AsyncClient(transport=AsyncTransport(tunnel), timeout=120) as client:
         digest = hashlib.sha256()
