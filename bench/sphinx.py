@@ -46,9 +46,9 @@ from smolmix_cli.mixnet.packet.sphinx import (
     REGULAR_PAYLOAD_SIZE,
     Destination,
     ForwardHop,
+    HopKeys,
     RouteHop,
     SphinxNode,
-    HopKeys,
     build_packet,
     derive_hop_keys,
     derive_payload_key,
@@ -171,9 +171,9 @@ def compare_x25519_backends(publics: list[bytes], seconds: float) -> None:
                 secret
             ).exchange(X25519PublicKey.from_public_bytes(point)),
             "x25519_libsodium_scalarmult": lambda: crypto_scalarmult(secret, point),
-            "x25519_public_cryptography": lambda: X25519PrivateKey.from_private_bytes(secret)
-            .public_key()
-            .public_bytes_raw(),
+            "x25519_public_cryptography": lambda: (
+                X25519PrivateKey.from_private_bytes(secret).public_key().public_bytes_raw()
+            ),
             "x25519_public_libsodium": lambda: crypto_scalarmult_base(secret),
         },
         seconds * 6,
