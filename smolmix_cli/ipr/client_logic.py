@@ -9,6 +9,14 @@ Open), whose reply's version byte it does not check. Every IP packet then goes
 in its own Data message with 2 SURBs, LP seq 1, 2, … . Incoming sequence numbers
 are ignored: TCP reorders by itself.
 
+Deliberate departure (issue 17): with `surb_sizing` on, a data message carries only
+the SURBs the exit is short of (its estimated stock against `surb_stock_target`), at
+most `data_reply_surbs`, and only as many as fit the padding of the message's last
+packet. A full-size IP packet then travels in one Sphinx packet instead of two, and
+SURBs follow what the exit spends (one per reply; it asks for more when it runs low,
+which the mixnet client answers) rather than the uplink message count. The connect
+keeps the published client's 10 + 2, which lets the exit answer at once.
+
 The exit drops a client silently after 60 s without uplink data, so the client
 tracks its own uplink and reports `ReconnectNeeded` rather than waiting for a
 notice that never comes.
@@ -53,6 +61,7 @@ from smolmix_cli.ipr.messages import (
     UnrequestedDisconnect,
     utc_timestamp,
 )
+from smolmix_cli.mixnet.message.preparer import reply_fragments, surbs_that_fit
 
 # The first release whose IPR speaks v10: upstream nymtech/nym
 # common/ip-packet-requests/src/v10/mod.rs MIN_RELEASE_VERSION. (The recorded client
@@ -64,10 +73,22 @@ class NotConnected(IprError):
     """Packets or requests handed to the client before it is connected."""
 
 
+# The exit answers only while it keeps 10 SURBs in reserve (spec §2.4): the Open and the
+# ConnectRequest together must bring at least 11; the published client sends 10 + 2.
+CONNECT_SURBS = 12
+MIN_CONNECT_REQUEST_SURBS = 2
+
+
 @dataclass(frozen=True, slots=True)
 class ClientConfig:
     open_reply_surbs: int = 10
-    data_reply_surbs: int = 2
+    data_reply_surbs: int = 2  # per data message; with surb_sizing, the most per message
+    # Size SURBs to what the exit spends (see the module docstring); False: every data
+    # message carries exactly `data_reply_surbs`, as the published client does.
+    surb_sizing: bool = True
+    # SURBs the exit should hold: its reserve (10), the buffer below which it asks for
+    # more (50), and some for replies already on their way.
+    surb_stock_target: int = 70
     connect_timeout: float = 60.0
     v10_fallback_after: float = 15.0
     idle_timeout: float = 60.0  # the exit's CLIENT_MIXNET_INACTIVITY_TIMEOUT
@@ -111,7 +132,9 @@ def is_lone_tcp_ack(packet: bytes) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class SendToIpr:
-    """An anonymous (repliable) message to the IPR with `payload` and this many fresh reply SURBs."""
+    """An anonymous (repliable) message to the IPR with `payload` and this many fresh reply SURBs.
+
+    Repliable even with 0 SURBs: the exit knows its clients by their sender tag."""
 
     payload: bytes
     reply_surbs: int
@@ -269,6 +292,8 @@ class IprClient:
         self._keepalive_signalled = False
         self._pings: dict[int, float] = {}
         self._missed_pongs = 0
+        self.exit_surbs = 0  # estimated SURBs the exit holds for us (see `surb_sizing`)
+        self.surbs_sent = 0
 
     # --- drained by the shell ---------------------------------------------------------------
 
@@ -291,8 +316,9 @@ class IprClient:
         self._connect_started = now
         self._wall_anchor = (now, wall_clock)
         self.stream_id = self._rng.getrandbits(64)
+        self.exit_surbs = 0
         open_frame = LpFrame(self.stream_id, MsgType.OPEN, 0)
-        self._transmits.append(SendToIpr(open_frame.encode(), self.config.open_reply_surbs))
+        self._emit(open_frame.encode(), self.config.open_reply_surbs)
         self._send_connect(version, now)
 
     def _reset(self) -> None:
@@ -314,7 +340,34 @@ class IprClient:
         self._attempt = _Attempt(version, request_id, now)
         request = IpPacketRequest(version, ConnectRequest(request_id, self._timestamp(now)))
         frame = LpFrame(self.stream_id, MsgType.DATA, 0, request.encode())
-        self._transmits.append(SendToIpr(frame.encode(), self.config.data_reply_surbs))
+        cfg = self.config
+        if cfg.surb_sizing:
+            # What the exit needs to answer at once, whatever --data-surbs says.
+            surbs = max(MIN_CONNECT_REQUEST_SURBS, CONNECT_SURBS - cfg.open_reply_surbs)
+        else:
+            surbs = cfg.data_reply_surbs
+        self._emit(frame.encode(), surbs)
+
+    def _emit(self, payload: bytes, surbs: int, *, retransmit: bool = True) -> None:
+        self.exit_surbs += surbs
+        self.surbs_sent += surbs
+        self._transmits.append(SendToIpr(payload, surbs, retransmit=retransmit))
+
+    def _data_surbs(self, payload_len: int) -> int:
+        """SURBs for one data message: a fixed count, or what the exit lacks and fits."""
+        cfg = self.config
+        if not cfg.surb_sizing:
+            return cfg.data_reply_surbs
+        lacking = cfg.surb_stock_target - self.exit_surbs
+        if lacking <= 0:
+            return 0
+        return min(lacking, cfg.data_reply_surbs, surbs_that_fit(payload_len))
+
+    def on_surbs_served(self, count: int) -> None:
+        """The mixnet client answered the exit's SurbRequest with `count` SURBs (the
+        request itself came through one of ours)."""
+        self.exit_surbs += count - 1
+        self.surbs_sent += count
 
     # --- sending --------------------------------------------------------------------------------
 
@@ -325,10 +378,8 @@ class IprClient:
     def _send_request(self, body: RequestBody, *, retransmit: bool = True) -> None:
         assert self.stream_id is not None and self.version is not None
         request = IpPacketRequest(self.version, body).encode()
-        frame = LpFrame(self.stream_id, MsgType.DATA, self._next_seq(), request)
-        self._transmits.append(
-            SendToIpr(frame.encode(), self.config.data_reply_surbs, retransmit=retransmit)
-        )
+        payload = LpFrame(self.stream_id, MsgType.DATA, self._next_seq(), request).encode()
+        self._emit(payload, self._data_surbs(len(payload)), retransmit=retransmit)
 
     def _require_connected(self) -> None:
         if self.state is not ClientState.CONNECTED:
@@ -377,15 +428,19 @@ class IprClient:
             self.dropped += 1
             return
         left = max(0, min(amount, self.config.max_surbs_answered))
+        self.exit_surbs -= 1  # the request came through one of ours
         while left > 0:
             batch = min(left, self.config.surbs_per_message)
             self._transmits.append(SendAdditionalSurbs(batch))
+            self.exit_surbs += batch
+            self.surbs_sent += batch
             left -= batch
 
     # --- receiving ------------------------------------------------------------------------------
 
     def on_reply(self, payload: bytes, now: float) -> None:
         """The data of a reply message (a Reply NymMessage's content) from the mixnet."""
+        self.exit_surbs -= reply_fragments(len(payload))
         try:
             frame = LpFrame.decode(payload)
         except IprError:

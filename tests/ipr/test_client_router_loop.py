@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smolmix_cli.ipr.client_logic import (
+    ClientConfig,
     ClientState,
     Connected,
     Event,
@@ -22,6 +23,7 @@ from smolmix_cli.ipr.client_logic import (
 )
 from smolmix_cli.ipr.messages import V9, V10
 from smolmix_cli.ipr.router_logic import IprRouter, ReplyToClient, RequestSurbs, RouterConfig
+from smolmix_cli.mixnet.message.preparer import fragments_needed
 from tests.ipr.packets import udp_packet
 
 WALL = datetime(2026, 11, 24, 22, 0, tzinfo=UTC)
@@ -72,8 +74,10 @@ class Loop:
             self.pump(now)
 
 
-def connected_loop(version: int = V9, mtu: int = 1420) -> Loop:
-    loop = Loop(IprClient(random.Random(5)), IprRouter(random.Random(6), RouterConfig(mtu=mtu)))
+def connected_loop(version: int = V9, mtu: int = 1420, config: ClientConfig | None = None) -> Loop:
+    loop = Loop(
+        IprClient(random.Random(5), config), IprRouter(random.Random(6), RouterConfig(mtu=mtu))
+    )
     loop.client.connect(0.0, WALL, version=version)
     loop.pump(0.0)
     assert loop.client.state is ClientState.CONNECTED
@@ -147,3 +151,75 @@ def test_downlink_burst_needs_surb_top_ups() -> None:
     loop.advance(1.1)
     received = [p for e in loop.events if isinstance(e, PacketsReceived) for p in e.packets]
     assert received == packets and loop.surb_requests >= 1
+
+
+def _uplink(loop: Loop, size: int, count: int, now: float) -> list[SendToIpr]:
+    assert loop.client.ipv4 is not None
+    sent = []
+    for _ in range(count):
+        loop.client.send_packet(udp_packet(loop.client.ipv4, REMOTE, size), now)
+        (transmit,) = loop.client.pop_transmits()
+        assert isinstance(transmit, SendToIpr)
+        loop.router.on_message(TAG, transmit.payload, transmit.reply_surbs, now)
+        sent.append(transmit)
+    loop.pump(now)
+    return sent
+
+
+def test_full_size_packets_carry_no_surbs_and_fit_one_sphinx_packet() -> None:
+    """Upload: a 1,420-byte IP packet with 2 SURBs took two packets; sized, it takes one,
+    and the exit's SURB requests keep its replies going."""
+    loop = connected_loop()
+    assert loop.client.ipv4 is not None
+    for transmit in _uplink(loop, 1392, 30, 1.0):  # 1392 + 28 = a 1420-byte IP packet
+        assert transmit.reply_surbs == 0
+        assert fragments_needed(len(transmit.payload)) == 1
+    fixed = connected_loop(config=ClientConfig(surb_sizing=False))
+    (transmit,) = _uplink(fixed, 1392, 1, 1.0)
+    assert transmit.reply_surbs == 2 and fragments_needed(len(transmit.payload), 2) == 2
+    packets = [udp_packet(REMOTE, loop.client.ipv4, 40) for _ in range(300)]
+    for i, packet in enumerate(packets):
+        loop.router.on_downlink(packet, 2.0 + i * 0.03)
+        loop.advance(2.0 + i * 0.03)
+    loop.advance(20.0)
+    received = [p for e in loop.events if isinstance(e, PacketsReceived) for p in e.packets]
+    assert received == packets
+
+
+def test_small_messages_top_the_exit_up_to_the_target_and_no_further() -> None:
+    loop = connected_loop()
+    assert loop.surb_requests == 1  # the exit asks for more right after the connect
+    target = loop.client.config.surb_stock_target
+    counts = [t.reply_surbs for t in _uplink(loop, 12, 60, 1.0)]
+    assert max(counts) == loop.client.config.data_reply_surbs
+    assert counts[-1] == 0 and loop.client.exit_surbs >= target - 2
+    assert loop.client.exit_surbs <= target
+    assert loop.client.ipv4 is not None
+    for i in range(5):  # replies spend SURBs: the next small messages bring some again
+        loop.router.on_downlink(udp_packet(REMOTE, loop.client.ipv4, 1400), 2.0 + i * 0.05)
+        loop.advance(2.0 + i * 0.05)
+    assert loop.surb_requests == 1
+    assert loop.client.exit_surbs == loop.router.surbs_available(TAG) < target
+    assert [t.reply_surbs for t in _uplink(loop, 12, 3, 5.0)] == [2, 2, 1]
+
+
+def test_zero_data_surbs_still_connects_and_carries_packets() -> None:
+    """`--data-surbs 0` made every connect fail: the connect now always brings what the
+    exit needs to answer, and data messages stay repliable without SURBs."""
+    for sizing in (True, False):
+        config = ClientConfig(data_reply_surbs=0, surb_sizing=sizing)
+        client = IprClient(random.Random(5), config)
+        client.connect(0.0, WALL)
+        counts = [t.reply_surbs for t in client.pop_transmits() if isinstance(t, SendToIpr)]
+        if sizing:
+            assert counts == [10, 2]
+    loop = connected_loop(config=ClientConfig(data_reply_surbs=0))
+    assert loop.client.ipv4 is not None
+    assert [t.reply_surbs for t in _uplink(loop, 12, 5, 1.0)] == [0] * 5
+    assert len(loop.router.pop_uplink()) == 5
+    down = [udp_packet(REMOTE, loop.client.ipv4, 1000) for _ in range(30)]
+    for packet in down:
+        loop.router.on_downlink(packet, 2.0)
+    loop.advance(2.1)
+    received = [p for e in loop.events if isinstance(e, PacketsReceived) for p in e.packets]
+    assert received == down
