@@ -76,19 +76,25 @@ class NotConnected(IprError):
 # The exit answers only while it keeps 10 SURBs in reserve (spec §2.4): the Open and the
 # ConnectRequest together must bring at least 11; the published client sends 10 + 2.
 CONNECT_SURBS = 12
+EXIT_REQUEST_BELOW = 60  # the exit asks for SURBs below reserve (10) + buffer (50)
 MIN_CONNECT_REQUEST_SURBS = 2
 
 
 @dataclass(frozen=True, slots=True)
 class ClientConfig:
     open_reply_surbs: int = 10
-    data_reply_surbs: int = 2  # per data message; with surb_sizing, the most per message
+    # Per data message: with surb_sizing the most (3 fit beside a TCP ACK), else exactly
+    # this many (the published client sends 2).
+    data_reply_surbs: int = 3
     # Size SURBs to what the exit spends (see the module docstring); False: every data
     # message carries exactly `data_reply_surbs`, as the published client does.
     surb_sizing: bool = True
     # SURBs the exit should hold: its reserve (10), the buffer below which it asks for
-    # more (50), and some for replies already on their way.
+    # more (50), and some for replies already on their way. Each SURB request the exit
+    # still sends raises it by what the estimate was off (replies in flight, lost ones).
     surb_stock_target: int = 70
+    max_surb_stock_target: int = 200  # the exit asks for no more beyond 200 either
+    min_data_reply_surbs: int = 1  # on every message with room, up to the most above
     connect_timeout: float = 60.0
     v10_fallback_after: float = 15.0
     idle_timeout: float = 60.0  # the exit's CLIENT_MIXNET_INACTIVITY_TIMEOUT
@@ -293,7 +299,10 @@ class IprClient:
         self._pings: dict[int, float] = {}
         self._missed_pongs = 0
         self.exit_surbs = 0  # estimated SURBs the exit holds for us (see `surb_sizing`)
+        self.surb_slack = 0  # how far the estimate ran above the exit's real stock
+        self._top_seq = 0  # the highest data reply number seen
         self.surbs_sent = 0
+        self.surb_requests = 0
 
     # --- drained by the shell ---------------------------------------------------------------
 
@@ -317,6 +326,7 @@ class IprClient:
         self._wall_anchor = (now, wall_clock)
         self.stream_id = self._rng.getrandbits(64)
         self.exit_surbs = 0
+        self._top_seq = 0
         open_frame = LpFrame(self.stream_id, MsgType.OPEN, 0)
         self._emit(open_frame.encode(), self.config.open_reply_surbs)
         self._send_connect(version, now)
@@ -358,14 +368,42 @@ class IprClient:
         cfg = self.config
         if not cfg.surb_sizing:
             return cfg.data_reply_surbs
-        lacking = cfg.surb_stock_target - self.exit_surbs
-        if lacking <= 0:
-            return 0
-        return min(lacking, cfg.data_reply_surbs, surbs_that_fit(payload_len))
+        lacking = cfg.surb_stock_target + self.surb_slack - self.exit_surbs
+        # At least one where it fits: the estimate cannot see the exit's reply resends
+        # or a lost SURB request, and a small message carries one at no packet's cost.
+        if self.exit_surbs < cfg.max_surb_stock_target:
+            lacking = max(lacking, cfg.min_data_reply_surbs)
+        wanted = lacking
+        return max(0, min(wanted, cfg.data_reply_surbs, surbs_that_fit(payload_len)))
+
+    def _count_spent(self, seq: int, cost: int) -> None:
+        """Debit the estimate for a reply. Data replies are numbered 1, 2, … (0 is for
+        inline control replies), so a jump in the numbers counts replies lost or still
+        on their way as spent too, and a late one is not counted twice."""
+        if seq == 0:
+            self.exit_surbs -= cost
+            return
+        ahead = (seq - self._top_seq) % MAX_SEQ  # numbers wrap from MAX_SEQ to 1
+        if 0 < ahead < 1 << 31:
+            self.exit_surbs -= ahead * cost
+            self._top_seq = seq
+
+    def _on_exit_low(self) -> None:
+        """The exit asked for SURBs, so it held fewer than its threshold: learn how far
+        the estimate runs ahead (replies in flight) and aim that much higher."""
+        self.surb_requests += 1
+        if self.state is not ClientState.CONNECTED:
+            return  # the exit asks right after the connect: nothing learnt
+        cfg = self.config
+        ahead = self.exit_surbs - (EXIT_REQUEST_BELOW - 1)  # it held at most 59
+        room = cfg.max_surb_stock_target - cfg.surb_stock_target
+        self.surb_slack = max(self.surb_slack, min(ahead, room))
+        self.exit_surbs = min(self.exit_surbs, EXIT_REQUEST_BELOW - 1)
 
     def on_surbs_served(self, count: int) -> None:
         """The mixnet client answered the exit's SurbRequest with `count` SURBs (the
         request itself came through one of ours)."""
+        self._on_exit_low()
         self.exit_surbs += count - 1
         self.surbs_sent += count
 
@@ -428,6 +466,7 @@ class IprClient:
             self.dropped += 1
             return
         left = max(0, min(amount, self.config.max_surbs_answered))
+        self._on_exit_low()
         self.exit_surbs -= 1  # the request came through one of ours
         while left > 0:
             batch = min(left, self.config.surbs_per_message)
@@ -440,15 +479,18 @@ class IprClient:
 
     def on_reply(self, payload: bytes, now: float) -> None:
         """The data of a reply message (a Reply NymMessage's content) from the mixnet."""
-        self.exit_surbs -= reply_fragments(len(payload))
+        cost = reply_fragments(len(payload))
         try:
             frame = LpFrame.decode(payload)
         except IprError:
+            self.exit_surbs -= cost
             self.dropped += 1
             return
         if frame.stream_id != self.stream_id or frame.msg_type is not MsgType.DATA:
+            self.exit_surbs -= cost
             self.dropped += 1
             return
+        self._count_spent(frame.seq, cost)
         if self.state is ClientState.CONNECTING:
             self._on_connect_reply(frame.content, now)
         elif self.state is ClientState.CONNECTED:

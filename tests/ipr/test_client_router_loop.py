@@ -174,7 +174,7 @@ def test_full_size_packets_carry_no_surbs_and_fit_one_sphinx_packet() -> None:
     for transmit in _uplink(loop, 1392, 30, 1.0):  # 1392 + 28 = a 1420-byte IP packet
         assert transmit.reply_surbs == 0
         assert fragments_needed(len(transmit.payload)) == 1
-    fixed = connected_loop(config=ClientConfig(surb_sizing=False))
+    fixed = connected_loop(config=ClientConfig(surb_sizing=False, data_reply_surbs=2))
     (transmit,) = _uplink(fixed, 1392, 1, 1.0)
     assert transmit.reply_surbs == 2 and fragments_needed(len(transmit.payload), 2) == 2
     packets = [udp_packet(REMOTE, loop.client.ipv4, 40) for _ in range(300)]
@@ -186,21 +186,35 @@ def test_full_size_packets_carry_no_surbs_and_fit_one_sphinx_packet() -> None:
     assert received == packets
 
 
-def test_small_messages_top_the_exit_up_to_the_target_and_no_further() -> None:
+def test_small_messages_top_the_exit_up_to_the_target_then_bring_one_up_to_the_bound() -> None:
     loop = connected_loop()
     assert loop.surb_requests == 1  # the exit asks for more right after the connect
-    target = loop.client.config.surb_stock_target
-    counts = [t.reply_surbs for t in _uplink(loop, 12, 60, 1.0)]
-    assert max(counts) == loop.client.config.data_reply_surbs
-    assert counts[-1] == 0 and loop.client.exit_surbs >= target - 2
-    assert loop.client.exit_surbs <= target
+    cfg = loop.client.config
+    target = cfg.surb_stock_target
+    counts = [t.reply_surbs for t in _uplink(loop, 12, 20, 1.0)]
+    assert counts[0] == cfg.data_reply_surbs and counts[-1] == cfg.min_data_reply_surbs
+    assert target <= loop.client.exit_surbs == loop.router.surbs_available(TAG)
+    counts = [t.reply_surbs for t in _uplink(loop, 12, 200, 1.0)]
+    assert counts[-1] == 0 and loop.client.exit_surbs == cfg.max_surb_stock_target
     assert loop.client.ipv4 is not None
     for i in range(5):  # replies spend SURBs: the next small messages bring some again
         loop.router.on_downlink(udp_packet(REMOTE, loop.client.ipv4, 1400), 2.0 + i * 0.05)
         loop.advance(2.0 + i * 0.05)
     assert loop.surb_requests == 1
-    assert loop.client.exit_surbs == loop.router.surbs_available(TAG) < target
-    assert [t.reply_surbs for t in _uplink(loop, 12, 3, 5.0)] == [2, 2, 1]
+    assert loop.client.exit_surbs == loop.router.surbs_available(TAG) == 195
+    assert [t.reply_surbs for t in _uplink(loop, 12, 7, 5.0)] == [1, 1, 1, 1, 1, 0, 0]
+
+
+def test_a_surb_request_while_connected_raises_the_target_by_what_the_estimate_missed() -> None:
+    loop = connected_loop()
+    assert loop.client.ipv4 is not None
+    _uplink(loop, 12, 30, 1.0)
+    loop.client.exit_surbs += 25  # as if 25 replies were still on their way
+    for i in range(40):
+        loop.router.on_downlink(udp_packet(REMOTE, loop.client.ipv4, 1400), 2.0 + i * 0.05)
+        loop.advance(2.0 + i * 0.05)
+    assert loop.surb_requests == 2
+    assert loop.client.surb_slack == 25
 
 
 def test_zero_data_surbs_still_connects_and_carries_packets() -> None:
