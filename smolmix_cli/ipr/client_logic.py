@@ -9,12 +9,12 @@ Open), whose reply's version byte it does not check. Every IP packet then goes
 in its own Data message with 2 SURBs, LP seq 1, 2, … . Incoming sequence numbers
 are ignored: TCP reorders by itself.
 
-Deliberate departure (issue 17): with `surb_sizing` on, a data message carries only
-the SURBs the exit is short of (its estimated stock against `surb_stock_target`), at
-most `data_reply_surbs`, and only as many as fit the padding of the message's last
-packet. A full-size IP packet then travels in one Sphinx packet instead of two, and
-SURBs follow what the exit spends (one per reply; it asks for more when it runs low,
-which the mixnet client answers) rather than the uplink message count. The connect
+Deliberate departure (issue 17): with `surb_sizing` on, a data message carries at
+most `data_reply_surbs` SURBs, and only as many as fit the padding of its last packet,
+and none while the exit holds an estimated `max_surb_stock_target` (SURBs sent, less
+replies by their sequence numbers, re-anchored by its SURB requests). A full-size IP
+packet then travels in one Sphinx packet instead of two; the exit asks for SURBs when
+it runs low, and the mixnet client answers (50 SURBs in about 15 packets). The connect
 keeps the published client's 10 + 2, which lets the exit answer at once.
 
 The exit drops a client silently after 60 s without uplink data, so the client
@@ -76,25 +76,18 @@ class NotConnected(IprError):
 # The exit answers only while it keeps 10 SURBs in reserve (spec §2.4): the Open and the
 # ConnectRequest together must bring at least 11; the published client sends 10 + 2.
 CONNECT_SURBS = 12
-EXIT_REQUEST_BELOW = 60  # the exit asks for SURBs below reserve (10) + buffer (50)
+EXIT_REQUEST_BELOW = 60  # the exit asks for SURBs below reserve (10) + buffer (50), at least
 MIN_CONNECT_REQUEST_SURBS = 2
 
 
 @dataclass(frozen=True, slots=True)
 class ClientConfig:
     open_reply_surbs: int = 10
-    # Per data message: with surb_sizing the most (3 fit beside a TCP ACK), else exactly
-    # this many (the published client sends 2).
-    data_reply_surbs: int = 3
-    # Size SURBs to what the exit spends (see the module docstring); False: every data
-    # message carries exactly `data_reply_surbs`, as the published client does.
+    data_reply_surbs: int = 2  # per data message (with surb_sizing: at most, where they fit)
+    # Size SURBs to the room in each message (see the module docstring); False: every
+    # data message carries exactly `data_reply_surbs`, as the published client does.
     surb_sizing: bool = True
-    # SURBs the exit should hold: its reserve (10), the buffer below which it asks for
-    # more (50), and some for replies already on their way. Each SURB request the exit
-    # still sends raises it by what the estimate was off (replies in flight, lost ones).
-    surb_stock_target: int = 70
     max_surb_stock_target: int = 200  # the exit asks for no more beyond 200 either
-    min_data_reply_surbs: int = 1  # on every message with room, up to the most above
     connect_timeout: float = 60.0
     v10_fallback_after: float = 15.0
     idle_timeout: float = 60.0  # the exit's CLIENT_MIXNET_INACTIVITY_TIMEOUT
@@ -299,7 +292,6 @@ class IprClient:
         self._pings: dict[int, float] = {}
         self._missed_pongs = 0
         self.exit_surbs = 0  # estimated SURBs the exit holds for us (see `surb_sizing`)
-        self.surb_slack = 0  # how far the estimate ran above the exit's real stock
         self._top_seq = 0  # the highest data reply number seen
         self.surbs_sent = 0
         self.surb_requests = 0
@@ -364,17 +356,13 @@ class IprClient:
         self._transmits.append(SendToIpr(payload, surbs, retransmit=retransmit))
 
     def _data_surbs(self, payload_len: int) -> int:
-        """SURBs for one data message: a fixed count, or what the exit lacks and fits."""
+        """SURBs for one data message: a fixed count, or as many as cost no packet."""
         cfg = self.config
         if not cfg.surb_sizing:
             return cfg.data_reply_surbs
-        lacking = cfg.surb_stock_target + self.surb_slack - self.exit_surbs
-        # At least one where it fits: the estimate cannot see the exit's reply resends
-        # or a lost SURB request, and a small message carries one at no packet's cost.
-        if self.exit_surbs < cfg.max_surb_stock_target:
-            lacking = max(lacking, cfg.min_data_reply_surbs)
-        wanted = lacking
-        return max(0, min(wanted, cfg.data_reply_surbs, surbs_that_fit(payload_len)))
+        if self.exit_surbs >= cfg.max_surb_stock_target:
+            return 0
+        return min(cfg.data_reply_surbs, surbs_that_fit(payload_len))
 
     def _count_spent(self, seq: int, cost: int) -> None:
         """Debit the estimate for a reply. Data replies are numbered 1, 2, … (0 is for
@@ -389,15 +377,9 @@ class IprClient:
             self._top_seq = seq
 
     def _on_exit_low(self) -> None:
-        """The exit asked for SURBs, so it held fewer than its threshold: learn how far
-        the estimate runs ahead (replies in flight) and aim that much higher."""
+        """The exit asked for SURBs, so it held fewer than its threshold: an estimate
+        above it had missed spending (the exit's reply resends, lost requests)."""
         self.surb_requests += 1
-        if self.state is not ClientState.CONNECTED:
-            return  # the exit asks right after the connect: nothing learnt
-        cfg = self.config
-        ahead = self.exit_surbs - (EXIT_REQUEST_BELOW - 1)  # it held at most 59
-        room = cfg.max_surb_stock_target - cfg.surb_stock_target
-        self.surb_slack = max(self.surb_slack, min(ahead, room))
         self.exit_surbs = min(self.exit_surbs, EXIT_REQUEST_BELOW - 1)
 
     def on_surbs_served(self, count: int) -> None:
