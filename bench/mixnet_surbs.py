@@ -74,7 +74,9 @@ async def transfer(tunnel: Tunnel, host: str, request: bytes, body: bytes) -> by
 
 
 async def measure(network: Any, host: str, sizing: bool, size: int) -> list[dict[str, Any]]:
-    options = for_local_network().replace(surb_sizing=sizing, data_reply_surbs=3 if sizing else 2)
+    options = for_local_network()  # sizing, up to 3 per message where they fit
+    if not sizing:
+        options = options.replace(surb_sizing=False, data_reply_surbs=2)  # the published count
     out = []
     async with Tunnel.open(network, options) as tunnel:
         await tunnel.wait_ready()

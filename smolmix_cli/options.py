@@ -216,7 +216,7 @@ class GlobalOptions:
             number=int,
             low=0,
             high=100,
-            help="Most reply SURBs on one data message (sized to what the exit lacks). "
+            help="Most reply SURBs on one data message, where they fit its packet. "
             "Example: --data-surbs 4",
         ),
         tunnel="data_reply_surbs",

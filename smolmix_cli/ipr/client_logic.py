@@ -83,7 +83,9 @@ MIN_CONNECT_REQUEST_SURBS = 2
 @dataclass(frozen=True, slots=True)
 class ClientConfig:
     open_reply_surbs: int = 10
-    data_reply_surbs: int = 2  # per data message (with surb_sizing: at most, where they fit)
+    # Per data message: with surb_sizing at most this many, where they fit (3 fit beside
+    # a TCP ACK); without, exactly this many (the published client sends 2).
+    data_reply_surbs: int = 3
     # Size SURBs to the room in each message (see the module docstring); False: every
     # data message carries exactly `data_reply_surbs`, as the published client does.
     surb_sizing: bool = True
