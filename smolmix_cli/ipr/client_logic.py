@@ -87,7 +87,7 @@ class ClientConfig:
     # a TCP ACK); without, exactly this many (the published client sends 2).
     data_reply_surbs: int = 3
     # Size SURBs to the room in each message (see the module docstring); False: every
-    # data message carries exactly `data_reply_surbs`, as the published client does.
+    # data message carries exactly `data_reply_surbs`, a fixed count as published.
     surb_sizing: bool = True
     max_surb_stock_target: int = 200  # the exit asks for no more beyond 200 either
     connect_timeout: float = 60.0
