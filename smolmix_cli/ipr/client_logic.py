@@ -31,7 +31,7 @@ from __future__ import annotations
 import enum
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from ipaddress import IPv4Address, IPv6Address
@@ -61,12 +61,21 @@ from smolmix_cli.ipr.messages import (
     UnrequestedDisconnect,
     utc_timestamp,
 )
-from smolmix_cli.mixnet.message.preparer import reply_fragments, surbs_that_fit
 
 # The first release whose IPR speaks v10: upstream nymtech/nym
 # common/ip-packet-requests/src/v10/mod.rs MIN_RELEASE_VERSION. (The recorded client
 # tried v10 at 1.99.0 and not at 1.31.0, which this agrees with.)
 V10_MIN_BUILD = (1, 37, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSizes:
+    """What the mixnet layer knows about message sizes (this layer does not import it):
+    the tunnel passes `mixnet.message.preparer`'s functions. Without them every message
+    is assumed to have room for `data_reply_surbs` and every reply to cost one SURB."""
+
+    surbs_that_fit: Callable[[int], int]  # SURBs beside n payload bytes at no extra packet
+    reply_fragments: Callable[[int], int]  # SURBs a reply of n bytes spends
 
 
 class NotConnected(IprError):
@@ -272,10 +281,15 @@ class IprClient:
     """One tunnel's IPR session. Feed it replies and time; drain transmits and events."""
 
     def __init__(
-        self, rng: random.Random | None = None, config: ClientConfig | None = None
+        self,
+        rng: random.Random | None = None,
+        config: ClientConfig | None = None,
+        sizes: MessageSizes | None = None,
     ) -> None:
         self._rng = rng if rng is not None else random.SystemRandom()
         self.config = config if config is not None else ClientConfig()
+        room = self.config.data_reply_surbs
+        self.sizes = sizes if sizes is not None else MessageSizes(lambda _n: room, lambda _n: 1)
         self.state = ClientState.IDLE
         self.stream_id: int | None = None
         self.version: int | None = None
@@ -364,7 +378,7 @@ class IprClient:
             return cfg.data_reply_surbs
         if self.exit_surbs >= cfg.max_surb_stock_target:
             return 0
-        return min(cfg.data_reply_surbs, surbs_that_fit(payload_len))
+        return min(cfg.data_reply_surbs, self.sizes.surbs_that_fit(payload_len))
 
     def _count_spent(self, seq: int, cost: int) -> None:
         """Debit the estimate for a reply. Data replies are numbered 1, 2, … (0 is for
@@ -463,7 +477,7 @@ class IprClient:
 
     def on_reply(self, payload: bytes, now: float) -> None:
         """The data of a reply message (a Reply NymMessage's content) from the mixnet."""
-        cost = reply_fragments(len(payload))
+        cost = self.sizes.reply_fragments(len(payload))
         try:
             frame = LpFrame.decode(payload)
         except IprError:

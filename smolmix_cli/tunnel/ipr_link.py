@@ -33,6 +33,7 @@ from smolmix_cli.ipr.client_logic import (
     InfoReceived,
     IprClient,
     KeepaliveDue,
+    MessageSizes,
     PacketsReceived,
     PongReceived,
     ReconnectNeeded,
@@ -44,6 +45,7 @@ from smolmix_cli.ipr.lp_frame import HEADER_SIZE
 from smolmix_cli.ipr.messages import InfoKind
 from smolmix_cli.mixnet.client.client import MixnetClient
 from smolmix_cli.mixnet.errors import MixnetError
+from smolmix_cli.mixnet.message.preparer import reply_fragments, surbs_that_fit
 from smolmix_cli.tunnel.errors import IprHandshakeFailed, TunnelClosed
 from smolmix_cli.tunnel.exits import ExitCandidate
 from smolmix_cli.wakeup import Signal
@@ -138,7 +140,7 @@ class IprLink:
     ) -> None:
         self.mixnet = mixnet
         self.exit = exit_
-        self.client = IprClient(rng, config)
+        self.client = IprClient(rng, config, MessageSizes(surbs_that_fit, reply_fragments))
         self.device = IprDevice()
         self.packets_per_message = packets_per_message
         self.max_in_flight = max_in_flight

@@ -16,6 +16,7 @@ from smolmix_cli.ipr.client_logic import (
     Connected,
     Event,
     IprClient,
+    MessageSizes,
     PacketsReceived,
     PongReceived,
     SendAdditionalSurbs,
@@ -23,10 +24,11 @@ from smolmix_cli.ipr.client_logic import (
 )
 from smolmix_cli.ipr.messages import V9, V10
 from smolmix_cli.ipr.router_logic import IprRouter, ReplyToClient, RequestSurbs, RouterConfig
-from smolmix_cli.mixnet.message.preparer import fragments_needed
+from smolmix_cli.mixnet.message.preparer import fragments_needed, reply_fragments, surbs_that_fit
 from tests.ipr.packets import udp_packet
 
 WALL = datetime(2026, 11, 24, 22, 0, tzinfo=UTC)
+SIZES = MessageSizes(surbs_that_fit, reply_fragments)  # as the tunnel passes them
 TAG = bytes(range(16))
 REMOTE = IPv4Address("93.184.216.34")
 
@@ -76,7 +78,8 @@ class Loop:
 
 def connected_loop(version: int = V9, mtu: int = 1420, config: ClientConfig | None = None) -> Loop:
     loop = Loop(
-        IprClient(random.Random(5), config), IprRouter(random.Random(6), RouterConfig(mtu=mtu))
+        IprClient(random.Random(5), config, SIZES),
+        IprRouter(random.Random(6), RouterConfig(mtu=mtu)),
     )
     loop.client.connect(0.0, WALL, version=version)
     loop.pump(0.0)
@@ -221,7 +224,7 @@ def test_zero_data_surbs_still_connects_and_carries_packets() -> None:
     exit needs to answer, and data messages stay repliable without SURBs."""
     for sizing in (True, False):
         config = ClientConfig(data_reply_surbs=0, surb_sizing=sizing)
-        client = IprClient(random.Random(5), config)
+        client = IprClient(random.Random(5), config, SIZES)
         client.connect(0.0, WALL)
         counts = [t.reply_surbs for t in client.pop_transmits() if isinstance(t, SendToIpr)]
         if sizing:
