@@ -8,8 +8,15 @@ medians of wall time, the CPU seconds of the command's process (user + sys,
 from getrusage of the children), and the command's own `time_total` and
 `time_tunnel` (`-w '%{json}'`). `--version` shows interpreter and import cost.
 
+`--uploads` adds PUTs of that many bytes to the origin's `/upload` (`fetch -T`). For
+every transfer the network's node counters give the Sphinx packets each way: `up` is
+what the client handed its entry gateway, `down` what the exit IPR handed the exit
+gateway (its replies); SURB-ACKs travel inside those and are not counted. Per MiB
+figures (CPU, packets) are over the body size; `floor` is the packets one MiB needs
+at one fragment's capacity (1 MiB / 1,604 bytes = 654).
+
 Usage: python bench/fetch_sides.py --old ../base-checkout [--new .] [--runs 5]
-           [--sizes 0,4194304]
+           [--sizes 0,4194304] [--uploads 1048576]
 """
 
 from __future__ import annotations
@@ -26,6 +33,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+FLOOR_PER_MIB = -(-(1 << 20) // 1604)  # one fragment's bytes (regular packet, unlinked)
+
+
+def blob(size: int) -> Path:
+    path = Path(tempfile.gettempdir()) / f"smolmix-sides-{size}.bin"
+    if not path.exists() or path.stat().st_size != size:
+        path.write_bytes(os.urandom(size))
+    return path
 
 
 def main() -> None:
@@ -34,9 +49,12 @@ def main() -> None:
     parser.add_argument("--new", type=Path, default=REPO)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--sizes", default="0,4194304", help="0 = the demo page /")
+    parser.add_argument("--uploads", default="", help="PUT sizes in bytes, e.g. 1048576")
+    parser.add_argument("--skip-version", action="store_true")
     args = parser.parse_args()
     trees = {"old": args.old.resolve(), "new": args.new.resolve()}
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    uploads = [int(s) for s in args.uploads.split(",") if s]
     base = Path(tempfile.mkdtemp(prefix="smolmix-sides-"))
     env = dict(os.environ, XDG_STATE_HOME=str(base / "state"), XDG_DATA_HOME=str(base / "data"))
     env["SMOLMIX_RUNTIME_DIR"] = str(base / "run")
@@ -67,6 +85,23 @@ def main() -> None:
             raise SystemExit("the local network did not start")
         time.sleep(0.1)
 
+    status_dir = str(base / "net")
+
+    def counters() -> tuple[int, int]:
+        done = subprocess.run(
+            [
+                *(python("new"), "-m", "smolmix_cli", "testnet", "status", "--json"),
+                "--dir",
+                status_dir,
+            ],
+            env=env,
+            cwd=trees["new"],
+            capture_output=True,
+            check=True,
+        )
+        nodes = {n["role"]: n["counters"] for n in json.loads(done.stdout)["nodes"]}
+        return nodes["entry"]["client_packets"], nodes["exit"]["client_packets"]
+
     def run(tree: str, words: list[str]) -> tuple[float, float, bytes]:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
@@ -88,28 +123,48 @@ def main() -> None:
     try:
         for i in range(args.runs):
             for tree in ("old", "new") if i % 2 == 0 else ("new", "old"):
-                wall, cpu, _ = run(tree, ["--version"])
-                rows.setdefault(("version", tree), []).append({"wall": wall, "cpu": cpu})
-                for size in sizes:
-                    url = "https://demo.smolmix.test/" + (f"bytes/{size}" if size else "")
+                if not args.skip_version:
+                    wall, cpu, _ = run(tree, ["--version"])
+                    rows.setdefault(("version", tree), []).append({"wall": wall, "cpu": cpu})
+                cases = [(f"fetch {n}", n, []) for n in sizes]
+                cases += [(f"upload {n}", n, ["-T", str(blob(n))]) for n in uploads]
+                for case, size, extra in cases:
+                    if extra:
+                        url = "https://demo.smolmix.test/upload"
+                    else:
+                        url = "https://demo.smolmix.test/" + (f"bytes/{size}" if size else "")
                     words = ["--network", str(network_file), "--no-session", "fetch", "-sS"]
-                    wall, cpu, out = run(tree, [*words, "-o", "/dev/null", "-w", "%{json}", url])
-                    record = json.loads(out)
-                    rows.setdefault((f"fetch {size}", tree), []).append(
-                        {
-                            "wall": wall,
-                            "cpu": cpu,
-                            "time_total": float(record["time_total"]),
-                            "time_tunnel": float(record["time_tunnel"]),
-                        }
+                    up0, down0 = counters()
+                    wall, cpu, out = run(
+                        tree, [*words, *extra, "-o", "/dev/null", "-w", "%{json}", url]
                     )
+                    up1, down1 = counters()
+                    record = json.loads(out)
+                    sample = {
+                        "wall": wall,
+                        "cpu": cpu,
+                        "time_total": float(record["time_total"]),
+                        "time_tunnel": float(record["time_tunnel"]),
+                        "packets_up": up1 - up0,
+                        "packets_down": down1 - down0,
+                    }
+                    if size >= 1 << 20:
+                        mib = size / (1 << 20)
+                        sample["cpu_per_mib"] = cpu / mib
+                        sample["packets_up_per_mib"] = (up1 - up0) / mib
+                        sample["packets_down_per_mib"] = (down1 - down0) / mib
+                    rows.setdefault((case, tree), []).append(sample)
     finally:
         os.killpg(network.pid, signal.SIGTERM)
         network.wait(timeout=30)
     for (case, tree), samples in rows.items():
         line: dict[str, object] = {"case": case, "tree": tree, "runs": len(samples)}
         for key in samples[0]:
-            line[f"{key}_median_s"] = round(statistics.median(s[key] for s in samples), 3)
+            unit = "_s" if key in ("wall", "cpu", "time_total", "time_tunnel") else ""
+            value = statistics.median(s[key] for s in samples)
+            line[f"{key}_median{unit}"] = round(value, 3)
+        if case.split()[0] in ("fetch", "upload") and int(case.split()[1]) >= 1 << 20:
+            line["floor_packets_per_mib"] = FLOOR_PER_MIB
         print(json.dumps(line), flush=True)
 
 

@@ -5,6 +5,10 @@ the HKDF expansion, the header MAC, the 360-byte AES-CTR keystream, one Lioness 
 and for version 259 the payload-key HKDF), each timed alone with the same libraries; the
 gap between the floor and the measured hop is our Python overhead.
 
+Also compares the X25519 backends side by side: a 4-hop header's key schedule (10
+exchanges) through `cryptography` (a key load per blinding factor, as before) and through
+libsodium (PyNaCl's `crypto_scalarmult`, what `sphinx.py` uses), with equal bytes asserted.
+
 Usage: python bench/sphinx.py [--seconds 1.0]
 """
 
@@ -29,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import (
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from nacl.bindings import crypto_scalarmult, crypto_scalarmult_base
 
 from smolmix_cli.mixnet.address import NodeAddress
 from smolmix_cli.mixnet.keys import x25519_public
@@ -41,9 +46,11 @@ from smolmix_cli.mixnet.packet.sphinx import (
     REGULAR_PAYLOAD_SIZE,
     Destination,
     ForwardHop,
+    HopKeys,
     RouteHop,
     SphinxNode,
     build_packet,
+    derive_hop_keys,
     derive_payload_key,
     expand_shared_secret,
 )
@@ -97,6 +104,7 @@ def main() -> None:
     plaintext = os.urandom(REGULAR_PAYLOAD_SIZE - 17 - 405)  # fills the payload exactly
     ack_plaintext = os.urandom(21)
 
+    compare_x25519_backends([r.public_key for r in route], seconds)
     for version in (259, 258):
 
         def create(version: int = version) -> None:
@@ -134,6 +142,47 @@ def main() -> None:
             floor_packets_per_s=round(1e6 / total, 1),
             hop_over_floor_ratio=round((1e6 / hop_rate) / total, 2),
         )
+
+
+def hop_keys_cryptography(secret: bytes, publics: list[bytes]) -> tuple[bytes, list[HopKeys]]:
+    """The key schedule as it was built on `cryptography`: one key load per scalar."""
+    scalars = [X25519PrivateKey.from_private_bytes(secret)]
+    alpha = scalars[0].public_key().public_bytes_raw()
+    keys = []
+    for public in publics:
+        point = public
+        for scalar in scalars:
+            point = scalar.exchange(X25519PublicKey.from_public_bytes(point))
+        hop = HopKeys.from_shared_secret(point)
+        keys.append(hop)
+        scalars.append(X25519PrivateKey.from_private_bytes(hop.blinding_factor))
+    return alpha, keys
+
+
+def compare_x25519_backends(publics: list[bytes], seconds: float) -> None:
+    secret = os.urandom(32)
+    assert hop_keys_cryptography(secret, publics) == derive_hop_keys(secret, publics)
+    point = publics[0]
+    rates = best_rates(
+        {
+            "schedule_cryptography": lambda: hop_keys_cryptography(secret, publics),
+            "schedule_libsodium": lambda: derive_hop_keys(secret, publics),
+            "x25519_cryptography_load_exchange": lambda: X25519PrivateKey.from_private_bytes(
+                secret
+            ).exchange(X25519PublicKey.from_public_bytes(point)),
+            "x25519_libsodium_scalarmult": lambda: crypto_scalarmult(secret, point),
+            "x25519_public_cryptography": lambda: (
+                X25519PrivateKey.from_private_bytes(secret).public_key().public_bytes_raw()
+            ),
+            "x25519_public_libsodium": lambda: crypto_scalarmult_base(secret),
+        },
+        seconds * 6,
+    )
+    emit(
+        name="x25519_backends",
+        **{f"{k}_us": round(1e6 / v, 1) for k, v in rates.items()},
+        schedule_speedup=round(rates["schedule_libsodium"] / rates["schedule_cryptography"], 2),
+    )
 
 
 def primitive_ops(version: int, packet: bytes) -> dict[str, Callable[[], object]]:
@@ -174,9 +223,11 @@ def primitive_ops(version: int, packet: bytes) -> dict[str, Callable[[], object]
 
     ops: dict[str, Callable[[], object]] = {
         "x25519_shared:exchange": lambda: sk.exchange(X25519PublicKey.from_public_bytes(alpha)),
+        "x25519_shared:libsodium": lambda: crypto_scalarmult(blinding, alpha),
         "x25519_blind:load_and_exchange": lambda: X25519PrivateKey.from_private_bytes(
             blinding
         ).exchange(X25519PublicKey.from_public_bytes(alpha)),
+        "x25519_blind:libsodium": lambda: crypto_scalarmult(blinding, alpha),
         "hkdf_expand_288:openssl_hmac": hkdf_288_openssl_hmac,
         "hkdf_expand_288:cryptography_hkdf": hkdf_288_cryptography,
         "hkdf_expand_288:hashlib_states": hkdf_288_hashlib_states,

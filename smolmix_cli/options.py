@@ -222,7 +222,8 @@ class GlobalOptions:
             number=int,
             low=0,
             high=100,
-            help="Reply SURBs attached to every data message. Example: --data-surbs 4",
+            help="Most reply SURBs on one data message, where they fit its packet. "
+            "Example: --data-surbs 4",
         ),
         tunnel="data_reply_surbs",
     )

@@ -9,6 +9,14 @@ Open), whose reply's version byte it does not check. Every IP packet then goes
 in its own Data message with 2 SURBs, LP seq 1, 2, … . Incoming sequence numbers
 are ignored: TCP reorders by itself.
 
+Deliberate departure (issue 17): with `surb_sizing` on, a data message carries at
+most `data_reply_surbs` SURBs, and only as many as fit the padding of its last packet,
+and none while the exit holds an estimated `max_surb_stock_target` (SURBs sent, less
+replies by their sequence numbers, re-anchored by its SURB requests). A full-size IP
+packet then travels in one Sphinx packet instead of two; the exit asks for SURBs when
+it runs low, and the mixnet client answers (50 SURBs in about 15 packets). The connect
+keeps the published client's 10 + 2, which lets the exit answer at once.
+
 The exit drops a client silently after 60 s without uplink data, so the client
 tracks its own uplink and reports `ReconnectNeeded` rather than waiting for a
 notice that never comes.
@@ -23,7 +31,7 @@ from __future__ import annotations
 import enum
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from ipaddress import IPv4Address, IPv6Address
@@ -60,14 +68,37 @@ from smolmix_cli.ipr.messages import (
 V10_MIN_BUILD = (1, 37, 0)
 
 
+@dataclass(frozen=True, slots=True)
+class MessageSizes:
+    """What the mixnet layer knows about message sizes (this layer does not import it):
+    the tunnel passes `mixnet.message.preparer`'s functions. Without them every message
+    is assumed to have room for `data_reply_surbs` and every reply to cost one SURB."""
+
+    surbs_that_fit: Callable[[int], int]  # SURBs beside n payload bytes at no extra packet
+    reply_fragments: Callable[[int], int]  # SURBs a reply of n bytes spends
+
+
 class NotConnected(IprError):
     """Packets or requests handed to the client before it is connected."""
+
+
+# The exit answers only while it keeps 10 SURBs in reserve (spec §2.4): the Open and the
+# ConnectRequest together must bring at least 11; the published client sends 10 + 2.
+CONNECT_SURBS = 12
+EXIT_REQUEST_BELOW = 60  # the exit asks for SURBs below reserve (10) + buffer (50), at least
+MIN_CONNECT_REQUEST_SURBS = 2
 
 
 @dataclass(frozen=True, slots=True)
 class ClientConfig:
     open_reply_surbs: int = 10
-    data_reply_surbs: int = 2
+    # Per data message: with surb_sizing at most this many, where they fit (3 fit beside
+    # a TCP ACK); without, exactly this many (the published client sends 2).
+    data_reply_surbs: int = 3
+    # Size SURBs to the room in each message (see the module docstring); False: every
+    # data message carries exactly `data_reply_surbs`, a fixed count as published.
+    surb_sizing: bool = True
+    max_surb_stock_target: int = 200  # the exit asks for no more beyond 200 either
     connect_timeout: float = 60.0
     v10_fallback_after: float = 15.0
     idle_timeout: float = 60.0  # the exit's CLIENT_MIXNET_INACTIVITY_TIMEOUT
@@ -111,7 +142,9 @@ def is_lone_tcp_ack(packet: bytes) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class SendToIpr:
-    """An anonymous (repliable) message to the IPR with `payload` and this many fresh reply SURBs."""
+    """An anonymous (repliable) message to the IPR with `payload` and this many fresh reply SURBs.
+
+    Repliable even with 0 SURBs: the exit knows its clients by their sender tag."""
 
     payload: bytes
     reply_surbs: int
@@ -248,10 +281,15 @@ class IprClient:
     """One tunnel's IPR session. Feed it replies and time; drain transmits and events."""
 
     def __init__(
-        self, rng: random.Random | None = None, config: ClientConfig | None = None
+        self,
+        rng: random.Random | None = None,
+        config: ClientConfig | None = None,
+        sizes: MessageSizes | None = None,
     ) -> None:
         self._rng = rng if rng is not None else random.SystemRandom()
         self.config = config if config is not None else ClientConfig()
+        room = self.config.data_reply_surbs
+        self.sizes = sizes if sizes is not None else MessageSizes(lambda _n: room, lambda _n: 1)
         self.state = ClientState.IDLE
         self.stream_id: int | None = None
         self.version: int | None = None
@@ -269,6 +307,10 @@ class IprClient:
         self._keepalive_signalled = False
         self._pings: dict[int, float] = {}
         self._missed_pongs = 0
+        self.exit_surbs = 0  # estimated SURBs the exit holds for us (see `surb_sizing`)
+        self._top_seq = 0  # the highest data reply number seen
+        self.surbs_sent = 0
+        self.surb_requests = 0
 
     # --- drained by the shell ---------------------------------------------------------------
 
@@ -291,8 +333,10 @@ class IprClient:
         self._connect_started = now
         self._wall_anchor = (now, wall_clock)
         self.stream_id = self._rng.getrandbits(64)
+        self.exit_surbs = 0
+        self._top_seq = 0
         open_frame = LpFrame(self.stream_id, MsgType.OPEN, 0)
-        self._transmits.append(SendToIpr(open_frame.encode(), self.config.open_reply_surbs))
+        self._emit(open_frame.encode(), self.config.open_reply_surbs)
         self._send_connect(version, now)
 
     def _reset(self) -> None:
@@ -314,7 +358,52 @@ class IprClient:
         self._attempt = _Attempt(version, request_id, now)
         request = IpPacketRequest(version, ConnectRequest(request_id, self._timestamp(now)))
         frame = LpFrame(self.stream_id, MsgType.DATA, 0, request.encode())
-        self._transmits.append(SendToIpr(frame.encode(), self.config.data_reply_surbs))
+        cfg = self.config
+        if cfg.surb_sizing:
+            # What the exit needs to answer at once, whatever --data-surbs says.
+            surbs = max(MIN_CONNECT_REQUEST_SURBS, CONNECT_SURBS - cfg.open_reply_surbs)
+        else:
+            surbs = cfg.data_reply_surbs
+        self._emit(frame.encode(), surbs)
+
+    def _emit(self, payload: bytes, surbs: int, *, retransmit: bool = True) -> None:
+        self.exit_surbs += surbs
+        self.surbs_sent += surbs
+        self._transmits.append(SendToIpr(payload, surbs, retransmit=retransmit))
+
+    def _data_surbs(self, payload_len: int) -> int:
+        """SURBs for one data message: a fixed count, or as many as cost no packet."""
+        cfg = self.config
+        if not cfg.surb_sizing:
+            return cfg.data_reply_surbs
+        if self.exit_surbs >= cfg.max_surb_stock_target:
+            return 0
+        return min(cfg.data_reply_surbs, self.sizes.surbs_that_fit(payload_len))
+
+    def _count_spent(self, seq: int, cost: int) -> None:
+        """Debit the estimate for a reply. Data replies are numbered 1, 2, … (0 is for
+        inline control replies), so a jump in the numbers counts replies lost or still
+        on their way as spent too, and a late one is not counted twice."""
+        if seq == 0:
+            self.exit_surbs -= cost
+            return
+        ahead = (seq - self._top_seq) % MAX_SEQ  # numbers wrap from MAX_SEQ to 1
+        if 0 < ahead < 1 << 31:
+            self.exit_surbs -= ahead * cost
+            self._top_seq = seq
+
+    def _on_exit_low(self) -> None:
+        """The exit asked for SURBs, so it held fewer than its threshold: an estimate
+        above it had missed spending (the exit's reply resends, lost requests)."""
+        self.surb_requests += 1
+        self.exit_surbs = min(self.exit_surbs, EXIT_REQUEST_BELOW - 1)
+
+    def on_surbs_served(self, count: int) -> None:
+        """The mixnet client answered the exit's SurbRequest with `count` SURBs (the
+        request itself came through one of ours)."""
+        self._on_exit_low()
+        self.exit_surbs += count - 1
+        self.surbs_sent += count
 
     # --- sending --------------------------------------------------------------------------------
 
@@ -325,10 +414,8 @@ class IprClient:
     def _send_request(self, body: RequestBody, *, retransmit: bool = True) -> None:
         assert self.stream_id is not None and self.version is not None
         request = IpPacketRequest(self.version, body).encode()
-        frame = LpFrame(self.stream_id, MsgType.DATA, self._next_seq(), request)
-        self._transmits.append(
-            SendToIpr(frame.encode(), self.config.data_reply_surbs, retransmit=retransmit)
-        )
+        payload = LpFrame(self.stream_id, MsgType.DATA, self._next_seq(), request).encode()
+        self._emit(payload, self._data_surbs(len(payload)), retransmit=retransmit)
 
     def _require_connected(self) -> None:
         if self.state is not ClientState.CONNECTED:
@@ -377,23 +464,31 @@ class IprClient:
             self.dropped += 1
             return
         left = max(0, min(amount, self.config.max_surbs_answered))
+        self._on_exit_low()
+        self.exit_surbs -= 1  # the request came through one of ours
         while left > 0:
             batch = min(left, self.config.surbs_per_message)
             self._transmits.append(SendAdditionalSurbs(batch))
+            self.exit_surbs += batch
+            self.surbs_sent += batch
             left -= batch
 
     # --- receiving ------------------------------------------------------------------------------
 
     def on_reply(self, payload: bytes, now: float) -> None:
         """The data of a reply message (a Reply NymMessage's content) from the mixnet."""
+        cost = self.sizes.reply_fragments(len(payload))
         try:
             frame = LpFrame.decode(payload)
         except IprError:
+            self.exit_surbs -= cost
             self.dropped += 1
             return
         if frame.stream_id != self.stream_id or frame.msg_type is not MsgType.DATA:
+            self.exit_surbs -= cost
             self.dropped += 1
             return
+        self._count_spent(frame.seq, cost)
         if self.state is ClientState.CONNECTING:
             self._on_connect_reply(frame.content, now)
         elif self.state is ClientState.CONNECTED:

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from nacl.bindings import crypto_scalarmult, crypto_scalarmult_base
+from nacl.exceptions import CryptoError
 
 from smolmix_cli.mixnet.base58 import b58decode, b58encode
 from smolmix_cli.mixnet.errors import IntegrityError, InvalidKey, MalformedData
@@ -30,21 +32,24 @@ def _require_len(data: bytes, length: int, what: str) -> bytes:
 
 
 def x25519(scalar: bytes, point: bytes) -> bytes:
-    """X25519(scalar, point): clamps the scalar; InvalidKey when the result is all zero."""
+    """X25519(scalar, point): clamps the scalar; InvalidKey when the result is all zero.
+
+    libsodium's `crypto_scalarmult` (PyNaCl) gives the bytes `cryptography`'s exchange
+    gives, without loading a private key first: `cryptography` derives the public key on
+    every load, a second scalar multiplication Sphinx never uses (bench/sphinx.py).
+    """
     _require_len(scalar, KEY_LENGTH, "x25519 scalar")
     _require_len(point, KEY_LENGTH, "x25519 public key")
     try:
-        return X25519PrivateKey.from_private_bytes(scalar).exchange(
-            X25519PublicKey.from_public_bytes(point)
-        )
-    except ValueError as exc:  # low-order point: all-zero shared secret
-        raise InvalidKey(f"x25519 exchange failed: {exc}") from None
+        return crypto_scalarmult(bytes(scalar), bytes(point))
+    except CryptoError:  # low-order point: all-zero shared secret
+        raise InvalidKey("x25519 exchange with a low-order point (all-zero result)") from None
 
 
 def x25519_public(scalar: bytes) -> bytes:
     """The public key (u-coordinate) of a 32-byte x25519 private key."""
     _require_len(scalar, KEY_LENGTH, "x25519 private key")
-    return X25519PrivateKey.from_private_bytes(scalar).public_key().public_bytes_raw()
+    return crypto_scalarmult_base(bytes(scalar))
 
 
 def is_ed25519_point(data: bytes) -> bool:

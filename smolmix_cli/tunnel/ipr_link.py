@@ -6,8 +6,9 @@ the stack's outgoing packets into Data messages (no task per packet). Incoming
 IP packets go to the `IprDevice`, the stack runner's packet device.
 
 SURB requests from the exit are answered by the mixnet client itself (it serves
-requests from peers it sent repliable messages to); every Data message also
-carries `data_reply_surbs` fresh SURBs, so the budget follows the traffic.
+requests from peers it sent repliable messages to; the link tells `IprClient` how
+many it sent, for its estimate of the exit's stock); Data messages carry the SURBs
+`IprClient` sizes for them (see `ClientConfig.surb_sizing`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from smolmix_cli.ipr.client_logic import (
     InfoReceived,
     IprClient,
     KeepaliveDue,
+    MessageSizes,
     PacketsReceived,
     PongReceived,
     ReconnectNeeded,
@@ -43,6 +45,7 @@ from smolmix_cli.ipr.lp_frame import HEADER_SIZE
 from smolmix_cli.ipr.messages import InfoKind
 from smolmix_cli.mixnet.client.client import MixnetClient
 from smolmix_cli.mixnet.errors import MixnetError
+from smolmix_cli.mixnet.message.preparer import reply_fragments, surbs_that_fit
 from smolmix_cli.tunnel.errors import IprHandshakeFailed, TunnelClosed
 from smolmix_cli.tunnel.exits import ExitCandidate
 from smolmix_cli.wakeup import Signal
@@ -137,7 +140,7 @@ class IprLink:
     ) -> None:
         self.mixnet = mixnet
         self.exit = exit_
-        self.client = IprClient(rng, config)
+        self.client = IprClient(rng, config, MessageSizes(surbs_that_fit, reply_fragments))
         self.device = IprDevice()
         self.packets_per_message = packets_per_message
         self.max_in_flight = max_in_flight
@@ -154,6 +157,7 @@ class IprLink:
         self._wake = Signal()
         self._pongs: dict[int, float] = {}
         self._pong_signal = Signal()
+        self._surbs_served = mixnet.reply_surbs_served
 
     # -- driving -----------------------------------------------------------------------
 
@@ -231,6 +235,7 @@ class IprLink:
                     transmit.payload,
                     reply_surbs=transmit.reply_surbs,
                     retransmit=transmit.retransmit,
+                    repliable=True,
                 )
             elif isinstance(transmit, SendAdditionalSurbs):  # pragma: no cover - see docstring
                 pass
@@ -238,6 +243,10 @@ class IprLink:
     # -- from the dispatcher -----------------------------------------------------------
 
     def on_reply(self, payload: bytes) -> None:
+        served = self.mixnet.reply_surbs_served
+        if served != self._surbs_served:
+            self.client.on_surbs_served(served - self._surbs_served)
+            self._surbs_served = served
         self.client.on_reply(payload, anyio.current_time())
         self._process_events()
         self._wake.set()

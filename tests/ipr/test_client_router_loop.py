@@ -11,10 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smolmix_cli.ipr.client_logic import (
+    ClientConfig,
     ClientState,
     Connected,
     Event,
     IprClient,
+    MessageSizes,
     PacketsReceived,
     PongReceived,
     SendAdditionalSurbs,
@@ -22,9 +24,11 @@ from smolmix_cli.ipr.client_logic import (
 )
 from smolmix_cli.ipr.messages import V9, V10
 from smolmix_cli.ipr.router_logic import IprRouter, ReplyToClient, RequestSurbs, RouterConfig
+from smolmix_cli.mixnet.message.preparer import fragments_needed, reply_fragments, surbs_that_fit
 from tests.ipr.packets import udp_packet
 
 WALL = datetime(2026, 11, 24, 22, 0, tzinfo=UTC)
+SIZES = MessageSizes(surbs_that_fit, reply_fragments)  # as the tunnel passes them
 TAG = bytes(range(16))
 REMOTE = IPv4Address("93.184.216.34")
 
@@ -72,8 +76,11 @@ class Loop:
             self.pump(now)
 
 
-def connected_loop(version: int = V9, mtu: int = 1420) -> Loop:
-    loop = Loop(IprClient(random.Random(5)), IprRouter(random.Random(6), RouterConfig(mtu=mtu)))
+def connected_loop(version: int = V9, mtu: int = 1420, config: ClientConfig | None = None) -> Loop:
+    loop = Loop(
+        IprClient(random.Random(5), config, SIZES),
+        IprRouter(random.Random(6), RouterConfig(mtu=mtu)),
+    )
     loop.client.connect(0.0, WALL, version=version)
     loop.pump(0.0)
     assert loop.client.state is ClientState.CONNECTED
@@ -147,3 +154,88 @@ def test_downlink_burst_needs_surb_top_ups() -> None:
     loop.advance(1.1)
     received = [p for e in loop.events if isinstance(e, PacketsReceived) for p in e.packets]
     assert received == packets and loop.surb_requests >= 1
+
+
+def _uplink(loop: Loop, size: int, count: int, now: float) -> list[SendToIpr]:
+    assert loop.client.ipv4 is not None
+    sent = []
+    for _ in range(count):
+        loop.client.send_packet(udp_packet(loop.client.ipv4, REMOTE, size), now)
+        (transmit,) = loop.client.pop_transmits()
+        assert isinstance(transmit, SendToIpr)
+        loop.router.on_message(TAG, transmit.payload, transmit.reply_surbs, now)
+        sent.append(transmit)
+    loop.pump(now)
+    return sent
+
+
+def test_full_size_packets_carry_no_surbs_and_fit_one_sphinx_packet() -> None:
+    """Upload: a 1,420-byte IP packet with 2 SURBs took two packets; sized, it takes one,
+    and the exit's SURB requests keep its replies going."""
+    loop = connected_loop()
+    assert loop.client.ipv4 is not None
+    for transmit in _uplink(loop, 1392, 30, 1.0):  # 1392 + 28 = a 1420-byte IP packet
+        assert transmit.reply_surbs == 0
+        assert fragments_needed(len(transmit.payload)) == 1
+    fixed = connected_loop(config=ClientConfig(surb_sizing=False, data_reply_surbs=2))
+    (transmit,) = _uplink(fixed, 1392, 1, 1.0)
+    assert transmit.reply_surbs == 2 and fragments_needed(len(transmit.payload), 2) == 2
+    packets = [udp_packet(REMOTE, loop.client.ipv4, 40) for _ in range(300)]
+    for i, packet in enumerate(packets):
+        loop.router.on_downlink(packet, 2.0 + i * 0.03)
+        loop.advance(2.0 + i * 0.03)
+    loop.advance(20.0)
+    received = [p for e in loop.events if isinstance(e, PacketsReceived) for p in e.packets]
+    assert received == packets
+
+
+def test_surbs_ride_where_they_fit_until_the_exit_holds_the_bound() -> None:
+    loop = connected_loop()
+    assert loop.surb_requests == 1  # the exit asks for more right after the connect
+    bound = loop.client.config.max_surb_stock_target
+    assert [t.reply_surbs for t in _uplink(loop, 1000, 2, 1.0)] == [1, 1]  # room for one
+    counts = [t.reply_surbs for t in _uplink(loop, 12, 80, 1.0)]
+    assert counts[0] == 3 and counts[-1] == 0
+    assert bound <= loop.client.exit_surbs == loop.router.surbs_available(TAG) < bound + 3
+    assert loop.client.ipv4 is not None
+    for i in range(5):  # replies spend SURBs: the next small message brings some again
+        loop.router.on_downlink(udp_packet(REMOTE, loop.client.ipv4, 1400), 2.0 + i * 0.05)
+        loop.advance(2.0 + i * 0.05)
+    assert loop.client.exit_surbs == loop.router.surbs_available(TAG) < bound
+    first, *_ = _uplink(loop, 12, 3, 5.0)
+    assert first.reply_surbs == 3
+
+
+def test_a_surb_request_re_anchors_an_estimate_that_missed_spending() -> None:
+    loop = connected_loop()
+    assert loop.client.ipv4 is not None
+    loop.client.exit_surbs += 500  # as if the exit's resends had gone unseen
+    assert [t.reply_surbs for t in _uplink(loop, 12, 3, 1.0)] == [0, 0, 0]
+    for i in range(30):
+        loop.router.on_downlink(udp_packet(REMOTE, loop.client.ipv4, 1400), 2.0 + i * 0.05)
+        loop.advance(2.0 + i * 0.05)
+    assert loop.surb_requests >= 2
+    assert loop.client.exit_surbs <= loop.router.surbs_available(TAG)
+    assert [t.reply_surbs for t in _uplink(loop, 12, 1, 5.0)] == [3]
+
+
+def test_zero_data_surbs_still_connects_and_carries_packets() -> None:
+    """`--data-surbs 0` made every connect fail: the connect now always brings what the
+    exit needs to answer, and data messages stay repliable without SURBs."""
+    for sizing in (True, False):
+        config = ClientConfig(data_reply_surbs=0, surb_sizing=sizing)
+        client = IprClient(random.Random(5), config, SIZES)
+        client.connect(0.0, WALL)
+        counts = [t.reply_surbs for t in client.pop_transmits() if isinstance(t, SendToIpr)]
+        if sizing:
+            assert counts == [10, 2]
+    loop = connected_loop(config=ClientConfig(data_reply_surbs=0))
+    assert loop.client.ipv4 is not None
+    assert [t.reply_surbs for t in _uplink(loop, 12, 5, 1.0)] == [0] * 5
+    assert len(loop.router.pop_uplink()) == 5
+    down = [udp_packet(REMOTE, loop.client.ipv4, 1000) for _ in range(30)]
+    for packet in down:
+        loop.router.on_downlink(packet, 2.0)
+    loop.advance(2.1)
+    received = [p for e in loop.events if isinstance(e, PacketsReceived) for p in e.packets]
+    assert received == down

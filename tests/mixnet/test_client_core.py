@@ -253,6 +253,21 @@ def test_repliable_message_and_reply_through_surbs() -> None:
         b.send_reply(b"\x00" * 16, b"hi", now=3.0)
 
 
+def test_repliable_message_without_surbs_still_names_its_sender_tag() -> None:
+    """An exit IPR knows its clients by sender tag: a data message that brings no SURBs
+    must still carry it (as a repliable message with an empty SURB block)."""
+    net = build_simnet()
+    a, b = make_core(net, 0, 16), make_core(net, 1, 26)
+    world = World(net, [a, b])
+    a.send_message(b.address, b"with", reply_surbs=1, now=0.0)
+    a.send_message(b.address, b"without", repliable=True, now=0.0)
+    a.send_message(b.address, b"plain", now=0.0)
+    world.run_until(1.0)
+    tags = {e.data: e.sender_tag for e in world.events[1] if isinstance(e, ReceivedMessage)}
+    assert tags[b"with"] is not None and tags[b"without"] == tags[b"with"]
+    assert tags[b"plain"] is None
+
+
 def test_reply_retransmission_spends_another_surb_then_fails_when_none_left() -> None:
     net = build_simnet()
     a, b = make_core(net, 0, 15), make_core(net, 1, 25)
@@ -362,7 +377,7 @@ def test_surb_request_is_answered_with_fresh_surbs() -> None:
     b.request_reply_surbs(tag, 15, now=1.0)
     assert b.reply_surbs_available(tag) == 1  # the request travels through one SURB
     world.run_until(2.0)
-    assert a.stats.surb_requests_served == 1
+    assert a.stats.surb_requests_served == 1 and a.stats.reply_surbs_served == 15
     assert b.reply_surbs_available(tag) == 16 and b.stats.reply_surbs_received == 17
     # The new SURBs work: a reply through them reaches A.
     b.send_reply(tag, b"through a new surb", now=2.0)

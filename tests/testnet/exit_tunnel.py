@@ -73,7 +73,9 @@ class MiniTunnel:
     async def _flush(self) -> None:
         for transmit in self.ipr_client.pop_transmits():
             if isinstance(transmit, SendToIpr):
-                await self.client.send(self.ipr, transmit.payload, reply_surbs=transmit.reply_surbs)
+                await self.client.send(
+                    self.ipr, transmit.payload, reply_surbs=transmit.reply_surbs, repliable=True
+                )
             elif isinstance(transmit, SendAdditionalSurbs):
                 pass  # the mixnet client answers SURB requests by itself
 

@@ -67,7 +67,7 @@ def test_options_extend_the_ipr_clients_config_and_keep_its_defaults() -> None:
     ipr_fields = [f.name for f in fields(IprClientConfig)]
     assert {n: getattr(options, n) for n in ipr_fields} == asdict(IprClientConfig())
     pinned = ("connect_timeout", "open_reply_surbs", "data_reply_surbs", "ping_timeout")
-    assert [getattr(options, n) for n in pinned] == [60.0, 10, 2, 30.0]
+    assert [getattr(options, n) for n in pinned] == [60.0, 10, 3, 30.0]
     assert (options.idle_timeout, options.keepalive_after) == (60.0, 45.0)
     local = for_local_network()
     assert (local.connect_timeout, local.cover, local.poisson, local.tcp_rto_min) == (

@@ -159,6 +159,7 @@ class ClientStats:
     reply_surbs_dropped: int
     surb_requests_sent: int
     surb_requests_served: int
+    reply_surbs_served: int
     dropped_pushes: int
     nodes_avoided: int
     gateway_connects: int
@@ -461,7 +462,13 @@ class MixnetClient:
         return self._core.pending_acks
 
     async def send(
-        self, recipient: Recipient, data: bytes, *, reply_surbs: int = 0, retransmit: bool = True
+        self,
+        recipient: Recipient,
+        data: bytes,
+        *,
+        reply_surbs: int = 0,
+        retransmit: bool = True,
+        repliable: bool = False,
     ) -> int:
         """Queue `data` for `recipient`; returns the id `wait_delivered` takes.
 
@@ -473,6 +480,7 @@ class MixnetClient:
             data,
             reply_surbs=reply_surbs,
             retransmit=retransmit,
+            repliable=repliable,
             now=anyio.current_time(),
         )
         self._wake.set()
@@ -484,6 +492,11 @@ class MixnetClient:
         message_id = self._core.send_reply(sender_tag, data, now=anyio.current_time())
         self._wake.set()
         return message_id
+
+    @property
+    def reply_surbs_served(self) -> int:
+        """SURBs sent so far in answer to peers' SURB requests."""
+        return self._core.stats.reply_surbs_served
 
     def reply_surbs_available(self, sender_tag: bytes) -> int:
         return self._core.reply_surbs_available(sender_tag)
@@ -558,6 +571,7 @@ class MixnetClient:
             reply_surbs_dropped=core.reply_surbs_dropped,
             surb_requests_sent=core.surb_requests_sent,
             surb_requests_served=core.surb_requests_served,
+            reply_surbs_served=core.reply_surbs_served,
             dropped_pushes=core.dropped_pushes,
             nodes_avoided=core.nodes_avoided,
             gateway_connects=gateway.connects if gateway else 0,

@@ -208,6 +208,7 @@ class CoreStats:
     reply_surbs_dropped: int = 0
     surb_requests_sent: int = 0
     surb_requests_served: int = 0
+    reply_surbs_served: int = 0
     surb_requests_ignored: int = 0
     dropped_pushes: int = 0
     nodes_avoided: int = 0
@@ -344,6 +345,7 @@ class ClientCore:
         *,
         reply_surbs: int = 0,
         retransmit: bool = True,
+        repliable: bool = False,
         now: float,
     ) -> int:
         """Queue a message; returns the id its Delivered/Failed event will carry.
@@ -351,11 +353,12 @@ class ClientCore:
         With `reply_surbs` > 0 the message is repliable: it carries that many fresh
         SURBs, and the recipient sees our per-recipient sender tag. With `retransmit`
         False its fragments are sent once: the message fails at the first ack timeout
-        (for data a later message supersedes, such as a TCP ACK).
+        (for data a later message supersedes, such as a TCP ACK). `repliable` sends the
+        sender tag even with no SURBs (a peer that knows us by it, such as an exit IPR).
         """
         if reply_surbs < 0:
             raise ClientError("reply_surbs must not be negative")
-        if reply_surbs:
+        if reply_surbs or repliable:
             tag = self._our_tags.get(recipient)
             if tag is None:
                 tag = self._our_tags[recipient] = new_sender_tag(self.rng)
@@ -765,6 +768,7 @@ class ClientCore:
         )
         self.receiver.remember_reply_surbs(surbs, now)
         self.stats.surb_requests_served += 1
+        self.stats.reply_surbs_served += amount
         self._enqueue_message(self.preparer.split(message), _ToRecipient(recipient))
 
     def _deliver(self, received: ReceivedMessage) -> None:

@@ -14,15 +14,21 @@ from dataclasses import dataclass
 
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.message.ack import SurbAck, build_surb_ack
-from smolmix_cli.mixnet.message.fragment import COVER_FRAGMENT_ID, Fragment, FragmentId
+from smolmix_cli.mixnet.message.fragment import (
+    COVER_FRAGMENT_ID,
+    Fragment,
+    FragmentId,
+    number_of_required_fragments,
+)
 from smolmix_cli.mixnet.message.message import (
+    MIN_PADDING_OVERHEAD,
     NymMessage,
     RepliableContentTag,
     RepliableMessage,
     available_plaintext_per_packet,
     split_message,
 )
-from smolmix_cli.mixnet.message.reply_surb import ReplySurb, ReplySurbError
+from smolmix_cli.mixnet.message.reply_surb import ReplySurb, ReplySurbError, v2_reply_surb_len
 from smolmix_cli.mixnet.packet.mix_packet import MixPacket
 from smolmix_cli.mixnet.packet.payload import (
     X25519_KEY_SIZE,
@@ -50,6 +56,43 @@ from smolmix_cli.mixnet.topology.topology import Topology
 DATA_SPHINX_VERSION = VERSION_PAYLOAD_KEY_SEEDS
 COVER_SPHINX_VERSION = VERSION_X25519_EXPLICIT_PAYLOAD_KEYS
 SENDER_TAG_SIZE = 16
+# A repliable v2 message's bytes besides data and SURBs: NymMessage type, sender tag,
+# content tag, then the SURB block's count (u16), hops (u8) and key rotation (u8).
+REPLIABLE_V2_OVERHEAD = 1 + SENDER_TAG_SIZE + 1 + 4
+REPLY_DATA_OVERHEAD = 2  # NymMessage type, reply content tag
+SURB_HOPS = 4  # three mix layers and our gateway
+
+
+def fragments_needed(
+    data_len: int, surbs: int = 0, packet_size: PacketSize = PacketSize.REGULAR
+) -> int:
+    """Sphinx packets a repliable v2 message of `data_len` bytes with `surbs` SURBs takes."""
+    size = REPLIABLE_V2_OVERHEAD + data_len + surbs * v2_reply_surb_len(SURB_HOPS)
+    needed, _ = number_of_required_fragments(
+        size + MIN_PADDING_OVERHEAD, available_plaintext_per_packet(packet_size)
+    )
+    return needed
+
+
+def surbs_that_fit(data_len: int, packet_size: PacketSize = PacketSize.REGULAR) -> int:
+    """How many 4-hop v2 reply SURBs ride along without costing the message another packet.
+
+    The padding of a message's last fragment is sent anyway; SURBs placed there cost a
+    header to build but no Sphinx packet, where SURBs that overflow it cost a packet more
+    (a 1,420-byte IP packet plus 2 SURBs took two packets).
+    """
+    size = REPLIABLE_V2_OVERHEAD + data_len + MIN_PADDING_OVERHEAD
+    _, free = number_of_required_fragments(size, available_plaintext_per_packet(packet_size))
+    return free // v2_reply_surb_len(SURB_HOPS)
+
+
+def reply_fragments(data_len: int, packet_size: PacketSize = PacketSize.REGULAR) -> int:
+    """Reply SURBs (one per fragment) a reply of `data_len` bytes spends."""
+    needed, _ = number_of_required_fragments(
+        REPLY_DATA_OVERHEAD + data_len + MIN_PADDING_OVERHEAD,
+        available_plaintext_per_packet(packet_size),
+    )
+    return needed
 
 
 @dataclass(frozen=True, slots=True)

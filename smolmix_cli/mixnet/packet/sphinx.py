@@ -15,8 +15,9 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from nacl.bindings import crypto_scalarmult, crypto_scalarmult_base
+from nacl.exceptions import CryptoError
 
 from smolmix_cli.mixnet.errors import IntegrityError, InvalidKey, MalformedData, ReplayDetected
 from smolmix_cli.mixnet.packet.lioness import Lioness
@@ -159,18 +160,19 @@ def _xor(a: bytes, b: bytes) -> bytes:
     return (int.from_bytes(a, "big") ^ int.from_bytes(b[:n], "big")).to_bytes(n, "big")
 
 
-def _x25519(scalar: bytes | X25519PrivateKey, point: bytes) -> bytes:
-    key = scalar if isinstance(scalar, X25519PrivateKey) else _private(scalar)
+def _x25519(scalar: bytes, point: bytes) -> bytes:
+    # libsodium through PyNaCl: same bytes as `cryptography`'s load-then-exchange, but no
+    # key load (which derives a public key, a second scalar multiplication) per call.
     try:
-        return key.exchange(X25519PublicKey.from_public_bytes(point))
-    except ValueError:
+        return crypto_scalarmult(scalar, point)
+    except CryptoError:
         raise InvalidKey("x25519 with a low-order point (all-zero shared secret)") from None
 
 
-def _private(scalar: bytes) -> X25519PrivateKey:
+def _private(scalar: bytes) -> bytes:
     if len(scalar) != 32:
         raise InvalidKey(f"x25519 private key must be 32 bytes, got {len(scalar)}")
-    return X25519PrivateKey.from_private_bytes(scalar)
+    return bytes(scalar)
 
 
 def version_bytes(version: int) -> bytes:
@@ -332,8 +334,8 @@ def derive_hop_keys(
     if not 1 <= len(node_public_keys) <= MAX_PATH_LENGTH:
         raise MalformedData(f"route must have 1..{MAX_PATH_LENGTH} hops")
     secret = _private(ephemeral_secret)
-    alpha = secret.public_key().public_bytes_raw()
-    scalars: list[X25519PrivateKey] = [secret]
+    alpha = crypto_scalarmult_base(secret)
+    scalars = [secret]
     keys: list[HopKeys] = []
     for public in node_public_keys:
         point = public
@@ -522,7 +524,7 @@ class SphinxNode:
 
     def __init__(self, private_key: bytes) -> None:
         self._key = _private(private_key)
-        self.public_key = self._key.public_key().public_bytes_raw()
+        self.public_key = crypto_scalarmult_base(self._key)
 
     def hop_keys(self, alpha: bytes) -> HopKeys:
         return HopKeys.from_shared_secret(_x25519(self._key, alpha))
