@@ -10,11 +10,12 @@ verified, and the retransmissions of each layer: the client's mixnet client
 on both ends (client stack: uplink ACKs; exit NAT stack: downlink data).
 The last line compares each loss rate with the lossless fetch of the same run.
 
-`--policies new,old` runs each case twice, interleaved: `old` restores the TCP
-policy before the mixnet-aware one (ACK per out-of-order segment and quickack,
-Nagle on, no coalescing of queued lone ACKs) in the client and the exit NAT, so
-uplink messages per MiB and the process's CPU (network + client, one process)
-compare in one run. Summary lines are per policy.
+`--policies new,old` runs each case once per policy, interleaved. `old` is the
+code before the mixnet-aware policies: TCP acks each out-of-order segment and
+quickacks, Nagle on, no coalescing of queued lone ACKs (client and exit NAT), and
+fragments resent on their ack timer only (no RACK, client and exit). `norack`
+keeps the new TCP policy without RACK. Uplink messages per MiB and the process's
+CPU (network + client, one process) compare in one run; summaries are per policy.
 
     .venv/bin/python bench/loss.py [--mib 1] [--loss 0,0.1] [--repeat 1] [--mix-delay-ms 0]
         [--policies new]
@@ -76,7 +77,12 @@ class TcpSampler:
         return {f: sum(getattr(s, f) for s in self.seen.values()) for f in TCP_FIELDS}
 
 
-OLD_POLICY = {"tcp_ack_every": 0, "tcp_nodelay": False, "coalesce_uplink_acks": False}
+OLD_TCP = {"tcp_ack_every": 0, "tcp_nodelay": False, "coalesce_uplink_acks": False}
+POLICIES: dict[str, tuple[dict[str, Any], bool]] = {  # tunnel options, RACK kept
+    "new": ({}, True),
+    "old": ({**OLD_TCP, "rack_reorder_window": None}, False),
+    "norack": ({"rack_reorder_window": None}, False),
+}
 
 
 async def one_fetch(
@@ -94,12 +100,17 @@ async def one_fetch(
             boot = time.perf_counter()
             exit_ipr = next(iter(local.exits.values()))
             options = for_local_network()
-            if policy == "old":
-                options = options.replace(**OLD_POLICY)
+            changes, rack = POLICIES[policy]
+            options = options.replace(**changes)
+            if "tcp_ack_every" in changes:
                 nat = exit_ipr.nat.stack
                 for name in ("tcp_config_v4", "tcp_config_v6"):
                     old = dataclasses.replace(getattr(nat, name), ack_every=0, nagle=True)
                     setattr(nat, name, old)
+            if not rack:
+                assert exit_ipr.mixnet_client is not None
+                core = exit_ipr.mixnet_client._core
+                core.config = dataclasses.replace(core.config, rack_reorder_window=None)
             async with Tunnel.open(network, options) as tunnel:
                 await tunnel.wait_ready(60)
                 boot_s = time.perf_counter() - boot
@@ -176,6 +187,7 @@ def _mixnet_stats(stats: Any) -> dict[str, int]:
         "acks_received": stats.acks_received,
         "messages_failed": stats.messages_failed,
         "reply_surbs_received": stats.reply_surbs_received,
+        "rack_losses": stats.rack_losses,
     }
 
 
@@ -186,7 +198,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--mix-delay-ms", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--policies", default="new", help="new, old or both (new,old)")
+    parser.add_argument("--policies", default="new", help="comma-separated: new, old, norack")
     args = parser.parse_args()
     size = int(args.mib * MIB)
     rates = [float(x) for x in args.loss.split(",")]

@@ -681,3 +681,41 @@ def test_stored_surbs_of_an_idle_tag_expire() -> None:
 def test_surb_store_bounds_must_be_positive(field: str) -> None:
     with pytest.raises(InvalidConfig):
         CoreConfig(**{field: 0})
+
+
+@pytest.mark.parametrize("rack", [True, False])
+def test_rack_declares_a_fragment_lost_when_a_later_one_is_acked(rack: bool) -> None:
+    """With `rack_reorder_window`, the ack of a fragment sent (here: due back) more than
+    the window after an unacked one resends that one at once, without backing off;
+    one sent within the window waits for its own timer. Without it, only timers."""
+    net = build_simnet()
+    config = CoreConfig(
+        poisson=False,
+        cover=False,
+        ack_wait_floor=MEASURED_ACK_FLOOR,
+        rack_reorder_window=0.05 if rack else None,
+    )
+    a, b = make_core(net, 0, 31, config), make_core(net, 1, 41)
+    sent: list[MixPacket] = []
+    for at in (0.0, 0.17, 0.2):
+        a.send_message(b.address, b"x", now=at)
+        packet = a.poll_transmit(at)
+        assert packet is not None
+        sent.append(packet)
+    lost, close, later = sent
+    del lost  # never routed
+    for packet, ack_at in ((later, 0.25), (close, 0.3)):
+        for push in net.route(packet, None):
+            if push.client == a.address.identity:
+                a.handle_push(push.plaintext, ack_at)
+            else:
+                b.handle_push(push.plaintext, ack_at)
+        if packet is later:  # the first fragment is now known lost, the second not yet
+            deadline = a.poll_deadline()
+            assert deadline is not None and (deadline <= 0.25) is rack
+    a.handle_timeout(0.3)
+    resend = a.poll_transmit(0.3)
+    assert (resend is not None) is rack
+    assert a.stats.rack_losses == (1 if rack else 0)
+    assert a._backoff == 0
+    assert a.pending_acks == 1
