@@ -78,10 +78,12 @@ class TcpSampler:
 
 
 OLD_TCP = {"tcp_ack_every": 0, "tcp_nodelay": False, "coalesce_uplink_acks": False}
-POLICIES: dict[str, tuple[dict[str, Any], bool]] = {  # tunnel options, RACK kept
-    "new": ({}, True),
-    "old": ({**OLD_TCP, "rack_reorder_window": None}, False),
-    "norack": ({"rack_reorder_window": None}, False),
+NO_RACK = {"rack_reorder_window": None}
+# name: (tunnel option changes, exit IPR mixnet client config changes)
+POLICIES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "new": ({}, {}),
+    "old": ({**OLD_TCP, **NO_RACK}, NO_RACK),
+    "norack": (NO_RACK, NO_RACK),
 }
 
 
@@ -100,17 +102,17 @@ async def one_fetch(
             boot = time.perf_counter()
             exit_ipr = next(iter(local.exits.values()))
             options = for_local_network()
-            changes, rack = POLICIES[policy]
+            changes, exit_changes = POLICIES[policy]
             options = options.replace(**changes)
             if "tcp_ack_every" in changes:
                 nat = exit_ipr.nat.stack
                 for name in ("tcp_config_v4", "tcp_config_v6"):
                     old = dataclasses.replace(getattr(nat, name), ack_every=0, nagle=True)
                     setattr(nat, name, old)
-            if not rack:
+            if exit_changes:
                 assert exit_ipr.mixnet_client is not None
                 core = exit_ipr.mixnet_client._core
-                core.config = dataclasses.replace(core.config, rack_reorder_window=None)
+                core.config = dataclasses.replace(core.config, **exit_changes)
             async with Tunnel.open(network, options) as tunnel:
                 await tunnel.wait_ready(60)
                 boot_s = time.perf_counter() - boot
