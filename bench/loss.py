@@ -11,11 +11,10 @@ on both ends (client stack: uplink ACKs; exit NAT stack: downlink data).
 The last line compares each loss rate with the lossless fetch of the same run.
 
 `--policies new,old` runs each case once per policy, interleaved. `old` is the
-code before the mixnet-aware policies: TCP acks each out-of-order segment and
-quickacks, Nagle on, no coalescing of queued lone ACKs (client and exit NAT), and
-fragments resent on their ack timer only (no RACK, client and exit). `norack`
-keeps the new TCP policy without RACK. Uplink messages per MiB and the process's
-CPU (network + client, one process) compare in one run; summaries are per policy.
+TCP policy before the mixnet-aware one: an ACK for each out-of-order segment and
+quickack, Nagle on, no coalescing of queued lone ACKs (client and exit NAT).
+Uplink messages per MiB and the process's CPU (network + client, one process)
+compare in one run; summaries are per policy.
 
     .venv/bin/python bench/loss.py [--mib 1] [--loss 0,0.1] [--repeat 1] [--mix-delay-ms 0]
         [--policies new]
@@ -78,12 +77,10 @@ class TcpSampler:
 
 
 OLD_TCP = {"tcp_ack_every": 0, "tcp_nodelay": False, "coalesce_uplink_acks": False}
-NO_RACK = {"rack_reorder_window": None}
 # name: (tunnel option changes, exit IPR mixnet client config changes)
 POLICIES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "new": ({}, {}),
-    "old": ({**OLD_TCP, **NO_RACK}, NO_RACK),
-    "norack": (NO_RACK, NO_RACK),
+    "old": (OLD_TCP, {}),
 }
 
 
@@ -189,7 +186,6 @@ def _mixnet_stats(stats: Any) -> dict[str, int]:
         "acks_received": stats.acks_received,
         "messages_failed": stats.messages_failed,
         "reply_surbs_received": stats.reply_surbs_received,
-        "rack_losses": stats.rack_losses,
     }
 
 
@@ -200,7 +196,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--mix-delay-ms", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--policies", default="new", help="comma-separated: new, old, norack")
+    parser.add_argument("--policies", default="new", help="comma-separated: new, old")
     args = parser.parse_args()
     size = int(args.mib * MIB)
     rates = [float(x) for x in args.loss.split(",")]

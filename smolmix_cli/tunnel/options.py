@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from smolmix_cli.ipr.client_logic import ClientConfig as IprClientConfig
 from smolmix_cli.mixnet.client.client import ClientConfig
-from smolmix_cli.mixnet.client.core import MEASURED_ACK_FLOOR, RACK_REORDER_WINDOW
+from smolmix_cli.mixnet.client.core import MEASURED_ACK_FLOOR
 from smolmix_cli.netstack.socket.tcp.config import TcpConfig
 
 if TYPE_CHECKING:
@@ -72,9 +72,6 @@ class TunnelOptions(IprClientConfig):
     # Mixnet ack timeouts from measured acks, at least this beyond the mix delays; None:
     # Nym's static expected_rtt * 1.5 + 1.5 s (CoreConfig.ack_wait_floor).
     ack_wait_floor: float | None = None
-    # A fragment acked later than an unacked one by this much declares it lost
-    # (CoreConfig.rack_reorder_window); None: only its ack timer does (Nym).
-    rack_reorder_window: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.tcp_buffer_size <= MAX_TCP_BUFFER:
@@ -136,7 +133,6 @@ class TunnelOptions(IprClientConfig):
             average_ack_delay=delay,
             message_sending_average_delay=self.sending_delay,
             ack_wait_floor=self.ack_wait_floor,
-            rack_reorder_window=self.rack_reorder_window,
         )
 
 
@@ -155,6 +151,5 @@ def for_local_network(**changes: object) -> TunnelOptions:
         exit_attempt_timeout=5.0,  # a local round trip is milliseconds, even on a busy machine
         max_in_flight=64,
         ack_wait_floor=MEASURED_ACK_FLOOR,  # a lost fragment is resent in ~0.5 s, not 1.5 s
-        rack_reorder_window=RACK_REORDER_WINDOW,
     )
     return base.replace(**changes)

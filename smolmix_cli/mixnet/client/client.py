@@ -148,7 +148,6 @@ class ClientStats:
     cover_packets_sent: int
     retransmissions: int
     reply_retransmissions: int
-    rack_losses: int
     acks_received: int
     packets_received: int
     cover_received: int
@@ -547,7 +546,6 @@ class MixnetClient:
             cover_packets_sent=core.cover_packets_sent,
             retransmissions=core.retransmissions,
             reply_retransmissions=core.reply_retransmissions,
-            rack_losses=core.rack_losses,
             acks_received=core.acks_received,
             packets_received=core.packets_received,
             cover_received=core.cover_received,

@@ -64,7 +64,6 @@ log = logging.getLogger(__name__)
 
 NS_PER_S = 1_000_000_000
 MEASURED_ACK_FLOOR = 0.5
-RACK_REORDER_WINDOW = 0.05  # the local network's (CoreConfig.rack_reorder_window)
 """The floor where timeouts follow measured acks (local network: tunnel, exit IPR). At
 0.25 s a loaded machine made a third of the exit's reply resends spurious at no loss."""
 MAX_ACK_BACKOFF = 5
@@ -113,11 +112,6 @@ class CoreConfig:
     (see `ClientCore._ack_timeout`); None (Nym's behaviour, kept for mainnet): never
     below the static `ack_wait_addition`, only stretched by slow acks. The local
     network's clients use MEASURED_ACK_FLOOR."""
-    rack_reorder_window: float | None = None
-    """None (Nym's behaviour, kept for mainnet): a fragment is resent only when its ack
-    timer fires. Else RACK-style (RFC 8985) as well: the ack of a fragment due back
-    later (send time plus its mix delays) than an unacked one by more than this window
-    (or a quarter of the measured overhead, if larger) declares that one lost at once."""
     max_retransmissions: int | None = 20
     """None: retry forever (as Nym does); else the message fails after that many resends."""
     reply_retransmission_reserve: int = 0
@@ -198,7 +192,6 @@ class CoreStats:
     reply_retransmissions: int = 0
     reply_retransmissions_deferred: int = 0
     sent_once_unacked: int = 0
-    rack_losses: int = 0  # fragments declared lost by a later one's ack, before their timer
     acks_received: int = 0
     cover_acks_received: int = 0
     stray_acks: int = 0
@@ -250,7 +243,6 @@ class _Pending:
     deadline: float | None = None  # None while it waits in the queue
     expected_rtt: float = 0.0  # of the copy sent last (seconds)
     sent_at: float = 0.0  # when the copy sent last left the queue
-    rack_lost: bool = False  # declared lost by a later fragment's ack (no back-off)
 
 
 @dataclass
@@ -626,10 +618,7 @@ class ClientCore:
                 continue
             pending.retries += 1
             pending.deadline = None
-            if pending.rack_lost:
-                pending.rack_lost = False  # an ack proved the path works: no back-off
-            else:
-                self._back_off(now, pending)
+            self._back_off(now, pending)
             # Rebuilt when its turn comes: fresh route, fresh ack (or the next reply SURB).
             retransmit.append(_Queued(fid, None, retransmission=True))
         # Retransmissions go ahead of new data, oldest first.
@@ -682,8 +671,6 @@ class ClientCore:
         self.stats.acks_received += 1
         if pending.retries == 0 and pending.deadline is not None:
             self._sample_ack_rtt(max(0.0, now - pending.sent_at - pending.expected_rtt))
-            if self.config.rack_reorder_window is not None:
-                self._rack_detect(pending, now)
         message = self._messages.get(pending.message_id)
         if message is None:
             return
@@ -692,29 +679,6 @@ class ClientCore:
             del self._messages[pending.message_id]
             self.stats.messages_delivered += 1
             self._events.append(MessageDelivered(pending.message_id))
-
-    def _rack_detect(self, acked: _Pending, now: float) -> None:
-        """Fragments due back well before `acked` (a first transmission, so its ack is
-        unambiguous) are lost: resend them now rather than at their ack timeout.
-
-        Routes differ per packet, so order is judged by when each was due back (send
-        time plus the mix delays it carried), not by send time alone.
-        """
-        window = self.config.rack_reorder_window or 0.0
-        if self._srtt is not None and self._srtt / 4 > window:
-            window = self._srtt / 4
-        horizon = acked.sent_at + acked.expected_rtt - window
-        for pending in self._pending.values():
-            deadline = pending.deadline
-            if (
-                deadline is not None
-                and deadline > now
-                and pending.retransmit
-                and pending.sent_at + pending.expected_rtt < horizon
-            ):
-                pending.deadline = now
-                pending.rack_lost = True
-                self.stats.rack_losses += 1
 
     def _on_message(self, event: ReceiverMessage, now: float) -> None:
         message = event.message

@@ -62,7 +62,7 @@ from smolmix_cli.ipr.router_logic import (
 )
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.client.client import ClientConfig, DeliveryFailed, MixnetClient
-from smolmix_cli.mixnet.client.core import MEASURED_ACK_FLOOR, RACK_REORDER_WINDOW, NoReplySurbs
+from smolmix_cli.mixnet.client.core import MEASURED_ACK_FLOOR, NoReplySurbs
 from smolmix_cli.mixnet.client.key_store import KeyStore
 from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.mixnet.message.fragment import number_of_required_fragments
@@ -118,7 +118,6 @@ class ExitIprOptions:
             max_retransmissions=REPLY_RESENDS,
             reply_retransmission_reserve=REPLY_RESEND_RESERVE,
             ack_wait_floor=MEASURED_ACK_FLOOR,
-            rack_reorder_window=RACK_REORDER_WINDOW,
         )
     )
     silent: bool = False
