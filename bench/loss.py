@@ -10,12 +10,21 @@ verified, and the retransmissions of each layer: the client's mixnet client
 on both ends (client stack: uplink ACKs; exit NAT stack: downlink data).
 The last line compares each loss rate with the lossless fetch of the same run.
 
+`--policies new,old,sparse` runs each case once per policy, interleaved. `new` is the
+default; `old` the TCP policy before issue 17: Nagle on, no coalescing of queued lone
+ACKs (client and exit NAT); `sparse` adds one ACK per two data segments, in order or not
+(TcpConfig.ack_every=2), which cut uplink messages under loss but slowed the transfer.
+Uplink messages per MiB and the process's CPU (network + client, one process)
+compare in one run; summaries are per policy.
+
     .venv/bin/python bench/loss.py [--mib 1] [--loss 0,0.1] [--repeat 1] [--mix-delay-ms 0]
+        [--policies new]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import sys
@@ -68,7 +77,18 @@ class TcpSampler:
         return {f: sum(getattr(s, f) for s in self.seen.values()) for f in TCP_FIELDS}
 
 
-async def one_fetch(size: int, loss: float, mix_delay_ms: float, seed: int) -> dict[str, Any]:
+OLD_TCP = {"tcp_ack_every": 0, "tcp_nodelay": False, "coalesce_uplink_acks": False}
+# name: (tunnel option changes, exit IPR mixnet client config changes)
+POLICIES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "new": ({}, {}),
+    "old": (OLD_TCP, {}),
+    "sparse": ({"tcp_ack_every": 2}, {}),  # the sparse-ACK lever, off by default (README)
+}
+
+
+async def one_fetch(
+    size: int, loss: float, mix_delay_ms: float, seed: int, policy: str = "new"
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="smolmix-loss-") as tmp:
         local = LocalNetwork(
             LocalNetworkOptions(Path(tmp) / "net", mean_delay_ms=mix_delay_ms, loss=loss, seed=seed)
@@ -79,12 +99,28 @@ async def one_fetch(size: int, loss: float, mix_delay_ms: float, seed: int) -> d
             assert network.ca_pem is not None
             ca.write_text(network.ca_pem)
             boot = time.perf_counter()
-            async with Tunnel.open(network, for_local_network()) as tunnel:
+            exit_ipr = next(iter(local.exits.values()))
+            options = for_local_network()
+            changes, exit_changes = POLICIES[policy]
+            options = options.replace(**changes)
+            if "tcp_ack_every" in changes:
+                nat = exit_ipr.nat.stack
+                for name in ("tcp_config_v4", "tcp_config_v6"):
+                    policy_config = dataclasses.replace(
+                        getattr(nat, name),
+                        ack_every=changes["tcp_ack_every"],
+                        nagle=not changes.get("tcp_nodelay", True),
+                    )
+                    setattr(nat, name, policy_config)
+            if exit_changes:
+                assert exit_ipr.mixnet_client is not None
+                core = exit_ipr.mixnet_client._core
+                core.config = dataclasses.replace(core.config, **exit_changes)
+            async with Tunnel.open(network, options) as tunnel:
                 await tunnel.wait_ready(60)
                 boot_s = time.perf_counter() - boot
                 session = tunnel.session
                 assert session is not None
-                exit_ipr = next(iter(local.exits.values()))
                 client_tcp = TcpSampler([session.stack])
                 exit_tcp = TcpSampler([exit_ipr.nat.stack])
                 digest = hashlib.sha256()
@@ -98,6 +134,8 @@ async def one_fetch(size: int, loss: float, mix_delay_ms: float, seed: int) -> d
                 async with anyio.create_task_group() as samplers:
                     samplers.start_soon(client_tcp.run)
                     samplers.start_soon(exit_tcp.run)
+                    snap0 = tunnel.snapshot()
+                    cpu0 = time.process_time()
                     start = time.perf_counter()
                     async with HttpClient(tunnel) as http:
                         await http.fetch(
@@ -106,6 +144,8 @@ async def one_fetch(size: int, loss: float, mix_delay_ms: float, seed: int) -> d
                             FetchOptions(cafile=str(ca)),
                         )
                     wall = time.perf_counter() - start
+                    cpu = time.process_time() - cpu0
+                    snap = tunnel.snapshot()
                     samplers.cancel_scope.cancel()
                 mixnet = tunnel._mixnet
                 assert mixnet is not None
@@ -115,6 +155,7 @@ async def one_fetch(size: int, loss: float, mix_delay_ms: float, seed: int) -> d
                 drops = sum(n.counters["dropped_loss"] for n in local.mixnodes.values())
                 record = {
                     "name": "loss.fetch",
+                    "policy": policy,
                     "size_bytes": size,
                     "loss_per_mix_node": loss,
                     "mix_delay_ms": mix_delay_ms,
@@ -122,7 +163,13 @@ async def one_fetch(size: int, loss: float, mix_delay_ms: float, seed: int) -> d
                     "boot_seconds": round(boot_s, 3),
                     "bytes_verified": received if ok else 0,
                     "sha256_ok": ok,
+                    "process_cpu_seconds": round(cpu, 2),
                     "mixnodes_dropped": drops,
+                    "uplink_messages": snap.messages_up - snap0.messages_up,
+                    "uplink_messages_per_mib": round(
+                        (snap.messages_up - snap0.messages_up) * MIB / size, 1
+                    ),
+                    "uplink_acks_coalesced": sum(k.device.acks_coalesced for k in tunnel._links),
                     "client_mixnet": _mixnet_stats(mixnet.stats),
                     "exit_mixnet": _mixnet_stats(exit_client.stats),
                     "exit_ipr": {
@@ -155,26 +202,36 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--mix-delay-ms", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--policies", default="new", help="comma-separated: new, old")
     args = parser.parse_args()
     size = int(args.mib * MIB)
     rates = [float(x) for x in args.loss.split(",")]
-    walls: dict[float, list[float]] = {r: [] for r in rates}
+    policies = args.policies.split(",")
+    walls: dict[tuple[str, float], list[float]] = {(p, r): [] for p in policies for r in rates}
     for run in range(args.repeat):
         for rate in rates:
-            record = anyio.run(one_fetch, size, rate, args.mix_delay_ms, args.seed + run)
-            record["run"] = run
-            emit(record)
-            walls[rate].append(record["wall_seconds"])
-    base = min(walls.get(0.0) or [0.0])
-    if base > 0:
-        emit(
-            {
-                "name": "loss.summary",
-                "size_bytes": size,
-                "best_wall_seconds": {str(r): min(w) for r, w in walls.items()},
-                "ratio_to_lossless": {str(r): round(min(w) / base, 2) for r, w in walls.items()},
-            }
-        )
+            # interleaved, the order flipping each run, so machine noise lands on both
+            for policy in policies if run % 2 == 0 else policies[::-1]:
+                record = anyio.run(
+                    one_fetch, size, rate, args.mix_delay_ms, args.seed + run, policy
+                )
+                record["run"] = run
+                emit(record)
+                walls[(policy, rate)].append(record["wall_seconds"])
+    for policy in policies:
+        base = min(walls.get((policy, 0.0)) or [0.0])
+        if base > 0:
+            emit(
+                {
+                    "name": "loss.summary",
+                    "policy": policy,
+                    "size_bytes": size,
+                    "best_wall_seconds": {str(r): min(walls[(policy, r)]) for r in rates},
+                    "ratio_to_lossless": {
+                        str(r): round(min(walls[(policy, r)]) / base, 2) for r in rates
+                    },
+                }
+            )
 
 
 if __name__ == "__main__":

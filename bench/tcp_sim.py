@@ -32,6 +32,12 @@ from smolmix_cli.netstack.socket.tcp.sim import BulkSender, LinkParams, Reader, 
 # Mixnet-shaped: 0.8 s base RTT, exp(150 ms) per packet each way, 2% loss, with the
 # settings a mixnet client would use (RTO floor 1 s, MSS for a 1240-byte IPR MTU).
 MIXNET_CFG = {"rto_min": 1.0, "rto_initial": 3.0, "mss": 1200}
+# The same with the tunnel's sparse ACK policy (TcpConfig.ack_every, tunnel/options.py):
+# recovery must not suffer while the ACK count (each one a Nym message) falls.
+MIXNET_ACK2 = {**MIXNET_CFG, "ack_every": 2}
+MIXNET_ACK4 = {**MIXNET_CFG, "ack_every": 4}
+MIXNET_LINK = LinkParams(one_way=0.4, exp_delay=0.15, loss=0.02)
+LOSSY_LINK = LinkParams(one_way=0.4, exp_delay=0.15, loss=0.05)
 
 SCENARIOS: list[tuple[str, LinkParams, int, dict[str, float]]] = [
     ("lossless_1MiB", LinkParams(), 1 << 20, {}),
@@ -39,12 +45,11 @@ SCENARIOS: list[tuple[str, LinkParams, int, dict[str, float]]] = [
     ("loss5_1MiB", LinkParams(loss=0.05), 1 << 20, {}),
     ("exp20ms_256KiB", LinkParams(exp_delay=0.02), 256 << 10, {}),
     ("exp100ms_256KiB", LinkParams(exp_delay=0.1), 256 << 10, {}),
-    (
-        "mixnet_like_256KiB",
-        LinkParams(one_way=0.4, exp_delay=0.15, loss=0.02),
-        256 << 10,
-        MIXNET_CFG,
-    ),
+    ("mixnet_like_256KiB", MIXNET_LINK, 256 << 10, MIXNET_CFG),
+    ("mixnet_like_256KiB_ack2", MIXNET_LINK, 256 << 10, MIXNET_ACK2),
+    ("mixnet_like_256KiB_ack4", MIXNET_LINK, 256 << 10, MIXNET_ACK4),
+    ("mixnet_loss5_256KiB", LOSSY_LINK, 256 << 10, MIXNET_CFG),
+    ("mixnet_loss5_256KiB_ack2", LOSSY_LINK, 256 << 10, MIXNET_ACK2),
 ]
 
 
@@ -84,6 +89,7 @@ def run_one(
         "recoveries": st.recoveries,
         "undos": st.undos,
         "segs_out": st.segments_out,
+        "acks_out": receiver.stats.segments_out,
     }
 
 
@@ -184,6 +190,7 @@ def main() -> None:
                     "mean_tlp_probes": round(statistics.mean(r["tlp"] for r in runs), 1),
                     "mean_undos": round(statistics.mean(r["undos"] for r in runs), 1),
                     "mean_segments_out": round(statistics.mean(r["segs_out"] for r in runs), 1),
+                    "mean_receiver_acks": round(statistics.mean(r["acks_out"] for r in runs), 1),
                     "sim_cpu_MBps": round(size * len(runs) / wall / 1e6, 2),
                     "wire": args.wire,
                 }

@@ -48,6 +48,7 @@ from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.mixnet.message.preparer import reply_fragments, surbs_that_fit
 from smolmix_cli.tunnel.errors import IprHandshakeFailed, TunnelClosed
 from smolmix_cli.tunnel.exits import ExitCandidate
+from smolmix_cli.tunnel.uplink_acks import coalesce_lone_acks
 from smolmix_cli.wakeup import Signal
 
 IpAddress = IPv4Address | IPv6Address
@@ -58,8 +59,10 @@ WINDOW_POLL = 0.005
 class IprDevice:
     """The stack's point-to-point interface whose far end is the exit IPR."""
 
-    def __init__(self, max_queue: int = DEVICE_QUEUE) -> None:
+    def __init__(self, max_queue: int = DEVICE_QUEUE, *, coalesce_acks: bool = True) -> None:
         self.max_queue = max_queue
+        self.coalesce_acks = coalesce_acks
+        self.acks_coalesced = 0
         self._rx: deque[bytes] = deque()
         self._tx: deque[bytes] = deque()
         self._rx_signal = Signal()
@@ -110,12 +113,17 @@ class IprDevice:
             self._rx_signal.set()
 
     def take_uplink(self, limit: int) -> list[bytes]:
+        """Up to `limit` queued packets, lone ACKs superseded within them dropped."""
         out: list[bytes] = []
         tx = self._tx
         while tx and len(out) < limit:
             out.append(tx.popleft())
         if out:
             self._space.set()
+            if self.coalesce_acks:
+                taken = len(out)
+                out = coalesce_lone_acks(out)
+                self.acks_coalesced += taken - len(out)
         return out
 
     async def wait_uplink(self) -> None:
@@ -135,13 +143,14 @@ class IprLink:
         rng: random.Random | None = None,
         packets_per_message: int = 1,
         max_in_flight: int = 0,
+        coalesce_acks: bool = True,
         on_keepalive_due: Callable[[], None] | None = None,
         on_policy_denied: Callable[[IpAddress, int], None] | None = None,
     ) -> None:
         self.mixnet = mixnet
         self.exit = exit_
         self.client = IprClient(rng, config, MessageSizes(surbs_that_fit, reply_fragments))
-        self.device = IprDevice()
+        self.device = IprDevice(coalesce_acks=coalesce_acks)
         self.packets_per_message = packets_per_message
         self.max_in_flight = max_in_flight
         self.on_keepalive_due = on_keepalive_due

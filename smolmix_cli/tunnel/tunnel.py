@@ -451,6 +451,7 @@ class Tunnel:
             rng=self.rng if isinstance(self.rng, random.Random) else None,
             packets_per_message=options.packets_per_message,
             max_in_flight=options.max_in_flight,
+            coalesce_acks=options.coalesce_uplink_acks,
             on_keepalive_due=lambda: self._keepalive(holder),
             on_policy_denied=lambda addr, port: self._policy_denied(holder, addr, port),
         )

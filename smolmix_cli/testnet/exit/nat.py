@@ -38,6 +38,7 @@ from smolmix_cli.netstack.aio import StackRunner, TcpStream, TcpStreamListener, 
 from smolmix_cli.netstack.errors import NetstackError
 from smolmix_cli.netstack.iface.stack import NetStack
 from smolmix_cli.netstack.phy.callback import CallbackDevice
+from smolmix_cli.netstack.socket.tcp.config import TcpConfig
 from smolmix_cli.netstack.socket.tcp.connection import reset_for
 from smolmix_cli.netstack.wire import icmp, ip
 from smolmix_cli.netstack.wire.tcp import ACK, FIN, RST, SYN, decode_tcp, encode_tcp
@@ -62,6 +63,13 @@ class NatConfig:
     max_pending_connects: int = 1024
     max_tcp_flows: int = 4096  # spliced and connecting; a SYN beyond is refused (RST)
     sweep_interval: float = 1.0
+    # As the tunnel's end (tunnel/options.py): responses leave without Nagle's wait; the
+    # sparse ACK policy is off, as there (it slowed transfers under loss).
+    tcp_ack_every: int = 0
+    tcp_nodelay: bool = True
+
+    def tcp_config(self) -> TcpConfig:
+        return TcpConfig(ack_every=self.tcp_ack_every, nagle=not self.tcp_nodelay)
 
 
 class AddressMap:
@@ -123,7 +131,9 @@ class ExitNat:
         self.address_map = address_map if address_map is not None else AddressMap()
         self._deliver = deliver
         self.counters: Counter[str] = Counter()
-        self.stack = NetStack([EXIT_IPV4, EXIT_IPV6], mtu=self.config.mtu)
+        self.stack = NetStack(
+            [EXIT_IPV4, EXIT_IPV6], mtu=self.config.mtu, tcp_config=self.config.tcp_config()
+        )
         self._device = CallbackDevice(self._downlink)
         self.runner = StackRunner(self.stack, self._device)
         self._tg: anyio.abc.TaskGroup | None = None

@@ -37,6 +37,14 @@ class TcpConfig:
     # Immediate ACKs at start and after a hole fills (Linux's quickack). Each ACK is a
     # packet; over the mixnet a lower value saves reply SURBs at some cost in ramp-up.
     quickack_segments: int = 16
+    # >0: the sparse ACK policy for costly paths (the mixnet tunnel, where every ACK is
+    # a Nym message of several Sphinx headers): every data segment, in order or not,
+    # counts, one ACK per `ack_every` of them or after the delayed-ACK time, no quickack
+    # and no immediate ACK per out-of-order segment. 0: the LAN policy in receiver.py.
+    ack_every: int = 0
+    # Sparse policy only: the delayed ACK waits at least this fraction of SRTT (mixnet
+    # packets arrive spread out; a 40 ms timer would ack most of them alone).
+    ack_delay_rtt: float = 0.25
 
 
 @dataclass

@@ -1,0 +1,63 @@
+"""Coalescing lone TCP ACKs queued for the tunnel before they become Nym messages.
+
+Each uplink IP packet is its own Nym message (a data packet, a SURB-ACK and reply
+SURBs: several Sphinx headers). A lone ACK still waiting in the queue when a newer
+ACK-bearing segment of the same flow is queued behind it carries no news the newer
+one lacks (cumulative ACK, window, the newest SACK blocks), so it is dropped, as
+receive offload merges ACKs in a NIC. Segments with data, SYN, FIN or RST are never
+dropped, and nothing is reordered.
+"""
+
+from __future__ import annotations
+
+_ACK = 0x10
+_NOT_LONE = 0x07  # FIN, SYN, RST
+
+
+def _flow_and_lone(packet: bytes) -> tuple[bytes, bool] | None:
+    """(flow key, is a lone ACK) of a TCP segment that carries an ACK, else None.
+
+    IPv6 extension headers are not walked: such packets are left alone.
+    """
+    if len(packet) >= 40 and packet[0] >> 4 == 4:
+        if packet[9] != 6 or packet[6] & 0x3F or packet[7]:
+            return None  # not TCP, or a fragment
+        ihl = (packet[0] & 0x0F) * 4
+        total = int.from_bytes(packet[2:4], "big")
+        addrs = packet[12:20]
+    elif len(packet) >= 60 and packet[0] >> 4 == 6:
+        if packet[6] != 6:
+            return None
+        ihl = 40
+        total = 40 + int.from_bytes(packet[4:6], "big")
+        addrs = packet[8:40]
+    else:
+        return None
+    if total > len(packet) or total < ihl + 20:
+        return None
+    flags = packet[ihl + 13]
+    if not flags & _ACK or flags & _NOT_LONE:
+        return None
+    offset = (packet[ihl + 12] >> 4) * 4
+    return addrs + packet[ihl : ihl + 4], total == ihl + offset
+
+
+def coalesce_lone_acks(packets: list[bytes]) -> list[bytes]:
+    """`packets` without each lone ACK that a later ACK-bearing segment of its flow follows."""
+    if len(packets) < 2:
+        return packets
+    seen: set[bytes] = set()
+    keep = [True] * len(packets)
+    dropped = False
+    for i in range(len(packets) - 1, -1, -1):
+        info = _flow_and_lone(packets[i])
+        if info is None:
+            continue
+        flow, lone = info
+        if lone and flow in seen:
+            keep[i] = False
+            dropped = True
+        seen.add(flow)
+    if not dropped:
+        return packets
+    return [p for p, k in zip(packets, keep, strict=True) if k]
