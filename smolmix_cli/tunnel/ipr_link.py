@@ -35,7 +35,6 @@ from smolmix_cli.ipr.client_logic import (
     KeepaliveDue,
     MessageSizes,
     PacketsReceived,
-    PongReceived,
     ReconnectNeeded,
     SendAdditionalSurbs,
     SendToIpr,
@@ -164,8 +163,6 @@ class IprLink:
         self.messages_up = 0
         self._connect_done = anyio.Event()
         self._wake = Signal()
-        self._pongs: dict[int, float] = {}
-        self._pong_signal = Signal()
         self._surbs_served = mixnet.reply_surbs_served
 
     # -- driving -----------------------------------------------------------------------
@@ -265,9 +262,6 @@ class IprLink:
             if isinstance(event, PacketsReceived):
                 self.packets_down += len(event.packets)
                 self.device.deliver(event.packets)
-            elif isinstance(event, PongReceived):
-                self._pongs[event.request_id] = event.round_trip
-                self._pong_signal.set()
             elif isinstance(event, InfoReceived):
                 self._on_info(event)
             elif isinstance(event, KeepaliveDue):
@@ -295,7 +289,6 @@ class IprLink:
             self.lost_reason = reason
             self.lost.set()
         self._connect_done.set()
-        self._pong_signal.set()
 
     # -- the session -------------------------------------------------------------------
 
@@ -317,18 +310,6 @@ class IprLink:
                 f"exit {self.exit.key}: refused the connect ({failure.reason}{detail})"
             )
         raise TunnelClosed(f"IPR session ended while connecting: {self.lost_reason}")
-
-    async def ping(self, timeout: float) -> float:
-        """An IPR ping round trip (seconds); IprHandshakeFailed when no pong comes in time."""
-        request_id = self.client.ping(anyio.current_time())
-        self._wake.set()
-        with anyio.move_on_after(timeout):
-            while request_id not in self._pongs:
-                if self.lost.is_set():
-                    raise TunnelClosed(f"IPR session lost: {self.lost_reason}")
-                await self._pong_signal.wait()
-            return self._pongs.pop(request_id)
-        raise IprHandshakeFailed(f"exit {self.exit.key}: no pong within {timeout:g} s")
 
     async def disconnect(self) -> None:
         """Tell the exit to free our addresses (best effort, nothing awaited)."""
