@@ -21,11 +21,15 @@ the 10 MiB httpx stream): `pytest -m long`.
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from smolmix_cli.netstack import native
+from smolmix_cli.testnet.origin.origin import DemoOrigin
+from tests.apps.certs import DemoPki, make_pki
 from tests.fuzzing import FUZZ, fuzzing
 
 # The user's own config.toml must not change what the tests see (children inherit this);
@@ -50,6 +54,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             "test the plain sources)",
             returncode=2,
         )
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> DemoPki:
+    """The demo origin's CA and server certificate, made once."""
+    return make_pki(Path(tmp_path_factory.mktemp("pki")))
+
+
+@pytest.fixture
+async def origin(pki: DemoPki) -> AsyncIterator[DemoOrigin]:
+    """The demo origin (HTTP, HTTPS, ws, wss, DNS) on loopback ports, with `pki`'s cert."""
+    async with DemoOrigin(ssl_context=pki.server_context()) as demo:
+        yield demo
 
 
 @pytest.fixture

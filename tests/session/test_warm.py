@@ -21,23 +21,12 @@ from smolmix_cli.session.paths import SessionPaths
 from smolmix_cli.session.remote import RemoteTunnel
 from smolmix_cli.session.warm import ExchangeWatch, WarmPool
 from smolmix_cli.testnet.origin.origin import DemoOrigin
-from tests.apps.certs import DemoPki, make_pki
+from tests.apps.certs import DemoPki
 from tests.apps.helpers import get
 from tests.session.stand_in import Source, running_daemon, unused_paths
 
 pytestmark = pytest.mark.anyio
 DEMO = "demo.smolmix.test"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> DemoPki:
-    return make_pki(Path(tmp_path_factory.mktemp("pki")))
-
-
-@pytest.fixture
-async def origin(pki: DemoPki) -> AsyncIterator[DemoOrigin]:
-    async with DemoOrigin(ssl_context=pki.server_context()) as demo:
-        yield demo
 
 
 @pytest.fixture
