@@ -235,6 +235,18 @@ async def test_flows_of_a_replaced_session_are_closed_at_the_origin(tmp_path: Pa
                 assert nat.counters["tcp flow of a gone client"] == 1
 
 
+def _own_exit(net: ExitNet, options: ExitIprOptions) -> ExitIpr:
+    """An exit IPR of the test's own options on the network's exit gateway (the network
+    was started with `exit_ipr=False`)."""
+    assert net.network.exit_gateway is not None
+    return ExitIpr(
+        net.topology,
+        decode_key_base58(net.network.exit_gateway.identity, "exit"),
+        ssl_context=net.network.ssl_context(),
+        options=options,
+    )
+
+
 def _resolver(net: ExitNet) -> tuple[IPv4Address, int]:
     assert net.network.dns_resolver is not None
     host, _, port = net.network.dns_resolver.rpartition(":")
@@ -260,12 +272,8 @@ async def test_an_idle_client_is_forgotten_and_its_flows_closed(tmp_path: Path) 
             serve_tcp(hold) as port,
             anyio.create_task_group() as tg,
         ):
-            assert net.network.exit_gateway is not None
-            exit_ipr = ExitIpr(
-                net.topology,
-                decode_key_base58(net.network.exit_gateway.identity, "exit"),
-                ssl_context=net.network.ssl_context(),
-                options=ExitIprOptions(policy=ExitPolicy.local_network(), router=router),
+            exit_ipr = _own_exit(
+                net, ExitIprOptions(policy=ExitPolicy.local_network(), router=router)
             )
             address = await tg.start(exit_ipr.serve)
             async with mini_tunnel(net.client, address) as tunnel:
@@ -301,13 +309,7 @@ async def test_a_download_is_byte_exact_when_the_exit_drops_surbs_over_its_bound
             serve_tcp(source) as port,
             anyio.create_task_group() as tg,
         ):
-            assert net.network.exit_gateway is not None
-            exit_ipr = ExitIpr(
-                net.topology,
-                decode_key_base58(net.network.exit_gateway.identity, "exit"),
-                ssl_context=net.network.ssl_context(),
-                options=options,
-            )
+            exit_ipr = _own_exit(net, options)
             address = await tg.start(exit_ipr.serve)
             config = ClientConfig(open_reply_surbs=60)
             async with mini_tunnel(net.client, address, config=config) as tunnel:
