@@ -194,3 +194,51 @@ def udp_packet(src: IPv4Address, dst: IPv4Address, sport: int, dport: int, data:
     s, d = src.packed, dst.packed
     pseudo = pseudo_header_raw(s, d, PROTO_UDP, 8 + len(data))
     return encode_ip(s, d, PROTO_UDP, encode_udp(sport, dport, data, pseudo))
+
+
+@asynccontextmanager
+async def second_client(net: ExitNet) -> AsyncIterator[MixnetClient]:
+    assert net.network.entry_gateway is not None
+    async with MixnetClient.start(
+        net.topology,
+        gateway=decode_key_base58(net.network.entry_gateway.identity, "entry"),
+        ssl_context=net.network.ssl_context(),
+        config=MixnetConfig.fast(keepalive_interval=None),
+    ) as client:
+        yield client
+
+
+@asynccontextmanager
+async def udp_sink() -> AsyncIterator[tuple[int, list[bytes]]]:
+    """A loopback UDP server that records and echoes what it gets."""
+    seen: list[bytes] = []
+    sock = await anyio.create_udp_socket(local_host="127.0.0.1")
+    port = int(sock.extra(anyio.abc.SocketAttribute.local_port))
+
+    async def serve() -> None:
+        async for data, peer in sock:
+            seen.append(data)
+            await sock.sendto(data, *peer)
+
+    async with sock, anyio.create_task_group() as tg:
+        tg.start_soon(serve)
+        try:
+            yield port, seen
+        finally:
+            tg.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def victim_and_rogue(
+    tmp_path: Path,
+) -> AsyncIterator[tuple[ExitNet, int, list[bytes], MiniTunnel, MiniTunnel]]:
+    """The network, a loopback UDP sink (port, what it got) and two tunnels through the same
+    exit: the test client's (victim) and a second client's (rogue), for attacks between them."""
+    async with (
+        exit_net(tmp_path) as net,
+        udp_sink() as (port, seen),
+        second_client(net) as intruder,
+        mini_tunnel(net.client, net.ipr()) as victim,
+        mini_tunnel(intruder, net.ipr()) as rogue,
+    ):
+        yield net, port, seen, victim, rogue

@@ -19,8 +19,7 @@ import pytest
 from smolmix_cli.ipr.bundle import encode_bundle
 from smolmix_cli.ipr.lp_frame import LpFrame, MsgType
 from smolmix_cli.ipr.messages import V9, DataRequest, IpPacketRequest
-from tests.testnet.exit_tunnel import exit_net, mini_tunnel
-from tests.testnet.test_exit_robustness import second_client, udp_sink
+from tests.testnet.exit_tunnel import victim_and_rogue
 
 pytestmark = pytest.mark.anyio
 MESSAGES = 300  # each a Sphinx message (a packet or few) through the mix layers
@@ -53,13 +52,7 @@ def _mutant(rng: random.Random, stream_id: int, good: bytes) -> bytes:
 async def test_malformed_ipr_messages_leave_the_exit_serving(tmp_path: Path) -> None:
     rng = random.Random(20)
     with anyio.fail_after(120):
-        async with (
-            exit_net(tmp_path) as net,
-            udp_sink() as (port, seen),
-            second_client(net) as intruder,
-            mini_tunnel(net.client, net.ipr()) as victim,
-            mini_tunnel(intruder, net.ipr()) as rogue,
-        ):
+        async with victim_and_rogue(tmp_path) as (net, port, seen, victim, rogue):
             ipr = net.ipr()
             stream_id = rogue.ipr_client.stream_id
             assert stream_id is not None
@@ -68,7 +61,7 @@ async def test_malformed_ipr_messages_leave_the_exit_serving(tmp_path: Path) -> 
             before = sum(router.stats.values())
             for _ in range(MESSAGES):
                 payload = _mutant(rng, stream_id, good)
-                await intruder.send(ipr, payload, reply_surbs=rng.randrange(3))
+                await rogue.client.send(ipr, payload, reply_surbs=rng.randrange(3))
             with anyio.move_on_after(30):  # every message arrived and was counted somewhere
                 while sum(router.stats.values()) < before + MESSAGES // 2:
                     await anyio.sleep(0.1)

@@ -8,8 +8,6 @@ or no client's, never reaches the NAT.
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -19,43 +17,9 @@ import pytest
 from smolmix_cli.ipr.bundle import encode_bundle
 from smolmix_cli.ipr.lp_frame import LpFrame, MsgType
 from smolmix_cli.ipr.messages import V8, V9, DataRequest, IpPacketRequest
-from smolmix_cli.mixnet.client.client import ClientConfig, MixnetClient
-from smolmix_cli.mixnet.keys import decode_key_base58
-from tests.testnet.exit_tunnel import ExitNet, exit_net, mini_tunnel, udp_packet
+from tests.testnet.exit_tunnel import ExitNet, udp_packet, victim_and_rogue
 
 pytestmark = pytest.mark.anyio
-
-
-@asynccontextmanager
-async def second_client(net: ExitNet) -> AsyncIterator[MixnetClient]:
-    assert net.network.entry_gateway is not None
-    async with MixnetClient.start(
-        net.topology,
-        gateway=decode_key_base58(net.network.entry_gateway.identity, "entry"),
-        ssl_context=net.network.ssl_context(),
-        config=ClientConfig.fast(keepalive_interval=None),
-    ) as client:
-        yield client
-
-
-@asynccontextmanager
-async def udp_sink() -> AsyncIterator[tuple[int, list[bytes]]]:
-    """A loopback UDP server that records and echoes what it gets."""
-    seen: list[bytes] = []
-    sock = await anyio.create_udp_socket(local_host="127.0.0.1")
-    port = int(sock.extra(anyio.abc.SocketAttribute.local_port))
-
-    async def serve() -> None:
-        async for data, peer in sock:
-            seen.append(data)
-            await sock.sendto(data, *peer)
-
-    async with sock, anyio.create_task_group() as tg:
-        tg.start_soon(serve)
-        try:
-            yield port, seen
-        finally:
-            tg.cancel_scope.cancel()
 
 
 async def wait_for_stats(net: ExitNet, expected: dict[str, int], timeout: float = 10) -> None:
@@ -75,13 +39,7 @@ async def wait_for_stats(net: ExitNet, expected: dict[str, int], timeout: float 
 async def test_garbage_and_spoofed_sources_are_dropped_and_counted(tmp_path: Path) -> None:
     rng = random.Random(5)
     with anyio.fail_after(50):
-        async with (
-            exit_net(tmp_path) as net,
-            udp_sink() as (port, seen),
-            second_client(net) as intruder,
-            mini_tunnel(net.client, net.ipr()) as victim,
-            mini_tunnel(intruder, net.ipr()) as rogue,
-        ):
+        async with victim_and_rogue(tmp_path) as (net, port, seen, victim, rogue):
             ipr = net.ipr()
             loop = IPv4Address("127.0.0.1")
             assert victim.ipv4 is not None and rogue.ipv4 is not None
@@ -108,8 +66,8 @@ async def test_garbage_and_spoofed_sources_are_dropped_and_counted(tmp_path: Pat
                 framed(b"\x63\x01" + good[2:]),  # v99
             ]
             for payload in garbage + versions:
-                await intruder.send(ipr, payload, reply_surbs=1)
-            await intruder.send(ipr, framed(good), reply_surbs=0)  # not repliable: no tag
+                await rogue.client.send(ipr, payload, reply_surbs=1)
+            await rogue.client.send(ipr, framed(good), reply_surbs=0)  # not repliable: no tag
             # bundles of broken IP packets, a packet from the victim's address, and from nobody's
             now = anyio.current_time()
             rogue.ipr_client.send_packet(b"\x45\x00\x00", now)  # truncated IPv4
