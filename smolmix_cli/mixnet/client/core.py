@@ -154,7 +154,7 @@ class CoreConfig:
                 raise InvalidConfig(f"{name} must not be negative")
         for name in ("max_reply_surbs_per_tag", "max_reply_surb_tags", "reply_surb_tag_idle"):
             if getattr(self, name) <= 0:
-                raise InvalidConfig(f"{name} must not be negative")
+                raise InvalidConfig(f"{name} must be positive")
 
 
 # --------------------------------------------------------------------------- events
