@@ -45,6 +45,7 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
+from smolmix_cli.error_words import failure_words
 from smolmix_cli.websocket_frames import FrameLengthGuard
 
 DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
@@ -537,9 +538,8 @@ class _ClosedOnFailure:
         if isinstance(exc, TimeoutError):
             raise WebSocketTimeout("websocket handshake timed out") from None
         if isinstance(exc, anyio.BrokenResourceError | anyio.ClosedResourceError | OSError):
-            raise WebSocketHandshakeError(
-                f"connection failed during handshake: {_first_line(exc)}"
-            ) from None
+            words = failure_words(exc, "the connection was closed")
+            raise WebSocketHandshakeError(f"connection failed during handshake: {words}") from None
 
 
 async def client_handshake(
@@ -695,13 +695,3 @@ async def _send_reject(stream: anyio.abc.ByteStream, ws: WSConnection) -> None:
             await stream.send(data)
     except (LocalProtocolError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
         pass
-
-
-def _first_line(exc: BaseException) -> str:
-    """A broken stream in words: the OS's text or the first line of the error (no repr)."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
-    return text or (
-        "the connection was closed" if exc.__cause__ is None else _first_line(exc.__cause__)
-    )

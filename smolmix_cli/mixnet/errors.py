@@ -26,19 +26,3 @@ class InvalidKey(MixnetError):
 
 class ReplayDetected(MixnetError):
     """A packet whose replay tag was already seen in this key epoch."""
-
-
-def failure_words(exc: BaseException) -> str:
-    """A failure in words for -v and `session status`: the OS's text, else the first line
-    along the cause chain; the class name only when nothing says more (never a repr)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.strerror:
-            return current.strerror
-        text = next((line.strip() for line in str(current).splitlines() if line.strip()), "")
-        if text:
-            return text
-        current = current.__cause__ or current.__context__
-    return type(exc).__name__

@@ -43,6 +43,7 @@ from smolmix_cli.apps.dns import Resolver
 from smolmix_cli.apps.errors import ResolveError
 from smolmix_cli.bootstrap import boot_mixnet
 from smolmix_cli.config import Network
+from smolmix_cli.error_words import failure_words
 from smolmix_cli.ipr.client_logic import version_for_exit
 from smolmix_cli.ipr.messages import V10
 from smolmix_cli.ipr.router_logic import TUN_IPV4
@@ -50,7 +51,7 @@ from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.base58 import b58encode
 from smolmix_cli.mixnet.client.client import MixnetClient
 from smolmix_cli.mixnet.directory.nym_api import NymApiClient
-from smolmix_cli.mixnet.errors import MixnetError, failure_words
+from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.mixnet.gateway.client import unwrap_single_exception
 from smolmix_cli.mixnet.topology.topology import Topology
 from smolmix_cli.netstack.aio import StackClosed, StackRunner, TcpStream, UdpSocket

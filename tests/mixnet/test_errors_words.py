@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from smolmix_cli.mixnet.errors import failure_words
+from smolmix_cli.error_words import failure_words
 from smolmix_cli.websocket import WebSocketHandshakeError
 
 

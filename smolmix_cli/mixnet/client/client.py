@@ -25,6 +25,7 @@ import anyio.abc
 import anyio.lowlevel
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from smolmix_cli.error_words import failure_words
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.base58 import b58encode
 from smolmix_cli.mixnet.client.core import (
@@ -37,7 +38,7 @@ from smolmix_cli.mixnet.client.core import (
     ReceivedMessage,
 )
 from smolmix_cli.mixnet.client.key_store import KeyStore
-from smolmix_cli.mixnet.errors import MixnetError, failure_words
+from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.mixnet.gateway.client import (
     GatewayClient,
     GatewayUnavailable,

@@ -23,7 +23,8 @@ import anyio
 import anyio.abc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from smolmix_cli.mixnet.errors import MixnetError, failure_words
+from smolmix_cli.error_words import failure_words
+from smolmix_cli.mixnet.errors import MixnetError
 from smolmix_cli.mixnet.gateway import session_events as ev
 from smolmix_cli.mixnet.gateway.client_session import ClientState, GatewayClientSession
 from smolmix_cli.mixnet.gateway.handshake import (
