@@ -87,6 +87,11 @@ class NotConnected(IprError):
 CONNECT_SURBS = 12
 EXIT_REQUEST_BELOW = 60  # the exit asks for SURBs below reserve (10) + buffer (50), at least
 MIN_CONNECT_REQUEST_SURBS = 2
+# The exit's reply resends (issue 20 item 3): our own fragments' share acked, taken over
+# at least this many sent, estimates how often a reply fragment and its SURB-ACK both
+# make it; one over it is what a reply fragment spends. At most 4 SURBs per fragment.
+DELIVERY_SAMPLE_PACKETS = 64
+MIN_DELIVERY_SHARE = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,7 +312,10 @@ class IprClient:
         self._keepalive_signalled = False
         self._pings: dict[int, float] = {}
         self._missed_pongs = 0
-        self.exit_surbs = 0  # estimated SURBs the exit holds for us (see `surb_sizing`)
+        self.exit_surbs: float = 0  # estimated SURBs the exit holds for us (`surb_sizing`)
+        self.reply_resend_factor = 1.0  # SURBs a reply fragment spends, resends included
+        self._delivery = 1.0
+        self._delivery_mark: tuple[int, int] | None = None
         self._top_seq = 0  # the highest data reply number seen
         self.surbs_sent = 0
         self.surb_requests = 0
@@ -384,13 +392,35 @@ class IprClient:
         """Debit the estimate for a reply. Data replies are numbered 1, 2, … (0 is for
         inline control replies), so a jump in the numbers counts replies lost or still
         on their way as spent too, and a late one is not counted twice."""
+        spent = cost * self.reply_resend_factor
         if seq == 0:
-            self.exit_surbs -= cost
+            self.exit_surbs -= spent
             return
         ahead = (seq - self._top_seq) % MAX_SEQ  # numbers wrap from MAX_SEQ to 1
         if 0 < ahead < 1 << 31:
-            self.exit_surbs -= ahead * cost
+            self.exit_surbs -= ahead * spent
             self._top_seq = seq
+
+    def observe_round_trips(self, sent: int, acked: int) -> None:
+        """Our mixnet client's totals of fragments sent and acks received so far.
+
+        Where its SURB-ACK does not come, the exit resends a reply fragment through
+        another of our SURBs; its fragments and acks cross the same mixes as ours, so
+        the share of ours acked tells how many SURBs a reply really spends. Without
+        this, an exit on a lossy path spends its stock unseen and stalls on its reserve
+        until a SURB request gets through (upstream waits 10 s before asking again).
+        """
+        mark = self._delivery_mark
+        if mark is None or sent < mark[0] or acked < mark[1]:
+            self._delivery_mark = (sent, acked)
+            return
+        sent_since = sent - mark[0]
+        if sent_since < DELIVERY_SAMPLE_PACKETS:
+            return
+        share = min(1.0, max(MIN_DELIVERY_SHARE, (acked - mark[1]) / sent_since))
+        self._delivery = 0.75 * self._delivery + 0.25 * share
+        self.reply_resend_factor = 1.0 / self._delivery
+        self._delivery_mark = (sent, acked)
 
     def _on_exit_low(self) -> None:
         """The exit asked for SURBs, so it held fewer than its threshold: an estimate

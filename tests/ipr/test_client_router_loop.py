@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from ipaddress import IPv4Address
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -217,6 +218,35 @@ def test_a_surb_request_re_anchors_an_estimate_that_missed_spending() -> None:
     assert loop.surb_requests >= 2
     assert loop.client.exit_surbs <= loop.router.surbs_available(TAG)
     assert [t.reply_surbs for t in _uplink(loop, 12, 1, 5.0)] == [3]
+
+
+def test_a_lossy_path_counts_the_exits_reply_resends() -> None:
+    """Where half our fragments go unacked the exit resends about every second reply
+    fragment through another SURB: the estimate falls twice as fast, so SURBs ride
+    along again before the exit is down to its reserve (issue 20 item 3)."""
+    lossless, lossy = connected_loop(), connected_loop()
+    lossless.client.observe_round_trips(0, 0)
+    lossy.client.observe_round_trips(0, 0)
+    for step in range(1, 9):  # totals of our own fragments sent and acked
+        lossless.client.observe_round_trips(100 * step, 100 * step)
+        lossy.client.observe_round_trips(100 * step, 50 * step)
+    assert lossless.client.reply_resend_factor == 1.0
+    assert 1.8 < lossy.client.reply_resend_factor <= 2.0
+    for loop in (lossless, lossy):
+        _uplink(loop, 12, 80, 1.0)  # fill the estimate up to the bound
+        before = loop.client.exit_surbs
+        assert loop.client.ipv4 is not None
+        for i in range(20):
+            loop.router.on_downlink(udp_packet(REMOTE, loop.client.ipv4, 1400), 2.0 + i * 0.05)
+            loop.advance(2.0 + i * 0.05)
+        spent = before - loop.client.exit_surbs
+        assert spent == pytest.approx(20 * loop.client.reply_resend_factor, rel=0.01)
+    # Counters that restart (a new mixnet client) re-anchor instead of going negative;
+    # a path that loses everything is counted at 4 SURBs per fragment, no more.
+    lossy.client.observe_round_trips(10, 10)
+    for step in range(1, 30):
+        lossy.client.observe_round_trips(10 + 100 * step, 10)
+    assert lossy.client.reply_resend_factor == pytest.approx(4.0, rel=0.01)
 
 
 def test_zero_data_surbs_still_connects_and_carries_packets() -> None:

@@ -588,6 +588,26 @@ def test_lost_reply_fragment_is_resent_through_the_next_surb_and_counted() -> No
     failed = [e for e in world.events[1] if isinstance(e, MessageFailed)]
     assert [f.message_id for f in failed] == [mid] and "no ack after" in failed[0].reason
 
+    # A SURB request may spend what the reserve kept back, resends included: that is
+    # what it was kept for (deferred, a lost request left the exit starved until the
+    # router asked again 10 s later).
+    requests_to_drop = 1
+
+    def drop_first(packet: MixPacket) -> bool:
+        nonlocal requests_to_drop
+        if len(packet.packet) != PacketSize.ACK.size and requests_to_drop:
+            requests_to_drop -= 1
+            return True
+        return False
+
+    world.drop = drop_first
+    deferred = b.stats.reply_retransmissions_deferred
+    b.request_reply_surbs(tag, 10, now=60.0)
+    world.run_until(70.0)
+    assert b.stats.reply_retransmissions_deferred == deferred
+    assert b.take_reply_retransmission_surbs() == {tag: 1}
+    assert b.reply_surbs_available(tag) == 10  # 2 kept, both spent on the request, 10 came
+
 
 def test_measured_timeout_backs_off_while_acks_stay_away() -> None:
     """A stall must not turn into a resend of everything every floor interval: each
