@@ -311,6 +311,7 @@ def test_client_config_is_the_core_config_with_nyms_defaults() -> None:
         "ack_wait_multiplier": 1.5,
         "ack_wait_addition": 1.5,
         "ack_wait_floor": None,
+        "loss_detection_window": None,
         "max_retransmissions": 20,
         "reply_retransmission_reserve": 0,
         "reply_surb_request_threshold": 0,

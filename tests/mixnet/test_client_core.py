@@ -387,6 +387,38 @@ def test_surb_request_is_answered_with_fresh_surbs() -> None:
     assert [e.data for e in world.events[1] if isinstance(e, ReceivedMessage)] == [b"hi"]
 
 
+def test_surb_request_answer_comes_in_one_packet_messages() -> None:
+    """Each packet of the answer is a message of its own: a lost one costs only its
+    own SURBs (and its resend), the others are usable when they arrive."""
+    net = build_simnet()
+    a, b = make_core(net, 0, 42), make_core(net, 1, 43)
+    world = World(net, [a, b])
+    a.send_message(b.address, b"hi", reply_surbs=2, now=0.0)
+    world.run_until(1.0)
+    tag = next(e for e in world.events[1] if isinstance(e, ReceivedMessage)).sender_tag
+    assert tag is not None
+    seen = 0
+
+    def drop_one_answer_packet(packet: MixPacket) -> bool:
+        nonlocal seen
+        if len(packet.packet) == PacketSize.ACK.size:
+            return False
+        seen += 1
+        return seen == 3  # the request passes, then the answer's second packet is lost
+
+    world.drop = drop_one_answer_packet
+    messages_before = a.stats.messages_sent
+    b.request_reply_surbs(tag, 50, now=1.0)
+    world.run_until(1.1)  # the answer is out, one packet of it lost, its resend not due
+    answers = a.stats.messages_sent - messages_before
+    sent = [p for t, who, p in world.sent if who == 0 and t >= 1.0]
+    assert answers == len(sent) >= 50 // 8  # one packet per message
+    per_packet = -(-50 // answers)
+    assert b.reply_surbs_available(tag) >= 1 + 50 - per_packet
+    world.run_until(10.0)  # the lost one is resent
+    assert b.reply_surbs_available(tag) == 1 + 50
+
+
 def test_automatic_surb_request_when_running_low() -> None:
     net = build_simnet()
     config = CoreConfig(
@@ -611,7 +643,8 @@ def test_lost_reply_fragment_is_resent_through_the_next_surb_and_counted() -> No
 
 def test_measured_timeout_backs_off_while_acks_stay_away() -> None:
     """A stall must not turn into a resend of everything every floor interval: each
-    round of timeouts doubles the wait until a first transmission is acked again."""
+    round of timeouts doubles the wait until an ack comes again, a resend's included
+    (the path works; its round trip is still no sample, by Karn's rule)."""
     net = build_simnet()
     measured = CoreConfig(poisson=False, cover=False, ack_wait_floor=MEASURED_ACK_FLOOR)
     a, b = make_core(net, 0, 18, measured), make_core(net, 1, 28)
@@ -628,9 +661,11 @@ def test_measured_timeout_backs_off_while_acks_stay_away() -> None:
     times = [t - start for t, who, _ in world.sent if who == 0 and t >= start]
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     assert gaps[:4] == pytest.approx([0.5, 1.0, 2.0, 4.0])
-    world.drop = None  # acks come again: the next first transmission resets the wait
+    world.drop = None  # acks come again
+    samples = a._ack_samples
     world.run_until(start + 20.0)
-    assert a.pending_acks == 0  # the resend's ack: no sample (Karn), no reset
+    assert a.pending_acks == 0 and a._backoff == 0  # the resend's ack resets the wait
+    assert a._ack_samples == samples  # but is no sample (Karn)
     a.send_message(b.address, b"w", now=start + 20.0)
     world.run_until(start + 21.0)
     assert a.pending_acks == 0
@@ -716,3 +751,39 @@ def test_stored_surbs_of_an_idle_tag_expire() -> None:
 def test_surb_store_bounds_must_be_positive(field: str) -> None:
     with pytest.raises(InvalidConfig):
         CoreConfig(**{field: 0})
+
+
+@pytest.mark.parametrize("window", [None, 0.005])
+def test_a_later_fragments_ack_marks_an_earlier_one_lost(window: float | None) -> None:
+    """RACK on fragments (the local exit's setting): once the ack of a fragment sent
+    later comes, an earlier one still unacked is resent at once, without the backoff
+    a timeout brings; without a window only its ack timer resends it."""
+    net = build_simnet()
+    config = CoreConfig(poisson=False, cover=False, loss_detection_window=window)
+    a, b = make_core(net, 0, 19, config), make_core(net, 1, 29)
+    a.send_message(b.address, b"lost", now=0.0)
+    assert a.poll_transmit(0.0) is not None  # dropped on its way
+    [first] = a._pending.values()
+    timer = first.deadline
+    a.send_message(b.address, b"late", now=0.2)
+    a.send_message(b.address, b"later", now=0.2)
+    second = a.poll_transmit(0.2)
+    assert second is not None
+    unacked_later = a.poll_transmit(0.3)  # sent after the acked one: not judged by it
+    assert unacked_later is not None
+    for push in net.route(second, None):
+        if push.client == a.address.identity:
+            a.handle_push(push.plaintext, 0.25)
+        else:
+            b.handle_push(push.plaintext, 0.2)
+    later = [p for p in a._pending.values() if p is not first]
+    assert [p.deadline for p in later] == [pytest.approx(0.3 + 1.5)]
+    if window is None:
+        assert first.deadline == timer == pytest.approx(1.5)
+        assert a.stats.losses_detected == 0
+        return
+    assert first.deadline == 0.25 and a.stats.losses_detected == 1
+    a.handle_timeout(0.25)
+    resent = a.poll_transmit(0.25)
+    assert resent is not None and a.stats.retransmissions == 1
+    assert a._backoff == 0
