@@ -52,6 +52,7 @@ NEVER_ON_ATTACH = (
     "email",  # dates (-z, Retry-After, cookie expiry) are parsed on demand
     "secrets",  # multipart boundaries only (with hmac and hashlib)
     "hmac",
+    "hashlib",  # a network file's session name only
     "mimetypes",  # -F file uploads only
 )
 """Heavy, session-side or rarely needed modules. An attached fetch speaks HTTP itself (h11)
