@@ -54,6 +54,7 @@ NEVER_ON_ATTACH = (
     "hmac",
     "hashlib",  # a network file's session name only
     "mimetypes",  # -F file uploads only
+    "smolmix_cli.apps.http_writeout",  # -w only
 )
 """Heavy, session-side or rarely needed modules. An attached fetch speaks HTTP itself (h11)
 while the session does TCP and TLS; ssl is loaded anyway, by asyncio."""
