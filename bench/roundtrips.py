@@ -107,6 +107,12 @@ async def round_trips(socket: Path, resolver: tuple[str, int], count: int) -> li
     return times
 
 
+def fresh_flag(repo: Path) -> list[str]:
+    """`--fresh-connections` where the checkout has it (else every fetch opens its own)."""
+    options = repo / "smolmix_cli" / "options.py"
+    return ["--fresh-connections"] if "--fresh-connections" in options.read_text() else []
+
+
 def emit(checkout: Checkout, case: str, rt: float, mix_delay_ms: float) -> None:
     records = checkout.samples.get(case, [])
     if not records:
@@ -138,9 +144,9 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="smx-rt-", dir="/tmp"))
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SMOLMIX_")}
     clean["XDG_STATE_HOME"] = str(base / "state")
-    checkouts = [Checkout("this", REPO, {}, ["--fresh-connections"])]
+    checkouts = [Checkout("this", REPO, {}, fresh_flag(REPO))]
     if opts.base is not None:
-        checkouts.append(Checkout("base", opts.base.resolve(), {}, []))
+        checkouts.append(Checkout("base", opts.base.resolve(), {}, fresh_flag(opts.base)))
     for c in checkouts:
         c.env = {**clean, "SMOLMIX_RUNTIME_DIR": str(base / f"run-{c.name}")}
         (base / f"run-{c.name}").mkdir(mode=0o700)

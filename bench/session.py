@@ -6,7 +6,12 @@ fetched in-process (`--no-session`), and the same page fetched attached to a run
 session beside `curl --socks5-hostname` through that same session's SOCKS5 port, run after
 run interleaved (so background load hits both alike). `--base DIR` adds another checkout
 (with its own .venv and its own session) to the same interleaving, for before/after in one
-run. Prints one JSON object per measurement (median, min, max in seconds; CPU median).
+run. Prints one JSON object per measurement (median, min, max in seconds; CPU median; for
+the attached commands also the session daemon's CPU per command, read from /proc).
+
+Every checkout is byte-compiled first and the commands run without PYTHONDONTWRITEBYTECODE,
+as an installed package runs (pip writes the .pyc files): a run that compiles the project's
+sources at every start measures the compiler, 0.04 s of CPU per command here.
 
     python bench/session.py [--runs N] [--mix-delay-ms MS] [--base DIR] [--https]
 """
@@ -32,21 +37,34 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def process_cpu(pid: int) -> float:
+    """User + system seconds a running process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Timed:
-    """Wall and CPU seconds of whole child processes, one list per name."""
+    """Wall and CPU seconds of whole child processes, one list per name; with `serving`,
+    also the CPU that process (the session daemon) spent meanwhile."""
 
     def __init__(self) -> None:
         self.wall: dict[str, list[float]] = {}
         self.cpu: dict[str, list[float]] = {}
+        self.served: dict[str, list[float]] = {}
 
-    def run(self, name: str, argv: list[str], env: dict[str, str], cwd: Path) -> None:
+    def run(
+        self, name: str, argv: list[str], env: dict[str, str], cwd: Path, serving: int = 0
+    ) -> None:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        daemon = process_cpu(serving) if serving else 0.0
         start = time.perf_counter()
         done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, timeout=120)
         self.wall.setdefault(name, []).append(time.perf_counter() - start)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime
         self.cpu.setdefault(name, []).append(cpu)
+        if serving:
+            self.served.setdefault(name, []).append(process_cpu(serving) - daemon)
         if done.returncode != 0:
             raise SystemExit(f"{argv} failed ({done.returncode}): {done.stderr.decode()}")
 
@@ -61,6 +79,8 @@ class Timed:
             "cpu_median_s": round(statistics.median(cpu), 4),
             **extra,
         }
+        if name in self.served:  # clock ticks: a mean over the runs says more than a median
+            fields["session_cpu_mean_s"] = round(statistics.fmean(self.served[name]), 4)
         print(json.dumps(fields), flush=True)
 
 
@@ -88,8 +108,12 @@ def main() -> None:
     url = ("https" if opts.https else "http") + "://demo.smolmix.test/"
     base = Path(tempfile.mkdtemp(prefix="smx-bench-", dir="/tmp"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMOLMIX_")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["XDG_STATE_HOME"] = str(base / "state")
     checkouts = {"this": REPO} | ({"base": opts.base.resolve()} if opts.base else {})
+    for checkout in checkouts.values():
+        compile_all = [python_of(checkout), "-m", "compileall", "-q", "smolmix_cli"]
+        subprocess.run(compile_all, cwd=checkout, check=True, capture_output=True)
     envs = {}
     for name in checkouts:
         (base / f"run-{name}").mkdir(mode=0o700)
@@ -107,9 +131,14 @@ def main() -> None:
     )
     timed = Timed()
 
+    daemons: dict[str, int] = {}
+    """Each checkout's session daemon pid, once started."""
+
     def smolmix(name: str, label: str, *args: str) -> Callable[[], None]:
         argv = [python_of(checkouts[name]), "-m", "smolmix_cli", *args]
-        return lambda: timed.run(f"{label} ({name})", argv, envs[name], checkouts[name])
+        return lambda: timed.run(
+            f"{label} ({name})", argv, envs[name], checkouts[name], daemons.get(name, 0)
+        )
 
     try:
         deadline = time.monotonic() + 60
@@ -142,6 +171,7 @@ def main() -> None:
         ports = {name: free_port() for name in checkouts}
         for name in checkouts:
             smolmix(name, "start", *common, "session", "start", "--socks5", str(ports[name]))()
+            daemons[name] = int((base / f"run-{name}" / "testnet.pid").read_text())
         try:
             steps = []
             for name in checkouts:
@@ -149,7 +179,9 @@ def main() -> None:
                 curl = ["curl", "-sS", "-o", "/dev/null", "--cacert", str(cafile)]
                 curl += ["--socks5-hostname", f"127.0.0.1:{ports[name]}", url]
                 label = f"curl --socks5-hostname through the session ({name})"
-                steps.append(lambda c=curl, n=name, lb=label: timed.run(lb, c, envs[n], REPO))
+                steps.append(
+                    lambda c=curl, n=name, lb=label: timed.run(lb, c, envs[n], REPO, daemons[n])
+                )
             for step in steps:  # warm-up: caches, the first connection
                 step()
             timed.wall.clear()
@@ -159,6 +191,7 @@ def main() -> None:
                     step()
         finally:
             for name in checkouts:
+                daemons.pop(name, None)  # it exits: nothing to read after
                 with contextlib.suppress(SystemExit):
                     smolmix(name, "stop", *common, "session", "stop")()
         for name in checkouts:

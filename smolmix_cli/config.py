@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import ssl
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,17 @@ class NetworkConfigError(Exception):
 
 
 def state_dir() -> Path:
-    """XDG state dir for smolmix (testnet state lives below it)."""
-    import platformdirs  # on first use: it loads tempfile and shutil, which attaching skips
+    """XDG state dir for smolmix (testnet state lives below it).
+
+    Every testnet command asks, so on Linux the XDG rule is applied here (as platformdirs
+    does): platformdirs imports tempfile and shutil, which an attached command never needs.
+    """
+    system: str = sys.platform  # a variable: mypy would narrow the comparison to this host
+    if system.startswith("linux"):
+        base = os.environ.get("XDG_STATE_HOME", "")
+        root = Path(base) if os.path.isabs(base) else Path.home() / ".local" / "state"
+        return root / APP
+    import platformdirs
 
     return platformdirs.user_state_path(APP)
 

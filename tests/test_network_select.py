@@ -130,3 +130,20 @@ def test_a_start_is_reported_first_and_a_failed_start_says_so(
     [error] = outcome
     assert isinstance(error, LocalNetworkUnavailable)
     assert "failed to start (exit 112)" in str(error) and str(log) in str(error)
+
+
+@pytest.mark.parametrize("xdg", [None, "/tmp/smolmix-xdg-state", "", "  ", "relative/dir"])
+def test_the_state_dir_is_platformdirs_without_importing_it(
+    monkeypatch: pytest.MonkeyPatch, xdg: str | None
+) -> None:
+    """On Linux the XDG rule is applied by hand (platformdirs costs every testnet command
+    tempfile and shutil); it must name the directory platformdirs would."""
+    import platformdirs
+
+    from smolmix_cli.config import state_dir
+
+    if xdg is None:
+        monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    else:
+        monkeypatch.setenv("XDG_STATE_HOME", xdg)
+    assert state_dir() == platformdirs.user_state_path("smolmix")

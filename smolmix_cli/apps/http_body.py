@@ -7,9 +7,7 @@ Files are read in 64 KiB pieces: a 10 GiB upload never sits in memory.
 
 from __future__ import annotations
 
-import mimetypes
 import os
-import secrets
 import string
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -130,6 +128,8 @@ def parse_form_arg(arg: str) -> FormField:
             except OSError as exc:
                 raise ReadError(f"can't read '{spec}': {exc.strerror}") from None
             return FormField(name, value=value, content_type=opts.get("type"))
+        import mimetypes  # here: it reads the system's type tables, for -F uploads only
+
         ctype = opts.get("type") or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return FormField(
             name, path=path, filename=opts.get("filename", path.name), content_type=ctype
@@ -143,6 +143,8 @@ def _bad_token(text: str) -> bool:
 
 
 def _boundary() -> str:
+    import secrets  # here: hmac and hashlib, for multipart bodies only
+
     alphabet = string.ascii_letters + string.digits
     return "-" * 24 + "".join(secrets.choice(alphabet) for _ in range(22))
 

@@ -12,7 +12,6 @@ Timing follows curl's -w names; all times are seconds since the start of the
 
 from __future__ import annotations
 
-import email.utils
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -323,6 +322,8 @@ def _parse_retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils  # here: an attached fetch without Retry-After never needs it
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -2,11 +2,12 @@
 
 They only turn command-line text into header values and numbers; the CLI
 checks them before the tunnel boots, and the client sends what they return.
+email.utils (with socket, random and the email package) is imported only when a
+date is parsed: most fetches have no -z.
 """
 
 from __future__ import annotations
 
-import email.utils
 import os
 import re
 from datetime import UTC, datetime
@@ -30,6 +31,8 @@ def time_condition(arg: str) -> tuple[str, str] | None:
     name = "If-Modified-Since"
     if arg.startswith("-"):
         name, arg = "If-Unmodified-Since", arg[1:]
+    import email.utils
+
     when: datetime | None = None
     try:
         when = email.utils.parsedate_to_datetime(arg)
@@ -53,6 +56,8 @@ def meets_time_condition(condition: tuple[str, str] | None, head: HasHeaders) ->
     stamp = head.header("last-modified")
     if stamp is None:
         return True
+    import email.utils
+
     try:
         modified = email.utils.parsedate_to_datetime(stamp)
         wanted = email.utils.parsedate_to_datetime(condition[1])

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from smolmix_cli.apps.errors import WriteError
@@ -165,6 +164,8 @@ def parse_set_cookie(text: str, url: Url, now: float) -> Cookie | None:
         elif key == "max-age" and val.lstrip("-").isdigit():
             cookie.expires = int(now) + int(val) if int(val) > 0 else 1
         elif key == "expires" and cookie.expires == 0:
+            from email.utils import parsedate_to_datetime  # here: most fetches set no cookie
+
             with contextlib.suppress(TypeError, ValueError):
                 cookie.expires = max(1, int(parsedate_to_datetime(val).timestamp()))
     return cookie

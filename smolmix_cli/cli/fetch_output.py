@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from smolmix_cli.apps.http_transfer import RequestHead, ResponseHead, Transfer
-from smolmix_cli.apps.http_writeout import render, unknown_warning
 from smolmix_cli.cli.env import CliEnv
 
 PROGRESS_MIN_BYTES = 1 << 20
@@ -58,6 +57,8 @@ def dump_header(env: CliEnv, dump: Path, raw: bytes) -> None:
 
 def write_out(env: CliEnv, fmt: str, transfer: Transfer, extra: dict[str, object]) -> None:
     """-w: the format rendered for one transfer, each piece to the stream it names."""
+    from smolmix_cli.apps.http_writeout import render, unknown_warning  # with -w only
+
     out = render(fmt, transfer, extra)
     for name in out.unknown:  # curl warns even with -s
         env.echo(f"smolmix: {unknown_warning(name)}", err=True)

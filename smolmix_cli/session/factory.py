@@ -255,7 +255,8 @@ async def _attach(
                     )
         remote = RemoteTunnel(paths.socket, reuse=not options.fresh_connections)
         try:
-            theirs = (await remote.status()).get("tunnel_args")
+            status = await remote.status()
+            theirs = status.get("tunnel_args")
             if theirs != tunnel_args(options):
                 # another exit, gateway or shaping than asked for: never hand that out silently
                 if start:
@@ -265,7 +266,8 @@ async def _attach(
                         f"(`smolmix session stop`) or use --no-session"
                     )
                 return None
-            await wait_attached(remote, options.boot_timeout, status_line)
+            if status.get("state") != "ready":  # a warm session answers one status, not two
+                await wait_attached(remote, options.boot_timeout, status_line)
         except SessionUnavailable:
             continue  # it went away between the probe and the request: look again
         return remote

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import os
 import socket
 import stat
@@ -61,6 +60,8 @@ def session_name(network: str | None) -> str:
     choice = NetworkChoice.parse(network)
     if choice.kind != "file" or choice.path is None:
         return choice.kind
+    import hashlib  # here: mainnet and testnet, what most commands attach to, need no digest
+
     digest = hashlib.sha256(str(choice.path.resolve()).encode()).hexdigest()[:16]
     return f"file-{digest}"
 

@@ -48,9 +48,16 @@ NEVER_ON_ATTACH = (
     "smolmix_cli.apps.tls",
     "certifi",
     "tempfile",  # the CA bundle directory is made only for networks with their own CA
+    "platformdirs",  # it imports tempfile and shutil; the XDG rule is applied by hand
+    "email",  # dates (-z, Retry-After, cookie expiry) are parsed on demand
+    "secrets",  # multipart boundaries only (with hmac and hashlib)
+    "hmac",
+    "hashlib",  # a network file's session name only
+    "mimetypes",  # -F file uploads only
+    "smolmix_cli.apps.http_writeout",  # -w only
 )
-"""Heavy or session-side modules. An attached fetch speaks HTTP itself (h11) while the
-session does TCP and TLS; ssl is loaded anyway, by asyncio."""
+"""Heavy, session-side or rarely needed modules. An attached fetch speaks HTTP itself (h11)
+while the session does TCP and TLS; ssl is loaded anyway, by asyncio."""
 NEVER_FOR_VERSION = (*NEVER_ON_ATTACH, "anyio", "asyncio", "h11", "ssl", "smolmix_cli.session")
 
 
@@ -133,4 +140,5 @@ async def test_attached_fetch_imports_no_mixnet(env: dict[str, str]) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout == "hello\n"
     assert daemon.warm.opened == 1  # TCP and TLS in the session
+    assert daemon.counters.requests == 2  # one status (the tunnel is ready), one open_http
     assert offenders(modules, NEVER_ON_ATTACH) == []

@@ -91,6 +91,19 @@ async def test_auto_attaches_only_to_a_session_with_the_same_tunnel_options(
             await _attach(pinned, NETWORK, start=True)
 
 
+async def test_attaching_waits_for_a_booting_session_and_asks_a_ready_one_once(
+    paths: SessionPaths,
+) -> None:
+    options = GlobalOptions(network="testnet")
+    async with running_daemon(paths, Source({}, delay=0.5), tunnel_args=()) as daemon:
+        remote = await _attach(options, NETWORK, start=False)
+        assert isinstance(remote, RemoteTunnel)
+        assert remote.last_status["state"] == "ready"  # it waited for the boot
+        assert daemon.counters.requests == 2  # status, then a status that waits
+        assert isinstance(await _attach(options, NETWORK, start=False), RemoteTunnel)
+        assert daemon.counters.requests == 3  # ready: one status, no second
+
+
 async def test_open_tunnel_attached_session_is_reused_and_trusts_the_network_ca(
     paths: SessionPaths,
 ) -> None:

@@ -1,0 +1,130 @@
+"""Where an attached command's CPU goes: CPU and wall at each phase boundary of one process.
+
+Runs the given smolmix command line N times, each in a fresh interpreter that marks
+`time.process_time()` (CPU since the process started) and wall time at: the interpreter
+up, the command table imported (click, the global options), the fetch command's
+module imported (the HTTP engine), `anyio.run` entered (settings parsed), the event loop
+running (asyncio and anyio's backend loaded), the attach started and done, the first HTTP
+request started and done, and the exit. Prints one JSON object per boundary (medians).
+It needs a running session to attach to, e.g. on the local network:
+
+    smolmix testnet up &  smolmix --network testnet session start
+    .venv/bin/python bench/attach_phases.py --runs 10 -- \\
+        --network testnet fetch -sS -o /dev/null https://demo.smolmix.test/
+
+Wrapping is by attribute (`factory._attach`, `HttpClient.fetch`, `fetch.run_fetch`), so
+this bench follows those names if they move.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+CHILD = "SMOLMIX_BENCH_PHASES_OUT"
+
+
+def child(argv: list[str], out: str) -> None:
+    """One command, with marks at the phase boundaries written to `out` at exit."""
+    t0 = time.perf_counter()
+    marks: list[tuple[str, float, float]] = []
+
+    def mark(name: str) -> None:
+        marks.append((name, time.perf_counter() - t0, time.process_time()))
+
+    mark("interpreter")  # and site, and this file's few stdlib imports (all smolmix's too)
+    import atexit
+
+    import smolmix_cli.cli.main as main_module
+
+    mark("command table")
+    import anyio
+
+    import smolmix_cli.cli.fetch as fetch_module
+
+    mark("fetch module")
+    import smolmix_cli.apps.http_client as http_client
+    import smolmix_cli.session.factory as factory
+
+    mark("session factory")
+
+    def wrap_async(owner: Any, attr: str, before: str, after: str | None) -> None:
+        inner = getattr(owner, attr)
+
+        async def wrapped(*args: Any, **kwargs: Any) -> Any:
+            mark(before)
+            try:
+                return await inner(*args, **kwargs)
+            finally:
+                if after is not None:
+                    mark(after)
+
+        setattr(owner, attr, wrapped)
+
+    wrap_async(fetch_module, "run_fetch", "loop running", None)
+    wrap_async(factory, "_attach", "attach start", "attach done")
+    wrap_async(http_client.HttpClient, "fetch", "request start", "request done")
+    run = anyio.run
+
+    def timed_run(*args: Any, **kwargs: Any) -> Any:
+        mark("anyio.run")
+        return run(*args, **kwargs)
+
+    fetch_module.anyio.run = timed_run
+
+    def report() -> None:
+        mark("exit")
+        Path(out).write_text(json.dumps(marks))
+
+    atexit.register(report)
+    sys.argv = ["smolmix", *argv]
+    main_module.main()
+
+
+def main() -> None:
+    import argparse
+    import statistics
+    import subprocess
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="-- then smolmix's arguments")
+    opts = parser.parse_args()
+    args = opts.args[1:] if opts.args[:1] == ["--"] else opts.args
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    out = REPO / ".bench-phases.json"
+    runs: list[list[tuple[str, float, float]]] = []
+    try:
+        for _ in range(opts.runs):
+            done = subprocess.run(
+                [sys.executable, __file__, *args],
+                env={**env, CHILD: str(out)},
+                cwd=REPO,
+                capture_output=True,
+                timeout=120,
+            )
+            if done.returncode != 0:
+                raise SystemExit(f"{args} failed ({done.returncode}): {done.stderr.decode()}")
+            runs.append(json.loads(out.read_text()))
+    finally:
+        out.unlink(missing_ok=True)
+    previous = 0.0
+    for index, (name, _, _) in enumerate(runs[0]):
+        cpu = statistics.median(r[index][2] for r in runs if len(r) > index)
+        wall = statistics.median(r[index][1] for r in runs if len(r) > index)
+        fields = {"phase": name, "cpu_s": round(cpu, 4), "cpu_step_s": round(cpu - previous, 4)}
+        print(json.dumps({**fields, "wall_since_main_s": round(wall, 4)}), flush=True)
+        previous = cpu
+
+
+if __name__ == "__main__":
+    if CHILD in os.environ:
+        sys.path.insert(0, str(REPO))
+        child(sys.argv[1:], os.environ.pop(CHILD))
+    else:
+        main()
