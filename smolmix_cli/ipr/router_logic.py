@@ -248,7 +248,7 @@ class IprRouter:
             self.stats["no sender tag"] += 1
             return
         account = self._account(sender_tag, now)
-        account.available += max(0, reply_surbs)
+        self._credit(account, reply_surbs)
         try:
             self._handle(sender_tag, payload, now)
         except UnsupportedVersion:
@@ -259,11 +259,23 @@ class IprRouter:
 
     def on_additional_surbs(self, sender_tag: bytes, count: int, now: float) -> None:
         account = self._account(sender_tag, now)
-        account.available += max(0, count)
-        account.pending = max(0, account.pending - count)
-        if account.pending == 0:
-            account.requested_at = None
+        self._credit(account, count)
         self._pump(sender_tag, now)
+
+    def _credit(self, account: _SurbAccount, count: int) -> None:
+        """SURBs arrived, with data or without: any of them answer an open request.
+
+        Counting only those without data left a request open (a few SURBs short) while
+        the client's SURBs came with its data instead, and a starving account then
+        waited out the whole re-request wait (10 s) at its reserve. A remainder below
+        the smallest request is forgiven for the same reason (issue 20 item 3)."""
+        if count <= 0:
+            return
+        account.available += count
+        account.pending = max(0, account.pending - count)
+        if account.pending < self.config.surb_request_min:
+            account.pending = 0
+            account.requested_at = None
 
     def on_surbs_spent(self, sender_tag: bytes, count: int, now: float) -> None:
         """The shell's mixnet client spent `count` SURBs the router did not hand out

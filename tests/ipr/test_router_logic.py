@@ -277,6 +277,22 @@ def test_unanswered_surb_request_is_repeated_after_the_wait() -> None:
     assert [type(t) for t in router.pop_transmits()] == [RequestSurbs]
 
 
+def test_surbs_with_data_answer_an_open_request() -> None:
+    """A request answered a few SURBs short, the rest coming with the client's data,
+    is done: an account back at its reserve asks again at once, not 10 s later."""
+    router = IprRouter(random.Random(3))
+    router.on_message(TAG_A, framed(5, ConnectRequest(1, STAMP)), 3, 0.0)
+    router.handle_timeout(0.1)
+    (request,) = router.pop_transmits()
+    assert isinstance(request, RequestSurbs)
+    router.on_additional_surbs(TAG_A, request.amount - 15, 0.5)  # 15 short
+    assert [type(t) for t in router.pop_transmits()] == [ReplyToClient]  # the queued answer
+    router.on_message(TAG_A, LpFrame(5, MsgType.OPEN, 0).encode(), 6, 0.6)
+    assert router.pop_transmits() == []
+    router.on_surbs_spent(TAG_A, router.surbs_available(TAG_A) - 2, 1.0)
+    assert [type(t) for t in router.pop_transmits()] == [RequestSurbs]
+
+
 def _mutate(data: bytes, position: int, value: int) -> bytes:
     if not data:
         return data
