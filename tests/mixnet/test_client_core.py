@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from smolmix_cli.mixnet.address import Recipient
 from smolmix_cli.mixnet.client.core import (
+    FLOOR_DECAY_ACKS,
     MEASURED_ACK_FLOOR,
     MIN_ACK_SAMPLES,
     ClientCore,
@@ -787,3 +788,46 @@ def test_a_later_fragments_ack_marks_an_earlier_one_lost(window: float | None) -
     resent = a.poll_transmit(0.25)
     assert resent is not None and a.stats.retransmissions == 1
     assert a._backoff == 0
+
+
+def test_a_second_ack_raises_the_floor_and_clean_acks_lower_it() -> None:
+    """Both copies of a resent fragment came back: the resend was spurious (acks
+    queued, not lost), so the floor doubles; FLOOR_DECAY_ACKS clean acks halve it."""
+    net = build_simnet()
+    config = CoreConfig(poisson=False, cover=False, ack_wait_floor=0.1)
+    a, b = make_core(net, 0, 21, config), make_core(net, 1, 31)
+
+    def send(at: float, ack_after: float | None) -> tuple[float, list[bytes]]:
+        a.send_message(b.address, b"x", now=at)
+        packet = a.poll_transmit(at)
+        assert packet is not None
+        [pending] = [p for p in a._pending.values() if p.sent_at == at]
+        assert pending.deadline is not None
+        acks = []
+        for push in net.route(packet, None):
+            if push.client == a.address.identity:
+                acks.append(push.plaintext)
+            else:
+                b.handle_push(push.plaintext, at)
+        if ack_after is not None:
+            for ack in acks:
+                a.handle_push(ack, at + ack_after)
+        return pending.deadline - at, acks
+
+    for i in range(MIN_ACK_SAMPLES):
+        send(float(i), 0.01)
+    assert send(10.0, 0.01)[0] == pytest.approx(0.1)
+    _, late = send(20.0, None)  # its ack is slow: the timer resends it
+    a.handle_timeout(20.2)
+    resent = a.poll_transmit(20.2)
+    assert resent is not None
+    for push in net.route(resent, None):
+        if push.client == a.address.identity:
+            a.handle_push(push.plaintext, 20.21)  # the resend's ack
+    for ack in late:
+        a.handle_push(ack, 20.3)  # then the first copy's: a second ack
+    assert a.stats.stray_acks == 1
+    assert send(30.0, 0.01)[0] == pytest.approx(0.2)
+    for i in range(FLOOR_DECAY_ACKS):
+        send(40.0 + i, 0.01)
+    assert send(200.0, 0.01)[0] == pytest.approx(0.1)

@@ -71,6 +71,10 @@ the exit IPR now takes a lower one (testnet/exit/ipr.py: EXIT_ACK_FLOOR) and pay
 MAX_ACK_BACKOFF = 5
 """Most doublings of the measured ack timeout while acks stay away (32x)."""
 MIN_ACK_SAMPLES = 8
+MAX_FLOOR_SCALE = 8
+"""Most doublings of `ack_wait_floor` that spurious resends (a second ack) may bring."""
+FLOOR_DECAY_ACKS = 64
+"""Acks without a spurious resend after which a raised floor halves again."""
 """Ack round trips measured before the measured timeout replaces Nym's static one."""
 SURB_REQUEST_RETRY = 10.0
 """Seconds before another automatic SURB request for the same tag if none arrived."""
@@ -336,6 +340,8 @@ class ClientCore:
         # interval, no fresh sample can come (Karn), and the resends keep the stall.
         self._backoff = 0
         self._backoff_round_ends = 0.0
+        self._floor_scale = 1
+        self._acks_since_spurious = 0
         self._retransmission_surbs: dict[bytes, int] = {}
 
     @property
@@ -566,7 +572,18 @@ class ClientCore:
         measured = self._srtt + 4 * self._rttvar
         if cfg.ack_wait_floor is None or self._ack_samples < MIN_ACK_SAMPLES:
             return max(static, base + measured)  # a slow path stretches it from the start
-        return base + max(cfg.ack_wait_floor, measured) * (1 << self._backoff)
+        floor = cfg.ack_wait_floor * self._floor_scale
+        return base + max(floor, measured) * (1 << self._backoff)
+
+    def _on_spurious_resend(self) -> None:
+        """A second ack: both copies arrived, so the resend was not needed. A loaded
+        machine (acks queued behind CPU work, not lost) made the exit resend up to half
+        of its fragments at no loss on a 0.1 s floor; each such ack doubles the floor
+        (up to MAX_FLOOR_SCALE times), and FLOOR_DECAY_ACKS clean acks halve it again,
+        the way TCP widens its timers on D-SACKs."""
+        self._acks_since_spurious = 0
+        if self._floor_scale < MAX_FLOOR_SCALE:
+            self._floor_scale *= 2
 
     def _back_off(self, now: float, pending: _Pending) -> None:
         """A round of timeouts (those of one flight count once) doubles the wait."""
@@ -711,8 +728,13 @@ class ClientCore:
         pending = self._pending.pop(fid, None)
         if pending is None:
             self.stats.stray_acks += 1  # duplicate ack of a retransmitted fragment, or late
+            self._on_spurious_resend()
             return
         self.stats.acks_received += 1
+        self._acks_since_spurious += 1
+        if self._acks_since_spurious >= FLOOR_DECAY_ACKS and self._floor_scale > 1:
+            self._floor_scale //= 2
+            self._acks_since_spurious = 0
         # Any ack, a resent fragment's too, shows the path works: a full window of
         # resends would otherwise keep the backed-off wait (no first transmission left
         # to sample), and each further loss of a resend doubled it again.
