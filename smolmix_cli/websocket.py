@@ -150,10 +150,11 @@ class WebSocketConnection:
         self.subprotocol = subprotocol
         self._send_lock = anyio.Lock()
         self._recv_lock = anyio.Lock()
-        self._progress = anyio.Event()
-        """Set (and replaced) whenever the reader processed bytes or let go of the stream:
+        self._progress: anyio.Event | None = None
+        """Set (and dropped) whenever the reader processed bytes or let go of the stream:
         a task that waits for a pong or a close reply while another reads wakes on it,
-        checks, and takes over the reading when nobody else does it."""
+        checks, and takes over the reading when nobody else does it. Made only when
+        such a task waits (`_progress_event`): the reader passes here for every frame."""
         self._ready: deque[str | bytes] = deque()
         self._text_parts: list[str] = []
         self._bytes_parts: list[bytes] = []
@@ -198,6 +199,9 @@ class WebSocketConnection:
     async def _send_event(self, event: Event, timeout: float | None) -> None:
         if self._close is not None:
             raise self._close
+        if timeout is None:  # no cancel scope per frame when nothing bounds it
+            await self._write(event)
+            return
         try:
             with anyio.fail_after(timeout):
                 await self._write(event)
@@ -205,7 +209,7 @@ class WebSocketConnection:
             raise WebSocketTimeout("websocket send timed out") from None
 
     async def _write(self, event: Event, *, closing: WebSocketClosed | None = None) -> None:
-        async with self._send_lock:
+        async with self._holding(self._send_lock):
             if self._ws.state is not ConnectionState.OPEN and not isinstance(
                 event, CloseConnection
             ):
@@ -228,20 +232,26 @@ class WebSocketConnection:
 
     async def receive(self, *, timeout: float | None = None) -> str | bytes:
         """Next whole message: str for text, bytes for binary. Raises WebSocketClosed."""
+        if self._ready and not self._recv_lock.locked():
+            return self._ready.popleft()  # parsed by an earlier read: nothing to wait for
+        if timeout is None:  # no cancel scope per frame when nothing bounds it
+            return await self._receive()
         try:
             with anyio.fail_after(timeout):
-                async with self._reading():
-                    await self._process_events()  # frames that came with the handshake
-                    while not self._ready:
-                        if self._close is not None and (
-                            self._stream_closed
-                            or self._ws.state is not ConnectionState.LOCAL_CLOSING
-                        ):
-                            raise self._close
-                        await self._receive_step()
-                    return self._ready.popleft()
+                return await self._receive()
         except TimeoutError:
             raise WebSocketTimeout("websocket receive timed out") from None
+
+    async def _receive(self) -> str | bytes:
+        async with self._reading():
+            await self._process_events()  # frames that came with the handshake
+            while not self._ready:
+                if self._close is not None and (
+                    self._stream_closed or self._ws.state is not ConnectionState.LOCAL_CLOSING
+                ):
+                    raise self._close
+                await self._receive_step()
+            return self._ready.popleft()
 
     async def _receive_step(self) -> None:
         """Read once from the stream and process every event it produced."""
@@ -266,15 +276,35 @@ class WebSocketConnection:
     @contextlib.asynccontextmanager
     async def _reading(self) -> AsyncIterator[None]:
         """Hold the stream's read side; whoever waits on another reader hears the release."""
-        async with self._recv_lock:
+        async with self._holding(self._recv_lock):
             try:
                 yield
             finally:
                 self._kick()
 
+    @staticmethod
+    @contextlib.asynccontextmanager
+    async def _holding(lock: anyio.Lock) -> AsyncIterator[None]:
+        """The lock without anyio's yield when nobody holds it: one frame each time, and
+        the read or write inside yields anyway."""
+        try:
+            lock.acquire_nowait()
+        except anyio.WouldBlock:
+            await lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+
     def _kick(self) -> None:
-        progress, self._progress = self._progress, anyio.Event()
-        progress.set()
+        progress, self._progress = self._progress, None
+        if progress is not None:
+            progress.set()
+
+    def _progress_event(self) -> anyio.Event:
+        if self._progress is None:
+            self._progress = anyio.Event()
+        return self._progress
 
     def _readable(self) -> bool:
         """Bytes may still come: the stream is open and no close has been answered."""
@@ -392,7 +422,7 @@ class WebSocketConnection:
                 await self._write(Ping(payload=payload))
                 while not waiter.is_set():
                     if self._recv_lock.locked():
-                        await self._progress.wait()  # the reader sees the pong, or lets go
+                        await self._progress_event().wait()  # the reader sees the pong, or lets go
                         continue
                     async with self._reading():
                         if waiter.is_set() or not self._readable():
@@ -449,7 +479,7 @@ class WebSocketConnection:
                     # Wait for the peer's close frame (someone must read it).
                     while self._local_closing():
                         if self._recv_lock.locked():
-                            await self._progress.wait()  # the reader sees it, or lets go
+                            await self._progress_event().wait()  # the reader sees it, or lets go
                             continue
                         async with self._reading():
                             if self._local_closing():

@@ -16,7 +16,9 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from nacl.bindings import crypto_scalarmult, crypto_scalarmult_base
 from nacl.exceptions import CryptoError
 
@@ -108,8 +110,8 @@ def _hmac_states(key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
 
 
 def _hmac_with(states: tuple[hashlib._Hash, hashlib._Hash], data: bytes) -> bytes:
-    # HMAC from precomputed key states: two SHA-256 copies instead of an OpenSSL HMAC
-    # context per call (about 5x cheaper for the short messages Sphinx MACs and expands).
+    # HMAC from the key's SHA-256 states: cheaper than an OpenSSL HMAC context per call
+    # for the short routing blocks Sphinx MACs (1.3 against 2.0 us).
     inner = states[0].copy()
     inner.update(data)
     outer = states[1].copy()
@@ -117,34 +119,25 @@ def _hmac_with(states: tuple[hashlib._Hash, hashlib._Hash], data: bytes) -> byte
     return outer.digest()
 
 
-def _hkdf_expand(prk: bytes, info: bytes, length: int) -> bytes:
-    states = _hmac_states(prk)
-    out = []
-    block = b""
-    for counter in range(1, -(-length // 32) + 1):
-        block = _hmac_with(states, block + info + bytes((counter,)))
-        out.append(block)
-    return b"".join(out)[:length]
-
-
-# HKDF-Extract with a fixed salt: the salt's HMAC states are computed once. An empty salt
-# equals 32 zero bytes since HMAC zero-pads short keys (RFC 5869 §2.2).
-_EXPAND_EXTRACT = _hmac_states(b"")
-_PAYLOAD_KEY_EXTRACT = _hmac_states(PAYLOAD_KEY_HKDF_SALT)
+# HKDF-SHA256 through cryptography's one-call HKDF (Rust): 5.5 us for the 288-byte
+# expansion against 8.7 us for HMAC blocks from copied hashlib states, per hop and header.
+_SHA256 = hashes.SHA256()
 
 
 def expand_shared_secret(shared_secret: bytes) -> bytes:
     """E (288 bytes) = HKDF-SHA256(salt empty, shared secret, 97-byte info)."""
-    prk = _hmac_with(_EXPAND_EXTRACT, shared_secret)
-    return _hkdf_expand(prk, EXPANDED_SHARED_SECRET_HKDF_INFO, EXPANDED_SHARED_SECRET_LENGTH)
+    return HKDF(
+        _SHA256, EXPANDED_SHARED_SECRET_LENGTH, None, EXPANDED_SHARED_SECRET_HKDF_INFO
+    ).derive(shared_secret)
 
 
 def derive_payload_key(seed: bytes) -> bytes:
     """Version-259 payload key: HKDF-SHA256 of a 16-byte seed to 192 bytes."""
     if len(seed) != PAYLOAD_KEY_SEED_SIZE:
         raise MalformedData(f"payload key seed must be 16 bytes, got {len(seed)}")
-    prk = _hmac_with(_PAYLOAD_KEY_EXTRACT, seed)
-    return _hkdf_expand(prk, PAYLOAD_KEY_HKDF_INFO, PAYLOAD_KEY_SIZE)
+    return HKDF(_SHA256, PAYLOAD_KEY_SIZE, PAYLOAD_KEY_HKDF_SALT, PAYLOAD_KEY_HKDF_INFO).derive(
+        seed
+    )
 
 
 def _prg(key: bytes, data: bytes = _ZERO_STREAM) -> bytes:
