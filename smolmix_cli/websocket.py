@@ -21,7 +21,7 @@ import re
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from urllib.parse import urlsplit
@@ -128,6 +128,31 @@ def parse_websocket_url(url: str) -> WebSocketURL:
     )
 
 
+class _Held:
+    """An anyio lock taken without anyio's yield when nobody holds it (every frame takes
+    one, and the read or write inside yields anyway); `released` runs before it is let go.
+    A class, not a generator context manager: it is on the path of every frame."""
+
+    __slots__ = ("_lock", "_released")
+
+    def __init__(self, lock: anyio.Lock, released: Callable[[], None] | None = None) -> None:
+        self._lock = lock
+        self._released = released
+
+    async def __aenter__(self) -> None:
+        try:
+            self._lock.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._lock.acquire()
+
+    async def __aexit__(self, *_exc: object) -> None:
+        try:
+            if self._released is not None:
+                self._released()
+        finally:
+            self._lock.release()
+
+
 class WebSocketConnection:
     """An open WebSocket connection (either role) over an anyio ByteStream."""
 
@@ -209,7 +234,7 @@ class WebSocketConnection:
             raise WebSocketTimeout("websocket send timed out") from None
 
     async def _write(self, event: Event, *, closing: WebSocketClosed | None = None) -> None:
-        async with self._holding(self._send_lock):
+        async with _Held(self._send_lock):
             if self._ws.state is not ConnectionState.OPEN and not isinstance(
                 event, CloseConnection
             ):
@@ -273,28 +298,9 @@ class WebSocketConnection:
         await self._process_events()
         self._kick()
 
-    @contextlib.asynccontextmanager
-    async def _reading(self) -> AsyncIterator[None]:
+    def _reading(self) -> _Held:
         """Hold the stream's read side; whoever waits on another reader hears the release."""
-        async with self._holding(self._recv_lock):
-            try:
-                yield
-            finally:
-                self._kick()
-
-    @staticmethod
-    @contextlib.asynccontextmanager
-    async def _holding(lock: anyio.Lock) -> AsyncIterator[None]:
-        """The lock without anyio's yield when nobody holds it: one frame each time, and
-        the read or write inside yields anyway."""
-        try:
-            lock.acquire_nowait()
-        except anyio.WouldBlock:
-            await lock.acquire()
-        try:
-            yield
-        finally:
-            lock.release()
+        return _Held(self._recv_lock, self._kick)
 
     def _kick(self) -> None:
         progress, self._progress = self._progress, None

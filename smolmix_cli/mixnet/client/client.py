@@ -517,11 +517,17 @@ class MixnetClient:
 
     async def receive(self, *, timeout: float | None = None) -> ReceivedMessage:
         """The next whole message that arrived (TimeoutError after `timeout` seconds)."""
-        with anyio.fail_after(timeout):
-            while not self._inbox:
-                self._check_open()
-                await self._inbox_signal.wait()
+        if timeout is None:  # no cancel scope per message when nothing bounds the wait
+            await self._wait_inbox()
+        else:
+            with anyio.fail_after(timeout):
+                await self._wait_inbox()
         return self._inbox.popleft()
+
+    async def _wait_inbox(self) -> None:
+        while not self._inbox:
+            self._check_open()
+            await self._inbox_signal.wait()
 
     async def wait_delivered(self, message_id: int, *, timeout: float | None = None) -> None:
         """Return once every fragment of the message was acknowledged; DeliveryFailed if not."""
