@@ -609,14 +609,9 @@ class MixnetClient:
         self._wake.set()
 
     def _on_push(self, message: bytes) -> None:
-        core = self._core
-        core.handle_push(message, self._now())
+        self._core.handle_push(message, self._now())
         self._dispatch()
-        # Only new packets (SURBs a peer asked for) need the driver now. An ack removes
-        # a deadline, never brings one forward: the driver wakes for the old one at the
-        # worst, instead of once for every packet that arrives.
-        if core.queued:
-            self._wake.set()
+        self._wake.set()  # an ack may have changed the deadlines
 
     def _dispatch(self) -> None:
         while (event := self._core.poll_event()) is not None:
