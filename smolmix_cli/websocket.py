@@ -21,7 +21,7 @@ import re
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from urllib.parse import urlsplit
@@ -128,6 +128,31 @@ def parse_websocket_url(url: str) -> WebSocketURL:
     )
 
 
+class _Held:
+    """An anyio lock taken without anyio's yield when nobody holds it (every frame takes
+    one, and the read or write inside yields anyway); `released` runs before it is let go.
+    A class, not a generator context manager: it is on the path of every frame."""
+
+    __slots__ = ("_lock", "_released")
+
+    def __init__(self, lock: anyio.Lock, released: Callable[[], None] | None = None) -> None:
+        self._lock = lock
+        self._released = released
+
+    async def __aenter__(self) -> None:
+        try:
+            self._lock.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._lock.acquire()
+
+    async def __aexit__(self, *_exc: object) -> None:
+        try:
+            if self._released is not None:
+                self._released()
+        finally:
+            self._lock.release()
+
+
 class WebSocketConnection:
     """An open WebSocket connection (either role) over an anyio ByteStream."""
 
@@ -150,10 +175,11 @@ class WebSocketConnection:
         self.subprotocol = subprotocol
         self._send_lock = anyio.Lock()
         self._recv_lock = anyio.Lock()
-        self._progress = anyio.Event()
-        """Set (and replaced) whenever the reader processed bytes or let go of the stream:
+        self._progress: anyio.Event | None = None
+        """Set (and dropped) whenever the reader processed bytes or let go of the stream:
         a task that waits for a pong or a close reply while another reads wakes on it,
-        checks, and takes over the reading when nobody else does it."""
+        checks, and takes over the reading when nobody else does it. Made only when
+        such a task waits (`_progress_event`): the reader passes here for every frame."""
         self._ready: deque[str | bytes] = deque()
         self._text_parts: list[str] = []
         self._bytes_parts: list[bytes] = []
@@ -198,6 +224,9 @@ class WebSocketConnection:
     async def _send_event(self, event: Event, timeout: float | None) -> None:
         if self._close is not None:
             raise self._close
+        if timeout is None:  # no cancel scope per frame when nothing bounds it
+            await self._write(event)
+            return
         try:
             with anyio.fail_after(timeout):
                 await self._write(event)
@@ -205,7 +234,7 @@ class WebSocketConnection:
             raise WebSocketTimeout("websocket send timed out") from None
 
     async def _write(self, event: Event, *, closing: WebSocketClosed | None = None) -> None:
-        async with self._send_lock:
+        async with _Held(self._send_lock):
             if self._ws.state is not ConnectionState.OPEN and not isinstance(
                 event, CloseConnection
             ):
@@ -228,20 +257,26 @@ class WebSocketConnection:
 
     async def receive(self, *, timeout: float | None = None) -> str | bytes:
         """Next whole message: str for text, bytes for binary. Raises WebSocketClosed."""
+        if self._ready and not self._recv_lock.locked():
+            return self._ready.popleft()  # parsed by an earlier read: nothing to wait for
+        if timeout is None:  # no cancel scope per frame when nothing bounds it
+            return await self._receive()
         try:
             with anyio.fail_after(timeout):
-                async with self._reading():
-                    await self._process_events()  # frames that came with the handshake
-                    while not self._ready:
-                        if self._close is not None and (
-                            self._stream_closed
-                            or self._ws.state is not ConnectionState.LOCAL_CLOSING
-                        ):
-                            raise self._close
-                        await self._receive_step()
-                    return self._ready.popleft()
+                return await self._receive()
         except TimeoutError:
             raise WebSocketTimeout("websocket receive timed out") from None
+
+    async def _receive(self) -> str | bytes:
+        async with self._reading():
+            await self._process_events()  # frames that came with the handshake
+            while not self._ready:
+                if self._close is not None and (
+                    self._stream_closed or self._ws.state is not ConnectionState.LOCAL_CLOSING
+                ):
+                    raise self._close
+                await self._receive_step()
+            return self._ready.popleft()
 
     async def _receive_step(self) -> None:
         """Read once from the stream and process every event it produced."""
@@ -263,18 +298,19 @@ class WebSocketConnection:
         await self._process_events()
         self._kick()
 
-    @contextlib.asynccontextmanager
-    async def _reading(self) -> AsyncIterator[None]:
+    def _reading(self) -> _Held:
         """Hold the stream's read side; whoever waits on another reader hears the release."""
-        async with self._recv_lock:
-            try:
-                yield
-            finally:
-                self._kick()
+        return _Held(self._recv_lock, self._kick)
 
     def _kick(self) -> None:
-        progress, self._progress = self._progress, anyio.Event()
-        progress.set()
+        progress, self._progress = self._progress, None
+        if progress is not None:
+            progress.set()
+
+    def _progress_event(self) -> anyio.Event:
+        if self._progress is None:
+            self._progress = anyio.Event()
+        return self._progress
 
     def _readable(self) -> bool:
         """Bytes may still come: the stream is open and no close has been answered."""
@@ -392,7 +428,7 @@ class WebSocketConnection:
                 await self._write(Ping(payload=payload))
                 while not waiter.is_set():
                     if self._recv_lock.locked():
-                        await self._progress.wait()  # the reader sees the pong, or lets go
+                        await self._progress_event().wait()  # the reader sees the pong, or lets go
                         continue
                     async with self._reading():
                         if waiter.is_set() or not self._readable():
@@ -449,7 +485,7 @@ class WebSocketConnection:
                     # Wait for the peer's close frame (someone must read it).
                     while self._local_closing():
                         if self._recv_lock.locked():
-                            await self._progress.wait()  # the reader sees it, or lets go
+                            await self._progress_event().wait()  # the reader sees it, or lets go
                             continue
                         async with self._reading():
                             if self._local_closing():
@@ -626,6 +662,7 @@ async def connect_websocket(
         raise WebSocketTimeout(f"connecting to {url} timed out") from None
     except (OSError, ssl.SSLError, anyio.BrokenResourceError) as exc:
         raise WebSocketHandshakeError(f"cannot connect to {url}: {exc}") from None
+    _read_at_most(stream, _READ_SIZE)
     return await client_handshake(
         stream,
         host=parsed.host_header,
@@ -634,6 +671,22 @@ async def connect_websocket(
         timeout=timeout,
         max_message_size=max_message_size,
     )
+
+
+def _read_at_most(stream: anyio.abc.ByteStream, size: int) -> None:
+    """Have asyncio read at most `size` bytes at a time from the stream's socket.
+
+    asyncio's socket transport reads into a fresh 256 KiB buffer and shrinks it to what
+    came; that size is above malloc's mmap threshold, so every read maps, faults in and
+    unmaps memory (8 us against 1 us for a 2.5 KB read here), and a gateway pushes a
+    frame or two per read. 64 KiB comes from the heap. Nothing happens where the stream
+    is not anyio's asyncio socket stream (trio; other anyio internals).
+    """
+    inner = stream.transport_stream if isinstance(stream, TLSStream) else stream
+    transport = getattr(inner, "_transport", None)
+    current = getattr(transport, "max_size", None)
+    if isinstance(current, int) and current > size:
+        transport.max_size = size  # type: ignore[union-attr]
 
 
 async def serve_websocket_connection(

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import anyio
 import anyio.abc
 import pytest
+from anyio.streams.tls import TLSStream
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from wsproto import ConnectionType, WSConnection
@@ -65,6 +66,25 @@ async def test_echo_text_and_binary(secure: bool) -> None:
             await server.done.wait()
         assert server.errors == []
         assert client.closed is not None and client.closed.code == 1000 and client.closed.local
+
+
+@pytest.mark.anyio
+@pytest.mark.anyio_backends("asyncio")
+@pytest.mark.parametrize("secure", [False, True])
+async def test_asyncio_reads_at_most_64_kib(secure: bool) -> None:
+    # Its default 256 KiB read buffer is mmap'd and unmapped for every read
+    # (websocket._read_at_most); this fails when anyio or asyncio move the attribute.
+    tls = self_signed_tls() if secure else None
+    async with ws_server(_echo, ssl_context=tls.server if tls else None) as server:
+        scheme = "wss" if secure else "ws"
+        async with await connect_websocket(
+            f"{scheme}://localhost:{server.port}/", ssl_context=tls.client if tls else None
+        ) as client:
+            stream = client._stream
+            inner = stream.transport_stream if isinstance(stream, TLSStream) else stream
+            assert inner._transport.max_size == 65536  # type: ignore[attr-defined]
+            await client.send_binary(b"x" * 100_000)
+            assert await client.receive(timeout=5) == b"x" * 100_000
 
 
 @pytest.mark.anyio

@@ -10,6 +10,7 @@ next deadline or until something new arrives.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import random
@@ -279,6 +280,7 @@ class MixnetClient:
         self.topology_refreshes = 0
         self.topology_refresh_failures = 0
         self.last_topology_error = ""
+        self._now = _clock()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -482,7 +484,7 @@ class MixnetClient:
             reply_surbs=reply_surbs,
             retransmit=retransmit,
             repliable=repliable,
-            now=anyio.current_time(),
+            now=self._now(),
         )
         self._wake.set()
         return message_id
@@ -490,7 +492,7 @@ class MixnetClient:
     async def send_reply(self, sender_tag: bytes, data: bytes) -> int:
         """Answer an anonymous sender through the reply SURBs it sent (NoReplySurbs if too few)."""
         self._check_open()
-        message_id = self._core.send_reply(sender_tag, data, now=anyio.current_time())
+        message_id = self._core.send_reply(sender_tag, data, now=self._now())
         self._wake.set()
         return message_id
 
@@ -509,17 +511,23 @@ class MixnetClient:
     async def request_reply_surbs(self, sender_tag: bytes, amount: int) -> int:
         """Ask the anonymous sender for `amount` more SURBs (spends one SURB)."""
         self._check_open()
-        message_id = self._core.request_reply_surbs(sender_tag, amount, now=anyio.current_time())
+        message_id = self._core.request_reply_surbs(sender_tag, amount, now=self._now())
         self._wake.set()
         return message_id
 
     async def receive(self, *, timeout: float | None = None) -> ReceivedMessage:
         """The next whole message that arrived (TimeoutError after `timeout` seconds)."""
-        with anyio.fail_after(timeout):
-            while not self._inbox:
-                self._check_open()
-                await self._inbox_signal.wait()
+        if timeout is None:  # no cancel scope per message when nothing bounds the wait
+            await self._wait_inbox()
+        else:
+            with anyio.fail_after(timeout):
+                await self._wait_inbox()
         return self._inbox.popleft()
+
+    async def _wait_inbox(self) -> None:
+        while not self._inbox:
+            self._check_open()
+            await self._inbox_signal.wait()
 
     async def wait_delivered(self, message_id: int, *, timeout: float | None = None) -> None:
         """Return once every fragment of the message was acknowledged; DeliveryFailed if not."""
@@ -601,7 +609,7 @@ class MixnetClient:
         self._wake.set()
 
     def _on_push(self, message: bytes) -> None:
-        self._core.handle_push(message, anyio.current_time())
+        self._core.handle_push(message, self._now())
         self._dispatch()
         self._wake.set()  # an ack may have changed the deadlines
 
@@ -648,16 +656,17 @@ class MixnetClient:
                     await gateway.wait_connected()
                     core.resume(anyio.current_time())
                     continue
-                core.handle_timeout(anyio.current_time())
+                now = self._now
+                core.handle_timeout(now())
                 # A fresh clock per packet: its ack timer must start when it really
                 # leaves, not when the loop began (sends can wait on a full outbox).
-                while (packet := core.poll_transmit(anyio.current_time())) is not None:
+                while (packet := core.poll_transmit(now())) is not None:
                     await gateway.send_mix_packet(packet)
                     # Building packets is CPU work: let pushes (acks) and the socket run.
                     await anyio.lowlevel.checkpoint()
                 self._dispatch()
                 deadline = core.poll_deadline()
-                wait = math.inf if deadline is None else deadline - anyio.current_time()
+                wait = math.inf if deadline is None else deadline - now()
                 if wait > 0:
                     with anyio.move_on_after(wait):
                         await self._wake.wait()
@@ -666,6 +675,15 @@ class MixnetClient:
         except GatewayUnavailable as exc:
             self._failure = exc
             self._wake_all()
+
+
+def _clock() -> Callable[[], float]:
+    """`anyio.current_time` without its backend lookup per call: on asyncio it is the
+    running loop's own clock, read a few times for every packet."""
+    try:
+        return asyncio.get_running_loop().time
+    except RuntimeError:  # another backend (trio), or no loop yet
+        return anyio.current_time
 
 
 def _skip_reason(exc: GatewayUnavailable) -> tuple[str, bool]:

@@ -9,13 +9,16 @@ Randomness (ephemeral secret, final-block padding) is injectable so vectors repr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from nacl.bindings import crypto_scalarmult, crypto_scalarmult_base
 from nacl.exceptions import CryptoError
 
@@ -107,8 +110,8 @@ def _hmac_states(key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
 
 
 def _hmac_with(states: tuple[hashlib._Hash, hashlib._Hash], data: bytes) -> bytes:
-    # HMAC from precomputed key states: two SHA-256 copies instead of an OpenSSL HMAC
-    # context per call (about 5x cheaper for the short messages Sphinx MACs and expands).
+    # HMAC from the key's SHA-256 states: cheaper than an OpenSSL HMAC context per call
+    # for the short routing blocks Sphinx MACs (1.3 against 2.0 us).
     inner = states[0].copy()
     inner.update(data)
     outer = states[1].copy()
@@ -116,34 +119,25 @@ def _hmac_with(states: tuple[hashlib._Hash, hashlib._Hash], data: bytes) -> byte
     return outer.digest()
 
 
-def _hkdf_expand(prk: bytes, info: bytes, length: int) -> bytes:
-    states = _hmac_states(prk)
-    out = []
-    block = b""
-    for counter in range(1, -(-length // 32) + 1):
-        block = _hmac_with(states, block + info + bytes((counter,)))
-        out.append(block)
-    return b"".join(out)[:length]
-
-
-# HKDF-Extract with a fixed salt: the salt's HMAC states are computed once. An empty salt
-# equals 32 zero bytes since HMAC zero-pads short keys (RFC 5869 §2.2).
-_EXPAND_EXTRACT = _hmac_states(b"")
-_PAYLOAD_KEY_EXTRACT = _hmac_states(PAYLOAD_KEY_HKDF_SALT)
+# HKDF-SHA256 through cryptography's one-call HKDF (Rust): 5.5 us for the 288-byte
+# expansion against 8.7 us for HMAC blocks from copied hashlib states, per hop and header.
+_SHA256 = hashes.SHA256()
 
 
 def expand_shared_secret(shared_secret: bytes) -> bytes:
     """E (288 bytes) = HKDF-SHA256(salt empty, shared secret, 97-byte info)."""
-    prk = _hmac_with(_EXPAND_EXTRACT, shared_secret)
-    return _hkdf_expand(prk, EXPANDED_SHARED_SECRET_HKDF_INFO, EXPANDED_SHARED_SECRET_LENGTH)
+    return HKDF(
+        _SHA256, EXPANDED_SHARED_SECRET_LENGTH, None, EXPANDED_SHARED_SECRET_HKDF_INFO
+    ).derive(shared_secret)
 
 
 def derive_payload_key(seed: bytes) -> bytes:
     """Version-259 payload key: HKDF-SHA256 of a 16-byte seed to 192 bytes."""
     if len(seed) != PAYLOAD_KEY_SEED_SIZE:
         raise MalformedData(f"payload key seed must be 16 bytes, got {len(seed)}")
-    prk = _hmac_with(_PAYLOAD_KEY_EXTRACT, seed)
-    return _hkdf_expand(prk, PAYLOAD_KEY_HKDF_INFO, PAYLOAD_KEY_SIZE)
+    return HKDF(_SHA256, PAYLOAD_KEY_SIZE, PAYLOAD_KEY_HKDF_SALT, PAYLOAD_KEY_HKDF_INFO).derive(
+        seed
+    )
 
 
 def _prg(key: bytes, data: bytes = _ZERO_STREAM) -> bytes:
@@ -323,27 +317,72 @@ class BuiltHeader:
 RandomBytes = Callable[[int], bytes]
 
 
+# The curve's prime-order subgroup size and field prime (RFC 7748).
+_ORDER = (1 << 252) + 27742317777372353535851937790883648493
+_FIELD = (1 << 255) - 19
+_INV8 = pow(8, -1, _ORDER)
+
+
+def _clamped(scalar: bytes) -> int:
+    """The integer X25519 multiplies by (RFC 7748 clamping)."""
+    return (int.from_bytes(scalar, "little") & ((1 << 254) - 8)) | (1 << 254)
+
+
+def _as_x25519_scalar(product: int) -> bytes | None:
+    """32 bytes that clamping leaves as they are and that move any point of the curve
+    to the u-coordinate of `product` (mod the order) times its prime-order part.
+
+    Clamped scalars are multiples of 8 in [2^254, 2^255), so 8t with t = product / 8
+    (mod the order) in [2^251, 2^252) is one; X25519 returns a u-coordinate, the same
+    for a point and its negation, so -product serves as well. One of the two fits
+    unless t lies within about 2^125 of the ends (None then: chance 2^-126).
+    """
+    t = product * _INV8 % _ORDER
+    for candidate in (t, _ORDER - t):
+        if 1 << 251 <= candidate < 1 << 252:
+            return (candidate << 3).to_bytes(32, "little")
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _on_curve(public_key: bytes) -> bool:
+    """Whether X25519 treats this u-coordinate as a curve point (not the twist)."""
+    u = (int.from_bytes(public_key, "little") & ((1 << 255) - 1)) % _FIELD
+    v = (u * u * u + 486662 * u * u + u) % _FIELD
+    return v == 0 or pow(v, (_FIELD - 1) // 2, _FIELD) == 1
+
+
 def derive_hop_keys(
     ephemeral_secret: bytes, node_public_keys: Sequence[bytes]
 ) -> tuple[bytes, list[HopKeys]]:
     """alpha_0 and every hop's keys from the sender's secret x (spec §1.4).
 
-    Hop i's secret is PK_i multiplied by x and every earlier blinding factor, each step an
-    X25519 call (clamping like the node side), never raw scalar multiplication.
+    Hop i's secret is PK_i times x and every earlier blinding factor, each clamped as
+    the nodes clamp them. Clamped scalars are multiples of the cofactor 8, so only the
+    product modulo the group order matters: one X25519 call per hop with that product
+    (4 for a 4-hop route instead of 1 + 2 + 3 + 4). A key on the twist, where that
+    order does not hold, takes the step-by-step chain; its bytes are the same.
     """
     if not 1 <= len(node_public_keys) <= MAX_PATH_LENGTH:
         raise MalformedData(f"route must have 1..{MAX_PATH_LENGTH} hops")
     secret = _private(ephemeral_secret)
     alpha = crypto_scalarmult_base(secret)
     scalars = [secret]
+    product = _clamped(secret)
     keys: list[HopKeys] = []
     for public in node_public_keys:
-        point = public
-        for scalar in scalars:
-            point = _x25519(scalar, point)
+        one = _as_x25519_scalar(product) if len(scalars) > 1 and _on_curve(public) else None
+        if one is not None:
+            point = _x25519(one, public)
+        else:
+            point = public
+            for scalar in scalars:
+                point = _x25519(scalar, point)
         hop = HopKeys.from_shared_secret(point)
         keys.append(hop)
-        scalars.append(_private(hop.blinding_factor))
+        blinding = _private(hop.blinding_factor)
+        scalars.append(blinding)
+        product = product * _clamped(blinding) % _ORDER
     return alpha, keys
 
 
