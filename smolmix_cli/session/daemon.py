@@ -34,11 +34,11 @@ import anyio.abc
 from smolmix_cli.accept import serve_contained
 from smolmix_cli.exit_codes import CliError, ExitCode, first_failure
 from smolmix_cli.session import protocol as proto
+from smolmix_cli.session.cork import Cork
 from smolmix_cli.session.exit_watch import PROBE_TIMEOUT_S, PROBES, SilenceWatch
 from smolmix_cli.session.paths import SessionPaths, probe
 from smolmix_cli.session.splice import Counters, splice
 from smolmix_cli.session.unix import UnixListener
-from smolmix_cli.session.cork import Cork
 from smolmix_cli.session.warm import (
     ExchangeWatch,
     OriginKey,

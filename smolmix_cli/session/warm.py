@@ -77,6 +77,9 @@ class TlsContexts:
         self._contexts: OrderedDict[tuple[bool, str], ssl.SSLContext] = OrderedDict()
         self.built = 0
 
+    def __len__(self) -> int:
+        return len(self._contexts)
+
     def get(self, verify: bool, cafile: str | None, digest: str) -> ssl.SSLContext:
         from smolmix_cli.apps import tls
 
