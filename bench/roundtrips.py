@@ -13,7 +13,11 @@ its own .venv) runs a background session and times, interleaved run by run:
   where the checkout has it), the name already in the session's DNS cache;
 - `repeat`: an attached fetch right after another to the same origin.
 
-Every `-w '%{json}'` phase is printed in round trips (seconds / rt). One JSON object per
+Every `-w '%{json}'` phase is printed in round trips (seconds / rt), and for `new origin`
+the phases on their own (`tcp_rt`, `tls_rt`, `http_rt`: connect, appconnect - connect,
+starttransfer - appconnect) and the Sphinx packets the fetch cost at the network's entry
+(`sphinx_up`: client to entry gateway, SURB-ACKs inside) and exit (`sphinx_down`: exit IPR
+to its gateway), from the node counters (`--no-packets` skips them). One JSON object per
 line; bench/README.md has the table.
 
     .venv/bin/python bench/roundtrips.py [--runs 5] [--mix-delay-ms 50] [--base /tmp/base]
@@ -62,6 +66,7 @@ class Checkout:
     fresh_flag: list[str]
     samples: dict[str, list[dict[str, float]]] = field(default_factory=dict)
     rts: list[float] = field(default_factory=list)
+    packets: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
 
     @property
     def python(self) -> str:
@@ -90,6 +95,31 @@ class Checkout:
     @property
     def socket(self) -> Path:
         return Path(self.env["SMOLMIX_RUNTIME_DIR"]) / "testnet.sock"
+
+
+def node_packets(checkout: Checkout, state: Path) -> tuple[int, int]:
+    """Sphinx packets so far (entry gateway from clients, exit gateway from its IPR)."""
+    done = subprocess.run(
+        [checkout.python, "-m", "smolmix_cli", "testnet", "status", "--json", "--dir", str(state)],
+        env=checkout.env,
+        cwd=checkout.repo,
+        capture_output=True,
+        check=True,
+    )
+    nodes = {n["role"]: n["counters"] for n in json.loads(done.stdout)["nodes"]}
+    return nodes["entry"]["client_packets"], nodes["exit"]["client_packets"]
+
+
+def phases(records: list[dict[str, float]], rt: float) -> dict[str, float]:
+    """TCP, TLS and HTTP each on its own, in round trips (medians)."""
+    spans: dict[str, list[float]] = {"tcp_rt": [], "tls_rt": [], "http_rt": []}
+    for r in records:
+        spans["tcp_rt"].append(r["time_connect"])
+        spans["tls_rt"].append(r["time_appconnect"] - r["time_connect"])
+        spans["http_rt"].append(
+            r["time_starttransfer"] - max(r["time_appconnect"], r["time_connect"])
+        )
+    return {k: round(statistics.median(v) / rt, 2) for k, v in spans.items()}
 
 
 def dns_query(name: str) -> bytes:
@@ -129,6 +159,15 @@ def emit(checkout: Checkout, case: str, rt: float, mix_delay_ms: float) -> None:
         values = [float(r[key]) for r in records if isinstance(r.get(key), int | float)]
         if values:
             out[key.removeprefix("time_") + "_rt"] = round(statistics.median(values) / rt, 2)
+    if case == "new origin":
+        out.update(phases(records, rt))
+        out["total_rt_mean"] = round(
+            statistics.mean(float(r["time_total"]) for r in records) / rt, 2
+        )
+    packets = checkout.packets.get(case)
+    if packets:
+        out["sphinx_up"] = statistics.median(up for up, _ in packets)
+        out["sphinx_down"] = statistics.median(down for _, down in packets)
     out["num_connects"] = statistics.median(int(r.get("num_connects", 0)) for r in records)
     out["wall_s"] = round(statistics.median(float(r["wall"]) for r in records), 3)
     print(json.dumps(out), flush=True)
@@ -139,6 +178,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--mix-delay-ms", type=float, default=50.0)
     parser.add_argument("--base", type=Path, help="another checkout (with .venv) to run beside")
+    parser.add_argument("--no-packets", action="store_true", help="skip the node counters")
     opts = parser.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="smx-rt-", dir="/tmp"))
@@ -177,7 +217,12 @@ def main() -> None:
             for _ in range(opts.runs):
                 for c in checkouts:
                     c.rts += anyio.run(round_trips, c.socket, resolver, 3)
+                    before = None if opts.no_packets else node_packets(c, state)
                     c.fetch("new origin", *c.fresh_flag)
+                    if before is not None:
+                        after = node_packets(c, state)
+                        new = (after[0] - before[0], after[1] - before[1])
+                        c.packets.setdefault("new origin", []).append(new)
                     c.fetch("warm-up")
                     c.fetch("repeat")
                     c.fetch("cold boot", "--no-session")

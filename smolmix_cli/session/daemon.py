@@ -34,6 +34,7 @@ import anyio.abc
 from smolmix_cli.accept import serve_contained
 from smolmix_cli.exit_codes import CliError, ExitCode, first_failure
 from smolmix_cli.session import protocol as proto
+from smolmix_cli.session.cork import Cork
 from smolmix_cli.session.exit_watch import PROBE_TIMEOUT_S, PROBES, SilenceWatch
 from smolmix_cli.session.paths import SessionPaths, probe
 from smolmix_cli.session.splice import Counters, splice
@@ -41,6 +42,7 @@ from smolmix_cli.session.unix import UnixListener
 from smolmix_cli.session.warm import (
     ExchangeWatch,
     OriginKey,
+    TlsContexts,
     Warm,
     WarmPool,
     ca_digest,
@@ -127,6 +129,7 @@ class SessionDaemon:
         self.classify = classify
         self.counters = Counters()
         self.warm = WarmPool()
+        self.tls_contexts = TlsContexts()
         self.generation = 0
         self.started = time.time()
         self.ready_since: float | None = None
@@ -458,7 +461,7 @@ class SessionDaemon:
         reused = warm is not None
         times = (0.0, 0.0)
         if warm is None:
-            warm, times = await self._connect_origin(request)
+            warm, times = await self._connect_origin(request, key.ca_digest)
         answer: dict[str, Any] = {
             "remote": list(warm.remote) if warm.remote else None,
             "end_mark": True,
@@ -479,7 +482,7 @@ class SessionDaemon:
         self.counters.streams_open += 1
         self.counters.streams_total += 1
         try:
-            up, down = await serve_exchanges(conn, warm.stream, decoder.rest(), watch)
+            up, down = await serve_exchanges(conn, warm, decoder.rest(), watch)
             self._stream_hook(up, down)
         finally:
             self.counters.streams_open -= 1
@@ -488,21 +491,32 @@ class SessionDaemon:
             else:
                 await anyio.aclose_forcefully(warm.stream)
 
-    async def _connect_origin(self, request: proto.Request) -> tuple[Warm, tuple[float, float]]:
-        """A new connection, and the seconds its TCP and its TLS handshake took."""
+    async def _connect_origin(
+        self, request: proto.Request, digest: str
+    ) -> tuple[Warm, tuple[float, float]]:
+        """A new connection, and the seconds its TCP and its TLS handshake took.
+
+        The TLS context is ready before the TCP handshake ends (the ClientHello follows
+        the SYN-ACK at once), and the client's last flight waits for the request (Cork)."""
         from smolmix_cli.apps import tls
 
+        context = None
+        if request.server_name is not None:
+            context = self.tls_contexts.get(request.verify, request.cafile, digest)
         started = time.monotonic()
         stream = await self.open_tcp(request.host, request.port)
         remote = stream.extra(anyio.abc.SocketAttribute.remote_address, None)
         connected = time.monotonic()
         version = ""
-        if request.server_name is not None:
-            context = tls.client_context(verify=request.verify, cafile=request.cafile)
-            stream = await tls.wrap_client(stream, request.server_name, context)
+        cork = None
+        if request.server_name is not None and context is not None:
+            cork = Cork(stream)
+            stream = await tls.wrap_client(cork, request.server_name, context)
+            cork.handshake_done()
             version = tls.negotiated(stream).get("tls_version", "")
         self.warm.opened += 1
-        warm = Warm(stream, (str(remote[0]), int(remote[1])) if remote else None, version)
+        where = (str(remote[0]), int(remote[1])) if remote else None
+        warm = Warm(stream, where, version, cork=cork if cork and cork.holding else None)
         return warm, (connected - started, time.monotonic() - connected)
 
     # -- status ------------------------------------------------------------------------------

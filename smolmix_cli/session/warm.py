@@ -20,7 +20,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
@@ -28,12 +30,17 @@ import h11
 
 from smolmix_cli.apps.failure_text import stream_failure
 from smolmix_cli.session import protocol as proto
+from smolmix_cli.session.cork import HOLD_FOR_REQUEST, Cork
+
+if TYPE_CHECKING:
+    import ssl
 
 IDLE_TIMEOUT = 30.0
 """Seconds a warm connection waits for the next command. Servers close idle keep-alive
 connections after 5-75 s; past that a kept one would only cost a failed try."""
 MAX_PER_ORIGIN = 4
 CHUNK = 65536
+TLS_CONTEXTS_KEPT = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +64,52 @@ def ca_digest(cafile: str | None) -> str:
         return f"unreadable:{cafile}"
 
 
+class TlsContexts:
+    """Client TLS contexts by (verify, CA bundle content), built once per session.
+
+    `apps.tls.client_context` caches by path, but a command's bundle is a new temp file
+    each time, and a context loads certifi's roots: 30-50 ms of CPU on an idle machine
+    (more under load), spent between the TCP handshake and the ClientHello, where it
+    adds to every new origin's round trips."""
+
+    def __init__(self, kept: int = TLS_CONTEXTS_KEPT) -> None:
+        self.kept = kept
+        self._contexts: OrderedDict[tuple[bool, str], ssl.SSLContext] = OrderedDict()
+        self.built = 0
+
+    def __len__(self) -> int:
+        return len(self._contexts)
+
+    def get(self, verify: bool, cafile: str | None, digest: str) -> ssl.SSLContext:
+        from smolmix_cli.apps import tls
+
+        key = (verify, digest if verify else "")
+        context = self._contexts.get(key)
+        if context is None:
+            context = tls.client_context(verify=verify, cafile=cafile if verify else None)
+            self.built += 1
+            self._contexts[key] = context
+            while len(self._contexts) > self.kept:
+                self._contexts.popitem(last=False)
+        else:
+            self._contexts.move_to_end(key)
+        return context
+
+
 @dataclass(eq=False)
 class Warm:
     stream: anyio.abc.ByteStream
     remote: tuple[str, int] | None
     tls_version: str
     idle_since: float = field(default_factory=time.monotonic)
+    cork: Cork | None = None
+    """Holds the TLS Finished for the first request (session/cork.py) until released."""
+
+    async def release(self) -> None:
+        """Send a held flight now: the connection goes idle, or its command wrote nothing."""
+        if self.cork is not None:
+            await self.cork.release()
+            self.cork = None
 
 
 class WarmPool:
@@ -94,6 +141,14 @@ class WarmPool:
         if len(idle) >= MAX_PER_ORIGIN:
             await anyio.aclose_forcefully(warm.stream)
             return
+        try:
+            await warm.release()
+        except Exception:
+            await anyio.aclose_forcefully(warm.stream)
+            return
+        except BaseException:  # cancelled while sending: the connection is not kept
+            await anyio.aclose_forcefully(warm.stream)
+            raise
         warm.idle_since = time.monotonic()
         idle.append(warm)
 
@@ -227,29 +282,40 @@ class ExchangeWatch:
 
 async def serve_exchanges(
     local: anyio.abc.ByteStream,
-    remote: anyio.abc.ByteStream,
+    warm: Warm,
     first: bytes,
     watch: ExchangeWatch,
 ) -> tuple[int, int]:
     """Carry a command's HTTP exchanges until it closes its end; (bytes up, bytes down).
 
     The way back is framed as an `end_mark` stream. Unlike a plain splice the command's
-    close is not passed on: the connection may stay warm (`watch.reusable`).
+    close is not passed on: the connection may stay warm (`watch.reusable`). A held TLS
+    Finished leaves with the command's first bytes, or alone after `HOLD_FOR_REQUEST`.
     """
     moved = [0, 0]
+    remote = warm.stream
+
+    async def first_bytes() -> bytes:
+        if first or warm.cork is None:
+            return first
+        with anyio.move_on_after(HOLD_FOR_REQUEST):
+            return await local.receive(CHUNK)
+        await warm.release()  # no request yet: the server gets its Finished alone
+        return await local.receive(CHUNK)
 
     async def upward() -> None:
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            data = first
-            while True:
-                if data:
-                    watch.up(data)
-                    await remote.send(data)
-                    moved[0] += len(data)
-                try:
+            try:
+                data = await first_bytes()
+                while True:
+                    if data:
+                        watch.up(data)
+                        await remote.send(data)
+                        moved[0] += len(data)
+                        warm.cork = None  # what it held left with these bytes
                     data = await local.receive(CHUNK)
-                except anyio.EndOfStream:
-                    break
+            except anyio.EndOfStream:
+                pass
         tg.cancel_scope.cancel()  # the command is done (or gone): so is this attachment
 
     async def downward() -> None:
