@@ -831,3 +831,32 @@ def test_a_second_ack_raises_the_floor_and_clean_acks_lower_it() -> None:
     for i in range(FLOOR_DECAY_ACKS):
         send(40.0 + i, 0.01)
     assert send(200.0, 0.01)[0] == pytest.approx(0.1)
+
+
+def test_a_second_ack_after_an_ack_order_resend_widens_the_window_not_the_floor() -> None:
+    net = build_simnet()
+    config = CoreConfig(poisson=False, cover=False, ack_wait_floor=0.1, loss_detection_window=0.005)
+    a, b = make_core(net, 0, 23, config), make_core(net, 1, 33)
+
+    def route(packet: MixPacket | None, at: float) -> list[bytes]:
+        assert packet is not None
+        acks = []
+        for push in net.route(packet, None):
+            if push.client == a.address.identity:
+                acks.append(push.plaintext)
+            else:
+                b.handle_push(push.plaintext, at)
+        return acks
+
+    a.send_message(b.address, b"slow", now=0.0)
+    slow_acks = route(a.poll_transmit(0.0), 0.0)  # delivered, its ack held back
+    a.send_message(b.address, b"fast", now=0.01)
+    for ack in route(a.poll_transmit(0.01), 0.01):
+        a.handle_push(ack, 0.03)  # a later fragment's ack first: the slow one is resent
+    a.handle_timeout(0.03)
+    for ack in route(a.poll_transmit(0.03), 0.03):
+        a.handle_push(ack, 0.04)
+    for ack in slow_acks:
+        a.handle_push(ack, 0.05)  # the first copy's ack after all: a second ack
+    assert a.stats.losses_detected == 1 and a.stats.stray_acks == 1
+    assert a._reorder_scale == 2 and a._floor_scale == 1

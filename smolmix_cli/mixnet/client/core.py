@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from smolmix_cli.mixnet.address import Recipient
@@ -75,6 +75,8 @@ MAX_FLOOR_SCALE = 8
 """Most doublings of `ack_wait_floor` that spurious resends (a second ack) may bring."""
 FLOOR_DECAY_ACKS = 64
 """Acks without a spurious resend after which a raised floor halves again."""
+RESENT_ACKED_KEPT = 1024
+"""Resent fragments remembered after their ack, to tell what a second ack blames."""
 """Ack round trips measured before the measured timeout replaces Nym's static one."""
 SURB_REQUEST_RETRY = 10.0
 """Seconds before another automatic SURB request for the same tag if none arrived."""
@@ -265,6 +267,7 @@ class _Pending:
     sent_at: float = 0.0  # when the copy sent last left the queue
     route: tuple[int, ...] = ()  # node ids of the copy sent last and of its ack
     detected_lost: bool = False  # its deadline was pulled in by ack order, not a timeout
+    resent_by_order: bool = False  # the copy sent last went out on ack order, not a timer
 
 
 @dataclass
@@ -341,7 +344,10 @@ class ClientCore:
         self._backoff = 0
         self._backoff_round_ends = 0.0
         self._floor_scale = 1
+        self._reorder_scale = 1
         self._acks_since_spurious = 0
+        # fragments acked after a resend: whether that resend came from ack order
+        self._resent_acked: OrderedDict[FragmentId, bool] = OrderedDict()
         self._retransmission_surbs: dict[bytes, int] = {}
 
     @property
@@ -575,15 +581,22 @@ class ClientCore:
         floor = cfg.ack_wait_floor * self._floor_scale
         return base + max(floor, measured) * (1 << self._backoff)
 
-    def _on_spurious_resend(self) -> None:
-        """A second ack: both copies arrived, so the resend was not needed. A loaded
-        machine (acks queued behind CPU work, not lost) made the exit resend up to half
-        of its fragments at no loss on a 0.1 s floor; each such ack doubles the floor
-        (up to MAX_FLOOR_SCALE times), and FLOOR_DECAY_ACKS clean acks halve it again,
-        the way TCP widens its timers on D-SACKs."""
+    def _on_spurious_resend(self, fid: FragmentId) -> None:
+        """A second ack: both copies arrived, so the resend was not needed, and what
+        sent it too early is widened, the way TCP widens its timers and its reordering
+        window on D-SACKs. A timer's resend doubles the floor: a loaded machine (acks
+        queued behind CPU work, not lost) made the exit resend up to half of its
+        fragments at no loss on a 0.1 s floor. A resend on ack order doubles the
+        reordering window instead (the floor would slow every real repair). Each at
+        most MAX_FLOOR_SCALE times; FLOOR_DECAY_ACKS clean acks halve both again."""
+        by_order = self._resent_acked.pop(fid, None)
+        if by_order is None:
+            return  # not a resent fragment we remember: no evidence either way
         self._acks_since_spurious = 0
-        if self._floor_scale < MAX_FLOOR_SCALE:
-            self._floor_scale *= 2
+        if by_order:
+            self._reorder_scale = min(self._reorder_scale * 2, MAX_FLOOR_SCALE)
+        else:
+            self._floor_scale = min(self._floor_scale * 2, MAX_FLOOR_SCALE)
 
     def _back_off(self, now: float, pending: _Pending) -> None:
         """A round of timeouts (those of one flight count once) doubles the wait."""
@@ -663,6 +676,7 @@ class ClientCore:
                 continue
             pending.retries += 1
             pending.deadline = None
+            pending.resent_by_order = pending.detected_lost
             if pending.detected_lost:
                 pending.detected_lost = False  # the path works: acks keep coming
             else:
@@ -728,13 +742,18 @@ class ClientCore:
         pending = self._pending.pop(fid, None)
         if pending is None:
             self.stats.stray_acks += 1  # duplicate ack of a retransmitted fragment, or late
-            self._on_spurious_resend()
+            self._on_spurious_resend(fid)
             return
         self.stats.acks_received += 1
+        if pending.retries:
+            self._resent_acked[fid] = pending.resent_by_order
+            if len(self._resent_acked) > RESENT_ACKED_KEPT:
+                self._resent_acked.popitem(last=False)
         self._acks_since_spurious += 1
-        if self._acks_since_spurious >= FLOOR_DECAY_ACKS and self._floor_scale > 1:
-            self._floor_scale //= 2
+        if self._acks_since_spurious >= FLOOR_DECAY_ACKS:
             self._acks_since_spurious = 0
+            self._floor_scale = max(1, self._floor_scale // 2)
+            self._reorder_scale = max(1, self._reorder_scale // 2)
         # Any ack, a resent fragment's too, shows the path works: a full window of
         # resends would otherwise keep the backed-off wait (no first transmission left
         # to sample), and each further loss of a resend doubled it again.
@@ -760,6 +779,7 @@ class ClientCore:
         window = self.config.loss_detection_window or 0.0
         if self._srtt is not None:
             window = max(window, self._srtt / 4)
+        window *= self._reorder_scale
         cutoff = acked_due - window
         for pending in self._pending.values():
             deadline = pending.deadline

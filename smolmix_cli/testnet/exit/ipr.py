@@ -91,6 +91,10 @@ EXIT_ACK_FLOOR = 0.1
 # ack overhead) later came first, not a whole ack timeout later (CoreConfig's
 # loss_detection_window). 10 MiB at 10 % loss: 36-40 s idle against 53 s (bench/loss.py).
 EXIT_LOSS_DETECTION_WINDOW = 0.005
+# Until acks were timed the wait is static (Nym: 1.5 s plus 1.5 x the mix delays), and it
+# doubles per round of timeouts while no ack comes: a fresh exit whose first replies (a
+# DNS answer, a SYN-ACK) were lost four times in a row sat 30 s on them at 10 % loss.
+EXIT_STATIC_ACK_WAIT = 0.5
 _REPLY_HEADER = 2  # a Reply NymMessage: type byte + content tag
 
 
@@ -128,6 +132,7 @@ class ExitIprOptions:
             max_retransmissions=REPLY_RESENDS,
             reply_retransmission_reserve=REPLY_RESEND_RESERVE,
             ack_wait_floor=EXIT_ACK_FLOOR,
+            ack_wait_addition=EXIT_STATIC_ACK_WAIT,
             loss_detection_window=EXIT_LOSS_DETECTION_WINDOW,
         )
     )
