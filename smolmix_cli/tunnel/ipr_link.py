@@ -253,8 +253,7 @@ class IprLink:
         if served != self._surbs_served:
             self.client.on_surbs_served(served - self._surbs_served)
             self._surbs_served = served
-        stats = self.mixnet.stats
-        self.client.observe_round_trips(stats.real_packets_sent, stats.acks_received)
+        self.client.observe_round_trips(*self.mixnet.ack_counts)
         self.client.on_reply(payload, anyio.current_time())
         self._process_events()
         self._wake.set()

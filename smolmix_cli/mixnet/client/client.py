@@ -497,6 +497,13 @@ class MixnetClient:
         return message_id
 
     @property
+    def ack_counts(self) -> tuple[int, int]:
+        """Real fragments sent and acks received so far, without a whole stats snapshot
+        (the tunnel reads them on every reply)."""
+        core = self._core.stats
+        return core.real_packets_sent, core.acks_received
+
+    @property
     def reply_surbs_served(self) -> int:
         """SURBs sent so far in answer to peers' SURB requests."""
         return self._core.stats.reply_surbs_served
