@@ -313,8 +313,7 @@ class IprClient:
         self._pings: dict[int, float] = {}
         self._missed_pongs = 0
         self.exit_surbs: float = 0  # estimated SURBs the exit holds for us (`surb_sizing`)
-        self.reply_resend_factor = 1.0  # SURBs a reply fragment spends, resends included
-        self._delivery = 1.0
+        self._delivery = 1.0  # smoothed share of our own fragments acked
         self._delivery_mark: tuple[int, int] | None = None
         self._top_seq = 0  # the highest data reply number seen
         self.surbs_sent = 0
@@ -419,8 +418,12 @@ class IprClient:
             return
         share = min(1.0, max(MIN_DELIVERY_SHARE, (acked - mark[1]) / sent_since))
         self._delivery = 0.75 * self._delivery + 0.25 * share
-        self.reply_resend_factor = 1.0 / self._delivery
         self._delivery_mark = (sent, acked)
+
+    @property
+    def reply_resend_factor(self) -> float:
+        """SURBs a reply fragment spends at the exit, its resends included."""
+        return 1.0 / self._delivery
 
     def _on_exit_low(self) -> None:
         """The exit asked for SURBs, so it held fewer than its threshold: an estimate
