@@ -867,10 +867,13 @@ class ClientCore:
         # Each is usable on arrival: at 27 % loss per path one fragment of fifteen was
         # nearly always lost, and the requester, at its reserve, waited for its resend.
         per_packet = self._surbs_per_packet
-        while per_packet > 1 and len(answer(surbs[:per_packet])) > 1:
+        first = answer(surbs[:per_packet])
+        while per_packet > 1 and len(first) > 1:
             per_packet -= 1
+            first = answer(surbs[:per_packet])
         self._surbs_per_packet = per_packet
-        for start in range(0, amount, per_packet):
+        self._enqueue_message(first, _ToRecipient(recipient))
+        for start in range(per_packet, amount, per_packet):
             self._enqueue_message(
                 answer(surbs[start : start + per_packet]), _ToRecipient(recipient)
             )
