@@ -137,6 +137,21 @@ def _payload(n: int, seed: int = 5) -> bytes:
     return random.Random(seed).randbytes(n)
 
 
+def deliver(
+    net: SimNet, packet: MixPacket | None, a: ClientCore, b: ClientCore, at: float
+) -> list[bytes]:
+    """Route A's packet: its data reaches B at `at`; A's acks are returned for the
+    test to hand over when it likes (late, twice, never)."""
+    assert packet is not None
+    acks = []
+    for push in net.route(packet, None):
+        if push.client == a.address.identity:
+            acks.append(push.plaintext)
+        else:
+            b.handle_push(push.plaintext, at)
+    return acks
+
+
 def test_message_delivered_and_acknowledged() -> None:
     net = build_simnet()
     a, b = make_core(net, 0, 10), make_core(net, 1, 20)
@@ -528,12 +543,8 @@ def test_measured_ack_overhead_sets_the_timeout() -> None:
         [pending] = a._pending.values()
         deadline = pending.deadline
         assert deadline is not None
-        pushes = net.route(packet, None)
-        for push in pushes:  # the data reaches b at once; its ack comes back late
-            if push.client == a.address.identity:
-                a.handle_push(push.plaintext, at + ack_after)
-            else:
-                b.handle_push(push.plaintext, at)
+        for ack in deliver(net, packet, a, b, at):  # the data reaches b at once
+            a.handle_push(ack, at + ack_after)  # its ack comes back late
         assert a.pending_acks == 0
         return deadline - at
 
@@ -772,11 +783,8 @@ def test_a_later_fragments_ack_marks_an_earlier_one_lost(window: float | None) -
     assert second is not None
     unacked_later = a.poll_transmit(0.3)  # sent after the acked one: not judged by it
     assert unacked_later is not None
-    for push in net.route(second, None):
-        if push.client == a.address.identity:
-            a.handle_push(push.plaintext, 0.25)
-        else:
-            b.handle_push(push.plaintext, 0.2)
+    for ack in deliver(net, second, a, b, 0.2):
+        a.handle_push(ack, 0.25)
     later = [p for p in a._pending.values() if p is not first]
     assert [p.deadline for p in later] == [pytest.approx(0.3 + 1.5)]
     if window is None:
@@ -803,12 +811,7 @@ def test_a_second_ack_raises_the_floor_and_clean_acks_lower_it() -> None:
         assert packet is not None
         [pending] = [p for p in a._pending.values() if p.sent_at == at]
         assert pending.deadline is not None
-        acks = []
-        for push in net.route(packet, None):
-            if push.client == a.address.identity:
-                acks.append(push.plaintext)
-            else:
-                b.handle_push(push.plaintext, at)
+        acks = deliver(net, packet, a, b, at)
         if ack_after is not None:
             for ack in acks:
                 a.handle_push(ack, at + ack_after)
@@ -821,9 +824,8 @@ def test_a_second_ack_raises_the_floor_and_clean_acks_lower_it() -> None:
     a.handle_timeout(20.2)
     resent = a.poll_transmit(20.2)
     assert resent is not None
-    for push in net.route(resent, None):
-        if push.client == a.address.identity:
-            a.handle_push(push.plaintext, 20.21)  # the resend's ack
+    for ack in deliver(net, resent, a, b, 20.2):
+        a.handle_push(ack, 20.21)  # the resend's ack
     for ack in late:
         a.handle_push(ack, 20.3)  # then the first copy's: a second ack
     assert a.stats.stray_acks == 1
@@ -838,23 +840,13 @@ def test_a_second_ack_after_an_ack_order_resend_widens_the_window_not_the_floor(
     config = CoreConfig(poisson=False, cover=False, ack_wait_floor=0.1, loss_detection_window=0.005)
     a, b = make_core(net, 0, 23, config), make_core(net, 1, 33)
 
-    def route(packet: MixPacket | None, at: float) -> list[bytes]:
-        assert packet is not None
-        acks = []
-        for push in net.route(packet, None):
-            if push.client == a.address.identity:
-                acks.append(push.plaintext)
-            else:
-                b.handle_push(push.plaintext, at)
-        return acks
-
     a.send_message(b.address, b"slow", now=0.0)
-    slow_acks = route(a.poll_transmit(0.0), 0.0)  # delivered, its ack held back
+    slow_acks = deliver(net, a.poll_transmit(0.0), a, b, 0.0)  # delivered, its ack held back
     a.send_message(b.address, b"fast", now=0.01)
-    for ack in route(a.poll_transmit(0.01), 0.01):
+    for ack in deliver(net, a.poll_transmit(0.01), a, b, 0.01):
         a.handle_push(ack, 0.03)  # a later fragment's ack first: the slow one is resent
     a.handle_timeout(0.03)
-    for ack in route(a.poll_transmit(0.03), 0.03):
+    for ack in deliver(net, a.poll_transmit(0.03), a, b, 0.03):
         a.handle_push(ack, 0.04)
     for ack in slow_acks:
         a.handle_push(ack, 0.05)  # the first copy's ack after all: a second ack
