@@ -13,8 +13,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import anyio
-
 from smolmix_cli.apps.errors import ReadError, UsageError
 
 CHUNK = 65536
@@ -79,6 +77,8 @@ class StreamBody(Body):
 
 
 async def _read_file(path: Path) -> AsyncIterator[bytes]:
+    import anyio  # here: building a request (the blocking attach shell too) needs no event loop
+
     try:
         async with await anyio.open_file(path, "rb") as f:
             while True:

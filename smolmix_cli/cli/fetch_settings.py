@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
-import anyio
-
 from smolmix_cli.apps import http_conditions as conditions
 from smolmix_cli.apps import http_data
 from smolmix_cli.apps import http_glob as glob
@@ -104,6 +102,8 @@ def remote_name(url: str) -> str:
 
 
 async def _stdin_chunks(stdin: IO[bytes]) -> AsyncIterator[bytes]:
+    import anyio  # here: only an upload from stdin reads it in a thread
+
     reader: Any = stdin
     while True:
         chunk = bytes(await anyio.to_thread.run_sync(reader.read1, 65536))
