@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 import os
-import ssl
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smolmix_cli.mixnet.directory.api_urls import MAINNET_API_URLS, ApiUrl, make_ssl_context
+
+if TYPE_CHECKING:
+    import ssl
 
 APP = "smolmix"
 NETWORK_ENV = "SMOLMIX_NETWORK"
@@ -122,6 +124,8 @@ class Network:
         return self.name != "mainnet"
 
     def ssl_context(self) -> ssl.SSLContext:
+        import ssl  # here: an attached command reads the network and never speaks TLS
+
         if self.ca_pem is None:
             return make_ssl_context(None)
         return ssl.create_default_context(cadata=self.ca_pem)

@@ -23,7 +23,6 @@ from smolmix_cli.config import (
     NetworkConfigError,
     load_network_file,
 )
-from smolmix_cli.spawn import SMOLMIX, SpawnFailed, spawn_detached
 
 START_TIMEOUT = 30.0
 PhaseCallback = Callable[[str], None]
@@ -76,6 +75,8 @@ def running_network(state_dir: Path) -> Network | None:
 
 def start_background(state_dir: Path, timeout: float = START_TIMEOUT) -> Network:
     """Run `smolmix testnet up --dir DIR` detached; wait until its network file is ready."""
+    from smolmix_cli.spawn import SMOLMIX, SpawnFailed, spawn_detached  # subprocess: here only
+
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     log_path = state_dir / LOG_FILE
     try:
