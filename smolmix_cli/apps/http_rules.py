@@ -9,14 +9,17 @@ Keeping the rules here is what keeps the two shells' output identical.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from smolmix_cli.apps.errors import AppError, HttpStatusError, RangeError, TooManyRedirects
 from smolmix_cli.apps.http_conditions import meets_time_condition
-from smolmix_cli.apps.http_decode import ContentDecoder, decoder_for
 from smolmix_cli.apps.http_options import FetchOptions
 from smolmix_cli.apps.http_request import OutgoingRequest, redirect_request
 from smolmix_cli.apps.http_transfer import ResponseHead, Transfer
 from smolmix_cli.apps.http_url import join_url
+
+if TYPE_CHECKING:
+    from smolmix_cli.apps.http_decode import ContentDecoder
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
@@ -112,4 +115,8 @@ def status_error(head: ResponseHead) -> HttpStatusError:
 
 def body_decoder(head: ResponseHead, opts: FetchOptions) -> ContentDecoder | None:
     """--compressed: the decoder for the body's Content-Encoding (None: as received)."""
-    return decoder_for(head.header("content-encoding")) if opts.compressed else None
+    if not opts.compressed:
+        return None
+    from smolmix_cli.apps.http_decode import decoder_for  # zlib: with --compressed only
+
+    return decoder_for(head.header("content-encoding"))
