@@ -5,13 +5,15 @@ kept); the command only speaks HTTP over the session's Unix socket, so a blockin
 shell (apps/http_blocking.py) serves it and asyncio and anyio never load: a fifth
 of a warm command's start-up. It runs only what it can run exactly as the async
 engine (fetch_engine.py) would; `run_attached` answers None for everything else
-(no ready session, -Z, -m, --connect-timeout, --retry, --limit-rate, a streamed
-upload), before it has written anything, and the async engine runs the command.
+(no ready session, --ipr, --gateway, -Z, -m, --connect-timeout, --retry,
+--limit-rate, a streamed upload), before it has written anything, and the async
+engine runs the command.
 """
 
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from smolmix_cli.apps.errors import AppError
 from smolmix_cli.apps.http_blocking import BlockingHttpClient, handles
@@ -26,6 +28,8 @@ def runs_attached(settings: Settings, globals_: GlobalOptions) -> bool:
     """Whether the blocking shell can run these settings (if a session is ready)."""
     return (
         globals_.session in ("auto", "start")
+        and not globals_.ipr  # their parsers (and --gateway's rule) run on the async path
+        and not globals_.gateway
         and not settings.parallel
         and not settings.max_time
         and not settings.limit_rate
@@ -43,14 +47,12 @@ def run_attached(env: CliEnv, settings: Settings, globals_: GlobalOptions) -> in
     if session is None:
         return None
     from smolmix_cli.session.ca_bundle import CaBundle
-    from smolmix_cli.session.factory import load_network
-    from smolmix_cli.tunnel.status import TunnelStatus
 
-    network = load_network(globals_)
-    bundle = CaBundle(network.ca_pem, session.path.parent)
+    bundle = CaBundle(_network_ca(session.status, globals_), session.path.parent)
     try:
         settings.extra["time_tunnel"] = 0.0
-        settings.extra["exit_gateway"] = TunnelStatus.from_json(session.status).exit
+        exit_gateway = session.status.get("exit")
+        settings.extra["exit_gateway"] = exit_gateway if isinstance(exit_gateway, str) else None
         settings.extra["reused_tunnel"] = True
         cafile = bundle.path(settings.cacert) if not settings.insecure else None
         on_request = functools.partial(show_request, env) if settings.verbose else None
@@ -69,6 +71,18 @@ def run_attached(env: CliEnv, settings: Settings, globals_: GlobalOptions) -> in
     finally:
         bundle.close()
     return status
+
+
+def _network_ca(status: dict[str, Any], globals_: GlobalOptions) -> str | None:
+    """The CA of the session's network, as its status reports it; from the network file
+    (the session factory and the network choice: 4 ms of imports) only for a session
+    that does not."""
+    if "ca_pem" in status:
+        ca_pem = status["ca_pem"]
+        return ca_pem if isinstance(ca_pem, str) else None
+    from smolmix_cli.session.factory import load_network
+
+    return load_network(globals_).ca_pem
 
 
 def _one(env: CliEnv, client: BlockingHttpClient, job: Job, settings: Settings) -> int:

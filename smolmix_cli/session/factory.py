@@ -107,6 +107,11 @@ class Session:
     def __post_init__(self) -> None:
         self._ca = CaBundle(self.network.ca_pem)
 
+    @property
+    def ca_pem(self) -> str | None:
+        """The network's own CA (local networks; None on mainnet)."""
+        return self.network.ca_pem
+
     def close(self) -> None:
         self._ca.close()
 

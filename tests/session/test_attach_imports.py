@@ -64,6 +64,10 @@ NEVER_ON_ATTACH = (
     "smolmix_cli.apps.http_client",  # the async engine
     "smolmix_cli.session.remote",
     "smolmix_cli.session.unix",
+    "smolmix_cli.session.factory",  # the network's CA comes with the session's status
+    "smolmix_cli.network_select",
+    "smolmix_cli.tunnel.status",
+    "zlib",  # --compressed only
 )
 """Heavy, session-side or rarely needed modules. An attached fetch speaks HTTP itself (h11,
 blocking) while the session does TCP and TLS."""
