@@ -16,13 +16,12 @@ from pathlib import Path
 from smolmix_cli.config import (
     LOG_FILE,
     MAINNET,
-    NETWORK_FILE,
     PID_FILE,
     Network,
-    NetworkChoice,
     NetworkConfigError,
     load_network_file,
 )
+from smolmix_cli.network_choice import NETWORK_FILE, NetworkChoice
 
 START_TIMEOUT = 30.0
 PhaseCallback = Callable[[str], None]

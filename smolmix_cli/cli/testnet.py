@@ -23,8 +23,9 @@ from smolmix_cli.cli.env import cli_env
 from smolmix_cli.cli.errors import one_line_errors
 from smolmix_cli.cli.testnet_control import COMMANDS as CONTROL_COMMANDS
 from smolmix_cli.cli.testnet_control import STATE_DIR_OPTION
-from smolmix_cli.config import NETWORK_FILE, PID_FILE, Network
+from smolmix_cli.config import PID_FILE, Network
 from smolmix_cli.exit_codes import CliError, ExitCode, first_failure
+from smolmix_cli.network_choice import NETWORK_FILE
 from smolmix_cli.network_select import is_testnet_process, read_pid, running_network
 
 STOP_TIMEOUT = 10.0

@@ -34,7 +34,6 @@ import anyio
 import anyio.abc
 
 from smolmix_cli.config import (
-    NETWORK_FILE,
     DemoInfo,
     ExitInfo,
     GatewayInfo,
@@ -48,6 +47,7 @@ from smolmix_cli.mixnet.directory.api_urls import ApiUrl
 from smolmix_cli.mixnet.directory.nym_api import NymApiClient
 from smolmix_cli.mixnet.gateway.gateway_connection import GatewayRegistry
 from smolmix_cli.mixnet.topology.topology import NodeRole, Topology
+from smolmix_cli.network_choice import NETWORK_FILE
 from smolmix_cli.testnet.ca import create_ca, load_or_create_ca, server_hosts
 from smolmix_cli.testnet.control import NetworkControl, Schedules
 from smolmix_cli.testnet.decoys import dead_ports, decoy_nodes

@@ -64,7 +64,8 @@ NEVER_ON_ATTACH = (
     "smolmix_cli.apps.http_client",  # the async engine
     "smolmix_cli.session.remote",
     "smolmix_cli.session.unix",
-    "smolmix_cli.session.factory",  # the network's CA comes with the session's status
+    "smolmix_cli.config",  # naming the network is network_choice.py; the CA comes with the status
+    "smolmix_cli.session.factory",
     "smolmix_cli.network_select",
     "smolmix_cli.tunnel.status",
     "zlib",  # --compressed only
