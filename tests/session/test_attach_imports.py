@@ -69,6 +69,7 @@ NEVER_ON_ATTACH = (
     "smolmix_cli.network_select",
     "smolmix_cli.tunnel.status",
     "zlib",  # --compressed only
+    "smolmix_cli.apps.http_cookies",  # -b FILE and -c only
 )
 """Heavy, session-side or rarely needed modules. An attached fetch speaks HTTP itself (h11,
 blocking) while the session does TCP and TLS."""
