@@ -171,7 +171,6 @@ def call(
     except BaseException:
         sock.close()
         raise
-    sock.settimeout(None)
     answer = proto.parse_answer(frame)
     if isinstance(answer, proto.RemoteError):
         sock.close()
@@ -195,5 +194,5 @@ def _connect(path: Path) -> socket.socket:
     except BaseException:
         sock.close()
         raise
-    sock.settimeout(CONNECT_TIMEOUT)
+    sock.setblocking(True)  # only the connect is bounded: an answer waits for TCP and TLS
     return sock
