@@ -163,7 +163,7 @@ def call(
         while (frame := decoder.next_frame()) is None:
             data = sock.recv(CHUNK)
             if not data:
-                raise EOFError("end of stream")
+                raise EOFError  # words as remote.py gives them: none
             decoder.feed(data)
     except (EOFError, OSError, proto.ProtocolError) as exc:
         sock.close()
