@@ -33,6 +33,7 @@ PROBE_TIMEOUT = 1.0
 _MAX_EXITS = 150  # network.MAX_EXITS
 _MAX_MIX = 800  # shape.FIRST_DECOY_ID - shape.FIRST_MIX_ID
 _MAX_DECOYS = 5000  # shape.MAX_DECOYS
+_MAX_PROCESSES = 64
 
 
 @click.group(name="testnet")
@@ -46,6 +47,7 @@ def testnet() -> None:
     Examples:
       smolmix testnet up --mix-delay-ms 0      # foreground, Ctrl-C stops it
       smolmix testnet up --exits 3             # three exits: discovery and failover
+      smolmix testnet up --processes 2         # nodes spread over two processes (cores)
       smolmix testnet up --shape mainnet       # hundreds of listed nodes, many dead or faulty
       smolmix testnet up --shape mainnet --fault silent=4 --decoys 500
       smolmix --network testnet ping           # starts one in the background if needed
@@ -159,6 +161,15 @@ for _command in CONTROL_COMMANDS:
     help="Replay tags each node keeps per Sphinx key, oldest forgotten first (default "
     "200000, ~23 MB per node full; smaller values let a soak run see the caches full).",
 )
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1, max=_MAX_PROCESSES),
+    default=1,
+    show_default=True,
+    help="Processes the nodes and exit IPRs run in (one per core; nodes + exits + 1 gives "
+    "each its own). The directory, demo origin and control endpoints stay in the first. "
+    "Node stop/kill/start/restart, rotate, reshuffle and their schedules need 1.",
+)
 @click.pass_context
 @one_line_errors
 def up(
@@ -179,6 +190,7 @@ def up(
     rotate_every: float | None,
     reshuffle_every: float | None,
     replay_capacity: int | None,
+    processes: int,
 ) -> None:
     """Start the local network in the foreground until interrupted."""
     from smolmix_cli.testnet.control import Schedules
@@ -226,6 +238,7 @@ def up(
             shape=network_shape,
             schedules=Schedules(rotate_every=rotate_every, reshuffle_every=reshuffle_every),
             replay_capacity=replay_capacity or DEFAULT_REPLAY_CAPACITY,
+            processes=processes,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
@@ -241,7 +254,8 @@ def up(
                     f"smolmix: local network up: directory {info.api_urls[0].url}, "
                     f"{nodes} mix nodes, {exits} exit{'s' if exits > 1 else ''}, "
                     f"{_shape_text(network_shape)}, "
-                    f"mean delay {mix_delay_ms:g} ms, loss {loss:g}; "
+                    f"mean delay {mix_delay_ms:g} ms, loss {loss:g}"
+                    f"{f', {processes} processes' if processes > 1 else ''}; "
                     f"network file {network.network_file} (Ctrl-C stops it)",
                     err=True,
                 )

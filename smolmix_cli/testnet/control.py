@@ -106,6 +106,8 @@ class ControlledNetwork(Protocol):
 
     def save_specs(self) -> None: ...
 
+    def runs_here(self, node_id: int) -> bool: ...
+
 
 def _now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -167,6 +169,15 @@ class NetworkControl:
     def _require_node(self, node_id: int) -> None:
         if node_id not in self.network.specs:
             raise ControlError(f"no node {node_id} in this network", 404)
+
+    def _require_here(self, node_ids: list[int]) -> None:
+        """Node lifecycles and keys are driven in-process: refused for a worker's nodes."""
+        away = [i for i in node_ids if not self.network.runs_here(i)]
+        if away:
+            raise ControlError(
+                f"node {away[0]} runs in a worker process (--processes): stopping, starting "
+                "and re-keying nodes needs a single-process network"
+            )
 
     def state(self, node_id: int) -> NodeState:
         self._require_node(node_id)
@@ -236,6 +247,7 @@ class NetworkControl:
 
     async def _halt(self, node_id: int, *, kill: bool) -> None:
         state = self.state(node_id)
+        self._require_here([node_id])
         if state is not NodeState.RUNNING:
             raise ControlError(f"node {node_id} is {state.value}")
         net = self.network
@@ -260,6 +272,7 @@ class NetworkControl:
 
     async def _resume(self, node_id: int) -> None:
         state = self.state(node_id)
+        self._require_here([node_id])
         if state is NodeState.RUNNING:
             raise ControlError(f"node {node_id} is already running")
         net = self.network
@@ -312,6 +325,7 @@ class NetworkControl:
         """Start the next key rotation now: every node takes a fresh Sphinx key."""
         async with self._locked():
             state = self._directory()
+            self._require_here(sorted(self.network.specs))
             self._enter_epoch((state.rotation_id + 1) * state.validity_epochs)
             self.network.save_specs()
         return self.status()
@@ -324,6 +338,7 @@ class NetworkControl:
         """
         async with self._locked():
             state = self._directory()
+            self._require_here(sorted(self.network.specs))
             mix_ids = sorted(self.network.mixnodes)
             roles = {n.node_id: n for n in self._listings() if n.node_id in self.network.mixnodes}
             current = {i: (roles[i].role, roles[i].layer) for i in mix_ids}
