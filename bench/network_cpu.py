@@ -1,0 +1,183 @@
+"""The local network's CPU per MiB, and `smolmix fetch` through it, in one process against N.
+
+For each network layout (`testnet up --processes P`, zero mix delay; `node` = one process
+per node and exit IPR, plus the main one) the bench starts the network, runs the real CLI
+(`smolmix --network FILE --no-session fetch -sS -o /dev/null URL`) for each size, and stops
+it again with SIGTERM to the main process (as `testnet down` does), checking that no worker
+outlives it. Layouts are interleaved round by round (1, N, then N, 1) so machine noise lands
+on all of them. Per fetch it prints one JSON line: wall time, the client's CPU (getrusage of
+the finished child), the network's CPU over the fetch (utime + stime of every process of the
+network from /proc/PID/stat, before and after) and both per MiB of body, plus the CPU of
+each network process with the nodes it runs (in the `node` layout: a per-node breakdown).
+The checkout is byte-compiled first, as for an installed wheel. Run from the repository root:
+    .venv/bin/python bench/network_cpu.py [--processes 1,2,node] [--sizes 1048576,10485760]
+        [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+SMOLMIX = (sys.executable, "-m", "smolmix_cli")
+TICKS = os.sysconf("SC_CLK_TCK")
+MIB = 1 << 20
+
+
+def emit(record: dict[str, Any]) -> None:
+    print(json.dumps(record), flush=True)
+
+
+def process_cpu(pid: int) -> float:
+    """utime + stime of a live process, in seconds (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS  # fields 14, 15 of proc(5)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
+
+
+def node_processes(nodes: int, exits: int) -> int:
+    """The --processes that gives every node and exit IPR its own (plus the main one)."""
+    gateways = 1 + exits  # the lab shape: one entry gateway, `exits` exit gateways
+    return nodes + gateways + exits + 1
+
+
+class Network:
+    """`testnet up` in a subprocess; `processes` from its network file once it runs."""
+
+    def __init__(self, base: Path, env: dict[str, str], processes: int) -> None:
+        self.dir = base / f"net-{processes}"
+        self.env = env
+        self.proc = subprocess.Popen(
+            [*SMOLMIX, "testnet", "up", "--dir", str(self.dir), "--mix-delay-ms", "0"]
+            + ["--processes", str(processes)],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.file = self.dir / "network.json"
+        deadline = time.monotonic() + 60
+        while not self.file.exists():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise SystemExit(f"the local network ({processes} processes) did not start")
+            time.sleep(0.05)
+        time.sleep(0.2)  # the file is written whole, but give the writer its close
+        self.processes: list[dict[str, Any]] = json.loads(self.file.read_text())["processes"]
+
+    def cpu(self) -> list[float]:
+        return [process_cpu(p["pid"]) for p in self.processes]
+
+    def stop(self) -> bool:
+        """SIGTERM to the main process, as `testnet down`; True if no process was left."""
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+        deadline = time.monotonic() + 5
+        while any(alive(p["pid"]) for p in self.processes) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return not any(alive(p["pid"]) for p in self.processes)
+
+
+def fetch(network: Network, size: int) -> dict[str, Any]:
+    url = f"https://demo.smolmix.test/bytes/{size}"
+    words = ["--network", str(network.file), "--no-session", "fetch", "-sS", "-o", "/dev/null"]
+    net_before = network.cpu()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(
+        [*SMOLMIX, *words, "-w", "%{json}", url],
+        env=network.env,
+        cwd=REPO,
+        capture_output=True,
+        timeout=900,
+    )
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    net_after = network.cpu()
+    if done.returncode != 0:
+        raise SystemExit(f"fetch {size} exited {done.returncode}: {done.stderr!r}")
+    client = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    per_process = [a - b for a, b in zip(net_after, net_before, strict=True)]
+    mib = size / MIB
+    return {
+        "wall_s": round(wall, 3),
+        "time_total_s": float(json.loads(done.stdout)["time_total"]),
+        "client_cpu_s": round(client, 3),
+        "client_cpu_per_mib_s": round(client / mib, 3),
+        "network_cpu_s": round(sum(per_process), 3),
+        "network_cpu_per_mib_s": round(sum(per_process) / mib, 3),
+        "per_process": [
+            {"runs": p["runs"], "cpu_s": round(c, 3), "cpu_per_mib_s": round(c / mib, 3)}
+            for p, c in zip(network.processes, per_process, strict=True)
+        ],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--processes", default="1,2,node", help="layouts; node = one each")
+    parser.add_argument("--sizes", default=f"{MIB},{10 * MIB}", help="body sizes in bytes")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    layouts = [
+        node_processes(3, 1) if p == "node" else int(p) for p in args.processes.split(",")
+    ]
+    sizes = [int(s) for s in args.sizes.split(",")]
+    base = Path(tempfile.mkdtemp(prefix="smolmix-netcpu-"))
+    env = dict(os.environ, XDG_STATE_HOME=str(base / "state"), XDG_DATA_HOME=str(base / "data"))
+    env["SMOLMIX_RUNTIME_DIR"] = str(base / "run")
+    for name in ("SMOLMIX_NETWORK", "SMOLMIX_SESSION", "SMOLMIX_NO_SESSION"):
+        env.pop(name, None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "smolmix_cli"],
+        cwd=REPO,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    rows: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for round_ in range(args.rounds):
+        for processes in layouts if round_ % 2 == 0 else layouts[::-1]:
+            network = Network(base, env, processes)
+            try:
+                for size in sizes:
+                    record = fetch(network, size)
+                    rows.setdefault((processes, size), []).append(record)
+                    emit({"name": "fetch", "processes": processes, "size": size, **record})
+            finally:
+                clean = network.stop()
+            emit({"name": "stopped", "processes": processes, "no_stray_processes": clean})
+    for (processes, size), samples in sorted(rows.items()):
+        summary: dict[str, Any] = {"name": "median", "processes": processes, "size": size}
+        for key in samples[0]:
+            if key != "per_process":
+                summary[key] = round(statistics.median(s[key] for s in samples), 3)
+        summary["runs"] = len(samples)
+        emit(summary)
+
+
+if __name__ == "__main__":
+    main()
