@@ -69,9 +69,9 @@ class Network:
     def __init__(self, base: Path, env: dict[str, str], processes: int) -> None:
         self.dir = base / f"net-{processes}"
         self.env = env
+        words = ["testnet", "up", "--dir", str(self.dir), "--mix-delay-ms", "0"]
         self.proc = subprocess.Popen(
-            [*SMOLMIX, "testnet", "up", "--dir", str(self.dir), "--mix-delay-ms", "0"]
-            + ["--processes", str(processes)],
+            [*SMOLMIX, *words, "--processes", str(processes)],
             env=env,
             cwd=REPO,
             stdout=subprocess.DEVNULL,
