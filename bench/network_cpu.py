@@ -141,9 +141,7 @@ def main() -> None:
     parser.add_argument("--sizes", default=f"{MIB},{10 * MIB}", help="body sizes in bytes")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    layouts = [
-        node_processes(3, 1) if p == "node" else int(p) for p in args.processes.split(",")
-    ]
+    layouts = [node_processes(3, 1) if p == "node" else int(p) for p in args.processes.split(",")]
     sizes = [int(s) for s in args.sizes.split(",")]
     base = Path(tempfile.mkdtemp(prefix="smolmix-netcpu-"))
     env = dict(os.environ, XDG_STATE_HOME=str(base / "state"), XDG_DATA_HOME=str(base / "data"))
