@@ -85,7 +85,7 @@ from smolmix_cli.testnet.shape import (
     PlannedNode,
     plan,
 )
-from smolmix_cli.testnet.workers import Unit, Worker, open_workers, place
+from smolmix_cli.testnet.workers import Placement, Unit, open_workers, place
 
 NODES_FILE = "nodes.json"
 MAX_EXITS = 150  # healthy exits; with the faulty ones and entry gateways ids stay <= 199
@@ -213,8 +213,7 @@ class LocalNetwork:
         self.directory_url: str | None = None
         self.origin_ports: dict[str, int] | None = None
         # --processes: which process runs what, and what the workers last reported
-        self.workers: list[Worker] = []
-        self.placement: dict[Unit, int] = {}
+        self.placement = Placement()
         self.remote_exits: dict[int, str] = {}  # node id -> IPR address, exits in workers
         self.worker_status: dict[int, dict[str, Any]] = {}  # worker index -> its status
 
@@ -254,17 +253,10 @@ class LocalNetwork:
         ]
         gateways: list[Unit] = [("node", s.node_id) for s in specs if s.is_gateway]
         mixes: list[Unit] = [("node", s.node_id) for s in specs if s.role is NodeRole.MIXNODE]
-        self.placement = place(exits + gateways + mixes, self.options.processes)
-
-    def _worker_of(self, unit: Unit) -> Worker | None:
-        index = self.placement.get(unit, 0)
-        return self.workers[index - 1] if index else None
+        self.placement = Placement(place(exits + gateways + mixes, self.options.processes))
 
     def runs_here(self, node_id: int) -> bool:
-        """False for a node (or its exit IPR) running in a worker process."""
-        return self._worker_of(("node", node_id)) is None and (
-            self._worker_of(("exit", node_id)) is None
-        )
+        return self.placement.runs_here(node_id)
 
     def host_in(self, tg: anyio.abc.TaskGroup) -> None:
         """Run nodes in `tg` on request (a worker process's side of --processes)."""
@@ -295,10 +287,7 @@ class LocalNetwork:
                 open_workers(opts.processes - 1, opts) as workers,
                 anyio.create_task_group() as tg,
             ):
-                self.workers = workers
-                for unit, index in self.placement.items():
-                    if index:
-                        workers[index - 1].units.append(unit)
+                self.placement.started(workers)
                 self._tg = tg
                 for spec in specs:
                     if spec.role is NodeRole.MIXNODE:
@@ -407,17 +396,7 @@ class LocalNetwork:
         )
 
     def _processes(self) -> list[dict[str, Any]]:
-        """Which process runs which nodes (`exit-N`: the exit IPR behind gateway N)."""
-
-        def names(index: int) -> list[str]:
-            return [
-                f"exit-{i}" if kind == "exit" else str(i)
-                for (kind, i), at in self.placement.items()
-                if at == index
-            ]
-
-        main = {"pid": os.getpid(), "runs": ["directory", "origin", "control", *names(0)]}
-        return [main, *({"pid": w.pid, "runs": names(w.index)} for w in self.workers)]
+        return self.placement.table(["directory", "origin", "control"])
 
     def _demo_info(self) -> DemoInfo | None:
         origin = self.origin
@@ -483,7 +462,7 @@ class LocalNetwork:
     async def start_exit(self, node_id: int, topology: Topology | None = None) -> None:
         """Run the exit IPR behind gateway `node_id`; its key store keeps its address."""
         assert self.directory_state is not None
-        worker = self._worker_of(("exit", node_id))
+        worker = self.placement.worker_of(("exit", node_id))
         if worker is None:
             address = str(await self.serve_exit(node_id, topology))
         else:
@@ -574,7 +553,7 @@ class LocalNetwork:
 
     async def _start_remote(self, spec: NodeSpec) -> bool:
         """Start `spec`'s node in its worker, if it has one (True then)."""
-        worker = self._worker_of(("node", spec.node_id))
+        worker = self.placement.worker_of(("node", spec.node_id))
         if worker is None:
             return False
         started = await worker.call("start_node", spec.to_json(private=True))
@@ -658,8 +637,8 @@ class LocalNetwork:
         self, method: str, target: str, headers: list[tuple[bytes, bytes]]
     ) -> Answer | None:
         """The directory's hook: fresh worker counters before a status answer, then control."""
-        if self.workers and target.split("?")[0] == STATUS_PATH:
-            for worker in self.workers:
+        if self.placement.workers and target.split("?")[0] == STATUS_PATH:
+            for worker in self.placement.workers:
                 self.worker_status[worker.index] = await worker.call("status")
         return await self.control.answer(method, target, headers)
 

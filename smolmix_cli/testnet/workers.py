@@ -69,6 +69,41 @@ def place(units: list[Unit], processes: int) -> dict[Unit, int]:
     return {unit: (i + 1) % processes for i, unit in enumerate(units)}
 
 
+class Placement:
+    """Which process runs which unit, and the workers once they run (none: all here)."""
+
+    def __init__(self, placement: dict[Unit, int] | None = None) -> None:
+        self.placement = placement or {}
+        self.workers: list[Worker] = []
+
+    def started(self, workers: list[Worker]) -> None:
+        self.workers = workers
+        for unit, index in self.placement.items():
+            if index:
+                workers[index - 1].units.append(unit)
+
+    def worker_of(self, unit: Unit) -> Worker | None:
+        index = self.placement.get(unit, 0)
+        return self.workers[index - 1] if index and self.workers else None
+
+    def runs_here(self, node_id: int) -> bool:
+        """False for a node (or its exit IPR) running in a worker process."""
+        return all(self.worker_of((kind, node_id)) is None for kind in ("node", "exit"))
+
+    def table(self, main: list[str]) -> list[dict[str, Any]]:
+        """Each process's pid and what it runs (`exit-N`: the exit IPR behind gateway N)."""
+
+        def names(index: int) -> list[str]:
+            return [
+                f"exit-{i}" if kind == "exit" else str(i)
+                for (kind, i), at in self.placement.items()
+                if at == index
+            ]
+
+        here = {"pid": os.getpid(), "runs": [*main, *names(0)]}
+        return [here, *({"pid": w.pid, "runs": names(w.index)} for w in self.workers)]
+
+
 class Worker:
     """One worker process; `call` sends a request and waits for its answer (one at a time)."""
 

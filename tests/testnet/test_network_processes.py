@@ -32,7 +32,7 @@ def test_two_processes_serve_a_fetch_and_stop_cleanly(tmp_path: Path) -> None:
     async def main() -> list[int]:
         async with anyio.create_task_group() as tg:
             network = await tg.start(local.serve)
-            pids = [w.pid for w in local.workers]
+            pids = [w.pid for w in local.placement.workers]
             assert len(pids) == 1 and _alive(pids[0])
             runs = {p["pid"]: p["runs"] for p in network.extra["processes"]}
             assert runs[pids[0]] == ["exit-2", "2", "202"]  # heaviest first, round-robin
