@@ -8,7 +8,9 @@ outlives it. Layouts are interleaved round by round (1, N, then N, 1) so machine
 on all of them. Per fetch it prints one JSON line: wall time, the client's CPU (getrusage of
 the finished child), the network's CPU over the fetch (utime + stime of every process of the
 network from /proc/PID/stat, before and after) and both per MiB of body, plus the CPU of
-each network process with the nodes it runs (in the `node` layout: a per-node breakdown).
+each network process with the nodes it runs (in the `node` layout: a per-node breakdown),
+the busiest network process's CPU over the wall time (near 1: that process is the limit),
+the seconds the network's processes waited for a CPU (/proc/PID/schedstat) and the load.
 The checkout is byte-compiled first, as for an installed wheel. Run from the repository root:
     .venv/bin/python bench/network_cpu.py [--processes 1,2,node] [--sizes 1048576,10485760]
         [--rounds 2]
@@ -46,6 +48,14 @@ def process_cpu(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / TICKS  # fields 14, 15 of proc(5)
+
+
+def run_queue_wait(pid: int) -> float:
+    """Seconds a live process waited for a CPU (/proc/PID/schedstat; 0 once it is gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def alive(pid: int) -> bool:
@@ -90,6 +100,9 @@ class Network:
     def cpu(self) -> list[float]:
         return [process_cpu(p["pid"]) for p in self.processes]
 
+    def waited(self) -> float:
+        return sum(run_queue_wait(p["pid"]) for p in self.processes)
+
     def stop(self) -> bool:
         """SIGTERM to the main process, as `testnet down`; True if no process was left."""
         self.proc.send_signal(signal.SIGTERM)
@@ -103,7 +116,7 @@ class Network:
 def fetch(network: Network, size: int) -> dict[str, Any]:
     url = f"https://demo.smolmix.test/bytes/{size}"
     words = ["--network", str(network.file), "--no-session", "fetch", "-sS", "-o", "/dev/null"]
-    net_before = network.cpu()
+    net_before, waited_before, load_before = network.cpu(), network.waited(), os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(
@@ -115,7 +128,7 @@ def fetch(network: Network, size: int) -> dict[str, Any]:
     )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    net_after = network.cpu()
+    net_after, waited = network.cpu(), network.waited() - waited_before
     if done.returncode != 0:
         raise SystemExit(f"fetch {size} exited {done.returncode}: {done.stderr!r}")
     client = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
@@ -128,6 +141,11 @@ def fetch(network: Network, size: int) -> dict[str, Any]:
         "client_cpu_per_mib_s": round(client / mib, 3),
         "network_cpu_s": round(sum(per_process), 3),
         "network_cpu_per_mib_s": round(sum(per_process) / mib, 3),
+        # how busy the network's busiest process was, and how long its processes sat
+        # runnable without a CPU (the machine's other load shows here)
+        "busiest_process_share": round(max(per_process) / wall, 3),
+        "network_run_queue_s": round(waited, 3),
+        "load_1min": round((load_before + os.getloadavg()[0]) / 2, 2),
         "per_process": [
             {"runs": p["runs"], "cpu_s": round(c, 3), "cpu_per_mib_s": round(c / mib, 3)}
             for p, c in zip(network.processes, per_process, strict=True)
