@@ -10,7 +10,9 @@ the finished child), the network's CPU over the fetch (utime + stime of every pr
 network from /proc/PID/stat, before and after) and both per MiB of body, plus the CPU of
 each network process with the nodes it runs (in the `node` layout: a per-node breakdown),
 the busiest network process's CPU over the wall time (near 1: that process is the limit),
-the seconds the network's processes waited for a CPU (/proc/PID/schedstat) and the load.
+the seconds the network's processes waited for a CPU (/proc/PID/schedstat), the load, and
+the Sphinx packets per MiB (client to entry gateway, exit IPR to exit gateway, hops through
+mix nodes, SURB-ACKs included) from the network's status endpoint.
 The checkout is byte-compiled first, as for an installed wheel. Run from the repository root:
     .venv/bin/python bench/network_cpu.py [--processes 1,2,node] [--sizes 1048576,10485760]
         [--rounds 2]
@@ -28,10 +30,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from smolmix_cli.config import load_network_file  # noqa: E402
+
 SMOLMIX = (sys.executable, "-m", "smolmix_cli")
 TICKS = os.sysconf("SC_CLK_TCK")
 MIB = 1 << 20
@@ -96,6 +103,21 @@ class Network:
             time.sleep(0.05)
         time.sleep(0.2)  # the file is written whole, but give the writer its close
         self.processes: list[dict[str, Any]] = json.loads(self.file.read_text())["processes"]
+        network = load_network_file(self.file)
+        self.status_url, self.tls = network.status_url, network.ssl_context()
+
+    def packets(self) -> dict[str, int]:
+        """Sphinx packets so far: client to entry gateway, exit IPR to its gateway, mix hops."""
+        assert self.status_url is not None
+        with urllib.request.urlopen(self.status_url, context=self.tls, timeout=30) as answer:
+            nodes = json.load(answer)["nodes"]
+        by_role = {n["role"]: n["counters"] for n in nodes}
+        mix = [n["counters"].get("received", 0) for n in nodes if n["role"] == "mixnode"]
+        return {
+            "up": by_role["entry"]["client_packets"],
+            "down": by_role["exit"]["client_packets"],
+            "mix_hops": sum(mix),
+        }
 
     def cpu(self) -> list[float]:
         return [process_cpu(p["pid"]) for p in self.processes]
@@ -116,6 +138,7 @@ class Network:
 def fetch(network: Network, size: int) -> dict[str, Any]:
     url = f"https://demo.smolmix.test/bytes/{size}"
     words = ["--network", str(network.file), "--no-session", "fetch", "-sS", "-o", "/dev/null"]
+    packets_before = network.packets()
     net_before, waited_before, load_before = network.cpu(), network.waited(), os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -129,6 +152,7 @@ def fetch(network: Network, size: int) -> dict[str, Any]:
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     net_after, waited = network.cpu(), network.waited() - waited_before
+    packets = {k: v - packets_before[k] for k, v in network.packets().items()}
     if done.returncode != 0:
         raise SystemExit(f"fetch {size} exited {done.returncode}: {done.stderr!r}")
     client = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
@@ -146,6 +170,8 @@ def fetch(network: Network, size: int) -> dict[str, Any]:
         "busiest_process_share": round(max(per_process) / wall, 3),
         "network_run_queue_s": round(waited, 3),
         "load_1min": round((load_before + os.getloadavg()[0]) / 2, 2),
+        # more packets per MiB = resends (acks that came late when the network lagged)
+        **{f"packets_{k}_per_mib": round(v / mib) for k, v in packets.items()},
         "per_process": [
             {"runs": p["runs"], "cpu_s": round(c, 3), "cpu_per_mib_s": round(c / mib, 3)}
             for p, c in zip(network.processes, per_process, strict=True)
