@@ -167,8 +167,7 @@ for _command in CONTROL_COMMANDS:
     default=1,
     show_default=True,
     help="Processes the nodes and exit IPRs run in (one per core; nodes + exits + 1 gives "
-    "each its own). The directory, demo origin and control endpoints stay in the first. "
-    "Node stop/kill/start/restart, rotate, reshuffle and their schedules need 1.",
+    "each its own). The directory, demo origin and control endpoints stay in the first.",
 )
 @click.pass_context
 @one_line_errors
@@ -199,6 +198,7 @@ def up(
     from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
     from smolmix_cli.testnet.nodes.replay import DEFAULT_CAPACITY as DEFAULT_REPLAY_CAPACITY
     from smolmix_cli.testnet.shape import SHAPES
+    from smolmix_cli.testnet.workers import WorkerError
 
     policy_text = None
     if exit_policy is not None:
@@ -272,12 +272,16 @@ def up(
 
     try:
         anyio.run(main)
-    except (OSError, BaseExceptionGroup) as exc:
+    except (OSError, BaseExceptionGroup, WorkerError) as exc:
         inner = first_failure(exc)
         if isinstance(inner, OSError):
             raise CliError(
                 f"cannot start the local network: {inner.strerror or inner}",
                 ExitCode.TESTNET_UNAVAILABLE,
+            ) from None
+        if isinstance(inner, WorkerError):
+            raise CliError(
+                f"the local network failed: {inner}", ExitCode.TESTNET_UNAVAILABLE
             ) from None
         raise
     finally:
@@ -448,6 +452,7 @@ async def collect_status(network: Network) -> dict[str, Any]:
         "exits": [{"node_id": e.node_id, "ipr_address": e.ipr_address} for e in network.exits],
         "dns_resolver": network.dns_resolver,
         "nodes": nodes,
+        "processes": served.get("processes") or network.extra.get("processes") or [],
     }
 
 
@@ -502,6 +507,9 @@ def status(ctx: click.Context, state_dir: Path | None, as_json: bool) -> None:
         env.echo(f"exit {exit_info['node_id']}: IPR {exit_info['ipr_address']}")
     if report["dns_resolver"]:
         env.echo(f"DNS resolver (through the tunnel): {report['dns_resolver']}")
+    if len(report["processes"]) > 1:
+        for process in report["processes"]:
+            env.echo(f"process {process['pid']}: {', '.join(process['runs'])}")
     # nodes stopped or killed on purpose are expected to be silent
     running = [n for n in report["nodes"] if n["state"] == "running"]
     if not all(n["alive"] for n in running) or not report["directory_alive"]:

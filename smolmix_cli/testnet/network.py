@@ -19,8 +19,8 @@ decoys run beside the healthy ones (shape.py, decoys.py); the lab shape has none
 
 `LocalNetworkOptions.processes` > 1 spreads the nodes and exit IPRs over that many
 processes (workers.py, worker.py); the directory, the demo origin and the control
-endpoints stay in this one. Stopping, killing or re-keying a node that runs in a worker
-is refused (control.py says so); the network's identities and files are the same.
+endpoints stay in this one, and chaos on a worker's node goes there as requests
+(control.py). The network's identities, files and answers are the same.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ from smolmix_cli.testnet.shape import (
     PlannedNode,
     plan,
 )
-from smolmix_cli.testnet.workers import Placement, Unit, open_workers, place
+from smolmix_cli.testnet.workers import Placement, Unit, open_workers, place, watch
 
 NODES_FILE = "nodes.json"
 MAX_EXITS = 150  # healthy exits; with the faulty ones and entry gateways ids stay <= 199
@@ -142,9 +142,6 @@ class LocalNetworkOptions:
             raise ValueError(f"exits must be 1..{MAX_EXITS}")
         if self.processes < 1:
             raise ValueError("processes must be >= 1")
-        schedules = self.schedules
-        if self.processes > 1 and (schedules.rotate_every or schedules.reshuffle_every):
-            raise ValueError("scheduled key rotations and reshuffles need a single process")
         self.planned()  # ValueError when the shape's nodes do not fit the id scheme
 
 
@@ -255,9 +252,6 @@ class LocalNetwork:
         mixes: list[Unit] = [("node", s.node_id) for s in specs if s.role is NodeRole.MIXNODE]
         self.placement = Placement(place(exits + gateways + mixes, self.options.processes))
 
-    def runs_here(self, node_id: int) -> bool:
-        return self.placement.runs_here(node_id)
-
     def host_in(self, tg: anyio.abc.TaskGroup) -> None:
         """Run nodes in `tg` on request (a worker process's side of --processes)."""
         self._tg = tg
@@ -288,6 +282,8 @@ class LocalNetwork:
                 anyio.create_task_group() as tg,
             ):
                 self.placement.started(workers)
+                for worker in workers:
+                    tg.start_soon(watch, worker)
                 self._tg = tg
                 for spec in specs:
                     if spec.role is NodeRole.MIXNODE:
@@ -355,7 +351,7 @@ class LocalNetwork:
             entry_gateway=self._gateway_info(ENTRY_ID) if pinned else None,
             exit_gateway=self._gateway_info(EXIT_ID) if pinned else None,
             status_url=root + STATUS_PATH.lstrip("/"),
-            exits=[self._exit_info(i) for i in exit_ids(self.options.exits) if self._has_exit(i)]
+            exits=[self._exit_info(i) for i in exit_ids(self.options.exits) if self.has_exit(i)]
             if pinned
             else [],
             dns_resolver=f"{DEMO_IPV4}:53" if self.origin is not None else None,
@@ -379,7 +375,7 @@ class LocalNetwork:
         assert url is not None
         return GatewayInfo(node_id, spec.identity.public_base58(), url + "/")
 
-    def _has_exit(self, node_id: int) -> bool:
+    def has_exit(self, node_id: int) -> bool:
         return node_id in self.exits or node_id in self.remote_exits
 
     def _exit_address(self, node_id: int) -> str:
@@ -672,7 +668,7 @@ class LocalNetwork:
                     "counters": counters.get(node_id, {}),
                 }
             )
-            if self._has_exit(node_id):
+            if self.has_exit(node_id):
                 nodes[-1]["ipr_address"] = self._exit_address(node_id)
                 nodes[-1]["ipr_counters"] = exit_stats.get(node_id, {})
         return {

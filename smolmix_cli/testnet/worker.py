@@ -20,6 +20,8 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
+from smolmix_cli.mixnet.keys import X25519KeyPair
+from smolmix_cli.testnet.control import halt_here, relaunch_here, rotate_here, set_layer_here
 from smolmix_cli.testnet.network import LocalNetwork
 from smolmix_cli.testnet.nodes.node_spec import NodeSpec
 from smolmix_cli.testnet.workers import encode, read_message
@@ -53,6 +55,21 @@ class WorkerHost:
             spec = NodeSpec.from_json(gateway)
             network.specs.setdefault(spec.node_id, spec)  # its gateway may run elsewhere
             return str(await network.serve_exit(spec.node_id))
+        if op == "halt":
+            node_id, kill = args
+            return await halt_here(network, node_id, kill=kill)
+        if op == "relaunch":
+            spec, keep = NodeSpec.from_json(args[0]), args[1]
+            await relaunch_here(network, spec, keep_registry=keep)
+            return network.specs[spec.node_id].to_json(private=True)
+        if op == "rotate":
+            node_id, private, rotation_id = args
+            key = X25519KeyPair.from_private_bytes(private)
+            return rotate_here(network, node_id, key, rotation_id).to_json(private=True)
+        if op == "set_layer":
+            return set_layer_here(network, *args)
+        if op == "stop_exit":
+            return await network.stop_exit(args[0])
         if op == "status":
             return {**network.local_status(), "pid": os.getpid(), "cpu_s": cpu_seconds()}
         raise ValueError(f"unknown request {op!r}")

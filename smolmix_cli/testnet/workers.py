@@ -86,10 +86,6 @@ class Placement:
         index = self.placement.get(unit, 0)
         return self.workers[index - 1] if index and self.workers else None
 
-    def runs_here(self, node_id: int) -> bool:
-        """False for a node (or its exit IPR) running in a worker process."""
-        return all(self.worker_of((kind, node_id)) is None for kind in ("node", "exit"))
-
     def table(self, main: list[str]) -> list[dict[str, Any]]:
         """Each process's pid and what it runs (`exit-N`: the exit IPR behind gateway N)."""
 
@@ -130,6 +126,12 @@ class Worker:
         if not ok:
             raise WorkerError(f"worker {self.index} (pid {self.pid}): {value}")
         return value
+
+
+async def watch(worker: Worker) -> None:
+    """Fail the network when a worker dies under it (a half network would mislead tests)."""
+    code = await worker.process.wait()
+    raise WorkerError(f"worker {worker.index} (pid {worker.pid}) exited with status {code}")
 
 
 def _worker_env() -> dict[str, str]:

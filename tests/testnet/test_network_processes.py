@@ -1,5 +1,5 @@
-"""`--processes`: a network whose nodes run in worker processes serves a fetch and leaves
-no process behind; what needs every node in one process says so."""
+"""`--processes`: a network whose nodes run in worker processes serves a fetch, takes chaos
+on a worker's node as on its own, and leaves no process behind."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import anyio
 import pytest
 
 from smolmix_cli import api
-from smolmix_cli.testnet.control import ControlError, Schedules
 from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
 from smolmix_cli.testnet.workers import place
 from tests.api.conftest import private_env
@@ -36,7 +35,8 @@ def test_two_processes_serve_a_fetch_and_stop_cleanly(tmp_path: Path) -> None:
             assert len(pids) == 1 and _alive(pids[0])
             runs = {p["pid"]: p["runs"] for p in network.extra["processes"]}
             assert runs[pids[0]] == ["exit-2", "2", "202"]  # heaviest first, round-robin
-            assert not local.runs_here(2) and local.runs_here(201)
+            assert local.placement.worker_of(("exit", 2)) is not None
+            assert local.placement.worker_of(("node", 201)) is None
             with anyio.fail_after(20):
                 async with api.connect(network.file, session="off") as tunnel:
                     response = await tunnel.fetch("http://demo.smolmix.test/bytes/20000")
@@ -47,9 +47,19 @@ def test_two_processes_serve_a_fetch_and_stop_cleanly(tmp_path: Path) -> None:
                 by_id = {n["node_id"]: n for n in status["nodes"]}
                 assert by_id[202]["counters"]["forwarded"] > 0  # in the worker
                 assert by_id[2]["ipr_counters"]["exit_replies sent"] > 0
-                with pytest.raises(ControlError, match="worker process"):
-                    await local.control.kill(202)
-                await local.control.kill(201)  # a node of this process: as before
+                # chaos on a worker's node: killed, started on its port, re-keyed
+                port = local.specs[202].mix_port
+                await local.control.kill(202)
+                with pytest.raises(OSError):
+                    await anyio.connect_tcp("127.0.0.1", port)
+                await local.control.start(202)
+                await (await anyio.connect_tcp("127.0.0.1", port)).aclose()
+                old_key = local.specs[202].sphinx.public_bytes
+                await local.control.rotate()
+                assert local.specs[202].sphinx_secondary.public_bytes == old_key  # type: ignore[union-attr]
+                await local.control.stop(2)  # the exit gateway and its IPR, both in the worker
+                await local.control.start(2)
+                assert local.control.state(2).value == "running"
             tg.cancel_scope.cancel()
         return pids
 
@@ -59,11 +69,9 @@ def test_two_processes_serve_a_fetch_and_stop_cleanly(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "net" / "nodes.json").read_text())["nodes"]
 
 
-def test_placement_and_refused_options(tmp_path: Path) -> None:
+def test_placement(tmp_path: Path) -> None:
     units = [("exit", 2), ("node", 1), ("node", 2), ("node", 201)]
     assert set(place(units, 1).values()) == {0}
     assert list(place(units, 5).values()) == [1, 2, 3, 4]  # one process each
-    with pytest.raises(ValueError, match="single process"):
-        LocalNetworkOptions(tmp_path, processes=2, schedules=Schedules(rotate_every=5))
     with pytest.raises(ValueError, match="processes"):
         LocalNetworkOptions(tmp_path, processes=0)
