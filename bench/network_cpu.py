@@ -13,7 +13,8 @@ the busiest network process's CPU over the wall time (near 1: that process is th
 the seconds the network's processes waited for a CPU (/proc/PID/schedstat), the load, and
 the Sphinx packets per MiB (client to entry gateway, exit IPR to exit gateway, hops through
 mix nodes, SURB-ACKs included) from the network's status endpoint.
-The checkout is byte-compiled first, as for an installed wheel. Run from the repository root:
+A `ready` line per start gives the seconds until the network file appeared and the CPU
+all its processes had spent by then. The checkout is byte-compiled first, as for an installed wheel. Run from the repository root:
     .venv/bin/python bench/network_cpu.py [--processes 1,2,node] [--sizes 1048576,10485760]
         [--rounds 2]
 """
@@ -87,6 +88,7 @@ class Network:
         self.dir = base / f"net-{processes}"
         self.env = env
         words = ["testnet", "up", "--dir", str(self.dir), "--mix-delay-ms", "0"]
+        start = time.perf_counter()
         self.proc = subprocess.Popen(
             [*SMOLMIX, *words, "--processes", str(processes)],
             env=env,
@@ -101,8 +103,10 @@ class Network:
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise SystemExit(f"the local network ({processes} processes) did not start")
             time.sleep(0.05)
+        self.ready_s = time.perf_counter() - start
         time.sleep(0.2)  # the file is written whole, but give the writer its close
         self.processes: list[dict[str, Any]] = json.loads(self.file.read_text())["processes"]
+        self.ready_cpu_s = sum(self.cpu())  # what starting cost, every process together
         network = load_network_file(self.file)
         self.status_url, self.tls = network.status_url, network.ssl_context()
 
@@ -204,6 +208,8 @@ def main() -> None:
     for round_ in range(args.rounds):
         for processes in layouts if round_ % 2 == 0 else layouts[::-1]:
             network = Network(base, env, processes)
+            ready = {"ready_s": round(network.ready_s, 3), "cpu_s": round(network.ready_cpu_s, 3)}
+            emit({"name": "ready", "processes": processes, **ready})
             try:
                 for size in sizes:
                     record = fetch(network, size)
