@@ -130,6 +130,13 @@ async def main() -> None:
     parser.add_argument("--mix-delay-ms", type=float, default=50.0, help="shaped: per hop")
     parser.add_argument("--sending-delay-ms", type=float, default=20.0, help="shaped: Poisson")
     parser.add_argument("--no-official", action="store_true", help="shaped: smolmix only")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="shaped: one more client on this checkout's network, with these TunnelOptions",
+    )
     args = parser.parse_args()
     reason = missing_prerequisites()
     if reason is not None:
@@ -258,12 +265,18 @@ class Child:
 
 
 def traffic(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """Sphinx packets at the entry gateway between two snapshots, and the hop delay seen."""
+    """Sphinx packets at the entry gateway between two snapshots, the exit's counters
+    (means as sampled in between) and the hop delay seen."""
     return {
         "sphinx_up": after["packets_from_clients"] - before["packets_from_clients"],
         "sphinx_down": after["pushes_other"] - before["pushes_other"],
         "acks_down": after["pushes_acks"] - before["pushes_acks"],
         "mean_hop_delay_ms": after["mean_hop_delay_ms"],
+        "exit": {
+            k: v if "_mean" in k else v - before["exit"].get(k, 0)
+            for k, v in after["exit"].items()
+            if "_mean" in k or v != before["exit"].get(k, 0)
+        },
     }
 
 
@@ -333,6 +346,7 @@ async def official_shaped(
 async def smolmix_shaped(
     client: str,
     checkout: Path,
+    options: str,
     network_child: Child,
     network_file: Path,
     rep: int,
@@ -352,6 +366,8 @@ async def smolmix_shaped(
         str(args.mix_delay_ms),
         "--sending-delay-ms",
         str(args.sending_delay_ms),
+        "--options",
+        options,
     )
     try:
         with anyio.fail_after(120):
@@ -383,6 +399,10 @@ async def shaped(args: argparse.Namespace) -> None:
     checkouts = [("now", REPO)]
     if args.base is not None:
         checkouts.insert(0, ("today", args.base.resolve()))
+    clients = [(name, checkout, name, "{}") for name, checkout in checkouts]
+    for variant in args.variant:
+        name, _, options = variant.partition("=")
+        clients.append((f"now+{name}", REPO, "now", options))
     for _, checkout in checkouts:  # start-up must not pay for byte-compiling
         compileall.compile_dir(checkout / "smolmix_cli", quiet=1)
     rows: list[dict[str, Any]] = []
@@ -407,13 +427,13 @@ async def shaped(args: argparse.Namespace) -> None:
                 child, network_file = networks["now"]
                 rows += await official_shaped(child, network_file, work, args.reps)
             for rep in range(args.reps):
-                for client, checkout in checkouts:
-                    child, network_file = networks[client]
+                for client, checkout, network_name, options in clients:
+                    child, network_file = networks[network_name]
                     log = work / f"{client}-fetch.log"
                     try:
                         rows.append(
                             await smolmix_shaped(
-                                client, checkout, child, network_file, rep, args, log
+                                client, checkout, options, child, network_file, rep, args, log
                             )
                         )
                     except (RuntimeError, TimeoutError, KeyError) as exc:
@@ -426,7 +446,8 @@ async def shaped(args: argparse.Namespace) -> None:
 
 def shaped_summary(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     medians: dict[str, float] = {}
-    for client in ("today", "now", "official"):
+    names = ["today", "now", *(f"now+{v.partition('=')[0]}" for v in args.variant), "official"]
+    for client in names:
         done = [r for r in rows if r["client"] == client and r["ok"]]
         if not done:
             continue

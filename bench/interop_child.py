@@ -7,8 +7,8 @@ the parent reads stdout and writes commands to stdin.
     network --checkout C --state DIR --mix-delay-ms 50
         prints {"network_file": ...} once the network is up; then for every stdin
         line a counters snapshot of the entry gateway (Sphinx packets from and to
-        its clients) and the mean per-hop delay the mix nodes forwarded since the
-        last snapshot. Ends at EOF.
+        its clients), of the exit (its IPR, NAT and mixnet client counters) and the
+        mean per-hop delay the mix nodes forwarded since the last snapshot. Ends at EOF.
     fetch --checkout C --network-file F --size N --mix-delay-ms 50
         boots a Tunnel with Poisson pacing and loop cover on, prints {"ready": ...},
         waits for a stdin line, then GETs /bytes/N from the demo origin by address and
@@ -71,9 +71,45 @@ async def run_network(args: argparse.Namespace) -> None:
 
         entry._deliver = counted  # type: ignore[method-assign]
         emit(network_file=str(local.network_file))
+        exit_ipr = next(iter(local.exits.values()))
+        tcp = {"cwnd": 0.0, "srtt": 0.0, "n": 0, "queued": 0.0, "surbs": 0.0}
+        seen: dict[int, Any] = {}
+
+        async def sample_exit_tcp() -> None:
+            # the exit NAT's TCP towards the client: its window and round trip as it sees them
+            while True:
+                for sock in exit_ipr.nat.stack.connections:
+                    conn = sock.conn
+                    seen[id(conn)] = conn.stats
+                    if getattr(conn, "srtt", None) is not None:
+                        tcp["cwnd"] += conn.cwnd
+                        tcp["srtt"] += conn.srtt
+                        tcp["n"] += 1
+                        accounts = getattr(exit_ipr.router, "_accounts", {})
+                        tcp["queued"] += sum(len(a.queue) for a in accounts.values())
+                        tcp["surbs"] += sum(a.available for a in accounts.values())
+                await anyio.sleep(0.1)
+
+        tg.start_soon(sample_exit_tcp)
         while await read_line():
             n = delays["n"]
+            exit_stats = dict(exit_ipr.stats())
+            for field in ("segments_out", "retransmits", "recoveries", "undos", "rto_events"):
+                exit_stats[f"tcp_{field}"] = sum(getattr(st, field, 0) for st in seen.values())
+            samples = tcp["n"] or 1
+            exit_stats["tcp_cwnd_mean"] = round(tcp["cwnd"] / samples)
+            exit_stats["tcp_srtt_mean_ms"] = round(tcp["srtt"] / samples * 1000)
+            exit_stats["replies_waiting_for_surbs_mean"] = round(tcp["queued"] / samples, 1)
+            exit_stats["surbs_held_mean"] = round(tcp["surbs"] / samples, 1)
+            tcp["cwnd"] = tcp["srtt"] = tcp["n"] = tcp["queued"] = tcp["surbs"] = 0
+            client = exit_ipr.mixnet_client
+            if client is not None:
+                for field in ("reply_retransmissions", "retransmissions", "real_packets_sent"):
+                    value = getattr(client.stats, field, None)  # older checkouts lack some
+                    if value is not None:
+                        exit_stats[f"mixnet_{field}"] = value
             emit(
+                exit=exit_stats,
                 packets_from_clients=entry.counters["client_packets"],
                 pushes_acks=pushes["acks"],
                 pushes_other=pushes["other"],
@@ -98,6 +134,7 @@ async def run_fetch(args: argparse.Namespace) -> None:
         poisson=True,
         mean_delay_ms=args.mix_delay_ms,
         sending_delay=args.sending_delay_ms / 1000,
+        **json.loads(args.options),
     )
     async with Tunnel.open(network, options) as tunnel:
         await tunnel.wait_ready()
@@ -138,6 +175,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1 << 20)
     parser.add_argument("--mix-delay-ms", type=float, default=50.0)
     parser.add_argument("--sending-delay-ms", type=float, default=20.0)
+    parser.add_argument("--options", default="{}", help="more TunnelOptions, as JSON")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(args.checkout).resolve()))
     import anyio
