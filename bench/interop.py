@@ -272,6 +272,7 @@ def traffic(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
         "sphinx_down": after["pushes_other"] - before["pushes_other"],
         "acks_down": after["pushes_acks"] - before["pushes_acks"],
         "mean_hop_delay_ms": after["mean_hop_delay_ms"],
+        "network_cpu_s": round(after["network_cpu_s"] - before["network_cpu_s"], 2),
         "exit": {
             k: v if "_mean" in k else v - before["exit"].get(k, 0)
             for k, v in after["exit"].items()

@@ -73,6 +73,7 @@ async def run_network(args: argparse.Namespace) -> None:
         emit(network_file=str(local.network_file))
         exit_ipr = next(iter(local.exits.values()))
         tcp = {"cwnd": 0.0, "srtt": 0.0, "n": 0, "queued": 0.0, "surbs": 0.0}
+        tcp.update(flight=0.0, wnd=0.0, unsent=0.0)
         seen: dict[int, Any] = {}
 
         async def sample_exit_tcp() -> None:
@@ -85,6 +86,11 @@ async def run_network(args: argparse.Namespace) -> None:
                         tcp["cwnd"] += conn.cwnd
                         tcp["srtt"] += conn.srtt
                         tcp["n"] += 1
+                        tx = getattr(conn, "_tx", None)
+                        if tx is not None:
+                            tcp["flight"] += tx.snd_nxt - tx.snd_una
+                            tcp["wnd"] += tx.snd_wnd
+                            tcp["unsent"] += tx.buf_start + len(tx.buf) - tx.snd_nxt
                         accounts = getattr(exit_ipr.router, "_accounts", {})
                         tcp["queued"] += sum(len(a.queue) for a in accounts.values())
                         tcp["surbs"] += sum(a.available for a in accounts.values())
@@ -99,6 +105,9 @@ async def run_network(args: argparse.Namespace) -> None:
             samples = tcp["n"] or 1
             exit_stats["tcp_cwnd_mean"] = round(tcp["cwnd"] / samples)
             exit_stats["tcp_srtt_mean_ms"] = round(tcp["srtt"] / samples * 1000)
+            for key in ("flight", "wnd", "unsent"):
+                exit_stats[f"tcp_{key}_mean"] = round(tcp[key] / samples)
+                tcp[key] = 0
             exit_stats["replies_waiting_for_surbs_mean"] = round(tcp["queued"] / samples, 1)
             exit_stats["surbs_held_mean"] = round(tcp["surbs"] / samples, 1)
             tcp["cwnd"] = tcp["srtt"] = tcp["n"] = tcp["queued"] = tcp["surbs"] = 0
@@ -109,6 +118,7 @@ async def run_network(args: argparse.Namespace) -> None:
                     if value is not None:
                         exit_stats[f"mixnet_{field}"] = value
             emit(
+                network_cpu_s=time.process_time(),
                 exit=exit_stats,
                 packets_from_clients=entry.counters["client_packets"],
                 pushes_acks=pushes["acks"],
