@@ -82,15 +82,16 @@ async def run_network(args: argparse.Namespace) -> None:
                 for sock in exit_ipr.nat.stack.connections:
                     conn = sock.conn
                     seen[id(conn)] = conn.stats
+                    tx = getattr(conn, "_tx", None)
+                    if tx is None or not (tx.snd_nxt - tx.snd_una or len(tx.buf)):
+                        continue  # idle (an earlier transfer's, closing): not this one's window
                     if getattr(conn, "srtt", None) is not None:
                         tcp["cwnd"] += conn.cwnd
                         tcp["srtt"] += conn.srtt
                         tcp["n"] += 1
-                        tx = getattr(conn, "_tx", None)
-                        if tx is not None:
-                            tcp["flight"] += tx.snd_nxt - tx.snd_una
-                            tcp["wnd"] += tx.snd_wnd
-                            tcp["unsent"] += tx.buf_start + len(tx.buf) - tx.snd_nxt
+                        tcp["flight"] += tx.snd_nxt - tx.snd_una
+                        tcp["wnd"] += tx.snd_wnd
+                        tcp["unsent"] += tx.buf_start + len(tx.buf) - tx.snd_nxt
                         accounts = getattr(exit_ipr.router, "_accounts", {})
                         tcp["queued"] += sum(len(a.queue) for a in accounts.values())
                         tcp["surbs"] += sum(a.available for a in accounts.values())
