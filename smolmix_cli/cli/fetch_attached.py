@@ -17,6 +17,7 @@ from typing import Any
 
 from smolmix_cli.apps.errors import AppError
 from smolmix_cli.apps.http_blocking import BlockingHttpClient, handles
+from smolmix_cli.cli import quick_exit
 from smolmix_cli.cli.env import CliEnv
 from smolmix_cli.cli.fetch_output import show_request
 from smolmix_cli.cli.fetch_settings import Job, Settings
@@ -70,6 +71,7 @@ def run_attached(env: CliEnv, settings: Settings, globals_: GlobalOptions) -> in
             client.close()
     finally:
         bundle.close()
+    quick_exit.arm()  # every file this path opened is closed
     return status
 
 
