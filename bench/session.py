@@ -13,7 +13,7 @@ Every checkout is byte-compiled first and the commands run without PYTHONDONTWRI
 as an installed package runs (pip writes the .pyc files): a run that compiles the project's
 sources at every start measures the compiler, 0.04 s of CPU per command here.
 
-    python bench/session.py [--runs N] [--mix-delay-ms MS] [--base DIR] [--https]
+    python bench/session.py [--runs N] [--mix-delay-ms MS] [--base DIR] [--https] [--installed]
 """
 
 from __future__ import annotations
@@ -89,6 +89,15 @@ def python_of(repo: Path) -> str:
     return str(venv) if venv.exists() else sys.executable
 
 
+def install(checkout: Path, venv: Path) -> list[str]:
+    """The checkout as `pip install` leaves it (wheel-built, .pyc written, no editable
+    finder in site: that finder alone costs an editable venv's every start about 10 ms)."""
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "pip"), "install", "-q", str(checkout)]
+    subprocess.run(pip, check=True, capture_output=True)
+    return [str(venv / "bin" / "smolmix")]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -101,6 +110,12 @@ def main() -> None:
     parser.add_argument("--mix-delay-ms", type=float, default=0.0)
     parser.add_argument("--base", type=Path, help="another checkout (with .venv) to run beside")
     parser.add_argument("--https", action="store_true", help="fetch https:// (default http://)")
+    parser.add_argument(
+        "--installed",
+        action="store_true",
+        help="run each checkout as users do: `pip install` (not editable) into a fresh venv, "
+        "through its `smolmix` script (about a minute per checkout to build)",
+    )
     opts = parser.parse_args()
     sys.path.insert(0, str(REPO))
     from smolmix_cli.network_select import running_network
@@ -114,6 +129,12 @@ def main() -> None:
     for checkout in checkouts.values():
         compile_all = [python_of(checkout), "-m", "compileall", "-q", "smolmix_cli"]
         subprocess.run(compile_all, cwd=checkout, check=True, capture_output=True)
+    programs = {
+        name: install(checkout, base / f"venv-{name}")
+        if opts.installed
+        else [python_of(checkout), "-m", "smolmix_cli"]
+        for name, checkout in checkouts.items()
+    }
     envs = {}
     for name in checkouts:
         (base / f"run-{name}").mkdir(mode=0o700)
@@ -135,7 +156,7 @@ def main() -> None:
     """Each checkout's session daemon pid, once started."""
 
     def smolmix(name: str, label: str, *args: str) -> Callable[[], None]:
-        argv = [python_of(checkouts[name]), "-m", "smolmix_cli", *args]
+        argv = [*programs[name], *args]
         return lambda: timed.run(
             f"{label} ({name})", argv, envs[name], checkouts[name], daemons.get(name, 0)
         )
