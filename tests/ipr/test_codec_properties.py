@@ -16,6 +16,7 @@ from smolmix_cli.ipr.bundle import (
     MAX_BUNDLE_SIZE,
     BundleDecoder,
     BundleEncoder,
+    FragmentPacker,
     decode_bundle,
     encode_bundle,
 )
@@ -238,6 +239,30 @@ def test_exit_bundler_keeps_order_and_size(packet_list: list[bytes], limit: int)
     for bundle, group in zip(bundles, unpacked, strict=True):
         assert len(bundle) <= limit or len(group) == 1
         assert group
+
+
+@EXAMPLES
+@given(
+    st.lists(st.binary(min_size=20, max_size=1500), max_size=30),
+    st.integers(1, 10),
+    st.integers(0, 60),
+)
+def test_fragment_packer_keeps_order_and_never_costs_more(
+    packet_list: list[bytes], max_fragments: int, envelope: int
+) -> None:
+    def fragments(n: int) -> int:
+        return -(-(envelope + n) // 1604)
+
+    packer = FragmentPacker(fragments, max_fragments)
+    bundles = [b for p in packet_list for b in packer.push(p)] + packer.flush()
+    assert packer.buffered == 0
+    unpacked = [decode_bundle(b) for b in bundles]
+    assert [p for group in unpacked for p in group] == packet_list
+    for bundle, group in zip(bundles, unpacked, strict=True):
+        assert bundle == encode_bundle(group)
+        assert fragments(len(bundle)) <= max_fragments or len(group) == 1
+    singly = sum(fragments(len(p) + LENGTH_PREFIX_SIZE) for p in packet_list)
+    assert sum(fragments(len(b)) for b in bundles) <= singly
 
 
 @EXAMPLES
