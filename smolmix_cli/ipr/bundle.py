@@ -145,6 +145,11 @@ class FragmentPacker:
         """Packets held for the bundle being filled."""
         return len(self._items)
 
+    @property
+    def size(self) -> int:
+        """Bytes held (length prefixes included)."""
+        return self._size
+
     def push(self, packet: bytes) -> list[bytes]:
         item = _prefixed(bytes(packet))
         out: list[bytes] = []

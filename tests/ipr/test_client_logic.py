@@ -236,3 +236,50 @@ def test_lone_tcp_acks_go_without_mixnet_retransmission(v6: bool) -> None:
     assert ack.reply_surbs == data.reply_surbs == ClientConfig().data_reply_surbs
     resending = IprClient(random.Random(1), ClientConfig(resend_lone_acks=True))
     assert resending.config.resend_lone_acks
+
+
+def test_packed_packets_share_messages_only_where_that_saves_sphinx_packets() -> None:
+    """10 full-size segments in one Data message of 9 Sphinx packets (one per message:
+    10); a partial bundle that saves nothing goes one packet per message; a bundle of
+    lone ACKs only is sent once, like a lone ACK."""
+    from smolmix_cli.ipr.bundle import decode_bundle, encode_bundle
+    from smolmix_cli.ipr.client_logic import MessageSizes
+    from smolmix_cli.ipr.messages import DataRequest
+    from smolmix_cli.mixnet.message.preparer import (
+        fragments_needed,
+        reply_fragments,
+        surbs_that_fit,
+    )
+    from smolmix_cli.netstack.wire.tcp import ACK, PSH
+
+    sizes = MessageSizes(surbs_that_fit, reply_fragments, fragments_needed)
+    client = IprClient(random.Random(1), ClientConfig(), sizes)
+    client.connect(0.0, WALL)
+    _open, connect = client.pop_transmits()
+    assert isinstance(connect, SendToIpr)
+    request = IpPacketRequest.decode(LpFrame.decode(connect.payload).content)
+    client.on_reply(_reply(client, ConnectSuccess(request.request_id, V4, V6)), 0.0)
+    full = [_tcp(ACK | PSH, bytes([i]) * 1368) for i in range(13)]
+    assert len(full[0]) == 1420
+    for packet in full[:10]:
+        client.pack(packet, 1.0)
+    assert client.pop_transmits() == []  # a small packet would still fit
+    client.pack(full[10], 2.0)  # the eleventh would not
+    [bundle] = client.pop_transmits()
+    assert isinstance(bundle, SendToIpr) and bundle.retransmit
+    body = IpPacketRequest.decode(LpFrame.decode(bundle.payload).content).body
+    assert isinstance(body, DataRequest) and decode_bundle(body.ip_packets) == full[:10]
+    assert body.ip_packets == encode_bundle(full[:10])
+    assert fragments_needed(len(bundle.payload), bundle.reply_surbs) == 9
+    for packet in full[11:]:
+        client.pack(packet, 2.05)
+    assert client.packed == 3 and client.packed_since == 2.0 and client.pop_transmits() == []
+    client.flush_packed(2.1)
+    singles = client.pop_transmits()
+    assert [len(t.payload) for t in singles if isinstance(t, SendToIpr)] == [len(full[0]) + 24] * 3
+    acks = [_tcp(ACK), _tcp(ACK, v6=True)]
+    for packet in acks:
+        client.pack(packet, 3.0)
+    client.flush_packed(3.0)
+    [both] = client.pop_transmits()
+    assert isinstance(both, SendToIpr) and not both.retransmit
