@@ -17,7 +17,8 @@ Deliberate departure for the local exit (issue 17): `bundle_fragments` > 0 bundl
 downlink packets across fragment boundaries (`FragmentPacker`: 9 full-size packets in
 8 reply fragments instead of 9). A partial bundle is sent on upstream's timer unless
 the shell says more is coming for that client (`downlink_pending`: the NAT holds unsent
-data for it), then after `bundle_hold` at most; where bundling saves nothing, packets
+data for it) or the client is uploading (its ACKs: each reply spends one of the SURBs an
+upload must send up), then after `bundle_hold` at most; where bundling saves nothing, packets
 go one per message. Clients decode any bundle (spec §5.6); mainnet's exits keep 1500 bytes.
 
 Nothing here raises on network input; bad input is dropped and counted in
@@ -72,6 +73,7 @@ from smolmix_cli.ipr.messages import (
 IpAddress = IPv4Address | IPv6Address
 DestinationFilter = Callable[[IpAddress, int], bool]
 DownlinkPending = Callable[[IPv4Address, IPv6Address], bool]
+BULK_PACKET = 1000  # a client sending packets this large is uploading: more ACKs follow
 
 TUN_IPV4 = IPv4Address("10.0.0.1")
 TUN_IPV6 = IPv6Address("fc00::1")
@@ -201,6 +203,7 @@ class _Client:
     seq: int = 0
     first_buffered: float = 0.0  # when the packer's partial bundle got its first packet
     held: bool = False  # its flush time came while more was coming: wait for the hold
+    uploading: bool = False  # its last data message carried full-size packets
 
     def next_seq(self) -> int:
         self.seq = 1 if self.seq >= MAX_SEQ else self.seq + 1
@@ -471,6 +474,7 @@ class IprRouter:
                 self.stats["spoofed source"] += 1
                 continue
             client.last_activity = now
+            client.uploading = len(packet) >= BULK_PACKET
             if self._allow is not None and not self._allow(info.destination, info.destination_port):
                 self.stats["exit policy"] += 1
                 info_reply = InfoResponse(
@@ -582,7 +586,7 @@ class IprRouter:
             return
         pending = self._downlink_pending
         if now < client.first_buffered + self.config.bundle_hold and (
-            pending is not None and pending(client.ipv4, client.ipv6)
+            client.uploading or (pending is not None and pending(client.ipv4, client.ipv6))
         ):
             client.held = True
             return

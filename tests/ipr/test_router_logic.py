@@ -209,6 +209,28 @@ def test_fragment_bundles_fill_reply_packets_and_hold_only_while_more_comes() ->
     assert isinstance(small.body, DataResponse) and decode_bundle(small.body.ip_packet) == acks
 
 
+def test_an_uploading_clients_acks_wait_for_the_hold() -> None:
+    """Each reply spends a SURB that an upload has to send up: while the client's data
+    messages carry full-size packets, its ACKs are bundled for `bundle_hold`."""
+    cfg = RouterConfig(bundle_fragments=8)
+    router = IprRouter(random.Random(3), cfg, reply_surb_cost=_reply_fragments)
+    ok = connect(router, TAG_A, 5)
+    out = IPv4Address("9.9.9.9")
+    for size, held in ((1392, True), (12, False)):
+        data = DataRequest(encode_bundle([udp_packet(ok.ipv4, out, size)]))
+        router.on_message(TAG_A, framed(5, data, seq=1), 2, 2.0)
+        assert len(router.pop_uplink()) == 1
+        router.on_downlink(udp_packet(out, ok.ipv4, 12), 2.0)
+        router.settle(2.0)
+        if held:
+            assert responses(router) == [] and router.poll_deadline() == 2.0 + cfg.bundle_hold
+            router.handle_timeout(2.0 + cfg.bundle_hold)
+            assert len(responses(router)) == 1
+        else:
+            router.settle(2.0 + cfg.bundle_hold + cfg.default_buffer_timeout)
+            assert len(responses(router)) == 1
+
+
 def test_idle_clients_are_forgotten_silently_on_the_sweep() -> None:
     router = IprRouter(random.Random(3))
     ok = connect(router, TAG_A, 5, now=0.0)
