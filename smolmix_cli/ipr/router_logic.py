@@ -236,6 +236,7 @@ class IprRouter:
         self._allow = allow_destination
         self._cost = reply_surb_cost if reply_surb_cost is not None else (lambda _size: 1)
         self._downlink_pending = downlink_pending
+        self._bundling = True  # `set_bundling`: off on a lossy path
         self.stats: Counter[str] = Counter()
         self._clients: dict[bytes, _Client] = {}
         self._by_address: dict[IpAddress, _Client] = {}
@@ -426,7 +427,17 @@ class IprRouter:
         def fragments(bundle_len: int) -> int:
             return self._cost(head + len(encode_varint(bundle_len)) + bundle_len)
 
-        return FragmentPacker(fragments, cfg.bundle_fragments)
+        return FragmentPacker(fragments, cfg.bundle_fragments if self._bundling else 1)
+
+    def set_bundling(self, on: bool) -> None:
+        """Bundles across fragment boundaries on or off (the shell turns them off where
+        too few reply fragments are acked: a lost fragment holds back its whole bundle)."""
+        if on == self._bundling:
+            return
+        self._bundling = on
+        for client in self._clients.values():
+            if isinstance(client.encoder, FragmentPacker):
+                client.encoder.max_fragments = self.config.bundle_fragments if on else 1
 
     def _on_disconnect(
         self, sender_tag: bytes, version: int, frame: LpFrame | None, request: DisconnectRequest
@@ -585,8 +596,10 @@ class IprRouter:
         if now < client.last_emit + client.buffer_timeout:
             return
         pending = self._downlink_pending
-        if now < client.first_buffered + self.config.bundle_hold and (
-            client.uploading or (pending is not None and pending(client.ipv4, client.ipv6))
+        if (
+            self._bundling
+            and now < client.first_buffered + self.config.bundle_hold
+            and (client.uploading or (pending is not None and pending(client.ipv4, client.ipv6)))
         ):
             client.held = True
             return
