@@ -231,6 +231,27 @@ def test_an_uploading_clients_acks_wait_for_the_hold() -> None:
             assert len(responses(router)) == 1
 
 
+def test_without_bundling_no_bundle_crosses_a_fragment() -> None:
+    """On a lossy path (the shell's `set_bundling(False)`) full-size packets go one per
+    reply again, small ones still share a fragment."""
+    cfg = RouterConfig(bundle_fragments=8)
+    router = IprRouter(random.Random(3), cfg, reply_surb_cost=_reply_fragments)
+    ok = connect(router, TAG_A, 5)
+    router.set_bundling(False)
+    packets = [udp_packet(IPv4Address("1.1.1.1"), ok.ipv4, 1392) for _ in range(9)]
+    small = [udp_packet(IPv4Address("1.1.1.1"), ok.ipv4, 12) for _ in range(3)]
+    for p in packets + small:
+        router.on_downlink(p, 1.0)
+    router.handle_timeout(1.0 + cfg.default_buffer_timeout)
+    bodies = [r.body for _f, r in responses(router)]
+    groups = [decode_bundle(b.ip_packet) for b in bodies if isinstance(b, DataResponse)]
+    assert groups == [[p] for p in packets[:8]] + [[packets[8], *small]]  # one fragment
+    router.set_bundling(True)
+    for p in packets:
+        router.on_downlink(p, 2.0)
+    assert [len(decode_bundle(r.body.ip_packet)) for _f, r in responses(router)] == [9]  # type: ignore[union-attr]
+
+
 def test_idle_clients_are_forgotten_silently_on_the_sweep() -> None:
     router = IprRouter(random.Random(3))
     ok = connect(router, TAG_A, 5, now=0.0)
