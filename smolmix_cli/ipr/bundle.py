@@ -171,3 +171,36 @@ class FragmentPacker:
         if self.fragments(size) < sum(self.fragments(len(item)) for item in items):
             return [b"".join(items)]
         return items
+
+
+class LossGate:
+    """Whether bundles may cross fragment boundaries: a lost fragment holds back its whole
+    bundle, so only while nearly every fragment arrives.
+
+    The share is taken over fragments whose fate is known (acked, or resent for want of
+    an ack), per `sample` of them, smoothed. Against fragments sent it read a growing
+    flight as loss: a transfer's first samples fell below half at no loss."""
+
+    __slots__ = ("_mark", "sample", "share", "threshold")
+
+    def __init__(self, threshold: float = 0.9, sample: int = 64) -> None:
+        self.threshold = threshold
+        self.sample = sample
+        self.share = 1.0
+        self._mark: tuple[int, int] | None = None
+
+    def observe(self, acked: int, resent: int) -> None:
+        """Totals so far of acks received and fragments resent."""
+        mark = self._mark
+        if mark is None or acked < mark[0] or resent < mark[1]:
+            self._mark = (acked, resent)
+            return
+        new_acks, new_resends = acked - mark[0], resent - mark[1]
+        if new_acks + new_resends < self.sample:
+            return
+        self.share = 0.75 * self.share + 0.25 * new_acks / (new_acks + new_resends)
+        self._mark = (acked, resent)
+
+    @property
+    def open(self) -> bool:
+        return self.share >= self.threshold

@@ -48,6 +48,7 @@ from smolmix_cli.ipr.bincode import encode_varint
 from smolmix_cli.ipr.bundle import (
     BundleDecoder,
     FragmentPacker,
+    LossGate,
     decode_bundle,
     encode_bundle,
 )
@@ -109,9 +110,6 @@ MIN_CONNECT_REQUEST_SURBS = 2
 # make it; one over it is what a reply fragment spends. At most 4 SURBs per fragment.
 DELIVERY_SAMPLE_PACKETS = 64
 MIN_DELIVERY_SHARE = 0.25
-# Below this share of our fragments acked, packets go one per message again: a bundle's
-# lost fragment holds back every packet in it (up to 18) for a mixnet resend.
-BUNDLE_MIN_DELIVERY = 0.9
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +323,8 @@ class IprClient:
         self.surbs_sent = 0
         self.surb_requests = 0
         self._packer: FragmentPacker | None = None
+        # below 90 % of our fragments acked, packets go one per message again (`pack`)
+        self.bundle_gate = LossGate()
         self.packed_since = 0.0  # when the partial bundle got its first packet
 
     # --- drained by the shell ---------------------------------------------------------------
@@ -495,7 +495,7 @@ class IprClient:
         """Queue one IP packet for a bundle; full bundles are sent at once (see the module
         docstring). Without `bundle_fragments`, the packet is sent on its own."""
         self._require_connected()
-        if self.config.bundle_fragments <= 0 or self._delivery < BUNDLE_MIN_DELIVERY:
+        if self.config.bundle_fragments <= 0 or not self.bundle_gate.open:
             self.flush_packed(now)  # keeps the order
             self.send_packet(packet, now)
             return

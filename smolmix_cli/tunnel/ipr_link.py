@@ -284,7 +284,9 @@ class IprLink:
         if served != self._surbs_served:
             self.client.on_surbs_served(served - self._surbs_served)
             self._surbs_served = served
-        self.client.observe_round_trips(*self.mixnet.ack_counts)
+        sent, acked = self.mixnet.ack_counts
+        self.client.observe_round_trips(sent, acked)
+        self.client.bundle_gate.observe(acked, self.mixnet.resend_count)
         self.client.on_reply(payload, anyio.current_time())
         self._process_events()
         self._wake.set()

@@ -284,8 +284,8 @@ def test_packed_packets_share_messages_only_where_that_saves_sphinx_packets() ->
     client.flush_packed(3.0)
     [both] = client.pop_transmits()
     assert isinstance(both, SendToIpr) and not both.retransmit
-    client.observe_round_trips(0, 0)
-    client.observe_round_trips(1000, 500)  # half our fragments acked
+    client.bundle_gate.observe(0, 0)
+    client.bundle_gate.observe(500, 500)  # half our fragments unacked in time
     for packet in acks:
         client.pack(packet, 4.0)
     assert client.packed == 0 and len(client.pop_transmits()) == 2

@@ -17,6 +17,7 @@ from smolmix_cli.ipr.bundle import (
     BundleDecoder,
     BundleEncoder,
     FragmentPacker,
+    LossGate,
     decode_bundle,
     encode_bundle,
 )
@@ -274,3 +275,17 @@ def test_bundle_decoder_raises_only_its_error(data: bytes) -> None:
         return
     assert encode_bundle(packets_out) == data
     assert all(len(p) + LENGTH_PREFIX_SIZE <= len(data) for p in packets_out)
+
+
+def test_loss_gate_reads_fates_not_a_growing_flight() -> None:
+    gate = LossGate(0.9, 64)
+    gate.observe(0, 0)
+    gate.observe(63, 0)  # a sample is 64 fates
+    assert gate.open and gate.share == 1.0
+    gate.observe(64, 0)
+    assert gate.open
+    gate.observe(64 + 34, 30)  # ~47 % resent, as at 10 % loss per mix node
+    assert not gate.open
+    for n in range(1, 12):  # lossless again: it reopens within a few samples
+        gate.observe(98 + 64 * n, 30)
+    assert gate.open

@@ -504,6 +504,11 @@ class MixnetClient:
         return core.real_packets_sent, core.acks_received
 
     @property
+    def resend_count(self) -> int:
+        """Fragments resent so far (no ack in time: lost, or late)."""
+        return self._core.stats.retransmissions
+
+    @property
     def reply_surbs_served(self) -> int:
         """SURBs sent so far in answer to peers' SURB requests."""
         return self._core.stats.reply_surbs_served

@@ -50,7 +50,7 @@ import anyio
 import anyio.abc
 from anyio.abc import TaskStatus
 
-from smolmix_cli.ipr.bundle import BundleDecoder
+from smolmix_cli.ipr.bundle import BundleDecoder, LossGate
 from smolmix_cli.ipr.errors import IprError
 from smolmix_cli.ipr.lp_frame import LpFrame, is_stream_frame
 from smolmix_cli.ipr.messages import V10, DataRequest, IpPacketRequest
@@ -103,11 +103,6 @@ _REPLY_HEADER = 2  # a Reply NymMessage: type byte + content tag
 # fragments, where one per message takes 9. More per bundle saves no more (18 in 16)
 # and makes one lost fragment hold back more packets.
 LOCAL_BUNDLE_FRAGMENTS = 8
-# Below this smoothed share of reply fragments acked, no bundle crosses a fragment
-# boundary: at 10 % loss per mix node 2 MiB took 6.2x the lossless time with bundles
-# against 2.9x without (bench/loss.py, same run), each lost fragment holding back 9 packets.
-BUNDLE_MIN_DELIVERY = 0.9
-DELIVERY_SAMPLE = 64  # fragments sent per delivery sample
 
 
 def _is_control_reply(payload: bytes) -> bool:
@@ -206,8 +201,10 @@ class ExitIpr:
         self._downlink_count = 0
         self._tg: anyio.abc.TaskGroup | None = None
         self._queued = 0  # replies waiting for SURBs, recounted every 64 downlink packets
-        self._delivery = 1.0  # smoothed share of reply fragments acked
-        self._delivery_mark: tuple[int, int] | None = None
+        # Below 90 % of reply fragments acked no bundle crosses a fragment: at 10 % loss
+        # per mix node 2 MiB took 6.2x the lossless time with bundles against 2.9x
+        # without (bench/loss.py, same run), each lost fragment holding back 9 packets.
+        self._bundle_gate = LossGate()
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -290,17 +287,8 @@ class ExitIpr:
 
     def _observe_delivery(self, client: MixnetClient) -> None:
         """Bundle across fragments only while nearly every reply fragment is acked."""
-        sent, acked = client.ack_counts
-        mark = self._delivery_mark
-        if mark is None or sent < mark[0] or acked < mark[1]:
-            self._delivery_mark = (sent, acked)
-            return
-        if sent - mark[0] < DELIVERY_SAMPLE:
-            return
-        share = min(1.0, (acked - mark[1]) / (sent - mark[0]))
-        self._delivery = 0.75 * self._delivery + 0.25 * share
-        self._delivery_mark = (sent, acked)
-        self.router.set_bundling(self._delivery >= BUNDLE_MIN_DELIVERY)
+        self._bundle_gate.observe(client.ack_counts[1], client.resend_count)
+        self.router.set_bundling(self._bundle_gate.open)
 
     def _handle(self, client: MixnetClient, tag: bytes, data: bytes, now: float) -> None:
         self._debit_resends(client, now)
