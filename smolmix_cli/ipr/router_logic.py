@@ -73,7 +73,7 @@ from smolmix_cli.ipr.messages import (
 IpAddress = IPv4Address | IPv6Address
 DestinationFilter = Callable[[IpAddress, int], bool]
 DownlinkPending = Callable[[IPv4Address, IPv6Address], bool]
-BULK_PACKET = 1000  # a client sending packets this large is uploading: more ACKs follow
+BULK_PACKET = 1000  # a client bundling packets this large is uploading: more ACKs follow
 
 TUN_IPV4 = IPv4Address("10.0.0.1")
 TUN_IPV6 = IPv6Address("fc00::1")
@@ -203,7 +203,7 @@ class _Client:
     seq: int = 0
     first_buffered: float = 0.0  # when the packer's partial bundle got its first packet
     held: bool = False  # its flush time came while more was coming: wait for the hold
-    uploading: bool = False  # its last data message carried full-size packets
+    uploading: bool = False  # its last data message was a bundle of data segments
 
     def next_seq(self) -> int:
         self.seq = 1 if self.seq >= MAX_SEQ else self.seq + 1
@@ -485,7 +485,8 @@ class IprRouter:
                 self.stats["spoofed source"] += 1
                 continue
             client.last_activity = now
-            client.uploading = len(packet) >= BULK_PACKET
+            # a bundle of data segments, not one large packet (a ClientHello, a request)
+            client.uploading = len(packets) > 1 and len(packet) >= BULK_PACKET
             if self._allow is not None and not self._allow(info.destination, info.destination_port):
                 self.stats["exit policy"] += 1
                 info_reply = InfoResponse(

@@ -211,23 +211,24 @@ def test_fragment_bundles_fill_reply_packets_and_hold_only_while_more_comes() ->
 
 def test_an_uploading_clients_acks_wait_for_the_hold() -> None:
     """Each reply spends a SURB that an upload has to send up: while the client's data
-    messages carry full-size packets, its ACKs are bundled for `bundle_hold`."""
+    messages are bundles of data segments, its ACKs are bundled for `bundle_hold` (not
+    after one large packet alone: a ClientHello's answer is not held)."""
     cfg = RouterConfig(bundle_fragments=8)
     router = IprRouter(random.Random(3), cfg, reply_surb_cost=_reply_fragments)
     ok = connect(router, TAG_A, 5)
     out = IPv4Address("9.9.9.9")
-    for size, held in ((1392, True), (12, False)):
-        data = DataRequest(encode_bundle([udp_packet(ok.ipv4, out, size)]))
-        router.on_message(TAG_A, framed(5, data, seq=1), 2, 2.0)
-        assert len(router.pop_uplink()) == 1
-        router.on_downlink(udp_packet(out, ok.ipv4, 12), 2.0)
-        router.settle(2.0)
+    for t, (sizes, held) in enumerate((((1392, 1392), True), ((12,), False), ((1392,), False))):
+        now = 2.0 + t
+        data = DataRequest(encode_bundle([udp_packet(ok.ipv4, out, n) for n in sizes]))
+        router.on_message(TAG_A, framed(5, data, seq=1), 2, now)
+        assert len(router.pop_uplink()) == len(sizes)
+        router.on_downlink(udp_packet(out, ok.ipv4, 12), now)
+        router.settle(now)
         if held:
-            assert responses(router) == [] and router.poll_deadline() == 2.0 + cfg.bundle_hold
-            router.handle_timeout(2.0 + cfg.bundle_hold)
+            assert responses(router) == [] and router.poll_deadline() == now + cfg.bundle_hold
+            router.handle_timeout(now + cfg.bundle_hold)
             assert len(responses(router)) == 1
-        else:
-            router.settle(2.0 + cfg.bundle_hold + cfg.default_buffer_timeout)
+        else:  # quiet since the last reply: at once
             assert len(responses(router)) == 1
 
 
