@@ -594,6 +594,8 @@ class IprRouter:
                 self._settle(client, now)
 
     def _settle(self, client: _Client, now: float) -> None:
+        encoder = client.encoder
+        assert isinstance(encoder, FragmentPacker)
         if now < client.last_emit + client.buffer_timeout:
             return
         pending = self._downlink_pending
@@ -604,7 +606,7 @@ class IprRouter:
         ):
             client.held = True
             return
-        for bundle in client.encoder.flush() or ():
+        for bundle in encoder.flush():
             self._emit_bundle(client, bundle, now)
 
     def _flush_due(self, client: _Client) -> float:
