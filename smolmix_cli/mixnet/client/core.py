@@ -627,8 +627,8 @@ class ClientCore:
         losses among acked fragments, the timer the tail. At zero loss a busy machine's
         queues stretched acks past the timer: 51-105 of ~800 reply fragments per MiB
         were resent for nothing, in twos and threes (bench/README, branch packets)."""
-        if self.config.loss_detection_window is None or pending.detected_lost:
-            return deadline
+        if self.config.loss_detection_window is None or pending.detected_lost or pending.retries:
+            return deadline  # a resend lost again keeps its own clock
         return max(deadline, self._progress_at + deadline - pending.sent_at)
 
     def take_reply_retransmission_surbs(self) -> dict[bytes, int]:
