@@ -177,8 +177,8 @@ class LossGate:
     """Whether bundles may cross fragment boundaries: a lost fragment holds back its whole
     bundle, so only while nearly every fragment arrives.
 
-    The share is taken over fragments whose fate is known (acked, or resent for want of
-    an ack), per `sample` of them, smoothed. Against fragments sent it read a growing
+    The share is taken over fragments whose fate is known (acked, or resent or given up
+    for want of an ack), per `sample` of them, smoothed. Against fragments sent it read a growing
     flight as loss: a transfer's first samples fell below half at no loss."""
 
     __slots__ = ("_mark", "sample", "share", "threshold")
@@ -190,7 +190,7 @@ class LossGate:
         self._mark: tuple[int, int] | None = None
 
     def observe(self, acked: int, resent: int) -> None:
-        """Totals so far of acks received and fragments resent."""
+        """Totals so far of acks received and of fragments unacked in time."""
         mark = self._mark
         if mark is None or acked < mark[0] or resent < mark[1]:
             self._mark = (acked, resent)

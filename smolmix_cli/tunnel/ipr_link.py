@@ -286,7 +286,7 @@ class IprLink:
             self._surbs_served = served
         sent, acked = self.mixnet.ack_counts
         self.client.observe_round_trips(sent, acked)
-        self.client.bundle_gate.observe(acked, self.mixnet.resend_count)
+        self.client.bundle_gate.observe(acked, self.mixnet.unacked_count)
         self.client.on_reply(payload, anyio.current_time())
         self._process_events()
         self._wake.set()

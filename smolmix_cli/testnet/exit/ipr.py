@@ -287,7 +287,7 @@ class ExitIpr:
 
     def _observe_delivery(self, client: MixnetClient) -> None:
         """Bundle across fragments only while nearly every reply fragment is acked."""
-        self._bundle_gate.observe(client.ack_counts[1], client.resend_count)
+        self._bundle_gate.observe(client.ack_counts[1], client.unacked_count)
         self.router.set_bundling(self._bundle_gate.open)
 
     def _handle(self, client: MixnetClient, tag: bytes, data: bytes, now: float) -> None:
