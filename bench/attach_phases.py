@@ -3,17 +3,19 @@
 Runs the given smolmix command line N times, each in a fresh interpreter that marks
 `time.process_time()` (CPU since the process started) and wall time at: the interpreter
 up, the command table imported (click, the global options), the fetch command's
-module imported (the HTTP engine), `anyio.run` entered (settings parsed), the event loop
-running (asyncio and anyio's backend loaded), the attach started and done, the first HTTP
-request started and done, and the exit. Prints one JSON object per boundary (medians).
+module imported, the blocking attach shell imported (h11, the session protocol), the
+settings parsed (`run_attached` entered), the attach (`status`) started and done, the
+first HTTP request started and done, and the exit. Prints one JSON object per boundary
+(medians). It times the blocking attach path (cli/fetch_attached.py); a command that
+falls back to the async engine shows no attach or request marks.
 It needs a running session to attach to, e.g. on the local network:
 
     smolmix testnet up &  smolmix --network testnet session start
     .venv/bin/python bench/attach_phases.py --runs 10 -- \\
         --network testnet fetch -sS -o /dev/null https://demo.smolmix.test/
 
-Wrapping is by attribute (`factory._attach`, `HttpClient.fetch`, `fetch.run_fetch`), so
-this bench follows those names if they move.
+Wrapping is by attribute (`fetch_attached.run_attached`, `attach.attach`,
+`BlockingHttpClient.fetch`), so this bench follows those names if they move.
 """
 
 from __future__ import annotations
@@ -43,39 +45,31 @@ def child(argv: list[str], out: str) -> None:
     import smolmix_cli.cli.main as main_module
 
     mark("command table")
-    import anyio
-
-    import smolmix_cli.cli.fetch as fetch_module
+    import smolmix_cli.cli.fetch  # noqa: F401
 
     mark("fetch module")
-    import smolmix_cli.apps.http_client as http_client
-    import smolmix_cli.session.factory as factory
+    import smolmix_cli.apps.http_blocking as http_blocking
+    import smolmix_cli.cli.fetch_attached as fetch_attached
+    import smolmix_cli.session.attach as attach_module
 
-    mark("session factory")
+    mark("blocking shell")
 
-    def wrap_async(owner: Any, attr: str, before: str, after: str | None) -> None:
+    def wrap(owner: Any, attr: str, before: str, after: str | None) -> None:
         inner = getattr(owner, attr)
 
-        async def wrapped(*args: Any, **kwargs: Any) -> Any:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
             mark(before)
             try:
-                return await inner(*args, **kwargs)
+                return inner(*args, **kwargs)
             finally:
                 if after is not None:
                     mark(after)
 
         setattr(owner, attr, wrapped)
 
-    wrap_async(fetch_module, "run_fetch", "loop running", None)
-    wrap_async(factory, "_attach", "attach start", "attach done")
-    wrap_async(http_client.HttpClient, "fetch", "request start", "request done")
-    run = anyio.run
-
-    def timed_run(*args: Any, **kwargs: Any) -> Any:
-        mark("anyio.run")
-        return run(*args, **kwargs)
-
-    fetch_module.anyio.run = timed_run
+    wrap(fetch_attached, "run_attached", "settings parsed", None)
+    wrap(attach_module, "attach", "attach start", "attach done")
+    wrap(http_blocking.BlockingHttpClient, "fetch", "request start", "request done")
 
     def report() -> None:
         mark("exit")

@@ -1,19 +1,34 @@
 """The official client and `smolmix fetch`, through the same local network, in one run.
 
-One LocalNetwork (one exit, demo origin). First the official client
-(npm @nymproject/mix-tunnel 0.2.1 in headless Chromium, tests/interop/driver.mjs)
-sets up its tunnel and fetches the demo page and a 1 MiB file; the mix nodes
-record the per-hop delays it chose. Then `smolmix fetch` does the same
-transfers, with the network file's mean delay set to what the official client
-used, so both see the same mixing. Times are per transfer (tunnel set-up apart)
-and the ratios are smolmix / official. Prints JSON lines. Run from the repo root:
+`--profile default`: one LocalNetwork (one exit, demo origin). First the official
+client (npm @nymproject/mix-tunnel 0.2.1 in headless Chromium,
+tests/interop/driver.mjs) sets up its tunnel and fetches the demo page and a 1 MiB
+file; the mix nodes record the per-hop delays it chose. Then `smolmix fetch` does
+the same transfers, with the network file's mean delay set to what the official
+client used, so both see the same mixing. Times are per transfer (tunnel set-up
+apart) and the ratios are smolmix / official.
+
+`--profile shaped` (issue 17): Nym-like shaping, Poisson sending and loop cover ON in
+every client. Each checkout (this one: "now"; `--base DIR`, a worktree of the code
+before issue 17: "today") gets its own network, run from that checkout in its own
+process (bench/interop_child.py) with `--mix-delay-ms` as its mean per-hop delay.
+The official client runs on this checkout's network with its built-in shaping (it
+has no option for the per-hop delay or the Poisson rate); smolmix runs with
+`--mix-delay-ms` per hop, Poisson `--sending-delay-ms` and cover every 200 ms (Nym's
+config-types defaults). Per 1 MiB transfer (sha256-checked): time and KB/s, the
+Sphinx packets each way at the entry gateway (up: from the client, real and cover;
+down: pushed to it, SURB-ACKs apart), the client's CPU (the smolmix process, or the
+driver with chromium and the wasm worker) and the mean per-hop delay the mix nodes saw.
+Reps of today and now are interleaved. Prints JSON lines. Run from the repo root:
     .venv/bin/python bench/interop.py [--reps 3] [--smolmix-cmd 'python -m smolmix_cli']
+    .venv/bin/python bench/interop.py --profile shaped --reps 3 --base /tmp/base-shaped
 Needs tests/interop/setup.sh (chromium, node_modules) and a smolmix with `fetch`.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import hashlib
 import json
 import os
@@ -25,14 +40,27 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
+import anyio.abc
+from anyio.streams.buffered import BufferedByteReceiveStream
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 
-from smolmix_cli.testnet.nodes.processing import Forward
-from smolmix_cli.testnet.origin.http import bytes_sha256
-from tests.interop.harness import BIG, interop_network, missing_prerequisites, run_driver
+from smolmix_cli.config import load_network_file  # noqa: E402
+from smolmix_cli.testnet.nodes.processing import Forward  # noqa: E402
+from smolmix_cli.testnet.origin.http import bytes_sha256  # noqa: E402
+from tests.interop.harness import (  # noqa: E402
+    BIG,
+    driver_config,
+    interop_network,
+    missing_prerequisites,
+    run_driver,
+)
+
+CHILD = Path(__file__).resolve().parent / "interop_child.py"
 
 
 def emit(**fields: object) -> None:
@@ -95,12 +123,31 @@ async def smolmix_fetch(cmd: list[str], network_file: Path, url: str) -> dict[st
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--profile", choices=("default", "shaped"), default="default")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--smolmix-cmd", default=f"{sys.executable} -m smolmix_cli")
+    parser.add_argument("--base", type=Path, help="shaped: a checkout of the code before")
+    parser.add_argument("--mix-delay-ms", type=float, default=50.0, help="shaped: per hop")
+    parser.add_argument("--sending-delay-ms", type=float, default=20.0, help="shaped: Poisson")
+    parser.add_argument("--no-official", action="store_true", help="shaped: smolmix only")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="shaped: one more client on this checkout's network, with these TunnelOptions",
+    )
     args = parser.parse_args()
     reason = missing_prerequisites()
     if reason is not None:
         sys.exit(f"bench/interop.py: {reason}")
+    if args.profile == "shaped":
+        await shaped(args)
+    else:
+        await default_profile(args)
+
+
+async def default_profile(args: argparse.Namespace) -> None:
     cmd = shlex.split(args.smolmix_cmd)
     big_sha = bytes_sha256(BIG)
     with tempfile.TemporaryDirectory() as tmp:
@@ -171,6 +218,270 @@ async def main() -> None:
                 smolmix_wall_median_s=round(statistics.median(walls[kind]), 3),
                 ratio_smolmix_over_official=round(s / o, 3),
             )
+
+
+class Child:
+    """A bench/interop_child.py process from one checkout: JSON lines out, commands in."""
+
+    def __init__(self, process: anyio.abc.Process, log: Path) -> None:
+        assert process.stdout is not None and process.stdin is not None
+        self.process = process
+        self.log = log
+        self._out = BufferedByteReceiveStream(process.stdout)
+
+    @classmethod
+    async def start(cls, checkout: Path, log: Path, *argv: str) -> Child:
+        python = checkout / ".venv" / "bin" / "python"
+        command = [str(python if python.exists() else sys.executable), str(CHILD), *argv]
+        command += ["--checkout", str(checkout)]
+        with log.open("ab") as err:
+            process = await anyio.open_process(command, stderr=err, cwd=checkout)
+        return cls(process, log)
+
+    async def line(self) -> dict[str, Any]:
+        try:
+            raw = await self._out.receive_until(b"\n", 1 << 20)
+        except (anyio.EndOfStream, anyio.IncompleteRead):
+            tail = self.log.read_text(errors="replace")[-1500:]
+            raise RuntimeError(f"child ended: {tail}") from None
+        return dict(json.loads(raw))
+
+    async def say(self, text: str = "") -> None:
+        assert self.process.stdin is not None
+        await self.process.stdin.send((text + "\n").encode())
+
+    async def ask(self) -> dict[str, Any]:
+        await self.say()
+        return await self.line()
+
+    async def aclose(self) -> None:
+        assert self.process.stdin is not None
+        await self.process.stdin.aclose()
+        with anyio.move_on_after(10):
+            await self.process.wait()
+        if self.process.returncode is None:
+            self.process.kill()
+        await self.process.aclose()
+
+
+def traffic(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Sphinx packets at the entry gateway between two snapshots, the exit's counters
+    (means as sampled in between) and the hop delay seen."""
+    return {
+        "sphinx_up": after["packets_from_clients"] - before["packets_from_clients"],
+        "sphinx_down": after["pushes_other"] - before["pushes_other"],
+        "acks_down": after["pushes_acks"] - before["pushes_acks"],
+        "mean_hop_delay_ms": after["mean_hop_delay_ms"],
+        "network_cpu_s": round(after["network_cpu_s"] - before["network_cpu_s"], 2),
+        "exit": {
+            k: v if "_mean" in k else v - before["exit"].get(k, 0)
+            for k, v in after["exit"].items()
+            if "_mean" in k or v != before["exit"].get(k, 0)
+        },
+    }
+
+
+def transfer_row(client: str, rep: int, time_s: float, ok: bool, **fields: Any) -> dict[str, Any]:
+    return {
+        "name": "shaped_fetch",
+        "client": client,
+        "rep": rep,
+        "ok": ok,
+        "time_s": round(time_s, 3),
+        "kb_per_s": round(BIG / 1000 / time_s, 1) if ok and time_s > 0 else None,
+        **fields,
+    }
+
+
+async def official_shaped(
+    network_child: Child, network_file: Path, work: Path, reps: int
+) -> list[dict[str, Any]]:
+    """The official client with its own shaping on: reps x 1 MiB through one tunnel."""
+    network = load_network_file(network_file, name="bench")
+    port = urlsplit(network.api_urls[0].url).port
+    assert port is not None and network.demo is not None
+    big_url = f"http://{network.demo.zone}/bytes/{BIG}"
+    extra = [{"name": f"big_{r}", "url": big_url, "timeoutMs": 300000} for r in range(reps)]
+    cfg = driver_config(
+        network,
+        port,
+        work / "console.log",
+        stages=[],
+        extraFetches=extra,
+        disableCoverTraffic=False,
+        disablePoissonTraffic=False,
+        announceStages=True,
+        timeouts={"ready": 120000},
+    )
+    rows: list[dict[str, Any]] = []
+    started: dict[str, dict[str, Any]] = {}
+    big_sha = bytes_sha256(BIG)
+
+    async def on_line(line: dict[str, Any]) -> None:
+        name = line.get("starting") or line.get("stage") or ""
+        if not name.startswith("big_"):
+            if line.get("stage") == "ready":
+                emit(name="official_ready", ok=bool(line.get("ok")), ms=line.get("ms"))
+            return
+        counters = await network_child.ask()
+        if "starting" in line:
+            started[name] = counters
+            return
+        ok = bool(line.get("ok")) and line.get("sha256") == big_sha
+        row = transfer_row(
+            "official",
+            int(name.split("_")[1]),
+            line.get("fetch_ms", 0) / 1000,
+            ok,
+            cpu_s=line.get("cpu_s"),
+            **traffic(started[name], counters),
+        )
+        emit(**row)
+        rows.append(row)
+
+    await network_child.ask()  # resets the hop-delay mean
+    await run_driver(cfg, work / "driver.json", timeout=180 + 320 * reps, on_line=on_line)
+    return rows
+
+
+async def smolmix_shaped(
+    client: str,
+    checkout: Path,
+    options: str,
+    network_child: Child,
+    network_file: Path,
+    rep: int,
+    args: argparse.Namespace,
+    log: Path,
+) -> dict[str, Any]:
+    """One smolmix process from `checkout`: boot (not timed), then 1 MiB, Poisson and cover on."""
+    fetch = await Child.start(
+        checkout,
+        log,
+        "fetch",
+        "--network-file",
+        str(network_file),
+        "--size",
+        str(BIG),
+        "--mix-delay-ms",
+        str(args.mix_delay_ms),
+        "--sending-delay-ms",
+        str(args.sending_delay_ms),
+        "--options",
+        options,
+    )
+    try:
+        with anyio.fail_after(120):
+            await fetch.line()  # ready
+        before = await network_child.ask()
+        await fetch.say()
+        with anyio.fail_after(600):
+            result = await fetch.line()
+        after = await network_child.ask()
+    finally:
+        await fetch.aclose()
+    ok = result["status"] == 200 and result["sha256"] == bytes_sha256(BIG)
+    row = transfer_row(
+        client,
+        rep,
+        result["time_s"],
+        ok,
+        cpu_s=result["cpu_s"],
+        **traffic(before, after),
+        messages_up=result.get("messages_up"),
+        ip_packets_up=result.get("ip_packets_up"),
+        ip_packets_down=result.get("ip_packets_down"),
+    )
+    emit(**row)
+    return row
+
+
+async def shaped(args: argparse.Namespace) -> None:
+    checkouts = [("now", REPO)]
+    if args.base is not None:
+        checkouts.insert(0, ("today", args.base.resolve()))
+    clients = [(name, checkout, name, "{}") for name, checkout in checkouts]
+    for variant in args.variant:
+        name, _, options = variant.partition("=")
+        clients.append((f"now+{name}", REPO, "now", options))
+    for _, checkout in checkouts:  # start-up must not pay for byte-compiling
+        compileall.compile_dir(checkout / "smolmix_cli", quiet=1)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        networks: dict[str, tuple[Child, Path]] = {}
+        try:
+            for client, checkout in checkouts:
+                log = work / f"{client}-network.log"
+                child = await Child.start(
+                    checkout,
+                    log,
+                    "network",
+                    "--state",
+                    str(work / f"{client}-net"),
+                    "--mix-delay-ms",
+                    str(args.mix_delay_ms),
+                )
+                with anyio.fail_after(60):
+                    networks[client] = (child, Path((await child.line())["network_file"]))
+            if not args.no_official:
+                child, network_file = networks["now"]
+                rows += await official_shaped(child, network_file, work, args.reps)
+            for rep in range(args.reps):
+                for client, checkout, network_name, options in clients:
+                    child, network_file = networks[network_name]
+                    log = work / f"{client}-fetch.log"
+                    try:
+                        rows.append(
+                            await smolmix_shaped(
+                                client, checkout, options, child, network_file, rep, args, log
+                            )
+                        )
+                    except (RuntimeError, TimeoutError, KeyError) as exc:
+                        emit(name="shaped_fetch", client=client, rep=rep, ok=False, error=str(exc))
+        finally:
+            for child, _ in networks.values():
+                await child.aclose()
+    shaped_summary(rows, args)
+
+
+def shaped_summary(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    medians: dict[str, float] = {}
+    names = ["today", "now", *(f"now+{v.partition('=')[0]}" for v in args.variant), "official"]
+    for client in names:
+        done = [r for r in rows if r["client"] == client and r["ok"]]
+        if not done:
+            continue
+
+        def med(key: str, rows: list[dict[str, Any]] = done) -> float:
+            values = [r[key] for r in rows if r.get(key) is not None]
+            return round(statistics.median(values), 3) if values else float("nan")
+
+        medians[client] = med("kb_per_s")
+        emit(
+            name="shaped_summary",
+            client=client,
+            transfers=len(done),
+            mix_delay_ms=None if client == "official" else args.mix_delay_ms,
+            kb_per_s_median=medians[client],
+            kb_per_s_all=[r["kb_per_s"] for r in done],
+            time_s_median=med("time_s"),
+            sphinx_up_median=med("sphinx_up"),
+            sphinx_down_median=med("sphinx_down"),
+            acks_down_median=med("acks_down"),
+            cpu_s_median=med("cpu_s"),
+            mean_hop_delay_ms=med("mean_hop_delay_ms"),
+        )
+    now = medians.get("now")
+    if now is not None:
+        emit(
+            name="shaped_ratios",
+            now_over_today=round(now / medians["today"], 2) if "today" in medians else None,
+            now_over_official=round(now / medians["official"], 2)
+            if "official" in medians
+            else None,
+            targets={"now_over_today": 2.0, "now_over_official": 1.5},
+        )
 
 
 if __name__ == "__main__":

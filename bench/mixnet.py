@@ -10,7 +10,11 @@ Prints JSON lines, one object per measurement.
   sending to itself; the bulk transfer is measured again paced by Poisson sending
   (3 ms mean), which avoids retransmitting packets still queued in the client.
 
+`--network-processes N` runs that network as `testnet up --processes N` (its nodes spread
+over N processes; bench/network_cpu.py compares layouts side by side).
+
 Usage: python bench/mixnet.py [--packets 2000] [--messages 50] [--bulk-kib 256] [--skip-client]
+           [--network-processes 1]
 """
 
 from __future__ import annotations
@@ -105,8 +109,8 @@ async def mixnode_rate(count: int) -> dict[str, Any]:
 
 
 @contextmanager
-def network_process(state_dir: Path) -> Iterator[Network]:
-    """`smolmix testnet up` in its own process (its own core), zero mix delay."""
+def network_process(state_dir: Path, processes: int = 1) -> Iterator[Network]:
+    """`smolmix testnet up` in its own process(es), zero mix delay."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -118,6 +122,8 @@ def network_process(state_dir: Path) -> Iterator[Network]:
             str(state_dir),
             "--mix-delay-ms",
             "0",
+            "--processes",
+            str(processes),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -140,12 +146,14 @@ def network_process(state_dir: Path) -> Iterator[Network]:
             proc.wait()
 
 
-async def client_measurements(messages: int, bulk_kib: int) -> list[dict[str, Any]]:
+async def client_measurements(
+    messages: int, bulk_kib: int, processes: int = 1
+) -> list[dict[str, Any]]:
     from smolmix_cli.bootstrap import fetch_topology, start_client
     from smolmix_cli.mixnet.client.client import ClientConfig
 
     results: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp, network_process(Path(tmp)) as network:
+    with tempfile.TemporaryDirectory() as tmp, network_process(Path(tmp), processes) as network:
         async with anyio.create_task_group() as tg:
             topology = await fetch_topology(network, 10)
             fast = ClientConfig.fast()  # cover and Poisson off, zero delays
@@ -219,11 +227,14 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=50)
     parser.add_argument("--bulk-kib", type=int, default=256)
     parser.add_argument("--skip-client", action="store_true")
+    parser.add_argument("--network-processes", type=int, default=1)
     args = parser.parse_args()
     emit(anyio.run(mixnode_rate, args.packets))
     if not args.skip_client:
-        for record in anyio.run(client_measurements, args.messages, args.bulk_kib):
-            emit(record)
+        for record in anyio.run(
+            client_measurements, args.messages, args.bulk_kib, args.network_processes
+        ):
+            emit({**record, "network_processes": args.network_processes})
 
 
 if __name__ == "__main__":

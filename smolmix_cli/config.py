@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import json
 import os
-import ssl
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smolmix_cli.mixnet.directory.api_urls import MAINNET_API_URLS, ApiUrl, make_ssl_context
+from smolmix_cli.network_choice import APP, state_dir
 
-APP = "smolmix"
-NETWORK_ENV = "SMOLMIX_NETWORK"
-NETWORK_FILE = "network.json"
+if TYPE_CHECKING:
+    import ssl
+
 PID_FILE = "testnet.pid"
 LOG_FILE = "testnet.log"
 FILE_FORMAT = "smolmix-network"
@@ -32,26 +31,6 @@ MAINNET_MEAN_DELAY_MS = 50.0  # Nym's default average per-hop delay (spec 2.10)
 
 class NetworkConfigError(Exception):
     """A network name or file that cannot be used."""
-
-
-def state_dir() -> Path:
-    """XDG state dir for smolmix (testnet state lives below it).
-
-    Every testnet command asks, so on Linux the XDG rule is applied here (as platformdirs
-    does): platformdirs imports tempfile and shutil, which an attached command never needs.
-    """
-    system: str = sys.platform  # a variable: mypy would narrow the comparison to this host
-    if system.startswith("linux"):
-        base = os.environ.get("XDG_STATE_HOME", "")
-        root = Path(base) if os.path.isabs(base) else Path.home() / ".local" / "state"
-        return root / APP
-    import platformdirs
-
-    return platformdirs.user_state_path(APP)
-
-
-def default_testnet_dir() -> Path:
-    return state_dir() / "testnet"
 
 
 def runtime_dir() -> Path:
@@ -122,6 +101,8 @@ class Network:
         return self.name != "mainnet"
 
     def ssl_context(self) -> ssl.SSLContext:
+        import ssl  # here: an attached command reads the network and never speaks TLS
+
         if self.ca_pem is None:
             return make_ssl_context(None)
         return ssl.create_default_context(cadata=self.ca_pem)
@@ -293,26 +274,6 @@ _KNOWN = {
     "dns_resolver",
     "demo",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class NetworkChoice:
-    """The user's `--network` value, before anything is started or read."""
-
-    kind: str  # "mainnet" | "testnet" | "file"
-    path: Path | None = None
-
-    @classmethod
-    def parse(cls, value: str | None) -> NetworkChoice:
-        text = (value if value is not None else os.environ.get(NETWORK_ENV, "")).strip()
-        if text in ("", "mainnet"):
-            return cls("mainnet")
-        if text == "testnet":
-            return cls("testnet", default_testnet_dir() / NETWORK_FILE)
-        return cls("file", Path(text).expanduser())
-
-    def describe(self) -> str:
-        return self.kind if self.kind != "file" else str(self.path)
 
 
 def write_private_json(path: Path, data: Any) -> None:

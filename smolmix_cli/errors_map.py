@@ -48,7 +48,7 @@ def table() -> Mapping[type[BaseException], Entry]:
     from smolmix_cli.session.daemon import SessionDaemonError
     from smolmix_cli.session.factory import OptionError
     from smolmix_cli.session.paths import SessionPathError
-    from smolmix_cli.session.remote import SessionUnavailable
+    from smolmix_cli.session.remote_errors import SessionUnavailable
     from smolmix_cli.tunnel.errors import TunnelUnavailable
 
     code = ExitCode

@@ -16,14 +16,12 @@ from pathlib import Path
 from smolmix_cli.config import (
     LOG_FILE,
     MAINNET,
-    NETWORK_FILE,
     PID_FILE,
     Network,
-    NetworkChoice,
     NetworkConfigError,
     load_network_file,
 )
-from smolmix_cli.spawn import SMOLMIX, SpawnFailed, spawn_detached
+from smolmix_cli.network_choice import NETWORK_FILE, NetworkChoice
 
 START_TIMEOUT = 30.0
 PhaseCallback = Callable[[str], None]
@@ -76,6 +74,8 @@ def running_network(state_dir: Path) -> Network | None:
 
 def start_background(state_dir: Path, timeout: float = START_TIMEOUT) -> Network:
     """Run `smolmix testnet up --dir DIR` detached; wait until its network file is ready."""
+    from smolmix_cli.spawn import SMOLMIX, SpawnFailed, spawn_detached  # subprocess: here only
+
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     log_path = state_dir / LOG_FILE
     try:

@@ -25,7 +25,7 @@ from smolmix_cli.netstack.aio import StackClosed, StackStopped
 from smolmix_cli.session.daemon import SessionDaemonError
 from smolmix_cli.session.factory import OptionError
 from smolmix_cli.session.paths import SessionPathError
-from smolmix_cli.session.remote import SessionUnavailable
+from smolmix_cli.session.remote_errors import SessionUnavailable
 from smolmix_cli.tunnel import errors as tunnel
 
 API = "https://validator.nymtech.net/api/"

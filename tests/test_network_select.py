@@ -17,14 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from smolmix_cli.config import (
-    MAINNET,
-    NETWORK_FILE,
-    PID_FILE,
-    GatewayInfo,
-    NetworkConfigError,
-    network_file_json,
-)
+from smolmix_cli.config import MAINNET, PID_FILE, GatewayInfo, NetworkConfigError, network_file_json
+from smolmix_cli.network_choice import NETWORK_FILE
 from smolmix_cli.network_select import LocalNetworkUnavailable, read_pid, select_network
 
 
@@ -140,7 +134,7 @@ def test_the_state_dir_is_platformdirs_without_importing_it(
     tempfile and shutil); it must name the directory platformdirs would."""
     import platformdirs
 
-    from smolmix_cli.config import state_dir
+    from smolmix_cli.network_choice import state_dir
 
     if xdg is None:
         monkeypatch.delenv("XDG_STATE_HOME", raising=False)

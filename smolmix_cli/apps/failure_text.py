@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import anyio
+import sys
 
 
 def stream_failure(exc: BaseException) -> str:
@@ -26,6 +26,7 @@ def stream_failure(exc: BaseException) -> str:
         current = current.__cause__ or current.__context__
     if texts:
         return texts[0]
-    if isinstance(exc, anyio.ClosedResourceError):
+    anyio = sys.modules.get("anyio")  # not loaded: a blocking shell's error, never anyio's
+    if anyio is not None and isinstance(exc, anyio.ClosedResourceError):
         return "the connection was closed here"
     return "the connection broke"

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import os
 import string
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import anyio
 
 from smolmix_cli.apps.errors import ReadError, UsageError
 
@@ -30,6 +28,11 @@ class Body:
     def chunks(self) -> AsyncIterator[bytes]:
         raise NotImplementedError
 
+    def pieces(self) -> Iterator[bytes] | None:
+        """The same bytes read without an event loop (the blocking attach shell's upload);
+        None: this source can only stream async (stdin, multipart)."""
+        return None
+
 
 class BytesBody(Body):
     def __init__(self, data: bytes, content_type: str | None = None) -> None:
@@ -38,6 +41,10 @@ class BytesBody(Body):
         self.content_type = content_type
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        for piece in self.pieces():
+            yield piece
+
+    def pieces(self) -> Iterator[bytes]:
         for start in range(0, len(self.data), CHUNK):
             yield self.data[start : start + CHUNK]
 
@@ -56,6 +63,14 @@ class FileBody(Body):
     async def chunks(self) -> AsyncIterator[bytes]:
         async for chunk in _read_file(self.path):
             yield chunk
+
+    def pieces(self) -> Iterator[bytes]:
+        try:
+            with open(self.path, "rb") as f:
+                while chunk := f.read(CHUNK):
+                    yield chunk
+        except OSError as exc:
+            raise ReadError(f"can't read '{self.path}': {exc.strerror}") from None
 
 
 class StreamBody(Body):
@@ -79,6 +94,8 @@ class StreamBody(Body):
 
 
 async def _read_file(path: Path) -> AsyncIterator[bytes]:
+    import anyio  # here: building a request (the blocking attach shell too) needs no event loop
+
     try:
         async with await anyio.open_file(path, "rb") as f:
             while True:

@@ -18,34 +18,28 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
 import anyio
-import h11
 
+from smolmix_cli.apps import http_rules as rules
 from smolmix_cli.apps.connector import Connector
 from smolmix_cli.apps.errors import (
     AppError,
     EmptyReply,
-    HttpStatusError,
     MalformedUrl,
     OperationTimeout,
-    RangeError,
     RecvError,
     SendError,
-    TooManyRedirects,
     UsageError,
     WriteError,
 )
 from smolmix_cli.apps.failure_text import stream_failure
-from smolmix_cli.apps.http_conditions import meets_time_condition
 from smolmix_cli.apps.http_connection import HttpConnection
-from smolmix_cli.apps.http_decode import decoder_for
+from smolmix_cli.apps.http_exchange import body_data
 from smolmix_cli.apps.http_options import FetchOptions
 from smolmix_cli.apps.http_pool import ConnectionPool
-from smolmix_cli.apps.http_request import OutgoingRequest, first_request, redirect_request
+from smolmix_cli.apps.http_request import OutgoingRequest, first_request
 from smolmix_cli.apps.http_transfer import RequestHead, ResponseHead, Transfer
-from smolmix_cli.apps.http_url import Url, join_url, parse_url
+from smolmix_cli.apps.http_url import Url, parse_url
 
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 MAX_RETRY_DELAY = 600.0
 
 BodySink = Callable[[bytes], Awaitable[None]]
@@ -155,15 +149,7 @@ class HttpClient:
         request = first_request(url, opts)
         while True:
             conn, head = await self.exchange(request, opts, transfer)
-            transfer.url_effective = str(request.url)
-            transfer.method = request.method
-            transfer.http_code = head.status
-            transfer.http_version = head.http_version
-            transfer.headers = head.headers
-            transfer.content_type = head.header("content-type") or ""
-            transfer.size_header += len(head.raw())
-            if opts.cookie_jar is not None:
-                opts.cookie_jar.ingest(request.url, head.headers)
+            rules.record_head(request, head, opts, transfer)
             if on_head is not None:
                 try:
                     await on_head(head)
@@ -174,26 +160,11 @@ class HttpClient:
                             f"Failure writing output to destination: {stream_failure(exc)}"
                         ) from None
                     raise
-            location = head.header("location")
-            transfer.redirect_url = ""
-            if location is not None and 300 <= head.status < 400 and head.status != 304:
-                try:
-                    transfer.redirect_url = str(join_url(request.url, location))
-                except AppError:
-                    transfer.redirect_url = ""
-            if (
-                opts.follow_redirects
-                and head.status in REDIRECT_STATUS | {300}
-                and location is not None
-            ):
+            if rules.follows(head, opts):
                 await self._discard(conn)
-                if transfer.num_redirects >= opts.max_redirects:
-                    raise TooManyRedirects(f"Maximum ({opts.max_redirects}) redirects followed")
-                transfer.num_redirects += 1
-                transfer.time_redirect = transfer.elapsed()
-                request = redirect_request(request, head, location, opts)
+                request = rules.next_hop(request, head, opts, transfer)
                 continue
-            if head.status in RETRYABLE_STATUS:
+            if head.status in rules.RETRYABLE_STATUS:
                 retry_after = _parse_retry_after(head.header("retry-after"))
                 if may_retry(retry_after):
                     await self._discard(conn)
@@ -243,35 +214,27 @@ class HttpClient:
         opts: FetchOptions,
         transfer: Transfer,
     ) -> None:
-        failed = head.status >= 400 and (opts.fail or opts.fail_with_body)
-        if head.status == 200 and not meets_time_condition(opts.time_condition, head):
-            # curl simulates a 304 when the server ignored -z: no body, code 304
-            transfer.http_code = 304
+        verdict = rules.verdict(head, opts, transfer)
+        if verdict.action == "close":
             await conn.aclose()
-            return
-        if opts.resume_from and head.status == 416:
-            # curl: resuming a file that is already complete is not an error.
+        elif verdict.action == "discard":
             await self._discard(conn)
+        if verdict.error is not None:
+            raise verdict.error
+        if verdict.action != "deliver":
             return
-        if opts.resume_from and head.status == 200:
-            await conn.aclose()
-            raise RangeError("HTTP server doesn't seem to support byte ranges. Cannot resume.")
-        if failed and not opts.fail_with_body:
-            await conn.aclose()
-            raise HttpStatusError(f"The requested URL returned error: {head.status}", head.status)
-        decoder = decoder_for(head.header("content-encoding")) if opts.compressed else None
+        decoder = rules.body_decoder(head, opts)
         try:
             while True:
-                event = await conn.next_event(head=False)
-                if isinstance(event, h11.Data):
-                    transfer.size_download += len(event.data)
-                    data = bytes(event.data)
+                data = body_data(await conn.next_event(head=False))
+                if data is None:
+                    break
+                if data:
+                    transfer.size_download += len(data)
                     if decoder is not None:
                         data = decoder.feed(data)
                     if data:
                         await _write(sink, data)
-                elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-                    break
             if decoder is not None:
                 tail = decoder.flush()
                 if tail:
@@ -280,17 +243,14 @@ class HttpClient:
             await conn.aclose()
             raise
         await self._pool.finish(conn)
-        if failed:
-            raise HttpStatusError(f"The requested URL returned error: {head.status}", head.status)
+        if rules.fails_after_body(head, opts):
+            raise rules.status_error(head)
 
 
 @contextmanager
 def _attempt_deadline(opts: FetchOptions, transfer: Transfer) -> Iterator[None]:
     """One attempt's counters start over, and -m bounds it as a whole (redirects too)."""
-    transfer.num_redirects = 0
-    transfer.time_redirect = 0.0
-    transfer.size_header = 0
-    transfer.size_download = 0
+    rules.start_attempt(transfer)
     try:
         with anyio.fail_after(opts.max_time):
             yield

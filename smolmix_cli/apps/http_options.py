@@ -6,11 +6,14 @@ The CLI fills it in; the client, its connection pool and its request builder onl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from smolmix_cli.apps.http_body import Body
-from smolmix_cli.apps.http_cookies import CookieJar
 from smolmix_cli.apps.http_headers import DEFAULT_USER_AGENT, HeaderEdit
 from smolmix_cli.apps.http_route import Route
+
+if TYPE_CHECKING:
+    from smolmix_cli.apps.http_cookies import CookieJar
 
 
 @dataclass

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
-import h11
 
 from smolmix_cli.apps.connector import Connector, OriginConnector, OriginStream
 from smolmix_cli.apps.errors import AppError, ConnectError, OperationTimeout
@@ -147,11 +146,7 @@ class ConnectionPool:
 
     def _release(self, conn: HttpConnection) -> bool:
         """Back to the pool if h11 says the connection can carry another request."""
-        if conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE:
-            try:
-                conn.h11.start_next_cycle()
-            except h11.LocalProtocolError:
-                return False
+        if conn.exchange.next_cycle():
             idle = self._idle.setdefault(conn.key, [])
             if len(idle) < _MAX_IDLE_PER_ORIGIN:
                 idle.append(conn)

@@ -94,7 +94,7 @@ class CliEnv:
         return Console(file=file, force_terminal=_forced(file, tty), _environ=self.environ)
 
     def testnet_state_dir(self) -> Path:
-        from smolmix_cli.config import default_testnet_dir
+        from smolmix_cli.network_choice import default_testnet_dir
 
         return self.testnet_dir if self.testnet_dir is not None else default_testnet_dir()
 

@@ -1,10 +1,12 @@
 """`smolmix fetch URL...`: curl over the mixnet.
 
 Everything the user typed is checked before the tunnel boots (a typo should
-not cost a mixnet round trip; fetch_settings.py). Then one tunnel and one HTTP
-client (keep-alive pool per origin) serve every URL in order. Body bytes go to
-stdout or the -o file untouched; headers (-i, -I, -D), -v diagnostics, -w and
-the progress bar go where curl puts them (fetch_output.py).
+not cost a mixnet round trip; fetch_settings.py). Then a ready background
+session serves it without an event loop where it can (fetch_attached.py), else
+the async engine (fetch_engine.py): one tunnel and one HTTP client (keep-alive
+pool per origin) for every URL in order. Body bytes go to stdout or the -o file
+untouched; headers (-i, -I, -D), -v diagnostics, -w and the progress bar go
+where curl puts them (fetch_output.py, fetch_transfer.py).
 Failures print one line (unless -s without -S) and exit with curl's number;
 with several URLs the last transfer's number is the exit status, as in curl
 (`curl bad good` exits 0). -w runs after every transfer, failed ones included,
@@ -13,198 +15,21 @@ the one -m cut short too.
 
 from __future__ import annotations
 
-import functools
-import math
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import anyio
 import click
 
 from smolmix_cli import __version__
-from smolmix_cli.apps.errors import AppError, UsageError
-from smolmix_cli.apps.http_client import HttpClient
-from smolmix_cli.apps.http_transfer import ResponseHead, Transfer
-from smolmix_cli.cli.env import CliEnv, cli_env
-from smolmix_cli.cli.errors import Report, run_reported
+from smolmix_cli.apps.errors import UsageError
+from smolmix_cli.cli.env import cli_env
+from smolmix_cli.cli.errors import run_reported
 from smolmix_cli.cli.fetch_config import with_configs
-from smolmix_cli.cli.fetch_output import (
-    Progress,
-    dump_header,
-    progress_bar,
-    show_request,
-    show_response,
-    write_out,
-)
-from smolmix_cli.cli.fetch_settings import Job, Settings, parse_settings
+from smolmix_cli.cli.fetch_settings import parse_settings
+from smolmix_cli.cli.fetch_transfer import reporter
 from smolmix_cli.cli.options import global_options
-from smolmix_cli.errors_map import classify
-from smolmix_cli.exit_codes import CliError, ExitCode
-from smolmix_cli.options import GlobalOptions
-
-
-async def run_fetch(env: CliEnv, settings: Settings, globals_: GlobalOptions) -> int:
-    from smolmix_cli.cli.status_line import boot_status
-    from smolmix_cli.session import open_tunnel
-
-    phases: Callable[[str], None] | None = (
-        (lambda text: env.echo(f"* {text}", err=True)) if settings.verbose else None
-    )
-    status = 0
-    start = time.monotonic()
-    current: Transfer | None = settings.jobs[0].transfer()
-    """The transfer -m may cut short (the first one while the tunnel boots)."""
-    try:
-        with anyio.fail_after(settings.max_time if settings.max_time else math.inf):
-            async with open_tunnel(
-                globals_,
-                on_phase=phases,
-                status_line=boot_status(env) if settings.progress else None,
-            ) as session:
-                settings.extra["time_tunnel"] = round(session.boot_seconds, 6)
-                settings.extra["exit_gateway"] = session.tunnel.snapshot().exit
-                settings.extra["reused_tunnel"] = session.reused
-                cafile = session.cafile(settings.cacert) if not settings.insecure else None
-                on_request = functools.partial(show_request, env) if settings.verbose else None
-                async with HttpClient(session.tunnel, on_request=on_request) as client:
-                    for job in settings.jobs:
-                        job.options.cafile = cafile
-                    if settings.parallel:
-                        current = None
-                        status = await _parallel(env, client, settings)
-                    else:
-                        for job in settings.jobs:
-                            current = job.transfer()
-                            status = await _one(env, client, job, settings, current)
-                            if status and settings.fail_early:
-                                break
-                    current = None
-                    _save_cookies(env, settings)
-    except TimeoutError:  # -m: curl's own words for it, and -w for the transfer it cut
-        ms = (time.monotonic() - start) * 1000
-        text = f"Operation timed out after {ms:.0f} milliseconds"
-        if current is not None and current.started:  # past the boot: curl's transfer words
-            text += f" with {current.size_download} bytes received"
-        error = CliError(text, ExitCode.TIMEOUT)
-        reporter(env, settings.errors_shown)(error)
-        if current is not None and settings.write_out is not None:
-            current.time_total = current.elapsed() if current.started else ms / 1000
-            _failed(current, error)
-            write_out(env, settings.write_out, current, settings.extra)
-        return int(error.code)
-    return status
-
-
-async def _parallel(env: CliEnv, client: HttpClient, settings: Settings) -> int:
-    """-Z: every URL at once over the one tunnel (at most --parallel-max in flight);
-    the exit code is the first failure's in command-line order (curl -Z's, unlike
-    its serial rule)."""
-    limiter = anyio.CapacityLimiter(settings.parallel_max)
-    codes = [0] * len(settings.jobs)
-
-    async def run(index: int, job: Job) -> None:
-        async with limiter:
-            codes[index] = await _one(env, client, job, settings, job.transfer())
-
-    async with anyio.create_task_group() as tg:
-        for index, job in enumerate(settings.jobs):
-            tg.start_soon(run, index, job)
-    return next((code for code in codes if code), 0)
-
-
-def _save_cookies(env: CliEnv, settings: Settings) -> None:
-    """-c: the jar after the last transfer, in curl's file format."""
-    jar = settings.jobs[0].options.cookie_jar
-    if settings.cookie_jar is None or jar is None:
-        return
-    if str(settings.cookie_jar) == "-":
-        env.stdout.write(jar.dump().encode())
-    else:
-        try:
-            jar.save(settings.cookie_jar)
-        except AppError as exc:
-            reporter(env, settings.errors_shown)(classify(exc))
-
-
-def _failed(transfer: Transfer, error: CliError) -> None:
-    """The -w values of a transfer that failed: curl's exit number and message."""
-    transfer.exitcode = int(error.code)
-    transfer.errormsg = str(error)
-    transfer.url_effective = transfer.url_effective or transfer.url
-
-
-async def _one(
-    env: CliEnv, client: HttpClient, job: Job, settings: Settings, transfer: Transfer
-) -> int:
-    """One URL: its body, heads and -w; returns its exit number (0 on success)."""
-    dump = settings.dump_header
-    progress: Progress | None = None
-    head_out = job.output
-    try:
-
-        async def on_head(head: ResponseHead) -> None:
-            nonlocal progress
-            if settings.verbose:
-                show_response(env, head)
-            raw = head.raw()
-            if settings.include or settings.head_only:
-                head_out.write(raw)
-            if dump is not None:
-                dump_header(env, dump, raw)
-            if settings.etag_save is not None:  # curl leaves an empty file when there is none
-                etag = head.header("etag")
-                settings.etag_save.write_text(f"{etag}\n" if etag is not None else "")
-            if settings.progress and progress is None:
-                progress = progress_bar(env, head, job.output)
-
-        paced = 0
-        pace_start = time.monotonic()
-
-        async def sink(data: bytes) -> None:
-            nonlocal paced
-            job.output.write(data)
-            if progress is not None:
-                progress.advance(len(data))
-            if settings.limit_rate:  # --limit-rate: sleep until the average is back under it
-                paced += len(data)
-                ahead = paced / settings.limit_rate - (time.monotonic() - pace_start)
-                if ahead > 0:
-                    await anyio.sleep(ahead)
-
-        await client.fetch(job.url, sink, job.options, on_head=on_head, transfer=transfer)
-        code = 0
-    except AppError as exc:  # this URL failed; curl goes on with the next one
-        error = classify(exc)
-        code = int(error.code)
-        _failed(transfer, error)
-        if progress is not None:
-            progress.stop()
-            progress = None
-        reporter(env, settings.errors_shown)(error)
-    finally:
-        if progress is not None:
-            progress.stop()
-        try:
-            job.output.close()
-        except OSError as exc:
-            error = CliError(f"Failure writing output: {exc}", ExitCode.WRITE_ERROR)
-            reporter(env, settings.errors_shown)(error)
-    if settings.write_out is not None:
-        write_out(env, settings.write_out, transfer, settings.extra)
-    return code
-
-
-def reporter(env: CliEnv, shown: bool) -> Report:
-    """curl's way: the code in the line, nothing at all with -s (unless -S)."""
-
-    def report(error: CliError) -> None:
-        if shown:
-            env.echo(f"smolmix: ({int(error.code)}) {error}", err=True)
-
-    return report
 
 
 def _opt(*decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -552,7 +377,17 @@ def fetch(ctx: click.Context, /, urls: tuple[str, ...], **kw: Any) -> None:
         settings.extra["curl_version"] = f"smolmix/{__version__}"  # -w's %{curl_version}
         if settings.insecure and not settings.silent:
             env.echo("smolmix: WARNING: -k: TLS certificates are not verified", err=True)
-        return anyio.run(run_fetch, env, settings, global_options(ctx))
+        globals_ = global_options(ctx)
+        from smolmix_cli.cli.fetch_attached import run_attached
+
+        status = run_attached(env, settings, globals_)
+        if status is not None:
+            return status
+        import anyio
+
+        from smolmix_cli.cli.fetch_engine import run_fetch
+
+        return anyio.run(run_fetch, env, settings, globals_)
 
     shown = not kw["silent"] or bool(kw["show_error"])  # a -K file's -s counts from parsing on
     sys.exit(run_reported(body, reporter(env, shown)))

@@ -13,10 +13,8 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
-
-import anyio
 
 from smolmix_cli.apps import http_conditions as conditions
 from smolmix_cli.apps import http_data
@@ -37,13 +35,15 @@ from smolmix_cli.apps.http_body import (
     StreamBody,
     parse_form_arg,
 )
-from smolmix_cli.apps.http_cookies import CookieJar
 from smolmix_cli.apps.http_headers import HeaderEdit, parse_header_arg
 from smolmix_cli.apps.http_options import FetchOptions
 from smolmix_cli.apps.http_transfer import Transfer
 from smolmix_cli.apps.http_url import parse_url
 from smolmix_cli.cli.env import CliEnv
 from smolmix_cli.cli.fetch_output import Output
+
+if TYPE_CHECKING:
+    from smolmix_cli.apps.http_cookies import CookieJar
 
 
 @dataclass
@@ -104,6 +104,8 @@ def remote_name(url: str) -> str:
 
 
 async def _stdin_chunks(stdin: IO[bytes]) -> AsyncIterator[bytes]:
+    import anyio  # here: only an upload from stdin reads it in a thread
+
     reader: Any = stdin
     while True:
         chunk = bytes(await anyio.to_thread.run_sync(reader.read1, 65536))
@@ -299,6 +301,10 @@ def parse_settings(urls: tuple[str, ...], kw: dict[str, Any], env: CliEnv) -> Se
 
 def _cookies(kw: dict[str, Any], urls: tuple[str, ...]) -> tuple[str | None, CookieJar | None]:
     """-b text (with '=') is sent as is; -b FILE and -c turn curl's cookie engine on."""
+    if not kw["cookie_jar"] and all("=" in arg for arg in kw["cookies"]):
+        return "; ".join(kw["cookies"]) or None, None  # no engine: its module stays unloaded
+    from smolmix_cli.apps.http_cookies import CookieJar
+
     literal: list[str] = []
     jar = CookieJar() if kw["cookie_jar"] else None
     for arg in kw["cookies"]:

@@ -123,4 +123,10 @@ cli.commands = LazyCommands(COMMANDS)
 
 
 def main() -> None:
-    cli(prog_name="smolmix")
+    try:
+        cli(prog_name="smolmix")
+    except SystemExit as stop:
+        from smolmix_cli.cli.quick_exit import leave
+
+        leave(stop.code)  # returns unless the command armed it (cli/quick_exit.py)
+        raise

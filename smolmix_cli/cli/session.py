@@ -157,7 +157,8 @@ def _run_foreground(
 def stop(ctx: click.Context) -> None:
     """Stop this network's background session."""
     from smolmix_cli.session.paths import clear_stale, probe
-    from smolmix_cli.session.remote import RemoteTunnel, SessionUnavailable
+    from smolmix_cli.session.remote import RemoteTunnel
+    from smolmix_cli.session.remote_errors import SessionUnavailable
 
     paths = _paths(ctx)
     if not probe(paths.socket):
@@ -190,7 +191,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
     Exit status 0 if a session runs, 1 if not (as `ssh -O check`).
     """
     from smolmix_cli.session.paths import probe
-    from smolmix_cli.session.remote import RemoteTunnel, SessionUnavailable
+    from smolmix_cli.session.remote import RemoteTunnel
+    from smolmix_cli.session.remote_errors import SessionUnavailable
 
     env = cli_env(ctx)
     paths = _paths(ctx)

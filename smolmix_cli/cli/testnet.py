@@ -23,8 +23,9 @@ from smolmix_cli.cli.env import cli_env
 from smolmix_cli.cli.errors import one_line_errors
 from smolmix_cli.cli.testnet_control import COMMANDS as CONTROL_COMMANDS
 from smolmix_cli.cli.testnet_control import STATE_DIR_OPTION
-from smolmix_cli.config import NETWORK_FILE, PID_FILE, Network
+from smolmix_cli.config import PID_FILE, Network
 from smolmix_cli.exit_codes import CliError, ExitCode, first_failure
+from smolmix_cli.network_choice import NETWORK_FILE
 from smolmix_cli.network_select import is_testnet_process, read_pid, running_network
 
 STOP_TIMEOUT = 10.0
@@ -33,6 +34,7 @@ PROBE_TIMEOUT = 1.0
 _MAX_EXITS = 150  # network.MAX_EXITS
 _MAX_MIX = 800  # shape.FIRST_DECOY_ID - shape.FIRST_MIX_ID
 _MAX_DECOYS = 5000  # shape.MAX_DECOYS
+_MAX_PROCESSES = 64
 
 
 @click.group(name="testnet")
@@ -46,6 +48,7 @@ def testnet() -> None:
     Examples:
       smolmix testnet up --mix-delay-ms 0      # foreground, Ctrl-C stops it
       smolmix testnet up --exits 3             # three exits: discovery and failover
+      smolmix testnet up --processes 2         # nodes spread over two processes (cores)
       smolmix testnet up --shape mainnet       # hundreds of listed nodes, many dead or faulty
       smolmix testnet up --shape mainnet --fault silent=4 --decoys 500
       smolmix --network testnet ping           # starts one in the background if needed
@@ -159,6 +162,14 @@ for _command in CONTROL_COMMANDS:
     help="Replay tags each node keeps per Sphinx key, oldest forgotten first (default "
     "200000, ~23 MB per node full; smaller values let a soak run see the caches full).",
 )
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1, max=_MAX_PROCESSES),
+    default=1,
+    show_default=True,
+    help="Processes the nodes and exit IPRs run in (one per core; nodes + exits + 1 gives "
+    "each its own). The directory, demo origin and control endpoints stay in the first.",
+)
 @click.pass_context
 @one_line_errors
 def up(
@@ -179,6 +190,7 @@ def up(
     rotate_every: float | None,
     reshuffle_every: float | None,
     replay_capacity: int | None,
+    processes: int,
 ) -> None:
     """Start the local network in the foreground until interrupted."""
     from smolmix_cli.testnet.control import Schedules
@@ -187,6 +199,7 @@ def up(
     from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
     from smolmix_cli.testnet.nodes.replay import DEFAULT_CAPACITY as DEFAULT_REPLAY_CAPACITY
     from smolmix_cli.testnet.shape import SHAPES
+    from smolmix_cli.testnet.workers import WorkerError
 
     policy_text = None
     if exit_policy is not None:
@@ -226,6 +239,7 @@ def up(
             shape=network_shape,
             schedules=Schedules(rotate_every=rotate_every, reshuffle_every=reshuffle_every),
             replay_capacity=replay_capacity or DEFAULT_REPLAY_CAPACITY,
+            processes=processes,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
@@ -241,7 +255,8 @@ def up(
                     f"smolmix: local network up: directory {info.api_urls[0].url}, "
                     f"{nodes} mix nodes, {exits} exit{'s' if exits > 1 else ''}, "
                     f"{_shape_text(network_shape)}, "
-                    f"mean delay {mix_delay_ms:g} ms, loss {loss:g}; "
+                    f"mean delay {mix_delay_ms:g} ms, loss {loss:g}"
+                    f"{f', {processes} processes' if processes > 1 else ''}; "
                     f"network file {network.network_file} (Ctrl-C stops it)",
                     err=True,
                 )
@@ -258,12 +273,16 @@ def up(
 
     try:
         anyio.run(main)
-    except (OSError, BaseExceptionGroup) as exc:
+    except (OSError, BaseExceptionGroup, WorkerError) as exc:
         inner = first_failure(exc)
         if isinstance(inner, OSError):
             raise CliError(
                 f"cannot start the local network: {inner.strerror or inner}",
                 ExitCode.TESTNET_UNAVAILABLE,
+            ) from None
+        if isinstance(inner, WorkerError):
+            raise CliError(
+                f"the local network failed: {inner}", ExitCode.TESTNET_UNAVAILABLE
             ) from None
         raise
     finally:
@@ -434,6 +453,7 @@ async def collect_status(network: Network) -> dict[str, Any]:
         "exits": [{"node_id": e.node_id, "ipr_address": e.ipr_address} for e in network.exits],
         "dns_resolver": network.dns_resolver,
         "nodes": nodes,
+        "processes": served.get("processes") or network.extra.get("processes") or [],
     }
 
 
@@ -488,6 +508,9 @@ def status(ctx: click.Context, state_dir: Path | None, as_json: bool) -> None:
         env.echo(f"exit {exit_info['node_id']}: IPR {exit_info['ipr_address']}")
     if report["dns_resolver"]:
         env.echo(f"DNS resolver (through the tunnel): {report['dns_resolver']}")
+    if len(report["processes"]) > 1:
+        for process in report["processes"]:
+            env.echo(f"process {process['pid']}: {', '.join(process['runs'])}")
     # nodes stopped or killed on purpose are expected to be silent
     running = [n for n in report["nodes"] if n["state"] == "running"]
     if not all(n["alive"] for n in running) or not report["directory_alive"]:

@@ -68,10 +68,14 @@ class TunnelLike(Protocol):
 
 
 class BootedLike(Protocol):
-    """A booted session (factory.Session): what the daemon needs of it is its tunnel."""
+    """A booted session (factory.Session): what the daemon needs of it is its tunnel, and
+    the CA its network's origins use (for attached commands, `status`)."""
 
     @property
     def tunnel(self) -> TunnelLike: ...
+
+    @property
+    def ca_pem(self) -> str | None: ...
 
 
 TunnelSource = Callable[[], AbstractAsyncContextManager[BootedLike]]
@@ -549,6 +553,7 @@ class SessionDaemon:
             else None,
             "idle_timeout_s": self.config.idle_timeout,
             "tunnel_args": list(self.config.tunnel_args),
+            "ca_pem": booted.ca_pem if booted is not None else None,
             "gateway": snap.gateway if snap else None,
             "exit": snap.exit if snap else None,
             "ipv4": snap.ipv4 if snap else None,

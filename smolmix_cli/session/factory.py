@@ -23,14 +23,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
-from smolmix_cli.apps.errors import CaFileError
 from smolmix_cli.config import GatewayInfo, Network
 from smolmix_cli.options import GlobalOptions, session_args, tunnel_args, tunnel_changes
+from smolmix_cli.session.ca_bundle import CaBundle
 
 if TYPE_CHECKING:
     from smolmix_cli.session.remote import RemoteTunnel
@@ -105,38 +102,22 @@ class Session:
     tunnel: Tunnel | RemoteTunnel
     boot_seconds: float = 0.0
     reused: bool = False  # True: attached to a background session (nothing booted here)
-    _tmp: Path | None = field(default=None, repr=False)
-    """A private directory for CA bundles, made on first use (mainnet never needs one)."""
-    _closed: bool = field(default=False, repr=False)
+    _ca: CaBundle = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._ca = CaBundle(self.network.ca_pem)
+
+    @property
+    def ca_pem(self) -> str | None:
+        """The network's own CA (local networks; None on mainnet)."""
+        return self.network.ca_pem
 
     def close(self) -> None:
-        self._closed = True
-        if self._tmp is not None:
-            import shutil
-
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
+        self._ca.close()
 
     def cafile(self, user_cacert: str | None) -> str | None:
         """A CA bundle: the network's own CA (local networks) plus the user's `--cacert`."""
-        if self.network.ca_pem is None:
-            return user_cacert
-        if self._closed:
-            raise CaFileError("session closed")
-        if self._tmp is None:
-            import tempfile
-
-            self._tmp = Path(tempfile.mkdtemp(prefix="smolmix-"))  # 0700 already
-        extra = ""
-        if user_cacert is not None:
-            try:
-                extra = Path(user_cacert).read_text()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise CaFileError(f"cannot read CA file {user_cacert}: {exc}") from None
-        path = self._tmp / f"ca-{abs(hash(user_cacert))}.pem"
-        if not path.exists():
-            path.write_text(self.network.ca_pem + "\n" + extra)
-        return str(path)
+        return self._ca.path(user_cacert)
 
     def describe(self) -> dict[str, object]:
         snap = self.tunnel.snapshot()
@@ -231,7 +212,8 @@ async def _attach(
         clear_stale,
         probe,
     )
-    from smolmix_cli.session.remote import RemoteTunnel, SessionUnavailable
+    from smolmix_cli.session.remote import RemoteTunnel
+    from smolmix_cli.session.remote_errors import SessionUnavailable
 
     try:
         paths = SessionPaths.for_network(options.network)
@@ -250,6 +232,8 @@ async def _attach(
             with boot_lock(paths, options.boot_timeout):
                 if not probe(paths.socket):
                     clear_stale(paths)
+                    import anyio.to_thread
+
                     await anyio.to_thread.run_sync(
                         lambda: spawn_session(options, paths, idle_timeout=None, socks5=None)
                     )
@@ -284,6 +268,8 @@ async def wait_attached(
     remote: RemoteTunnel, timeout: float, status_line: StatusLine | None = None
 ) -> dict[str, Any]:
     """The session's status once its tunnel is ready (its boot's phases on `status_line`)."""
+    import anyio
+
     deadline = time.monotonic() + timeout
     with _status(status_line) as spin:
         if spin is not None:
@@ -309,7 +295,7 @@ def spawn_session(
 ) -> int:
     """Start `smolmix session start --foreground` detached; return its pid once it listens."""
     from smolmix_cli.session.paths import probe
-    from smolmix_cli.session.remote import SessionUnavailable
+    from smolmix_cli.session.remote_errors import SessionUnavailable
     from smolmix_cli.spawn import SMOLMIX, SpawnFailed, spawn_detached
 
     command = [*SMOLMIX, *session_args(options), "session", "start", "--foreground"]
@@ -340,6 +326,8 @@ async def wait_ready_reporting(
     if on_phase is None:
         await tunnel.wait_ready(timeout)
         return
+    import anyio
+
     last, seen = "", 0
 
     def report() -> None:

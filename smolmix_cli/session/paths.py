@@ -55,7 +55,7 @@ def runtime_dir() -> Path:
 
 def session_name(network: str | None) -> str:
     """`mainnet`, `testnet`, or `file-<hash>` for a network file (by its absolute path)."""
-    from smolmix_cli.config import NetworkChoice
+    from smolmix_cli.network_choice import NetworkChoice
 
     choice = NetworkChoice.parse(network)
     if choice.kind != "file" or choice.path is None:

@@ -256,3 +256,20 @@ def end_frame(broken: str | None = None) -> bytes:
     if broken is None:
         return encode({"end": "fin"})
     return encode({"end": "broken", "message": broken})
+
+
+def answer_address(value: Any) -> tuple[str, int] | None:
+    """An answer's `remote` field ([ip, port]) as a tuple; None if absent or malformed."""
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and isinstance(value[0], str)
+        and isinstance(value[1], int)
+    ):
+        return (value[0], value[1])
+    return None
+
+
+def answer_seconds(value: Any) -> float:
+    """An answer's duration field (`tcp_s`, `tls_s`); 0.0 if absent or malformed."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0

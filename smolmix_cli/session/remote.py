@@ -18,19 +18,12 @@ import anyio.abc
 from anyio.abc import SocketAttribute
 
 from smolmix_cli.apps.connector import OriginStream
-from smolmix_cli.apps.errors import AppError
 from smolmix_cli.session import protocol as proto
+from smolmix_cli.session.remote_errors import SessionUnavailable, rebuild_error
 from smolmix_cli.session.unix import connect_unix
 from smolmix_cli.tunnel.status import TunnelStatus
 
 CONNECT_TIMEOUT = 5.0
-
-
-class SessionUnavailable(AppError):
-    """No session answers on the socket (gone, stale, not ours, or it could not start).
-
-    Exits as curl's "could not resolve proxy" would: the session is this command's proxy.
-    """
 
 
 class AttachedStream(anyio.abc.ByteStream):
@@ -113,36 +106,6 @@ class AttachedStream(anyio.abc.ByteStream):
         }
 
 
-DAEMON_REFUSALS = ("PermissionError", "ProtocolError")
-"""Error kinds the daemon answers with before it serves anything (docs/session-protocol.md):
-not our session, or not a request it understands. To us, the session is unavailable."""
-
-
-def rebuild_error(error: proto.RemoteError) -> Exception:
-    """The daemon's error, raised here so it classifies to the same exit code and line.
-
-    The daemon sends the classified line and code (smolmix_cli.errors_map). Failures the
-    apps react to by type (a name that did not resolve, a refused connection, a timeout,
-    the tunnel gone) come back as those types; any other failure is already final.
-    """
-    if error.kind in DAEMON_REFUSALS:
-        return SessionUnavailable(error.message)
-    from smolmix_cli.apps.errors import ResolveError
-    from smolmix_cli.exit_codes import CliError, ExitCode
-    from smolmix_cli.tunnel.errors import TunnelConnectError, TunnelTimeout, TunnelUnavailable
-
-    as_raised: dict[int, Callable[[str], Exception]] = {
-        ExitCode.RESOLVE_FAILED: ResolveError,
-        ExitCode.CONNECT_FAILED: TunnelConnectError,
-        ExitCode.TIMEOUT: TunnelTimeout,
-        ExitCode.IPR_HANDSHAKE: TunnelUnavailable,
-    }
-    rebuild = as_raised.get(error.exit_code)
-    if rebuild is not None:
-        return rebuild(error.message)
-    return CliError(error.message, error.exit_code)
-
-
 class RemoteTunnel:
     """A Connector backed by the session daemon listening on `path`."""
 
@@ -190,7 +153,7 @@ class RemoteTunnel:
         conn, frame, decoder = await self._call(
             proto.Request("open_tcp", host=host, port=port, end_mark=True)
         )
-        address = _address(frame.header.get("remote"))
+        address = proto.answer_address(frame.header.get("remote"))
         if frame.header.get("end_mark") is True:  # the rest is framed: the decoder keeps it
             return AttachedStream(conn, b"", address, decoder)
         return AttachedStream(conn, decoder.rest(), address)
@@ -219,13 +182,13 @@ class RemoteTunnel:
         )
         conn, frame, decoder = await self._call(request)
         h = frame.header
-        address = _address(h.get("remote"))
+        address = proto.answer_address(h.get("remote"))
         return OriginStream(
             AttachedStream(conn, b"", address, decoder),
             reused=h.get("reused") is True,
             tls_version=str(h.get("tls_version") or ""),
-            tcp_seconds=_number(h.get("tcp_s")),
-            tls_seconds=_number(h.get("tls_s")),
+            tcp_seconds=proto.answer_seconds(h.get("tcp_s")),
+            tls_seconds=proto.answer_seconds(h.get("tls_s")),
             remote=address,
         )
 
@@ -238,7 +201,9 @@ class RemoteTunnel:
         started = anyio.current_time()
         stream = await self.open_tcp(host, port)
         connected = anyio.current_time()
-        address = _address(list(stream.extra(SocketAttribute.remote_address, None) or ()))
+        address = proto.answer_address(
+            list(stream.extra(SocketAttribute.remote_address, None) or ())
+        )
         version = ""
         if server_name is not None:
             context = tls.client_context(verify=verify, cafile=cafile)
@@ -280,18 +245,3 @@ class RemoteTunnel:
     def snapshot(self) -> TunnelStatus:
         """The tunnel's status as of the last `status()` call (the in-process tunnel's type)."""
         return TunnelStatus.from_json(self.last_status)
-
-
-def _address(remote: Any) -> tuple[str, int] | None:
-    if (
-        isinstance(remote, list)
-        and len(remote) == 2
-        and isinstance(remote[0], str)
-        and isinstance(remote[1], int)
-    ):
-        return (remote[0], remote[1])
-    return None
-
-
-def _number(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0

@@ -10,6 +10,10 @@ The directory keeps the invariant nym's contract keeps (initial epoch 0): the ke
 (nym `common/cosmwasm-smart-contracts/mixnet-contract/src/key_rotation.rs`). Nodes keep the
 previous rotation's key as secondary (`PacketNode.rotate_keys`), as nym-node does for one more
 epoch, so packets built just before a rotation still pass.
+
+With `--processes`, a node may run in a worker process: the operations on one node go there
+as requests (workers.py) and run the same `*_here` functions below, so a node behaves the
+same under chaos wherever it runs; the directory and the decisions stay with the controls.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from smolmix_cli.testnet.exit.ipr import ExitIpr
 from smolmix_cli.testnet.nodes.gateway import GatewayNode
 from smolmix_cli.testnet.nodes.mixnode import MixNode
 from smolmix_cli.testnet.nodes.node_spec import NodeSpec
+from smolmix_cli.testnet.workers import Placement, Worker, WorkerError
 
 CONTROL_PREFIX = "/smolmix/control/"
 TOKEN_FILE = "control.json"
@@ -88,10 +93,11 @@ class ControlledNetwork(Protocol):
     """What the controls need of a running network (`LocalNetwork` has it)."""
 
     specs: dict[int, NodeSpec]
-    mixnodes: dict[int, MixNode]
+    mixnodes: dict[int, MixNode]  # the nodes and exit IPRs of this process
     gateways: dict[int, GatewayNode]
     exits: dict[int, ExitIpr]
     directory_state: DirectoryState | None
+    placement: Placement
 
     @property
     def state_dir(self) -> Path: ...
@@ -105,6 +111,8 @@ class ControlledNetwork(Protocol):
     async def stop_exit(self, node_id: int) -> None: ...
 
     def save_specs(self) -> None: ...
+
+    def has_exit(self, node_id: int) -> bool: ...
 
 
 def _now_rfc3339() -> str:
@@ -168,6 +176,13 @@ class NetworkControl:
         if node_id not in self.network.specs:
             raise ControlError(f"no node {node_id} in this network", 404)
 
+    def _worker(self, kind: str, node_id: int) -> Worker | None:
+        """The worker process running node (or exit IPR) `node_id`; None: this one."""
+        return self.network.placement.worker_of((kind, node_id))
+
+    def _mix_ids(self) -> list[int]:
+        return sorted(i for i, s in self.network.specs.items() if s.role is NodeRole.MIXNODE)
+
     def state(self, node_id: int) -> NodeState:
         self._require_node(node_id)
         return self.states.get(node_id, NodeState.RUNNING)
@@ -176,7 +191,10 @@ class NetworkControl:
         out: dict[str, Any] = {"state": self.state(node_id).value, "listed": True}
         if node_id in self.unlisted:
             out["listed"] = False
-        elif self.network.directory_state is not None and node_id in self.network.mixnodes:
+        elif (
+            self.network.directory_state is not None
+            and self.network.specs[node_id].role is NodeRole.MIXNODE
+        ):
             entry = next(n for n in self.network.directory_state.nodes if n.node_id == node_id)
             out["standby"] = entry.role is NodeRole.STANDBY
         return out
@@ -239,22 +257,18 @@ class NetworkControl:
         if state is not NodeState.RUNNING:
             raise ControlError(f"node {node_id} is {state.value}")
         net = self.network
-        node = net.mixnodes[node_id] if node_id in net.mixnodes else net.gateways[node_id]
-        is_exit = node_id in net.exits
+        is_exit = net.has_exit(node_id)
         if is_exit and not kill:
-            await net.stop_exit(node_id)  # the IPR first, as nym-node shuts down its tasks
-        if kill:
-            node.kill()
+            await self._stop_exit(node_id)  # the IPR first, as nym-node shuts down its tasks
+        worker = self._worker("node", node_id)
+        if worker is None:
+            stopped = await halt_here(net, node_id, kill=kill)
         else:
-            if isinstance(node, GatewayNode):
-                node.save_state()
-            node.stop()
-        try:
-            await net.wait_stopped(node_id, STOP_TIMEOUT)
-        except TimeoutError:
-            raise ControlError(f"node {node_id} did not stop in {STOP_TIMEOUT:g} s", 500) from None
+            stopped = await worker.call("halt", node_id, kill)
+        if not stopped:
+            raise ControlError(f"node {node_id} did not stop in {STOP_TIMEOUT:g} s", 500)
         if is_exit and kill:
-            await net.stop_exit(node_id)
+            await self._stop_exit(node_id)
         self.states[node_id] = NodeState.KILLED if kill else NodeState.STOPPED
         self._count("kills" if kill else "stops")
 
@@ -264,15 +278,18 @@ class NetworkControl:
             raise ControlError(f"node {node_id} is already running")
         net = self.network
         # a killed gateway reloads what it last saved; a stopped one keeps its registry
-        registry = None
-        if node_id in net.gateways and state is NodeState.STOPPED:
-            registry = net.gateways[node_id].registry
+        keep = state is NodeState.STOPPED
+        worker = self._worker("node", node_id)
         try:
-            await net.relaunch(node_id, registry)
-        except OSError as exc:
+            if worker is None:
+                await relaunch_here(net, net.specs[node_id], keep_registry=keep)
+            else:  # the spec from here: keys rotated while it was down
+                spec = net.specs[node_id].to_json(private=True)
+                net.specs[node_id] = NodeSpec.from_json(await worker.call("relaunch", spec, keep))
+        except (OSError, WorkerError) as exc:
             raise ControlError(f"node {node_id} cannot listen again: {exc}", 500) from None
         self.states[node_id] = NodeState.RUNNING
-        if node_id in net.exits:
+        if net.has_exit(node_id):
             await net.start_exit(node_id)
         self._count("starts")
 
@@ -312,7 +329,7 @@ class NetworkControl:
         """Start the next key rotation now: every node takes a fresh Sphinx key."""
         async with self._locked():
             state = self._directory()
-            self._enter_epoch((state.rotation_id + 1) * state.validity_epochs)
+            await self._enter_epoch((state.rotation_id + 1) * state.validity_epochs)
             self.network.save_specs()
         return self.status()
 
@@ -324,8 +341,8 @@ class NetworkControl:
         """
         async with self._locked():
             state = self._directory()
-            mix_ids = sorted(self.network.mixnodes)
-            roles = {n.node_id: n for n in self._listings() if n.node_id in self.network.mixnodes}
+            mix_ids = self._mix_ids()
+            roles = {n.node_id: n for n in self._listings() if n.node_id in mix_ids}
             current = {i: (roles[i].role, roles[i].layer) for i in mix_ids}
             count = (
                 sum(role is NodeRole.STANDBY for role, _ in current.values())
@@ -344,40 +361,52 @@ class NetworkControl:
             for node_id, (role, layer) in assignment.items():
                 self._update_listing(node_id, role=role, layer=layer)
                 if layer is not None:
-                    self._set_layer(node_id, layer)
-            self._enter_epoch(state.absolute_epoch_id + 1)
+                    await self._set_layer(node_id, layer)
+            await self._enter_epoch(state.absolute_epoch_id + 1)
             self.network.save_specs()
             self._count("reshuffles")
         return self.status()
 
-    def _set_layer(self, node_id: int, layer: int) -> None:
-        net = self.network
-        net.specs[node_id] = replace(net.specs[node_id], layer=layer)
-        node = net.mixnodes[node_id]
-        node.spec = replace(node.spec, layer=layer)
+    async def _set_layer(self, node_id: int, layer: int) -> None:
+        worker = self._worker("node", node_id)
+        if worker is None:
+            set_layer_here(self.network, node_id, layer)
+        else:
+            self.network.specs[node_id] = replace(self.network.specs[node_id], layer=layer)
+            await worker.call("set_layer", node_id, layer)
 
-    def _enter_epoch(self, epoch: int) -> None:
+    async def _stop_exit(self, node_id: int) -> None:
+        worker = self._worker("exit", node_id)
+        if worker is None:
+            await self.network.stop_exit(node_id)
+        else:
+            await worker.call("stop_exit", node_id)
+
+    async def _enter_epoch(self, epoch: int) -> None:
         """Move the directory to `epoch`, rotating keys when it starts a new rotation."""
         state = self._directory()
         rotation = epoch // state.validity_epochs
         if rotation != state.rotation_id:
-            self._rotate_keys(rotation)
+            await self._rotate_keys(rotation)
         state.absolute_epoch_id = epoch
         state.rotation_id = rotation
         state.epoch_start = state.refreshed_at = _now_rfc3339()
 
-    def _rotate_keys(self, rotation_id: int) -> None:
+    async def _rotate_keys(self, rotation_id: int) -> None:
         net = self.network
         for node_id, spec in list(net.specs.items()):
             key = X25519KeyPair.generate()
-            if self.state(node_id) is NodeState.RUNNING:
-                node = net.mixnodes[node_id] if node_id in net.mixnodes else net.gateways[node_id]
-                node.rotate_keys(key, rotation_id)
-                net.specs[node_id] = node.spec
-            else:  # it takes the keys when started again (nym-node derives them on start)
+            worker = self._worker("node", node_id)
+            if self.state(node_id) is not NodeState.RUNNING:
+                # it takes the keys when started again (nym-node derives them on start)
                 net.specs[node_id] = replace(
                     spec, sphinx=key, sphinx_secondary=spec.sphinx, rotation_id=rotation_id
                 )
+            elif worker is None:
+                rotate_here(net, node_id, key, rotation_id)
+            else:
+                answer = await worker.call("rotate", node_id, key.private_bytes, rotation_id)
+                net.specs[node_id] = NodeSpec.from_json(answer)
             self._update_listing(node_id, sphinx_key=key.public_bytes)
         self._count("rotations")
 
@@ -456,6 +485,55 @@ class NetworkControl:
         except ControlError as exc:
             return _json_answer(exc.status, {"message": str(exc)})
         return _json_answer(200, self.status())
+
+
+# --- what one node's process does (this one's, or a worker's on request) ---------------------
+
+
+def _node(net: ControlledNetwork, node_id: int) -> MixNode | GatewayNode:
+    return net.mixnodes[node_id] if node_id in net.mixnodes else net.gateways[node_id]
+
+
+async def halt_here(net: ControlledNetwork, node_id: int, *, kill: bool) -> bool:
+    """Stop (a gateway saves its registrations) or kill a node; False if it did not stop."""
+    node = _node(net, node_id)
+    if kill:
+        node.kill()
+    else:
+        if isinstance(node, GatewayNode):
+            node.save_state()
+        node.stop()
+    try:
+        await net.wait_stopped(node_id, STOP_TIMEOUT)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def relaunch_here(net: ControlledNetwork, spec: NodeSpec, *, keep_registry: bool) -> None:
+    """Start a stopped node again from `spec`; a gracefully stopped gateway keeps its registry."""
+    node_id = spec.node_id
+    net.specs[node_id] = spec
+    registry = None
+    if keep_registry and node_id in net.gateways:
+        registry = net.gateways[node_id].registry
+    await net.relaunch(node_id, registry)
+
+
+def rotate_here(
+    net: ControlledNetwork, node_id: int, key: X25519KeyPair, rotation_id: int
+) -> NodeSpec:
+    """A running node enters rotation `rotation_id` with `key`; its new spec."""
+    node = _node(net, node_id)
+    node.rotate_keys(key, rotation_id)
+    net.specs[node_id] = node.spec
+    return node.spec
+
+
+def set_layer_here(net: ControlledNetwork, node_id: int, layer: int) -> None:
+    net.specs[node_id] = replace(net.specs[node_id], layer=layer)
+    node = net.mixnodes[node_id]
+    node.spec = replace(node.spec, layer=layer)
 
 
 def _param(params: dict[str, list[str]], name: str, kind: type[int] | type[float]) -> float | None:

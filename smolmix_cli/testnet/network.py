@@ -16,6 +16,11 @@ resolver is 198.18.0.1:53.
 
 `LocalNetworkOptions.shape` says how many faulty real nodes and listed-but-absent
 decoys run beside the healthy ones (shape.py, decoys.py); the lab shape has none.
+
+`LocalNetworkOptions.processes` > 1 spreads the nodes and exit IPRs over that many
+processes (workers.py, worker.py); the directory, the demo origin and the control
+endpoints stay in this one, and chaos on a worker's node goes there as requests
+(control.py). The network's identities, files and answers are the same.
 """
 
 from __future__ import annotations
@@ -34,7 +39,6 @@ import anyio
 import anyio.abc
 
 from smolmix_cli.config import (
-    NETWORK_FILE,
     DemoInfo,
     ExitInfo,
     GatewayInfo,
@@ -48,11 +52,13 @@ from smolmix_cli.mixnet.directory.api_urls import ApiUrl
 from smolmix_cli.mixnet.directory.nym_api import NymApiClient
 from smolmix_cli.mixnet.gateway.gateway_connection import GatewayRegistry
 from smolmix_cli.mixnet.topology.topology import NodeRole, Topology
+from smolmix_cli.network_choice import NETWORK_FILE
 from smolmix_cli.testnet.ca import create_ca, load_or_create_ca, server_hosts
 from smolmix_cli.testnet.control import NetworkControl, Schedules
 from smolmix_cli.testnet.decoys import dead_ports, decoy_nodes
 from smolmix_cli.testnet.directory import (
     STATUS_PATH,
+    Answer,
     DirectoryNode,
     DirectoryServer,
     DirectoryState,
@@ -79,6 +85,7 @@ from smolmix_cli.testnet.shape import (
     PlannedNode,
     plan,
 )
+from smolmix_cli.testnet.workers import Placement, Unit, open_workers, place, watch
 
 NODES_FILE = "nodes.json"
 MAX_EXITS = 150  # healthy exits; with the faulty ones and entry gateways ids stay <= 199
@@ -109,6 +116,7 @@ class LocalNetworkOptions:
     schedules: Schedules = field(default_factory=Schedules)  # rotations, reshuffles (off)
     shape: NetworkShape = field(default=LAB)
     replay_capacity: int = DEFAULT_REPLAY_CAPACITY  # replay tags per node and Sphinx key
+    processes: int = 1  # > 1: nodes spread over this many processes (this one included)
 
     @classmethod
     def mainnet(cls, state_dir: Path, **changes: Any) -> LocalNetworkOptions:
@@ -132,6 +140,8 @@ class LocalNetworkOptions:
             raise ValueError("a network needs at least 3 mix nodes (one per layer)")
         if not 1 <= self.exits <= MAX_EXITS:
             raise ValueError(f"exits must be 1..{MAX_EXITS}")
+        if self.processes < 1:
+            raise ValueError("processes must be >= 1")
         self.planned()  # ValueError when the shape's nodes do not fit the id scheme
 
 
@@ -197,6 +207,12 @@ class LocalNetwork:
         self._client_tls: ssl.SSLContext | None = None
         self._exit_scopes: dict[int, tuple[anyio.CancelScope, anyio.Event]] = {}
         self.control = NetworkControl(self, schedules=options.schedules, seed=options.seed)
+        self.directory_url: str | None = None
+        self.origin_ports: dict[str, int] | None = None
+        # --processes: which process runs what, and what the workers last reported
+        self.placement = Placement()
+        self.remote_exits: dict[int, str] = {}  # node id -> IPR address, exits in workers
+        self.worker_status: dict[int, dict[str, Any]] = {}  # worker index -> its status
 
     @property
     def state_dir(self) -> Path:
@@ -206,16 +222,11 @@ class LocalNetwork:
     def network_file(self) -> Path:
         return self.state_dir / NETWORK_FILE
 
-    async def serve(
-        self, *, task_status: anyio.abc.TaskStatus[Network] = anyio.TASK_STATUS_IGNORED
-    ) -> None:
+    def _load_tls(self) -> Any:
+        """The network's CA and the TLS contexts its gateways and exits use."""
         opts = self.options
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         hosts = server_hosts(opts.host) + (DEMO_NAMES if opts.demo_origin else ())
         certs = load_or_create_ca(self.state_dir, hosts)
-        specs = load_or_create_specs(
-            self.state_dir, opts.mix_nodes, opts.host, opts.exits, opts.shape
-        )
         # Gateways also listen for wss with a certificate from the network's CA. They
         # announce no hostname, so clients (ours and the official one) keep ws unless told.
         self._gateway_tls = certs.server_context() if opts.tls else None
@@ -224,9 +235,55 @@ class LocalNetwork:
             self._rogue_tls = create_ca(
                 self.state_dir / "rogue-ca", ("localhost",)
             ).server_context()
+        self._client_tls = certs.client_context()
+        return certs
+
+    def _place(self, specs: list[NodeSpec]) -> None:
+        """Which process runs each exit IPR and node (heaviest first; see workers.place)."""
+        ipr = self.options.exit_ipr
+        exits: list[Unit] = [
+            ("exit", s.node_id)
+            for s in specs
+            if ipr
+            and s.role is NodeRole.EXIT_GATEWAY
+            and self.faults.get(s.node_id) is not Fault.NR_ONLY
+        ]
+        gateways: list[Unit] = [("node", s.node_id) for s in specs if s.is_gateway]
+        mixes: list[Unit] = [("node", s.node_id) for s in specs if s.role is NodeRole.MIXNODE]
+        self.placement = Placement(place(exits + gateways + mixes, self.options.processes))
+
+    def host_in(self, tg: anyio.abc.TaskGroup) -> None:
+        """Run nodes in `tg` on request (a worker process's side of --processes)."""
+        self._tg = tg
+        self._load_tls()
+
+    async def start_here(self, spec: NodeSpec) -> NodeSpec:
+        """Start one node in this process (a worker's request); its spec with bound ports."""
+        if spec.role is NodeRole.MIXNODE:
+            await self._start_mixnode(spec)
+        else:
+            await self._start_gateway(spec)
+        return self.specs[spec.node_id]
+
+    async def serve(
+        self, *, task_status: anyio.abc.TaskStatus[Network] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        opts = self.options
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        certs = self._load_tls()
+        specs = load_or_create_specs(
+            self.state_dir, opts.mix_nodes, opts.host, opts.exits, opts.shape
+        )
+        self._place(specs)
         with dead_ports(opts.host) as dead, anyio.CancelScope() as scope:
             self._scope = scope
-            async with anyio.create_task_group() as tg:
+            async with (
+                open_workers(opts.processes - 1, opts) as workers,
+                anyio.create_task_group() as tg,
+            ):
+                self.placement.started(workers)
+                for worker in workers:
+                    tg.start_soon(watch, worker)
                 self._tg = tg
                 for spec in specs:
                     if spec.role is NodeRole.MIXNODE:
@@ -250,14 +307,15 @@ class LocalNetwork:
                     host=opts.host,
                     port=opts.directory_port,
                     ssl_context=certs.server_context() if opts.tls else None,
-                    control=self.control.answer,
+                    control=self._answer,
                 )
                 await tg.start(directory.serve)
                 self.directory = directory
                 self.directory_state = state
+                self.directory_url = directory.base_url
                 if opts.demo_origin:
                     self.origin = await self._start_origin(certs.server_context())
-                self._client_tls = certs.client_context()
+                    self.origin_ports = self.origin.ports()
                 if opts.exit_ipr:
                     await self._start_exits()
                 tg.start_soon(self.control.run_schedules)
@@ -293,7 +351,7 @@ class LocalNetwork:
             entry_gateway=self._gateway_info(ENTRY_ID) if pinned else None,
             exit_gateway=self._gateway_info(EXIT_ID) if pinned else None,
             status_url=root + STATUS_PATH.lstrip("/"),
-            exits=[self._exit_info(i) for i in exit_ids(self.options.exits) if i in self.exits]
+            exits=[self._exit_info(i) for i in exit_ids(self.options.exits) if self.has_exit(i)]
             if pinned
             else [],
             dns_resolver=f"{DEMO_IPV4}:53" if self.origin is not None else None,
@@ -307,6 +365,7 @@ class LocalNetwork:
                     for i in sorted(self.specs)
                 ],
                 "control": self.control.network_file_entry(root),
+                "processes": self._processes(),
             },
         )
 
@@ -316,11 +375,24 @@ class LocalNetwork:
         assert url is not None
         return GatewayInfo(node_id, spec.identity.public_base58(), url + "/")
 
-    def _exit_info(self, node_id: int) -> ExitInfo:
-        gateway = self._gateway_info(node_id)
+    def has_exit(self, node_id: int) -> bool:
+        return node_id in self.exits or node_id in self.remote_exits
+
+    def _exit_address(self, node_id: int) -> str:
+        if node_id in self.remote_exits:
+            return self.remote_exits[node_id]
         address = self.exits[node_id].address
         assert address is not None
-        return ExitInfo(gateway.node_id, gateway.identity, gateway.ws_url, str(address))
+        return str(address)
+
+    def _exit_info(self, node_id: int) -> ExitInfo:
+        gateway = self._gateway_info(node_id)
+        return ExitInfo(
+            gateway.node_id, gateway.identity, gateway.ws_url, self._exit_address(node_id)
+        )
+
+    def _processes(self) -> list[dict[str, Any]]:
+        return self.placement.table(["directory", "origin", "control"])
 
     def _demo_info(self) -> DemoInfo | None:
         origin = self.origin
@@ -356,12 +428,11 @@ class LocalNetwork:
     def address_map(self) -> AddressMap:
         """Demo addresses to the loopback servers (what every exit of this network does)."""
         amap = AddressMap()
-        origin = self.origin
+        targets = self.origin_ports
         for address in (DEMO_IPV4, DEMO_IPV6):
             amap.map_address(address, "127.0.0.1")
-            if origin is None:
+            if targets is None:
                 continue
-            targets = origin.ports()
             for service, port in DEMO_PORTS.items():
                 if targets[service]:
                     amap.map_port(address, port, "127.0.0.1", targets[service])
@@ -380,15 +451,30 @@ class LocalNetwork:
 
     async def fetch_topology(self) -> Topology:
         """The directory's current topology, as a client reads it."""
-        assert self.directory is not None
-        api = NymApiClient(
-            [ApiUrl(self.directory.base_url)], ssl_context=self._client_tls, timeout=5
-        )
+        assert self.directory_url is not None
+        api = NymApiClient([ApiUrl(self.directory_url)], ssl_context=self._client_tls, timeout=5)
         return await api.topology()
 
     async def start_exit(self, node_id: int, topology: Topology | None = None) -> None:
         """Run the exit IPR behind gateway `node_id`; its key store keeps its address."""
-        assert self._tg is not None and self.directory_state is not None
+        assert self.directory_state is not None
+        worker = self.placement.worker_of(("exit", node_id))
+        if worker is None:
+            address = str(await self.serve_exit(node_id, topology))
+        else:
+            gateway = self.specs[node_id].to_json(private=True)
+            address = await worker.call(
+                "start_exit", gateway, self.directory_url, self.origin_ports
+            )
+            self.remote_exits[node_id] = address
+        if node_id not in self.control.unlisted:
+            fault = self.faults.get(node_id)
+            build = V10_BUILD_VERSION if fault is Fault.V9_ONLY else self.options.ipr_build_version
+            self.directory_state.update_node(node_id, ipr_address=address, build_version=build)
+
+    async def serve_exit(self, node_id: int, topology: Topology | None = None) -> Any:
+        """Run the exit IPR behind gateway `node_id` in this process; its address."""
+        assert self._tg is not None
         fault = self.faults.get(node_id)
         source = self.fetch_topology
         if fault is Fault.UNROUTABLE:
@@ -416,9 +502,7 @@ class LocalNetwork:
         )
         address = await self._tg.start(self._run_exit, node_id, exit_ipr)
         self.exits[node_id] = exit_ipr
-        if node_id not in self.control.unlisted:
-            build = V10_BUILD_VERSION if fault is Fault.V9_ONLY else self.options.ipr_build_version
-            self.directory_state.update_node(node_id, ipr_address=str(address), build_version=build)
+        return address
 
     async def _run_exit(
         self,
@@ -463,7 +547,18 @@ class LocalNetwork:
         finally:
             done.set()
 
+    async def _start_remote(self, spec: NodeSpec) -> bool:
+        """Start `spec`'s node in its worker, if it has one (True then)."""
+        worker = self.placement.worker_of(("node", spec.node_id))
+        if worker is None:
+            return False
+        started = await worker.call("start_node", spec.to_json(private=True))
+        self.specs[spec.node_id] = NodeSpec.from_json(started)
+        return True
+
     async def _start_mixnode(self, spec: NodeSpec) -> None:
+        if await self._start_remote(spec):
+            return
         node = MixNode(
             spec,
             loss=self.options.loss,
@@ -474,6 +569,8 @@ class LocalNetwork:
         await self._start_node(node)
 
     async def _start_gateway(self, spec: NodeSpec, registry: GatewayRegistry | None = None) -> None:
+        if await self._start_remote(spec):
+            return
         fault = self.faults.get(spec.node_id)
         tls = self._gateway_tls
         if fault is Fault.BAD_CERT:
@@ -532,13 +629,32 @@ class LocalNetwork:
 
     # --- observation -----------------------------------------------------------------------
 
+    async def _answer(
+        self, method: str, target: str, headers: list[tuple[bytes, bytes]]
+    ) -> Answer | None:
+        """The directory's hook: fresh worker counters before a status answer, then control."""
+        if self.placement.workers and target.split("?")[0] == STATUS_PATH:
+            for worker in self.placement.workers:
+                self.worker_status[worker.index] = await worker.call("status")
+        return await self.control.answer(method, target, headers)
+
+    def local_status(self) -> dict[str, Any]:
+        """The counters of the nodes and exit IPRs this process runs."""
+        nodes = {**self.mixnodes, **self.gateways}
+        return {
+            "nodes": {i: {k: int(v) for k, v in n.counters.items()} for i, n in nodes.items()},
+            "exits": {i: e.stats() for i, e in self.exits.items()},
+        }
+
     def status(self) -> dict[str, Any]:
+        here = self.local_status()
+        counters, exit_stats = dict(here["nodes"]), dict(here["exits"])
+        for answer in self.worker_status.values():
+            counters.update(answer["nodes"])
+            exit_stats.update(answer["exits"])
         nodes = []
         for node_id in sorted(self.specs):
             spec = self.specs[node_id]
-            node: MixNode | GatewayNode = (
-                self.mixnodes[node_id] if node_id in self.mixnodes else self.gateways[node_id]
-            )
             nodes.append(
                 {
                     "node_id": node_id,
@@ -549,13 +665,12 @@ class LocalNetwork:
                     "host": spec.host,
                     "mix_port": spec.mix_port,
                     "ws_port": spec.ws_port,
-                    "counters": {k: int(v) for k, v in node.counters.items()},
+                    "counters": counters.get(node_id, {}),
                 }
             )
-            if node_id in self.exits:
-                exit_ipr = self.exits[node_id]
-                nodes[-1]["ipr_address"] = str(exit_ipr.address)
-                nodes[-1]["ipr_counters"] = exit_ipr.stats()
+            if self.has_exit(node_id):
+                nodes[-1]["ipr_address"] = self._exit_address(node_id)
+                nodes[-1]["ipr_counters"] = exit_stats.get(node_id, {})
         return {
             "pid": os.getpid(),
             "uptime_s": round(time.time() - self.started_at, 3) if self.started_at else 0.0,
@@ -568,6 +683,7 @@ class LocalNetwork:
                 "counters": dict(self.directory.counters) if self.directory else {},
             },
             "nodes": nodes,
+            "processes": self._processes(),
         }
 
     def _fault_name(self, node_id: int) -> str | None:

@@ -151,6 +151,7 @@ class IprLink:
         packets_per_message: int = 1,
         max_in_flight: int = 0,
         coalesce_acks: bool = True,
+        hold_for_slots: bool = True,
         on_keepalive_due: Callable[[], None] | None = None,
         on_policy_denied: Callable[[IpAddress, int], None] | None = None,
     ) -> None:
@@ -161,6 +162,7 @@ class IprLink:
         self.device = IprDevice(coalesce_acks=coalesce_acks)
         self.packets_per_message = packets_per_message
         self.max_in_flight = max_in_flight
+        self.hold_for_slots = hold_for_slots and mixnet.config.poisson
         self.on_keepalive_due = on_keepalive_due
         self.on_policy_denied = on_policy_denied
         self.connected: Connected | None = None
@@ -213,6 +215,7 @@ class IprLink:
     async def _pump(self) -> None:
         device, client = self.device, self.client
         per_message = self.packets_per_message
+        paced = self.hold_for_slots
         while True:
             if client.packed:  # a partial bundle waits for more, a bounded time
                 hold_end = client.packed_since + client.config.bundle_hold
@@ -222,6 +225,11 @@ class IprLink:
                 await device.wait_uplink()
             if device.closed:
                 return
+            if paced:
+                # One Poisson slot per message: packets wait in the device, not behind
+                # the slots, so the lone ACKs that queued meanwhile leave as one (and
+                # the data segments that queued, as bundles).
+                await self.mixnet.wait_queue_empty()
             await self._wait_for_window()
             packets = device.take_uplink(64 * per_message)
             if client.state is not ClientState.CONNECTED:

@@ -45,6 +45,11 @@ class TunnelOptions(IprClientConfig):
     tcp_ack_every: int = 0
     tcp_nodelay: bool = True
     coalesce_uplink_acks: bool = True  # drop a queued lone ACK a newer one supersedes
+    # With Poisson pacing, uplink packets wait in the tunnel until the mixnet client's
+    # queue is empty, so each slot carries the newest (lone ACKs queued meanwhile are
+    # coalesced) instead of one message per packet queueing behind the slots: under
+    # shaping an ACK per segment filled every slot (bench/interop.py --profile shaped).
+    hold_uplink_for_slots: bool = True
     mtu: int | None = None  # None: what the exit reports, else 1420
     cover: bool = True  # loop cover traffic
     poisson: bool = True  # Poisson pacing of real messages

@@ -453,6 +453,7 @@ class Tunnel:
             packets_per_message=options.packets_per_message,
             max_in_flight=options.max_in_flight,
             coalesce_acks=options.coalesce_uplink_acks,
+            hold_for_slots=options.hold_uplink_for_slots,
             on_keepalive_due=lambda: self._keepalive(holder),
             on_policy_denied=lambda addr, port: self._policy_denied(holder, addr, port),
         )

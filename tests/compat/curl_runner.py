@@ -153,11 +153,20 @@ def run_curl(case: Case, origin: Origin) -> Outcome:
     return _run(argv, case, dict(os.environ), CURL_TIMEOUT)
 
 
-def run_smolmix(case: Case, origin: Origin) -> Outcome:
+ASYNC_ENGINE_ONLY = (
+    "import smolmix_cli.cli.fetch_attached as shell; shell.run_attached = lambda *a: None; "
+    "from smolmix_cli.cli.main import main; main()"
+)
+"""`smolmix` with the blocking attach shell turned off: every case on the async engine."""
+
+
+def run_smolmix(case: Case, origin: Origin, *, async_engine: bool = False) -> Outcome:
+    """The case through the session: on the blocking attach shell where it can run it
+    (cli/fetch_attached.py), else (or with `async_engine`) on the async engine."""
+    start = ["-c", ASYNC_ENGINE_ONLY] if async_engine else ["-m", "smolmix_cli"]
     argv = [
         sys.executable,
-        "-m",
-        "smolmix_cli",
+        *start,
         "--network",
         "testnet",
         "fetch",

@@ -2,6 +2,9 @@
 
 The module boots one local network and one `smolmix session`; every case is run on
 both sides up front, a few at a time, and each test then checks one case's pair.
+Attached, smolmix runs a case on its blocking shell where it can (else on the async
+engine); `-m long` runs every case again with the blocking shell off, so both shells
+are held to curl's behaviour.
 """
 
 from __future__ import annotations
@@ -155,4 +158,40 @@ def test_curl_case(
         pytest.skip("nginx is not installed (apt-get install nginx)")
     curl, smolmix = outcomes[case.name]
     found = differences(case, curl, smolmix)
+    assert not found, "\n".join(found)
+
+
+@pytest.fixture(scope="module")
+def async_outcomes(
+    origin: Origin, outcomes: dict[str, tuple[Outcome, Outcome]]
+) -> dict[str, Outcome]:
+    """Every case again on the async engine (the blocking attach shell turned off)."""
+
+    def one(case: Case) -> Outcome:
+        if "{nginx}" in case.args and not origin.nginx:
+            return Outcome(b"", 0, None, {})
+        return run_smolmix(case, origin, async_engine=True)
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        return dict(zip([c.name for c in CASES], pool.map(one, CASES), strict=True))
+
+
+@pytest.mark.long
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=c.known) if c.known else ())
+        for c in CASES
+    ],
+    ids=[c.name for c in CASES],
+)
+def test_curl_case_async_engine(
+    case: Case,
+    origin: Origin,
+    outcomes: dict[str, tuple[Outcome, Outcome]],
+    async_outcomes: dict[str, Outcome],
+) -> None:
+    if "{nginx}" in case.args and not origin.nginx:
+        pytest.skip("nginx is not installed (apt-get install nginx)")
+    found = differences(case, outcomes[case.name][0], async_outcomes[case.name])
     assert not found, "\n".join(found)

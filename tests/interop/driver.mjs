@@ -7,7 +7,7 @@
 // Stages run in order; a failed stage stops the ones that depend on it, the rest still run.
 
 import { createServer } from 'node:http';
-import { readFileSync, appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync, appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,6 +74,29 @@ page.on('websocket', (ws) => {
   ws.on('close', () => log(`WEBSOCKET-CLOSED ${ws.url()}`));
 });
 
+// CPU seconds of this driver and every process below it (chromium, its renderer and the
+// worker running the wasm client), from /proc; 0 where /proc is missing.
+function treeCpuSeconds() {
+  const parent = new Map();
+  const ticks = new Map();
+  let names = [];
+  try { names = readdirSync('/proc').filter((n) => /^\d+$/.test(n)); } catch { return 0; }
+  for (const pid of names) {
+    let stat;
+    try { stat = readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { continue; }
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    parent.set(Number(pid), Number(f[1]));
+    ticks.set(Number(pid), Number(f[11]) + Number(f[12])); // utime + stime
+  }
+  let total = 0;
+  for (const [pid, t] of ticks) {
+    for (let p = pid; p > 1; p = parent.get(p) ?? 0) {
+      if (p === process.pid) { total += t; break; }
+    }
+  }
+  return total / 100; // USER_HZ
+}
+
 const withTimeout = (promise, ms, what) => Promise.race([
   promise,
   new Promise((_, bad) => setTimeout(() => bad(new Error(`${what}: timed out after ${ms} ms`)), ms)),
@@ -90,6 +113,7 @@ async function stage(name, needs, ms, fn) {
     emit({ stage: name, ok: false, skipped: true, reason: `needs ${missing.join(', ')}` });
     return;
   }
+  if (cfg.announceStages) emit({ starting: name });
   const t0 = performance.now();
   try {
     const value = await withTimeout(fn(), ms, name);
@@ -129,6 +153,7 @@ await stage('ready', ['page'], T.ready || 60000, async () => {
 // mixFetch in the page: body length, sha256 (WebCrypto) and the first bytes as text.
 // `upload` > 0 sends that many pseudo-random bytes as a POST body (a Uint8Array).
 async function fetchStage(url, upload = 0, expectStatus = 200) {
+  const cpu0 = treeCpuSeconds();
   const r = await page.evaluate(async ({ u, upload }) => {
     const h = await window.mt.getMixTunnel();
     const init = { method: 'GET' };
@@ -157,6 +182,7 @@ async function fetchStage(url, upload = 0, expectStatus = 200) {
     };
   }, { u: url, upload });
   if (expectStatus && r.status !== expectStatus) throw new Error(`HTTP ${r.status}`);
+  r.cpu_s = Math.round((treeCpuSeconds() - cpu0) * 100) / 100;
   return r;
 }
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,28 +46,34 @@ class Interop:
     state_dir: Path
 
     def driver_config(self, log_file: Path, **overrides: Any) -> dict[str, Any]:
-        net = self.network
-        demo = net.demo
-        assert demo is not None  # pins are optional: the mainnet shape has none
         directory = self.local.directory
         assert directory is not None
-        cfg: dict[str, Any] = {
-            "chromium": str(CHROMIUM),
-            "directoryPort": directory.port,
-            "gateway": None if net.entry_gateway is None else net.entry_gateway.identity,
-            "ipr": net.exits[0].ipr_address if net.exits else None,
-            "dns": net.dns_resolver,
-            "dnsName": demo.zone,
-            "pageUrl": f"http://{demo.zone}/",
-            "bigUrl": f"http://{demo.zone}/bytes/{BIG}",
-            "wsUrl": f"ws://{demo.zone}:{demo.ports['ws']}/",
-            "wsMessage": WS_MESSAGE,
-            "disableCoverTraffic": True,
-            "disablePoissonTraffic": True,
-            "logFile": str(log_file),
-        }
-        cfg.update(overrides)
-        return cfg
+        return driver_config(self.network, directory.port, log_file, **overrides)
+
+
+def driver_config(
+    net: Network, directory_port: int, log_file: Path, **overrides: Any
+) -> dict[str, Any]:
+    """driver.mjs's config for this local network (cover and Poisson off unless overridden)."""
+    demo = net.demo
+    assert demo is not None  # pins are optional: the mainnet shape has none
+    cfg: dict[str, Any] = {
+        "chromium": str(CHROMIUM),
+        "directoryPort": directory_port,
+        "gateway": None if net.entry_gateway is None else net.entry_gateway.identity,
+        "ipr": net.exits[0].ipr_address if net.exits else None,
+        "dns": net.dns_resolver,
+        "dnsName": demo.zone,
+        "pageUrl": f"http://{demo.zone}/",
+        "bigUrl": f"http://{demo.zone}/bytes/{BIG}",
+        "wsUrl": f"ws://{demo.zone}:{demo.ports['ws']}/",
+        "wsMessage": WS_MESSAGE,
+        "disableCoverTraffic": True,
+        "disablePoissonTraffic": True,
+        "logFile": str(log_file),
+    }
+    cfg.update(overrides)
+    return cfg
 
 
 @asynccontextmanager
@@ -88,9 +94,13 @@ async def interop_network(
 
 
 async def run_driver(
-    cfg: dict[str, Any], config_path: Path, timeout: float
+    cfg: dict[str, Any],
+    config_path: Path,
+    timeout: float,
+    on_line: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run driver.mjs with this config; its stage lines (a killed driver gives what it printed)."""
+    """Run driver.mjs with this config; its stage lines (a killed driver gives what it printed).
+    `on_line` hears each line as it comes (with `announceStages`, a stage's start too)."""
     config_path.write_text(json.dumps(cfg))
     lines: list[dict[str, Any]] = []
     async with await anyio.open_process(
@@ -104,9 +114,13 @@ async def run_driver(
                 while b"\n" in buffer:
                     line, buffer = buffer.split(b"\n", 1)
                     try:
-                        lines.append(json.loads(line))
+                        record = json.loads(line)
                     except ValueError:
                         continue
+                    if on_line is not None:
+                        await on_line(record)
+                    if "stage" in record:
+                        lines.append(record)
         if proc.returncode is None:
             proc.kill()
     return lines

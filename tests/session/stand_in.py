@@ -74,6 +74,7 @@ class LoopbackTunnel:
 @dataclass
 class Booted:
     tunnel: LoopbackTunnel
+    ca_pem: str | None = None
 
 
 @dataclass

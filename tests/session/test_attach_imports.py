@@ -55,9 +55,24 @@ NEVER_ON_ATTACH = (
     "hashlib",  # a network file's session name only
     "mimetypes",  # -F file uploads only
     "smolmix_cli.apps.http_writeout",  # -w only
+    "asyncio",  # the blocking attach shell (cli/fetch_attached.py) needs no event loop
+    "anyio",
+    "sniffio",
+    "ssl",  # the session does TLS; naming the network needs none (config, api_urls)
+    "subprocess",  # starting a local network or a session only
+    "shutil",  # with tempfile: the CA bundle goes to the session's runtime directory
+    "smolmix_cli.apps.http_client",  # the async engine
+    "smolmix_cli.session.remote",
+    "smolmix_cli.session.unix",
+    "smolmix_cli.config",  # naming the network is network_choice.py; the CA comes with the status
+    "smolmix_cli.session.factory",
+    "smolmix_cli.network_select",
+    "smolmix_cli.tunnel.status",
+    "zlib",  # --compressed only
+    "smolmix_cli.apps.http_cookies",  # -b FILE and -c only
 )
-"""Heavy, session-side or rarely needed modules. An attached fetch speaks HTTP itself (h11)
-while the session does TCP and TLS; ssl is loaded anyway, by asyncio."""
+"""Heavy, session-side or rarely needed modules. An attached fetch speaks HTTP itself (h11,
+blocking) while the session does TCP and TLS."""
 NEVER_FOR_VERSION = (*NEVER_ON_ATTACH, "anyio", "asyncio", "h11", "ssl", "smolmix_cli.session")
 
 
@@ -142,3 +157,26 @@ async def test_attached_fetch_imports_no_mixnet(env: dict[str, str]) -> None:
     assert daemon.warm.opened == 1  # TCP and TLS in the session
     assert daemon.counters.requests == 2  # one status (the tunnel is ready), one open_http
     assert offenders(modules, NEVER_ON_ATTACH) == []
+
+
+async def test_attached_fetch_falls_back_to_the_async_engine(env: dict[str, str]) -> None:
+    """-m is one the blocking shell leaves to the async engine: same answer, through the
+    same session, with the event loop loaded."""
+    paths = SessionPaths.for_network("mainnet", Path(env["SMOLMIX_RUNTIME_DIR"]))
+    daemon = SessionDaemon(
+        paths, DaemonConfig(network_name="mainnet"), Source({}), classify=classify
+    )
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(origin)
+        await tg.start(daemon.serve)
+        try:
+            done, modules = await anyio.to_thread.run_sync(
+                imported, ["fetch", "-sSk", "-m", "30", f"https://127.0.0.1:{port}/"], env
+            )
+        finally:
+            daemon.stop()
+            tg.cancel_scope.cancel()
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == "hello\n"
+    assert daemon.warm.opened == 1
+    assert {"asyncio", "smolmix_cli.apps.http_client"} <= modules

@@ -15,7 +15,8 @@ from smolmix_cli.apps.errors import ResolveError
 from smolmix_cli.errors_map import classify
 from smolmix_cli.session import protocol as proto
 from smolmix_cli.session.paths import SessionPaths, clear_stale, probe, runtime_dir
-from smolmix_cli.session.remote import RemoteTunnel, SessionUnavailable
+from smolmix_cli.session.remote import RemoteTunnel
+from smolmix_cli.session.remote_errors import SessionUnavailable
 from smolmix_cli.tunnel.errors import TunnelConnectError, TunnelUnavailable
 from tests.session.stand_in import (
     Source,

@@ -23,7 +23,8 @@ from smolmix_cli.exit_codes import CliError, ExitCode
 from smolmix_cli.mixnet.gateway.client import GatewayUnavailable
 from smolmix_cli.session import protocol as proto
 from smolmix_cli.session.daemon import DaemonConfig, SessionDaemon, error_answer
-from smolmix_cli.session.remote import RemoteTunnel, SessionUnavailable, rebuild_error
+from smolmix_cli.session.remote import RemoteTunnel
+from smolmix_cli.session.remote_errors import SessionUnavailable, rebuild_error
 from smolmix_cli.tunnel.errors import (
     ExitPolicyDenied,
     TunnelConnectError,

@@ -9,9 +9,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from smolmix_cli.config import NetworkChoice, NetworkConfigError, load_network_file
+from smolmix_cli.config import NetworkConfigError, load_network_file
 from smolmix_cli.mixnet.base58 import b58encode
 from smolmix_cli.mixnet.directory.nym_api import NymApiClient
+from smolmix_cli.network_choice import NetworkChoice
 from smolmix_cli.testnet.network import LocalNetwork, LocalNetworkOptions
 
 

@@ -268,6 +268,7 @@ class MixnetClient:
         self.config = config
         self._gateway_client: GatewayClient | None = None
         self._wake = Signal()
+        self._sent = Signal()
         self._inbox: deque[ReceivedMessage] = deque()
         self._inbox_signal = Signal()
         self._outcomes: OrderedDict[int, MessageDelivered | MessageFailed] = OrderedDict()
@@ -460,6 +461,21 @@ class MixnetClient:
         return self._core.address
 
     @property
+    def queued_packets(self) -> int:
+        """Real packets waiting for their slot (Poisson pacing) or for the gateway."""
+        return self._core.queued
+
+    async def wait_queue_empty(self) -> None:
+        """Until no real packet waits for its slot any more.
+
+        With Poisson pacing a sender that holds its data until then fills each slot
+        with what is newest (the tunnel coalesces TCP ACKs that way) instead of
+        queueing one message per packet behind the slots."""
+        while self._core.queued:
+            self._check_open()
+            await self._sent.wait()
+
+    @property
     def fragments_awaiting_ack(self) -> int:
         """Real fragments sent or queued whose SURB-ACK has not come back yet."""
         return self._core.pending_acks
@@ -612,6 +628,7 @@ class MixnetClient:
 
     def _wake_all(self) -> None:
         self._wake.set()
+        self._sent.set()
         self._inbox_signal.set()
         self._outcome_signal.set()
 
@@ -676,6 +693,7 @@ class MixnetClient:
                 # leaves, not when the loop began (sends can wait on a full outbox).
                 while (packet := core.poll_transmit(now())) is not None:
                     await gateway.send_mix_packet(packet)
+                    self._sent.set()
                     # Building packets is CPU work: let pushes (acks) and the socket run.
                     await anyio.lowlevel.checkpoint()
                 self._dispatch()

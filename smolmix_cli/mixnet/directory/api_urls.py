@@ -8,13 +8,16 @@ import on the attach path.
 from __future__ import annotations
 
 import enum
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
 from smolmix_cli.mixnet.errors import MixnetError
+
+if TYPE_CHECKING:
+    import ssl
 
 
 class FailureKind(enum.Enum):
@@ -109,6 +112,8 @@ MAINNET_API_URLS: tuple[ApiUrl, ...] = (
 
 
 def make_ssl_context(ca_file: Path | str | None = None) -> ssl.SSLContext:
+    import ssl  # here: naming a network (the attach path) needs no TLS
+
     """Verify against `ca_file` if given (a local network's CA), else certifi's roots."""
     if ca_file is not None:
         return ssl.create_default_context(cafile=str(ca_file))
