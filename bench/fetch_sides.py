@@ -17,8 +17,12 @@ at one fragment's capacity (1 MiB / 1,604 bytes = 654). Both checkouts are byte-
 first (`compileall`) and PYTHONDONTWRITEBYTECODE is dropped, as for an installed wheel
 (before, a checkout without `__pycache__` compiled its sources in every command).
 
+`--own-networks` starts one network per checkout, each checkout's commands against
+its own: for changes to the exit IPR or the nodes, which a shared network would give
+both sides (the default shares one, from the new checkout, as client changes need).
+
 Usage: python bench/fetch_sides.py --old ../base-checkout [--new .] [--runs 5]
-           [--sizes 0,4194304] [--uploads 1048576]
+           [--sizes 0,4194304] [--uploads 1048576] [--own-networks]
 """
 
 from __future__ import annotations
@@ -53,6 +57,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="0,4194304", help="0 = the demo page /")
     parser.add_argument("--uploads", default="", help="PUT sizes in bytes, e.g. 1048576")
     parser.add_argument("--skip-version", action="store_true")
+    parser.add_argument(
+        "--own-networks", action="store_true", help="one network per checkout (exit changes)"
+    )
     args = parser.parse_args()
     trees = {"old": args.old.resolve(), "new": args.new.resolve()}
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -77,38 +84,42 @@ def main() -> None:
     def python(tree: str) -> str:
         return str(trees[tree] / ".venv" / "bin" / "python")
 
-    network = subprocess.Popen(
-        [
-            *(python("new"), "-m", "smolmix_cli", "testnet", "up"),
-            "--dir",
-            str(base / "net"),
-            "--mix-delay-ms",
-            "0",
-        ],
-        env=env,
-        cwd=trees["new"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    network_file = base / "net" / "network.json"
-    deadline = time.monotonic() + 60
-    while not network_file.exists():
-        if time.monotonic() > deadline or network.poll() is not None:
-            raise SystemExit("the local network did not start")
-        time.sleep(0.1)
-
-    status_dir = str(base / "net")
-
-    def counters() -> tuple[int, int]:
-        done = subprocess.run(
+    def start_network(tree: str) -> tuple[subprocess.Popen[bytes], Path]:
+        net_dir = base / f"net-{tree}"
+        process = subprocess.Popen(
             [
-                *(python("new"), "-m", "smolmix_cli", "testnet", "status", "--json"),
+                *(python(tree), "-m", "smolmix_cli", "testnet", "up"),
                 "--dir",
-                status_dir,
+                str(net_dir),
+                "--mix-delay-ms",
+                "0",
             ],
             env=env,
-            cwd=trees["new"],
+            cwd=trees[tree],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        return process, net_dir
+
+    networks = {"new": start_network("new")}
+    networks["old"] = start_network("old") if args.own_networks else networks["new"]
+    deadline = time.monotonic() + 60
+    for process, net_dir in networks.values():
+        while not (net_dir / "network.json").exists():
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise SystemExit("the local network did not start")
+            time.sleep(0.1)
+
+    def counters(tree: str) -> tuple[int, int]:
+        done = subprocess.run(
+            [
+                *(python(tree), "-m", "smolmix_cli", "testnet", "status", "--json"),
+                "--dir",
+                str(networks[tree][1]),
+            ],
+            env=env,
+            cwd=trees[tree],
             capture_output=True,
             check=True,
         )
@@ -146,12 +157,13 @@ def main() -> None:
                         url = "https://demo.smolmix.test/upload"
                     else:
                         url = "https://demo.smolmix.test/" + (f"bytes/{size}" if size else "")
+                    network_file = networks[tree][1] / "network.json"
                     words = ["--network", str(network_file), "--no-session", "fetch", "-sS"]
-                    up0, down0 = counters()
+                    up0, down0 = counters(tree)
                     wall, cpu, out = run(
                         tree, [*words, *extra, "-o", "/dev/null", "-w", "%{json}", url]
                     )
-                    up1, down1 = counters()
+                    up1, down1 = counters(tree)
                     record = json.loads(out)
                     sample = {
                         "wall": wall,
@@ -168,8 +180,9 @@ def main() -> None:
                         sample["packets_down_per_mib"] = (down1 - down0) / mib
                     rows.setdefault((case, tree), []).append(sample)
     finally:
-        os.killpg(network.pid, signal.SIGTERM)
-        network.wait(timeout=30)
+        for process, _ in {id(n): n for n in networks.values()}.values():
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
     for (case, tree), samples in rows.items():
         line: dict[str, object] = {"case": case, "tree": tree, "runs": len(samples)}
         for key in samples[0]:

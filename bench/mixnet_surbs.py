@@ -10,7 +10,11 @@ own mixnet preparer is counted, so the network's work is not in the figures:
   per fragment, one per reply SURB);
 - `packets_up_per_mib` / `replies_per_mib`: Sphinx packets the client sent (real, not
   cover) and reply messages it received; `surbs_per_mib`: reply SURBs it built
-  (attached to messages or answering the exit's SURB requests), `surb_requests`.
+  (attached to messages or answering the exit's SURB requests), `surb_requests`;
+- the exit's side (branch `packets`): `exit_packets_per_mib` (Sphinx packets the exit IPR
+  sent: reply fragments, their resends, SURB requests), `exit_resends_per_mib` (resends
+  whose first copy was acked too count as `exit_spurious_per_mib`), `exit_replies_per_mib`
+  (reply messages: with bundles, several IP packets each) and `messages_up_per_mib`.
 
 Usage: python bench/mixnet_surbs.py [--mib 1] [--rounds 1]
 """
@@ -73,7 +77,9 @@ async def transfer(tunnel: Tunnel, host: str, request: bytes, body: bytes) -> by
     return b"".join(chunks)
 
 
-async def measure(network: Any, host: str, sizing: bool, size: int) -> list[dict[str, Any]]:
+async def measure(
+    network: Any, exit_core: Any, host: str, sizing: bool, size: int
+) -> list[dict[str, Any]]:
     options = for_local_network()  # sizing, up to 3 per message where they fit
     if not sizing:
         options = options.replace(surb_sizing=False, data_reply_surbs=2)  # the published count
@@ -98,6 +104,7 @@ async def measure(network: Any, host: str, sizing: bool, size: int) -> list[dict
             stats0 = link.mixnet.stats
             up0, requests0 = stats0.real_packets_sent, link.client.surb_requests
             down0 = stats0.messages_received
+            exit0 = dict(vars(exit_core.stats))
             t0 = time.perf_counter()
             reply = await transfer(tunnel, host, head + b"Connection: close\r\n\r\n", data)
             elapsed = time.perf_counter() - t0
@@ -105,6 +112,8 @@ async def measure(network: Any, host: str, sizing: bool, size: int) -> list[dict
             stats = link.mixnet.stats
             mib = size / MIB
             fragments = counts["prepare_fragment"] + counts["prepare_reply_fragment"]
+            exit1 = vars(exit_core.stats)
+            exit_delta = {name: round((exit1[name] - exit0[name]) / mib, 1) for name in exit1}
             out.append(
                 {
                     "name": "surbs",
@@ -116,6 +125,13 @@ async def measure(network: Any, host: str, sizing: bool, size: int) -> list[dict
                     "packets_up_per_mib": round((stats.real_packets_sent - up0) / mib, 1),
                     "replies_per_mib": round((stats.messages_received - down0) / mib, 1),
                     "surb_requests": link.client.surb_requests - requests0,
+                    "messages_up_per_mib": round(
+                        (stats.messages_sent - stats0.messages_sent) / mib, 1
+                    ),
+                    "exit_packets_per_mib": exit_delta["real_packets_sent"],
+                    "exit_resends_per_mib": exit_delta["retransmissions"],
+                    "exit_spurious_per_mib": exit_delta["stray_acks"],
+                    "exit_replies_per_mib": exit_delta["replies_sent"],
                 }
             )
     return out
@@ -127,9 +143,14 @@ async def run(args: argparse.Namespace) -> None:
         async with anyio.create_task_group() as tg:
             network = await tg.start(local.serve)
             assert network.demo is not None
+            exit_client = next(iter(local.exits.values())).mixnet_client
+            assert exit_client is not None
+            exit_core = exit_client._core  # a bench probe, as the preparer above
             for i in range(args.rounds):
                 for sizing in (True, False) if i % 2 == 0 else (False, True):
-                    for record in await measure(network, network.demo.ipv4, sizing, args.mib * MIB):
+                    for record in await measure(
+                        network, exit_core, network.demo.ipv4, sizing, args.mib * MIB
+                    ):
                         print(json.dumps(record), flush=True)
             tg.cancel_scope.cancel()
 

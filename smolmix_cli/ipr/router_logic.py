@@ -4,7 +4,8 @@ Follows the upstream IPR (spec §4-§6): control requests are tied to the sender
 tag, data packets to their SOURCE address; addresses come from 10.0.0.0/16 and
 fc00::/112; inline control replies use LP seq 0 on the requesting frame's stream,
 data replies the stream bound at connect with seq 1, 2, … (0 skipped on wrap);
-downlink packets are bundled up to 1500 bytes and flushed every buffer timeout;
+downlink packets are bundled up to 1500 bytes and flushed every buffer timeout
+(or, with `bundle_fragments`, into bundles of whole Sphinx packets, see below);
 a client with no uplink data for 60 s, or no downlink packet for 5 min, is
 forgotten silently (swept every 10 s).
 Replies spend the client's reply SURBs, keeping a reserve of 10 for SURB
@@ -12,6 +13,14 @@ requests, and the exit asks for more when it runs low.
 
 Stricter than upstream: a data packet's source must belong to the client whose
 sender tag carried it (upstream only checks that the source is allocated).
+Deliberate departure for the local exit (issue 17): `bundle_fragments` > 0 bundles
+downlink packets across fragment boundaries (`FragmentPacker`: 9 full-size packets in
+8 reply fragments instead of 9). A partial bundle is sent on upstream's timer unless
+the shell says more is coming for that client (`downlink_pending`: the NAT holds unsent
+data for it) or the client is uploading (its ACKs: each reply spends one of the SURBs an
+upload must send up), then after `bundle_hold` at most; where bundling saves nothing, packets
+go one per message. Clients decode any bundle (spec §5.6); mainnet's exits keep 1500 bytes.
+
 Nothing here raises on network input; bad input is dropped and counted in
 `stats`. The shell moves `ReplyToClient` / `RequestSurbs` through the client's
 SURBs and `pop_uplink()` packets to the NAT.
@@ -25,9 +34,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 
-from smolmix_cli.ipr.bundle import BUFFER_TIMEOUT_S, MAX_BUNDLE_SIZE, BundleDecoder, BundleEncoder
+from smolmix_cli.ipr.bincode import encode_varint
+from smolmix_cli.ipr.bundle import (
+    BUFFER_TIMEOUT_S,
+    MAX_BUNDLE_SIZE,
+    BundleDecoder,
+    BundleEncoder,
+    FragmentPacker,
+)
 from smolmix_cli.ipr.errors import IprError, MalformedIpPacket, UnsupportedVersion
-from smolmix_cli.ipr.lp_frame import MAX_SEQ, LpFrame, MsgType, is_stream_frame
+from smolmix_cli.ipr.lp_frame import HEADER_SIZE, MAX_SEQ, LpFrame, MsgType, is_stream_frame
 from smolmix_cli.ipr.messages import (
     MAX_NON_STREAM_VERSION,
     MTU_VERSION,
@@ -56,6 +72,8 @@ from smolmix_cli.ipr.messages import (
 
 IpAddress = IPv4Address | IPv6Address
 DestinationFilter = Callable[[IpAddress, int], bool]
+DownlinkPending = Callable[[IPv4Address, IPv6Address], bool]
+BULK_PACKET = 1000  # a client bundling packets this large is uploading: more ACKs follow
 
 TUN_IPV4 = IPv4Address("10.0.0.1")
 TUN_IPV6 = IPv6Address("fc00::1")
@@ -88,6 +106,9 @@ class RouterConfig:
     surb_rerequest_wait: float = 10.0
     build_info: BuildInfo = field(default_factory=BuildInfo)
     bind_source_to_sender_tag: bool = True
+    # 0: upstream's bundles (above). n: bundles of up to n Sphinx packets (module docstring).
+    bundle_fragments: int = 0
+    bundle_hold: float = 0.05  # the most a partial bundle waits while more is coming
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +199,11 @@ class _Client:
     last_activity: float
     last_emit: float
     last_downlink: float
-    encoder: BundleEncoder
+    encoder: BundleEncoder | FragmentPacker
     seq: int = 0
+    first_buffered: float = 0.0  # when the packer's partial bundle got its first packet
+    held: bool = False  # its flush time came while more was coming: wait for the hold
+    uploading: bool = False  # its last data message was a bundle of data segments
 
     def next_seq(self) -> int:
         self.seq = 1 if self.seq >= MAX_SEQ else self.seq + 1
@@ -205,11 +229,14 @@ class IprRouter:
         *,
         allow_destination: DestinationFilter | None = None,
         reply_surb_cost: Callable[[int], int] | None = None,
+        downlink_pending: DownlinkPending | None = None,
     ) -> None:
         self._rng = rng if rng is not None else random.SystemRandom()
         self.config = config if config is not None else RouterConfig()
         self._allow = allow_destination
         self._cost = reply_surb_cost if reply_surb_cost is not None else (lambda _size: 1)
+        self._downlink_pending = downlink_pending
+        self._bundling = True  # `set_bundling`: off on a lossy path
         self.stats: Counter[str] = Counter()
         self._clients: dict[bytes, _Client] = {}
         self._by_address: dict[IpAddress, _Client] = {}
@@ -378,7 +405,7 @@ class IprRouter:
                 now,
                 now,
                 now,
-                BundleEncoder(self.config.max_bundle),
+                self._encoder(version, frame is not None),
             )
             self._clients[sender_tag] = client
             self._by_address[client.ipv4] = client
@@ -386,6 +413,31 @@ class IprRouter:
         mtu = self.config.mtu if version >= MTU_VERSION else None
         success = ConnectSuccess(request.request_id, pair[0], pair[1], mtu)
         self._inline(sender_tag, version, frame, success)
+
+    def _encoder(self, version: int, framed: bool) -> BundleEncoder | FragmentPacker:
+        cfg = self.config
+        if cfg.bundle_fragments <= 0:
+            return BundleEncoder(cfg.max_bundle)
+        head = (
+            (HEADER_SIZE if framed else 0)
+            + len(IpPacketResponse(version, DataResponse(b"")).encode())
+            - 1
+        )
+
+        def fragments(bundle_len: int) -> int:
+            return self._cost(head + len(encode_varint(bundle_len)) + bundle_len)
+
+        return FragmentPacker(fragments, cfg.bundle_fragments if self._bundling else 1)
+
+    def set_bundling(self, on: bool) -> None:
+        """Bundles across fragment boundaries on or off (the shell turns them off where
+        too few reply fragments are acked: a lost fragment holds back its whole bundle)."""
+        if on == self._bundling:
+            return
+        self._bundling = on
+        for client in self._clients.values():
+            if isinstance(client.encoder, FragmentPacker):
+                client.encoder.max_fragments = self.config.bundle_fragments if on else 1
 
     def _on_disconnect(
         self, sender_tag: bytes, version: int, frame: LpFrame | None, request: DisconnectRequest
@@ -433,6 +485,8 @@ class IprRouter:
                 self.stats["spoofed source"] += 1
                 continue
             client.last_activity = now
+            # a bundle of data segments, not one large packet (a ClientHello, a request)
+            client.uploading = len(packets) > 1 and len(packet) >= BULK_PACKET
             if self._allow is not None and not self._allow(info.destination, info.destination_port):
                 self.stats["exit policy"] += 1
                 info_reply = InfoResponse(
@@ -457,16 +511,20 @@ class IprRouter:
             self.stats["downlink to nobody"] += 1
             return
         client.last_downlink = now
+        was_empty = not client.encoder.buffered
         try:
             bundles = client.encoder.push(packet)
         except IprError:
             self.stats["downlink too large"] += 1
             return
+        if was_empty or bundles:
+            client.first_buffered = now
         for bundle in bundles:
             self._emit_bundle(client, bundle, now)
 
     def _emit_bundle(self, client: _Client, bundle: bytes, now: float) -> None:
         client.last_emit = now
+        client.held = False
         payload = IpPacketResponse(client.version, DataResponse(bundle)).encode()
         if client.stream_id is not None:
             payload = LpFrame(client.stream_id, MsgType.DATA, client.next_seq(), payload).encode()
@@ -527,10 +585,37 @@ class IprRouter:
         if self._next_sweep is None:
             self._next_sweep = now + self.config.sweep_interval
 
+    def settle(self, now: float) -> None:
+        """Send the partial bundles that are due, unless more is coming for their client.
+
+        The shell calls this after each batch of work (a message, NAT output)."""
+        for client in self._clients.values():
+            if isinstance(client.encoder, FragmentPacker) and client.encoder.buffered:
+                self._settle(client, now)
+
+    def _settle(self, client: _Client, now: float) -> None:
+        encoder = client.encoder
+        assert isinstance(encoder, FragmentPacker)
+        if now < client.last_emit + client.buffer_timeout:
+            return
+        pending = self._downlink_pending
+        if (
+            self._bundling
+            and now < client.first_buffered + self.config.bundle_hold
+            and (client.uploading or (pending is not None and pending(client.ipv4, client.ipv6)))
+        ):
+            client.held = True
+            return
+        for bundle in encoder.flush():
+            self._emit_bundle(client, bundle, now)
+
+    def _flush_due(self, client: _Client) -> float:
+        if client.held:
+            return client.first_buffered + self.config.bundle_hold
+        return client.last_emit + client.buffer_timeout
+
     def poll_deadline(self) -> float | None:
-        deadlines = [
-            c.last_emit + c.buffer_timeout for c in self._clients.values() if c.encoder.buffered
-        ]
+        deadlines = [self._flush_due(c) for c in self._clients.values() if c.encoder.buffered]
         deadlines += [
             a.requested_at + self.config.surb_rerequest_wait
             for a in self._accounts.values()
@@ -542,10 +627,15 @@ class IprRouter:
 
     def handle_timeout(self, now: float) -> None:
         for client in list(self._clients.values()):
-            if client.encoder.buffered and now - client.last_emit >= client.buffer_timeout:
-                bundle = client.encoder.flush()
-                if bundle is not None:
-                    self._emit_bundle(client, bundle, now)
+            encoder = client.encoder
+            if not encoder.buffered or now < self._flush_due(client):
+                continue
+            if isinstance(encoder, FragmentPacker):
+                self._settle(client, now)
+                continue
+            bundle = encoder.flush()
+            if bundle is not None:
+                self._emit_bundle(client, bundle, now)
         if self._next_sweep is not None and now >= self._next_sweep:
             for client in list(self._clients.values()):
                 if now - client.last_activity >= self.config.idle_timeout:

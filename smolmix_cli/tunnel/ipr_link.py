@@ -9,6 +9,12 @@ SURB requests from the exit are answered by the mixnet client itself (it serves
 requests from peers it sent repliable messages to; the link tells `IprClient` how
 many it sent, for its estimate of the exit's stock); Data messages carry the SURBs
 `IprClient` sizes for them (see `ClientConfig.surb_sizing`).
+
+The pump packs the stack's packets into bundles of whole Sphinx packets
+(`ClientConfig.bundle_fragments`). A partial bundle of data segments waits, at most
+`bundle_hold`, only while a TCP connection of the stack holds unsent data (its windows
+are full: more segments follow the next ACK); anything else leaves at once, so request
+and response latency is unchanged.
 """
 
 from __future__ import annotations
@@ -44,7 +50,8 @@ from smolmix_cli.ipr.lp_frame import HEADER_SIZE
 from smolmix_cli.ipr.messages import InfoKind
 from smolmix_cli.mixnet.client.client import MixnetClient
 from smolmix_cli.mixnet.errors import MixnetError
-from smolmix_cli.mixnet.message.preparer import reply_fragments, surbs_that_fit
+from smolmix_cli.mixnet.message.preparer import fragments_needed, reply_fragments, surbs_that_fit
+from smolmix_cli.netstack.iface.stack import NetStack
 from smolmix_cli.tunnel.errors import IprHandshakeFailed, TunnelClosed
 from smolmix_cli.tunnel.exits import ExitCandidate
 from smolmix_cli.tunnel.uplink_acks import coalesce_lone_acks
@@ -53,6 +60,7 @@ from smolmix_cli.wakeup import Signal
 IpAddress = IPv4Address | IPv6Address
 DEVICE_QUEUE = 512  # uplink packets held before the stack is back-pressured
 WINDOW_POLL = 0.005
+BULK_PACKET = 1000  # a partial bundle waits for more only if its packets average this
 
 
 class IprDevice:
@@ -149,7 +157,8 @@ class IprLink:
     ) -> None:
         self.mixnet = mixnet
         self.exit = exit_
-        self.client = IprClient(rng, config, MessageSizes(surbs_that_fit, reply_fragments))
+        sizes = MessageSizes(surbs_that_fit, reply_fragments, fragments_needed)
+        self.client = IprClient(rng, config, sizes)
         self.device = IprDevice(coalesce_acks=coalesce_acks)
         self.packets_per_message = packets_per_message
         self.max_in_flight = max_in_flight
@@ -166,6 +175,12 @@ class IprLink:
         self._connect_done = anyio.Event()
         self._wake = Signal()
         self._surbs_served = mixnet.reply_surbs_served
+        self._stack: NetStack | None = None
+
+    def attach_stack(self, stack: NetStack) -> None:
+        """The stack whose packets this link carries: its send queues tell the pump
+        whether a partial bundle will grow."""
+        self._stack = stack
 
     # -- driving -----------------------------------------------------------------------
 
@@ -202,28 +217,45 @@ class IprLink:
         per_message = self.packets_per_message
         paced = self.hold_for_slots
         while True:
-            await device.wait_uplink()
+            if client.packed:  # a partial bundle waits for more, a bounded time
+                hold_end = client.packed_since + client.config.bundle_hold
+                with anyio.move_on_after(max(0.0, hold_end - anyio.current_time())):
+                    await device.wait_uplink()
+            else:
+                await device.wait_uplink()
             if device.closed:
                 return
             if paced:
                 # One Poisson slot per message: packets wait in the device, not behind
-                # the slots, so the lone ACKs that queued meanwhile leave as one.
+                # the slots, so the lone ACKs that queued meanwhile leave as one (and
+                # the data segments that queued, as bundles).
                 await self.mixnet.wait_queue_empty()
+            await self._wait_for_window()
             packets = device.take_uplink(64 * per_message)
             if client.state is not ClientState.CONNECTED:
                 device.dropped += len(packets)
                 continue
-            await self._wait_for_window()
             now = anyio.current_time()
             if per_message == 1:
                 for packet in packets:
-                    client.send_packet(packet, now)
+                    client.pack(packet, now)
+                if client.packed and not self._bundle_may_wait(now):
+                    client.flush_packed(now)
             else:
                 for start in range(0, len(packets), per_message):
                     client.send_packets(packets[start : start + per_message], now)
             self.packets_up += len(packets)
             await self._flush()
             self._wake.set()  # the idle deadline moved
+
+    def _bundle_may_wait(self, now: float) -> bool:
+        """A partial bundle of data segments waits while the stack has more to send."""
+        client, stack = self.client, self._stack
+        if stack is None or now >= client.packed_since + client.config.bundle_hold:
+            return False
+        if client.packed_bytes < BULK_PACKET * client.packed:
+            return False  # ACKs, handshakes, requests: never held
+        return any(sock.conn.unsent > 0 for sock in stack.connections)
 
     async def _wait_for_window(self) -> None:
         """Hold uplink packets while too many fragments await their SURB-ACKs.
@@ -260,7 +292,9 @@ class IprLink:
         if served != self._surbs_served:
             self.client.on_surbs_served(served - self._surbs_served)
             self._surbs_served = served
-        self.client.observe_round_trips(*self.mixnet.ack_counts)
+        sent, acked = self.mixnet.ack_counts
+        self.client.observe_round_trips(sent, acked)
+        self.client.bundle_gate.observe(acked, self.mixnet.unacked_count)
         self.client.on_reply(payload, anyio.current_time())
         self._process_events()
         self._wake.set()

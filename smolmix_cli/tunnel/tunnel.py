@@ -481,6 +481,7 @@ class Tunnel:
                     if mtu >= 1280:
                         addresses.append(connected.ipv6)
                     stack = NetStack(addresses, mtu=mtu, tcp_config=options.tcp_config())
+                    link.attach_stack(stack)
                     runner = StackRunner(stack, link.device)
                     await stg.start(runner.run)
                     session = Session(link, runner, connected.ipv4, connected.ipv6, mtu, rtt)

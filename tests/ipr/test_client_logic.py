@@ -219,7 +219,7 @@ def _tcp(flags: int, payload: bytes = b"", v6: bool = False) -> bytes:
 @pytest.mark.parametrize("v6", [False, True])
 def test_lone_tcp_acks_go_without_mixnet_retransmission(v6: bool) -> None:
     """A lone ACK is superseded by the next one: resending it only costs packets."""
-    from smolmix_cli.ipr.client_logic import is_lone_tcp_ack
+    from smolmix_cli.ipr.lone_ack import is_lone_tcp_ack
     from smolmix_cli.netstack.wire.tcp import ACK, FIN, PSH, SYN
 
     lone = _tcp(ACK, v6=v6)
@@ -236,3 +236,56 @@ def test_lone_tcp_acks_go_without_mixnet_retransmission(v6: bool) -> None:
     assert ack.reply_surbs == data.reply_surbs == ClientConfig().data_reply_surbs
     resending = IprClient(random.Random(1), ClientConfig(resend_lone_acks=True))
     assert resending.config.resend_lone_acks
+
+
+def test_packed_packets_share_messages_only_where_that_saves_sphinx_packets() -> None:
+    """18 full-size segments in one Data message of 16 Sphinx packets (one per message:
+    18); a partial bundle that saves nothing goes one packet per message; a bundle of
+    lone ACKs only is sent once, like a lone ACK; on a lossy path (under 90 % of our
+    fragments acked) packets go one per message again."""
+    from smolmix_cli.ipr.bundle import decode_bundle, encode_bundle
+    from smolmix_cli.ipr.client_logic import MessageSizes
+    from smolmix_cli.ipr.messages import DataRequest
+    from smolmix_cli.mixnet.message.preparer import (
+        fragments_needed,
+        reply_fragments,
+        surbs_that_fit,
+    )
+    from smolmix_cli.netstack.wire.tcp import ACK, PSH
+
+    sizes = MessageSizes(surbs_that_fit, reply_fragments, fragments_needed)
+    client = IprClient(random.Random(1), ClientConfig(), sizes)
+    client.connect(0.0, WALL)
+    _open, connect = client.pop_transmits()
+    assert isinstance(connect, SendToIpr)
+    request = IpPacketRequest.decode(LpFrame.decode(connect.payload).content)
+    client.on_reply(_reply(client, ConnectSuccess(request.request_id, V4, V6)), 0.0)
+    full = [_tcp(ACK | PSH, bytes([i]) * 1368) for i in range(21)]
+    assert len(full[0]) == 1420
+    for packet in full[:18]:
+        client.pack(packet, 1.0)
+    assert client.pop_transmits() == []  # a 20-byte packet would still fit
+    client.pack(full[18], 2.0)  # the nineteenth does not
+    [bundle] = client.pop_transmits()
+    assert isinstance(bundle, SendToIpr) and bundle.retransmit
+    body = IpPacketRequest.decode(LpFrame.decode(bundle.payload).content).body
+    assert isinstance(body, DataRequest) and body.ip_packets == encode_bundle(full[:18])
+    assert decode_bundle(body.ip_packets) == full[:18]
+    assert fragments_needed(len(bundle.payload), bundle.reply_surbs) == 16
+    for packet in full[19:]:
+        client.pack(packet, 2.05)
+    assert client.packed == 3 and client.packed_since == 2.0 and client.pop_transmits() == []
+    client.flush_packed(2.1)
+    singles = client.pop_transmits()
+    assert [len(t.payload) for t in singles if isinstance(t, SendToIpr)] == [1444] * 3
+    acks = [_tcp(ACK), _tcp(ACK, v6=True)]
+    for packet in acks:
+        client.pack(packet, 3.0)
+    client.flush_packed(3.0)
+    [both] = client.pop_transmits()
+    assert isinstance(both, SendToIpr) and not both.retransmit
+    client.bundle_gate.observe(0, 0)
+    client.bundle_gate.observe(500, 500)  # half our fragments unacked in time
+    for packet in acks:
+        client.pack(packet, 4.0)
+    assert client.packed == 0 and len(client.pop_transmits()) == 2

@@ -29,7 +29,7 @@ from smolmix_cli.mixnet.message.preparer import fragments_needed, reply_fragment
 from tests.ipr.packets import udp_packet
 
 WALL = datetime(2026, 11, 24, 22, 0, tzinfo=UTC)
-SIZES = MessageSizes(surbs_that_fit, reply_fragments)  # as the tunnel passes them
+SIZES = MessageSizes(surbs_that_fit, reply_fragments, fragments_needed)  # as the tunnel
 TAG = bytes(range(16))
 REMOTE = IPv4Address("93.184.216.34")
 

@@ -16,6 +16,8 @@ from smolmix_cli.ipr.bundle import (
     MAX_BUNDLE_SIZE,
     BundleDecoder,
     BundleEncoder,
+    FragmentPacker,
+    LossGate,
     decode_bundle,
     encode_bundle,
 )
@@ -241,6 +243,30 @@ def test_exit_bundler_keeps_order_and_size(packet_list: list[bytes], limit: int)
 
 
 @EXAMPLES
+@given(
+    st.lists(st.binary(min_size=20, max_size=1500), max_size=30),
+    st.integers(1, 10),
+    st.integers(0, 60),
+)
+def test_fragment_packer_keeps_order_and_never_costs_more(
+    packet_list: list[bytes], max_fragments: int, envelope: int
+) -> None:
+    def fragments(n: int) -> int:
+        return -(-(envelope + n) // 1604)
+
+    packer = FragmentPacker(fragments, max_fragments)
+    bundles = [b for p in packet_list for b in packer.push(p)] + packer.flush()
+    assert packer.buffered == 0
+    unpacked = [decode_bundle(b) for b in bundles]
+    assert [p for group in unpacked for p in group] == packet_list
+    for bundle, group in zip(bundles, unpacked, strict=True):
+        assert bundle == encode_bundle(group)
+        assert fragments(len(bundle)) <= max_fragments or len(group) == 1
+    singly = sum(fragments(len(p) + LENGTH_PREFIX_SIZE) for p in packet_list)
+    assert sum(fragments(len(b)) for b in bundles) <= singly
+
+
+@EXAMPLES
 @given(st.binary(max_size=80))
 def test_bundle_decoder_raises_only_its_error(data: bytes) -> None:
     try:
@@ -249,3 +275,17 @@ def test_bundle_decoder_raises_only_its_error(data: bytes) -> None:
         return
     assert encode_bundle(packets_out) == data
     assert all(len(p) + LENGTH_PREFIX_SIZE <= len(data) for p in packets_out)
+
+
+def test_loss_gate_reads_fates_not_a_growing_flight() -> None:
+    gate = LossGate(0.9, 64)
+    gate.observe(0, 0)
+    gate.observe(63, 0)  # a sample is 64 fates
+    assert gate.open and gate.share == 1.0
+    gate.observe(64, 0)
+    assert gate.open
+    gate.observe(64 + 34, 30)  # ~47 % resent, as at 10 % loss per mix node
+    assert not gate.open
+    for n in range(1, 12):  # lossless again: it reopens within a few samples
+        gate.observe(98 + 64 * n, 30)
+    assert gate.open

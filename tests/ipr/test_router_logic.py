@@ -154,6 +154,105 @@ def test_downlink_bundles_up_to_1500_and_seq_skips_0_on_wrap() -> None:
     assert [f.seq for f, _ in responses(router)] == [1]
 
 
+def _reply_fragments(payload_len: int) -> int:
+    """The mixnet's reply cost, written out: 2 header bytes, 1 padding, 1,604 per packet."""
+    return -(-(2 + payload_len + 1) // 1604)
+
+
+def test_fragment_bundles_fill_reply_packets_and_hold_only_while_more_comes() -> None:
+    """The local exit's departure: 9 full-size packets in one reply of 8 Sphinx packets;
+    a partial bundle waits past upstream's timer only while the NAT has more for the
+    client, then `bundle_hold` at most; one that saves nothing goes one per message."""
+    more = [True]
+    cfg = RouterConfig(bundle_fragments=8)
+    router = IprRouter(
+        random.Random(3),
+        cfg,
+        reply_surb_cost=_reply_fragments,
+        downlink_pending=lambda _v4, _v6: more[0],
+    )
+    ok = connect(router, TAG_A, 5)
+    packets = [udp_packet(IPv4Address("1.1.1.1"), ok.ipv4, 1392) for _ in range(12)]
+    assert len(packets[0]) == 1420
+    for p in packets[:9]:
+        router.on_downlink(p, 1.0)
+    router.settle(1.0)
+    [(_frame, full)] = responses(router)  # the ninth filled it: nothing more fits
+    assert isinstance(full.body, DataResponse)
+    assert decode_bundle(full.body.ip_packet) == packets[:9]
+    payload = LpFrame(5, MsgType.DATA, 1, full.encode()).encode()
+    assert _reply_fragments(len(payload)) == 8
+    for p in packets[9:11]:
+        router.on_downlink(p, 1.01)
+    router.handle_timeout(1.0 + cfg.default_buffer_timeout)  # more is coming: held
+    assert responses(router) == []
+    assert router.poll_deadline() == 1.01 + cfg.bundle_hold
+    router.handle_timeout(1.01 + cfg.bundle_hold)
+    alone = [r.body for _f, r in responses(router)]  # 2 packets take 2 fragments either way
+    assert [decode_bundle(b.ip_packet) for b in alone if isinstance(b, DataResponse)] == [
+        packets[9:10],
+        packets[10:11],
+    ]
+    more[0] = False
+    acks = [udp_packet(IPv4Address("1.1.1.1"), ok.ipv4, 12) for _ in range(3)]
+    for p in acks:
+        router.on_downlink(p, 2.0)
+    router.settle(2.0)  # quiet since the last reply: at once, as upstream's timer
+    [(_f, small)] = responses(router)
+    assert isinstance(small.body, DataResponse) and decode_bundle(small.body.ip_packet) == acks
+    for p in acks:
+        router.on_downlink(p, 2.01)
+    router.settle(2.01)  # within upstream's buffer timeout of that reply: bundled on
+    assert responses(router) == []
+    router.handle_timeout(2.0 + cfg.default_buffer_timeout)
+    [(_f, small)] = responses(router)
+    assert isinstance(small.body, DataResponse) and decode_bundle(small.body.ip_packet) == acks
+
+
+def test_an_uploading_clients_acks_wait_for_the_hold() -> None:
+    """Each reply spends a SURB that an upload has to send up: while the client's data
+    messages are bundles of data segments, its ACKs are bundled for `bundle_hold` (not
+    after one large packet alone: a ClientHello's answer is not held)."""
+    cfg = RouterConfig(bundle_fragments=8)
+    router = IprRouter(random.Random(3), cfg, reply_surb_cost=_reply_fragments)
+    ok = connect(router, TAG_A, 5)
+    out = IPv4Address("9.9.9.9")
+    for t, (sizes, held) in enumerate((((1392, 1392), True), ((12,), False), ((1392,), False))):
+        now = 2.0 + t
+        data = DataRequest(encode_bundle([udp_packet(ok.ipv4, out, n) for n in sizes]))
+        router.on_message(TAG_A, framed(5, data, seq=1), 2, now)
+        assert len(router.pop_uplink()) == len(sizes)
+        router.on_downlink(udp_packet(out, ok.ipv4, 12), now)
+        router.settle(now)
+        if held:
+            assert responses(router) == [] and router.poll_deadline() == now + cfg.bundle_hold
+            router.handle_timeout(now + cfg.bundle_hold)
+            assert len(responses(router)) == 1
+        else:  # quiet since the last reply: at once
+            assert len(responses(router)) == 1
+
+
+def test_without_bundling_no_bundle_crosses_a_fragment() -> None:
+    """On a lossy path (the shell's `set_bundling(False)`) full-size packets go one per
+    reply again, small ones still share a fragment."""
+    cfg = RouterConfig(bundle_fragments=8)
+    router = IprRouter(random.Random(3), cfg, reply_surb_cost=_reply_fragments)
+    ok = connect(router, TAG_A, 5)
+    router.set_bundling(False)
+    packets = [udp_packet(IPv4Address("1.1.1.1"), ok.ipv4, 1392) for _ in range(9)]
+    small = [udp_packet(IPv4Address("1.1.1.1"), ok.ipv4, 12) for _ in range(3)]
+    for p in packets + small:
+        router.on_downlink(p, 1.0)
+    router.handle_timeout(1.0 + cfg.default_buffer_timeout)
+    bodies = [r.body for _f, r in responses(router)]
+    groups = [decode_bundle(b.ip_packet) for b in bodies if isinstance(b, DataResponse)]
+    assert groups == [[p] for p in packets[:8]] + [[packets[8], *small]]  # one fragment
+    router.set_bundling(True)
+    for p in packets:
+        router.on_downlink(p, 2.0)
+    assert [len(decode_bundle(r.body.ip_packet)) for _f, r in responses(router)] == [9]  # type: ignore[union-attr]
+
+
 def test_idle_clients_are_forgotten_silently_on_the_sweep() -> None:
     router = IprRouter(random.Random(3))
     ok = connect(router, TAG_A, 5, now=0.0)

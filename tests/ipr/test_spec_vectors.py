@@ -11,6 +11,7 @@ from smolmix_cli.ipr.bundle import (
     LENGTH_PREFIX_SIZE,
     MAX_BUNDLE_SIZE,
     BundleEncoder,
+    FragmentPacker,
     decode_bundle,
     encode_bundle,
 )
@@ -120,6 +121,21 @@ def test_bundle_data_request_and_frame() -> None:
     _, cell = derived("the same in an LP Data frame with seq 1")
     framed = LpFrame(STREAM, MsgType.DATA, 1, request.encode()).encode()
     assert framed.startswith(leading_hex(cell))
+
+
+def test_packed_bundles_are_the_spec_codec_repeated() -> None:
+    """A bundle crossing fragment boundaries is still §5.6's `len:u16 BE || packet`,
+    repeated: the vector's packet, several times, in one DataRequest byte for byte."""
+    _, cell = derived("bundle of one 20-byte IPv4 header")
+    one = leading_hex(cell)
+    packet = one[LENGTH_PREFIX_SIZE:]
+    packer = FragmentPacker(lambda n: -(-n // 50), 2)  # two 50-byte "fragments"
+    out = [b for _ in range(5) for b in packer.push(packet)] + packer.flush()
+    assert out == [one * 4, one]  # 88 bytes fit, 110 would not; the fifth alone
+    _, cell = derived("v9 DataRequest containing that bundle")
+    request = IpPacketRequest(V9, DataRequest(out[0])).encode()
+    assert request[:3] == leading_hex(cell)[:3] and request.endswith(one * 4)
+    assert decode_bundle(out[0]) == [packet] * 4
 
 
 def test_connect_success_and_inline_wrapping() -> None:

@@ -852,3 +852,35 @@ def test_a_second_ack_after_an_ack_order_resend_widens_the_window_not_the_floor(
         a.handle_push(ack, 0.05)  # the first copy's ack after all: a second ack
     assert a.stats.losses_detected == 1 and a.stats.stray_acks == 1
     assert a._reorder_scale == 2 and a._floor_scale == 1
+
+
+def test_with_loss_detection_each_ack_restarts_the_timers() -> None:
+    """RFC 6298 (5.3) on fragments: a fragment sent together with others whose acks keep
+    coming is not resent when its own ack is merely late (queues on a busy machine);
+    its timer runs out only a whole timeout after the last ack. Without loss detection
+    (Nym's behaviour, mainnet) each fragment keeps its own deadline."""
+    for window in (None, 0.005):
+        net = build_simnet()
+        config = CoreConfig(
+            poisson=False, cover=False, ack_wait_floor=0.1, loss_detection_window=window
+        )
+        a, b = make_core(net, 0, 25, config), make_core(net, 1, 35)
+        for i in range(MIN_ACK_SAMPLES):  # measured: the floor (0.1 s) applies
+            a.send_message(b.address, b"x", now=float(i))
+            for ack in deliver(net, a.poll_transmit(float(i)), a, b, float(i)):
+                a.handle_push(ack, i + 0.01)
+        a.send_message(b.address, b"slow", now=10.0)
+        slow_acks = deliver(net, a.poll_transmit(10.0), a, b, 10.0)
+        a.send_message(b.address, b"fast", now=10.0)
+        fast_acks = deliver(net, a.poll_transmit(10.0), a, b, 10.0)
+        for ack in fast_acks:
+            a.handle_push(ack, 10.08)  # sent together: ack order says nothing
+        a.handle_timeout(10.12)
+        if window is None:
+            assert a.poll_transmit(10.12) is not None and a.stats.retransmissions == 1
+            continue
+        assert a.poll_deadline() == pytest.approx(10.18)
+        assert a.poll_transmit(10.12) is None and a.stats.retransmissions == 0
+        for ack in slow_acks:
+            a.handle_push(ack, 10.15)
+        assert a.stats.stray_acks == 0 and not a._pending

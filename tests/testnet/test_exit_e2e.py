@@ -87,7 +87,8 @@ async def test_one_mebibyte_download_is_byte_exact(tmp_path: Path) -> None:
             # ~1000 replies from 2 SURBs per uplink message: the exit asked for more, and got them
             assert stats["exit_surb requests sent"] > 0
             assert stats.get("exit_reply dropped (no surbs)", 0) == 0
-            assert stats["exit_replies sent"] > 700
+            # ~760 IP packets, bundled across fragments (up to 9 in 8 reply packets)
+            assert 80 < stats["exit_replies sent"] < 700
 
 
 async def test_demo_origin_dns_http_https_and_ping_through_mapped_addresses(

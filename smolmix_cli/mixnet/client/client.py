@@ -520,6 +520,13 @@ class MixnetClient:
         return core.real_packets_sent, core.acks_received
 
     @property
+    def unacked_count(self) -> int:
+        """Fragments whose ack did not come in time so far: resent, or given up on (those
+        sent once, such as lone TCP ACKs)."""
+        core = self._core.stats
+        return core.retransmissions + core.sent_once_unacked
+
+    @property
     def reply_surbs_served(self) -> int:
         """SURBs sent so far in answer to peers' SURB requests."""
         return self._core.stats.reply_surbs_served

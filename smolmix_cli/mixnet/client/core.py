@@ -31,6 +31,7 @@ Topology refresh is the caller's (`set_topology`).
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -349,6 +350,7 @@ class ClientCore:
         # fragments acked after a resend: whether that resend came from ack order
         self._resent_acked: OrderedDict[FragmentId, bool] = OrderedDict()
         self._retransmission_surbs: dict[bytes, int] = {}
+        self._progress_at = -math.inf  # the last ack of an outstanding fragment
 
     @property
     def address(self) -> Recipient:
@@ -619,6 +621,16 @@ class ClientCore:
         """Measured ack round trip beyond the mix delays (seconds), None before a sample."""
         return self._srtt
 
+    def _due(self, pending: _Pending, deadline: float) -> float:
+        """When a fragment's timer runs out. With loss detection on, every ack restarts it
+        (RFC 6298 5.3: TCP restarts its RTO on each ACK of new data): ack order finds
+        losses among acked fragments, the timer the tail. At zero loss a busy machine's
+        queues stretched acks past the timer: 51-105 of ~800 reply fragments per MiB
+        were resent for nothing, in twos and threes (bench/README, branch packets)."""
+        if self.config.loss_detection_window is None or pending.detected_lost or pending.retries:
+            return deadline  # a resend lost again keeps its own clock
+        return max(deadline, self._progress_at + deadline - pending.sent_at)
+
     def take_reply_retransmission_surbs(self) -> dict[bytes, int]:
         """SURBs spent on resent reply fragments since the last call, per sender tag.
 
@@ -642,7 +654,9 @@ class ClientCore:
             candidates.append(self._next_slot if self.config.poisson else float("-inf"))
         elif self.config.poisson and self.config.poisson_cover:
             candidates.append(self._next_slot)
-        candidates.extend(p.deadline for p in self._pending.values() if p.deadline is not None)
+        candidates.extend(
+            self._due(p, p.deadline) for p in self._pending.values() if p.deadline is not None
+        )
         return min(candidates)
 
     def handle_timeout(self, now: float) -> None:
@@ -658,7 +672,9 @@ class ClientCore:
             # Keep an idle main stream memoryless: the next slot is a fresh draw from now.
             self._next_slot = now + self._draw(self.config.message_sending_average_delay)
         overdue = [
-            fid for fid, p in self._pending.items() if p.deadline is not None and p.deadline <= now
+            fid
+            for fid, p in self._pending.items()
+            if p.deadline is not None and self._due(p, p.deadline) <= now
         ]
         retransmit: list[_Queued] = []
         for fid in overdue:
@@ -745,6 +761,7 @@ class ClientCore:
             self._on_spurious_resend(fid)
             return
         self.stats.acks_received += 1
+        self._progress_at = now
         if pending.retries:
             self._resent_acked[fid] = pending.resent_by_order
             if len(self._resent_acked) > RESENT_ACKED_KEPT:

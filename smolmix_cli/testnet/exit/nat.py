@@ -173,6 +173,14 @@ class ExitNat:
         out["nat_pending_connects"] = len(self._pending)
         return out
 
+    def has_unsent(self, addresses: Iterable[IpAddress]) -> bool:
+        """Whether a TCP connection to one of these client addresses holds data not yet
+        sent (its windows hold it): more downlink packets will follow the client's ACKs."""
+        wanted = set(addresses)
+        return any(
+            sock.conn.unsent > 0 and sock.remote[0] in wanted for sock in self.stack.connections
+        )
+
     def _downlink(self, packet: bytes) -> None:
         self.counters["downlink packets"] += 1
         self._deliver(packet)

@@ -216,6 +216,11 @@ class TcpConnection:
         """Congestion window in bytes."""
         return self._tx.cc.cwnd
 
+    @property
+    def unsent(self) -> int:
+        """Queued bytes not sent yet (the windows hold them): more segments will follow."""
+        return self._tx.unsent()
+
     def send_space(self) -> int:
         """Free bytes in the send buffer (0 after close)."""
         if self._app_closed or self.state is CLOSED:
