@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 MAINNET_DNS = ("8.8.8.8:53", "1.1.1.1:53")  # spec §2.7: primary, then fallback
 MAX_TCP_BUFFER = 0xFFFF  # the seed caps tcpBufferSize at u16::MAX
 MAX_TCP_RECV_WINDOW = 1 << 24  # a scaled window (RFC 7323, shift 8) past the seed's cap
+TCP_RECV_WINDOW = 256 * 1024  # TunnelOptions.tcp_recv_window's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,7 @@ class TunnelOptions(IprClientConfig):
     # the window. Needs window scaling (RFC 7323), which exits' TCP offers. Under Nym's
     # shaping (50 ms per hop) a round trip is 0.4-0.8 s, so 64 KiB bounded a download
     # to ~100 KB/s (bench/README.md, "Issue 17, reordering"). None: the seed's window.
-    tcp_recv_window: int | None = 256 * 1024
+    tcp_recv_window: int | None = TCP_RECV_WINDOW
     tcp_connect_timeout: float = 60.0  # one TCP open through the tunnel
     tcp_rto_min: float = 1.0  # mainnet RTTs are seconds
     # Each TCP segment up is a Nym message (several Sphinx headers). Acking every second
@@ -166,8 +167,14 @@ def for_network(network: Network) -> TunnelOptions:
 
 
 def for_local_network(**changes: object) -> TunnelOptions:
-    """Defaults for the embedded local network: no shaping, a low RTO floor."""
+    """Defaults for the embedded local network: no shaping, a low RTO floor.
+
+    Its mixes add no delay unless `mean_delay_ms` is given: a round trip is milliseconds,
+    the seed's 64 KiB window covers it, and a scaled one only queued replies in the exit's
+    mixnet sending, whose ack timers then resent 12x more (bench/loss.py: 2 MiB 8.3 -> 10.6 s).
+    """
     base = TunnelOptions(
+        tcp_recv_window=TCP_RECV_WINDOW if changes.get("mean_delay_ms") else None,
         cover=False,
         poisson=False,
         tcp_rto_min=0.2,

@@ -66,6 +66,9 @@ def test_options_are_checked() -> None:
     assert TunnelOptions().tcp_config().recv_buffer == 256 * 1024
     assert TunnelOptions(tcp_recv_window=None).tcp_config().recv_buffer == 0xFFFF
     assert TunnelOptions().tcp_config().send_buffer == 0xFFFF
+    # The local network's zero-delay mixes keep the seed's window; shaped runs scale it.
+    assert for_local_network().tcp_config().recv_buffer == 0xFFFF
+    assert for_local_network(mean_delay_ms=50).tcp_config().recv_buffer == 256 * 1024
 
 
 def test_options_extend_the_ipr_clients_config_and_keep_its_defaults() -> None:
