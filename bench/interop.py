@@ -137,6 +137,18 @@ async def main() -> None:
         metavar="NAME=JSON",
         help="shaped: one more client on this checkout's network, with these TunnelOptions",
     )
+    parser.add_argument(
+        "--base-options", default="{}", metavar="JSON", help="shaped: today's TunnelOptions"
+    )
+    parser.add_argument(
+        "--exit-tcp",
+        default="{}",
+        metavar="JSON",
+        help="shaped: TcpConfig fields for the exit NAT's TCP of this checkout's network",
+    )
+    parser.add_argument(
+        "--base-exit-tcp", default="{}", metavar="JSON", help="shaped: the same for today's"
+    )
     args = parser.parse_args()
     reason = missing_prerequisites()
     if reason is not None:
@@ -274,9 +286,9 @@ def traffic(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
         "mean_hop_delay_ms": after["mean_hop_delay_ms"],
         "network_cpu_s": round(after["network_cpu_s"] - before["network_cpu_s"], 2),
         "exit": {
-            k: v if "_mean" in k else v - before["exit"].get(k, 0)
+            k: v if "_mean" in k or k.endswith("_flow") else v - before["exit"].get(k, 0)
             for k, v in after["exit"].items()
-            if "_mean" in k or v != before["exit"].get(k, 0)
+            if "_mean" in k or k.endswith("_flow") or v != before["exit"].get(k, 0)
         },
     }
 
@@ -400,7 +412,9 @@ async def shaped(args: argparse.Namespace) -> None:
     checkouts = [("now", REPO)]
     if args.base is not None:
         checkouts.insert(0, ("today", args.base.resolve()))
-    clients = [(name, checkout, name, "{}") for name, checkout in checkouts]
+    options = {"today": args.base_options, "now": "{}"}
+    exit_tcp = {"today": args.base_exit_tcp, "now": args.exit_tcp}
+    clients = [(name, checkout, name, options[name]) for name, checkout in checkouts]
     for variant in args.variant:
         name, _, options = variant.partition("=")
         clients.append((f"now+{name}", REPO, "now", options))
@@ -421,6 +435,8 @@ async def shaped(args: argparse.Namespace) -> None:
                     str(work / f"{client}-net"),
                     "--mix-delay-ms",
                     str(args.mix_delay_ms),
+                    "--exit-tcp",
+                    exit_tcp[client],
                 )
                 with anyio.fail_after(60):
                     networks[client] = (child, Path((await child.line())["network_file"]))

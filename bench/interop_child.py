@@ -4,7 +4,7 @@ Each runs with a chosen checkout first on sys.path (`--checkout`), so the same
 file drives today's code (a base worktree) and this one. Both speak JSON lines:
 the parent reads stdout and writes commands to stdin.
 
-    network --checkout C --state DIR --mix-delay-ms 50
+    network --checkout C --state DIR --mix-delay-ms 50 [--exit-tcp JSON]
         prints {"network_file": ...} once the network is up; then for every stdin
         line a counters snapshot of the entry gateway (Sphinx packets from and to
         its clients), of the exit (its IPR, NAT and mixnet client counters) and the
@@ -18,6 +18,7 @@ the parent reads stdout and writes commands to stdin.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import sys
@@ -72,29 +73,53 @@ async def run_network(args: argparse.Namespace) -> None:
         entry._deliver = counted  # type: ignore[method-assign]
         emit(network_file=str(local.network_file))
         exit_ipr = next(iter(local.exits.values()))
+        stack = exit_ipr.nat.stack
+        overrides = json.loads(args.exit_tcp)
+        if overrides:  # TcpConfig fields for flows from now on (--exit-tcp)
+            stack.tcp_config_v4 = dataclasses.replace(stack.tcp_config_v4, **overrides)
+            stack.tcp_config_v6 = dataclasses.replace(stack.tcp_config_v6, **overrides)
         tcp = {"cwnd": 0.0, "srtt": 0.0, "n": 0, "queued": 0.0, "surbs": 0.0}
         tcp.update(flight=0.0, wnd=0.0, unsent=0.0)
         seen: dict[int, Any] = {}
+        flow: dict[str, Any] = {"conn": None, "trace": [], "t0": time.monotonic()}
 
         async def sample_exit_tcp() -> None:
-            # the exit NAT's TCP towards the client: its window and round trip as it sees them
+            # The exit NAT's TCP towards the client: its window and round trip as it sees
+            # them. Only the newest flow counts: an earlier transfer's flow may still be
+            # resending its tail to a client that left (its RTOs are not this transfer's).
             while True:
                 for sock in exit_ipr.nat.stack.connections:
                     conn = sock.conn
-                    seen[id(conn)] = conn.stats
-                    tx = getattr(conn, "_tx", None)
-                    if tx is None or not (tx.snd_nxt - tx.snd_una or len(tx.buf)):
-                        continue  # idle (an earlier transfer's, closing): not this one's window
-                    if getattr(conn, "srtt", None) is not None:
-                        tcp["cwnd"] += conn.cwnd
-                        tcp["srtt"] += conn.srtt
-                        tcp["n"] += 1
-                        tcp["flight"] += tx.snd_nxt - tx.snd_una
-                        tcp["wnd"] += tx.snd_wnd
-                        tcp["unsent"] += tx.buf_start + len(tx.buf) - tx.snd_nxt
-                        accounts = getattr(exit_ipr.router, "_accounts", {})
-                        tcp["queued"] += sum(len(a.queue) for a in accounts.values())
-                        tcp["surbs"] += sum(a.available for a in accounts.values())
+                    if id(conn.stats) not in seen:
+                        flow["conn"] = conn
+                    seen[id(conn.stats)] = conn.stats  # held, so its id stays unique
+                conn = flow["conn"]
+                tx = getattr(conn, "_tx", None)
+                active = tx is not None and (tx.snd_nxt - tx.snd_una or len(tx.buf))
+                if active and getattr(conn, "srtt", None) is not None:
+                    tcp["cwnd"] += conn.cwnd
+                    tcp["srtt"] += conn.srtt
+                    tcp["n"] += 1
+                    tcp["flight"] += tx.snd_nxt - tx.snd_una
+                    tcp["wnd"] += tx.snd_wnd
+                    tcp["unsent"] += tx.buf_start + len(tx.buf) - tx.snd_nxt
+                    accounts = getattr(exit_ipr.router, "_accounts", {})
+                    tcp["queued"] += sum(len(a.queue) for a in accounts.values())
+                    tcp["surbs"] += sum(a.available for a in accounts.values())
+                    st = conn.stats
+                    flow["trace"].append(
+                        [
+                            round(time.monotonic() - flow["t0"], 1),
+                            conn.cwnd // 1000,
+                            (tx.snd_nxt - tx.snd_una) // 1000,
+                            round(conn.srtt * 1000),
+                            round(tx.rtt.current_rto() * 1000),
+                            st.recoveries,
+                            st.undos,
+                            st.rto_events,
+                            st.tlp_probes,
+                        ]
+                    )
                 await anyio.sleep(0.1)
 
         tg.start_soon(sample_exit_tcp)
@@ -111,6 +136,13 @@ async def run_network(args: argparse.Namespace) -> None:
                 tcp[key] = 0
             exit_stats["replies_waiting_for_surbs_mean"] = round(tcp["queued"] / samples, 1)
             exit_stats["surbs_held_mean"] = round(tcp["surbs"] / samples, 1)
+            conn = flow["conn"]
+            if conn is not None:  # the newest flow alone (traffic() keeps `_flow` as is)
+                for field in ("retransmits", "recoveries", "undos", "rto_events", "tlp_probes"):
+                    exit_stats[f"tcp_{field}_flow"] = getattr(conn.stats, field, 0)
+            # [s, cwnd KB, flight KB, SRTT ms, RTO ms, recoveries, undos, RTOs, TLPs]
+            exit_stats["tcp_trace_flow"] = flow["trace"]
+            flow["trace"], flow["t0"] = [], time.monotonic()
             tcp["cwnd"] = tcp["srtt"] = tcp["n"] = tcp["queued"] = tcp["surbs"] = 0
             client = exit_ipr.mixnet_client
             if client is not None:
@@ -187,6 +219,7 @@ def main() -> None:
     parser.add_argument("--mix-delay-ms", type=float, default=50.0)
     parser.add_argument("--sending-delay-ms", type=float, default=20.0)
     parser.add_argument("--options", default="{}", help="more TunnelOptions, as JSON")
+    parser.add_argument("--exit-tcp", default="{}", help="network: exit TcpConfig fields, JSON")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(args.checkout).resolve()))
     import anyio

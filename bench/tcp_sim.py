@@ -39,6 +39,14 @@ MIXNET_ACK4 = {**MIXNET_CFG, "ack_every": 4}
 MIXNET_LINK = LinkParams(one_way=0.4, exp_delay=0.15, loss=0.02)
 LOSSY_LINK = LinkParams(one_way=0.4, exp_delay=0.15, loss=0.05)
 
+# Nym's shaping at 50 ms per hop: 3 exponential mix delays each way (the uplink's Poisson
+# slots and ACK coalescing left out), the local exit's sender (no Nagle, a 1 MiB send
+# buffer as the origin's Linux TCP) and the tunnel's window: the seed's 64 KiB or the
+# scaled 256 KiB (bench/interop.py --profile shaped measures the real thing).
+SHAPED_LINK = LinkParams(one_way=0.03, exp_delay=0.05, exp_hops=3, rate=250e3)  # own rate
+SHAPED_CFG = {"mss": 1368, "nagle": False, "send_buffer": 1 << 20, "recv_buffer": 65535}
+SHAPED_256 = {**SHAPED_CFG, "recv_buffer": 256 << 10}
+
 SCENARIOS: list[tuple[str, LinkParams, int, dict[str, float]]] = [
     ("lossless_1MiB", LinkParams(), 1 << 20, {}),
     ("loss1_1MiB", LinkParams(loss=0.01), 1 << 20, {}),
@@ -50,6 +58,8 @@ SCENARIOS: list[tuple[str, LinkParams, int, dict[str, float]]] = [
     ("mixnet_like_256KiB_ack4", MIXNET_LINK, 256 << 10, MIXNET_ACK4),
     ("mixnet_loss5_256KiB", LOSSY_LINK, 256 << 10, MIXNET_CFG),
     ("mixnet_loss5_256KiB_ack2", LOSSY_LINK, 256 << 10, MIXNET_ACK2),
+    ("mixnet_shaped_1MiB_64KiB", SHAPED_LINK, 1 << 20, SHAPED_CFG),
+    ("mixnet_shaped_1MiB_256KiB", SHAPED_LINK, 1 << 20, SHAPED_256),
 ]
 
 
@@ -166,7 +176,8 @@ def main() -> None:
     for name, params, size, overrides in SCENARIOS:
         if args.only and args.only not in name:
             continue
-        params.rate = args.rate
+        if args.rate is not None:
+            params.rate = args.rate
         runs = [
             run_one(params, size, seed, args.wire, args.reverse, overrides)
             for seed in range(args.seeds)

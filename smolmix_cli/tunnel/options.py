@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 MAINNET_DNS = ("8.8.8.8:53", "1.1.1.1:53")  # spec §2.7: primary, then fallback
 MAX_TCP_BUFFER = 0xFFFF  # the seed caps tcpBufferSize at u16::MAX
+MAX_TCP_RECV_WINDOW = 1 << 24  # a scaled window (RFC 7323, shift 8) past the seed's cap
+TCP_RECV_WINDOW = 256 * 1024  # TunnelOptions.tcp_recv_window's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,12 @@ class TunnelOptions(IprClientConfig):
     dns_tries: int = 2  # UDP tries per server before the fallback server
     tcp_keepalive: float | None = 10.0  # tcpKeepaliveMs; None = off
     tcp_buffer_size: int = 65535  # tcpBufferSize, per direction and stream
+    # A receive window past the seed's u16 cap (it has no such option), used while
+    # tcp_buffer_size is at that cap (its default); a smaller tcp_buffer_size still sets
+    # the window. Needs window scaling (RFC 7323), which exits' TCP offers. Under Nym's
+    # shaping (50 ms per hop) a round trip is 0.4-0.8 s, so 64 KiB bounded a download
+    # to ~100 KB/s (bench/README.md, "Issue 17, reordering"). None: the seed's window.
+    tcp_recv_window: int | None = TCP_RECV_WINDOW
     tcp_connect_timeout: float = 60.0  # one TCP open through the tunnel
     tcp_rto_min: float = 1.0  # mainnet RTTs are seconds
     # Each TCP segment up is a Nym message (several Sphinx headers). Acking every second
@@ -83,6 +91,9 @@ class TunnelOptions(IprClientConfig):
     def __post_init__(self) -> None:
         if not 0 < self.tcp_buffer_size <= MAX_TCP_BUFFER:
             raise ValueError(f"tcp_buffer_size must be in 1..{MAX_TCP_BUFFER}")
+        window = self.tcp_recv_window
+        if window is not None and not 0 < window <= MAX_TCP_RECV_WINDOW:
+            raise ValueError(f"tcp_recv_window must be in 1..{MAX_TCP_RECV_WINDOW}")
         if self.mtu is not None and not 576 <= self.mtu <= 9000:
             raise ValueError("mtu must be in 576..9000")
         if self.open_reply_surbs < 0 or self.data_reply_surbs < 0:
@@ -117,10 +128,17 @@ class TunnelOptions(IprClientConfig):
             waves * self.exit_attempt_budget(True) + (self.exit_race - 1) * self.exit_race_stagger
         )
 
+    def recv_window(self) -> int:
+        """Each stream's receive window: the scaled one unless tcp_buffer_size was lowered."""
+        size = self.tcp_buffer_size
+        if size < MAX_TCP_BUFFER or self.tcp_recv_window is None:
+            return size
+        return max(size, self.tcp_recv_window)
+
     def tcp_config(self) -> TcpConfig:
         return TcpConfig(
             send_buffer=self.tcp_buffer_size,
-            recv_buffer=self.tcp_buffer_size,
+            recv_buffer=self.recv_window(),
             rto_min=self.tcp_rto_min,
             keepalive_idle=self.tcp_keepalive,
             keepalive_interval=self.tcp_keepalive or 10.0,
@@ -149,8 +167,14 @@ def for_network(network: Network) -> TunnelOptions:
 
 
 def for_local_network(**changes: object) -> TunnelOptions:
-    """Defaults for the embedded local network: no shaping, a low RTO floor."""
+    """Defaults for the embedded local network: no shaping, a low RTO floor.
+
+    Its mixes add no delay unless `mean_delay_ms` is given: a round trip is milliseconds,
+    the seed's 64 KiB window covers it, and a scaled one only queued replies in the exit's
+    mixnet sending, whose ack timers then resent 12x more (bench/loss.py: 2 MiB 8.3 -> 10.6 s).
+    """
     base = TunnelOptions(
+        tcp_recv_window=TCP_RECV_WINDOW if changes.get("mean_delay_ms") else None,
         cover=False,
         poisson=False,
         tcp_rto_min=0.2,

@@ -54,11 +54,21 @@ def test_options_are_checked() -> None:
         {"open_reply_surbs": -1},
         {"exit_attempts": 0},
         {"exit_attempt_timeout": 0.0},
+        {"tcp_recv_window": 0},
+        {"tcp_recv_window": (1 << 24) + 1},
     ):
         with pytest.raises(ValueError):
             TunnelOptions(**bad)  # type: ignore[arg-type]
     config = TunnelOptions(tcp_buffer_size=4096, tcp_keepalive=None).tcp_config()
     assert config.recv_buffer == 4096 and config.keepalive_idle is None
+    # The scaled window applies at the seed's u16 buffer (the default); a lowered
+    # buffer still sets the window, and None keeps the seed's.
+    assert TunnelOptions().tcp_config().recv_buffer == 256 * 1024
+    assert TunnelOptions(tcp_recv_window=None).tcp_config().recv_buffer == 0xFFFF
+    assert TunnelOptions().tcp_config().send_buffer == 0xFFFF
+    # The local network's zero-delay mixes keep the seed's window; shaped runs scale it.
+    assert for_local_network().tcp_config().recv_buffer == 0xFFFF
+    assert for_local_network(mean_delay_ms=50).tcp_config().recv_buffer == 256 * 1024
 
 
 def test_options_extend_the_ipr_clients_config_and_keep_its_defaults() -> None:

@@ -67,9 +67,17 @@ class NatConfig:
     # sparse ACK policy is off, as there (it slowed transfers under loss).
     tcp_ack_every: int = 0
     tcp_nodelay: bool = True
+    # Unacked plus unsent bytes towards the client. A real exit's sender is the origin's
+    # Linux TCP, whose send buffer autotunes to MiBs: 64 KiB would cap the flight below a
+    # client's scaled receive window (TunnelOptions.tcp_recv_window).
+    tcp_send_buffer: int = 1 << 20
 
     def tcp_config(self) -> TcpConfig:
-        return TcpConfig(ack_every=self.tcp_ack_every, nagle=not self.tcp_nodelay)
+        return TcpConfig(
+            ack_every=self.tcp_ack_every,
+            nagle=not self.tcp_nodelay,
+            send_buffer=self.tcp_send_buffer,
+        )
 
 
 class AddressMap:

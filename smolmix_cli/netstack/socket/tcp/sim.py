@@ -53,7 +53,8 @@ class LinkParams:
     one_way: float = 0.0005  # seconds, each direction (base RTT = 2 * one_way)
     loss: float = 0.0
     dup: float = 0.0
-    exp_delay: float = 0.0  # mean of the exponential extra delay per segment
+    exp_delay: float = 0.0  # mean of the exponential extra delay per segment (per hop)
+    exp_hops: int = 1  # that many independent exponential delays (mix hops) per segment
     rate: float | None = None  # bytes/second per direction; None = unlimited
 
 
@@ -138,7 +139,8 @@ class SimLink:
                 self._link_free[direction] = t
             t += p.one_way
             if p.exp_delay:
-                t += rng.expovariate(1.0 / p.exp_delay)
+                for _ in range(p.exp_hops):
+                    t += rng.expovariate(1.0 / p.exp_delay)
             self._n += 1
             heapq.heappush(self._heap, (t, self._n, 1 - direction, seg))
 
