@@ -13,7 +13,10 @@ its own .venv) runs a background session and times, interleaved run by run:
   where the checkout has it), the name already in the session's DNS cache;
 - `repeat`: an attached fetch right after another to the same origin.
 
-Every `-w '%{json}'` phase is printed in round trips (seconds / rt), and for `new origin`
+Every `-w '%{json}'` phase is printed in round trips (seconds / rt). Each session's own
+`rt` moves with its sampling and with how that checkout sends a datagram, so
+`total_rt_pooled` also gives the median `time_total` over the median of every
+checkout's round trips (one network, the same mix delays). For `new origin`
 the phases on their own (`tcp_rt`, `tls_rt`, `http_rt`: connect, appconnect - connect,
 starttransfer - appconnect) and the Sphinx packets the fetch cost at the network's entry
 (`sphinx_up`: client to entry gateway, SURB-ACKs inside) and exit (`sphinx_down`: exit IPR
@@ -143,7 +146,7 @@ def fresh_flag(repo: Path) -> list[str]:
     return ["--fresh-connections"] if "--fresh-connections" in options.read_text() else []
 
 
-def emit(checkout: Checkout, case: str, rt: float, mix_delay_ms: float) -> None:
+def emit(checkout: Checkout, case: str, rt: float, pooled: float, mix_delay_ms: float) -> None:
     records = checkout.samples.get(case, [])
     if not records:
         return
@@ -153,12 +156,18 @@ def emit(checkout: Checkout, case: str, rt: float, mix_delay_ms: float) -> None:
         "runs": len(records),
         "mix_delay_ms": mix_delay_ms,
         "rt_ms": round(rt * 1000, 1),
+        "rt_pooled_ms": round(pooled * 1000, 1),
     }
     keys = ("time_tunnel", *PHASES) if case == "cold boot" else PHASES
     for key in keys:
         values = [float(r[key]) for r in records if isinstance(r.get(key), int | float)]
         if values:
             out[key.removeprefix("time_") + "_rt"] = round(statistics.median(values) / rt, 2)
+    totals = [
+        float(r["time_total"]) for r in records if isinstance(r.get("time_total"), int | float)
+    ]
+    if totals:
+        out["total_rt_pooled"] = round(statistics.median(totals) / pooled, 2)
     if case == "new origin":
         out.update(phases(records, rt))
         out["total_rt_mean"] = round(
@@ -230,10 +239,11 @@ def main() -> None:
             for c in checkouts:
                 with contextlib.suppress(SystemExit):
                     c.run("session", "stop")
+        pooled = statistics.median(t for c in checkouts for t in c.rts)
         for c in checkouts:
             rt = statistics.median(c.rts)
             for case in ("cold boot", "new origin", "repeat"):
-                emit(c, case, rt, opts.mix_delay_ms)
+                emit(c, case, rt, pooled, opts.mix_delay_ms)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(net.pid, signal.SIGTERM)
