@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from smolmix_cli.apps import http_rules as rules
-from smolmix_cli.apps.errors import AppError, EmptyReply, RecvError, SendError, WriteError
+from smolmix_cli.apps.errors import AppError, EmptyReply, RecvError, SendError
 from smolmix_cli.apps.failure_text import stream_failure
 from smolmix_cli.apps.http_exchange import (
     DISCARD_LIMIT,
@@ -24,6 +24,7 @@ from smolmix_cli.apps.http_exchange import (
     READ_SIZE,
     HttpExchange,
     body_data,
+    write_failure,
 )
 from smolmix_cli.apps.http_options import FetchOptions
 from smolmix_cli.apps.http_request import OutgoingRequest, first_request
@@ -206,9 +207,7 @@ class BlockingHttpClient:
                 except BaseException as exc:
                     conn.close()
                     if isinstance(exc, OSError):
-                        raise WriteError(
-                            f"Failure writing output to destination: {stream_failure(exc)}"
-                        ) from None
+                        raise write_failure(exc) from None
                     raise
             if rules.follows(head, opts):
                 if conn.drain():
@@ -327,7 +326,7 @@ def _write(sink: Callable[[bytes], None], data: bytes) -> None:
     except AppError:
         raise
     except OSError as exc:
-        raise WriteError(f"Failure writing output to destination: {stream_failure(exc)}") from None
+        raise write_failure(exc) from None
 
 
 def _describe(transfer: Transfer, url: Url, conn: Connection) -> None:
