@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from smolmix_cli.apps import http_rules as rules
-from smolmix_cli.apps.errors import AppError, EmptyReply, RecvError, SendError, WriteError
+from smolmix_cli.apps.errors import AppError, EmptyReply, RecvError, SendError
 from smolmix_cli.apps.failure_text import stream_failure
 from smolmix_cli.apps.http_exchange import (
     DISCARD_LIMIT,
@@ -24,8 +24,10 @@ from smolmix_cli.apps.http_exchange import (
     READ_SIZE,
     HttpExchange,
     body_data,
+    write_failure,
 )
 from smolmix_cli.apps.http_options import FetchOptions
+from smolmix_cli.apps.http_origin import describe, origin_key, record_idle, record_session_origin
 from smolmix_cli.apps.http_request import OutgoingRequest, first_request
 from smolmix_cli.apps.http_route import route
 from smolmix_cli.apps.http_transfer import RequestHead, ResponseHead, Transfer
@@ -91,6 +93,8 @@ class Connection:
         self.exchange = HttpExchange()
         self.tls_version = origin.tls_version
         self.remote_ip = origin.remote[0] if origin.remote else ""
+        self.local_ip = ""
+        self.local_port = 0
 
     def close(self) -> None:
         self.stream.close()
@@ -206,9 +210,7 @@ class BlockingHttpClient:
                 except BaseException as exc:
                     conn.close()
                     if isinstance(exc, OSError):
-                        raise WriteError(
-                            f"Failure writing output to destination: {stream_failure(exc)}"
-                        ) from None
+                        raise write_failure(exc) from None
                     raise
             if rules.follows(head, opts):
                 if conn.drain():
@@ -236,26 +238,18 @@ class BlockingHttpClient:
             conn.close()
             raise
 
-    def _key(self, url: Url, opts: FetchOptions) -> tuple[Any, ...]:
-        tls_key = (opts.verify, opts.cafile) if url.scheme == "https" else None
-        target = route(url.host, url.port, opts.connect_to, opts.resolve)
-        return (url.scheme, url.host, url.port, target, tls_key)
-
     def _acquire(
         self, url: Url, opts: FetchOptions, transfer: Transfer, *, fresh: bool
     ) -> tuple[Connection, bool]:
         """An idle connection of this command, else the session's (warm or new); -w as
         http_pool.ConnectionPool reports them."""
-        key = self._key(url, opts)
+        key = origin_key(url, opts)
         idle = self._idle.get(key)
         https = url.scheme == "https"
         if idle and not fresh:
             conn = idle.pop()
-            now = transfer.elapsed()
-            transfer.time_connect = now
-            transfer.time_appconnect = now if https else 0.0
-            transfer.reused_connection = True
-            _describe(transfer, url, conn)
+            record_idle(transfer, url)
+            describe(transfer, url, conn)
             return conn, True
         host, port = route(url.host, url.port, opts.connect_to, opts.resolve)
         origin = self._origins.open_origin(
@@ -266,14 +260,9 @@ class BlockingHttpClient:
             cafile=opts.cafile,
             fresh=fresh,
         )
-        now = transfer.elapsed()
-        transfer.time_connect = max(0.0, now - origin.tls_seconds)
-        transfer.time_appconnect = now if https else 0.0
-        transfer.reused_connection = origin.reused
-        if not origin.reused:
-            transfer.num_connects += 1
+        record_session_origin(transfer, url, reused=origin.reused, tls_seconds=origin.tls_seconds)
         conn = Connection(origin, key)
-        _describe(transfer, url, conn)
+        describe(transfer, url, conn)
         return conn, origin.reused
 
     def _finish(self, conn: Connection) -> None:
@@ -327,11 +316,4 @@ def _write(sink: Callable[[bytes], None], data: bytes) -> None:
     except AppError:
         raise
     except OSError as exc:
-        raise WriteError(f"Failure writing output to destination: {stream_failure(exc)}") from None
-
-
-def _describe(transfer: Transfer, url: Url, conn: Connection) -> None:
-    transfer.remote_host, transfer.remote_port, transfer.scheme = url.host, url.port, url.scheme
-    transfer.remote_ip = conn.remote_ip
-    transfer.local_ip, transfer.local_port = "", 0
-    transfer.tls_version = conn.tls_version
+        raise write_failure(exc) from None

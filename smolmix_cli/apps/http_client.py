@@ -29,11 +29,9 @@ from smolmix_cli.apps.errors import (
     RecvError,
     SendError,
     UsageError,
-    WriteError,
 )
-from smolmix_cli.apps.failure_text import stream_failure
 from smolmix_cli.apps.http_connection import HttpConnection
-from smolmix_cli.apps.http_exchange import body_data
+from smolmix_cli.apps.http_exchange import body_data, write_failure
 from smolmix_cli.apps.http_options import FetchOptions
 from smolmix_cli.apps.http_pool import ConnectionPool
 from smolmix_cli.apps.http_request import OutgoingRequest, first_request
@@ -156,9 +154,7 @@ class HttpClient:
                 except BaseException as exc:
                     await conn.aclose()
                     if isinstance(exc, OSError):
-                        raise WriteError(
-                            f"Failure writing output to destination: {stream_failure(exc)}"
-                        ) from None
+                        raise write_failure(exc) from None
                     raise
             if rules.follows(head, opts):
                 await self._discard(conn)
@@ -267,7 +263,7 @@ async def _write(sink: BodySink, data: bytes) -> None:
     except AppError:
         raise
     except OSError as exc:
-        raise WriteError(f"Failure writing output to destination: {stream_failure(exc)}") from None
+        raise write_failure(exc) from None
 
 
 class _RetryableStatus(Exception):

@@ -21,7 +21,9 @@ from smolmix_cli.apps.errors import (
     ReadError,
     RecvError,
     UsageError,
+    WriteError,
 )
+from smolmix_cli.apps.failure_text import stream_failure
 from smolmix_cli.apps.http_headers import has_header
 from smolmix_cli.apps.http_request import OutgoingRequest
 from smolmix_cli.apps.http_transfer import RequestHead, ResponseHead, Transfer
@@ -162,6 +164,12 @@ def body_data(event: Any) -> bytes | None:
     if isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
         return None
     return b""
+
+
+def write_failure(exc: OSError) -> WriteError:
+    """curl's word when writing a head or body to the destination failed; both shells raise
+    it `from None` after closing the connection their own way."""
+    return WriteError(f"Failure writing output to destination: {stream_failure(exc)}")
 
 
 _CHUNK_LINE_BAD = "Illegal or missing hexadecimal sequence in chunked-encoding"

@@ -19,6 +19,7 @@ from smolmix_cli.apps.connector import Connector, OriginConnector, OriginStream
 from smolmix_cli.apps.errors import AppError, ConnectError, OperationTimeout
 from smolmix_cli.apps.http_connection import HttpConnection
 from smolmix_cli.apps.http_options import FetchOptions
+from smolmix_cli.apps.http_origin import describe, origin_key, record_idle, record_session_origin
 from smolmix_cli.apps.http_route import route
 from smolmix_cli.apps.http_transfer import Transfer
 from smolmix_cli.apps.http_url import Url
@@ -42,24 +43,16 @@ class ConnectionPool:
             for conn in conns:
                 await conn.aclose()
 
-    def _key(self, url: Url, opts: FetchOptions) -> tuple[Any, ...]:
-        tls_key = (opts.verify, opts.cafile) if url.scheme == "https" else None
-        target = route(url.host, url.port, opts.connect_to, opts.resolve)
-        return (url.scheme, url.host, url.port, target, tls_key)
-
     async def acquire(
         self, url: Url, opts: FetchOptions, transfer: Transfer, *, fresh: bool = False
     ) -> tuple[HttpConnection, bool]:
         """An idle connection to the origin, else a new one; and whether it was reused."""
-        key = self._key(url, opts)
+        key = origin_key(url, opts)
         idle = self._idle.get(key)
         if idle and not fresh:
             conn = idle.pop()
-            now = transfer.elapsed()
-            transfer.time_connect = now
-            transfer.time_appconnect = now if url.scheme == "https" else 0.0
-            transfer.reused_connection = True
-            _describe(transfer, url, conn)
+            record_idle(transfer, url)
+            describe(transfer, url, conn)
             return conn, True
         if isinstance(self._connector, OriginConnector):
             return await self._acquire_origin(self._connector, url, opts, transfer, fresh)
@@ -89,7 +82,7 @@ class ConnectionPool:
         conn = HttpConnection(stream, key, tls_version)
         conn.remote_ip = _address(stream, anyio.abc.SocketAttribute.remote_address)[0]
         conn.local_ip, conn.local_port = _address(stream, anyio.abc.SocketAttribute.local_address)
-        _describe(transfer, url, conn)
+        describe(transfer, url, conn)
         return conn, False
 
     async def _acquire_origin(
@@ -119,16 +112,12 @@ class ConnectionPool:
             ) from None
         # Anything else passes as raised: the session's failures come back typed (AppError)
         # or final with their exit code (a TLS failure's 35 or 60), never as raw transport errors.
-        now = transfer.elapsed()
-        transfer.time_connect = max(0.0, now - origin.tls_seconds)
-        transfer.time_appconnect = now if https else 0.0
-        transfer.reused_connection = origin.reused
+        record_session_origin(transfer, url, reused=origin.reused, tls_seconds=origin.tls_seconds)
         if not origin.reused:
             self.opened += 1
-            transfer.num_connects += 1
-        conn = HttpConnection(origin.stream, self._key(url, opts), origin.tls_version)
+        conn = HttpConnection(origin.stream, origin_key(url, opts), origin.tls_version)
         conn.remote_ip = origin.remote[0] if origin.remote else ""
-        _describe(transfer, url, conn)
+        describe(transfer, url, conn)
         return conn, origin.reused
 
     async def _open(self, url: Url, opts: FetchOptions) -> anyio.abc.ByteStream:
@@ -157,13 +146,6 @@ class ConnectionPool:
         """A request is done with `conn`: keep it for the next one, or close it."""
         if not self._release(conn):
             await conn.aclose()
-
-
-def _describe(transfer: Transfer, url: Url, conn: HttpConnection) -> None:
-    transfer.remote_host, transfer.remote_port, transfer.scheme = url.host, url.port, url.scheme
-    transfer.remote_ip = conn.remote_ip
-    transfer.local_ip, transfer.local_port = conn.local_ip, conn.local_port
-    transfer.tls_version = conn.tls_version
 
 
 def _address(stream: anyio.abc.ByteStream, attribute: object) -> tuple[str, int]:

@@ -106,10 +106,9 @@ class BlockingSession:
         cafile: str | None,
         fresh: bool,
     ) -> Origin:
-        request = proto.Request(
-            "open_http",
-            host=host,
-            port=port,
+        request = proto.open_http(
+            host,
+            port,
             server_name=server_name,
             verify=verify,
             cafile=cafile,

@@ -122,6 +122,29 @@ class Request:
     """open_http: a new connection even if a warm one is idle (a retry after a stale one)."""
 
 
+def open_http(
+    host: str,
+    port: int,
+    *,
+    server_name: str | None,
+    verify: bool,
+    cafile: str | None,
+    reuse: bool,
+    fresh: bool,
+) -> Request:
+    """The one way both clients (blocking attach, async remote) ask for an origin."""
+    return Request(
+        "open_http",
+        host=host,
+        port=port,
+        server_name=server_name,
+        verify=verify,
+        cafile=cafile,
+        reuse=reuse,
+        fresh=fresh,
+    )
+
+
 def request_frame(request: Request) -> bytes:
     header: dict[str, Any] = {"op": request.op}
     if request.op in ("open_tcp", "open_http", "udp_exchange"):

@@ -170,10 +170,9 @@ class RemoteTunnel:
     ) -> OriginStream:
         if "open_http" not in self.last_status.get("ops", ()):
             return await self._origin_here(host, port, server_name, verify, cafile)
-        request = proto.Request(
-            "open_http",
-            host=host,
-            port=port,
+        request = proto.open_http(
+            host,
+            port,
             server_name=server_name,
             verify=verify,
             cafile=cafile,

@@ -137,7 +137,11 @@ async def origin(*, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_I
         await listener.serve(handle)
 
 
-async def test_attached_fetch_imports_no_mixnet(env: dict[str, str]) -> None:
+async def fetch_attached(
+    env: dict[str, str], options: list[str]
+) -> tuple[subprocess.CompletedProcess[str], set[str], SessionDaemon]:
+    """`smolmix fetch <options> https://origin/` through a real session daemon: the
+    command's result, the modules it imported, and the daemon for its counters."""
     paths = SessionPaths.for_network("mainnet", Path(env["SMOLMIX_RUNTIME_DIR"]))
     daemon = SessionDaemon(
         paths, DaemonConfig(network_name="mainnet"), Source({}), classify=classify
@@ -147,11 +151,16 @@ async def test_attached_fetch_imports_no_mixnet(env: dict[str, str]) -> None:
         await tg.start(daemon.serve)
         try:
             done, modules = await anyio.to_thread.run_sync(
-                imported, ["fetch", "-sSk", f"https://127.0.0.1:{port}/"], env
+                imported, ["fetch", *options, f"https://127.0.0.1:{port}/"], env
             )
         finally:
             daemon.stop()
             tg.cancel_scope.cancel()
+    return done, modules, daemon
+
+
+async def test_attached_fetch_imports_no_mixnet(env: dict[str, str]) -> None:
+    done, modules, daemon = await fetch_attached(env, ["-sSk"])
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout == "hello\n"
     assert daemon.warm.opened == 1  # TCP and TLS in the session
@@ -162,20 +171,7 @@ async def test_attached_fetch_imports_no_mixnet(env: dict[str, str]) -> None:
 async def test_attached_fetch_falls_back_to_the_async_engine(env: dict[str, str]) -> None:
     """-m is one the blocking shell leaves to the async engine: same answer, through the
     same session, with the event loop loaded."""
-    paths = SessionPaths.for_network("mainnet", Path(env["SMOLMIX_RUNTIME_DIR"]))
-    daemon = SessionDaemon(
-        paths, DaemonConfig(network_name="mainnet"), Source({}), classify=classify
-    )
-    async with anyio.create_task_group() as tg:
-        port = await tg.start(origin)
-        await tg.start(daemon.serve)
-        try:
-            done, modules = await anyio.to_thread.run_sync(
-                imported, ["fetch", "-sSk", "-m", "30", f"https://127.0.0.1:{port}/"], env
-            )
-        finally:
-            daemon.stop()
-            tg.cancel_scope.cancel()
+    done, modules, daemon = await fetch_attached(env, ["-sSk", "-m", "30"])
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout == "hello\n"
     assert daemon.warm.opened == 1
