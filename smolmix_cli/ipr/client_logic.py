@@ -467,16 +467,18 @@ class IprClient:
         """One IP packet in its own Data message (as the published client sends them)."""
         self._require_connected()
         retransmit = self.config.resend_lone_acks or not is_lone_tcp_ack(packet)
-        self._send_request(DataRequest(encode_bundle([packet])), retransmit=retransmit)
-        self._last_uplink = now
-        self._keepalive_signalled = False
+        self._send_data(encode_bundle([packet]), now, retransmit=retransmit)
 
     def send_packets(self, packets: Sequence[bytes], now: float) -> None:
         """Several IP packets in one Data message (u16 bundle; the exit unbundles any count)."""
         self._require_connected()
         if not packets:
             return
-        self._send_request(DataRequest(encode_bundle(packets)))
+        self._send_data(encode_bundle(packets), now)
+
+    def _send_data(self, bundle: bytes, now: float, *, retransmit: bool = True) -> None:
+        """One Data message carrying an encoded bundle; it keeps the session alive."""
+        self._send_request(DataRequest(bundle), retransmit=retransmit)
         self._last_uplink = now
         self._keepalive_signalled = False
 
@@ -522,15 +524,10 @@ class IprClient:
         return self.sizes.message_fragments(envelope + bundle_len)
 
     def _send_bundle(self, bundle: bytes, now: float) -> None:
-        packets = decode_bundle(bundle)
-        if len(packets) == 1:
-            self.send_packet(packets[0], now)
-            return
-        lone_acks = all(is_lone_tcp_ack(p) for p in packets)
-        retransmit = self.config.resend_lone_acks or not lone_acks
-        self._send_request(DataRequest(bundle), retransmit=retransmit)
-        self._last_uplink = now
-        self._keepalive_signalled = False
+        """A packer's bundle as it is (one packet's is already `encode_bundle([packet])`);
+        decoded only to tell whether it holds nothing but lone ACKs."""
+        lone_acks = all(is_lone_tcp_ack(p) for p in decode_bundle(bundle))
+        self._send_data(bundle, now, retransmit=self.config.resend_lone_acks or not lone_acks)
 
     def ping(self, now: float) -> int:
         """Send a Ping; pings do not keep the session alive at the exit."""
