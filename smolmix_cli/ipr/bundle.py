@@ -19,6 +19,9 @@ MAX_PACKET_LEN = 0xFFFF
 MAX_BUNDLE_SIZE = 1500  # the exit's MAX_PACKET_SIZE
 BUFFER_TIMEOUT_S = 0.020
 SMALLEST_ITEM = LENGTH_PREFIX_SIZE + 20  # a bare IPv4 header, prefixed
+BULK_PACKET = 1000
+"""IP packets this large are taken for bulk data segments (not ACKs, handshakes or
+requests): both ends hold a partial bundle only for those, since more follow."""
 
 
 def _prefixed(packet: bytes) -> bytes:

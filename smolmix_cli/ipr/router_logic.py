@@ -37,6 +37,7 @@ from ipaddress import IPv4Address, IPv6Address
 from smolmix_cli.ipr.bincode import encode_varint
 from smolmix_cli.ipr.bundle import (
     BUFFER_TIMEOUT_S,
+    BULK_PACKET,
     MAX_BUNDLE_SIZE,
     BundleDecoder,
     BundleEncoder,
@@ -73,7 +74,6 @@ from smolmix_cli.ipr.messages import (
 IpAddress = IPv4Address | IPv6Address
 DestinationFilter = Callable[[IpAddress, int], bool]
 DownlinkPending = Callable[[IPv4Address, IPv6Address], bool]
-BULK_PACKET = 1000  # a client bundling packets this large is uploading: more ACKs follow
 
 TUN_IPV4 = IPv4Address("10.0.0.1")
 TUN_IPV6 = IPv6Address("fc00::1")

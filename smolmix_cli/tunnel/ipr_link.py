@@ -31,6 +31,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
+from smolmix_cli.ipr.bundle import BULK_PACKET
 from smolmix_cli.ipr.client_logic import (
     ClientConfig,
     ClientState,
@@ -60,7 +61,6 @@ from smolmix_cli.wakeup import Signal
 IpAddress = IPv4Address | IPv6Address
 DEVICE_QUEUE = 512  # uplink packets held before the stack is back-pressured
 WINDOW_POLL = 0.005
-BULK_PACKET = 1000  # a partial bundle waits for more only if its packets average this
 
 
 class IprDevice:
@@ -253,7 +253,7 @@ class IprLink:
         client, stack = self.client, self._stack
         if stack is None or now >= client.packed_since + client.config.bundle_hold:
             return False
-        if client.packed_bytes < BULK_PACKET * client.packed:
+        if client.packed_bytes < BULK_PACKET * client.packed:  # packets averaging under it
             return False  # ACKs, handshakes, requests: never held
         return any(sock.conn.unsent > 0 for sock in stack.connections)
 
