@@ -284,14 +284,20 @@ def test_repliable_message_without_surbs_still_names_its_sender_tag() -> None:
     assert tags[b"plain"] is None
 
 
+def _sender_tag(world: World, a: ClientCore, b: ClientCore, data: bytes, surbs: int) -> bytes:
+    """`a` sends `b` a repliable message; the sender tag `b` answers it by."""
+    a.send_message(b.address, data, reply_surbs=surbs, now=0.0)
+    world.run_until(1.0)
+    tag = next(e for e in world.events[1] if isinstance(e, ReceivedMessage)).sender_tag
+    assert tag is not None
+    return tag
+
+
 def test_reply_retransmission_spends_another_surb_then_fails_when_none_left() -> None:
     net = build_simnet()
     a, b = make_core(net, 0, 15), make_core(net, 1, 25)
     world = World(net, [a, b])
-    a.send_message(b.address, b"q", reply_surbs=2, now=0.0)
-    world.run_until(1.0)
-    tag = next(e for e in world.events[1] if isinstance(e, ReceivedMessage)).sender_tag
-    assert tag is not None
+    tag = _sender_tag(world, a, b, b"q", 2)
     world.drop = lambda packet: len(packet.packet) == PacketSize.ACK.size
     mid = b.send_reply(tag, b"r", now=1.0)
     world.run_until(10.0)
@@ -386,10 +392,8 @@ def test_surb_request_is_answered_with_fresh_surbs() -> None:
     net = build_simnet()
     a, b = make_core(net, 0, 40), make_core(net, 1, 41)
     world = World(net, [a, b])
-    a.send_message(b.address, b"hi", reply_surbs=2, now=0.0)
-    world.run_until(1.0)
-    tag = next(e for e in world.events[1] if isinstance(e, ReceivedMessage)).sender_tag
-    assert tag is not None and b.reply_surbs_available(tag) == 2
+    tag = _sender_tag(world, a, b, b"hi", 2)
+    assert b.reply_surbs_available(tag) == 2
     b.request_reply_surbs(tag, 15, now=1.0)
     assert b.reply_surbs_available(tag) == 1  # the request travels through one SURB
     world.run_until(2.0)
@@ -409,10 +413,7 @@ def test_surb_request_answer_comes_in_one_packet_messages() -> None:
     net = build_simnet()
     a, b = make_core(net, 0, 42), make_core(net, 1, 43)
     world = World(net, [a, b])
-    a.send_message(b.address, b"hi", reply_surbs=2, now=0.0)
-    world.run_until(1.0)
-    tag = next(e for e in world.events[1] if isinstance(e, ReceivedMessage)).sender_tag
-    assert tag is not None
+    tag = _sender_tag(world, a, b, b"hi", 2)
     seen = 0
 
     def drop_one_answer_packet(packet: MixPacket) -> bool:
@@ -442,10 +443,7 @@ def test_automatic_surb_request_when_running_low() -> None:
     )
     a, b = make_core(net, 0, 42), make_core(net, 1, 43, config)
     world = World(net, [a, b])
-    a.send_message(b.address, b"hi", reply_surbs=4, now=0.0)
-    world.run_until(1.0)
-    tag = next(e for e in world.events[1] if isinstance(e, ReceivedMessage)).sender_tag
-    assert tag is not None
+    tag = _sender_tag(world, a, b, b"hi", 4)
     b.send_reply(tag, b"one", now=1.0)  # leaves 3: not below the threshold
     assert b.stats.surb_requests_sent == 0
     b.send_reply(tag, b"two", now=1.0)  # leaves 2 -> asks, spending one
@@ -458,10 +456,7 @@ def test_surb_request_from_a_stranger_is_ignored() -> None:
     net = build_simnet()
     a, b, c = make_core(net, 0, 44), make_core(net, 1, 45), make_core(net, 1, 46)
     world = World(net, [a, b, c])
-    a.send_message(b.address, b"hi", reply_surbs=2, now=0.0)
-    world.run_until(1.0)
-    tag = next(e for e in world.events[1] if isinstance(e, ReceivedMessage)).sender_tag
-    assert tag is not None
+    tag = _sender_tag(world, a, b, b"hi", 2)
     # B asks on behalf of C's address: A never gave C SURBs, so it does not answer.
     b.preparer.sender, real = c.address, b.preparer.sender
     b.request_reply_surbs(tag, 5, now=1.0)
@@ -596,10 +591,7 @@ def test_lost_reply_fragment_is_resent_through_the_next_surb_and_counted() -> No
     config = CoreConfig(poisson=False, cover=False, reply_retransmission_reserve=2)
     a, b = make_core(net, 0, 17), make_core(net, 1, 27, config)
     world = World(net, [a, b])
-    a.send_message(b.address, b"q", reply_surbs=6, now=0.0)
-    world.run_until(1.0)
-    tag = next(e for e in world.events[1] if isinstance(e, ReceivedMessage)).sender_tag
-    assert tag is not None
+    tag = _sender_tag(world, a, b, b"q", 6)
     replies_to_drop = 1
 
     def drop(packet: MixPacket) -> bool:  # the first reply packet is lost on its way
