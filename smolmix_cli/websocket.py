@@ -181,6 +181,11 @@ class WebSocketConnection:
         checks, and takes over the reading when nobody else does it. Made only when
         such a task waits (`_progress_event`): the reader passes here for every frame."""
         self._ready: deque[str | bytes] = deque()
+        self._unparsed = False
+        """The application's reads parse frames only up to the next whole message, so a
+        close behind messages it has not taken is answered after them, not before: the
+        echo of those messages (a reply to each) stays possible. True while frames after
+        that message may be left in wsproto's buffer."""
         self._text_parts: list[str] = []
         self._bytes_parts: list[bytes] = []
         self._partial_size = 0
@@ -269,17 +274,23 @@ class WebSocketConnection:
 
     async def _receive(self) -> str | bytes:
         async with self._reading():
-            await self._process_events()  # frames that came with the handshake
+            # frames that came with the handshake, or that an earlier read left unparsed
+            await self._process_events(lazy=True)
             while not self._ready:
                 if self._close is not None and (
                     self._stream_closed or self._ws.state is not ConnectionState.LOCAL_CLOSING
                 ):
                     raise self._close
-                await self._receive_step()
+                await self._receive_step(lazy=True)
             return self._ready.popleft()
 
-    async def _receive_step(self) -> None:
-        """Read once from the stream and process every event it produced."""
+    async def _receive_step(self, *, lazy: bool = False) -> None:
+        """Read once from the stream and process the events it produced: every one, or with
+        `lazy` those up to the first whole message. Frames an earlier lazy read left are
+        processed first, without a read: a pong or a close reply may be among them."""
+        if self._unparsed and not lazy:
+            await self._process_events(lazy=False)
+            return
         try:
             data: bytes | None = await self._stream.receive(_READ_SIZE)
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
@@ -295,8 +306,7 @@ class WebSocketConnection:
             self._mark_closed(WebSocketClosed(CLOSE_ABNORMAL, str(exc)))
             await self._close_stream()
             return
-        await self._process_events()
-        self._kick()
+        await self._process_events(lazy=lazy)
 
     def _reading(self) -> _Held:
         """Hold the stream's read side; whoever waits on another reader hears the release."""
@@ -319,12 +329,15 @@ class WebSocketConnection:
             state is ConnectionState.OPEN or state is ConnectionState.LOCAL_CLOSING
         )
 
-    async def _process_events(self) -> None:
-        await self._events()
-        if self._too_big is not None and self._close is None:
+    async def _process_events(self, *, lazy: bool) -> None:
+        await self._events(lazy)
+        if self._too_big is not None and self._close is None and not self._unparsed:
+            # the messages before the oversized one are delivered first
             await self._fail(CLOSE_MESSAGE_TOO_BIG, f"message too big ({self._too_big} bytes)")
+        self._kick()  # a task waiting for a pong or a close reply checks again
 
-    async def _events(self) -> None:
+    async def _events(self, lazy: bool) -> None:
+        self._unparsed = False
         for event in self._ws.events():
             if isinstance(event, TextMessage):
                 self._text_parts.append(event.data)
@@ -335,6 +348,9 @@ class WebSocketConnection:
                     self._ready.append("".join(self._text_parts))
                     self._text_parts = []
                     self._partial_size = 0
+                    if lazy:
+                        self._unparsed = True  # wsproto keeps the rest in its buffer
+                        return
             elif isinstance(event, BytesMessage):
                 self._bytes_parts.append(bytes(event.data))
                 self._partial_size += len(event.data)
@@ -344,6 +360,9 @@ class WebSocketConnection:
                     self._ready.append(b"".join(self._bytes_parts))
                     self._bytes_parts = []
                     self._partial_size = 0
+                    if lazy:
+                        self._unparsed = True  # wsproto keeps the rest in its buffer
+                        return
             elif isinstance(event, Ping):
                 if self._ws.state is ConnectionState.OPEN:
                     with contextlib.suppress(WebSocketClosed):

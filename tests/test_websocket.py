@@ -469,3 +469,148 @@ def test_frame_length_guard_follows_frames() -> None:
     assert guard.feed(rest[:2]) is None
     assert guard.feed(rest[2:]) == 1001
     assert FrameLengthGuard(1000).feed(bytes([0x82, 126]) + (1000).to_bytes(2, "big")) is None
+
+
+# -- a close that arrives with messages the application has not taken yet ---------------------
+
+
+async def _raw_client_burst(port: int, messages: list[str]) -> list[object]:
+    """Send `messages` and a close frame in one write; return what came back, in order."""
+    from wsproto.events import CloseConnection
+
+    ws = WSConnection(ConnectionType.CLIENT)
+    got: list[object] = []
+    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await stream.send(ws.send(Request(host="localhost", target="/")))
+        while not any(isinstance(e, AcceptConnection) for e in ws.events()):
+            ws.receive_data(await stream.receive())
+        burst = b"".join(ws.send(TextMessage(data=m)) for m in messages)
+        await stream.send(burst + ws.send(CloseConnection(code=1000)))
+        with anyio.fail_after(10):
+            while not any(isinstance(e, CloseConnection) for e in got):
+                try:
+                    data = await stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    break
+                ws.receive_data(data)
+                for event in ws.events():
+                    got.append(event.data if isinstance(event, TextMessage) else event)
+    return got
+
+
+@pytest.mark.anyio
+async def test_close_in_the_same_read_as_messages_is_answered_after_them() -> None:
+    # The close used to be answered as soon as it was parsed, while the messages before it
+    # still waited in the queue: the echoes of those messages could no longer be sent.
+    async with ws_server(_echo) as server:
+        got = await _raw_client_burst(server.port, ["a", "b", "c"])
+        with anyio.fail_after(5):
+            await server.done.wait()
+    assert got[:3] == ["A", "B", "C"]
+    assert len(got) == 4 and getattr(got[3], "code", None) == 1000
+    assert server.errors == []
+
+
+@pytest.mark.anyio
+async def test_demo_echo_server_echoes_every_message_before_a_burst_close() -> None:
+    from smolmix_cli.testnet.origin.ws import serve_ws_echo
+
+    messages = [f"line {i}\n" for i in range(12)]
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, serve_ws_echo)
+        got = await _raw_client_burst(port, messages)
+        tg.cancel_scope.cancel()
+    assert got[:-1] == messages
+    assert getattr(got[-1], "code", None) == 1000
+
+
+@pytest.mark.anyio
+async def test_pong_and_close_reply_behind_unread_messages_end_the_waits() -> None:
+    """A reader that takes one message leaves the frames after it in the parser; a ping
+    or a close waiting in another task must see a pong or close reply among them without
+    another read from the socket (the peer says nothing more and keeps it open)."""
+    from wsproto.events import CloseConnection
+
+    async def raw_server(stream: anyio.abc.SocketStream) -> None:
+        ws = WSConnection(ConnectionType.SERVER)
+        while not any(isinstance(e, Request) for e in ws.events()):
+            ws.receive_data(await stream.receive())
+        await stream.send(ws.send(AcceptConnection()))
+        with anyio.move_on_after(10):
+            while True:
+                ws.receive_data(await stream.receive())
+                for event in ws.events():
+                    if isinstance(event, Ping):  # two messages, then the pong, in one write
+                        data = ws.send(TextMessage(data="m1")) + ws.send(TextMessage(data="m2"))
+                        await stream.send(data + ws.send(event.response()))
+                    elif isinstance(event, CloseConnection):
+                        # a peer finishing its messages: raw frames, wsproto refuses them now
+                        await stream.send(b"\x81\x02m3\x81\x02m4" + ws.send(event.response()))
+                        await anyio.sleep(5)  # open and silent
+                        return
+
+    got: list[str | bytes] = []
+    ended: list[WebSocketClosed] = []
+
+    async def reader(client: WebSocketConnection) -> None:
+        while True:
+            try:
+                got.append(await client.receive(timeout=8))
+            except WebSocketClosed as exc:
+                ended.append(exc)
+                return
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, raw_server)
+        client = await connect_websocket(f"ws://127.0.0.1:{port}/", timeout=5)
+        async with anyio.create_task_group() as readers:
+            readers.start_soon(reader, client)
+            await anyio.sleep(0.05)  # the reader holds the socket
+            await client.ping(timeout=2)
+            with anyio.fail_after(1):
+                while len(got) < 2:
+                    await anyio.sleep(0.01)
+            started = anyio.current_time()
+            await client.aclose(timeout=3)
+            assert anyio.current_time() - started < 1.0
+        tg.cancel_scope.cancel()
+    assert got == ["m1", "m2", "m3", "m4"]
+    assert client.closed is not None and client.closed.code == 1000
+    assert len(ended) == 1
+
+
+@pytest.mark.anyio
+async def test_ping_after_a_lazy_read_sees_the_close_already_received() -> None:
+    """The peer sent two messages and its close in one write; the application took one
+    message. A ping now must meet the close that is already here (the peer never answers
+    pings while it closes), not wait on the socket until its timeout."""
+    from wsproto.events import CloseConnection
+
+    async def raw_server(stream: anyio.abc.SocketStream) -> None:
+        ws = WSConnection(ConnectionType.SERVER)
+        while not any(isinstance(e, Request) for e in ws.events()):
+            ws.receive_data(await stream.receive())
+        data = ws.send(AcceptConnection())
+        await stream.send(data)
+        data = ws.send(TextMessage(data="m1")) + ws.send(TextMessage(data="m2"))
+        await stream.send(data + ws.send(CloseConnection(code=1000, reason="bye")))
+        await anyio.sleep(5)  # open and silent
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, raw_server)
+        client = await connect_websocket(f"ws://127.0.0.1:{port}/", timeout=5)
+        assert await client.receive(timeout=2) == "m1"
+        await anyio.sleep(0.05)
+        with pytest.raises(WebSocketClosed) as info:
+            await client.ping(timeout=3)
+        assert info.value.code == 1000 and not info.value.local
+        assert await client.receive(timeout=1) == "m2"  # nothing is lost on the way
+        with pytest.raises(WebSocketClosed):
+            await client.receive(timeout=1)
+        tg.cancel_scope.cancel()
