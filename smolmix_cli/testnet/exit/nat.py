@@ -71,12 +71,16 @@ class NatConfig:
     # Linux TCP, whose send buffer autotunes to MiBs: 64 KiB would cap the flight below a
     # client's scaled receive window (TunnelOptions.tcp_recv_window).
     tcp_send_buffer: int = 1 << 20
+    # The origin's kernel answers a request with its ACK on the response once the
+    # connection is interactive (Linux's pingpong mode; TcpConfig.pingpong).
+    tcp_pingpong: bool = True
 
     def tcp_config(self) -> TcpConfig:
         return TcpConfig(
             ack_every=self.tcp_ack_every,
             nagle=not self.tcp_nodelay,
             send_buffer=self.tcp_send_buffer,
+            pingpong=self.tcp_pingpong,
         )
 
 

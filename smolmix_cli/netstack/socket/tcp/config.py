@@ -37,6 +37,11 @@ class TcpConfig:
     # Immediate ACKs at start and after a hole fills (Linux's quickack). Each ACK is a
     # packet; over the mixnet a lower value saves reply SURBs at some cost in ramp-up.
     quickack_segments: int = 16
+    # Linux's pingpong (interactive) mode: once data is sent within a delayed-ACK time of
+    # data received, in-order data waits for the delayed ACK, so a request's ACK rides on
+    # its response; a delayed ACK that fires alone, or a hole, ends the mode. LAN policy
+    # only. The local exit's NAT sets it: it stands in for an origin's kernel.
+    pingpong: bool = False
     # >0: the sparse ACK policy for costly paths (the mixnet tunnel, where every ACK is
     # a Nym message of several Sphinx headers): every data segment, in order or not,
     # counts, one ACK per `ack_every` of them or after the delayed-ACK time, no quickack

@@ -336,8 +336,7 @@ class TcpConnection:
             return
         rx = self._rx
         if rx.delack_at is not None and now >= rx.delack_at:
-            rx.delack_at = None
-            rx.ack_now = True
+            rx.delack_fired()
         tx = self._tx
         tx.on_loss_timers(now)
         if tx.rto_at is not None and now >= tx.rto_at:
@@ -650,7 +649,13 @@ class TcpConnection:
         if st is SYN_SENT or st is SYN_RECEIVED:
             return out
         if st is ESTABLISHED or st in SEND_STATES:
-            tx.send_data(now, out)
+            if self.config.pingpong:
+                sent = tx.snd_nxt
+                tx.send_data(now, out)
+                if tx.snd_nxt != sent:
+                    rx.sent_data(now)
+            else:
+                tx.send_data(now, out)
         if tx.probe_pending:
             tx.probe_pending = False
             tx.send_probe(now, out)

@@ -25,6 +25,11 @@ link (exponential per-packet delay):
   A new hole and a closed one are still acked at the poll (recovery waits on
   them). bench/tcp_sim.py's mixnet-like cases: 31-37 % fewer ACKs, the same
   retransmissions, RTOs and median completion time.
+- With `TcpConfig.pingpong` (Linux's interactive mode, off by default) a receiver that
+  answers data within a delayed-ACK time stops acking in-order data at once, so the
+  ACK rides on the answer: the local exit's NAT, standing in for an origin's kernel,
+  otherwise sent every request's ACK alone just before the response (a reply message
+  of its own, and the exit's 20 ms bundle timer then held the response behind it).
 - A delayed ACK waits at most SRTT (RFC 5681's 500 ms and the 40 ms default
   both exceed 2*SRTT on a LAN, where the peer's tail-loss probe would fire first).
 """
@@ -85,6 +90,8 @@ class Receiver:
         self.fin_received = False
         self.unacked = 0
         self.quickacks = config.quickack_segments  # ack each segment in slow start
+        self.pingpong = False  # interactive: in-order data waits for the delayed ACK
+        self.data_at = float("-inf")  # when in-order data last arrived (LAN policy)
         self.rcv_mss = DEFAULT_MSS
         self.snd_mss = min(config.mss, DEFAULT_MSS)
         self.ack_now = False
@@ -145,9 +152,11 @@ class Receiver:
                 # The sender is recovering with a small window; delayed ACKs would
                 # stall it for a whole delayed-ACK timeout per round (cf. Linux quickack).
                 self.quickacks = self.config.quickack_segments
+                self.pingpong = False
             self.rcv_nxt = rcv_nxt
             self.unacked += n
-            if self.quickacks > 0 or self.ooo:
+            self.data_at = now
+            if (self.quickacks > 0 and not self.pingpong) or self.ooo:
                 # Recovering or starting: every segment is acked at once, even inside
                 # a batch, so one lost ACK cannot stall a small window.
                 if self.quickacks > 0:
@@ -171,6 +180,7 @@ class Receiver:
                 pass  # a peer slicing the window into crumbs: drop, it will resend
             else:
                 new_hole = not self.ooo
+                self.pingpong = False  # as Linux: out-of-order data ends interactive mode
                 if not self.ooo.insert(seq, payload) and self.sack_ok:
                     self.report_dsack(seq, end, now, snd_nxt)
                 elif new_hole and self.sparse_every:
@@ -207,6 +217,19 @@ class Receiver:
             out = bytes(buf[:max_bytes])
             del buf[:max_bytes]
         return out
+
+    def sent_data(self, now: float) -> None:
+        """New data left: an answer within a delayed-ACK time of data makes the
+        connection interactive (`TcpConfig.pingpong`)."""
+        if now - self.data_at < self._delack_delay():
+            self.pingpong = True
+
+    def delack_fired(self) -> None:
+        """The delayed ACK leaves alone: no answer came to carry it, so interactive
+        mode ends (as Linux's delayed-ACK timer does)."""
+        self.delack_at = None
+        self.ack_now = True
+        self.pingpong = False
 
     def _delack_delay(self) -> float:
         """Never hold an ACK longer than a round trip: past 2*SRTT the sender's
