@@ -99,10 +99,19 @@ def parse_url(text: str, *, default_scheme: str = "http") -> Url:
 def _normalise_host(hostname: str) -> str:
     if _is_ip(hostname):
         return str(ipaddress.ip_address(hostname))
-    try:
-        ascii_host = hostname.encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        raise MalformedUrl(f"URL rejected: bad host name {hostname!r}") from None
+    if hostname.isascii():
+        # What the idna codec makes of an ASCII name, without loading it (with its
+        # stringprep tables, 1.4 ms of an attached fetch's start): the name itself, and
+        # an error for an empty label before the last one, which only a doubled
+        # trailing dot still reaches past the label check below.
+        if hostname.endswith(".."):
+            raise MalformedUrl(f"URL rejected: bad host name {hostname!r}")
+        ascii_host = hostname.lower()
+    else:
+        try:
+            ascii_host = hostname.encode("idna").decode("ascii").lower()
+        except UnicodeError:
+            raise MalformedUrl(f"URL rejected: bad host name {hostname!r}") from None
     name = ascii_host.rstrip(".")
     if not name or len(name) > 253 or not all(_HOST_LABEL.fullmatch(x) for x in name.split(".")):
         raise MalformedUrl(f"URL rejected: bad host name {hostname!r}")
