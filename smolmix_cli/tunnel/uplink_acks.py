@@ -6,16 +6,22 @@ ACK-bearing segment of the same flow is queued behind it carries no news the new
 one lacks (cumulative ACK, window, the newest SACK blocks), so it is dropped, as
 receive offload merges ACKs in a NIC. Segments with data, SYN, FIN or RST are never
 dropped, and nothing is reordered.
+
+A lone ACK reporting a duplicate segment (a D-SACK, RFC 2883) is kept too
+(ipr/lone_ack.py says why).
 """
 
 from __future__ import annotations
+
+from smolmix_cli.ipr.lone_ack import reports_dsack
 
 _ACK = 0x10
 _NOT_LONE = 0x07  # FIN, SYN, RST
 
 
-def _flow_and_lone(packet: bytes) -> tuple[bytes, bool] | None:
-    """(flow key, is a lone ACK) of a TCP segment that carries an ACK, else None.
+def _flow_and_lone(packet: bytes) -> tuple[bytes, int] | None:
+    """(flow key, where its TCP header starts if it is a lone ACK, else -1) of a TCP
+    segment that carries an ACK, else None.
 
     IPv6 extension headers are not walked: such packets are left alone.
     """
@@ -39,7 +45,7 @@ def _flow_and_lone(packet: bytes) -> tuple[bytes, bool] | None:
     if not flags & _ACK or flags & _NOT_LONE:
         return None
     offset = (packet[ihl + 12] >> 4) * 4
-    return addrs + packet[ihl : ihl + 4], total == ihl + offset
+    return addrs + packet[ihl : ihl + 4], ihl if total == ihl + offset else -1
 
 
 def coalesce_lone_acks(packets: list[bytes]) -> list[bytes]:
@@ -53,8 +59,8 @@ def coalesce_lone_acks(packets: list[bytes]) -> list[bytes]:
         info = _flow_and_lone(packets[i])
         if info is None:
             continue
-        flow, lone = info
-        if lone and flow in seen:
+        flow, tcp = info
+        if tcp >= 0 and flow in seen and not reports_dsack(packets[i][tcp:]):
             keep[i] = False
             dropped = True
         seen.add(flow)

@@ -65,3 +65,38 @@ def test_the_device_coalesces_what_it_hands_the_link_and_counts_it() -> None:
     for n in range(3):
         plain.send_nowait(packet(n))
     assert len(plain.take_uplink(64)) == 3
+
+
+def _with_sack(ack: int, *blocks: tuple[int, int]) -> bytes:
+    src, dst = V4
+    seg = TcpSegment(40000, 443, 1000, ack & 0xFFFFFFFF, ACK, 500)
+    seg.sack_blocks = tuple((a & 0xFFFFFFFF, b & 0xFFFFFFFF) for a, b in blocks)
+    seg.timestamps = (1, 2)
+    return encode_ipv4(src, dst, 6, encode_tcp(seg, pseudo_header_raw(src, dst, 6, 0)))
+
+
+def test_a_lone_ack_reporting_a_duplicate_is_never_coalesced_away() -> None:
+    # RFC 2883: the duplicate is reported once; the sender's undo of a spurious
+    # retransmission waits for that report.
+    below = _with_sack(5000, (3000, 4000))  # D-SACK below the cumulative ACK
+    inside = _with_sack(5000, (6000, 7000), (6000, 9000))  # D-SACK inside the next block
+    plain = _with_sack(5000, (6000, 7000), (8000, 9000))  # news the newer ACK repeats
+    newer = _with_sack(9000)
+    assert coalesce_lone_acks([below, newer]) == [below, newer]
+    assert coalesce_lone_acks([inside, newer]) == [inside, newer]
+    assert coalesce_lone_acks([plain, newer]) == [newer]
+    wrapped = _with_sack(100, (0xFFFFFF00, 50))  # below the ACK across the wrap
+    assert coalesce_lone_acks([wrapped, newer]) == [wrapped, newer]
+
+
+def test_dsack_detection_reads_only_the_options_present() -> None:
+    # a truncated or odd option list is read as no D-SACK, never past the header
+    from smolmix_cli.ipr.lone_ack import is_lone_tcp_ack, reports_dsack
+
+    good = _with_sack(5000, (3000, 4000))
+    assert reports_dsack(good[20:])
+    for cut in range(0, len(good) - 20):
+        reports_dsack(good[20 : 20 + cut])  # no exception on any truncation
+    assert not reports_dsack(packet(1)[20:])
+    # and the mixnet client resends a lost one (a lone ACK otherwise goes once)
+    assert not is_lone_tcp_ack(good) and is_lone_tcp_ack(packet(1))
