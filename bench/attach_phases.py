@@ -40,6 +40,9 @@ def child(argv: list[str], out: str) -> None:
         marks.append((name, time.perf_counter() - t0, time.process_time()))
 
     mark("interpreter")  # and site, and this file's few stdlib imports (all smolmix's too)
+    from smolmix_cli.cli import quick_start
+
+    quick_start.pause()  # as the console script does (cli/quick_start.py)
     import atexit
 
     import smolmix_cli.cli.main as main_module

@@ -1,3 +1,3 @@
-from smolmix_cli.cli.main import main
+from smolmix_cli.cli.quick_start import main
 
 main()

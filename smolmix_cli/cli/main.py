@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from smolmix_cli import __version__
+from smolmix_cli.cli import quick_start
 from smolmix_cli.cli.env import cli_env
 from smolmix_cli.cli.options import global_option_decorators, ranked_params
 from smolmix_cli.options import from_params
@@ -117,6 +118,7 @@ def cli(ctx: click.Context, /, **params: Any) -> None:
       smolmix --network testnet session start --socks5 1080
     """
     ctx.obj = {"globals": from_params(ranked_params(ctx, params)), "env": cli_env(ctx)}
+    quick_start.resume()  # the command line is read and the command loaded (cli/quick_start.py)
 
 
 cli.commands = LazyCommands(COMMANDS)

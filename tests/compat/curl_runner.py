@@ -155,7 +155,7 @@ def run_curl(case: Case, origin: Origin) -> Outcome:
 
 ASYNC_ENGINE_ONLY = (
     "import smolmix_cli.cli.fetch_attached as shell; shell.run_attached = lambda *a: None; "
-    "from smolmix_cli.cli.main import main; main()"
+    "from smolmix_cli.cli.quick_start import main; main()"
 )
 """`smolmix` with the blocking attach shell turned off: every case on the async engine."""
 
