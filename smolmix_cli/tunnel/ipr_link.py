@@ -255,7 +255,7 @@ class IprLink:
             return False
         if client.packed_bytes < BULK_PACKET * client.packed:  # packets averaging under it
             return False  # ACKs, handshakes, requests: never held
-        return any(sock.conn.unsent > 0 for sock in stack.connections)
+        return stack.has_unsent()
 
     async def _wait_for_window(self) -> None:
         """Hold uplink packets while too many fragments await their SURB-ACKs.

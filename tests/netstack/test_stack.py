@@ -359,3 +359,20 @@ def test_blocked_writer_is_told_once_a_third_of_the_buffer_is_free() -> None:
 
     link.run(step, 5.0)
     assert len(rooms) == 1 and rooms[0] * 3 >= full, rooms
+
+
+def test_has_unsent_names_connections_whose_windows_hold_data_back() -> None:
+    a, _, link = _pair()
+    assert not a.has_unsent()
+    sock, server = link.open_tcp(B4, 80, 1.0)
+    assert not a.has_unsent()
+    sock.send(b"x" * a.config_for(4).send_buffer, link.now)  # more than the first window
+    assert a.has_unsent() and a.has_unsent({B4}) and not a.has_unsent({B6})
+
+    def drained(now: float) -> bool:
+        while server.recv(1 << 20, now):
+            pass
+        return not a.has_unsent()
+
+    link.run(drained, 5.0)
+    assert not a.has_unsent({B4})

@@ -19,7 +19,7 @@ import itertools
 import logging
 import struct
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from smolmix_cli.netstack.errors import AddressInUse, MalformedPacket, NetstackError
@@ -211,6 +211,14 @@ class NetStack:
     @property
     def connections(self) -> list[TcpSocket]:
         return list(self._tcp.values())
+
+    def has_unsent(self, remotes: Collection[IPAddress] | None = None) -> bool:
+        """Whether a TCP connection (to one of `remotes`, or any) holds data not yet sent:
+        its windows hold it back, so more packets follow the peer's ACKs."""
+        for sock in self._tcp.values():
+            if sock.conn.unsent > 0 and (remotes is None or sock.remote[0] in remotes):
+                return True
+        return False
 
     # ---- UDP API ----
 

@@ -188,10 +188,7 @@ class ExitNat:
     def has_unsent(self, addresses: Iterable[IpAddress]) -> bool:
         """Whether a TCP connection to one of these client addresses holds data not yet
         sent (its windows hold it): more downlink packets will follow the client's ACKs."""
-        wanted = set(addresses)
-        return any(
-            sock.conn.unsent > 0 and sock.remote[0] in wanted for sock in self.stack.connections
-        )
+        return self.stack.has_unsent(set(addresses))
 
     def _downlink(self, packet: bytes) -> None:
         self.counters["downlink packets"] += 1
