@@ -14,29 +14,41 @@ _MASK = 0xFFFFFFFF
 _HALF = 1 << 31
 
 
-def is_lone_tcp_ack(packet: bytes) -> bool:
-    """An IPv4/IPv6 TCP segment with no data whose only flag is ACK (no SYN, FIN, RST),
-    and no D-SACK report.
+def tcp_segment(packet: bytes) -> tuple[bytes, int, int] | None:
+    """(source and destination addresses, where the TCP header starts, where the segment
+    ends) of a whole, unfragmented IPv4 or IPv6 TCP packet, else None.
 
-    IPv6 extension headers are not walked: such a packet is simply not a lone ACK.
+    IPv6 extension headers are not walked: such a packet is left alone.
     """
-    if len(packet) >= 20 and packet[0] >> 4 == 4:
-        if packet[9] != 6:
-            return False
-        ihl = (packet[0] & 0x0F) * 4
-        total = int.from_bytes(packet[2:4], "big")
-        tcp = packet[ihl:total]
-    elif len(packet) >= 40 and packet[0] >> 4 == 6:
+    if len(packet) >= 40 and packet[0] >> 4 == 4:
+        if packet[9] != 6 or packet[6] & 0x3F or packet[7]:
+            return None  # not TCP, or a fragment
+        tcp = (packet[0] & 0x0F) * 4
+        end = int.from_bytes(packet[2:4], "big")
+        addresses = packet[12:20]
+    elif len(packet) >= 60 and packet[0] >> 4 == 6:
         if packet[6] != 6:
-            return False
-        tcp = packet[40 : 40 + int.from_bytes(packet[4:6], "big")]
+            return None
+        tcp = 40
+        end = 40 + int.from_bytes(packet[4:6], "big")
+        addresses = packet[8:40]
     else:
+        return None
+    if end > len(packet) or end < tcp + 20:
+        return None
+    return addresses, tcp, end
+
+
+def is_lone_tcp_ack(packet: bytes) -> bool:
+    """A TCP segment with no data whose only flag is ACK (no SYN, FIN, RST), and no
+    D-SACK report (`tcp_segment` says which packets are read)."""
+    found = tcp_segment(packet)
+    if found is None:
         return False
-    if len(tcp) < 20:
-        return False
-    offset = (tcp[12] >> 4) * 4
-    lone = tcp[13] & 0x17 == 0x10 and offset >= 20 and len(tcp) == offset
-    return lone and not reports_dsack(tcp)
+    _, tcp, end = found
+    offset = (packet[tcp + 12] >> 4) * 4
+    lone = packet[tcp + 13] & 0x17 == 0x10 and offset >= 20 and end == tcp + offset
+    return lone and not reports_dsack(packet[tcp:end])
 
 
 def reports_dsack(tcp: bytes) -> bool:

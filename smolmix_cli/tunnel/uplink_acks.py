@@ -13,7 +13,7 @@ A lone ACK reporting a duplicate segment (a D-SACK, RFC 2883) is kept too
 
 from __future__ import annotations
 
-from smolmix_cli.ipr.lone_ack import reports_dsack
+from smolmix_cli.ipr.lone_ack import reports_dsack, tcp_segment
 
 _ACK = 0x10
 _NOT_LONE = 0x07  # FIN, SYN, RST
@@ -21,31 +21,16 @@ _NOT_LONE = 0x07  # FIN, SYN, RST
 
 def _flow_and_lone(packet: bytes) -> tuple[bytes, int] | None:
     """(flow key, where its TCP header starts if it is a lone ACK, else -1) of a TCP
-    segment that carries an ACK, else None.
-
-    IPv6 extension headers are not walked: such packets are left alone.
-    """
-    if len(packet) >= 40 and packet[0] >> 4 == 4:
-        if packet[9] != 6 or packet[6] & 0x3F or packet[7]:
-            return None  # not TCP, or a fragment
-        ihl = (packet[0] & 0x0F) * 4
-        total = int.from_bytes(packet[2:4], "big")
-        addrs = packet[12:20]
-    elif len(packet) >= 60 and packet[0] >> 4 == 6:
-        if packet[6] != 6:
-            return None
-        ihl = 40
-        total = 40 + int.from_bytes(packet[4:6], "big")
-        addrs = packet[8:40]
-    else:
+    segment that carries an ACK, else None (ipr/lone_ack.tcp_segment reads the headers)."""
+    found = tcp_segment(packet)
+    if found is None:
         return None
-    if total > len(packet) or total < ihl + 20:
-        return None
-    flags = packet[ihl + 13]
+    addresses, tcp, end = found
+    flags = packet[tcp + 13]
     if not flags & _ACK or flags & _NOT_LONE:
         return None
-    offset = (packet[ihl + 12] >> 4) * 4
-    return addrs + packet[ihl : ihl + 4], ihl if total == ihl + offset else -1
+    offset = (packet[tcp + 12] >> 4) * 4
+    return addresses + packet[tcp : tcp + 4], tcp if end == tcp + offset else -1
 
 
 def coalesce_lone_acks(packets: list[bytes]) -> list[bytes]:

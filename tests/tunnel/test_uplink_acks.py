@@ -100,3 +100,17 @@ def test_dsack_detection_reads_only_the_options_present() -> None:
     assert not reports_dsack(packet(1)[20:])
     # and the mixnet client resends a lost one (a lone ACK otherwise goes once)
     assert not is_lone_tcp_ack(good) and is_lone_tcp_ack(packet(1))
+
+
+def test_both_readers_skip_fragments_and_truncated_packets() -> None:
+    # One header reader (ipr/lone_ack.tcp_segment) for the coalescer and the resend rule.
+    from smolmix_cli.ipr.lone_ack import is_lone_tcp_ack
+
+    lone = packet(1)
+    fragment = lone[:6] + bytes([lone[6] | 0x20]) + lone[7:]  # more fragments follow
+    cut = lone[:-4]  # shorter than its total length says
+    newer = packet(2)
+    for odd in (fragment, cut):
+        assert not is_lone_tcp_ack(odd)
+        assert coalesce_lone_acks([odd, newer]) == [odd, newer]
+    assert is_lone_tcp_ack(lone) and coalesce_lone_acks([lone, newer]) == [newer]
