@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from smolmix_cli.ipr.bincode import encode_varint
 from smolmix_cli.ipr.errors import MalformedBundle
 
 LENGTH_PREFIX_SIZE = 2
@@ -115,6 +116,17 @@ class BundleEncoder:
         bundle = bytes(self._buffer)
         self._buffer.clear()
         return bundle
+
+
+def data_message_fragments(fragments: Callable[[int], int], head: int) -> Callable[[int], int]:
+    """The Sphinx packets a message carrying an n-byte bundle takes, for a `FragmentPacker`:
+    `head` envelope bytes, the bundle's varint length, the bundle; `fragments` prices
+    a payload of that many bytes (the mixnet layer's rule, passed in)."""
+
+    def cost(bundle_len: int) -> int:
+        return fragments(head + len(encode_varint(bundle_len)) + bundle_len)
+
+    return cost
 
 
 class FragmentPacker:

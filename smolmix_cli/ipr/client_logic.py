@@ -44,11 +44,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from ipaddress import IPv4Address, IPv6Address
 
-from smolmix_cli.ipr.bincode import encode_varint
 from smolmix_cli.ipr.bundle import (
     BundleDecoder,
     FragmentPacker,
     LossGate,
+    data_message_fragments,
     decode_bundle,
     encode_bundle,
 )
@@ -502,7 +502,10 @@ class IprClient:
             self.send_packet(packet, now)
             return
         if self._packer is None:
-            self._packer = FragmentPacker(self._bundle_fragments, self.config.bundle_fragments)
+            # a Data message's envelope: the LP frame, then the request header's version,
+            # service provider and kind bytes
+            fragments = data_message_fragments(self.sizes.message_fragments, HEADER_SIZE + 3)
+            self._packer = FragmentPacker(fragments, self.config.bundle_fragments)
         if not self._packer.buffered:
             self.packed_since = now
         bundles = self._packer.push(packet)
@@ -516,12 +519,6 @@ class IprClient:
         if self._packer is not None and self.state is ClientState.CONNECTED:
             for bundle in self._packer.flush():
                 self._send_bundle(bundle, now)
-
-    def _bundle_fragments(self, bundle_len: int) -> int:
-        """Sphinx packets a Data message with an n-byte bundle takes (LP frame, request
-        header: version, service provider, kind, then the bundle's varint length)."""
-        envelope = HEADER_SIZE + 3 + len(encode_varint(bundle_len))
-        return self.sizes.message_fragments(envelope + bundle_len)
 
     def _send_bundle(self, bundle: bytes, now: float) -> None:
         """A packer's bundle as it is (one packet's is already `encode_bundle([packet])`);

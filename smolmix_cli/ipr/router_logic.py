@@ -34,7 +34,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 
-from smolmix_cli.ipr.bincode import encode_varint
 from smolmix_cli.ipr.bundle import (
     BUFFER_TIMEOUT_S,
     BULK_PACKET,
@@ -42,6 +41,7 @@ from smolmix_cli.ipr.bundle import (
     BundleDecoder,
     BundleEncoder,
     FragmentPacker,
+    data_message_fragments,
 )
 from smolmix_cli.ipr.errors import IprError, MalformedIpPacket, UnsupportedVersion
 from smolmix_cli.ipr.lp_frame import HEADER_SIZE, MAX_SEQ, LpFrame, MsgType, is_stream_frame
@@ -423,10 +423,7 @@ class IprRouter:
             + len(IpPacketResponse(version, DataResponse(b"")).encode())
             - 1
         )
-
-        def fragments(bundle_len: int) -> int:
-            return self._cost(head + len(encode_varint(bundle_len)) + bundle_len)
-
+        fragments = data_message_fragments(self._cost, head)
         return FragmentPacker(fragments, cfg.bundle_fragments if self._bundling else 1)
 
     def set_bundling(self, on: bool) -> None:
