@@ -44,6 +44,15 @@ async def _echo(conn: WebSocketConnection) -> None:
             await conn.send_binary(message[::-1])
 
 
+async def _accept_raw(stream: anyio.abc.ByteStream) -> WSConnection:
+    """A plain wsproto server side: read until the upgrade request, accept it."""
+    ws = WSConnection(ConnectionType.SERVER)
+    while not any(isinstance(e, Request) for e in ws.events()):
+        ws.receive_data(await stream.receive())
+    await stream.send(ws.send(AcceptConnection()))
+    return ws
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("secure", [False, True])
 async def test_echo_text_and_binary(secure: bool) -> None:
@@ -207,12 +216,7 @@ async def test_fragmented_messages_and_auto_pong() -> None:
     pongs: list[bytes] = []
 
     async def raw_server(stream: anyio.abc.SocketStream) -> None:
-        ws = WSConnection(ConnectionType.SERVER)
-        while True:
-            ws.receive_data(await stream.receive())
-            if any(isinstance(e, Request) for e in ws.events()):
-                break
-        await stream.send(ws.send(AcceptConnection()))
+        ws = await _accept_raw(stream)
         data = ws.send(TextMessage(data="ab", message_finished=False))
         data += ws.send(Ping(payload=b"tag"))  # control frames may interleave fragments
         data += ws.send(TextMessage(data="cd", message_finished=True))
@@ -309,12 +313,7 @@ async def test_keepalive_closes_when_pongs_stop() -> None:
     """A peer that completed the handshake but stopped reading gets 1011 after a late pong."""
 
     async def mute(stream: anyio.abc.SocketStream) -> None:
-        ws = WSConnection(ConnectionType.SERVER)
-        while True:
-            ws.receive_data(await stream.receive())
-            if any(isinstance(e, Request) for e in ws.events()):
-                break
-        await stream.send(ws.send(AcceptConnection()))
+        await _accept_raw(stream)
         await anyio.sleep(10)
 
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
@@ -534,10 +533,7 @@ async def test_pong_and_close_reply_behind_unread_messages_end_the_waits() -> No
     from wsproto.events import CloseConnection
 
     async def raw_server(stream: anyio.abc.SocketStream) -> None:
-        ws = WSConnection(ConnectionType.SERVER)
-        while not any(isinstance(e, Request) for e in ws.events()):
-            ws.receive_data(await stream.receive())
-        await stream.send(ws.send(AcceptConnection()))
+        ws = await _accept_raw(stream)
         with anyio.move_on_after(10):
             while True:
                 ws.receive_data(await stream.receive())
@@ -591,11 +587,7 @@ async def test_ping_after_a_lazy_read_sees_the_close_already_received() -> None:
     from wsproto.events import CloseConnection
 
     async def raw_server(stream: anyio.abc.SocketStream) -> None:
-        ws = WSConnection(ConnectionType.SERVER)
-        while not any(isinstance(e, Request) for e in ws.events()):
-            ws.receive_data(await stream.receive())
-        data = ws.send(AcceptConnection())
-        await stream.send(data)
+        ws = await _accept_raw(stream)
         data = ws.send(TextMessage(data="m1")) + ws.send(TextMessage(data="m2"))
         await stream.send(data + ws.send(CloseConnection(code=1000, reason="bye")))
         await anyio.sleep(5)  # open and silent
