@@ -649,13 +649,10 @@ class TcpConnection:
         if st is SYN_SENT or st is SYN_RECEIVED:
             return out
         if st is ESTABLISHED or st in SEND_STATES:
-            if self.config.pingpong:
-                sent = tx.snd_nxt
-                tx.send_data(now, out)
-                if tx.snd_nxt != sent:
-                    rx.sent_data(now)
-            else:
-                tx.send_data(now, out)
+            sent = tx.snd_nxt
+            tx.send_data(now, out)
+            if tx.snd_nxt != sent and self.config.pingpong:
+                rx.sent_data(now)
         if tx.probe_pending:
             tx.probe_pending = False
             tx.send_probe(now, out)
