@@ -14,7 +14,7 @@ layer imports it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -308,6 +308,29 @@ def from_params(params: Mapping[str, Any]) -> GlobalOptions:
                 value = given
         values[field.name] = value
     return GlobalOptions(**values)
+
+
+def ranked(params: Mapping[str, Any], source_rank: Callable[[str], int]) -> dict[str, Any]:
+    """`params` without the spellings of an option that a higher source overrides.
+
+    `source_rank(name)` says where a parameter's value came from (0 typed, 1 its
+    environment variable, 2 the config file, 3 built in: cli/config_defaults.py `rank`).
+    `--session start` typed beats `no-session = true` in the file, as any typed value
+    beats the file; from the same source the flag still wins (`from_params`).
+    """
+    out = dict(params)
+    for field, spec in option_fields():
+        names = [s.param(field.name) for s in spec.spellings]
+        ranks = {name: _rank(params.get(name), source_rank, name) for name in names}
+        best = min(ranks.values())
+        out.update({name: None for name, rank in ranks.items() if rank > best})
+    return out
+
+
+def _rank(value: Any, source_rank: Callable[[str], int], name: str) -> int:
+    if value is None or value is False or value == ():
+        return 9  # not said at all
+    return source_rank(name)
 
 
 def to_args(options: GlobalOptions, *, tunnel_only: bool = False) -> list[str]:

@@ -21,9 +21,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-import click
-
 if TYPE_CHECKING:
+    import click
     from rich.console import Console
 
     from smolmix_cli.session.paths import SessionPaths
@@ -83,6 +82,8 @@ class CliEnv:
 
     def echo(self, message: str, *, err: bool = False) -> None:
         """click.echo onto stdout (or stderr): one line, flushed, ANSI kept only on a terminal."""
+        import click  # here: an attached fetch that prints nothing never loads it
+
         file, tty = self._text(err)
         click.echo(message, file=file, color=_forced(file, tty))
 
@@ -121,8 +122,10 @@ class _TextView(io.TextIOWrapper):
 
 def cli_env(ctx: click.Context | None = None) -> CliEnv:
     """The env of the running command: the one the group keeps (a caller's `obj=CliEnv(...)`
-    when one was given), else the process's. Without `ctx`, click's current context."""
-    ctx = ctx if ctx is not None else click.get_current_context(silent=True)
+    when one was given), else the process's. Without `ctx`, click's current context (none
+    when click was never loaded: the click-free attach path, cli/fast_argv.py)."""
+    if ctx is None and (click := sys.modules.get("click")) is not None:
+        ctx = click.get_current_context(silent=True)
     obj = ctx.find_root().obj if ctx is not None else None
     if isinstance(obj, CliEnv):
         return obj

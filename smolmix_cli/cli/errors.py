@@ -11,8 +11,6 @@ import sys
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-import click
-
 from smolmix_cli.cli.env import cli_env
 from smolmix_cli.errors_map import classify
 from smolmix_cli.exit_codes import CliError
@@ -35,12 +33,23 @@ def run_reported(body: Callable[[], R], report: Report = print_error) -> R:
     """
     try:
         return body()
-    except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
-        raise
     except BaseException as exc:  # the single translation point
+        if _passes(exc):
+            raise
         error = classify(exc)
         report(error)
         sys.exit(int(error.code))
+
+
+def _passes(exc: BaseException) -> bool:
+    """sys.exit, or one of click's exits (only raised once click is loaded: the attach path
+    that never loads it, cli/fast_argv.py, does not pay for the import here)."""
+    if isinstance(exc, SystemExit):
+        return True
+    click = sys.modules.get("click")
+    return click is not None and isinstance(
+        exc, click.exceptions.Exit | click.ClickException | click.Abort
+    )
 
 
 def one_line_errors(func: Callable[P, R]) -> Callable[P, R]:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from smolmix_cli.cli.config_defaults import named_network, rank, remember_choice
-from smolmix_cli.options import GlobalOptions, Spelling, option_fields
+from smolmix_cli.options import GlobalOptions, Spelling, option_fields, ranked
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -74,24 +74,8 @@ def global_option_decorators(func: F) -> F:
 
 
 def ranked_params(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any]:
-    """`params` without the spellings of an option that a higher source overrides.
-
-    `--session start` typed beats `no-session = true` in the file, as any typed value
-    beats the file; from the same source the flag still wins (`from_params`).
-    """
-    out = dict(params)
-    for field, spec in option_fields():
-        names = [s.param(field.name) for s in spec.spellings]
-        ranks = {name: _rank(ctx, name, params.get(name)) for name in names}
-        best = min(ranks.values())
-        out.update({name: None for name, rank in ranks.items() if rank > best})
-    return out
-
-
-def _rank(ctx: click.Context, name: str, value: Any) -> int:
-    if value is None or value is False or value == ():
-        return 9  # not said at all
-    return rank(ctx.get_parameter_source(name))
+    """`params` ranked by where click found each value (options.py `ranked`)."""
+    return ranked(params, lambda name: rank(ctx.get_parameter_source(name)))
 
 
 def global_options(ctx: click.Context) -> GlobalOptions:

@@ -12,6 +12,8 @@ point (tests, the docs generator): `resume` only undoes a pause of its own.
 from __future__ import annotations
 
 import gc
+import os
+import sys
 
 _paused = False
 
@@ -36,6 +38,18 @@ def resume() -> None:
 def main() -> None:
     """The `smolmix` command (pyproject's console script and `python -m smolmix_cli`)."""
     pause()
+    if "fetch" in sys.argv:
+        from smolmix_cli.cli import fast_argv
+
+        plan = fast_argv.parse(sys.argv[1:], os.environ)
+        if plan is not None:
+            try:
+                fast_argv.run(plan)
+            except SystemExit as stop:
+                from smolmix_cli.cli.quick_exit import leave
+
+                leave(stop.code)  # as cli/main.py does
+                raise
     from smolmix_cli.cli.main import main as run
 
     run()

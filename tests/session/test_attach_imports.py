@@ -104,6 +104,7 @@ def env() -> Iterator[dict[str, str]]:
     base = short_runtime_dir()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SMOLMIX_")}
     clean["SMOLMIX_RUNTIME_DIR"] = str(base)
+    clean["XDG_CONFIG_HOME"] = str(base)  # no config file: the fetch needs no click
     yield clean
     for child in base.iterdir():
         child.unlink()
@@ -165,7 +166,7 @@ async def test_attached_fetch_imports_no_mixnet(env: dict[str, str]) -> None:
     assert done.stdout == "hello\n"
     assert daemon.warm.opened == 1  # TCP and TLS in the session
     assert daemon.counters.requests == 2  # one status (the tunnel is ready), one open_http
-    assert offenders(modules, NEVER_ON_ATTACH) == []
+    assert offenders(modules, (*NEVER_ON_ATTACH, "click")) == []  # cli/fast_argv.py
 
 
 async def test_attached_fetch_falls_back_to_the_async_engine(env: dict[str, str]) -> None:
