@@ -2,8 +2,10 @@
 
 Runs the given smolmix command line N times, each in a fresh interpreter that marks
 `time.process_time()` (CPU since the process started) and wall time at: the interpreter
-up, the command table imported (click, the global options), the fetch command's
-module imported, the blocking attach shell imported (h11, the session protocol), the
+up, the command line read (cli/fast_argv.py, as the console script does; a line it leaves
+to click is marked "(click)" and includes click, the command table and fetch's click
+command), fetch's body imported (cli/fetch_run.py: the settings parser and the output),
+the blocking attach shell imported (h11, the session protocol), the
 settings parsed (`run_attached` entered), the attach (`status`) started and done, the
 first HTTP request started and done, and the exit. Prints one JSON object per boundary
 (medians). It times the blocking attach path (cli/fetch_attached.py); a command that
@@ -45,12 +47,16 @@ def child(argv: list[str], out: str) -> None:
     quick_start.pause()  # as the console script does (cli/quick_start.py)
     import atexit
 
-    import smolmix_cli.cli.main as main_module
+    from smolmix_cli.cli import fast_argv
 
-    mark("command table")
-    import smolmix_cli.cli.fetch  # noqa: F401
+    plan = fast_argv.parse(argv, os.environ)  # as the console script does
+    if plan is None:
+        import smolmix_cli.cli.fetch  # noqa: F401
+        import smolmix_cli.cli.main as main_module
+    mark("command line read" if plan is not None else "command line read (click)")
+    import smolmix_cli.cli.fetch_run  # noqa: F401
 
-    mark("fetch module")
+    mark("fetch body")
     import smolmix_cli.apps.http_blocking as http_blocking
     import smolmix_cli.cli.fetch_attached as fetch_attached
     import smolmix_cli.session.attach as attach_module
@@ -80,6 +86,8 @@ def child(argv: list[str], out: str) -> None:
 
     atexit.register(report)
     sys.argv = ["smolmix", *argv]
+    if plan is not None:
+        fast_argv.run(plan)
     main_module.main()
 
 

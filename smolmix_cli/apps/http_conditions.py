@@ -2,19 +2,21 @@
 
 They only turn command-line text into header values and numbers; the CLI
 checks them before the tunnel boots, and the client sends what they return.
-email.utils (with socket, random and the email package) is imported only when a
-date is parsed: most fetches have no -z.
+email.utils (with socket, random and the email package) and datetime are imported
+only when a date is parsed: most fetches have no -z.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from smolmix_cli.apps.errors import ReadError, UsageError
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 
 class HasHeaders(Protocol):
@@ -32,6 +34,7 @@ def time_condition(arg: str) -> tuple[str, str] | None:
     if arg.startswith("-"):
         name, arg = "If-Unmodified-Since", arg[1:]
     import email.utils
+    from datetime import UTC, datetime
 
     when: datetime | None = None
     try:

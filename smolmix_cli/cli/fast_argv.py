@@ -22,9 +22,8 @@ import os
 import stat
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from smolmix_cli.cli.fetch_options import FILE, FILE_PATH, FLOAT, INT, OPTIONS, PATH, FetchOption
 from smolmix_cli.options import GlobalOptions, Spelling, from_params, option_fields, ranked
@@ -35,8 +34,7 @@ COMPLETION_VARIABLE = "_SMOLMIX_COMPLETE"  # click's shell completion for prog "
 _TYPED, _ENVIRONMENT, _BUILT_IN = 0, 1, 3  # a value's source (cli/config_defaults.py `rank`)
 
 
-@dataclass(frozen=True, slots=True)
-class FastFetch:
+class FastFetch(NamedTuple):
     """A fetch command line as click would hand it to the group and the command."""
 
     globals_: GlobalOptions
