@@ -56,6 +56,8 @@ def parse(argv: list[str], environ: Mapping[str, str]) -> FastFetch | None:
         urls, kw = _fetch(rest)
     except _Refused:
         return None
+    except Exception:  # a line this reader mishandles is still click's to read, not a crash
+        return None
     if kw["configs"]:
         return None  # -K files are parsed by fetch's click command (cli/fetch_config.py)
     return FastFetch(globals_, urls, kw)

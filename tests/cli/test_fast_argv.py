@@ -45,19 +45,24 @@ def _reading(globals_: Any, urls: tuple[str, ...], kw: dict[str, Any]) -> tuple[
     return repr(globals_), _typed(urls), {name: _typed(value) for name, value in kw.items()}
 
 
-@pytest.fixture
-def clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """No SMOLMIX_ variable, an empty config home, a working directory of its own."""
+def _only_the_command_line(monkeypatch: pytest.MonkeyPatch, config_home: str) -> None:
+    """No SMOLMIX_ variable, no config file, and click's fetch captured, not run."""
     for name in list(os.environ):
         if name.startswith("SMOLMIX_") or name == "_SMOLMIX_COMPLETE":
             monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", config_home)
 
     def capture(env: Any, urls: Any, kw: Any, globals_: Any, merge: Any) -> None:
         raise _Captured(_reading(globals_, urls, kw))
 
     monkeypatch.setattr(fetch_module, "run_fetch_command", capture)
+
+
+@pytest.fixture
+def clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The command line alone, in a working directory of its own."""
+    _only_the_command_line(monkeypatch, str(tmp_path / "config"))
+    monkeypatch.chdir(tmp_path)
     yield tmp_path
 
 
@@ -243,17 +248,8 @@ def _joined(parts: list[list[str]]) -> list[str]:
     after=st.lists(FETCH_WORDS, max_size=7).map(_joined),
 )
 def test_generated_command_lines_read_alike(before: list[str], after: list[str]) -> None:
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        # the fixture's work, per example (hypothesis runs them all in one test call)
-        for name in list(os.environ):
-            if name.startswith("SMOLMIX_"):
-                monkeypatch.delenv(name)
-        monkeypatch.setenv("XDG_CONFIG_HOME", "/nonexistent-smolmix-config")
-
-        def capture(env: Any, urls: Any, kw: Any, globals_: Any, merge: Any) -> None:
-            raise _Captured(_reading(globals_, urls, kw))
-
-        monkeypatch.setattr(fetch_module, "run_fetch_command", capture)
+    with pytest.MonkeyPatch.context() as monkeypatch:  # per example, not per test call
+        _only_the_command_line(monkeypatch, "/nonexistent-smolmix-config")
         event("taken" if same([*before, "fetch", *after]) is not None else "left to click")
 
 
