@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from smolmix_cli.cli import quick_start
+from smolmix_cli.cli import fetch_run, quick_start
 from smolmix_cli.cli.main import cli
 
 
@@ -72,3 +74,24 @@ def test_the_entry_point_pauses_until_the_command_starts() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.stderr.strip().splitlines()[-1] == "[False, True]", done.stderr
+
+
+def test_a_fetch_read_without_click_runs_with_the_collector_on(
+    gc_restored: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The entry point's other road (cli/fast_argv.py): no group callback, the same resume.
+    for name in [n for n in os.environ if n.startswith("SMOLMIX_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    seen: list[bool] = []
+
+    def body(*args: object) -> None:
+        seen.append(gc.isenabled())
+        raise SystemExit(0)
+
+    monkeypatch.setattr(fetch_run, "run_fetch_command", body)
+    monkeypatch.setattr(sys, "argv", ["smolmix", "fetch", "-sS", "http://a.test/"])
+    quick_start.pause()
+    with pytest.raises(SystemExit):
+        quick_start.main()
+    assert seen == [True]
