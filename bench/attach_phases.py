@@ -51,7 +51,7 @@ def child(argv: list[str], out: str) -> None:
 
     plan = fast_argv.parse(argv, os.environ)  # as the console script does
     if plan is None:
-        import smolmix_cli.cli.fetch  # noqa: F401
+        import smolmix_cli.cli.fetch
         import smolmix_cli.cli.main as main_module
     mark("command line read" if plan is not None else "command line read (click)")
     import smolmix_cli.cli.fetch_run  # noqa: F401
