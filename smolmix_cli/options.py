@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 # The boot's three phases, in turn, each with its own bound inside this one: the directory
 # (bootstrap.py DIRECTORY_TIMEOUT per read), the entry gateway (mixnet/client/client.py
@@ -27,9 +27,11 @@ DEFAULT_BOOT_TIMEOUT = 90.0
 _META = "smolmix.option"
 
 
-@dataclass(frozen=True, slots=True)
-class Spelling:
-    """One way to write an option; cli/options.py turns it into a click option."""
+class Spelling(NamedTuple):
+    """One way to write an option; cli/options.py turns it into a click option.
+
+    NamedTuples, not dataclasses, as OptionSpec: every command builds these two classes
+    at start, and a frozen dataclass costs about 1 ms to build."""
 
     name: str  # "--mtu"
     help: str
@@ -58,8 +60,7 @@ class Spelling:
         return self.name.lstrip("-").replace("-", "_") if self.is_flag else field
 
 
-@dataclass(frozen=True, slots=True)
-class OptionSpec:
+class OptionSpec(NamedTuple):
     spellings: tuple[Spelling, ...]
     tunnel: str | None  # the TunnelOptions field this option sets, if any
     shapes_tunnel: bool  # part of a background session's identity (`tunnel_args`)
