@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import string
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from smolmix_cli.apps.errors import ReadError, UsageError
 
@@ -110,8 +110,7 @@ async def _read_file(path: Path) -> AsyncIterator[bytes]:
 # -- multipart/form-data (curl -F) --------------------------------------------
 
 
-@dataclass(frozen=True)
-class FormField:
+class FormField(NamedTuple):
     name: str
     value: bytes | None = None
     path: Path | None = None

@@ -8,7 +8,7 @@ bad header is a usage error (exit 2), never a protocol error later.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from smolmix_cli.apps.errors import UsageError
 
@@ -19,8 +19,7 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
-@dataclass(frozen=True)
-class HeaderEdit:
+class HeaderEdit(NamedTuple):
     name: str
     value: str | None
     """None: remove the header (default or earlier)."""

@@ -9,13 +9,12 @@ Host header and TLS name stay as written. `*` as HOST matches every host.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from smolmix_cli.apps.errors import UsageError
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(NamedTuple):
     host: str
     """"" or "*": any host."""
     port: int | None

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 MAGIC = b"SMX"
 VERSION = 1
@@ -44,8 +44,7 @@ class VersionMismatch(ProtocolError):
     """The peer speaks another protocol version (a daemon from another smolmix release)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
+class Frame(NamedTuple):
     header: dict[str, Any]
     data: bytes = b""
 
@@ -101,8 +100,7 @@ class FrameDecoder:
 # -- requests --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class Request(NamedTuple):
     op: str
     host: str = ""
     port: int = 0
@@ -233,8 +231,7 @@ def error_frame(kind: str, message: str, exit_code: int) -> bytes:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class RemoteError:
+class RemoteError(NamedTuple):
     kind: str
     message: str
     exit_code: int
