@@ -8,11 +8,12 @@ reads it as click would, by click's rules (clustered short options, `-oFILE`,
 taken even when it starts with a dash), with the same tables (options.py for the
 global options, cli/fetch_options.py for fetch's) and the same conversions.
 
-It takes only what needs nothing but the command line. It answers None, and click
-reads the line as always, for: any other command; an option it does not know (-h,
+It reads the command line and the global options' variables, nothing else. It answers
+None, and click reads the line as always, for: any other command; an option it does not know (-h,
 --version, a typo: click's message); a value click would refuse (click's message);
--K, --config or --no-config; a config file with anything in it; a global option's
-SMOLMIX_ variable (but SMOLMIX_CONFIG naming an empty file); shell completion. tests/cli/test_fast_argv.py compares what both
+-K, --config or --no-config; a config file with anything in it; the SMOLMIX_ variable
+of a flag or a repeatable global option (those of the others are read as click reads
+them); shell completion. tests/cli/test_fast_argv.py compares what both
 make of every curl case and of generated command lines.
 """
 
@@ -27,7 +28,7 @@ from typing import Any, NamedTuple, NoReturn
 
 from smolmix_cli.cli.fetch_options import FILE, FILE_PATH, FLOAT, INT, OPTIONS, PATH, FetchOption
 from smolmix_cli.options import GlobalOptions, Spelling, from_params, option_fields, ranked
-from smolmix_cli.user_config import CONFIG_ENV, default_path
+from smolmix_cli.user_config import default_path
 
 COMMAND = "fetch"
 COMPLETION_VARIABLE = "_SMOLMIX_COMPLETE"  # click's shell completion for prog "smolmix"
@@ -64,27 +65,35 @@ def parse(argv: list[str], environ: Mapping[str, str]) -> FastFetch | None:
 
 
 def _environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """What the environment gives the global options: at most SMOLMIX_CONFIG naming an
-    empty file (the tests' /dev/null), which sets nothing else. Refused: any other
-    option's variable, a completion request, a config file with something in it."""
-    names = {s.variable for _, spec in option_fields() for s in spec.spellings} - {CONFIG_ENV}
-    if COMPLETION_VARIABLE in environ or any(name in environ for name in names):
+    """What the environment gives the global options, as click reads it: a variable set to
+    a non-empty text is the value of its option (SMOLMIX_NETWORK=testnet), an empty one is
+    unset. Refused: a variable of a flag or of a repeatable option (click's own readings of
+    those), SMOLMIX_CONFIG naming a file with anything in it (an empty one: the tests'
+    /dev/null), the default config file existing, a completion request."""
+    if COMPLETION_VARIABLE in environ:
         raise _Refused
-    chosen = environ.get(CONFIG_ENV)
+    found: dict[str, str] = {}
+    for field, spec in option_fields():
+        for spelling in spec.spellings:
+            value = environ.get(spelling.variable)
+            if not value:
+                continue
+            if spelling.is_flag or spelling.multiple:
+                raise _Refused
+            found[spelling.param(field.name)] = value
+    chosen = found.get("config")
     if chosen is not None:
-        if not chosen:
-            raise _Refused
         try:
             with open(os.path.expanduser(chosen), "rb") as file:
                 if file.read(1):
                     raise _Refused
         except (OSError, ValueError):
             raise _Refused from None  # click's config loading reports it
-        return {"config": chosen}
+        return found
     try:
         os.lstat(default_path())
     except FileNotFoundError:
-        return {}  # what click's config loading reads as an empty file
+        return found  # what click's config loading reads as an empty file
     except (OSError, RuntimeError, ValueError):
         raise _Refused from None  # unreadable, or no home: click reports it
     raise _Refused

@@ -176,17 +176,38 @@ def test_what_click_must_read(clean: Path, argv: list[str]) -> None:
     assert by_fast(argv) is None
 
 
+ENVIRONMENTS = [
+    {"SMOLMIX_NETWORK": "testnet"},
+    {"SMOLMIX_NETWORK": "", "SMOLMIX_CONFIG": ""},  # empty: unset, as click reads them
+    {"SMOLMIX_MTU": "1400", "SMOLMIX_BOOT_TIMEOUT": "5", "SMOLMIX_EXIT_RACE": "3"},
+    {"SMOLMIX_SESSION": "start", "SMOLMIX_MIX_DELAY_MS": "0"},
+    {"SMOLMIX_IPR": "some.exit@gw", "SMOLMIX_GATEWAY": "gw", "SMOLMIX_CONFIG": os.devnull},
+]
+TYPED_OVER = ["--network", "mainnet", "--mtu", "1300", "--no-session", "fetch", "-sS", "u"]
+
+
+@pytest.mark.parametrize("variables", ENVIRONMENTS, ids=[" ".join(e) for e in ENVIRONMENTS])
+def test_the_global_options_variables_are_read_alike(
+    clean: Path, monkeypatch: pytest.MonkeyPatch, variables: dict[str, str]
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert same(["fetch", "-sS", "http://a/"]) is not None
+    assert same(TYPED_OVER) is not None  # typed beats the variable, a flag its value spelling
+
+
 def test_the_environment_and_config_files_are_clicks(
     clean: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     argv = ["fetch", "-sS", "http://a/"]
     assert by_fast(argv) is not None
     for name, value in [
-        ("SMOLMIX_NETWORK", "testnet"),
-        ("SMOLMIX_NO_SESSION", "1"),
-        ("SMOLMIX_MTU", ""),
+        ("SMOLMIX_NO_SESSION", "1"),  # a flag's variable: click's own reading of "1"
+        ("SMOLMIX_FRESH_CONNECTIONS", "yes"),
+        ("SMOLMIX_DNS_SERVER", "9.9.9.9 1.1.1.1"),  # repeatable: click splits it
+        ("SMOLMIX_MTU", "x"),  # click refuses it
+        ("SMOLMIX_SESSION", "maybe"),
         ("_SMOLMIX_COMPLETE", "bash_source"),
-        ("SMOLMIX_CONFIG", ""),
         ("SMOLMIX_CONFIG", str(clean / "missing.toml")),
     ]:
         with monkeypatch.context() as env:
@@ -242,14 +263,26 @@ def _joined(parts: list[list[str]]) -> list[str]:
     return [word for part in parts for word in part]
 
 
+VARIABLES = sorted({s.variable for _, spec in option_fields() for s in spec.spellings})
+VARIABLE_VALUES = ["", "testnet", "1400", "5", "0", "x", "start", "auto", "1", "9.9.9.9"]
+
+
 @settings(max_examples=scaled(300), deadline=None)
 @given(
     before=st.lists(GLOBAL_WORDS, max_size=3).map(_joined),
     after=st.lists(FETCH_WORDS, max_size=7).map(_joined),
+    variables=st.dictionaries(
+        st.sampled_from(VARIABLES), st.sampled_from(VARIABLE_VALUES), max_size=2
+    ),
 )
-def test_generated_command_lines_read_alike(before: list[str], after: list[str]) -> None:
+def test_generated_command_lines_read_alike(
+    before: list[str], after: list[str], variables: dict[str, str]
+) -> None:
     with pytest.MonkeyPatch.context() as monkeypatch:  # per example, not per test call
         _only_the_command_line(monkeypatch, "/nonexistent-smolmix-config")
+        for name, value in variables.items():
+            if name != "SMOLMIX_CONFIG":  # a file name: the tests above
+                monkeypatch.setenv(name, value)
         event("taken" if same([*before, "fetch", *after]) is not None else "left to click")
 
 
