@@ -7,14 +7,12 @@ from typing import TYPE_CHECKING
 
 from smolmix_cli.apps.dns import DnsResult, type_name
 from smolmix_cli.apps.dns_format import rdata_text
-from smolmix_cli.apps.dns_transports import DnsServer, parse_server
+from smolmix_cli.apps.dns_transports import DnsServer
 from smolmix_cli.options import GlobalOptions
+from smolmix_cli.session.factory import dns_server
 
 if TYPE_CHECKING:
     from smolmix_cli.session.factory import Session
-
-UPSTREAM_RESOLVER = "1.1.1.1"
-"""The server when neither --dns-server nor the network names one (upstream smolmix-dns's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,13 +26,8 @@ class Record:
 
 
 def default_resolver(options: GlobalOptions, session: Session) -> DnsServer:
-    """The first --dns-server, else the network's resolver (local networks name one), else
-    1.1.1.1: `smolmix resolve` without @SERVER and `Tunnel.resolve` without `server`."""
-    if options.dns_servers:
-        return parse_server(options.dns_servers[0])
-    if session.network.dns_resolver:
-        return parse_server(session.network.dns_resolver)
-    return parse_server(UPSTREAM_RESOLVER)
+    """`Tunnel.resolve`'s server without `server=`, as `smolmix resolve`'s."""
+    return dns_server(options, session.network)
 
 
 def answer_records(result: DnsResult) -> list[Record]:

@@ -5,6 +5,8 @@
 and `https://host/dns-query` (RFC 8484, POST application/dns-message).
 Inside the tunnel the exit sees the resolver's address either way; DoT and
 DoH also hide the question from the exit. Queries keep the 128-byte padding.
+TLS and the HTTP client load when a DoT or DoH query is made: a plain `smolmix resolve`
+needs neither (about 30 ms of its start).
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from __future__ import annotations
 import ipaddress
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import anyio
 
-from smolmix_cli.apps import tls
 from smolmix_cli.apps.connector import Connector
 from smolmix_cli.apps.dns import (
     DEFAULT_PORT,
@@ -38,10 +40,9 @@ from smolmix_cli.apps.errors import (
     DnsUsageError,
     TlsError,
 )
-from smolmix_cli.apps.http_body import BytesBody
-from smolmix_cli.apps.http_client import HttpClient
-from smolmix_cli.apps.http_headers import HeaderEdit
-from smolmix_cli.apps.http_options import FetchOptions
+
+if TYPE_CHECKING:
+    from smolmix_cli.apps.http_client import HttpClient
 
 DOT_PORT = 853
 DNS_MESSAGE = "application/dns-message"
@@ -123,6 +124,8 @@ async def query_tls(
     pad_block: int | None = PAD_BLOCK,
 ) -> DnsResult:
     """DNS over TLS (RFC 7858): TCP framing inside TLS with ALPN "dot"."""
+    from smolmix_cli.apps import tls
+
     q = make_query(name, qtype, flags, pad_block=pad_block)
     start = time.monotonic()
     sent_at = time.time()
@@ -159,6 +162,11 @@ async def query_https(
     pad_block: int | None = PAD_BLOCK,
 ) -> DnsResult:
     """DNS over HTTPS (RFC 8484): POST application/dns-message, ID 0 as the RFC advises."""
+    from smolmix_cli.apps.http_body import BytesBody
+    from smolmix_cli.apps.http_client import HttpClient
+    from smolmix_cli.apps.http_headers import HeaderEdit
+    from smolmix_cli.apps.http_options import FetchOptions
+
     q = make_query(name, qtype, flags, qid=0, pad_block=pad_block)
     start = time.monotonic()
     sent_at = time.time()

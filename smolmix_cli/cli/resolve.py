@@ -144,13 +144,13 @@ def _lookups(env: CliEnv, run: DigRun, batch: list[list[str]]) -> Iterator[Looku
 async def run_resolve(
     env: CliEnv, run: DigRun, batch: list[list[str]], args: list[str], globals_: GlobalOptions
 ) -> int:
-    from smolmix_cli.api.records import default_resolver
     from smolmix_cli.session import open_tunnel
+    from smolmix_cli.session.factory import dns_server
 
     status = 0
     printer = _Printer(env, run, args)
     async with open_tunnel(globals_) as session:
-        fallback = default_resolver(globals_, session)
+        fallback = dns_server(globals_, session.network)
         cafile = session.cafile(None)
         for lookup in _lookups(env, run, batch):
             server = _with_port(lookup.server or fallback, run.port)

@@ -30,6 +30,7 @@ from smolmix_cli.options import GlobalOptions, session_args, tunnel_args, tunnel
 from smolmix_cli.session.ca_bundle import CaBundle
 
 if TYPE_CHECKING:
+    from smolmix_cli.apps.dns_transports import DnsServer
     from smolmix_cli.session.remote import RemoteTunnel
     from smolmix_cli.tunnel.options import TunnelOptions
     from smolmix_cli.tunnel.tunnel import Tunnel
@@ -92,6 +93,20 @@ def tunnel_options(network: Network, options: GlobalOptions) -> TunnelOptions:
     from smolmix_cli.tunnel.options import for_network
 
     return for_network(network).replace(**tunnel_changes(options))
+
+
+UPSTREAM_RESOLVER = "1.1.1.1"
+"""The DNS server when neither --dns-server nor the network names one (upstream smolmix-dns's)."""
+
+
+def dns_server(options: GlobalOptions, network: Network) -> DnsServer:
+    """The first --dns-server, else the network's resolver (local networks name one), else
+    1.1.1.1: `smolmix resolve` without @SERVER and `Tunnel.resolve` without `server`."""
+    from smolmix_cli.apps.dns_transports import parse_server
+
+    if options.dns_servers:
+        return parse_server(options.dns_servers[0])
+    return parse_server(network.dns_resolver or UPSTREAM_RESOLVER)
 
 
 @dataclass

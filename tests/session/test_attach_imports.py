@@ -178,3 +178,20 @@ async def test_attached_fetch_falls_back_to_the_async_engine(env: dict[str, str]
     assert done.stdout == "hello\n"
     assert daemon.warm.opened == 1
     assert {"asyncio", "smolmix_cli.apps.http_client"} <= modules
+
+
+def test_resolve_loads_no_tls_http_or_public_api() -> None:
+    """`smolmix resolve` over UDP or TCP needs no TLS, HTTP client or WebSocket engine: DoT
+    and DoH load theirs when asked (apps/dns_transports.py), and the default server is the
+    session's (factory.py), not the public API package, which imports everything."""
+    code = (
+        "import sys\n"
+        "import smolmix_cli.cli.resolve, smolmix_cli.session.factory, smolmix_cli.session\n"
+        "print('\\n'.join(sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    banned = ("smolmix_cli.api", "smolmix_cli.apps.tls", "smolmix_cli.apps.http_client")
+    assert offenders(set(done.stdout.split()), (*banned, "h11", "wsproto")) == []
