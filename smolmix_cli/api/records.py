@@ -1,18 +1,11 @@
-"""DNS through the tunnel as `smolmix resolve` asks it: its default server, answers as records."""
+"""DNS answers as records, as `smolmix resolve +short` and `Tunnel.resolve` give them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from smolmix_cli.apps.dns import DnsResult, type_name
 from smolmix_cli.apps.dns_format import rdata_text
-from smolmix_cli.apps.dns_transports import DnsServer
-from smolmix_cli.options import GlobalOptions
-from smolmix_cli.session.factory import dns_server
-
-if TYPE_CHECKING:
-    from smolmix_cli.session.factory import Session
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,11 +16,6 @@ class Record:
     type: str
     ttl: int
     data: str
-
-
-def default_resolver(options: GlobalOptions, session: Session) -> DnsServer:
-    """`Tunnel.resolve`'s server without `server=`, as `smolmix resolve`'s."""
-    return dns_server(options, session.network)
 
 
 def answer_records(result: DnsResult) -> list[Record]:

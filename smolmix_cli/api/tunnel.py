@@ -20,7 +20,7 @@ import anyio
 import anyio.abc
 
 from smolmix_cli.api.errors import UsageError, error_for, translated
-from smolmix_cli.api.records import Record, answer_records, default_resolver
+from smolmix_cli.api.records import Record, answer_records
 from smolmix_cli.api.response import Headers, ProgressCallback, Response, fetch_options, start_fetch
 from smolmix_cli.api.websocket import WebSocket
 from smolmix_cli.apps import dns, ws
@@ -28,6 +28,7 @@ from smolmix_cli.apps.dns_transports import parse_server, query_server
 from smolmix_cli.apps.http_client import HttpClient
 from smolmix_cli.exit_codes import ExitCode
 from smolmix_cli.options import DEFAULT_BOOT_TIMEOUT, GlobalOptions
+from smolmix_cli.session.factory import dns_server
 
 if TYPE_CHECKING:
     from smolmix_cli.session.factory import Session
@@ -164,7 +165,9 @@ class Tunnel:
         default the network's resolver. NXDOMAIN is an empty list, as dig's exit 0 is.
         """
         with translated():
-            where = parse_server(server) if server else default_resolver(self.options, self.session)
+            where = (
+                parse_server(server) if server else dns_server(self.options, self.session.network)
+            )
             result = await query_server(
                 self.connector,
                 where,
