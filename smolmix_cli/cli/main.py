@@ -125,10 +125,5 @@ cli.commands = LazyCommands(COMMANDS)
 
 
 def main() -> None:
-    try:
-        cli(prog_name="smolmix")
-    except SystemExit as stop:
-        from smolmix_cli.cli.quick_exit import leave
-
-        leave(stop.code)  # returns unless the command armed it (cli/quick_exit.py)
-        raise
+    """The group as the console script runs it (cli/quick_start.py wraps it)."""
+    cli(prog_name="smolmix")

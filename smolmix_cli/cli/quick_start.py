@@ -38,18 +38,23 @@ def resume() -> None:
 def main() -> None:
     """The `smolmix` command (pyproject's console script and `python -m smolmix_cli`)."""
     pause()
+    try:
+        _run()
+    except SystemExit as stop:
+        from smolmix_cli.cli.quick_exit import leave
+
+        leave(stop.code)  # returns unless the command armed it (cli/quick_exit.py)
+        raise
+
+
+def _run() -> None:
+    """A fetch line click-free when cli/fast_argv.py takes it, else click's group."""
     if "fetch" in sys.argv:
         from smolmix_cli.cli import fast_argv
 
         plan = fast_argv.parse(sys.argv[1:], os.environ)
         if plan is not None:
-            try:
-                fast_argv.run(plan)
-            except SystemExit as stop:
-                from smolmix_cli.cli.quick_exit import leave
-
-                leave(stop.code)  # as cli/main.py does
-                raise
+            fast_argv.run(plan)
     from smolmix_cli.cli.main import main as run
 
     run()
