@@ -138,15 +138,10 @@ def _globals(argv: list[str], environment: dict[str, str]) -> tuple[GlobalOption
         name, eq, explicit = arg.partition("=")
         if name not in spellings:
             raise _Refused
-        param, spelling, _ = spellings[name]
         if name in ("--config", "--no-config"):
             raise _Refused  # which file gives the defaults is click's to work out
-        if spelling.is_flag:
-            if eq:
-                raise _Refused
-            flags.add(param)
-        else:
-            raw.setdefault(param, []).append(_value(explicit if eq else None, args))
+        param, spelling, _ = spellings[name]
+        _record(param, spelling.is_flag, explicit if eq else None, args, flags, raw)
     else:
         raise _Refused  # no command
     params: dict[str, Any] = {}
@@ -208,12 +203,7 @@ def _fetch(args: list[str]) -> tuple[tuple[str, ...], dict[str, Any]]:
             spec = _LONG.get(name)
             if spec is None:
                 raise _Refused
-            if spec.flag:
-                if eq:
-                    raise _Refused
-                flags.add(spec.dest)
-            else:
-                raw.setdefault(spec.dest, []).append(_value(explicit if eq else None, args))
+            _record(spec.dest, spec.flag, explicit if eq else None, args, flags, raw)
         else:  # a cluster: -sS, -sSo FILE, -oFILE (click tries it as a long option first)
             for at in range(1, len(arg)):
                 spec = _SHORT.get("-" + arg[at])
@@ -222,7 +212,7 @@ def _fetch(args: list[str]) -> tuple[tuple[str, ...], dict[str, Any]]:
                 if spec.flag:
                     flags.add(spec.dest)
                     continue
-                rest = arg[at + 1 :]
+                rest = arg[at + 1 :]  # the rest of the cluster is its value, else the next word
                 raw.setdefault(spec.dest, []).append(_value(rest or None, args))
                 break
     kw: dict[str, Any] = {}
@@ -237,6 +227,24 @@ def _fetch(args: list[str]) -> tuple[tuple[str, ...], dict[str, Any]]:
         else:
             kw[spec.dest] = None if spec.default is None else _fetch_value(spec, spec.default)
     return tuple(urls), kw
+
+
+def _record(
+    dest: str,
+    flag: bool,
+    explicit: str | None,
+    args: list[str],
+    flags: set[str],
+    raw: dict[str, list[str]],
+) -> None:
+    """One occurrence of an option: a flag noted, a value (`explicit`, else the next word)
+    added to the option's raw values, converted once the whole line is read."""
+    if flag:
+        if explicit is not None:
+            raise _Refused  # click: "Option '--silent' does not take a value."
+        flags.add(dest)
+    else:
+        raw.setdefault(dest, []).append(_value(explicit, args))
 
 
 def _value(explicit: str | None, args: list[str]) -> str:
