@@ -25,18 +25,14 @@ from smolmix_cli.cli.env import cli_env
 from smolmix_cli.cli.fetch_config import with_configs
 from smolmix_cli.cli.fetch_options import FILE, FILE_PATH, FLOAT, INT, OPTIONS, PATH, FetchOption
 from smolmix_cli.cli.fetch_run import run_fetch_command
-from smolmix_cli.cli.options import global_options
+from smolmix_cli.cli.options import click_range, global_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _click_type(spec: FetchOption) -> click.ParamType[Any, Any] | None:
-    if spec.kind == INT:
-        low = None if spec.low is None else int(spec.low)
-        high = None if spec.high is None else int(spec.high)
-        return click.IntRange(min=low, max=high)
-    if spec.kind == FLOAT:
-        return click.FloatRange(min=spec.low, max=spec.high)
+    if spec.kind in (INT, FLOAT):
+        return click_range(int if spec.kind == INT else float, spec.low, spec.high)
     if spec.kind == PATH:
         return click.Path(path_type=Path)
     if spec.kind == FILE_PATH:

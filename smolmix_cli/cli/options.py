@@ -20,15 +20,23 @@ from smolmix_cli.options import GlobalOptions, Spelling, option_fields, ranked
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def click_range(
+    number: type[int] | type[float], low: float | None, high: float | None
+) -> click.ParamType[Any, Any]:
+    """click's closed range for a number option's bounds (global ones here, fetch's in
+    cli/fetch.py; cli/fast_argv.py `_number` converts the same way without click)."""
+    if number is float:
+        return click.FloatRange(min=low, max=high)
+    return click.IntRange(
+        min=None if low is None else int(low), max=None if high is None else int(high)
+    )
+
+
 def _click_type(spelling: Spelling) -> click.ParamType[Any, Any] | None:
     if spelling.choices:
         return click.Choice(list(spelling.choices))
-    if spelling.number is float:
-        return click.FloatRange(min=spelling.low, max=spelling.high)
-    if spelling.number is int:
-        low = None if spelling.low is None else int(spelling.low)
-        high = None if spelling.high is None else int(spelling.high)
-        return click.IntRange(min=low, max=high)
+    if spelling.number is not None:
+        return click_range(spelling.number, spelling.low, spelling.high)
     return None
 
 
