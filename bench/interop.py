@@ -403,6 +403,8 @@ async def smolmix_shaped(
         messages_up=result.get("messages_up"),
         ip_packets_up=result.get("ip_packets_up"),
         ip_packets_down=result.get("ip_packets_down"),
+        client_mixnet=result.get("client_mixnet"),
+        client_trace=result.get("client_trace"),
     )
     emit(**row)
     return row

@@ -12,7 +12,8 @@ the parent reads stdout and writes commands to stdin.
     fetch --checkout C --network-file F --size N --mix-delay-ms 50
         boots a Tunnel with Poisson pacing and loop cover on, prints {"ready": ...},
         waits for a stdin line, then GETs /bytes/N from the demo origin by address and
-        prints time, sha256 and the CPU this process spent on the transfer.
+        prints time, sha256, the CPU this process spent on the transfer, its mixnet
+        client's counters and a trace of its send queue every 0.1 s.
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ async def run_network(args: argparse.Namespace) -> None:
                     tcp["queued"] += sum(len(a.queue) for a in accounts.values())
                     tcp["surbs"] += sum(a.available for a in accounts.values())
                     st = conn.stats
+                    newest = next(reversed(accounts.values()), None) if accounts else None
                     flow["trace"].append(
                         [
                             round(time.monotonic() - flow["t0"], 1),
@@ -118,6 +120,8 @@ async def run_network(args: argparse.Namespace) -> None:
                             st.undos,
                             st.rto_events,
                             st.tlp_probes,
+                            newest.available if newest is not None else -1,
+                            len(newest.queue) if newest is not None else -1,
                         ]
                     )
                 await anyio.sleep(0.1)
@@ -140,7 +144,8 @@ async def run_network(args: argparse.Namespace) -> None:
             if conn is not None:  # the newest flow alone (traffic() keeps `_flow` as is)
                 for field in ("retransmits", "recoveries", "undos", "rto_events", "tlp_probes"):
                     exit_stats[f"tcp_{field}_flow"] = getattr(conn.stats, field, 0)
-            # [s, cwnd KB, flight KB, SRTT ms, RTO ms, recoveries, undos, RTOs, TLPs]
+            # [s, cwnd KB, flight KB, SRTT ms, RTO ms, recoveries, undos, RTOs, TLPs,
+            #  SURBs the newest account holds, replies it queues for want of SURBs]
             exit_stats["tcp_trace_flow"] = flow["trace"]
             flow["trace"], flow["t0"] = [], time.monotonic()
             tcp["cwnd"] = tcp["srtt"] = tcp["n"] = tcp["queued"] = tcp["surbs"] = 0
@@ -183,21 +188,63 @@ async def run_fetch(args: argparse.Namespace) -> None:
         await tunnel.wait_ready()
         emit(ready=True)
         await read_line()
-        cpu0, t0 = time.process_time(), time.perf_counter()
-        stream = await tunnel.open_tcp(network.demo.ipv4, 80)
-        request = f"GET /bytes/{args.size} HTTP/1.1\r\nHost: {network.demo.zone}\r\n"
-        await stream.send((request + "Connection: close\r\n\r\n").encode())
-        chunks = []
-        try:
+        mixnet = getattr(tunnel, "_mixnet", None)
+        counted = ("cover_packets_sent", "real_packets_sent", "reply_surbs_served")
+
+        def mixnet_counts() -> dict[str, int]:
+            stats = mixnet.stats if mixnet is not None else None
+            return {name: getattr(stats, name, 0) for name in counted}
+
+        before = mixnet_counts()
+        trace: list[list[float]] = []
+
+        async def sample_client() -> None:
+            # The client's estimate of the exit's SURB stock and its mixnet queue: real
+            # packets waiting for a slot, and those of them that are SURBs for the exit.
+            link = getattr(tunnel, "_link", None)
+            client = getattr(link, "client", None)
+            core = getattr(mixnet, "_core", None)
+            if client is None or core is None or not hasattr(core, "queued_ahead"):
+                return  # an older checkout
             while True:
-                chunks.append(await stream.receive())
-        except anyio.EndOfStream:
-            pass
-        elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+                trace.append(
+                    [
+                        round(time.perf_counter() - t0, 1),
+                        round(client.exit_surbs),
+                        core.queued,
+                        core.queued - core.queued_ahead,
+                    ]
+                )
+                await anyio.sleep(0.1)
+
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        sampler = anyio.CancelScope()
+
+        async def run_sampler() -> None:
+            with sampler:
+                await sample_client()
+
+        chunks = []
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run_sampler)
+            stream = await tunnel.open_tcp(network.demo.ipv4, 80)
+            request = f"GET /bytes/{args.size} HTTP/1.1\r\nHost: {network.demo.zone}\r\n"
+            await stream.send((request + "Connection: close\r\n\r\n").encode())
+            try:
+                while True:
+                    chunks.append(await stream.receive())
+            except anyio.EndOfStream:
+                pass
+            elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+            sampler.cancel()
         await stream.aclose()
         head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
         snap = tunnel.snapshot()
+        after = mixnet_counts()
         emit(
+            client_mixnet={name: after[name] - before[name] for name in counted},
+            # [s, estimated exit SURBs, real packets queued, of them SURBs for the exit]
+            client_trace=trace,
             status=int(head.split(b" ", 2)[1]) if head else 0,
             size_bytes=len(body),
             sha256=hashlib.sha256(body).hexdigest(),

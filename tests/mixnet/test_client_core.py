@@ -436,6 +436,61 @@ def test_surb_request_answer_comes_in_one_packet_messages() -> None:
     assert b.reply_surbs_available(tag) == 1 + 50
 
 
+PACED = CoreConfig(poisson=True, cover=False, poisson_cover=False)
+
+
+def _paced_answer_queued(seed: int) -> tuple[World, ClientCore, ClientCore, bytes]:
+    """A (Poisson-paced) holds its answer to B's request for 50 SURBs, nothing sent yet."""
+    net = build_simnet()
+    a, b = make_core(net, 0, seed, PACED), make_core(net, 1, seed + 1)
+    world = World(net, [a, b])
+    tag = _sender_tag(world, a, b, b"hi", 2)
+    b.request_reply_surbs(tag, 50, now=world.now)
+    for _ in range(3):  # B sends at once; A takes the request in
+        world.step()
+    assert a.stats.surb_requests_served == 1
+    return world, a, b, tag
+
+
+def _sent_in_order(world: World, a: ClientCore, b: ClientCore, tag: bytes) -> str:
+    """A's real packets as B sees them, one letter each: S (SURBs), D (data)."""
+    order = ""
+    surbs, received = b.reply_surbs_available(tag), 0
+    while a.queued:
+        world.now = max(world.now, a.poll_deadline() or world.now)
+        world.step()
+        now_surbs = b.reply_surbs_available(tag)
+        now_received = sum(isinstance(e, ReceivedMessage) for e in world.events[1])
+        order += "S" * (now_surbs > surbs) + "D" * (now_received > received)
+        surbs, received = now_surbs, now_received
+    return order
+
+
+def test_data_goes_ahead_of_a_queued_surb_answer() -> None:
+    """A message queued behind a 50-SURB answer leaves in the next slot, not 17 slots
+    later: the tunnel's TCP ACKs waited that long (0.3 s) in a shaped download."""
+    world, a, b, tag = _paced_answer_queued(44)
+    answer = a.queued
+    assert answer >= 50 // 8 and a.queued_ahead == 0  # wait_queue_empty does not wait
+    a.send_message(b.address, b"ack", now=world.now)
+    assert a.queued_ahead == 1
+    order = _sent_in_order(world, a, b, tag)
+    assert order.index("D") <= 1 and order.count("S") == answer
+    assert b.reply_surbs_available(tag) == 1 + 50
+
+
+def test_data_and_surb_answers_take_turns_while_both_wait() -> None:
+    """Neither starves the other: an upload filling every slot still lets the answer
+    out (the exit needs those SURBs for its ACKs), one slot in two."""
+    world, a, b, tag = _paced_answer_queued(46)
+    answer = a.queued
+    for i in range(5):
+        a.send_message(b.address, bytes([i]) * 10, now=world.now)
+    order = _sent_in_order(world, a, b, tag)
+    assert order[:10] in ("DSDSDSDSDS", "SDSDSDSDSD")
+    assert order.count("D") == 5 and order.count("S") == answer
+
+
 def test_automatic_surb_request_when_running_low() -> None:
     net = build_simnet()
     config = CoreConfig(

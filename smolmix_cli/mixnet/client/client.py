@@ -466,12 +466,13 @@ class MixnetClient:
         return self._core.queued
 
     async def wait_queue_empty(self) -> None:
-        """Until no real packet waits for its slot any more.
+        """Until no real packet waits for its slot any more, SURBs for peers apart
+        (they take turns with what is sent next, `ClientCore._bulk`).
 
         With Poisson pacing a sender that holds its data until then fills each slot
         with what is newest (the tunnel coalesces TCP ACKs that way) instead of
         queueing one message per packet behind the slots."""
-        while self._core.queued:
+        while self._core.queued_ahead:
             self._check_open()
             await self._sent.wait()
 

@@ -8,7 +8,9 @@ gateway pushes to `handle_push`, reads `poll_event()`, and sleeps until
 Traffic shape follows the Nym client (spec 2.10): with Poisson on, the main
 stream sends one packet per Exp(mean) interval, a real one when queued, else a
 cover packet (`poisson_cover`); a separate loop-cover stream (`cover`) adds cover
-packets every Exp(mean). Packets are built when their slot comes. Every real
+packets every Exp(mean). Packets are built when their slot comes. Answers to
+peers' SURB requests wait behind other real packets and take turns with them
+while both wait (`_bulk`). Every real
 fragment waits for its SURB-ACK; when none comes in `expected_rtt * 1.5 + 1.5 s`
 (spec 2.3), or once acks have been measured in `expected_rtt * 1.5 + max(floor,
 srtt + 4 rttvar)` of what the round trip takes beyond the mix delays (doubled per
@@ -314,6 +316,13 @@ class ClientCore:
         self.rng = rng if rng is not None else random.SystemRandom()
         self.stats = CoreStats()
         self._queue: deque[_Queued] = deque()
+        # Answers to peers' SURB requests wait here, behind `_queue`: with Poisson pacing
+        # an answer of 50 SURBs holds 17 slots, and a TCP ACK queued behind it waited up
+        # to 0.3 s, which a download paid every round trip (bench/interop.py --profile
+        # shaped). `_bulk_turn` makes the two take turns while both wait, so an upload
+        # (data in every slot) cannot starve the exit of SURBs for its replies either.
+        self._bulk: deque[_Queued] = deque()
+        self._bulk_turn = False
         self._pending: dict[FragmentId, _Pending] = {}
         self._messages: dict[int, _Message] = {}
         self._next_message_id = 1
@@ -442,7 +451,12 @@ class ClientCore:
         return len(store.surbs) if store is not None else 0
 
     def _enqueue_message(
-        self, fragments: list[Fragment], destination: _Destination, *, retransmit: bool = True
+        self,
+        fragments: list[Fragment],
+        destination: _Destination,
+        *,
+        retransmit: bool = True,
+        bulk: bool = False,
     ) -> int:
         message_id = self._next_message_id
         self._next_message_id += 1
@@ -460,7 +474,7 @@ class ClientCore:
             fid = fragment.fragment_id
             message.outstanding.add(fid)
             self._pending[fid] = _Pending(fragment, destination, message_id, retransmit=retransmit)
-            self._queue.append(_Queued(fid, prepared))
+            (self._bulk if bulk else self._queue).append(_Queued(fid, prepared))
         return message_id
 
     def _prepare(self, fragment: Fragment, destination: _Destination) -> PreparedFragment:
@@ -509,7 +523,7 @@ class ClientCore:
         if self.config.poisson:
             if now < self._next_slot:
                 return None
-            if not self._queue and not self.config.poisson_cover:
+            if not (self._queue or self._bulk or self.config.poisson_cover):
                 return None  # the slot passes unused; the next one is drawn when data comes
             self._next_slot = now + self._draw(self.config.message_sending_average_delay)
             packet = self._pop_real(now)
@@ -522,8 +536,20 @@ class ClientCore:
         return self.preparer.cover_packet(self._routes).mix_packet
 
     def _pop_real(self, now: float) -> MixPacket | None:
-        while self._queue:
-            item = self._queue.popleft()
+        bulk, queue = self._bulk, self._queue
+        if not bulk:
+            return self._pop_from(queue, now)
+        if self._bulk_turn or not queue:
+            packet = self._pop_from(bulk, now)
+            self._bulk_turn = False
+            return packet if packet is not None else self._pop_from(queue, now)
+        packet = self._pop_from(queue, now)
+        self._bulk_turn = True
+        return packet if packet is not None else self._pop_from(bulk, now)
+
+    def _pop_from(self, queue: deque[_Queued], now: float) -> MixPacket | None:
+        while queue:
+            item = queue.popleft()
             pending = self._pending.get(item.fragment_id)
             if pending is None:
                 continue  # acknowledged (or failed) while it waited
@@ -650,7 +676,7 @@ class ClientCore:
         candidates = [self._next_housekeeping]
         if self.config.cover:
             candidates.append(self._next_loop_cover)
-        if self._queue:
+        if self._queue or self._bulk:
             candidates.append(self._next_slot if self.config.poisson else float("-inf"))
         elif self.config.poisson and self.config.poisson_cover:
             candidates.append(self._next_slot)
@@ -664,7 +690,7 @@ class ClientCore:
         if self._suspended_at is not None:
             return
         if (
-            not self._queue
+            not (self._queue or self._bulk)
             and self.config.poisson
             and not self.config.poisson_cover
             and self._next_slot < now
@@ -889,10 +915,10 @@ class ClientCore:
             per_packet -= 1
             first = answer(surbs[:per_packet])
         self._surbs_per_packet = per_packet
-        self._enqueue_message(first, _ToRecipient(recipient))
+        self._enqueue_message(first, _ToRecipient(recipient), bulk=True)
         for start in range(per_packet, amount, per_packet):
             self._enqueue_message(
-                answer(surbs[start : start + per_packet]), _ToRecipient(recipient)
+                answer(surbs[start : start + per_packet]), _ToRecipient(recipient), bulk=True
             )
 
     def _deliver(self, received: ReceivedMessage) -> None:
@@ -906,6 +932,11 @@ class ClientCore:
 
     @property
     def queued(self) -> int:
+        return len(self._queue) + len(self._bulk)
+
+    @property
+    def queued_ahead(self) -> int:
+        """Real packets waiting that go before SURBs for peers (see `_bulk`)."""
         return len(self._queue)
 
     @property
