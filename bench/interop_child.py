@@ -9,11 +9,11 @@ the parent reads stdout and writes commands to stdin.
         line a counters snapshot of the entry gateway (Sphinx packets from and to
         its clients), of the exit (its IPR, NAT and mixnet client counters) and the
         mean per-hop delay the mix nodes forwarded since the last snapshot. Ends at EOF.
-    fetch --checkout C --network-file F --size N --mix-delay-ms 50
+    fetch --checkout C --network-file F --size N [--upload N] --mix-delay-ms 50
         boots a Tunnel with Poisson pacing and loop cover on, prints {"ready": ...},
-        waits for a stdin line, then GETs /bytes/N from the demo origin by address and
-        prints time, sha256, the CPU this process spent on the transfer, its mixnet
-        client's counters and a trace of its send queue every 0.1 s.
+        waits for a stdin line, then GETs /bytes/N (or PUTs N bytes to /upload) from the
+        demo origin by address and prints time, sha256, the CPU this process spent on
+        the transfer, its mixnet client's counters and its send queue every 0.1 s.
 """
 
 from __future__ import annotations
@@ -228,8 +228,13 @@ async def run_fetch(args: argparse.Namespace) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(run_sampler)
             stream = await tunnel.open_tcp(network.demo.ipv4, 80)
-            request = f"GET /bytes/{args.size} HTTP/1.1\r\nHost: {network.demo.zone}\r\n"
-            await stream.send((request + "Connection: close\r\n\r\n").encode())
+            host = f"Host: {network.demo.zone}\r\nConnection: close\r\n"
+            if args.upload:  # PUT that many bytes instead
+                body = bytes(range(256)) * (args.upload // 256 + 1)
+                head = f"PUT /upload HTTP/1.1\r\n{host}Content-Length: {args.upload}\r\n\r\n"
+                await stream.send(head.encode() + body[: args.upload])
+            else:
+                await stream.send(f"GET /bytes/{args.size} HTTP/1.1\r\n{host}\r\n".encode())
             try:
                 while True:
                     chunks.append(await stream.receive())
@@ -263,6 +268,7 @@ def main() -> None:
     parser.add_argument("--state")
     parser.add_argument("--network-file")
     parser.add_argument("--size", type=int, default=1 << 20)
+    parser.add_argument("--upload", type=int, default=0, help="fetch: PUT this many bytes")
     parser.add_argument("--mix-delay-ms", type=float, default=50.0)
     parser.add_argument("--sending-delay-ms", type=float, default=20.0)
     parser.add_argument("--options", default="{}", help="more TunnelOptions, as JSON")
