@@ -19,7 +19,9 @@ config-types defaults). Per 1 MiB transfer (sha256-checked): time and KB/s, the
 Sphinx packets each way at the entry gateway (up: from the client, real and cover;
 down: pushed to it, SURB-ACKs apart), the client's CPU (the smolmix process, or the
 driver with chromium and the wasm worker) and the mean per-hop delay the mix nodes saw.
-Reps of today and now are interleaved. Prints JSON lines. Run from the repo root:
+Reps of today and now are interleaved. `--size N` GETs N bytes instead (a small N
+times the first byte: connect, request, answer), `--upload` PUTs them to the origin
+(smolmix only in both cases). Prints JSON lines. Run from the repo root:
     .venv/bin/python bench/interop.py [--reps 3] [--smolmix-cmd 'python -m smolmix_cli']
     .venv/bin/python bench/interop.py --profile shaped --reps 3 --base /tmp/base-shaped
 Needs tests/interop/setup.sh (chromium, node_modules) and a smolmix with `fetch`.
@@ -130,6 +132,12 @@ async def main() -> None:
     parser.add_argument("--mix-delay-ms", type=float, default=50.0, help="shaped: per hop")
     parser.add_argument("--sending-delay-ms", type=float, default=20.0, help="shaped: Poisson")
     parser.add_argument("--no-official", action="store_true", help="shaped: smolmix only")
+    parser.add_argument(
+        "--size", type=int, default=BIG, help="shaped: bytes per GET (not 1 MiB: smolmix only)"
+    )
+    parser.add_argument(
+        "--upload", action="store_true", help="shaped: PUT --size bytes instead (smolmix only)"
+    )
     parser.add_argument(
         "--variant",
         action="append",
@@ -300,7 +308,9 @@ def transfer_row(client: str, rep: int, time_s: float, ok: bool, **fields: Any) 
         "rep": rep,
         "ok": ok,
         "time_s": round(time_s, 3),
-        "kb_per_s": round(BIG / 1000 / time_s, 1) if ok and time_s > 0 else None,
+        "kb_per_s": round(fields.get("size", BIG) / 1000 / time_s, 1)
+        if ok and time_s > 0
+        else None,
         **fields,
     }
 
@@ -374,7 +384,9 @@ async def smolmix_shaped(
         "--network-file",
         str(network_file),
         "--size",
-        str(BIG),
+        str(args.size),
+        "--upload",
+        str(args.size if args.upload else 0),
         "--mix-delay-ms",
         str(args.mix_delay_ms),
         "--sending-delay-ms",
@@ -392,12 +404,17 @@ async def smolmix_shaped(
         after = await network_child.ask()
     finally:
         await fetch.aclose()
-    ok = result["status"] == 200 and result["sha256"] == bytes_sha256(BIG)
+    if args.upload:
+        ok = result["status"] == 200 and result.get("upload_ok") is True
+    else:
+        ok = result["status"] == 200 and result["sha256"] == bytes_sha256(args.size)
     row = transfer_row(
         client,
         rep,
         result["time_s"],
         ok,
+        size=args.size,
+        upload=args.upload,
         cpu_s=result["cpu_s"],
         **traffic(before, after),
         messages_up=result.get("messages_up"),
@@ -442,7 +459,7 @@ async def shaped(args: argparse.Namespace) -> None:
                 )
                 with anyio.fail_after(60):
                     networks[client] = (child, Path((await child.line())["network_file"]))
-            if not args.no_official:
+            if not (args.no_official or args.upload or args.size != BIG):
                 child, network_file = networks["now"]
                 rows += await official_shaped(child, network_file, work, args.reps)
             for rep in range(args.reps):
@@ -491,7 +508,7 @@ def shaped_summary(rows: list[dict[str, Any]], args: argparse.Namespace) -> None
             mean_hop_delay_ms=med("mean_hop_delay_ms"),
         )
     now = medians.get("now")
-    if now is not None:
+    if now is not None and not args.upload and args.size == BIG:  # the target's transfer
         emit(
             name="shaped_ratios",
             now_over_today=round(now / medians["today"], 2) if "today" in medians else None,

@@ -229,10 +229,10 @@ async def run_fetch(args: argparse.Namespace) -> None:
             tg.start_soon(run_sampler)
             stream = await tunnel.open_tcp(network.demo.ipv4, 80)
             host = f"Host: {network.demo.zone}\r\nConnection: close\r\n"
+            sent = (bytes(range(256)) * (args.upload // 256 + 1))[: args.upload]
             if args.upload:  # PUT that many bytes instead
-                body = bytes(range(256)) * (args.upload // 256 + 1)
                 head = f"PUT /upload HTTP/1.1\r\n{host}Content-Length: {args.upload}\r\n\r\n"
-                await stream.send(head.encode() + body[: args.upload])
+                await stream.send(head.encode() + sent)
             else:
                 await stream.send(f"GET /bytes/{args.size} HTTP/1.1\r\n{host}\r\n".encode())
             try:
@@ -253,6 +253,8 @@ async def run_fetch(args: argparse.Namespace) -> None:
             status=int(head.split(b" ", 2)[1]) if head else 0,
             size_bytes=len(body),
             sha256=hashlib.sha256(body).hexdigest(),
+            # a PUT: the origin's digest of what it received is the one we sent
+            upload_ok=bool(args.upload) and hashlib.sha256(sent).hexdigest() in body.decode(),
             time_s=round(elapsed, 3),
             cpu_s=round(cpu, 3),
             messages_up=getattr(snap, "messages_up", None),
