@@ -73,14 +73,13 @@ def _environment(environ: Mapping[str, str]) -> dict[str, str]:
     if COMPLETION_VARIABLE in environ:
         raise _Refused
     found: dict[str, str] = {}
-    for field, spec in option_fields():
-        for spelling in spec.spellings:
-            value = environ.get(spelling.variable)
-            if not value:
-                continue
-            if spelling.is_flag or spelling.multiple:
-                raise _Refused
-            found[spelling.param(field.name)] = value
+    for param, spelling, _ in _GLOBAL.values():
+        value = environ.get(spelling.variable)
+        if not value:
+            continue
+        if spelling.is_flag or spelling.multiple:
+            raise _Refused
+        found[param] = value
     chosen = found.get("config")
     if chosen is not None:
         try:
@@ -118,14 +117,18 @@ def _without_configs(kw: dict[str, Any]) -> dict[str, Any]:
 
 # -- the group's options -------------------------------------------------------------------
 
+# Every spelling of a global option: its name -> (click's parameter, the spelling, the
+# field's default), read once for the environment and the command line alike.
+_GLOBAL: dict[str, tuple[str, Spelling, object]] = {
+    spelling.name: (spelling.param(field.name), spelling, field.default)
+    for field, spec in option_fields()
+    for spelling in spec.spellings
+}
+
 
 def _globals(argv: list[str], environment: dict[str, str]) -> tuple[GlobalOptions, list[str]]:
     """The global options before `fetch` (click: no positional before the command), over
     the values `environment` gives."""
-    spellings: dict[str, tuple[str, Spelling, object]] = {}
-    for field, spec in option_fields():
-        for spelling in spec.spellings:
-            spellings[spelling.name] = (spelling.param(field.name), spelling, field.default)
     raw: dict[str, list[str]] = {}
     flags: set[str] = set()
     args = list(argv)
@@ -136,16 +139,16 @@ def _globals(argv: list[str], environment: dict[str, str]) -> tuple[GlobalOption
         if not arg.startswith("--") or arg == "--":
             raise _Refused  # another command, a short option (-h, -V), or `--`
         name, eq, explicit = arg.partition("=")
-        if name not in spellings:
+        if name not in _GLOBAL:
             raise _Refused
         if name in ("--config", "--no-config"):
             raise _Refused  # which file gives the defaults is click's to work out
-        param, spelling, _ = spellings[name]
+        param, spelling, _ = _GLOBAL[name]
         _record(param, spelling.is_flag, explicit if eq else None, args, flags, raw)
     else:
         raise _Refused  # no command
     params: dict[str, Any] = {}
-    for param, spelling, field_default in spellings.values():
+    for param, spelling, field_default in _GLOBAL.values():
         if spelling.is_flag:
             params[param] = param in flags
         elif spelling.multiple:
