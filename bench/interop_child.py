@@ -218,15 +218,9 @@ async def run_fetch(args: argparse.Namespace) -> None:
                 await anyio.sleep(0.1)
 
         cpu0, t0 = time.process_time(), time.perf_counter()
-        sampler = anyio.CancelScope()
-
-        async def run_sampler() -> None:
-            with sampler:
-                await sample_client()
-
         chunks = []
         async with anyio.create_task_group() as tg:
-            tg.start_soon(run_sampler)
+            tg.start_soon(sample_client)
             stream = await tunnel.open_tcp(network.demo.ipv4, 80)
             host = f"Host: {network.demo.zone}\r\nConnection: close\r\n"
             sent = (bytes(range(256)) * (args.upload // 256 + 1))[: args.upload]
@@ -241,7 +235,7 @@ async def run_fetch(args: argparse.Namespace) -> None:
             except anyio.EndOfStream:
                 pass
             elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-            sampler.cancel()
+            tg.cancel_scope.cancel()  # the sampler
         await stream.aclose()
         head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
         snap = tunnel.snapshot()
